@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs, only if missing, the Debian packages that shoal's build, tests and demo need.
+# Idempotent and quiet when everything is present. Usage: scripts/install-deps.sh [--fuzz] [--bench]
+set -euo pipefail
+
+pkgs=(
+    build-essential cmake pkg-config   # the build
+    libuv1-dev                         # event loop (core, http)
+    libcmocka-dev                      # unit tests
+    curl nodejs                        # integration tests; llhttp differential test
+    python3                            # integration test drivers
+)
+for arg in "$@"; do
+    case "$arg" in
+    --fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
+    --bench) pkgs+=(wrk) ;;
+    *) echo "install-deps.sh: unknown option '$arg' (expected --fuzz or --bench)" >&2; exit 2 ;;
+    esac
+done
+
+missing=()
+for p in "${pkgs[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq >/dev/null
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

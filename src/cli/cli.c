@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: MIT */
+/* cli.c: the subcommand table, help, and dispatch. Each command lives in its own file
+ * (cli/cmd_<name>.c) and is declared in cli_int.h. */
+#include "cli/cli.h"
+#include "cli/cli_int.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The one table of subcommands (style.md B12). Hidden commands are left out of the list. */
+static const struct cli_command commands[] = {
+    {"version", cli_cmd_version, "print the version", "shoal version [--json]",
+     "Prints shoal's version. --json prints {\"version\": ..., \"build\": ...}.\n"},
+    {"help", cli_cmd_help, "show help for a command", "shoal help [COMMAND]",
+     "Shows the list of commands, or the full help of one.\n"},
+    {"echo", cli_cmd_echo, "run an HTTP echo server (a test upstream)",
+     "shoal echo [--listen ADDR] [--name NAME] [--delay DURATION] [--workers N]",
+     "Runs a small HTTP server that answers every request with a JSON description of it\n"
+     "(method, target, headers, body size), or with the body itself for POST/PUT to /echo.\n"
+     "Useful as an upstream for the gateway, the examples and the benchmarks.\n\n"
+     "  --listen ADDR       address to listen on (default 127.0.0.1:8081; a port alone works)\n"
+     "  --name NAME         name reported in the X-Served-By header (default: echo)\n"
+     "  --delay DURATION    wait this long before answering (e.g. 250ms)\n"
+     "  --status CODE       answer with this status (default 200)\n"
+     "  --log-level LEVEL   debug, info, warn, error (default info)\n"},
+    {"fetch", cli_cmd_fetch, "make an HTTP request and print the response",
+     "shoal fetch [-X METHOD] [-H 'Name: value']... [-d DATA | -T FILE] [-i] [-n COUNT] URL",
+     "Sends an HTTP/1.1 request with shoal's own client and prints the response body.\n\n"
+     "  -X METHOD    request method (default GET, or POST with -d/-T)\n"
+     "  -H FIELD     add a header field, 'Name: value' (repeatable)\n"
+     "  -d DATA      send DATA as the body\n"
+     "  -T FILE      stream FILE as the body ('-' for stdin)\n"
+     "  -i           print the status line and headers too\n"
+     "  -n COUNT     send the request COUNT times over the pooled connection\n"
+     "  --timeout D  give up after D (default 30s)\n"
+     "Exit status: 0 for a 2xx/3xx answer, 1 for 4xx/5xx or a transport error, 2 for usage.\n"},
+};
+
+const struct cli_command *cli__find(const char *name)
+{
+    for (size_t i = 0; i < SH_ARRAY_LEN(commands); i++) {
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    }
+    return NULL;
+}
+
+static void print_usage(FILE *out)
+{
+    fprintf(out, "shoal %s: one binary for a microservice platform\n\n", SHOAL_VERSION);
+    fprintf(out, "Usage: shoal COMMAND [OPTIONS]\n\nCommands:\n");
+    for (size_t i = 0; i < SH_ARRAY_LEN(commands); i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nRun 'shoal help COMMAND' or 'shoal COMMAND --help' for a command's options.\n");
+}
+
+void cli__print_help(const struct cli_command *c, FILE *out)
+{
+    fprintf(out, "Usage: %s\n\n%s", c->usage, c->help);
+}
+
+int cli__usage_error(const struct cli_command *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "shoal %s: ", c->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nUsage: %s\n", c->usage);
+    return 2;
+}
+
+bool cli__wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+        if (strcmp(argv[i], "--") == 0)
+            break;
+    }
+    return false;
+}
+
+int cli_cmd_help(int argc, char **argv)
+{
+    const struct cli_command *c;
+
+    if (argc < 2) {
+        print_usage(stdout);
+        return 0;
+    }
+    c = cli__find(argv[1]);
+    if (!c) {
+        fprintf(stderr, "shoal help: unknown command '%s'\n", argv[1]);
+        print_usage(stderr);
+        return 2;
+    }
+    cli__print_help(c, stdout);
+    return 0;
+}
+
+int cli_cmd_version(int argc, char **argv)
+{
+    bool json = false;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else
+            return cli__usage_error(cli__find("version"), "unknown option '%s'", argv[i]);
+    }
+    if (json)
+        printf("{\"version\":\"%s\",\"build\":\"%s %s\"}\n", SHOAL_VERSION, __DATE__, __TIME__);
+    else
+        printf("shoal %s\n", SHOAL_VERSION);
+    return 0;
+}
+
+int cli_main(int argc, char **argv)
+{
+    const struct cli_command *c;
+
+    sh_log_setup(SH_INFO, SH_LOG_AUTO, 2);
+    if (argc < 2) {
+        print_usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        print_usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0)
+        return cli_cmd_version(1, argv + 1);
+    c = cli__find(argv[1]);
+    if (!c) {
+        fprintf(stderr, "shoal: unknown command '%s'\n\n", argv[1]);
+        print_usage(stderr);
+        return 2;
+    }
+    if (cli__wants_help(argc - 1, argv + 1)) {
+        cli__print_help(c, stdout);
+        return 0;
+    }
+    return c->run(argc - 1, argv + 1);
+}
+
+/* Temporary until the echo and fetch files land. */
+int cli_cmd_echo(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return 1;
+}
+int cli_cmd_fetch(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return 1;
+}

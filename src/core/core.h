@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: MIT */
+/* core.h: allocation, errors, byte slices and buffers, arenas, time, logging and
+ * snapshot publishing. Every other component stands on this header; it imports nothing of ours.
+ * Prefixes: sh_, SH_, slice_, buf_, arena_, snap_, LF_.
+ * Threads: everything here may be called from any thread unless a section says otherwise;
+ * value types (slice, buf, arena) are not synchronised and belong to one thread at a time. */
+#ifndef SHOAL_CORE_H
+#define SHOAL_CORE_H
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SH_MUST_CHECK __attribute__((warn_unused_result))
+#define SH_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#define SH_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define SH_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define SH_MAX(a, b) ((a) > (b) ? (a) : (b))
+/* Defensive branches that tests must never reach (SQLite's ALWAYS/NEVER). */
+#define SH_ALWAYS(x) (__builtin_expect(!!(x), 1))
+#define SH_NEVER(x) (__builtin_expect(!!(x), 0))
+
+/* ------------------------------------------------------------------------------------------
+ * Errors: negative codes, one X-macro table (libuv style). Append-only.
+ * ------------------------------------------------------------------------------------------ */
+#define SH_ERRNO_MAP(XX)                                                                       \
+    XX(ENOMEM, -ENOMEM, "out of memory")                                                       \
+    XX(EINVAL, -EINVAL, "invalid argument")                                                    \
+    XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                                     \
+    XX(ECONNRESET, -ECONNRESET, "connection reset by peer")                                    \
+    XX(ECONNREFUSED, -ECONNREFUSED, "connection refused")                                      \
+    XX(EPIPE, -EPIPE, "broken pipe")                                                           \
+    XX(ECANCELED, -ECANCELED, "operation canceled")                                            \
+    XX(ENOENT, -ENOENT, "no such entry")                                                       \
+    XX(EEXIST, -EEXIST, "entry already exists")                                                \
+    XX(EBUSY, -EBUSY, "resource busy")                                                         \
+    XX(ETOOBIG, -4000, "value exceeds its configured limit")                                   \
+    XX(EPARSE, -4001, "malformed input")                                                       \
+    XX(ENOTSUP, -4002, "not supported")                                                        \
+    XX(EEOF, -4003, "unexpected end of input")                                                 \
+    XX(ECLOSED, -4004, "connection closed")                                                    \
+    XX(ESHUTDOWN, -4005, "shutting down")                                                      \
+    XX(ELIMIT, -4006, "concurrency limit reached")
+
+enum sh_err {
+#define XX(name, value, msg) SH_##name = (value),
+    SH_ERRNO_MAP(XX)
+#undef XX
+};
+
+/* Never NULL; codes outside the table fall back to strerror(-err). */
+const char *sh_strerror(int err);
+/* "SH_ENOMEM", for logs and tests; "SH_E?" for codes outside the table. */
+const char *sh_errname(int err);
+
+/* Where and what for a parse error: a parser fills it, the caller prints it.
+ * where: "file:line:column", a JSON field, a header name. Both always NUL-terminated. */
+struct sh_diag {
+    char where[96];
+    char what[160];
+};
+void sh_diag_set(struct sh_diag *d, const char *where, const char *fmt, ...) SH_PRINTF(3, 4);
+
+/* ------------------------------------------------------------------------------------------
+ * Allocation. Everything allocates through these so tests can count live blocks and fail
+ * the Nth allocation (curl's torture mode). sh_free(NULL) is a no-op.
+ * ------------------------------------------------------------------------------------------ */
+void *sh_malloc(size_t n);
+void *sh_calloc(size_t count, size_t size);
+void *sh_realloc(void *p, size_t n); /* on failure p is untouched and NULL is returned */
+void sh_free(void *p);
+char *sh_strndup(const char *s, size_t n); /* always NUL-terminated; caller frees */
+char *sh_strdup(const char *s);
+
+/* Live blocks allocated through sh_* across the process (tests assert 0 at teardown). */
+long sh_alloc_live(void);
+/* Test hook: allocation number n from now (1-based) and every later one fail; 0 disables. */
+void sh_alloc_fail_after(long n);
+/* Allocations attempted since the last sh_alloc_fail_after() call. */
+long sh_alloc_count(void);
+
+/* ------------------------------------------------------------------------------------------
+ * Slices: borrowed views of bytes. Never own; valid while what they point into is.
+ * Not NUL-terminated: print with "%.*s", (int)s.len, s.ptr.
+ * ------------------------------------------------------------------------------------------ */
+struct slice {
+    const char *ptr;
+    size_t len;
+};
+#define SLICE(lit) ((struct slice){.ptr = lit "", .len = sizeof(lit "") - 1})
+#define SLICE_NULL ((struct slice){.ptr = NULL, .len = 0})
+
+struct slice slice_from_cstr(const char *s);
+bool slice_eq(struct slice a, struct slice b);
+bool slice_eq_nocase(struct slice a, struct slice b); /* ASCII case-insensitive */
+bool slice_starts_with(struct slice s, struct slice prefix);
+struct slice slice_trim(struct slice s); /* drops leading and trailing SP and HTAB */
+/* Splits at the first <sep>: *head gets the part before, the return value the part after
+ * (SLICE_NULL with ptr == NULL when <sep> is absent, in which case *head is all of s). */
+struct slice slice_split(struct slice s, char sep, struct slice *head);
+/* Decimal digits only, no sign, no spaces; 0 or SH_EPARSE (empty, non-digit) or SH_ETOOBIG. */
+SH_MUST_CHECK int slice_to_u64(struct slice s, uint64_t *out);
+
+/* ------------------------------------------------------------------------------------------
+ * Buffers: owned, growable, capped bytes. data[len] == '\0' whenever data != NULL.
+ * len never exceeds max (0 = SIZE_MAX); an append past max fails with SH_ETOOBIG and
+ * leaves the contents untouched. The first error sticks in err: later appends do nothing
+ * and return it, so a long renderer may check once. A zeroed struct is a valid empty buffer.
+ * ------------------------------------------------------------------------------------------ */
+struct buf {
+    char *data;
+    size_t len, cap, max;
+    int err;
+};
+#define BUF_INIT(limit) ((struct buf){.max = (limit)})
+
+int buf_append(struct buf *b, const void *p, size_t n);
+int buf_appends(struct buf *b, struct slice s);
+int buf_appendc(struct buf *b, char c);
+int buf_appendf(struct buf *b, const char *fmt, ...) SH_PRINTF(2, 3);
+int buf_vappendf(struct buf *b, const char *fmt, va_list ap) SH_PRINTF(2, 0);
+/* Appends s as a JSON string body (no quotes), escaping quotes, backslash and controls. */
+int buf_append_json_str(struct buf *b, struct slice s);
+/* Makes room for n more bytes without changing len; 0 or SH_E*. */
+int buf_reserve(struct buf *b, size_t n);
+/* Drops the first n bytes (n <= len), moving the rest to the front. */
+void buf_consume(struct buf *b, size_t n);
+struct slice buf_slice(const struct buf *b);
+char *buf_detach(struct buf *b, size_t *len); /* caller frees with sh_free; b is reset */
+void buf_reset(struct buf *b);                /* keeps capacity, clears err */
+void buf_release(struct buf *b);              /* frees; idempotent */
+
+/* ------------------------------------------------------------------------------------------
+ * Arena: bump allocation for request-scoped memory, freed with one call. Blocks grow from
+ * <block_bytes>; the total is capped by <max_bytes> (0 = unlimited). Nothing that outlives
+ * the arena may point into it. A zeroed arena after arena_init() costs no allocation.
+ * ------------------------------------------------------------------------------------------ */
+struct arena_block;
+struct arena {
+    struct arena_block *head; /* private */
+    size_t block_bytes, max_bytes;
+    size_t used_bytes; /* read-only: bytes handed out plus block overhead */
+};
+void arena_init(struct arena *a, size_t block_bytes, size_t max_bytes);
+/* 16-byte aligned, uninitialised; NULL when out of memory or over max_bytes. */
+void *arena_alloc(struct arena *a, size_t n);
+char *arena_strndup(struct arena *a, const char *s, size_t n);
+/* Frees every block but the first, which is kept for reuse by the next request. */
+void arena_reset(struct arena *a);
+void arena_release(struct arena *a); /* frees everything; idempotent */
+
+/* ------------------------------------------------------------------------------------------
+ * Time: monotonic clocks and the textual forms users write.
+ * ------------------------------------------------------------------------------------------ */
+uint64_t sh_now_ms(void); /* monotonic */
+uint64_t sh_now_us(void); /* monotonic */
+uint64_t sh_wall_ms(void); /* wall clock, ms since the Unix epoch */
+
+/* Parses "250ms", "2s", "1m", "1h", "1500us", "1m30s" (units required, no sign, no spaces)
+ * into milliseconds (microsecond values round up to 1 ms when non-zero).
+ * Returns 0, SH_EPARSE or SH_ETOOBIG, and on error fills d->what (d may be NULL). */
+SH_MUST_CHECK int sh_parse_duration_ms(struct slice s, uint64_t *out_ms, struct sh_diag *d);
+/* Parses "512", "512B", "64KiB", "10MiB", "1GiB", "1KB" (KB/MB/GB are decimal) into bytes. */
+SH_MUST_CHECK int sh_parse_size(struct slice s, uint64_t *out_bytes, struct sh_diag *d);
+/* Writes "1m30s"-style text for ms into out (at least 32 bytes); returns out. */
+char *sh_format_duration(uint64_t ms, char *out, size_t out_len);
+
+/* ------------------------------------------------------------------------------------------
+ * Logging: leveled, structured. A record is a constant message plus typed fields; it prints as
+ * "LEVEL comp: msg key=value ..." on a TTY and as one JSON line otherwise. SH_LOG tests the
+ * level before evaluating any argument. Each record is one write(2) of one line.
+ * Configure once at start (sh_log_setup), before other threads start.
+ * ------------------------------------------------------------------------------------------ */
+enum sh_log_level { SH_DEBUG = 0, SH_INFO = 1, SH_WARN = 2, SH_ERROR = 3, SH_OFF = 4 };
+enum sh_log_format { SH_LOG_AUTO = 0, SH_LOG_TEXT = 1, SH_LOG_JSON = 2 };
+
+enum log_field_type { LF_T_STR, LF_T_INT, LF_T_UINT, LF_T_ERR, LF_T_DBL };
+struct log_field {
+    const char *key;
+    enum log_field_type type;
+    union {
+        struct slice s;
+        int64_t i;
+        uint64_t u;
+        double d;
+    } v;
+};
+#define LF_STR(k, str) ((struct log_field){.key = (k), .type = LF_T_STR, .v.s = slice_from_cstr(str)})
+#define LF_SLICE(k, sl) ((struct log_field){.key = (k), .type = LF_T_STR, .v.s = (sl)})
+#define LF_INT(k, n) ((struct log_field){.key = (k), .type = LF_T_INT, .v.i = (int64_t)(n)})
+#define LF_UINT(k, n) ((struct log_field){.key = (k), .type = LF_T_UINT, .v.u = (uint64_t)(n)})
+#define LF_DBL(k, n) ((struct log_field){.key = (k), .type = LF_T_DBL, .v.d = (double)(n)})
+#define LF_ERR(k, rc) ((struct log_field){.key = (k), .type = LF_T_ERR, .v.i = (int64_t)(rc)})
+
+extern int sh_log_min_level; /* read-only after sh_log_setup */
+
+/* fd: where records go (2 for stderr). AUTO picks TEXT when fd is a TTY, else JSON. */
+void sh_log_setup(enum sh_log_level min, enum sh_log_format fmt, int fd);
+/* Parses "debug", "info", "warn", "error", "off"; -1 when unknown. */
+int sh_log_level_parse(struct slice s);
+void sh_log_write(enum sh_log_level lvl, const char *comp, const char *msg,
+                  const struct log_field *fields, size_t count);
+
+#define SH_LOG(lvl, comp, msg, ...)                                                             \
+    do {                                                                                        \
+        if ((int)(lvl) >= sh_log_min_level) {                                                   \
+            const struct log_field sh_lf_[] = {{.key = NULL}, ##__VA_ARGS__};                   \
+            sh_log_write((lvl), (comp), (msg), sh_lf_ + 1, SH_ARRAY_LEN(sh_lf_) - 1);            \
+        }                                                                                       \
+    } while (0)
+
+/* ------------------------------------------------------------------------------------------
+ * Snapshot publishing (design.md): the control thread publishes immutable objects through an
+ * atomic pointer; worker threads read them without locks; an object is freed only when no
+ * reader can reach it any more.
+ *
+ * Readers take a counted reference inside a short epoch-protected window, so a reader may
+ * keep a snapshot across callbacks (an in-flight request keeps the config it started with).
+ * Retired snapshots are freed by snap_domain_collect() on the publishing thread once their
+ * count is zero and every registered reader has left the window it might have found them in.
+ *
+ * Threads: snap_publish, snap_domain_collect, snap_reader_register and snap_domain_free on one
+ * publisher thread. snap_acquire/snap_release/snap_version on the reader's own thread
+ * (each struct snap_reader belongs to one thread). snap_release may run on any thread.
+ * ------------------------------------------------------------------------------------------ */
+typedef void snap_free_fn(void *obj, void *data);
+
+struct snap_domain; /* opaque */
+struct snap_reader; /* opaque; one per reading thread */
+
+/* One published object. obj and version are read-only for readers; the rest is private. */
+struct snap {
+    void *obj;
+    uint64_t version; /* 1 for the first publish, then 2, 3, ... */
+    _Atomic long refs;
+    uint64_t retire_epoch;
+    struct snap *next_retired;
+};
+
+/* Publishes nothing yet (snap_acquire returns NULL until the first snap_publish).
+ * free_fn(obj, data) frees an object once it is unreachable. */
+SH_MUST_CHECK int snap_domain_new(snap_free_fn *free_fn, void *data, struct snap_domain **out);
+/* Frees the current object and every retired one. Readers must have stopped and released. */
+void snap_domain_free(struct snap_domain *dom);
+/* Registers a reader (at most 256 per domain). 0, SH_ENOMEM or SH_ELIMIT. The reader lives
+ * as long as the domain. */
+SH_MUST_CHECK int snap_reader_register(struct snap_domain *dom, struct snap_reader **out);
+
+/* Makes obj (owned by the domain from now on) the current snapshot, retires the previous one
+ * and collects what can be freed. obj may be NULL. 0 or SH_ENOMEM (then obj is not taken). */
+SH_MUST_CHECK int snap_publish(struct snap_domain *dom, void *obj);
+/* Frees retired snapshots nobody can reach; returns how many remain retired. */
+size_t snap_domain_collect(struct snap_domain *dom);
+/* The number of publishes so far: one relaxed atomic load, for "has it changed since I last
+ * looked" checks between requests. */
+uint64_t snap_version(const struct snap_domain *dom);
+
+/* Returns the current snapshot with a reference the caller gives back with snap_release, or
+ * NULL when nothing (or NULL) is published. Lock-free. */
+struct snap *snap_acquire(struct snap_reader *r);
+/* Gives back a reference taken by snap_acquire. NULL is a no-op. Any thread. */
+void snap_release(struct snap *s);
+
+#endif

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/* err.c: the error table's messages and names, and parse diagnostics. */
+#include "core/core.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const char *sh_strerror(int err)
+{
+    switch (err) {
+#define XX(name, value, msg)                                                                   \
+    case SH_##name:                                                                            \
+        return msg;
+        SH_ERRNO_MAP(XX)
+#undef XX
+    default:
+        return err < 0 ? strerror(-err) : "success";
+    }
+}
+
+const char *sh_errname(int err)
+{
+    switch (err) {
+#define XX(name, value, msg)                                                                   \
+    case SH_##name:                                                                            \
+        return "SH_" #name;
+        SH_ERRNO_MAP(XX)
+#undef XX
+    default:
+        return err == 0 ? "OK" : "SH_E?";
+    }
+}
+
+void sh_diag_set(struct sh_diag *d, const char *where, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!d)
+        return;
+    snprintf(d->where, sizeof(d->where), "%s", where ? where : "");
+    va_start(ap, fmt);
+    vsnprintf(d->what, sizeof(d->what), fmt, ap);
+    va_end(ap);
+}
