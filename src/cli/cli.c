@@ -15,9 +15,10 @@ static const struct cli_command commands[] = {
     {"help", cli_cmd_help, "show help for a command", "shoal help [COMMAND]",
      "Shows the list of commands, or the full help of one.\n"},
     {"echo", cli_cmd_echo, "run an HTTP echo server (a test upstream)",
-     "shoal echo [--listen ADDR] [--name NAME] [--delay DURATION] [--workers N]",
+     "shoal echo [--listen ADDR] [--name NAME] [--delay DURATION] [--status CODE]",
      "Runs a small HTTP server that answers every request with a JSON description of it\n"
-     "(method, target, headers, body size), or with the body itself for POST/PUT to /echo.\n"
+     "(method, target, headers, body size), streams the body back for POST/PUT to /echo,\n"
+     "and answers GET /health. SIGINT/SIGTERM stop it gracefully (in-flight requests finish).\n"
      "Useful as an upstream for the gateway, the examples and the benchmarks.\n\n"
      "  --listen ADDR       address to listen on (default 127.0.0.1:8081; a port alone works)\n"
      "  --name NAME         name reported in the X-Served-By header (default: echo)\n"
@@ -33,6 +34,7 @@ static const struct cli_command commands[] = {
      "  -T FILE      stream FILE as the body ('-' for stdin)\n"
      "  -i           print the status line and headers too\n"
      "  -n COUNT     send the request COUNT times over the pooled connection\n"
+     "  --stats      print the client's connection statistics as JSON on stderr\n"
      "  --timeout D  give up after D (default 30s)\n"
      "Exit status: 0 for a 2xx/3xx answer, 1 for 4xx/5xx or a transport error, 2 for usage.\n"},
 };
@@ -146,16 +148,3 @@ int cli_main(int argc, char **argv)
     return c->run(argc - 1, argv + 1);
 }
 
-/* Temporary until the echo and fetch files land. */
-int cli_cmd_echo(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    return 1;
-}
-int cli_cmd_fetch(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    return 1;
-}

@@ -204,11 +204,15 @@ int sh_log_level_parse(struct slice s);
 void sh_log_write(enum sh_log_level lvl, const char *comp, const char *msg,
                   const struct log_field *fields, size_t count);
 
-#define SH_LOG(lvl, comp, msg, ...)                                                             \
+/* The message is the first variadic argument, so a record may have no field:
+ * SH_LOG(SH_INFO, "cli", "stopped"). A sentinel ends the field array. */
+#define SH__LF_END ((struct log_field){.key = NULL})
+#define SH_LOG(lvl, comp, ...) SH__LOG((lvl), (comp), __VA_ARGS__, SH__LF_END)
+#define SH__LOG(lvl, comp, msg, ...)                                                            \
     do {                                                                                        \
         if ((int)(lvl) >= sh_log_min_level) {                                                   \
-            const struct log_field sh_lf_[] = {{.key = NULL}, ##__VA_ARGS__};                   \
-            sh_log_write((lvl), (comp), (msg), sh_lf_ + 1, SH_ARRAY_LEN(sh_lf_) - 1);            \
+            const struct log_field sh_lf_[] = {__VA_ARGS__};                                    \
+            sh_log_write((lvl), (comp), (msg), sh_lf_, SH_ARRAY_LEN(sh_lf_) - 1);               \
         }                                                                                       \
     } while (0)
 

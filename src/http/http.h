@@ -208,6 +208,9 @@ int http_parser_finish(struct http_parser *p);
 /* For response parsers: the method of the request this response answers (HEAD responses have
  * no body; a 2xx to CONNECT starts a tunnel). Set before feeding each response. */
 void http_parser_set_request_method(struct http_parser *p, enum http_method m);
+/* Bytes of an incomplete head the parser has consumed and still refers to (0 outside a head):
+ * the caller must keep these many bytes before its next input, contiguous. */
+size_t http_parser_head_pending(const struct http_parser *p);
 /* True when no byte of a next message has been consumed since the last HTTP_DONE. */
 bool http_parser_is_idle(const struct http_parser *p);
 
@@ -215,5 +218,220 @@ bool http_parser_is_idle(const struct http_parser *p);
 enum http_method http_method_from(struct slice s);
 /* Standard reason phrase for a status ("Not Found"), "" when unknown. */
 const char *http_reason(int status);
+
+/* ==========================================================================================
+ * Serialisation helpers (write.c)
+ * ========================================================================================== */
+
+/* A header field to send. */
+struct http_out_field {
+    struct slice name, value;
+};
+
+/* Whether a field is hop-by-hop (RFC 9110 7.6.1): Connection, Keep-Alive, Proxy-Connection,
+ * TE, Transfer-Encoding, Upgrade, Trailer, Proxy-Authenticate, Proxy-Authorization — or
+ * listed by name in the message's Connection field. A proxy drops these when forwarding. */
+bool http_is_hop_by_hop(const struct http_head *h, struct slice name);
+/* Appends "HTTP/1.1 <status> <reason>\r\n" and the fields, without the final empty line. */
+int http_write_status_line(struct buf *out, int status, const char *reason);
+int http_write_field(struct buf *out, struct slice name, struct slice value);
+/* Appends one chunk of the chunked coding ("<hex>\r\n<data>\r\n"); n == 0 writes nothing. */
+int http_write_chunk(struct buf *out, const void *p, size_t n);
+/* "Sun, 06 Nov 1994 08:49:37 GMT" for now, cached per second; valid until the next call. */
+const char *http_date_now(void);
+
+/* ==========================================================================================
+ * Server (server.c, conn.c)
+ *
+ * One http_server per loop. Each listens on its own SO_REUSEPORT socket, so N workers with N
+ * loops share one port with no lock. A connection carries one exchange at a time: pipelined
+ * requests are parsed only after the previous response is finished, so responses leave in
+ * request order. Bodies stream both ways in chunks with backpressure:
+ *   request body:  on_body(chunk) for each chunk as it arrives; http_exchange_pause() stops
+ *                  reading from the socket, http_exchange_resume() starts again.
+ *   response body: http_exchange_write() copies into the connection's queue and returns
+ *                  HTTP_AGAIN once the queue is above its high watermark; the producer stops
+ *                  and waits for on_drain (queue under the low watermark).
+ * Expect: 100-continue is answered when the handler first asks for the body (resume or
+ * http_exchange_read_body); a handler that answers without reading gets the connection closed
+ * after the response instead (no body is ever read as the next request).
+ * ========================================================================================== */
+struct http_server;
+struct http_exchange; /* one request and its response */
+
+/* Called once per request, when its head is complete. The handler answers now or later. */
+typedef void http_request_fn(struct http_exchange *ex, void *data);
+
+/* What a handler wants to hear about while an exchange lives. All optional. */
+struct http_exchange_handlers {
+    /* A chunk of request body (framing removed); chunk.ptr is valid only during the call. */
+    void (*on_body)(struct http_exchange *ex, struct slice chunk, void *data);
+    /* The request body is complete (also called, at once, for a request without body). */
+    void (*on_body_end)(struct http_exchange *ex, void *data);
+    /* The response queue fell under the low watermark after http_exchange_write said AGAIN. */
+    void (*on_drain)(struct http_exchange *ex, void *data);
+    /* The exchange died before the response was finished: the client went away (SH_ECLOSED),
+     * a timeout (SH_ETIMEDOUT), a malformed body (SH_EPARSE, SH_ETOOBIG), or server shutdown.
+     * After this returns, ex is gone: the handler must drop every pointer to it. */
+    void (*on_abort)(struct http_exchange *ex, int err, void *data);
+};
+
+struct http_server_config {
+    const char *host;           /* numeric address to listen on; NULL = 127.0.0.1 */
+    uint16_t port;              /* 0 = pick one (see http_server_port) */
+    bool reuseport;             /* SO_REUSEPORT, for one server per worker on one port */
+    struct http_limits limits;  /* zeroed = HTTP_LIMITS_DEFAULT */
+    uint32_t header_timeout_ms; /* head must arrive within this from its first byte; 408.
+                                   0 = 10s */
+    uint32_t body_timeout_ms;   /* max silence while reading a body; 408. 0 = 30s */
+    uint32_t idle_timeout_ms;   /* keep-alive: close after this long idle. 0 = 60s */
+    uint32_t send_timeout_ms;   /* max time without write progress; then close. 0 = 60s */
+    uint32_t max_connections;   /* accepted connections above this are closed. 0 = 10000 */
+    uint32_t max_requests_per_conn; /* 0 = unlimited */
+    size_t write_high_bytes;    /* 0 = 256 KiB */
+    size_t write_low_bytes;     /* 0 = 64 KiB */
+    http_request_fn *on_request;
+    void *data;
+};
+
+/* Binds and listens on loop. Returns 0 and *out, or a negative code (SH_E*, -errno from
+ * bind/listen) with a message in *diag (may be NULL). */
+SH_MUST_CHECK int http_server_new(uv_loop_t *loop, const struct http_server_config *cfg,
+                                  struct http_server **out, struct sh_diag *diag);
+uint16_t http_server_port(const struct http_server *srv);
+/* Counters for metrics and tests (this server only). */
+struct http_server_stats {
+    uint64_t accepted, requests, active_conns, parse_errors, timeouts;
+};
+void http_server_stats(const struct http_server *srv, struct http_server_stats *out);
+/* Graceful stop: closes the listener at once, closes idle connections, lets in-flight
+ * exchanges finish (their responses carry Connection: close) and force-closes what is left
+ * after deadline_ms. done(data) runs when the last connection is closed; then free. */
+void http_server_shutdown(struct http_server *srv, uint32_t deadline_ms,
+                          void (*done)(void *data), void *data);
+/* Frees a server whose shutdown completed (or that never started). NULL is a no-op. */
+void http_server_free(struct http_server *srv);
+
+/* --- exchange: the request --- */
+const struct http_head *http_exchange_head(const struct http_exchange *ex); /* valid until the
+                                                                             exchange ends */
+/* Per-exchange arena (freed when the exchange ends). */
+struct arena *http_exchange_arena(struct http_exchange *ex);
+/* The peer's address as text ("127.0.0.1:5555"); valid while ex lives. */
+const char *http_exchange_peer(const struct http_exchange *ex);
+void http_exchange_set_handlers(struct http_exchange *ex, const struct http_exchange_handlers *h,
+                                void *data);
+/* Start (or restart) delivering the request body; sends 100 Continue when expected. */
+void http_exchange_resume(struct http_exchange *ex);
+/* Stop reading the request body from the socket until resume. */
+void http_exchange_pause(struct http_exchange *ex);
+
+/* --- exchange: the response --- */
+struct http_response_head {
+    int status;
+    const char *reason;                 /* NULL = standard phrase */
+    const struct http_out_field *fields; /* must not include framing or Connection fields */
+    size_t nfields;
+    int64_t content_length;             /* -1 = unknown: chunked (HTTP/1.1) or until close */
+};
+/* Sends the status line and fields. 0, SH_EINVAL (already started) or SH_ECLOSED. */
+int http_exchange_start(struct http_exchange *ex, const struct http_response_head *rh);
+/* Queues body bytes (copied). 0, HTTP_AGAIN (queued, but above the high watermark: wait for
+ * on_drain), SH_EINVAL (more than content_length, or not started) or SH_ECLOSED. */
+int http_exchange_write(struct http_exchange *ex, const void *p, size_t n);
+/* Ends the response. When the request body was not read, the connection is closed after the
+ * response. The exchange ends (and ex becomes invalid) once the response is finished AND the
+ * request body is done: do not touch ex after finish unless on_body_end is still due. */
+int http_exchange_finish(struct http_exchange *ex);
+/* One-shot response with a complete body. */
+int http_exchange_respond(struct http_exchange *ex, int status, struct slice content_type,
+                          struct slice body);
+/* Drops the connection now (e.g. the upstream failed mid-response). ex becomes invalid;
+ * on_abort is not called. */
+void http_exchange_abort(struct http_exchange *ex);
+
+/* ==========================================================================================
+ * Client (client.c)
+ *
+ * One http_client per loop, with a pool of connections per upstream address: idle
+ * connections are kept (max_idle_per_host, idle_timeout_ms) with a read armed so a close by
+ * the peer is noticed at once, and re-checked with a non-blocking peek before reuse. At most
+ * max_conns_per_host connections are open to one address; further requests wait in a queue
+ * (max_pending_per_host, then SH_ELIMIT). A request that fails on a reused connection before
+ * any response byte arrived and whose body was fully sent is retried once on a new one.
+ * ========================================================================================== */
+struct http_client;
+struct http_creq; /* one request in flight */
+
+struct http_client_config {
+    uint32_t max_idle_per_host;    /* 0 = 32 */
+    uint32_t max_conns_per_host;   /* 0 = 1024 */
+    uint32_t max_pending_per_host; /* 0 = 1024 */
+    uint32_t idle_timeout_ms;      /* 0 = 60s */
+    uint32_t connect_timeout_ms;   /* 0 = 5s */
+    struct http_limits limits;     /* for responses; zeroed = defaults */
+    size_t write_high_bytes, write_low_bytes; /* 0 = 256 KiB / 64 KiB */
+};
+
+struct http_creq_handlers {
+    /* The response head (after any 1xx). head is valid until on_done. */
+    void (*on_head)(struct http_creq *cr, const struct http_head *head, void *data);
+    /* A chunk of response body; valid only during the call. */
+    void (*on_body)(struct http_creq *cr, struct slice chunk, void *data);
+    /* The request body queue fell under the low watermark after a write said AGAIN. */
+    void (*on_drain)(struct http_creq *cr, void *data);
+    /* The exchange is over: 0 when the whole response arrived, else SH_ECONNREFUSED,
+     * SH_ETIMEDOUT, SH_ECONNRESET, SH_EPARSE (malformed response), SH_ELIMIT, SH_ECANCELED...
+     * Called exactly once (unless http_creq_cancel was called); cr is invalid afterwards. */
+    void (*on_done)(struct http_creq *cr, int rc, void *data);
+};
+
+struct http_request_desc {
+    const struct sockaddr *addr;      /* upstream (IPv4 or IPv6, numeric) */
+    struct slice method, target;      /* "GET", "/path?q" */
+    struct slice host;                /* Host field value */
+    const struct http_out_field *fields; /* no framing, Host or Connection fields */
+    size_t nfields;
+    int64_t content_length;           /* 0 = no body, -1 = chunked, else exact */
+    uint32_t response_timeout_ms;     /* head must arrive within this after the request was
+                                         sent; 0 = none */
+    uint32_t total_timeout_ms;        /* whole exchange; 0 = none */
+};
+
+SH_MUST_CHECK int http_client_new(uv_loop_t *loop, const struct http_client_config *cfg,
+                                  struct http_client **out);
+/* Closes every connection; in-flight requests end with SH_ECANCELED. Asynchronous: the memory
+ * is released from close callbacks, so run the loop until it has no handles before freeing
+ * the loop. NULL is a no-op. */
+void http_client_free(struct http_client *cl);
+struct http_client_stats {
+    uint64_t connects, reuses, requests, retries, errors, idle_closed_by_peer;
+    uint32_t open_conns, idle_conns;
+};
+void http_client_stats(const struct http_client *cl, struct http_client_stats *out);
+
+/* Starts a request. Returns 0 and *out (callbacks will follow, never from inside this call),
+ * or a negative code (then no callback is ever called). */
+SH_MUST_CHECK int http_client_request(struct http_client *cl, const struct http_request_desc *d,
+                                      const struct http_creq_handlers *h, void *data,
+                                      struct http_creq **out);
+/* Request body: copied into the queue. 0, HTTP_AGAIN (wait for on_drain), SH_EINVAL. */
+int http_creq_write(struct http_creq *cr, const void *p, size_t n);
+/* Ends the request body (the last chunk for chunked bodies). */
+int http_creq_finish(struct http_creq *cr);
+/* Stop / restart reading the response body (backpressure towards the upstream). */
+void http_creq_pause(struct http_creq *cr);
+void http_creq_resume(struct http_creq *cr);
+/* Abandons the request; its connection is closed; no callback follows. */
+void http_creq_cancel(struct http_creq *cr);
+/* Whether the request went out on a reused pooled connection. */
+bool http_creq_reused(const struct http_creq *cr);
+
+/* Parses "127.0.0.1:8080", "[::1]:8080", ":8080" or "8080" (host defaults to 127.0.0.1).
+ * 0 or SH_EPARSE with d->what filled. */
+SH_MUST_CHECK int http_parse_addr(const char *text, struct sockaddr_storage *out,
+                                  struct sh_diag *d);
+/* "127.0.0.1:8080" / "[::1]:8080" into out (at least 64 bytes); returns out. */
+char *http_format_addr(const struct sockaddr *sa, char *out, size_t out_len);
 
 #endif

@@ -272,6 +272,11 @@ void http_parser_set_request_method(struct http_parser *p, enum http_method m)
     p->req_connect = m == HTTP_M_CONNECT;
 }
 
+size_t http_parser_head_pending(const struct http_parser *p)
+{
+    return p->state < S_BODY_LENGTH && p->state != S_START ? p->pos : 0;
+}
+
 bool http_parser_is_idle(const struct http_parser *p)
 {
     return p->state == S_START && p->pos == 0;

@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: MIT */
+/* conn.c: the write queue with watermarks and the per-iteration flusher, shared by the server
+ * and the client. Invariant: at most one uv_write is in flight per stream, and it owns
+ * wq->inflight; new bytes go to wq->out and leave with the next write. */
+#include "http/http_int.h"
+
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int http__from_uv(int uvrc)
+{
+    if (uvrc == UV_EOF)
+        return SH_ECLOSED;
+    return uvrc; /* libuv codes are -errno on Unix, which is what SH_E* system codes are */
+}
+
+static void flusher_cb(uv_prepare_t *h)
+{
+    struct http__flusher *fl = h->data;
+    struct http__wq *wq;
+
+    while ((wq = fl->dirty) != NULL) {
+        fl->dirty = wq->next_dirty;
+        wq->next_dirty = NULL;
+        wq->dirty = false;
+        http__wq_flush(wq);
+    }
+    uv_prepare_stop(&fl->prep);
+    fl->active = false;
+}
+
+void http__flusher_init(uv_loop_t *loop, struct http__flusher *fl)
+{
+    memset(fl, 0, sizeof(*fl));
+    uv_prepare_init(loop, &fl->prep);
+    fl->prep.data = fl;
+}
+
+void http__flusher_close(struct http__flusher *fl, uv_close_cb cb)
+{
+    uv_close((uv_handle_t *)&fl->prep, cb);
+}
+
+void http__wq_init(struct http__wq *wq, uv_stream_t *stream, struct http__flusher *fl,
+                   size_t high, size_t low)
+{
+    memset(wq, 0, sizeof(*wq));
+    wq->stream = stream;
+    wq->fl = fl;
+    wq->high = high ? high : 256 * 1024;
+    wq->low = low ? low : 64 * 1024;
+    if (wq->low > wq->high)
+        wq->low = wq->high;
+    wq->progress_ms = uv_now(stream->loop);
+}
+
+static void unlink_dirty(struct http__wq *wq)
+{
+    struct http__wq **link;
+
+    if (!wq->dirty)
+        return;
+    for (link = &wq->fl->dirty; *link; link = &(*link)->next_dirty) {
+        if (*link == wq) {
+            *link = wq->next_dirty;
+            break;
+        }
+    }
+    wq->dirty = false;
+    wq->next_dirty = NULL;
+}
+
+void http__wq_kill(struct http__wq *wq)
+{
+    unlink_dirty(wq);
+    wq->dead = true;
+    buf_release(&wq->out);
+}
+
+void http__wq_release(struct http__wq *wq)
+{
+    unlink_dirty(wq);
+    buf_release(&wq->out);
+    buf_release(&wq->inflight);
+}
+
+struct buf *http__wq_buf(struct http__wq *wq)
+{
+    return &wq->out;
+}
+
+void http__wq_mark(struct http__wq *wq)
+{
+    if (wq->dirty || wq->dead || wq->out.len == 0)
+        return;
+    wq->dirty = true;
+    wq->next_dirty = wq->fl->dirty;
+    wq->fl->dirty = wq;
+    if (!wq->fl->active) {
+        wq->fl->active = true;
+        uv_prepare_start(&wq->fl->prep, flusher_cb);
+    }
+}
+
+int http__wq_append(struct http__wq *wq, const void *p, size_t n)
+{
+    int rc;
+
+    if (wq->dead)
+        return SH_ECLOSED;
+    rc = buf_append(&wq->out, p, n);
+    if (rc) {
+        wq->out.err = 0; /* the queue stays usable; the caller decides */
+        return rc;
+    }
+    http__wq_mark(wq);
+    return 0;
+}
+
+size_t http__wq_pending(const struct http__wq *wq)
+{
+    return wq->out.len + (wq->writing ? wq->inflight.len : 0);
+}
+
+int http__wq_level(struct http__wq *wq)
+{
+    if (http__wq_pending(wq) <= wq->high)
+        return 0;
+    wq->want_drain = true;
+    return HTTP_AGAIN;
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+    struct http__wq *wq = req->data;
+
+    wq->writing = false;
+    wq->inflight.len = 0;
+    if (wq->inflight.cap > 256 * 1024)
+        buf_release(&wq->inflight);
+    if (wq->dead) {
+        if (wq->on_written)
+            wq->on_written(wq, status ? status : SH_ECANCELED);
+        return;
+    }
+    if (status == 0) {
+        wq->progress_ms = uv_now(wq->stream->loop);
+        if (wq->out.len)
+            http__wq_flush(wq);
+        if (wq->want_drain && http__wq_pending(wq) <= wq->low) {
+            wq->want_drain = false;
+            if (wq->on_drain)
+                wq->on_drain(wq);
+        }
+    }
+    if (wq->on_written)
+        wq->on_written(wq, status);
+}
+
+void http__wq_flush(struct http__wq *wq)
+{
+    struct buf tmp;
+    uv_buf_t ub;
+    int rc;
+
+    if (wq->writing || wq->dead || wq->out.len == 0)
+        return;
+    unlink_dirty(wq);
+    tmp = wq->inflight;
+    wq->inflight = wq->out;
+    wq->out = tmp;
+    wq->out.len = 0;
+    ub = uv_buf_init(wq->inflight.data, (unsigned)wq->inflight.len);
+    wq->req.data = wq;
+    wq->writing = true;
+    rc = uv_write(&wq->req, wq->stream, &ub, 1, write_cb);
+    if (rc < 0) {
+        /* uv_write refuses only on a closing or broken stream: report it like a failed write */
+        wq->writing = false;
+        wq->inflight.len = 0;
+        if (wq->on_written)
+            wq->on_written(wq, rc);
+    }
+}
+
+void http__wq_trim(struct http__wq *wq)
+{
+    if (!wq->writing && wq->out.len == 0) {
+        buf_release(&wq->out);
+        buf_release(&wq->inflight);
+    }
+}
+
+int http__listen_socket(const struct sockaddr *sa, bool reuseport, int backlog)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1, rc;
+    socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                              : sizeof(struct sockaddr_in);
+
+    if (fd == -1)
+        return -errno;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
+        goto fail;
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+        goto fail;
+    if (bind(fd, sa, len) == -1)
+        goto fail;
+    if (listen(fd, backlog) == -1)
+        goto fail;
+    return fd;
+fail:
+    rc = -errno;
+    close(fd);
+    return rc;
+}

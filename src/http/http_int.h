@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/* http_int.h: private pieces shared by the server and the client: the write queue over a
+ * libuv stream with watermarks, and the per-owner flusher that coalesces every write made in
+ * one loop iteration into one writev.
+ * Threads: the loop's thread only. */
+#ifndef SHOAL_HTTP_INT_H
+#define SHOAL_HTTP_INT_H
+
+#include "http/http.h"
+
+#define HTTP__CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+struct http__wq;
+
+/* Flushes dirty write queues from a uv_prepare handle, i.e. once per loop iteration, after
+ * the callbacks that queued bytes have returned. */
+struct http__flusher {
+    uv_prepare_t prep;
+    struct http__wq *dirty; /* singly linked through wq->next_dirty */
+    bool active;
+};
+
+/* Bytes queued for one stream. out collects new bytes; inflight is what uv_write holds. */
+struct http__wq {
+    uv_stream_t *stream;
+    struct http__flusher *fl;
+    struct http__wq *next_dirty;
+    struct buf out, inflight;
+    uv_write_t req;
+    bool writing, dirty, want_drain, dead;
+    size_t high, low;
+    uint64_t progress_ms; /* loop time of the last write progress */
+    /* Queue fell to <= low after a producer was told HTTP_AGAIN. */
+    void (*on_drain)(struct http__wq *wq);
+    /* A uv_write finished: status 0 or a negative libuv code. Everything may be flushed. */
+    void (*on_written)(struct http__wq *wq, int status);
+};
+
+void http__flusher_init(uv_loop_t *loop, struct http__flusher *fl);
+void http__flusher_close(struct http__flusher *fl, uv_close_cb cb);
+
+void http__wq_init(struct http__wq *wq, uv_stream_t *stream, struct http__flusher *fl,
+                   size_t high, size_t low);
+/* The stream is closing: pending bytes are dropped, nothing is written any more. */
+void http__wq_kill(struct http__wq *wq);
+void http__wq_release(struct http__wq *wq);
+/* Reserves n bytes at the end of out and returns where to write them (NULL on ENOMEM);
+ * http__wq_commit(n) then marks them queued. For building heads in place. */
+struct buf *http__wq_buf(struct http__wq *wq);
+void http__wq_mark(struct http__wq *wq); /* bytes were added to http__wq_buf(): schedule */
+int http__wq_append(struct http__wq *wq, const void *p, size_t n);
+/* 0 when under the high watermark, else HTTP_AGAIN (and on_drain will follow). */
+int http__wq_level(struct http__wq *wq);
+size_t http__wq_pending(const struct http__wq *wq);
+/* Starts writing now instead of at the end of the loop iteration. */
+void http__wq_flush(struct http__wq *wq);
+/* Frees the buffers when nothing is pending (idle connections hold no buffer memory). */
+void http__wq_trim(struct http__wq *wq);
+
+/* -errno style libuv code to ours (they share the negative errno space). */
+int http__from_uv(int uvrc);
+
+/* Sets SO_REUSEPORT/SO_REUSEADDR and binds+listens a TCP socket; returns the fd or -errno. */
+int http__listen_socket(const struct sockaddr *sa, bool reuseport, int backlog);
+
+#endif

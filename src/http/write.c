@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/* write.c: serialising heads and chunks, hop-by-hop rules, addresses. */
+#include "http/http.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const hop_by_hop[] = {
+    "connection", "keep-alive",          "proxy-connection",    "te",
+    "transfer-encoding", "upgrade",      "trailer",             "proxy-authenticate",
+    "proxy-authorization",
+};
+
+bool http_is_hop_by_hop(const struct http_head *h, struct slice name)
+{
+    for (size_t i = 0; i < SH_ARRAY_LEN(hop_by_hop); i++) {
+        if (slice_eq_nocase(name, slice_from_cstr(hop_by_hop[i])))
+            return true;
+    }
+    if (h && (h->flags & HTTP_F_CONN_OTHER))
+        return http_head_has_token(h, SLICE("connection"), name);
+    return false;
+}
+
+int http_write_status_line(struct buf *out, int status, const char *reason)
+{
+    if (!reason || !*reason)
+        reason = http_reason(status);
+    return buf_appendf(out, "HTTP/1.1 %03d %s\r\n", status, reason);
+}
+
+int http_write_field(struct buf *out, struct slice name, struct slice value)
+{
+    buf_appends(out, name);
+    buf_append(out, ": ", 2);
+    buf_appends(out, value);
+    return buf_append(out, "\r\n", 2);
+}
+
+int http_write_chunk(struct buf *out, const void *p, size_t n)
+{
+    char size[24];
+    int len;
+
+    if (n == 0)
+        return out->err;
+    len = snprintf(size, sizeof(size), "%zx\r\n", n);
+    buf_append(out, size, (size_t)len);
+    buf_append(out, p, n);
+    return buf_append(out, "\r\n", 2);
+}
+
+const char *http_date_now(void)
+{
+    static _Thread_local char text[40];
+    static _Thread_local time_t cached;
+    time_t now = time(NULL);
+    struct tm tm;
+
+    if (now != cached || !text[0]) {
+        cached = now;
+        gmtime_r(&now, &tm);
+        strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    }
+    return text;
+}
+
+int http_parse_addr(const char *text, struct sockaddr_storage *out, struct sh_diag *d)
+{
+    char host[64];
+    const char *colon, *port_s;
+    uint64_t port;
+    size_t hlen;
+
+    memset(out, 0, sizeof(*out));
+    if (!text || !*text) {
+        sh_diag_set(d, "address", "address is empty (use e.g. 127.0.0.1:8080)");
+        return SH_EPARSE;
+    }
+    if (text[0] == '[') {
+        const char *end = strchr(text, ']');
+        if (!end || end[1] != ':') {
+            sh_diag_set(d, "address", "'%s': expected [IPv6]:port", text);
+            return SH_EPARSE;
+        }
+        hlen = (size_t)(end - text - 1);
+        if (hlen >= sizeof(host)) {
+            sh_diag_set(d, "address", "'%s': host too long", text);
+            return SH_EPARSE;
+        }
+        memcpy(host, text + 1, hlen);
+        host[hlen] = '\0';
+        port_s = end + 2;
+    } else if ((colon = strrchr(text, ':')) != NULL) {
+        hlen = (size_t)(colon - text);
+        if (hlen >= sizeof(host)) {
+            sh_diag_set(d, "address", "'%s': host too long", text);
+            return SH_EPARSE;
+        }
+        memcpy(host, text, hlen);
+        host[hlen] = '\0';
+        if (hlen == 0)
+            memcpy(host, "127.0.0.1", 10);
+        else if (strcmp(host, "localhost") == 0)
+            memcpy(host, "127.0.0.1", 10);
+        port_s = colon + 1;
+    } else {
+        memcpy(host, "127.0.0.1", 10);
+        port_s = text;
+    }
+    if (slice_to_u64(slice_from_cstr(port_s), &port) || port > 65535) {
+        sh_diag_set(d, "address", "'%s': port must be a number from 0 to 65535", text);
+        return SH_EPARSE;
+    }
+    if (strchr(host, ':')) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)out;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
+            goto bad_host;
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)out;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+            goto bad_host;
+    }
+    return 0;
+bad_host:
+    sh_diag_set(d, "address", "'%s': host must be a numeric IPv4 or IPv6 address", text);
+    return SH_EPARSE;
+}
+
+char *http_format_addr(const struct sockaddr *sa, char *out, size_t out_len)
+{
+    char ip[INET6_ADDRSTRLEN];
+
+    out[0] = '\0';
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+        snprintf(out, out_len, "[%s]:%u", ip, ntohs(s6->sin6_port));
+    } else if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+        snprintf(out, out_len, "%s:%u", ip, ntohs(s4->sin_port));
+    }
+    return out;
+}
