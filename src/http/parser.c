@@ -518,8 +518,6 @@ static int on_head_end(struct http_parser *p, const char *base)
     if (h->kind == HTTP_REQUEST) {
         if (h->version_minor >= 1 && !(h->flags & HTTP_F_HAS_HOST))
             return fail(p, SH_EPARSE, 400, "Host", "missing Host in an HTTP/1.1 request");
-        if (p->lim.max_body && h->body == HTTP_BODY_LENGTH && h->content_length > p->lim.max_body)
-            return fail(p, SH_ETOOBIG, 413, "Content-Length", "body exceeds the limit");
     } else {
         uint16_t st = h->status;
         if (p->expect_no_body || (st >= 100 && st < 200) || st == 204 || st == 304 ||
@@ -530,6 +528,11 @@ static int on_head_end(struct http_parser *p, const char *base)
     }
     if (h->body == HTTP_BODY_LENGTH && h->content_length == 0)
         h->body = HTTP_BODY_NONE;
+    /* Checked once the body kind is final, so a HEAD response may announce any length, and
+     * for responses too, as chunked and until-close bodies are (vector
+     * response-length-over-max-body). */
+    if (p->lim.max_body && h->body == HTTP_BODY_LENGTH && h->content_length > p->lim.max_body)
+        return fail(p, SH_ETOOBIG, 413, "Content-Length", "body exceeds the limit");
 
     bool ka = h->version_minor >= 1 ? !(h->flags & HTTP_F_CONN_CLOSE)
                                     : (h->flags & HTTP_F_CONN_KA) &&
