@@ -211,14 +211,21 @@ bool http_head_has_token(const struct http_head *h, struct slice name, struct sl
 /* ------------------------------------------------------------------------------------------
  * Lifecycle
  * ------------------------------------------------------------------------------------------ */
+/* Clears the head for a new message. Called at the message's first byte, not when the last
+ * one ends: http.h promises the head stays readable until then (vector
+ * response-pipelined-keepalive checks it after every HTTP_DONE). */
+static void clear_head(struct http_head *h)
+{
+    struct http_field *fields = h->fields;
+    enum http_kind kind = h->kind;
+
+    memset(h, 0, sizeof(*h));
+    h->fields = fields;
+    h->kind = kind;
+}
+
 static void reset_message(struct http_parser *p)
 {
-    struct http_field *fields = p->head.fields;
-    enum http_kind kind = p->head.kind;
-
-    memset(&p->head, 0, sizeof(p->head));
-    p->head.fields = fields;
-    p->head.kind = kind;
     p->state = S_START;
     p->sub = 0;
     p->is_trailer = false;
@@ -480,7 +487,9 @@ static int check_te(struct http_parser *p, const char *base)
     }
     if (te.chunked_twice)
         return fail(p, SH_EPARSE, 400, "Transfer-Encoding", "chunked applied more than once");
-    if (te.chunked_at && te.chunked_at != te.count)
+    /* Without chunked last the length cannot be known: 400, even for a coding we do not know
+     * (RFC 9112 6.3 item 4; vector te-unknown-coding-alone). */
+    if (te.chunked_at != te.count)
         return fail(p, SH_EPARSE, 400, "Transfer-Encoding", "chunked is not the final coding");
     if (te.unknown)
         return fail(p, SH_ENOTSUP, 501, "Transfer-Encoding",
@@ -514,8 +523,6 @@ static int on_head_end(struct http_parser *p, const char *base)
     if (h->kind == HTTP_REQUEST) {
         if (h->version_minor >= 1 && !(h->flags & HTTP_F_HAS_HOST))
             return fail(p, SH_EPARSE, 400, "Host", "missing Host in an HTTP/1.1 request");
-        if (p->lim.max_body && h->body == HTTP_BODY_LENGTH && h->content_length > p->lim.max_body)
-            return fail(p, SH_ETOOBIG, 413, "Content-Length", "body exceeds the limit");
     } else {
         uint16_t st = h->status;
         if (p->expect_no_body || (st >= 100 && st < 200) || st == 204 || st == 304 ||
@@ -526,6 +533,11 @@ static int on_head_end(struct http_parser *p, const char *base)
     }
     if (h->body == HTTP_BODY_LENGTH && h->content_length == 0)
         h->body = HTTP_BODY_NONE;
+    /* Checked once the body kind is final, so a HEAD response may announce any length, and
+     * for responses too, as chunked and until-close bodies are (vector
+     * response-length-over-max-body). */
+    if (p->lim.max_body && h->body == HTTP_BODY_LENGTH && h->content_length > p->lim.max_body)
+        return fail(p, SH_ETOOBIG, 413, "Content-Length", "body exceeds the limit");
 
     bool ka = h->version_minor >= 1 ? !(h->flags & HTTP_F_CONN_CLOSE)
                                     : (h->flags & HTTP_F_CONN_KA) &&
@@ -611,10 +623,11 @@ static int end_request_line(struct http_parser *p, const char *base)
         goto out;                                                                              \
     } while (0)
 
-/* Line end inside the head: CR must be followed by LF; bare LF only when lenient. */
+/* Line end inside the head: CR must be followed by LF; bare LF only when lenient, and never
+ * in trailers, which belong to the chunked body (vector chunked-last-chunk-bare-lf-end). */
 static inline bool lf_ok(const struct http_parser *p)
 {
-    return p->lim.lenient_lf;
+    return p->lim.lenient_lf && !p->is_trailer;
 }
 
 /* The end of a fast scan starting at data[i]: no further than one byte past <limit_pos> in
@@ -663,6 +676,7 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
                 continue;
             }
             p->line_start = p->tok_start = 0;
+            clear_head(h);
             if (h->kind == HTTP_REQUEST) {
                 if (!is_c(c, C_TCHAR))
                     FAIL(SH_EPARSE, 400, "request-line", "invalid character in method");
@@ -944,7 +958,8 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
                 if (p->remaining > (UINT64_MAX >> 4))
                     FAIL(SH_ETOOBIG, 400, "chunk-size", "chunk size overflows");
                 p->remaining = (p->remaining << 4) | v;
-                p->hexdigits++;
+                if (p->hexdigits < UINT8_MAX) /* saturate: leading zeros are unbounded */
+                    p->hexdigits++;
                 break;
             }
             if (p->hexdigits == 0)
@@ -1095,12 +1110,21 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
             p->hexdigits = 0;
             p->state = S_CHUNK_SIZE;
             continue;
-        case S_BODY_EOF:
-            p->body = (struct slice){data + i, len - i};
-            p->body_seen += len - i;
-            i = len;
+        case S_BODY_EOF: {
+            /* Capped like the other bodies: the bytes up to the limit are delivered, the
+             * first byte past it fails, at any split (vector response-body-eof-over-limit). */
+            size_t n = len - i;
+            if (p->lim.max_body) {
+                if (p->body_seen >= p->lim.max_body)
+                    FAIL(SH_ETOOBIG, 413, "body", "body exceeds the limit");
+                n = (size_t)SH_MIN((uint64_t)n, p->lim.max_body - p->body_seen);
+            }
+            p->body = (struct slice){data + i, n};
+            p->body_seen += n;
+            i += n;
             rc = HTTP_BODY;
             goto out;
+        }
         case S_DONE_PENDING:
             message_done(p);
             rc = HTTP_DONE;
@@ -1116,14 +1140,17 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
             p->pos++;
             if (p->pos > p->lim.max_head)
                 goto too_big;
-            if (p->state == S_TARGET || p->state == S_METHOD || p->state == S_VERSION ||
-                p->state == S_RL_LF) {
+            /* Line limits count the line without its end, so CRLF and a lenient LF agree: the
+             * states after a CR (S_RL_LF, S_FIELD_LF) are not checked (vectors
+             * request-line-at-limit, field-line-at-limit). */
+            if (p->state == S_TARGET || p->state == S_METHOD || p->state == S_VERSION) {
                 if (p->pos > p->lim.max_request_line) {
                     rc = fail(p, SH_ETOOBIG, p->state == S_METHOD ? 501 : 414, "request-line",
                               "request line too long");
                     goto out;
                 }
-            } else if (p->state >= S_LINE_START && p->pos - p->line_start > p->lim.max_field_line) {
+            } else if (p->state >= S_LINE_START && p->state != S_FIELD_LF &&
+                       p->pos - p->line_start > p->lim.max_field_line) {
                 rc = fail(p, SH_ETOOBIG, 431, p->is_trailer ? "trailers" : "head",
                           "header field too long");
                 goto out;
@@ -1132,9 +1159,11 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
         continue;
 
     head_end:
-        /* c is the LF ending the head (or the trailers) */
+        /* c is the LF ending the head (or the trailers); it counts (vector head-over-limit-431) */
         i++;
         p->pos++;
+        if (p->pos > p->lim.max_head)
+            goto too_big;
         if (p->is_trailer) {
             message_done(p);
             rc = HTTP_DONE;
