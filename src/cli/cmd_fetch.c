@@ -114,6 +114,8 @@ static void on_done(struct http_creq *cr, int rc, void *data)
     }
     if (--f->remaining > 0)
         start(f);
+    else
+        uv_stop(f->loop); /* pooled connections would keep the loop alive */
 }
 
 static const struct http_creq_handlers fetch_handlers = {

@@ -288,7 +288,8 @@ static void conn_release_to_pool(struct cl_conn *c);
 /* Feeds the buffered response bytes to the parser and the handlers. */
 static void conn_process(struct cl_conn *c)
 {
-    while (!c->closing && c->cr && !c->cr->paused && c->in_off < c->in.len) {
+    while (!c->closing && c->cr && !c->cr->paused &&
+           (c->in_off < c->in.len || http_parser_done_pending(&c->parser))) {
         struct http_creq *cr = c->cr;
         size_t used;
         int rc = http_parser_feed(&c->parser, c->in.data + c->in_off, c->in.len - c->in_off,
@@ -328,11 +329,12 @@ static void conn_process(struct cl_conn *c)
                             http__wq_pending(&c->wq) == 0;
             c->cr = NULL;
             cr->conn = NULL;
-            creq_done(cr, 0);
-            if (reusable && !c->closing)
+            /* back to the pool first, so a request made from on_done can reuse it */
+            if (reusable)
                 conn_release_to_pool(c);
             else
                 conn_close(c);
+            creq_done(cr, 0);
             return;
         }
         conn_fail(c, SH_EPARSE); /* malformed response; never retried */
@@ -447,6 +449,12 @@ static void conn_assign(struct cl_conn *c, struct http_creq *cr)
         buf_release(&cr->pending);
     }
     conn_update(c);
+    /* the producer was told to wait while we connected: tell it when to go on */
+    if (cr->want_drain && !c->closing && http__wq_level(&c->wq) == 0) {
+        cr->want_drain = false;
+        if (cr->h.on_drain)
+            cr->h.on_drain(cr, cr->data);
+    }
 }
 
 static void conn_release_to_pool(struct cl_conn *c)

@@ -120,7 +120,9 @@ int http__wq_append(struct http__wq *wq, const void *p, size_t n)
 
 size_t http__wq_pending(const struct http__wq *wq)
 {
-    return wq->out.len + (wq->writing ? wq->inflight.len : 0);
+    /* libuv writes at once when it can and reports completion on the next iteration: count
+     * only what the kernel has not taken yet */
+    return wq->out.len + (wq->writing ? wq->stream->write_queue_size : 0);
 }
 
 int http__wq_level(struct http__wq *wq)

@@ -211,6 +211,9 @@ void http_parser_set_request_method(struct http_parser *p, enum http_method m);
 /* Bytes of an incomplete head the parser has consumed and still refers to (0 outside a head):
  * the caller must keep these many bytes before its next input, contiguous. */
 size_t http_parser_head_pending(const struct http_parser *p);
+/* True when the message has ended and the next feed (even of zero bytes) returns HTTP_DONE.
+ * A caller that stops feeding when its input runs out must still make that call. */
+bool http_parser_done_pending(const struct http_parser *p);
 /* True when no byte of a next message has been consumed since the last HTTP_DONE. */
 bool http_parser_is_idle(const struct http_parser *p);
 

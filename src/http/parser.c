@@ -284,6 +284,11 @@ size_t http_parser_head_pending(const struct http_parser *p)
     return p->state < S_BODY_LENGTH && p->state != S_START ? p->pos : 0;
 }
 
+bool http_parser_done_pending(const struct http_parser *p)
+{
+    return p->state == S_DONE_PENDING;
+}
+
 bool http_parser_is_idle(const struct http_parser *p)
 {
     return p->state == S_START && p->pos == 0;

@@ -509,7 +509,7 @@ static void process_once(struct srv_conn *c)
         } else if (c->close_after || http__wq_pending(&c->wq) > c->wq.high) {
             break;
         }
-        if (c->in_off == c->in.len)
+        if (c->in_off == c->in.len && !http_parser_done_pending(&c->parser))
             break;
         rc = http_parser_feed(&c->parser, c->in.data + c->in_off, c->in.len - c->in_off, &used);
         c->in_off += used;
