@@ -135,14 +135,17 @@ void buf_release(struct buf *b);              /* frees; idempotent */
 
 /* ------------------------------------------------------------------------------------------
  * Arena: bump allocation for request-scoped memory, freed with one call. Blocks grow from
- * <block_bytes>; the total is capped by <max_bytes> (0 = unlimited). Nothing that outlives
- * the arena may point into it. A zeroed arena after arena_init() costs no allocation.
+ * <block_bytes>; the memory held in blocks (held_bytes, headers included) is capped by
+ * <max_bytes> (0 = unlimited); when a whole block would pass the cap, a smaller last block takes
+ * what is left. Nothing that outlives the arena may point into it. A zeroed arena after
+ * arena_init() costs no allocation.
  * ------------------------------------------------------------------------------------------ */
 struct arena_block;
 struct arena {
     struct arena_block *head; /* private */
     size_t block_bytes, max_bytes;
     size_t used_bytes; /* read-only: bytes handed out plus block overhead */
+    size_t held_bytes; /* read-only: bytes of every block held, overhead included; <= max_bytes */
 };
 void arena_init(struct arena *a, size_t block_bytes, size_t max_bytes);
 /* 16-byte aligned, uninitialised; NULL when out of memory or over max_bytes. */
