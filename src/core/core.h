@@ -207,11 +207,15 @@ int sh_log_level_parse(struct slice s);
 void sh_log_write(enum sh_log_level lvl, const char *comp, const char *msg,
                   const struct log_field *fields, size_t count);
 
-#define SH_LOG(lvl, comp, msg, ...)                                                             \
+/* SH_LOG(lvl, comp, msg, fields...): msg travels inside "..." with a sentinel appended, so a
+ * record without fields is still valid ISO C17 (", ##__VA_ARGS__" is not, under -Wpedantic). */
+#define SH_LOG(lvl, comp, ...) SH_LOG_((lvl), (comp), __VA_ARGS__, SH_LF_END_)
+#define SH_LF_END_ ((struct log_field){.key = NULL})
+#define SH_LOG_(lvl, comp, msg, ...)                                                            \
     do {                                                                                        \
         if ((int)(lvl) >= sh_log_min_level) {                                                   \
-            const struct log_field sh_lf_[] = {{.key = NULL}, ##__VA_ARGS__};                   \
-            sh_log_write((lvl), (comp), (msg), sh_lf_ + 1, SH_ARRAY_LEN(sh_lf_) - 1);            \
+            const struct log_field sh_lf_[] = {__VA_ARGS__};                                    \
+            sh_log_write((lvl), (comp), (msg), sh_lf_, SH_ARRAY_LEN(sh_lf_) - 1);                \
         }                                                                                       \
     } while (0)
 
