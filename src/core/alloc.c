@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* alloc.c: the one allocator. Counts live blocks and can fail the Nth allocation, for tests.
- * The counters are relaxed atomics: exact under any thread mix, and cheap. */
+ * The counters are relaxed atomics: exact under any thread mix, and cheap.
+ * Requests over PTRDIFF_MAX bytes fail with NULL up front: no object may be that large, and
+ * sanitizer allocators abort on them instead of returning NULL, which would make a build with
+ * -fsanitize behave differently from one without (test_arena__huge_request_returns_null). */
 #include "core/core.h"
 
 #include <stdlib.h>
@@ -22,7 +25,7 @@ void *sh_malloc(size_t n)
 {
     void *p;
 
-    if (should_fail())
+    if (should_fail() || n > PTRDIFF_MAX)
         return NULL;
     p = malloc(n ? n : 1);
     if (p)
@@ -34,7 +37,7 @@ void *sh_calloc(size_t count, size_t size)
 {
     void *p;
 
-    if (should_fail())
+    if (should_fail() || (size && count > PTRDIFF_MAX / size))
         return NULL;
     p = calloc(count ? count : 1, size ? size : 1);
     if (p)
@@ -48,7 +51,7 @@ void *sh_realloc(void *p, size_t n)
 
     if (!p)
         return sh_malloc(n);
-    if (should_fail())
+    if (should_fail() || n > PTRDIFF_MAX)
         return NULL;
     q = realloc(p, n ? n : 1);
     return q;
@@ -64,7 +67,7 @@ void sh_free(void *p)
 
 char *sh_strndup(const char *s, size_t n)
 {
-    char *p = sh_malloc(n + 1);
+    char *p = n < SIZE_MAX ? sh_malloc(n + 1) : NULL; /* n + 1 would wrap to a 1-byte block */
 
     if (!p)
         return NULL;

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* arena.c: bump allocation in a chain of blocks; the newest block is at the head. */
+/* arena.c: bump allocation in a chain of blocks; the newest block is at the head.
+ * Invariants: every pointer handed out is 16-byte aligned (data[] is, sh_malloc returns
+ * max_align_t alignment, and each grant is rounded up to 16); held_bytes <= max_bytes. */
 #include "core/core.h"
 
 #include <string.h>
@@ -16,12 +18,13 @@ void arena_init(struct arena *a, size_t block_bytes, size_t max_bytes)
     a->block_bytes = block_bytes ? block_bytes : 4096;
     a->max_bytes = max_bytes;
     a->used_bytes = 0;
+    a->held_bytes = 0;
 }
 
 void *arena_alloc(struct arena *a, size_t n)
 {
     struct arena_block *b = a->head;
-    size_t need = (n + 15) & ~(size_t)15, size;
+    size_t need = (n + 15) & ~(size_t)15, size, hdr = sizeof(*b);
 
     if (need < n)
         return NULL;
@@ -32,11 +35,17 @@ void *arena_alloc(struct arena *a, size_t n)
         return p;
     }
     size = need > a->block_bytes ? need : a->block_bytes;
-    if (size > SIZE_MAX - sizeof(*b))
+    if (size > SIZE_MAX - hdr)
         return NULL;
-    if (a->max_bytes && a->used_bytes + size + sizeof(*b) > a->max_bytes)
-        return NULL;
-    b = sh_malloc(sizeof(*b) + size);
+    if (a->max_bytes) {
+        /* Written without sums that could wrap: held_bytes <= max_bytes always holds. */
+        size_t left = a->max_bytes - a->held_bytes;
+        if (left < hdr || left - hdr < need)
+            return NULL;
+        if (left - hdr < size)
+            size = (left - hdr) & ~(size_t)15; /* a smaller last block; still >= need */
+    }
+    b = sh_malloc(hdr + size);
     if (!b)
         return NULL;
     b->size = size;
@@ -49,13 +58,14 @@ void *arena_alloc(struct arena *a, size_t n)
         b->next = a->head;
         a->head = b;
     }
-    a->used_bytes += sizeof(*b) + need;
+    a->used_bytes += hdr + need;
+    a->held_bytes += hdr + size;
     return b->data;
 }
 
 char *arena_strndup(struct arena *a, const char *s, size_t n)
 {
-    char *p = arena_alloc(a, n + 1);
+    char *p = n < SIZE_MAX ? arena_alloc(a, n + 1) : NULL;
 
     if (!p)
         return NULL;
@@ -78,10 +88,12 @@ void arena_reset(struct arena *a)
     }
     a->head = keep;
     a->used_bytes = 0;
+    a->held_bytes = 0;
     if (keep) {
         keep->next = NULL;
         keep->used = 0;
         a->used_bytes = sizeof(*keep);
+        a->held_bytes = sizeof(*keep) + keep->size;
     }
 }
 
@@ -95,4 +107,5 @@ void arena_release(struct arena *a)
     }
     a->head = NULL;
     a->used_bytes = 0;
+    a->held_bytes = 0;
 }

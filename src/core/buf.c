@@ -105,11 +105,16 @@ int buf_reserve(struct buf *b, size_t n)
     cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    if (b->max && cap > b->max + 1)
+    /* Never allocate past max + NUL. Written as cap - 1 > max because max + 1 wraps to 0 when
+     * max == SIZE_MAX (test_buf__max_of_size_max_means_unlimited). */
+    if (b->max && cap - 1 > b->max)
         cap = b->max + 1;
     p = sh_realloc(b->data, cap);
     if (!p)
         return b->err = SH_ENOMEM;
+    /* A first allocation is uninitialised: keep data[len] == '\0' even when nothing is
+     * appended (test_buf__reserve_does_not_change_len). */
+    p[b->len] = '\0';
     b->data = p;
     b->cap = cap;
     return 0;
@@ -143,6 +148,7 @@ int buf_vappendf(struct buf *b, const char *fmt, va_list ap)
     va_list ap2;
     int n, rc;
 
+    assert_sane(b);
     if (b->err)
         return b->err;
     va_copy(ap2, ap);
@@ -172,7 +178,8 @@ int buf_appendf(struct buf *b, const char *fmt, ...)
 int buf_append_json_str(struct buf *b, struct slice s)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t i, start = 0;
+    size_t i, start = 0, len0 = b->len;
+    int rc;
 
     for (i = 0; i < s.len; i++) {
         unsigned char c = (unsigned char)s.ptr[i];
@@ -199,7 +206,15 @@ int buf_append_json_str(struct buf *b, struct slice s)
         buf_append(b, esc, elen);
         start = i + 1;
     }
-    return buf_append(b, s.ptr + start, s.len - start);
+    rc = buf_append(b, s.ptr + start, s.len - start);
+    /* The pieces above may have failed part-way: the error stuck, so rc reports it. Undo the
+     * partial string so that, like every append, a failure leaves the contents untouched
+     * (test_buf__json_past_max_keeps_content). */
+    if (rc && b->data) {
+        b->len = len0;
+        b->data[len0] = '\0';
+    }
+    return rc;
 }
 
 void buf_consume(struct buf *b, size_t n)

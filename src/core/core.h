@@ -135,14 +135,17 @@ void buf_release(struct buf *b);              /* frees; idempotent */
 
 /* ------------------------------------------------------------------------------------------
  * Arena: bump allocation for request-scoped memory, freed with one call. Blocks grow from
- * <block_bytes>; the total is capped by <max_bytes> (0 = unlimited). Nothing that outlives
- * the arena may point into it. A zeroed arena after arena_init() costs no allocation.
+ * <block_bytes>; the memory held in blocks (held_bytes, headers included) is capped by
+ * <max_bytes> (0 = unlimited); when a whole block would pass the cap, a smaller last block takes
+ * what is left. Nothing that outlives the arena may point into it. A zeroed arena after
+ * arena_init() costs no allocation.
  * ------------------------------------------------------------------------------------------ */
 struct arena_block;
 struct arena {
     struct arena_block *head; /* private */
     size_t block_bytes, max_bytes;
     size_t used_bytes; /* read-only: bytes handed out plus block overhead */
+    size_t held_bytes; /* read-only: bytes of every block held, overhead included; <= max_bytes */
 };
 void arena_init(struct arena *a, size_t block_bytes, size_t max_bytes);
 /* 16-byte aligned, uninitialised; NULL when out of memory or over max_bytes. */
@@ -204,15 +207,15 @@ int sh_log_level_parse(struct slice s);
 void sh_log_write(enum sh_log_level lvl, const char *comp, const char *msg,
                   const struct log_field *fields, size_t count);
 
-/* The message is the first variadic argument, so a record may have no field:
- * SH_LOG(SH_INFO, "cli", "stopped"). A sentinel ends the field array. */
-#define SH__LF_END ((struct log_field){.key = NULL})
-#define SH_LOG(lvl, comp, ...) SH__LOG((lvl), (comp), __VA_ARGS__, SH__LF_END)
-#define SH__LOG(lvl, comp, msg, ...)                                                            \
+/* SH_LOG(lvl, comp, msg, fields...): msg travels inside "..." with a sentinel appended, so a
+ * record without fields is still valid ISO C17 (", ##__VA_ARGS__" is not, under -Wpedantic). */
+#define SH_LOG(lvl, comp, ...) SH_LOG_((lvl), (comp), __VA_ARGS__, SH_LF_END_)
+#define SH_LF_END_ ((struct log_field){.key = NULL})
+#define SH_LOG_(lvl, comp, msg, ...)                                                            \
     do {                                                                                        \
         if ((int)(lvl) >= sh_log_min_level) {                                                   \
             const struct log_field sh_lf_[] = {__VA_ARGS__};                                    \
-            sh_log_write((lvl), (comp), (msg), sh_lf_, SH_ARRAY_LEN(sh_lf_) - 1);               \
+            sh_log_write((lvl), (comp), (msg), sh_lf_, SH_ARRAY_LEN(sh_lf_) - 1);                \
         }                                                                                       \
     } while (0)
 

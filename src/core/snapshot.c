@@ -15,8 +15,11 @@
 enum { SNAP_MAX_READERS = 256 };
 #define SLOT_IDLE UINT64_MAX
 
+/* Each slot sits on its own cache line so readers do not false-share. sh_malloc only promises
+ * max_align_t (16), so readers are carved out of a larger block (see reader_mem). */
+enum { CACHE_LINE = 64 };
 struct snap_reader {
-    _Alignas(64) _Atomic uint64_t epoch; /* SLOT_IDLE outside a window */
+    _Alignas(CACHE_LINE) _Atomic uint64_t epoch; /* SLOT_IDLE outside a window */
     struct snap_domain *dom;
 };
 
@@ -29,6 +32,7 @@ struct snap_domain {
     struct snap *retired; /* publisher thread only */
     _Atomic size_t nreaders;
     struct snap_reader *readers[SNAP_MAX_READERS];
+    void *reader_mem[SNAP_MAX_READERS]; /* what sh_malloc returned for readers[i] */
 };
 
 int snap_domain_new(snap_free_fn *free_fn, void *data, struct snap_domain **out)
@@ -69,7 +73,7 @@ void snap_domain_free(struct snap_domain *dom)
         snap_destroy(dom, s);
     }
     for (size_t i = 0; i < atomic_load(&dom->nreaders); i++)
-        sh_free(dom->readers[i]);
+        sh_free(dom->reader_mem[i]);
     sh_free(dom);
 }
 
@@ -77,16 +81,21 @@ int snap_reader_register(struct snap_domain *dom, struct snap_reader **out)
 {
     size_t n = atomic_load(&dom->nreaders);
     struct snap_reader *r;
+    void *mem;
 
     *out = NULL;
     if (n >= SNAP_MAX_READERS)
         return SH_ELIMIT;
-    r = sh_calloc(1, sizeof(*r));
-    if (!r)
+    /* The struct demands 64-byte alignment; a plain sh_calloc gives 16 and using it is
+     * undefined (test_snapshot__readers_are_cache_line_aligned). */
+    mem = sh_calloc(1, sizeof(*r) + CACHE_LINE - 1);
+    if (!mem)
         return SH_ENOMEM;
+    r = (struct snap_reader *)(((uintptr_t)mem + CACHE_LINE - 1) & ~(uintptr_t)(CACHE_LINE - 1));
     atomic_init(&r->epoch, SLOT_IDLE);
     r->dom = dom;
     dom->readers[n] = r;
+    dom->reader_mem[n] = mem;
     atomic_store(&dom->nreaders, n + 1); /* publishes the slot after it is initialised */
     *out = r;
     return 0;

@@ -3,6 +3,7 @@
 #include "core/core.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 uint64_t sh_now_us(void)
@@ -31,7 +32,8 @@ struct unit {
     uint64_t mult;
 };
 
-/* Longest names first so "ms" is not read as "m" followed by junk. */
+/* A unit is the whole run of non-digits after a number and must equal a name exactly, so the
+ * order of the table does not matter ("ms" is never read as "m" plus junk). */
 static const struct unit duration_units[] = {
     {"us", 1}, {"ms", 1000}, {"s", 1000000}, {"m", 60000000}, {"h", 3600000000u},
 };
@@ -55,8 +57,15 @@ static int read_term(struct slice s, size_t *pos, const struct unit *units, size
     while (i < s.len && s.ptr[i] >= '0' && s.ptr[i] <= '9')
         i++;
     if (i == start) {
-        sh_diag_set(d, NULL, "%s '%.*s': expected a number at offset %zu", what, (int)s.len,
-                    s.ptr, start);
+        const char *why = "expected a number";
+        if (start < s.len && (s.ptr[start] == '-' || s.ptr[start] == '+'))
+            why = "a sign is not allowed";
+        else if (start < s.len && (s.ptr[start] == ' ' || s.ptr[start] == '\t'))
+            why = "spaces are not allowed";
+        else if (start < s.len && s.ptr[start] == '.')
+            why = "fractions are not supported";
+        sh_diag_set(d, NULL, "%s '%.*s': %s at offset %zu", what, (int)s.len, s.ptr, why,
+                    start);
         return SH_EPARSE;
     }
     rc = slice_to_u64((struct slice){s.ptr + start, i - start}, &v);
@@ -91,8 +100,16 @@ static int read_term(struct slice s, size_t *pos, const struct unit *units, size
             return 0;
         }
     }
-    sh_diag_set(d, NULL, "%s '%.*s': unknown unit '%.*s'", what, (int)s.len, s.ptr, (int)u.len,
-                u.ptr);
+    if (u.ptr[0] == '.' || u.ptr[0] == ',') {
+        sh_diag_set(d, NULL, "%s '%.*s': fractions are not supported (use a smaller unit)", what,
+                    (int)s.len, s.ptr);
+    } else if (memchr(u.ptr, ' ', u.len) || memchr(u.ptr, '\t', u.len)) {
+        sh_diag_set(d, NULL, "%s '%.*s': spaces are not allowed", what, (int)s.len, s.ptr);
+    } else {
+        sh_diag_set(d, NULL, "%s '%.*s': unknown unit '%.*s' (use %s)", what, (int)s.len, s.ptr,
+                    (int)u.len, u.ptr,
+                    units == duration_units ? "us, ms, s, m, h" : "B, KiB, MiB, GiB, TiB, KB, MB, GB, TB");
+    }
     return SH_EPARSE;
 }
 
