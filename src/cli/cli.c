@@ -24,7 +24,12 @@ static const struct cli_command commands[] = {
      "  --name NAME         name reported in the X-Served-By header (default: echo)\n"
      "  --delay DURATION    wait this long before answering (e.g. 250ms)\n"
      "  --status CODE       answer with this status (default 200)\n"
-     "  --log-level LEVEL   debug, info, warn, error (default info)\n"},
+     "  --log-level LEVEL   debug, info, warn, error (default info)\n"
+     "  --timeout-header D  time allowed for a request head (default 10s; 408 after)\n"
+     "  --timeout-body D    silence allowed inside a request body (default 30s)\n"
+     "  --timeout-idle D    keep-alive connections close after D idle (default 60s)\n"
+     "  --timeout-send D    time allowed without write progress (default 60s)\n"
+     "  --shutdown-grace D  on SIGTERM, in-flight requests get D to finish (default 5s)\n"},
     {"fetch", cli_cmd_fetch, "make an HTTP request and print the response",
      "shoal fetch [-X METHOD] [-H 'Name: value']... [-d DATA | -T FILE] [-i] [-n COUNT] URL",
      "Sends an HTTP/1.1 request with shoal's own client and prints the response body.\n\n"

@@ -14,11 +14,11 @@ struct echo {
     uv_loop_t *loop;
     struct http_server *srv;
     uv_signal_t sigint, sigterm;
-    uv_timer_t delay_timer_unused;
     const char *name;
     uint64_t delay_ms;
     int status;
     uint32_t shutdown_ms;
+    struct http_server_config cfg;
 };
 
 /* Per-request state, in the exchange's arena. */
@@ -228,7 +228,8 @@ int cli_cmd_echo(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--listen") || !strcmp(a, "--name") || !strcmp(a, "--delay") ||
-            !strcmp(a, "--status") || !strcmp(a, "--log-level")) {
+            !strcmp(a, "--status") || !strcmp(a, "--log-level") || !strncmp(a, "--timeout-", 10) ||
+            !strcmp(a, "--shutdown-grace")) {
             if (!v)
                 return cli__usage_error(cmd, "option '%s' needs a value", a);
             i++;
@@ -242,6 +243,22 @@ int cli_cmd_echo(int argc, char **argv)
         } else if (!strcmp(a, "--delay")) {
             if (sh_parse_duration_ms(slice_from_cstr(v), &e.delay_ms, &d) < 0)
                 return cli__usage_error(cmd, "--delay: %s", d.what);
+        } else if (!strncmp(a, "--timeout-", 10) || !strcmp(a, "--shutdown-grace")) {
+            static const char *const names[] = {"--timeout-header", "--timeout-body",
+                                                "--timeout-idle", "--timeout-send",
+                                                "--shutdown-grace"};
+            uint32_t *slots[] = {&e.cfg.header_timeout_ms, &e.cfg.body_timeout_ms,
+                                 &e.cfg.idle_timeout_ms, &e.cfg.send_timeout_ms, &e.shutdown_ms};
+            uint64_t ms;
+            size_t k = 0;
+            while (k < SH_ARRAY_LEN(names) && strcmp(a, names[k]) != 0)
+                k++;
+            if (k == SH_ARRAY_LEN(names))
+                return cli__usage_error(cmd, "unknown option '%s'", a);
+            if (sh_parse_duration_ms(slice_from_cstr(v), &ms, &d) < 0 || ms == 0 ||
+                ms > UINT32_MAX)
+                return cli__usage_error(cmd, "%s: %s", a, ms == 0 ? "must be above 0" : d.what);
+            *slots[k] = (uint32_t)ms;
         } else if (!strcmp(a, "--status")) {
             uint64_t st;
             if (slice_to_u64(slice_from_cstr(v), &st) || st < 200 || st > 599)
@@ -268,12 +285,11 @@ int cli_cmd_echo(int argc, char **argv)
     e.loop = &loop;
     uint16_t port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                    : ((struct sockaddr_in *)&ss)->sin_port);
-    rc = http_server_new(&loop,
-                         &(struct http_server_config){.host = host,
-                                                      .port = port,
-                                                      .on_request = on_request,
-                                                      .data = &e},
-                         &e.srv, &d);
+    e.cfg.host = host;
+    e.cfg.port = port;
+    e.cfg.on_request = on_request;
+    e.cfg.data = &e;
+    rc = http_server_new(&loop, &e.cfg, &e.srv, &d);
     if (rc < 0) {
         fprintf(stderr, "shoal echo: %s: %s\n", d.where, d.what);
         uv_loop_close(&loop);

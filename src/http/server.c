@@ -244,7 +244,8 @@ static uint64_t conn_deadline(const struct srv_conn *c)
         d = c->wq.progress_ms + cfg->send_timeout_ms;
     switch (c->state) {
     case C_IDLE:
-        if (c->in_off == c->in.len)
+        /* waiting for a next request; an answer that closes is covered by the send timeout */
+        if (c->in_off == c->in.len && !c->close_after)
             d = SH_MIN(d, c->since_ms + cfg->idle_timeout_ms);
         break;
     case C_HEAD:
@@ -418,6 +419,7 @@ static void respond_error(struct srv_conn *c, int status, const char *where, con
     http__wq_mark(&c->wq);
     c->close_after = true;
     c->state = C_IDLE; /* no exchange; parsing stops because close_after is set */
+    c->since_ms = uv_now(c->srv->loop);
     conn_update(c);
 }
 
@@ -769,7 +771,8 @@ void http_server_shutdown(struct http_server *srv, uint32_t deadline_ms,
         uv_close((uv_handle_t *)&srv->listener, server_handle_closed);
     for (c = srv->conns; c; c = next) {
         next = c->next;
-        if (c->state == C_IDLE && !c->ex.active && http__wq_pending(&c->wq) == 0)
+        if ((c->state == C_IDLE || c->state == C_LINGER) && !c->ex.active &&
+            http__wq_pending(&c->wq) == 0)
             conn_close(c);
         else if (!c->ex.active && c->state != C_LINGER)
             c->close_after = true;
