@@ -138,9 +138,7 @@ static void write_cb(uv_write_t *req, int status)
     struct http__wq *wq = req->data;
 
     wq->writing = false;
-    wq->inflight.len = 0;
-    if (wq->inflight.cap > 256 * 1024)
-        buf_release(&wq->inflight);
+    wq->inflight.len = 0; /* keeps its capacity: the two buffers swap roles write after write */
     if (wq->dead) {
         if (wq->on_written)
             wq->on_written(wq, status ? status : SH_ECANCELED);

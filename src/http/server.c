@@ -24,6 +24,7 @@ enum {
     READ_CHUNK = 16 * 1024,  /* bytes offered to each read */
     DRAIN_MAX = 1 << 20,     /* unread request body we discard to keep a connection */
     LINGER_MS = 2000,        /* time to read and discard after shutting our side down */
+    PEEK_MAX = 64 * 1024,    /* bytes read ahead while an exchange waits for its answer */
     BACKLOG = 511,
 };
 
@@ -68,6 +69,7 @@ struct http_server {
     uint16_t port;
     bool shutting_down, listener_closed, freeing;
     int open_handles;
+    uint32_t conns_allocated; /* until their close callbacks ran */
     void (*done)(void *data);
     void *done_data;
 };
@@ -82,7 +84,7 @@ static void shutdown_check(struct http_server *srv);
  * ------------------------------------------------------------------------------------------ */
 static void server_maybe_free(struct http_server *srv)
 {
-    if (srv->freeing && srv->open_handles == 0 && srv->conns == NULL)
+    if (srv->freeing && srv->open_handles == 0 && srv->conns_allocated == 0)
         sh_free(srv);
 }
 
@@ -98,6 +100,7 @@ static void conn_handle_closed(uv_handle_t *h)
     buf_release(&c->in);
     arena_release(&c->ex.arena);
     sh_free(c);
+    srv->conns_allocated--;
     shutdown_check(srv);
     server_maybe_free(srv);
 }
@@ -362,8 +365,13 @@ static bool conn_wants_read(const struct srv_conn *c)
 
     if (c->closing || c->state == C_LINGER)
         return c->state == C_LINGER;
-    if (ex->active)
-        return !ex->body_done && (ex->draining || (ex->want_body && !ex->paused));
+    if (ex->active) {
+        if (ex->body_done)
+            /* keep reading what is pipelined behind the request, a little, so a client that
+             * goes away while its answer is being prepared is noticed (and the work aborted) */
+            return !ex->resp_done && c->in.len < PEEK_MAX;
+        return ex->draining || (ex->want_body && !ex->paused);
+    }
     if (c->close_after)
         return false;
     return http__wq_pending(&c->wq) <= c->wq.high;
@@ -610,6 +618,7 @@ static void on_connection(uv_stream_t *listener, int status)
     if (!c)
         return; /* the pending connection stays in the backlog; we try again on the next one */
     c->srv = srv;
+    srv->conns_allocated++;
     uv_tcp_init(srv->loop, &c->tcp);
     uv_timer_init(srv->loop, &c->timer);
     c->tcp.data = c->timer.data = c;
@@ -791,8 +800,10 @@ void http_server_free(struct http_server *srv)
         conn_close(srv->conns);
     if (!uv_is_closing((uv_handle_t *)&srv->listener))
         uv_close((uv_handle_t *)&srv->listener, server_handle_closed);
-    if (!uv_is_closing((uv_handle_t *)&srv->fl.prep))
+    if (!uv_is_closing((uv_handle_t *)&srv->fl.prep)) {
+        srv->fl.prep.data = srv; /* the close callback wants the server, not the flusher */
         http__flusher_close(&srv->fl, server_handle_closed);
+    }
     if (!uv_is_closing((uv_handle_t *)&srv->shutdown_timer))
         uv_close((uv_handle_t *)&srv->shutdown_timer, server_handle_closed);
 }
