@@ -1,8 +1,223 @@
 /* SPDX-License-Identifier: MIT */
-/* main.c: the shoal binary. Everything it does is a subcommand of the CLI table. */
+/* main.c: the shoal binary. It owns the role commands, which start components the CLI may not
+ * import (design.md: main.c parses argv and starts roles); everything else is the CLI's table.
+ * Roles: `shoal gateway` (the proxy alone). */
 #include "cli/cli.h"
+#include "proxy/proxy.h"
+#include "supervisor/supervisor.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------------------------
+ * shoal gateway
+ * ------------------------------------------------------------------------------------------ */
+struct gateway_run {
+    uv_loop_t *loop;
+    struct proxy_gateway *gw;
+    const char *path;
+    char dir[512], base[256];
+    uv_fs_event_t watch;
+    uv_timer_t debounce;
+    uv_signal_t sighup, sigint, sigterm;
+    uint32_t grace_ms;
+    bool watching;
+    uint64_t reloads;
+};
+
+/* Reads and validates the config file. 0 and *out, or an error with d filled. */
+static int gateway_load(const char *path, struct proxy_config **out, struct sh_diag *d)
+{
+    struct sh_doc *doc;
+    int rc = manifest_read_file(path, &doc, d);
+
+    *out = NULL;
+    if (rc < 0)
+        return rc;
+    rc = proxy_config_from_doc(doc, out, d);
+    sh_doc_free(doc);
+    return rc;
+}
+
+static void gateway_reload(struct gateway_run *g, const char *why)
+{
+    struct proxy_config *cfg;
+    struct sh_diag d = {{0}, {0}};
+    int rc = gateway_load(g->path, &cfg, &d);
+
+    if (rc == 0)
+        rc = proxy_gateway_reload(g->gw, cfg, &d);
+    if (rc < 0) {
+        SH_LOG(SH_ERROR, "proxy", "config rejected; the running config stays",
+               LF_STR("where", d.where), LF_STR("error", d.what), LF_STR("trigger", why));
+        return;
+    }
+    g->reloads++;
+    SH_LOG(SH_INFO, "proxy", "config reloaded", LF_STR("file", g->path), LF_STR("trigger", why),
+           LF_UINT("routes", proxy_gateway_config(g->gw)->nroutes),
+           LF_UINT("reloads", g->reloads));
+}
+
+static void debounce_cb(uv_timer_t *t)
+{
+    gateway_reload(t->data, "file changed");
+}
+
+/* Editors replace files by renaming, so the directory is watched and events filtered by name. */
+static void watch_cb(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+    struct gateway_run *g = h->data;
+
+    (void)events;
+    if (status < 0 || (filename && strcmp(filename, g->base) != 0))
+        return;
+    uv_timer_start(&g->debounce, debounce_cb, 100, 0); /* one reload for a burst of events */
+}
+
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    gateway_reload(s->data, "SIGHUP");
+}
+
+static void gateway_stopped(void *data)
+{
+    struct gateway_run *g = data;
+
+    proxy_gateway_free(g->gw);
+    g->gw = NULL;
+    uv_close((uv_handle_t *)&g->sighup, NULL);
+    uv_close((uv_handle_t *)&g->sigint, NULL);
+    uv_close((uv_handle_t *)&g->sigterm, NULL);
+    uv_close((uv_handle_t *)&g->debounce, NULL);
+    if (g->watching)
+        uv_close((uv_handle_t *)&g->watch, NULL);
+    SH_LOG(SH_INFO, "proxy", "gateway stopped");
+}
+
+static void on_stop_signal(uv_signal_t *s, int signum)
+{
+    struct gateway_run *g = s->data;
+
+    SH_LOG(SH_INFO, "proxy", "stopping", LF_INT("signal", signum),
+           LF_UINT("grace_ms", g->grace_ms));
+    uv_signal_stop(&g->sigint);
+    uv_signal_stop(&g->sigterm);
+    uv_signal_stop(&g->sighup);
+    if (g->watching)
+        uv_fs_event_stop(&g->watch);
+    uv_timer_stop(&g->debounce);
+    proxy_gateway_stop(g->gw, g->grace_ms, gateway_stopped, g);
+}
+
+static int cmd_gateway(int argc, char **argv)
+{
+    const struct cli_command *cmd = cli_find("gateway");
+    struct gateway_run g = {.grace_ms = 10000};
+    struct proxy_config *cfg;
+    struct sh_diag d = {{0}, {0}};
+    bool check = false;
+    uv_loop_t loop;
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--check")) {
+            check = true;
+            continue;
+        }
+        if (strcmp(a, "-c") && strcmp(a, "--config") && strcmp(a, "--grace") &&
+            strcmp(a, "--log-level"))
+            return cli_usage_error(cmd, "unknown option '%s'", a);
+        if (!v)
+            return cli_usage_error(cmd, "option '%s' needs a value", a);
+        i++;
+        if (!strcmp(a, "-c") || !strcmp(a, "--config")) {
+            g.path = v;
+        } else if (!strcmp(a, "--grace")) {
+            uint64_t ms;
+            if (sh_parse_duration_ms(slice_from_cstr(v), &ms, &d) < 0 || ms > UINT32_MAX)
+                return cli_usage_error(cmd, "--grace: %s", d.what[0] ? d.what : "too long");
+            g.grace_ms = (uint32_t)ms;
+        } else {
+            int lvl = sh_log_level_parse(slice_from_cstr(v));
+            if (lvl < 0)
+                return cli_usage_error(cmd, "--log-level: unknown level '%s'", v);
+            sh_log_setup((enum sh_log_level)lvl, SH_LOG_AUTO, 2);
+        }
+    }
+    if (!g.path)
+        return cli_usage_error(cmd, "missing -c FILE");
+    rc = gateway_load(g.path, &cfg, &d);
+    if (rc < 0) {
+        fprintf(stderr, "shoal gateway: %s: %s\n", d.where, d.what);
+        return 1;
+    }
+    if (check) {
+        printf("%s: ok (%u routes, %u clusters)\n", g.path, cfg->nroutes, cfg->nclusters);
+        proxy_config_free(cfg);
+        return 0;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_init(&loop);
+    g.loop = &loop;
+    rc = proxy_gateway_start(&loop, cfg, &g.gw, &d);
+    if (rc < 0) {
+        fprintf(stderr, "shoal gateway: %s: %s\n", d.where, d.what[0] ? d.what : sh_strerror(rc));
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+        return 1;
+    }
+    const struct proxy_config *run = proxy_gateway_config(g.gw);
+    SH_LOG(SH_INFO, "proxy", "gateway listening", LF_STR("listen", run->listen),
+           LF_UINT("port", proxy_gateway_port(g.gw)),
+           LF_UINT("admin_port", proxy_gateway_admin_port(g.gw)),
+           LF_UINT("routes", run->nroutes), LF_UINT("clusters", run->nclusters),
+           LF_STR("config", g.path));
+    uv_signal_init(&loop, &g.sighup);
+    uv_signal_init(&loop, &g.sigint);
+    uv_signal_init(&loop, &g.sigterm);
+    g.sighup.data = g.sigint.data = g.sigterm.data = &g;
+    uv_signal_start(&g.sighup, on_sighup, SIGHUP);
+    uv_signal_start(&g.sigint, on_stop_signal, SIGINT);
+    uv_signal_start(&g.sigterm, on_stop_signal, SIGTERM);
+    uv_timer_init(&loop, &g.debounce);
+    g.debounce.data = &g;
+    {
+        const char *slash = strrchr(g.path, '/');
+        snprintf(g.dir, sizeof(g.dir), "%.*s", slash ? (int)(slash - g.path) : 1,
+                 slash ? g.path : ".");
+        if (g.dir[0] == '\0')
+            snprintf(g.dir, sizeof(g.dir), "/");
+        snprintf(g.base, sizeof(g.base), "%s", slash ? slash + 1 : g.path);
+    }
+    uv_fs_event_init(&loop, &g.watch);
+    g.watch.data = &g;
+    if (uv_fs_event_start(&g.watch, watch_cb, g.dir, 0) == 0)
+        g.watching = true;
+    else
+        uv_close((uv_handle_t *)&g.watch, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    rc = uv_loop_close(&loop);
+    return rc == 0 ? 0 : 1;
+}
+
+static const struct cli_command roles[] = {
+    {"gateway", cmd_gateway, "run the API gateway (reverse proxy) from a YAML file",
+     "shoal gateway -c FILE [--check] [--grace DURATION] [--log-level LEVEL]",
+     "Runs the gateway described by FILE (see docs/gateway.md): listeners, routes, clusters,\n"
+     "load balancing and resilience policies, and an admin listener with /metrics, /ready and\n"
+     "/config. Editing FILE (or SIGHUP) applies the new config to new requests without\n"
+     "dropping a connection; an invalid file is reported as file:line:column and the running\n"
+     "config stays. SIGINT/SIGTERM stop it gracefully. Access logs go to stdout as JSON lines.\n\n"
+     "  -c, --config FILE   the gateway's YAML configuration (required)\n"
+     "  --check             validate FILE and exit (0 when valid)\n"
+     "  --grace DURATION    on SIGTERM, in-flight requests get this long (default 10s)\n"
+     "  --log-level LEVEL   debug, info, warn, error (default info)\n"},
+};
 
 int main(int argc, char **argv)
 {
-    return cli_main(argc, argv);
+    return cli_main(argc, argv, roles, SH_ARRAY_LEN(roles));
 }

@@ -44,8 +44,16 @@ static const struct cli_command commands[] = {
      "Exit status: 0 for a 2xx/3xx answer, 1 for 4xx/5xx or a transport error, 2 for usage.\n"},
 };
 
-const struct cli_command *cli__find(const char *name)
+/* The role commands main.c adds; set once by cli_main. */
+static const struct cli_command *role_commands;
+static size_t nrole_commands;
+
+const struct cli_command *cli_find(const char *name)
 {
+    for (size_t i = 0; i < nrole_commands; i++) {
+        if (strcmp(role_commands[i].name, name) == 0)
+            return &role_commands[i];
+    }
     for (size_t i = 0; i < SH_ARRAY_LEN(commands); i++) {
         if (strcmp(commands[i].name, name) == 0)
             return &commands[i];
@@ -57,6 +65,8 @@ static void print_usage(FILE *out)
 {
     fprintf(out, "shoal %s: one binary for a microservice platform\n\n", SHOAL_VERSION);
     fprintf(out, "Usage: shoal COMMAND [OPTIONS]\n\nCommands:\n");
+    for (size_t i = 0; i < nrole_commands; i++)
+        fprintf(out, "  %-10s %s\n", role_commands[i].name, role_commands[i].summary);
     for (size_t i = 0; i < SH_ARRAY_LEN(commands); i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nRun 'shoal help COMMAND' or 'shoal COMMAND --help' for a command's options.\n");
@@ -67,7 +77,7 @@ void cli__print_help(const struct cli_command *c, FILE *out)
     fprintf(out, "Usage: %s\n\n%s", c->usage, c->help);
 }
 
-int cli__usage_error(const struct cli_command *c, const char *fmt, ...)
+int cli_usage_error(const struct cli_command *c, const char *fmt, ...)
 {
     va_list ap;
 
@@ -98,7 +108,7 @@ int cli_cmd_help(int argc, char **argv)
         print_usage(stdout);
         return 0;
     }
-    c = cli__find(argv[1]);
+    c = cli_find(argv[1]);
     if (!c) {
         fprintf(stderr, "shoal help: unknown command '%s'\n", argv[1]);
         print_usage(stderr);
@@ -116,7 +126,7 @@ int cli_cmd_version(int argc, char **argv)
         if (strcmp(argv[i], "--json") == 0)
             json = true;
         else
-            return cli__usage_error(cli__find("version"), "unknown option '%s'", argv[i]);
+            return cli_usage_error(cli_find("version"), "unknown option '%s'", argv[i]);
     }
     if (json)
         printf("{\"version\":\"%s\",\"build\":\"%s %s\"}\n", SHOAL_VERSION, __DATE__, __TIME__);
@@ -125,10 +135,12 @@ int cli_cmd_version(int argc, char **argv)
     return 0;
 }
 
-int cli_main(int argc, char **argv)
+int cli_main(int argc, char **argv, const struct cli_command *roles, size_t nroles)
 {
     const struct cli_command *c;
 
+    role_commands = roles;
+    nrole_commands = nroles;
     sh_log_setup(SH_INFO, SH_LOG_AUTO, 2);
     if (argc < 2) {
         print_usage(stderr);
@@ -140,7 +152,7 @@ int cli_main(int argc, char **argv)
     }
     if (strcmp(argv[1], "--version") == 0)
         return cli_cmd_version(1, argv + 1);
-    c = cli__find(argv[1]);
+    c = cli_find(argv[1]);
     if (!c) {
         fprintf(stderr, "shoal: unknown command '%s'\n\n", argv[1]);
         print_usage(stderr);

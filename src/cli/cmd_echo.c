@@ -216,7 +216,7 @@ static void on_signal(uv_signal_t *s, int signum)
 
 int cli_cmd_echo(int argc, char **argv)
 {
-    const struct cli_command *cmd = cli__find("echo");
+    const struct cli_command *cmd = cli_find("echo");
     const char *listen = "127.0.0.1:8081";
     struct echo e = {.name = "echo", .status = 200, .shutdown_ms = 5000};
     struct sockaddr_storage ss;
@@ -231,10 +231,10 @@ int cli_cmd_echo(int argc, char **argv)
             !strcmp(a, "--status") || !strcmp(a, "--log-level") || !strncmp(a, "--timeout-", 10) ||
             !strcmp(a, "--shutdown-grace")) {
             if (!v)
-                return cli__usage_error(cmd, "option '%s' needs a value", a);
+                return cli_usage_error(cmd, "option '%s' needs a value", a);
             i++;
         } else {
-            return cli__usage_error(cmd, "unknown option '%s'", a);
+            return cli_usage_error(cmd, "unknown option '%s'", a);
         }
         if (!strcmp(a, "--listen")) {
             listen = v;
@@ -242,7 +242,7 @@ int cli_cmd_echo(int argc, char **argv)
             e.name = v;
         } else if (!strcmp(a, "--delay")) {
             if (sh_parse_duration_ms(slice_from_cstr(v), &e.delay_ms, &d) < 0)
-                return cli__usage_error(cmd, "--delay: %s", d.what);
+                return cli_usage_error(cmd, "--delay: %s", d.what);
         } else if (!strncmp(a, "--timeout-", 10) || !strcmp(a, "--shutdown-grace")) {
             static const char *const names[] = {"--timeout-header", "--timeout-body",
                                                 "--timeout-idle", "--timeout-send",
@@ -254,26 +254,26 @@ int cli_cmd_echo(int argc, char **argv)
             while (k < SH_ARRAY_LEN(names) && strcmp(a, names[k]) != 0)
                 k++;
             if (k == SH_ARRAY_LEN(names))
-                return cli__usage_error(cmd, "unknown option '%s'", a);
+                return cli_usage_error(cmd, "unknown option '%s'", a);
             if (sh_parse_duration_ms(slice_from_cstr(v), &ms, &d) < 0 || ms == 0 ||
                 ms > UINT32_MAX)
-                return cli__usage_error(cmd, "%s: %s", a, ms == 0 ? "must be above 0" : d.what);
+                return cli_usage_error(cmd, "%s: %s", a, ms == 0 ? "must be above 0" : d.what);
             *slots[k] = (uint32_t)ms;
         } else if (!strcmp(a, "--status")) {
             uint64_t st;
             if (slice_to_u64(slice_from_cstr(v), &st) || st < 200 || st > 599)
-                return cli__usage_error(cmd, "--status: '%s' is not a status from 200 to 599",
+                return cli_usage_error(cmd, "--status: '%s' is not a status from 200 to 599",
                                         v);
             e.status = (int)st;
         } else {
             int lvl = sh_log_level_parse(slice_from_cstr(v));
             if (lvl < 0)
-                return cli__usage_error(cmd, "--log-level: unknown level '%s'", v);
+                return cli_usage_error(cmd, "--log-level: unknown level '%s'", v);
             sh_log_setup((enum sh_log_level)lvl, SH_LOG_AUTO, 2);
         }
     }
     if (http_parse_addr(listen, &ss, &d) < 0)
-        return cli__usage_error(cmd, "--listen: %s", d.what);
+        return cli_usage_error(cmd, "--listen: %s", d.what);
     http_format_addr((struct sockaddr *)&ss, host, sizeof(host));
     *strrchr(host, ':') = '\0';
     if (host[0] == '[') {

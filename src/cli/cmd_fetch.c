@@ -171,7 +171,7 @@ static int parse_url(struct fetch *f, const char *url, char *hostport, size_t hp
 
 int cli_cmd_fetch(int argc, char **argv)
 {
-    const struct cli_command *cmd = cli__find("fetch");
+    const struct cli_command *cmd = cli_find("fetch");
     struct fetch f = {.body_fd = -1, .remaining = 1};
     const char *method = NULL, *url = NULL, *upload = NULL, *target = "/";
     char hostport[80];
@@ -186,15 +186,15 @@ int cli_cmd_fetch(int argc, char **argv)
         bool takes = !strcmp(a, "-X") || !strcmp(a, "-H") || !strcmp(a, "-d") ||
                      !strcmp(a, "-T") || !strcmp(a, "-n") || !strcmp(a, "--timeout");
         if (takes && !v)
-            return cli__usage_error(cmd, "option '%s' needs a value", a);
+            return cli_usage_error(cmd, "option '%s' needs a value", a);
         if (!strcmp(a, "-X")) {
             method = v;
         } else if (!strcmp(a, "-H")) {
             const char *colon = strchr(v, ':');
             if (!colon || colon == v)
-                return cli__usage_error(cmd, "-H '%s': expected 'Name: value'", v);
+                return cli_usage_error(cmd, "-H '%s': expected 'Name: value'", v);
             if (nfields == MAX_FIELDS)
-                return cli__usage_error(cmd, "-H: at most %d fields", MAX_FIELDS);
+                return cli_usage_error(cmd, "-H: at most %d fields", MAX_FIELDS);
             f.fields[nfields].name = (struct slice){v, (size_t)(colon - v)};
             f.fields[nfields].value = slice_trim(slice_from_cstr(colon + 1));
             nfields++;
@@ -206,11 +206,11 @@ int cli_cmd_fetch(int argc, char **argv)
         } else if (!strcmp(a, "-n")) {
             uint64_t n;
             if (slice_to_u64(slice_from_cstr(v), &n) || n == 0 || n > 1000000)
-                return cli__usage_error(cmd, "-n: '%s' is not a count from 1 to 1000000", v);
+                return cli_usage_error(cmd, "-n: '%s' is not a count from 1 to 1000000", v);
             f.remaining = (long)n;
         } else if (!strcmp(a, "--timeout")) {
             if (sh_parse_duration_ms(slice_from_cstr(v), &timeout_ms, &d) < 0)
-                return cli__usage_error(cmd, "--timeout: %s", d.what);
+                return cli_usage_error(cmd, "--timeout: %s", d.what);
         } else if (!strcmp(a, "-i")) {
             f.include_head = true;
             continue;
@@ -218,9 +218,9 @@ int cli_cmd_fetch(int argc, char **argv)
             stats = true;
             continue;
         } else if (a[0] == '-') {
-            return cli__usage_error(cmd, "unknown option '%s'", a);
+            return cli_usage_error(cmd, "unknown option '%s'", a);
         } else if (url) {
-            return cli__usage_error(cmd, "more than one URL ('%s')", a);
+            return cli_usage_error(cmd, "more than one URL ('%s')", a);
         } else {
             url = a;
             continue;
@@ -228,11 +228,11 @@ int cli_cmd_fetch(int argc, char **argv)
         i++;
     }
     if (!url)
-        return cli__usage_error(cmd, "missing URL");
+        return cli_usage_error(cmd, "missing URL");
     if (f.data && upload)
-        return cli__usage_error(cmd, "-d and -T cannot be used together");
+        return cli_usage_error(cmd, "-d and -T cannot be used together");
     if (parse_url(&f, url, hostport, sizeof(hostport), &target, &d) < 0)
-        return cli__usage_error(cmd, "%s", d.what);
+        return cli_usage_error(cmd, "%s", d.what);
     if (upload) {
         f.body_fd = strcmp(upload, "-") == 0 ? 0 : open(upload, O_RDONLY | O_CLOEXEC);
         if (f.body_fd < 0) {

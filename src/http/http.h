@@ -342,9 +342,9 @@ int http_exchange_start(struct http_exchange *ex, const struct http_response_hea
 /* Queues body bytes (copied). 0, HTTP_AGAIN (queued, but above the high watermark: wait for
  * on_drain), SH_EINVAL (more than content_length, or not started) or SH_ECLOSED. */
 int http_exchange_write(struct http_exchange *ex, const void *p, size_t n);
-/* Ends the response. When the request body was not read, the connection is closed after the
- * response. The exchange ends (and ex becomes invalid) once the response is finished AND the
- * request body is done: do not touch ex after finish unless on_body_end is still due. */
+/* Ends the response. A request body not yet read is drained (up to 1 MiB) or the connection
+ * is closed after the response. No handler is called after finish, and ex must not be used
+ * after it returns: the exchange may end inside this call. */
 int http_exchange_finish(struct http_exchange *ex);
 /* One-shot response with a complete body. */
 int http_exchange_respond(struct http_exchange *ex, int status, struct slice content_type,

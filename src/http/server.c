@@ -502,7 +502,8 @@ static void process_once(struct srv_conn *c)
 
         if (ex->active) {
             if (ex->body_done) {
-                if (ex->want_body && !ex->paused && !ex->end_delivered) {
+                /* after the answer is finished the handler hears nothing more */
+                if (ex->want_body && !ex->paused && !ex->end_delivered && !ex->resp_done) {
                     ex->end_delivered = true;
                     if (ex->h.on_body_end)
                         ex->h.on_body_end(ex, ex->data);

@@ -1,0 +1,885 @@
+/* SPDX-License-Identifier: MIT */
+/* config_doc.c: reading the gateway's configuration from a document tree (the YAML file),
+ * with every error reported as "file:line:col: path: problem". docs/gateway.md is the user's
+ * reference for these keys; keep the two in step. */
+#include "proxy/proxy.h"
+#include "proxy/proxy_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Reading context: the config being filled and where errors go. */
+struct rd {
+    struct proxy_config *cfg;
+    struct sh_diag *d;
+    char path[128];
+};
+
+#define TRY(expr)                                                                              \
+    do {                                                                                       \
+        int rc_ = (expr);                                                                      \
+        if (rc_ < 0)                                                                           \
+            return rc_;                                                                        \
+    } while (0)
+
+static const char *pathf(struct rd *r, const char *fmt, ...) SH_PRINTF(2, 3);
+static const char *pathf(struct rd *r, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(r->path, sizeof(r->path), fmt, ap);
+    va_end(ap);
+    return r->path;
+}
+
+static int fail_at(struct rd *r, const struct sh_node *n, const char *fmt, ...) SH_PRINTF(3, 4);
+static int fail_at(struct rd *r, const struct sh_node *n, const char *fmt, ...)
+{
+    va_list ap;
+
+    sh_node_where(n, r->d->where, sizeof(r->d->where));
+    va_start(ap, fmt);
+    vsnprintf(r->d->what, sizeof(r->d->what), fmt, ap);
+    va_end(ap);
+    return SH_EPARSE;
+}
+
+static char *dup(struct rd *r, const char *s)
+{
+    return arena_strndup(&r->cfg->arena, s, strlen(s));
+}
+
+static int get_str(struct rd *r, const struct sh_node *n, const char *path, const char **out)
+{
+    const char *s;
+
+    TRY(sh_node_str(n, path, &s, r->d));
+    *out = dup(r, s);
+    return *out ? 0 : SH_ENOMEM;
+}
+
+static int get_u32(struct rd *r, const struct sh_node *n, const char *path, uint64_t min,
+                   uint64_t max, uint32_t *out)
+{
+    uint64_t v;
+
+    TRY(sh_node_u64(n, path, min, max, &v, r->d));
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int get_ms(struct rd *r, const struct sh_node *n, const char *path, uint32_t *out)
+{
+    uint64_t v;
+
+    TRY(sh_node_duration_ms(n, path, &v, r->d));
+    if (v > UINT32_MAX)
+        return fail_at(r, n, "%s: duration too long (at most about 49 days)", path);
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* "20%" or a fraction like 0.2, into [0, 1]. */
+static int get_ratio(struct rd *r, const struct sh_node *n, const char *path, double *out)
+{
+    const char *s;
+    char *end;
+    double v;
+
+    TRY(sh_node_str(n, path, &s, r->d));
+    v = strtod(s, &end);
+    if (end == s)
+        return fail_at(r, n, "%s: '%s' is not a ratio (write 20%% or 0.2)", path, s);
+    if (*end == '%' && end[1] == '\0')
+        v /= 100.0;
+    else if (*end != '\0')
+        return fail_at(r, n, "%s: '%s' is not a ratio (write 20%% or 0.2)", path, s);
+    if (!(v >= 0.0 && v <= 1.0))
+        return fail_at(r, n, "%s: '%s' is outside 0%%..100%%", path, s);
+    *out = v;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Policies (shared by clusters and routes)
+ * ------------------------------------------------------------------------------------------ */
+static int read_timeouts(struct rd *r, const struct sh_node *m, const char *base,
+                         struct proxy_timeouts *t)
+{
+    static const char *const keys[] = {"connect", "per_try", "request", "idle", NULL};
+    const struct sh_node *v;
+    char p[160];
+
+    TRY(sh_node_check_keys(m, keys, base, r->d));
+    snprintf(p, sizeof(p), "%s", base);
+    if ((v = sh_node_get(m, "connect")))
+        TRY(get_ms(r, v, pathf(r, "%s.connect", p), &t->connect_ms));
+    if ((v = sh_node_get(m, "per_try")))
+        TRY(get_ms(r, v, pathf(r, "%s.per_try", p), &t->per_try_ms));
+    if ((v = sh_node_get(m, "request")))
+        TRY(get_ms(r, v, pathf(r, "%s.request", p), &t->request_ms));
+    if ((v = sh_node_get(m, "idle")))
+        TRY(get_ms(r, v, pathf(r, "%s.idle", p), &t->idle_ms));
+    if (t->connect_ms == 0 || t->per_try_ms == 0 || t->request_ms == 0)
+        return fail_at(r, m, "%s: timeouts must be above 0", p);
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    uint32_t flag;
+} retry_on_names[] = {
+    {"connect", PROXY_RETRY_CONNECT},
+    {"connect-failure", PROXY_RETRY_CONNECT},
+    {"reset", PROXY_RETRY_RESET},
+    {"timeout", PROXY_RETRY_TIMEOUT},
+    {"5xx", PROXY_RETRY_5XX},
+};
+
+static int read_retry(struct rd *r, const struct sh_node *m, const char *base,
+                      struct proxy_retry *rp)
+{
+    static const char *const keys[] = {"max",    "on",          "backoff",        "backoff_max",
+                                       "budget", "min_per_second", "non_idempotent", NULL};
+    const struct sh_node *v;
+    char p[160];
+
+    snprintf(p, sizeof(p), "%s", base);
+    TRY(sh_node_check_keys(m, keys, p, r->d));
+    if ((v = sh_node_get(m, "max")))
+        TRY(get_u32(r, v, pathf(r, "%s.max", p), 0, 10, &rp->max_retries));
+    if ((v = sh_node_get(m, "on"))) {
+        TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.on", p), r->d));
+        rp->on = 0;
+        rp->nstatuses = 0;
+        for (size_t i = 0; i < v->count; i++) {
+            const struct sh_node *it = v->items[i];
+            const char *s;
+            uint64_t st;
+            bool known = false;
+            TRY(sh_node_str(it, pathf(r, "%s.on[%zu]", p, i), &s, r->d));
+            for (size_t k = 0; k < SH_ARRAY_LEN(retry_on_names); k++) {
+                if (strcmp(s, retry_on_names[k].name) == 0) {
+                    rp->on |= retry_on_names[k].flag;
+                    known = true;
+                }
+            }
+            if (known)
+                continue;
+            if (slice_to_u64(slice_from_cstr(s), &st) == 0 && st >= 400 && st <= 599) {
+                if (rp->nstatuses == SH_ARRAY_LEN(rp->statuses))
+                    return fail_at(r, it, "%s: at most 8 statuses", r->path);
+                rp->statuses[rp->nstatuses++] = (uint16_t)st;
+                rp->on |= PROXY_RETRY_STATUS;
+                continue;
+            }
+            return fail_at(r, it,
+                           "%s: '%s' is not a retry condition (connect, reset, timeout, 5xx, "
+                           "or a status from 400 to 599)",
+                           r->path, s);
+        }
+    }
+    if ((v = sh_node_get(m, "backoff")))
+        TRY(get_ms(r, v, pathf(r, "%s.backoff", p), &rp->backoff_base_ms));
+    if ((v = sh_node_get(m, "backoff_max")))
+        TRY(get_ms(r, v, pathf(r, "%s.backoff_max", p), &rp->backoff_max_ms));
+    if ((v = sh_node_get(m, "budget")))
+        TRY(get_ratio(r, v, pathf(r, "%s.budget", p), &rp->budget_ratio));
+    if ((v = sh_node_get(m, "min_per_second")))
+        TRY(get_u32(r, v, pathf(r, "%s.min_per_second", p), 0, 100000, &rp->budget_min_per_s));
+    if ((v = sh_node_get(m, "non_idempotent")))
+        TRY(sh_node_bool(v, pathf(r, "%s.non_idempotent", p), &rp->non_idempotent, r->d));
+    return 0;
+}
+
+static int read_breaker(struct rd *r, const struct sh_node *m, const char *base,
+                        struct proxy_breaker *b)
+{
+    static const char *const keys[] = {"consecutive_failures", "error_ratio", "window",
+                                       "min_requests",         "open",        "max_requests",
+                                       "max_pending",          NULL};
+    const struct sh_node *v;
+    char p[160];
+
+    snprintf(p, sizeof(p), "%s", base);
+    TRY(sh_node_check_keys(m, keys, p, r->d));
+    if ((v = sh_node_get(m, "consecutive_failures")))
+        TRY(get_u32(r, v, pathf(r, "%s.consecutive_failures", p), 0, 1000000,
+                    &b->consecutive_failures));
+    if ((v = sh_node_get(m, "error_ratio")))
+        TRY(get_ratio(r, v, pathf(r, "%s.error_ratio", p), &b->error_ratio));
+    if ((v = sh_node_get(m, "window")))
+        TRY(get_ms(r, v, pathf(r, "%s.window", p), &b->window_ms));
+    if ((v = sh_node_get(m, "min_requests")))
+        TRY(get_u32(r, v, pathf(r, "%s.min_requests", p), 1, 1000000, &b->min_requests));
+    if ((v = sh_node_get(m, "open")))
+        TRY(get_ms(r, v, pathf(r, "%s.open", p), &b->open_ms));
+    if ((v = sh_node_get(m, "max_requests")))
+        TRY(get_u32(r, v, pathf(r, "%s.max_requests", p), 1, 10000000, &b->max_requests));
+    if ((v = sh_node_get(m, "max_pending")))
+        TRY(get_u32(r, v, pathf(r, "%s.max_pending", p), 1, 10000000, &b->max_pending));
+    return 0;
+}
+
+static int read_outlier(struct rd *r, const struct sh_node *m, const char *base,
+                        struct proxy_outlier *o)
+{
+    static const char *const keys[] = {"consecutive_errors", "base_ejection", "max_ejection",
+                                       "max_ejection_percent", NULL};
+    const struct sh_node *v;
+    char p[160];
+
+    snprintf(p, sizeof(p), "%s", base);
+    TRY(sh_node_check_keys(m, keys, p, r->d));
+    if ((v = sh_node_get(m, "consecutive_errors")))
+        TRY(get_u32(r, v, pathf(r, "%s.consecutive_errors", p), 0, 1000000,
+                    &o->consecutive_errors));
+    if ((v = sh_node_get(m, "base_ejection")))
+        TRY(get_ms(r, v, pathf(r, "%s.base_ejection", p), &o->base_ejection_ms));
+    if ((v = sh_node_get(m, "max_ejection")))
+        TRY(get_ms(r, v, pathf(r, "%s.max_ejection", p), &o->max_ejection_ms));
+    if ((v = sh_node_get(m, "max_ejection_percent")))
+        TRY(get_u32(r, v, pathf(r, "%s.max_ejection_percent", p), 0, 100,
+                    &o->max_ejection_percent));
+    return 0;
+}
+
+static int read_health(struct rd *r, const struct sh_node *m, const char *base,
+                       struct proxy_health *h)
+{
+    static const char *const keys[] = {"path",     "expect_status",     "interval",
+                                       "timeout",  "healthy_threshold", "unhealthy_threshold",
+                                       NULL};
+    const struct sh_node *v;
+    uint32_t st;
+    char p[160];
+
+    snprintf(p, sizeof(p), "%s", base);
+    TRY(sh_node_check_keys(m, keys, p, r->d));
+    TRY(sh_node_require(m, "path", p, &v, r->d));
+    TRY(get_str(r, v, pathf(r, "%s.path", p), &h->path));
+    if (h->path[0] != '/')
+        return fail_at(r, v, "%s.path: must start with '/'", p);
+    if ((v = sh_node_get(m, "expect_status"))) {
+        TRY(get_u32(r, v, pathf(r, "%s.expect_status", p), 100, 599, &st));
+        h->expect_status = (uint16_t)st;
+    }
+    if ((v = sh_node_get(m, "interval")))
+        TRY(get_ms(r, v, pathf(r, "%s.interval", p), &h->interval_ms));
+    if ((v = sh_node_get(m, "timeout")))
+        TRY(get_ms(r, v, pathf(r, "%s.timeout", p), &h->timeout_ms));
+    if ((v = sh_node_get(m, "healthy_threshold")))
+        TRY(get_u32(r, v, pathf(r, "%s.healthy_threshold", p), 1, 100, &h->healthy_threshold));
+    if ((v = sh_node_get(m, "unhealthy_threshold")))
+        TRY(get_u32(r, v, pathf(r, "%s.unhealthy_threshold", p), 1, 100,
+                    &h->unhealthy_threshold));
+    if (h->interval_ms < 100)
+        return fail_at(r, m, "%s.interval: at least 100ms", p);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Clusters
+ * ------------------------------------------------------------------------------------------ */
+static const struct {
+    const char *name;
+    enum proxy_lb lb;
+} lb_names[] = {
+    {"round_robin", PROXY_LB_ROUND_ROBIN}, {"weighted", PROXY_LB_WEIGHTED},
+    {"least_request", PROXY_LB_LEAST_REQUEST}, {"ring_hash", PROXY_LB_RING_HASH},
+    {"maglev", PROXY_LB_MAGLEV}, {"random", PROXY_LB_RANDOM},
+};
+
+static int read_endpoint(struct rd *r, const struct sh_node *n, const char *p,
+                         struct proxy_endpoint *ep)
+{
+    static const char *const keys[] = {"address", "weight", NULL};
+    const struct sh_node *addr = n, *v;
+    struct sh_diag ad;
+    char text[96];
+
+    ep->weight = 1;
+    if (n->kind == SH_NODE_MAP) {
+        TRY(sh_node_check_keys(n, keys, p, r->d));
+        TRY(sh_node_require(n, "address", p, &addr, r->d));
+        if ((v = sh_node_get(n, "weight")))
+            TRY(get_u32(r, v, pathf(r, "%s.weight", p), 0, 1000, &ep->weight));
+    }
+    TRY(sh_node_str(addr, p, &ep->name, r->d));
+    if (http_parse_addr(ep->name, &ep->addr, &ad) < 0)
+        return fail_at(r, addr, "%s: %s", p, ad.what);
+    /* the canonical text: "localhost:80" becomes "127.0.0.1:80" */
+    ep->name = dup(r, http_format_addr((struct sockaddr *)&ep->addr, text, sizeof(text)));
+    return ep->name ? 0 : SH_ENOMEM;
+}
+
+static int read_cluster(struct rd *r, const struct sh_node *m, size_t idx,
+                        struct proxy_cluster *cl)
+{
+    static const char *const keys[] = {"name",  "endpoints", "lb",      "hash_on", "timeouts",
+                                       "retry", "breaker",   "outlier", "health",  NULL};
+    const struct sh_node *v;
+    char p[64];
+
+    snprintf(p, sizeof(p), "clusters[%zu]", idx);
+    proxy_cluster_defaults(cl);
+    TRY(sh_node_check_keys(m, keys, p, r->d));
+    TRY(sh_node_require(m, "name", p, &v, r->d));
+    TRY(get_str(r, v, pathf(r, "%s.name", p), &cl->name));
+    snprintf(p, sizeof(p), "clusters[%s]", cl->name);
+    TRY(sh_node_require(m, "endpoints", p, &v, r->d));
+    TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.endpoints", p), r->d));
+    cl->nendpoints = (uint32_t)v->count;
+    cl->endpoints = arena_alloc(&r->cfg->arena, (v->count + 1) * sizeof(*cl->endpoints));
+    if (!cl->endpoints)
+        return SH_ENOMEM;
+    memset(cl->endpoints, 0, (v->count + 1) * sizeof(*cl->endpoints));
+    for (size_t i = 0; i < v->count; i++)
+        TRY(read_endpoint(r, v->items[i], pathf(r, "%s.endpoints[%zu]", p, i),
+                          &cl->endpoints[i]));
+    if ((v = sh_node_get(m, "lb"))) {
+        const char *s;
+        bool known = false;
+        TRY(sh_node_str(v, pathf(r, "%s.lb", p), &s, r->d));
+        for (size_t k = 0; k < SH_ARRAY_LEN(lb_names); k++) {
+            if (strcmp(s, lb_names[k].name) == 0) {
+                cl->lb = lb_names[k].lb;
+                known = true;
+            }
+        }
+        if (!known)
+            return fail_at(r, v,
+                           "%s.lb: unknown balancer '%s' (round_robin, weighted, least_request, "
+                           "ring_hash, maglev, random)",
+                           p, s);
+    }
+    if ((v = sh_node_get(m, "hash_on"))) {
+        const char *s;
+        TRY(sh_node_str(v, pathf(r, "%s.hash_on", p), &s, r->d));
+        if (strcmp(s, "client") == 0) {
+            cl->hash_on = PROXY_HASH_CLIENT;
+        } else if (strncmp(s, "header:", 7) == 0 && s[7]) {
+            cl->hash_on = PROXY_HASH_HEADER;
+            cl->hash_key = dup(r, s + 7);
+        } else if (strncmp(s, "cookie:", 7) == 0 && s[7]) {
+            cl->hash_on = PROXY_HASH_COOKIE;
+            cl->hash_key = dup(r, s + 7);
+        } else {
+            return fail_at(r, v, "%s.hash_on: '%s' (write client, header:NAME or cookie:NAME)",
+                           p, s);
+        }
+        if (cl->hash_on != PROXY_HASH_CLIENT && !cl->hash_key)
+            return SH_ENOMEM;
+    }
+    if ((v = sh_node_get(m, "timeouts")))
+        TRY(read_timeouts(r, v, pathf(r, "%s.timeouts", p), &cl->timeouts));
+    if ((v = sh_node_get(m, "retry")))
+        TRY(read_retry(r, v, pathf(r, "%s.retry", p), &cl->retry));
+    if ((v = sh_node_get(m, "breaker")))
+        TRY(read_breaker(r, v, pathf(r, "%s.breaker", p), &cl->breaker));
+    if ((v = sh_node_get(m, "outlier")))
+        TRY(read_outlier(r, v, pathf(r, "%s.outlier", p), &cl->outlier));
+    if ((v = sh_node_get(m, "health")))
+        TRY(read_health(r, v, pathf(r, "%s.health", p), &cl->health));
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Routes
+ * ------------------------------------------------------------------------------------------ */
+static int cluster_ref(struct rd *r, const struct sh_node *v, const char *path, uint32_t *out)
+{
+    const char *name;
+    int i;
+
+    TRY(sh_node_str(v, path, &name, r->d));
+    i = proxy_cluster_index(r->cfg, name);
+    if (i < 0)
+        return fail_at(r, v, "%s: no cluster named '%s'", path, name);
+    *out = (uint32_t)i;
+    return 0;
+}
+
+static int read_kv_map(struct rd *r, const struct sh_node *m, const char *path,
+                       struct proxy_kv **out, uint32_t *count)
+{
+    TRY(sh_node_expect(m, SH_NODE_MAP, path, r->d));
+    *out = arena_alloc(&r->cfg->arena, (m->count + 1) * sizeof(**out));
+    if (!*out)
+        return SH_ENOMEM;
+    for (size_t i = 0; i < m->count; i++) {
+        TRY(get_str(r, m->items[i], path, &(*out)[i].name));
+        TRY(get_str(r, m->values[i], path, &(*out)[i].value));
+        if (strpbrk((*out)[i].value, "\r\n") || strpbrk((*out)[i].name, " \t:\r\n"))
+            return fail_at(r, m->items[i], "%s: '%s' is not a valid header field", path,
+                           (*out)[i].name);
+    }
+    *count = (uint32_t)m->count;
+    return 0;
+}
+
+static int read_match(struct rd *r, const struct sh_node *m, const char *p,
+                      struct proxy_route *rt)
+{
+    static const char *const keys[] = {"path", "prefix", "glob", "host", "methods", "headers",
+                                       NULL};
+    const struct sh_node *v;
+    int kinds = 0;
+
+    TRY(sh_node_check_keys(m, keys, p, r->d));
+    if ((v = sh_node_get(m, "path"))) {
+        rt->path_kind = PROXY_PATH_EXACT;
+        TRY(get_str(r, v, pathf(r, "%s.path", p), &rt->path));
+        kinds++;
+    }
+    if ((v = sh_node_get(m, "prefix"))) {
+        rt->path_kind = PROXY_PATH_PREFIX;
+        TRY(get_str(r, v, pathf(r, "%s.prefix", p), &rt->path));
+        kinds++;
+    }
+    if ((v = sh_node_get(m, "glob"))) {
+        rt->path_kind = PROXY_PATH_GLOB;
+        TRY(get_str(r, v, pathf(r, "%s.glob", p), &rt->path));
+        kinds++;
+    }
+    if (kinds > 1)
+        return fail_at(r, m, "%s: use one of path, prefix and glob", p);
+    if (kinds && rt->path[0] != '/')
+        return fail_at(r, m, "%s: a path must start with '/'", p);
+    if ((v = sh_node_get(m, "host")))
+        TRY(get_str(r, v, pathf(r, "%s.host", p), &rt->host));
+    if ((v = sh_node_get(m, "methods"))) {
+        TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.methods", p), r->d));
+        for (size_t i = 0; i < v->count; i++) {
+            const char *s;
+            TRY(sh_node_str(v->items[i], pathf(r, "%s.methods[%zu]", p, i), &s, r->d));
+            enum http_method mth = http_method_from(slice_from_cstr(s));
+            if (mth == HTTP_M_OTHER)
+                return fail_at(r, v->items[i],
+                               "%s: unknown method '%s' (GET, HEAD, POST, PUT, DELETE, "
+                               "CONNECT, OPTIONS, TRACE, PATCH)",
+                               r->path, s);
+            rt->methods |= 1u << mth;
+        }
+    }
+    if ((v = sh_node_get(m, "headers"))) {
+        TRY(sh_node_expect(v, SH_NODE_MAP, pathf(r, "%s.headers", p), r->d));
+        rt->headers = arena_alloc(&r->cfg->arena, (v->count + 1) * sizeof(*rt->headers));
+        if (!rt->headers)
+            return SH_ENOMEM;
+        for (size_t i = 0; i < v->count; i++) {
+            TRY(get_str(r, v->items[i], pathf(r, "%s.headers", p), &rt->headers[i].name));
+            rt->headers[i].value = NULL;
+            if (v->values[i]->kind != SH_NODE_NULL)
+                TRY(get_str(r, v->values[i], pathf(r, "%s.headers.%s", p, rt->headers[i].name),
+                            &rt->headers[i].value));
+        }
+        rt->nheaders = (uint32_t)v->count;
+    }
+    return 0;
+}
+
+static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct proxy_route *rt)
+{
+    static const char *const keys[] = {
+        "name",    "match",           "cluster",          "split",    "respond",
+        "redirect", "rewrite_prefix", "request_headers", "response_headers", "timeouts",
+        "retry",   "rate_limit",      "fallback",         NULL};
+    const struct sh_node *v;
+    char p[64];
+    int actions = 0;
+    const struct proxy_cluster *policy_from = NULL;
+
+    snprintf(p, sizeof(p), "routes[%zu]", idx);
+    TRY(sh_node_check_keys(m, keys, p, r->d));
+    if ((v = sh_node_get(m, "name"))) {
+        TRY(get_str(r, v, pathf(r, "%s.name", p), &rt->name));
+    } else {
+        char nm[32];
+        snprintf(nm, sizeof(nm), "route-%zu", idx);
+        rt->name = dup(r, nm);
+        if (!rt->name)
+            return SH_ENOMEM;
+    }
+    if ((v = sh_node_get(m, "match")))
+        TRY(read_match(r, v, pathf(r, "%s.match", p), rt));
+    if ((v = sh_node_get(m, "cluster"))) {
+        rt->action = PROXY_ACT_FORWARD;
+        TRY(cluster_ref(r, v, pathf(r, "%s.cluster", p), &rt->cluster));
+        policy_from = &r->cfg->clusters[rt->cluster];
+        actions++;
+    }
+    if ((v = sh_node_get(m, "split"))) {
+        rt->action = PROXY_ACT_SPLIT;
+        TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.split", p), r->d));
+        if (v->count == 0)
+            return fail_at(r, v, "%s.split: needs at least one cluster", p);
+        rt->splits = arena_alloc(&r->cfg->arena, v->count * sizeof(*rt->splits));
+        if (!rt->splits)
+            return SH_ENOMEM;
+        for (size_t i = 0; i < v->count; i++) {
+            static const char *const sk[] = {"cluster", "weight", NULL};
+            const struct sh_node *it = v->items[i], *c, *w;
+            char sp[96];
+            snprintf(sp, sizeof(sp), "%s.split[%zu]", p, i);
+            TRY(sh_node_check_keys(it, sk, sp, r->d));
+            TRY(sh_node_require(it, "cluster", sp, &c, r->d));
+            TRY(cluster_ref(r, c, pathf(r, "%s.cluster", sp), &rt->splits[i].cluster));
+            TRY(sh_node_require(it, "weight", sp, &w, r->d));
+            TRY(get_u32(r, w, pathf(r, "%s.weight", sp), 0, 1000000, &rt->splits[i].weight));
+        }
+        rt->nsplits = (uint32_t)v->count;
+        policy_from = &r->cfg->clusters[rt->splits[0].cluster];
+        actions++;
+    }
+    if ((v = sh_node_get(m, "respond"))) {
+        static const char *const rk[] = {"status", "body", "content_type", NULL};
+        const struct sh_node *x;
+        uint32_t st = 200;
+        rt->action = PROXY_ACT_RESPOND;
+        TRY(sh_node_check_keys(v, rk, pathf(r, "%s.respond", p), r->d));
+        if ((x = sh_node_get(v, "status")))
+            TRY(get_u32(r, x, pathf(r, "%s.respond.status", p), 200, 599, &st));
+        rt->status = (uint16_t)st;
+        rt->body = "";
+        if ((x = sh_node_get(v, "body")))
+            TRY(get_str(r, x, pathf(r, "%s.respond.body", p), &rt->body));
+        rt->content_type = "text/plain";
+        if ((x = sh_node_get(v, "content_type")))
+            TRY(get_str(r, x, pathf(r, "%s.respond.content_type", p), &rt->content_type));
+        actions++;
+    }
+    if ((v = sh_node_get(m, "redirect"))) {
+        static const char *const rk[] = {"status", "location", NULL};
+        const struct sh_node *x;
+        uint32_t st = 302;
+        rt->action = PROXY_ACT_REDIRECT;
+        TRY(sh_node_check_keys(v, rk, pathf(r, "%s.redirect", p), r->d));
+        if ((x = sh_node_get(v, "status")))
+            TRY(get_u32(r, x, pathf(r, "%s.redirect.status", p), 300, 399, &st));
+        rt->status = (uint16_t)st;
+        TRY(sh_node_require(v, "location", pathf(r, "%s.redirect", p), &x, r->d));
+        TRY(get_str(r, x, pathf(r, "%s.redirect.location", p), &rt->location));
+        if (strpbrk(rt->location, "\r\n"))
+            return fail_at(r, x, "%s.redirect.location: line breaks are not allowed", p);
+        actions++;
+    }
+    if (actions != 1)
+        return fail_at(r, m,
+                       "%s: give exactly one of cluster, split, respond and redirect (found %d)",
+                       p, actions);
+    if ((v = sh_node_get(m, "rewrite_prefix"))) {
+        if (rt->path_kind != PROXY_PATH_PREFIX)
+            return fail_at(r, v, "%s.rewrite_prefix: needs a match.prefix", p);
+        TRY(get_str(r, v, pathf(r, "%s.rewrite_prefix", p), &rt->prefix_rewrite));
+    }
+    if ((v = sh_node_get(m, "request_headers"))) {
+        static const char *const hk[] = {"add", "remove", NULL};
+        const struct sh_node *x;
+        TRY(sh_node_check_keys(v, hk, pathf(r, "%s.request_headers", p), r->d));
+        if ((x = sh_node_get(v, "add")))
+            TRY(read_kv_map(r, x, pathf(r, "%s.request_headers.add", p),
+                            &rt->add_request_headers, &rt->nadd_request_headers));
+        if ((x = sh_node_get(v, "remove"))) {
+            TRY(sh_node_expect(x, SH_NODE_SEQ, pathf(r, "%s.request_headers.remove", p), r->d));
+            rt->remove_request_headers =
+                arena_alloc(&r->cfg->arena, (x->count + 1) * sizeof(char *));
+            if (!rt->remove_request_headers)
+                return SH_ENOMEM;
+            for (size_t i = 0; i < x->count; i++)
+                TRY(get_str(r, x->items[i], pathf(r, "%s.request_headers.remove[%zu]", p, i),
+                            &rt->remove_request_headers[i]));
+            rt->nremove_request_headers = (uint32_t)x->count;
+        }
+    }
+    if ((v = sh_node_get(m, "response_headers"))) {
+        static const char *const hk[] = {"add", NULL};
+        const struct sh_node *x;
+        TRY(sh_node_check_keys(v, hk, pathf(r, "%s.response_headers", p), r->d));
+        if ((x = sh_node_get(v, "add")))
+            TRY(read_kv_map(r, x, pathf(r, "%s.response_headers.add", p),
+                            &rt->add_response_headers, &rt->nadd_response_headers));
+    }
+    if (policy_from) {
+        rt->timeouts = policy_from->timeouts;
+        rt->retry = policy_from->retry;
+    }
+    if ((v = sh_node_get(m, "timeouts"))) {
+        rt->has_timeouts = true;
+        TRY(read_timeouts(r, v, pathf(r, "%s.timeouts", p), &rt->timeouts));
+    }
+    if ((v = sh_node_get(m, "retry"))) {
+        rt->has_retry = true;
+        TRY(read_retry(r, v, pathf(r, "%s.retry", p), &rt->retry));
+    }
+    if ((v = sh_node_get(m, "rate_limit"))) {
+        static const char *const rk[] = {"rate", "burst", "key", NULL};
+        const struct sh_node *x;
+        uint32_t rate;
+        TRY(sh_node_check_keys(v, rk, pathf(r, "%s.rate_limit", p), r->d));
+        TRY(sh_node_require(v, "rate", pathf(r, "%s.rate_limit", p), &x, r->d));
+        TRY(get_u32(r, x, pathf(r, "%s.rate_limit.rate", p), 1, 10000000, &rate));
+        rt->ratelimit.rate_per_s = rate;
+        if ((x = sh_node_get(v, "burst")))
+            TRY(get_u32(r, x, pathf(r, "%s.rate_limit.burst", p), 1, 10000000,
+                        &rt->ratelimit.burst));
+        if ((x = sh_node_get(v, "key"))) {
+            const char *s;
+            TRY(sh_node_str(x, pathf(r, "%s.rate_limit.key", p), &s, r->d));
+            if (strcmp(s, "client") == 0) {
+                rt->ratelimit.key = PROXY_RL_CLIENT;
+            } else if (strncmp(s, "header:", 7) == 0 && s[7]) {
+                rt->ratelimit.key = PROXY_RL_HEADER;
+                rt->ratelimit.header = dup(r, s + 7);
+                if (!rt->ratelimit.header)
+                    return SH_ENOMEM;
+            } else {
+                return fail_at(r, x, "%s: '%s' (write client or header:NAME)", r->path, s);
+            }
+        }
+    }
+    if ((v = sh_node_get(m, "fallback"))) {
+        static const char *const fk[] = {"max_entry", "max_total", "max_age", NULL};
+        const struct sh_node *x;
+        uint64_t sz;
+        rt->fallback.enabled = true;
+        if (v->kind == SH_NODE_SCALAR) {
+            TRY(sh_node_bool(v, pathf(r, "%s.fallback", p), &rt->fallback.enabled, r->d));
+        } else {
+            TRY(sh_node_check_keys(v, fk, pathf(r, "%s.fallback", p), r->d));
+            if ((x = sh_node_get(v, "max_entry"))) {
+                TRY(sh_node_size(x, pathf(r, "%s.fallback.max_entry", p), &sz, r->d));
+                rt->fallback.max_entry_bytes = (uint32_t)SH_MIN(sz, 64ull << 20);
+            }
+            if ((x = sh_node_get(v, "max_total"))) {
+                TRY(sh_node_size(x, pathf(r, "%s.fallback.max_total", p), &sz, r->d));
+                rt->fallback.max_total_bytes = (uint32_t)SH_MIN(sz, 1ull << 30);
+            }
+            if ((x = sh_node_get(v, "max_age")))
+                TRY(get_ms(r, x, pathf(r, "%s.fallback.max_age", p), &rt->fallback.max_age_ms));
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * The active config as JSON, for the admin /config endpoint
+ * ------------------------------------------------------------------------------------------ */
+static bool secret_name(const char *name)
+{
+    static const char *const secret[] = {"authorization", "cookie", "token", "secret", "key",
+                                         "password"};
+    char low[128];
+    size_t n = strlen(name);
+
+    if (n >= sizeof(low))
+        n = sizeof(low) - 1;
+    for (size_t i = 0; i < n; i++)
+        low[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+    low[n] = '\0';
+    for (size_t i = 0; i < SH_ARRAY_LEN(secret); i++) {
+        if (strstr(low, secret[i]))
+            return true;
+    }
+    return false;
+}
+
+static void json_str(struct buf *b, const char *key, const char *v, bool comma)
+{
+    buf_appendf(b, "%s\"%s\":", comma ? "," : "", key);
+    if (!v) {
+        buf_appends(b, SLICE("null"));
+        return;
+    }
+    buf_appendc(b, '"');
+    buf_append_json_str(b, slice_from_cstr(v));
+    buf_appendc(b, '"');
+}
+
+static void json_kvs(struct buf *b, const char *key, const struct proxy_kv *kv, uint32_t n)
+{
+    buf_appendf(b, ",\"%s\":{", key);
+    for (uint32_t i = 0; i < n; i++) {
+        json_str(b, kv[i].name, secret_name(kv[i].name) ? "<redacted>" : kv[i].value, i > 0);
+    }
+    buf_appendc(b, '}');
+}
+
+static int render_json(struct proxy_config *cfg)
+{
+    static const char *const lbn[] = {"round_robin", "weighted", "least_request",
+                                      "ring_hash",   "maglev",   "random"};
+    static const char *const actn[] = {"forward", "split", "respond", "redirect"};
+    static const char *const pathn[] = {"any", "exact", "prefix", "glob"};
+    struct buf b = BUF_INIT(16 << 20);
+
+    buf_appendc(&b, '{');
+    json_str(&b, "listen", cfg->listen, false);
+    json_str(&b, "admin", cfg->admin, true);
+    buf_appendf(&b, ",\"workers\":%u,\"access_log\":%s,\"clusters\":[", cfg->workers,
+                cfg->access_log ? "true" : "false");
+    for (uint32_t i = 0; i < cfg->nclusters; i++) {
+        const struct proxy_cluster *cl = &cfg->clusters[i];
+        buf_appends(&b, i ? SLICE(",{") : SLICE("{"));
+        json_str(&b, "name", cl->name, false);
+        json_str(&b, "lb", lbn[cl->lb], true);
+        buf_appends(&b, SLICE(",\"endpoints\":["));
+        for (uint32_t e = 0; e < cl->nendpoints; e++)
+            buf_appendf(&b, "%s{\"address\":\"%s\",\"weight\":%u}", e ? "," : "",
+                        cl->endpoints[e].name, cl->endpoints[e].weight);
+        buf_appendf(&b,
+                    "],\"timeouts\":{\"connect_ms\":%u,\"per_try_ms\":%u,\"request_ms\":%u},"
+                    "\"retry\":{\"max\":%u,\"budget\":%g},\"breaker\":{\"consecutive_failures\""
+                    ":%u,\"error_ratio\":%g,\"open_ms\":%u,\"max_requests\":%u},"
+                    "\"outlier\":{\"consecutive_errors\":%u,\"base_ejection_ms\":%u}",
+                    cl->timeouts.connect_ms, cl->timeouts.per_try_ms, cl->timeouts.request_ms,
+                    cl->retry.max_retries, cl->retry.budget_ratio,
+                    cl->breaker.consecutive_failures, cl->breaker.error_ratio,
+                    cl->breaker.open_ms, cl->breaker.max_requests,
+                    cl->outlier.consecutive_errors, cl->outlier.base_ejection_ms);
+        json_str(&b, "health_path", cl->health.path, true);
+        buf_appendc(&b, '}');
+    }
+    buf_appends(&b, SLICE("],\"routes\":["));
+    for (uint32_t i = 0; i < cfg->nroutes; i++) {
+        const struct proxy_route *r = &cfg->routes[i];
+        buf_appends(&b, i ? SLICE(",{") : SLICE("{"));
+        json_str(&b, "name", r->name, false);
+        json_str(&b, "match", pathn[r->path_kind], true);
+        json_str(&b, "path", r->path, true);
+        json_str(&b, "host", r->host, true);
+        json_str(&b, "action", actn[r->action], true);
+        if (r->action == PROXY_ACT_FORWARD)
+            json_str(&b, "cluster", cfg->clusters[r->cluster].name, true);
+        if (r->action == PROXY_ACT_SPLIT) {
+            buf_appends(&b, SLICE(",\"split\":["));
+            for (uint32_t k = 0; k < r->nsplits; k++)
+                buf_appendf(&b, "%s{\"cluster\":\"%s\",\"weight\":%u}", k ? "," : "",
+                            cfg->clusters[r->splits[k].cluster].name, r->splits[k].weight);
+            buf_appendc(&b, ']');
+        }
+        json_kvs(&b, "add_request_headers", r->add_request_headers, r->nadd_request_headers);
+        json_kvs(&b, "add_response_headers", r->add_response_headers, r->nadd_response_headers);
+        if (r->ratelimit.rate_per_s > 0)
+            buf_appendf(&b, ",\"rate_limit\":{\"rate\":%g,\"burst\":%u}", r->ratelimit.rate_per_s,
+                        r->ratelimit.burst);
+        buf_appendf(&b, ",\"fallback\":%s}", r->fallback.enabled ? "true" : "false");
+    }
+    buf_appends(&b, SLICE("]}\n"));
+    if (b.err) {
+        int rc = b.err;
+        buf_release(&b);
+        return rc;
+    }
+    cfg->source_json = arena_strndup(&cfg->arena, b.data, b.len);
+    buf_release(&b);
+    return cfg->source_json ? 0 : SH_ENOMEM;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * The top level
+ * ------------------------------------------------------------------------------------------ */
+static int read_top(struct rd *r, const struct sh_node *root)
+{
+    static const char *const keys[] = {"listen", "workers", "admin",    "access_log",
+                                       "limits", "clusters", "routes", NULL};
+    static const char *const lkeys[] = {"max_request_line", "max_field_line", "max_head",
+                                        "max_fields",       "max_body",       NULL};
+    struct proxy_config *cfg = r->cfg;
+    const struct sh_node *v;
+    struct sockaddr_storage ss;
+    struct sh_diag ad;
+
+    TRY(sh_node_expect(root, SH_NODE_MAP, "the file", r->d));
+    TRY(sh_node_check_keys(root, keys, "top level", r->d));
+    if ((v = sh_node_get(root, "listen"))) {
+        TRY(get_str(r, v, "listen", &cfg->listen));
+        if (http_parse_addr(cfg->listen, &ss, &ad) < 0)
+            return fail_at(r, v, "listen: %s", ad.what);
+    }
+    if ((v = sh_node_get(root, "admin")) && v->kind != SH_NODE_NULL) {
+        TRY(get_str(r, v, "admin", &cfg->admin));
+        if (http_parse_addr(cfg->admin, &ss, &ad) < 0)
+            return fail_at(r, v, "admin: %s", ad.what);
+    }
+    if ((v = sh_node_get(root, "workers")))
+        TRY(get_u32(r, v, "workers", 0, 256, &cfg->workers));
+    if ((v = sh_node_get(root, "access_log")))
+        TRY(sh_node_bool(v, "access_log", &cfg->access_log, r->d));
+    if ((v = sh_node_get(root, "limits"))) {
+        const struct sh_node *x;
+        uint64_t sz;
+        TRY(sh_node_check_keys(v, lkeys, "limits", r->d));
+        if ((x = sh_node_get(v, "max_request_line"))) {
+            TRY(sh_node_size(x, "limits.max_request_line", &sz, r->d));
+            cfg->limits.max_request_line = (uint32_t)SH_MIN(sz, HTTP_MAX_HEAD_CAP);
+        }
+        if ((x = sh_node_get(v, "max_field_line"))) {
+            TRY(sh_node_size(x, "limits.max_field_line", &sz, r->d));
+            cfg->limits.max_field_line = (uint32_t)SH_MIN(sz, HTTP_MAX_HEAD_CAP);
+        }
+        if ((x = sh_node_get(v, "max_head"))) {
+            TRY(sh_node_size(x, "limits.max_head", &sz, r->d));
+            cfg->limits.max_head = (uint32_t)SH_MIN(sz, HTTP_MAX_HEAD_CAP);
+        }
+        if ((x = sh_node_get(v, "max_fields")))
+            TRY(get_u32(r, x, "limits.max_fields", 1, HTTP_MAX_FIELDS_CAP,
+                        &cfg->limits.max_fields));
+        if ((x = sh_node_get(v, "max_body")))
+            TRY(sh_node_size(x, "limits.max_body", &cfg->limits.max_body, r->d));
+    }
+    if ((v = sh_node_get(root, "clusters"))) {
+        TRY(sh_node_expect(v, SH_NODE_SEQ, "clusters", r->d));
+        cfg->clusters = arena_alloc(&cfg->arena, (v->count + 1) * sizeof(*cfg->clusters));
+        if (!cfg->clusters)
+            return SH_ENOMEM;
+        for (size_t i = 0; i < v->count; i++) {
+            TRY(read_cluster(r, v->items[i], i, &cfg->clusters[i]));
+            for (uint32_t k = 0; k < i; k++) {
+                if (strcmp(cfg->clusters[k].name, cfg->clusters[i].name) == 0)
+                    return fail_at(r, v->items[i], "clusters[%zu]: a cluster named '%s' exists",
+                                   i, cfg->clusters[i].name);
+            }
+            cfg->nclusters = (uint32_t)i + 1;
+        }
+    }
+    TRY(sh_node_require(root, "routes", "top level", &v, r->d));
+    TRY(sh_node_expect(v, SH_NODE_SEQ, "routes", r->d));
+    cfg->routes = arena_alloc(&cfg->arena, (v->count + 1) * sizeof(*cfg->routes));
+    if (!cfg->routes)
+        return SH_ENOMEM;
+    memset(cfg->routes, 0, (v->count + 1) * sizeof(*cfg->routes));
+    for (size_t i = 0; i < v->count; i++) {
+        TRY(read_route(r, v->items[i], i, &cfg->routes[i]));
+        cfg->nroutes = (uint32_t)i + 1;
+    }
+    return 0;
+}
+
+int proxy_config_from_doc(const struct sh_doc *doc, struct proxy_config **out, struct sh_diag *d)
+{
+    struct proxy_config *cfg;
+    struct rd r;
+    int rc;
+
+    *out = NULL;
+    rc = proxy_config_new(&cfg);
+    if (rc < 0)
+        return rc;
+    r = (struct rd){.cfg = cfg, .d = d};
+    rc = read_top(&r, doc->root);
+    if (rc == 0)
+        rc = proxy_config_finish(cfg, d);
+    if (rc == 0)
+        rc = render_json(cfg);
+    if (rc < 0) {
+        if (rc == SH_ENOMEM)
+            sh_diag_set(d, doc->file, "out of memory");
+        proxy_config_free(cfg);
+        return rc;
+    }
+    *out = cfg;
+    return 0;
+}

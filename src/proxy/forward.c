@@ -1,0 +1,1154 @@
+/* SPDX-License-Identifier: MIT */
+/* forward.c: one request through the gateway, on a worker thread.
+ *
+ * route -> (rate limit) -> cluster -> (breaker, concurrency limit) -> endpoint (balancer,
+ * minus ejected and unhealthy ones) -> upstream request, with the body streamed both ways
+ * under backpressure. Failures before the answer has started downstream may be retried on
+ * another endpoint after a jittered backoff, within the retry budget and the request deadline;
+ * what cannot be retried becomes 502/503/504, or the route's stale copy when it keeps one.
+ *
+ * Lifetime: a struct fwd lives from the request head until the exchange is over (answered or
+ * aborted) and its backoff timer is closed; it holds a reference to the worker state (config
+ * generation) it started under, so a reload never changes a request in flight. */
+#include "proxy/proxy.h"
+#include "proxy/proxy_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+enum {
+    RETRY_BODY_MAX = 64 * 1024, /* request body kept for replays */
+    MAX_FIELDS_OUT = 128,
+};
+
+struct fwd {
+    struct gw_worker *w;
+    struct gw_state *st;
+    const struct proxy_route *route;
+    struct gw_cluster_rt *crt;
+    const struct proxy_timeouts *to;
+    const struct proxy_retry *rp;
+    struct http_exchange *ex;
+    struct http_creq *cr;
+    uv_timer_t timer;
+    uint32_t ep, prev_ep;
+    struct http_out_field *fields;
+    size_t nfields;
+    struct slice target, hash_key;
+    struct buf body;     /* request body kept for retries */
+    struct buf captured; /* response body kept for the stale copy */
+    int64_t req_cl;
+    uint64_t start_us, deadline_ms;
+    uint64_t bytes_out;
+    uint32_t attempts;
+    int status;
+    uint16_t upstream_status;
+    bool body_complete, body_kept, resp_started, retry_pending, probe, capture, ended;
+    char reqid[48];
+    char ct[128];      /* content type of the captured response */
+    char method[16];   /* for the access log, which outlives the exchange */
+    char log_target[160];
+    char clientip[64];
+};
+
+static void fwd_start_attempt(struct fwd *f);
+static void fwd_end(struct fwd *f);
+
+/* ------------------------------------------------------------------------------------------
+ * Worker state per config generation
+ * ------------------------------------------------------------------------------------------ */
+static void cluster_rt_release(struct gw_cluster_rt *c)
+{
+    proxy_lb_state_release(&c->lb);
+    sh_free(c->eps);
+    sh_free(c->active);
+    sh_free(c->excluded);
+}
+
+static void route_rt_release(struct gw_route_rt *r)
+{
+    struct gw_cache_entry *e, *next;
+
+    sh_free(r->buckets);
+    for (e = r->cache; e; e = next) {
+        next = e->next;
+        sh_free(e->key);
+        sh_free(e->content_type);
+        sh_free(e->body);
+        sh_free(e);
+    }
+}
+
+void proxy__state_unref(struct gw_state *st)
+{
+    if (!st || --st->refs > 0)
+        return;
+    for (uint32_t i = 0; st->clusters && i < st->cfg->nclusters; i++)
+        cluster_rt_release(&st->clusters[i]);
+    for (uint32_t i = 0; st->routes && i < st->cfg->nroutes; i++)
+        route_rt_release(&st->routes[i]);
+    sh_free(st->clusters);
+    sh_free(st->routes);
+    snap_release(st->snap);
+    sh_free(st);
+}
+
+static const struct gw_cluster_rt *old_cluster(const struct gw_state *old, const char *name)
+{
+    for (uint32_t i = 0; old && i < old->cfg->nclusters; i++) {
+        if (strcmp(old->cfg->clusters[i].name, name) == 0)
+            return &old->clusters[i];
+    }
+    return NULL;
+}
+
+static struct gw_state *state_build(struct gw_worker *w, struct snap *snap,
+                                    const struct gw_state *old)
+{
+    const struct gw_snapshot *gs = snap->obj;
+    const struct proxy_config *cfg = gs->cfg;
+    struct gw_state *st = sh_calloc(1, sizeof(*st));
+
+    if (!st)
+        return NULL;
+    st->snap = snap;
+    st->gs = gs;
+    st->cfg = cfg;
+    st->refs = 1;
+    st->clusters = sh_calloc(cfg->nclusters + 1, sizeof(*st->clusters));
+    st->routes = sh_calloc(cfg->nroutes + 1, sizeof(*st->routes));
+    if (!st->clusters || !st->routes)
+        goto fail;
+    for (uint32_t i = 0; i < cfg->nclusters; i++) {
+        const struct proxy_cluster *cl = &cfg->clusters[i];
+        struct gw_cluster_rt *c = &st->clusters[i];
+        const struct gw_cluster_rt *prev = old_cluster(old, cl->name);
+        uint32_t n = cl->nendpoints + 1;
+
+        c->cfg = cl;
+        c->healthy = gs->health.healthy[i];
+        c->eps = sh_calloc(n, sizeof(*c->eps));
+        c->active = sh_calloc(n, sizeof(*c->active));
+        c->excluded = sh_calloc(n, sizeof(*c->excluded));
+        if (!c->eps || !c->active || !c->excluded ||
+            proxy_lb_state_init(&c->lb, cl, proxy_rand(&w->rng)) < 0)
+            goto fail;
+        if (prev) {
+            /* keep what this worker learnt about the cluster and its endpoints */
+            c->bstate = prev->bstate;
+            c->open_until_ms = prev->open_until_ms;
+            c->consecutive_failures = prev->consecutive_failures;
+            c->budget_tokens = prev->budget_tokens;
+            c->budget_at_ms = prev->budget_at_ms;
+            for (uint32_t e = 0; e < cl->nendpoints; e++) {
+                for (uint32_t pe = 0; pe < prev->cfg->nendpoints; pe++) {
+                    if (strcmp(prev->cfg->endpoints[pe].name, cl->endpoints[e].name) == 0)
+                        c->eps[e] = prev->eps[pe];
+                }
+            }
+        }
+    }
+    for (uint32_t i = 0; i < cfg->nroutes; i++) {
+        if (cfg->routes[i].ratelimit.rate_per_s > 0) {
+            st->routes[i].nbuckets = 4096;
+            st->routes[i].buckets = sh_calloc(4096, sizeof(struct gw_bucket));
+            if (!st->routes[i].buckets)
+                goto fail;
+        }
+    }
+    return st;
+fail:
+    st->snap = NULL; /* the caller still owns the reference on failure */
+    proxy__state_unref(st);
+    return NULL;
+}
+
+struct gw_state *proxy__worker_state(struct gw_worker *w)
+{
+    uint64_t v = snap_version(w->gw->dom);
+
+    if (v != w->version || !w->state) {
+        struct snap *snap = snap_acquire(w->reader);
+        struct gw_state *st = snap ? state_build(w, snap, w->state) : NULL;
+        if (st) {
+            proxy__state_unref(w->state);
+            w->state = st;
+            w->version = snap->version;
+        } else {
+            snap_release(snap); /* out of memory: keep serving the generation we have */
+        }
+    }
+    return w->state;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Access log: one JSON line per request, buffered per worker and written once per loop turn.
+ * ------------------------------------------------------------------------------------------ */
+void proxy__log_flush(struct gw_worker *w)
+{
+    size_t off = 0;
+
+    while (off < w->access_log.len) {
+        ssize_t n = write(1, w->access_log.data + off, w->access_log.len - off);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            break; /* stdout is gone: drop the lines rather than block the worker */
+        }
+        off += (size_t)n;
+    }
+    buf_reset(&w->access_log);
+}
+
+static void access_log(struct fwd *f)
+{
+    struct buf *b = &f->w->access_log;
+    size_t before = b->len;
+
+    buf_appendf(b, "{\"ts\":%llu,\"request_id\":\"%s\",\"method\":\"",
+                (unsigned long long)sh_wall_ms(), f->reqid);
+    buf_append_json_str(b, slice_from_cstr(f->method));
+    buf_appends(b, SLICE("\",\"target\":\""));
+    buf_append_json_str(b, slice_from_cstr(f->log_target));
+    buf_appends(b, SLICE("\",\"route\":\""));
+    buf_append_json_str(b, slice_from_cstr(f->route ? f->route->name : ""));
+    buf_appends(b, SLICE("\",\"cluster\":\""));
+    buf_append_json_str(b, slice_from_cstr(f->crt ? f->crt->cfg->name : ""));
+    buf_appends(b, SLICE("\",\"endpoint\":\""));
+    if (f->crt && f->ep < f->crt->cfg->nendpoints)
+        buf_append_json_str(b, slice_from_cstr(f->crt->cfg->endpoints[f->ep].name));
+    buf_appendf(b, "\",\"status\":%d,\"upstream_status\":%u,\"bytes\":%llu,"
+                   "\"duration_ms\":%.3f,\"attempts\":%u,\"client\":\"%s\"}\n",
+                f->status, f->upstream_status, (unsigned long long)f->bytes_out,
+                (double)(sh_now_us() - f->start_us) / 1000.0, f->attempts, f->clientip);
+    if (b->err) {
+        b->len = before;
+        b->err = 0;
+    }
+    if (b->len > 64 * 1024)
+        proxy__log_flush(f->w);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Outcomes: the breaker, outlier ejection and the retry budget learn from every attempt.
+ * ------------------------------------------------------------------------------------------ */
+static uint64_t now_ms(const struct fwd *f)
+{
+    return uv_now(&f->w->loop);
+}
+
+static void breaker_record(struct gw_cluster_rt *c, bool failed, uint64_t now)
+{
+    const struct proxy_breaker *b = &c->cfg->breaker;
+
+    if (now - c->win_start_ms > b->window_ms) {
+        c->win_start_ms = now;
+        c->win_requests = c->win_errors = 0;
+    }
+    c->win_requests++;
+    c->win_errors += failed;
+    c->consecutive_failures = failed ? c->consecutive_failures + 1 : 0;
+    if (c->bstate == GW_HALF_OPEN) {
+        c->probe_in_flight = false;
+        if (!failed) {
+            c->bstate = GW_CLOSED;
+            c->win_requests = c->win_errors = 0;
+            return;
+        }
+        c->bstate = GW_OPEN;
+        c->open_until_ms = now + b->open_ms;
+        c->breaker_opens++;
+        return;
+    }
+    if (c->bstate != GW_CLOSED || !failed)
+        return;
+    if ((b->consecutive_failures && c->consecutive_failures >= b->consecutive_failures) ||
+        (b->error_ratio > 0 && c->win_requests >= b->min_requests &&
+         (double)c->win_errors >= b->error_ratio * (double)c->win_requests)) {
+        c->bstate = GW_OPEN;
+        c->open_until_ms = now + b->open_ms;
+        c->breaker_opens++;
+    }
+}
+
+static void outlier_record(struct gw_cluster_rt *c, uint32_t ep, bool failed, uint64_t now)
+{
+    const struct proxy_outlier *o = &c->cfg->outlier;
+    struct gw_endpoint_rt *e = &c->eps[ep];
+    uint32_t ejected = 0, n = c->cfg->nendpoints;
+
+    if (!failed) {
+        e->consecutive_errors = 0;
+        return;
+    }
+    if (!o->consecutive_errors || ++e->consecutive_errors < o->consecutive_errors)
+        return;
+    for (uint32_t i = 0; i < n; i++)
+        ejected += c->eps[i].ejected_until_ms > now;
+    if ((uint64_t)(ejected + 1) * 100 > (uint64_t)o->max_ejection_percent * n)
+        return; /* never eject more than the allowed share */
+    uint64_t span = (uint64_t)o->base_ejection_ms * (e->ejections + 1);
+    e->ejected_until_ms = now + SH_MIN(span, (uint64_t)o->max_ejection_ms);
+    e->ejections++;
+    e->consecutive_errors = 0;
+    c->ejections_total++;
+}
+
+static void budget_refill(struct gw_cluster_rt *c, const struct proxy_retry *rp, uint64_t now)
+{
+    double cap = (double)rp->budget_min_per_s * 10.0 + 100.0 * rp->budget_ratio;
+
+    if (c->budget_at_ms == 0)
+        c->budget_at_ms = now;
+    c->budget_tokens += (double)(now - c->budget_at_ms) / 1000.0 * rp->budget_min_per_s;
+    c->budget_at_ms = now;
+    if (c->budget_tokens > cap)
+        c->budget_tokens = cap;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Answers made by the gateway itself
+ * ------------------------------------------------------------------------------------------ */
+static void respond(struct fwd *f, int status, const char *extra_name, const char *extra_value,
+                    struct slice body)
+{
+    struct http_out_field fl[3];
+    size_t n = 0;
+
+    f->status = status;
+    if (!f->ex)
+        return;
+    fl[n++] = (struct http_out_field){SLICE("Content-Type"), SLICE("application/json")};
+    fl[n++] = (struct http_out_field){SLICE("X-Request-Id"), slice_from_cstr(f->reqid)};
+    if (extra_name)
+        fl[n++] = (struct http_out_field){slice_from_cstr(extra_name),
+                                          slice_from_cstr(extra_value)};
+    struct http_response_head rh = {.status = status, .fields = fl, .nfields = n,
+                                    .content_length = (int64_t)body.len};
+    f->bytes_out = body.len;
+    if (http_exchange_start(f->ex, &rh) < 0 || http_exchange_write(f->ex, body.ptr, body.len) < 0 ||
+        http_exchange_finish(f->ex) < 0) {
+        if (f->ex)
+            http_exchange_abort(f->ex);
+    }
+    f->ex = NULL;
+}
+
+static void respond_error(struct fwd *f, int status, const char *what, const char *hname,
+                          const char *hvalue)
+{
+    char body[256];
+    int len = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"detail\":\"%s\"}\n",
+                       http_reason(status), what);
+
+    respond(f, status, hname, hvalue, (struct slice){body, (size_t)len});
+}
+
+/* The stale copy of a GET, when the route keeps them. */
+static struct gw_route_rt *route_rt(struct fwd *f)
+{
+    return &f->st->routes[f->route - f->st->cfg->routes];
+}
+
+static struct gw_cache_entry *cache_find(struct fwd *f, struct slice key, uint32_t kh)
+{
+    for (struct gw_cache_entry *e = route_rt(f)->cache; e; e = e->next) {
+        if (e->key_hash == kh && slice_eq(slice_from_cstr(e->key), key))
+            return e;
+    }
+    return NULL;
+}
+
+static bool serve_stale(struct fwd *f)
+{
+    const struct proxy_fallback *fb = &f->route->fallback;
+    const struct http_head *h;
+    struct gw_cache_entry *e;
+    char age[24];
+
+    if (!fb->enabled || !f->ex)
+        return false;
+    h = http_exchange_head(f->ex);
+    if (h->method != HTTP_M_GET)
+        return false;
+    e = cache_find(f, http_head_target(h), proxy_hash(http_head_target(h)));
+    if (!e || now_ms(f) - e->stored_ms > fb->max_age_ms)
+        return false;
+    snprintf(age, sizeof(age), "%llu", (unsigned long long)((now_ms(f) - e->stored_ms) / 1000));
+    struct http_out_field fl[4] = {
+        {SLICE("Content-Type"), slice_from_cstr(e->content_type)},
+        {SLICE("X-Request-Id"), slice_from_cstr(f->reqid)},
+        {SLICE("X-Shoal-Fallback"), SLICE("stale")},
+        {SLICE("Age"), slice_from_cstr(age)},
+    };
+    struct http_response_head rh = {.status = e->status, .fields = fl, .nfields = 4,
+                                    .content_length = (int64_t)e->body_len};
+    f->status = e->status;
+    f->bytes_out = e->body_len;
+    route_rt(f)->fallbacks++;
+    if (http_exchange_start(f->ex, &rh) < 0 ||
+        http_exchange_write(f->ex, e->body, e->body_len) < 0 || http_exchange_finish(f->ex) < 0)
+        http_exchange_abort(f->ex);
+    f->ex = NULL;
+    return true;
+}
+
+static void cache_store(struct fwd *f)
+{
+    const struct proxy_fallback *fb = &f->route->fallback;
+    struct gw_route_rt *rr = route_rt(f);
+    struct gw_cache_entry *e, **link;
+    const struct http_head *h = http_exchange_head(f->ex);
+    struct slice key = http_head_target(h);
+    uint32_t kh = proxy_hash(key);
+
+    e = cache_find(f, key, kh);
+    if (e) { /* replace in place */
+        for (link = &rr->cache; *link != e; link = &(*link)->next)
+            ;
+        *link = e->next;
+        rr->cache_bytes -= e->body_len + strlen(e->key);
+        sh_free(e->key);
+        sh_free(e->content_type);
+        sh_free(e->body);
+        sh_free(e);
+    }
+    e = sh_calloc(1, sizeof(*e));
+    if (!e)
+        return;
+    e->key = sh_strndup(key.ptr, key.len);
+    e->content_type = sh_strdup(f->ct);
+    e->body = buf_detach(&f->captured, &e->body_len);
+    if (!e->key || !e->content_type || !e->body) {
+        sh_free(e->key);
+        sh_free(e->content_type);
+        sh_free(e->body);
+        sh_free(e);
+        return;
+    }
+    e->key_hash = kh;
+    e->status = f->upstream_status;
+    e->stored_ms = now_ms(f);
+    e->next = rr->cache;
+    rr->cache = e;
+    rr->cache_bytes += e->body_len + key.len;
+    /* drop the oldest copies beyond the budget */
+    while (rr->cache_bytes > fb->max_total_bytes && rr->cache && rr->cache->next) {
+        for (link = &rr->cache; (*link)->next; link = &(*link)->next)
+            ;
+        e = *link;
+        *link = NULL;
+        rr->cache_bytes -= e->body_len + strlen(e->key);
+        sh_free(e->key);
+        sh_free(e->content_type);
+        sh_free(e->body);
+        sh_free(e);
+    }
+}
+
+/* The request cannot be served by the cluster: a stale copy, or an error. */
+static void fail_request(struct fwd *f, int status, const char *what, const char *hname,
+                         const char *hvalue)
+{
+    if (f->ex && !f->resp_started && serve_stale(f)) {
+        fwd_end(f);
+        return;
+    }
+    if (f->ex && f->resp_started) {
+        /* the answer is half sent: the only honest end is to cut it */
+        http_exchange_abort(f->ex);
+        f->ex = NULL;
+        f->status = f->status ? f->status : 502;
+    } else {
+        respond_error(f, status, what, hname, hvalue);
+    }
+    f->w->stats.upstream_errors++;
+    fwd_end(f);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Retries
+ * ------------------------------------------------------------------------------------------ */
+static bool idempotent(enum http_method m)
+{
+    return m == HTTP_M_GET || m == HTTP_M_HEAD || m == HTTP_M_OPTIONS || m == HTTP_M_PUT ||
+           m == HTTP_M_DELETE || m == HTTP_M_TRACE;
+}
+
+static bool retry_allowed(struct fwd *f, uint32_t reason)
+{
+    const struct proxy_retry *rp = f->rp;
+    struct gw_cluster_rt *c = f->crt;
+    uint64_t now = now_ms(f);
+
+    if (!f->ex || f->resp_started || f->attempts > rp->max_retries || !(rp->on & reason))
+        return false;
+    if (!idempotent(http_exchange_head(f->ex)->method) && !rp->non_idempotent)
+        return false;
+    if (!f->body_kept)
+        return false;
+    if (now >= f->deadline_ms)
+        return false;
+    budget_refill(c, rp, now);
+    if (c->budget_tokens < 1.0)
+        return false;
+    c->budget_tokens -= 1.0;
+    return true;
+}
+
+static void retry_cb(uv_timer_t *t)
+{
+    struct fwd *f = t->data;
+
+    if (!f->ex) {
+        fwd_end(f);
+        return;
+    }
+    fwd_start_attempt(f);
+}
+
+/* Tries again after a jittered backoff, or fails the request with status. */
+static void retry_or_fail(struct fwd *f, uint32_t reason, int status, const char *what)
+{
+    if (retry_allowed(f, reason)) {
+        uint64_t cap = (uint64_t)f->rp->backoff_base_ms << SH_MIN(f->attempts - 1, 16u);
+        uint64_t delay;
+        if (cap > f->rp->backoff_max_ms)
+            cap = f->rp->backoff_max_ms;
+        delay = cap ? proxy_rand(&f->w->rng) % (cap + 1) : 0; /* full jitter */
+        if (now_ms(f) + delay < f->deadline_ms) {
+            f->w->stats.retries++;
+            f->crt->retries++;
+            f->prev_ep = f->ep;
+            uv_timer_start(&f->timer, retry_cb, delay, 0);
+            return;
+        }
+    }
+    fail_request(f, status, what, NULL, NULL);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Upstream side
+ * ------------------------------------------------------------------------------------------ */
+static bool status_retryable(const struct proxy_retry *rp, uint16_t st)
+{
+    if ((rp->on & PROXY_RETRY_5XX) && st >= 500)
+        return true;
+    if (rp->on & PROXY_RETRY_STATUS) {
+        for (uint32_t i = 0; i < rp->nstatuses; i++) {
+            if (rp->statuses[i] == st)
+                return true;
+        }
+    }
+    return false;
+}
+
+static bool keep_response_field(const struct http_head *h, struct slice name)
+{
+    if (http_is_hop_by_hop(h, name))
+        return false;
+    return !slice_eq_nocase(name, SLICE("content-length")) &&
+           !slice_eq_nocase(name, SLICE("date"));
+}
+
+static void up_head(struct http_creq *cr, const struct http_head *h, void *data)
+{
+    struct fwd *f = data;
+    struct http_out_field *fl;
+    size_t n = 0, cap;
+    struct arena *a;
+
+    (void)cr;
+    f->upstream_status = h->status;
+    if (!f->ex)
+        return;
+    if (status_retryable(f->rp, h->status) && f->attempts <= f->rp->max_retries &&
+        (f->rp->on & (PROXY_RETRY_5XX | PROXY_RETRY_STATUS))) {
+        /* decide at on_done, when the connection is free; the body is dropped meanwhile */
+        f->retry_pending = true;
+        return;
+    }
+    a = http_exchange_arena(f->ex);
+    cap = h->nfields + f->route->nadd_response_headers + 2;
+    fl = arena_alloc(a, cap * sizeof(*fl));
+    if (!fl) {
+        fail_request(f, 503, "out of memory", NULL, NULL);
+        return;
+    }
+    for (uint32_t i = 0; i < h->nfields; i++) {
+        struct slice name = http_field_name(h, i);
+        if (keep_response_field(h, name))
+            fl[n++] = (struct http_out_field){name, http_field_value(h, i)};
+    }
+    fl[n++] = (struct http_out_field){SLICE("X-Request-Id"), slice_from_cstr(f->reqid)};
+    for (uint32_t i = 0; i < f->route->nadd_response_headers; i++)
+        fl[n++] = (struct http_out_field){slice_from_cstr(f->route->add_response_headers[i].name),
+                                          slice_from_cstr(f->route->add_response_headers[i].value)};
+    struct http_response_head rh = {
+        .status = h->status,
+        .fields = fl,
+        .nfields = n,
+        .content_length = h->body == HTTP_BODY_LENGTH ? (int64_t)h->content_length
+                          : (h->flags & HTTP_F_HAS_CL) ? (int64_t)h->content_length
+                          : h->body == HTTP_BODY_NONE  ? 0
+                                                       : -1,
+    };
+    if (h->status == 304 || h->status == 204)
+        rh.content_length = -1;
+    f->status = h->status;
+    if (http_exchange_start(f->ex, &rh) < 0) {
+        http_exchange_abort(f->ex);
+        f->ex = NULL;
+        return;
+    }
+    f->resp_started = true;
+    if (f->route->fallback.enabled && h->status == 200 &&
+        http_exchange_head(f->ex)->method == HTTP_M_GET &&
+        (h->body != HTTP_BODY_LENGTH || h->content_length <= f->route->fallback.max_entry_bytes)) {
+        struct slice ct = SLICE("application/octet-stream");
+        http_head_get(h, SLICE("content-type"), &ct);
+        snprintf(f->ct, sizeof(f->ct), "%.*s", (int)ct.len, ct.ptr);
+        f->captured = BUF_INIT(f->route->fallback.max_entry_bytes);
+        f->capture = true;
+    }
+}
+
+static void up_body(struct http_creq *cr, struct slice chunk, void *data)
+{
+    struct fwd *f = data;
+    int rc;
+
+    if (f->retry_pending || !f->ex)
+        return;
+    f->bytes_out += chunk.len;
+    if (f->capture && buf_appends(&f->captured, chunk) != 0)
+        f->capture = false;
+    rc = http_exchange_write(f->ex, chunk.ptr, chunk.len);
+    if (rc == HTTP_AGAIN)
+        http_creq_pause(cr);
+    else if (rc < 0) {
+        http_exchange_abort(f->ex);
+        f->ex = NULL;
+    }
+}
+
+static void up_drain(struct http_creq *cr, void *data)
+{
+    struct fwd *f = data;
+
+    (void)cr;
+    if (f->ex)
+        http_exchange_resume(f->ex);
+}
+
+static void up_done(struct http_creq *cr, int rc, void *data)
+{
+    struct fwd *f = data;
+    struct gw_cluster_rt *c = f->crt;
+    uint64_t now = now_ms(f);
+    bool failed = rc < 0 || f->upstream_status >= 500;
+
+    (void)cr;
+    f->cr = NULL;
+    c->active[f->ep]--;
+    c->active_requests--;
+    breaker_record(c, failed, now);
+    outlier_record(c, f->ep, failed, now);
+    if (!f->ex) { /* the client went away */
+        fwd_end(f);
+        return;
+    }
+    if (f->retry_pending) {
+        f->retry_pending = false;
+        char what[64];
+        snprintf(what, sizeof(what), "upstream answered %u", f->upstream_status);
+        if (retry_allowed(f, f->rp->on & (PROXY_RETRY_5XX | PROXY_RETRY_STATUS))) {
+            /* give the budget token back: retry_or_fail takes it again */
+            c->budget_tokens += 1.0;
+            retry_or_fail(f, f->rp->on & (PROXY_RETRY_5XX | PROXY_RETRY_STATUS), 502, what);
+            return;
+        }
+        /* no retry left: the upstream's own answer is what the client should see, but its
+         * body is gone; answer with the same status */
+        fail_request(f, f->upstream_status, what, NULL, NULL);
+        return;
+    }
+    if (rc == 0) {
+        if (f->capture && f->captured.err == 0)
+            cache_store(f);
+        if (http_exchange_finish(f->ex) < 0)
+            http_exchange_abort(f->ex);
+        f->ex = NULL;
+        fwd_end(f);
+        return;
+    }
+    if (f->resp_started) {
+        http_exchange_abort(f->ex);
+        f->ex = NULL;
+        f->w->stats.upstream_errors++;
+        fwd_end(f);
+        return;
+    }
+    switch (rc) {
+    case SH_ETIMEDOUT:
+        f->w->stats.timeouts++;
+        if (now >= f->deadline_ms)
+            fail_request(f, 504, "upstream timed out", NULL, NULL);
+        else
+            retry_or_fail(f, PROXY_RETRY_TIMEOUT, 504, "upstream timed out");
+        return;
+    case SH_ECONNREFUSED:
+        retry_or_fail(f, PROXY_RETRY_CONNECT, 502, "upstream refused the connection");
+        return;
+    case SH_EPARSE:
+        fail_request(f, 502, "malformed upstream response", NULL, NULL);
+        return;
+    default:
+        retry_or_fail(f, PROXY_RETRY_RESET, 502, "upstream connection failed");
+        return;
+    }
+}
+
+static const struct http_creq_handlers up_handlers = {
+    .on_head = up_head, .on_body = up_body, .on_drain = up_drain, .on_done = up_done};
+
+static void fwd_start_attempt(struct fwd *f)
+{
+    struct gw_cluster_rt *c = f->crt;
+    const struct proxy_cluster *cl = c->cfg;
+    uint64_t now = now_ms(f);
+    const struct http_head *h = http_exchange_head(f->ex);
+    int rc;
+
+    if (now >= f->deadline_ms) {
+        fail_request(f, 504, "request deadline passed", NULL, NULL);
+        return;
+    }
+    if (c->bstate == GW_OPEN && now >= c->open_until_ms)
+        c->bstate = GW_HALF_OPEN;
+    if (c->bstate == GW_OPEN || (c->bstate == GW_HALF_OPEN && c->probe_in_flight)) {
+        f->w->stats.fast_fails++;
+        fail_request(f, 503, "circuit breaker open", "X-Shoal-Breaker", "open");
+        return;
+    }
+    if (c->active_requests >= cl->breaker.max_requests) {
+        c->rejected_limit++;
+        fail_request(f, 503, "too many requests to the cluster", "X-Shoal-Limit",
+                     "max_requests");
+        return;
+    }
+    for (uint32_t i = 0; i < cl->nendpoints; i++)
+        c->excluded[i] = c->eps[i].ejected_until_ms > now ||
+                         !atomic_load_explicit(&c->healthy[i], memory_order_relaxed);
+    struct proxy_pick_ctx pc = {.excluded = c->excluded, .active = c->active,
+                                .hash_key = f->hash_key, .avoid = f->prev_ep};
+    f->ep = proxy_lb_pick(cl, &c->lb, &pc);
+    if (f->ep == UINT32_MAX) {
+        fail_request(f, 503, "no endpoints in the cluster", NULL, NULL);
+        return;
+    }
+    uint64_t left = f->deadline_ms - now;
+    struct http_request_desc d = {
+        .addr = (const struct sockaddr *)&cl->endpoints[f->ep].addr,
+        .method = http_head_method(h),
+        .target = f->target,
+        .host = http_head_host(h),
+        .fields = f->fields,
+        .nfields = f->nfields,
+        .content_length = f->req_cl,
+        .response_timeout_ms = f->to->per_try_ms,
+        .total_timeout_ms = (uint32_t)SH_MIN(left, (uint64_t)UINT32_MAX),
+    };
+    if (d.host.len == 0)
+        d.host = SLICE("localhost");
+    f->attempts++;
+    f->probe = c->bstate == GW_HALF_OPEN;
+    if (f->probe)
+        c->probe_in_flight = true;
+    rc = http_client_request(f->w->client, &d, &up_handlers, f, &f->cr);
+    if (rc < 0) {
+        if (f->probe)
+            c->probe_in_flight = false;
+        if (rc == SH_ELIMIT)
+            fail_request(f, 503, "too many pending requests", "X-Shoal-Limit", "max_pending");
+        else
+            fail_request(f, 502, "cannot reach the upstream", NULL, NULL);
+        return;
+    }
+    c->active[f->ep]++;
+    c->active_requests++;
+    if (f->body.len && http_creq_write(f->cr, f->body.data, f->body.len) < 0) {
+        http_creq_cancel(f->cr);
+        f->cr = NULL;
+        c->active[f->ep]--;
+        c->active_requests--;
+        fail_request(f, 502, "cannot send the body", NULL, NULL);
+        return;
+    }
+    if (f->body_complete)
+        http_creq_finish(f->cr);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Downstream side
+ * ------------------------------------------------------------------------------------------ */
+static void down_body(struct http_exchange *ex, struct slice chunk, void *data)
+{
+    struct fwd *f = data;
+    int rc = 0;
+
+    if (f->body_kept) {
+        if (f->body.len + chunk.len > RETRY_BODY_MAX || buf_appends(&f->body, chunk) != 0) {
+            f->body_kept = false; /* too big to replay: this request will not be retried */
+            buf_release(&f->body);
+        }
+    }
+    if (f->cr) {
+        rc = http_creq_write(f->cr, chunk.ptr, chunk.len);
+        if (rc == HTTP_AGAIN)
+            http_exchange_pause(ex);
+    } else if (!f->body_kept) {
+        http_exchange_pause(ex); /* waiting for an attempt; nothing must be lost */
+    }
+}
+
+static void down_body_end(struct http_exchange *ex, void *data)
+{
+    struct fwd *f = data;
+
+    (void)ex;
+    f->body_complete = true;
+    if (f->cr)
+        http_creq_finish(f->cr);
+}
+
+static void down_drain(struct http_exchange *ex, void *data)
+{
+    struct fwd *f = data;
+
+    (void)ex;
+    if (f->cr)
+        http_creq_resume(f->cr);
+}
+
+static void down_abort(struct http_exchange *ex, int err, void *data)
+{
+    struct fwd *f = data;
+
+    (void)ex;
+    (void)err;
+    f->ex = NULL;
+    f->status = f->status ? f->status : 499; /* nginx's "client closed request" */
+    if (f->cr) {
+        struct gw_cluster_rt *c = f->crt;
+        http_creq_cancel(f->cr);
+        f->cr = NULL;
+        c->active[f->ep]--;
+        c->active_requests--;
+        if (f->probe)
+            c->probe_in_flight = false;
+    }
+    if (!uv_is_active((uv_handle_t *)&f->timer))
+        fwd_end(f);
+    /* else the backoff timer fires, sees no exchange and ends the request */
+}
+
+static const struct http_exchange_handlers down_handlers = {
+    .on_body = down_body, .on_body_end = down_body_end, .on_drain = down_drain,
+    .on_abort = down_abort};
+
+/* ------------------------------------------------------------------------------------------
+ * Request entry
+ * ------------------------------------------------------------------------------------------ */
+static void fwd_timer_closed(uv_handle_t *h)
+{
+    struct fwd *f = h->data;
+
+    buf_release(&f->body);
+    buf_release(&f->captured);
+    sh_free(f);
+}
+
+static void fwd_end(struct fwd *f)
+{
+    struct gw_worker *w = f->w;
+
+    if (f->ended)
+        return;
+    f->ended = true;
+    if (f->status >= 100 && f->status < 600)
+        w->stats.by_class[f->status / 100]++;
+    if (f->ex)
+        http_exchange_abort(f->ex);
+    if (f->st->cfg->access_log)
+        access_log(f);
+    proxy__state_unref(f->st);
+    f->st = NULL;
+    uv_timer_stop(&f->timer);
+    uv_close((uv_handle_t *)&f->timer, fwd_timer_closed);
+}
+
+static bool valid_request_id(struct slice v)
+{
+    if (v.len == 0 || v.len > 40)
+        return false;
+    for (size_t i = 0; i < v.len; i++) {
+        char c = v.ptr[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              c == '-' || c == '_' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+/* Builds the upstream request's fields in the exchange arena. */
+static int build_fields(struct fwd *f, const struct http_head *h)
+{
+    const struct proxy_route *r = f->route;
+    struct arena *a = http_exchange_arena(f->ex);
+    size_t cap = h->nfields + r->nadd_request_headers + 4, n = 0;
+    struct http_out_field *fl = arena_alloc(a, cap * sizeof(*fl));
+    struct slice xff = SLICE_NULL;
+
+    if (!fl)
+        return SH_ENOMEM;
+    for (uint32_t i = 0; i < h->nfields; i++) {
+        struct slice name = http_field_name(h, i);
+        bool drop = http_is_hop_by_hop(h, name) || slice_eq_nocase(name, SLICE("host")) ||
+                    slice_eq_nocase(name, SLICE("content-length")) ||
+                    slice_eq_nocase(name, SLICE("x-request-id")) ||
+                    slice_eq_nocase(name, SLICE("expect"));
+        if (slice_eq_nocase(name, SLICE("x-forwarded-for"))) {
+            xff = http_field_value(h, i);
+            drop = true;
+        }
+        for (uint32_t k = 0; !drop && k < r->nremove_request_headers; k++)
+            drop = slice_eq_nocase(name, slice_from_cstr(r->remove_request_headers[k]));
+        if (!drop)
+            fl[n++] = (struct http_out_field){name, http_field_value(h, i)};
+    }
+    /* X-Forwarded-For: what came in, plus this client */
+    if (xff.len) {
+        size_t len = xff.len + 2 + strlen(f->clientip);
+        char *v = arena_alloc(a, len + 1);
+        if (!v)
+            return SH_ENOMEM;
+        snprintf(v, len + 1, "%.*s, %s", (int)xff.len, xff.ptr, f->clientip);
+        fl[n++] = (struct http_out_field){SLICE("X-Forwarded-For"), slice_from_cstr(v)};
+    } else {
+        fl[n++] = (struct http_out_field){SLICE("X-Forwarded-For"), slice_from_cstr(f->clientip)};
+    }
+    fl[n++] = (struct http_out_field){SLICE("X-Forwarded-Proto"), SLICE("http")};
+    fl[n++] = (struct http_out_field){SLICE("X-Request-Id"), slice_from_cstr(f->reqid)};
+    for (uint32_t i = 0; i < r->nadd_request_headers; i++)
+        fl[n++] = (struct http_out_field){slice_from_cstr(r->add_request_headers[i].name),
+                                          slice_from_cstr(r->add_request_headers[i].value)};
+    f->fields = fl;
+    f->nfields = n;
+    return 0;
+}
+
+/* The upstream target: the origin-form path (absolute-form is reduced), with the route's
+ * prefix rewrite applied. */
+static int build_target(struct fwd *f, const struct http_head *h)
+{
+    struct slice t = http_head_target(h);
+    const struct proxy_route *r = f->route;
+
+    if (h->form == HTTP_FORM_ABSOLUTE) {
+        const char *p = memchr(t.ptr, ':', t.len);
+        p = p ? memchr(p + 3, '/', (size_t)(t.ptr + t.len - p - 3)) : NULL;
+        t = p ? (struct slice){p, (size_t)(t.ptr + t.len - p)} : SLICE("/");
+    } else if (h->form == HTTP_FORM_ASTERISK) {
+        t = SLICE("*");
+    }
+    if (r->prefix_rewrite && r->path_kind == PROXY_PATH_PREFIX) {
+        size_t plen = strlen(r->path), rlen = strlen(r->prefix_rewrite);
+        char *nt = arena_alloc(http_exchange_arena(f->ex), t.len - plen + rlen + 2);
+        if (!nt)
+            return SH_ENOMEM;
+        memcpy(nt, r->prefix_rewrite, rlen);
+        memcpy(nt + rlen, t.ptr + plen, t.len - plen);
+        size_t len = t.len - plen + rlen;
+        if (len == 0 || nt[0] != '/') { /* "/api" -> "" becomes "/" */
+            memmove(nt + 1, nt, len);
+            nt[0] = '/';
+            len++;
+        }
+        t = (struct slice){nt, len};
+    }
+    f->target = t;
+    return 0;
+}
+
+static struct slice hash_key_of(const struct proxy_cluster *cl, const struct http_head *h,
+                                const char *clientip)
+{
+    struct slice v = SLICE_NULL;
+
+    switch (cl->hash_on) {
+    case PROXY_HASH_CLIENT:
+        return slice_from_cstr(clientip);
+    case PROXY_HASH_HEADER:
+        http_head_get(h, slice_from_cstr(cl->hash_key), &v);
+        return v;
+    case PROXY_HASH_COOKIE: {
+        struct slice cookies, rest, item, name = slice_from_cstr(cl->hash_key);
+        if (!http_head_get(h, SLICE("cookie"), &cookies))
+            return SLICE_NULL;
+        rest = cookies;
+        while (rest.ptr) {
+            rest = slice_split(rest, ';', &item);
+            item = slice_trim(item);
+            struct slice k, val = slice_split(item, '=', &k);
+            if (val.ptr && slice_eq(k, name))
+                return val;
+        }
+        return SLICE_NULL;
+    }
+    }
+    return v;
+}
+
+/* Token bucket per client key; each worker has rate/N of the route's rate (connections are
+ * spread over workers by the kernel). true when the request may go on. */
+static bool rate_limited(struct fwd *f, const struct http_head *h, uint32_t *retry_after_s)
+{
+    const struct proxy_ratelimit *rl = &f->route->ratelimit;
+    struct gw_route_rt *rr = route_rt(f);
+    struct slice key = slice_from_cstr(f->clientip);
+    double rate = rl->rate_per_s / (double)f->w->gw->nworkers;
+    double burst = rl->burst ? (double)rl->burst : SH_MAX(1.0, rl->rate_per_s);
+    uint64_t now = now_ms(f);
+
+    if (rl->rate_per_s <= 0)
+        return false;
+    if (rl->key == PROXY_RL_HEADER && !http_head_get(h, slice_from_cstr(rl->header), &key))
+        key = SLICE("");
+    uint32_t kh = proxy_hash(key);
+    struct gw_bucket *b = &rr->buckets[kh % rr->nbuckets];
+    if (b->key_hash != kh || b->at_ms == 0) {
+        b->key_hash = kh;
+        b->tokens = burst;
+        b->at_ms = now;
+    }
+    b->tokens = SH_MIN(burst, b->tokens + (double)(now - b->at_ms) / 1000.0 * rate);
+    b->at_ms = now;
+    if (b->tokens >= 1.0) {
+        b->tokens -= 1.0;
+        return false;
+    }
+    *retry_after_s = (uint32_t)ceil((1.0 - b->tokens) / (rate > 0 ? rate : 1.0));
+    if (*retry_after_s == 0)
+        *retry_after_s = 1;
+    rr->ratelimited++;
+    return true;
+}
+
+static void peer_ip(const char *peer, char *out, size_t n)
+{
+    const char *colon = strrchr(peer, ':');
+    size_t len = colon ? (size_t)(colon - peer) : strlen(peer);
+
+    if (len && peer[0] == '[') { /* [::1]:port */
+        peer++;
+        len -= 2;
+    }
+    snprintf(out, n, "%.*s", (int)len, peer);
+}
+
+void proxy__on_request(struct http_exchange *ex, void *data)
+{
+    struct gw_worker *w = data;
+    const struct http_head *h = http_exchange_head(ex);
+    struct gw_state *st = proxy__worker_state(w);
+    struct fwd *f;
+    struct slice rid;
+    uint32_t retry_after;
+
+    w->stats.requests++;
+    f = sh_calloc(1, sizeof(*f));
+    if (!f || !st) {
+        sh_free(f);
+        http_exchange_respond(ex, 503, SLICE("application/json"),
+                              SLICE("{\"error\":\"Service Unavailable\"}\n"));
+        return;
+    }
+    f->w = w;
+    f->st = st;
+    st->refs++;
+    f->ex = ex;
+    f->ep = f->prev_ep = UINT32_MAX;
+    f->start_us = sh_now_us();
+    f->body_kept = true;
+    uv_timer_init(&w->loop, &f->timer);
+    f->timer.data = f;
+    peer_ip(http_exchange_peer(ex), f->clientip, sizeof(f->clientip));
+    snprintf(f->method, sizeof(f->method), "%.*s", (int)SH_MIN(h->method_s.len, 15u),
+             http_head_method(h).ptr);
+    snprintf(f->log_target, sizeof(f->log_target), "%.*s", (int)SH_MIN(h->target.len, 159u),
+             http_head_target(h).ptr);
+    if (http_head_get(h, SLICE("x-request-id"), &rid) && valid_request_id(rid)) {
+        snprintf(f->reqid, sizeof(f->reqid), "%.*s", (int)rid.len, rid.ptr);
+    } else {
+        uint64_t a = proxy_rand(&w->rng), b = proxy_rand(&w->rng);
+        snprintf(f->reqid, sizeof(f->reqid), "%016llx%016llx", (unsigned long long)a,
+                 (unsigned long long)b);
+    }
+    f->route = proxy_route_match(st->cfg, h);
+    if (!f->route) {
+        w->stats.no_route++;
+        respond_error(f, 404, "no route matches", NULL, NULL);
+        goto done;
+    }
+    if (rate_limited(f, h, &retry_after)) {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%u", retry_after);
+        respond_error(f, 429, "rate limit exceeded", "Retry-After", ra);
+        goto done;
+    }
+    switch (f->route->action) {
+    case PROXY_ACT_RESPOND:
+        respond(f, f->route->status, NULL, NULL, slice_from_cstr(f->route->body));
+        goto done;
+    case PROXY_ACT_REDIRECT:
+        respond(f, f->route->status, "Location", f->route->location, SLICE(""));
+        goto done;
+    case PROXY_ACT_FORWARD:
+        f->crt = &st->clusters[f->route->cluster];
+        break;
+    case PROXY_ACT_SPLIT: {
+        uint64_t x = proxy_rand(&w->rng) % f->route->split_total;
+        uint32_t i = 0;
+        while (x >= f->route->splits[i].weight) {
+            x -= f->route->splits[i].weight;
+            i++;
+        }
+        f->crt = &st->clusters[f->route->splits[i].cluster];
+        break;
+    }
+    }
+    f->to = f->route->has_timeouts ? &f->route->timeouts : &f->crt->cfg->timeouts;
+    f->rp = f->route->has_retry ? &f->route->retry : &f->crt->cfg->retry;
+    f->deadline_ms = now_ms(f) + f->to->request_ms;
+    budget_refill(f->crt, f->rp, now_ms(f));
+    f->crt->budget_tokens += f->rp->budget_ratio; /* every request earns a share of a retry */
+    f->req_cl = h->body == HTTP_BODY_LENGTH ? (int64_t)h->content_length
+                : h->body == HTTP_BODY_CHUNKED ? -1
+                                               : 0;
+    f->body_complete = h->body == HTTP_BODY_NONE;
+    f->hash_key = hash_key_of(f->crt->cfg, h, f->clientip);
+    if (build_target(f, h) < 0 || build_fields(f, h) < 0) {
+        respond_error(f, 503, "out of memory", NULL, NULL);
+        goto done;
+    }
+    http_exchange_set_handlers(ex, &down_handlers, f);
+    fwd_start_attempt(f);
+    if (f->ex)
+        http_exchange_resume(f->ex); /* start reading the body (sends 100 Continue) */
+    return;
+done:
+    fwd_end(f);
+}

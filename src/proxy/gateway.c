@@ -1,0 +1,659 @@
+/* SPDX-License-Identifier: MIT */
+/* gateway.c: the gateway's threads. N workers each run a libuv loop with their own
+ * SO_REUSEPORT listener, HTTP client pool and runtime state; the control thread (the caller's
+ * loop) publishes configs through a snapshot domain, runs active health checks and serves the
+ * admin listener (/metrics, /ready, /config).
+ *
+ * Workers never lock: they read the config through snap_acquire when its version changes,
+ * and active health results through relaxed atomic bytes in the snapshot. The control thread
+ * learns that a worker stopped through a uv_async. */
+#include "proxy/proxy.h"
+#include "proxy/proxy_int.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------------------------
+ * Snapshots: a config plus its health table
+ * ------------------------------------------------------------------------------------------ */
+static void gw_snapshot_free(void *obj, void *data)
+{
+    struct gw_snapshot *gs = obj;
+
+    (void)data;
+    for (uint32_t i = 0; i < gs->health.nclusters; i++)
+        sh_free((void *)gs->health.healthy[i]);
+    sh_free(gs->health.healthy);
+    proxy_config_free(gs->cfg);
+    sh_free(gs);
+}
+
+/* Health carried over from the previous generation by cluster and endpoint name; new
+ * endpoints start healthy (traffic flows until a check says otherwise). */
+static struct gw_snapshot *gw_snapshot_new(struct proxy_config *cfg, const struct gw_snapshot *prev)
+{
+    struct gw_snapshot *gs = sh_calloc(1, sizeof(*gs));
+
+    if (!gs)
+        return NULL;
+    gs->cfg = cfg;
+    gs->health.nclusters = cfg->nclusters;
+    gs->health.healthy = sh_calloc(cfg->nclusters + 1, sizeof(*gs->health.healthy));
+    if (!gs->health.healthy)
+        goto fail;
+    for (uint32_t i = 0; i < cfg->nclusters; i++) {
+        const struct proxy_cluster *cl = &cfg->clusters[i];
+        int pi = prev ? proxy_cluster_index(prev->cfg, cl->name) : -1;
+        gs->health.healthy[i] = sh_calloc(cl->nendpoints + 1, sizeof(_Atomic uint8_t));
+        if (!gs->health.healthy[i])
+            goto fail;
+        for (uint32_t e = 0; e < cl->nendpoints; e++) {
+            uint8_t v = 1;
+            if (pi >= 0) {
+                const struct proxy_cluster *pc = &prev->cfg->clusters[pi];
+                for (uint32_t k = 0; k < pc->nendpoints; k++) {
+                    if (strcmp(pc->endpoints[k].name, cl->endpoints[e].name) == 0)
+                        v = atomic_load(&prev->health.healthy[pi][k]);
+                }
+            }
+            atomic_init(&gs->health.healthy[i][e], v);
+        }
+    }
+    return gs;
+fail:
+    gs->cfg = NULL;
+    gw_snapshot_free(gs, NULL);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Workers
+ * ------------------------------------------------------------------------------------------ */
+static void worker_server_down(void *data)
+{
+    struct gw_worker *w = data;
+
+    http_server_free(w->srv);
+    w->srv = NULL;
+    http_client_free(w->client);
+    w->client = NULL;
+    proxy__log_flush(w);
+    uv_close((uv_handle_t *)&w->wake, NULL);
+    uv_close((uv_handle_t *)&w->log_flush, NULL);
+}
+
+static void worker_wake(uv_async_t *a)
+{
+    struct gw_worker *w = a->data;
+
+    if (w->stopping && w->srv) {
+        uint32_t deadline = atomic_load(&w->gw->stop_deadline_ms);
+        http_server_shutdown(w->srv, deadline, worker_server_down, w);
+        return;
+    }
+    proxy__worker_state(w); /* a new config: move to it now, release the old one */
+}
+
+static void worker_log_flush(uv_prepare_t *p)
+{
+    struct gw_worker *w = p->data;
+
+    if (w->access_log.len)
+        proxy__log_flush(w);
+}
+
+static void worker_main(void *arg)
+{
+    struct gw_worker *w = arg;
+
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    proxy__state_unref(w->state);
+    w->state = NULL;
+    buf_release(&w->access_log);
+    uv_loop_close(&w->loop);
+    atomic_store(&w->exited, true);
+    uv_async_send(&w->gw->worker_done);
+}
+
+static int worker_init(struct proxy_gateway *gw, struct gw_worker *w, uint32_t index,
+                       const struct proxy_config *cfg, struct sh_diag *d)
+{
+    struct sockaddr_storage ss;
+    char host[64];
+    int rc;
+
+    w->gw = gw;
+    w->index = index;
+    w->rng = sh_now_us() * 2654435761u + index * 0x9e3779b97f4a7c15ull + (uint64_t)(unsigned)getpid();
+    rc = uv_loop_init(&w->loop);
+    if (rc < 0)
+        return rc;
+    w->loop_ready = true;
+    rc = snap_reader_register(gw->dom, &w->reader);
+    if (rc < 0)
+        return rc;
+    rc = http_parse_addr(cfg->listen, &ss, d);
+    if (rc < 0)
+        return rc;
+    http_format_addr((struct sockaddr *)&ss, host, sizeof(host));
+    *strrchr(host, ':') = '\0';
+    if (host[0] == '[') {
+        memmove(host, host + 1, strlen(host));
+        host[strlen(host) - 1] = '\0';
+    }
+    struct http_server_config scfg = {
+        .host = host,
+        .port = gw->port ? gw->port
+                         : ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                          : ((struct sockaddr_in *)&ss)->sin_port),
+        .reuseport = true,
+        .limits = cfg->limits,
+        .on_request = proxy__on_request,
+        .data = w,
+    };
+    rc = http_server_new(&w->loop, &scfg, &w->srv, d);
+    if (rc < 0)
+        return rc;
+    gw->port = http_server_port(w->srv); /* workers after the first join the same port */
+    struct http_client_config ccfg = {
+        .idle_timeout_ms = 60000,
+        .connect_timeout_ms = 2000,
+        .max_idle_per_host = 128,
+    };
+    if (cfg->nclusters)
+        ccfg.connect_timeout_ms = cfg->clusters[0].timeouts.connect_ms;
+    rc = http_client_new(&w->loop, &ccfg, &w->client);
+    if (rc < 0)
+        return rc;
+    uv_async_init(&w->loop, &w->wake, worker_wake);
+    w->wake.data = w;
+    uv_prepare_init(&w->loop, &w->log_flush);
+    w->log_flush.data = w;
+    uv_prepare_start(&w->log_flush, worker_log_flush);
+    uv_unref((uv_handle_t *)&w->log_flush);
+    w->handles_ready = true;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Admin listener
+ * ------------------------------------------------------------------------------------------ */
+static void metrics_render(struct proxy_gateway *gw, struct buf *b)
+{
+    struct gw_worker_stats sum = {0};
+    static const char *const cls[] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
+
+    for (uint32_t i = 0; i < gw->nworkers; i++) {
+        const struct gw_worker_stats *s = &gw->workers[i].stats;
+        sum.requests += s->requests;
+        for (int k = 1; k < 6; k++)
+            sum.by_class[k] += s->by_class[k];
+        sum.retries += s->retries;
+        sum.upstream_errors += s->upstream_errors;
+        sum.timeouts += s->timeouts;
+        sum.no_route += s->no_route;
+        sum.fast_fails += s->fast_fails;
+    }
+    buf_appends(b, SLICE("# HELP shoal_gateway_requests_total Requests received by the gateway.\n"
+                         "# TYPE shoal_gateway_requests_total counter\n"));
+    buf_appendf(b, "shoal_gateway_requests_total %llu\n", (unsigned long long)sum.requests);
+    buf_appends(b, SLICE("# HELP shoal_gateway_responses_total Responses by status class.\n"
+                         "# TYPE shoal_gateway_responses_total counter\n"));
+    for (int k = 1; k < 6; k++)
+        buf_appendf(b, "shoal_gateway_responses_total{class=\"%s\"} %llu\n", cls[k],
+                    (unsigned long long)sum.by_class[k]);
+    buf_appends(b, SLICE("# HELP shoal_gateway_retries_total Upstream attempts that were retries.\n"
+                         "# TYPE shoal_gateway_retries_total counter\n"));
+    buf_appendf(b, "shoal_gateway_retries_total %llu\n", (unsigned long long)sum.retries);
+    buf_appends(b, SLICE("# HELP shoal_gateway_upstream_errors_total Requests failed by the "
+                         "upstream side.\n# TYPE shoal_gateway_upstream_errors_total counter\n"));
+    buf_appendf(b, "shoal_gateway_upstream_errors_total %llu\n",
+                (unsigned long long)sum.upstream_errors);
+    buf_appends(b, SLICE("# HELP shoal_gateway_fast_fails_total Requests refused by an open "
+                         "circuit breaker.\n# TYPE shoal_gateway_fast_fails_total counter\n"));
+    buf_appendf(b, "shoal_gateway_fast_fails_total %llu\n", (unsigned long long)sum.fast_fails);
+    buf_appends(b, SLICE("# HELP shoal_gateway_workers Worker threads.\n"
+                         "# TYPE shoal_gateway_workers gauge\n"));
+    buf_appendf(b, "shoal_gateway_workers %u\n", gw->nworkers);
+}
+
+static void admin_request(struct http_exchange *ex, void *data)
+{
+    struct proxy_gateway *gw = data;
+    const struct http_head *h = http_exchange_head(ex);
+    struct slice t = http_head_target(h), path;
+
+    slice_split(t, '?', &path);
+    if (h->method != HTTP_M_GET && h->method != HTTP_M_HEAD) {
+        http_exchange_respond(ex, 405, SLICE("application/json"),
+                              SLICE("{\"error\":\"Method Not Allowed\"}\n"));
+        return;
+    }
+    if (slice_eq(path, SLICE("/ready"))) {
+        if (gw->stopping)
+            http_exchange_respond(ex, 503, SLICE("text/plain"), SLICE("stopping\n"));
+        else
+            http_exchange_respond(ex, 200, SLICE("text/plain"), SLICE("ready\n"));
+        return;
+    }
+    if (slice_eq(path, SLICE("/config"))) {
+        const char *json = gw->current->cfg->source_json ? gw->current->cfg->source_json : "{}";
+        http_exchange_respond(ex, 200, SLICE("application/json"), slice_from_cstr(json));
+        return;
+    }
+    if (slice_eq(path, SLICE("/metrics"))) {
+        struct buf b = BUF_INIT(4 << 20);
+        metrics_render(gw, &b);
+        if (b.err)
+            http_exchange_respond(ex, 500, SLICE("text/plain"), SLICE("metrics too large\n"));
+        else
+            http_exchange_respond(ex, 200, SLICE("text/plain; version=0.0.4"), buf_slice(&b));
+        buf_release(&b);
+        return;
+    }
+    http_exchange_respond(ex, 404, SLICE("application/json"),
+                          SLICE("{\"error\":\"Not Found\",\"paths\":[\"/metrics\",\"/ready\","
+                                "\"/config\"]}\n"));
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Active health checks (control thread)
+ * ------------------------------------------------------------------------------------------ */
+struct hc_probe {
+    struct proxy_gateway *gw;
+    uint64_t generation;
+    uint32_t cluster, ep;
+    uint16_t status;
+};
+
+static void hc_head(struct http_creq *cr, const struct http_head *h, void *data)
+{
+    struct hc_probe *p = data;
+
+    (void)cr;
+    p->status = h->status;
+}
+
+static void hc_done(struct http_creq *cr, int rc, void *data)
+{
+    struct hc_probe *p = data;
+    struct proxy_gateway *gw = p->gw;
+
+    (void)cr;
+    if (p->generation == gw->generation && !gw->stopping) {
+        const struct proxy_cluster *cl = &gw->current->cfg->clusters[p->cluster];
+        const struct proxy_health *hc = &cl->health;
+        struct gw_hc_state *s = &gw->hc[p->cluster][p->ep];
+        bool ok = rc == 0 && (hc->expect_status ? p->status == hc->expect_status
+                                                : p->status >= 200 && p->status < 300);
+        _Atomic uint8_t *flag = &gw->current->health.healthy[p->cluster][p->ep];
+        if (ok) {
+            s->fails = 0;
+            if (++s->oks >= hc->healthy_threshold && !atomic_load(flag)) {
+                atomic_store(flag, 1);
+                SH_LOG(SH_INFO, "proxy", "endpoint healthy", LF_STR("cluster", cl->name),
+                       LF_STR("endpoint", cl->endpoints[p->ep].name));
+            }
+        } else {
+            s->oks = 0;
+            if (++s->fails >= hc->unhealthy_threshold && atomic_load(flag)) {
+                atomic_store(flag, 0);
+                SH_LOG(SH_WARN, "proxy", "endpoint unhealthy", LF_STR("cluster", cl->name),
+                       LF_STR("endpoint", cl->endpoints[p->ep].name), LF_UINT("status", p->status),
+                       LF_ERR("err", rc));
+            }
+        }
+        s->in_flight = false;
+    }
+    sh_free(p);
+}
+
+static const struct http_creq_handlers hc_handlers = {.on_head = hc_head, .on_done = hc_done};
+
+static void hc_free_state(struct proxy_gateway *gw)
+{
+    for (uint32_t i = 0; gw->hc && i < gw->hc_nclusters; i++)
+        sh_free(gw->hc[i]);
+    sh_free(gw->hc);
+    gw->hc = NULL;
+    gw->hc_nclusters = 0;
+}
+
+static int hc_alloc_state(struct proxy_gateway *gw)
+{
+    const struct proxy_config *cfg = gw->current->cfg;
+
+    hc_free_state(gw);
+    gw->hc = sh_calloc(cfg->nclusters + 1, sizeof(*gw->hc));
+    if (!gw->hc)
+        return SH_ENOMEM;
+    gw->hc_nclusters = cfg->nclusters;
+    for (uint32_t i = 0; i < cfg->nclusters; i++) {
+        gw->hc[i] = sh_calloc(cfg->clusters[i].nendpoints + 1, sizeof(**gw->hc));
+        if (!gw->hc[i])
+            return SH_ENOMEM;
+    }
+    return 0;
+}
+
+static void hc_tick(uv_timer_t *t)
+{
+    struct proxy_gateway *gw = t->data;
+    const struct proxy_config *cfg = gw->current->cfg;
+    uint64_t now = uv_now(gw->loop);
+
+    for (uint32_t i = 0; i < cfg->nclusters; i++) {
+        const struct proxy_cluster *cl = &cfg->clusters[i];
+        if (!cl->health.path)
+            continue;
+        for (uint32_t e = 0; e < cl->nendpoints; e++) {
+            struct gw_hc_state *s = &gw->hc[i][e];
+            struct http_creq *cr;
+            if (s->in_flight || now < s->next_ms)
+                continue;
+            struct hc_probe *p = sh_calloc(1, sizeof(*p));
+            if (!p)
+                continue;
+            p->gw = gw;
+            p->generation = gw->generation;
+            p->cluster = i;
+            p->ep = e;
+            struct http_request_desc d = {
+                .addr = (const struct sockaddr *)&cl->endpoints[e].addr,
+                .method = SLICE("GET"),
+                .target = slice_from_cstr(cl->health.path),
+                .host = slice_from_cstr(cl->endpoints[e].name),
+                .response_timeout_ms = cl->health.timeout_ms,
+                .total_timeout_ms = cl->health.timeout_ms,
+            };
+            struct http_out_field ua = {SLICE("User-Agent"), SLICE("shoal-health-check")};
+            d.fields = &ua;
+            d.nfields = 1;
+            if (http_client_request(gw->health_client, &d, &hc_handlers, p, &cr) < 0) {
+                sh_free(p);
+                continue;
+            }
+            s->in_flight = true;
+            s->next_ms = now + cl->health.interval_ms;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Lifecycle
+ * ------------------------------------------------------------------------------------------ */
+static void collect_tick(uv_timer_t *t)
+{
+    struct proxy_gateway *gw = t->data;
+
+    snap_domain_collect(gw->dom);
+}
+
+static void gw_handle_closed(uv_handle_t *h)
+{
+    struct proxy_gateway *gw = h->data;
+
+    if (--gw->open_handles == 0 && gw->free_requested)
+        sh_free(gw);
+}
+
+static void gw_check_stopped(struct proxy_gateway *gw)
+{
+    void (*done)(void *) = gw->stop_done;
+
+    if (gw->workers_running > 0 || !gw->admin_down || !done)
+        return;
+    gw->stop_done = NULL;
+    for (uint32_t i = 0; i < gw->nworkers; i++) {
+        if (gw->workers[i].thread_started)
+            uv_thread_join(&gw->workers[i].thread);
+        gw->workers[i].thread_started = false;
+    }
+    done(gw->stop_data);
+}
+
+static void worker_done_cb(uv_async_t *a)
+{
+    struct proxy_gateway *gw = a->data;
+    uint32_t running = 0;
+
+    for (uint32_t i = 0; i < gw->nworkers; i++)
+        running += gw->workers[i].thread_started && !atomic_load(&gw->workers[i].exited);
+    gw->workers_running = running;
+    gw_check_stopped(gw);
+}
+
+static void admin_down(void *data)
+{
+    struct proxy_gateway *gw = data;
+
+    http_server_free(gw->admin);
+    gw->admin = NULL;
+    gw->admin_down = true;
+    gw_check_stopped(gw);
+}
+
+static int publish(struct proxy_gateway *gw, struct proxy_config *cfg)
+{
+    struct gw_snapshot *gs = gw_snapshot_new(cfg, gw->current);
+    int rc;
+
+    if (!gs)
+        return SH_ENOMEM;
+    rc = snap_publish(gw->dom, gs);
+    if (rc < 0) {
+        gs->cfg = NULL;
+        gw_snapshot_free(gs, NULL);
+        return rc;
+    }
+    gw->current = gs;
+    gw->generation++;
+    rc = hc_alloc_state(gw);
+    for (uint32_t i = 0; i < gw->nworkers; i++) {
+        if (gw->workers[i].handles_ready)
+            uv_async_send(&gw->workers[i].wake);
+    }
+    return rc;
+}
+
+int proxy_gateway_start(uv_loop_t *loop, struct proxy_config *cfg, struct proxy_gateway **out,
+                        struct sh_diag *d)
+{
+    struct proxy_gateway *gw = sh_calloc(1, sizeof(*gw));
+    uint32_t n = cfg->workers;
+    int rc;
+
+    *out = NULL;
+    if (!gw) {
+        proxy_config_free(cfg);
+        return SH_ENOMEM;
+    }
+    gw->loop = loop;
+    if (n == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cores > 0 ? (uint32_t)cores : 1;
+    }
+    gw->nworkers = n;
+    snprintf(gw->listen, sizeof(gw->listen), "%s", cfg->listen);
+    rc = snap_domain_new(gw_snapshot_free, NULL, &gw->dom);
+    if (rc < 0) {
+        proxy_config_free(cfg);
+        sh_free(gw);
+        return rc;
+    }
+    gw->workers = sh_calloc(n, sizeof(*gw->workers));
+    if (!gw->workers) {
+        proxy_config_free(cfg);
+        rc = SH_ENOMEM;
+        goto fail;
+    }
+    rc = publish(gw, cfg); /* takes cfg, also on failure */
+    if (rc < 0)
+        goto fail;
+    uv_async_init(loop, &gw->worker_done, worker_done_cb);
+    gw->worker_done.data = gw;
+    uv_timer_init(loop, &gw->health_timer);
+    gw->health_timer.data = gw;
+    uv_timer_init(loop, &gw->collect_timer);
+    gw->collect_timer.data = gw;
+    gw->open_handles = 3;
+    for (uint32_t i = 0; i < n; i++) {
+        rc = worker_init(gw, &gw->workers[i], i, gw->current->cfg, d);
+        if (rc < 0)
+            goto fail;
+    }
+    if (gw->current->cfg->admin) {
+        struct sockaddr_storage ss;
+        char host[64];
+        rc = http_parse_addr(gw->current->cfg->admin, &ss, d);
+        if (rc < 0)
+            goto fail;
+        http_format_addr((struct sockaddr *)&ss, host, sizeof(host));
+        *strrchr(host, ':') = '\0';
+        struct http_server_config acfg = {
+            .host = host[0] == '[' ? "::1" : host,
+            .port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                    : ((struct sockaddr_in *)&ss)->sin_port),
+            .on_request = admin_request,
+            .data = gw,
+        };
+        rc = http_server_new(loop, &acfg, &gw->admin, d);
+        if (rc < 0)
+            goto fail;
+        gw->admin_port = http_server_port(gw->admin);
+    } else {
+        gw->admin_down = true;
+    }
+    rc = http_client_new(loop, NULL, &gw->health_client);
+    if (rc < 0)
+        goto fail;
+    for (uint32_t i = 0; i < n; i++) {
+        rc = uv_thread_create(&gw->workers[i].thread, worker_main, &gw->workers[i]);
+        if (rc < 0) {
+            sh_diag_set(d, "gateway", "cannot start worker thread: %s", uv_strerror(rc));
+            goto fail;
+        }
+        gw->workers[i].thread_started = true;
+        gw->workers_running++;
+    }
+    uv_timer_start(&gw->health_timer, hc_tick, 100, 100);
+    uv_timer_start(&gw->collect_timer, collect_tick, 1000, 1000);
+    uv_unref((uv_handle_t *)&gw->collect_timer);
+    *out = gw;
+    return 0;
+fail:
+    for (uint32_t i = 0; gw->workers && i < n; i++) {
+        struct gw_worker *w = &gw->workers[i];
+        if (!w->thread_started)
+            continue;
+        w->stopping = true; /* stop_deadline_ms is 0: close at once */
+        uv_async_send(&w->wake);
+        uv_thread_join(&w->thread);
+        w->thread_started = false;
+    }
+    proxy_gateway_free(gw); /* handles on loop are released by its close callbacks */
+    return rc;
+}
+
+int proxy_gateway_reload(struct proxy_gateway *gw, struct proxy_config *cfg, struct sh_diag *d)
+{
+    if (strcmp(cfg->listen, gw->listen) != 0) {
+        sh_diag_set(d, "listen", "changing the listen address needs a restart (running on %s)",
+                    gw->listen);
+        proxy_config_free(cfg);
+        return SH_ENOTSUP;
+    }
+    if (cfg->workers != gw->current->cfg->workers) {
+        sh_diag_set(d, "workers", "changing the worker count needs a restart");
+        proxy_config_free(cfg);
+        return SH_ENOTSUP;
+    }
+    if ((cfg->admin == NULL) != (gw->current->cfg->admin == NULL) ||
+        (cfg->admin && strcmp(cfg->admin, gw->current->cfg->admin) != 0)) {
+        sh_diag_set(d, "admin", "changing the admin address needs a restart");
+        proxy_config_free(cfg);
+        return SH_ENOTSUP;
+    }
+    return publish(gw, cfg);
+}
+
+const struct proxy_config *proxy_gateway_config(const struct proxy_gateway *gw)
+{
+    return gw->current->cfg;
+}
+
+uint16_t proxy_gateway_port(const struct proxy_gateway *gw)
+{
+    return gw->port;
+}
+
+uint16_t proxy_gateway_admin_port(const struct proxy_gateway *gw)
+{
+    return gw->admin_port;
+}
+
+void proxy_gateway_stop(struct proxy_gateway *gw, uint32_t deadline_ms, void (*done)(void *),
+                        void *data)
+{
+    if (gw->stopping)
+        return;
+    gw->stopping = true;
+    gw->stop_done = done;
+    gw->stop_data = data;
+    atomic_store(&gw->stop_deadline_ms, deadline_ms);
+    uv_timer_stop(&gw->health_timer);
+    for (uint32_t i = 0; i < gw->nworkers; i++) {
+        struct gw_worker *w = &gw->workers[i];
+        w->stopping = true;
+        if (w->thread_started)
+            uv_async_send(&w->wake);
+    }
+    if (gw->admin)
+        http_server_shutdown(gw->admin, deadline_ms, admin_down, gw);
+    gw->admin_down = gw->admin == NULL;
+    gw_check_stopped(gw);
+}
+
+static void worker_release_unstarted(struct gw_worker *w)
+{
+    /* a worker whose thread never ran: close its handles on its own loop here */
+    if (!w->loop_ready)
+        return;
+    if (w->srv)
+        http_server_free(w->srv);
+    if (w->client)
+        http_client_free(w->client);
+    if (w->handles_ready) {
+        uv_close((uv_handle_t *)&w->wake, NULL);
+        uv_close((uv_handle_t *)&w->log_flush, NULL);
+    }
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    proxy__state_unref(w->state);
+    buf_release(&w->access_log);
+    uv_loop_close(&w->loop);
+}
+
+void proxy_gateway_free(struct proxy_gateway *gw)
+{
+    if (!gw)
+        return;
+    for (uint32_t i = 0; gw->workers && i < gw->nworkers; i++) {
+        if (!gw->workers[i].thread_started)
+            worker_release_unstarted(&gw->workers[i]);
+    }
+    if (gw->admin)
+        http_server_free(gw->admin);
+    http_client_free(gw->health_client);
+    hc_free_state(gw);
+    snap_domain_free(gw->dom);
+    sh_free(gw->workers);
+    gw->free_requested = true;
+    if (gw->open_handles == 0) {
+        sh_free(gw);
+        return;
+    }
+    uv_close((uv_handle_t *)&gw->worker_done, gw_handle_closed);
+    uv_close((uv_handle_t *)&gw->health_timer, gw_handle_closed);
+    uv_close((uv_handle_t *)&gw->collect_timer, gw_handle_closed);
+}

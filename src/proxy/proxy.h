@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: MIT */
+/* proxy.h: the data plane: routes, clusters, load balancing, resilience (timeouts, retries with
+ * a budget, circuit breakers, outlier ejection, health checks, rate limits, stale fallback) and
+ * the gateway that runs them on N worker threads.
+ * Prefixes: proxy_, PROXY_.
+ *
+ * Threads: a struct proxy_config is immutable once built and is shared by every worker through
+ * a snapshot (core's snap_*); build and validate it anywhere. The gateway's functions run on the
+ * thread that created it (the control thread); its workers run their own loops. */
+#ifndef SHOAL_PROXY_H
+#define SHOAL_PROXY_H
+
+#include "core/core.h"
+#include "http/http.h"
+
+/* ==========================================================================================
+ * Configuration (config.c). Everything a config points to lives in its arena.
+ * ========================================================================================== */
+enum proxy_lb {
+    PROXY_LB_ROUND_ROBIN = 0,
+    PROXY_LB_WEIGHTED,      /* smooth weighted round robin (nginx's) */
+    PROXY_LB_LEAST_REQUEST, /* power of two choices on in-flight requests */
+    PROXY_LB_RING_HASH,     /* consistent hashing on a key (hash_on) */
+    PROXY_LB_MAGLEV,        /* Maglev table on a key (hash_on) */
+    PROXY_LB_RANDOM,
+};
+
+enum proxy_hash_on { PROXY_HASH_CLIENT = 0, PROXY_HASH_HEADER, PROXY_HASH_COOKIE };
+
+enum proxy_retry_on {
+    PROXY_RETRY_CONNECT = 1u << 0, /* connection refused or timed out */
+    PROXY_RETRY_RESET = 1u << 1,   /* reset or closed before a response */
+    PROXY_RETRY_5XX = 1u << 2,     /* any 5xx response */
+    PROXY_RETRY_STATUS = 1u << 3,  /* the statuses listed */
+    PROXY_RETRY_TIMEOUT = 1u << 4, /* per-try timeout */
+};
+
+struct proxy_timeouts {
+    uint32_t connect_ms; /* default 2s */
+    uint32_t per_try_ms; /* response head within this of sending; default 15s */
+    uint32_t request_ms; /* whole request, retries included; default 30s */
+    uint32_t idle_ms;    /* pooled upstream connections; default 60s */
+};
+
+struct proxy_retry {
+    uint32_t max_retries;   /* default 2 */
+    uint32_t on;            /* enum proxy_retry_on; default connect|reset|timeout */
+    uint16_t statuses[8];   /* with PROXY_RETRY_STATUS */
+    uint32_t nstatuses;
+    uint32_t backoff_base_ms; /* default 25ms; doubles per retry, full jitter */
+    uint32_t backoff_max_ms;  /* default 250ms */
+    double budget_ratio;      /* retries at most this share of requests; default 0.2 */
+    uint32_t budget_min_per_s; /* retries always allowed at this rate; default 10 */
+    bool non_idempotent;      /* retry POST/PATCH too (the route opts in) */
+};
+
+struct proxy_breaker {
+    uint32_t consecutive_failures; /* open after this many in a row; default 5; 0 = off */
+    double error_ratio;            /* or this ratio over window_ms...; default 0.5; 0 = off */
+    uint32_t window_ms;            /* default 10s */
+    uint32_t min_requests;         /* ...with at least this many requests; default 20 */
+    uint32_t open_ms;              /* fail fast this long, then half-open; default 5s */
+    uint32_t max_requests;         /* concurrent requests to the cluster; default 1024 */
+    uint32_t max_pending;          /* requests waiting for a connection; default 1024 */
+};
+
+struct proxy_outlier {
+    uint32_t consecutive_errors; /* 5xx or connect errors in a row to eject; default 5; 0 = off */
+    uint32_t base_ejection_ms;   /* first ejection; grows with each; default 30s */
+    uint32_t max_ejection_ms;    /* default 300s */
+    uint32_t max_ejection_percent; /* never eject more than this share; default 50 */
+};
+
+struct proxy_health {
+    const char *path;           /* NULL = no active checks */
+    uint16_t expect_status;     /* default 200 (any 2xx when 0) */
+    uint32_t interval_ms;       /* default 5s */
+    uint32_t timeout_ms;        /* default 2s */
+    uint32_t healthy_threshold; /* default 2 */
+    uint32_t unhealthy_threshold; /* default 3 */
+};
+
+struct proxy_endpoint {
+    struct sockaddr_storage addr;
+    const char *name; /* "127.0.0.1:8081" */
+    uint32_t weight;  /* default 1 */
+};
+
+struct proxy_cluster {
+    const char *name;
+    struct proxy_endpoint *endpoints;
+    uint32_t nendpoints;
+    enum proxy_lb lb;
+    enum proxy_hash_on hash_on;
+    const char *hash_key; /* header or cookie name */
+    struct proxy_timeouts timeouts;
+    struct proxy_retry retry;
+    struct proxy_breaker breaker;
+    struct proxy_outlier outlier;
+    struct proxy_health health;
+    /* derived at build time */
+    uint32_t *ring;      /* RING_HASH: sorted hash points, ring_eps the endpoint of each */
+    uint32_t *ring_eps;
+    uint32_t nring;
+    uint32_t *maglev;    /* MAGLEV: lookup table of endpoint indexes */
+    uint32_t nmaglev;
+};
+
+enum proxy_path_match { PROXY_PATH_ANY = 0, PROXY_PATH_EXACT, PROXY_PATH_PREFIX, PROXY_PATH_GLOB };
+enum proxy_action { PROXY_ACT_FORWARD = 0, PROXY_ACT_SPLIT, PROXY_ACT_RESPOND, PROXY_ACT_REDIRECT };
+enum proxy_rl_key { PROXY_RL_CLIENT = 0, PROXY_RL_HEADER };
+
+struct proxy_header_match {
+    const char *name;
+    const char *value; /* NULL: present with any value */
+};
+
+struct proxy_kv {
+    const char *name, *value;
+};
+
+struct proxy_split {
+    uint32_t cluster; /* index into config clusters */
+    uint32_t weight;
+};
+
+struct proxy_ratelimit {
+    double rate_per_s; /* 0 = off */
+    uint32_t burst;
+    enum proxy_rl_key key;
+    const char *header;
+};
+
+struct proxy_fallback {
+    bool enabled;
+    uint32_t max_entry_bytes; /* default 64 KiB */
+    uint32_t max_total_bytes; /* per worker; default 8 MiB */
+    uint32_t max_age_ms;      /* default 5m */
+};
+
+struct proxy_route {
+    const char *name;
+    /* match */
+    enum proxy_path_match path_kind;
+    const char *path;
+    const char *host;  /* NULL = any; "*.example.com" matches subdomains */
+    uint32_t methods;  /* bit (1 << enum http_method); 0 = any */
+    struct proxy_header_match *headers;
+    uint32_t nheaders;
+    /* action */
+    enum proxy_action action;
+    uint32_t cluster; /* FORWARD */
+    struct proxy_split *splits;
+    uint32_t nsplits, split_total;
+    const char *prefix_rewrite; /* replaces the matched prefix (PREFIX routes) */
+    struct proxy_kv *add_request_headers, *add_response_headers;
+    uint32_t nadd_request_headers, nadd_response_headers;
+    const char **remove_request_headers;
+    uint32_t nremove_request_headers;
+    uint16_t status; /* RESPOND / REDIRECT */
+    const char *body, *content_type, *location;
+    /* policies (the cluster's unless set here) */
+    bool has_timeouts, has_retry;
+    struct proxy_timeouts timeouts;
+    struct proxy_retry retry;
+    struct proxy_ratelimit ratelimit;
+    struct proxy_fallback fallback;
+};
+
+struct proxy_config {
+    const char *listen;  /* "127.0.0.1:8080" */
+    const char *admin;   /* NULL = no admin listener */
+    uint32_t workers;    /* 0 = one per core */
+    bool access_log;
+    struct proxy_route *routes;
+    uint32_t nroutes;
+    struct proxy_cluster *clusters;
+    uint32_t nclusters;
+    struct http_limits limits;
+    char *source_json; /* the config as JSON with secrets redacted, for /config */
+    struct arena arena;
+};
+
+struct sh_doc;
+/* Builds and validates a config from a document tree (shoal's YAML reader makes one).
+ * 0 and *out (free with proxy_config_free), or SH_EPARSE/SH_ENOMEM with d->where =
+ * "file:line:col" and d->what naming the key and the problem. */
+SH_MUST_CHECK int proxy_config_from_doc(const struct sh_doc *doc, struct proxy_config **out,
+                                        struct sh_diag *d);
+/* An empty config (one arena, defaults set), for builders and tests. */
+SH_MUST_CHECK int proxy_config_new(struct proxy_config **out);
+/* Derives the lookup structures (hash rings, Maglev tables, split totals) and checks
+ * cross-references; called by proxy_config_from_doc, and by hand-built configs. */
+SH_MUST_CHECK int proxy_config_finish(struct proxy_config *cfg, struct sh_diag *d);
+void proxy_config_free(struct proxy_config *cfg);
+void proxy_cluster_defaults(struct proxy_cluster *cl);
+int proxy_cluster_index(const struct proxy_config *cfg, const char *name); /* -1 if absent */
+
+/* ==========================================================================================
+ * Routing and load balancing (route.c, lb.c): pure functions, usable from any thread.
+ * ========================================================================================== */
+/* The first route whose match accepts the request head, or NULL. */
+const struct proxy_route *proxy_route_match(const struct proxy_config *cfg,
+                                            const struct http_head *h);
+/* Glob on paths: '*' matches within one segment, '**' across segments, '?' one byte. */
+bool proxy_glob_match(const char *pattern, struct slice path);
+/* 32-bit hash used by the hash balancers (FNV-1a then a finaliser). */
+uint32_t proxy_hash(struct slice key);
+
+/* Per-worker load-balancer state for one cluster. */
+struct proxy_lb_state {
+    uint32_t rr_next;
+    int64_t *wrr_current; /* nendpoints entries, smooth WRR */
+    uint64_t rng;         /* xorshift state */
+};
+
+/* What the balancer may pick: endpoints that are ejected or unhealthy are skipped unless all
+ * are, in which case all are eligible again (panic mode, as Envoy does). */
+struct proxy_pick_ctx {
+    const bool *excluded;        /* nendpoints entries, or NULL */
+    const uint32_t *active;      /* in-flight requests per endpoint (LEAST_REQUEST) */
+    struct slice hash_key;       /* for the hash balancers */
+    uint32_t avoid;              /* an endpoint to avoid (a retry), or UINT32_MAX */
+};
+SH_MUST_CHECK int proxy_lb_state_init(struct proxy_lb_state *st, const struct proxy_cluster *cl,
+                                      uint64_t seed);
+void proxy_lb_state_release(struct proxy_lb_state *st);
+/* The endpoint index to use, or UINT32_MAX when the cluster has none. */
+uint32_t proxy_lb_pick(const struct proxy_cluster *cl, struct proxy_lb_state *st,
+                       const struct proxy_pick_ctx *ctx);
+uint64_t proxy_rand(uint64_t *state); /* xorshift64* */
+
+/* ==========================================================================================
+ * Gateway (gateway.c, forward.c)
+ * ========================================================================================== */
+struct proxy_gateway;
+
+struct proxy_gateway_stats {
+    uint64_t requests, responses_5xx, retries, upstream_errors;
+};
+
+/* Starts the listener(s) and workers for cfg (taken: the gateway owns it from now on, also on
+ * failure). Runs on loop (the control thread), which must keep running. 0 or a negative code
+ * with d filled (address in use, ...). */
+SH_MUST_CHECK int proxy_gateway_start(uv_loop_t *loop, struct proxy_config *cfg,
+                                      struct proxy_gateway **out, struct sh_diag *d);
+/* Swaps in a new config (taken) for new requests; in-flight ones finish on the old one.
+ * Listeners that did not change keep running; a changed listen address is refused
+ * (SH_ENOTSUP) and the running config stays. */
+SH_MUST_CHECK int proxy_gateway_reload(struct proxy_gateway *gw, struct proxy_config *cfg,
+                                       struct sh_diag *d);
+/* The config in force (borrowed; valid until the next reload on this thread). */
+const struct proxy_config *proxy_gateway_config(const struct proxy_gateway *gw);
+/* Graceful stop: listeners close, in-flight requests get deadline_ms, then done(data). */
+void proxy_gateway_stop(struct proxy_gateway *gw, uint32_t deadline_ms, void (*done)(void *),
+                        void *data);
+void proxy_gateway_free(struct proxy_gateway *gw); /* after done; NULL is a no-op */
+uint16_t proxy_gateway_port(const struct proxy_gateway *gw);
+uint16_t proxy_gateway_admin_port(const struct proxy_gateway *gw);
+
+#endif

@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: MIT */
+/* proxy_int.h: private declarations shared by the proxy's files: the per-worker runtime state
+ * built for each config generation, and the forwarding entry points.
+ * Thread: everything here belongs to one worker thread, except struct gw_health (written by the
+ * control thread with atomic stores, read by workers with atomic loads). */
+#ifndef SHOAL_PROXY_INT_H
+#define SHOAL_PROXY_INT_H
+
+#include "proxy/proxy.h"
+
+int proxy__lb_build(struct proxy_cluster *cl, struct arena *a);
+
+/* Active health results for every endpoint of every cluster of one config: 1 healthy,
+ * 0 unhealthy. Lives as long as the snapshot that carries it. */
+struct gw_health {
+    _Atomic uint8_t **healthy; /* [cluster][endpoint] */
+    uint32_t nclusters;
+};
+
+/* What workers read through the snapshot: the config and its health table. */
+struct gw_snapshot {
+    struct proxy_config *cfg;
+    struct gw_health health;
+};
+
+enum gw_breaker_state { GW_CLOSED = 0, GW_OPEN, GW_HALF_OPEN };
+
+struct gw_endpoint_rt {
+    uint32_t consecutive_errors;
+    uint32_t ejections;
+    uint64_t ejected_until_ms;
+};
+
+struct gw_cluster_rt {
+    const struct proxy_cluster *cfg;
+    _Atomic uint8_t *healthy;
+    struct proxy_lb_state lb;
+    struct gw_endpoint_rt *eps;
+    uint32_t *active;  /* in flight per endpoint */
+    bool *excluded;    /* scratch for picks */
+    uint32_t active_requests;
+    /* breaker */
+    enum gw_breaker_state bstate;
+    uint64_t open_until_ms;
+    uint32_t consecutive_failures;
+    uint32_t win_requests, win_errors;
+    uint64_t win_start_ms;
+    bool probe_in_flight;
+    /* retry budget: tokens earned by requests, spent by retries */
+    double budget_tokens;
+    uint64_t budget_at_ms;
+    uint64_t retries, breaker_opens, ejections_total, rejected_limit;
+};
+
+struct gw_bucket {
+    uint32_t key_hash;
+    double tokens;
+    uint64_t at_ms;
+};
+
+struct gw_cache_entry {
+    struct gw_cache_entry *next;
+    uint32_t key_hash;
+    char *key;
+    uint16_t status;
+    char *content_type;
+    char *body;
+    size_t body_len;
+    uint64_t stored_ms;
+};
+
+struct gw_route_rt {
+    struct gw_bucket *buckets; /* rate limiting, fixed table */
+    uint32_t nbuckets;
+    struct gw_cache_entry *cache; /* stale fallback, most recent first */
+    size_t cache_bytes;
+    uint64_t ratelimited, fallbacks;
+};
+
+struct gw_worker;
+
+/* One config generation as one worker sees it. Counted: the worker holds one reference and
+ * every request forwarded under it holds one. */
+struct gw_state {
+    struct snap *snap;
+    const struct gw_snapshot *gs;
+    const struct proxy_config *cfg;
+    struct gw_cluster_rt *clusters;
+    struct gw_route_rt *routes;
+    uint32_t refs;
+};
+
+struct gw_worker_stats {
+    uint64_t requests, by_class[6], retries, upstream_errors, timeouts, no_route, fast_fails;
+};
+
+struct gw_worker {
+    struct proxy_gateway *gw;
+    uint32_t index;
+    uv_thread_t thread;
+    uv_loop_t loop;
+    uv_async_t wake;
+    uv_prepare_t log_flush;
+    struct http_server *srv;
+    struct http_client *client;
+    struct snap_reader *reader;
+    uint64_t version;
+    struct gw_state *state;
+    struct buf access_log;
+    struct gw_worker_stats stats; /* written by the worker, read racily by /metrics */
+    uint64_t rng;
+    bool stopping, loop_ready, handles_ready, thread_started;
+    _Atomic bool exited;
+};
+
+struct gw_hc_state {
+    uint32_t oks, fails;
+    uint64_t next_ms;
+    bool in_flight;
+};
+
+struct proxy_gateway {
+    uv_loop_t *loop; /* the control thread's */
+    struct snap_domain *dom;
+    struct gw_snapshot *current; /* the last published (owned by dom) */
+    uint64_t generation;         /* publishes so far; health probes of older ones are ignored */
+    struct gw_worker *workers;
+    uint32_t nworkers, workers_running;
+    uint16_t port, admin_port;
+    struct http_server *admin;
+    struct http_client *health_client;
+    struct gw_hc_state **hc; /* [cluster][endpoint], for the current generation */
+    uint32_t hc_nclusters;
+    uv_timer_t health_timer, collect_timer;
+    uv_async_t worker_done;
+    int open_handles;
+    char listen[96];
+    _Atomic uint32_t stop_deadline_ms;
+    void (*stop_done)(void *);
+    void *stop_data;
+    bool stopping, admin_down, free_requested;
+};
+
+/* forward.c */
+void proxy__on_request(struct http_exchange *ex, void *data); /* data: struct gw_worker */
+struct gw_state *proxy__worker_state(struct gw_worker *w);
+void proxy__state_unref(struct gw_state *st);
+void proxy__log_flush(struct gw_worker *w);
+
+#endif
