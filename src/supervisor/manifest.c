@@ -89,6 +89,8 @@ static const struct {
     {"did not find expected node content", "expected a value here"},
     {"found unexpected document indicator", "a '---' or '...' line inside a quoted string"},
     {"found undefined tag handle", "unknown tag handle"},
+    {"did not find expected <document start>",
+     "content after the end of the document ('...'); the file must hold one document"},
     {"control characters are not allowed",
      "the file contains a control character (only tab, CR and LF are allowed)"},
     {"invalid leading UTF-8 octet", "the file is not valid UTF-8"},
@@ -220,9 +222,12 @@ static int check_props(struct reader *r, const yaml_event_t *ev, const yaml_char
         return fail_at(r, SH_EPARSE, &ev->start_mark,
                        "anchors and aliases (&%.40s, *name) are not supported; write the value "
                        "out in full", (const char *)anchor);
-    if (tag && strcmp((const char *)tag, allowed_tag) != 0)
-        return fail_at(r, SH_EPARSE, &ev->start_mark, "tag '%.60s' is not supported",
-                       (const char *)tag);
+    if (tag && strcmp((const char *)tag, allowed_tag) != 0) {
+        const char *t = (const char *)tag, *core = "tag:yaml.org,2002:";
+        bool is_core = strncmp(t, core, strlen(core)) == 0; /* shown as the user wrote it */
+        return fail_at(r, SH_EPARSE, &ev->start_mark, "tag '%s%.60s' is not supported",
+                       is_core ? "!!" : "", is_core ? t + strlen(core) : t);
+    }
     return 0;
 }
 
