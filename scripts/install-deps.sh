@@ -6,6 +6,7 @@ set -euo pipefail
 pkgs=(
     build-essential cmake pkg-config   # the build
     libuv1-dev                         # event loop (core, http)
+    libyaml-dev                        # manifest and gateway config (supervisor)
     libcmocka-dev                      # unit tests
     curl nodejs                        # integration tests; llhttp differential test
     python3                            # integration test drivers

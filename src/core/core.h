@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* core.h: allocation, errors, byte slices and buffers, arenas, time, logging and
  * snapshot publishing. Every other component stands on this header; it imports nothing of ours.
- * Prefixes: sh_, SH_, slice_, buf_, arena_, snap_, LF_.
+ * Prefixes: sh_, SH_, slice_, buf_, arena_, sh_doc_, sh_node_, snap_, LF_.
  * Threads: everything here may be called from any thread unless a section says otherwise;
  * value types (slice, buf, arena) are not synchronised and belong to one thread at a time. */
 #ifndef SHOAL_CORE_H
@@ -170,6 +170,115 @@ SH_MUST_CHECK int sh_parse_duration_ms(struct slice s, uint64_t *out_ms, struct 
 SH_MUST_CHECK int sh_parse_size(struct slice s, uint64_t *out_bytes, struct sh_diag *d);
 /* Writes "1m30s"-style text for ms into out (at least 32 bytes); returns out. */
 char *sh_format_duration(uint64_t ms, char *out, size_t out_len);
+
+/* ------------------------------------------------------------------------------------------
+ * Document trees: configuration (the gateway's YAML, the `shoal up` manifest) read into generic
+ * nodes that remember where they were written, so each component validates its own part and
+ * reports errors as "file:line:column". A reader (supervisor/manifest.c for YAML) or a test
+ * builds the tree; components only read it.
+ *
+ * A doc is a service object: sh_doc_new / sh_doc_free. Every node, string and array lives in
+ * the doc's arena and is freed with the doc; node pointers are borrowed from it and nothing may
+ * keep one past sh_doc_free. Threads: one thread builds a doc; once built it is read-only and
+ * any thread may read it.
+ *
+ * The typed readers (sh_node_str, sh_node_u64, ...) take a <path> label from the caller, the
+ * user's name for the node ("routes[2].timeout"; NULL or "" for none). On error they return
+ * SH_EPARSE or SH_ETOOBIG and fill d (which may be NULL) with
+ *     d->where = "gateway.yaml:12:7"      the node's position (sh_node_where)
+ *     d->what  = "routes[2].timeout: duration '5x': unknown unit 'x' (use us, ms, s, m, h)"
+ * and print "%s: %s", d->where, d->what for the user. On success they set *out and leave d.
+ * ------------------------------------------------------------------------------------------ */
+enum sh_node_kind {
+    SH_NODE_NULL = 0, /* "~", "null", an empty value: written as nothing */
+    SH_NODE_SCALAR,   /* text: a string, number or boolean, as written */
+    SH_NODE_MAP,      /* count key/value pairs, in the order written */
+    SH_NODE_SEQ,      /* count items, in the order written */
+};
+
+struct sh_doc;
+
+/* Fields are read-only for readers; builders use the constructors and appends below. */
+struct sh_node {
+    enum sh_node_kind kind;
+    uint32_t line, col;       /* 1-based position of the node's first character; col counts characters */
+    const struct sh_doc *doc; /* owner, for the file name */
+    const char *text;         /* SCALAR: the value, NUL-terminated ("" for NULL, MAP, SEQ) */
+    size_t len;               /* bytes of text, NUL excluded (text may hold a NUL of its own) */
+    bool is_quoted;           /* SCALAR written quoted (or tagged !!str): "true", "10" stay strings */
+    struct sh_node **items;   /* SEQ: the items; MAP: the keys (SCALAR nodes) */
+    struct sh_node **values;  /* MAP: values[i] belongs to items[i]; NULL otherwise */
+    size_t count;             /* SEQ: items; MAP: pairs */
+    size_t cap;               /* private: room in items/values */
+};
+
+struct sh_doc {
+    char *file;          /* the name used in positions ("gateway.yaml"); owned */
+    struct sh_node *root; /* NULL until a builder sets it; readers set it to a NULL node for an empty file */
+    size_t node_count;   /* read-only: nodes built so far, for the readers' limits */
+    struct arena arena;  /* private: every node lives here */
+};
+
+/* Creates an empty doc named <file> (copied; NULL means ""). Returns 0 and sets *out (caller
+ * frees with sh_doc_free), or SH_ENOMEM and sets *out to NULL. */
+SH_MUST_CHECK int sh_doc_new(const char *file, struct sh_doc **out);
+void sh_doc_free(struct sh_doc *doc); /* frees every node too; NULL is a no-op */
+
+/* Builders. Each allocates in doc's arena and returns the node, or NULL when out of memory.
+ * sh_node_new makes an empty MAP or SEQ, or a NULL node (text ""); a SCALAR needs
+ * sh_node_new_scalar, which copies <text> (any bytes, NUL added). */
+SH_MUST_CHECK struct sh_node *sh_node_new(struct sh_doc *doc, enum sh_node_kind kind,
+                                          uint32_t line, uint32_t col);
+SH_MUST_CHECK struct sh_node *sh_node_new_scalar(struct sh_doc *doc, struct slice text,
+                                                 bool is_quoted, uint32_t line, uint32_t col);
+/* Appends <item> to the SEQ <seq>; both belong to doc. 0 or SH_ENOMEM (seq unchanged). */
+SH_MUST_CHECK int sh_node_seq_append(struct sh_doc *doc, struct sh_node *seq,
+                                     struct sh_node *item);
+/* Appends key/value to the MAP <map>; key must be a SCALAR. Duplicates are not checked here
+ * (a reader rejects them). 0 or SH_ENOMEM (map unchanged). */
+SH_MUST_CHECK int sh_node_map_append(struct sh_doc *doc, struct sh_node *map,
+                                     struct sh_node *key, struct sh_node *value);
+
+/* Lookups. sh_node_get returns the value stored under <key> in <map> (first match), or NULL
+ * when map is NULL, not a MAP, or has no such key: chains like
+ * sh_node_get(sh_node_get(root, "gateway"), "listen") are safe. */
+const struct sh_node *sh_node_get(const struct sh_node *map, const char *key);
+/* A kind in words for messages: "nothing (null)", "a single value", "a map", "a list". */
+const char *sh_node_kind_name(enum sh_node_kind kind);
+/* Writes "file:line:col" into out (n bytes, NUL-terminated; a file name too long keeps its
+ * tail, so the position survives) and returns out. */
+char *sh_node_where(const struct sh_node *node, char *out, size_t n);
+
+/* Checks that node is of <kind>: 0, or SH_EPARSE with "<path>: expected a map, found a list". */
+SH_MUST_CHECK int sh_node_expect(const struct sh_node *node, enum sh_node_kind kind,
+                                 const char *path, struct sh_diag *d);
+/* Finds <key> in the MAP <map> (whose label is <path>): 0 and *out, or SH_EPARSE with
+ * "<path>: missing required key '<key>'" at the map's position (also when map is not a map). */
+SH_MUST_CHECK int sh_node_require(const struct sh_node *map, const char *key, const char *path,
+                                  const struct sh_node **out, struct sh_diag *d);
+/* Checks every key of the MAP <map> against <allowed> (NULL-terminated). 0, or SH_EPARSE at
+ * the first unknown key: "<path>: unknown key 'tmeout' (did you mean 'timeout'?)" or
+ * "... (allowed: path, upstream, timeout)". A <map> that is not a MAP fails as sh_node_expect. */
+SH_MUST_CHECK int sh_node_check_keys(const struct sh_node *map, const char *const allowed[],
+                                     const char *path, struct sh_diag *d);
+
+/* Typed readers: node must not be NULL (look it up first). Each sets *out on success. */
+/* Any SCALAR, quoted or not, without NUL bytes inside; *out is borrowed from the doc. */
+SH_MUST_CHECK int sh_node_str(const struct sh_node *node, const char *path, const char **out,
+                              struct sh_diag *d);
+/* An unquoted decimal integer in [min, max]. SH_ETOOBIG above max (or past UINT64_MAX),
+ * SH_EPARSE for anything else, a quoted "10" included. */
+SH_MUST_CHECK int sh_node_u64(const struct sh_node *node, const char *path, uint64_t min,
+                              uint64_t max, uint64_t *out, struct sh_diag *d);
+/* Unquoted true/false, yes/no, on/off (any letter case). A quoted "true" is a string: error. */
+SH_MUST_CHECK int sh_node_bool(const struct sh_node *node, const char *path, bool *out,
+                               struct sh_diag *d);
+/* A duration as sh_parse_duration_ms reads it ("250ms", "1m30s"); quoting is allowed. */
+SH_MUST_CHECK int sh_node_duration_ms(const struct sh_node *node, const char *path,
+                                      uint64_t *out_ms, struct sh_diag *d);
+/* A size as sh_parse_size reads it ("512", "64KiB"); quoting is allowed. */
+SH_MUST_CHECK int sh_node_size(const struct sh_node *node, const char *path, uint64_t *out_bytes,
+                               struct sh_diag *d);
 
 /* ------------------------------------------------------------------------------------------
  * Logging: leveled, structured. A record is a constant message plus typed fields; it prints as

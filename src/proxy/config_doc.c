@@ -46,7 +46,7 @@ static int fail_at(struct rd *r, const struct sh_node *n, const char *fmt, ...)
     return SH_EPARSE;
 }
 
-static char *dup(struct rd *r, const char *s)
+static char *cfg_dup(struct rd *r, const char *s)
 {
     return arena_strndup(&r->cfg->arena, s, strlen(s));
 }
@@ -56,7 +56,7 @@ static int get_str(struct rd *r, const struct sh_node *n, const char *path, cons
     const char *s;
 
     TRY(sh_node_str(n, path, &s, r->d));
-    *out = dup(r, s);
+    *out = cfg_dup(r, s);
     return *out ? 0 : SH_ENOMEM;
 }
 
@@ -311,7 +311,7 @@ static int read_endpoint(struct rd *r, const struct sh_node *n, const char *p,
     if (http_parse_addr(ep->name, &ep->addr, &ad) < 0)
         return fail_at(r, addr, "%s: %s", p, ad.what);
     /* the canonical text: "localhost:80" becomes "127.0.0.1:80" */
-    ep->name = dup(r, http_format_addr((struct sockaddr *)&ep->addr, text, sizeof(text)));
+    ep->name = cfg_dup(r, http_format_addr((struct sockaddr *)&ep->addr, text, sizeof(text)));
     return ep->name ? 0 : SH_ENOMEM;
 }
 
@@ -362,10 +362,10 @@ static int read_cluster(struct rd *r, const struct sh_node *m, size_t idx,
             cl->hash_on = PROXY_HASH_CLIENT;
         } else if (strncmp(s, "header:", 7) == 0 && s[7]) {
             cl->hash_on = PROXY_HASH_HEADER;
-            cl->hash_key = dup(r, s + 7);
+            cl->hash_key = cfg_dup(r, s + 7);
         } else if (strncmp(s, "cookie:", 7) == 0 && s[7]) {
             cl->hash_on = PROXY_HASH_COOKIE;
-            cl->hash_key = dup(r, s + 7);
+            cl->hash_key = cfg_dup(r, s + 7);
         } else {
             return fail_at(r, v, "%s.hash_on: '%s' (write client, header:NAME or cookie:NAME)",
                            p, s);
@@ -499,7 +499,7 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
     } else {
         char nm[32];
         snprintf(nm, sizeof(nm), "route-%zu", idx);
-        rt->name = dup(r, nm);
+        rt->name = cfg_dup(r, nm);
         if (!rt->name)
             return SH_ENOMEM;
     }
@@ -632,7 +632,7 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
                 rt->ratelimit.key = PROXY_RL_CLIENT;
             } else if (strncmp(s, "header:", 7) == 0 && s[7]) {
                 rt->ratelimit.key = PROXY_RL_HEADER;
-                rt->ratelimit.header = dup(r, s + 7);
+                rt->ratelimit.header = cfg_dup(r, s + 7);
                 if (!rt->ratelimit.header)
                     return SH_ENOMEM;
             } else {

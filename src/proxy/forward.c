@@ -311,8 +311,8 @@ static void budget_refill(struct gw_cluster_rt *c, const struct proxy_retry *rp,
 /* ------------------------------------------------------------------------------------------
  * Answers made by the gateway itself
  * ------------------------------------------------------------------------------------------ */
-static void respond(struct fwd *f, int status, const char *extra_name, const char *extra_value,
-                    struct slice body)
+static void respond(struct fwd *f, int status, const char *content_type, const char *extra_name,
+                    const char *extra_value, struct slice body)
 {
     struct http_out_field fl[3];
     size_t n = 0;
@@ -320,7 +320,8 @@ static void respond(struct fwd *f, int status, const char *extra_name, const cha
     f->status = status;
     if (!f->ex)
         return;
-    fl[n++] = (struct http_out_field){SLICE("Content-Type"), SLICE("application/json")};
+    if (content_type)
+        fl[n++] = (struct http_out_field){SLICE("Content-Type"), slice_from_cstr(content_type)};
     fl[n++] = (struct http_out_field){SLICE("X-Request-Id"), slice_from_cstr(f->reqid)};
     if (extra_name)
         fl[n++] = (struct http_out_field){slice_from_cstr(extra_name),
@@ -343,7 +344,7 @@ static void respond_error(struct fwd *f, int status, const char *what, const cha
     int len = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"detail\":\"%s\"}\n",
                        http_reason(status), what);
 
-    respond(f, status, hname, hvalue, (struct slice){body, (size_t)len});
+    respond(f, status, "application/json", hname, hvalue, (struct slice){body, (size_t)len});
 }
 
 /* The stale copy of a GET, when the route keeps them. */
@@ -969,9 +970,15 @@ static int build_target(struct fwd *f, const struct http_head *h)
         char *nt = arena_alloc(http_exchange_arena(f->ex), t.len - plen + rlen + 2);
         if (!nt)
             return SH_ENOMEM;
+        struct slice rest = {t.ptr + plen, t.len - plen};
+        /* "/api" -> "/" on "/api/x" gives "/x", not "//x" */
+        if (rlen && r->prefix_rewrite[rlen - 1] == '/' && rest.len && rest.ptr[0] == '/') {
+            rest.ptr++;
+            rest.len--;
+        }
         memcpy(nt, r->prefix_rewrite, rlen);
-        memcpy(nt + rlen, t.ptr + plen, t.len - plen);
-        size_t len = t.len - plen + rlen;
+        memcpy(nt + rlen, rest.ptr, rest.len);
+        size_t len = rest.len + rlen;
         if (len == 0 || nt[0] != '/') { /* "/api" -> "" becomes "/" */
             memmove(nt + 1, nt, len);
             nt[0] = '/';
@@ -1111,10 +1118,11 @@ void proxy__on_request(struct http_exchange *ex, void *data)
     }
     switch (f->route->action) {
     case PROXY_ACT_RESPOND:
-        respond(f, f->route->status, NULL, NULL, slice_from_cstr(f->route->body));
+        respond(f, f->route->status, f->route->content_type, NULL, NULL,
+                slice_from_cstr(f->route->body));
         goto done;
     case PROXY_ACT_REDIRECT:
-        respond(f, f->route->status, "Location", f->route->location, SLICE(""));
+        respond(f, f->route->status, NULL, "Location", f->route->location, SLICE(""));
         goto done;
     case PROXY_ACT_FORWARD:
         f->crt = &st->clusters[f->route->cluster];
