@@ -46,6 +46,7 @@ struct fwd {
     int status;
     uint16_t upstream_status;
     bool body_complete, body_kept, resp_started, retry_pending, probe, capture, ended;
+    bool attempted; /* the first attempt started (request buffering is over) */
     char reqid[48];
     char ct[128];      /* content type of the captured response */
     char method[16];   /* for the access log, which outlives the exchange */
@@ -800,6 +801,17 @@ static void down_body(struct http_exchange *ex, struct slice chunk, void *data)
     struct fwd *f = data;
     int rc = 0;
 
+    if (!f->attempted) {
+        /* Request buffering (nginx's default): a body up to RETRY_BODY_MAX is read whole
+         * before the upstream hears of the request, so a malformed one never reaches it and a
+         * retry can replay it. A bigger one starts streaming once the buffer is full. */
+        if (f->body.len + chunk.len <= RETRY_BODY_MAX && buf_appends(&f->body, chunk) == 0)
+            return;
+        f->attempted = true;
+        fwd_start_attempt(f);
+        if (!f->ex)
+            return;
+    }
     if (f->body_kept) {
         if (f->body.len + chunk.len > RETRY_BODY_MAX || buf_appends(&f->body, chunk) != 0) {
             f->body_kept = false; /* too big to replay: this request will not be retried */
@@ -821,6 +833,11 @@ static void down_body_end(struct http_exchange *ex, void *data)
 
     (void)ex;
     f->body_complete = true;
+    if (!f->attempted) {
+        f->attempted = true;
+        fwd_start_attempt(f);
+        return;
+    }
     if (f->cr)
         http_creq_finish(f->cr);
 }
@@ -1153,9 +1170,12 @@ void proxy__on_request(struct http_exchange *ex, void *data)
         goto done;
     }
     http_exchange_set_handlers(ex, &down_handlers, f);
-    fwd_start_attempt(f);
+    if (f->body_complete) {
+        f->attempted = true;
+        fwd_start_attempt(f);
+    }
     if (f->ex)
-        http_exchange_resume(f->ex); /* start reading the body (sends 100 Continue) */
+        http_exchange_resume(f->ex); /* read the body (sends 100 Continue when expected) */
     return;
 done:
     fwd_end(f);

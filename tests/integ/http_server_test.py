@@ -11,131 +11,13 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import shoal_testlib as lib  # noqa: E402
+from shoal_testlib import Echo, Reader, get, TIMEOUT  # noqa: E402,F401
+
 SHOAL = sys.argv[1]
 ONLY = sys.argv[2:]
-TIMEOUT = 10.0
-
-
-class Echo:
-    """A `shoal echo` process on an ephemeral port."""
-
-    def __init__(self, *args):
-        self.proc = subprocess.Popen(
-            [SHOAL, "echo", "--listen", "127.0.0.1:0", *args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        line = self.proc.stderr.readline()
-        rec = json.loads(line)
-        assert rec["msg"] == "echo server listening", line
-        self.port = rec["port"]
-        # keep draining stderr so the server never blocks on a full pipe
-        self.log = []
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self):
-        for line in self.proc.stderr:
-            self.log.append(line)
-
-    def connect(self):
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return s
-
-    def rss_peak_kib(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-        return -1
-
-    def rss_kib(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return -1
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-class Reader:
-    """Reads HTTP/1.1 responses from a socket (Content-Length, chunked or until close)."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = b""
-        self.eof = False
-
-    def _fill(self):
-        data = self.sock.recv(65536)
-        if not data:
-            self.eof = True
-            raise EOFError("connection closed")
-        self.buf += data
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def exact(self, n):
-        while len(self.buf) < n:
-            self._fill()
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def response(self, head_request=False):
-        status_line = self.line().decode()
-        version, status = status_line.split(" ")[0], int(status_line.split(" ")[1])
-        headers = {}
-        while True:
-            line = self.line()
-            if not line:
-                break
-            name, value = line.decode().split(":", 1)
-            headers[name.strip().lower()] = value.strip()
-        body = b""
-        if head_request or status in (204, 304) or 100 <= status < 200:
-            pass
-        elif "content-length" in headers:
-            body = self.exact(int(headers["content-length"]))
-        elif headers.get("transfer-encoding") == "chunked":
-            while True:
-                size = int(self.line().split(b";")[0], 16)
-                if size == 0:
-                    while self.line():
-                        pass
-                    break
-                body += self.exact(size)
-                self.exact(2)
-        else:
-            try:
-                while True:
-                    self._fill()
-            except EOFError:
-                pass
-            body, self.buf = self.buf, b""
-        return status, headers, body
-
-    def closed(self, wait=TIMEOUT):
-        """True when the peer closes (EOF or reset) within wait seconds with no more data."""
-        self.sock.settimeout(wait)
-        try:
-            data = self.sock.recv(1)
-        except (ConnectionResetError, socket.timeout):
-            return False if not isinstance(sys.exc_info()[1], ConnectionResetError) else True
-        return data == b""
-
-
-def get(path, host="x", extra=""):
-    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode()
+lib.set_binary(SHOAL)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,803 @@
+#!/usr/bin/env python3
+"""The gateway through the real binary: `shoal gateway` in front of `shoal echo` upstreams and
+raw Python upstreams, all on 127.0.0.1. Usage: gateway_test.py PATH/TO/shoal [TEST_NAME...]"""
+import collections
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import shoal_testlib as lib  # noqa: E402
+from shoal_testlib import Echo, Reader, get  # noqa: E402
+
+SHOAL = sys.argv[1]
+ONLY = sys.argv[2:]
+lib.set_binary(SHOAL)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Gateway:
+    """A `shoal gateway` process with a config written to a temp dir."""
+
+    def __init__(self, config, workers=2, expect_fail=False):
+        self.dir = tempfile.mkdtemp(prefix="shoal-gw-")
+        self.path = os.path.join(self.dir, "gateway.yaml")
+        self.port = free_port()
+        self.admin = free_port()
+        self.workers = workers
+        self.write(config)
+        self.proc = subprocess.Popen([SHOAL, "gateway", "-c", self.path, "--grace", "2s"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.log = []
+        self.access = []
+        if expect_fail:
+            return
+        line = self.proc.stderr.readline()
+        assert line, "gateway did not start: " + self.proc.stderr.read()
+        rec = json.loads(line)
+        assert rec["msg"] == "gateway listening", line
+        threading.Thread(target=self._drain, args=(self.proc.stderr, self.log), daemon=True).start()
+        threading.Thread(target=self._drain, args=(self.proc.stdout, self.access),
+                         daemon=True).start()
+
+    def header(self):
+        return (f"listen: 127.0.0.1:{self.port}\nworkers: {self.workers}\n"
+                f"admin: 127.0.0.1:{self.admin}\n")
+
+    def write(self, config):
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(self.header() + config)
+        os.rename(tmp, self.path)  # the way editors save: the gateway watches the directory
+
+    @staticmethod
+    def _drain(stream, into):
+        for line in stream:
+            into.append(line)
+
+    def wait_log(self, text, timeout=5.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for line in list(self.log):
+                if text in line:
+                    return line
+            time.sleep(0.02)
+        raise AssertionError(f"no log line with {text!r}; log: {''.join(self.log[-5:])}")
+
+    def conn(self):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+
+    def request(self, path, method="GET", headers=None, body=None, conn=None):
+        c = conn or self.conn()
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        if conn is None:
+            c.close()
+        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), data
+
+    def metrics(self):
+        c = http.client.HTTPConnection("127.0.0.1", self.admin, timeout=5)
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+        c.close()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                out[name] = float(value)
+        return out
+
+    def rss_peak_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        return -1
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return -1
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Upstreams:
+    """Echo servers named e0, e1, ... on fixed ports (so one can be restarted in place)."""
+
+    def __init__(self, n, *args):
+        self.ports = [free_port() for _ in range(n)]
+        self.args = args
+        self.procs = [Echo("--name", f"e{i}", *args, listen=f"127.0.0.1:{p}")
+                      for i, p in enumerate(self.ports)]
+
+    def endpoints(self):
+        return "[" + ", ".join(f"127.0.0.1:{p}" for p in self.ports) + "]"
+
+    def kill9(self, i):
+        self.procs[i].proc.kill()
+        self.procs[i].proc.wait()
+
+    def restart(self, i, *args):
+        self.procs[i] = Echo("--name", f"e{i}", *(args or self.args),
+                             listen=f"127.0.0.1:{self.ports[i]}")
+
+    def stop(self):
+        for e in self.procs:
+            e.stop()
+
+
+def served_by(body):
+    return json.loads(body)["served_by"]
+
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+# ---------------------------------------------------------------------------------------------
+@test
+def routes_and_actions(_):
+    ups = Upstreams(1)
+    gw = Gateway(f"""
+clusters:
+  - name: up
+    endpoints: {ups.endpoints()}
+routes:
+  - name: hello
+    match: {{path: /hello}}
+    respond: {{status: 200, body: "hi\\n", content_type: text/plain}}
+  - match: {{prefix: /old}}
+    redirect: {{status: 301, location: /new}}
+  - match: {{prefix: /only-post, methods: [POST]}}
+    cluster: up
+  - match: {{prefix: /canary, headers: {{X-Canary: "1"}}}}
+    respond: {{status: 200, body: canary}}
+  - match: {{glob: /files/*/raw}}
+    respond: {{status: 200, body: glob}}
+  - match: {{prefix: /api/, host: "*.example.com"}}
+    rewrite_prefix: /
+    cluster: up
+    request_headers: {{add: {{X-Added: yes-it-is}}, remove: [X-Secret]}}
+    response_headers: {{add: {{X-From-Gateway: "1"}}}}
+""")
+    try:
+        st, h, body = gw.request("/hello")
+        assert (st, h["content-type"], body) == (200, "text/plain", b"hi\n"), (st, h, body)
+        st, h, _ = gw.request("/old/x")
+        assert st == 301 and h["location"] == "/new", (st, h)
+        st, h, body = gw.request("/nothing")
+        assert st == 404 and json.loads(body)["error"] == "Not Found", (st, body)
+        assert gw.request("/only-post")[0] == 404
+        assert gw.request("/only-post", method="POST", body=b"x")[0] == 200
+        assert gw.request("/canary")[0] == 404
+        assert gw.request("/canary", headers={"X-Canary": "1"})[2] == b"canary"
+        assert gw.request("/files/a/raw")[2] == b"glob"
+        assert gw.request("/files/a/b/raw")[0] == 404  # '*' stays in one segment
+        st, h, body = gw.request("/api/v1/x?q=1",
+                                 headers={"Host": "shop.example.com", "X-Secret": "s",
+                                          "X-Request-Id": "given-id-1"})
+        seen = json.loads(body)
+        assert st == 200 and seen["target"] == "/v1/x?q=1", seen
+        assert seen["headers"]["X-Added"] == "yes-it-is" and "X-Secret" not in seen["headers"]
+        assert seen["headers"]["X-Forwarded-For"] == "127.0.0.1", seen["headers"]
+        assert seen["headers"]["X-Request-Id"] == "given-id-1"
+        assert h["x-request-id"] == "given-id-1" and h["x-from-gateway"] == "1", h
+        assert gw.request("/api/v1/x", headers={"Host": "example.org"})[0] == 404
+        # a generated request id reaches the upstream and the client
+        st, h, body = gw.request("/api/x", headers={"Host": "a.example.com"})
+        assert len(h["x-request-id"]) == 32
+        assert json.loads(body)["headers"]["X-Request-Id"] == h["x-request-id"]
+        # one access log line per request, as JSON
+        time.sleep(0.2)
+        recs = [json.loads(line) for line in gw.access]
+        assert any(r["route"] == "hello" and r["status"] == 200 for r in recs), gw.access[-3:]
+        assert any(r["cluster"] == "up" and r["endpoint"] for r in recs)
+    finally:
+        gw.stop()
+        ups.stop()
+
+
+def _spread(gw, n, conn=None, headers=None, path="/"):
+    c = conn or gw.conn()
+    count = collections.Counter()
+    for _ in range(n):
+        st, _, body = gw.request(path, conn=c, headers=headers)
+        assert st == 200, (st, body)
+        count[served_by(body)] += 1
+    return count
+
+
+@test
+def load_balancing_policies(_):
+    ups = Upstreams(3)
+    eps = ups.ports
+    gw = Gateway(f"""
+clusters:
+  - name: rr
+    endpoints: {ups.endpoints()}
+  - name: wrr
+    lb: weighted
+    endpoints:
+      - {{address: 127.0.0.1:{eps[0]}, weight: 1}}
+      - {{address: 127.0.0.1:{eps[1]}, weight: 2}}
+      - {{address: 127.0.0.1:{eps[2]}, weight: 3}}
+  - name: rnd
+    lb: random
+    endpoints: {ups.endpoints()}
+  - name: ring
+    lb: ring_hash
+    hash_on: header:X-User
+    endpoints: {ups.endpoints()}
+  - name: mag
+    lb: maglev
+    hash_on: cookie:session
+    endpoints: {ups.endpoints()}
+  - name: least
+    lb: least_request
+    endpoints: {ups.endpoints()}
+  - name: a
+    endpoints: [127.0.0.1:{eps[0]}]
+  - name: b
+    endpoints: [127.0.0.1:{eps[1]}]
+routes:
+  - {{match: {{prefix: /rr}}, cluster: rr}}
+  - {{match: {{prefix: /wrr}}, cluster: wrr}}
+  - {{match: {{prefix: /rnd}}, cluster: rnd}}
+  - {{match: {{prefix: /ring}}, cluster: ring}}
+  - {{match: {{prefix: /mag}}, cluster: mag}}
+  - {{match: {{prefix: /least}}, cluster: least}}
+  - match: {{prefix: /split}}
+    split: [{{cluster: a, weight: 90}}, {{cluster: b, weight: 10}}]
+""", workers=1)
+    try:
+        rr = _spread(gw, 300, path="/rr")
+        assert sorted(rr.values()) == [100, 100, 100], rr
+        wrr = _spread(gw, 600, path="/wrr")
+        assert (wrr["e0"], wrr["e1"], wrr["e2"]) == (100, 200, 300), wrr
+        rnd = _spread(gw, 600, path="/rnd")
+        assert all(140 <= v <= 260 for v in rnd.values()) and len(rnd) == 3, rnd
+        least = _spread(gw, 300, path="/least")
+        assert len(least) == 3, least
+        users = collections.defaultdict(set)
+        for u in range(30):
+            for _ in range(3):
+                st, _, body = gw.request("/ring", headers={"X-User": f"user{u}"})
+                users[u].add(served_by(body))
+        assert all(len(v) == 1 for v in users.values()), users  # sticky
+        assert len(set().union(*users.values())) >= 2  # and spread
+        sess = collections.defaultdict(set)
+        for u in range(30):
+            for _ in range(3):
+                st, _, body = gw.request("/mag", headers={"Cookie": f"a=1; session=s{u}"})
+                sess[u].add(served_by(body))
+        assert all(len(v) == 1 for v in sess.values()) and len(set().union(*sess.values())) >= 2
+        split = _spread(gw, 1000, path="/split")
+        assert 50 <= split["e1"] <= 160 and split["e0"] + split["e1"] == 1000, split
+    finally:
+        gw.stop()
+        ups.stop()
+
+
+@test
+def kill9_of_one_upstream_fails_no_get_and_it_returns(_):
+    ups = Upstreams(3)
+    gw = Gateway(f"""
+clusters:
+  - name: up
+    endpoints: {ups.endpoints()}
+    outlier: {{consecutive_errors: 1, base_ejection: 1s}}
+    health: {{path: /health, interval: 200ms, timeout: 200ms, healthy_threshold: 1,
+              unhealthy_threshold: 1}}
+routes:
+  - {{match: {{prefix: /}}, cluster: up}}
+""")
+    failures = []
+    done = collections.Counter()
+
+    def load(n):
+        c = gw.conn()
+        for _ in range(n):
+            try:
+                st, _, body = gw.request("/x", conn=c)
+                if st != 200:
+                    failures.append((st, body))
+                else:
+                    done[served_by(body)] += 1
+            except Exception as exc:  # noqa: BLE001
+                failures.append(repr(exc))
+                c = gw.conn()
+            time.sleep(0.002)
+    try:
+        threads = [threading.Thread(target=load, args=(300,)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        ups.kill9(1)
+        for t in threads:
+            t.join(timeout=60)
+        assert not failures, failures[:5]
+        assert sum(done.values()) == 1200
+        # back: restart on the same port; health checks and the ejection's end let it in again
+        ups.restart(1)
+        time.sleep(1.5)
+        after = _spread(gw, 60)
+        assert after["e1"] > 0, after
+    finally:
+        gw.stop()
+        ups.stop()
+
+
+@test
+def breaker_opens_fails_fast_half_opens_and_closes(_):
+    ups = Upstreams(1, "--status", "503")
+    gw = Gateway(f"""
+clusters:
+  - name: up
+    endpoints: {ups.endpoints()}
+    retry: {{max: 0}}
+    outlier: {{consecutive_errors: 0}}
+    breaker: {{consecutive_failures: 3, open: 1s}}
+routes:
+  - {{match: {{prefix: /}}, cluster: up}}
+""", workers=1)
+    try:
+        for _ in range(3):
+            st, h, _ = gw.request("/x")
+            assert st == 503 and "x-shoal-breaker" not in h, (st, h)
+        t0 = time.monotonic()
+        st, h, _ = gw.request("/x")
+        assert st == 503 and h.get("x-shoal-breaker") == "open", (st, h)
+        assert time.monotonic() - t0 < 0.1
+        # still failing when half-open: it opens again
+        time.sleep(1.1)
+        assert gw.request("/x")[1].get("x-shoal-breaker") is None  # the probe went through
+        assert gw.request("/x")[1].get("x-shoal-breaker") == "open"
+        # the upstream recovers: the next probe closes the breaker
+        ups.kill9(0)
+        ups.restart(0, "--status", "200")
+        time.sleep(1.1)
+        assert gw.request("/x")[0] == 200
+        assert all(gw.request("/x")[0] == 200 for _ in range(5))
+        assert gw.metrics()["shoal_gateway_fast_fails_total"] >= 2
+    finally:
+        gw.stop()
+        ups.stop()
+
+
+@test
+def retry_budget_caps_amplification(_):
+    ups = Upstreams(2, "--status", "503")
+    gw = Gateway(f"""
+clusters:
+  - name: up
+    endpoints: {ups.endpoints()}
+    retry: {{max: 3, on: [5xx], backoff: 1ms, backoff_max: 2ms, budget: 20%,
+             min_per_second: 1}}
+    outlier: {{consecutive_errors: 0}}
+    breaker: {{consecutive_failures: 0, error_ratio: 0}}
+routes:
+  - {{match: {{prefix: /}}, cluster: up}}
+""", workers=1)
+    try:
+        c = gw.conn()
+        n = 400
+        for _ in range(n):
+            assert gw.request("/x", conn=c)[0] == 503
+        m = gw.metrics()
+        retries = m["shoal_gateway_retries_total"]
+        amplification = (n + retries) / n
+        print(f"    {n} requests, {retries:.0f} retries: amplification {amplification:.2f} "
+              f"(3 retries each would be 4.00)")
+        assert retries >= 20, retries  # retries do happen
+        assert amplification <= 1.3, amplification
+    finally:
+        gw.stop()
+        ups.stop()
+
+
+@test
+def slow_upstream_gives_504(_):
+    ups = Upstreams(1, "--delay", "2s")
+    gw = Gateway(f"""
+clusters:
+  - name: up
+    endpoints: {ups.endpoints()}
+    timeouts: {{per_try: 300ms, request: 1s}}
+    retry: {{max: 0}}
+routes:
+  - {{match: {{prefix: /}}, cluster: up}}
+""")
+    try:
+        t0 = time.monotonic()
+        st, _, body = gw.request("/slow")
+        took = time.monotonic() - t0
+        assert st == 504, (st, body)
+        assert 0.25 < took < 1.2, took
+    finally:
+        gw.stop()
+        ups.stop()
+
+
+class RawUpstream:
+    """Accepts connections and answers every request with fixed bytes; records what arrives."""
+
+    def __init__(self, answer):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.answer = answer
+        self.received = b""
+        self.conns = 0
+        self.running = True
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        self.sock.settimeout(0.2)
+        while self.running:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.conns += 1
+            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+
+    def _one(self, c):
+        c.settimeout(5)
+        try:
+            data = c.recv(65536)
+            self.received += data
+            if data and self.answer:
+                c.sendall(self.answer)
+            time.sleep(0.1)
+        except OSError:
+            pass
+        c.close()
+
+    def stop(self):
+        self.running = False
+        self.sock.close()
+
+
+@test
+def malformed_upstream_response_gives_502(_):
+    up = RawUpstream(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello")
+    gw = Gateway(f"""
+clusters:
+  - name: up
+    endpoints: [127.0.0.1:{up.port}]
+    retry: {{max: 0}}
+routes:
+  - {{match: {{prefix: /}}, cluster: up}}
+""")
+    try:
+        st, _, body = gw.request("/x")
+        assert st == 502 and b"malformed" in body, (st, body)
+    finally:
+        gw.stop()
+        up.stop()
+
+
+@test
+def smuggling_vectors_never_reach_the_upstream(_):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from http_server_test import SMUGGLING
+    up = RawUpstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    gw = Gateway(f"""
+clusters:
+  - name: up
+    endpoints: [127.0.0.1:{up.port}]
+routes:
+  - {{match: {{prefix: /}}, cluster: up}}
+""")
+    try:
+        for name, raw, want in SMUGGLING:
+            s = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+            s.sendall(raw + get("/after"))
+            r = Reader(s)
+            st, h, _ = r.response()
+            assert st == want, f"{name}: {st} != {want}"
+            assert r.closed(), f"{name}: connection left open"
+            s.close()
+        time.sleep(0.2)
+        assert up.conns == 0 and up.received == b"", (up.conns, up.received[:200])
+    finally:
+        gw.stop()
+        up.stop()
+
+
+@test
+def rate_limit_gives_429_with_retry_after(_):
+    ups = Upstreams(1)
+    gw = Gateway(f"""
+clusters:
+  - name: up
+    endpoints: {ups.endpoints()}
+routes:
+  - match: {{prefix: /}}
+    cluster: up
+    rate_limit: {{rate: 5, burst: 5}}
+""", workers=1)
+    try:
+        c = gw.conn()
+        results = [gw.request("/x", conn=c) for _ in range(12)]
+        codes = [r[0] for r in results]
+        assert codes[:5] == [200] * 5, codes
+        limited = [r for r in results if r[0] == 429]
+        assert len(limited) >= 5, codes
+        assert int(limited[0][1]["retry-after"]) >= 1
+    finally:
+        gw.stop()
+        ups.stop()
+
+
+@test
+def streamed_200mib_body_keeps_gateway_memory_flat(_):
+    ups = Upstreams(1)
+    gw = Gateway(f"""
+access_log: off
+clusters:
+  - name: up
+    endpoints: {ups.endpoints()}
+routes:
+  - {{match: {{prefix: /}}, cluster: up}}
+""")
+    try:
+        gw.request("/warm")
+        base = gw.rss_kib()
+        total = 200 << 20
+        s = socket.create_connection(("127.0.0.1", gw.port), timeout=30)
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        got = {"n": 0}
+
+        def reader():
+            r = Reader(s)
+            assert r.line().startswith(b"HTTP/1.1 200")
+            headers = []
+            while True:
+                line = r.line()
+                if not line:
+                    break
+                headers.append(line.lower())
+            if b"transfer-encoding: chunked" in headers:
+                while True:
+                    size = int(r.line(), 16)
+                    if size == 0:
+                        r.line()
+                        break
+                    got["n"] += len(r.exact(size))
+                    r.exact(2)
+        t = threading.Thread(target=reader)
+        t.start()
+        chunk = b"\0" * (1 << 20)
+        frame = b"%x\r\n" % len(chunk) + chunk + b"\r\n"
+        for _ in range(total // len(chunk)):
+            s.sendall(frame)
+        s.sendall(b"0\r\n\r\n")
+        t.join(timeout=120)
+        assert got["n"] == total, got
+        peak = gw.rss_peak_kib()
+        print(f"    200 MiB through the gateway: RSS {base} KiB before, peak {peak} KiB")
+        assert peak - base < 16 * 1024, (base, peak)
+    finally:
+        gw.stop()
+        ups.stop()
+
+
+@test
+def slowloris_does_not_delay_others(_):
+    ups = Upstreams(1)
+    gw = Gateway(f"""
+clusters:
+  - name: up
+    endpoints: {ups.endpoints()}
+routes:
+  - {{match: {{prefix: /}}, cluster: up}}
+""")
+    try:
+        slow = []
+        for _ in range(50):
+            s = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+            s.sendall(b"GET / HTTP/1.1\r\nHo")
+            slow.append(s)
+        t0 = time.monotonic()
+        for _ in range(20):
+            assert gw.request("/fast")[0] == 200
+        took = time.monotonic() - t0
+        assert took < 1.0, took
+        for s in slow:
+            s.close()
+    finally:
+        gw.stop()
+        ups.stop()
+
+
+@test
+def stale_fallback_serves_the_last_good_get(_):
+    ups = Upstreams(1)
+    gw = Gateway(f"""
+clusters:
+  - name: up
+    endpoints: {ups.endpoints()}
+    retry: {{max: 0}}
+routes:
+  - match: {{prefix: /}}
+    cluster: up
+    fallback: {{max_entry: 64KiB, max_age: 1m}}
+""", workers=1)
+    try:
+        st, h, fresh = gw.request("/catalog")
+        assert st == 200 and "x-shoal-fallback" not in h
+        ups.kill9(0)
+        st, h, stale = gw.request("/catalog")
+        assert st == 200 and h.get("x-shoal-fallback") == "stale", (st, h)
+        assert stale == fresh
+        assert gw.request("/other")[0] == 502  # nothing kept for it
+    finally:
+        gw.stop()
+        ups.stop()
+
+
+@test
+def unhealthy_endpoint_gets_no_traffic(_):
+    good = Upstreams(1)
+    bad = Upstreams(1, "--status", "503")
+    gw = Gateway(f"""
+clusters:
+  - name: up
+    endpoints: [127.0.0.1:{good.ports[0]}, 127.0.0.1:{bad.ports[0]}]
+    retry: {{max: 0}}
+    outlier: {{consecutive_errors: 0}}
+    health: {{path: /check, interval: 100ms, timeout: 500ms, unhealthy_threshold: 2}}
+routes:
+  - {{match: {{prefix: /}}, cluster: up}}
+""", workers=1)
+    try:
+        gw.wait_log("endpoint unhealthy")
+        assert all(gw.request("/x")[0] == 200 for _ in range(30))
+    finally:
+        gw.stop()
+        good.stop()
+        bad.stop()
+
+
+@test
+def reload_under_load_fails_no_request(_):
+    ups = Upstreams(2)
+    base = f"""
+clusters:
+  - name: a
+    endpoints: [127.0.0.1:{ups.ports[0]}]
+  - name: b
+    endpoints: [127.0.0.1:{ups.ports[1]}]
+routes:
+  - {{match: {{prefix: /}}, cluster: %s}}
+"""
+    gw = Gateway(base % "a")
+    failures = []
+    seen = collections.Counter()
+    stop = threading.Event()
+
+    def load():
+        c = gw.conn()
+        while not stop.is_set():
+            try:
+                st, _, body = gw.request("/x", conn=c)
+                if st != 200:
+                    failures.append(st)
+                else:
+                    seen[served_by(body)] += 1
+            except Exception as exc:  # noqa: BLE001
+                failures.append(repr(exc))
+                c = gw.conn()
+    try:
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for i in range(6):
+            time.sleep(0.25)
+            gw.write(base % ("b" if i % 2 == 0 else "a"))
+        time.sleep(0.3)
+        gw.write(base % "a" + "  - {match: {prefix: /bad}, cluster: nosuch}\n")
+        line = gw.wait_log("config rejected")
+        time.sleep(0.3)
+        stop.set()
+        for t in threads:
+            t.join(timeout=10)
+        assert not failures, failures[:5]
+        assert seen["e0"] > 0 and seen["e1"] > 0, seen
+        rec = json.loads(line)
+        assert "gateway.yaml:" in rec["where"] and "nosuch" in rec["error"], rec
+        assert gw.proc.poll() is None
+        # the running config is the last good one: cluster a
+        assert served_by(gw.request("/x")[2]) == "e0"
+    finally:
+        stop.set()
+        gw.stop()
+        ups.stop()
+
+
+@test
+def invalid_config_is_refused_with_its_position(_):
+    gw = Gateway("""
+clusters:
+  - name: up
+    endpoints: [127.0.0.1:1]
+    timeouts: {per_try: 5x}
+routes:
+  - {match: {prefix: /}, cluster: up}
+""", expect_fail=True)
+    try:
+        out, err = gw.proc.communicate(timeout=10)
+        assert gw.proc.returncode == 1, gw.proc.returncode
+        assert "gateway.yaml:8:" in err and "per_try" in err and "unit" in err, err
+    finally:
+        gw.stop()
+    p = subprocess.run([SHOAL, "gateway", "--check", "-c", "/nonexistent.yaml"],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 1 and "/nonexistent.yaml" in p.stderr, p.stderr
+
+
+@test
+def admin_ready_config_and_metrics(_):
+    ups = Upstreams(1)
+    gw = Gateway(f"""
+clusters:
+  - name: up
+    endpoints: {ups.endpoints()}
+routes:
+  - match: {{prefix: /}}
+    cluster: up
+    request_headers: {{add: {{Authorization: Bearer secret-token}}}}
+""")
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", gw.admin, timeout=5)
+        c.request("GET", "/ready")
+        assert c.getresponse().read() == b"ready\n"
+        c.request("GET", "/config")
+        cfg = c.getresponse().read()
+        assert b"secret-token" not in cfg and b"<redacted>" in cfg, cfg
+        assert json.loads(cfg)["clusters"][0]["name"] == "up"
+        gw.request("/x")
+        m = gw.metrics()
+        assert m["shoal_gateway_requests_total"] >= 1
+        assert m['shoal_gateway_responses_total{class="2xx"}'] >= 1
+    finally:
+        gw.stop()
+        ups.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(lib.run_tests(TESTS, ONLY))
