@@ -824,9 +824,9 @@ int http_client_request(struct http_client *cl, const struct http_request_desc *
 
 int http_creq_write(struct http_creq *cr, const void *p, size_t n)
 {
-    struct buf tmp = BUF_INIT(0);
-    const void *bytes = p;
-    size_t len = n;
+    bool direct = cr->conn && !cr->conn->connecting;
+    struct buf *out = direct ? http__wq_buf(&cr->conn->wq) : &cr->pending;
+    size_t before = out->len;
     int rc;
 
     if (cr->body_finished)
@@ -836,28 +836,21 @@ int http_creq_write(struct http_creq *cr, const void *p, size_t n)
     if (!cr->chunked) {
         if ((uint64_t)cr->body_left < n)
             return SH_EINVAL;
-        cr->body_left -= (int64_t)n;
-    } else {
-        rc = http_write_chunk(&tmp, p, n);
-        if (rc) {
-            buf_release(&tmp);
-            return rc;
-        }
-        bytes = tmp.data;
-        len = tmp.len;
     }
-    keep_copy(cr, bytes, len);
-    if (cr->conn && !cr->conn->connecting) {
-        rc = http__wq_append(&cr->conn->wq, bytes, len);
-        buf_release(&tmp);
-        if (rc)
-            return rc;
+    /* framed straight into the queue: no per-chunk allocation on the streaming path */
+    rc = cr->chunked ? http_write_chunk(out, p, n) : buf_append(out, p, n);
+    if (rc) {
+        out->err = 0;
+        out->len = before;
+        return rc;
+    }
+    if (!cr->chunked)
+        cr->body_left -= (int64_t)n;
+    keep_copy(cr, out->data + before, out->len - before);
+    if (direct) {
+        http__wq_mark(&cr->conn->wq);
         rc = http__wq_level(&cr->conn->wq);
     } else {
-        rc = buf_append(&cr->pending, bytes, len);
-        buf_release(&tmp);
-        if (rc)
-            return rc;
         rc = cr->pending.len > cr->cl->cfg.write_high_bytes ? HTTP_AGAIN : 0;
     }
     if (rc == HTTP_AGAIN)
