@@ -103,19 +103,22 @@ int main(int argc, char **argv)
     }
     if (metrics_new(&(struct metrics_config){.shards = 64}, &m) < 0 ||
         metrics_family_add(m,
-                           &(struct metric_family_config){.name = "b_total", .help = "b",
+                           &(struct metric_family_config){.name = "b_total",
+                                                          .help = "b",
                                                           .type = METRIC_COUNTER,
                                                           .label_names = labels,
                                                           .label_count = 2},
                            &fc) < 0 ||
         metrics_family_add(m,
-                           &(struct metric_family_config){.name = "b_active", .help = "b",
+                           &(struct metric_family_config){.name = "b_active",
+                                                          .help = "b",
                                                           .type = METRIC_GAUGE,
                                                           .label_names = labels,
                                                           .label_count = 2},
                            &fg) < 0 ||
         metrics_family_add(m,
-                           &(struct metric_family_config){.name = "b_seconds", .help = "b",
+                           &(struct metric_family_config){.name = "b_seconds",
+                                                          .help = "b",
                                                           .type = METRIC_HISTOGRAM,
                                                           .label_names = labels,
                                                           .label_count = 2},
@@ -130,12 +133,10 @@ int main(int argc, char **argv)
     for (int t = 1; t <= threads; t = t == threads ? t + 1 : (int)threads) {
         bench("metric_counter_add", (struct job){.c = c, .iters = iters}, t);
         bench("metric_gauge_add", (struct job){.g = g, .iters = iters}, t);
-        bench("metric_histogram_observe (14 buckets)", (struct job){.h = h, .iters = iters / 2},
-              t);
+        bench("metric_histogram_observe (14 buckets)", (struct job){.h = h, .iters = iters / 2}, t);
         bench("baseline: shared atomic fetch_add", (struct job){.iters = iters}, t);
     }
-    if (metric_counter_read(c) == 0)
-        return 1;
+    if (metric_counter_read(c) == 0) return 1;
     metrics_free(m);
     return 0;
 }

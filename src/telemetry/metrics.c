@@ -29,15 +29,15 @@
 enum { CACHE_LINE = 64 };
 
 const double metrics_latency_buckets_s[14] = {.0005, .001, .0025, .005, .01, .025, .05,
-                                              .1,    .25,  .5,    1,    2.5,  5,   10};
+                                              .1,    .25,  .5,    1,    2.5, 5,    10};
 
 /* The handle behind struct metric_counter, metric_gauge and metric_histogram: those are only
  * ever pointers to this, converted through void * (see S()). */
 struct metric_series {
     /* read-only after creation: the hot path reads these */
     uint32_t nshards;
-    uint32_t nbounds;      /* histograms: finite bounds; the +Inf count sits at cells[nbounds] */
-    const double *bounds;  /* the family's */
+    uint32_t nbounds;     /* histograms: finite bounds; the +Inf count sits at cells[nbounds] */
+    const double *bounds; /* the family's */
     struct metric_family *fam;
     _Atomic uint64_t gauge_base; /* gauges: bits of the double set by metric_gauge_set */
     /* guarded by m->lock */
@@ -58,10 +58,10 @@ struct metric_family {
     double *bounds;
     char **bound_text; /* "0.005": each bound formatted once */
     uint32_t nbounds;
-    uint32_t ncells; /* per series per shard */
+    uint32_t ncells;               /* per series per shard */
     struct metric_series **series; /* creation order, retired ones included */
     size_t nseries, capseries;
-    uint32_t *index; /* open addressing: 1 + position in series, 0 = empty */
+    uint32_t *index;  /* open addressing: 1 + position in series, 0 = empty */
     size_t index_cap; /* power of two, or 0 */
 };
 
@@ -93,14 +93,12 @@ static int grow(void *arrp, size_t *cap, size_t need, size_t elem)
     size_t ncap;
     void *p;
 
-    if (need <= *cap)
-        return 0;
+    if (need <= *cap) return 0;
     ncap = *cap ? *cap * 2 : 8;
     while (ncap < need)
         ncap *= 2;
     p = sh_realloc(*arr, ncap * elem);
-    if (!p)
-        return SH_ENOMEM;
+    if (!p) return SH_ENOMEM;
     *arr = p;
     *cap = ncap;
     return 0;
@@ -110,14 +108,12 @@ static bool is_name(const char *s, bool allow_colon)
 {
     size_t i;
 
-    if (!s || !s[0] || strlen(s) > METRICS_MAX_NAME_BYTES)
-        return false;
+    if (!s || !s[0] || strlen(s) > METRICS_MAX_NAME_BYTES) return false;
     for (i = 0; s[i]; i++) {
         char c = s[i];
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
                   (i > 0 && c >= '0' && c <= '9') || (allow_colon && c == ':');
-        if (!ok)
-            return false;
+        if (!ok) return false;
     }
     return true;
 }
@@ -153,15 +149,12 @@ static bool is_utf8(struct slice s)
         } else {
             return false;
         }
-        if (n - i <= extra)
-            return false;
+        if (n - i <= extra) return false;
         for (size_t k = 1; k <= extra; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return false;
+            if ((p[i + k] & 0xc0) != 0x80) return false;
             cp = (cp << 6) | (p[i + k] & 0x3f);
         }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
         i += extra + 1;
     }
     return true;
@@ -192,8 +185,7 @@ static void format_double(double v, char *out, size_t n)
     }
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(out, n, "%.*g", prec, v);
-        if (strtod(out, NULL) == v)
-            return;
+        if (strtod(out, NULL) == v) return;
     }
 }
 
@@ -233,11 +225,9 @@ int metrics_new(const struct metrics_config *cfg, struct metrics **out)
     int rc;
 
     *out = NULL;
-    if (shards > METRICS_MAX_SHARDS)
-        return SH_EINVAL;
+    if (shards > METRICS_MAX_SHARDS) return SH_EINVAL;
     m = sh_calloc(1, sizeof(*m));
-    if (!m)
-        return SH_ENOMEM;
+    if (!m) return SH_ENOMEM;
     rc = pthread_mutex_init(&m->lock, NULL);
     if (rc != 0) {
         sh_free(m);
@@ -257,8 +247,7 @@ int metrics_new(const struct metrics_config *cfg, struct metrics **out)
 
 static void family_free(struct metric_family *f)
 {
-    if (!f)
-        return;
+    if (!f) return;
     for (size_t i = 0; i < f->nseries; i++) {
         sh_free(f->series[i]->key);
         sh_free(f->series[i]);
@@ -279,8 +268,7 @@ static void family_free(struct metric_family *f)
 
 void metrics_free(struct metrics *m)
 {
-    if (!m)
-        return;
+    if (!m) return;
     for (size_t i = 0; i < m->nfams; i++)
         family_free(m->fams[i]);
     sh_free(m->fams);
@@ -305,32 +293,26 @@ static int family_check(const struct metrics *m, const struct metric_family_conf
         return SH_EINVAL;
     /* promtool's lint: counters end in _total and nothing else does; a histogram's own series
      * end in _bucket/_sum/_count, which other families must then not claim. */
-    if ((cfg->type == METRIC_COUNTER) != ends_with(cfg->name, "_total"))
-        return SH_EINVAL;
+    if ((cfg->type == METRIC_COUNTER) != ends_with(cfg->name, "_total")) return SH_EINVAL;
     if (cfg->label_count > METRICS_MAX_LABELS || (cfg->label_count && !cfg->label_names))
         return SH_EINVAL;
     for (size_t i = 0; i < cfg->label_count; i++) {
         const char *l = cfg->label_names[i];
-        if (!is_name(l, false) || strncmp(l, "__", 2) == 0)
-            return SH_EINVAL;
-        if (cfg->type == METRIC_HISTOGRAM && strcmp(l, "le") == 0)
-            return SH_EINVAL;
+        if (!is_name(l, false) || strncmp(l, "__", 2) == 0) return SH_EINVAL;
+        if (cfg->type == METRIC_HISTOGRAM && strcmp(l, "le") == 0) return SH_EINVAL;
         for (size_t j = 0; j < i; j++) {
-            if (strcmp(l, cfg->label_names[j]) == 0)
-                return SH_EINVAL;
+            if (strcmp(l, cfg->label_names[j]) == 0) return SH_EINVAL;
         }
     }
     if (cfg->type == METRIC_HISTOGRAM && cfg->buckets) {
-        if (cfg->bucket_count == 0 || cfg->bucket_count > METRICS_MAX_BUCKETS)
-            return SH_EINVAL;
+        if (cfg->bucket_count == 0 || cfg->bucket_count > METRICS_MAX_BUCKETS) return SH_EINVAL;
         for (size_t i = 0; i < cfg->bucket_count; i++) {
             if (!isfinite(cfg->buckets[i]) || (i > 0 && !(cfg->buckets[i] > cfg->buckets[i - 1])))
                 return SH_EINVAL;
         }
     }
     for (size_t i = 0; i < m->nfams; i++) {
-        if (strcmp(m->fams[i]->name, cfg->name) == 0)
-            return SH_EEXIST;
+        if (strcmp(m->fams[i]->name, cfg->name) == 0) return SH_EEXIST;
     }
     return 0;
 }
@@ -346,29 +328,23 @@ int metrics_family_add(struct metrics *m, const struct metric_family_config *cfg
     *out = NULL;
     pthread_mutex_lock(&m->lock);
     rc = family_check(m, cfg);
-    if (rc < 0)
-        goto fail;
+    if (rc < 0) goto fail;
     rc = SH_ENOMEM;
-    if (grow(&m->fams, &m->capfams, m->nfams + 1, sizeof(*m->fams)) < 0)
-        goto fail;
+    if (grow(&m->fams, &m->capfams, m->nfams + 1, sizeof(*m->fams)) < 0) goto fail;
     f = sh_calloc(1, sizeof(*f));
-    if (!f)
-        goto fail;
+    if (!f) goto fail;
     f->m = m;
     f->type = cfg->type;
     f->name = sh_strdup(cfg->name);
     f->help = sh_strdup(cfg->help);
-    if (!f->name || !f->help)
-        goto fail;
+    if (!f->name || !f->help) goto fail;
     if (cfg->label_count) {
         f->label_names = sh_calloc(cfg->label_count, sizeof(*f->label_names));
-        if (!f->label_names)
-            goto fail;
+        if (!f->label_names) goto fail;
         f->label_count = cfg->label_count;
         for (size_t i = 0; i < cfg->label_count; i++) {
             f->label_names[i] = sh_strdup(cfg->label_names[i]);
-            if (!f->label_names[i])
-                goto fail;
+            if (!f->label_names[i]) goto fail;
         }
     }
     f->ncells = 1;
@@ -381,15 +357,13 @@ int metrics_family_add(struct metrics *m, const struct metric_family_config *cfg
         }
         f->bounds = sh_calloc(nbounds, sizeof(*f->bounds));
         f->bound_text = sh_calloc(nbounds, sizeof(*f->bound_text));
-        if (!f->bounds || !f->bound_text)
-            goto fail;
+        if (!f->bounds || !f->bound_text) goto fail;
         f->nbounds = (uint32_t)nbounds;
         for (size_t i = 0; i < nbounds; i++) {
             f->bounds[i] = bounds[i];
             format_double(bounds[i], text, sizeof(text));
             f->bound_text[i] = sh_strdup(text);
-            if (!f->bound_text[i])
-                goto fail;
+            if (!f->bound_text[i]) goto fail;
         }
         f->ncells = f->nbounds + 2; /* finite buckets, +Inf, sum */
     }
@@ -413,8 +387,7 @@ static int reserve_cells(struct metrics *m, uint32_t n)
     size_t first = m->nblocks;
 
     assert(n <= METRICS_CHUNK_CELLS);
-    if (m->cur_used + n <= METRICS_CHUNK_CELLS)
-        return 0;
+    if (m->cur_used + n <= METRICS_CHUNK_CELLS) return 0;
     if (grow(&m->blocks, &m->capblocks, m->nblocks + m->shards, sizeof(*m->blocks)) < 0)
         return SH_ENOMEM;
     for (uint32_t s = 0; s < m->shards; s++) {
@@ -454,8 +427,7 @@ static int index_reserve(struct metric_family *f)
     uint32_t *old = f->index;
     size_t old_cap = f->index_cap;
 
-    if ((f->nseries + 1) * 2 <= f->index_cap)
-        return 0;
+    if ((f->nseries + 1) * 2 <= f->index_cap) return 0;
     ncap = f->index_cap ? f->index_cap * 2 : 16;
     f->index = sh_calloc(ncap, sizeof(*f->index));
     if (!f->index) {
@@ -464,8 +436,7 @@ static int index_reserve(struct metric_family *f)
     }
     f->index_cap = ncap;
     for (size_t i = 0; i < old_cap; i++) {
-        if (old[i])
-            index_insert(f, f->series[old[i] - 1], old[i] - 1);
+        if (old[i]) index_insert(f, f->series[old[i] - 1], old[i] - 1);
     }
     sh_free(old);
     return 0;
@@ -476,19 +447,17 @@ static struct metric_series *index_find(struct metric_family *f, uint64_t hash, 
 {
     size_t mask, i;
 
-    if (!f->index_cap)
-        return NULL;
+    if (!f->index_cap) return NULL;
     mask = f->index_cap - 1;
     for (i = (size_t)hash & mask; f->index[i]; i = (i + 1) & mask) {
         struct metric_series *s = f->series[f->index[i] - 1];
-        if (s->hash == hash && s->key_len == key_len && memcmp(s->key, key, key_len) == 0)
-            return s;
+        if (s->hash == hash && s->key_len == key_len && memcmp(s->key, key, key_len) == 0) return s;
     }
     return NULL;
 }
 
-static int series_get(struct metric_family *fam, enum metric_type type,
-                      const struct slice *values, size_t count, struct metric_series **out)
+static int series_get(struct metric_family *fam, enum metric_type type, const struct slice *values,
+                      size_t count, struct metric_series **out)
 {
     struct metrics *m = fam->m;
     struct metric_series *s = NULL;
@@ -498,24 +467,18 @@ static int series_get(struct metric_family *fam, enum metric_type type,
     int rc = SH_EINVAL;
 
     *out = NULL;
-    if (fam->type != type || count != fam->label_count || (count && !values))
-        return SH_EINVAL;
+    if (fam->type != type || count != fam->label_count || (count && !values)) return SH_EINVAL;
     for (size_t i = 0; i < count; i++) {
-        if (values[i].len > METRICS_MAX_LABEL_VALUE_BYTES)
-            return SH_ETOOBIG;
-        if (values[i].len && !values[i].ptr)
-            return SH_EINVAL;
-        if (!is_utf8(values[i]))
-            return SH_EINVAL;
+        if (values[i].len > METRICS_MAX_LABEL_VALUE_BYTES) return SH_ETOOBIG;
+        if (values[i].len && !values[i].ptr) return SH_EINVAL;
+        if (!is_utf8(values[i])) return SH_EINVAL;
         key_len += values[i].len + 1;
     }
     key = sh_malloc(key_len + 1);
-    if (!key)
-        return SH_ENOMEM;
+    if (!key) return SH_ENOMEM;
     key_len = 0;
     for (size_t i = 0; i < count; i++) {
-        if (values[i].len)
-            memcpy(key + key_len, values[i].ptr, values[i].len);
+        if (values[i].len) memcpy(key + key_len, values[i].ptr, values[i].len);
         key_len += values[i].len;
         key[key_len++] = '\xff';
     }
@@ -536,13 +499,10 @@ static int series_get(struct metric_family *fam, enum metric_type type,
         goto fail;
     }
     rc = SH_ENOMEM;
-    if (grow(&fam->series, &fam->capseries, fam->nseries + 1, sizeof(*fam->series)) < 0)
-        goto fail;
-    if (index_reserve(fam) < 0 || reserve_cells(m, fam->ncells) < 0)
-        goto fail;
+    if (grow(&fam->series, &fam->capseries, fam->nseries + 1, sizeof(*fam->series)) < 0) goto fail;
+    if (index_reserve(fam) < 0 || reserve_cells(m, fam->ncells) < 0) goto fail;
     s = sh_calloc(1, sizeof(*s) + m->shards * sizeof(s->cells[0]));
-    if (!s)
-        goto fail;
+    if (!s) goto fail;
     s->nshards = m->shards;
     s->nbounds = fam->nbounds;
     s->bounds = fam->bounds;
@@ -599,8 +559,7 @@ int metric_histogram_get(struct metric_family *fam, const struct slice *values, 
 
 static void series_retire(struct metric_series *s)
 {
-    if (!s)
-        return;
+    if (!s) return;
     pthread_mutex_lock(&s->fam->m->lock);
     s->is_retired = true;
     pthread_mutex_unlock(&s->fam->m->lock);
@@ -627,8 +586,7 @@ void metric_counter_add(struct metric_counter *c, uint32_t shard, uint64_t n)
 {
     struct metric_series *s = S(c);
 
-    if (SH_NEVER(!s || shard >= s->nshards))
-        return;
+    if (SH_NEVER(!s || shard >= s->nshards)) return;
     cell_add(s->cells[shard], n);
 }
 
@@ -641,8 +599,7 @@ void metric_gauge_add(struct metric_gauge *g, uint32_t shard, int64_t delta)
 {
     struct metric_series *s = S(g);
 
-    if (SH_NEVER(!s || shard >= s->nshards))
-        return;
+    if (SH_NEVER(!s || shard >= s->nshards)) return;
     cell_add(s->cells[shard], (uint64_t)delta); /* two's complement: the sum wraps back */
 }
 
@@ -650,8 +607,7 @@ void metric_gauge_set(struct metric_gauge *g, double value)
 {
     struct metric_series *s = S(g);
 
-    if (SH_NEVER(!s))
-        return;
+    if (SH_NEVER(!s)) return;
     atomic_store_explicit(&s->gauge_base, double_to_bits(value), memory_order_relaxed);
 }
 
@@ -661,8 +617,7 @@ void metric_histogram_observe(struct metric_histogram *h, uint32_t shard, double
     _Atomic uint64_t *cells;
     uint32_t lo = 0, hi;
 
-    if (SH_NEVER(!s || shard >= s->nshards) || isnan(value))
-        return;
+    if (SH_NEVER(!s || shard >= s->nshards) || isnan(value)) return;
     /* The first bound >= value; nbounds (the +Inf bucket) when there is none. */
     hi = s->nbounds;
     while (lo < hi) {
@@ -717,8 +672,8 @@ static double histogram_sum_shards(const struct metric_series *s, uint64_t *coun
     return sum;
 }
 
-void metric_histogram_read(struct metric_histogram *h, uint64_t *cumulative, size_t n,
-                           double *sum, uint64_t *count)
+void metric_histogram_read(struct metric_histogram *h, uint64_t *cumulative, size_t n, double *sum,
+                           uint64_t *count)
 {
     struct metric_series *s = S(h);
     uint64_t counts[METRICS_MAX_BUCKETS + 1], acc = 0;
@@ -726,13 +681,10 @@ void metric_histogram_read(struct metric_histogram *h, uint64_t *cumulative, siz
 
     for (uint32_t b = 0; b <= s->nbounds; b++) {
         acc += counts[b];
-        if (b < n)
-            cumulative[b] = acc;
+        if (b < n) cumulative[b] = acc;
     }
-    if (sum)
-        *sum = total;
-    if (count)
-        *count = acc;
+    if (sum) *sum = total;
+    if (count) *count = acc;
 }
 
 /* ---- exposition ---- */
@@ -749,8 +701,7 @@ static void append_escaped(struct buf *out, const char *p, size_t n, bool is_lab
             rep = "\\n";
         else if (p[i] == '"' && is_label_value)
             rep = "\\\"";
-        if (!rep)
-            continue;
+        if (!rep) continue;
         buf_append(out, p + start, i - start);
         buf_append(out, rep, 2);
         start = i + 1;
@@ -760,14 +711,12 @@ static void append_escaped(struct buf *out, const char *p, size_t n, bool is_lab
 
 /* Writes name{l1="v1",...[,le="x"]} (no braces when there is nothing inside). */
 static void append_series_name(struct buf *out, const struct metric_family *f,
-                               const struct metric_series *s, const char *suffix,
-                               const char *le)
+                               const struct metric_series *s, const char *suffix, const char *le)
 {
     const char *v = s->key;
 
     buf_appendf(out, "%s%s", f->name, suffix);
-    if (f->label_count == 0 && !le)
-        return;
+    if (f->label_count == 0 && !le) return;
     buf_appendc(out, '{');
     for (size_t i = 0; i < f->label_count; i++) {
         const char *end = memchr(v, '\xff', s->key_len - (size_t)(v - s->key));
@@ -777,8 +726,7 @@ static void append_series_name(struct buf *out, const struct metric_family *f,
         buf_appendc(out, '"');
         v = end + 1;
     }
-    if (le)
-        buf_appendf(out, "%sle=\"%s\"", f->label_count ? "," : "", le);
+    if (le) buf_appendf(out, "%sle=\"%s\"", f->label_count ? "," : "", le);
     buf_appendc(out, '}');
 }
 
@@ -826,14 +774,12 @@ int metrics_render(struct metrics *m, struct buf *out)
 
         for (size_t k = 0; k < f->nseries && !has_live; k++)
             has_live = !f->series[k]->is_retired;
-        if (!has_live)
-            continue;
+        if (!has_live) continue;
         buf_appendf(out, "# HELP %s ", f->name);
         append_escaped(out, f->help, strlen(f->help), false);
         buf_appendf(out, "\n# TYPE %s %s\n", f->name, type_names[f->type]);
         for (size_t k = 0; k < f->nseries && !out->err; k++) {
-            if (!f->series[k]->is_retired)
-                render_series(out, f, f->series[k]);
+            if (!f->series[k]->is_retired) render_series(out, f, f->series[k]);
         }
     }
     pthread_mutex_unlock(&m->lock);

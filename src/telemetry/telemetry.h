@@ -25,13 +25,13 @@
  * Threads:
  *   - metrics_new / metrics_free: the owning (control) thread; free only after every thread
  *     that records has stopped.
- *   - Control calls: metrics_family_add, metric_*_get, metric_*_retire, metrics_render,
- *     metric_*_read. Any thread; they serialise on one internal mutex, which the hot path never
- *     takes. Creating a series is cheap (a hash lookup, one small allocation, and one block per
+ *   - Control calls: metrics_family_add, metric_*_get, metric_*_retire, metrics_render. Any
+ *     thread; they serialise on one internal mutex, which the hot path never takes. Creating a series is cheap (a hash lookup, one small allocation, and one block per
  *     shard every METRICS_CHUNK_CELLS cells) and may happen while workers record.
  *   - Hot path: metric_counter_add/_inc, metric_gauge_add, metric_histogram_observe: the thread
  *     that owns the shard index. metric_gauge_set: any thread (one atomic store). Lock-free and
  *     allocation-free; they never fail.
+ *   - metric_*_read, metrics_shards: any thread, lock-free (relaxed loads of the shards).
  *
  * Lifetime of handles (the simple rule): a series is never freed before metrics_free. A handle
  * stays valid until then, whatever happens to its series. metric_*_retire only hides a series
@@ -51,21 +51,21 @@ enum {
     METRICS_DEFAULT_SHARDS = 1,
     METRICS_DEFAULT_MAX_SERIES = 65536,
     METRICS_MAX_SHARDS = 1024,
-    METRICS_MAX_LABELS = 16,               /* label names per family */
-    METRICS_MAX_BUCKETS = 64,              /* finite bucket bounds per histogram family */
-    METRICS_MAX_NAME_BYTES = 200,          /* metric and label names */
-    METRICS_MAX_LABEL_VALUE_BYTES = 1024,  /* each label value */
+    METRICS_MAX_LABELS = 16,              /* label names per family */
+    METRICS_MAX_BUCKETS = 64,             /* finite bucket bounds per histogram family */
+    METRICS_MAX_NAME_BYTES = 200,         /* metric and label names */
+    METRICS_MAX_LABEL_VALUE_BYTES = 1024, /* each label value */
     METRICS_MAX_HELP_BYTES = 1024,
-    METRICS_CHUNK_CELLS = 1024,            /* 8-byte cells per shard block */
+    METRICS_CHUNK_CELLS = 1024, /* 8-byte cells per shard block */
 };
 
 /* The default latency buckets in seconds: .0005 .001 .0025 .005 .01 .025 .05 .1 .25 .5 1 2.5
  * 5 10 (and +Inf, which every histogram has implicitly). */
 extern const double metrics_latency_buckets_s[14];
 
-struct metrics;          /* opaque service object */
-struct metric_family;    /* opaque; owned by the registry */
-struct metric_counter;   /* opaque series handles; owned by the registry, see "Lifetime" */
+struct metrics;        /* opaque service object */
+struct metric_family;  /* opaque; owned by the registry */
+struct metric_counter; /* opaque series handles; owned by the registry, see "Lifetime" */
 struct metric_gauge;
 struct metric_histogram;
 
@@ -84,9 +84,9 @@ void metrics_free(struct metrics *m);
 uint32_t metrics_shards(const struct metrics *m);
 
 struct metric_family_config {
-    const char *name;               /* [a-zA-Z_][a-zA-Z0-9_]* (no ':'), <= METRICS_MAX_NAME_BYTES;
-                                       counters must end in "_total", others must not */
-    const char *help;               /* any text, <= METRICS_MAX_HELP_BYTES; escaped on output */
+    const char *name; /* [a-zA-Z_][a-zA-Z0-9_]* (no ':'), <= METRICS_MAX_NAME_BYTES;
+                         counters must end in "_total", others must not */
+    const char *help; /* any text, <= METRICS_MAX_HELP_BYTES; escaped on output */
     enum metric_type type;
     const char *const *label_names; /* label_count names, [a-zA-Z_][a-zA-Z0-9_]*, not "__*",
                                        distinct, and not "le" for a histogram */
@@ -136,13 +136,13 @@ void metric_gauge_set(struct metric_gauge *g, double value);
 void metric_histogram_observe(struct metric_histogram *h, uint32_t shard, double value);
 
 /* Reads, summed over shards (tests, dashboard, autoscaler). Concurrent recording may or may
- * not be included. Control calls. */
+ * not be included. Any thread, lock-free. */
 uint64_t metric_counter_read(struct metric_counter *c);
 double metric_gauge_read(struct metric_gauge *g);
 /* cumulative[i] gets the count of observations <= bound i, for i < min(n, buckets + 1), the
  * last being +Inf (== *count). *sum and *count may be NULL. */
-void metric_histogram_read(struct metric_histogram *h, uint64_t *cumulative, size_t n,
-                           double *sum, uint64_t *count);
+void metric_histogram_read(struct metric_histogram *h, uint64_t *cumulative, size_t n, double *sum,
+                           uint64_t *count);
 
 /* Appends the Prometheus text format 0.0.4 (Content-Type: METRICS_CONTENT_TYPE) of every
  * family with at least one live series: "# HELP", "# TYPE", then one line per series (label
@@ -160,10 +160,10 @@ SH_MUST_CHECK int metrics_render(struct metrics *m, struct buf *out);
 enum {
     TRACE_ID_BYTES = 16,
     TRACE_SPAN_ID_BYTES = 8,
-    TRACE_PARENT_LEN = 55,      /* "00-<32 hex>-<16 hex>-<2 hex>" */
+    TRACE_PARENT_LEN = 55, /* "00-<32 hex>-<16 hex>-<2 hex>" */
     TRACE_STATE_MAX_BYTES = 512,
     TRACE_STATE_MAX_MEMBERS = 32,
-    TRACE_REQUEST_ID_LEN = 36,  /* UUIDv4 text, "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" */
+    TRACE_REQUEST_ID_LEN = 36, /* UUIDv4 text, "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" */
 };
 
 enum trace_flags {
@@ -173,10 +173,10 @@ enum trace_flags {
 /* A parsed or generated traceparent. span_id is the parent-id field: the caller's span on
  * input, our own span when we send it on. */
 struct trace_context {
-    uint8_t trace_id[TRACE_ID_BYTES];    /* never all zero when valid */
+    uint8_t trace_id[TRACE_ID_BYTES];     /* never all zero when valid */
     uint8_t span_id[TRACE_SPAN_ID_BYTES]; /* never all zero when valid */
-    uint8_t flags;                       /* enum trace_flags bits, as received */
-    uint8_t version;                     /* as received; trace_context_format always sends 00 */
+    uint8_t flags;                        /* enum trace_flags bits, as received */
+    uint8_t version;                      /* as received; trace_context_format always sends 00 */
 };
 
 /* Parses a traceparent header value (SP/HTAB around it are ignored). Version 00 must be

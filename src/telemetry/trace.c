@@ -140,8 +140,7 @@ size_t trace_request_id(struct trace_rng *rng, char *out, size_t out_len)
     uint8_t b[16];
     char *p = out;
 
-    if (out_len < TRACE_REQUEST_ID_LEN + 1)
-        return 0;
+    if (out_len < TRACE_REQUEST_ID_LEN + 1) return 0;
     fill_random(rng, b, sizeof(b));
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* variant 10xx (RFC 4122) */
@@ -163,10 +162,8 @@ size_t trace_request_id(struct trace_rng *rng, char *out, size_t out_len)
 /* Lowercase hex only (the spec's HEXDIGLC); -1 otherwise. */
 static int hex_value(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     return -1;
 }
 
@@ -174,8 +171,7 @@ static bool parse_hex(const char *p, uint8_t *out, size_t nbytes)
 {
     for (size_t i = 0; i < nbytes; i++) {
         int hi = hex_value(p[2 * i]), lo = hex_value(p[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return false;
+        if (hi < 0 || lo < 0) return false;
         out[i] = (uint8_t)(hi << 4 | lo);
     }
     return true;
@@ -190,14 +186,10 @@ int trace_context_parse(struct slice value, struct trace_context *out)
     struct trace_context tc;
 
     memset(out, 0, sizeof(*out));
-    if (v.len < TRACE_PARENT_LEN)
-        return SH_EPARSE;
-    if (!parse_hex(p, &tc.version, 1) || p[2] != '-' || tc.version == 0xff)
-        return SH_EPARSE;
-    if (tc.version == 0 && v.len != TRACE_PARENT_LEN)
-        return SH_EPARSE;
-    if (v.len > TRACE_PARENT_LEN && p[TRACE_PARENT_LEN] != '-')
-        return SH_EPARSE;
+    if (v.len < TRACE_PARENT_LEN) return SH_EPARSE;
+    if (!parse_hex(p, &tc.version, 1) || p[2] != '-' || tc.version == 0xff) return SH_EPARSE;
+    if (tc.version == 0 && v.len != TRACE_PARENT_LEN) return SH_EPARSE;
+    if (v.len > TRACE_PARENT_LEN && p[TRACE_PARENT_LEN] != '-') return SH_EPARSE;
     if (!parse_hex(p + 3, tc.trace_id, TRACE_ID_BYTES) || p[35] != '-' ||
         !parse_hex(p + 36, tc.span_id, TRACE_SPAN_ID_BYTES) || p[52] != '-' ||
         !parse_hex(p + 53, &tc.flags, 1))
@@ -212,8 +204,7 @@ size_t trace_context_format(const struct trace_context *tc, char *out, size_t ou
 {
     char *p = out;
 
-    if (out_len < TRACE_PARENT_LEN + 1)
-        return 0;
+    if (out_len < TRACE_PARENT_LEN + 1) return 0;
     *p++ = '0';
     *p++ = '0';
     *p++ = '-';
@@ -237,26 +228,22 @@ struct member {
 
 static bool is_key(struct slice k)
 {
-    if (k.len == 0 || k.len > KEY_MAX)
-        return false;
+    if (k.len == 0 || k.len > KEY_MAX) return false;
     for (size_t i = 0; i < k.len; i++) {
         char c = k.ptr[i];
         bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
                   (i > 0 && (c == '_' || c == '-' || c == '*' || c == '/' || c == '@'));
-        if (!ok)
-            return false;
+        if (!ok) return false;
     }
     return true;
 }
 
 static bool is_value(struct slice v)
 {
-    if (v.len == 0 || v.len > VALUE_MAX || v.ptr[v.len - 1] == ' ')
-        return false;
+    if (v.len == 0 || v.len > VALUE_MAX || v.ptr[v.len - 1] == ' ') return false;
     for (size_t i = 0; i < v.len; i++) {
         char c = v.ptr[i];
-        if (c < 0x20 || c > 0x7e || c == ',' || c == '=')
-            return false;
+        if (c < 0x20 || c > 0x7e || c == ',' || c == '=') return false;
     }
     return true;
 }
@@ -266,8 +253,7 @@ static bool parse_member(struct slice m, size_t *key_len)
 {
     struct slice key, value = slice_split(m, '=', &key);
 
-    if (!value.ptr || !is_key(key) || !is_value(value))
-        return false;
+    if (!value.ptr || !is_key(key) || !is_value(value)) return false;
     *key_len = key.len;
     return true;
 }
@@ -301,15 +287,12 @@ int trace_state_build(struct slice in, struct slice own_key, struct slice own_va
 
         rest = slice_split(rest, ',', &item);
         item = slice_trim(item);
-        if (item.len == 0)
-            continue;
-        if (!parse_member(item, &key_len))
-            return SH_EPARSE;
+        if (item.len == 0) continue;
+        if (!parse_member(item, &key_len)) return SH_EPARSE;
         if (n - first == TRACE_STATE_MAX_MEMBERS)
             return SH_EPARSE; /* more than 32 members: the header is invalid */
         for (size_t i = first; i < n; i++) {
-            if (same_key(&mem[i], (struct slice){item.ptr, key_len}))
-                return SH_EPARSE;
+            if (same_key(&mem[i], (struct slice){item.ptr, key_len})) return SH_EPARSE;
         }
         mem[n].text = item;
         mem[n].key_len = key_len;
@@ -337,22 +320,18 @@ int trace_state_build(struct slice in, struct slice own_key, struct slice own_va
                 break;
             }
         }
-        if (victim < first)
-            break; /* only ours is left, and it fits (checked above) */
+        if (victim < first) break; /* only ours is left, and it fits (checked above) */
         total -= mem[victim].text.len + (n > 1 ? 1 : 0);
         memmove(&mem[victim], &mem[victim + 1], (n - victim - 1) * sizeof(mem[0]));
         n--;
     }
     if (n == 0) {
-        if (out_len)
-            out[0] = '\0';
+        if (out_len) out[0] = '\0';
         return 0;
     }
-    if (total + 1 > out_len)
-        return SH_ETOOBIG;
+    if (total + 1 > out_len) return SH_ETOOBIG;
     for (size_t i = 0; i < n; i++) {
-        if (i)
-            out[pos++] = ',';
+        if (i) out[pos++] = ',';
         if (i < first) {
             memcpy(out + pos, own_key.ptr, own_key.len);
             pos += own_key.len;

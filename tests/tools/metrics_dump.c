@@ -24,8 +24,7 @@ static const char *const routes[] = {
 static const char *const clusters[] = {"users", "payments-v2", "legacy"};
 static const char *const classes[] = {"2xx", "3xx", "4xx", "5xx"};
 
-static struct slice S(const char *s)
-{
+static struct slice S(const char *s) {
     return slice_from_cstr(s);
 }
 
@@ -44,15 +43,14 @@ int main(void)
     int rc;
 
     rc = metrics_new(&(struct metrics_config){.shards = SHARDS}, &m);
-    if (rc < 0)
-        return fail("metrics_new", rc);
-#define FAMILY(var, ...)                                                                        \
-    do {                                                                                        \
-        rc = metrics_family_add(m, &(struct metric_family_config){__VA_ARGS__}, &(var));        \
-        if (rc < 0) {                                                                           \
-            metrics_free(m);                                                                    \
-            return fail("metrics_family_add", rc);                                              \
-        }                                                                                       \
+    if (rc < 0) return fail("metrics_new", rc);
+#define FAMILY(var, ...)                                                                           \
+    do {                                                                                           \
+        rc = metrics_family_add(m, &(struct metric_family_config){__VA_ARGS__}, &(var));           \
+        if (rc < 0) {                                                                              \
+            metrics_free(m);                                                                       \
+            return fail("metrics_family_add", rc);                                                 \
+        }                                                                                          \
     } while (0)
     FAMILY(req, .name = "shoal_gateway_requests_total",
            .help = "Requests answered by the gateway, by route, cluster and status class.",
@@ -83,17 +81,14 @@ int main(void)
         struct metric_histogram *h, *hs;
 
         rc = metric_histogram_get(lat, lv, 2, &h);
-        if (rc == 0)
-            rc = metric_histogram_get(size, lv, 2, &hs);
-        if (rc < 0)
-            goto out;
+        if (rc == 0) rc = metric_histogram_get(size, lv, 2, &hs);
+        if (rc < 0) goto out;
         for (size_t c = 0; c < SH_ARRAY_LEN(classes); c++) {
             struct slice rv[3] = {S(routes[r]), S(cl), S(classes[c])};
             struct metric_counter *cnt;
 
             rc = metric_counter_get(req, rv, 3, &cnt);
-            if (rc < 0)
-                goto out;
+            if (rc < 0) goto out;
             for (uint32_t s = 0; s < SHARDS; s++)
                 metric_counter_add(cnt, s, (uint64_t)(r * 100 + c * 10 + s));
         }
@@ -106,10 +101,9 @@ int main(void)
         const char *listeners[] = {"gateway 127.0.0.1:8080", "mesh 127.0.0.1:15001"};
         for (size_t i = 0; i < SH_ARRAY_LEN(listeners); i++) {
             struct metric_gauge *g;
-            rc = metric_gauge_get(conns, &(struct slice){S(listeners[i]).ptr,
-                                                         strlen(listeners[i])}, 1, &g);
-            if (rc < 0)
-                goto out;
+            rc = metric_gauge_get(conns, &(struct slice){S(listeners[i]).ptr, strlen(listeners[i])},
+                                  1, &g);
+            if (rc < 0) goto out;
             metric_gauge_add(g, 0, 12);
             metric_gauge_add(g, 1, 3);
             metric_gauge_add(g, 2, -1 * (int64_t)i);
@@ -122,8 +116,7 @@ int main(void)
                 struct slice v[2] = {S(clusters[c]), S(reasons[k])};
                 struct metric_counter *cnt;
                 rc = metric_counter_get(retries, v, 2, &cnt);
-                if (rc < 0)
-                    goto out;
+                if (rc < 0) goto out;
                 metric_counter_add(cnt, (uint32_t)k % SHARDS, c * 7 + k);
             }
         }
@@ -134,34 +127,29 @@ int main(void)
             struct slice v[2] = {S(clusters[e]), S(eps[e])};
             struct metric_gauge *g;
             rc = metric_gauge_get(breaker, v, 2, &g);
-            if (rc < 0)
-                goto out;
+            if (rc < 0) goto out;
             metric_gauge_set(g, (double)e);
         }
         /* a removed endpoint: retired, so it must not be printed */
         struct slice gone[2] = {S("users"), S("10.9.9.9:1")};
         struct metric_gauge *g;
         rc = metric_gauge_get(breaker, gone, 2, &g);
-        if (rc < 0)
-            goto out;
+        if (rc < 0) goto out;
         metric_gauge_set(g, 1);
         metric_gauge_retire(g);
     }
     {
         struct metric_gauge *g;
         rc = metric_gauge_get(info, &(struct slice){SHOAL_VERSION, strlen(SHOAL_VERSION)}, 1, &g);
-        if (rc < 0)
-            goto out;
+        if (rc < 0) goto out;
         metric_gauge_set(g, 1);
     }
     rc = metrics_render(m, &out);
-    if (rc < 0)
-        goto out;
+    if (rc < 0) goto out;
     fwrite(out.data, 1, out.len, stdout);
 out:
     buf_release(&out);
     metrics_free(m);
-    if (rc < 0)
-        return fail("building the registry", rc);
+    if (rc < 0) return fail("building the registry", rc);
     return fflush(stdout) == 0 ? 0 : 1;
 }

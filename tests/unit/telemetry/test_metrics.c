@@ -118,13 +118,13 @@ static void test_metrics__histogram_bucket_edges(void **state)
                                         &f),
                      0);
     assert_int_equal(metric_histogram_get(f, NULL, 0, &h), 0);
-    metric_histogram_observe(h, 0, -1);       /* below everything: first bucket */
-    metric_histogram_observe(h, 0, 0.25);     /* on a bound: that bucket (le is <=) */
+    metric_histogram_observe(h, 0, -1);   /* below everything: first bucket */
+    metric_histogram_observe(h, 0, 0.25); /* on a bound: that bucket (le is <=) */
     metric_histogram_observe(h, 1, 0.2500001);
-    metric_histogram_observe(h, 1, 1);        /* last finite bound */
+    metric_histogram_observe(h, 1, 1);         /* last finite bound */
     metric_histogram_observe(h, 0, 1.0000001); /* above: +Inf */
     metric_histogram_observe(h, 1, INFINITY);
-    metric_histogram_observe(h, 1, NAN);      /* ignored */
+    metric_histogram_observe(h, 1, NAN); /* ignored */
     metric_histogram_read(h, cum, 4, &sum, &count);
     assert_int_equal(cum[0], 2);
     assert_int_equal(cum[1], 3);
@@ -141,9 +141,8 @@ static void test_metrics__histogram_default_buckets_render(void **state)
     struct metric_family *f = add_family(m, "d_seconds", METRIC_HISTOGRAM, NULL, 0);
     struct metric_histogram *h;
     struct buf b;
-    const char *expect_le[] = {"0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
-                               "0.1",    "0.25",  "0.5",    "1",     "2.5",  "5",     "10",
-                               "+Inf"};
+    const char *expect_le[] = {"0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
+                               "0.25",   "0.5",   "1",      "2.5",   "5",    "10",    "+Inf"};
     char line[128];
 
     (void)state;
@@ -177,21 +176,22 @@ static void test_metrics__render_small_registry_exactly(void **state)
     struct slice v_ok[] = {SLICE("api"), SLICE("2xx")};
     struct slice v_odd[] = {SLICE("a\"b\\c\nd"), SLICE("5xx")};
     struct buf b;
-    const char *expect = "# HELP shoal_requests_total Requests handled.\n"
-                         "# TYPE shoal_requests_total counter\n"
-                         "shoal_requests_total{route=\"api\",code=\"2xx\"} 5\n"
-                         "shoal_requests_total{route=\"a\\\"b\\\\c\\nd\",code=\"5xx\"} 1\n"
-                         "# HELP shoal_active_connections Open connections.\\nSecond \\\\ \"line\"\n"
-                         "# TYPE shoal_active_connections gauge\n"
-                         "shoal_active_connections 2\n"
-                         "# HELP shoal_request_duration_seconds Request latency.\n"
-                         "# TYPE shoal_request_duration_seconds histogram\n"
-                         "shoal_request_duration_seconds_bucket{route=\"api\",le=\"0.25\"} 1\n"
-                         "shoal_request_duration_seconds_bucket{route=\"api\",le=\"0.5\"} 2\n"
-                         "shoal_request_duration_seconds_bucket{route=\"api\",le=\"1\"} 2\n"
-                         "shoal_request_duration_seconds_bucket{route=\"api\",le=\"+Inf\"} 3\n"
-                         "shoal_request_duration_seconds_sum{route=\"api\"} 3.625\n"
-                         "shoal_request_duration_seconds_count{route=\"api\"} 3\n";
+    const char *expect =
+        "# HELP shoal_requests_total Requests handled.\n"
+        "# TYPE shoal_requests_total counter\n"
+        "shoal_requests_total{route=\"api\",code=\"2xx\"} 5\n"
+        "shoal_requests_total{route=\"a\\\"b\\\\c\\nd\",code=\"5xx\"} 1\n"
+        "# HELP shoal_active_connections Open connections.\\nSecond \\\\ \"line\"\n"
+        "# TYPE shoal_active_connections gauge\n"
+        "shoal_active_connections 2\n"
+        "# HELP shoal_request_duration_seconds Request latency.\n"
+        "# TYPE shoal_request_duration_seconds histogram\n"
+        "shoal_request_duration_seconds_bucket{route=\"api\",le=\"0.25\"} 1\n"
+        "shoal_request_duration_seconds_bucket{route=\"api\",le=\"0.5\"} 2\n"
+        "shoal_request_duration_seconds_bucket{route=\"api\",le=\"1\"} 2\n"
+        "shoal_request_duration_seconds_bucket{route=\"api\",le=\"+Inf\"} 3\n"
+        "shoal_request_duration_seconds_sum{route=\"api\"} 3.625\n"
+        "shoal_request_duration_seconds_count{route=\"api\"} 3\n";
 
     (void)state;
     assert_int_equal(metrics_family_add(m,
@@ -259,7 +259,7 @@ static void test_metrics__render_skips_families_without_live_series(void **state
     assert_int_equal(metric_counter_get(f, &SLICE("gone"), 1, &c), 0);
     metric_counter_add(c, 0, 7);
     metric_counter_retire(c);
-    metric_counter_retire(c); /* idempotent */
+    metric_counter_retire(c);    /* idempotent */
     metric_counter_add(c, 0, 1); /* a stale handle still works; nobody sees it */
     b = BUF_INIT(0);
     assert_int_equal(metrics_render(m, &b), 0);
@@ -304,8 +304,7 @@ static void test_metrics__label_values_escape_and_allow_utf8(void **state)
     assert_int_equal(metric_gauge_get(f, &SLICE("\\\\\"\n\xc3\xa9\xf0\x9f\x90\x9f{}=,"), 1, &g), 0);
     assert_int_equal(metric_gauge_get(f, &SLICE(""), 1, &g), 0);
     b = render(m);
-    assert_non_null(
-        strstr(b.data, "esc{v=\"\\\\\\\\\\\"\\n\xc3\xa9\xf0\x9f\x90\x9f{}=,\"} 0\n"));
+    assert_non_null(strstr(b.data, "esc{v=\"\\\\\\\\\\\"\\n\xc3\xa9\xf0\x9f\x90\x9f{}=,\"} 0\n"));
     assert_non_null(strstr(b.data, "esc{v=\"\"} 0\n"));
     buf_release(&b);
     metrics_free(m);
@@ -328,8 +327,7 @@ static int try_family(struct metrics *m, const char *name, enum metric_type type
                                     .bucket_count = nb,
                                 },
                                 &f);
-    if (rc < 0)
-        assert_null(f);
+    if (rc < 0) assert_null(f);
     return rc;
 }
 
@@ -383,10 +381,10 @@ static void test_metrics__series_rules(void **state)
     static char big[METRICS_MAX_LABEL_VALUE_BYTES + 1];
     struct slice two[] = {SLICE("x"), SLICE("y")};
     struct slice bad_utf8[][2] = {
-        {SLICE("\xff"), SLICE("")},          /* never valid */
-        {SLICE("\xc0\xaf"), SLICE("")},      /* overlong */
-        {SLICE("\xed\xa0\x80"), SLICE("")},  /* surrogate */
-        {SLICE("\xc3"), SLICE("")},          /* truncated */
+        {SLICE("\xff"), SLICE("")},               /* never valid */
+        {SLICE("\xc0\xaf"), SLICE("")},           /* overlong */
+        {SLICE("\xed\xa0\x80"), SLICE("")},       /* surrogate */
+        {SLICE("\xc3"), SLICE("")},               /* truncated */
         {SLICE("ok"), SLICE("\xf4\x90\x80\x80")}, /* above U+10FFFF */
     };
     struct slice too_long[] = {{big, sizeof(big)}, SLICE("")};
@@ -531,8 +529,7 @@ static void test_metrics__shards_sum_under_concurrent_scrapes(void **state)
         last = now;
         snprintf(v, sizeof(v), "x%d", scrapes % 50);
         assert_int_equal(metric_counter_get(fc, &(struct slice){v, strlen(v)}, 1, &extra), 0);
-        if (scrapes % 3 == 0)
-            metric_counter_retire(extra);
+        if (scrapes % 3 == 0) metric_counter_retire(extra);
         assert_int_equal(metrics_render(m, &b), 0);
         assert_non_null(strstr(b.data, "req_total{route=\"r\"}"));
         buf_release(&b);
@@ -563,8 +560,7 @@ static int setup_and_render(void)
     int rc;
 
     rc = metrics_new(&(struct metrics_config){.shards = 3}, &m);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     rc = metrics_family_add(m,
                             &(struct metric_family_config){.name = "r_total",
                                                            .help = "requests",
@@ -572,13 +568,10 @@ static int setup_and_render(void)
                                                            .label_names = labels,
                                                            .label_count = 2},
                             &fc);
-    if (rc < 0)
-        goto out;
+    if (rc < 0) goto out;
     rc = metrics_family_add(
-        m, &(struct metric_family_config){.name = "g", .help = "gauge", .type = METRIC_GAUGE},
-        &fg);
-    if (rc < 0)
-        goto out;
+        m, &(struct metric_family_config){.name = "g", .help = "gauge", .type = METRIC_GAUGE}, &fg);
+    if (rc < 0) goto out;
     rc = metrics_family_add(m,
                             &(struct metric_family_config){.name = "h_seconds",
                                                            .help = "latency",
@@ -586,8 +579,7 @@ static int setup_and_render(void)
                                                            .label_names = labels,
                                                            .label_count = 2},
                             &fh);
-    if (rc < 0)
-        goto out;
+    if (rc < 0) goto out;
     for (int i = 0; i < 20 && rc == 0; i++) {
         struct slice vals[2] = {SLICE("route"), {v, 0}};
         vals[1].len = (size_t)snprintf(v, sizeof(v), "c%d", i);
@@ -596,14 +588,11 @@ static int setup_and_render(void)
             metric_counter_inc(c, 2);
             rc = metric_histogram_get(fh, vals, 2, &h);
         }
-        if (rc == 0)
-            metric_histogram_observe(h, 1, 0.01);
+        if (rc == 0) metric_histogram_observe(h, 1, 0.01);
     }
-    if (rc < 0)
-        goto out;
+    if (rc < 0) goto out;
     rc = metric_gauge_get(fg, NULL, 0, &g);
-    if (rc < 0)
-        goto out;
+    if (rc < 0) goto out;
     metric_gauge_set(g, 1);
     rc = metrics_render(m, &b);
 out:

@@ -267,17 +267,17 @@ static void test_trace__tracestate_rejects_invalid(void **state)
     char out[TRACE_STATE_MAX_BYTES + 1];
     char key[300], value[300], in[700];
     const char *bad[] = {
-        "a=1,a=2",   /* duplicate key */
-        "A=1",       /* uppercase key */
-        "_a=1",      /* key must start with a letter or digit */
-        "a=",        /* empty value */
-        "=1",        /* empty key */
-        "a",         /* no '=' */
-        "a=b=c",     /* '=' in value */
-        "a=x\ty",    /* tab in value */
-        "a=\x7f",    /* DEL */
-        "a b=1",     /* space in key */
-        "a=1;b:2",   /* last: valid, ';' is an ordinary value byte */
+        "a=1,a=2", /* duplicate key */
+        "A=1",     /* uppercase key */
+        "_a=1",    /* key must start with a letter or digit */
+        "a=",      /* empty value */
+        "=1",      /* empty key */
+        "a",       /* no '=' */
+        "a=b=c",   /* '=' in value */
+        "a=x\ty",  /* tab in value */
+        "a=\x7f",  /* DEL */
+        "a b=1",   /* space in key */
+        "a=1;b:2", /* last: valid, ';' is an ordinary value byte */
     };
 
     (void)state;
