@@ -10,6 +10,7 @@ pkgs=(
     libcmocka-dev                      # unit tests
     curl nodejs                        # integration tests; llhttp differential test
     python3                            # integration test drivers
+    prometheus                         # promtool: checks our metrics exposition (integ)
 )
 for arg in "$@"; do
     case "$arg" in
