@@ -201,11 +201,11 @@ struct sh_doc;
 /* Fields are read-only for readers; builders use the constructors and appends below. */
 struct sh_node {
     enum sh_node_kind kind;
-    uint32_t line, col;       /* 1-based position of the node's first character; col counts characters */
+    uint32_t line, col;       /* 1-based position of the first character; col counts characters */
     const struct sh_doc *doc; /* owner, for the file name */
     const char *text;         /* SCALAR: the value, NUL-terminated ("" for NULL, MAP, SEQ) */
     size_t len;               /* bytes of text, NUL excluded (text may hold a NUL of its own) */
-    bool is_quoted;           /* SCALAR written quoted (or tagged !!str): "true", "10" stay strings */
+    bool is_quoted;           /* SCALAR written quoted, as a block or !!str: "10" stays a string */
     struct sh_node **items;   /* SEQ: the items; MAP: the keys (SCALAR nodes) */
     struct sh_node **values;  /* MAP: values[i] belongs to items[i]; NULL otherwise */
     size_t count;             /* SEQ: items; MAP: pairs */
@@ -213,10 +213,10 @@ struct sh_node {
 };
 
 struct sh_doc {
-    char *file;          /* the name used in positions ("gateway.yaml"); owned */
-    struct sh_node *root; /* NULL until a builder sets it; readers set it to a NULL node for an empty file */
-    size_t node_count;   /* read-only: nodes built so far, for the readers' limits */
-    struct arena arena;  /* private: every node lives here */
+    char *file;           /* the name used in positions ("gateway.yaml"); owned */
+    struct sh_node *root; /* set by the builder; a reader gives an empty file a NULL node */
+    size_t node_count;    /* read-only: nodes built so far, for the readers' limits */
+    struct arena arena;   /* private: every node lives here */
 };
 
 /* Creates an empty doc named <file> (copied; NULL means ""). Returns 0 and sets *out (caller

@@ -117,6 +117,14 @@ static const struct {
     {"while parsing a flow node", "in the value that starts"},
 };
 
+/* A line ends at LF, or at a CR that no LF follows (CRLF counts once, at its LF). */
+static bool is_break(const struct reader *r, size_t i)
+{
+    if (r->text[i] == '\n')
+        return true;
+    return r->text[i] == '\r' && (i + 1 >= r->len || r->text[i + 1] != '\n');
+}
+
 /* The byte offset of a 0-based line and character column, or len when out of the text.
  * Columns count UTF-8 characters, as libyaml's marks do. */
 static size_t offset_of(const struct reader *r, size_t line, size_t col)
@@ -124,7 +132,7 @@ static size_t offset_of(const struct reader *r, size_t line, size_t col)
     size_t i = 0;
 
     while (line > 0 && i < r->len) {
-        if (r->text[i] == '\n' || (r->text[i] == '\r' && (i + 1 >= r->len || r->text[i + 1] != '\n')))
+        if (is_break(r, i))
             line--;
         i++;
     }
@@ -144,7 +152,7 @@ static yaml_mark_t mark_of_offset(const struct reader *r, size_t off)
     yaml_mark_t m = {0, 0, 0};
 
     for (size_t i = 0; i < off && i < r->len; i++) {
-        if (r->text[i] == '\n') {
+        if (is_break(r, i)) {
             m.line++;
             m.column = 0;
         } else if (((unsigned char)r->text[i] & 0xC0) != 0x80) {
@@ -557,7 +565,8 @@ fail:
     where_file(d, path);
     if (d) {
         if (rc == SH_ETOOBIG)
-            snprintf(d->what, sizeof(d->what), "the file is larger than %u bytes (4 MiB), the limit",
+            snprintf(d->what, sizeof(d->what),
+                     "the file is larger than %u bytes (4 MiB), the limit",
                      (unsigned)MANIFEST_MAX_BYTES);
         else if (rc == SH_ENOMEM)
             snprintf(d->what, sizeof(d->what), "out of memory while reading the file");

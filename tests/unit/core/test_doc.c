@@ -338,7 +338,8 @@ static void test_doc__readers_name_the_wrong_kind(void **state)
     assert_int_equal(sh_node_expect(f.root, SH_NODE_SEQ, "", &d), SH_EPARSE);
     expect_diag(&d, "gateway.yaml:1:1", "expected a list, found a map");
     /* Long values are cut in messages. */
-    long_node = scalar(f.doc, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false, 1, 2);
+    long_node = scalar(f.doc, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false,
+                       1, 2);
     assert_int_equal(sh_node_expect(long_node, SH_NODE_MAP, "x", &d), SH_EPARSE);
     expect_diag(&d, "gateway.yaml:1:2",
                 "x: expected a map, found 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...'");
@@ -386,7 +387,8 @@ static void test_doc__unknown_key_names_it_and_the_allowed_ones(void **state)
     /* A typo gets a suggestion. */
     put(f.doc, f.route, scalar(f.doc, "tmeout", false, 6, 7), scalar(f.doc, "1s", false, 6, 15));
     assert_int_equal(sh_node_check_keys(f.route, route_keys, "routes[0]", &d), SH_EPARSE);
-    expect_diag(&d, "gateway.yaml:6:7", "routes[0]: unknown key 'tmeout' (did you mean 'timeout'?)");
+    expect_diag(&d, "gateway.yaml:6:7",
+                "routes[0]: unknown key 'tmeout' (did you mean 'timeout'?)");
     assert_int_equal(sh_node_check_keys(f.route, no_keys, "routes[0]", &d), SH_EPARSE);
     expect_diag(&d, "gateway.yaml:5:7", "routes[0]: unknown key 'timeout' (allowed: none)");
     assert_int_equal(sh_node_check_keys(f.routes, route_keys, "routes", &d), SH_EPARSE);

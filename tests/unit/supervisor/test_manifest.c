@@ -119,8 +119,8 @@ static void test_manifest__quoting_keeps_strings_strings(void **state)
     assert_true(b);
     assert_int_equal(sh_node_bool(sh_node_get(doc->root, "b"), "b", &b, &d), SH_EPARSE);
     assert_string_equal(d.where, "t.yaml:2:4");
-    assert_string_equal(d.what,
-                        "b: expected true or false, found the quoted string 'true' (remove the quotes)");
+    assert_string_equal(d.what, "b: expected true or false, found the quoted string 'true' "
+                                "(remove the quotes)");
     assert_int_equal(sh_node_u64(sh_node_get(doc->root, "c"), "c", 0, 100, &v, &d), SH_EPARSE);
     assert_string_equal(d.where, "t.yaml:3:4");
     expect_scalar(sh_node_get(doc->root, "d"), "10", true);
@@ -229,7 +229,8 @@ static void test_manifest__syntax_errors_have_exact_positions(void **state)
         {"x: \"\\q\"\n", SH_EPARSE, "t.yaml:1:5",
          "unknown escape sequence in a double-quoted string (in the quoted string that starts at "
          "line 1, column 4)"},
-        {"a: @x\n", SH_EPARSE, "t.yaml:1:4", "unexpected character '@' (reserved; quote the value)"},
+        {"a: @x\n", SH_EPARSE, "t.yaml:1:4",
+         "unexpected character '@' (reserved; quote the value)"},
         /* Columns count characters, not bytes. */
         {"\xc3\xa9: \xc3\xa9\n\xc3\xbc: `\n", SH_EPARSE, "t.yaml:2:4",
          "unexpected character '`' (reserved; quote the value)"},
@@ -239,6 +240,7 @@ static void test_manifest__syntax_errors_have_exact_positions(void **state)
         {"a: \"\x01\"\n", SH_EPARSE, "t.yaml:1:5",
          "the file contains a control character (only tab, CR and LF are allowed)"},
         {"a: 1\nb: \xff\n", SH_EPARSE, "t.yaml:2:4", "the file is not valid UTF-8"},
+        {"a: 1\r\nb: 2\rc: \xff\r\n", SH_EPARSE, "t.yaml:3:4", "the file is not valid UTF-8"},
     };
     (void)state;
     run_errors(cases, SH_ARRAY_LEN(cases));
