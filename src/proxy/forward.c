@@ -40,7 +40,7 @@ struct fwd {
     struct buf body;     /* request body kept for retries */
     struct buf captured; /* response body kept for the stale copy */
     int64_t req_cl;
-    uint64_t start_us, deadline_ms;
+    uint64_t start_us, attempt_us, deadline_ms;
     uint64_t bytes_out;
     uint32_t attempts;
     int status;
@@ -48,6 +48,8 @@ struct fwd {
     bool body_complete, body_kept, resp_started, retry_pending, probe, capture, ended;
     bool attempted; /* the first attempt started (request buffering is over) */
     char reqid[48];
+    char traceparent[TRACE_PARENT_LEN + 1];
+    char trace_id[33];
     char ct[128];      /* content type of the captured response */
     char method[16];   /* for the access log, which outlives the exchange */
     char log_target[160];
@@ -56,6 +58,10 @@ struct fwd {
 
 static void fwd_start_attempt(struct fwd *f);
 static void fwd_end(struct fwd *f);
+
+/* The series of this request's config generation, and its cluster's index. */
+#define MH(f) (&(f)->st->gs->mh)
+#define CI(f) ((uint32_t)((f)->crt - (f)->st->clusters))
 
 /* ------------------------------------------------------------------------------------------
  * Worker state per config generation
@@ -221,9 +227,11 @@ static void access_log(struct fwd *f)
     if (f->crt && f->ep < f->crt->cfg->nendpoints)
         buf_append_json_str(b, slice_from_cstr(f->crt->cfg->endpoints[f->ep].name));
     buf_appendf(b, "\",\"status\":%d,\"upstream_status\":%u,\"bytes\":%llu,"
-                   "\"duration_ms\":%.3f,\"attempts\":%u,\"client\":\"%s\"}\n",
+                   "\"duration_ms\":%.3f,\"attempts\":%u,\"client\":\"%s\","
+                   "\"trace_id\":\"%s\"}\n",
                 f->status, f->upstream_status, (unsigned long long)f->bytes_out,
-                (double)(sh_now_us() - f->start_us) / 1000.0, f->attempts, f->clientip);
+                (double)(sh_now_us() - f->start_us) / 1000.0, f->attempts, f->clientip,
+                f->trace_id);
     if (b->err) {
         b->len = before;
         b->err = 0;
@@ -240,8 +248,16 @@ static uint64_t now_ms(const struct fwd *f)
     return uv_now(&f->w->loop);
 }
 
-static void breaker_record(struct gw_cluster_rt *c, bool failed, uint64_t now)
+static void breaker_opened(struct fwd *f, bool was_closed)
 {
+    metric_counter_inc(MH(f)->breaker_opens[CI(f)], f->w->index);
+    if (was_closed)
+        metric_gauge_add(MH(f)->breaker_open[CI(f)], f->w->index, 1);
+}
+
+static void breaker_record(struct fwd *f, bool failed, uint64_t now)
+{
+    struct gw_cluster_rt *c = f->crt;
     const struct proxy_breaker *b = &c->cfg->breaker;
 
     if (now - c->win_start_ms > b->window_ms) {
@@ -256,11 +272,12 @@ static void breaker_record(struct gw_cluster_rt *c, bool failed, uint64_t now)
         if (!failed) {
             c->bstate = GW_CLOSED;
             c->win_requests = c->win_errors = 0;
+            metric_gauge_add(MH(f)->breaker_open[CI(f)], f->w->index, -1);
             return;
         }
         c->bstate = GW_OPEN;
         c->open_until_ms = now + b->open_ms;
-        c->breaker_opens++;
+        breaker_opened(f, false);
         return;
     }
     if (c->bstate != GW_CLOSED || !failed)
@@ -270,12 +287,13 @@ static void breaker_record(struct gw_cluster_rt *c, bool failed, uint64_t now)
          (double)c->win_errors >= b->error_ratio * (double)c->win_requests)) {
         c->bstate = GW_OPEN;
         c->open_until_ms = now + b->open_ms;
-        c->breaker_opens++;
+        breaker_opened(f, true);
     }
 }
 
-static void outlier_record(struct gw_cluster_rt *c, uint32_t ep, bool failed, uint64_t now)
+static void outlier_record(struct fwd *f, uint32_t ep, bool failed, uint64_t now)
 {
+    struct gw_cluster_rt *c = f->crt;
     const struct proxy_outlier *o = &c->cfg->outlier;
     struct gw_endpoint_rt *e = &c->eps[ep];
     uint32_t ejected = 0, n = c->cfg->nendpoints;
@@ -294,7 +312,9 @@ static void outlier_record(struct gw_cluster_rt *c, uint32_t ep, bool failed, ui
     e->ejected_until_ms = now + SH_MIN(span, (uint64_t)o->max_ejection_ms);
     e->ejections++;
     e->consecutive_errors = 0;
-    c->ejections_total++;
+    metric_counter_inc(MH(f)->ejections[CI(f)], f->w->index);
+    SH_LOG(SH_WARN, "proxy", "endpoint ejected", LF_STR("cluster", c->cfg->name),
+           LF_STR("endpoint", c->cfg->endpoints[ep].name), LF_UINT("for_ms", span));
 }
 
 static void budget_refill(struct gw_cluster_rt *c, const struct proxy_retry *rp, uint64_t now)
@@ -389,7 +409,7 @@ static bool serve_stale(struct fwd *f)
                                     .content_length = (int64_t)e->body_len};
     f->status = e->status;
     f->bytes_out = e->body_len;
-    route_rt(f)->fallbacks++;
+    metric_counter_inc(MH(f)->route_fallbacks[f->route - f->st->cfg->routes], f->w->index);
     if (http_exchange_start(f->ex, &rh) < 0 ||
         http_exchange_write(f->ex, e->body, e->body_len) < 0 || http_exchange_finish(f->ex) < 0)
         http_exchange_abort(f->ex);
@@ -466,7 +486,7 @@ static void fail_request(struct fwd *f, int status, const char *what, const char
     } else {
         respond_error(f, status, what, hname, hvalue);
     }
-    f->w->stats.upstream_errors++;
+    metric_counter_inc(MH(f)->upstream_errors, f->w->index);
     fwd_end(f);
 }
 
@@ -521,8 +541,8 @@ static void retry_or_fail(struct fwd *f, uint32_t reason, int status, const char
             cap = f->rp->backoff_max_ms;
         delay = cap ? proxy_rand(&f->w->rng) % (cap + 1) : 0; /* full jitter */
         if (now_ms(f) + delay < f->deadline_ms) {
-            f->w->stats.retries++;
-            f->crt->retries++;
+            metric_counter_inc(MH(f)->retries, f->w->index);
+            metric_counter_inc(MH(f)->cluster_retries[CI(f)], f->w->index);
             f->prev_ep = f->ep;
             uv_timer_start(&f->timer, retry_cb, delay, 0);
             return;
@@ -656,8 +676,16 @@ static void up_done(struct http_creq *cr, int rc, void *data)
     f->cr = NULL;
     c->active[f->ep]--;
     c->active_requests--;
-    breaker_record(c, failed, now);
-    outlier_record(c, f->ep, failed, now);
+    breaker_record(f, failed, now);
+    outlier_record(f, f->ep, failed, now);
+    {
+        const struct gw_mh *mh = MH(f);
+        uint32_t k = rc < 0 ? 0 : (uint32_t)proxy__status_class(f->upstream_status);
+        metric_counter_inc(mh->cluster_requests[CI(f) * GW_CLASSES + k], f->w->index);
+        metric_counter_inc(mh->endpoint_requests[CI(f)][f->ep * GW_CLASSES + k], f->w->index);
+        metric_histogram_observe(mh->cluster_duration[CI(f)], f->w->index,
+                                 (double)(sh_now_us() - f->attempt_us) / 1e6);
+    }
     if (!f->ex) { /* the client went away */
         fwd_end(f);
         return;
@@ -689,13 +717,12 @@ static void up_done(struct http_creq *cr, int rc, void *data)
     if (f->resp_started) {
         http_exchange_abort(f->ex);
         f->ex = NULL;
-        f->w->stats.upstream_errors++;
+        metric_counter_inc(MH(f)->upstream_errors, f->w->index);
         fwd_end(f);
         return;
     }
     switch (rc) {
     case SH_ETIMEDOUT:
-        f->w->stats.timeouts++;
         if (now >= f->deadline_ms)
             fail_request(f, 504, "upstream timed out", NULL, NULL);
         else
@@ -731,7 +758,7 @@ static void fwd_start_attempt(struct fwd *f)
     if (c->bstate == GW_OPEN && now >= c->open_until_ms)
         c->bstate = GW_HALF_OPEN;
     if (c->bstate == GW_OPEN || (c->bstate == GW_HALF_OPEN && c->probe_in_flight)) {
-        f->w->stats.fast_fails++;
+        metric_counter_inc(MH(f)->fast_fails, f->w->index);
         fail_request(f, 503, "circuit breaker open", "X-Shoal-Breaker", "open");
         return;
     }
@@ -766,6 +793,8 @@ static void fwd_start_attempt(struct fwd *f)
     if (d.host.len == 0)
         d.host = SLICE("localhost");
     f->attempts++;
+    f->attempt_us = sh_now_us();
+    f->upstream_status = 0;
     f->probe = c->bstate == GW_HALF_OPEN;
     if (f->probe)
         c->probe_in_flight = true;
@@ -896,8 +925,17 @@ static void fwd_end(struct fwd *f)
     if (f->ended)
         return;
     f->ended = true;
-    if (f->status >= 100 && f->status < 600)
-        w->stats.by_class[f->status / 100]++;
+    {
+        const struct gw_mh *mh = MH(f);
+        int k = proxy__status_class(f->status);
+        metric_counter_inc(mh->responses[k], w->index);
+        if (f->route) {
+            uint32_t ri = (uint32_t)(f->route - f->st->cfg->routes);
+            metric_counter_inc(mh->route_requests[ri * GW_CLASSES + (uint32_t)k], w->index);
+            metric_histogram_observe(mh->route_duration[ri], w->index,
+                                     (double)(sh_now_us() - f->start_us) / 1e6);
+        }
+    }
     if (f->ex)
         http_exchange_abort(f->ex);
     if (f->st->cfg->access_log)
@@ -926,7 +964,7 @@ static int build_fields(struct fwd *f, const struct http_head *h)
 {
     const struct proxy_route *r = f->route;
     struct arena *a = http_exchange_arena(f->ex);
-    size_t cap = h->nfields + r->nadd_request_headers + 4, n = 0;
+    size_t cap = h->nfields + r->nadd_request_headers + 5, n = 0;
     struct http_out_field *fl = arena_alloc(a, cap * sizeof(*fl));
     struct slice xff = SLICE_NULL;
 
@@ -937,6 +975,7 @@ static int build_fields(struct fwd *f, const struct http_head *h)
         bool drop = http_is_hop_by_hop(h, name) || slice_eq_nocase(name, SLICE("host")) ||
                     slice_eq_nocase(name, SLICE("content-length")) ||
                     slice_eq_nocase(name, SLICE("x-request-id")) ||
+                    slice_eq_nocase(name, SLICE("traceparent")) ||
                     slice_eq_nocase(name, SLICE("expect"));
         if (slice_eq_nocase(name, SLICE("x-forwarded-for"))) {
             xff = http_field_value(h, i);
@@ -960,6 +999,7 @@ static int build_fields(struct fwd *f, const struct http_head *h)
     }
     fl[n++] = (struct http_out_field){SLICE("X-Forwarded-Proto"), SLICE("http")};
     fl[n++] = (struct http_out_field){SLICE("X-Request-Id"), slice_from_cstr(f->reqid)};
+    fl[n++] = (struct http_out_field){SLICE("traceparent"), slice_from_cstr(f->traceparent)};
     for (uint32_t i = 0; i < r->nadd_request_headers; i++)
         fl[n++] = (struct http_out_field){slice_from_cstr(r->add_request_headers[i].name),
                                           slice_from_cstr(r->add_request_headers[i].value)};
@@ -1067,7 +1107,7 @@ static bool rate_limited(struct fwd *f, const struct http_head *h, uint32_t *ret
     *retry_after_s = (uint32_t)ceil((1.0 - b->tokens) / (rate > 0 ? rate : 1.0));
     if (*retry_after_s == 0)
         *retry_after_s = 1;
-    rr->ratelimited++;
+    metric_counter_inc(MH(f)->route_ratelimited[f->route - f->st->cfg->routes], f->w->index);
     return true;
 }
 
@@ -1092,9 +1132,8 @@ void proxy__on_request(struct http_exchange *ex, void *data)
     struct slice rid;
     uint32_t retry_after;
 
-    w->stats.requests++;
-    f = sh_calloc(1, sizeof(*f));
-    if (!f || !st) {
+    f = st ? sh_calloc(1, sizeof(*f)) : NULL;
+    if (!f) {
         sh_free(f);
         http_exchange_respond(ex, 503, SLICE("application/json"),
                               SLICE("{\"error\":\"Service Unavailable\"}\n"));
@@ -1103,6 +1142,7 @@ void proxy__on_request(struct http_exchange *ex, void *data)
     f->w = w;
     f->st = st;
     st->refs++;
+    metric_counter_inc(st->gs->mh.requests, w->index);
     f->ex = ex;
     f->ep = f->prev_ep = UINT32_MAX;
     f->start_us = sh_now_us();
@@ -1117,13 +1157,23 @@ void proxy__on_request(struct http_exchange *ex, void *data)
     if (http_head_get(h, SLICE("x-request-id"), &rid) && valid_request_id(rid)) {
         snprintf(f->reqid, sizeof(f->reqid), "%.*s", (int)rid.len, rid.ptr);
     } else {
-        uint64_t a = proxy_rand(&w->rng), b = proxy_rand(&w->rng);
-        snprintf(f->reqid, sizeof(f->reqid), "%016llx%016llx", (unsigned long long)a,
-                 (unsigned long long)b);
+        trace_request_id(&w->trng, f->reqid, sizeof(f->reqid));
+    }
+    {
+        /* W3C trace context: continue the caller's trace with a new span for this hop, or
+         * start one */
+        struct trace_context parent, tc;
+        struct slice tp;
+        if (http_head_get(h, SLICE("traceparent"), &tp) && trace_context_parse(tp, &parent) == 0)
+            trace_context_child(&parent, &w->trng, &tc);
+        else
+            trace_context_new_root(&w->trng, TRACE_F_SAMPLED, &tc);
+        trace_context_format(&tc, f->traceparent, sizeof(f->traceparent));
+        memcpy(f->trace_id, f->traceparent + 3, 32);
+        f->trace_id[32] = '\0';
     }
     f->route = proxy_route_match(st->cfg, h);
     if (!f->route) {
-        w->stats.no_route++;
         respond_error(f, 404, "no route matches", NULL, NULL);
         goto done;
     }

@@ -22,6 +22,7 @@ static void gw_snapshot_free(void *obj, void *data)
     struct gw_snapshot *gs = obj;
 
     (void)data;
+    proxy__metrics_release(&gs->mh);
     for (uint32_t i = 0; i < gs->health.nclusters; i++)
         sh_free((void *)gs->health.healthy[i]);
     sh_free(gs->health.healthy);
@@ -74,6 +75,7 @@ static void worker_server_down(void *data)
 {
     struct gw_worker *w = data;
 
+    uv_close((uv_handle_t *)&w->stats_timer, NULL);
     http_server_free(w->srv);
     w->srv = NULL;
     http_client_free(w->client);
@@ -93,6 +95,18 @@ static void worker_wake(uv_async_t *a)
         return;
     }
     proxy__worker_state(w); /* a new config: move to it now, release the old one */
+}
+
+/* Once a second, this worker's open connections into its gauge series. */
+static void worker_stats_tick(uv_timer_t *t)
+{
+    struct gw_worker *w = t->data;
+    struct http_server_stats st;
+
+    if (!w->srv)
+        return;
+    http_server_stats(w->srv, &st);
+    metric_gauge_set(w->connections, (double)st.active_conns);
 }
 
 static void worker_log_flush(uv_prepare_t *p)
@@ -172,52 +186,21 @@ static int worker_init(struct proxy_gateway *gw, struct gw_worker *w, uint32_t i
     w->log_flush.data = w;
     uv_prepare_start(&w->log_flush, worker_log_flush);
     uv_unref((uv_handle_t *)&w->log_flush);
+    uv_timer_init(&w->loop, &w->stats_timer);
+    w->stats_timer.data = w;
+    uv_timer_start(&w->stats_timer, worker_stats_tick, 1000, 1000);
+    uv_unref((uv_handle_t *)&w->stats_timer);
     w->handles_ready = true;
+    trace_rng_init(&w->trng);
+    rc = proxy__metrics_worker_init(gw, w);
+    if (rc < 0)
+        return rc;
     return 0;
 }
 
 /* ------------------------------------------------------------------------------------------
  * Admin listener
  * ------------------------------------------------------------------------------------------ */
-static void metrics_render(struct proxy_gateway *gw, struct buf *b)
-{
-    struct gw_worker_stats sum = {0};
-    static const char *const cls[] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
-
-    for (uint32_t i = 0; i < gw->nworkers; i++) {
-        const struct gw_worker_stats *s = &gw->workers[i].stats;
-        sum.requests += s->requests;
-        for (int k = 1; k < 6; k++)
-            sum.by_class[k] += s->by_class[k];
-        sum.retries += s->retries;
-        sum.upstream_errors += s->upstream_errors;
-        sum.timeouts += s->timeouts;
-        sum.no_route += s->no_route;
-        sum.fast_fails += s->fast_fails;
-    }
-    buf_appends(b, SLICE("# HELP shoal_gateway_requests_total Requests received by the gateway.\n"
-                         "# TYPE shoal_gateway_requests_total counter\n"));
-    buf_appendf(b, "shoal_gateway_requests_total %llu\n", (unsigned long long)sum.requests);
-    buf_appends(b, SLICE("# HELP shoal_gateway_responses_total Responses by status class.\n"
-                         "# TYPE shoal_gateway_responses_total counter\n"));
-    for (int k = 1; k < 6; k++)
-        buf_appendf(b, "shoal_gateway_responses_total{class=\"%s\"} %llu\n", cls[k],
-                    (unsigned long long)sum.by_class[k]);
-    buf_appends(b, SLICE("# HELP shoal_gateway_retries_total Upstream attempts that were retries.\n"
-                         "# TYPE shoal_gateway_retries_total counter\n"));
-    buf_appendf(b, "shoal_gateway_retries_total %llu\n", (unsigned long long)sum.retries);
-    buf_appends(b, SLICE("# HELP shoal_gateway_upstream_errors_total Requests failed by the "
-                         "upstream side.\n# TYPE shoal_gateway_upstream_errors_total counter\n"));
-    buf_appendf(b, "shoal_gateway_upstream_errors_total %llu\n",
-                (unsigned long long)sum.upstream_errors);
-    buf_appends(b, SLICE("# HELP shoal_gateway_fast_fails_total Requests refused by an open "
-                         "circuit breaker.\n# TYPE shoal_gateway_fast_fails_total counter\n"));
-    buf_appendf(b, "shoal_gateway_fast_fails_total %llu\n", (unsigned long long)sum.fast_fails);
-    buf_appends(b, SLICE("# HELP shoal_gateway_workers Worker threads.\n"
-                         "# TYPE shoal_gateway_workers gauge\n"));
-    buf_appendf(b, "shoal_gateway_workers %u\n", gw->nworkers);
-}
-
 static void admin_request(struct http_exchange *ex, void *data)
 {
     struct proxy_gateway *gw = data;
@@ -243,12 +226,11 @@ static void admin_request(struct http_exchange *ex, void *data)
         return;
     }
     if (slice_eq(path, SLICE("/metrics"))) {
-        struct buf b = BUF_INIT(4 << 20);
-        metrics_render(gw, &b);
-        if (b.err)
+        struct buf b = BUF_INIT(64 << 20);
+        if (metrics_render(gw->metrics, &b) < 0)
             http_exchange_respond(ex, 500, SLICE("text/plain"), SLICE("metrics too large\n"));
         else
-            http_exchange_respond(ex, 200, SLICE("text/plain; version=0.0.4"), buf_slice(&b));
+            http_exchange_respond(ex, 200, SLICE(METRICS_CONTENT_TYPE), buf_slice(&b));
         buf_release(&b);
         return;
     }
@@ -292,6 +274,7 @@ static void hc_done(struct http_creq *cr, int rc, void *data)
             s->fails = 0;
             if (++s->oks >= hc->healthy_threshold && !atomic_load(flag)) {
                 atomic_store(flag, 1);
+                metric_gauge_set(gw->current->mh.endpoint_healthy[p->cluster][p->ep], 1.0);
                 SH_LOG(SH_INFO, "proxy", "endpoint healthy", LF_STR("cluster", cl->name),
                        LF_STR("endpoint", cl->endpoints[p->ep].name));
             }
@@ -299,6 +282,7 @@ static void hc_done(struct http_creq *cr, int rc, void *data)
             s->oks = 0;
             if (++s->fails >= hc->unhealthy_threshold && atomic_load(flag)) {
                 atomic_store(flag, 0);
+                metric_gauge_set(gw->current->mh.endpoint_healthy[p->cluster][p->ep], 0.0);
                 SH_LOG(SH_WARN, "proxy", "endpoint unhealthy", LF_STR("cluster", cl->name),
                        LF_STR("endpoint", cl->endpoints[p->ep].name), LF_UINT("status", p->status),
                        LF_ERR("err", rc));
@@ -441,7 +425,14 @@ static int publish(struct proxy_gateway *gw, struct proxy_config *cfg)
 
     if (!gs)
         return SH_ENOMEM;
-    rc = snap_publish(gw->dom, gs);
+    rc = proxy__metrics_build(gw, gw->current ? &gw->current->mh : NULL, &gs->mh, cfg);
+    if (rc == 0) {
+        for (uint32_t c = 0; c < cfg->nclusters; c++)
+            for (uint32_t e = 0; e < cfg->clusters[c].nendpoints; e++)
+                metric_gauge_set(gs->mh.endpoint_healthy[c][e],
+                                 atomic_load(&gs->health.healthy[c][e]) ? 1.0 : 0.0);
+        rc = snap_publish(gw->dom, gs);
+    }
     if (rc < 0) {
         gs->cfg = NULL;
         gw_snapshot_free(gs, NULL);
@@ -483,7 +474,7 @@ int proxy_gateway_start(uv_loop_t *loop, struct proxy_config *cfg, struct proxy_
         return rc;
     }
     gw->workers = sh_calloc(n, sizeof(*gw->workers));
-    if (!gw->workers) {
+    if (!gw->workers || proxy__metrics_init(gw) < 0) {
         proxy_config_free(cfg);
         rc = SH_ENOMEM;
         goto fail;
@@ -627,6 +618,7 @@ static void worker_release_unstarted(struct gw_worker *w)
     if (w->handles_ready) {
         uv_close((uv_handle_t *)&w->wake, NULL);
         uv_close((uv_handle_t *)&w->log_flush, NULL);
+        uv_close((uv_handle_t *)&w->stats_timer, NULL);
     }
     uv_run(&w->loop, UV_RUN_DEFAULT);
     proxy__state_unref(w->state);
@@ -647,6 +639,7 @@ void proxy_gateway_free(struct proxy_gateway *gw)
     http_client_free(gw->health_client);
     hc_free_state(gw);
     snap_domain_free(gw->dom);
+    metrics_free(gw->metrics);
     sh_free(gw->workers);
     gw->free_requested = true;
     if (gw->open_handles == 0) {

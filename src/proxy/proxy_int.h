@@ -7,6 +7,7 @@
 #define SHOAL_PROXY_INT_H
 
 #include "proxy/proxy.h"
+#include "telemetry/telemetry.h"
 
 int proxy__lb_build(struct proxy_cluster *cl, struct arena *a);
 
@@ -17,10 +18,39 @@ struct gw_health {
     uint32_t nclusters;
 };
 
-/* What workers read through the snapshot: the config and its health table. */
+/* Outcome classes used as metric labels: 0 = transport error, 1..5 = 1xx..5xx. */
+enum { GW_CLASSES = 6 };
+
+struct gw_families {
+    struct metric_family *requests, *responses, *retries, *fast_fails, *upstream_errors;
+    struct metric_family *connections;
+    struct metric_family *route_requests, *route_duration, *route_ratelimited, *route_fallbacks;
+    struct metric_family *cluster_requests, *cluster_duration, *cluster_retries;
+    struct metric_family *breaker_open, *breaker_opens, *ejections;
+    struct metric_family *endpoint_requests, *endpoint_healthy;
+};
+
+/* The series handles of one config generation (indexes follow the config's arrays). */
+struct gw_mh {
+    uint32_t nroutes, nclusters, *nendpoints;
+    struct metric_counter *requests, *responses[GW_CLASSES], *retries, *fast_fails;
+    struct metric_counter *upstream_errors;
+    struct metric_counter **route_requests; /* [route * GW_CLASSES + class] */
+    struct metric_histogram **route_duration;
+    struct metric_counter **route_ratelimited, **route_fallbacks;
+    struct metric_counter **cluster_requests; /* [cluster * GW_CLASSES + class] */
+    struct metric_histogram **cluster_duration;
+    struct metric_counter **cluster_retries, **breaker_opens, **ejections;
+    struct metric_gauge **breaker_open;
+    struct metric_counter ***endpoint_requests; /* [cluster][endpoint * GW_CLASSES + class] */
+    struct metric_gauge ***endpoint_healthy;    /* [cluster][endpoint] */
+};
+
+/* What workers read through the snapshot: the config, its health table, its metric series. */
 struct gw_snapshot {
     struct proxy_config *cfg;
     struct gw_health health;
+    struct gw_mh mh;
 };
 
 enum gw_breaker_state { GW_CLOSED = 0, GW_OPEN, GW_HALF_OPEN };
@@ -90,10 +120,6 @@ struct gw_state {
     uint32_t refs;
 };
 
-struct gw_worker_stats {
-    uint64_t requests, by_class[6], retries, upstream_errors, timeouts, no_route, fast_fails;
-};
-
 struct gw_worker {
     struct proxy_gateway *gw;
     uint32_t index;
@@ -107,7 +133,9 @@ struct gw_worker {
     uint64_t version;
     struct gw_state *state;
     struct buf access_log;
-    struct gw_worker_stats stats; /* written by the worker, read racily by /metrics */
+    struct metric_gauge *connections;
+    uv_timer_t stats_timer;
+    struct trace_rng trng;
     uint64_t rng;
     bool stopping, loop_ready, handles_ready, thread_started;
     _Atomic bool exited;
@@ -133,6 +161,8 @@ struct proxy_gateway {
     uint32_t hc_nclusters;
     uv_timer_t health_timer, collect_timer;
     uv_async_t worker_done;
+    struct metrics *metrics;
+    struct gw_families fam;
     int open_handles;
     char listen[96];
     _Atomic uint32_t stop_deadline_ms;
@@ -140,6 +170,14 @@ struct proxy_gateway {
     void *stop_data;
     bool stopping, admin_down, free_requested;
 };
+
+/* metrics.c */
+int proxy__metrics_init(struct proxy_gateway *gw);
+int proxy__metrics_worker_init(struct proxy_gateway *gw, struct gw_worker *w);
+int proxy__metrics_build(struct proxy_gateway *gw, const struct gw_mh *prev, struct gw_mh *mh,
+                         const struct proxy_config *cfg);
+void proxy__metrics_release(struct gw_mh *mh);
+int proxy__status_class(int status);
 
 /* forward.c */
 void proxy__on_request(struct http_exchange *ex, void *data); /* data: struct gw_worker */

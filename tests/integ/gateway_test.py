@@ -214,13 +214,25 @@ routes:
         assert gw.request("/api/v1/x", headers={"Host": "example.org"})[0] == 404
         # a generated request id reaches the upstream and the client
         st, h, body = gw.request("/api/x", headers={"Host": "a.example.com"})
-        assert len(h["x-request-id"]) == 32
-        assert json.loads(body)["headers"]["X-Request-Id"] == h["x-request-id"]
+        assert len(h["x-request-id"]) == 36 and h["x-request-id"][14] == "4"  # UUIDv4
+        up = json.loads(body)["headers"]
+        assert up["X-Request-Id"] == h["x-request-id"]
+        # W3C trace context: a new trace, or the caller's continued with a new span id
+        tp = up["traceparent"].split("-")
+        assert len(tp) == 4 and tp[0] == "00" and len(tp[1]) == 32 and len(tp[2]) == 16, tp
+        caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        up = json.loads(gw.request("/api/x", headers={"Host": "a.example.com",
+                                                       "traceparent": caller,
+                                                       "tracestate": "congo=t61rcWkgMzE"})[2])
+        tp = up["headers"]["traceparent"].split("-")
+        assert tp[1] == "0af7651916cd43dd8448eb211c80319c" and tp[2] != "b7ad6b7169203331", tp
+        assert tp[3] == "01" and up["headers"]["tracestate"] == "congo=t61rcWkgMzE"
         # one access log line per request, as JSON
         time.sleep(0.2)
         recs = [json.loads(line) for line in gw.access]
         assert any(r["route"] == "hello" and r["status"] == 200 for r in recs), gw.access[-3:]
         assert any(r["cluster"] == "up" and r["endpoint"] for r in recs)
+        assert any(r["trace_id"] == "0af7651916cd43dd8448eb211c80319c" for r in recs)
     finally:
         gw.stop()
         ups.stop()
@@ -794,6 +806,20 @@ routes:
         m = gw.metrics()
         assert m["shoal_gateway_requests_total"] >= 1
         assert m['shoal_gateway_responses_total{class="2xx"}'] >= 1
+        assert m['shoal_route_requests_total{route="route-0",class="2xx"}'] >= 1
+        assert m['shoal_cluster_requests_total{cluster="up",class="2xx"}'] >= 1
+        ep = f"127.0.0.1:{ups.ports[0]}"
+        assert m[f'shoal_endpoint_requests_total{{cluster="up",endpoint="{ep}",class="2xx"}}'] >= 1
+        assert m['shoal_route_request_duration_seconds_count{route="route-0"}'] >= 1
+        assert m[f'shoal_endpoint_healthy{{cluster="up",endpoint="{ep}"}}'] == 1
+        # the exposition passes promtool's checks
+        promtool = os.environ.get("SHOAL_PROMTOOL") or "promtool"
+        c.request("GET", "/metrics")
+        text = c.getresponse().read()
+        p = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                           timeout=30)
+        assert p.returncode == 0 and not p.stdout.strip() and not p.stderr.strip(), \
+            (p.returncode, p.stdout, p.stderr)
     finally:
         gw.stop()
         ups.stop()

@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: MIT */
+/* metrics.c: the gateway's metric families and, for each config generation, the series
+ * handles its workers record into. Series are created on the control thread when a config is
+ * published; each worker records into its own shard (its index), so recording takes no lock.
+ * On a reload every series of the previous generation is retired and the new generation's
+ * are fetched, which revives the ones that still exist: what disappeared leaves /metrics. */
+#include "proxy/proxy.h"
+#include "proxy/proxy_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const class_names[GW_CLASSES] = {"error", "1xx", "2xx", "3xx", "4xx", "5xx"};
+
+struct family_def {
+    size_t offset; /* into struct gw_families */
+    struct metric_family_config cfg;
+};
+
+static const char *const l_class[] = {"class"};
+static const char *const l_route_class[] = {"route", "class"};
+static const char *const l_route[] = {"route"};
+static const char *const l_cluster_class[] = {"cluster", "class"};
+static const char *const l_cluster[] = {"cluster"};
+static const char *const l_endpoint_class[] = {"cluster", "endpoint", "class"};
+static const char *const l_endpoint[] = {"cluster", "endpoint"};
+static const char *const l_worker[] = {"worker"};
+
+#define FAM(field, n, h, t, labels)                                                            \
+    {offsetof(struct gw_families, field),                                                      \
+     {.name = (n), .help = (h), .type = (t), .label_names = (labels),                          \
+      .label_count = SH_ARRAY_LEN(labels)}}
+
+static const struct family_def families[] = {
+    {offsetof(struct gw_families, requests),
+     {.name = "shoal_gateway_requests_total", .help = "Requests received by the gateway.",
+      .type = METRIC_COUNTER}},
+    FAM(responses, "shoal_gateway_responses_total",
+        "Responses sent by the gateway, by status class.", METRIC_COUNTER, l_class),
+    {offsetof(struct gw_families, retries),
+     {.name = "shoal_gateway_retries_total", .help = "Upstream attempts that were retries.",
+      .type = METRIC_COUNTER}},
+    {offsetof(struct gw_families, fast_fails),
+     {.name = "shoal_gateway_fast_fails_total",
+      .help = "Requests refused at once because a circuit breaker was open.",
+      .type = METRIC_COUNTER}},
+    {offsetof(struct gw_families, upstream_errors),
+     {.name = "shoal_gateway_upstream_errors_total",
+      .help = "Requests that failed on the upstream side (502, 503, 504 made by the gateway).",
+      .type = METRIC_COUNTER}},
+    FAM(connections, "shoal_gateway_connections", "Open client connections, per worker.",
+        METRIC_GAUGE, l_worker),
+    FAM(route_requests, "shoal_route_requests_total", "Requests per route and status class.",
+        METRIC_COUNTER, l_route_class),
+    FAM(route_duration, "shoal_route_request_duration_seconds",
+        "Time from the request head to the end of the response, per route.", METRIC_HISTOGRAM,
+        l_route),
+    FAM(route_ratelimited, "shoal_route_ratelimited_total",
+        "Requests refused with 429 by the route's rate limit.", METRIC_COUNTER, l_route),
+    FAM(route_fallbacks, "shoal_route_fallbacks_total",
+        "Requests answered with the route's stale copy.", METRIC_COUNTER, l_route),
+    FAM(cluster_requests, "shoal_cluster_requests_total",
+        "Upstream attempts per cluster and outcome (status class, or error).", METRIC_COUNTER,
+        l_cluster_class),
+    FAM(cluster_duration, "shoal_cluster_upstream_duration_seconds",
+        "Time of one upstream attempt, per cluster.", METRIC_HISTOGRAM, l_cluster),
+    FAM(cluster_retries, "shoal_cluster_retries_total", "Retries per cluster.", METRIC_COUNTER,
+        l_cluster),
+    FAM(breaker_open, "shoal_cluster_breaker_open",
+        "Workers whose circuit breaker for the cluster is open or half-open.", METRIC_GAUGE,
+        l_cluster),
+    FAM(breaker_opens, "shoal_cluster_breaker_opens_total", "Times a breaker opened.",
+        METRIC_COUNTER, l_cluster),
+    FAM(ejections, "shoal_cluster_ejections_total", "Outlier ejections of endpoints.",
+        METRIC_COUNTER, l_cluster),
+    FAM(endpoint_requests, "shoal_endpoint_requests_total",
+        "Upstream attempts per endpoint and outcome.", METRIC_COUNTER, l_endpoint_class),
+    FAM(endpoint_healthy, "shoal_endpoint_healthy",
+        "1 when active health checks pass (or none are configured), else 0.", METRIC_GAUGE,
+        l_endpoint),
+};
+
+int proxy__metrics_init(struct proxy_gateway *gw)
+{
+    int rc = metrics_new(&(struct metrics_config){.shards = gw->nworkers + 1}, &gw->metrics);
+
+    for (size_t i = 0; rc == 0 && i < SH_ARRAY_LEN(families); i++) {
+        struct metric_family **slot =
+            (struct metric_family **)(void *)((char *)&gw->fam + families[i].offset);
+        rc = metrics_family_add(gw->metrics, &families[i].cfg, slot);
+    }
+    return rc;
+}
+
+int proxy__metrics_worker_init(struct proxy_gateway *gw, struct gw_worker *w)
+{
+    char idx[16];
+    struct slice v;
+
+    snprintf(idx, sizeof(idx), "%u", w->index);
+    v = slice_from_cstr(idx);
+    return metric_gauge_get(gw->fam.connections, &v, 1, &w->connections);
+}
+
+static void retire_all(struct gw_mh *mh)
+{
+    for (uint32_t r = 0; r < mh->nroutes; r++) {
+        for (int k = 0; k < GW_CLASSES; k++)
+            metric_counter_retire(mh->route_requests[r * GW_CLASSES + (uint32_t)k]);
+        metric_histogram_retire(mh->route_duration[r]);
+        metric_counter_retire(mh->route_ratelimited[r]);
+        metric_counter_retire(mh->route_fallbacks[r]);
+    }
+    for (uint32_t c = 0; c < mh->nclusters; c++) {
+        for (int k = 0; k < GW_CLASSES; k++)
+            metric_counter_retire(mh->cluster_requests[c * GW_CLASSES + (uint32_t)k]);
+        metric_histogram_retire(mh->cluster_duration[c]);
+        metric_counter_retire(mh->cluster_retries[c]);
+        metric_gauge_retire(mh->breaker_open[c]);
+        metric_counter_retire(mh->breaker_opens[c]);
+        metric_counter_retire(mh->ejections[c]);
+        for (uint32_t e = 0; mh->endpoint_requests && e < mh->nendpoints[c]; e++) {
+            for (int k = 0; k < GW_CLASSES; k++)
+                metric_counter_retire(mh->endpoint_requests[c][e * GW_CLASSES + (uint32_t)k]);
+            metric_gauge_retire(mh->endpoint_healthy[c][e]);
+        }
+    }
+}
+
+void proxy__metrics_release(struct gw_mh *mh)
+{
+    sh_free(mh->route_requests);
+    sh_free(mh->route_duration);
+    sh_free(mh->route_ratelimited);
+    sh_free(mh->route_fallbacks);
+    sh_free(mh->cluster_requests);
+    sh_free(mh->cluster_duration);
+    sh_free(mh->cluster_retries);
+    sh_free(mh->breaker_open);
+    sh_free(mh->breaker_opens);
+    sh_free(mh->ejections);
+    for (uint32_t c = 0; mh->endpoint_requests && c < mh->nclusters; c++) {
+        sh_free(mh->endpoint_requests[c]);
+        sh_free(mh->endpoint_healthy[c]);
+    }
+    sh_free(mh->endpoint_requests);
+    sh_free(mh->endpoint_healthy);
+    sh_free(mh->nendpoints);
+    memset(mh, 0, sizeof(*mh));
+}
+
+#define ALLOC(ptr, n)                                                                          \
+    do {                                                                                       \
+        (ptr) = sh_calloc((n) + 1, sizeof(*(ptr)));                                            \
+        if (!(ptr))                                                                            \
+            return SH_ENOMEM;                                                                  \
+    } while (0)
+#define TRY(expr)                                                                              \
+    do {                                                                                       \
+        int rc_ = (expr);                                                                      \
+        if (rc_ < 0)                                                                           \
+            return rc_;                                                                        \
+    } while (0)
+
+int proxy__metrics_build(struct proxy_gateway *gw, const struct gw_mh *prev, struct gw_mh *mh,
+                         const struct proxy_config *cfg)
+{
+    const struct gw_families *f = &gw->fam;
+
+    if (prev)
+        retire_all((struct gw_mh *)prev);
+    mh->nroutes = cfg->nroutes;
+    mh->nclusters = cfg->nclusters;
+    TRY(metric_counter_get(f->requests, NULL, 0, &mh->requests));
+    TRY(metric_counter_get(f->retries, NULL, 0, &mh->retries));
+    TRY(metric_counter_get(f->fast_fails, NULL, 0, &mh->fast_fails));
+    TRY(metric_counter_get(f->upstream_errors, NULL, 0, &mh->upstream_errors));
+    for (int k = 0; k < GW_CLASSES; k++) {
+        struct slice v = slice_from_cstr(class_names[k]);
+        TRY(metric_counter_get(f->responses, &v, 1, &mh->responses[k]));
+    }
+    ALLOC(mh->route_requests, cfg->nroutes * GW_CLASSES);
+    ALLOC(mh->route_duration, cfg->nroutes);
+    ALLOC(mh->route_ratelimited, cfg->nroutes);
+    ALLOC(mh->route_fallbacks, cfg->nroutes);
+    for (uint32_t r = 0; r < cfg->nroutes; r++) {
+        struct slice v[2] = {slice_from_cstr(cfg->routes[r].name)};
+        for (int k = 0; k < GW_CLASSES; k++) {
+            v[1] = slice_from_cstr(class_names[k]);
+            TRY(metric_counter_get(f->route_requests, v, 2,
+                                   &mh->route_requests[r * GW_CLASSES + (uint32_t)k]));
+        }
+        TRY(metric_histogram_get(f->route_duration, v, 1, &mh->route_duration[r]));
+        TRY(metric_counter_get(f->route_ratelimited, v, 1, &mh->route_ratelimited[r]));
+        TRY(metric_counter_get(f->route_fallbacks, v, 1, &mh->route_fallbacks[r]));
+    }
+    ALLOC(mh->cluster_requests, cfg->nclusters * GW_CLASSES);
+    ALLOC(mh->cluster_duration, cfg->nclusters);
+    ALLOC(mh->cluster_retries, cfg->nclusters);
+    ALLOC(mh->breaker_open, cfg->nclusters);
+    ALLOC(mh->breaker_opens, cfg->nclusters);
+    ALLOC(mh->ejections, cfg->nclusters);
+    ALLOC(mh->endpoint_requests, cfg->nclusters);
+    ALLOC(mh->endpoint_healthy, cfg->nclusters);
+    ALLOC(mh->nendpoints, cfg->nclusters);
+    for (uint32_t c = 0; c < cfg->nclusters; c++) {
+        const struct proxy_cluster *cl = &cfg->clusters[c];
+        struct slice v[3] = {slice_from_cstr(cl->name)};
+        for (int k = 0; k < GW_CLASSES; k++) {
+            v[1] = slice_from_cstr(class_names[k]);
+            TRY(metric_counter_get(f->cluster_requests, v, 2,
+                                   &mh->cluster_requests[c * GW_CLASSES + (uint32_t)k]));
+        }
+        TRY(metric_histogram_get(f->cluster_duration, v, 1, &mh->cluster_duration[c]));
+        TRY(metric_counter_get(f->cluster_retries, v, 1, &mh->cluster_retries[c]));
+        TRY(metric_gauge_get(f->breaker_open, v, 1, &mh->breaker_open[c]));
+        TRY(metric_counter_get(f->breaker_opens, v, 1, &mh->breaker_opens[c]));
+        TRY(metric_counter_get(f->ejections, v, 1, &mh->ejections[c]));
+        ALLOC(mh->endpoint_requests[c], cl->nendpoints * GW_CLASSES);
+        ALLOC(mh->endpoint_healthy[c], cl->nendpoints);
+        mh->nendpoints[c] = cl->nendpoints;
+        for (uint32_t e = 0; e < cl->nendpoints; e++) {
+            v[1] = slice_from_cstr(cl->endpoints[e].name);
+            for (int k = 0; k < GW_CLASSES; k++) {
+                v[2] = slice_from_cstr(class_names[k]);
+                TRY(metric_counter_get(f->endpoint_requests, v, 3,
+                                       &mh->endpoint_requests[c][e * GW_CLASSES + (uint32_t)k]));
+            }
+            TRY(metric_gauge_get(f->endpoint_healthy, v, 2, &mh->endpoint_healthy[c][e]));
+        }
+    }
+    return 0;
+}
+
+int proxy__status_class(int status)
+{
+    return status >= 100 && status < 600 ? status / 100 : 0;
+}
