@@ -120,7 +120,7 @@ int buf_reserve(struct buf *b, size_t n)
     return 0;
 }
 
-int buf_append(struct buf *b, const void *p, size_t n)
+int buf__append_slow(struct buf *b, const void *p, size_t n)
 {
     int rc = buf_reserve(b, n);
 
@@ -162,6 +162,31 @@ int buf_vappendf(struct buf *b, const char *fmt, va_list ap)
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     b->len += (size_t)n;
     return 0;
+}
+
+int buf_append_u64(struct buf *b, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+
+    do {
+        tmp[sizeof(tmp) - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return buf_append(b, tmp + sizeof(tmp) - n, n);
+}
+
+int buf_append_hex(struct buf *b, uint64_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+    char tmp[16];
+    size_t n = 0;
+
+    do {
+        tmp[sizeof(tmp) - 1 - n++] = digits[v & 15];
+        v >>= 4;
+    } while (v);
+    return buf_append(b, tmp + sizeof(tmp) - n, n);
 }
 
 int buf_appendf(struct buf *b, const char *fmt, ...)

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define SH_MUST_CHECK __attribute__((warn_unused_result))
 #define SH_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
@@ -117,10 +118,26 @@ struct buf {
 };
 #define BUF_INIT(limit) ((struct buf){.max = (limit)})
 
-int buf_append(struct buf *b, const void *p, size_t n);
+int buf__append_slow(struct buf *b, const void *p, size_t n);
+/* Appends n bytes; the common case (room already there) is inline. */
+static inline int buf_append(struct buf *b, const void *p, size_t n)
+{
+    if (b->err == 0 && b->cap - b->len > n && (b->max == 0 || b->len + n <= b->max) &&
+        b->data) {
+        if (n)
+            memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return 0;
+    }
+    return buf__append_slow(b, p, n);
+}
 int buf_appends(struct buf *b, struct slice s);
 int buf_appendc(struct buf *b, char c);
 int buf_appendf(struct buf *b, const char *fmt, ...) SH_PRINTF(2, 3);
+/* Decimal / lowercase hex text of v, without printf (for hot paths). */
+int buf_append_u64(struct buf *b, uint64_t v);
+int buf_append_hex(struct buf *b, uint64_t v);
 int buf_vappendf(struct buf *b, const char *fmt, va_list ap) SH_PRINTF(2, 0);
 /* Appends s as a JSON string body (no quotes), escaping quotes, backslash and controls. */
 int buf_append_json_str(struct buf *b, struct slice s);

@@ -70,6 +70,8 @@ struct http_client {
     struct http__flusher fl;
     struct cl_pool *pools;
     struct http_client_stats stats;
+    struct http_creq *pool; /* finished requests kept for reuse, through next_pending */
+    uint32_t npool;
     int open_handles;
     bool freeing;
 };
@@ -82,12 +84,65 @@ static int open_conn(struct http_client *cl, struct cl_pool *pool, struct http_c
 /* ------------------------------------------------------------------------------------------
  * Requests
  * ------------------------------------------------------------------------------------------ */
+enum { CREQ_POOL_MAX = 64, CREQ_KEEP_BYTES = 16 * 1024 };
+
+/* Keeps small buffers' capacity: a finished request's memory serves the next one. */
+static void keep_or_release(struct buf *b)
+{
+    if (b->cap > CREQ_KEEP_BYTES)
+        buf_release(b);
+    else
+        buf_reset(b);
+}
+
 static void creq_free(struct http_creq *cr)
 {
+    struct http_client *cl = cr->cl;
+
+    if (cl->npool < CREQ_POOL_MAX && !cl->freeing) {
+        struct buf sent = cr->sent, pending = cr->pending, head = cr->head_copy;
+        keep_or_release(&sent);
+        keep_or_release(&pending);
+        keep_or_release(&head);
+        memset(cr, 0, sizeof(*cr));
+        cr->sent = sent;
+        cr->pending = pending;
+        cr->head_copy = head;
+        cr->next_pending = cl->pool;
+        cl->pool = cr;
+        cl->npool++;
+        return;
+    }
     buf_release(&cr->sent);
     buf_release(&cr->pending);
     buf_release(&cr->head_copy);
     sh_free(cr);
+}
+
+static struct http_creq *creq_new(struct http_client *cl)
+{
+    struct http_creq *cr = cl->pool;
+
+    if (!cr)
+        return sh_calloc(1, sizeof(*cr));
+    cl->pool = cr->next_pending;
+    cl->npool--;
+    cr->next_pending = NULL;
+    return cr;
+}
+
+static void creq_pool_free(struct http_client *cl)
+{
+    struct http_creq *cr;
+
+    while ((cr = cl->pool) != NULL) {
+        cl->pool = cr->next_pending;
+        buf_release(&cr->sent);
+        buf_release(&cr->pending);
+        buf_release(&cr->head_copy);
+        sh_free(cr);
+    }
+    cl->npool = 0;
 }
 
 /* Ends a request: calls on_done once and frees it. The connection must be detached. */
@@ -643,6 +698,7 @@ void http_client_free(struct http_client *cl)
 
     if (!cl || cl->freeing)
         return;
+    creq_pool_free(cl);
     cl->freeing = true;
     for (pool = cl->pools; pool; pool = pool->next) {
         while (pool->pending_head) {
@@ -732,7 +788,7 @@ int http_client_request(struct http_client *cl, const struct http_request_desc *
         d->method.len == 0 || d->target.len == 0 || has_ctl(d->method) || has_ctl(d->target) ||
         has_ctl(d->host) || memchr(d->target.ptr, ' ', d->target.len))
         return SH_EINVAL;
-    for (size_t i = 0; i < d->nfields; i++) {
+    for (size_t i = 0; i < d->nfields && !d->fields_checked; i++) {
         if (has_ctl(d->fields[i].name) || has_ctl(d->fields[i].value) ||
             d->fields[i].name.len == 0)
             return SH_EINVAL;
@@ -743,7 +799,7 @@ int http_client_request(struct http_client *cl, const struct http_request_desc *
     if (pool->npending >= cl->cfg.max_pending_per_host &&
         pool->nopen >= cl->cfg.max_conns_per_host && pool->nidle == 0)
         return SH_ELIMIT;
-    cr = sh_calloc(1, sizeof(*cr));
+    cr = creq_new(cl);
     if (!cr)
         return SH_ENOMEM;
     cr->cl = cl;
@@ -770,8 +826,11 @@ int http_client_request(struct http_client *cl, const struct http_request_desc *
         http_write_field(b, d->fields[i].name, d->fields[i].value);
     if (cr->chunked)
         buf_appends(b, SLICE("Transfer-Encoding: chunked\r\n"));
-    else if (d->content_length > 0 || cr->method == HTTP_M_POST || cr->method == HTTP_M_PUT)
-        buf_appendf(b, "Content-Length: %lld\r\n", (long long)d->content_length);
+    else if (d->content_length > 0 || cr->method == HTTP_M_POST || cr->method == HTTP_M_PUT) {
+        buf_appends(b, SLICE("Content-Length: "));
+        buf_append_u64(b, (uint64_t)d->content_length);
+        buf_append(b, "\r\n", 2);
+    }
     rc = buf_append(b, "\r\n", 2);
     if (rc == 0)
         rc = buf_append(&cr->pending, b->data, b->len);

@@ -395,6 +395,8 @@ struct http_request_desc {
     struct slice host;                /* Host field value */
     const struct http_out_field *fields; /* no framing, Host or Connection fields */
     size_t nfields;
+    bool fields_checked;              /* the caller vouches that names are tokens and values
+                                         hold no CR/LF/NUL (e.g. they come from our parser) */
     int64_t content_length;           /* 0 = no body, -1 = chunked, else exact */
     uint32_t response_timeout_ms;     /* head must arrive within this after the request was
                                          sent; 0 = none */

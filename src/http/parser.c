@@ -56,7 +56,7 @@ enum ext_state {
 };
 
 /* Character classes. */
-enum { C_TCHAR = 1, C_VALUE = 2, C_TARGET = 4, C_HEX = 8, C_QDTEXT = 16 };
+enum { C_TCHAR = 1, C_VALUE = 2, C_TARGET = 4, C_HEX = 8, C_QDTEXT = 16, C_HOST = 32 };
 
 static uint8_t cls[256];
 static _Atomic int cls_ready;
@@ -78,6 +78,10 @@ static void cls_init(void)
             v |= C_TARGET;
         if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))
             v |= C_HEX;
+        /* Host: reg-name (unreserved, sub-delims, pct-encoded) plus ':' '[' ']' for ports
+         * and IP literals */
+        if (alnum || (c && strchr("-._~!$&'()*+,;=:[]%", c)))
+            v |= C_HOST;
         if (c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5b) ||
             (c >= 0x5d && c <= 0x7e) || c >= 0x80)
             v |= C_QDTEXT;
@@ -388,14 +392,8 @@ static bool parse_conn_elem(struct slice elem, void *data)
  * sub-delims and pct-encoded bytes of reg-name plus brackets and colons for IP literals. */
 static bool host_valid(struct slice h)
 {
-    static const char ok[] = "-._~!$&'()*+,;=:[]%";
-
     for (size_t i = 0; i < h.len; i++) {
-        unsigned char c = (unsigned char)h.ptr[i];
-        bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-        if (!alnum && !strchr(ok, c))
-            return false;
-        if (c == '\0')
+        if (!is_c((unsigned char)h.ptr[i], C_HOST))
             return false;
     }
     return true;
@@ -734,6 +732,15 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
             break;
         }
         case S_VERSION:
+            /* fast path: the usual "HTTP/1.x" in one go (the checks below still judge it) */
+            if (p->ver_len == 0 && len - i >= 8 && memcmp(d + i, "HTTP/1.", 7) == 0 &&
+                d[i + 7] >= '0' && d[i + 7] <= '9' && p->pos + 8 <= p->lim.max_request_line) {
+                memcpy(p->ver, d + i, 8);
+                p->ver_len = 8;
+                p->pos += 8;
+                i += 8;
+                continue;
+            }
             if (c == '\r') {
                 p->state = S_RL_LF;
             } else if (c == '\n') {
@@ -768,6 +775,14 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
             continue;
 
         case S_RVERSION:
+            if (p->ver_len == 0 && len - i >= 8 && memcmp(d + i, "HTTP/1.", 7) == 0 &&
+                d[i + 7] >= '0' && d[i + 7] <= '9' && p->pos + 8 <= p->lim.max_head) {
+                memcpy(p->ver, d + i, 8);
+                p->ver_len = 8;
+                p->pos += 8;
+                i += 8;
+                continue;
+            }
             if (c == ' ') {
                 p->ver[p->ver_len] = '\0';
                 rc = parse_version(p, "status-line");
@@ -804,7 +819,19 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
                 continue;
             }
             FAIL(SH_EPARSE, 400, "status-line", "status code is not three digits");
-        case S_REASON:
+        case S_REASON: {
+            /* fast scan of the reason phrase, as far as the status-line limit allows */
+            size_t j = i, end = scan_end(p, i, len, (uint64_t)p->line_start + p->lim.max_request_line);
+            while (j < end && is_c(d[j], C_VALUE))
+                j++;
+            p->pos += (uint32_t)(j - i);
+            i = j;
+            if (p->pos - p->line_start > p->lim.max_request_line)
+                FAIL(SH_ETOOBIG, 400, "status-line", "status line too long");
+            if (i == len)
+                continue;
+            c = d[i];
+        }
             if (c == '\r' || c == '\n') {
                 if (c == '\n' && !lf_ok(p))
                     FAIL(SH_EPARSE, 400, "status-line", "bare LF ends the status line");
@@ -886,10 +913,14 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
         case S_VALUE: {
             size_t j = i, end = scan_end(p, i, len, p->line_start + p->lim.max_field_line);
             uint32_t start = p->pos;
-            while (j < end && is_c(d[j], C_VALUE)) {
-                if (d[j] != ' ' && d[j] != '\t')
-                    p->value_end = start + (uint32_t)(j - i) + 1;
+            while (j < end && is_c(d[j], C_VALUE))
                 j++;
+            /* trailing blanks are trimmed: find the last non-blank of this stretch */
+            for (size_t k = j; k > i; k--) {
+                if (d[k - 1] != ' ' && d[k - 1] != '\t') {
+                    p->value_end = start + (uint32_t)(k - i);
+                    break;
+                }
             }
             p->pos += (uint32_t)(j - i);
             i = j;

@@ -879,11 +879,15 @@ int http_exchange_start(struct http_exchange *ex, const struct http_response_hea
     http_write_status_line(out, st, rh->reason);
     for (size_t i = 0; i < rh->nfields; i++)
         http_write_field(out, rh->fields[i].name, rh->fields[i].value);
-    buf_appendf(out, "Date: %s\r\n", http_date_now());
+    buf_appends(out, SLICE("Date: "));
+    buf_appends(out, slice_from_cstr(http_date_now()));
+    buf_append(out, "\r\n", 2);
     if (st == 204 || st == 304) {
         ex->resp_remaining = -1;
     } else if (rh->content_length >= 0) {
-        buf_appendf(out, "Content-Length: %lld\r\n", (long long)rh->content_length);
+        buf_appends(out, SLICE("Content-Length: "));
+        buf_append_u64(out, (uint64_t)rh->content_length);
+        buf_append(out, "\r\n", 2);
         ex->resp_remaining = rh->content_length;
     } else if (ex->head.version_minor >= 1) {
         buf_appends(out, SLICE("Transfer-Encoding: chunked\r\n"));

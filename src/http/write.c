@@ -15,9 +15,22 @@ static const char *const hop_by_hop[] = {
 
 bool http_is_hop_by_hop(const struct http_head *h, struct slice name)
 {
-    for (size_t i = 0; i < SH_ARRAY_LEN(hop_by_hop); i++) {
-        if (slice_eq_nocase(name, slice_from_cstr(hop_by_hop[i])))
-            return true;
+    /* the names are 2, 7, 10 and 16 to 19 bytes long: most fields fail the length test */
+    switch (name.len) {
+    case 2:
+    case 7:
+    case 10:
+    case 16:
+    case 17:
+    case 18:
+    case 19:
+        for (size_t i = 0; i < SH_ARRAY_LEN(hop_by_hop); i++) {
+            if (slice_eq_nocase(name, slice_from_cstr(hop_by_hop[i])))
+                return true;
+        }
+        break;
+    default:
+        break;
     }
     if (h && (h->flags & HTTP_F_CONN_OTHER))
         return http_head_has_token(h, SLICE("connection"), name);
@@ -26,28 +39,48 @@ bool http_is_hop_by_hop(const struct http_head *h, struct slice name)
 
 int http_write_status_line(struct buf *out, int status, const char *reason)
 {
+    char line[16] = "HTTP/1.1 000 ";
+
     if (!reason || !*reason)
         reason = http_reason(status);
-    return buf_appendf(out, "HTTP/1.1 %03d %s\r\n", status, reason);
+    if (status < 100 || status > 999)
+        status = 500;
+    line[9] = (char)('0' + status / 100);
+    line[10] = (char)('0' + status / 10 % 10);
+    line[11] = (char)('0' + status % 10);
+    buf_append(out, line, 13);
+    buf_appends(out, slice_from_cstr(reason));
+    return buf_append(out, "\r\n", 2);
 }
 
 int http_write_field(struct buf *out, struct slice name, struct slice value)
 {
-    buf_appends(out, name);
-    buf_append(out, ": ", 2);
-    buf_appends(out, value);
-    return buf_append(out, "\r\n", 2);
+    size_t n = name.len + value.len + 4;
+    int rc = buf_reserve(out, n); /* one reservation, then plain copies */
+
+    if (rc)
+        return rc;
+    char *p = out->data + out->len;
+    memcpy(p, name.ptr, name.len);
+    p += name.len;
+    *p++ = ':';
+    *p++ = ' ';
+    if (value.len)
+        memcpy(p, value.ptr, value.len);
+    p += value.len;
+    *p++ = '\r';
+    *p++ = '\n';
+    out->len += n;
+    out->data[out->len] = '\0';
+    return 0;
 }
 
 int http_write_chunk(struct buf *out, const void *p, size_t n)
 {
-    char size[24];
-    int len;
-
     if (n == 0)
         return out->err;
-    len = snprintf(size, sizeof(size), "%zx\r\n", n);
-    buf_append(out, size, (size_t)len);
+    buf_append_hex(out, n);
+    buf_append(out, "\r\n", 2);
     buf_append(out, p, n);
     return buf_append(out, "\r\n", 2);
 }

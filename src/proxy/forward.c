@@ -32,7 +32,8 @@ struct fwd {
     const struct proxy_retry *rp;
     struct http_exchange *ex;
     struct http_creq *cr;
-    uv_timer_t timer;
+    uv_timer_t *timer; /* backoff before a retry; made when first needed */
+    struct fwd *next_dead; /* in the worker's lists of ended and reusable requests */
     uint32_t ep, prev_ep;
     struct http_out_field *fields;
     size_t nfields;
@@ -56,6 +57,7 @@ struct fwd {
     char clientip[64];
 };
 
+struct fwd;
 static void fwd_start_attempt(struct fwd *f);
 static void fwd_end(struct fwd *f);
 
@@ -544,7 +546,16 @@ static void retry_or_fail(struct fwd *f, uint32_t reason, int status, const char
             metric_counter_inc(MH(f)->retries, f->w->index);
             metric_counter_inc(MH(f)->cluster_retries[CI(f)], f->w->index);
             f->prev_ep = f->ep;
-            uv_timer_start(&f->timer, retry_cb, delay, 0);
+            if (!f->timer) { /* made on the first retry only: most requests never wait */
+                f->timer = sh_malloc(sizeof(*f->timer));
+                if (!f->timer) {
+                    fail_request(f, status, what, NULL, NULL);
+                    return;
+                }
+                uv_timer_init(&f->w->loop, f->timer);
+                f->timer->data = f;
+            }
+            uv_timer_start(f->timer, retry_cb, delay, 0);
             return;
         }
     }
@@ -786,6 +797,7 @@ static void fwd_start_attempt(struct fwd *f)
         .host = http_head_host(h),
         .fields = f->fields,
         .nfields = f->nfields,
+        .fields_checked = true, /* parsed by us, or validated when the config was loaded */
         .content_length = f->req_cl,
         .response_timeout_ms = f->to->per_try_ms,
         .total_timeout_ms = (uint32_t)SH_MIN(left, (uint64_t)UINT32_MAX),
@@ -897,9 +909,7 @@ static void down_abort(struct http_exchange *ex, int err, void *data)
         if (f->probe)
             c->probe_in_flight = false;
     }
-    if (!uv_is_active((uv_handle_t *)&f->timer))
-        fwd_end(f);
-    /* else the backoff timer fires, sees no exchange and ends the request */
+    fwd_end(f); /* a pending backoff timer is stopped there */
 }
 
 static const struct http_exchange_handlers down_handlers = {
@@ -909,13 +919,61 @@ static const struct http_exchange_handlers down_handlers = {
 /* ------------------------------------------------------------------------------------------
  * Request entry
  * ------------------------------------------------------------------------------------------ */
-static void fwd_timer_closed(uv_handle_t *h)
+static void timer_closed(uv_handle_t *h)
 {
-    struct fwd *f = h->data;
+    sh_free(h);
+}
 
-    buf_release(&f->body);
-    buf_release(&f->captured);
-    sh_free(f);
+/* Requests that ended are released at the end of the loop turn, once every callback that
+ * might still hold them has returned; their memory is reused by the next requests. */
+enum { FWD_POOL_MAX = 256 };
+
+void proxy__fwd_reap(struct gw_worker *w)
+{
+    struct fwd *f;
+
+    while ((f = w->dead) != NULL) {
+        w->dead = f->next_dead;
+        buf_release(&f->captured);
+        if (w->npool < FWD_POOL_MAX && f->body.cap <= 16384) {
+            struct buf body = f->body;
+            buf_reset(&body);
+            memset(f, 0, sizeof(*f));
+            f->body = body;
+            f->next_dead = w->pool;
+            w->pool = f;
+            w->npool++;
+        } else {
+            buf_release(&f->body);
+            sh_free(f);
+        }
+    }
+}
+
+void proxy__fwd_pool_free(struct gw_worker *w)
+{
+    struct fwd *f;
+
+    proxy__fwd_reap(w);
+    while ((f = w->pool) != NULL) {
+        w->pool = f->next_dead;
+        buf_release(&f->body);
+        sh_free(f);
+    }
+    w->npool = 0;
+}
+
+static struct fwd *fwd_new(struct gw_worker *w)
+{
+    struct fwd *f = w->pool;
+
+    if (f) {
+        w->pool = f->next_dead;
+        w->npool--;
+        f->next_dead = NULL;
+        return f;
+    }
+    return sh_calloc(1, sizeof(*f));
 }
 
 static void fwd_end(struct fwd *f)
@@ -942,8 +1000,14 @@ static void fwd_end(struct fwd *f)
         access_log(f);
     proxy__state_unref(f->st);
     f->st = NULL;
-    uv_timer_stop(&f->timer);
-    uv_close((uv_handle_t *)&f->timer, fwd_timer_closed);
+    if (f->timer) {
+        uv_timer_stop(f->timer);
+        uv_close((uv_handle_t *)f->timer, timer_closed);
+        f->timer = NULL;
+    }
+    f->next_dead = w->dead;
+    w->dead = f;
+    uv_prepare_start(&w->log_flush, proxy__worker_prepare);
 }
 
 static bool valid_request_id(struct slice v)
@@ -1111,16 +1175,25 @@ static bool rate_limited(struct fwd *f, const struct http_head *h, uint32_t *ret
     return true;
 }
 
+/* Copies s into out (n bytes), cut to fit and NUL-terminated; no printf on the hot path. */
+static void copy_text(char *out, size_t n, struct slice s)
+{
+    size_t len = SH_MIN(s.len, n - 1);
+
+    memcpy(out, s.ptr, len);
+    out[len] = '\0';
+}
+
 static void peer_ip(const char *peer, char *out, size_t n)
 {
     const char *colon = strrchr(peer, ':');
     size_t len = colon ? (size_t)(colon - peer) : strlen(peer);
 
-    if (len && peer[0] == '[') { /* [::1]:port */
+    if (len >= 2 && peer[0] == '[') { /* [::1]:port */
         peer++;
         len -= 2;
     }
-    snprintf(out, n, "%.*s", (int)len, peer);
+    copy_text(out, n, (struct slice){peer, len});
 }
 
 void proxy__on_request(struct http_exchange *ex, void *data)
@@ -1132,7 +1205,7 @@ void proxy__on_request(struct http_exchange *ex, void *data)
     struct slice rid;
     uint32_t retry_after;
 
-    f = st ? sh_calloc(1, sizeof(*f)) : NULL;
+    f = st ? fwd_new(w) : NULL;
     if (!f) {
         sh_free(f);
         http_exchange_respond(ex, 503, SLICE("application/json"),
@@ -1147,15 +1220,11 @@ void proxy__on_request(struct http_exchange *ex, void *data)
     f->ep = f->prev_ep = UINT32_MAX;
     f->start_us = sh_now_us();
     f->body_kept = true;
-    uv_timer_init(&w->loop, &f->timer);
-    f->timer.data = f;
     peer_ip(http_exchange_peer(ex), f->clientip, sizeof(f->clientip));
-    snprintf(f->method, sizeof(f->method), "%.*s", (int)SH_MIN(h->method_s.len, 15u),
-             http_head_method(h).ptr);
-    snprintf(f->log_target, sizeof(f->log_target), "%.*s", (int)SH_MIN(h->target.len, 159u),
-             http_head_target(h).ptr);
+    copy_text(f->method, sizeof(f->method), http_head_method(h));
+    copy_text(f->log_target, sizeof(f->log_target), http_head_target(h));
     if (http_head_get(h, SLICE("x-request-id"), &rid) && valid_request_id(rid)) {
-        snprintf(f->reqid, sizeof(f->reqid), "%.*s", (int)rid.len, rid.ptr);
+        copy_text(f->reqid, sizeof(f->reqid), rid);
     } else {
         trace_request_id(&w->trng, f->reqid, sizeof(f->reqid));
     }

@@ -109,12 +109,16 @@ static void worker_stats_tick(uv_timer_t *t)
     metric_gauge_set(w->connections, (double)st.active_conns);
 }
 
-static void worker_log_flush(uv_prepare_t *p)
+/* Once per loop turn, while there is work: flush the access log, release ended requests. */
+void proxy__worker_prepare(uv_prepare_t *p)
 {
     struct gw_worker *w = p->data;
 
     if (w->access_log.len)
         proxy__log_flush(w);
+    proxy__fwd_reap(w);
+    if (!w->access_log.len && !w->dead)
+        uv_prepare_stop(p);
 }
 
 static void worker_main(void *arg)
@@ -122,6 +126,7 @@ static void worker_main(void *arg)
     struct gw_worker *w = arg;
 
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    proxy__fwd_pool_free(w);
     proxy__state_unref(w->state);
     w->state = NULL;
     buf_release(&w->access_log);
@@ -184,7 +189,7 @@ static int worker_init(struct proxy_gateway *gw, struct gw_worker *w, uint32_t i
     w->wake.data = w;
     uv_prepare_init(&w->loop, &w->log_flush);
     w->log_flush.data = w;
-    uv_prepare_start(&w->log_flush, worker_log_flush);
+    uv_prepare_start(&w->log_flush, proxy__worker_prepare);
     uv_unref((uv_handle_t *)&w->log_flush);
     uv_timer_init(&w->loop, &w->stats_timer);
     w->stats_timer.data = w;
@@ -390,9 +395,11 @@ static void gw_check_stopped(struct proxy_gateway *gw)
         return;
     gw->stop_done = NULL;
     for (uint32_t i = 0; i < gw->nworkers; i++) {
-        if (gw->workers[i].thread_started)
-            uv_thread_join(&gw->workers[i].thread);
-        gw->workers[i].thread_started = false;
+        struct gw_worker *w = &gw->workers[i];
+        if (w->thread_started && !w->joined) {
+            uv_thread_join(&w->thread);
+            w->joined = true; /* thread_started stays: free must not touch its handles */
+        }
     }
     done(gw->stop_data);
 }
@@ -621,6 +628,7 @@ static void worker_release_unstarted(struct gw_worker *w)
         uv_close((uv_handle_t *)&w->stats_timer, NULL);
     }
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    proxy__fwd_pool_free(w);
     proxy__state_unref(w->state);
     buf_release(&w->access_log);
     uv_loop_close(&w->loop);

@@ -108,6 +108,7 @@ struct gw_route_rt {
 };
 
 struct gw_worker;
+struct fwd;
 
 /* One config generation as one worker sees it. Counted: the worker holds one reference and
  * every request forwarded under it holds one. */
@@ -134,10 +135,12 @@ struct gw_worker {
     struct gw_state *state;
     struct buf access_log;
     struct metric_gauge *connections;
+    struct fwd *dead, *pool; /* ended requests to release; released ones to reuse */
+    uint32_t npool;
     uv_timer_t stats_timer;
     struct trace_rng trng;
     uint64_t rng;
-    bool stopping, loop_ready, handles_ready, thread_started;
+    bool stopping, loop_ready, handles_ready, thread_started, joined;
     _Atomic bool exited;
 };
 
@@ -184,5 +187,8 @@ void proxy__on_request(struct http_exchange *ex, void *data); /* data: struct gw
 struct gw_state *proxy__worker_state(struct gw_worker *w);
 void proxy__state_unref(struct gw_state *st);
 void proxy__log_flush(struct gw_worker *w);
+void proxy__fwd_reap(struct gw_worker *w);
+void proxy__fwd_pool_free(struct gw_worker *w);
+void proxy__worker_prepare(uv_prepare_t *p); /* gateway.c: flush logs, reap requests */
 
 #endif

@@ -124,6 +124,10 @@ class Gateway:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+                raise AssertionError("the gateway did not stop within 10s of SIGTERM")
+            # a graceful stop exits 0: anything else (an abort, a sanitizer report) fails
+            assert self.proc.returncode == 0, \
+                f"gateway exited {self.proc.returncode}: {''.join(self.log[-10:])}"
 
 
 class Upstreams:
