@@ -2,9 +2,8 @@
 /* test_store.c: the store on its SQLite backend: reads and writes, revisions and versions as
  * etcd gives them, compare-and-swap and transactions, history, limits, reopening, schema
  * migration, the data dir lock, and OOM torture. Leases and watches: test_store_watch.c. */
-#include "test_util.h"
+#include "store/store_fixture.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,46 +11,6 @@
 
 #include <sqlite3.h>
 
-#include "store/store.h"
-
-#define S(lit) SLICE(lit)
-
-static char dir[256];
-
-static void rm_dir(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    char p[512];
-
-    if (!d)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(path);
-}
-
-static int dir_setup(void **state)
-{
-    snprintf(dir, sizeof(dir), "/tmp/shoal-store-test-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    return test_setup(state);
-}
-
-static int dir_teardown(void **state)
-{
-    int rc = test_teardown(state);
-
-    rm_dir(dir);
-    return rc;
-}
-
-#define STORE_TEST(fn) cmocka_unit_test_setup_teardown(fn, dir_setup, dir_teardown)
 
 static struct store *open_store(uint32_t history, uint32_t window)
 {
