@@ -414,8 +414,8 @@ static int migrate(struct store *st)
             char keep[sizeof(st->errmsg)];
             memcpy(keep, st->errmsg, sizeof(keep));
             rollback(st);
-            snprintf(st->errmsg, sizeof(st->errmsg), "migration %lld -> %lld: %s",
-                     (long long)v, (long long)(v + 1), keep);
+            store__set_errmsg(st, "migration %lld -> %lld: %.200s", (long long)v,
+                              (long long)(v + 1), keep);
             return rc;
         }
         SH_LOG(SH_INFO, "store", "schema migrated", LF_INT("from", v), LF_INT("to", v + 1));
