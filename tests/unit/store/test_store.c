@@ -478,6 +478,15 @@ static void test_store__not_a_database_is_corrupt(void **state)
     assert_non_null(strstr(d.where, "store.db"));
 }
 
+static void torture_on_event(void *data, struct store_watch *w, const struct store_event *ev)
+{
+    int *err = data;
+    (void)w;
+
+    if (ev->type == STORE_EVENT_ERROR)
+        *err = ev->err;
+}
+
 /* Open, write, read, watch and close with the Nth allocation failing, for every N. */
 static int torture_once(void)
 {
@@ -509,6 +518,19 @@ static int torture_once(void)
     if (rc == 0) {
         rc = store_history(st, S("/a/1"), 0, &res);
         store_result_release(&res);
+    }
+    if (rc == 0) {
+        /* Replays from the log, then sees one live put; a failed replay is an ERROR event. */
+        struct store_watch *w = NULL;
+        int err = 0;
+        rc = store_watch(st, &(struct store_watch_config){.span = STORE_PREFIX(S("/a/")),
+                                                           .from_revision = 1},
+                         torture_on_event, &err, &w);
+        if (rc == 0)
+            rc = store_put(st, S("/a/3"), S("three"), 0, NULL);
+        if (rc == 0 && err)
+            rc = err;
+        store_watch_cancel(w);
     }
     store_close(st);
     return rc;
