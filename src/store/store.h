@@ -87,7 +87,8 @@ struct store_config {
  * database was written by a newer shoal (its schema version is above ours). */
 SH_MUST_CHECK int store_open(const struct store_config *cfg, struct store **out,
                              struct sh_diag *d);
-/* Cancels and frees every watch, closes the database. NULL is a no-op. */
+/* Cancels and frees every watch, closes the database (checkpointing the WAL). NULL is a no-op.
+ * Not from inside a watch callback. */
 void store_close(struct store *st);
 
 /* The last error's message on this handle ("" when none), like sqlite3_errmsg. Borrowed until
