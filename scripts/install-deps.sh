@@ -7,6 +7,7 @@ pkgs=(
     build-essential cmake pkg-config   # the build
     libuv1-dev                         # event loop (core, http)
     libyaml-dev                        # manifest and gateway config (supervisor)
+    libsqlite3-dev                     # embedded store (store)
     libcmocka-dev                      # unit tests
     curl nodejs                        # integration tests; llhttp differential test
     python3                            # integration test drivers

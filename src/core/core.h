@@ -44,7 +44,11 @@
     XX(EEOF, -4003, "unexpected end of input")                                                 \
     XX(ECLOSED, -4004, "connection closed")                                                    \
     XX(ESHUTDOWN, -4005, "shutting down")                                                      \
-    XX(ELIMIT, -4006, "concurrency limit reached")
+    XX(ELIMIT, -4006, "concurrency limit reached")                                             \
+    XX(EIO, -EIO, "input/output error")                                                        \
+    XX(ENOSPC, -ENOSPC, "no space left on device")                                             \
+    XX(ECOMPACTED, -4007, "revision compacted")                                                \
+    XX(ECORRUPT, -4008, "stored data is corrupt")
 
 enum sh_err {
 #define XX(name, value, msg) SH_##name = (value),
