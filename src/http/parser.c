@@ -1130,6 +1130,8 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
         /* c is the LF ending the head (or the trailers) */
         i++;
         p->pos++;
+        if (p->pos > p->lim.max_head) /* the final LF counts too (fuzz: head of max_head + 1) */
+            goto too_big;
         if (p->is_trailer) {
             message_done(p);
             rc = HTTP_DONE;
