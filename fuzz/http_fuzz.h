@@ -148,6 +148,12 @@ static void fuzz_check_head(const struct http_parser *p, const char *in, size_t 
             FUZZ_CHECK(value.ptr[0] != ' ' && value.ptr[0] != '\t');
             FUZZ_CHECK(value.ptr[value.len - 1] != ' ' && value.ptr[value.len - 1] != '\t');
         }
+        /* name ":" OWS value OWS line-end, re-read from the bytes themselves */
+        FUZZ_CHECK(name.ptr[name.len] == ':');
+        for (const char *q = name.ptr + name.len + 1; q < value.ptr; q++)
+            FUZZ_CHECK(*q == ' ' || *q == '\t');
+        for (const char *q = value.ptr + value.len; *q != '\r' && *q != '\n'; q++)
+            FUZZ_CHECK((*q == ' ' || *q == '\t') && q < h->base + h->len);
     }
     FUZZ_CHECK(h->version_minor <= 1);
     if (h->body == HTTP_BODY_LENGTH)
@@ -159,6 +165,16 @@ static void fuzz_check_head(const struct http_parser *p, const char *in, size_t 
         FUZZ_CHECK(h->method_s.off == 0 && m.len > 0 && m.len <= p->lim.max_method);
         FUZZ_CHECK(h->method == http_method_from(m));
         FUZZ_CHECK(h->target.len > 0 && h->target.off > h->method_s.len);
+        FUZZ_CHECK(m.ptr[m.len] == ' ' && h->base[h->target.off - 1] == ' ');
+        FUZZ_CHECK(h->base[h->target.off + h->target.len] == ' ');
+        if (h->form == HTTP_FORM_ORIGIN && (h->flags & HTTP_F_HAS_HOST)) {
+            struct slice host;
+            FUZZ_CHECK(http_head_get(h, SLICE("host"), &host));
+            FUZZ_CHECK(slice_eq(host, http_head_host(h)) && host.ptr == http_head_host(h).ptr);
+        }
+        if (h->form == HTTP_FORM_ABSOLUTE || h->form == HTTP_FORM_AUTHORITY)
+            FUZZ_CHECK(h->host.off >= h->target.off &&
+                       h->host.off + h->host.len <= h->target.off + h->target.len);
         /* the request line without its line end fits max_request_line */
         FUZZ_CHECK((uint64_t)h->target.off + h->target.len + 9 <= p->lim.max_request_line);
         FUZZ_CHECK(h->body != HTTP_BODY_EOF);
@@ -170,6 +186,9 @@ static void fuzz_check_head(const struct http_parser *p, const char *in, size_t 
     } else {
         FUZZ_CHECK(h->status >= 100 && h->status <= 999);
         FUZZ_CHECK((uint64_t)h->reason.off + h->reason.len <= p->lim.max_request_line);
+        FUZZ_CHECK(memcmp(h->base, "HTTP/", 5) == 0);
+        FUZZ_CHECK(h->base[h->reason.off + h->reason.len] == '\r' ||
+                   h->base[h->reason.off + h->reason.len] == '\n');
         if (req_method == HTTP_M_HEAD || h->status < 200 || h->status == 204 ||
             h->status == 304 || (req_method == HTTP_M_CONNECT && h->status < 300))
             FUZZ_CHECK(h->body == HTTP_BODY_NONE);
