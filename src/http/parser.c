@@ -1060,7 +1060,8 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
                 p->state = S_LINE_START;
                 continue;
             }
-            if (p->lim.max_body && p->body_seen + p->remaining > p->lim.max_body)
+            /* body_seen <= max_body here; a sum could wrap for a size near 2^64 (fuzz) */
+            if (p->lim.max_body && p->remaining > p->lim.max_body - p->body_seen)
                 FAIL(SH_ETOOBIG, 413, "body", "body exceeds the limit");
             p->state = S_CHUNK_DATA;
             continue;
