@@ -64,10 +64,12 @@ for t in "${targets[@]}"; do
     [ -d "$seeds" ] && cp -r "$seeds"/. "$corpus"/
     dict_arg=()
     [ -f "$dict" ] && dict_arg=(-dict="$dict")
+    start=$(date +%s)
     timeout --kill-after=30 $((secs + 120)) "$t" "$corpus" "${dict_arg[@]}" \
         -max_total_time="$secs" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$artifacts/" -print_final_stats=1 >"$log" 2>&1
     rc=$?
+    elapsed=$(($(date +%s) - start))
     execs=$(final_stat number_of_executed_units "$log")
     eps=$(final_stat average_exec_per_sec "$log")
     newu=$(final_stat new_units_added "$log")
@@ -82,7 +84,7 @@ for t in "${targets[@]}"; do
     fi
     printf '%s: execs=%s exec/s=%s cov: %s ft: %s corpus=%s new=%s time=%ss %s\n' \
         "$name" "${execs:-?}" "${eps:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "${newu:-?}" \
-        "$secs" "$status"
+        "$elapsed" "$status"
     if [ "$status" != ok ]; then
         for a in $arts; do echo "  artifact: $a"; done
         grep -m1 -E 'ERROR:|contract violated|SUMMARY' "$log" | sed 's/^/  /'
