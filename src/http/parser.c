@@ -787,6 +787,7 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
                 h->reason = (struct http_span){p->tok_start, p->pos - p->tok_start};
                 if (c == '\r') {
                     p->state = S_FIELD_LF; /* same "expect LF, then a field line" step */
+                    p->line_start = p->pos; /* so the CR is not measured by max_field_line */
                     break;
                 }
                 p->pos++;
