@@ -838,6 +838,7 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
                 h->reason = (struct http_span){p->tok_start, p->pos - p->tok_start};
                 if (c == '\r') {
                     p->state = S_FIELD_LF; /* same "expect LF, then a field line" step */
+                    p->line_start = p->pos; /* so the CR is not measured by max_field_line */
                     break;
                 }
                 p->pos++;
@@ -1116,7 +1117,8 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
                 p->state = S_LINE_START;
                 continue;
             }
-            if (p->lim.max_body && p->body_seen + p->remaining > p->lim.max_body)
+            /* body_seen <= max_body here; a sum could wrap for a size near 2^64 (fuzz) */
+            if (p->lim.max_body && p->remaining > p->lim.max_body - p->body_seen)
                 FAIL(SH_ETOOBIG, 413, "body", "body exceeds the limit");
             p->state = S_CHUNK_DATA;
             continue;
@@ -1198,7 +1200,7 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
         /* c is the LF ending the head (or the trailers); it counts (vector head-over-limit-431) */
         i++;
         p->pos++;
-        if (p->pos > p->lim.max_head)
+        if (p->pos > p->lim.max_head) /* the final LF counts too (fuzz: head of max_head + 1) */
             goto too_big;
         if (p->is_trailer) {
             message_done(p);

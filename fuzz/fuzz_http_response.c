@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: MIT */
+/* fuzz_http_response.c: the response parser against its contract (http.h) and against
+ * itself: the first byte picks options (lenient_lf, small limits, the method of the request
+ * answered: GET, HEAD, CONNECT or none), the second the feed steps, the rest is the input,
+ * parsed once whole and once in steps (see http_fuzz.h). */
+#include "http_fuzz.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct fuzz_opts o;
+
+    if (size < 2)
+        return 0;
+    o = fuzz_opts_decode(HTTP_RESPONSE, data[0], data[1]);
+    fuzz_http_run(&o, (const char *)data + 2, size - 2);
+    return 0;
+}
