@@ -8,6 +8,7 @@ pkgs=(
     libuv1-dev                         # event loop (core, http)
     libyaml-dev                        # manifest and gateway config (supervisor)
     libsqlite3-dev                     # embedded store (store)
+    libjansson-dev                     # JSON at the API edges (admin, cli)
     libcmocka-dev                      # unit tests
     curl nodejs                        # integration tests; llhttp differential test
     python3                            # integration test drivers

@@ -2,12 +2,15 @@
 /* main.c: the shoal binary. It owns the role commands, which start components the CLI may not
  * import (design.md: main.c parses argv and starts roles); everything else is the CLI's table.
  * Roles: `shoal gateway` (the proxy alone). */
+#include "admin/admin.h"
 #include "cli/cli.h"
 #include "proxy/proxy.h"
+#include "store/store.h"
 #include "supervisor/supervisor.h"
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------------------------------
@@ -203,7 +206,145 @@ static int cmd_gateway(int argc, char **argv)
     return rc == 0 ? 0 : 1;
 }
 
+/* ------------------------------------------------------------------------------------------
+ * shoal server
+ * ------------------------------------------------------------------------------------------ */
+struct server_run {
+    uv_loop_t *loop;
+    struct store *store;
+    struct admin *admin;
+    uv_timer_t tick;
+    uv_signal_t sigint, sigterm;
+    uint32_t grace_ms;
+};
+
+static void server_tick(uv_timer_t *t)
+{
+    struct server_run *s = t->data;
+    int rc = store_tick(s->store); /* expires leases */
+
+    if (rc < 0)
+        SH_LOG(SH_ERROR, "store", "lease expiry failed", LF_ERR("err", rc),
+               LF_STR("detail", store_errmsg(s->store)));
+}
+
+static void server_stopped(void *data)
+{
+    struct server_run *s = data;
+
+    admin_free(s->admin);
+    s->admin = NULL;
+    uv_close((uv_handle_t *)&s->tick, NULL);
+    uv_close((uv_handle_t *)&s->sigint, NULL);
+    uv_close((uv_handle_t *)&s->sigterm, NULL);
+    SH_LOG(SH_INFO, "admin", "control plane stopped");
+}
+
+static void server_signal(uv_signal_t *sig, int signum)
+{
+    struct server_run *s = sig->data;
+
+    SH_LOG(SH_INFO, "admin", "stopping", LF_INT("signal", signum));
+    uv_signal_stop(&s->sigint);
+    uv_signal_stop(&s->sigterm);
+    uv_timer_stop(&s->tick);
+    admin_stop(s->admin, s->grace_ms, server_stopped, s);
+}
+
+static int cmd_server(int argc, char **argv)
+{
+    const struct cli_command *cmd = cli_find("server");
+    const char *data_dir = ".shoal", *listen = "127.0.0.1:7700", *token = getenv("SHOAL_TOKEN");
+    struct server_run s = {.grace_ms = 5000};
+    struct sh_diag d = {{0}, {0}};
+    char tokbuf[128];
+    bool created = false;
+    uv_loop_t loop;
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--data-dir") && strcmp(a, "--listen") && strcmp(a, "--token") &&
+            strcmp(a, "--log-level"))
+            return cli_usage_error(cmd, "unknown option '%s'", a);
+        if (!v)
+            return cli_usage_error(cmd, "option '%s' needs a value", a);
+        i++;
+        if (!strcmp(a, "--data-dir")) {
+            data_dir = v;
+        } else if (!strcmp(a, "--listen")) {
+            listen = v;
+        } else if (!strcmp(a, "--token")) {
+            token = v;
+        } else {
+            int lvl = sh_log_level_parse(slice_from_cstr(v));
+            if (lvl < 0)
+                return cli_usage_error(cmd, "--log-level: unknown level '%s'", v);
+            sh_log_setup((enum sh_log_level)lvl, SH_LOG_AUTO, 2);
+        }
+    }
+    if (token && strlen(token) < 16)
+        return cli_usage_error(cmd, "the token must be at least 16 characters");
+    rc = store_open(&(struct store_config){.data_dir = data_dir}, &s.store, &d);
+    if (rc < 0) {
+        fprintf(stderr, "shoal server: %s: %s\n", d.where, d.what);
+        return 1;
+    }
+    if (!token) {
+        rc = admin_token_load(data_dir, tokbuf, sizeof(tokbuf), &created, &d);
+        if (rc < 0) {
+            fprintf(stderr, "shoal server: %s: %s\n", d.where, d.what);
+            store_close(s.store);
+            return 1;
+        }
+        token = tokbuf;
+        if (created)
+            fprintf(stderr,
+                    "shoal server: a new API token was written to %s/token (shown once):\n"
+                    "  export SHOAL_TOKEN=%s\n",
+                    data_dir, token);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_init(&loop);
+    s.loop = &loop;
+    rc = admin_new(&loop,
+                   &(struct admin_config){.listen = listen, .token = token, .store = s.store},
+                   &s.admin, &d);
+    if (rc < 0) {
+        fprintf(stderr, "shoal server: %s: %s\n", d.where, d.what[0] ? d.what : sh_strerror(rc));
+        store_close(s.store);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+        return 1;
+    }
+    uv_timer_init(&loop, &s.tick);
+    s.tick.data = &s;
+    uv_timer_start(&s.tick, server_tick, 1000, 1000);
+    uv_signal_init(&loop, &s.sigint);
+    uv_signal_init(&loop, &s.sigterm);
+    s.sigint.data = s.sigterm.data = &s;
+    uv_signal_start(&s.sigint, server_signal, SIGINT);
+    uv_signal_start(&s.sigterm, server_signal, SIGTERM);
+    SH_LOG(SH_INFO, "admin", "control plane listening", LF_STR("listen", listen),
+           LF_UINT("port", admin_port(s.admin)), LF_STR("data_dir", data_dir),
+           LF_INT("revision", store_revision(s.store)));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    store_close(s.store);
+    rc = uv_loop_close(&loop);
+    return rc == 0 ? 0 : 1;
+}
+
 static const struct cli_command roles[] = {
+    {"server", cmd_server, "run the control plane (registry, config, admin API)",
+     "shoal server [--data-dir DIR] [--listen ADDR] [--token TOKEN] [--log-level LEVEL]",
+     "Runs the control plane alone: the admin API (JSON over HTTP under /v1, with a\n"
+     "Consul-compatible subset) on its durable store. `shoal up` embeds the same.\n\n"
+     "  --data-dir DIR     where state lives (default ./.shoal)\n"
+     "  --listen ADDR      the API's address (default 127.0.0.1:7700)\n"
+     "  --token TOKEN      the API token (default: SHOAL_TOKEN, else DIR/token, created and\n"
+     "                     printed once on first start); writes always need it, reads need\n"
+     "                     it from other hosts\n"
+     "  --log-level LEVEL  debug, info, warn, error (default info)\n"},
     {"gateway", cmd_gateway, "run the API gateway (reverse proxy) from a YAML file",
      "shoal gateway -c FILE [--check] [--grace DURATION] [--log-level LEVEL]",
      "Runs the gateway described by FILE (see docs/gateway.md): listeners, routes, clusters,\n"

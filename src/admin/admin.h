@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/* admin.h: the control plane's HTTP API (JSON, versioned under /v1): status, the registry, the
+ * config KV, the Consul-compatible subset existing clients use, and Prometheus service
+ * discovery. One route table (admin_routes in routes.c); bearer-token auth on every write and
+ * on reads from other hosts.
+ * Prefixes: admin_.
+ * Threads: the control thread's loop only. */
+#ifndef SHOAL_ADMIN_H
+#define SHOAL_ADMIN_H
+
+#include "core/core.h"
+
+#include <uv.h>
+
+struct store;
+struct registry;
+struct cfgkv;
+struct admin;
+
+struct admin_config {
+    const char *listen;     /* "127.0.0.1:7700" when NULL */
+    const char *token;      /* required for writes (and remote reads); NULL = none set */
+    const char *datacenter; /* "dc1" when NULL (Consul answers carry it) */
+    const char *node;       /* this node's name; the host name when NULL */
+    size_t max_body_bytes;  /* 413 above it; 0 = 1 MiB */
+    struct store *store;    /* borrowed; may be NULL while a component is not running */
+    struct registry *registry;
+    struct cfgkv *kv;
+};
+
+/* Starts listening. 0 and *out, or a negative code with d filled (address in use...). */
+SH_MUST_CHECK int admin_new(uv_loop_t *loop, const struct admin_config *cfg, struct admin **out,
+                            struct sh_diag *d);
+uint16_t admin_port(const struct admin *a);
+/* Stops listening; in-flight requests (blocking queries included) are answered or closed
+ * within deadline_ms; then done(data). Free after done. */
+void admin_stop(struct admin *a, uint32_t deadline_ms, void (*done)(void *), void *data);
+void admin_free(struct admin *a); /* NULL is a no-op */
+
+/* The token kept in <data_dir>/token (0600): read it, or create a random one on first start.
+ * *created tells whether it was made now (the caller prints it once). 0 or SH_E* with d. */
+SH_MUST_CHECK int admin_token_load(const char *data_dir, char *out, size_t out_len,
+                                   bool *created, struct sh_diag *d);
+
+#endif

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/* admin_int.h: private pieces shared by the admin API's files: one API request, the route
+ * table's shape, and the reply helpers. Handlers live in routes_*.c; server.c does transport,
+ * auth and dispatch.
+ * Thread: the control thread only. */
+#ifndef SHOAL_ADMIN_INT_H
+#define SHOAL_ADMIN_INT_H
+
+#include "admin/admin.h"
+#include "http/http.h"
+
+#include <jansson.h>
+
+struct admin_req;
+typedef void admin_handler_fn(struct admin_req *r);
+
+enum admin_auth {
+    ADMIN_AUTH_READ = 0, /* token needed only from other hosts */
+    ADMIN_AUTH_WRITE,    /* token always needed */
+};
+
+struct admin_route {
+    enum http_method method;
+    const char *path; /* exact, or a prefix when it ends in '/' and is_prefix */
+    bool is_prefix;   /* the rest of the path is r->rest (URL-decoded) */
+    bool is_consul;   /* accepts X-Consul-Token; answers carry X-Consul-* headers */
+    enum admin_auth auth;
+    admin_handler_fn *fn;
+};
+
+extern const struct admin_route admin_routes[];
+extern const size_t admin_nroutes;
+
+struct admin {
+    uv_loop_t *loop;
+    struct admin_config cfg;
+    struct http_server *srv;
+    char token[128];
+    char node[64];
+    uint64_t started_ms;
+    struct admin_req *waiting; /* blocking queries, for shutdown */
+    bool stopping;
+    void (*stop_done)(void *);
+    void *stop_data;
+};
+
+/* One API request; lives in the exchange's arena until answered. */
+struct admin_req {
+    struct admin *a;
+    struct http_exchange *ex;
+    const struct http_head *h;
+    const struct admin_route *route;
+    struct slice path, query;
+    char *rest;          /* URL-decoded path after a prefix route, NUL-terminated */
+    struct buf body;     /* the request body, capped at max_body_bytes */
+    bool answered, too_big;
+    void *wait;          /* a pending blocking wait (handler-owned) */
+    void (*cancel_wait)(struct admin_req *r); /* cancels it when the client goes away */
+    struct admin_req *next_waiting, *prev_waiting;
+};
+
+/* Query parameters: the value of ?name=value (URL-decoded into the arena), "" for a bare
+ * ?name, NULL when absent. */
+const char *admin__query(struct admin_req *r, const char *name);
+/* ?index=N&wait=D as Consul reads them: 0 and no wait when absent; wait capped at 10 min. */
+void admin__blocking_params(struct admin_req *r, uint64_t *index, uint64_t *wait_ms);
+
+/* Replies (each ends the request). */
+void admin__reply_json(struct admin_req *r, int status, json_t *body); /* steals body */
+void admin__reply_json_index(struct admin_req *r, int status, json_t *body, uint64_t index);
+void admin__reply_raw(struct admin_req *r, int status, const char *content_type,
+                      struct slice body, uint64_t index);
+/* {"error": "<what>", "field": "<field>"} with <status>; field may be NULL. */
+void admin__reply_error(struct admin_req *r, int status, const char *field, const char *what);
+
+/* Blocking queries: park r until the handler calls a reply (or the client leaves, when
+ * cancel runs). */
+void admin__park(struct admin_req *r, void *wait, void (*cancel)(struct admin_req *r));
+void admin__unpark(struct admin_req *r);
+
+/* JSON body parsing with a clear 400 on failure; NULL when the reply was sent. */
+json_t *admin__body_json(struct admin_req *r, json_type want);
+
+#endif

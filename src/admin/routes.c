@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/* routes.c: the one table of admin API routes, and the status handlers. The registry, KV and
+ * Consul handlers live in routes_registry.c and routes_kv.c. */
+#include "admin/admin.h"
+#include "admin/admin_int.h"
+
+static void status(struct admin_req *r)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:{s:b, s:b, s:b}}", "status", "ok", "version",
+                          SHOAL_VERSION, "node", r->a->node, "uptime_ms",
+                          (json_int_t)(uv_now(r->a->loop) - r->a->started_ms), "components",
+                          "store", r->a->cfg.store != NULL, "registry",
+                          r->a->cfg.registry != NULL, "config", r->a->cfg.kv != NULL);
+    admin__reply_json(r, 200, o);
+}
+
+/* Consul's /v1/agent/self: Prometheus reads Config.Datacenter, consul-template the node. */
+static void agent_self(struct admin_req *r)
+{
+    json_t *o = json_pack("{s:{s:s, s:s, s:s}, s:{s:s, s:s}}", "Config", "Datacenter",
+                          r->a->cfg.datacenter, "NodeName", r->a->node, "Version", SHOAL_VERSION,
+                          "Member", "Name", r->a->node, "Addr", "127.0.0.1");
+    admin__reply_json(r, 200, o);
+}
+
+static void datacenters(struct admin_req *r)
+{
+    admin__reply_json(r, 200, json_pack("[s]", r->a->cfg.datacenter));
+}
+
+const struct admin_route admin_routes[] = {
+    {HTTP_M_GET, "/v1/status", false, false, ADMIN_AUTH_READ, status},
+    {HTTP_M_GET, "/v1/agent/self", false, true, ADMIN_AUTH_READ, agent_self},
+    {HTTP_M_GET, "/v1/catalog/datacenters", false, true, ADMIN_AUTH_READ, datacenters},
+};
+const size_t admin_nroutes = SH_ARRAY_LEN(admin_routes);

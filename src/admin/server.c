@@ -1,0 +1,508 @@
+/* SPDX-License-Identifier: MIT */
+/* server.c: the admin API's transport: listener, body collection with a size cap, token
+ * checks, route dispatch through the one table, JSON replies and parked blocking queries. */
+#include "admin/admin.h"
+#include "admin/admin_int.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------------------------
+ * Replies
+ * ------------------------------------------------------------------------------------------ */
+static void reply(struct admin_req *r, int status, const char *ctype, struct slice body,
+                  bool consul, uint64_t index)
+{
+    struct http_out_field f[5];
+    size_t n = 0;
+    char idx[24];
+
+    if (r->answered)
+        return;
+    r->answered = true;
+    admin__unpark(r);
+    f[n++] = (struct http_out_field){SLICE("Content-Type"), slice_from_cstr(ctype)};
+    if (consul) {
+        snprintf(idx, sizeof(idx), "%llu", (unsigned long long)(index ? index : 1));
+        f[n++] = (struct http_out_field){SLICE("X-Consul-Index"), slice_from_cstr(idx)};
+        f[n++] = (struct http_out_field){SLICE("X-Consul-LastContact"), SLICE("0")};
+        f[n++] = (struct http_out_field){SLICE("X-Consul-KnownLeader"), SLICE("true")};
+    }
+    struct http_response_head rh = {.status = status, .fields = f, .nfields = n,
+                                    .content_length = (int64_t)body.len};
+    if (http_exchange_start(r->ex, &rh) < 0 || http_exchange_write(r->ex, body.ptr, body.len) < 0 ||
+        http_exchange_finish(r->ex) < 0)
+        http_exchange_abort(r->ex);
+    buf_release(&r->body);
+}
+
+void admin__reply_raw(struct admin_req *r, int status, const char *content_type,
+                      struct slice body, uint64_t index)
+{
+    reply(r, status, content_type, body, r->route && r->route->is_consul, index);
+}
+
+void admin__reply_json_index(struct admin_req *r, int status, json_t *body, uint64_t index)
+{
+    char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+
+    json_decref(body);
+    if (!text) {
+        reply(r, 500, "application/json", SLICE("{\"error\":\"out of memory\"}\n"), false, 0);
+        return;
+    }
+    reply(r, status, "application/json", slice_from_cstr(text),
+          r->route && r->route->is_consul, index);
+    sh_free(text); /* jansson allocates through sh_malloc (admin_new sets it) */
+}
+
+void admin__reply_json(struct admin_req *r, int status, json_t *body)
+{
+    admin__reply_json_index(r, status, body, 0);
+}
+
+void admin__reply_error(struct admin_req *r, int status, const char *field, const char *what)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "error", json_string(what));
+    if (field)
+        json_object_set_new(o, "field", json_string(field));
+    admin__reply_json(r, status, o);
+}
+
+json_t *admin__body_json(struct admin_req *r, json_type want)
+{
+    json_error_t err;
+    json_t *v;
+    char what[256];
+
+    if (r->body.len == 0) {
+        admin__reply_error(r, 400, "body", "a JSON body is required");
+        return NULL;
+    }
+    v = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &err);
+    if (!v) {
+        snprintf(what, sizeof(what), "invalid JSON at line %d, column %d: %s", err.line,
+                 err.column, err.text);
+        admin__reply_error(r, 400, "body", what);
+        return NULL;
+    }
+    if (json_typeof(v) != want) {
+        json_decref(v);
+        admin__reply_error(r, 400, "body",
+                           want == JSON_OBJECT ? "expected a JSON object" : "wrong JSON type");
+        return NULL;
+    }
+    return v;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Query strings
+ * ------------------------------------------------------------------------------------------ */
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* %XX and '+' (in queries) decoded into the arena; NULL on a bad escape or no memory. */
+static char *url_decode(struct arena *a, struct slice s, bool plus_is_space)
+{
+    char *out = arena_alloc(a, s.len + 1), *p = out;
+
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < s.len; i++) {
+        char c = s.ptr[i];
+        if (c == '%') {
+            int hi = i + 2 < s.len ? hexval(s.ptr[i + 1]) : -1;
+            int lo = i + 2 < s.len ? hexval(s.ptr[i + 2]) : -1;
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return NULL;
+            *p++ = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            *p++ = plus_is_space && c == '+' ? ' ' : c;
+        }
+    }
+    *p = '\0';
+    return out;
+}
+
+const char *admin__query(struct admin_req *r, const char *name)
+{
+    struct slice rest = r->query, item, key;
+    struct slice want = slice_from_cstr(name);
+
+    while (rest.ptr && rest.len) {
+        rest = slice_split(rest, '&', &item);
+        struct slice value = slice_split(item, '=', &key);
+        if (!slice_eq(key, want))
+            continue;
+        if (!value.ptr)
+            return "";
+        return url_decode(http_exchange_arena(r->ex), value, true);
+    }
+    return NULL;
+}
+
+void admin__blocking_params(struct admin_req *r, uint64_t *index, uint64_t *wait_ms)
+{
+    const char *v;
+
+    *index = 0;
+    *wait_ms = 0;
+    v = admin__query(r, "index");
+    if (v && slice_to_u64(slice_from_cstr(v), index) != 0)
+        *index = 0;
+    v = admin__query(r, "wait");
+    if (v && *v) {
+        /* Consul clients send "120000ms"; a bare number means seconds there */
+        uint64_t n;
+        if (slice_to_u64(slice_from_cstr(v), &n) == 0)
+            *wait_ms = n * 1000;
+        else if (sh_parse_duration_ms(slice_from_cstr(v), wait_ms, NULL) != 0)
+            *wait_ms = 0;
+    }
+    if (*index && *wait_ms == 0)
+        *wait_ms = 5 * 60 * 1000; /* Consul's default */
+    if (*wait_ms > 10 * 60 * 1000)
+        *wait_ms = 10 * 60 * 1000;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Parked requests (blocking queries)
+ * ------------------------------------------------------------------------------------------ */
+void admin__park(struct admin_req *r, void *wait, void (*cancel)(struct admin_req *r))
+{
+    r->wait = wait;
+    r->cancel_wait = cancel;
+    r->next_waiting = r->a->waiting;
+    r->prev_waiting = NULL;
+    if (r->a->waiting)
+        r->a->waiting->prev_waiting = r;
+    r->a->waiting = r;
+}
+
+void admin__unpark(struct admin_req *r)
+{
+    if (!r->cancel_wait)
+        return;
+    if (r->prev_waiting)
+        r->prev_waiting->next_waiting = r->next_waiting;
+    else
+        r->a->waiting = r->next_waiting;
+    if (r->next_waiting)
+        r->next_waiting->prev_waiting = r->prev_waiting;
+    r->next_waiting = r->prev_waiting = NULL;
+    r->cancel_wait = NULL;
+    r->wait = NULL;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Dispatch
+ * ------------------------------------------------------------------------------------------ */
+static bool from_loopback(struct admin_req *r)
+{
+    const char *peer = http_exchange_peer(r->ex);
+
+    return strncmp(peer, "127.", 4) == 0 || strncmp(peer, "[::1]", 5) == 0;
+}
+
+/* 0 when the request may go on; otherwise the reply was sent. */
+static int check_token(struct admin_req *r)
+{
+    struct slice got = SLICE_NULL, v;
+    const char *q;
+
+    if (!r->a->token[0])
+        return 0;
+    if (r->route->auth == ADMIN_AUTH_READ && from_loopback(r))
+        return 0;
+    if (http_head_get(r->h, SLICE("authorization"), &v) &&
+        slice_starts_with(v, SLICE("Bearer ")))
+        got = slice_trim((struct slice){v.ptr + 7, v.len - 7});
+    else if (r->route->is_consul && http_head_get(r->h, SLICE("x-consul-token"), &v))
+        got = v;
+    else if (r->route->is_consul && (q = admin__query(r, "token")) != NULL)
+        got = slice_from_cstr(q);
+    if (!got.ptr || got.len == 0) {
+        admin__reply_error(r, 401, "token",
+                           "a token is required: send 'Authorization: Bearer <token>'");
+        return -1;
+    }
+    /* compare in constant time: the token guards every write */
+    struct slice want = slice_from_cstr(r->a->token);
+    unsigned char diff = got.len != want.len;
+    for (size_t i = 0; i < want.len; i++)
+        diff |= (unsigned char)(want.ptr[i] ^ (i < got.len ? got.ptr[i] : 0));
+    if (diff) {
+        admin__reply_error(r, 403, "token", "the token is not valid");
+        return -1;
+    }
+    return 0;
+}
+
+static void dispatch(struct admin_req *r)
+{
+    const struct admin_route *rt;
+    bool path_known = false;
+
+    for (size_t i = 0; i < admin_nroutes; i++) {
+        rt = &admin_routes[i];
+        struct slice p = slice_from_cstr(rt->path);
+        bool match = rt->is_prefix ? slice_starts_with(r->path, p) : slice_eq(r->path, p);
+        if (!match)
+            continue;
+        path_known = true;
+        if (rt->method != r->h->method &&
+            !(rt->method == HTTP_M_GET && r->h->method == HTTP_M_HEAD))
+            continue;
+        r->route = rt;
+        if (rt->is_prefix) {
+            r->rest = url_decode(http_exchange_arena(r->ex),
+                                 (struct slice){r->path.ptr + p.len, r->path.len - p.len}, false);
+            if (!r->rest) {
+                admin__reply_error(r, 400, "path", "invalid %-escape in the path");
+                return;
+            }
+        }
+        if (check_token(r) < 0)
+            return;
+        rt->fn(r);
+        return;
+    }
+    if (path_known)
+        admin__reply_error(r, 405, "method", "method not allowed on this path");
+    else
+        admin__reply_error(r, 404, "path", "no such API route");
+}
+
+static void on_body(struct http_exchange *ex, struct slice chunk, void *data)
+{
+    struct admin_req *r = data;
+
+    (void)ex;
+    if (r->too_big)
+        return;
+    if (buf_appends(&r->body, chunk) != 0) {
+        r->too_big = true;
+        buf_release(&r->body);
+    }
+}
+
+static void on_body_end(struct http_exchange *ex, void *data)
+{
+    struct admin_req *r = data;
+
+    (void)ex;
+    if (r->too_big) {
+        admin__reply_error(r, 413, "body", "the body is larger than the limit");
+        return;
+    }
+    dispatch(r);
+}
+
+static void on_abort(struct http_exchange *ex, int err, void *data)
+{
+    struct admin_req *r = data;
+
+    (void)ex;
+    (void)err;
+    r->answered = true;
+    if (r->cancel_wait) {
+        void (*cancel)(struct admin_req *) = r->cancel_wait;
+        admin__unpark(r);
+        cancel(r);
+    }
+    buf_release(&r->body);
+}
+
+static const struct http_exchange_handlers req_handlers = {
+    .on_body = on_body, .on_body_end = on_body_end, .on_abort = on_abort};
+
+static void on_request(struct http_exchange *ex, void *data)
+{
+    struct admin *a = data;
+    const struct http_head *h = http_exchange_head(ex);
+    struct admin_req *r = arena_alloc(http_exchange_arena(ex), sizeof(*r));
+    struct slice t = http_head_target(h);
+
+    if (!r) {
+        http_exchange_abort(ex);
+        return;
+    }
+    memset(r, 0, sizeof(*r));
+    r->a = a;
+    r->ex = ex;
+    r->h = h;
+    r->query = slice_split(t, '?', &r->path);
+    r->body = BUF_INIT(a->cfg.max_body_bytes);
+    if (h->body == HTTP_BODY_LENGTH && h->content_length > a->cfg.max_body_bytes) {
+        admin__reply_error(r, 413, "body", "the body is larger than the limit");
+        return;
+    }
+    http_exchange_set_handlers(ex, &req_handlers, r);
+    http_exchange_resume(ex);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Lifecycle
+ * ------------------------------------------------------------------------------------------ */
+int admin_new(uv_loop_t *loop, const struct admin_config *cfg, struct admin **out,
+              struct sh_diag *d)
+{
+    struct admin *a = sh_calloc(1, sizeof(*a));
+    struct sockaddr_storage ss;
+    char host[64];
+    int rc;
+
+    *out = NULL;
+    if (!a)
+        return SH_ENOMEM;
+    /* jansson's allocations go through ours, so tests count them and torture can fail them;
+     * set before any JSON value exists, and the same for every admin */
+    json_set_alloc_funcs(sh_malloc, sh_free);
+    a->loop = loop;
+    a->cfg = *cfg;
+    if (!a->cfg.listen)
+        a->cfg.listen = "127.0.0.1:7700";
+    if (!a->cfg.datacenter)
+        a->cfg.datacenter = "dc1";
+    if (!a->cfg.max_body_bytes)
+        a->cfg.max_body_bytes = 1 << 20;
+    if (cfg->token)
+        snprintf(a->token, sizeof(a->token), "%s", cfg->token);
+    if (cfg->node)
+        snprintf(a->node, sizeof(a->node), "%s", cfg->node);
+    else if (gethostname(a->node, sizeof(a->node) - 1) != 0)
+        snprintf(a->node, sizeof(a->node), "node-1");
+    a->started_ms = uv_now(loop);
+    rc = http_parse_addr(a->cfg.listen, &ss, d);
+    if (rc < 0) {
+        sh_free(a);
+        return rc;
+    }
+    http_format_addr((struct sockaddr *)&ss, host, sizeof(host));
+    *strrchr(host, ':') = '\0';
+    struct http_server_config scfg = {
+        .host = host[0] == '[' ? "::1" : host,
+        .port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                : ((struct sockaddr_in *)&ss)->sin_port),
+        .on_request = on_request,
+        .data = a,
+        .idle_timeout_ms = 700000, /* blocking queries hold a connection up to 10 min */
+        .send_timeout_ms = 60000,
+    };
+    rc = http_server_new(loop, &scfg, &a->srv, d);
+    if (rc < 0) {
+        sh_free(a);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
+uint16_t admin_port(const struct admin *a)
+{
+    return http_server_port(a->srv);
+}
+
+static void stopped(void *data)
+{
+    struct admin *a = data;
+
+    if (a->stop_done)
+        a->stop_done(a->stop_data);
+}
+
+void admin_stop(struct admin *a, uint32_t deadline_ms, void (*done)(void *), void *data)
+{
+    a->stopping = true;
+    a->stop_done = done;
+    a->stop_data = data;
+    /* parked blocking queries are answered now rather than held until the deadline */
+    while (a->waiting) {
+        struct admin_req *r = a->waiting;
+        void (*cancel)(struct admin_req *) = r->cancel_wait;
+        admin__unpark(r);
+        cancel(r);
+        if (!r->answered)
+            admin__reply_error(r, 503, NULL, "shutting down");
+    }
+    http_server_shutdown(a->srv, deadline_ms, stopped, a);
+}
+
+void admin_free(struct admin *a)
+{
+    if (!a)
+        return;
+    http_server_free(a->srv);
+    sh_free(a);
+}
+
+int admin_token_load(const char *data_dir, char *out, size_t out_len, bool *created,
+                     struct sh_diag *d)
+{
+    char path[1024];
+    unsigned char raw[24];
+    int fd;
+    ssize_t n;
+
+    *created = false;
+    snprintf(path, sizeof(path), "%s/token", data_dir);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        n = read(fd, out, out_len - 1);
+        close(fd);
+        if (n <= 0) {
+            sh_diag_set(d, path, "cannot read the token file");
+            return SH_EPARSE;
+        }
+        while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' '))
+            n--;
+        out[n] = '\0';
+        if (n < 16) {
+            sh_diag_set(d, path, "the token in this file is shorter than 16 characters");
+            return SH_EPARSE;
+        }
+        return 0;
+    }
+    if (errno != ENOENT) {
+        sh_diag_set(d, path, "cannot open: %s", strerror(errno));
+        return -errno;
+    }
+    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+        sh_diag_set(d, path, "no randomness for a token: %s", strerror(errno));
+        return SH_EIO;
+    }
+    if (out_len < sizeof(raw) * 2 + 1)
+        return SH_EINVAL;
+    for (size_t i = 0; i < sizeof(raw); i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        sh_diag_set(d, path, "cannot create: %s", strerror(errno));
+        return -errno;
+    }
+    n = write(fd, out, strlen(out));
+    if (n != (ssize_t)strlen(out) || write(fd, "\n", 1) != 1 || fsync(fd) != 0) {
+        close(fd);
+        unlink(path);
+        sh_diag_set(d, path, "cannot write the token");
+        return SH_EIO;
+    }
+    close(fd);
+    *created = true;
+    return 0;
+}
