@@ -17,7 +17,7 @@ machine_info() {
     local cpu commit dirty=""
     cpu=$(sed -nE 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sed -n 1p)
     commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-    git -C "$root" diff --quiet HEAD 2>/dev/null || dirty=" (with uncommitted changes)"
+    git -C "$root" diff --quiet HEAD -- . ':!bench/results' 2>/dev/null || dirty=" (with uncommitted changes)"
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- commit: $commit$dirty"
     echo "- CPU: ${cpu:-unknown}, nproc: $(nproc)"
