@@ -5,7 +5,8 @@
  *
  * Each workload is a stream of many messages (about 256 KiB) fed in one call per verdict, as a
  * server does with a full read buffer; a run repeats the stream for about --ms milliseconds and
- * the best of --runs runs is printed as a markdown table row. Single-threaded, no I/O besides
+ * the best of --runs runs is printed as a markdown table row. Time is the thread's CPU time,
+ * and the parsers take turns run by run, because the machine is shared. Single-threaded, no I/O besides
  * the table. Usage: bench_parser [--ms N] [--runs N]    (defaults 1000 and 5) */
 #include "core/core.h"
 #include "http/http.h"
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define STREAM_BYTES (256u * 1024u)
 
@@ -175,46 +177,44 @@ struct result {
 
 enum which { P_SHOAL, P_REF };
 
-static int run(enum which w, const struct workload *wl, const struct buf *s, long want_msgs,
-               int ms, int runs, struct result *best)
+/* Thread CPU time: the machine is shared, and time spent preempted is not the parser's. */
+static uint64_t cpu_now_us(void)
 {
-    struct http_parser p;
+    struct timespec ts;
 
-    memset(best, 0, sizeof(*best));
-    if (w == P_SHOAL && http_parser_init(&p, wl->kind, NULL) < 0)
-        return -1;
-    for (int r = 0; r < runs; r++) {
-        uint64_t t0 = sh_now_us(), t1;
-        unsigned long long bytes = 0, msgs = 0;
-        do {
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* One run of about ms milliseconds of CPU time; 0, or -1 on a wrong message count. */
+static int run_once(enum which w, struct http_parser *p, const struct workload *wl,
+                    const struct buf *s, long want_msgs, int ms, struct result *out)
+{
+    uint64_t t0 = cpu_now_us(), t1;
+    unsigned long long bytes = 0, msgs = 0;
+
+    do {
+        for (int rep = 0; rep < 8; rep++) {
             unsigned long long body = 0;
             long n = -1;
-            for (int rep = 0; rep < 8; rep++) {
-                if (w == P_SHOAL)
-                    n = shoal_parse_stream(&p, s->data, s->len, &body);
+            if (w == P_SHOAL)
+                n = shoal_parse_stream(p, s->data, s->len, &body);
 #ifdef SHOAL_BENCH_HTTP_PARSER
-                else
-                    n = ref_parse_stream(s->data, s->len, wl->kind == HTTP_RESPONSE, &body);
+            else
+                n = ref_parse_stream(s->data, s->len, wl->kind == HTTP_RESPONSE, &body);
 #endif
-                if (n != want_msgs) {
-                    fprintf(stderr, "bench_parser: %s: %ld messages, expected %ld\n", wl->name,
-                            n, want_msgs);
-                    if (w == P_SHOAL)
-                        http_parser_release(&p);
-                    return -1;
-                }
-                bytes += s->len;
-                msgs += (unsigned long long)n;
+            if (n != want_msgs) {
+                fprintf(stderr, "bench_parser: %s: %ld messages, expected %ld\n", wl->name, n,
+                        want_msgs);
+                return -1;
             }
-            t1 = sh_now_us();
-        } while (t1 - t0 < (uint64_t)ms * 1000u);
-        double secs = (double)(t1 - t0) / 1e6;
-        struct result res = {(double)bytes / secs / 1e6, (double)msgs / secs};
-        if (res.mb_s > best->mb_s)
-            *best = res;
-    }
-    if (w == P_SHOAL)
-        http_parser_release(&p);
+            bytes += s->len;
+            msgs += (unsigned long long)n;
+        }
+        t1 = cpu_now_us();
+    } while (t1 - t0 < (uint64_t)ms * 1000u);
+    double secs = (double)(t1 - t0) / 1e6;
+    *out = (struct result){(double)bytes / secs / 1e6, (double)msgs / secs};
     return 0;
 }
 
@@ -232,8 +232,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_parser [--ms N] [--runs N]\n");
         return 2;
     }
-    printf("Best of %d runs of ~%d ms each; every run parses a ~%u KiB stream of back-to-back "
-           "messages, one feed call per verdict.\n\n",
+    printf("Best of %d runs of ~%d ms of thread CPU time each, the parsers taking turns; every "
+           "run parses a ~%u KiB stream of back-to-back messages, one feed call per verdict.\n\n",
            runs, ms, STREAM_BYTES / 1024);
     printf("| workload | bytes/msg | parser | MB/s | messages/s |\n");
     printf("|---|---:|---|---:|---:|\n");
@@ -241,7 +241,6 @@ int main(int argc, char **argv)
         const struct workload *wl = &workloads[i];
         struct buf s = BUF_INIT(0);
         long want = 0;
-        struct result r;
 
         while (s.len < STREAM_BYTES) {
             wl->gen(&s);
@@ -251,20 +250,35 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_parser: out of memory\n");
             return 1;
         }
-        if (run(P_SHOAL, wl, &s, want, ms, runs, &r) < 0) {
+        /* the parsers take turns, so a burst of load on the machine hits both */
+        struct result best[2] = {{0, 0}, {0, 0}};
+        int nparsers = 1, bad = 0;
+        struct http_parser p;
+#ifdef SHOAL_BENCH_HTTP_PARSER
+        nparsers = 2;
+#endif
+        if (http_parser_init(&p, wl->kind, NULL) < 0)
+            return 1;
+        for (int r = 0; r < runs && !bad; r++) {
+            for (int w = 0; w < nparsers && !bad; w++) {
+                struct result res;
+                bad = run_once((enum which)w, &p, wl, &s, want, ms, &res) < 0;
+                if (!bad && res.mb_s > best[w].mb_s)
+                    best[w] = res;
+            }
+        }
+        http_parser_release(&p);
+        if (bad) {
             failed = 1;
         } else {
             printf("| %s | %zu | shoal | %.0f | %.0f |\n", wl->name, s.len / (size_t)want,
-                   r.mb_s, r.msgs_s);
-        }
+                   best[P_SHOAL].mb_s, best[P_SHOAL].msgs_s);
 #ifdef SHOAL_BENCH_HTTP_PARSER
-        if (run(P_REF, wl, &s, want, ms, runs, &r) < 0) {
-            failed = 1;
-        } else {
             printf("| %s | %zu | http-parser %s | %.0f | %.0f |\n", wl->name,
-                   s.len / (size_t)want, ref_parser_version(), r.mb_s, r.msgs_s);
-        }
+                   s.len / (size_t)want, ref_parser_version(), best[P_REF].mb_s,
+                   best[P_REF].msgs_s);
 #endif
+        }
         fflush(stdout);
         buf_release(&s);
     }

@@ -15,15 +15,32 @@ mkdir -p "$results"
 # Machine and revision, at the top of every result file.
 machine_info() {
     local cpu commit dirty=""
-    cpu=$(sed -nE 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+    cpu=$(sed -nE 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sed -n 1p)
     commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-    git -C "$root" diff --quiet HEAD 2>/dev/null || dirty=" (with uncommitted changes)"
+    git -C "$root" diff --quiet HEAD -- . ':!bench/results' 2>/dev/null || dirty=" (with uncommitted changes)"
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- commit: $commit$dirty"
     echo "- CPU: ${cpu:-unknown}, nproc: $(nproc)"
     echo "- kernel: $(uname -r); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "- compiler: $(sed -nE 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null | head -1)" \
-         "$(sed -nE 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null | head -1)"
+    local cc flags
+    cc=$(sed -nE 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null | sed -n 1p)
+    flags=$(sed -nE 's/^C_FLAGS = //p' "$build"/bench/CMakeFiles/*.dir/flags.make 2>/dev/null | sed -n 1p)
+    echo "- compiler: $("${cc:-cc}" --version 2>/dev/null | sed -n 1p); flags: ${flags:-unknown}"
+}
+
+# BENCH_PROFILE=1: the top functions by instructions under callgrind, as a markdown list.
+callgrind_top() { # binary args...
+    [ "${BENCH_PROFILE:-0}" = 1 ] && command -v valgrind >/dev/null || return 0
+    local out
+    out=$(mktemp)
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >/dev/null 2>&1 || { rm -f "$out"; return 0; }
+    echo "## Profile (callgrind, instructions; \`BENCH_PROFILE=1\`)"
+    echo
+    callgrind_annotate "$out" 2>/dev/null | grep -E '^ *[0-9,]+ \( *[0-9.]+%\) ' | grep -v 'PROGRAM TOTALS' |
+        sed -n 1,8p | sed -E 's/^ *([0-9,]+) \( *([0-9.]+%)\) +([^ ]+).*/- \2 `\3`/'
+    echo "- (\`???\` lines are libhttp-parser, which Debian ships without symbols.)"
+    echo
+    rm -f "$out"
 }
 
 # ---- parser: HTTP/1.1 parser throughput (bench_parser) ----
@@ -45,10 +62,12 @@ bench_parser() {
         echo
         "$bin" --ms "${BENCH_MS:-1000}" --runs "${BENCH_RUNS:-5}"
         echo
+        callgrind_top "$bin" --ms 10 --runs 1
         echo "## Reading the table"
         echo
         echo "- $ref Its callbacks count fields and body bytes; shoal records every field as"
-        echo "  offsets and classifies the framing fields, so the two do comparable work."
+        echo "  offsets and classifies the framing fields (Host, Content-Length, Connection, ...),"
+        echo "  which http-parser also does internally, so the two do comparable work."
         echo "- Neither picohttpparser nor llhttp is packaged for Debian 12 as a C library"
         echo "  (\`node-llhttp\` holds Node.js sources only). Published figures to compare"
         echo "  against: picohttpparser's and llhttp's own README benchmarks, which parse one"
