@@ -90,7 +90,7 @@ struct http_limits {
     uint32_t max_request_line; /* 414; default 8 KiB (status line, for responses) */
     uint32_t max_field_line;   /* 431; one header line, default 8 KiB */
     uint32_t max_head;         /* 431; all of the head, default 64 KiB */
-    uint32_t max_fields;       /* 431; header fields, default 100 (trailers count too) */
+    uint32_t max_fields;       /* 431; header fields, default 100; trailers get as many again */
     uint32_t max_chunk_ext;    /* 400; bytes of extensions on one chunk line, default 1 KiB */
     uint32_t max_method;       /* 501; method length, default 32 */
     uint64_t max_body;         /* 413; 0 = unlimited */

@@ -888,6 +888,8 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
             i = j;
             if (p->pos - p->line_start > p->lim.max_field_line)
                 FAIL(SH_ETOOBIG, 431, "head", "header field too long");
+            if (p->pos > p->lim.max_head)
+                goto too_big;
             if (i == len)
                 continue;
             c = d[i];
