@@ -10,7 +10,7 @@ struct cfgkv_wait {
     struct store_watch *sw;
     cfgkv_wait_fn *cb;
     void *data;
-    uint64_t deadline_ms; /* loop time (uv_now) */
+    uint64_t deadline_ms; /* sh_now_ms(): the loop's cached time may be stale when we start */
     struct cfgkv_wait *prev, *next;
 };
 
@@ -33,7 +33,7 @@ static void on_timer(uv_timer_t *t);
 /* Points the timer at the earliest deadline, or stops it. */
 static void rearm(struct cfgkv *kv)
 {
-    uint64_t first = UINT64_MAX, now = uv_now(kv->loop);
+    uint64_t first = UINT64_MAX, now = sh_now_ms();
 
     for (struct cfgkv_wait *w = kv->waits; w; w = w->next)
         first = SH_MIN(first, w->deadline_ms);
@@ -74,9 +74,10 @@ static void on_timer(uv_timer_t *t)
 {
     struct cfgkv *kv = t->data;
 
-    /* A callback may cancel or add waits: look again from the head after each one. */
+    /* A callback may cancel or add waits: look again from the head after each one. The loop's
+     * clock may run behind ours, so the timer can fire early: rearm() then starts it again. */
     for (;;) {
-        uint64_t now = uv_now(kv->loop);
+        uint64_t now = sh_now_ms();
         struct cfgkv_wait *w = kv->waits;
         while (w && w->deadline_ms > now)
             w = w->next;
@@ -135,7 +136,7 @@ int cfgkv_wait(struct cfgkv *kv, const struct cfgkv_wait_config *cfg, cfgkv_wait
     w->kv = kv;
     w->cb = cb;
     w->data = data;
-    w->deadline_ms = uv_now(kv->loop) + timeout_ms;
+    w->deadline_ms = sh_now_ms() + timeout_ms;
     w->next = kv->waits;
     if (kv->waits)
         kv->waits->prev = w;
