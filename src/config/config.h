@@ -40,12 +40,12 @@
 #define CFGKV_STORE_PREFIX "config/"
 
 enum {
-    CFGKV_MAX_KEY_BYTES = 512,                   /* longer keys and prefixes: SH_ETOOBIG */
-    CFGKV_DEFAULT_MAX_VALUE_BYTES = 512 * 1024,  /* Consul's kv_max_value_size */
-    CFGKV_MAX_VALUE_LIMIT = 1000 * 1000,         /* the highest max_value_bytes accepted */
-    CFGKV_DEFAULT_HISTORY = 10,                  /* versions kept per key */
-    CFGKV_DEFAULT_WAIT_MS = 5 * 60 * 1000,       /* Consul's default ?wait */
-    CFGKV_MAX_WAIT_MS = 10 * 60 * 1000,          /* Consul's cap on ?wait */
+    CFGKV_MAX_KEY_BYTES = 512,                  /* longer keys and prefixes: SH_ETOOBIG */
+    CFGKV_DEFAULT_MAX_VALUE_BYTES = 512 * 1024, /* Consul's kv_max_value_size */
+    CFGKV_MAX_VALUE_LIMIT = 1000 * 1000,        /* the highest max_value_bytes accepted */
+    CFGKV_DEFAULT_HISTORY = 10,                 /* versions kept per key */
+    CFGKV_DEFAULT_WAIT_MS = 5 * 60 * 1000,      /* Consul's default ?wait */
+    CFGKV_MAX_WAIT_MS = 10 * 60 * 1000,         /* Consul's cap on ?wait */
 };
 
 /* Named positive statuses. */
@@ -122,8 +122,8 @@ struct cfgkv_entry {
 struct cfgkv_result {
     struct cfgkv_entry *entries;
     size_t count;
-    uint64_t index;           /* the answer's index (> 0): send it as X-Consul-Index */
-    struct store_result raw;  /* private: the bytes */
+    uint64_t index;          /* the answer's index (> 0): send it as X-Consul-Index */
+    struct store_result raw; /* private: the bytes */
 };
 void cfgkv_result_release(struct cfgkv_result *res); /* idempotent */
 
@@ -170,8 +170,7 @@ SH_MUST_CHECK int cfgkv_set(struct cfgkv *kv, struct slice key, struct slice val
  * (not with is_recurse: SH_EINVAL) the key is deleted only when its modify_index equals it;
  * cas 0 never deletes (as Consul). 0, CFGKV_CONFLICT, or SH_E*. */
 SH_MUST_CHECK int cfgkv_delete(struct cfgkv *kv, struct slice key,
-                               const struct cfgkv_write_opts *opts,
-                               struct cfgkv_write_result *out);
+                               const struct cfgkv_write_opts *opts, struct cfgkv_write_result *out);
 /* Writes again the value and flags <key> had at version <modify_index> (one of the versions
  * cfgkv_history returns, and not a delete), as a new version. opts->has_cas/cas apply to the
  * key's current state; opts->flags is ignored. 0, CFGKV_CONFLICT, SH_ENOENT (no such version
@@ -190,7 +189,7 @@ struct cfgkv_wait; /* opaque; owned by kv, the caller holds it until the callbac
 typedef void cfgkv_wait_fn(void *data, int status);
 
 struct cfgkv_wait_config {
-    struct slice key;    /* a key, or a prefix when is_prefix */
+    struct slice key; /* a key, or a prefix when is_prefix */
     bool is_prefix;
     uint64_t index;      /* the index the client has seen; 0 = do not block */
     uint64_t timeout_ms; /* 0 = CFGKV_DEFAULT_WAIT_MS; above CFGKV_MAX_WAIT_MS is capped.
@@ -200,8 +199,9 @@ struct cfgkv_wait_config {
 /* Returns CFGKV_CHANGED at once (no callback, *out NULL) when index is 0 or the key or prefix
  * has already moved past it: read and answer now. Otherwise returns 0, sets *out and calls
  * cb(data, status) once: CFGKV_CHANGED on the first write under the key or prefix, or
- * CFGKV_TIMEOUT at the deadline. SH_EINVAL / SH_ETOOBIG (bad key), SH_ENOMEM, SH_E*: *out NULL,
- * no callback. */
+ * CFGKV_TIMEOUT at the deadline. SH_EINVAL / SH_ETOOBIG (bad key), SH_ENOMEM, SH_ESHUTDOWN
+ * (from a callback inside cfgkv_free), SH_E*: *out NULL, no callback.
+ * An index above every index handed out (a client's invention) blocks like any other. */
 SH_MUST_CHECK int cfgkv_wait(struct cfgkv *kv, const struct cfgkv_wait_config *cfg,
                              cfgkv_wait_fn *cb, void *data, struct cfgkv_wait **out);
 /* Ends the wait without calling its callback (a client went away). NULL is a no-op; not for a
@@ -232,7 +232,7 @@ struct cfgkv_event {
 typedef void cfgkv_sub_fn(void *data, struct cfgkv_sub *sub, const struct cfgkv_event *ev);
 
 struct cfgkv_sub_config {
-    struct slice key;    /* a key, or a prefix when is_prefix */
+    struct slice key; /* a key, or a prefix when is_prefix */
     bool is_prefix;
     /* 0: changes from now on. N > 0: first every kept change with index >= N (resume after an
      * SSE Last-Event-ID of N-1), then live ones; SH_ECOMPACTED when those are gone. */
@@ -240,8 +240,8 @@ struct cfgkv_sub_config {
 };
 
 /* Starts a subscription; a replay (from_index) is delivered before this returns. Returns 0 and
- * sets *out, or SH_E* with *out NULL and no callback. If the callback cancels it during the
- * replay, 0 is returned with *out NULL. */
+ * sets *out, or SH_E* (SH_ESHUTDOWN inside cfgkv_free) with *out NULL and no callback. If the
+ * callback cancels it during the replay, 0 is returned with *out NULL. */
 SH_MUST_CHECK int cfgkv_subscribe(struct cfgkv *kv, const struct cfgkv_sub_config *cfg,
                                   cfgkv_sub_fn *cb, void *data, struct cfgkv_sub **out);
 /* Stops and frees the subscription; safe inside any callback. NULL is a no-op. */

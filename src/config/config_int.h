@@ -26,11 +26,12 @@ enum {
 struct cfgkv {
     uv_loop_t *loop;
     struct store *st;
-    uv_timer_t *timer;         /* wait deadlines; freed by its close callback */
+    uv_timer_t *timer; /* wait deadlines; freed by its close callback */
     uint32_t history;
     size_t max_value_bytes;
-    struct cfgkv_wait *waits;  /* doubly linked, unordered */
-    struct cfgkv_sub *subs;    /* doubly linked */
+    struct cfgkv_wait *waits; /* doubly linked, unordered */
+    struct cfgkv_sub *subs;   /* doubly linked */
+    bool is_closing;          /* in cfgkv_free: no new waits or subscriptions */
     char errmsg[256];
 };
 

@@ -128,16 +128,15 @@ static void test_kv__recursive_reads_and_key_listing(void **state)
     cfgkv_result_release(&res);
 
     /* Recursive delete takes the whole subtree and nothing else. */
-    assert_int_equal(cfgkv_delete(kv, S("app/sub/"), &(struct cfgkv_write_opts){.is_recurse = true},
-                                  &wr),
-                     0);
+    assert_int_equal(
+        cfgkv_delete(kv, S("app/sub/"), &(struct cfgkv_write_opts){.is_recurse = true}, &wr), 0);
     assert_int_equal(wr.deleted_count, 2);
     assert_int_equal(cfgkv_list(kv, S("app/"), &res), 0);
     assert_int_equal(res.count, 3);
     assert_int_equal(res.index, wr.index); /* raised by the delete */
     cfgkv_result_release(&res);
-    assert_int_equal(cfgkv_delete(kv, S("app/"), &(struct cfgkv_write_opts){.is_recurse = true,
-                                                                            .has_cas = true},
+    assert_int_equal(cfgkv_delete(kv, S("app/"),
+                                  &(struct cfgkv_write_opts){.is_recurse = true, .has_cas = true},
                                   &wr),
                      SH_EINVAL);
 }
@@ -150,23 +149,22 @@ static void test_kv__cas(void **state)
     (void)state;
 
     /* cas=0: create only if absent. */
-    assert_int_equal(cfgkv_set(kv, S("lock"), S("mine"), &(struct cfgkv_write_opts){.has_cas = true},
-                               &wr),
-                     0);
+    assert_int_equal(
+        cfgkv_set(kv, S("lock"), S("mine"), &(struct cfgkv_write_opts){.has_cas = true}, &wr), 0);
     created = wr.index;
     rev = (uint64_t)store_revision(st);
-    assert_int_equal(cfgkv_set(kv, S("lock"), S("theirs"),
-                               &(struct cfgkv_write_opts){.has_cas = true}, &wr),
-                     CFGKV_CONFLICT);
+    assert_int_equal(
+        cfgkv_set(kv, S("lock"), S("theirs"), &(struct cfgkv_write_opts){.has_cas = true}, &wr),
+        CFGKV_CONFLICT);
     assert_int_equal(wr.index, rev);
     assert_non_null(strstr(cfgkv_errmsg(kv), "cas 0"));
 
     /* cas=N: only when modify_index is N; a miss changes nothing. */
-    assert_int_equal(cfgkv_set(kv, S("lock"), S("stale"),
-                               &(struct cfgkv_write_opts){.has_cas = true, .cas = created + 7,
-                                                          .flags = 9},
-                               NULL),
-                     CFGKV_CONFLICT);
+    assert_int_equal(
+        cfgkv_set(kv, S("lock"), S("stale"),
+                  &(struct cfgkv_write_opts){.has_cas = true, .cas = created + 7, .flags = 9},
+                  NULL),
+        CFGKV_CONFLICT);
     assert_int_equal(cfgkv_set(kv, S("lock"), S("x"),
                                &(struct cfgkv_write_opts){.has_cas = true, .cas = UINT64_MAX},
                                NULL),
@@ -187,7 +185,8 @@ static void test_kv__cas(void **state)
     assert_int_equal(cfgkv_delete(kv, S("lock"), &(struct cfgkv_write_opts){.has_cas = true}, NULL),
                      CFGKV_CONFLICT);
     assert_int_equal(cfgkv_delete(kv, S("lock"),
-                                  &(struct cfgkv_write_opts){.has_cas = true, .cas = created}, NULL),
+                                  &(struct cfgkv_write_opts){.has_cas = true, .cas = created},
+                                  NULL),
                      CFGKV_CONFLICT);
     assert_int_equal(cfgkv_get(kv, S("lock"), &res), 0);
     assert_slice(res.entries[0].value, "next");
@@ -200,7 +199,8 @@ static void test_kv__cas(void **state)
     assert_int_equal(cfgkv_get(kv, S("lock"), &res), SH_ENOENT);
     /* A cas on a missing key is a conflict, not a create. */
     assert_int_equal(cfgkv_delete(kv, S("lock"),
-                                  &(struct cfgkv_write_opts){.has_cas = true, .cas = created}, NULL),
+                                  &(struct cfgkv_write_opts){.has_cas = true, .cas = created},
+                                  NULL),
                      CFGKV_CONFLICT);
 }
 
@@ -324,17 +324,17 @@ static void test_kv__invalid_keys_and_values(void **state)
     assert_string_equal(d.where, "prefix");
     assert_int_equal(cfgkv_prefix_check(S("../a"), NULL), SH_EINVAL);
     assert_int_equal(cfgkv_list(kv, S("/x"), &res), SH_EINVAL);
-    assert_int_equal(cfgkv_delete(kv, S("a//"), &(struct cfgkv_write_opts){.is_recurse = true},
-                                  NULL),
-                     SH_EINVAL);
+    assert_int_equal(
+        cfgkv_delete(kv, S("a//"), &(struct cfgkv_write_opts){.is_recurse = true}, NULL),
+        SH_EINVAL);
 
     /* Key length: 512 bytes accepted, 513 not. */
     memset(big, 'k', sizeof(big));
     assert_int_equal(cfgkv_set(kv, (struct slice){big, CFGKV_MAX_KEY_BYTES}, S("v"), NULL, NULL),
                      0);
-    assert_int_equal(cfgkv_set(kv, (struct slice){big, CFGKV_MAX_KEY_BYTES + 1}, S("v"), NULL,
-                               NULL),
-                     SH_ETOOBIG);
+    assert_int_equal(
+        cfgkv_set(kv, (struct slice){big, CFGKV_MAX_KEY_BYTES + 1}, S("v"), NULL, NULL),
+        SH_ETOOBIG);
     assert_non_null(strstr(cfgkv_errmsg(kv), "513 bytes; the limit is 512"));
 
     /* Values: 512 KiB accepted, one byte more not, and nothing is written. */
@@ -344,7 +344,8 @@ static void test_kv__invalid_keys_and_values(void **state)
     memset(v, 'v', n + 1);
     assert_int_equal(cfgkv_set(kv, S("big"), (struct slice){v, n}, NULL, NULL), 0);
     assert_int_equal(cfgkv_set(kv, S("big"), (struct slice){v, n + 1}, NULL, NULL), SH_ETOOBIG);
-    assert_non_null(strstr(cfgkv_errmsg(kv), "value of 'big' is 524289 bytes; the limit is 524288"));
+    assert_non_null(
+        strstr(cfgkv_errmsg(kv), "value of 'big' is 524289 bytes; the limit is 524288"));
     assert_int_equal(cfgkv_get(kv, S("big"), &res), 0);
     assert_int_equal(res.entries[0].value.len, n);
     assert_int_equal(res.entries[0].version, 1);
@@ -371,12 +372,12 @@ static void test_kv__index_never_decreases(void **state)
     uint64_t last = 0;
     (void)state;
 
-#define CHECK_PREFIX(p)                                                                       \
-    do {                                                                                      \
-        assert_int_equal(cfgkv_list(kv, S(p), &res), 0);                                      \
-        assert_true(res.index >= last);                                                       \
-        last = res.index;                                                                     \
-        cfgkv_result_release(&res);                                                           \
+#define CHECK_PREFIX(p)                                                                            \
+    do {                                                                                           \
+        assert_int_equal(cfgkv_list(kv, S(p), &res), 0);                                           \
+        assert_true(res.index >= last);                                                            \
+        last = res.index;                                                                          \
+        cfgkv_result_release(&res);                                                                \
     } while (0)
 
     CHECK_PREFIX("svc/");
@@ -391,9 +392,8 @@ static void test_kv__index_never_decreases(void **state)
     assert_int_equal(cfgkv_delete(kv, S("svc/b"), NULL, NULL), 0); /* the highest one goes */
     CHECK_PREFIX("svc/");
     assert_true(last > b);
-    assert_int_equal(cfgkv_delete(kv, S("svc/"), &(struct cfgkv_write_opts){.is_recurse = true},
-                                  NULL),
-                     0);
+    assert_int_equal(
+        cfgkv_delete(kv, S("svc/"), &(struct cfgkv_write_opts){.is_recurse = true}, NULL), 0);
     CHECK_PREFIX("svc/");
 #undef CHECK_PREFIX
 }
@@ -405,9 +405,8 @@ static void test_kv__reopen_keeps_everything(void **state)
     (void)state;
 
     i1 = put("persist/a", "one");
-    assert_int_equal(cfgkv_set(kv, S("persist/a"), S("two"), &(struct cfgkv_write_opts){.flags = 5},
-                               NULL),
-                     0);
+    assert_int_equal(
+        cfgkv_set(kv, S("persist/a"), S("two"), &(struct cfgkv_write_opts){.flags = 5}, NULL), 0);
     i2 = put("persist/b", "b");
     fx_close();
     assert_int_equal(fx_open(&(struct cfgkv_config){0}), 0);
@@ -438,18 +437,15 @@ static int torture_once(void)
     int rc;
 
     rc = fx_open(&(struct cfgkv_config){0});
-    if (rc == 0)
-        rc = cfgkv_set(kv, S("t/a"), S("one"), NULL, &wr);
+    if (rc == 0) rc = cfgkv_set(kv, S("t/a"), S("one"), NULL, &wr);
     if (rc == 0)
         rc = cfgkv_set(kv, S("t/a"), S("two"),
                        &(struct cfgkv_write_opts){.has_cas = true, .cas = wr.index, .flags = 1},
                        NULL);
-    if (rc == 0)
-        rc = cfgkv_set(kv, S("t/b/c"), S("three"), NULL, NULL);
+    if (rc == 0) rc = cfgkv_set(kv, S("t/b/c"), S("three"), NULL, NULL);
     if (rc == 0) {
         rc = cfgkv_get(kv, S("t/a"), &res);
-        if (rc == 0 && (res.count != 1 || !slice_eq(res.entries[0].value, S("two"))))
-            rc = SH_EIO;
+        if (rc == 0 && (res.count != 1 || !slice_eq(res.entries[0].value, S("two")))) rc = SH_EIO;
         cfgkv_result_release(&res);
     }
     if (rc == 0) {
@@ -464,8 +460,7 @@ static int torture_once(void)
         rc = cfgkv_history(kv, S("t/a"), &res);
         cfgkv_result_release(&res);
     }
-    if (rc == 0)
-        rc = cfgkv_rollback(kv, S("t/a"), wr.index, NULL, NULL);
+    if (rc == 0) rc = cfgkv_rollback(kv, S("t/a"), wr.index, NULL, NULL);
     if (rc == 0)
         rc = cfgkv_delete(kv, S("t/"), &(struct cfgkv_write_opts){.is_recurse = true}, NULL);
     fx_close();

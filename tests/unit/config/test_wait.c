@@ -43,16 +43,17 @@ static void test_wait__answers_at_once_when_moved(void **state)
     assert_null(w);
     /* An index the key has moved past. */
     put("k", "2");
-    assert_int_equal(cfgkv_wait(kv, &(struct cfgkv_wait_config){.key = S("k"), .index = i1},
-                                on_wait, &got, &w),
-                     CFGKV_CHANGED);
+    assert_int_equal(
+        cfgkv_wait(kv, &(struct cfgkv_wait_config){.key = S("k"), .index = i1}, on_wait, &got, &w),
+        CFGKV_CHANGED);
     assert_null(w);
     /* A prefix that moved, by a delete. */
     assert_int_equal(cfgkv_delete(kv, S("k"), NULL, NULL), 0);
-    assert_int_equal(cfgkv_wait(kv, &(struct cfgkv_wait_config){.key = S("k"), .is_prefix = true,
-                                                                .index = i1 + 1},
-                                on_wait, &got, &w),
-                     CFGKV_CHANGED);
+    assert_int_equal(
+        cfgkv_wait(kv,
+                   &(struct cfgkv_wait_config){.key = S("k"), .is_prefix = true, .index = i1 + 1},
+                   on_wait, &got, &w),
+        CFGKV_CHANGED);
     assert_int_equal(got.calls, 0);
     /* Bad keys are refused before anything else. */
     assert_int_equal(cfgkv_wait(kv, &(struct cfgkv_wait_config){.key = S("a//b"), .index = 1},
@@ -77,21 +78,22 @@ static void test_wait__wakes_on_change(void **state)
 
     put("routes/api", "v1");
     idx = index_of_key("routes/api");
-    assert_int_equal(cfgkv_wait(kv, &(struct cfgkv_wait_config){.key = S("routes/api"),
-                                                                .index = idx,
-                                                                .timeout_ms = 5000},
+    assert_int_equal(cfgkv_wait(kv,
+                                &(struct cfgkv_wait_config){
+                                    .key = S("routes/api"), .index = idx, .timeout_ms = 5000},
                                 on_wait, &got, &w),
                      0);
     assert_non_null(w);
-    assert_int_equal(cfgkv_wait(kv, &(struct cfgkv_wait_config){.key = S("routes/"),
-                                                                .is_prefix = true,
-                                                                .index = idx,
-                                                                .timeout_ms = 5000},
-                                on_wait, &gotp, &wp),
-                     0);
-    assert_int_equal(cfgkv_wait(kv, &(struct cfgkv_wait_config){.key = S("elsewhere"),
-                                                                .index = index_of_key("elsewhere"),
-                                                                .timeout_ms = 5000},
+    assert_int_equal(
+        cfgkv_wait(kv,
+                   &(struct cfgkv_wait_config){
+                       .key = S("routes/"), .is_prefix = true, .index = idx, .timeout_ms = 5000},
+                   on_wait, &gotp, &wp),
+        0);
+    assert_int_equal(cfgkv_wait(kv,
+                                &(struct cfgkv_wait_config){.key = S("elsewhere"),
+                                                            .index = index_of_key("elsewhere"),
+                                                            .timeout_ms = 5000},
                                 on_wait, &goto_, &other),
                      0);
     /* Writes elsewhere wake nobody; a longer key under the same bytes neither. */
@@ -131,16 +133,17 @@ static void test_wait__deadline(void **state)
 
     uint64_t idx = index_of_key("never");
     start = sh_now_ms();
-    assert_int_equal(cfgkv_wait(kv, &(struct cfgkv_wait_config){.key = S("never"), .index = idx,
-                                                                .timeout_ms = 120},
-                                on_wait, &g1, &w1),
-                     0);
-    assert_int_equal(cfgkv_wait(kv, &(struct cfgkv_wait_config){.key = S("never/"),
-                                                                .is_prefix = true,
-                                                                .index = idx,
-                                                                .timeout_ms = 40},
-                                on_wait, &g2, &w2),
-                     0);
+    assert_int_equal(
+        cfgkv_wait(kv,
+                   &(struct cfgkv_wait_config){.key = S("never"), .index = idx, .timeout_ms = 120},
+                   on_wait, &g1, &w1),
+        0);
+    assert_int_equal(
+        cfgkv_wait(kv,
+                   &(struct cfgkv_wait_config){
+                       .key = S("never/"), .is_prefix = true, .index = idx, .timeout_ms = 40},
+                   on_wait, &g2, &w2),
+        0);
     uv_run(&loop, UV_RUN_DEFAULT); /* returns when both are done: the timer stops */
     assert_int_equal(g1.calls, 1);
     assert_int_equal(g1.status, CFGKV_TIMEOUT);
@@ -157,10 +160,10 @@ static void test_wait__cancel(void **state)
     (void)state;
 
     uint64_t idx = put("k", "1");
-    assert_int_equal(cfgkv_wait(kv, &(struct cfgkv_wait_config){.key = S("k"), .index = idx,
-                                                                .timeout_ms = 20},
-                                on_wait, &got, &w),
-                     0);
+    assert_int_equal(
+        cfgkv_wait(kv, &(struct cfgkv_wait_config){.key = S("k"), .index = idx, .timeout_ms = 20},
+                   on_wait, &got, &w),
+        0);
     cfgkv_wait_cancel(w);
     cfgkv_wait_cancel(NULL);
     put("k", "2");
@@ -184,9 +187,9 @@ static void on_wait_chain(void *data, int status)
     c->calls++;
     cfgkv_wait_cancel(c->victim);
     c->victim = NULL;
-    assert_int_equal(cfgkv_wait(kv, &(struct cfgkv_wait_config){.key = S("k"),
-                                                                .index = index_of_key("k"),
-                                                                .timeout_ms = 10},
+    assert_int_equal(cfgkv_wait(kv,
+                                &(struct cfgkv_wait_config){
+                                    .key = S("k"), .index = index_of_key("k"), .timeout_ms = 10},
                                 on_wait, &c->later, &c->started),
                      0);
 }
@@ -199,14 +202,14 @@ static void test_wait__callbacks_may_cancel_and_wait(void **state)
     (void)state;
 
     uint64_t idx = put("k", "1");
-    assert_int_equal(cfgkv_wait(kv, &(struct cfgkv_wait_config){.key = S("k"), .index = idx,
-                                                                .timeout_ms = 10},
-                                on_wait_chain, &c, &w),
-                     0);
-    assert_int_equal(cfgkv_wait(kv, &(struct cfgkv_wait_config){.key = S("k"), .index = idx,
-                                                                .timeout_ms = 60},
-                                on_wait, &victim, &c.victim),
-                     0);
+    assert_int_equal(
+        cfgkv_wait(kv, &(struct cfgkv_wait_config){.key = S("k"), .index = idx, .timeout_ms = 10},
+                   on_wait_chain, &c, &w),
+        0);
+    assert_int_equal(
+        cfgkv_wait(kv, &(struct cfgkv_wait_config){.key = S("k"), .index = idx, .timeout_ms = 60},
+                   on_wait, &victim, &c.victim),
+        0);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(c.calls, 1);
     assert_int_equal(victim.calls, 0); /* canceled by the first callback */
@@ -221,9 +224,9 @@ static void test_wait__free_ends_pending_waits(void **state)
     (void)state;
 
     uint64_t idx = put("k", "1");
-    assert_int_equal(cfgkv_wait(kv, &(struct cfgkv_wait_config){.key = S("k"), .index = idx},
-                                on_wait, &got, &w),
-                     0);
+    assert_int_equal(
+        cfgkv_wait(kv, &(struct cfgkv_wait_config){.key = S("k"), .index = idx}, on_wait, &got, &w),
+        0);
     fx_close();
     assert_int_equal(got.calls, 1);
     assert_int_equal(got.status, SH_ESHUTDOWN);
@@ -257,8 +260,7 @@ static void on_event(void *data, struct cfgkv_sub *sub, const struct cfgkv_event
              ev->entry.value.ptr);
     s->index[i] = ev->entry.modify_index;
     s->is_end[i] = ev->is_index_end;
-    if (ev->type == CFGKV_EVENT_ERROR)
-        s->err = ev->err;
+    if (ev->type == CFGKV_EVENT_ERROR) s->err = ev->err;
     if (s->cancel_after && s->count == s->cancel_after) {
         cfgkv_sub_cancel(sub);
         s->sub = NULL;
@@ -273,18 +275,17 @@ static void test_sub__events_in_order(void **state)
     (void)state;
 
     put("before", "x");
-    assert_int_equal(cfgkv_subscribe(kv, &(struct cfgkv_sub_config){.key = S("app/"),
-                                                                    .is_prefix = true},
-                                     on_event, &s, &s.sub),
-                     0);
+    assert_int_equal(
+        cfgkv_subscribe(kv, &(struct cfgkv_sub_config){.key = S("app/"), .is_prefix = true},
+                        on_event, &s, &s.sub),
+        0);
     assert_non_null(s.sub);
     i1 = put("app/a", "1");
     put("outside", "y");
     i2 = put("app/b", "2");
     i3 = put("app/a", "3");
-    assert_int_equal(cfgkv_delete(kv, S("app/"), &(struct cfgkv_write_opts){.is_recurse = true},
-                                  &wr),
-                     0);
+    assert_int_equal(
+        cfgkv_delete(kv, S("app/"), &(struct cfgkv_write_opts){.is_recurse = true}, &wr), 0);
     assert_int_equal(s.count, 5);
     assert_int_equal(s.type[0], CFGKV_EVENT_SET);
     assert_string_equal(s.key[0], "app/a");
@@ -318,10 +319,10 @@ static void test_sub__replay_from_an_index(void **state)
     i2 = put("cfg/x", "2");
     put("cfg/x", "3");
     /* Resume after i1: the kept changes from i2 on, then live ones. */
-    assert_int_equal(cfgkv_subscribe(kv, &(struct cfgkv_sub_config){.key = S("cfg/x"),
-                                                                    .from_index = i2},
-                                     on_event, &s, &s.sub),
-                     0);
+    assert_int_equal(
+        cfgkv_subscribe(kv, &(struct cfgkv_sub_config){.key = S("cfg/x"), .from_index = i2},
+                        on_event, &s, &s.sub),
+        0);
     assert_int_equal(s.count, 2);
     assert_string_equal(s.value[0], "2");
     assert_string_equal(s.value[1], "3");
@@ -332,10 +333,10 @@ static void test_sub__replay_from_an_index(void **state)
     /* A callback that cancels during the replay: 0 and no handle. */
     t.cancel_after = 1;
     struct cfgkv_sub *h = (struct cfgkv_sub *)&h;
-    assert_int_equal(cfgkv_subscribe(kv, &(struct cfgkv_sub_config){.key = S("cfg/x"),
-                                                                    .from_index = i1},
-                                     on_event, &t, &h),
-                     0);
+    assert_int_equal(
+        cfgkv_subscribe(kv, &(struct cfgkv_sub_config){.key = S("cfg/x"), .from_index = i1},
+                        on_event, &t, &h),
+        0);
     assert_null(h);
     assert_int_equal(t.count, 1);
     put("cfg/x", "5");
@@ -355,11 +356,11 @@ static void test_sub__free_sends_shutdown(void **state)
     struct seen s = {0};
     (void)state;
 
-    assert_int_equal(cfgkv_subscribe(kv, &(struct cfgkv_sub_config){.key = S("")}, on_event, &s,
-                                     &s.sub),
-                     SH_EINVAL); /* an empty key is no key; a prefix may be empty */
-    assert_int_equal(cfgkv_subscribe(kv, &(struct cfgkv_sub_config){.key = S(""),
-                                                                    .is_prefix = true},
+    assert_int_equal(
+        cfgkv_subscribe(kv, &(struct cfgkv_sub_config){.key = S("")}, on_event, &s, &s.sub),
+        SH_EINVAL); /* an empty key is no key; a prefix may be empty */
+    assert_int_equal(cfgkv_subscribe(kv,
+                                     &(struct cfgkv_sub_config){.key = S(""), .is_prefix = true},
                                      on_event, &s, &s.sub),
                      0);
     s.cancel_after = 1; /* canceling from the shutdown event is harmless */
@@ -368,6 +369,60 @@ static void test_sub__free_sends_shutdown(void **state)
     assert_int_equal(s.type[0], CFGKV_EVENT_ERROR);
     assert_int_equal(s.err, SH_ESHUTDOWN);
     assert_int_equal(fx_open(&(struct cfgkv_config){0}), 0);
+}
+
+/* Open, subscribe, wait, write (waking both), read, with the Nth allocation failing. */
+static int torture_once(void)
+{
+    struct seen s = {0};
+    struct waited got = {0};
+    struct cfgkv_wait *w = NULL;
+    struct cfgkv_result res = {0};
+    int rc;
+
+    rc = fx_open(&(struct cfgkv_config){0});
+    if (rc == 0) rc = cfgkv_set(kv, S("t/a"), S("one"), NULL, NULL);
+    if (rc == 0)
+        rc = cfgkv_subscribe(kv, &(struct cfgkv_sub_config){.key = S("t/"), .is_prefix = true},
+                             on_event, &s, &s.sub);
+    if (rc == 0) {
+        rc = cfgkv_get(kv, S("t/a"), &res);
+        if (rc == 0)
+            rc = cfgkv_wait(kv, &(struct cfgkv_wait_config){.key = S("t/a"), .index = res.index},
+                            on_wait, &got, &w);
+        cfgkv_result_release(&res);
+    }
+    if (rc == 0) rc = cfgkv_set(kv, S("t/a"), S("two"), NULL, NULL);
+    if (rc == 0 && got.calls == 1 && got.status < 0) rc = got.status;
+    if (rc == 0 && s.err) rc = s.err;
+    if (rc == 0 && (got.calls != 1 || s.count != 1)) rc = SH_EIO;
+    if (got.calls == 0) cfgkv_wait_cancel(w);
+    cfgkv_sub_cancel(s.sub);
+    fx_close();
+    return rc;
+}
+
+static void test_wait__oom_torture(void **state)
+{
+    long n, total;
+    (void)state;
+
+    fx_close();
+    assert_int_equal(torture_once(), 0);
+    sh_alloc_fail_after(1000000); /* counts without failing */
+    assert_int_equal(torture_once(), 0);
+    total = sh_alloc_count();
+    assert_true(total > 10);
+    for (n = 1; n <= total; n++) {
+        long live = sh_alloc_live();
+        sh_alloc_fail_after(n);
+        int rc = torture_once();
+        sh_alloc_fail_after(0);
+        if (rc != SH_ENOMEM)
+            fail_msg("allocation %ld of %ld failing gave %s", n, total, sh_errname(rc));
+        assert_int_equal(sh_alloc_live(), live);
+    }
+    assert_int_equal(fx_open(&(struct cfgkv_config){0}), 0); /* for the teardown */
 }
 
 int main(void)
@@ -383,6 +438,7 @@ int main(void)
         CFG_TEST(test_sub__events_in_order),
         CFG_TEST(test_sub__replay_from_an_index),
         CFG_TEST(test_sub__free_sends_shutdown),
+        CFG_TEST(test_wait__oom_torture),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
