@@ -51,7 +51,8 @@ static void unlink_wait(struct cfgkv_wait *w)
         w->prev->next = w->next;
     else
         kv->waits = w->next;
-    if (w->next) w->next->prev = w->prev;
+    if (w->next)
+        w->next->prev = w->prev;
     store_watch_cancel(w->sw);
     sh_free(w);
 }
@@ -64,7 +65,8 @@ static void finish(struct cfgkv_wait *w, int status, bool is_rearm)
     void *data = w->data;
 
     unlink_wait(w);
-    if (is_rearm) rearm(kv);
+    if (is_rearm)
+        rearm(kv);
     cb(data, status);
 }
 
@@ -79,7 +81,8 @@ static void on_timer(uv_timer_t *t)
         struct cfgkv_wait *w = kv->waits;
         while (w && w->deadline_ms > now)
             w = w->next;
-        if (!w) break;
+        if (!w)
+            break;
         finish(w, CFGKV_TIMEOUT, false);
     }
     rearm(kv);
@@ -103,16 +106,23 @@ int cfgkv_wait(struct cfgkv *kv, const struct cfgkv_wait_config *cfg, cfgkv_wait
     int rc;
 
     *out = NULL;
-    if (!cfg || !cb) return SH_EINVAL;
-    if (kv->is_closing) return SH_ESHUTDOWN;
+    if (!cfg || !cb)
+        return SH_EINVAL;
+    if (kv->is_closing)
+        return SH_ESHUTDOWN;
     rc = cfgkv__check(kv, cfg->key, cfg->is_prefix);
-    if (rc < 0) return rc;
-    if (cfg->index == 0) return CFGKV_CHANGED;
+    if (rc < 0)
+        return rc;
+    if (cfg->index == 0)
+        return CFGKV_CHANGED;
     rc = cfgkv__index_of(kv, cfg->key, cfg->is_prefix, &index);
-    if (rc < 0) return rc;
-    if (index > cfg->index) return CFGKV_CHANGED;
+    if (rc < 0)
+        return rc;
+    if (index > cfg->index)
+        return CFGKV_CHANGED;
     w = sh_calloc(1, sizeof(*w));
-    if (!w) return SH_ENOMEM;
+    if (!w)
+        return SH_ENOMEM;
     skey = cfgkv__skey(buf, cfg->key);
     /* From now on: nothing can be written between the index read above and this watch. */
     rc = store_watch(
@@ -130,7 +140,8 @@ int cfgkv_wait(struct cfgkv *kv, const struct cfgkv_wait_config *cfg, cfgkv_wait
     w->data = data;
     w->deadline_ms = sh_now_ms() + timeout_ms;
     w->next = kv->waits;
-    if (kv->waits) kv->waits->prev = w;
+    if (kv->waits)
+        kv->waits->prev = w;
     kv->waits = w;
     rearm(kv);
     *out = w;
@@ -141,7 +152,8 @@ void cfgkv_wait_cancel(struct cfgkv_wait *w)
 {
     struct cfgkv *kv;
 
-    if (!w) return;
+    if (!w)
+        return;
     kv = w->kv;
     unlink_wait(w);
     rearm(kv);
@@ -156,7 +168,8 @@ static void unlink_sub(struct cfgkv_sub *s)
         s->prev->next = s->next;
     else
         s->kv->subs = s->next;
-    if (s->next) s->next->prev = s->prev;
+    if (s->next)
+        s->next->prev = s->prev;
     s->prev = s->next = NULL;
 }
 
@@ -167,7 +180,8 @@ static void sub_on_event(void *data, struct store_watch *sw, const struct store_
     struct cfgkv_event ev = {.is_index_end = sev->is_revision_end};
     int rc;
 
-    if (s->is_canceled) return;
+    if (s->is_canceled)
+        return;
     if (sev->type == STORE_EVENT_ERROR) {
         ev.type = CFGKV_EVENT_ERROR;
         ev.err = sev->err;
@@ -182,7 +196,8 @@ static void sub_on_event(void *data, struct store_watch *sw, const struct store_
         }
     }
     s->cb(s->data, s, &ev); /* may free s, unless replaying */
-    if (is_replaying && s->is_canceled) store_watch_cancel(sw);
+    if (is_replaying && s->is_canceled)
+        store_watch_cancel(sw);
 }
 
 int cfgkv_subscribe(struct cfgkv *kv, const struct cfgkv_sub_config *cfg, cfgkv_sub_fn *cb,
@@ -195,12 +210,16 @@ int cfgkv_subscribe(struct cfgkv *kv, const struct cfgkv_sub_config *cfg, cfgkv_
     int rc;
 
     *out = NULL;
-    if (!cfg || !cb || cfg->from_index > INT64_MAX) return SH_EINVAL;
-    if (kv->is_closing) return SH_ESHUTDOWN;
+    if (!cfg || !cb || cfg->from_index > INT64_MAX)
+        return SH_EINVAL;
+    if (kv->is_closing)
+        return SH_ESHUTDOWN;
     rc = cfgkv__check(kv, cfg->key, cfg->is_prefix);
-    if (rc < 0) return rc;
+    if (rc < 0)
+        return rc;
     s = sh_calloc(1, sizeof(*s));
-    if (!s) return SH_ENOMEM;
+    if (!s)
+        return SH_ENOMEM;
     s->kv = kv;
     s->cb = cb;
     s->data = data;
@@ -224,7 +243,8 @@ int cfgkv_subscribe(struct cfgkv *kv, const struct cfgkv_sub_config *cfg, cfgkv_
     s->is_replaying = false;
     s->sw = sw;
     s->next = kv->subs;
-    if (kv->subs) kv->subs->prev = s;
+    if (kv->subs)
+        kv->subs->prev = s;
     kv->subs = s;
     *out = s;
     return 0;
@@ -232,9 +252,11 @@ int cfgkv_subscribe(struct cfgkv *kv, const struct cfgkv_sub_config *cfg, cfgkv_
 
 void cfgkv_sub_cancel(struct cfgkv_sub *s)
 {
-    if (!s || s->is_gone || s->is_canceled) return;
+    if (!s || s->is_gone || s->is_canceled)
+        return;
     s->is_canceled = true;
-    if (s->is_replaying) return; /* cfgkv_subscribe frees it when the replay ends */
+    if (s->is_replaying)
+        return; /* cfgkv_subscribe frees it when the replay ends */
     unlink_sub(s);
     store_watch_cancel(s->sw);
     sh_free(s);
