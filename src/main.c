@@ -4,6 +4,7 @@
  * Roles: `shoal gateway` (the proxy alone). */
 #include "admin/admin.h"
 #include "cli/cli.h"
+#include "config/config.h"
 #include "proxy/proxy.h"
 #include "store/store.h"
 #include "supervisor/supervisor.h"
@@ -212,6 +213,7 @@ static int cmd_gateway(int argc, char **argv)
 struct server_run {
     uv_loop_t *loop;
     struct store *store;
+    struct cfgkv *kv;
     struct admin *admin;
     uv_timer_t tick;
     uv_signal_t sigint, sigterm;
@@ -234,6 +236,8 @@ static void server_stopped(void *data)
 
     admin_free(s->admin);
     s->admin = NULL;
+    cfgkv_free(s->kv);
+    s->kv = NULL;
     uv_close((uv_handle_t *)&s->tick, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
@@ -307,11 +311,21 @@ static int cmd_server(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&loop);
     s.loop = &loop;
+    rc = cfgkv_new(&(struct cfgkv_config){0}, &loop, s.store, &s.kv);
+    if (rc < 0) {
+        fprintf(stderr, "shoal server: the config store: %s\n", sh_strerror(rc));
+        store_close(s.store);
+        uv_loop_close(&loop);
+        return 1;
+    }
     rc = admin_new(&loop,
-                   &(struct admin_config){.listen = listen, .token = token, .store = s.store},
+                   &(struct admin_config){.listen = listen, .token = token, .store = s.store,
+                                          .kv = s.kv},
                    &s.admin, &d);
     if (rc < 0) {
         fprintf(stderr, "shoal server: %s: %s\n", d.where, d.what[0] ? d.what : sh_strerror(rc));
+        cfgkv_free(s.kv);
+        uv_run(&loop, UV_RUN_NOWAIT);
         store_close(s.store);
         uv_run(&loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop);

@@ -53,7 +53,7 @@ struct admin_req {
     struct slice path, query;
     char *rest;          /* URL-decoded path after a prefix route, NUL-terminated */
     struct buf body;     /* the request body, capped at max_body_bytes */
-    bool answered, too_big;
+    bool answered, too_big, waited;
     void *wait;          /* a pending blocking wait (handler-owned) */
     void (*cancel_wait)(struct admin_req *r); /* cancels it when the client goes away */
     struct admin_req *next_waiting, *prev_waiting;
@@ -77,6 +77,10 @@ void admin__reply_error(struct admin_req *r, int status, const char *field, cons
  * cancel runs). */
 void admin__park(struct admin_req *r, void *wait, void (*cancel)(struct admin_req *r));
 void admin__unpark(struct admin_req *r);
+
+/* Handlers of the route table (routes.c), by file. */
+admin_handler_fn admin__kv_get, admin__kv_put, admin__kv_delete, admin__kv_history,
+    admin__kv_rollback;
 
 /* JSON body parsing with a clear 400 on failure; NULL when the reply was sent. */
 json_t *admin__body_json(struct admin_req *r, json_type want);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* routes.c: the one table of admin API routes, and the status handlers. The registry, KV and
- * Consul handlers live in routes_registry.c and routes_kv.c. */
+/* routes.c: the one table of admin API routes, and the status handlers. The KV handlers live
+ * in routes_kv.c, the registry's in routes_registry.c. */
 #include "admin/admin.h"
 #include "admin/admin_int.h"
 
@@ -32,5 +32,11 @@ const struct admin_route admin_routes[] = {
     {HTTP_M_GET, "/v1/status", false, false, ADMIN_AUTH_READ, status},
     {HTTP_M_GET, "/v1/agent/self", false, true, ADMIN_AUTH_READ, agent_self},
     {HTTP_M_GET, "/v1/catalog/datacenters", false, true, ADMIN_AUTH_READ, datacenters},
+    /* config KV (Consul's shape) and shoal's history / rollback */
+    {HTTP_M_GET, "/v1/kv/", true, true, ADMIN_AUTH_READ, admin__kv_get},
+    {HTTP_M_PUT, "/v1/kv/", true, true, ADMIN_AUTH_WRITE, admin__kv_put},
+    {HTTP_M_DELETE, "/v1/kv/", true, true, ADMIN_AUTH_WRITE, admin__kv_delete},
+    {HTTP_M_GET, "/v1/config/history/", true, false, ADMIN_AUTH_READ, admin__kv_history},
+    {HTTP_M_POST, "/v1/config/rollback/", true, false, ADMIN_AUTH_WRITE, admin__kv_rollback},
 };
 const size_t admin_nroutes = SH_ARRAY_LEN(admin_routes);
