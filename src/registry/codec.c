@@ -154,8 +154,6 @@ static int validate_check(const struct registry *reg, const struct registry_chec
 int registry__validate(const struct registry *reg, const struct registry_instance *in,
                        struct sh_diag *d)
 {
-    size_t total = 0;
-
     if (!in->id || !*in->id)
         return bad(d, SH_EINVAL, "id", "required");
     if (strlen(in->id) > REGISTRY_MAX_ID_BYTES)
@@ -224,9 +222,7 @@ int registry__validate(const struct registry *reg, const struct registry_instanc
             if (strcmp(in->meta[j].key, k) == 0)
                 return bad(d, SH_EINVAL, field, "duplicate key");
         }
-        total += kn + strlen(v);
     }
-    (void)total;
     if (in->status > REGISTRY_CRITICAL)
         return bad(d, SH_EINVAL, "status", "must be passing, warning or critical");
     return validate_check(reg, &in->check, d);
