@@ -187,7 +187,8 @@ struct registry_result {
     size_t count;
     struct registry_service_info *services; /* registry_services, sorted by name */
     size_t service_count;
-    int64_t index; /* the service's index (registry_instances), else the registry-wide one */
+    int64_t index; /* the service's index (registry_instances, registry_instance_get when
+                      found), else the registry-wide one */
     struct arena arena; /* private: the bytes */
 };
 void registry_result_release(struct registry_result *res);
