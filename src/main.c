@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "config/config.h"
 #include "proxy/proxy.h"
+#include "registry/registry.h"
 #include "store/store.h"
 #include "supervisor/supervisor.h"
 
@@ -214,6 +215,8 @@ struct server_run {
     uv_loop_t *loop;
     struct store *store;
     struct cfgkv *kv;
+    struct registry *registry;
+    struct http_client *client; /* the registry's active checks */
     struct admin *admin;
     uv_timer_t tick;
     uv_signal_t sigint, sigterm;
@@ -236,6 +239,10 @@ static void server_stopped(void *data)
 
     admin_free(s->admin);
     s->admin = NULL;
+    registry_free(s->registry);
+    s->registry = NULL;
+    http_client_free(s->client);
+    s->client = NULL;
     cfgkv_free(s->kv);
     s->kv = NULL;
     uv_close((uv_handle_t *)&s->tick, NULL);
@@ -312,20 +319,31 @@ static int cmd_server(int argc, char **argv)
     uv_loop_init(&loop);
     s.loop = &loop;
     rc = cfgkv_new(&(struct cfgkv_config){0}, &loop, s.store, &s.kv);
+    if (rc == 0)
+        rc = http_client_new(&loop, &(struct http_client_config){.max_idle_per_host = 2},
+                             &s.client);
+    if (rc == 0)
+        rc = registry_new(&(struct registry_config){0}, &loop, s.store, s.client, &s.registry);
     if (rc < 0) {
-        fprintf(stderr, "shoal server: the config store: %s\n", sh_strerror(rc));
+        fprintf(stderr, "shoal server: cannot start: %s\n", sh_strerror(rc));
+        registry_free(s.registry);
+        http_client_free(s.client);
+        cfgkv_free(s.kv);
+        uv_run(&loop, UV_RUN_DEFAULT);
         store_close(s.store);
         uv_loop_close(&loop);
         return 1;
     }
     rc = admin_new(&loop,
                    &(struct admin_config){.listen = listen, .token = token, .store = s.store,
-                                          .kv = s.kv},
+                                          .kv = s.kv, .registry = s.registry},
                    &s.admin, &d);
     if (rc < 0) {
         fprintf(stderr, "shoal server: %s: %s\n", d.where, d.what[0] ? d.what : sh_strerror(rc));
+        registry_free(s.registry);
+        http_client_free(s.client);
         cfgkv_free(s.kv);
-        uv_run(&loop, UV_RUN_NOWAIT);
+        uv_run(&loop, UV_RUN_DEFAULT);
         store_close(s.store);
         uv_run(&loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop);

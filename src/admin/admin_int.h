@@ -81,6 +81,9 @@ void admin__unpark(struct admin_req *r);
 /* Handlers of the route table (routes.c), by file. */
 admin_handler_fn admin__kv_get, admin__kv_put, admin__kv_delete, admin__kv_history,
     admin__kv_rollback;
+admin_handler_fn admin__service_register, admin__service_deregister, admin__check_pass,
+    admin__check_warn, admin__check_fail, admin__catalog_services, admin__catalog_service,
+    admin__health_service, admin__prometheus_sd;
 
 /* JSON body parsing with a clear 400 on failure; NULL when the reply was sent. */
 json_t *admin__body_json(struct admin_req *r, json_type want);

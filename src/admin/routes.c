@@ -38,5 +38,17 @@ const struct admin_route admin_routes[] = {
     {HTTP_M_DELETE, "/v1/kv/", true, true, ADMIN_AUTH_WRITE, admin__kv_delete},
     {HTTP_M_GET, "/v1/config/history/", true, false, ADMIN_AUTH_READ, admin__kv_history},
     {HTTP_M_POST, "/v1/config/rollback/", true, false, ADMIN_AUTH_WRITE, admin__kv_rollback},
+    /* registry (Consul's agent, catalog and health shapes) */
+    {HTTP_M_PUT, "/v1/agent/service/register", false, true, ADMIN_AUTH_WRITE,
+     admin__service_register},
+    {HTTP_M_PUT, "/v1/agent/service/deregister/", true, true, ADMIN_AUTH_WRITE,
+     admin__service_deregister},
+    {HTTP_M_PUT, "/v1/agent/check/pass/", true, true, ADMIN_AUTH_WRITE, admin__check_pass},
+    {HTTP_M_PUT, "/v1/agent/check/warn/", true, true, ADMIN_AUTH_WRITE, admin__check_warn},
+    {HTTP_M_PUT, "/v1/agent/check/fail/", true, true, ADMIN_AUTH_WRITE, admin__check_fail},
+    {HTTP_M_GET, "/v1/catalog/services", false, true, ADMIN_AUTH_READ, admin__catalog_services},
+    {HTTP_M_GET, "/v1/catalog/service/", true, true, ADMIN_AUTH_READ, admin__catalog_service},
+    {HTTP_M_GET, "/v1/health/service/", true, true, ADMIN_AUTH_READ, admin__health_service},
+    {HTTP_M_GET, "/v1/sd/prometheus", false, false, ADMIN_AUTH_READ, admin__prometheus_sd},
 };
 const size_t admin_nroutes = SH_ARRAY_LEN(admin_routes);
