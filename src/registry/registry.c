@@ -587,10 +587,13 @@ fail:
     return rc;
 }
 
+/* Indexes are store revisions plus one: always above 0 (Consul clients need that), and the
+ * first write to an empty store (revision 1) still moves the index past the one reported
+ * before it. */
 static void set_index(struct registry *reg, struct reg_svc *s, int64_t rev)
 {
-    if (rev > reg->index)
-        reg->index = rev;
+    if (rev + 1 > reg->index)
+        reg->index = rev + 1;
     if (s && reg->index > s->index)
         s->index = reg->index;
 }
@@ -690,9 +693,9 @@ int registry_register(struct registry *reg, const struct registry_instance *in,
         inst->v.note = inst->note;
     ids_insert(reg, inst);
     svc_link(svc, inst);
-    set_index(reg, svc, reg->index);
+    set_index(reg, svc, reg->index - 1); /* the index already moved: carry it to svc */
     if (old_svc && old_svc != svc)
-        set_index(reg, old_svc, reg->index);
+        set_index(reg, old_svc, reg->index - 1);
     critical_clock(inst, old && is_same_check ? old->v.status : REGISTRY_PASSING);
     if (old && old_svc != svc)
         emit(reg, REGISTRY_EVENT_DEREGISTER, old, old->v.status, reg->index);
@@ -1047,7 +1050,7 @@ int registry_new(const struct registry_config *cfg, uv_loop_t *loop, struct stor
     rc = store_range(st, STORE_PREFIX(slice_from_cstr(reg->prefix)), 0, &res);
     if (rc < 0)
         goto fail;
-    reg->index = SH_MAX(res.revision, (int64_t)1);
+    reg->index = res.revision + 1;
     for (size_t i = 0; i < res.count && rc == 0; i++)
         rc = load_one(reg, &res.kvs[i]);
     store_result_release(&res);

@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""The control plane through the real binary: `shoal server` (registry, config KV, admin API),
+driven over HTTP like Consul clients drive Consul, and discovered by a real Prometheus.
+Everything on 127.0.0.1, bounded in time. Usage: server_test.py PATH/TO/shoal [TEST...]"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import shoal_testlib as lib  # noqa: E402
+from shoal_testlib import Echo  # noqa: E402
+
+SHOAL = sys.argv[1]
+ONLY = sys.argv[2:]
+lib.set_binary(SHOAL)
+TOKEN = "integration-token-0123456789"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Server:
+    def __init__(self, data_dir=None, token=TOKEN):
+        self.dir = data_dir or tempfile.mkdtemp(prefix="shoal-srv-")
+        self.port = free_port()
+        env = dict(os.environ)
+        env.pop("SHOAL_TOKEN", None)
+        args = [SHOAL, "server", "--data-dir", self.dir, "--listen", f"127.0.0.1:{self.port}"]
+        if token:
+            args += ["--token", token]
+        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env)
+        self.log = []
+        while True:
+            line = self.proc.stderr.readline()
+            assert line, "server did not start: " + "".join(self.log)
+            self.log.append(line)
+            if "control plane listening" in line:
+                break
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self):
+        for line in self.proc.stderr:
+            self.log.append(line)
+
+    def call(self, method, path, body=None, token=TOKEN, header="Authorization", timeout=10):
+        url = f"http://127.0.0.1:{self.port}{path}"
+        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+        req = urllib.request.Request(url, data=data, method=method)
+        if token:
+            req.add_header(header, f"Bearer {token}" if header == "Authorization" else token)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=10)
+            assert self.proc.returncode == 0, "".join(self.log[-5:])
+
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def register(srv, body, token=TOKEN):
+    return srv.call("PUT", "/v1/agent/service/register", body, token=token)
+
+
+@test
+def tokens_guard_every_write(_):
+    srv = Server()
+    try:
+        writes = [("PUT", "/v1/agent/service/register", {"Name": "a", "Port": 1}),
+                  ("PUT", "/v1/agent/service/deregister/a", None),
+                  ("PUT", "/v1/agent/check/pass/service:a", None),
+                  ("PUT", "/v1/agent/check/warn/service:a", None),
+                  ("PUT", "/v1/agent/check/fail/service:a", None),
+                  ("PUT", "/v1/kv/k", b"v"), ("DELETE", "/v1/kv/k", None),
+                  ("POST", "/v1/config/rollback/k?index=1", None)]
+        for method, path, body in writes:
+            st, _, b = srv.call(method, path, body, token=None)
+            assert st == 401 and json.loads(b)["field"] == "token", (path, st, b)
+            st, _, b = srv.call(method, path, body, token="wrong-token-000000000000")
+            assert st == 403, (path, st, b)
+        # Consul clients send X-Consul-Token; reads from loopback need no token
+        assert srv.call("PUT", "/v1/kv/k", b"v", header="X-Consul-Token")[0] == 200
+        assert srv.call("GET", "/v1/kv/k", token=None)[0] == 200
+        assert srv.call("GET", "/v1/status", token=None)[0] == 200
+    finally:
+        srv.stop()
+
+
+@test
+def bad_input_is_400_413_404_and_changes_nothing(_):
+    srv = Server()
+    try:
+        st, _, b = srv.call("PUT", "/v1/agent/service/register", b"{\"Name\": ")
+        err = json.loads(b)
+        assert st == 400 and err["field"] == "body" and "line 1" in err["error"], (st, err)
+        st, _, b = register(srv, {"Name": "api", "Port": 70000})
+        assert st == 400 and json.loads(b)["field"] == "port", b
+        st, _, b = register(srv, {"Name": "bad name!", "Port": 80})
+        assert st == 400, b
+        st, _, b = srv.call("PUT", "/v1/kv/big", b"x" * (2 << 20))
+        assert st == 413, st
+        st, _, b = srv.call("PUT", "/v1/kv/../etc", b"x")
+        assert st == 400 and json.loads(b)["field"] == "key", b
+        assert srv.call("GET", "/v1/nothing")[0] == 404
+        assert srv.call("DELETE", "/v1/status")[0] == 405
+        # nothing was half-applied
+        assert json.loads(srv.call("GET", "/v1/catalog/services")[2]) == {}
+        assert srv.call("GET", "/v1/kv/big")[0] == 404
+    finally:
+        srv.stop()
+
+
+@test
+def register_heartbeat_ttl_expiry_and_deregister(_):
+    srv = Server()
+    try:
+        st, _, _ = register(srv, {"ID": "w-1", "Name": "worker", "Port": 9000,
+                                  "Check": {"TTL": "1s"}})
+        assert st == 200
+        health = lambda: json.loads(srv.call("GET", "/v1/health/service/worker")[2])  # noqa
+        assert health()[0]["Checks"][0]["Status"] == "critical"  # until the first heartbeat
+        assert srv.call("PUT", "/v1/agent/check/pass/service:w-1")[0] == 200
+        assert health()[0]["Checks"][0]["Status"] == "passing"
+        passing = json.loads(srv.call("GET", "/v1/health/service/worker?passing")[2])
+        assert len(passing) == 1
+        time.sleep(1.6)  # the TTL lapses
+        assert health()[0]["Checks"][0]["Status"] == "critical"
+        assert json.loads(srv.call("GET", "/v1/health/service/worker?passing")[2]) == []
+        assert srv.call("PUT", "/v1/agent/service/deregister/w-1")[0] == 200
+        assert health() == []
+        assert srv.call("PUT", "/v1/agent/service/deregister/w-1")[0] == 404
+    finally:
+        srv.stop()
+
+
+@test
+def http_check_flips_with_the_instance(_):
+    echo = Echo()
+    srv = Server()
+    try:
+        register(srv, {"ID": "e-1", "Name": "echo", "Port": echo.port,
+                       "Check": {"HTTP": f"http://127.0.0.1:{echo.port}/health",
+                                 "Interval": "1s", "Timeout": "500ms"}})
+        status = lambda: json.loads(srv.call(  # noqa: E731
+            "GET", "/v1/health/service/echo")[2])[0]["Checks"][0]["Status"]
+        end = time.monotonic() + 5
+        while status() != "passing" and time.monotonic() < end:
+            time.sleep(0.1)
+        assert status() == "passing"
+        echo.stop()
+        end = time.monotonic() + 5
+        while status() != "critical" and time.monotonic() < end:
+            time.sleep(0.1)
+        assert status() == "critical"
+    finally:
+        srv.stop()
+        echo.stop()
+
+
+@test
+def blocking_queries_answer_on_change_and_at_the_deadline(_):
+    srv = Server()
+    try:
+        st, h, _ = srv.call("GET", "/v1/catalog/services")
+        index = int(h["X-Consul-Index"])
+        t0 = time.monotonic()
+        st, h2, _ = srv.call("GET", f"/v1/catalog/services?index={index}&wait=1s")
+        took = time.monotonic() - t0
+        assert st == 200 and 0.9 < took < 2.0, took
+        assert int(h2["X-Consul-Index"]) == index
+        result = {}
+
+        def waiter():
+            result["r"] = srv.call("GET", f"/v1/catalog/services?index={index}&wait=30s")
+            result["t"] = time.monotonic()
+        t = threading.Thread(target=waiter)
+        t.start()
+        time.sleep(0.3)
+        t_change = time.monotonic()
+        register(srv, {"Name": "late", "Port": 1234})
+        t.join(timeout=10)
+        st, h3, body = result["r"]
+        assert "late" in json.loads(body) and int(h3["X-Consul-Index"]) > index
+        assert result["t"] - t_change < 0.5
+        # the KV blocks the same way
+        srv.call("PUT", "/v1/kv/a/b", b"1")
+        st, h, _ = srv.call("GET", "/v1/kv/a/b")
+        i = int(h["X-Consul-Index"])
+        threading.Timer(0.3, lambda: srv.call("PUT", "/v1/kv/a/b", b"2")).start()
+        t0 = time.monotonic()
+        st, h, body = srv.call("GET", f"/v1/kv/a/b?index={i}&wait=10s")
+        assert 0.2 < time.monotonic() - t0 < 2 and int(h["X-Consul-Index"]) > i
+    finally:
+        srv.stop()
+
+
+@test
+def kv_cas_history_and_rollback(_):
+    srv = Server()
+    try:
+        assert srv.call("PUT", "/v1/kv/app/x?cas=0", b"one")[2] == b"true"
+        assert srv.call("PUT", "/v1/kv/app/x?cas=0", b"two")[2] == b"false"  # exists
+        st, h, body = srv.call("GET", "/v1/kv/app/x")
+        mi = json.loads(body)[0]["ModifyIndex"]
+        assert srv.call("PUT", f"/v1/kv/app/x?cas={mi + 100}", b"three")[2] == b"false"
+        assert srv.call("GET", "/v1/kv/app/x?raw")[2] == b"one"  # conflict changed nothing
+        assert srv.call("PUT", f"/v1/kv/app/x?cas={mi}", b"two")[2] == b"true"
+        srv.call("PUT", "/v1/kv/app/y", b"y")
+        rec = json.loads(srv.call("GET", "/v1/kv/app/?recurse")[2])
+        assert [e["Key"] for e in rec] == ["app/x", "app/y"]
+        hist = json.loads(srv.call("GET", "/v1/config/history/app/x")[2])
+        assert len(hist) == 2 and hist[-1]["ModifyIndex"] == mi
+        assert srv.call("POST", f"/v1/config/rollback/app/x?index={mi}")[2] == b"true"
+        assert srv.call("GET", "/v1/kv/app/x?raw")[2] == b"one"
+        assert srv.call("DELETE", "/v1/kv/app/?recurse")[2] == b"true"
+        assert srv.call("GET", "/v1/kv/app/x")[0] == 404
+    finally:
+        srv.stop()
+
+
+@test
+def acknowledged_writes_survive_kill9(_):
+    data = tempfile.mkdtemp(prefix="shoal-srv-")
+    acked = []
+    for rnd in range(3):
+        srv = Server(data_dir=data)
+        stop = threading.Event()
+
+        def writer():
+            i = len(acked)
+            while not stop.is_set():
+                try:
+                    st, _, body = srv.call("PUT", f"/v1/kv/crash/k{i}", f"v{i}".encode(),
+                                           timeout=2)
+                except Exception:  # noqa: BLE001 - the server died mid-request
+                    return
+                if st == 200 and body == b"true":
+                    acked.append(i)
+                    i += 1
+        t = threading.Thread(target=writer)
+        t.start()
+        time.sleep(0.4 + 0.2 * rnd)
+        srv.kill9()
+        stop.set()
+        t.join(timeout=10)
+    srv = Server(data_dir=data)
+    try:
+        assert len(acked) > 20, len(acked)
+        keys = json.loads(srv.call("GET", "/v1/kv/crash/?keys")[2])
+        missing = [i for i in acked if f"crash/k{i}" not in keys]
+        assert not missing, missing[:10]
+        for i in acked[::max(1, len(acked) // 20)]:
+            assert srv.call("GET", f"/v1/kv/crash/k{i}?raw")[2] == f"v{i}".encode()
+        print(f"    {len(acked)} acknowledged writes over 3 kill -9 rounds, all present")
+    finally:
+        srv.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@test
+def consul_sd_request_sequence_finds_the_instances(_):
+    """Debian's Prometheus is built without consul_sd (its config rejects consul_sd_configs),
+    so this replays what consul_sd does [wire-apis.md 4.1]: agent/self for the datacenter,
+    a blocking catalog/services, then a blocking health/service per service, with ?stale and
+    X-Consul-Token; and checks the fields it turns into targets and labels."""
+    srv = Server()
+    try:
+        register(srv, {"ID": "api-1", "Name": "api", "Tags": ["v2", "edge"], "Port": 8080,
+                       "Address": "127.0.0.1", "Meta": {"version": "2"}})
+        hdr = "X-Consul-Token"
+        st, _, b = srv.call("GET", "/v1/agent/self", header=hdr)
+        assert json.loads(b)["Config"]["Datacenter"] == "dc1"
+        st, h, b = srv.call("GET", "/v1/catalog/services?stale=&wait=120000ms", header=hdr)
+        services = json.loads(b)
+        assert services == {"api": ["edge", "v2"]} or services == {"api": ["v2", "edge"]}, b
+        idx = int(h["X-Consul-Index"])
+        assert idx > 0 and h["X-Consul-KnownLeader"] == "true" and h["X-Consul-LastContact"] == "0"
+        st, h, b = srv.call("GET", "/v1/health/service/api?stale=&wait=120000ms", header=hdr)
+        entry = json.loads(b)[0]
+        target = f"{entry['Service']['Address'] or entry['Node']['Address']}:{entry['Service']['Port']}"
+        assert target == "127.0.0.1:8080", target
+        assert entry["Service"]["Meta"]["version"] == "2" and entry["Checks"][0]["Status"] == "passing"
+        # the long poll consul_sd keeps open returns when a second instance appears
+        hidx = int(h["X-Consul-Index"])
+        threading.Timer(0.3, lambda: register(srv, {"ID": "api-2", "Name": "api", "Port": 8081,
+                                                    "Address": "127.0.0.1"})).start()
+        t0 = time.monotonic()
+        st, h, b = srv.call("GET", f"/v1/health/service/api?index={hidx}&stale=&wait=120000ms",
+                            header=hdr, timeout=20)
+        assert len(json.loads(b)) == 2 and time.monotonic() - t0 < 2, b
+        assert int(h["X-Consul-Index"]) > hidx
+    finally:
+        srv.stop()
+
+
+@test
+def prometheus_discovers_and_scrapes_through_http_sd(_):
+    prom = shutil.which("prometheus")
+    assert prom, "the prometheus server is not installed (scripts/install-deps.sh installs it)"
+    srv = Server()
+    gw_dir = tempfile.mkdtemp(prefix="shoal-prom-")
+    gw_port, admin_port, prom_port = free_port(), free_port(), free_port()
+    with open(os.path.join(gw_dir, "gw.yaml"), "w") as f:
+        f.write(f"listen: 127.0.0.1:{gw_port}\nworkers: 1\nadmin: 127.0.0.1:{admin_port}\n"
+                "routes:\n  - {respond: {status: 200, body: ok}}\n")
+    gw = subprocess.Popen([SHOAL, "gateway", "-c", os.path.join(gw_dir, "gw.yaml")],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(os.path.join(gw_dir, "prometheus.yml"), "w") as f:
+        f.write(f"""
+global: {{scrape_interval: 1s, scrape_timeout: 1s}}
+scrape_configs:
+  - job_name: httpsd
+    http_sd_configs:
+      - url: http://127.0.0.1:{srv.port}/v1/sd/prometheus
+        refresh_interval: 1s
+""")
+    p = subprocess.Popen([prom, f"--config.file={gw_dir}/prometheus.yml",
+                          f"--storage.tsdb.path={gw_dir}/data",
+                          f"--web.listen-address=127.0.0.1:{prom_port}"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        st, _, b = register(srv, {"ID": "gw-admin", "Name": "gateway-admin", "Port": admin_port,
+                                  "Tags": ["shoal"], "Meta": {"role": "edge"}})
+        assert st == 200, b
+        end = time.monotonic() + 60
+        target = None
+        while time.monotonic() < end and p.poll() is None:
+            try:
+                with urllib.request.urlopen(
+                        f"http://127.0.0.1:{prom_port}/api/v1/targets", timeout=2) as r:
+                    data = json.loads(r.read())
+                found = [t for t in data["data"]["activeTargets"] if t["labels"]["job"] == "httpsd"]
+                if found and found[0]["health"] == "up":
+                    target = found[0]
+                    break
+            except (urllib.error.URLError, ConnectionError, KeyError):
+                pass
+            time.sleep(0.5)
+        assert target, "prometheus found no healthy target: " + (p.stderr.read() if p.poll() is not None else "")
+        assert target["labels"]["instance"] == f"127.0.0.1:{admin_port}", target
+        d = target["discoveredLabels"]
+        assert d["__meta_shoal_service"] == "gateway-admin" and d["__meta_shoal_meta_role"] == "edge", d
+        # and the scraped series are there: the gateway's own metrics
+        q = urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/api/v1/query?query="
+                                   "shoal_gateway_requests_total", timeout=5)
+        assert json.loads(q.read())["data"]["result"], "no scraped series"
+        print("    prometheus scraped the gateway's /metrics, found through shoal's http_sd")
+    finally:
+        p.terminate()
+        gw.terminate()
+        p.wait(timeout=10)
+        gw.wait(timeout=10)
+        srv.stop()
+        shutil.rmtree(gw_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(lib.run_tests(TESTS, ONLY))
