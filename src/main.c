@@ -29,39 +29,116 @@ struct gateway_run {
     uint32_t grace_ms;
     bool watching;
     uint64_t reloads;
+    struct sh_doc *doc;           /* the file in force, kept to rebuild on registry changes */
+    struct proxy_discovery *disc; /* registry-fed clusters; NULL without control_plane */
 };
 
-/* Reads and validates the config file. 0 and *out, or an error with d filled. */
-static int gateway_load(const char *path, struct proxy_config **out, struct sh_diag *d)
+static int resolve_endpoints(void *data, const char *service, struct arena *a,
+                             struct proxy_endpoint **out, uint32_t *count)
+{
+    struct gateway_run *g = data;
+
+    return proxy_discovery_endpoints(g->disc, service, a, out, count);
+}
+
+/* Builds a config from doc, with registry-fed clusters filled from discovery. */
+static int gateway_build(struct gateway_run *g, const struct sh_doc *doc,
+                         struct proxy_config **out, struct sh_diag *d)
+{
+    struct proxy_resolver res = {.endpoints = resolve_endpoints, .data = g};
+
+    return proxy_config_from_doc(doc, &res, out, d);
+}
+
+static void discovery_changed(void *data);
+
+/* Starts discovery when the config names a control plane, and watches its services. */
+static int gateway_discover(struct gateway_run *g, const struct proxy_config *cfg,
+                            struct sh_diag *d)
+{
+    const char *token = cfg->control_plane_token ? cfg->control_plane_token
+                                                 : getenv("SHOAL_TOKEN");
+    int rc;
+
+    if (!cfg->control_plane)
+        return 0;
+    if (!g->disc) {
+        rc = proxy_discovery_new(g->loop, cfg->control_plane, token, discovery_changed, g,
+                                 &g->disc, d);
+        if (rc < 0)
+            return rc;
+    }
+    for (uint32_t i = 0; i < cfg->nclusters; i++) {
+        if (cfg->clusters[i].service && proxy_discovery_watch(g->disc, cfg->clusters[i].service) < 0)
+            return SH_ENOMEM;
+    }
+    return 0;
+}
+
+/* Reads and validates the config file. 0 and *out (with *doc_out kept), or an error. */
+static int gateway_load(struct gateway_run *g, struct proxy_config **out,
+                        struct sh_doc **doc_out, struct sh_diag *d)
 {
     struct sh_doc *doc;
-    int rc = manifest_read_file(path, &doc, d);
+    int rc = manifest_read_file(g->path, &doc, d);
 
     *out = NULL;
+    *doc_out = NULL;
     if (rc < 0)
         return rc;
-    rc = proxy_config_from_doc(doc, out, d);
-    sh_doc_free(doc);
-    return rc;
+    rc = gateway_build(g, doc, out, d);
+    if (rc < 0) {
+        sh_doc_free(doc);
+        return rc;
+    }
+    *doc_out = doc;
+    return 0;
 }
 
 static void gateway_reload(struct gateway_run *g, const char *why)
 {
     struct proxy_config *cfg;
+    struct sh_doc *doc;
     struct sh_diag d = {{0}, {0}};
-    int rc = gateway_load(g->path, &cfg, &d);
+    int rc = gateway_load(g, &cfg, &doc, &d);
 
     if (rc == 0)
-        rc = proxy_gateway_reload(g->gw, cfg, &d);
+        rc = gateway_discover(g, cfg, &d);
+    if (rc == 0) {
+        rc = proxy_gateway_reload(g->gw, cfg, &d); /* takes cfg, also on failure */
+        cfg = NULL;
+    }
     if (rc < 0) {
+        proxy_config_free(cfg);
+        sh_doc_free(doc);
         SH_LOG(SH_ERROR, "proxy", "config rejected; the running config stays",
                LF_STR("where", d.where), LF_STR("error", d.what), LF_STR("trigger", why));
         return;
     }
+    sh_doc_free(g->doc);
+    g->doc = doc;
     g->reloads++;
     SH_LOG(SH_INFO, "proxy", "config reloaded", LF_STR("file", g->path), LF_STR("trigger", why),
            LF_UINT("routes", proxy_gateway_config(g->gw)->nroutes),
            LF_UINT("reloads", g->reloads));
+}
+
+/* A watched service changed: rebuild the config in force with its new endpoints. */
+static void discovery_changed(void *data)
+{
+    struct gateway_run *g = data;
+    struct proxy_config *cfg;
+    struct sh_diag d = {{0}, {0}};
+    int rc;
+
+    if (!g->gw || !g->doc)
+        return;
+    rc = gateway_build(g, g->doc, &cfg, &d);
+    if (rc == 0)
+        rc = proxy_gateway_reload(g->gw, cfg, &d);
+    if (rc < 0)
+        SH_LOG(SH_ERROR, "proxy", "cannot apply new endpoints", LF_STR("where", d.where),
+               LF_STR("error", d.what));
 }
 
 static void debounce_cb(uv_timer_t *t)
@@ -98,6 +175,10 @@ static void gateway_stopped(void *data)
     uv_close((uv_handle_t *)&g->debounce, NULL);
     if (g->watching)
         uv_close((uv_handle_t *)&g->watch, NULL);
+    proxy_discovery_free(g->disc);
+    g->disc = NULL;
+    sh_doc_free(g->doc);
+    g->doc = NULL;
     SH_LOG(SH_INFO, "proxy", "gateway stopped");
 }
 
@@ -154,22 +235,33 @@ static int cmd_gateway(int argc, char **argv)
     }
     if (!g.path)
         return cli_usage_error(cmd, "missing -c FILE");
-    rc = gateway_load(g.path, &cfg, &d);
+    uv_loop_init(&loop);
+    g.loop = &loop;
+    rc = gateway_load(&g, &cfg, &g.doc, &d);
+    if (rc == 0 && !check)
+        rc = gateway_discover(&g, cfg, &d);
     if (rc < 0) {
         fprintf(stderr, "shoal gateway: %s: %s\n", d.where, d.what);
+        proxy_config_free(cfg);
+        sh_doc_free(g.doc);
+        proxy_discovery_free(g.disc);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
         return 1;
     }
     if (check) {
         printf("%s: ok (%u routes, %u clusters)\n", g.path, cfg->nroutes, cfg->nclusters);
         proxy_config_free(cfg);
+        sh_doc_free(g.doc);
+        uv_loop_close(&loop);
         return 0;
     }
     signal(SIGPIPE, SIG_IGN);
-    uv_loop_init(&loop);
-    g.loop = &loop;
     rc = proxy_gateway_start(&loop, cfg, &g.gw, &d);
     if (rc < 0) {
         fprintf(stderr, "shoal gateway: %s: %s\n", d.where, d.what[0] ? d.what : sh_strerror(rc));
+        sh_doc_free(g.doc);
+        proxy_discovery_free(g.disc);
         uv_run(&loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop);
         return 1;

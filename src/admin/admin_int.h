@@ -70,6 +70,9 @@ void admin__reply_json(struct admin_req *r, int status, json_t *body); /* steals
 void admin__reply_json_index(struct admin_req *r, int status, json_t *body, uint64_t index);
 void admin__reply_raw(struct admin_req *r, int status, const char *content_type,
                       struct slice body, uint64_t index);
+/* As admin__reply_raw, with the X-Consul-* headers whatever the route. */
+void admin__reply_raw_consul(struct admin_req *r, int status, const char *content_type,
+                             struct slice body, uint64_t index);
 /* {"error": "<what>", "field": "<field>"} with <status>; field may be NULL. */
 void admin__reply_error(struct admin_req *r, int status, const char *field, const char *what);
 
@@ -83,7 +86,7 @@ admin_handler_fn admin__kv_get, admin__kv_put, admin__kv_delete, admin__kv_histo
     admin__kv_rollback;
 admin_handler_fn admin__service_register, admin__service_deregister, admin__check_pass,
     admin__check_warn, admin__check_fail, admin__catalog_services, admin__catalog_service,
-    admin__health_service, admin__prometheus_sd;
+    admin__health_service, admin__prometheus_sd, admin__sd_endpoints;
 
 /* JSON body parsing with a clear 400 on failure; NULL when the reply was sent. */
 json_t *admin__body_json(struct admin_req *r, json_type want);

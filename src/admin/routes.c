@@ -50,5 +50,6 @@ const struct admin_route admin_routes[] = {
     {HTTP_M_GET, "/v1/catalog/service/", true, true, ADMIN_AUTH_READ, admin__catalog_service},
     {HTTP_M_GET, "/v1/health/service/", true, true, ADMIN_AUTH_READ, admin__health_service},
     {HTTP_M_GET, "/v1/sd/prometheus", false, false, ADMIN_AUTH_READ, admin__prometheus_sd},
+    {HTTP_M_GET, "/v1/sd/endpoints/", true, false, ADMIN_AUTH_READ, admin__sd_endpoints},
 };
 const size_t admin_nroutes = SH_ARRAY_LEN(admin_routes);

@@ -390,3 +390,30 @@ void admin__prometheus_sd(struct admin_req *r)
     registry_result_release(&svcs);
     admin__reply_json(r, 200, arr);
 }
+
+/* For proxies (which speak no JSON): the passing instances of a service as text lines
+ * "address:port weight", with X-Consul-Index and blocking ?index&wait like the rest. */
+void admin__sd_endpoints(struct admin_req *r)
+{
+    struct registry_result res = {0};
+    struct buf b = BUF_INIT(4 << 20);
+
+    if (!reg_ready(r) || block_if_unchanged(r, r->rest) ||
+        instances(r, REGISTRY_FILTER_PASSING, &res) < 0)
+        return;
+    for (size_t i = 0; i < res.count; i++) {
+        const struct registry_instance *in = &res.instances[i];
+        buf_appendf(&b, strchr(in->address, ':') ? "[%s]:%u %u\n" : "%s:%u %u\n", in->address,
+                    in->port, in->weight ? in->weight : 1);
+    }
+    uint64_t index = (uint64_t)res.index;
+    registry_result_release(&res);
+    if (b.err) {
+        buf_release(&b);
+        admin__reply_error(r, 500, NULL, "too many instances");
+        return;
+    }
+    /* the index header is what the proxy's long poll resumes from */
+    admin__reply_raw_consul(r, 200, "text/plain", buf_slice(&b), index);
+    buf_release(&b);
+}

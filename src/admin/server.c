@@ -46,6 +46,12 @@ void admin__reply_raw(struct admin_req *r, int status, const char *content_type,
     reply(r, status, content_type, body, r->route && r->route->is_consul, index);
 }
 
+void admin__reply_raw_consul(struct admin_req *r, int status, const char *content_type,
+                             struct slice body, uint64_t index)
+{
+    reply(r, status, content_type, body, true, index);
+}
+
 void admin__reply_json_index(struct admin_req *r, int status, json_t *body, uint64_t index)
 {
     char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);

@@ -12,6 +12,7 @@
 /* Reading context: the config being filled and where errors go. */
 struct rd {
     struct proxy_config *cfg;
+    const struct proxy_resolver *res;
     struct sh_diag *d;
     char path[128];
 };
@@ -318,8 +319,9 @@ static int read_endpoint(struct rd *r, const struct sh_node *n, const char *p,
 static int read_cluster(struct rd *r, const struct sh_node *m, size_t idx,
                         struct proxy_cluster *cl)
 {
-    static const char *const keys[] = {"name",  "endpoints", "lb",      "hash_on", "timeouts",
-                                       "retry", "breaker",   "outlier", "health",  NULL};
+    static const char *const keys[] = {"name",   "endpoints", "service", "lb",
+                                       "hash_on", "timeouts", "retry",   "breaker",
+                                       "outlier", "health",   NULL};
     const struct sh_node *v;
     char p[64];
 
@@ -329,16 +331,34 @@ static int read_cluster(struct rd *r, const struct sh_node *m, size_t idx,
     TRY(sh_node_require(m, "name", p, &v, r->d));
     TRY(get_str(r, v, pathf(r, "%s.name", p), &cl->name));
     snprintf(p, sizeof(p), "clusters[%s]", cl->name);
-    TRY(sh_node_require(m, "endpoints", p, &v, r->d));
-    TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.endpoints", p), r->d));
-    cl->nendpoints = (uint32_t)v->count;
-    cl->endpoints = arena_alloc(&r->cfg->arena, (v->count + 1) * sizeof(*cl->endpoints));
-    if (!cl->endpoints)
-        return SH_ENOMEM;
-    memset(cl->endpoints, 0, (v->count + 1) * sizeof(*cl->endpoints));
-    for (size_t i = 0; i < v->count; i++)
-        TRY(read_endpoint(r, v->items[i], pathf(r, "%s.endpoints[%zu]", p, i),
-                          &cl->endpoints[i]));
+    if ((v = sh_node_get(m, "service"))) {
+        /* registry-fed: the control plane says which instances (passing ones) to use */
+        if (sh_node_get(m, "endpoints"))
+            return fail_at(r, v, "%s: give either endpoints or service, not both", p);
+        TRY(get_str(r, v, pathf(r, "%s.service", p), &cl->service));
+        if (!r->cfg->control_plane)
+            return fail_at(r, v, "%s.service: needs control_plane at the top level", p);
+        if (r->res)
+            TRY(r->res->endpoints(r->res->data, cl->service, &r->cfg->arena, &cl->endpoints,
+                                  &cl->nendpoints));
+        if (!cl->endpoints) {
+            cl->endpoints = arena_alloc(&r->cfg->arena, sizeof(*cl->endpoints));
+            if (!cl->endpoints)
+                return SH_ENOMEM;
+            cl->nendpoints = 0;
+        }
+    } else {
+        TRY(sh_node_require(m, "endpoints", p, &v, r->d));
+        TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.endpoints", p), r->d));
+        cl->nendpoints = (uint32_t)v->count;
+        cl->endpoints = arena_alloc(&r->cfg->arena, (v->count + 1) * sizeof(*cl->endpoints));
+        if (!cl->endpoints)
+            return SH_ENOMEM;
+        memset(cl->endpoints, 0, (v->count + 1) * sizeof(*cl->endpoints));
+        for (size_t i = 0; i < v->count; i++)
+            TRY(read_endpoint(r, v->items[i], pathf(r, "%s.endpoints[%zu]", p, i),
+                              &cl->endpoints[i]));
+    }
     if ((v = sh_node_get(m, "lb"))) {
         const char *s;
         bool known = false;
@@ -725,6 +745,7 @@ static int render_json(struct proxy_config *cfg)
         buf_appends(&b, i ? SLICE(",{") : SLICE("{"));
         json_str(&b, "name", cl->name, false);
         json_str(&b, "lb", lbn[cl->lb], true);
+        json_str(&b, "service", cl->service, true);
         buf_appends(&b, SLICE(",\"endpoints\":["));
         for (uint32_t e = 0; e < cl->nendpoints; e++)
             buf_appendf(&b, "%s{\"address\":\"%s\",\"weight\":%u}", e ? "," : "",
@@ -783,8 +804,9 @@ static int render_json(struct proxy_config *cfg)
  * ------------------------------------------------------------------------------------------ */
 static int read_top(struct rd *r, const struct sh_node *root)
 {
-    static const char *const keys[] = {"listen", "workers", "admin",    "access_log",
-                                       "limits", "clusters", "routes", NULL};
+    static const char *const keys[] = {"listen",   "workers",       "admin", "access_log",
+                                       "limits",   "control_plane", "clusters", "routes",
+                                       NULL};
     static const char *const lkeys[] = {"max_request_line", "max_field_line", "max_head",
                                         "max_fields",       "max_body",       NULL};
     struct proxy_config *cfg = r->cfg;
@@ -803,6 +825,17 @@ static int read_top(struct rd *r, const struct sh_node *root)
         TRY(get_str(r, v, "admin", &cfg->admin));
         if (http_parse_addr(cfg->admin, &ss, &ad) < 0)
             return fail_at(r, v, "admin: %s", ad.what);
+    }
+    if ((v = sh_node_get(root, "control_plane"))) {
+        static const char *const ck[] = {"address", "token", NULL};
+        const struct sh_node *x;
+        TRY(sh_node_check_keys(v, ck, "control_plane", r->d));
+        TRY(sh_node_require(v, "address", "control_plane", &x, r->d));
+        TRY(get_str(r, x, "control_plane.address", &cfg->control_plane));
+        if (http_parse_addr(cfg->control_plane, &ss, &ad) < 0)
+            return fail_at(r, x, "control_plane.address: %s", ad.what);
+        if ((x = sh_node_get(v, "token")))
+            TRY(get_str(r, x, "control_plane.token", &cfg->control_plane_token));
     }
     if ((v = sh_node_get(root, "workers")))
         TRY(get_u32(r, v, "workers", 0, 256, &cfg->workers));
@@ -858,7 +891,8 @@ static int read_top(struct rd *r, const struct sh_node *root)
     return 0;
 }
 
-int proxy_config_from_doc(const struct sh_doc *doc, struct proxy_config **out, struct sh_diag *d)
+int proxy_config_from_doc(const struct sh_doc *doc, const struct proxy_resolver *res,
+                          struct proxy_config **out, struct sh_diag *d)
 {
     struct proxy_config *cfg;
     struct rd r;
@@ -868,7 +902,7 @@ int proxy_config_from_doc(const struct sh_doc *doc, struct proxy_config **out, s
     rc = proxy_config_new(&cfg);
     if (rc < 0)
         return rc;
-    r = (struct rd){.cfg = cfg, .d = d};
+    r = (struct rd){.cfg = cfg, .res = res, .d = d};
     rc = read_top(&r, doc->root);
     if (rc == 0)
         rc = proxy_config_finish(cfg, d);

@@ -88,6 +88,7 @@ struct proxy_endpoint {
 
 struct proxy_cluster {
     const char *name;
+    const char *service; /* registry-fed: endpoints come from this service (else static) */
     struct proxy_endpoint *endpoints;
     uint32_t nendpoints;
     enum proxy_lb lb;
@@ -169,6 +170,8 @@ struct proxy_route {
 
 struct proxy_config {
     const char *listen;  /* "127.0.0.1:8080" */
+    const char *control_plane;       /* admin API address for registry-fed clusters, or NULL */
+    const char *control_plane_token; /* NULL = none (reads from loopback need none) */
     const char *admin;   /* NULL = no admin listener */
     uint32_t workers;    /* 0 = one per core */
     bool access_log;
@@ -182,11 +185,19 @@ struct proxy_config {
 };
 
 struct sh_doc;
-/* Builds and validates a config from a document tree (shoal's YAML reader makes one).
- * 0 and *out (free with proxy_config_free), or SH_EPARSE/SH_ENOMEM with d->where =
- * "file:line:col" and d->what naming the key and the problem. */
-SH_MUST_CHECK int proxy_config_from_doc(const struct sh_doc *doc, struct proxy_config **out,
-                                        struct sh_diag *d);
+/* Where registry-fed clusters get their endpoints when a config is built: fill *out (in the
+ * arena) and *count with the service's passing instances (0 when none known yet). */
+struct proxy_resolver {
+    int (*endpoints)(void *data, const char *service, struct arena *a,
+                     struct proxy_endpoint **out, uint32_t *count);
+    void *data;
+};
+/* Builds and validates a config from a document tree (shoal's YAML reader makes one); res may
+ * be NULL (registry-fed clusters then start empty). 0 and *out (free with proxy_config_free),
+ * or SH_EPARSE/SH_ENOMEM with d->where = "file:line:col" and d->what naming the key and the
+ * problem. */
+SH_MUST_CHECK int proxy_config_from_doc(const struct sh_doc *doc, const struct proxy_resolver *res,
+                                        struct proxy_config **out, struct sh_diag *d);
 /* An empty config (one arena, defaults set), for builders and tests. */
 SH_MUST_CHECK int proxy_config_new(struct proxy_config **out);
 /* Derives the lookup structures (hash rings, Maglev tables, split totals) and checks
@@ -256,6 +267,23 @@ void proxy_gateway_stop(struct proxy_gateway *gw, uint32_t deadline_ms, void (*d
                         void *data);
 void proxy_gateway_free(struct proxy_gateway *gw); /* after done; NULL is a no-op */
 uint16_t proxy_gateway_port(const struct proxy_gateway *gw);
+
+/* ==========================================================================================
+ * Discovery (discovery.c): registry-fed clusters, kept fresh by long polls on the control
+ * plane; the last known endpoints stay when it is unreachable. Control thread only.
+ * ========================================================================================== */
+struct proxy_discovery;
+typedef void proxy_discovery_fn(void *data); /* some service's endpoints changed */
+SH_MUST_CHECK int proxy_discovery_new(uv_loop_t *loop, const char *address, const char *token,
+                                      proxy_discovery_fn *on_change, void *data,
+                                      struct proxy_discovery **out, struct sh_diag *d);
+/* Starts polling <service> (idempotent). */
+SH_MUST_CHECK int proxy_discovery_watch(struct proxy_discovery *d, const char *service);
+/* The last known endpoints of <service> (a resolver's endpoints function). */
+int proxy_discovery_endpoints(struct proxy_discovery *d, const char *service, struct arena *a,
+                              struct proxy_endpoint **out, uint32_t *count);
+/* Closes everything (asynchronously: run the loop). NULL is a no-op. */
+void proxy_discovery_free(struct proxy_discovery *d);
 uint16_t proxy_gateway_admin_port(const struct proxy_gateway *gw);
 
 #endif

@@ -14,7 +14,7 @@ static int load(const char *yaml, struct proxy_config **cfg, struct sh_diag *d)
 
     if (rc < 0)
         return rc;
-    rc = proxy_config_from_doc(doc, cfg, d);
+    rc = proxy_config_from_doc(doc, NULL, cfg, d);
     sh_doc_free(doc);
     return rc;
 }
@@ -105,12 +105,12 @@ static void test_config__oom_is_clean(void **state)
     (void)state;
     assert_int_equal(manifest_read_buf("gw.yaml", yaml, strlen(yaml), &doc, &d), 0);
     sh_alloc_fail_after(0);
-    assert_int_equal(proxy_config_from_doc(doc, &cfg, &d), 0);
+    assert_int_equal(proxy_config_from_doc(doc, NULL, &cfg, &d), 0);
     proxy_config_free(cfg);
     for (;;) {
         n++;
         sh_alloc_fail_after(n);
-        int rc = proxy_config_from_doc(doc, &cfg, &d);
+        int rc = proxy_config_from_doc(doc, NULL, &cfg, &d);
         sh_alloc_fail_after(0);
         if (rc == 0) {
             proxy_config_free(cfg);

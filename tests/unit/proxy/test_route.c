@@ -23,7 +23,7 @@ static struct proxy_config *load(const char *yaml)
     struct sh_diag d;
 
     assert_int_equal(manifest_read_buf("t.yaml", yaml, strlen(yaml), &doc, &d), 0);
-    if (proxy_config_from_doc(doc, &cfg, &d) != 0)
+    if (proxy_config_from_doc(doc, NULL, &cfg, &d) != 0)
         fail_msg("%s: %s", d.where, d.what);
     sh_doc_free(doc);
     return cfg;
