@@ -30,6 +30,25 @@ static const struct cli_command commands[] = {
      "  --timeout-idle D    keep-alive connections close after D idle (default 60s)\n"
      "  --timeout-send D    time allowed without write progress (default 60s)\n"
      "  --shutdown-grace D  on SIGTERM, in-flight requests get D to finish (default 5s)\n"},
+    {"services", cli_cmd_services, "list services and their instances' health",
+     "shoal services [--json]",
+     "Lists the services registered with the control plane (SHOAL_ADDR, default\n"
+     "127.0.0.1:7700), with their instance and passing counts and tags. --json prints every\n"
+     "instance with its address, port and status.\n"},
+    {"config", cli_cmd_config, "read and change configuration in the control plane",
+     "shoal config get KEY | set KEY VALUE|- [--cas INDEX] | del KEY [--recurse] |\n"
+     "       ls [PREFIX] [--json] | watch KEY [--count N] | history KEY [--json] |\n"
+     "       rollback KEY INDEX",
+     "Reads and writes the control plane's configuration keys (SHOAL_ADDR, default\n"
+     "127.0.0.1:7700; writes need SHOAL_TOKEN).\n\n"
+     "  get KEY               print the value\n"
+     "  set KEY VALUE         write it ('-' reads stdin); --cas INDEX writes only if the key's\n"
+     "                        index is still INDEX (0: only if absent); exit 1 on a conflict\n"
+     "  del KEY               delete it; --recurse deletes everything under KEY\n"
+     "  ls [PREFIX]           list keys (with --json: values, base64, and indexes)\n"
+     "  watch KEY             print each new value as it changes (--count N: stop after N)\n"
+     "  history KEY           the last versions, newest first\n"
+     "  rollback KEY INDEX    write the value the key had at INDEX again\n"},
     {"fetch", cli_cmd_fetch, "make an HTTP request and print the response",
      "shoal fetch [-X METHOD] [-H 'Name: value']... [-d DATA | -T FILE] [-i] [-n COUNT] URL",
      "Sends an HTTP/1.1 request with shoal's own client and prints the response body.\n\n"

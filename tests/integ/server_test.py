@@ -450,5 +450,50 @@ def gateway_fed_by_the_registry_follows_it_within_a_second(_):
         shutil.rmtree(gw_dir, ignore_errors=True)
 
 
+@test
+def cli_config_and_services_commands(_):
+    srv = Server()
+    env = dict(os.environ, SHOAL_ADDR=f"127.0.0.1:{srv.port}", SHOAL_TOKEN=TOKEN)
+
+    def sh(*args, input=None, ok=True):
+        p = subprocess.run([SHOAL, *args], capture_output=True, env=env, input=input,
+                           timeout=30)
+        if ok:
+            assert p.returncode == 0, (args, p.returncode, p.stderr)
+        return p
+    try:
+        sh("config", "set", "svc/web/timeout", "250ms")
+        assert sh("config", "get", "svc/web/timeout").stdout == b"250ms"
+        sh("config", "set", "svc/web/body", "-", input=b"from stdin\n")
+        assert sh("config", "get", "svc/web/body").stdout == b"from stdin\n"
+        idx = json.loads(sh("config", "ls", "svc/", "--json").stdout)[0]["ModifyIndex"]
+        p = sh("config", "set", "svc/web/timeout", "1s", "--cas", str(idx + 1000), ok=False)
+        assert p.returncode == 1 and b"changed since" in p.stderr, p.stderr
+        assert sh("config", "get", "svc/web/timeout").stdout == b"250ms"
+        w = subprocess.Popen([SHOAL, "config", "watch", "svc/web/timeout", "--count", "1"],
+                             stdout=subprocess.PIPE, env=env)
+        time.sleep(0.3)
+        sh("config", "set", "svc/web/timeout", "2s")
+        out, _ = w.communicate(timeout=10)
+        assert out.strip().endswith(b": 2s"), out
+        hist = json.loads(sh("config", "history", "svc/web/timeout", "--json").stdout)
+        assert len(hist) == 2
+        sh("config", "rollback", "svc/web/timeout", str(hist[1]["ModifyIndex"]))
+        assert sh("config", "get", "svc/web/timeout").stdout == b"250ms"
+        sh("config", "del", "svc/", "--recurse")
+        p = sh("config", "get", "svc/web/timeout", ok=False)
+        assert p.returncode == 1 and b"no key" in p.stderr
+        p = subprocess.run([SHOAL, "config", "set", "a", "b"], capture_output=True, timeout=30,
+                           env=dict(env, SHOAL_TOKEN="not-the-token-0000000000"))
+        assert p.returncode == 1 and b"403" in p.stderr, p.stderr
+        register(srv, {"ID": "a1", "Name": "api", "Tags": ["v1"], "Port": 81})
+        data = json.loads(sh("services", "--json").stdout)
+        assert data[0]["service"] == "api" and data[0]["instances"][0]["status"] == "passing"
+        assert b"api" in sh("services").stdout
+        assert sh("config", ok=False).returncode == 2
+    finally:
+        srv.stop()
+
+
 if __name__ == "__main__":
     sys.exit(lib.run_tests(TESTS, ONLY))

@@ -1,0 +1,505 @@
+/* SPDX-License-Identifier: MIT */
+/* cmd_control.c: commands that talk to the control plane's admin API, the way consul's CLI
+ * does: SHOAL_ADDR (default 127.0.0.1:7700) and SHOAL_TOKEN from the environment.
+ *   shoal services [--json]
+ *   shoal config get|set|del|ls|watch|history|rollback ... */
+#include "cli/cli_int.h"
+#include "http/http.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------------------------
+ * One synchronous API call
+ * ------------------------------------------------------------------------------------------ */
+struct call {
+    int status, rc;
+    uint64_t index;
+    struct buf body;
+    bool done;
+};
+
+static void c_head(struct http_creq *cr, const struct http_head *h, void *data)
+{
+    struct call *c = data;
+    struct slice v;
+
+    (void)cr;
+    c->status = h->status;
+    if (http_head_get(h, SLICE("x-consul-index"), &v) && slice_to_u64(v, &c->index) != 0)
+        c->index = 0;
+}
+
+static void c_body(struct http_creq *cr, struct slice chunk, void *data)
+{
+    struct call *c = data;
+
+    (void)cr;
+    buf_appends(&c->body, chunk);
+}
+
+static void c_done(struct http_creq *cr, int rc, void *data)
+{
+    struct call *c = data;
+
+    (void)cr;
+    c->rc = rc;
+    c->done = true;
+}
+
+static const struct http_creq_handlers call_handlers = {
+    .on_head = c_head, .on_body = c_body, .on_done = c_done};
+
+/* Sends method path (body may be NULL) to SHOAL_ADDR; fills c. 0, or prints why and returns 1. */
+static int api(const char *method, const char *path, struct slice body, uint32_t timeout_ms,
+               struct call *c)
+{
+    const char *addr = getenv("SHOAL_ADDR"), *token = getenv("SHOAL_TOKEN");
+    struct sockaddr_storage ss;
+    struct sh_diag d = {{0}, {0}};
+    struct http_client *cl;
+    struct http_creq *cr;
+    struct http_out_field f[1];
+    char auth[256];
+    size_t nf = 0;
+    uv_loop_t loop;
+    int rc;
+
+    if (!addr || !*addr)
+        addr = "127.0.0.1:7700";
+    if (strncmp(addr, "http://", 7) == 0)
+        addr += 7;
+    memset(c, 0, sizeof(*c));
+    c->body = BUF_INIT(64 << 20);
+    if (http_parse_addr(addr, &ss, &d) < 0) {
+        fprintf(stderr, "shoal: SHOAL_ADDR: %s\n", d.what);
+        return 1;
+    }
+    if (token && *token) {
+        snprintf(auth, sizeof(auth), "Bearer %s", token);
+        f[nf++] = (struct http_out_field){SLICE("Authorization"), slice_from_cstr(auth)};
+    }
+    uv_loop_init(&loop);
+    if (http_client_new(&loop, NULL, &cl) < 0) {
+        uv_loop_close(&loop);
+        fprintf(stderr, "shoal: out of memory\n");
+        return 1;
+    }
+    struct http_request_desc desc = {
+        .addr = (struct sockaddr *)&ss,
+        .method = slice_from_cstr(method),
+        .target = slice_from_cstr(path),
+        .host = slice_from_cstr(addr),
+        .fields = f,
+        .nfields = nf,
+        .content_length = (int64_t)body.len,
+        .total_timeout_ms = timeout_ms,
+    };
+    rc = http_client_request(cl, &desc, &call_handlers, c, &cr);
+    if (rc == 0) {
+        if (body.len && http_creq_write(cr, body.ptr, body.len) >= 0)
+            http_creq_finish(cr);
+        while (!c->done && uv_run(&loop, UV_RUN_ONCE))
+            ;
+        rc = c->rc;
+    }
+    http_client_free(cl);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    if (rc < 0) {
+        fprintf(stderr, "shoal: the control plane at %s: %s\n", addr, sh_strerror(rc));
+        buf_release(&c->body);
+        return 1;
+    }
+    return 0;
+}
+
+/* Prints the API's JSON error for a failed call; returns 1. */
+static int api_error(const char *what, struct call *c)
+{
+    json_t *j = json_loadb(c->body.data ? c->body.data : "", c->body.len, 0, NULL);
+    const char *msg = j ? json_string_value(json_object_get(j, "error")) : NULL;
+
+    fprintf(stderr, "shoal: %s: %d %s%s%s\n", what, c->status, http_reason(c->status),
+            msg ? ": " : "", msg ? msg : "");
+    if (c->status == 401)
+        fprintf(stderr, "  (set SHOAL_TOKEN to the control plane's token)\n");
+    json_decref(j);
+    buf_release(&c->body);
+    return 1;
+}
+
+/* A path segment as %XX-escaped text, for keys and names in URLs. */
+static void escape(struct buf *b, const char *s)
+{
+    static const char keep[] = "-._~/";
+
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            strchr(keep, ch))
+            buf_appendc(b, (char)ch);
+        else
+            buf_appendf(b, "%%%02X", ch);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * shoal services
+ * ------------------------------------------------------------------------------------------ */
+int cli_cmd_services(int argc, char **argv)
+{
+    const struct cli_command *cmd = cli_find("services");
+    bool json_out = false;
+    struct call c;
+    json_t *services, *out;
+    const char *name;
+    json_t *tags;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json_out = true;
+        else
+            return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
+    }
+    json_set_alloc_funcs(sh_malloc, sh_free);
+    if (api("GET", "/v1/catalog/services", SLICE(""), 10000, &c))
+        return 1;
+    if (c.status != 200)
+        return api_error("listing services", &c);
+    services = json_loadb(c.body.data, c.body.len, 0, NULL);
+    buf_release(&c.body);
+    if (!json_is_object(services)) {
+        fprintf(stderr, "shoal: the control plane sent something that is not a service list\n");
+        json_decref(services);
+        return 1;
+    }
+    out = json_array();
+    if (!json_out)
+        printf("%-24s %-9s %-8s %s\n", "SERVICE", "INSTANCES", "PASSING", "TAGS");
+    json_object_foreach(services, name, tags) {
+        struct buf path = BUF_INIT(1024);
+        buf_appends(&path, SLICE("/v1/health/service/"));
+        escape(&path, name);
+        int rc = api("GET", path.data, SLICE(""), 10000, &c);
+        buf_release(&path);
+        if (rc)
+            continue;
+        json_t *inst = c.status == 200 ? json_loadb(c.body.data, c.body.len, 0, NULL) : NULL;
+        buf_release(&c.body);
+        size_t n = json_is_array(inst) ? json_array_size(inst) : 0, passing = 0, k;
+        json_t *e, *list = json_array();
+        json_array_foreach(inst, k, e) {
+            json_t *svc = json_object_get(e, "Service");
+            const char *st = json_string_value(
+                json_object_get(json_array_get(json_object_get(e, "Checks"), 0), "Status"));
+            passing += st && !strcmp(st, "passing");
+            json_array_append_new(
+                list, json_pack("{s:O, s:O, s:O, s:s}", "id", json_object_get(svc, "ID"),
+                                "address", json_object_get(svc, "Address"), "port",
+                                json_object_get(svc, "Port"), "status", st ? st : "unknown"));
+        }
+        if (json_out) {
+            json_array_append_new(out, json_pack("{s:s, s:O, s:o}", "service", name, "tags",
+                                                 tags, "instances", list));
+        } else {
+            char tagtext[256] = "";
+            size_t t;
+            json_t *tag;
+            json_array_foreach(tags, t, tag) {
+                size_t used = strlen(tagtext);
+                snprintf(tagtext + used, sizeof(tagtext) - used, "%s%s", t ? "," : "",
+                         json_string_value(tag));
+            }
+            printf("%-24s %-9zu %-8zu %s\n", name, n, passing, tagtext);
+            json_decref(list);
+        }
+        json_decref(inst);
+    }
+    if (json_out) {
+        char *text = json_dumps(out, JSON_INDENT(2));
+        if (text)
+            printf("%s\n", text);
+        sh_free(text);
+    }
+    json_decref(out);
+    json_decref(services);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * shoal config
+ * ------------------------------------------------------------------------------------------ */
+static char *read_all(FILE *f, size_t *len)
+{
+    struct buf b = BUF_INIT(64 << 20);
+    char chunk[65536];
+    size_t n;
+
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        buf_append(&b, chunk, n);
+    if (b.err) {
+        buf_release(&b);
+        return NULL;
+    }
+    return buf_detach(&b, len);
+}
+
+static int config_get(const char *key)
+{
+    struct buf path = BUF_INIT(2048);
+    struct call c;
+    int rc;
+
+    buf_appends(&path, SLICE("/v1/kv/"));
+    escape(&path, key);
+    buf_appends(&path, SLICE("?raw"));
+    rc = api("GET", path.data, SLICE(""), 10000, &c);
+    buf_release(&path);
+    if (rc)
+        return 1;
+    if (c.status == 404) {
+        fprintf(stderr, "shoal config: no key '%s'\n", key);
+        buf_release(&c.body);
+        return 1;
+    }
+    if (c.status != 200)
+        return api_error("config get", &c);
+    fwrite(c.body.data ? c.body.data : "", 1, c.body.len, stdout);
+    if (c.body.len && c.body.data[c.body.len - 1] != '\n' && isatty(1))
+        putchar('\n');
+    buf_release(&c.body);
+    return 0;
+}
+
+static int config_write(const char *method, const char *key, struct slice value,
+                        const char *query)
+{
+    struct buf path = BUF_INIT(2048);
+    struct call c;
+    int rc;
+
+    buf_appends(&path, SLICE("/v1/kv/"));
+    escape(&path, key);
+    if (query)
+        buf_appends(&path, slice_from_cstr(query));
+    rc = api(method, path.data, value, 10000, &c);
+    buf_release(&path);
+    if (rc)
+        return 1;
+    if (c.status != 200)
+        return api_error(method[0] == 'P' ? "config set" : "config del", &c);
+    rc = c.body.len >= 4 && memcmp(c.body.data, "true", 4) == 0 ? 0 : 1;
+    if (rc)
+        fprintf(stderr, "shoal config: '%s' changed since index given by --cas; nothing written\n",
+                key);
+    buf_release(&c.body);
+    return rc;
+}
+
+static int config_ls(const char *prefix, bool json_out)
+{
+    struct buf path = BUF_INIT(2048);
+    struct call c;
+    json_t *arr, *e;
+    size_t i;
+    int rc;
+
+    buf_appends(&path, SLICE("/v1/kv/"));
+    escape(&path, prefix);
+    buf_appends(&path, SLICE("?recurse"));
+    rc = api("GET", path.data, SLICE(""), 10000, &c);
+    buf_release(&path);
+    if (rc)
+        return 1;
+    if (c.status == 404) {
+        buf_release(&c.body);
+        if (json_out)
+            printf("[]\n");
+        return 0;
+    }
+    if (c.status != 200)
+        return api_error("config ls", &c);
+    if (json_out) {
+        fwrite(c.body.data, 1, c.body.len, stdout);
+        putchar('\n');
+        buf_release(&c.body);
+        return 0;
+    }
+    arr = json_loadb(c.body.data, c.body.len, 0, NULL);
+    buf_release(&c.body);
+    json_array_foreach(arr, i, e) {
+        printf("%s\t(index %lld)\n", json_string_value(json_object_get(e, "Key")),
+               (long long)json_integer_value(json_object_get(e, "ModifyIndex")));
+    }
+    json_decref(arr);
+    return 0;
+}
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static int config_watch(const char *key, long count)
+{
+    struct buf path = BUF_INIT(2048);
+    uint64_t index = 0;
+    struct call c;
+    long seen = 0;
+
+    signal(SIGINT, on_sigint);
+    while (!interrupted && (count <= 0 || seen < count)) {
+        buf_reset(&path);
+        buf_appends(&path, SLICE("/v1/kv/"));
+        escape(&path, key);
+        buf_appendf(&path, "?raw&index=%llu&wait=60s", (unsigned long long)index);
+        if (api("GET", path.data, SLICE(""), 75000, &c)) {
+            sleep(1); /* the control plane is away: try again */
+            continue;
+        }
+        if (c.index > index || index == 0) {
+            if (index != 0 || count <= 0) {
+                printf("index %llu: ", (unsigned long long)c.index);
+                if (c.status == 200)
+                    fwrite(c.body.data ? c.body.data : "", 1, c.body.len, stdout);
+                else
+                    printf("(no key)");
+                putchar('\n');
+                fflush(stdout);
+                if (index != 0)
+                    seen++;
+            }
+            index = c.index;
+        }
+        buf_release(&c.body);
+    }
+    buf_release(&path);
+    return 0;
+}
+
+static int config_history(const char *key, bool json_out)
+{
+    struct buf path = BUF_INIT(2048);
+    struct call c;
+    json_t *arr, *e;
+    size_t i;
+    int rc;
+
+    buf_appends(&path, SLICE("/v1/config/history/"));
+    escape(&path, key);
+    rc = api("GET", path.data, SLICE(""), 10000, &c);
+    buf_release(&path);
+    if (rc)
+        return 1;
+    if (c.status != 200)
+        return api_error("config history", &c);
+    if (json_out) {
+        fwrite(c.body.data, 1, c.body.len, stdout);
+        putchar('\n');
+        buf_release(&c.body);
+        return 0;
+    }
+    arr = json_loadb(c.body.data, c.body.len, 0, NULL);
+    buf_release(&c.body);
+    printf("%-10s %s\n", "INDEX", "VALUE (base64)");
+    json_array_foreach(arr, i, e) {
+        const char *v = json_string_value(json_object_get(e, "Value"));
+        printf("%-10lld %s\n", (long long)json_integer_value(json_object_get(e, "ModifyIndex")),
+               json_is_true(json_object_get(e, "Deleted")) ? "(deleted)" : v ? v : "");
+    }
+    json_decref(arr);
+    return 0;
+}
+
+int cli_cmd_config(int argc, char **argv)
+{
+    const struct cli_command *cmd = cli_find("config");
+    const char *sub = argc > 1 ? argv[1] : NULL, *cas = NULL;
+    bool json_out = false, recurse = false;
+    long count = 0;
+    const char *pos[3] = {NULL, NULL, NULL};
+    int npos = 0;
+
+    if (!sub)
+        return cli_usage_error(cmd, "missing subcommand (get, set, del, ls, watch, history, "
+                                    "rollback)");
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) {
+            json_out = true;
+        } else if (!strcmp(argv[i], "--recurse")) {
+            recurse = true;
+        } else if (!strcmp(argv[i], "--cas") || !strcmp(argv[i], "--count")) {
+            if (i + 1 >= argc)
+                return cli_usage_error(cmd, "option '%s' needs a value", argv[i]);
+            uint64_t n;
+            if (slice_to_u64(slice_from_cstr(argv[i + 1]), &n) != 0)
+                return cli_usage_error(cmd, "%s: '%s' is not a number", argv[i], argv[i + 1]);
+            if (!strcmp(argv[i], "--cas"))
+                cas = argv[i + 1];
+            else
+                count = (long)n;
+            i++;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
+        } else if (npos < 3) {
+            pos[npos++] = argv[i];
+        } else {
+            return cli_usage_error(cmd, "too many arguments");
+        }
+    }
+    json_set_alloc_funcs(sh_malloc, sh_free);
+    signal(SIGPIPE, SIG_IGN);
+    if (!strcmp(sub, "get") && npos == 1)
+        return config_get(pos[0]);
+    if (!strcmp(sub, "set") && npos == 2) {
+        char query[64] = "";
+        size_t len;
+        char *data = NULL;
+        struct slice v = slice_from_cstr(pos[1]);
+        if (!strcmp(pos[1], "-")) {
+            data = read_all(stdin, &len);
+            if (!data) {
+                fprintf(stderr, "shoal config set: stdin is too large\n");
+                return 1;
+            }
+            v = (struct slice){data, len};
+        }
+        if (cas)
+            snprintf(query, sizeof(query), "?cas=%s", cas);
+        int rc = config_write("PUT", pos[0], v, query[0] ? query : NULL);
+        sh_free(data);
+        return rc;
+    }
+    if (!strcmp(sub, "del") && npos == 1)
+        return config_write("DELETE", pos[0], SLICE(""), recurse ? "?recurse" : NULL);
+    if (!strcmp(sub, "ls") && npos <= 1)
+        return config_ls(npos ? pos[0] : "", json_out);
+    if (!strcmp(sub, "watch") && npos == 1)
+        return config_watch(pos[0], count);
+    if (!strcmp(sub, "history") && npos == 1)
+        return config_history(pos[0], json_out);
+    if (!strcmp(sub, "rollback") && npos == 2) {
+        struct buf path = BUF_INIT(2048);
+        struct call c;
+        buf_appends(&path, SLICE("/v1/config/rollback/"));
+        escape(&path, pos[0]);
+        buf_appends(&path, SLICE("?index="));
+        buf_appends(&path, slice_from_cstr(pos[1]));
+        int rc = api("POST", path.data, SLICE(""), 10000, &c);
+        buf_release(&path);
+        if (rc)
+            return 1;
+        if (c.status != 200)
+            return api_error("config rollback", &c);
+        buf_release(&c.body);
+        return 0;
+    }
+    return cli_usage_error(cmd, "'%s': unknown subcommand or wrong number of arguments", sub);
+}
