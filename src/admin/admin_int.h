@@ -54,6 +54,7 @@ struct admin_req {
     char *rest;          /* URL-decoded path after a prefix route, NUL-terminated */
     struct buf body;     /* the request body, capped at max_body_bytes */
     bool answered, too_big, waited;
+    bool is_stream, stream_ended; /* a Server-Sent Events answer (routes_events.c) */
     void *wait;          /* a pending blocking wait (handler-owned) */
     void (*cancel_wait)(struct admin_req *r); /* cancels it when the client goes away */
     struct admin_req *next_waiting, *prev_waiting;
@@ -87,6 +88,7 @@ admin_handler_fn admin__kv_get, admin__kv_put, admin__kv_delete, admin__kv_histo
 admin_handler_fn admin__service_register, admin__service_deregister, admin__check_pass,
     admin__check_warn, admin__check_fail, admin__catalog_services, admin__catalog_service,
     admin__health_service, admin__prometheus_sd, admin__sd_endpoints;
+admin_handler_fn admin__events_services, admin__events_kv;
 
 /* JSON body parsing with a clear 400 on failure; NULL when the reply was sent. */
 json_t *admin__body_json(struct admin_req *r, json_type want);

@@ -51,5 +51,8 @@ const struct admin_route admin_routes[] = {
     {HTTP_M_GET, "/v1/health/service/", true, true, ADMIN_AUTH_READ, admin__health_service},
     {HTTP_M_GET, "/v1/sd/prometheus", false, false, ADMIN_AUTH_READ, admin__prometheus_sd},
     {HTTP_M_GET, "/v1/sd/endpoints/", true, false, ADMIN_AUTH_READ, admin__sd_endpoints},
+    /* Server-Sent Events streams of changes */
+    {HTTP_M_GET, "/v1/events/services", false, false, ADMIN_AUTH_READ, admin__events_services},
+    {HTTP_M_GET, "/v1/events/kv/", true, false, ADMIN_AUTH_READ, admin__events_kv},
 };
 const size_t admin_nroutes = SH_ARRAY_LEN(admin_routes);

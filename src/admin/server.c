@@ -211,8 +211,7 @@ void admin__unpark(struct admin_req *r)
     if (r->next_waiting)
         r->next_waiting->prev_waiting = r->prev_waiting;
     r->next_waiting = r->prev_waiting = NULL;
-    r->cancel_wait = NULL;
-    r->wait = NULL;
+    r->cancel_wait = NULL; /* r->wait stays: a caller that unparks to cancel still needs it */
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -443,8 +442,13 @@ void admin_stop(struct admin *a, uint32_t deadline_ms, void (*done)(void *), voi
         void (*cancel)(struct admin_req *) = r->cancel_wait;
         admin__unpark(r);
         cancel(r);
-        if (!r->answered)
+        if (r->is_stream && !r->stream_ended) {
+            r->stream_ended = true;
+            if (http_exchange_finish(r->ex) < 0)
+                http_exchange_abort(r->ex);
+        } else if (!r->answered) {
             admin__reply_error(r, 503, NULL, "shutting down");
+        }
     }
     http_server_shutdown(a->srv, deadline_ms, stopped, a);
 }

@@ -76,7 +76,7 @@ class Server:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(timeout=10)
-            assert self.proc.returncode == 0, "".join(self.log[-5:])
+            assert self.proc.returncode == 0, f"server exited {self.proc.returncode}: " + "".join(self.log[-5:])
 
 
 TESTS = []
@@ -211,6 +211,18 @@ def blocking_queries_answer_on_change_and_at_the_deadline(_):
         st, h3, body = result["r"]
         assert "late" in json.loads(body) and int(h3["X-Consul-Index"]) > index
         assert result["t"] - t_change < 0.5
+        # clients that give up on a long poll leave nothing behind that a change could touch
+        idx = int(srv.call("GET", "/v1/catalog/services")[1]["X-Consul-Index"])
+        for path in (f"/v1/catalog/services?index={idx}&wait=30s",
+                     f"/v1/health/service/late?index={idx}&wait=30s", "/v1/kv/a/b?index=999&wait=30s"):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            time.sleep(0.1)
+            s.close()
+        time.sleep(0.1)
+        register(srv, {"Name": "late", "Port": 1235, "ID": "late-2"})
+        srv.call("PUT", "/v1/kv/a/b", b"0")
+        assert srv.call("GET", "/v1/status")[0] == 200 and srv.proc.poll() is None
         # the KV blocks the same way
         srv.call("PUT", "/v1/kv/a/b", b"1")
         st, h, _ = srv.call("GET", "/v1/kv/a/b")
@@ -491,6 +503,46 @@ def cli_config_and_services_commands(_):
         assert data[0]["service"] == "api" and data[0]["instances"][0]["status"] == "passing"
         assert b"api" in sh("services").stdout
         assert sh("config", ok=False).returncode == 2
+    finally:
+        srv.stop()
+
+
+@test
+def server_sent_events_stream_changes(_):
+    srv = Server()
+    try:
+        events = []
+
+        def read(path, n):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            buf = b""
+            while buf.count(b"\nevent: ") + buf.startswith(b"event: ") < n:
+                data = s.recv(65536)
+                if not data:
+                    break
+                buf += data
+            s.close()
+            events.append(buf)
+        t1 = threading.Thread(target=read, args=("/v1/events/services", 3))
+        t2 = threading.Thread(target=read, args=("/v1/events/kv/app/", 2))
+        t1.start()
+        t2.start()
+        time.sleep(0.3)
+        register(srv, {"ID": "s1", "Name": "svc", "Port": 1, "Check": {"TTL": "10s"}})
+        srv.call("PUT", "/v1/agent/check/pass/service:s1")
+        srv.call("PUT", "/v1/agent/service/deregister/s1")
+        srv.call("PUT", "/v1/kv/app/a", b"1")
+        srv.call("PUT", "/v1/kv/other", b"x")  # outside the prefix: not sent
+        srv.call("DELETE", "/v1/kv/app/a")
+        t1.join(timeout=10)
+        t2.join(timeout=10)
+        text = b"".join(events)
+        assert b"text/event-stream" in text, text[:300]
+        assert b"event: register" in text and b"event: health" in text, text
+        assert b"event: deregister" in text and b'"status":"passing"' in text
+        assert b"event: set" in text and b"event: delete" in text
+        assert b"other" not in text
     finally:
         srv.stop()
 
