@@ -29,6 +29,7 @@ struct gateway_run {
     uint32_t grace_ms;
     bool watching;
     uint64_t reloads;
+    const char *kv_key;           /* --from-kv: the config lives in the control plane */
     struct sh_doc *doc;           /* the file in force, kept to rebuild on registry changes */
     struct proxy_discovery *disc; /* registry-fed clusters; NULL without control_plane */
 };
@@ -95,13 +96,17 @@ static int gateway_load(struct gateway_run *g, struct proxy_config **out,
     return 0;
 }
 
-static void gateway_reload(struct gateway_run *g, const char *why)
+/* Applies a new document (taken): build, discover, reload; or log why not and keep the
+ * running config. */
+static void gateway_apply(struct gateway_run *g, struct sh_doc *doc, int rc, struct sh_diag *dg,
+                          const char *why)
 {
-    struct proxy_config *cfg;
-    struct sh_doc *doc;
-    struct sh_diag d = {{0}, {0}};
-    int rc = gateway_load(g, &cfg, &doc, &d);
+    struct proxy_config *cfg = NULL;
+    struct sh_diag dd = {{0}, {0}}, *dp = dg ? dg : &dd;
+    struct sh_diag d = *dp;
 
+    if (rc == 0)
+        rc = gateway_build(g, doc, &cfg, &d);
     if (rc == 0)
         rc = gateway_discover(g, cfg, &d);
     if (rc == 0) {
@@ -118,9 +123,54 @@ static void gateway_reload(struct gateway_run *g, const char *why)
     sh_doc_free(g->doc);
     g->doc = doc;
     g->reloads++;
-    SH_LOG(SH_INFO, "proxy", "config reloaded", LF_STR("file", g->path), LF_STR("trigger", why),
-           LF_UINT("routes", proxy_gateway_config(g->gw)->nroutes),
+    SH_LOG(SH_INFO, "proxy", "config reloaded", LF_STR("source", g->path ? g->path : g->kv_key),
+           LF_STR("trigger", why), LF_UINT("routes", proxy_gateway_config(g->gw)->nroutes),
            LF_UINT("reloads", g->reloads));
+}
+
+static void gateway_reload(struct gateway_run *g, const char *why)
+{
+    struct sh_doc *doc = NULL;
+    struct sh_diag d = {{0}, {0}};
+    int rc = manifest_read_file(g->path, &doc, &d);
+
+    gateway_apply(g, doc, rc, &d, why);
+}
+
+static int gateway_start_with(struct gateway_run *g, struct proxy_config *cfg, struct sh_diag *d);
+
+/* The gateway's YAML kept in the control plane changed (or arrived). */
+static void kv_config(void *data, const char *key, struct slice value)
+{
+    struct gateway_run *g = data;
+    struct sh_doc *doc = NULL;
+    struct sh_diag d = {{0}, {0}};
+    char name[300];
+    int rc;
+
+    snprintf(name, sizeof(name), "kv:%s", key);
+    rc = manifest_read_buf(name, value.ptr ? value.ptr : "", value.len, &doc, &d);
+    if (g->gw) {
+        gateway_apply(g, doc, rc, &d, "control plane key changed");
+        return;
+    }
+    struct proxy_config *cfg = NULL;
+    if (rc == 0)
+        rc = gateway_build(g, doc, &cfg, &d);
+    if (rc == 0)
+        rc = gateway_discover(g, cfg, &d);
+    if (rc == 0) {
+        g->doc = doc;
+        doc = NULL;
+        rc = gateway_start_with(g, cfg, &d); /* takes cfg */
+        cfg = NULL;
+    }
+    if (rc < 0) {
+        SH_LOG(SH_ERROR, "proxy", "config in the control plane rejected; waiting for a good one",
+               LF_STR("where", d.where), LF_STR("error", d.what));
+        proxy_config_free(cfg);
+        sh_doc_free(doc);
+    }
 }
 
 /* A watched service changed: rebuild the config in force with its new endpoints. */
@@ -159,8 +209,11 @@ static void watch_cb(uv_fs_event_t *h, const char *filename, int events, int sta
 
 static void on_sighup(uv_signal_t *s, int signum)
 {
+    struct gateway_run *g = s->data;
+
     (void)signum;
-    gateway_reload(s->data, "SIGHUP");
+    if (g->path) /* --from-kv follows the control plane by itself */
+        gateway_reload(g, "SIGHUP");
 }
 
 static void gateway_stopped(void *data)
@@ -186,6 +239,13 @@ static void on_stop_signal(uv_signal_t *s, int signum)
 {
     struct gateway_run *g = s->data;
 
+    if (!g->gw) { /* still waiting for a config: nothing to drain */
+        uv_signal_stop(&g->sigint);
+        uv_signal_stop(&g->sigterm);
+        gateway_stopped(g);
+        return;
+    }
+
     SH_LOG(SH_INFO, "proxy", "stopping", LF_INT("signal", signum),
            LF_UINT("grace_ms", g->grace_ms));
     uv_signal_stop(&g->sigint);
@@ -197,11 +257,44 @@ static void on_stop_signal(uv_signal_t *s, int signum)
     proxy_gateway_stop(g->gw, g->grace_ms, gateway_stopped, g);
 }
 
+/* Starts the gateway with cfg (taken), and the signals; the file watch in file mode. */
+static int gateway_start_with(struct gateway_run *g, struct proxy_config *cfg, struct sh_diag *d)
+{
+    int rc = proxy_gateway_start(g->loop, cfg, &g->gw, d);
+
+    if (rc < 0)
+        return rc;
+    const struct proxy_config *run = proxy_gateway_config(g->gw);
+    SH_LOG(SH_INFO, "proxy", "gateway listening", LF_STR("listen", run->listen),
+           LF_UINT("port", proxy_gateway_port(g->gw)),
+           LF_UINT("admin_port", proxy_gateway_admin_port(g->gw)),
+           LF_UINT("routes", run->nroutes), LF_UINT("clusters", run->nclusters),
+           LF_STR("config", g->path ? g->path : g->kv_key));
+    uv_signal_start(&g->sighup, on_sighup, SIGHUP);
+    if (!g->path)
+        return 0;
+    {
+        const char *slash = strrchr(g->path, '/');
+        snprintf(g->dir, sizeof(g->dir), "%.*s", slash ? (int)(slash - g->path) : 1,
+                 slash ? g->path : ".");
+        if (g->dir[0] == '\0')
+            snprintf(g->dir, sizeof(g->dir), "/");
+        snprintf(g->base, sizeof(g->base), "%s", slash ? slash + 1 : g->path);
+    }
+    uv_fs_event_init(g->loop, &g->watch);
+    g->watch.data = g;
+    if (uv_fs_event_start(&g->watch, watch_cb, g->dir, 0) == 0)
+        g->watching = true;
+    else
+        uv_close((uv_handle_t *)&g->watch, NULL);
+    return 0;
+}
+
 static int cmd_gateway(int argc, char **argv)
 {
     const struct cli_command *cmd = cli_find("gateway");
     struct gateway_run g = {.grace_ms = 10000};
-    struct proxy_config *cfg;
+    struct proxy_config *cfg = NULL;
     struct sh_diag d = {{0}, {0}};
     bool check = false;
     uv_loop_t loop;
@@ -214,13 +307,15 @@ static int cmd_gateway(int argc, char **argv)
             continue;
         }
         if (strcmp(a, "-c") && strcmp(a, "--config") && strcmp(a, "--grace") &&
-            strcmp(a, "--log-level"))
+            strcmp(a, "--log-level") && strcmp(a, "--from-kv"))
             return cli_usage_error(cmd, "unknown option '%s'", a);
         if (!v)
             return cli_usage_error(cmd, "option '%s' needs a value", a);
         i++;
         if (!strcmp(a, "-c") || !strcmp(a, "--config")) {
             g.path = v;
+        } else if (!strcmp(a, "--from-kv")) {
+            g.kv_key = v;
         } else if (!strcmp(a, "--grace")) {
             uint64_t ms;
             if (sh_parse_duration_ms(slice_from_cstr(v), &ms, &d) < 0 || ms > UINT32_MAX)
@@ -233,68 +328,60 @@ static int cmd_gateway(int argc, char **argv)
             sh_log_setup((enum sh_log_level)lvl, SH_LOG_AUTO, 2);
         }
     }
-    if (!g.path)
-        return cli_usage_error(cmd, "missing -c FILE");
+    if (!g.path == !g.kv_key)
+        return cli_usage_error(cmd, "give one of -c FILE and --from-kv KEY");
+    if (check && !g.path)
+        return cli_usage_error(cmd, "--check validates a file (-c FILE)");
+    signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&loop);
     g.loop = &loop;
-    rc = gateway_load(&g, &cfg, &g.doc, &d);
-    if (rc == 0 && !check)
-        rc = gateway_discover(&g, cfg, &d);
-    if (rc < 0) {
-        fprintf(stderr, "shoal gateway: %s: %s\n", d.where, d.what);
-        proxy_config_free(cfg);
-        sh_doc_free(g.doc);
-        proxy_discovery_free(g.disc);
-        uv_run(&loop, UV_RUN_DEFAULT);
-        uv_loop_close(&loop);
-        return 1;
-    }
-    if (check) {
-        printf("%s: ok (%u routes, %u clusters)\n", g.path, cfg->nroutes, cfg->nclusters);
-        proxy_config_free(cfg);
-        sh_doc_free(g.doc);
-        uv_loop_close(&loop);
-        return 0;
-    }
-    signal(SIGPIPE, SIG_IGN);
-    rc = proxy_gateway_start(&loop, cfg, &g.gw, &d);
-    if (rc < 0) {
-        fprintf(stderr, "shoal gateway: %s: %s\n", d.where, d.what[0] ? d.what : sh_strerror(rc));
-        sh_doc_free(g.doc);
-        proxy_discovery_free(g.disc);
-        uv_run(&loop, UV_RUN_DEFAULT);
-        uv_loop_close(&loop);
-        return 1;
-    }
-    const struct proxy_config *run = proxy_gateway_config(g.gw);
-    SH_LOG(SH_INFO, "proxy", "gateway listening", LF_STR("listen", run->listen),
-           LF_UINT("port", proxy_gateway_port(g.gw)),
-           LF_UINT("admin_port", proxy_gateway_admin_port(g.gw)),
-           LF_UINT("routes", run->nroutes), LF_UINT("clusters", run->nclusters),
-           LF_STR("config", g.path));
     uv_signal_init(&loop, &g.sighup);
     uv_signal_init(&loop, &g.sigint);
     uv_signal_init(&loop, &g.sigterm);
     g.sighup.data = g.sigint.data = g.sigterm.data = &g;
-    uv_signal_start(&g.sighup, on_sighup, SIGHUP);
-    uv_signal_start(&g.sigint, on_stop_signal, SIGINT);
-    uv_signal_start(&g.sigterm, on_stop_signal, SIGTERM);
     uv_timer_init(&loop, &g.debounce);
     g.debounce.data = &g;
-    {
-        const char *slash = strrchr(g.path, '/');
-        snprintf(g.dir, sizeof(g.dir), "%.*s", slash ? (int)(slash - g.path) : 1,
-                 slash ? g.path : ".");
-        if (g.dir[0] == '\0')
-            snprintf(g.dir, sizeof(g.dir), "/");
-        snprintf(g.base, sizeof(g.base), "%s", slash ? slash + 1 : g.path);
+    if (g.path) {
+        rc = gateway_load(&g, &cfg, &g.doc, &d);
+        if (rc == 0 && !check)
+            rc = gateway_discover(&g, cfg, &d);
+        if (rc == 0 && check) {
+            printf("%s: ok (%u routes, %u clusters)\n", g.path, cfg->nroutes, cfg->nclusters);
+            proxy_config_free(cfg);
+            cfg = NULL;
+            rc = 1; /* not an error: leave through the clean-up below */
+        } else if (rc == 0) {
+            rc = gateway_start_with(&g, cfg, &d); /* takes cfg */
+            cfg = NULL;
+        }
+    } else {
+        /* the config lives in the control plane: start when its first value arrives */
+        const char *addr = getenv("SHOAL_ADDR");
+        rc = proxy_discovery_new(&loop, addr && *addr ? addr : "127.0.0.1:7700",
+                                 getenv("SHOAL_TOKEN"), discovery_changed, &g, &g.disc, &d);
+        if (rc == 0)
+            rc = proxy_discovery_watch_key(g.disc, g.kv_key, kv_config, &g);
+        if (rc == 0)
+            SH_LOG(SH_INFO, "proxy", "waiting for the gateway config in the control plane",
+                   LF_STR("key", g.kv_key));
     }
-    uv_fs_event_init(&loop, &g.watch);
-    g.watch.data = &g;
-    if (uv_fs_event_start(&g.watch, watch_cb, g.dir, 0) == 0)
-        g.watching = true;
-    else
-        uv_close((uv_handle_t *)&g.watch, NULL);
+    if (rc != 0) {
+        if (!(check && rc == 1))
+            fprintf(stderr, "shoal gateway: %s: %s\n", d.where,
+                    d.what[0] ? d.what : sh_strerror(rc));
+        proxy_config_free(cfg);
+        sh_doc_free(g.doc);
+        proxy_discovery_free(g.disc);
+        uv_close((uv_handle_t *)&g.sighup, NULL);
+        uv_close((uv_handle_t *)&g.sigint, NULL);
+        uv_close((uv_handle_t *)&g.sigterm, NULL);
+        uv_close((uv_handle_t *)&g.debounce, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+        return check && rc == 1 ? 0 : 1;
+    }
+    uv_signal_start(&g.sigint, on_stop_signal, SIGINT);
+    uv_signal_start(&g.sigterm, on_stop_signal, SIGTERM);
     uv_run(&loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(&loop);
     return rc == 0 ? 0 : 1;
@@ -470,13 +557,15 @@ static const struct cli_command roles[] = {
      "                     it from other hosts\n"
      "  --log-level LEVEL  debug, info, warn, error (default info)\n"},
     {"gateway", cmd_gateway, "run the API gateway (reverse proxy) from a YAML file",
-     "shoal gateway -c FILE [--check] [--grace DURATION] [--log-level LEVEL]",
+     "shoal gateway (-c FILE [--check] | --from-kv KEY) [--grace DURATION] [--log-level LEVEL]",
      "Runs the gateway described by FILE (see docs/gateway.md): listeners, routes, clusters,\n"
      "load balancing and resilience policies, and an admin listener with /metrics, /ready and\n"
      "/config. Editing FILE (or SIGHUP) applies the new config to new requests without\n"
      "dropping a connection; an invalid file is reported as file:line:column and the running\n"
      "config stays. SIGINT/SIGTERM stop it gracefully. Access logs go to stdout as JSON lines.\n\n"
-     "  -c, --config FILE   the gateway's YAML configuration (required)\n"
+     "  -c, --config FILE   the gateway's YAML configuration\n"
+     "  --from-kv KEY       read the YAML from the control plane's config key KEY instead\n"
+     "                      (SHOAL_ADDR, SHOAL_TOKEN); a change there reaches every worker\n"
      "  --check             validate FILE and exit (0 when valid)\n"
      "  --grace DURATION    on SIGTERM, in-flight requests get this long (default 10s)\n"
      "  --log-level LEVEL   debug, info, warn, error (default info)\n"},

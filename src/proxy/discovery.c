@@ -18,6 +18,8 @@ struct disc_service {
     struct disc_service *next;
     struct proxy_discovery *d;
     char *name;
+    proxy_discovery_key_fn *on_key; /* a watched config key rather than a service */
+    void *key_data;
     uint64_t index;
     struct buf body, pending; /* the last good answer; the one arriving */
     bool known, polling;
@@ -77,6 +79,12 @@ static void poll_done(struct http_creq *cr, int rc, void *data)
     s->polling = false;
     if (d->freeing)
         return;
+    if (rc == 0 && s->on_key && s->status == 404) {
+        /* the key does not exist (yet): wait for it to appear */
+        buf_reset(&s->pending);
+        poll_service(s);
+        return;
+    }
     if (rc == 0 && s->status == 200 && s->pending.err == 0) {
         bool changed = !s->known || !slice_eq(buf_slice(&s->pending), buf_slice(&s->body));
         struct buf tmp = s->body;
@@ -84,7 +92,11 @@ static void poll_done(struct http_creq *cr, int rc, void *data)
         s->pending = tmp;
         buf_reset(&s->pending);
         s->known = true;
-        if (changed) {
+        if (changed && s->on_key) {
+            SH_LOG(SH_INFO, "proxy", "config key changed", LF_STR("key", s->name),
+                   LF_UINT("index", s->index));
+            s->on_key(s->key_data, s->name, buf_slice(&s->body));
+        } else if (changed) {
             SH_LOG(SH_INFO, "proxy", "service endpoints changed", LF_STR("service", s->name),
                    LF_UINT("index", s->index));
             d->on_change(d->data);
@@ -112,8 +124,9 @@ static void poll_service(struct disc_service *s)
 
     if (s->polling || d->freeing)
         return;
-    snprintf(target, sizeof(target), "/v1/sd/endpoints/%s?index=%llu&wait=%ds", s->name,
-             (unsigned long long)s->index, POLL_WAIT_S);
+    snprintf(target, sizeof(target),
+             s->on_key ? "/v1/kv/%s?raw&index=%llu&wait=%ds" : "/v1/sd/endpoints/%s?index=%llu&wait=%ds",
+             s->name, (unsigned long long)s->index, POLL_WAIT_S);
     if (d->auth[0])
         f[nf++] = (struct http_out_field){SLICE("Authorization"), slice_from_cstr(d->auth)};
     struct http_request_desc desc = {
@@ -167,13 +180,14 @@ int proxy_discovery_new(uv_loop_t *loop, const char *address, const char *token,
 static struct disc_service *find(struct proxy_discovery *d, const char *name)
 {
     for (struct disc_service *s = d->services; s; s = s->next) {
-        if (strcmp(s->name, name) == 0)
+        if (strcmp(s->name, name) == 0 && !s->on_key)
             return s;
     }
     return NULL;
 }
 
-int proxy_discovery_watch(struct proxy_discovery *d, const char *service)
+static int watch(struct proxy_discovery *d, const char *service, proxy_discovery_key_fn *on_key,
+                 void *key_data)
 {
     struct disc_service *s = find(d, service);
 
@@ -188,6 +202,8 @@ int proxy_discovery_watch(struct proxy_discovery *d, const char *service)
         return SH_ENOMEM;
     }
     s->d = d;
+    s->on_key = on_key;
+    s->key_data = key_data;
     s->body = BUF_INIT(MAX_BODY);
     s->pending = BUF_INIT(MAX_BODY);
     uv_timer_init(d->loop, &s->retry);
@@ -197,6 +213,17 @@ int proxy_discovery_watch(struct proxy_discovery *d, const char *service)
     d->services = s;
     poll_service(s);
     return 0;
+}
+
+int proxy_discovery_watch(struct proxy_discovery *d, const char *service)
+{
+    return watch(d, service, NULL, NULL);
+}
+
+int proxy_discovery_watch_key(struct proxy_discovery *d, const char *key,
+                              proxy_discovery_key_fn *fn, void *data)
+{
+    return watch(d, key, fn, data);
 }
 
 int proxy_discovery_endpoints(struct proxy_discovery *d, const char *service, struct arena *a,

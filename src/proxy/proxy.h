@@ -279,6 +279,11 @@ SH_MUST_CHECK int proxy_discovery_new(uv_loop_t *loop, const char *address, cons
                                       struct proxy_discovery **out, struct sh_diag *d);
 /* Starts polling <service> (idempotent). */
 SH_MUST_CHECK int proxy_discovery_watch(struct proxy_discovery *d, const char *service);
+/* Watches a config key (its raw value, e.g. a gateway YAML kept in the control plane):
+ * fn(data, key, value) runs with each new value. */
+typedef void proxy_discovery_key_fn(void *data, const char *key, struct slice value);
+SH_MUST_CHECK int proxy_discovery_watch_key(struct proxy_discovery *d, const char *key,
+                                            proxy_discovery_key_fn *fn, void *data);
 /* The last known endpoints of <service> (a resolver's endpoints function). */
 int proxy_discovery_endpoints(struct proxy_discovery *d, const char *service, struct arena *a,
                               struct proxy_endpoint **out, uint32_t *count);

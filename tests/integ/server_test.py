@@ -547,5 +547,59 @@ def server_sent_events_stream_changes(_):
         srv.stop()
 
 
+@test
+def gateway_config_kept_in_the_control_plane_reaches_the_workers(_):
+    srv = Server()
+    echo = Echo("--name", "kv-upstream")
+    port = free_port()
+    env = dict(os.environ, SHOAL_ADDR=f"127.0.0.1:{srv.port}", SHOAL_TOKEN=TOKEN)
+    base = (f"listen: 127.0.0.1:{port}\nworkers: 2\naccess_log: off\n"
+            f"clusters: [{{name: up, endpoints: [127.0.0.1:{echo.port}]}}]\nroutes:\n")
+    srv.call("PUT", "/v1/kv/gateway/config",
+             (base + "  - {match: {prefix: /}, respond: {status: 200, body: v1}}\n").encode())
+    gw = subprocess.Popen([SHOAL, "gateway", "--from-kv", "gateway/config"], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = []
+    threading.Thread(target=lambda: [log.append(l) for l in gw.stderr], daemon=True).start()
+
+    def get():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/x", timeout=2) as r:
+                return r.read()
+        except (urllib.error.URLError, ConnectionError):
+            return None
+
+    def until(want, limit=5):
+        end = time.monotonic() + limit
+        while time.monotonic() < end:
+            if get() == want:
+                return True
+            time.sleep(0.05)
+        return False
+    try:
+        assert until(b"v1"), "".join(log)
+        srv.call("PUT", "/v1/kv/gateway/config",
+                 (base + "  - {match: {prefix: /}, respond: {status: 200, body: v2}}\n").encode())
+        t0 = time.monotonic()
+        assert until(b"v2") and time.monotonic() - t0 < 1.0
+        # an invalid version is refused and the running config stays
+        srv.call("PUT", "/v1/kv/gateway/config", (base + "  - {match: {prefix: /}}\n").encode())
+        time.sleep(0.5)
+        assert get() == b"v2"
+        assert any("rejected" in l and "kv:gateway/config" in l for l in log), "".join(log[-3:])
+        # routes to a cluster work too, and the history lets an operator roll back
+        srv.call("PUT", "/v1/kv/gateway/config",
+                 (base + "  - {match: {prefix: /}, cluster: up}\n").encode())
+        end = time.monotonic() + 5
+        while time.monotonic() < end and not (get() or b"").startswith(b"{"):
+            time.sleep(0.05)
+        assert json.loads(get())["served_by"] == "kv-upstream"
+    finally:
+        gw.terminate()
+        assert gw.wait(timeout=10) == 0
+        echo.stop()
+        srv.stop()
+
+
 if __name__ == "__main__":
     sys.exit(lib.run_tests(TESTS, ONLY))
