@@ -339,6 +339,9 @@ static int cmd_gateway(int argc, char **argv)
     uv_signal_init(&loop, &g.sigint);
     uv_signal_init(&loop, &g.sigterm);
     g.sighup.data = g.sigint.data = g.sigterm.data = &g;
+    /* before anything listens: a SIGTERM right after "listening" must stop us gracefully */
+    uv_signal_start(&g.sigint, on_stop_signal, SIGINT);
+    uv_signal_start(&g.sigterm, on_stop_signal, SIGTERM);
     uv_timer_init(&loop, &g.debounce);
     g.debounce.data = &g;
     if (g.path) {
@@ -380,8 +383,6 @@ static int cmd_gateway(int argc, char **argv)
         uv_loop_close(&loop);
         return check && rc == 1 ? 0 : 1;
     }
-    uv_signal_start(&g.sigint, on_stop_signal, SIGINT);
-    uv_signal_start(&g.sigterm, on_stop_signal, SIGTERM);
     uv_run(&loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(&loop);
     return rc == 0 ? 0 : 1;
