@@ -13,7 +13,7 @@ pkgs=(
 for arg in "$@"; do
     case "$arg" in
     --fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
-    --bench) pkgs+=(wrk) ;;
+    --bench) pkgs+=(wrk nginx haproxy) ;;
     *) echo "install-deps.sh: unknown option '$arg' (expected --fuzz or --bench)" >&2; exit 2 ;;
     esac
 done
