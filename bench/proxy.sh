@@ -96,7 +96,8 @@ cleanup() {
     local rc=$? pid
     trap - EXIT INT TERM
     for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-    if [ "$KEEP_TMP" = 1 ] || [ "$rc" -ne 0 ]; then
+    # A failed run keeps its logs; an interrupted one (SIGINT/SIGTERM) does not.
+    if [ "$KEEP_TMP" = 1 ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne 130 ] && [ "$rc" -ne 143 ]; }; then
         echo "proxy.sh: logs kept in $TMP" >&2
     else
         rm -rf "$TMP"
