@@ -181,14 +181,17 @@ mem_kib() {
 }
 
 # cpu_stat: "cpuN busy total" per cpu, from /proc/stat (jiffies).
+# cpu_stat: "cpuN busy total irq" per cpu, from /proc/stat (jiffies); irq is irq + softirq,
+# which on loopback is mostly the kernel moving the packets the benchmark sends.
 cpu_stat() {
-    awk '/^cpu[0-9]/ {print $1, $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat
+    awk '/^cpu[0-9]/ {print $1, $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $7 + $8}' /proc/stat
 }
-# busy_pct BEFORE AFTER CPULIST: average busy % of the cpus in CPULIST between two cpu_stat files.
+# busy_pct BEFORE AFTER CPULIST [COLUMN]: average busy % (or, with COLUMN 4, irq %) of the cpus
+# in CPULIST between two cpu_stat files.
 busy_pct() {
-    awk -v list="$3" 'BEGIN { n = split(list, c, ","); for (i = 1; i <= n; i++) want["cpu" c[i]] = 1 }
-        FNR == NR { b[$1] = $2; t[$1] = $3; next }
-        ($1 in want) { db += $2 - b[$1]; dt += $3 - t[$1] }
+    awk -v list="$3" -v col="${4:-2}" 'BEGIN { n = split(list, c, ","); for (i = 1; i <= n; i++) want["cpu" c[i]] = 1 }
+        FNR == NR { b[$1] = $col; t[$1] = $3; next }
+        ($1 in want) { db += $col - b[$1]; dt += $3 - t[$1] }
         END { printf "%.0f", (dt > 0 ? 100 * db / dt : 0) }' "$1" "$2"
 }
 
@@ -592,6 +595,7 @@ bench_proxy() {
     record "$sec" cpu_us_per_req \
         "$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v r="$reqs" 'BEGIN {printf "%.2f", t * 1e6 / hz / r}')"
     record "$sec" proxy_busy_pct "$(busy_pct "$dir/stat0" "$dir/stat1" "$cpus")"
+    record "$sec" proxy_irq_pct "$(busy_pct "$dir/stat0" "$dir/stat1" "$cpus" 4)"
     record "$sec" proxy_own_pct "$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" \
         -v d="$(field "$dir/wrk.txt" duration_us)" -v n="$(echo "$cpus" | tr ',' '\n' | wc -l)" \
         'BEGIN {printf "%.0f", 100 * t / hz / (d / 1e6) / n}')"
@@ -660,7 +664,7 @@ def run(p, w):
     return r if r and r.get("ok") == 1 else None
 
 KEYS = ["rps", "p50_us", "p99_us", "p999_us", "cpu_us_per_req", "rss_kib", "rss_idle_kib",
-        "rss_1k_kib", "idle_conns_open", "hop_p50_us", "hop_p99_us", "errors", "proxy_own_pct", "proxy_busy_pct", "load_busy_pct"]
+        "rss_1k_kib", "idle_conns_open", "hop_p50_us", "hop_p99_us", "errors", "proxy_own_pct", "proxy_irq_pct", "proxy_busy_pct", "load_busy_pct"]
 RATIOS = [("rps", "rps"), ("p99_us", "p99"), ("cpu_us_per_req", "cpu_us_per_req"), ("rss_kib", "rss")]
 
 def entry(p):
@@ -748,7 +752,7 @@ ceiling = sec.get(f"upstream:{meta['upstream']}", {}).get("rps")
 for w in workers:
     L.append(f"## {w} worker{'s' if w != '1' else ''}\n")
     L.append("| proxy | requests/s | p50 | p99 | p99.9 | CPU µs/req | peak RSS | RSS idle | "
-             f"RSS {meta['idle_conns']} conns | hop +p50 | hop +p99 | proxy CPU use | its cpus busy | load cpu busy | errors |")
+             f"RSS {meta['idle_conns']} conns | hop +p50 | hop +p99 | proxy CPU use | its cpus busy (irq) | load cpu busy | errors |")
     L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for p in proxies:
         r = run(p, w)
@@ -759,7 +763,7 @@ for w in workers:
         L.append(f"| {p} | {fmt(r['rps'])} | {r['p50_us']} µs | {r['p99_us']} µs | {r['p999_us']} µs | "
                  f"{r['cpu_us_per_req']:.2f} | {fmt(r['rss_kib'])} KiB | {fmt(r['rss_idle_kib'])} KiB | "
                  f"{fmt(r['rss_1k_kib'])} KiB ({r['idle_conns_open']} open) | {r['hop_p50_us']} µs | {r['hop_p99_us']} µs | "
-                 f"{r['proxy_own_pct']}% | {r['proxy_busy_pct']}% (cpu {r['proxy_cpus']}) | {r['load_busy_pct']}% | {r['errors']} |")
+                 f"{r['proxy_own_pct']}% | {r['proxy_busy_pct']}% ({r['proxy_irq_pct']}%, cpu {r['proxy_cpus']}) | {r['load_busy_pct']}% | {r['errors']} |")
     s = run("shoal", w)
     if s:
         for q in peers:
@@ -772,10 +776,11 @@ for w in workers:
         r = run(p, w)
         if not r:
             continue
-        if r["proxy_busy_pct"] - r["proxy_own_pct"] > 10 and r["proxy_cpus"] != meta["load_cpus"] and "," not in str(r["proxy_cpus"]):
-            notes.append(f"{p}: other processes used {r['proxy_busy_pct'] - r['proxy_own_pct']}% of its cpu during the "
-                         f"run (it used {r['proxy_own_pct']}% itself): where they took time it wanted rather than "
-                         "time it left idle, its figures are disturbed.")
+        others = r["proxy_busy_pct"] - r["proxy_own_pct"] - r["proxy_irq_pct"]
+        if others > 10 and r["proxy_cpus"] != meta["load_cpus"] and "," not in str(r["proxy_cpus"]):
+            notes.append(f"{p}: other processes used {others}% of its cpu during the run (it used "
+                         f"{r['proxy_own_pct']}% itself, interrupts {r['proxy_irq_pct']}%): where they took time "
+                         "it wanted rather than time it left idle, its figures are disturbed.")
         if r["proxy_busy_pct"] < 85 and ceiling:
             notes.append(f"{p}: its cpus were {r['proxy_busy_pct']}% busy and the load cpu {r['load_busy_pct']}%, "
                          f"so the load side (wrk + upstream), not {p}, set its requests/s "
@@ -811,7 +816,9 @@ L.append("- peak RSS: VmHWM after the load run (nginx: sum over workers; shoal a
 L.append("- hop +p50/+p99: latency at one connection through the proxy minus the same against the upstream direct.")
 L.append("- proxy CPU use: the proxy's own CPU time over the run, as a share of the cpus it is pinned to. "
          "busy: non-idle share of those cpus and of the load cpu from /proc/stat, whoever used them; "
-         "busy well above the proxy's own use means another process competed for its core. "
+         "irq is the interrupt and softirq part of busy (on loopback, mostly the kernel moving the "
+         "benchmark's own packets); busy well above the proxy's own use plus irq means another process "
+         "ran on its core. "
          "A proxy whose cpus were below ~85% busy was not the bottleneck.")
 L.append("- Targets for shoal (one worker): requests/s ≥ 1.2× nginx and HAProxy, CPU < 10 µs/req, p99 no worse, "
          "RSS < 5 MiB idle and < 20 MiB at 1,000 connections.")
