@@ -747,7 +747,8 @@ L.append("## Upstream\n")
 L.append(f"Chosen: **{meta['upstream']}** (UPSTREAM={meta['upstream_choice']}). Each candidate was driven "
          f"directly by wrk ({meta['connections']} connections), wrk and upstream both on cpu {meta['load_cpus']} "
          "as they are during the proxy runs; the faster one is used, since its requests/s is the ceiling "
-         "any proxy can reach here.\n")
+         "any proxy can reach here. nginx replaces echo only when at least 5% faster, so that noise does not "
+         "switch the upstream from one run to the next; UPSTREAM=echo or UPSTREAM=nginx fixes it.\n")
 L.append("| upstream | requests/s direct | p99 | upstream CPU µs/req |\n|---|---:|---:|---:|")
 for k, v in sec.items():
     if k.startswith("upstream:"):
