@@ -79,7 +79,12 @@ bench_parser() {
     cat "$out"
 }
 
-benchmarks=(parser)
+# ---- proxy: the gateway against nginx and HAProxy (bench/proxy.sh writes its own files) ----
+bench_proxy() {
+    "$root/bench/proxy.sh"
+}
+
+benchmarks=(parser proxy)
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${benchmarks[@]}")
 for b in "${selected[@]}"; do
