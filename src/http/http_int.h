@@ -57,6 +57,11 @@ void http__wq_flush(struct http__wq *wq);
 /* Frees the buffers when nothing is pending (idle connections hold no buffer memory). */
 void http__wq_trim(struct http__wq *wq);
 
+/* Calls fn for each trimmed, non-empty element of a comma-separated list; stops when fn
+ * returns false. Returns false when stopped. (parser.c) */
+typedef bool http__list_fn(struct slice elem, void *data);
+bool http__list_each(struct slice v, http__list_fn *fn, void *data);
+
 /* -errno style libuv code to ours (they share the negative errno space). */
 int http__from_uv(int uvrc);
 

@@ -10,6 +10,7 @@
  * Invariants: pos counts the head bytes of the current message (leading empty lines excluded);
  * every offset recorded is < pos; pos never exceeds lim.max_head + 1. */
 #include "http/http.h"
+#include "http/http_int.h"
 
 #include <string.h>
 
@@ -96,95 +97,11 @@ static inline bool is_c(unsigned char c, uint8_t k)
 }
 
 /* ------------------------------------------------------------------------------------------
- * Small tables
+ * Lists in field values
  * ------------------------------------------------------------------------------------------ */
-static const struct {
-    const char *name;
-    enum http_method m;
-} method_table[] = {
-    {"GET", HTTP_M_GET},         {"HEAD", HTTP_M_HEAD},       {"POST", HTTP_M_POST},
-    {"PUT", HTTP_M_PUT},         {"DELETE", HTTP_M_DELETE},   {"CONNECT", HTTP_M_CONNECT},
-    {"OPTIONS", HTTP_M_OPTIONS}, {"TRACE", HTTP_M_TRACE},     {"PATCH", HTTP_M_PATCH},
-};
-
-enum http_method http_method_from(struct slice s)
-{
-    for (size_t i = 0; i < SH_ARRAY_LEN(method_table); i++) {
-        if (slice_eq(s, slice_from_cstr(method_table[i].name)))
-            return method_table[i].m;
-    }
-    return HTTP_M_OTHER;
-}
-
-static const struct {
-    int status;
-    const char *reason;
-} reason_table[] = {
-    {100, "Continue"},
-    {101, "Switching Protocols"},
-    {200, "OK"},
-    {201, "Created"},
-    {202, "Accepted"},
-    {204, "No Content"},
-    {206, "Partial Content"},
-    {301, "Moved Permanently"},
-    {302, "Found"},
-    {303, "See Other"},
-    {304, "Not Modified"},
-    {307, "Temporary Redirect"},
-    {308, "Permanent Redirect"},
-    {400, "Bad Request"},
-    {401, "Unauthorized"},
-    {403, "Forbidden"},
-    {404, "Not Found"},
-    {405, "Method Not Allowed"},
-    {408, "Request Timeout"},
-    {409, "Conflict"},
-    {411, "Length Required"},
-    {412, "Precondition Failed"},
-    {413, "Content Too Large"},
-    {414, "URI Too Long"},
-    {415, "Unsupported Media Type"},
-    {417, "Expectation Failed"},
-    {422, "Unprocessable Content"},
-    {429, "Too Many Requests"},
-    {431, "Request Header Fields Too Large"},
-    {500, "Internal Server Error"},
-    {501, "Not Implemented"},
-    {502, "Bad Gateway"},
-    {503, "Service Unavailable"},
-    {504, "Gateway Timeout"},
-    {505, "HTTP Version Not Supported"},
-};
-
-const char *http_reason(int status)
-{
-    for (size_t i = 0; i < SH_ARRAY_LEN(reason_table); i++) {
-        if (reason_table[i].status == status)
-            return reason_table[i].reason;
-    }
-    return "";
-}
-
-/* ------------------------------------------------------------------------------------------
- * Head accessors
- * ------------------------------------------------------------------------------------------ */
-bool http_head_get(const struct http_head *h, struct slice name, struct slice *out)
-{
-    for (uint32_t i = 0; i < h->nfields; i++) {
-        if (slice_eq_nocase(http_field_name(h, i), name)) {
-            *out = http_field_value(h, i);
-            return true;
-        }
-    }
-    *out = SLICE_NULL;
-    return false;
-}
-
 /* Calls fn for each trimmed, non-empty element of a comma-separated list; stops when fn
  * returns false. Returns false when stopped. */
-typedef bool list_fn(struct slice elem, void *data);
-static bool list_each(struct slice v, list_fn *fn, void *data)
+bool http__list_each(struct slice v, http__list_fn *fn, void *data)
 {
     struct slice head;
 
@@ -195,21 +112,6 @@ static bool list_each(struct slice v, list_fn *fn, void *data)
             return false;
     }
     return true;
-}
-
-static bool token_differs(struct slice elem, void *data)
-{
-    return !slice_eq_nocase(elem, *(struct slice *)data);
-}
-
-bool http_head_has_token(const struct http_head *h, struct slice name, struct slice token)
-{
-    for (uint32_t i = 0; i < h->nfields; i++) {
-        if (slice_eq_nocase(http_field_name(h, i), name) &&
-            !list_each(http_field_value(h, i), token_differs, &token))
-            return true;
-    }
-    return false;
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -433,7 +335,7 @@ static int on_field(struct http_parser *p, const char *base, struct http_field *
     case 10:
         if (slice_eq_nocase(name, SLICE("connection"))) {
             struct conn_state cs = {0};
-            list_each(value, parse_conn_elem, &cs);
+            http__list_each(value, parse_conn_elem, &cs);
             h->flags |= cs.flags;
         }
         break;
@@ -442,7 +344,7 @@ static int on_field(struct http_parser *p, const char *base, struct http_field *
             uint64_t acc[3] = {h->content_length, 0, (h->flags & HTTP_F_HAS_CL) ? 1 : 0};
             if (value.len == 0)
                 return fail(p, SH_EPARSE, 400, "Content-Length", "empty Content-Length");
-            list_each(value, parse_cl_elem, acc);
+            http__list_each(value, parse_cl_elem, acc);
             if (acc[1] == 1 || !acc[2])
                 return fail(p, SH_EPARSE, 400, "Content-Length", "invalid Content-Length");
             if (acc[1] == 2)
@@ -478,7 +380,7 @@ static int check_te(struct http_parser *p, const char *base)
         struct http_field *f = &h->fields[i];
         struct slice name = {base + f->name.off, f->name.len};
         if (slice_eq_nocase(name, SLICE("transfer-encoding")))
-            list_each((struct slice){base + f->value.off, f->value.len}, parse_te_elem, &te);
+            http__list_each((struct slice){base + f->value.off, f->value.len}, parse_te_elem, &te);
     }
     if (te.count == 0)
         return fail(p, SH_EPARSE, 400, "Transfer-Encoding", "empty Transfer-Encoding");

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/* state.c: a worker's runtime state for one config generation (balancer positions, breaker
+ * and outlier state, rate-limit buckets, stale copies), built when the worker first serves
+ * under a new snapshot and carried over by cluster and endpoint name; and the worker's access
+ * log buffer. Thread: the worker's own. */
+#include "proxy/proxy.h"
+#include "proxy/proxy_int.h"
+
+#include <string.h>
+#include <unistd.h>
+
+static void cluster_rt_release(struct gw_cluster_rt *c)
+{
+    proxy_lb_state_release(&c->lb);
+    sh_free(c->eps);
+    sh_free(c->active);
+    sh_free(c->excluded);
+}
+
+static void route_rt_release(struct gw_route_rt *r)
+{
+    struct gw_cache_entry *e, *next;
+
+    sh_free(r->buckets);
+    for (e = r->cache; e; e = next) {
+        next = e->next;
+        sh_free(e->key);
+        sh_free(e->content_type);
+        sh_free(e->body);
+        sh_free(e);
+    }
+}
+
+void proxy__state_unref(struct gw_state *st)
+{
+    if (!st || --st->refs > 0)
+        return;
+    for (uint32_t i = 0; st->clusters && i < st->cfg->nclusters; i++)
+        cluster_rt_release(&st->clusters[i]);
+    for (uint32_t i = 0; st->routes && i < st->cfg->nroutes; i++)
+        route_rt_release(&st->routes[i]);
+    sh_free(st->clusters);
+    sh_free(st->routes);
+    snap_release(st->snap);
+    sh_free(st);
+}
+
+static const struct gw_cluster_rt *old_cluster(const struct gw_state *old, const char *name)
+{
+    for (uint32_t i = 0; old && i < old->cfg->nclusters; i++) {
+        if (strcmp(old->cfg->clusters[i].name, name) == 0)
+            return &old->clusters[i];
+    }
+    return NULL;
+}
+
+static struct gw_state *state_build(struct gw_worker *w, struct snap *snap,
+                                    const struct gw_state *old)
+{
+    const struct gw_snapshot *gs = snap->obj;
+    const struct proxy_config *cfg = gs->cfg;
+    struct gw_state *st = sh_calloc(1, sizeof(*st));
+
+    if (!st)
+        return NULL;
+    st->snap = snap;
+    st->gs = gs;
+    st->cfg = cfg;
+    st->refs = 1;
+    st->clusters = sh_calloc(cfg->nclusters + 1, sizeof(*st->clusters));
+    st->routes = sh_calloc(cfg->nroutes + 1, sizeof(*st->routes));
+    if (!st->clusters || !st->routes)
+        goto fail;
+    for (uint32_t i = 0; i < cfg->nclusters; i++) {
+        const struct proxy_cluster *cl = &cfg->clusters[i];
+        struct gw_cluster_rt *c = &st->clusters[i];
+        const struct gw_cluster_rt *prev = old_cluster(old, cl->name);
+        uint32_t n = cl->nendpoints + 1;
+
+        c->cfg = cl;
+        c->healthy = gs->health.healthy[i];
+        c->eps = sh_calloc(n, sizeof(*c->eps));
+        c->active = sh_calloc(n, sizeof(*c->active));
+        c->excluded = sh_calloc(n, sizeof(*c->excluded));
+        if (!c->eps || !c->active || !c->excluded ||
+            proxy_lb_state_init(&c->lb, cl, proxy_rand(&w->rng)) < 0)
+            goto fail;
+        if (prev) {
+            /* keep what this worker learnt about the cluster and its endpoints */
+            c->bstate = prev->bstate;
+            c->open_until_ms = prev->open_until_ms;
+            c->consecutive_failures = prev->consecutive_failures;
+            c->budget_tokens = prev->budget_tokens;
+            c->budget_at_ms = prev->budget_at_ms;
+            for (uint32_t e = 0; e < cl->nendpoints; e++) {
+                for (uint32_t pe = 0; pe < prev->cfg->nendpoints; pe++) {
+                    if (strcmp(prev->cfg->endpoints[pe].name, cl->endpoints[e].name) == 0)
+                        c->eps[e] = prev->eps[pe];
+                }
+            }
+        }
+    }
+    for (uint32_t i = 0; i < cfg->nroutes; i++) {
+        if (cfg->routes[i].ratelimit.rate_per_s > 0) {
+            st->routes[i].nbuckets = 4096;
+            st->routes[i].buckets = sh_calloc(4096, sizeof(struct gw_bucket));
+            if (!st->routes[i].buckets)
+                goto fail;
+        }
+    }
+    return st;
+fail:
+    st->snap = NULL; /* the caller still owns the reference on failure */
+    proxy__state_unref(st);
+    return NULL;
+}
+
+struct gw_state *proxy__worker_state(struct gw_worker *w)
+{
+    uint64_t v = snap_version(w->gw->dom);
+
+    if (v != w->version || !w->state) {
+        struct snap *snap = snap_acquire(w->reader);
+        struct gw_state *st = snap ? state_build(w, snap, w->state) : NULL;
+        if (st) {
+            proxy__state_unref(w->state);
+            w->state = st;
+            w->version = snap->version;
+        } else {
+            snap_release(snap); /* out of memory: keep serving the generation we have */
+        }
+    }
+    return w->state;
+}
+
+/* Writes the buffered access log lines to stdout (one write per loop turn, usually). */
+void proxy__log_flush(struct gw_worker *w)
+{
+    size_t off = 0;
+
+    while (off < w->access_log.len) {
+        ssize_t n = write(1, w->access_log.data + off, w->access_log.len - off);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            break; /* stdout is gone: drop the lines rather than block the worker */
+        }
+        off += (size_t)n;
+    }
+    buf_reset(&w->access_log);
+}
+
