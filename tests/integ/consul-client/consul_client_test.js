@@ -1,0 +1,495 @@
+#!/usr/bin/env node
+// SPDX-License-Identifier: MIT
+// consul_client_test.js: shoal server's Consul-compatible API driven by the real npm `consul`
+// client (silas/node-consul, pinned in package.json). Starts `shoal server` on 127.0.0.1 with
+// a kernel-chosen port, a temp data dir and a token, then exercises the agent, catalog,
+// health and KV endpoints and the client's watch helper (blocking queries) exactly as an
+// application would. Prints each failing assertion, and a last line "N passed, N failed";
+// exits 1 when anything failed.
+// Usage: node consul_client_test.js PATH_TO_SHOAL
+"use strict";
+
+const assert = require("assert");
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+const { spawn } = require("child_process");
+const { EventEmitter } = require("events");
+
+const Consul = require("consul");
+
+const SHOAL = process.argv[2];
+const TOKEN = "consul-client-test-token-0123456789";
+const START_TIMEOUT_MS = 10000;
+const WATCH_DEADLINE_MS = 1000; // a watch must see a change within this
+
+let passed = 0;
+let failed = 0;
+
+function ok(name) {
+  passed++;
+  console.log(`ok   ${name}`);
+}
+
+function fail(name, err) {
+  failed++;
+  const detail = err && err.stack ? err.stack : String(err);
+  console.log(`FAIL ${name}\n     ${detail.split("\n").join("\n     ")}`);
+}
+
+// One named check: runs fn (which may be async) and records its verdict.
+async function check(name, fn) {
+  try {
+    await fn();
+    ok(name);
+  } catch (err) {
+    let detail = err;
+    if (err && err.response) {
+      const res = err.response;
+      const body = Buffer.isBuffer(res.body) ? res.body.toString() : JSON.stringify(res.body);
+      detail = `${err.stack}\n(HTTP ${res.statusCode}: ${body})`;
+    }
+    fail(name, detail);
+  }
+}
+
+// A call context that makes the client resolve with [response, data] (as its watch does).
+function withResponse() {
+  const ctx = new EventEmitter();
+  ctx.includeResponse = true;
+  return ctx;
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// Starts shoal server; resolves with { proc, port, dir, log }.
+function startServer() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shoal-consuljs-"));
+  const env = { ...process.env };
+  delete env.SHOAL_TOKEN;
+  const proc = spawn(
+    SHOAL,
+    ["server", "--data-dir", dir, "--listen", "127.0.0.1:0", "--token", TOKEN],
+    { stdio: ["ignore", "ignore", "pipe"], env },
+  );
+  const log = [];
+  return new Promise((resolve, reject) => {
+    let pending = "";
+    let started = false;
+    const timer = setTimeout(() => {
+      reject(new Error("shoal server did not start:\n" + log.join("\n")));
+    }, START_TIMEOUT_MS);
+    proc.on("exit", (code, sig) => {
+      if (!started) {
+        clearTimeout(timer);
+        reject(new Error(`shoal server exited (${code ?? sig}):\n` + log.join("\n")));
+      }
+    });
+    proc.on("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    proc.stderr.setEncoding("utf8");
+    proc.stderr.on("data", (chunk) => {
+      pending += chunk;
+      let nl;
+      while ((nl = pending.indexOf("\n")) >= 0) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        log.push(line);
+        if (started || !line.includes("control plane listening")) continue;
+        let port;
+        try {
+          port = JSON.parse(line).port;
+        } catch (err) {
+          port = Number((line.match(/port[=": ]+(\d+)/) || [])[1]);
+        }
+        started = true;
+        clearTimeout(timer);
+        resolve({ proc, port, dir, log });
+      }
+    });
+  });
+}
+
+function stopServer(srv) {
+  return new Promise((resolve) => {
+    if (srv.proc.exitCode !== null || srv.proc.signalCode !== null) return resolve();
+    const kill = setTimeout(() => srv.proc.kill("SIGKILL"), 5000);
+    srv.proc.on("exit", () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    srv.proc.kill("SIGTERM");
+  });
+}
+
+// Waits for the next "change" event of watch w whose data satisfies pred, within ms.
+function nextChange(w, pred, ms, what) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      w.removeListener("change", onChange);
+      reject(new Error(`watch saw no ${what} within ${ms} ms`));
+    }, ms);
+    function onChange(data, res) {
+      if (!pred(data, res)) return;
+      clearTimeout(timer);
+      w.removeListener("change", onChange);
+      resolve({ data, res });
+    }
+    w.on("change", onChange);
+  });
+}
+
+// Starts a watch and resolves once its first answer (the current state) has arrived.
+async function startWatch(consul, method, options, errors) {
+  const w = consul.watch({ method, options, maxAttempts: 3 });
+  w.on("error", (err) => errors.push(err));
+  await nextChange(w, () => true, 5000, "first answer");
+  return w;
+}
+
+async function run(consul, srv) {
+  const svc = "web";
+  const id1 = "web-1";
+  const id2 = "web-2";
+
+  await check("agent.self names a datacenter", async () => {
+    const self = await consul.agent.self();
+    assert.strictEqual(typeof self.Config.Datacenter, "string");
+    assert.ok(self.Config.NodeName, "Config.NodeName is empty");
+  });
+
+  await check("catalog.datacenters lists one", async () => {
+    const dcs = await consul.catalog.datacenters();
+    assert.ok(Array.isArray(dcs) && dcs.length >= 1, JSON.stringify(dcs));
+  });
+
+  // ---------------------------------------------------------------- agent: register, checks
+  for (const [id, port] of [
+    [id1, 8081],
+    [id2, 8082],
+  ]) {
+    await check(`agent.service.register ${id} (tags, meta, TTL check)`, async () => {
+      await consul.agent.service.register({
+        name: svc,
+        id,
+        address: "127.0.0.1",
+        port,
+        tags: ["v2", "http"],
+        meta: { version: "2", zone: "a" },
+        check: { ttl: "30s", deregistercriticalserviceafter: "10m" },
+      });
+    });
+  }
+
+  await check("a write without the token is refused", async () => {
+    const anon = new Consul({ host: "127.0.0.1", port: srv.port });
+    try {
+      await assert.rejects(
+        anon.agent.service.register({ name: "nope", id: "nope-1", port: 1 }),
+        (err) => err.response && [401, 403].includes(err.response.statusCode),
+      );
+    } finally {
+      anon.destroy();
+    }
+  });
+
+  for (const id of [id1, id2]) {
+    await check(`agent.check.pass service:${id}`, async () => {
+      await consul.agent.check.pass({ id: `service:${id}`, note: "up" });
+    });
+  }
+
+  await check("catalog.service.list has the service with its tags", async () => {
+    const services = await consul.catalog.service.list();
+    assert.ok(services && typeof services === "object", JSON.stringify(services));
+    assert.ok(Array.isArray(services[svc]), JSON.stringify(services));
+    assert.deepStrictEqual([...services[svc]].sort(), ["http", "v2"]);
+  });
+
+  await check("catalog.service.nodes has both instances in Consul's shape", async () => {
+    const nodes = await consul.catalog.service.nodes(svc);
+    assert.ok(Array.isArray(nodes), JSON.stringify(nodes));
+    assert.deepStrictEqual(nodes.map((n) => n.ServiceID).sort(), [id1, id2]);
+    const n = nodes.find((x) => x.ServiceID === id1);
+    assert.strictEqual(n.ServiceName, svc);
+    assert.strictEqual(n.ServicePort, 8081);
+    assert.strictEqual(n.ServiceAddress, "127.0.0.1");
+    assert.ok(n.Node, "Node is empty");
+    assert.deepStrictEqual([...n.ServiceTags].sort(), ["http", "v2"]);
+    assert.strictEqual(n.ServiceMeta.zone, "a");
+    assert.strictEqual(n.ServiceMeta.version, "2");
+  });
+
+  await check("catalog.service.nodes with a response reports X-Consul-Index", async () => {
+    const [res, nodes] = await consul.catalog.service.nodes({
+      service: svc,
+      ctx: withResponse(),
+    });
+    assert.ok(Array.isArray(nodes));
+    const meta = Consul.parseQueryMeta(res);
+    assert.ok(BigInt(meta.LastIndex) > 0n, JSON.stringify(meta));
+    assert.strictEqual(meta.KnownLeader, true);
+    assert.strictEqual(meta.LastContact, 0);
+  });
+
+  await check("health.service passing lists both passing instances", async () => {
+    const entries = await consul.health.service({ service: svc, passing: true });
+    assert.deepStrictEqual(entries.map((e) => e.Service.ID).sort(), [id1, id2]);
+    const e = entries.find((x) => x.Service.ID === id1);
+    assert.strictEqual(e.Service.Service, svc);
+    assert.strictEqual(e.Service.Port, 8081);
+    assert.strictEqual(e.Service.Meta.zone, "a");
+    assert.ok(e.Node.Node, "Node.Node is empty");
+    const c = e.Checks.find((x) => x.CheckID === `service:${id1}`);
+    assert.ok(c, JSON.stringify(e.Checks));
+    assert.strictEqual(c.Status, "passing");
+    assert.strictEqual(c.ServiceID, id1);
+  });
+
+  await check("agent.check.fail takes a TTL instance out of health passing", async () => {
+    await consul.agent.check.fail({ id: `service:${id2}`, note: "down" });
+    const passing = await consul.health.service({ service: svc, passing: true });
+    assert.deepStrictEqual(passing.map((e) => e.Service.ID), [id1]);
+    const all = await consul.health.service(svc);
+    assert.deepStrictEqual(all.map((e) => e.Service.ID).sort(), [id1, id2]);
+    const e = all.find((x) => x.Service.ID === id2);
+    assert.strictEqual(e.Checks.find((c) => c.CheckID === `service:${id2}`).Status, "critical");
+  });
+
+  await check("agent.check.warn is reported as warning", async () => {
+    await consul.agent.check.warn({ id: `service:${id2}` });
+    const all = await consul.health.service(svc);
+    const e = all.find((x) => x.Service.ID === id2);
+    assert.strictEqual(e.Checks.find((c) => c.CheckID === `service:${id2}`).Status, "warning");
+  });
+
+  // ---------------------------------------------------------------- KV
+  await check("kv.set / kv.get a string", async () => {
+    assert.strictEqual(await consul.kv.set("app/config", "hello world"), true);
+    const e = await consul.kv.get("app/config");
+    assert.ok(e, "kv.get returned nothing");
+    assert.strictEqual(e.Key, "app/config");
+    assert.strictEqual(e.Value, "hello world");
+    assert.strictEqual(e.Flags, 0);
+    assert.ok(e.ModifyIndex > 0 && e.CreateIndex > 0, JSON.stringify(e));
+  });
+
+  const bin = Buffer.from([0, 1, 2, 0xfe, 0xff, 0x80, 0x0a]);
+  await check("kv.set / kv.get a Buffer (binary, with flags)", async () => {
+    assert.strictEqual(await consul.kv.set({ key: "app/blob", value: bin, flags: 42 }), true);
+    const e = await consul.kv.get({ key: "app/blob", buffer: true });
+    assert.ok(Buffer.isBuffer(e.Value), typeof e.Value);
+    assert.ok(e.Value.equals(bin), e.Value.toString("hex"));
+    assert.strictEqual(e.Flags, 42);
+  });
+
+  await check("kv.get raw returns the bytes", async () => {
+    const raw = await consul.kv.get({ key: "app/blob", raw: true });
+    assert.ok(Buffer.isBuffer(raw) && raw.equals(bin), String(raw));
+  });
+
+  await check("kv.get of a missing key is undefined", async () => {
+    assert.strictEqual(await consul.kv.get("app/missing"), undefined);
+  });
+
+  await check("kv.get recurse lists the prefix", async () => {
+    assert.strictEqual(await consul.kv.set("app/sub/a", "1"), true);
+    assert.strictEqual(await consul.kv.set("app/sub/b", "2"), true);
+    const list = await consul.kv.get({ key: "app/", recurse: true });
+    assert.ok(Array.isArray(list), JSON.stringify(list));
+    assert.deepStrictEqual(list.map((e) => e.Key).sort(), [
+      "app/blob",
+      "app/config",
+      "app/sub/a",
+      "app/sub/b",
+    ]);
+    assert.strictEqual(list.find((e) => e.Key === "app/sub/b").Value, "2");
+  });
+
+  await check("kv.keys with a separator folds sub-prefixes", async () => {
+    const keys = await consul.kv.keys({ key: "app/", separator: "/" });
+    assert.deepStrictEqual([...keys].sort(), ["app/blob", "app/config", "app/sub/"]);
+    const all = await consul.kv.keys("app/");
+    assert.deepStrictEqual([...all].sort(), ["app/blob", "app/config", "app/sub/a", "app/sub/b"]);
+  });
+
+  await check("kv.set with a stale cas returns false and leaves the value", async () => {
+    const e = await consul.kv.get("app/config");
+    assert.strictEqual(await consul.kv.set("app/config", "changed"), true);
+    const [res, won] = await consul.kv.set({
+      key: "app/config",
+      value: "lost",
+      cas: e.ModifyIndex,
+      ctx: withResponse(),
+    });
+    assert.strictEqual(res.statusCode, 200);
+    assert.strictEqual(won, false);
+    // papi (the client's HTTP layer) resolves a body of `false` as undefined when no response
+    // is asked for (`!value && maybeValue` in its pipeline); real Consul gets the same.
+    assert.ok(!(await consul.kv.set({ key: "app/config", value: "lost", cas: e.ModifyIndex })));
+    assert.strictEqual((await consul.kv.get("app/config")).Value, "changed");
+  });
+
+  await check("kv.set with the current cas succeeds", async () => {
+    const e = await consul.kv.get("app/config");
+    assert.strictEqual(
+      await consul.kv.set({ key: "app/config", value: "won", cas: e.ModifyIndex }),
+      true,
+    );
+    assert.strictEqual((await consul.kv.get("app/config")).Value, "won");
+  });
+
+  await check("kv.set with cas 0 creates only when absent", async () => {
+    assert.strictEqual(await consul.kv.set({ key: "app/once", value: "1", cas: 0 }), true);
+    const [, won] = await consul.kv.set({ key: "app/once", value: "2", cas: 0, ctx: withResponse() });
+    assert.strictEqual(won, false);
+    assert.strictEqual((await consul.kv.get("app/once")).Value, "1");
+  });
+
+  await check("kv.del removes one key", async () => {
+    assert.strictEqual(await consul.kv.del("app/once"), true);
+    assert.strictEqual(await consul.kv.get("app/once"), undefined);
+  });
+
+  await check("kv.del recurse removes the prefix", async () => {
+    assert.strictEqual(await consul.kv.del({ key: "app/sub/", recurse: true }), true);
+    assert.strictEqual(await consul.kv.get({ key: "app/sub/", recurse: true }), undefined);
+    assert.strictEqual((await consul.kv.get("app/config")).Value, "won");
+  });
+
+  // ---------------------------------------------------------------- watch (blocking queries)
+  const watchErrors = [];
+  await check("watch kv.get sees a KV change within a second", async () => {
+    const w = await startWatch(consul, consul.kv.get, { key: "app/config", wait: "10s" },
+                               watchErrors);
+    try {
+      await sleep(100); // the next blocking query is parked on the server now
+      const seen = nextChange(w, (d) => d && d.Value === "watched", WATCH_DEADLINE_MS,
+                              "KV change");
+      const t0 = Date.now();
+      await consul.kv.set("app/config", "watched");
+      await seen;
+      assert.ok(Date.now() - t0 < WATCH_DEADLINE_MS);
+    } finally {
+      w.end();
+    }
+  });
+
+  await check("watch kv.get recurse sees a new key under the prefix", async () => {
+    const w = await startWatch(consul, consul.kv.get,
+                               { key: "app/", recurse: true, wait: "10s" }, watchErrors);
+    try {
+      await sleep(100);
+      const seen = nextChange(
+        w, (d) => Array.isArray(d) && d.some((e) => e.Key === "app/new"), WATCH_DEADLINE_MS,
+        "new key under the prefix");
+      await consul.kv.set("app/new", "x");
+      await seen;
+    } finally {
+      w.end();
+    }
+  });
+
+  await check("watch health.service passing sees an instance fail and recover", async () => {
+    await consul.agent.check.pass({ id: `service:${id2}` });
+    const w = await startWatch(consul, consul.health.service,
+                               { service: svc, passing: true, wait: "10s" }, watchErrors);
+    const ids = (d) => (Array.isArray(d) ? d.map((e) => e.Service.ID).sort().join(",") : "");
+    try {
+      await sleep(100);
+      let seen = nextChange(w, (d) => ids(d) === id1, WATCH_DEADLINE_MS, `only ${id1} passing`);
+      await consul.agent.check.fail({ id: `service:${id2}` });
+      await seen;
+      seen = nextChange(w, (d) => ids(d) === `${id1},${id2}`, WATCH_DEADLINE_MS,
+                        "both passing again");
+      await consul.agent.check.pass({ id: `service:${id2}` });
+      await seen;
+    } finally {
+      w.end();
+    }
+  });
+
+  await check("watch catalog.service.list sees a new service", async () => {
+    const w = await startWatch(consul, consul.catalog.service.list, { wait: "10s" },
+                               watchErrors);
+    try {
+      await sleep(100);
+      const seen = nextChange(w, (d) => d && d.api, WATCH_DEADLINE_MS, "new service");
+      await consul.agent.service.register({ name: "api", id: "api-1", port: 9000 });
+      await seen;
+    } finally {
+      w.end();
+    }
+  });
+
+  await check("watches reported no errors", async () => {
+    assert.deepStrictEqual(watchErrors.map((e) => String(e)), []);
+  });
+
+  await check("a blocking query with an unchanged index waits, then answers", async () => {
+    const [res] = await consul.kv.get({ key: "app/config", ctx: withResponse() });
+    const index = res.headers["x-consul-index"];
+    const t0 = Date.now();
+    const [res2, e] = await consul.kv.get({
+      key: "app/config",
+      index,
+      wait: "1s",
+      ctx: withResponse(),
+    });
+    const took = Date.now() - t0;
+    assert.ok(took >= 900 && took < 3000, `took ${took} ms`);
+    assert.strictEqual(res2.headers["x-consul-index"], index);
+    assert.strictEqual(e.Value, "watched");
+  });
+
+  // ---------------------------------------------------------------- deregister
+  await check("agent.service.deregister removes instances from catalog and health", async () => {
+    await consul.agent.service.deregister(id2);
+    await consul.agent.service.deregister({ id: "api-1" });
+    const nodes = await consul.catalog.service.nodes(svc);
+    assert.deepStrictEqual(nodes.map((n) => n.ServiceID), [id1]);
+    const passing = await consul.health.service({ service: svc, passing: true });
+    assert.deepStrictEqual(passing.map((e) => e.Service.ID), [id1]);
+    await consul.agent.service.deregister(id1);
+    assert.deepStrictEqual(await consul.catalog.service.nodes(svc), []);
+    const services = await consul.catalog.service.list();
+    assert.ok(!services[svc] && !services.api, JSON.stringify(services));
+  });
+}
+
+async function main() {
+  if (!SHOAL) {
+    console.error("usage: node consul_client_test.js PATH_TO_SHOAL");
+    process.exit(2);
+  }
+  let srv;
+  try {
+    srv = await startServer();
+  } catch (err) {
+    fail("start shoal server", err);
+    console.log(`${passed} passed, ${failed} failed`);
+    process.exit(1);
+  }
+  const consul = new Consul({ host: "127.0.0.1", port: srv.port, defaults: { token: TOKEN } });
+  try {
+    await run(consul, srv);
+  } catch (err) {
+    fail("test driver", err);
+  } finally {
+    consul.destroy();
+    await stopServer(srv);
+    if (failed) {
+      console.log("--- shoal server log (last 40 lines) ---");
+      console.log(srv.log.slice(-40).join("\n"));
+    }
+    fs.rmSync(srv.dir, { recursive: true, force: true });
+  }
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}
+
+main();
