@@ -145,7 +145,7 @@ static char *url_decode(struct arena *a, struct slice s, bool plus_is_space)
     return out;
 }
 
-const char *admin__query(struct admin_req *r, const char *name)
+const char *admin__query_nth(struct admin_req *r, const char *name, size_t nth)
 {
     struct slice rest = r->query, item, key;
     struct slice want = slice_from_cstr(name);
@@ -155,11 +155,20 @@ const char *admin__query(struct admin_req *r, const char *name)
         struct slice value = slice_split(item, '=', &key);
         if (!slice_eq(key, want))
             continue;
+        if (nth > 0) {
+            nth--;
+            continue;
+        }
         if (!value.ptr)
             return "";
         return url_decode(http_exchange_arena(r->ex), value, true);
     }
     return NULL;
+}
+
+const char *admin__query(struct admin_req *r, const char *name)
+{
+    return admin__query_nth(r, name, 0);
 }
 
 void admin__blocking_params(struct admin_req *r, uint64_t *index, uint64_t *wait_ms)

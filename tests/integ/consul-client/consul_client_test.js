@@ -250,6 +250,81 @@ async function run(consul, srv) {
     assert.strictEqual(c.ServiceID, id1);
   });
 
+  await check("agent.check.pass note is the check's Output", async () => {
+    const all = await consul.health.service(svc);
+    const e = all.find((x) => x.Service.ID === id1);
+    assert.strictEqual(e.Checks.find((c) => c.CheckID === `service:${id1}`).Output, "up");
+  });
+
+  await check("catalog.service.nodes and health.service filter by tag", async () => {
+    await consul.agent.service.register({
+      name: svc, id: "web-3", address: "127.0.0.1", port: 8083, tags: ["v1"],
+    });
+    try {
+      const v1 = await consul.catalog.service.nodes({ service: svc, tag: "v1" });
+      assert.deepStrictEqual(v1.map((n) => n.ServiceID), ["web-3"]);
+      const v2 = await consul.health.service({ service: svc, tag: "v2", passing: true });
+      assert.deepStrictEqual(v2.map((e) => e.Service.ID).sort(), [id1, id2]);
+      const none = await consul.health.service({ service: svc, tag: "nope" });
+      assert.deepStrictEqual(none, []);
+    } finally {
+      await consul.agent.service.deregister("web-3");
+    }
+  });
+
+  await check("register with a one-element checks array keeps its TTL check", async () => {
+    await consul.agent.service.register({
+      name: "arr", id: "arr-1", port: 7001, checks: [{ ttl: "30s" }],
+    });
+    try {
+      const passing = await consul.health.service({ service: "arr", passing: true });
+      assert.deepStrictEqual(passing, [], "a TTL check must start critical");
+      await consul.agent.check.pass("service:arr-1");
+      const now = await consul.health.service({ service: "arr", passing: true });
+      assert.deepStrictEqual(now.map((e) => e.Service.ID), ["arr-1"]);
+    } finally {
+      await consul.agent.service.deregister("arr-1");
+    }
+  });
+
+  await check("register with check status passing starts passing", async () => {
+    await consul.agent.service.register({
+      name: "st", id: "st-1", port: 7002, check: { ttl: "30s", status: "passing" },
+    });
+    try {
+      const passing = await consul.health.service({ service: "st", passing: true });
+      assert.deepStrictEqual(passing.map((e) => e.Service.ID), ["st-1"]);
+    } finally {
+      await consul.agent.service.deregister("st-1");
+    }
+  });
+
+  await check("register again with the same id updates the instance", async () => {
+    await consul.agent.service.register({
+      name: "re", id: "re-1", port: 7003, tags: ["a"],
+    });
+    await consul.agent.service.register({
+      name: "re", id: "re-1", port: 7004, tags: ["b"],
+    });
+    try {
+      const nodes = await consul.catalog.service.nodes("re");
+      assert.strictEqual(nodes.length, 1, JSON.stringify(nodes));
+      assert.strictEqual(nodes[0].ServicePort, 7004);
+      assert.deepStrictEqual(nodes[0].ServiceTags, ["b"]);
+    } finally {
+      await consul.agent.service.deregister("re-1");
+    }
+  });
+
+  await check("unknown service and check ids are refused", async () => {
+    await assert.rejects(consul.agent.service.deregister("no-such-id"),
+                         (err) => err.response && err.response.statusCode === 404);
+    await assert.rejects(consul.agent.check.pass("service:no-such-id"),
+                         (err) => err.response && err.response.statusCode === 404);
+    assert.deepStrictEqual(await consul.catalog.service.nodes("no-such-service"), []);
+    assert.deepStrictEqual(await consul.health.service("no-such-service"), []);
+  });
+
   await check("agent.check.fail takes a TTL instance out of health passing", async () => {
     await consul.agent.check.fail({ id: `service:${id2}`, note: "down" });
     const passing = await consul.health.service({ service: svc, passing: true });
@@ -350,6 +425,42 @@ async function run(consul, srv) {
     assert.strictEqual((await consul.kv.get("app/once")).Value, "1");
   });
 
+  await check("kv.set of an empty value reads back as null (Consul's shape)", async () => {
+    assert.strictEqual(await consul.kv.set("app/empty", ""), true);
+    const e = await consul.kv.get("app/empty");
+    assert.ok(e, "kv.get returned nothing");
+    assert.strictEqual(e.Value, null);
+    assert.strictEqual(await consul.kv.del("app/empty"), true);
+  });
+
+  await check("kv keys with special characters round-trip", async () => {
+    const key = "app/odd?&=+%#:;,key"; // shoal keys are printable ASCII without spaces
+    assert.strictEqual(await consul.kv.set(key, "odd"), true);
+    const e = await consul.kv.get(key);
+    assert.ok(e, "kv.get returned nothing");
+    assert.strictEqual(e.Key, key);
+    assert.strictEqual(e.Value, "odd");
+    assert.strictEqual(await consul.kv.del(key), true);
+  });
+
+  await check("kv.keys of the whole store, and of a missing prefix", async () => {
+    const all = await consul.kv.keys("");
+    assert.ok(all.includes("app/config"), JSON.stringify(all));
+    await assert.rejects(consul.kv.keys("nothing/"),
+                         (err) => err.response && err.response.statusCode === 404);
+  });
+
+  await check("kv.del with cas: stale is refused, current deletes", async () => {
+    assert.strictEqual(await consul.kv.set("app/dc", "1"), true);
+    const e = await consul.kv.get("app/dc");
+    assert.strictEqual(await consul.kv.set("app/dc", "2"), true);
+    const [, stale] = await consul.kv.del({ key: "app/dc", cas: e.ModifyIndex, ctx: withResponse() });
+    assert.strictEqual(stale, false);
+    const cur = await consul.kv.get("app/dc");
+    assert.strictEqual(await consul.kv.del({ key: "app/dc", cas: cur.ModifyIndex }), true);
+    assert.strictEqual(await consul.kv.get("app/dc"), undefined);
+  });
+
   await check("kv.del removes one key", async () => {
     assert.strictEqual(await consul.kv.del("app/once"), true);
     assert.strictEqual(await consul.kv.get("app/once"), undefined);
@@ -388,6 +499,23 @@ async function run(consul, srv) {
         w, (d) => Array.isArray(d) && d.some((e) => e.Key === "app/new"), WATCH_DEADLINE_MS,
         "new key under the prefix");
       await consul.kv.set("app/new", "x");
+      await seen;
+    } finally {
+      w.end();
+    }
+  });
+
+  await check("watch kv.get of a missing key sees it created, then deleted", async () => {
+    const w = await startWatch(consul, consul.kv.get, { key: "app/later", wait: "10s" },
+                               watchErrors);
+    try {
+      await sleep(100);
+      let seen = nextChange(w, (d) => d && d.Value === "here", WATCH_DEADLINE_MS, "creation");
+      await consul.kv.set("app/later", "here");
+      await seen;
+      await sleep(100);
+      seen = nextChange(w, (d) => d === undefined, WATCH_DEADLINE_MS, "deletion");
+      await consul.kv.del("app/later");
       await seen;
     } finally {
       w.end();
