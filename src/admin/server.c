@@ -224,6 +224,19 @@ void admin__unpark(struct admin_req *r)
     r->wait = NULL;
 }
 
+/* Drops r's pending wait, if any. The cancel callback runs first: it reads r->wait, which
+ * admin__unpark clears (the other order leaked the wait, whose callback later ran on a freed
+ * request: see "watch ... not yet registered" in tests/integ/consul-client). */
+static void cancel_parked(struct admin_req *r)
+{
+    void (*cancel)(struct admin_req *) = r->cancel_wait;
+
+    if (!cancel)
+        return;
+    cancel(r);
+    admin__unpark(r);
+}
+
 /* ------------------------------------------------------------------------------------------
  * Dispatch
  * ------------------------------------------------------------------------------------------ */
@@ -268,6 +281,18 @@ static int check_token(struct admin_req *r)
     return 0;
 }
 
+/* Consul's ?dc=: only our own datacenter is reachable. Consul answers any other with a 500 and
+ * this text (clients show it), rather than with local data. false when that reply was sent. */
+static bool local_dc(struct admin_req *r)
+{
+    const char *dc = admin__query(r, "dc");
+
+    if (!dc || !*dc || strcmp(dc, r->a->cfg.datacenter) == 0)
+        return true;
+    admin__reply_raw(r, 500, "text/plain", SLICE("No path to datacenter"), 0);
+    return false;
+}
+
 static void dispatch(struct admin_req *r)
 {
     const struct admin_route *rt;
@@ -293,6 +318,8 @@ static void dispatch(struct admin_req *r)
             }
         }
         if (check_token(r) < 0)
+            return;
+        if (rt->is_consul && !local_dc(r))
             return;
         rt->fn(r);
         return;
@@ -335,11 +362,7 @@ static void on_abort(struct http_exchange *ex, int err, void *data)
     (void)ex;
     (void)err;
     r->answered = true;
-    if (r->cancel_wait) {
-        void (*cancel)(struct admin_req *) = r->cancel_wait;
-        admin__unpark(r);
-        cancel(r);
-    }
+    cancel_parked(r);
     buf_release(&r->body);
 }
 
@@ -449,9 +472,7 @@ void admin_stop(struct admin *a, uint32_t deadline_ms, void (*done)(void *), voi
     /* parked blocking queries are answered now rather than held until the deadline */
     while (a->waiting) {
         struct admin_req *r = a->waiting;
-        void (*cancel)(struct admin_req *) = r->cancel_wait;
-        admin__unpark(r);
-        cancel(r);
+        cancel_parked(r);
         if (!r->answered)
             admin__reply_error(r, 503, NULL, "shutting down");
     }

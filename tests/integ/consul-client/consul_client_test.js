@@ -116,10 +116,16 @@ function startServer() {
 
 function stopServer(srv) {
   return new Promise((resolve) => {
-    if (srv.proc.exitCode !== null || srv.proc.signalCode !== null) return resolve();
+    if (srv.proc.exitCode !== null || srv.proc.signalCode !== null) {
+      fail("shoal server stays up", `it exited early (${srv.proc.exitCode ?? srv.proc.signalCode})`);
+      return resolve();
+    }
     const kill = setTimeout(() => srv.proc.kill("SIGKILL"), 5000);
-    srv.proc.on("exit", () => {
+    srv.proc.on("exit", (code, sig) => {
       clearTimeout(kill);
+      // a crash under the client's traffic shows here even when no call noticed it
+      if (code === 0) ok("shoal server stops cleanly on SIGTERM");
+      else fail("shoal server stops cleanly on SIGTERM", `it exited with ${code ?? sig}`);
       resolve();
     });
     srv.proc.kill("SIGTERM");
@@ -165,6 +171,14 @@ async function run(consul, srv) {
   await check("catalog.datacenters lists one", async () => {
     const dcs = await consul.catalog.datacenters();
     assert.ok(Array.isArray(dcs) && dcs.length >= 1, JSON.stringify(dcs));
+  });
+
+  await check("dc: the local datacenter answers, another is refused as Consul does", async () => {
+    const dc = (await consul.agent.self()).Config.Datacenter;
+    assert.ok(Array.isArray(await consul.catalog.service.list({ dc }).then(Object.keys)));
+    await assert.rejects(consul.kv.get({ key: "x", dc: "elsewhere" }),
+                         (err) => err.response && err.response.statusCode === 500 &&
+                                  /No path to datacenter/.test(err.message));
   });
 
   // ---------------------------------------------------------------- agent: register, checks
@@ -552,6 +566,53 @@ async function run(consul, srv) {
     } finally {
       w.end();
     }
+  });
+
+  await check("watch catalog.service.nodes of a service not yet registered sees it", async () => {
+    const w = await startWatch(consul, consul.catalog.service.nodes,
+                               { service: "late", wait: "10s" }, watchErrors);
+    try {
+      await sleep(100);
+      const seen = nextChange(w, (d) => Array.isArray(d) && d.length === 1, WATCH_DEADLINE_MS,
+                              "late registration");
+      await consul.agent.service.register({ name: "late", id: "late-1", port: 9001 });
+      await seen;
+    } finally {
+      w.end();
+      await consul.agent.service.deregister("late-1");
+    }
+  });
+
+  await check("kv.get recurse and kv.keys at the root", async () => {
+    const all = await consul.kv.get({ key: "", recurse: true });
+    assert.ok(Array.isArray(all) && all.some((e) => e.Key === "app/config"), JSON.stringify(all));
+    const top = await consul.kv.keys({ key: "", separator: "/" });
+    assert.deepStrictEqual(top, ["app/"]);
+  });
+
+  await check("blocking queries the client cancels leave the server sound", async () => {
+    // watch.end() aborts the parked request: the server must drop its wait, not answer it
+    // later on a freed request when the key or service changes
+    for (let round = 0; round < 3; round++) {
+      const [kres] = await consul.kv.get({ key: "app/config", ctx: withResponse() });
+      const [hres] = await consul.health.service({ service: svc, ctx: withResponse() });
+      const ctx = new EventEmitter();
+      const parked = [
+        consul.kv.get({ key: "app/config", index: kres.headers["x-consul-index"], wait: "10s", ctx }),
+        consul.health.service({ service: svc, index: hres.headers["x-consul-index"], wait: "10s",
+                                ctx }),
+      ].map((p) => p.then(() => "answered", () => "canceled"));
+      await sleep(100);
+      ctx.emit("cancel");
+      assert.deepStrictEqual(await Promise.all(parked), ["canceled", "canceled"]);
+      await sleep(50);
+      assert.strictEqual(await consul.kv.set("app/config", `round ${round}`), true);
+      await consul.agent.check.warn(`service:${id2}`);
+      await consul.agent.check.pass(`service:${id2}`);
+      await sleep(50);
+      assert.strictEqual((await consul.kv.get("app/config")).Value, `round ${round}`);
+    }
+    await consul.kv.set("app/config", "watched");
   });
 
   await check("watches reported no errors", async () => {
