@@ -226,7 +226,8 @@ void admin__unpark(struct admin_req *r)
 
 /* Drops r's pending wait, if any. The cancel callback runs first: it reads r->wait, which
  * admin__unpark clears (the other order leaked the wait, whose callback later ran on a freed
- * request: see "watch ... not yet registered" in tests/integ/consul-client). */
+ * request: "blocking queries the client cancels leave the server sound" in
+ * tests/integ/consul-client/consul_client_test.js pins this down). */
 static void cancel_parked(struct admin_req *r)
 {
     void (*cancel)(struct admin_req *) = r->cancel_wait;
