@@ -14,6 +14,10 @@ pkgs=(
     python3                            # integration test drivers
     prometheus                         # promtool: checks our metrics exposition (integ)
 )
+# npm for the Consul client test (tests/integ/consul-client). Debian's nodejs package does not
+# ship npm, NodeSource's does and conflicts with Debian's npm package: ask for it only when the
+# npm command is missing.
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 for arg in "$@"; do
     case "$arg" in
     --fuzz) pkgs+=(clang libclang-rt-14-dev) ;;

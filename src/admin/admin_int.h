@@ -63,6 +63,8 @@ struct admin_req {
 /* Query parameters: the value of ?name=value (URL-decoded into the arena), "" for a bare
  * ?name, NULL when absent. */
 const char *admin__query(struct admin_req *r, const char *name);
+/* As admin__query, for the nth (from 0) occurrence of a repeated parameter (?tag=a&tag=b). */
+const char *admin__query_nth(struct admin_req *r, const char *name, size_t nth);
 /* ?index=N&wait=D as Consul reads them: 0 and no wait when absent; wait capped at 10 min. */
 void admin__blocking_params(struct admin_req *r, uint64_t *index, uint64_t *wait_ms);
 

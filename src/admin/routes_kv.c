@@ -43,7 +43,9 @@ static char *base64(struct arena *a, struct slice in)
 static json_t *entry_json(struct admin_req *r, const struct cfgkv_entry *e)
 {
     json_t *o = json_object();
-    char *b64 = e->is_deleted ? NULL : base64(http_exchange_arena(r->ex), e->value);
+    /* Consul stores an empty value as nil and answers "Value": null for it */
+    char *b64 = e->is_deleted || e->value.len == 0 ? NULL
+                                                    : base64(http_exchange_arena(r->ex), e->value);
 
     json_object_set_new(o, "Key", json_stringn(e->key.ptr, e->key.len));
     json_object_set_new(o, "Value", b64 ? json_string(b64) : json_null());

@@ -81,6 +81,24 @@ static int64_t jdur(json_t *o, const char *key)
     return (int64_t)ms;
 }
 
+/* A check's initial Status ("passing", "warning", "critical"); absent leaves the registry's
+ * default (critical until the first result, as Consul does). -1 on another value. */
+static int status_from_name(const char *name, enum registry_health *out)
+{
+    static const enum registry_health all[] = {REGISTRY_PASSING, REGISTRY_WARNING,
+                                               REGISTRY_CRITICAL};
+
+    if (!name || !*name)
+        return 0;
+    for (size_t i = 0; i < SH_ARRAY_LEN(all); i++) {
+        if (strcmp(name, registry_health_name(all[i])) == 0) {
+            *out = all[i];
+            return 0;
+        }
+    }
+    return -1;
+}
+
 void admin__service_register(struct admin_req *r)
 {
     json_t *body, *v, *check;
@@ -132,6 +150,17 @@ void admin__service_register(struct admin_req *r)
         json_is_integer(json_object_get(v, "Passing")))
         in.weight = (uint32_t)json_integer_value(json_object_get(v, "Passing"));
     check = json_object_get(body, "Check");
+    v = json_object_get(body, "Checks");
+    if (!json_is_object(check) && json_is_array(v) && json_array_size(v) > 0) {
+        /* clients send a list as "Checks"; an instance here has one check (Consul names a
+         * lone one "service:<id>" too) */
+        if (json_array_size(v) > 1) {
+            json_decref(body);
+            admin__reply_error(r, 400, "Checks", "shoal keeps one check per service instance");
+            return;
+        }
+        check = json_array_get(v, 0);
+    }
     if (check && json_is_object(check)) {
         const char *http = jstr(check, "HTTP"), *tcp = jstr(check, "TCP");
         int64_t interval = jdur(check, "Interval"), timeout = jdur(check, "Timeout");
@@ -151,6 +180,12 @@ void admin__service_register(struct admin_req *r)
             in.check.kind = REGISTRY_CHECK_TCP;
         } else if (ttl) {
             in.check.kind = REGISTRY_CHECK_TTL;
+        }
+        if (status_from_name(jstr(check, "Status"), &in.status) < 0) {
+            json_decref(body);
+            admin__reply_error(r, 400, "Check.Status",
+                               "Status must be \"passing\", \"warning\" or \"critical\"");
+            return;
         }
         in.check.interval_ms = (uint32_t)interval;
         in.check.timeout_ms = (uint32_t)timeout;
@@ -275,6 +310,43 @@ void admin__catalog_services(struct admin_req *r)
     admin__reply_json_index(r, 200, o, index);
 }
 
+/* Consul's ?tag=x (repeatable): the tags an instance must all carry, decoded once per request
+ * into the arena. 0 and *count = 0 when none asked; -1 when out of memory (reply sent). */
+struct tag_filter {
+    const char **tags;
+    size_t count;
+};
+
+static int tag_filter_init(struct admin_req *r, struct tag_filter *f)
+{
+    f->tags = NULL;
+    f->count = 0;
+    while (admin__query_nth(r, "tag", f->count))
+        f->count++;
+    if (f->count == 0)
+        return 0;
+    f->tags = arena_alloc(http_exchange_arena(r->ex), f->count * sizeof(*f->tags));
+    if (!f->tags) {
+        admin__reply_error(r, 503, NULL, "out of memory");
+        return -1;
+    }
+    for (size_t n = 0; n < f->count; n++)
+        f->tags[n] = admin__query_nth(r, "tag", n);
+    return 0;
+}
+
+static bool tag_filter_match(const struct tag_filter *f, const struct registry_instance *in)
+{
+    for (size_t n = 0; n < f->count; n++) {
+        bool found = false;
+        for (size_t i = 0; i < in->tag_count && !found; i++)
+            found = strcmp(in->tags[i], f->tags[n]) == 0;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
 static int instances(struct admin_req *r, enum registry_filter f, struct registry_result *res)
 {
     if (registry_instances(r->a->cfg.registry, r->rest, f, res) < 0) {
@@ -287,13 +359,16 @@ static int instances(struct admin_req *r, enum registry_filter f, struct registr
 void admin__catalog_service(struct admin_req *r)
 {
     struct registry_result res = {0};
+    struct tag_filter tf;
 
-    if (!reg_ready(r) || block_if_unchanged(r, r->rest) ||
+    if (!reg_ready(r) || block_if_unchanged(r, r->rest) || tag_filter_init(r, &tf) < 0 ||
         instances(r, REGISTRY_FILTER_ALL, &res) < 0)
         return;
     json_t *arr = json_array();
     for (size_t i = 0; i < res.count; i++) {
         const struct registry_instance *in = &res.instances[i];
+        if (!tag_filter_match(&tf, in))
+            continue;
         json_array_append_new(
             arr, json_pack("{s:s, s:s, s:s, s:s, s:{}, s:{}, s:s, s:s, s:o, s:s, s:i, s:o, "
                            "s:{s:i, s:i}}",
@@ -313,14 +388,17 @@ void admin__health_service(struct admin_req *r)
 {
     struct registry_result res = {0};
     bool passing = admin__query(r, "passing") != NULL;
+    struct tag_filter tf;
 
-    if (!reg_ready(r) || block_if_unchanged(r, r->rest) ||
+    if (!reg_ready(r) || block_if_unchanged(r, r->rest) || tag_filter_init(r, &tf) < 0 ||
         instances(r, passing ? REGISTRY_FILTER_PASSING : REGISTRY_FILTER_ALL, &res) < 0)
         return;
     json_t *arr = json_array();
     for (size_t i = 0; i < res.count; i++) {
         const struct registry_instance *in = &res.instances[i];
         char check_id[160];
+        if (!tag_filter_match(&tf, in))
+            continue;
         snprintf(check_id, sizeof(check_id), "service:%s", in->id);
         json_t *node = json_pack("{s:s, s:s, s:s, s:s, s:{}, s:{}}", "ID", node_of(r, in),
                                  "Node", node_of(r, in), "Address", in->address, "Datacenter",

@@ -145,7 +145,7 @@ static char *url_decode(struct arena *a, struct slice s, bool plus_is_space)
     return out;
 }
 
-const char *admin__query(struct admin_req *r, const char *name)
+const char *admin__query_nth(struct admin_req *r, const char *name, size_t nth)
 {
     struct slice rest = r->query, item, key;
     struct slice want = slice_from_cstr(name);
@@ -155,11 +155,20 @@ const char *admin__query(struct admin_req *r, const char *name)
         struct slice value = slice_split(item, '=', &key);
         if (!slice_eq(key, want))
             continue;
+        if (nth > 0) {
+            nth--;
+            continue;
+        }
         if (!value.ptr)
             return "";
         return url_decode(http_exchange_arena(r->ex), value, true);
     }
     return NULL;
+}
+
+const char *admin__query(struct admin_req *r, const char *name)
+{
+    return admin__query_nth(r, name, 0);
 }
 
 void admin__blocking_params(struct admin_req *r, uint64_t *index, uint64_t *wait_ms)
@@ -214,6 +223,20 @@ void admin__unpark(struct admin_req *r)
     r->cancel_wait = NULL; /* r->wait stays: a caller that unparks to cancel still needs it */
 }
 
+/* Drops r's pending wait, if any. The cancel callback runs first: it reads r->wait, which
+ * admin__unpark clears (the other order leaked the wait, whose callback later ran on a freed
+ * request: "blocking queries the client cancels leave the server sound" in
+ * tests/integ/consul-client/consul_client_test.js pins this down). */
+static void cancel_parked(struct admin_req *r)
+{
+    void (*cancel)(struct admin_req *) = r->cancel_wait;
+
+    if (!cancel)
+        return;
+    cancel(r);
+    admin__unpark(r);
+}
+
 /* ------------------------------------------------------------------------------------------
  * Dispatch
  * ------------------------------------------------------------------------------------------ */
@@ -258,6 +281,18 @@ static int check_token(struct admin_req *r)
     return 0;
 }
 
+/* Consul's ?dc=: only our own datacenter is reachable. Consul answers any other with a 500 and
+ * this text (clients show it), rather than with local data. false when that reply was sent. */
+static bool local_dc(struct admin_req *r)
+{
+    const char *dc = admin__query(r, "dc");
+
+    if (!dc || !*dc || strcmp(dc, r->a->cfg.datacenter) == 0)
+        return true;
+    admin__reply_raw(r, 500, "text/plain", SLICE("No path to datacenter"), 0);
+    return false;
+}
+
 static void dispatch(struct admin_req *r)
 {
     const struct admin_route *rt;
@@ -283,6 +318,8 @@ static void dispatch(struct admin_req *r)
             }
         }
         if (check_token(r) < 0)
+            return;
+        if (rt->is_consul && !local_dc(r))
             return;
         rt->fn(r);
         return;
@@ -325,11 +362,7 @@ static void on_abort(struct http_exchange *ex, int err, void *data)
     (void)ex;
     (void)err;
     r->answered = true;
-    if (r->cancel_wait) {
-        void (*cancel)(struct admin_req *) = r->cancel_wait;
-        admin__unpark(r);
-        cancel(r);
-    }
+    cancel_parked(r);
     buf_release(&r->body);
 }
 
@@ -439,9 +472,7 @@ void admin_stop(struct admin *a, uint32_t deadline_ms, void (*done)(void *), voi
     /* parked blocking queries are answered now rather than held until the deadline */
     while (a->waiting) {
         struct admin_req *r = a->waiting;
-        void (*cancel)(struct admin_req *) = r->cancel_wait;
-        admin__unpark(r);
-        cancel(r);
+        cancel_parked(r);
         if (r->is_stream && !r->stream_ended) {
             r->stream_ended = true;
             if (http_exchange_finish(r->ex) < 0)
