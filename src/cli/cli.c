@@ -46,7 +46,8 @@ static const struct cli_command commands[] = {
      "                        index is still INDEX (0: only if absent); exit 1 on a conflict\n"
      "  del KEY               delete it; --recurse deletes everything under KEY\n"
      "  ls [PREFIX]           list keys (with --json: values, base64, and indexes)\n"
-     "  watch KEY             print each new value as it changes (--count N: stop after N)\n"
+     "  watch KEY             print the value, then each new one as it changes\n"
+     "                        (--count N: stop after N changes)\n"
      "  history KEY           the last versions, newest first\n"
      "  rollback KEY INDEX    write the value the key had at INDEX again\n"},
     {"fetch", cli_cmd_fetch, "make an HTTP request and print the response",

@@ -364,18 +364,17 @@ static int config_watch(const char *key, long count)
             sleep(1); /* the control plane is away: try again */
             continue;
         }
+        /* the current value first (as consul watch does), then each change */
         if (c.index > index || index == 0) {
-            if (index != 0 || count <= 0) {
-                printf("index %llu: ", (unsigned long long)c.index);
-                if (c.status == 200)
-                    fwrite(c.body.data ? c.body.data : "", 1, c.body.len, stdout);
-                else
-                    printf("(no key)");
-                putchar('\n');
-                fflush(stdout);
-                if (index != 0)
-                    seen++;
-            }
+            printf("index %llu: ", (unsigned long long)c.index);
+            if (c.status == 200)
+                fwrite(c.body.data ? c.body.data : "", 1, c.body.len, stdout);
+            else
+                printf("(no key)");
+            putchar('\n');
+            fflush(stdout);
+            if (index != 0)
+                seen++;
             index = c.index;
         }
         buf_release(&c.body);

@@ -652,7 +652,7 @@ routes:
         for _ in range(20):
             assert gw.request("/fast")[0] == 200
         took = time.monotonic() - t0
-        assert took < 1.0, took
+        assert took < 3.0, took  # far below the 10 s a blocked worker would take
         for s in slow:
             s.close()
     finally:

@@ -191,13 +191,13 @@ def slowloris_gets_408_and_others_are_served(e):
         s = echo.connect()
         s.sendall(get("/fast"))
         assert Reader(s).response()[0] == 200
-        assert time.monotonic() - t0 < 0.3, "a slow client delayed another"
+        assert time.monotonic() - t0 < 1.0, "a slow client delayed another"
         for sock, r in slow:
             st, h, _ = r.response()
             assert st == 408 and h.get("connection") == "close", st
             assert r.closed()
         took = time.monotonic() - t0
-        assert 0.4 < took < 3.0, took
+        assert 0.4 < took < 5.0, took
     finally:
         echo.stop()
 
