@@ -574,5 +574,8 @@ static const struct cli_command roles[] = {
 
 int main(int argc, char **argv)
 {
+    /* The binary never uses the allocation counters (tests link the libraries directly) and
+     * its workers must not share them: see sh_alloc_accounting. */
+    sh_alloc_accounting(false);
     return cli_main(argc, argv, roles, SH_ARRAY_LEN(roles));
 }

@@ -12,9 +12,20 @@
 static _Atomic long live_blocks;
 static _Atomic long alloc_count;
 static _Atomic long fail_after; /* 0 = never fail */
+/* Read-only once threads run (sh_alloc_accounting's contract): the servers turn counting off,
+ * because two shared counters bumped on every allocation would bounce one cache line between
+ * every worker's core. */
+static bool accounting = true;
+
+void sh_alloc_accounting(bool on)
+{
+    accounting = on;
+}
 
 static bool should_fail(void)
 {
+    if (!accounting)
+        return false;
     long n = atomic_fetch_add_explicit(&alloc_count, 1, memory_order_relaxed) + 1;
     long f = atomic_load_explicit(&fail_after, memory_order_relaxed);
 
@@ -28,7 +39,7 @@ void *sh_malloc(size_t n)
     if (should_fail() || n > PTRDIFF_MAX)
         return NULL;
     p = malloc(n ? n : 1);
-    if (p)
+    if (p && accounting)
         atomic_fetch_add_explicit(&live_blocks, 1, memory_order_relaxed);
     return p;
 }
@@ -40,7 +51,7 @@ void *sh_calloc(size_t count, size_t size)
     if (should_fail() || (size && count > PTRDIFF_MAX / size))
         return NULL;
     p = calloc(count ? count : 1, size ? size : 1);
-    if (p)
+    if (p && accounting)
         atomic_fetch_add_explicit(&live_blocks, 1, memory_order_relaxed);
     return p;
 }
@@ -61,7 +72,8 @@ void sh_free(void *p)
 {
     if (!p)
         return;
-    atomic_fetch_sub_explicit(&live_blocks, 1, memory_order_relaxed);
+    if (accounting)
+        atomic_fetch_sub_explicit(&live_blocks, 1, memory_order_relaxed);
     free(p);
 }
 

@@ -80,6 +80,10 @@ void sh_free(void *p);
 char *sh_strndup(const char *s, size_t n); /* always NUL-terminated; caller frees */
 char *sh_strdup(const char *s);
 
+/* Counting (and failure injection) is on by default, for tests. A server process turns it off
+ * before it starts threads: the counters are shared cache lines. Call before other threads
+ * exist; sh_alloc_live and sh_alloc_fail_after mean nothing while it is off. */
+void sh_alloc_accounting(bool on);
 /* Live blocks allocated through sh_* across the process (tests assert 0 at teardown). */
 long sh_alloc_live(void);
 /* Test hook: allocation number n from now (1-based) and every later one fail; 0 disables. */
