@@ -184,6 +184,16 @@ void http__wq_flush(struct http__wq *wq)
     }
 }
 
+void http__read_space(struct buf *in, size_t chunk, uv_buf_t *out)
+{
+    if (buf_reserve(in, chunk) != 0) {
+        in->err = 0;
+        *out = uv_buf_init(NULL, 0); /* the read callback gets UV_ENOBUFS */
+        return;
+    }
+    *out = uv_buf_init(in->data + in->len, (unsigned)(in->cap - in->len - 1));
+}
+
 void http__wq_trim(struct http__wq *wq)
 {
     if (!wq->writing && wq->out.len == 0) {

@@ -62,6 +62,9 @@ void http__wq_trim(struct http__wq *wq);
 typedef bool http__list_fn(struct slice elem, void *data);
 bool http__list_each(struct slice v, http__list_fn *fn, void *data);
 
+/* A libuv alloc callback's answer: room for at least <chunk> bytes after in's contents. */
+void http__read_space(struct buf *in, size_t chunk, uv_buf_t *out);
+
 /* -errno style libuv code to ours (they share the negative errno space). */
 int http__from_uv(int uvrc);
 

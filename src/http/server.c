@@ -332,12 +332,7 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
     struct srv_conn *c = h->data;
 
     (void)hint;
-    if (buf_reserve(&c->in, READ_CHUNK) != 0) {
-        c->in.err = 0;
-        *b = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
-        return;
-    }
-    *b = uv_buf_init(c->in.data + c->in.len, (unsigned)(c->in.cap - c->in.len - 1));
+    http__read_space(&c->in, READ_CHUNK, b);
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)

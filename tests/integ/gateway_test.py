@@ -103,18 +103,10 @@ class Gateway:
         return out
 
     def rss_peak_kib(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-        return -1
+        return lib.proc_status_kib(self.proc.pid, "VmHWM")
 
     def rss_kib(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return -1
+        return lib.proc_status_kib(self.proc.pid, "VmRSS")
 
     def stop(self):
         if self.proc.poll() is None:

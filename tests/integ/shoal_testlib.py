@@ -13,6 +13,15 @@ SHOAL = None  # set by the test script: path of the shoal binary
 TIMEOUT = 10.0
 
 
+def proc_status_kib(pid, field):
+    """A /proc/<pid>/status memory field (VmRSS, VmHWM) in KiB, or -1."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return -1
+
+
 def set_binary(path):
     global SHOAL
     SHOAL = path
@@ -43,18 +52,10 @@ class Echo:
         return s
 
     def rss_peak_kib(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-        return -1
+        return proc_status_kib(self.proc.pid, "VmHWM")
 
     def rss_kib(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return -1
+        return proc_status_kib(self.proc.pid, "VmRSS")
 
     def stop(self):
         if self.proc.poll() is None:
