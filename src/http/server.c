@@ -52,6 +52,7 @@ struct srv_conn {
     size_t in_off;
     enum conn_state state;
     bool reading, close_after, closing, processing, reprocess, timer_armed;
+    bool eof; /* the client half-closed: no more reading, answer and close */
     int open_handles;
     uint64_t since_ms, last_read_ms, armed_deadline;
     uint32_t nrequests;
@@ -350,10 +351,18 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     }
     if (nread == 0)
         return;
-    /* EOF or error. An exchange still reading its body, or waiting for its answer, dies;
-     * a finished answer still being written is left to finish. */
+    /* EOF or error. An exchange still reading its body, or waiting for its answer, dies.
+     * After a clean EOF (a client that half-closed after its request), an answer already
+     * finished is still delivered: stop reading, flush, then close. */
     if (ex->active && !ex->resp_done)
         abort_exchange(c, nread == UV_EOF ? SH_ECLOSED : http__from_uv((int)nread));
+    if (nread == UV_EOF && !c->closing && (ex->active || http__wq_pending(&c->wq) > 0)) {
+        c->close_after = true;
+        uv_read_stop(s);
+        c->reading = false;
+        c->eof = true;
+        return;
+    }
     conn_close(c);
 }
 
@@ -361,13 +370,17 @@ static bool conn_wants_read(const struct srv_conn *c)
 {
     const struct http_exchange *ex = &c->ex;
 
+    if (c->eof)
+        return false;
     if (c->closing || c->state == C_LINGER)
         return c->state == C_LINGER;
     if (ex->active) {
         if (ex->body_done)
             /* keep reading what is pipelined behind the request, a little, so a client that
-             * goes away while its answer is being prepared is noticed (and the work aborted) */
-            return !ex->resp_done && c->in.len < PEEK_MAX;
+             * goes away while its answer is being prepared is noticed (and the work aborted);
+             * reading on through the end of the exchange also spares two epoll_ctl calls per
+             * keep-alive request */
+            return c->in.len < PEEK_MAX;
         return ex->draining || (ex->want_body && !ex->paused);
     }
     if (c->close_after)

@@ -114,6 +114,26 @@ def valid_request_before_a_bad_one_is_answered(echo):
 
 
 @test
+def half_closed_client_still_gets_its_answers(echo):
+    # shutdown(SHUT_WR) after the requests, as `nc -N` and some HTTP/1.0 clients do
+    s = echo.connect()
+    s.sendall(get("/1") + get("/2"))
+    s.shutdown(socket.SHUT_WR)
+    r = Reader(s)
+    assert json.loads(r.response()[2])["target"] == "/1"
+    assert json.loads(r.response()[2])["target"] == "/2"
+    s.close()
+    slow = Echo("--delay", "200ms")
+    try:
+        s = slow.connect()
+        s.sendall(get("/late"))
+        st, _, body = Reader(s).response()
+        assert st == 200 and json.loads(body)["target"] == "/late"
+    finally:
+        slow.stop()
+
+
+@test
 def expect_100_continue(echo):
     s = echo.connect()
     s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
