@@ -17,7 +17,7 @@ pkgs=(
 for arg in "$@"; do
     case "$arg" in
     --fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
-    --bench) pkgs+=(wrk libhttp-parser-dev) ;;  # libhttp-parser: reference for bench_parser
+    --bench) pkgs+=(wrk libhttp-parser-dev etcd-server etcd-client) ;;  # libhttp-parser: reference for bench_parser; etcd: control-plane bench
     *) echo "install-deps.sh: unknown option '$arg' (expected --fuzz or --bench)" >&2; exit 2 ;;
     esac
 done
