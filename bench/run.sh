@@ -79,7 +79,10 @@ bench_parser() {
     cat "$out"
 }
 
-benchmarks=(parser)
+# ---- control-plane: registry watch fan-out, durable KV writes/watches, etcd side by side ----
+bench_control-plane() { BUILD=$build RESULTS=$results "$root/bench/control-plane.sh"; }
+
+benchmarks=(parser control-plane)
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${benchmarks[@]}")
 for b in "${selected[@]}"; do
