@@ -84,7 +84,10 @@ bench_proxy() {
     "$root/bench/proxy.sh"
 }
 
-benchmarks=(parser proxy)
+# ---- control-plane: registry watch fan-out, durable KV writes/watches, etcd side by side ----
+bench_control-plane() { BUILD=$build RESULTS=$results "$root/bench/control-plane.sh"; }
+
+benchmarks=(parser proxy control-plane)
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${benchmarks[@]}")
 for b in "${selected[@]}"; do

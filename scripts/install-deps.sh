@@ -21,7 +21,8 @@ command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 for arg in "$@"; do
     case "$arg" in
     --fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
-    --bench) pkgs+=(wrk libhttp-parser-dev nginx haproxy) ;;  # libhttp-parser: bench_parser's reference
+    # libhttp-parser: bench_parser's reference; nginx, haproxy: proxy bench; etcd: control-plane bench
+    --bench) pkgs+=(wrk libhttp-parser-dev nginx haproxy etcd-server etcd-client) ;;
     *) echo "install-deps.sh: unknown option '$arg' (expected --fuzz or --bench)" >&2; exit 2 ;;
     esac
 done
