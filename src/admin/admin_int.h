@@ -31,6 +31,17 @@ struct admin_route {
 extern const struct admin_route admin_routes[];
 extern const size_t admin_nroutes;
 
+/* Answers rendered for one index, shared by the blocking queries that wake together: a change
+ * to a service with 1,000 watchers renders its answer once, not 1,000 times. An entry is valid
+ * while the index it was rendered at is current (every change moves the index). */
+enum { ADMIN_CACHE_SLOTS = 16 };
+struct admin_cached {
+    char key[512];
+    uint64_t index;
+    const char *ctype;
+    struct buf body;
+};
+
 struct admin {
     uv_loop_t *loop;
     struct admin_config cfg;
@@ -39,6 +50,8 @@ struct admin {
     char node[64];
     uint64_t started_ms;
     struct admin_req *waiting; /* blocking queries, for shutdown */
+    struct admin_cached cache[ADMIN_CACHE_SLOTS];
+    uint32_t cache_next;
     bool stopping;
     void (*stop_done)(void *);
     void *stop_data;
@@ -91,6 +104,13 @@ admin_handler_fn admin__service_register, admin__service_deregister, admin__chec
     admin__check_warn, admin__check_fail, admin__catalog_services, admin__catalog_service,
     admin__health_service, admin__prometheus_sd, admin__sd_endpoints;
 admin_handler_fn admin__events_services, admin__events_kv;
+
+/* The render cache. The key is the path and the query without index, wait, stale and token
+ * (what does not change the answer). cache_reply answers from it and returns true on a hit. */
+void admin__cache_key(struct admin_req *r, char *out, size_t n);
+bool admin__cache_reply(struct admin_req *r, const char *key, uint64_t index);
+/* Renders body (stolen), keeps the text under key at index, and answers with it. */
+void admin__reply_json_cached(struct admin_req *r, json_t *body, uint64_t index, const char *key);
 
 /* JSON body parsing with a clear 400 on failure; NULL when the reply was sent. */
 json_t *admin__body_json(struct admin_req *r, json_type want);

@@ -292,7 +292,12 @@ void admin__catalog_services(struct admin_req *r)
     struct registry_result res = {0};
     json_t *o;
 
+    char key[512];
+
     if (!reg_ready(r) || block_if_unchanged(r, NULL))
+        return;
+    admin__cache_key(r, key, sizeof(key));
+    if (admin__cache_reply(r, key, (uint64_t)registry_index(r->a->cfg.registry, NULL)))
         return;
     if (registry_services(r->a->cfg.registry, &res) < 0) {
         admin__reply_error(r, 500, NULL, "cannot list services");
@@ -307,7 +312,7 @@ void admin__catalog_services(struct admin_req *r)
     }
     uint64_t index = (uint64_t)res.index;
     registry_result_release(&res);
-    admin__reply_json_index(r, 200, o, index);
+    admin__reply_json_cached(r, o, index, key);
 }
 
 /* Consul's ?tag=x (repeatable): the tags an instance must all carry, decoded once per request
@@ -361,8 +366,14 @@ void admin__catalog_service(struct admin_req *r)
     struct registry_result res = {0};
     struct tag_filter tf;
 
-    if (!reg_ready(r) || block_if_unchanged(r, r->rest) || tag_filter_init(r, &tf) < 0 ||
-        instances(r, REGISTRY_FILTER_ALL, &res) < 0)
+    char key[512];
+
+    if (!reg_ready(r) || block_if_unchanged(r, r->rest))
+        return;
+    admin__cache_key(r, key, sizeof(key));
+    if (admin__cache_reply(r, key, (uint64_t)registry_index(r->a->cfg.registry, r->rest)))
+        return;
+    if (tag_filter_init(r, &tf) < 0 || instances(r, REGISTRY_FILTER_ALL, &res) < 0)
         return;
     json_t *arr = json_array();
     for (size_t i = 0; i < res.count; i++) {
@@ -381,7 +392,7 @@ void admin__catalog_service(struct admin_req *r)
     }
     uint64_t index = (uint64_t)res.index;
     registry_result_release(&res);
-    admin__reply_json_index(r, 200, arr, index);
+    admin__reply_json_cached(r, arr, index, key);
 }
 
 void admin__health_service(struct admin_req *r)
@@ -390,7 +401,14 @@ void admin__health_service(struct admin_req *r)
     bool passing = admin__query(r, "passing") != NULL;
     struct tag_filter tf;
 
-    if (!reg_ready(r) || block_if_unchanged(r, r->rest) || tag_filter_init(r, &tf) < 0 ||
+    char key[512];
+
+    if (!reg_ready(r) || block_if_unchanged(r, r->rest))
+        return;
+    admin__cache_key(r, key, sizeof(key));
+    if (admin__cache_reply(r, key, (uint64_t)registry_index(r->a->cfg.registry, r->rest)))
+        return;
+    if (tag_filter_init(r, &tf) < 0 ||
         instances(r, passing ? REGISTRY_FILTER_PASSING : REGISTRY_FILTER_ALL, &res) < 0)
         return;
     json_t *arr = json_array();
@@ -418,7 +436,7 @@ void admin__health_service(struct admin_req *r)
     }
     uint64_t index = (uint64_t)res.index;
     registry_result_release(&res);
-    admin__reply_json_index(r, 200, arr, index);
+    admin__reply_json_cached(r, arr, index, key);
 }
 
 /* Prometheus http_sd: one target group per passing instance, labelled. */

@@ -66,6 +66,68 @@ void admin__reply_json_index(struct admin_req *r, int status, json_t *body, uint
     sh_free(text); /* jansson allocates through sh_malloc (admin_new sets it) */
 }
 
+void admin__cache_key(struct admin_req *r, char *out, size_t n)
+{
+    struct buf b = BUF_INIT(n - 1);
+    struct slice rest = r->query, item, key;
+
+    buf_appends(&b, r->path);
+    buf_appendc(&b, '?');
+    while (rest.ptr && rest.len) {
+        rest = slice_split(rest, '&', &item);
+        slice_split(item, '=', &key);
+        if (slice_eq(key, SLICE("index")) || slice_eq(key, SLICE("wait")) ||
+            slice_eq(key, SLICE("stale")) || slice_eq(key, SLICE("token")) ||
+            slice_eq(key, SLICE("consistent")))
+            continue;
+        buf_appends(&b, item);
+        buf_appendc(&b, '&');
+    }
+    /* too long to key: an empty key never matches (the answer is rendered each time) */
+    snprintf(out, n, "%s", b.err ? "" : b.data ? b.data : "");
+    buf_release(&b);
+}
+
+bool admin__cache_reply(struct admin_req *r, const char *key, uint64_t index)
+{
+    if (!key[0])
+        return false;
+    for (size_t i = 0; i < ADMIN_CACHE_SLOTS; i++) {
+        struct admin_cached *c = &r->a->cache[i];
+        if (c->index == index && c->body.data && strcmp(c->key, key) == 0) {
+            /* the reply copies the bytes into the connection's queue */
+            reply(r, 200, c->ctype, buf_slice(&c->body), r->route && r->route->is_consul, index);
+            return true;
+        }
+    }
+    return false;
+}
+
+void admin__reply_json_cached(struct admin_req *r, json_t *body, uint64_t index, const char *key)
+{
+    char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+
+    json_decref(body);
+    if (!text) {
+        reply(r, 500, "application/json", SLICE("{\"error\":\"out of memory\"}\n"), false, 0);
+        return;
+    }
+    if (key[0]) {
+        struct admin_cached *c = &r->a->cache[r->a->cache_next++ % ADMIN_CACHE_SLOTS];
+        buf_reset(&c->body);
+        if (buf_appends(&c->body, slice_from_cstr(text)) == 0) {
+            snprintf(c->key, sizeof(c->key), "%s", key);
+            c->index = index;
+            c->ctype = "application/json";
+        } else {
+            buf_release(&c->body);
+        }
+    }
+    reply(r, 200, "application/json", slice_from_cstr(text), r->route && r->route->is_consul,
+          index);
+    sh_free(text);
+}
+
 void admin__reply_json(struct admin_req *r, int status, json_t *body)
 {
     admin__reply_json_index(r, status, body, 0);
@@ -488,6 +550,8 @@ void admin_free(struct admin *a)
 {
     if (!a)
         return;
+    for (size_t i = 0; i < ADMIN_CACHE_SLOTS; i++)
+        buf_release(&a->cache[i].body);
     http_server_free(a->srv);
     sh_free(a);
 }
