@@ -293,13 +293,16 @@ static const struct {
     {"maglev", PROXY_LB_MAGLEV}, {"random", PROXY_LB_RANDOM},
 };
 
-static int read_endpoint(struct rd *r, const struct sh_node *n, const char *p,
+static int read_endpoint(struct rd *r, const struct sh_node *n, const char *path,
                          struct proxy_endpoint *ep)
 {
+    char p[160]; /* path may be r->path, which pathf rewrites */
     static const char *const keys[] = {"address", "weight", NULL};
     const struct sh_node *addr = n, *v;
     struct sh_diag ad;
     char text[96];
+
+    snprintf(p, sizeof(p), "%s", path);
 
     ep->weight = 1;
     if (n->kind == SH_NODE_MAP) {
@@ -440,13 +443,16 @@ static int read_kv_map(struct rd *r, const struct sh_node *m, const char *path,
     return 0;
 }
 
-static int read_match(struct rd *r, const struct sh_node *m, const char *p,
+static int read_match(struct rd *r, const struct sh_node *m, const char *path,
                       struct proxy_route *rt)
 {
+    char p[160]; /* path may be r->path, which pathf rewrites */
     static const char *const keys[] = {"path", "prefix", "glob", "host", "methods", "headers",
                                        NULL};
     const struct sh_node *v;
     int kinds = 0;
+
+    snprintf(p, sizeof(p), "%s", path);
 
     TRY(sh_node_check_keys(m, keys, p, r->d));
     if ((v = sh_node_get(m, "path"))) {

@@ -75,6 +75,12 @@ static void test_config__errors_name_the_place_and_problem(void **state)
         {"routes:\n  - {redirect: {location: \"a\\nb\"}}\n", "gw.yaml:2:27", "line breaks"},
         {"clusters: []\n", "gw.yaml:1:1", "missing required key 'routes'"},
         {"routes: []\ntimeout: 1s\n", "gw.yaml:2:1", "unknown key 'timeout'"},
+        /* nested paths name every level (they once overlapped in one buffer) */
+        {"routes:\n  - {match: {prefix: x}, respond: {status: 200}}\n", "gw.yaml:2:13",
+         "routes[0].match: a path must start with '/'"},
+        {"clusters:\n  - {name: a, endpoints: [{address: 127.0.0.1:1, weight: 5000}]}\n"
+         "routes: []\n",
+         "gw.yaml:2:58", "clusters[a].endpoints[0].weight:"},
     };
     struct proxy_config *cfg;
     struct sh_diag d;
