@@ -1,0 +1,1096 @@
+/* SPDX-License-Identifier: MIT */
+/* manifest_schema.c: the `shoal up` manifest (shoal.yaml) read from a document tree into a
+ * struct manifest, every error reported as "file:line:col: path: problem"; the gateway's
+ * document derived from it; and `shoal check`'s summary and JSON. docs/manifest.md is the
+ * user's reference for these keys; keep the two in step. Keeps no state; any thread. */
+#include "supervisor/supervisor.h"
+
+#include "config/config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Reading context: the manifest being filled and where errors go. */
+struct rd {
+    struct manifest *m;
+    struct sh_diag *d;
+    char path[160];
+};
+
+#define TRY(expr)                                                                              \
+    do {                                                                                       \
+        int rc_ = (expr);                                                                      \
+        if (rc_ < 0)                                                                           \
+            return rc_;                                                                        \
+    } while (0)
+
+static const char *pathf(struct rd *r, const char *fmt, ...) SH_PRINTF(2, 3);
+static const char *pathf(struct rd *r, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(r->path, sizeof(r->path), fmt, ap);
+    va_end(ap);
+    return r->path;
+}
+
+static int fail_at(struct rd *r, const struct sh_node *n, const char *fmt, ...) SH_PRINTF(3, 4);
+static int fail_at(struct rd *r, const struct sh_node *n, const char *fmt, ...)
+{
+    va_list ap;
+
+    sh_node_where(n, r->d->where, sizeof(r->d->where));
+    va_start(ap, fmt);
+    vsnprintf(r->d->what, sizeof(r->d->what), fmt, ap);
+    va_end(ap);
+    return SH_EPARSE;
+}
+
+static void *alloc0(struct rd *r, size_t n)
+{
+    void *p = arena_alloc(&r->m->arena, n ? n : 1);
+
+    if (p)
+        memset(p, 0, n ? n : 1);
+    return p;
+}
+
+static int get_str(struct rd *r, const struct sh_node *n, const char *path, const char **out)
+{
+    const char *s;
+
+    TRY(sh_node_str(n, path, &s, r->d));
+    *out = arena_strndup(&r->m->arena, s, strlen(s));
+    return *out ? 0 : SH_ENOMEM;
+}
+
+static int get_u32(struct rd *r, const struct sh_node *n, const char *path, uint64_t min,
+                   uint64_t max, uint32_t *out)
+{
+    uint64_t v;
+    int rc = sh_node_u64(n, path, min, max, &v, r->d);
+
+    /* one message for every failure: "expected a number from 0 to 1000" */
+    if (rc == SH_EPARSE || rc == SH_ETOOBIG)
+        return fail_at(r, n, "%s: expected a number from %llu to %llu", path,
+                       (unsigned long long)min, (unsigned long long)max);
+    TRY(rc);
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int get_ms(struct rd *r, const struct sh_node *n, const char *path, uint32_t *out)
+{
+    uint64_t v;
+
+    TRY(sh_node_duration_ms(n, path, &v, r->d));
+    if (v > UINT32_MAX)
+        return fail_at(r, n, "%s: duration too long (at most about 49 days)", path);
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* RFC 1123 label, lowercase: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 bytes. */
+static bool dns_label(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static int get_label(struct rd *r, const struct sh_node *n, const char *path, const char **out)
+{
+    TRY(get_str(r, n, path, out));
+    if (!dns_label(*out))
+        return fail_at(r, n,
+                       "%s: '%s' is not a valid name (a DNS label: 1 to 63 of a-z, 0-9 and "
+                       "'-', not starting or ending with '-')",
+                       path, *out);
+    return 0;
+}
+
+/* "HOST:PORT" or "[V6]:PORT" with PORT 0..65535; the gateway checks the rest. */
+static int get_addr(struct rd *r, const struct sh_node *n, const char *path, const char **out)
+{
+    const char *colon;
+    uint64_t port;
+
+    TRY(get_str(r, n, path, out));
+    colon = strrchr(*out, ':');
+    if (!colon || colon == *out || slice_to_u64(slice_from_cstr(colon + 1), &port) < 0 ||
+        port > 65535)
+        return fail_at(r, n, "%s: '%s' is not an address (write HOST:PORT, e.g. 127.0.0.1:8080)",
+                       path, *out);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * command: a string split as a shell would for simple cases, or an argv list
+ * ------------------------------------------------------------------------------------------ */
+
+/* Checks the "$" references in an argv item: $NAME, ${NAME} and $$ only. */
+static int check_refs(struct rd *r, const struct sh_node *n, const char *path, const char *s)
+{
+    for (const char *p = s; *p; p++) {
+        if (*p != '$')
+            continue;
+        p++;
+        if (*p == '$')
+            continue;
+        bool brace = *p == '{';
+        const char *q = p + brace;
+        if (!((*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z') || *q == '_'))
+            return fail_at(r, n,
+                           "%s: '$' must start a variable ($NAME or ${NAME}); write $$ for a "
+                           "'$'",
+                           path);
+        while ((*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z') || *q == '_' ||
+               (*q >= '0' && *q <= '9'))
+            q++;
+        if (brace && *q != '}')
+            return fail_at(r, n, "%s: '${' without its closing '}'", path);
+        p = brace ? q : q - 1;
+    }
+    return 0;
+}
+
+/* Splits <s> into words: blanks separate; '...' is literal; "..." keeps blanks and takes
+ * \" \\ \$ \` as escapes; \c outside quotes is c. Writes the words NUL-separated into <out>
+ * (strlen(s) + 1 bytes at least) and returns the word count, or a negative code on error. */
+static int split_words(struct rd *r, const struct sh_node *n, const char *path, const char *s,
+                       char *out, size_t *count)
+{
+    char *o = out;
+    bool in_word = false;
+    size_t words = 0;
+
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        if (c == ' ' || c == '\t' || c == '\n') {
+            if (in_word) {
+                *o++ = '\0';
+                in_word = false;
+            }
+            continue;
+        }
+        bool starts = !in_word;
+        if (starts) {
+            in_word = true;
+            words++;
+        }
+        if (c == '\'') {
+            const char *end = strchr(p + 1, '\'');
+            if (!end)
+                return fail_at(r, n, "%s: unterminated single quote", path);
+            memcpy(o, p + 1, (size_t)(end - p - 1));
+            o += end - p - 1;
+            p = end;
+        } else if (c == '"') {
+            for (p++; *p != '"'; p++) {
+                if (!*p)
+                    return fail_at(r, n, "%s: unterminated double quote", path);
+                if (*p == '\\' && p[1] && strchr("\"\\$`", p[1]))
+                    p++;
+                *o++ = *p;
+            }
+        } else if (c == '\\') {
+            if (!p[1])
+                return fail_at(r, n, "%s: a '\\' at the end", path);
+            *o++ = *++p;
+        } else if ((strchr("|&;<>()`*?[]{}", c) && !(c == '{' && p > s && p[-1] == '$') &&
+                    c != '}') ||
+                   (starts && (c == '#' || c == '~'))) {
+            return fail_at(r, n,
+                           "%s: '%c' is shell syntax, which a command string does not run; "
+                           "write a list such as [sh, -c, '...']",
+                           path, c);
+        } else {
+            *o++ = c;
+        }
+    }
+    if (in_word)
+        *o++ = '\0';
+    *count = words;
+    return 0;
+}
+
+static int read_command(struct rd *r, const struct sh_node *n, const char *base,
+                        struct manifest_service *svc)
+{
+    const char **argv;
+    char p[160];
+
+    snprintf(p, sizeof(p), "%s", base);
+    if (n->kind == SH_NODE_SEQ) {
+        if (n->count == 0)
+            return fail_at(r, n, "%s: expected at least the program", p);
+        argv = alloc0(r, (n->count + 1) * sizeof(*argv));
+        if (!argv)
+            return SH_ENOMEM;
+        for (size_t i = 0; i < n->count; i++) {
+            TRY(get_str(r, n->items[i], pathf(r, "%s[%zu]", p, i), &argv[i]));
+            TRY(check_refs(r, n->items[i], r->path, argv[i]));
+        }
+        svc->argc = n->count;
+    } else {
+        const char *s;
+        char *words;
+        size_t count = 0, len;
+        if (n->kind != SH_NODE_SCALAR)
+            return fail_at(r, n, "%s: expected a string or a list of arguments, found %s", p,
+                           sh_node_kind_name(n->kind));
+        TRY(sh_node_str(n, p, &s, r->d));
+        len = strlen(s);
+        words = arena_alloc(&r->m->arena, len + 1);
+        if (!words)
+            return SH_ENOMEM;
+        TRY(split_words(r, n, p, s, words, &count));
+        if (count == 0)
+            return fail_at(r, n, "%s: expected at least the program", p);
+        argv = alloc0(r, (count + 1) * sizeof(*argv));
+        if (!argv)
+            return SH_ENOMEM;
+        for (size_t i = 0; i < count; i++) {
+            argv[i] = words;
+            TRY(check_refs(r, n, p, words));
+            words += strlen(words) + 1;
+        }
+        svc->argc = count;
+    }
+    svc->argv = argv;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Maps of strings: env and config
+ * ------------------------------------------------------------------------------------------ */
+static bool env_name(const char *s)
+{
+    if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+        return false;
+    for (s++; *s; s++) {
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_' ||
+              (*s >= '0' && *s <= '9')))
+            return false;
+    }
+    return true;
+}
+
+static int read_kvs(struct rd *r, const struct sh_node *m, const char *base, bool is_env,
+                    const struct manifest_kv **out, size_t *count)
+{
+    struct manifest_kv *kv;
+    char p[160];
+
+    snprintf(p, sizeof(p), "%s", base);
+    TRY(sh_node_expect(m, SH_NODE_MAP, p, r->d));
+    kv = alloc0(r, (m->count + 1) * sizeof(*kv));
+    if (!kv)
+        return SH_ENOMEM;
+    for (size_t i = 0; i < m->count; i++) {
+        const struct sh_node *v = m->values[i];
+        TRY(get_str(r, m->items[i], p, &kv[i].name));
+        pathf(r, "%s.%s", p, kv[i].name);
+        if (is_env && !env_name(kv[i].name))
+            return fail_at(r, m->items[i],
+                           "%s: '%s' is not a variable name (letters, digits and '_', not "
+                           "starting with a digit)",
+                           p, kv[i].name);
+        if (!is_env) {
+            struct sh_diag kd;
+            if (cfgkv_key_check(slice_from_cstr(kv[i].name), &kd) < 0)
+                return fail_at(r, m->items[i], "%s: %s", p, kd.what);
+        }
+        if (v->kind == SH_NODE_NULL) {
+            kv[i].value = "";
+            continue;
+        }
+        if (v->kind != SH_NODE_SCALAR)
+            return fail_at(r, v, "%s: expected a single value, found %s", r->path,
+                           sh_node_kind_name(v->kind));
+        TRY(get_str(r, v, r->path, &kv[i].value));
+    }
+    *out = kv;
+    *count = m->count;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * health, autoscale, resilience
+ * ------------------------------------------------------------------------------------------ */
+static int read_health(struct rd *r, const struct sh_node *m, const char *base,
+                       struct manifest_health *h)
+{
+    static const char *const keys[] = {"http",     "tcp",
+                                       "interval", "timeout",
+                                       "healthy_threshold", "unhealthy_threshold",
+                                       "start_period",      NULL};
+    const struct sh_node *v, *http = sh_node_get(m, "http"), *tcp = sh_node_get(m, "tcp");
+    char p[160];
+
+    snprintf(p, sizeof(p), "%s", base);
+    TRY(sh_node_check_keys(m, keys, p, r->d));
+    if (!http == !tcp)
+        return fail_at(r, m, "%s: give exactly one of http: /path and tcp: true", p);
+    if (http) {
+        h->kind = MANIFEST_HEALTH_HTTP;
+        TRY(get_str(r, http, pathf(r, "%s.http", p), &h->http_path));
+        if (h->http_path[0] != '/' || strpbrk(h->http_path, " \t\r\n"))
+            return fail_at(r, http, "%s.http: expected a path starting with '/', like /health",
+                           p);
+    } else {
+        bool on;
+        TRY(sh_node_bool(tcp, pathf(r, "%s.tcp", p), &on, r->d));
+        if (!on)
+            return fail_at(r, tcp, "%s.tcp: write tcp: true, or leave health out", p);
+        h->kind = MANIFEST_HEALTH_TCP;
+    }
+    if ((v = sh_node_get(m, "interval")))
+        TRY(get_ms(r, v, pathf(r, "%s.interval", p), &h->interval_ms));
+    if ((v = sh_node_get(m, "timeout")))
+        TRY(get_ms(r, v, pathf(r, "%s.timeout", p), &h->timeout_ms));
+    if ((v = sh_node_get(m, "healthy_threshold")))
+        TRY(get_u32(r, v, pathf(r, "%s.healthy_threshold", p), 1, 100, &h->healthy_threshold));
+    if ((v = sh_node_get(m, "unhealthy_threshold")))
+        TRY(get_u32(r, v, pathf(r, "%s.unhealthy_threshold", p), 1, 100,
+                    &h->unhealthy_threshold));
+    if ((v = sh_node_get(m, "start_period")))
+        TRY(get_ms(r, v, pathf(r, "%s.start_period", p), &h->start_period_ms));
+    if (h->interval_ms < 100)
+        return fail_at(r, sh_node_get(m, "interval"), "%s.interval: at least 100ms", p);
+    if (h->timeout_ms == 0 || h->timeout_ms > h->interval_ms)
+        return fail_at(r, sh_node_get(m, "timeout") ? sh_node_get(m, "timeout") : m,
+                       "%s.timeout: expected above 0 and at most the interval", p);
+    return 0;
+}
+
+static int read_autoscale(struct rd *r, const struct sh_node *m, const char *base,
+                          struct manifest_autoscale *a)
+{
+    static const char *const keys[] = {"min", "max", "target", "up_cooldown", "down_cooldown",
+                                       NULL};
+    static const char *const tkeys[] = {"in_flight", "rps", "p99", NULL};
+    const struct sh_node *v, *t;
+    char p[160];
+
+    snprintf(p, sizeof(p), "%s", base);
+    TRY(sh_node_check_keys(m, keys, p, r->d));
+    a->is_set = true;
+    a->up_cooldown_ms = 30000;
+    a->down_cooldown_ms = 300000;
+    TRY(sh_node_require(m, "min", p, &v, r->d));
+    TRY(get_u32(r, v, pathf(r, "%s.min", p), 0, MANIFEST_MAX_REPLICAS, &a->min));
+    TRY(sh_node_require(m, "max", p, &v, r->d));
+    TRY(get_u32(r, v, pathf(r, "%s.max", p), 1, MANIFEST_MAX_REPLICAS, &a->max));
+    if (a->min > a->max)
+        return fail_at(r, sh_node_get(m, "min"), "%s.min: %u is above max (%u)", p, a->min,
+                       a->max);
+    TRY(sh_node_require(m, "target", p, &t, r->d));
+    TRY(sh_node_check_keys(t, tkeys, pathf(r, "%s.target", p), r->d));
+    if (t->count != 1)
+        return fail_at(r, t, "%s.target: give exactly one of in_flight, rps and p99", p);
+    if ((v = sh_node_get(t, "in_flight"))) {
+        uint32_t n;
+        a->target_kind = MANIFEST_TARGET_IN_FLIGHT;
+        TRY(get_u32(r, v, pathf(r, "%s.target.in_flight", p), 1, 100000, &n));
+        a->target = n;
+    } else if ((v = sh_node_get(t, "rps"))) {
+        uint32_t n;
+        a->target_kind = MANIFEST_TARGET_RPS;
+        TRY(get_u32(r, v, pathf(r, "%s.target.rps", p), 1, 10000000, &n));
+        a->target = n;
+    } else {
+        uint32_t ms = 0;
+        v = sh_node_get(t, "p99");
+        a->target_kind = MANIFEST_TARGET_P99_MS;
+        TRY(get_ms(r, v, pathf(r, "%s.target.p99", p), &ms));
+        if (ms == 0)
+            return fail_at(r, v, "%s.target.p99: expected above 0", p);
+        a->target = ms;
+    }
+    if ((v = sh_node_get(m, "up_cooldown")))
+        TRY(get_ms(r, v, pathf(r, "%s.up_cooldown", p), &a->up_cooldown_ms));
+    if ((v = sh_node_get(m, "down_cooldown")))
+        TRY(get_ms(r, v, pathf(r, "%s.down_cooldown", p), &a->down_cooldown_ms));
+    return 0;
+}
+
+/* The keys of the gateway's cluster that are policies; their insides are the proxy's to read
+ * (manifest_gateway_doc), so only their shape is checked here. */
+static int read_resilience(struct rd *r, const struct sh_node *m, const char *base)
+{
+    static const char *const keys[] = {"timeouts", "retry",   "breaker",
+                                       "outlier",  "lb",      "hash_on", NULL};
+    char p[160];
+
+    snprintf(p, sizeof(p), "%s", base);
+    TRY(sh_node_check_keys(m, keys, p, r->d));
+    for (size_t i = 0; i < m->count; i++) {
+        const char *k = m->items[i]->text;
+        bool scalar = !strcmp(k, "lb") || !strcmp(k, "hash_on");
+        TRY(sh_node_expect(m->values[i], scalar ? SH_NODE_SCALAR : SH_NODE_MAP,
+                           pathf(r, "%s.%s", p, k), r->d));
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Services
+ * ------------------------------------------------------------------------------------------ */
+static const struct {
+    const char *name;
+    enum manifest_restart restart;
+} restart_names[] = {
+    {"always", MANIFEST_RESTART_ALWAYS},
+    {"on-failure", MANIFEST_RESTART_ON_FAILURE},
+    {"never", MANIFEST_RESTART_NEVER},
+};
+
+static int read_service(struct rd *r, const struct sh_node *key, const struct sh_node *m,
+                        struct manifest_service *svc)
+{
+    static const char *const keys[] = {
+        "command",  "env",     "working_dir", "replicas",  "port",       "health",
+        "depends_on", "restart", "stop_grace", "version", "autoscale", "resilience",
+        "config",   NULL};
+    const struct sh_node *v;
+    char p[96];
+
+    TRY(get_label(r, key, "services", &svc->name));
+    snprintf(p, sizeof(p), "services.%s", svc->name);
+    svc->node = m;
+    svc->replicas = 1;
+    svc->stop_grace_ms = 10000;
+    svc->health = (struct manifest_health){.interval_ms = 5000, .timeout_ms = 2000,
+                                           .healthy_threshold = 1, .unhealthy_threshold = 3};
+    TRY(sh_node_expect(m, SH_NODE_MAP, p, r->d));
+    TRY(sh_node_check_keys(m, keys, p, r->d));
+    TRY(sh_node_require(m, "command", p, &v, r->d));
+    TRY(read_command(r, v, pathf(r, "%s.command", p), svc));
+    if ((v = sh_node_get(m, "env")))
+        TRY(read_kvs(r, v, pathf(r, "%s.env", p), true, &svc->env, &svc->env_count));
+    if ((v = sh_node_get(m, "working_dir")))
+        TRY(get_str(r, v, pathf(r, "%s.working_dir", p), &svc->working_dir));
+    if ((v = sh_node_get(m, "port"))) {
+        if (v->kind == SH_NODE_SCALAR && !v->is_quoted && !strcmp(v->text, "auto")) {
+            svc->is_port_auto = true;
+        } else {
+            uint64_t port;
+            if (v->kind != SH_NODE_SCALAR || v->is_quoted ||
+                slice_to_u64(slice_from_cstr(v->text), &port) < 0 || port < 1 || port > 65535)
+                return fail_at(r, v, "%s.port: expected auto or a number from 1 to 65535", p);
+            svc->port = (uint16_t)port;
+        }
+    }
+    if ((v = sh_node_get(m, "autoscale"))) {
+        TRY(read_autoscale(r, v, pathf(r, "%s.autoscale", p), &svc->autoscale));
+        svc->replicas = SH_MAX(svc->autoscale.min, 1);
+    }
+    if ((v = sh_node_get(m, "replicas"))) {
+        TRY(get_u32(r, v, pathf(r, "%s.replicas", p), 0, MANIFEST_MAX_REPLICAS, &svc->replicas));
+        if (svc->autoscale.is_set &&
+            (svc->replicas < svc->autoscale.min || svc->replicas > svc->autoscale.max))
+            return fail_at(r, v, "%s.replicas: %u is outside autoscale's min..max (%u..%u)", p,
+                           svc->replicas, svc->autoscale.min, svc->autoscale.max);
+    }
+    if (svc->port && (svc->replicas > 1 || svc->autoscale.max > 1))
+        return fail_at(r, sh_node_get(m, "port"),
+                       "%s.port: a fixed port allows one instance; write port: auto", p);
+    for (size_t i = 0; i < svc->env_count; i++) {
+        if ((svc->port || svc->is_port_auto) &&
+            (!strcmp(svc->env[i].name, "PORT") || !strcmp(svc->env[i].name, "SHOAL_PORT")))
+            return fail_at(r, sh_node_get(m, "env")->items[i],
+                           "%s.env.%s: set by shoal from port; remove it", p, svc->env[i].name);
+    }
+    if ((v = sh_node_get(m, "health"))) {
+        TRY(read_health(r, v, pathf(r, "%s.health", p), &svc->health));
+        if (!svc->port && !svc->is_port_auto)
+            return fail_at(r, v, "%s.health: needs a port (port: auto)", p);
+    }
+    if ((v = sh_node_get(m, "depends_on"))) {
+        const char **names;
+        TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.depends_on", p), r->d));
+        names = alloc0(r, (v->count + 1) * sizeof(*names));
+        if (!names)
+            return SH_ENOMEM;
+        for (size_t i = 0; i < v->count; i++)
+            TRY(get_str(r, v->items[i], pathf(r, "%s.depends_on[%zu]", p, i), &names[i]));
+        svc->depends_on = names;
+        svc->depends_count = v->count;
+    }
+    if ((v = sh_node_get(m, "restart"))) {
+        const char *s;
+        bool known = false;
+        TRY(sh_node_str(v, pathf(r, "%s.restart", p), &s, r->d));
+        for (size_t k = 0; k < SH_ARRAY_LEN(restart_names); k++) {
+            if (!strcmp(s, restart_names[k].name)) {
+                svc->restart = restart_names[k].restart;
+                known = true;
+            }
+        }
+        if (!known)
+            return fail_at(r, v, "%s.restart: '%s' (expected always, on-failure or never)", p,
+                           s);
+    }
+    if ((v = sh_node_get(m, "stop_grace")))
+        TRY(get_ms(r, v, pathf(r, "%s.stop_grace", p), &svc->stop_grace_ms));
+    if ((v = sh_node_get(m, "version")))
+        TRY(get_str(r, v, pathf(r, "%s.version", p), &svc->version));
+    if ((v = sh_node_get(m, "resilience"))) {
+        TRY(read_resilience(r, v, pathf(r, "%s.resilience", p)));
+        svc->resilience = v;
+    }
+    if ((v = sh_node_get(m, "config")))
+        TRY(read_kvs(r, v, pathf(r, "%s.config", p), false, &svc->config, &svc->config_count));
+    return 0;
+}
+
+/* Resolves depends_on to indexes, rejects unknown names and cycles, and orders the start. */
+static int resolve_depends(struct rd *r)
+{
+    struct manifest *m = r->m;
+    size_t n = m->service_count, done = 0;
+    uint8_t *state = alloc0(r, n); /* 0 unvisited, 1 on the stack, 2 finished */
+    uint32_t *stack = alloc0(r, n * sizeof(*stack)), *next = alloc0(r, n * sizeof(*next));
+
+    m->start_order = alloc0(r, n * sizeof(*m->start_order));
+    if (!state || !stack || !next || !m->start_order)
+        return SH_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        struct manifest_service *svc = &m->services[i];
+        uint32_t *idx = alloc0(r, (svc->depends_count + 1) * sizeof(*idx));
+        const struct sh_node *dn = sh_node_get(svc->node, "depends_on");
+        if (!idx)
+            return SH_ENOMEM;
+        for (size_t k = 0; k < svc->depends_count; k++) {
+            int j = manifest_service_index(m, svc->depends_on[k]);
+            if (j < 0)
+                return fail_at(r, dn->items[k], "services.%s.depends_on[%zu]: no service named '%s'",
+                               svc->name, k, svc->depends_on[k]);
+            idx[k] = (uint32_t)j;
+        }
+        svc->depends_idx = idx;
+    }
+    /* depth-first: a service finishes after everything it depends on (Tarjan's ordering) */
+    for (size_t root = 0; root < n; root++) {
+        size_t top = 0;
+        if (state[root])
+            continue;
+        stack[top++] = (uint32_t)root;
+        state[root] = 1;
+        next[root] = 0;
+        while (top) {
+            uint32_t u = stack[top - 1];
+            struct manifest_service *su = &m->services[u];
+            if (next[u] == su->depends_count) {
+                state[u] = 2;
+                m->start_order[done++] = u;
+                top--;
+                continue;
+            }
+            uint32_t k = next[u]++, v = su->depends_idx[k];
+            if (state[v] == 2)
+                continue;
+            if (state[v] == 1) {
+                char cyc[160];
+                size_t at = 0, len = 0;
+                while (stack[at] != v)
+                    at++;
+                for (size_t s = at; s < top; s++)
+                    len += (size_t)snprintf(cyc + len, len < sizeof(cyc) ? sizeof(cyc) - len : 0,
+                                            "%s -> ", m->services[stack[s]].name);
+                if (len < sizeof(cyc))
+                    snprintf(cyc + len, sizeof(cyc) - len, "%s", m->services[v].name);
+                return fail_at(r, sh_node_get(su->node, "depends_on")->items[k],
+                               "services.%s.depends_on: a dependency cycle: %s", su->name, cyc);
+            }
+            state[v] = 1;
+            next[v] = 0;
+            stack[top++] = v;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * The gateway section
+ * ------------------------------------------------------------------------------------------ */
+static int service_ref(struct rd *r, const struct sh_node *v, const char *path)
+{
+    const char *name;
+    int i;
+
+    TRY(sh_node_str(v, path, &name, r->d));
+    i = manifest_service_index(r->m, name);
+    if (i < 0)
+        return fail_at(r, v, "%s: no service named '%s'", path, name);
+    if (!r->m->services[i].port && !r->m->services[i].is_port_auto)
+        return fail_at(r, v, "%s: service '%s' has no port (give it port: auto)", path, name);
+    return 0;
+}
+
+static int read_gateway(struct rd *r, const struct sh_node *g)
+{
+    static const char *const keys[] = {"listen", "admin",  "workers", "access_log",
+                                       "limits", "routes", NULL};
+    static const char *const rkeys[] = {
+        "name",     "match",          "service",         "split",            "respond",
+        "redirect", "rewrite_prefix", "request_headers", "response_headers", "timeouts",
+        "retry",    "rate_limit",     "fallback",        NULL};
+    struct manifest_gateway *gw = &r->m->gateway;
+    const struct sh_node *v, *routes;
+
+    TRY(sh_node_check_keys(g, keys, "gateway", r->d));
+    gw->is_set = true;
+    gw->node = g;
+    if ((v = sh_node_get(g, "listen")))
+        TRY(get_addr(r, v, "gateway.listen", &gw->listen));
+    if ((v = sh_node_get(g, "admin")) && v->kind != SH_NODE_NULL)
+        TRY(get_addr(r, v, "gateway.admin", &gw->admin));
+    TRY(sh_node_require(g, "routes", "gateway", &routes, r->d));
+    TRY(sh_node_expect(routes, SH_NODE_SEQ, "gateway.routes", r->d));
+    for (size_t i = 0; i < routes->count; i++) {
+        const struct sh_node *rt = routes->items[i];
+        char p[64];
+        snprintf(p, sizeof(p), "gateway.routes[%zu]", i);
+        if (rt->kind == SH_NODE_MAP && sh_node_get(rt, "cluster"))
+            return fail_at(r, sh_node_get(rt, "cluster"),
+                           "%s.cluster: routes name services here (write service: NAME)", p);
+        TRY(sh_node_check_keys(rt, rkeys, p, r->d));
+        if ((v = sh_node_get(rt, "service")))
+            TRY(service_ref(r, v, pathf(r, "%s.service", p)));
+        if ((v = sh_node_get(rt, "split"))) {
+            TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.split", p), r->d));
+            for (size_t k = 0; k < v->count; k++) {
+                static const char *const sk[] = {"service", "weight", NULL};
+                const struct sh_node *s;
+                char sp[96];
+                snprintf(sp, sizeof(sp), "%s.split[%zu]", p, k);
+                TRY(sh_node_check_keys(v->items[k], sk, sp, r->d));
+                TRY(sh_node_require(v->items[k], "service", sp, &s, r->d));
+                TRY(service_ref(r, s, pathf(r, "%s.service", sp)));
+            }
+        }
+    }
+    gw->routes = routes;
+    gw->route_count = routes->count;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * The top level
+ * ------------------------------------------------------------------------------------------ */
+static int read_top(struct rd *r, const struct sh_node *root)
+{
+    static const char *const keys[] = {"name",    "services",      "gateway",
+                                       "control_plane", "data_dir", NULL};
+    struct manifest *m = r->m;
+    const struct sh_node *v, *svcs;
+
+    TRY(sh_node_expect(root, SH_NODE_MAP, "the file", r->d));
+    TRY(sh_node_check_keys(root, keys, "top level", r->d));
+    if ((v = sh_node_get(root, "name")))
+        TRY(get_label(r, v, "name", &m->name));
+    if ((v = sh_node_get(root, "data_dir")))
+        TRY(get_str(r, v, "data_dir", &m->data_dir));
+    if ((v = sh_node_get(root, "control_plane"))) {
+        static const char *const ck[] = {"listen", NULL};
+        const struct sh_node *x;
+        TRY(sh_node_check_keys(v, ck, "control_plane", r->d));
+        if ((x = sh_node_get(v, "listen")))
+            TRY(get_addr(r, x, "control_plane.listen", &m->control_plane_listen));
+    }
+    TRY(sh_node_require(root, "services", "top level", &svcs, r->d));
+    TRY(sh_node_expect(svcs, SH_NODE_MAP, "services", r->d));
+    if (svcs->count == 0)
+        return fail_at(r, svcs, "services: expected at least one service");
+    if (svcs->count > MANIFEST_MAX_SERVICES) {
+        fail_at(r, svcs, "services: at most %d services", MANIFEST_MAX_SERVICES);
+        return SH_ETOOBIG;
+    }
+    m->services = alloc0(r, svcs->count * sizeof(*m->services));
+    if (!m->services)
+        return SH_ENOMEM;
+    for (size_t i = 0; i < svcs->count; i++) {
+        TRY(read_service(r, svcs->items[i], svcs->values[i], &m->services[i]));
+        m->service_count = i + 1;
+    }
+    for (size_t i = 0; i < m->service_count; i++) {
+        for (size_t k = 0; k < i; k++) {
+            if (m->services[i].port && m->services[i].port == m->services[k].port)
+                return fail_at(r, sh_node_get(m->services[i].node, "port"),
+                               "services.%s.port: %u is also services.%s.port",
+                               m->services[i].name, m->services[i].port, m->services[k].name);
+        }
+    }
+    TRY(resolve_depends(r));
+    if ((v = sh_node_get(root, "gateway")))
+        TRY(read_gateway(r, v));
+    return 0;
+}
+
+int manifest_from_doc(const struct sh_doc *doc, struct manifest **out, struct sh_diag *d)
+{
+    struct sh_diag scratch;
+    struct manifest *m;
+    struct rd r;
+    int rc;
+
+    *out = NULL;
+    if (!d)
+        d = &scratch;
+    m = sh_calloc(1, sizeof(*m));
+    if (!m) {
+        sh_diag_set(d, doc->file, "out of memory");
+        return SH_ENOMEM;
+    }
+    arena_init(&m->arena, 8192, 0);
+    m->doc = doc;
+    m->file = doc->file;
+    m->control_plane_listen = MANIFEST_DEFAULT_CONTROL_PLANE;
+    m->data_dir = MANIFEST_DEFAULT_DATA_DIR;
+    m->gateway.listen = MANIFEST_DEFAULT_GATEWAY_LISTEN;
+    r = (struct rd){.m = m, .d = d};
+    rc = read_top(&r, doc->root);
+    if (rc < 0) {
+        if (rc == SH_ENOMEM)
+            sh_diag_set(d, doc->file, "out of memory");
+        manifest_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+int manifest_load_file(const char *path, struct manifest **out, struct sh_diag *d)
+{
+    struct sh_doc *doc;
+    int rc;
+
+    *out = NULL;
+    rc = manifest_read_file(path, &doc, d);
+    if (rc < 0)
+        return rc;
+    rc = manifest_from_doc(doc, out, d);
+    if (rc < 0) {
+        sh_doc_free(doc);
+        return rc;
+    }
+    (*out)->owned_doc = doc;
+    return 0;
+}
+
+void manifest_free(struct manifest *m)
+{
+    if (!m)
+        return;
+    arena_release(&m->arena);
+    sh_doc_free(m->owned_doc);
+    sh_free(m);
+}
+
+int manifest_service_index(const struct manifest *m, const char *name)
+{
+    for (size_t i = 0; i < m->service_count; i++) {
+        if (!strcmp(m->services[i].name, name))
+            return (int)i;
+    }
+    return -1;
+}
+
+uint64_t manifest_instance_count(const struct manifest *m)
+{
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < m->service_count; i++)
+        n += m->services[i].replicas;
+    return n;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * The gateway's document
+ * ------------------------------------------------------------------------------------------ */
+static int put(struct sh_doc *doc, struct sh_node *map, const char *key,
+               const struct sh_node *at, struct sh_node *value)
+{
+    struct sh_node *k;
+
+    if (!value)
+        return SH_ENOMEM;
+    k = sh_node_new_scalar(doc, slice_from_cstr(key), false, at->line, at->col);
+    if (!k)
+        return SH_ENOMEM;
+    return sh_node_map_append(doc, map, k, value);
+}
+
+static struct sh_node *scalar_at(struct sh_doc *doc, const char *text, const struct sh_node *at)
+{
+    return sh_node_new_scalar(doc, slice_from_cstr(text), false, at->line, at->col);
+}
+
+/* A copy of the MAP <src> (sharing its values) whose "service" keys read "cluster"; split
+ * lists are copied the same way. */
+static struct sh_node *route_copy(struct sh_doc *doc, const struct sh_node *src)
+{
+    struct sh_node *map = sh_node_new(doc, SH_NODE_MAP, src->line, src->col);
+
+    if (!map)
+        return NULL;
+    for (size_t i = 0; i < src->count; i++) {
+        struct sh_node *key = src->items[i], *val = src->values[i];
+        if (!strcmp(key->text, "service")) {
+            key = scalar_at(doc, "cluster", key);
+        } else if (!strcmp(key->text, "split") && val->kind == SH_NODE_SEQ) {
+            struct sh_node *seq = sh_node_new(doc, SH_NODE_SEQ, val->line, val->col);
+            for (size_t k = 0; seq && k < val->count; k++) {
+                struct sh_node *it = route_copy(doc, val->items[k]);
+                if (!it || sh_node_seq_append(doc, seq, it) < 0)
+                    seq = NULL;
+            }
+            val = seq;
+        }
+        if (!key || !val || sh_node_map_append(doc, map, key, val) < 0)
+            return NULL;
+    }
+    return map;
+}
+
+static int build_gateway_doc(const struct manifest *m, struct sh_doc *doc)
+{
+    static const char *const pass[] = {"listen", "admin", "workers", "access_log", "limits"};
+    const struct sh_node *root = m->doc->root, *g = m->gateway.node, *cpn;
+    struct sh_node *top, *cp, *clusters, *routes;
+
+    top = sh_node_new(doc, SH_NODE_MAP, root->line, root->col);
+    if (!top)
+        return SH_ENOMEM;
+    doc->root = top;
+    for (size_t i = 0; g && i < SH_ARRAY_LEN(pass); i++) {
+        const struct sh_node *v = sh_node_get(g, pass[i]);
+        if (v)
+            TRY(put(doc, top, pass[i], v, (struct sh_node *)v));
+    }
+    if (!g || !sh_node_get(g, "listen"))
+        TRY(put(doc, top, "listen", root, scalar_at(doc, m->gateway.listen, root)));
+    cpn = sh_node_get(sh_node_get(root, "control_plane"), "listen");
+    if (!cpn)
+        cpn = root;
+    cp = sh_node_new(doc, SH_NODE_MAP, cpn->line, cpn->col);
+    if (!cp)
+        return SH_ENOMEM;
+    TRY(put(doc, cp, "address", cpn, scalar_at(doc, m->control_plane_listen, cpn)));
+    TRY(put(doc, top, "control_plane", cpn, cp));
+    clusters = sh_node_new(doc, SH_NODE_SEQ, root->line, root->col);
+    if (!clusters)
+        return SH_ENOMEM;
+    for (size_t i = 0; i < m->service_count; i++) {
+        const struct manifest_service *s = &m->services[i];
+        struct sh_node *cl = sh_node_new(doc, SH_NODE_MAP, s->node->line, s->node->col);
+        if (!cl)
+            return SH_ENOMEM;
+        TRY(put(doc, cl, "name", s->node, scalar_at(doc, s->name, s->node)));
+        TRY(put(doc, cl, "service", s->node, scalar_at(doc, s->name, s->node)));
+        for (size_t k = 0; s->resilience && k < s->resilience->count; k++)
+            TRY(sh_node_map_append(doc, cl, s->resilience->items[k], s->resilience->values[k]));
+        TRY(sh_node_seq_append(doc, clusters, cl));
+    }
+    TRY(put(doc, top, "clusters", root, clusters));
+    routes = sh_node_new(doc, SH_NODE_SEQ, g ? g->line : root->line, g ? g->col : root->col);
+    if (!routes)
+        return SH_ENOMEM;
+    for (size_t i = 0; i < m->gateway.route_count; i++) {
+        struct sh_node *rt = route_copy(doc, m->gateway.routes->items[i]);
+        if (!rt)
+            return SH_ENOMEM;
+        TRY(sh_node_seq_append(doc, routes, rt));
+    }
+    return put(doc, top, "routes", routes, routes);
+}
+
+int manifest_gateway_doc(const struct manifest *m, struct sh_doc **out)
+{
+    struct sh_doc *doc;
+    int rc;
+
+    *out = NULL;
+    TRY(sh_doc_new(m->file, &doc));
+    rc = build_gateway_doc(m, doc);
+    if (rc < 0) {
+        sh_doc_free(doc);
+        return rc;
+    }
+    *out = doc;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * shoal check: summary and JSON
+ * ------------------------------------------------------------------------------------------ */
+static void json_str(struct buf *b, const char *v)
+{
+    if (!v) {
+        buf_appends(b, SLICE("null"));
+        return;
+    }
+    buf_appendc(b, '"');
+    buf_append_json_str(b, slice_from_cstr(v));
+    buf_appendc(b, '"');
+}
+
+static void json_kvs(struct buf *b, const char *key, const struct manifest_kv *kv, size_t n)
+{
+    buf_appendf(b, ",\"%s\":{", key);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            buf_appendc(b, ',');
+        json_str(b, kv[i].name);
+        buf_appendc(b, ':');
+        json_str(b, kv[i].value);
+    }
+    buf_appendc(b, '}');
+}
+
+static void render_service(struct buf *b, const struct manifest_service *s)
+{
+    static const char *const restart[] = {"always", "on-failure", "never"};
+    static const char *const hk[] = {"none", "http", "tcp"};
+    static const char *const tk[] = {"", "in_flight", "rps", "p99_ms"};
+
+    buf_appends(b, SLICE("{\"name\":"));
+    json_str(b, s->name);
+    buf_appends(b, SLICE(",\"command\":["));
+    for (size_t i = 0; i < s->argc; i++) {
+        if (i)
+            buf_appendc(b, ',');
+        json_str(b, s->argv[i]);
+    }
+    buf_appendc(b, ']');
+    json_kvs(b, "env", s->env, s->env_count);
+    buf_appends(b, SLICE(",\"working_dir\":"));
+    json_str(b, s->working_dir);
+    buf_appendf(b, ",\"replicas\":%u,\"port\":", s->replicas);
+    if (s->is_port_auto)
+        buf_appends(b, SLICE("\"auto\""));
+    else if (s->port)
+        buf_appendf(b, "%u", s->port);
+    else
+        buf_appends(b, SLICE("null"));
+    buf_appends(b, SLICE(",\"health\":"));
+    if (s->health.kind == MANIFEST_HEALTH_NONE) {
+        buf_appends(b, SLICE("null"));
+    } else {
+        buf_appendf(b, "{\"kind\":\"%s\",\"http\":", hk[s->health.kind]);
+        json_str(b, s->health.http_path);
+        buf_appendf(b,
+                    ",\"interval_ms\":%u,\"timeout_ms\":%u,\"healthy_threshold\":%u,"
+                    "\"unhealthy_threshold\":%u,\"start_period_ms\":%u}",
+                    s->health.interval_ms, s->health.timeout_ms, s->health.healthy_threshold,
+                    s->health.unhealthy_threshold, s->health.start_period_ms);
+    }
+    buf_appends(b, SLICE(",\"depends_on\":["));
+    for (size_t i = 0; i < s->depends_count; i++) {
+        if (i)
+            buf_appendc(b, ',');
+        json_str(b, s->depends_on[i]);
+    }
+    buf_appendf(b, "],\"restart\":\"%s\",\"stop_grace_ms\":%u,\"version\":", restart[s->restart],
+                s->stop_grace_ms);
+    json_str(b, s->version);
+    buf_appends(b, SLICE(",\"autoscale\":"));
+    if (!s->autoscale.is_set)
+        buf_appends(b, SLICE("null"));
+    else
+        buf_appendf(b,
+                    "{\"min\":%u,\"max\":%u,\"target\":{\"%s\":%llu},\"up_cooldown_ms\":%u,"
+                    "\"down_cooldown_ms\":%u}",
+                    s->autoscale.min, s->autoscale.max, tk[s->autoscale.target_kind],
+                    (unsigned long long)s->autoscale.target, s->autoscale.up_cooldown_ms,
+                    s->autoscale.down_cooldown_ms);
+    buf_appendf(b, ",\"has_resilience\":%s", s->resilience ? "true" : "false");
+    json_kvs(b, "config", s->config, s->config_count);
+    buf_appendc(b, '}');
+}
+
+static int render(const struct manifest *m, bool is_json, char **out)
+{
+    struct buf b = BUF_INIT(16u << 20);
+    uint64_t inst = manifest_instance_count(m);
+
+    if (!is_json) {
+        buf_appendf(&b, "%s: ok (%zu service%s, %llu instance%s, ", m->file, m->service_count,
+                    m->service_count == 1 ? "" : "s", (unsigned long long)inst,
+                    inst == 1 ? "" : "s");
+        if (m->gateway.is_set)
+            buf_appendf(&b, "gateway on %s)\n", m->gateway.listen);
+        else
+            buf_appends(&b, SLICE("no gateway)\n"));
+    } else {
+        buf_appends(&b, SLICE("{\"file\":"));
+        json_str(&b, m->file);
+        buf_appends(&b, SLICE(",\"name\":"));
+        json_str(&b, m->name);
+        buf_appends(&b, SLICE(",\"control_plane\":{\"listen\":"));
+        json_str(&b, m->control_plane_listen);
+        buf_appends(&b, SLICE("},\"data_dir\":"));
+        json_str(&b, m->data_dir);
+        buf_appendf(&b, ",\"instances\":%llu,\"services\":[", (unsigned long long)inst);
+        for (size_t i = 0; i < m->service_count; i++) {
+            if (i)
+                buf_appendc(&b, ',');
+            render_service(&b, &m->services[i]);
+        }
+        buf_appends(&b, SLICE("],\"start_order\":["));
+        for (size_t i = 0; i < m->service_count; i++) {
+            if (i)
+                buf_appendc(&b, ',');
+            json_str(&b, m->services[m->start_order[i]].name);
+        }
+        buf_appends(&b, SLICE("],\"gateway\":"));
+        if (!m->gateway.is_set) {
+            buf_appends(&b, SLICE("null"));
+        } else {
+            buf_appends(&b, SLICE("{\"listen\":"));
+            json_str(&b, m->gateway.listen);
+            buf_appends(&b, SLICE(",\"admin\":"));
+            json_str(&b, m->gateway.admin);
+            buf_appendf(&b, ",\"routes\":%zu}", m->gateway.route_count);
+        }
+        buf_appends(&b, SLICE("}\n"));
+    }
+    if (b.err) {
+        int rc = b.err;
+        buf_release(&b);
+        return rc;
+    }
+    *out = buf_detach(&b, NULL);
+    return *out ? 0 : SH_ENOMEM;
+}
+
+int manifest_check(const char *path, bool is_json, manifest_doc_check_fn *gateway_check,
+                   char **out, struct sh_diag *d)
+{
+    struct manifest *m;
+    struct sh_doc *gdoc = NULL;
+    int rc;
+
+    *out = NULL;
+    TRY(manifest_load_file(path, &m, d));
+    rc = gateway_check ? manifest_gateway_doc(m, &gdoc) : 0;
+    if (rc == SH_ENOMEM)
+        sh_diag_set(d, path, "out of memory");
+    if (rc == 0 && gateway_check)
+        rc = gateway_check(gdoc, d);
+    if (rc == 0)
+        rc = render(m, is_json, out);
+    sh_doc_free(gdoc);
+    manifest_free(m);
+    return rc;
+}
