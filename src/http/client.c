@@ -51,9 +51,9 @@ struct cl_conn {
     struct buf in;
     size_t in_off;
     struct http_creq *cr;
-    uint64_t since_ms;
+    uint64_t since_ms, armed_deadline;
     int open_handles;
-    bool connecting, closing, reading, idle, used_before;
+    bool connecting, closing, reading, idle, used_before, timer_armed;
 };
 
 struct cl_pool {
@@ -304,6 +304,7 @@ static void timer_cb(uv_timer_t *t)
     struct cl_conn *c = t->data;
     uint64_t now = uv_now(c->cl->loop);
 
+    c->timer_armed = false;
     if (conn_deadline(c) > now) {
         conn_update(c);
         return;
@@ -315,14 +316,25 @@ static void timer_cb(uv_timer_t *t)
     conn_fail(c, SH_ETIMEDOUT); /* never retried: the retry needs a reset, not a timeout */
 }
 
+/* A later deadline leaves an armed timer alone (it re-arms itself when it fires early), so
+ * the timer heap stays off the per-request path. */
 static void conn_arm_timer(struct cl_conn *c)
 {
-    uint64_t d = conn_deadline(c), now = uv_now(c->cl->loop);
+    uint64_t d = conn_deadline(c), now;
 
-    if (d == UINT64_MAX)
-        uv_timer_stop(&c->timer);
-    else
-        uv_timer_start(&c->timer, timer_cb, d > now ? d - now : 0, 0);
+    if (d == UINT64_MAX) {
+        if (c->timer_armed) {
+            uv_timer_stop(&c->timer);
+            c->timer_armed = false;
+        }
+        return;
+    }
+    if (c->timer_armed && c->armed_deadline <= d)
+        return;
+    now = uv_now(c->cl->loop);
+    c->armed_deadline = d;
+    c->timer_armed = true;
+    uv_timer_start(&c->timer, timer_cb, d > now ? d - now : 0, 0);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
