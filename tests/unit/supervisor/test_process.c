@@ -642,6 +642,45 @@ static void test_process__bad_calls_are_errors(void **state)
     fx_done(&f);
 }
 
+/* OOM torture: failing each allocation of new + start in turn gives SH_ENOMEM, spawns nothing
+ * and leaks nothing once the loop has run. */
+static void test_process__out_of_memory_torture(void **state)
+{
+    const char *tramp[] = {"/bin/env", "--", NULL};
+    const char *argv[] = {"/bin/sh", "-c", "exit 0", NULL};
+    const char *env[] = {"A=1", "B=2", NULL};
+    int failures = 0, rc = SH_ENOMEM;
+    long n;
+    (void)state;
+
+    for (n = 1; rc == SH_ENOMEM && n < 1000; n++) {
+        struct fx f;
+        uint64_t id = 0;
+
+        memset(&f, 0, sizeof(f));
+        assert_int_equal(uv_loop_init(&f.loop), 0);
+        sh_alloc_fail_after(n);
+        rc = sup_procs_new(&(struct sup_procs_config){.trampoline = tramp, .data = &f},
+                           &f.loop, &f.procs);
+        if (rc == 0)
+            rc = sup_instance_start(f.procs,
+                                    &(struct sup_instance_spec){.argv = argv,
+                                                                .env = env,
+                                                                .is_port_auto = true},
+                                    &id);
+        sh_alloc_fail_after(0);
+        if (rc != 0) {
+            assert_int_equal(rc, SH_ENOMEM);
+            assert_int_equal(id, 0);
+            failures++;
+        }
+        fx_done(&f); /* NULL procs too */
+        assert_int_equal(sh_alloc_live(), test_live_at_start);
+    }
+    assert_int_equal(rc, 0);
+    assert_true(failures >= 5);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -660,6 +699,7 @@ int main(int argc, char **argv)
         SH_TEST(test_process__free_kills_running_children),
         SH_TEST(test_process__runs_children_through_the_trampoline),
         SH_TEST(test_process__bad_calls_are_errors),
+        SH_TEST(test_process__out_of_memory_torture),
     };
     ssize_t n;
 
