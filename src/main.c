@@ -620,6 +620,8 @@ static const struct cli_command roles[] = {
      "  --check             validate FILE and exit (0 when valid)\n"
      "  --grace DURATION    on SIGTERM, in-flight requests get this long (default 10s)\n"
      "  --log-level LEVEL   debug, info, warn, error (default info)\n"},
+    {"__child", sup_child_main, "internal: the supervisor's trampoline for its children",
+     "shoal __child -- CMD [ARG...]", "Internal. Runs CMD so that it dies with its supervisor.\n"},
 };
 
 int main(int argc, char **argv)
