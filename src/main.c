@@ -2,6 +2,8 @@
 /* main.c: the shoal binary. It owns the role commands, which start components the CLI may not
  * import (design.md: main.c parses argv and starts roles); everything else is the CLI's table.
  * Roles: `shoal gateway` (the proxy alone). */
+#include "roles.h"
+
 #include "admin/admin.h"
 #include "cli/cli.h"
 #include "config/config.h"
@@ -597,6 +599,18 @@ static const struct cli_command roles[] = {
      "  --token TOKEN      the API token (default: SHOAL_TOKEN, else DIR/token, created and\n"
      "                     printed once on first start); writes always need it, reads need\n"
      "                     it from other hosts\n"
+     "  --log-level LEVEL  debug, info, warn, error (default info)\n"},
+    {"up", role_up, "run a whole stack from shoal.yaml (control plane, services, gateway)",
+     "shoal up [-f FILE] [--data-dir DIR] [--log-level LEVEL]",
+     "Starts everything shoal.yaml (or FILE) describes, in the foreground: the control plane\n"
+     "(registry, config, admin API on control_plane.listen), every service instance as a\n"
+     "supervised process (PORT assigned, restarted with backoff when it dies, registered with\n"
+     "its health check so only passing instances get traffic; depends_on waits until the\n"
+     "services named are healthy), and the gateway fed by the registry. Ctrl-C or SIGTERM\n"
+     "stops the gateway, then the instances (SIGTERM, SIGKILL after stop_grace), then the\n"
+     "control plane. See docs/manifest.md.\n\n"
+     "  -f FILE            the manifest (default ./shoal.yaml)\n"
+     "  --data-dir DIR     state (default: data_dir of the manifest, next to it)\n"
      "  --log-level LEVEL  debug, info, warn, error (default info)\n"},
     {"check", cmd_check, "validate a shoal.yaml manifest without starting anything",
      "shoal check -f FILE [--json]",

@@ -85,8 +85,11 @@ static void print_usage(FILE *out)
 {
     fprintf(out, "shoal %s: one binary for a microservice platform\n\n", SHOAL_VERSION);
     fprintf(out, "Usage: shoal COMMAND [OPTIONS]\n\nCommands:\n");
-    for (size_t i = 0; i < nrole_commands; i++)
+    for (size_t i = 0; i < nrole_commands; i++) {
+        if (role_commands[i].name[0] == '_') /* internal ("__child") */
+            continue;
         fprintf(out, "  %-10s %s\n", role_commands[i].name, role_commands[i].summary);
+    }
     for (size_t i = 0; i < SH_ARRAY_LEN(commands); i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nRun 'shoal help COMMAND' or 'shoal COMMAND --help' for a command's options.\n");

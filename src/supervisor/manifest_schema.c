@@ -357,6 +357,8 @@ static int read_health(struct rd *r, const struct sh_node *m, const char *base,
         TRY(get_ms(r, v, pathf(r, "%s.interval", p), &h->interval_ms));
     if ((v = sh_node_get(m, "timeout")))
         TRY(get_ms(r, v, pathf(r, "%s.timeout", p), &h->timeout_ms));
+    else if (h->timeout_ms > h->interval_ms)
+        h->timeout_ms = h->interval_ms; /* the default never exceeds a short interval */
     if ((v = sh_node_get(m, "healthy_threshold")))
         TRY(get_u32(r, v, pathf(r, "%s.healthy_threshold", p), 1, 100, &h->healthy_threshold));
     if ((v = sh_node_get(m, "unhealthy_threshold")))

@@ -1,0 +1,584 @@
+/* SPDX-License-Identifier: MIT */
+/* up.c: `shoal up`, a whole stack from one manifest, in one process: the control plane
+ * (store, config KV, registry, admin API), every service instance as a supervised child
+ * process registered with an active health check, and the gateway fed by the registry.
+ * Ctrl-C or SIGTERM stops the gateway, the instances (SIGTERM, then SIGKILL after their grace)
+ * and the control plane, in that order.
+ * This is the first cut: no live status view, no autoscaling, no `ps`/`logs`/`scale` yet
+ * (docs/manifest.md says what works). Thread: main. */
+#include "roles.h"
+
+#include "admin/admin.h"
+#include "cli/cli.h"
+#include "config/config.h"
+#include "proxy/proxy.h"
+#include "registry/registry.h"
+#include "store/store.h"
+#include "supervisor/supervisor.h"
+
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+struct up_instance {
+    struct up *u;
+    uint32_t service; /* index into manifest services */
+    uint32_t ordinal;
+    uint64_t proc_id;
+    uint16_t port;
+    char id[96];
+    bool started;
+};
+
+struct up {
+    uv_loop_t loop;
+    struct manifest *m;
+    char dir[PATH_MAX], data_dir[PATH_MAX], token[128], self[PATH_MAX];
+    struct store *store;
+    struct cfgkv *kv;
+    struct http_client *client;
+    struct registry *reg;
+    struct admin *admin;
+    struct sup_procs *procs;
+    struct proxy_gateway *gw;
+    struct proxy_discovery *disc;
+    struct sh_doc *gw_doc;
+    struct up_instance *inst;
+    size_t ninst;
+    uv_timer_t tick;
+    uv_signal_t sigint, sigterm;
+    uint64_t started_ms;
+    bool all_healthy_logged, stopping;
+    uint32_t stops_pending;
+};
+
+/* ------------------------------------------------------------------------------------------
+ * Instances
+ * ------------------------------------------------------------------------------------------ */
+static uint16_t free_port(void)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    socklen_t len = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    uint16_t port = 0;
+
+    if (fd < 0)
+        return 0;
+    if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
+        port = ntohs(sin.sin_port);
+    close(fd);
+    return port;
+}
+
+/* "$PORT", "${PORT}", "$SHOAL_PORT" and "$$" expanded in one argument (in the arena). */
+static const char *expand(struct arena *a, const char *arg, uint16_t port)
+{
+    struct buf b = BUF_INIT(4096);
+    char num[8];
+    const char *p = arg, *out;
+
+    snprintf(num, sizeof(num), "%u", port);
+    while (*p) {
+        if (p[0] == '$' && p[1] == '$') {
+            buf_appendc(&b, '$');
+            p += 2;
+        } else if (!strncmp(p, "${PORT}", 7)) {
+            buf_appends(&b, slice_from_cstr(num));
+            p += 7;
+        } else if (!strncmp(p, "$SHOAL_PORT", 11)) {
+            buf_appends(&b, slice_from_cstr(num));
+            p += 11;
+        } else if (!strncmp(p, "$PORT", 5)) {
+            buf_appends(&b, slice_from_cstr(num));
+            p += 5;
+        } else {
+            buf_appendc(&b, *p++);
+        }
+    }
+    out = b.data ? arena_strndup(a, b.data, b.len) : arena_strndup(a, "", 0);
+    buf_release(&b);
+    return out;
+}
+
+/* a + "/" + b into out; false when it does not fit. */
+static bool join_path(char *out, size_t n, const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+
+    if (la + 1 + lb + 1 > n)
+        return false;
+    memcpy(out, a, la);
+    out[la] = '/';
+    memcpy(out + la + 1, b, lb + 1);
+    return true;
+}
+
+static enum sup_restart restart_of(enum manifest_restart r)
+{
+    return r == MANIFEST_RESTART_NEVER        ? SUP_RESTART_NEVER
+           : r == MANIFEST_RESTART_ON_FAILURE ? SUP_RESTART_ON_FAILURE
+                                              : SUP_RESTART_ALWAYS;
+}
+
+static int register_instance(struct up *u, struct up_instance *in)
+{
+    const struct manifest_service *s = &u->m->services[in->service];
+    struct registry_instance ri = {
+        .id = in->id,
+        .service = s->name,
+        .version = s->version,
+        .address = "127.0.0.1",
+        .port = in->port,
+        .node = "local",
+    };
+    struct sh_diag d = {{0}, {0}};
+
+    if (s->health.kind != MANIFEST_HEALTH_NONE) {
+        ri.check.kind = s->health.kind == MANIFEST_HEALTH_TCP ? REGISTRY_CHECK_TCP
+                                                             : REGISTRY_CHECK_HTTP;
+        ri.check.path = s->health.http_path;
+        ri.check.interval_ms = SH_MAX(s->health.interval_ms, 1000u);
+        ri.check.timeout_ms = SH_MIN(s->health.timeout_ms, ri.check.interval_ms);
+        ri.check.failures_before_critical = s->health.unhealthy_threshold;
+        ri.check.successes_before_passing = s->health.healthy_threshold;
+    }
+    int rc = registry_register(u->reg, &ri, &d, NULL);
+    if (rc < 0)
+        SH_LOG(SH_ERROR, "supervisor", "cannot register an instance", LF_STR("id", in->id),
+               LF_STR("where", d.where), LF_STR("error", d.what));
+    return rc;
+}
+
+static int start_instance(struct up *u, struct up_instance *in)
+{
+    const struct manifest_service *s = &u->m->services[in->service];
+    struct arena a;
+    const char **argv, **env;
+    char cwd[PATH_MAX], port_env[32];
+    int rc;
+
+    arena_init(&a, 4096, 0);
+    argv = arena_alloc(&a, (s->argc + 1) * sizeof(*argv));
+    env = arena_alloc(&a, (s->env_count + 2) * sizeof(*env));
+    if (!argv || !env) {
+        arena_release(&a);
+        return SH_ENOMEM;
+    }
+    in->port = s->is_port_auto ? free_port() : s->port;
+    for (size_t i = 0; i < s->argc; i++)
+        argv[i] = expand(&a, s->argv[i], in->port);
+    argv[s->argc] = NULL;
+    for (size_t i = 0; i < s->env_count; i++) {
+        const char *v = expand(&a, s->env[i].value, in->port);
+        size_t n = strlen(s->env[i].name) + strlen(v ? v : "") + 2;
+        char *kv = arena_alloc(&a, n);
+        if (kv)
+            snprintf(kv, n, "%s=%s", s->env[i].name, v ? v : "");
+        env[i] = kv;
+    }
+    snprintf(port_env, sizeof(port_env), "SHOAL_SERVICE=%s", s->name);
+    env[s->env_count] = arena_strndup(&a, port_env, strlen(port_env));
+    env[s->env_count + 1] = NULL;
+    if (s->working_dir && s->working_dir[0] == '/')
+        snprintf(cwd, sizeof(cwd), "%s", s->working_dir);
+    else
+        if (!join_path(cwd, sizeof(cwd), u->dir, s->working_dir ? s->working_dir : ".")) {
+            arena_release(&a);
+            return SH_ETOOBIG;
+        }
+    struct sup_instance_spec spec = {
+        .service = s->name,
+        .argv = argv,
+        .env = env,
+        .cwd = cwd,
+        .port = in->port,
+        .restart = restart_of(s->restart),
+    };
+    rc = sup_instance_start(u->procs, &spec, &in->proc_id);
+    arena_release(&a);
+    if (rc < 0) {
+        SH_LOG(SH_ERROR, "supervisor", "cannot start an instance", LF_STR("id", in->id),
+               LF_ERR("err", rc));
+        return rc;
+    }
+    in->started = true;
+    if (in->port)
+        rc = register_instance(u, in);
+    SH_LOG(SH_INFO, "supervisor", "instance started", LF_STR("id", in->id),
+           LF_UINT("port", in->port));
+    return rc;
+}
+
+static size_t passing_of(struct up *u, const char *service, size_t *total)
+{
+    struct registry_result res = {0};
+    size_t n = 0;
+
+    *total = 0;
+    if (registry_instances(u->reg, service, REGISTRY_FILTER_ALL, &res) == 0) {
+        *total = res.count;
+        for (size_t i = 0; i < res.count; i++)
+            n += res.instances[i].status == REGISTRY_PASSING;
+    }
+    registry_result_release(&res);
+    return n;
+}
+
+/* Starts what can start: a service waits until every service it depends on has all its
+ * instances passing. Logs once when everything is healthy. */
+static void tick(uv_timer_t *t)
+{
+    struct up *u = t->data;
+    bool all = true;
+
+    if (u->stopping)
+        return;
+    for (size_t i = 0; i < u->ninst; i++) {
+        struct up_instance *in = &u->inst[i];
+        const struct manifest_service *s = &u->m->services[in->service];
+        bool ready = true;
+        if (in->started)
+            continue;
+        for (size_t k = 0; k < s->depends_count && ready; k++) {
+            const struct manifest_service *dep = &u->m->services[s->depends_idx[k]];
+            size_t total, ok = passing_of(u, dep->name, &total);
+            ready = dep->port == 0 && !dep->is_port_auto ? true : total > 0 && ok == total;
+        }
+        if (ready)
+            start_instance(u, in);
+    }
+    for (size_t i = 0; i < u->ninst; i++) {
+        size_t total;
+        const struct manifest_service *s = &u->m->services[u->inst[i].service];
+        if (!u->inst[i].started || (u->inst[i].port && passing_of(u, s->name, &total) < total))
+            all = false;
+    }
+    if (all && !u->all_healthy_logged) {
+        u->all_healthy_logged = true;
+        SH_LOG(SH_INFO, "supervisor", "all instances healthy", LF_UINT("instances", u->ninst),
+               LF_UINT("ms", uv_now(&u->loop) - u->started_ms));
+    }
+}
+
+static void on_line(void *data, uint64_t id, enum sup_stream stream, struct slice line,
+                    bool is_cut)
+{
+    struct up *u = data;
+    const char *who = "?";
+
+    for (size_t i = 0; i < u->ninst; i++) {
+        if (u->inst[i].proc_id == id)
+            who = u->inst[i].id;
+    }
+    (void)is_cut;
+    SH_LOG(SH_INFO, "service", stream == SUP_STDERR ? "stderr" : "stdout", LF_STR("instance", who),
+           LF_SLICE("line", line));
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Stopping
+ * ------------------------------------------------------------------------------------------ */
+static void finish(struct up *u)
+{
+    admin_free(u->admin);
+    u->admin = NULL;
+    registry_free(u->reg);
+    u->reg = NULL;
+    http_client_free(u->client);
+    u->client = NULL;
+    cfgkv_free(u->kv);
+    u->kv = NULL;
+    sup_procs_free(u->procs);
+    u->procs = NULL;
+    proxy_discovery_free(u->disc);
+    u->disc = NULL;
+    uv_close((uv_handle_t *)&u->tick, NULL);
+    uv_close((uv_handle_t *)&u->sigint, NULL);
+    uv_close((uv_handle_t *)&u->sigterm, NULL);
+    SH_LOG(SH_INFO, "supervisor", "stopped");
+}
+
+static void admin_stopped(void *data)
+{
+    finish(data);
+}
+
+static void instance_stopped(void *data, uint64_t id, const struct sup_exit *ex)
+{
+    struct up *u = data;
+
+    (void)id;
+    (void)ex;
+    if (--u->stops_pending == 0)
+        admin_stop(u->admin, 2000, admin_stopped, u);
+}
+
+static void stop_instances(struct up *u)
+{
+    u->stops_pending = 1; /* held until every stop is asked, so it cannot reach 0 early */
+    for (size_t i = 0; i < u->ninst; i++) {
+        struct up_instance *in = &u->inst[i];
+        if (!in->started)
+            continue;
+        if (registry_deregister(u->reg, in->id, NULL) < 0) {
+            /* already gone: nothing to drain */
+        }
+        u->stops_pending++;
+        if (sup_instance_stop(u->procs, in->proc_id, u->m->services[in->service].stop_grace_ms,
+                              instance_stopped, u) < 0)
+            u->stops_pending--;
+    }
+    instance_stopped(u, 0, NULL);
+}
+
+static void gateway_stopped(void *data)
+{
+    struct up *u = data;
+
+    proxy_gateway_free(u->gw);
+    u->gw = NULL;
+    stop_instances(u);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct up *u = s->data;
+
+    if (u->stopping)
+        return;
+    u->stopping = true;
+    SH_LOG(SH_INFO, "supervisor", "stopping", LF_INT("signal", signum));
+    uv_timer_stop(&u->tick);
+    if (u->gw)
+        proxy_gateway_stop(u->gw, 5000, gateway_stopped, u);
+    else
+        stop_instances(u);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Starting
+ * ------------------------------------------------------------------------------------------ */
+static int endpoints(void *data, const char *service, struct arena *a,
+                     struct proxy_endpoint **out, uint32_t *count)
+{
+    struct up *u = data;
+
+    return proxy_discovery_endpoints(u->disc, service, a, out, count);
+}
+
+static void discovery_changed(void *data)
+{
+    struct up *u = data;
+    struct proxy_resolver res = {.endpoints = endpoints, .data = u};
+    struct proxy_config *cfg;
+    struct sh_diag d = {{0}, {0}};
+
+    if (!u->gw || u->stopping)
+        return;
+    if (proxy_config_from_doc(u->gw_doc, &res, &cfg, &d) == 0 &&
+        proxy_gateway_reload(u->gw, cfg, &d) == 0)
+        return;
+    SH_LOG(SH_ERROR, "proxy", "cannot apply new endpoints", LF_STR("where", d.where),
+           LF_STR("error", d.what));
+}
+
+static int start_gateway(struct up *u, struct sh_diag *d)
+{
+    struct proxy_resolver res = {.endpoints = endpoints, .data = u};
+    struct proxy_config *cfg;
+    int rc;
+
+    if (!u->m->gateway.is_set)
+        return 0;
+    rc = manifest_gateway_doc(u->m, &u->gw_doc);
+    if (rc == 0)
+        rc = proxy_discovery_new(&u->loop, u->m->control_plane_listen, u->token,
+                                 discovery_changed, u, &u->disc, d);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < u->m->service_count; i++) {
+        rc = proxy_discovery_watch(u->disc, u->m->services[i].name);
+        if (rc < 0)
+            return rc;
+    }
+    rc = proxy_config_from_doc(u->gw_doc, &res, &cfg, d);
+    if (rc < 0)
+        return rc;
+    rc = proxy_gateway_start(&u->loop, cfg, &u->gw, d);
+    if (rc < 0)
+        return rc;
+    SH_LOG(SH_INFO, "proxy", "gateway listening", LF_STR("listen", u->m->gateway.listen),
+           LF_UINT("port", proxy_gateway_port(u->gw)));
+    return 0;
+}
+
+static int start_all(struct up *u, struct sh_diag *d)
+{
+    bool created = false;
+    const char *token = getenv("SHOAL_TOKEN");
+    int rc;
+
+    rc = store_open(&(struct store_config){.data_dir = u->data_dir}, &u->store, d);
+    if (rc < 0)
+        return rc;
+    if (token && *token) {
+        snprintf(u->token, sizeof(u->token), "%s", token);
+    } else {
+        rc = admin_token_load(u->data_dir, u->token, sizeof(u->token), &created, d);
+        if (rc < 0)
+            return rc;
+        if (created)
+            fprintf(stderr, "shoal up: API token in %s/token:\n  export SHOAL_TOKEN=%s\n",
+                    u->data_dir, u->token);
+    }
+    rc = cfgkv_new(&(struct cfgkv_config){0}, &u->loop, u->store, &u->kv);
+    if (rc == 0)
+        rc = http_client_new(&u->loop, &(struct http_client_config){.max_idle_per_host = 2},
+                             &u->client);
+    if (rc == 0)
+        rc = registry_new(&(struct registry_config){0}, &u->loop, u->store, u->client, &u->reg);
+    if (rc == 0)
+        rc = admin_new(&u->loop,
+                       &(struct admin_config){.listen = u->m->control_plane_listen,
+                                              .token = u->token, .store = u->store,
+                                              .kv = u->kv, .registry = u->reg},
+                       &u->admin, d);
+    if (rc < 0)
+        return rc;
+    /* default config keys: written only when absent, so operators' changes survive */
+    for (size_t i = 0; i < u->m->service_count; i++) {
+        const struct manifest_service *s = &u->m->services[i];
+        for (size_t k = 0; k < s->config_count; k++) {
+            struct cfgkv_write_opts o = {.has_cas = true, .cas = 0};
+            int wr = cfgkv_set(u->kv, slice_from_cstr(s->config[k].name),
+                               slice_from_cstr(s->config[k].value), &o, NULL);
+            if (wr < 0)
+                SH_LOG(SH_WARN, "supervisor", "cannot write a default config key",
+                       LF_STR("key", s->config[k].name), LF_ERR("err", wr));
+        }
+    }
+    const char *tramp[] = {u->self, "__child", "--", NULL};
+    rc = sup_procs_new(&(struct sup_procs_config){.trampoline = tramp, .on_line = on_line,
+                                                  .data = u},
+                       &u->loop, &u->procs);
+    if (rc < 0)
+        return rc;
+    u->ninst = (size_t)manifest_instance_count(u->m);
+    u->inst = sh_calloc(u->ninst + 1, sizeof(*u->inst));
+    if (!u->inst)
+        return SH_ENOMEM;
+    size_t n = 0;
+    for (size_t o = 0; o < u->m->service_count; o++) {
+        uint32_t si = u->m->start_order[o];
+        for (uint32_t r = 0; r < u->m->services[si].replicas; r++) {
+            struct up_instance *in = &u->inst[n++];
+            in->u = u;
+            in->service = si;
+            in->ordinal = r;
+            snprintf(in->id, sizeof(in->id), "%s-%u", u->m->services[si].name, r + 1);
+        }
+    }
+    u->ninst = n;
+    return start_gateway(u, d);
+}
+
+static int up_main(int argc, char **argv)
+{
+    const struct cli_command *cmd = cli_find("up");
+    const char *file = "shoal.yaml", *data_dir = NULL;
+    struct up *u;
+    struct sh_diag d = {{0}, {0}};
+    char real[PATH_MAX];
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "-f") && strcmp(a, "--data-dir") && strcmp(a, "--log-level"))
+            return cli_usage_error(cmd, "unknown option '%s'", a);
+        if (!v)
+            return cli_usage_error(cmd, "option '%s' needs a value", a);
+        i++;
+        if (!strcmp(a, "-f"))
+            file = v;
+        else if (!strcmp(a, "--data-dir"))
+            data_dir = v;
+        else {
+            int lvl = sh_log_level_parse(slice_from_cstr(v));
+            if (lvl < 0)
+                return cli_usage_error(cmd, "--log-level: unknown level '%s'", v);
+            sh_log_setup((enum sh_log_level)lvl, SH_LOG_AUTO, 2);
+        }
+    }
+    u = sh_calloc(1, sizeof(*u));
+    if (!u)
+        return 1;
+    rc = manifest_load_file(file, &u->m, &d);
+    if (rc < 0) {
+        fprintf(stderr, "shoal up: %s: %s\n", d.where, d.what);
+        sh_free(u);
+        return 1;
+    }
+    if (!realpath(file, real))
+        snprintf(real, sizeof(real), "%s", file);
+    snprintf(u->dir, sizeof(u->dir), "%s", real);
+    *strrchr(u->dir, '/') = '\0';
+    if (data_dir)
+        snprintf(u->data_dir, sizeof(u->data_dir), "%s", data_dir);
+    else if (u->m->data_dir[0] == '/')
+        snprintf(u->data_dir, sizeof(u->data_dir), "%s", u->m->data_dir);
+    else
+        if (!join_path(u->data_dir, sizeof(u->data_dir), u->dir, u->m->data_dir))
+            snprintf(u->data_dir, sizeof(u->data_dir), "%s", u->m->data_dir);
+    ssize_t sl = readlink("/proc/self/exe", u->self, sizeof(u->self) - 1);
+    u->self[sl > 0 ? sl : 0] = '\0';
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_init(&u->loop);
+    uv_signal_init(&u->loop, &u->sigint);
+    uv_signal_init(&u->loop, &u->sigterm);
+    u->sigint.data = u->sigterm.data = u;
+    uv_signal_start(&u->sigint, on_signal, SIGINT);
+    uv_signal_start(&u->sigterm, on_signal, SIGTERM);
+    uv_timer_init(&u->loop, &u->tick);
+    u->tick.data = u;
+    u->started_ms = uv_now(&u->loop);
+    rc = start_all(u, &d);
+    if (rc < 0) {
+        fprintf(stderr, "shoal up: %s: %s\n", d.where, d.what[0] ? d.what : sh_strerror(rc));
+        u->stopping = true;
+        if (u->gw) {
+            proxy_gateway_stop(u->gw, 0, gateway_stopped, u);
+        } else if (u->admin) {
+            stop_instances(u);
+        } else {
+            finish(u);
+        }
+        uv_run(&u->loop, UV_RUN_DEFAULT);
+        rc = 1;
+    } else {
+        SH_LOG(SH_INFO, "supervisor", "starting", LF_STR("manifest", real),
+               LF_UINT("services", u->m->service_count), LF_UINT("instances", u->ninst),
+               LF_STR("control_plane", u->m->control_plane_listen));
+        uv_timer_start(&u->tick, tick, 0, 100);
+        uv_run(&u->loop, UV_RUN_DEFAULT);
+        rc = 0;
+    }
+    if (uv_loop_close(&u->loop) != 0)
+        rc = 1;
+    store_close(u->store);
+    sh_doc_free(u->gw_doc);
+    manifest_free(u->m);
+    sh_free(u->inst);
+    sh_free(u);
+    return rc;
+}
+
+int role_up(int argc, char **argv)
+{
+    return up_main(argc, argv);
+}

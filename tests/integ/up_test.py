@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""`shoal up` through the real binary: a two-service manifest on free loopback ports; all
+healthy, traffic through the gateway, kill -9 of an instance under a bounded load (restarted,
+no failed GET), SIGTERM leaves no child. Usage: up_test.py PATH/TO/shoal"""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+SHOAL = os.path.abspath(sys.argv[1])
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def main():
+    passed = failed = 0
+    d = tempfile.mkdtemp(prefix="shoal-up-")
+    gw, adm, cp = free_port(), free_port(), free_port()
+    with open(os.path.join(d, "shoal.yaml"), "w") as f:
+        f.write(f"""
+name: uptest
+services:
+  front:
+    command: [{SHOAL}, echo, --listen, "127.0.0.1:$PORT", --name, front]
+    port: auto
+    replicas: 2
+    health: {{http: /health, interval: 1s, timeout: 500ms}}
+    depends_on: [back]
+  back:
+    command: [{SHOAL}, echo, --listen, "127.0.0.1:$PORT", --name, back]
+    port: auto
+    health: {{http: /health, interval: 1s}}
+gateway:
+  listen: 127.0.0.1:{gw}
+  admin: 127.0.0.1:{adm}
+  routes:
+    - {{match: {{prefix: /front}}, service: front}}
+control_plane: {{listen: 127.0.0.1:{cp}}}
+""")
+    env = dict(os.environ)
+    env.pop("SHOAL_TOKEN", None)
+    p = subprocess.Popen([SHOAL, "up", "-f", os.path.join(d, "shoal.yaml")], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = []
+    healthy = threading.Event()
+
+    def drain():
+        for line in p.stderr:
+            log.append(line)
+            if "all instances healthy" in line:
+                healthy.set()
+    threading.Thread(target=drain, daemon=True).start()
+
+    def spawns(service=None):
+        """The supervisor's "instance started" events (they carry the pid)."""
+        out = []
+        for line in list(log):
+            if '"msg":"instance started"' in line and '"pid"' in line:
+                rec = json.loads(line)
+                if service is None or rec.get("service") == service:
+                    out.append(rec)
+        return out
+
+    def get():
+        with urllib.request.urlopen(f"http://127.0.0.1:{gw}/front/x", timeout=5) as r:
+            return json.loads(r.read())["served_by"]
+
+    def check(name, fn):
+        nonlocal passed, failed
+        t0 = time.monotonic()
+        try:
+            fn()
+            passed += 1
+            print(f"ok   {name} ({time.monotonic() - t0:.2f}s)", flush=True)
+        except Exception as exc:  # noqa: BLE001
+            failed += 1
+            print(f"FAIL {name}: {type(exc).__name__}: {exc}\n" + "".join(log[-8:]), flush=True)
+
+    def all_healthy():
+        t0 = time.monotonic()
+        assert healthy.wait(20), "never all healthy"
+        rec = json.loads([l for l in log if "all instances healthy" in l][0])
+        print(f"    all healthy {rec['ms']} ms after start (depends_on: back first)")
+        order = [json.loads(l)["id"] for l in log if '"msg":"instance started"' in l and '"port"' in l]
+        assert order[0].startswith("back"), order
+        assert time.monotonic() - t0 < 20
+
+    def traffic():
+        assert all(get() == "front" for _ in range(10))
+
+    def kill9_under_load():
+        failures, done = [], [0]
+        stop = threading.Event()
+
+        def load():
+            while not stop.is_set():
+                try:
+                    get()
+                    done[0] += 1
+                except (urllib.error.URLError, ConnectionError, ValueError) as e:
+                    failures.append(repr(e))
+                time.sleep(0.005)
+        t = threading.Thread(target=load)
+        t.start()
+        time.sleep(0.3)
+        victim = spawns("front")[0]["pid"]
+        os.kill(victim, signal.SIGKILL)
+        end = time.monotonic() + 10
+        while time.monotonic() < end and len(spawns("front")) < 3:
+            time.sleep(0.05)
+        time.sleep(1.5)  # the new process passes its health check and takes traffic again
+        stop.set()
+        t.join(timeout=10)
+        assert len(spawns("front")) >= 3, "the killed instance was not restarted"
+        assert not failures, failures[:3]
+        print(f"    {done[0]} GETs during the kill -9, 0 failed")
+
+    check("all_instances_healthy_in_dependency_order", all_healthy)
+    check("traffic_through_the_gateway", traffic)
+    check("kill9_of_an_instance_under_load_fails_no_get", kill9_under_load)
+
+    def sigterm_leaves_no_child():
+        children = [rec["pid"] for rec in spawns()]
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=15) == 0, "shoal up did not exit 0"
+        time.sleep(0.3)
+        left = [c for c in set(children) if alive(c)]
+        assert not left, f"children still alive: {left}"
+    check("sigterm_leaves_no_child", sigterm_leaves_no_child)
+    if p.poll() is None:
+        p.kill()
+    bad = subprocess.run([SHOAL, "up", "-f", "/nonexistent/shoal.yaml"], capture_output=True,
+                         text=True, timeout=10)
+    if bad.returncode == 1 and "/nonexistent/shoal.yaml" in bad.stderr:
+        passed += 1
+        print("ok   missing_manifest_is_an_error")
+    else:
+        failed += 1
+        print("FAIL missing_manifest_is_an_error:", bad.returncode, bad.stderr)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
