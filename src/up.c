@@ -25,6 +25,7 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+
 struct up_instance {
     struct up *u;
     uint32_t service; /* index into manifest services */
@@ -45,9 +46,10 @@ struct up {
     struct registry *reg;
     struct admin *admin;
     struct sup_procs *procs;
-    struct proxy_gateway *gw;
+    struct proxy_gateway *gw, *mesh; /* the edge gateway (NULL without one) and the mesh */
     struct proxy_discovery *disc;
-    struct sh_doc *gw_doc;
+    struct sh_doc *gw_doc, *mesh_doc;
+    char mesh_url[80];               /* SHOAL_MESH, HTTP_PROXY: http://127.0.0.1:<mesh port> */
     struct up_instance *inst;
     size_t ninst;
     uv_timer_t tick;
@@ -155,17 +157,38 @@ static int register_instance(struct up *u, struct up_instance *in)
     return rc;
 }
 
+/* What every instance gets about the mesh; a NULL value is the mesh's URL. */
+static const struct {
+    const char *name, *value;
+} mesh_env[] = {
+    {"SHOAL_MESH", NULL},
+    {"HTTP_PROXY", NULL},
+    {"http_proxy", NULL},
+    {"NO_PROXY", "localhost,127.0.0.1,::1"},
+    {"no_proxy", "localhost,127.0.0.1,::1"},
+};
+
+static bool service_sets(const struct manifest_service *s, const char *name)
+{
+    for (size_t i = 0; i < s->env_count; i++) {
+        if (!strcmp(s->env[i].name, name))
+            return true;
+    }
+    return false;
+}
+
 static int start_instance(struct up *u, struct up_instance *in)
 {
     const struct manifest_service *s = &u->m->services[in->service];
     struct arena a;
     const char **argv, **env;
     char cwd[PATH_MAX], port_env[32];
+    size_t nenv;
     int rc;
 
     arena_init(&a, 4096, 0);
     argv = arena_alloc(&a, (s->argc + 1) * sizeof(*argv));
-    env = arena_alloc(&a, (s->env_count + 2) * sizeof(*env));
+    env = arena_alloc(&a, (s->env_count + 2 + SH_ARRAY_LEN(mesh_env)) * sizeof(*env));
     if (!argv || !env) {
         arena_release(&a);
         return SH_ENOMEM;
@@ -184,7 +207,19 @@ static int start_instance(struct up *u, struct up_instance *in)
     }
     snprintf(port_env, sizeof(port_env), "SHOAL_SERVICE=%s", s->name);
     env[s->env_count] = arena_strndup(&a, port_env, strlen(port_env));
-    env[s->env_count + 1] = NULL;
+    nenv = s->env_count + 1;
+    /* the mesh, for clients that honour a proxy (curl reads only the lower-case http_proxy);
+     * loopback stays direct. A service's own env wins. */
+    for (size_t i = 0; u->mesh && i < SH_ARRAY_LEN(mesh_env); i++) {
+        const char *v = mesh_env[i].value ? mesh_env[i].value : u->mesh_url;
+        size_t n = strlen(mesh_env[i].name) + strlen(v) + 2;
+        char *kv;
+        if (service_sets(s, mesh_env[i].name) || !(kv = arena_alloc(&a, n)))
+            continue;
+        snprintf(kv, n, "%s=%s", mesh_env[i].name, v);
+        env[nenv++] = kv;
+    }
+    env[nenv] = NULL;
     if (s->working_dir && s->working_dir[0] == '/')
         snprintf(cwd, sizeof(cwd), "%s", s->working_dir);
     else
@@ -309,13 +344,28 @@ static void admin_stopped(void *data)
     finish(data);
 }
 
+static void mesh_stopped(void *data)
+{
+    struct up *u = data;
+
+    proxy_gateway_free(u->mesh);
+    u->mesh = NULL;
+    admin_stop(u->admin, 2000, admin_stopped, u);
+}
+
+/* The mesh stays up until every instance has stopped: services may call each other while
+ * they drain. */
 static void instance_stopped(void *data, uint64_t id, const struct sup_exit *ex)
 {
     struct up *u = data;
 
     (void)id;
     (void)ex;
-    if (--u->stops_pending == 0)
+    if (--u->stops_pending)
+        return;
+    if (u->mesh)
+        proxy_gateway_stop(u->mesh, 2000, mesh_stopped, u);
+    else
         admin_stop(u->admin, 2000, admin_stopped, u);
 }
 
@@ -372,47 +422,57 @@ static int endpoints(void *data, const char *service, struct arena *a,
     return proxy_discovery_endpoints(u->disc, service, a, out, count);
 }
 
-static void discovery_changed(void *data)
+static void reload(struct up *u, struct proxy_gateway *gw, const struct sh_doc *doc)
 {
-    struct up *u = data;
     struct proxy_resolver res = {.endpoints = endpoints, .data = u};
     struct proxy_config *cfg;
     struct sh_diag d = {{0}, {0}};
 
-    if (!u->gw || u->stopping)
+    if (!gw || u->stopping)
         return;
-    if (proxy_config_from_doc(u->gw_doc, &res, &cfg, &d) == 0 &&
-        proxy_gateway_reload(u->gw, cfg, &d) == 0)
+    if (proxy_config_from_doc(doc, &res, &cfg, &d) == 0 && proxy_gateway_reload(gw, cfg, &d) == 0)
         return;
     SH_LOG(SH_ERROR, "proxy", "cannot apply new endpoints", LF_STR("where", d.where),
            LF_STR("error", d.what));
 }
 
-static int start_gateway(struct up *u, struct sh_diag *d)
+static void discovery_changed(void *data)
+{
+    struct up *u = data;
+
+    reload(u, u->gw, u->gw_doc);
+    reload(u, u->mesh, u->mesh_doc);
+}
+
+static int start_proxy(struct up *u, const struct sh_doc *doc, struct proxy_gateway **gw,
+                       struct sh_diag *d)
 {
     struct proxy_resolver res = {.endpoints = endpoints, .data = u};
     struct proxy_config *cfg;
-    int rc;
 
+    SH_TRY(proxy_config_from_doc(doc, &res, &cfg, d));
+    return proxy_gateway_start(&u->loop, cfg, gw, d);
+}
+
+/* Discovery of every service, then the mesh (instances need its URL) and the gateway. */
+static int start_proxies(struct up *u, struct sh_diag *d)
+{
+    const char *listen = u->m->mesh_listen;
+
+    SH_TRY(proxy_discovery_new(&u->loop, u->m->control_plane_listen, u->token, discovery_changed,
+                            u, &u->disc, d));
+    for (size_t i = 0; i < u->m->service_count; i++)
+        SH_TRY(proxy_discovery_watch(u->disc, u->m->services[i].name));
+    SH_TRY(manifest_mesh_doc(u->m, &u->mesh_doc));
+    SH_TRY(start_proxy(u, u->mesh_doc, &u->mesh, d));
+    snprintf(u->mesh_url, sizeof(u->mesh_url), "http://%s:%u",
+             listen[0] == '[' ? "[::1]" : "127.0.0.1", proxy_gateway_port(u->mesh));
+    SH_LOG(SH_INFO, "proxy", "mesh listening", LF_STR("listen", listen),
+           LF_STR("url", u->mesh_url));
     if (!u->m->gateway.is_set)
         return 0;
-    rc = manifest_gateway_doc(u->m, &u->gw_doc);
-    if (rc == 0)
-        rc = proxy_discovery_new(&u->loop, u->m->control_plane_listen, u->token,
-                                 discovery_changed, u, &u->disc, d);
-    if (rc < 0)
-        return rc;
-    for (size_t i = 0; i < u->m->service_count; i++) {
-        rc = proxy_discovery_watch(u->disc, u->m->services[i].name);
-        if (rc < 0)
-            return rc;
-    }
-    rc = proxy_config_from_doc(u->gw_doc, &res, &cfg, d);
-    if (rc < 0)
-        return rc;
-    rc = proxy_gateway_start(&u->loop, cfg, &u->gw, d);
-    if (rc < 0)
-        return rc;
+    SH_TRY(manifest_gateway_doc(u->m, &u->gw_doc));
+    SH_TRY(start_proxy(u, u->gw_doc, &u->gw, d));
     SH_LOG(SH_INFO, "proxy", "gateway listening", LF_STR("listen", u->m->gateway.listen),
            LF_UINT("port", proxy_gateway_port(u->gw)));
     return 0;
@@ -485,7 +545,7 @@ static int start_all(struct up *u, struct sh_diag *d)
         }
     }
     u->ninst = n;
-    return start_gateway(u, d);
+    return start_proxies(u, d);
 }
 
 static int up_main(int argc, char **argv)
@@ -572,6 +632,7 @@ static int up_main(int argc, char **argv)
         rc = 1;
     store_close(u->store);
     sh_doc_free(u->gw_doc);
+    sh_doc_free(u->mesh_doc);
     manifest_free(u->m);
     sh_free(u->inst);
     sh_free(u);

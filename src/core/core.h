@@ -20,6 +20,13 @@
 #define SH_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define SH_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SH_MAX(a, b) ((a) > (b) ? (a) : (b))
+/* Returns from the calling function the negative result of <expr>. */
+#define SH_TRY(expr)                                                                           \
+    do {                                                                                       \
+        int sh_try_rc_ = (expr);                                                               \
+        if (sh_try_rc_ < 0)                                                                    \
+            return sh_try_rc_;                                                                 \
+    } while (0)
 /* Defensive branches that tests must never reach (SQLite's ALWAYS/NEVER). */
 #define SH_ALWAYS(x) (__builtin_expect(!!(x), 1))
 #define SH_NEVER(x) (__builtin_expect(!!(x), 0))

@@ -17,12 +17,6 @@ struct rd {
     char path[128];
 };
 
-#define TRY(expr)                                                                              \
-    do {                                                                                       \
-        int rc_ = (expr);                                                                      \
-        if (rc_ < 0)                                                                           \
-            return rc_;                                                                        \
-    } while (0)
 
 static const char *pathf(struct rd *r, const char *fmt, ...) SH_PRINTF(2, 3);
 static const char *pathf(struct rd *r, const char *fmt, ...)
@@ -56,7 +50,7 @@ static int get_str(struct rd *r, const struct sh_node *n, const char *path, cons
 {
     const char *s;
 
-    TRY(sh_node_str(n, path, &s, r->d));
+    SH_TRY(sh_node_str(n, path, &s, r->d));
     *out = cfg_dup(r, s);
     return *out ? 0 : SH_ENOMEM;
 }
@@ -66,7 +60,7 @@ static int get_u32(struct rd *r, const struct sh_node *n, const char *path, uint
 {
     uint64_t v;
 
-    TRY(sh_node_u64(n, path, min, max, &v, r->d));
+    SH_TRY(sh_node_u64(n, path, min, max, &v, r->d));
     *out = (uint32_t)v;
     return 0;
 }
@@ -75,7 +69,7 @@ static int get_ms(struct rd *r, const struct sh_node *n, const char *path, uint3
 {
     uint64_t v;
 
-    TRY(sh_node_duration_ms(n, path, &v, r->d));
+    SH_TRY(sh_node_duration_ms(n, path, &v, r->d));
     if (v > UINT32_MAX)
         return fail_at(r, n, "%s: duration too long (at most about 49 days)", path);
     *out = (uint32_t)v;
@@ -89,7 +83,7 @@ static int get_ratio(struct rd *r, const struct sh_node *n, const char *path, do
     char *end;
     double v;
 
-    TRY(sh_node_str(n, path, &s, r->d));
+    SH_TRY(sh_node_str(n, path, &s, r->d));
     v = strtod(s, &end);
     if (end == s)
         return fail_at(r, n, "%s: '%s' is not a ratio (write 20%% or 0.2)", path, s);
@@ -113,16 +107,16 @@ static int read_timeouts(struct rd *r, const struct sh_node *m, const char *base
     const struct sh_node *v;
     char p[160];
 
-    TRY(sh_node_check_keys(m, keys, base, r->d));
+    SH_TRY(sh_node_check_keys(m, keys, base, r->d));
     snprintf(p, sizeof(p), "%s", base);
     if ((v = sh_node_get(m, "connect")))
-        TRY(get_ms(r, v, pathf(r, "%s.connect", p), &t->connect_ms));
+        SH_TRY(get_ms(r, v, pathf(r, "%s.connect", p), &t->connect_ms));
     if ((v = sh_node_get(m, "per_try")))
-        TRY(get_ms(r, v, pathf(r, "%s.per_try", p), &t->per_try_ms));
+        SH_TRY(get_ms(r, v, pathf(r, "%s.per_try", p), &t->per_try_ms));
     if ((v = sh_node_get(m, "request")))
-        TRY(get_ms(r, v, pathf(r, "%s.request", p), &t->request_ms));
+        SH_TRY(get_ms(r, v, pathf(r, "%s.request", p), &t->request_ms));
     if ((v = sh_node_get(m, "idle")))
-        TRY(get_ms(r, v, pathf(r, "%s.idle", p), &t->idle_ms));
+        SH_TRY(get_ms(r, v, pathf(r, "%s.idle", p), &t->idle_ms));
     if (t->connect_ms == 0 || t->per_try_ms == 0 || t->request_ms == 0)
         return fail_at(r, m, "%s: timeouts must be above 0", p);
     return 0;
@@ -148,11 +142,11 @@ static int read_retry(struct rd *r, const struct sh_node *m, const char *base,
     char p[160];
 
     snprintf(p, sizeof(p), "%s", base);
-    TRY(sh_node_check_keys(m, keys, p, r->d));
+    SH_TRY(sh_node_check_keys(m, keys, p, r->d));
     if ((v = sh_node_get(m, "max")))
-        TRY(get_u32(r, v, pathf(r, "%s.max", p), 0, 10, &rp->max_retries));
+        SH_TRY(get_u32(r, v, pathf(r, "%s.max", p), 0, 10, &rp->max_retries));
     if ((v = sh_node_get(m, "on"))) {
-        TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.on", p), r->d));
+        SH_TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.on", p), r->d));
         rp->on = 0;
         rp->nstatuses = 0;
         for (size_t i = 0; i < v->count; i++) {
@@ -160,7 +154,7 @@ static int read_retry(struct rd *r, const struct sh_node *m, const char *base,
             const char *s;
             uint64_t st;
             bool known = false;
-            TRY(sh_node_str(it, pathf(r, "%s.on[%zu]", p, i), &s, r->d));
+            SH_TRY(sh_node_str(it, pathf(r, "%s.on[%zu]", p, i), &s, r->d));
             for (size_t k = 0; k < SH_ARRAY_LEN(retry_on_names); k++) {
                 if (strcmp(s, retry_on_names[k].name) == 0) {
                     rp->on |= retry_on_names[k].flag;
@@ -183,15 +177,15 @@ static int read_retry(struct rd *r, const struct sh_node *m, const char *base,
         }
     }
     if ((v = sh_node_get(m, "backoff")))
-        TRY(get_ms(r, v, pathf(r, "%s.backoff", p), &rp->backoff_base_ms));
+        SH_TRY(get_ms(r, v, pathf(r, "%s.backoff", p), &rp->backoff_base_ms));
     if ((v = sh_node_get(m, "backoff_max")))
-        TRY(get_ms(r, v, pathf(r, "%s.backoff_max", p), &rp->backoff_max_ms));
+        SH_TRY(get_ms(r, v, pathf(r, "%s.backoff_max", p), &rp->backoff_max_ms));
     if ((v = sh_node_get(m, "budget")))
-        TRY(get_ratio(r, v, pathf(r, "%s.budget", p), &rp->budget_ratio));
+        SH_TRY(get_ratio(r, v, pathf(r, "%s.budget", p), &rp->budget_ratio));
     if ((v = sh_node_get(m, "min_per_second")))
-        TRY(get_u32(r, v, pathf(r, "%s.min_per_second", p), 0, 100000, &rp->budget_min_per_s));
+        SH_TRY(get_u32(r, v, pathf(r, "%s.min_per_second", p), 0, 100000, &rp->budget_min_per_s));
     if ((v = sh_node_get(m, "non_idempotent")))
-        TRY(sh_node_bool(v, pathf(r, "%s.non_idempotent", p), &rp->non_idempotent, r->d));
+        SH_TRY(sh_node_bool(v, pathf(r, "%s.non_idempotent", p), &rp->non_idempotent, r->d));
     return 0;
 }
 
@@ -205,22 +199,22 @@ static int read_breaker(struct rd *r, const struct sh_node *m, const char *base,
     char p[160];
 
     snprintf(p, sizeof(p), "%s", base);
-    TRY(sh_node_check_keys(m, keys, p, r->d));
+    SH_TRY(sh_node_check_keys(m, keys, p, r->d));
     if ((v = sh_node_get(m, "consecutive_failures")))
-        TRY(get_u32(r, v, pathf(r, "%s.consecutive_failures", p), 0, 1000000,
+        SH_TRY(get_u32(r, v, pathf(r, "%s.consecutive_failures", p), 0, 1000000,
                     &b->consecutive_failures));
     if ((v = sh_node_get(m, "error_ratio")))
-        TRY(get_ratio(r, v, pathf(r, "%s.error_ratio", p), &b->error_ratio));
+        SH_TRY(get_ratio(r, v, pathf(r, "%s.error_ratio", p), &b->error_ratio));
     if ((v = sh_node_get(m, "window")))
-        TRY(get_ms(r, v, pathf(r, "%s.window", p), &b->window_ms));
+        SH_TRY(get_ms(r, v, pathf(r, "%s.window", p), &b->window_ms));
     if ((v = sh_node_get(m, "min_requests")))
-        TRY(get_u32(r, v, pathf(r, "%s.min_requests", p), 1, 1000000, &b->min_requests));
+        SH_TRY(get_u32(r, v, pathf(r, "%s.min_requests", p), 1, 1000000, &b->min_requests));
     if ((v = sh_node_get(m, "open")))
-        TRY(get_ms(r, v, pathf(r, "%s.open", p), &b->open_ms));
+        SH_TRY(get_ms(r, v, pathf(r, "%s.open", p), &b->open_ms));
     if ((v = sh_node_get(m, "max_requests")))
-        TRY(get_u32(r, v, pathf(r, "%s.max_requests", p), 1, 10000000, &b->max_requests));
+        SH_TRY(get_u32(r, v, pathf(r, "%s.max_requests", p), 1, 10000000, &b->max_requests));
     if ((v = sh_node_get(m, "max_pending")))
-        TRY(get_u32(r, v, pathf(r, "%s.max_pending", p), 1, 10000000, &b->max_pending));
+        SH_TRY(get_u32(r, v, pathf(r, "%s.max_pending", p), 1, 10000000, &b->max_pending));
     return 0;
 }
 
@@ -233,16 +227,16 @@ static int read_outlier(struct rd *r, const struct sh_node *m, const char *base,
     char p[160];
 
     snprintf(p, sizeof(p), "%s", base);
-    TRY(sh_node_check_keys(m, keys, p, r->d));
+    SH_TRY(sh_node_check_keys(m, keys, p, r->d));
     if ((v = sh_node_get(m, "consecutive_errors")))
-        TRY(get_u32(r, v, pathf(r, "%s.consecutive_errors", p), 0, 1000000,
+        SH_TRY(get_u32(r, v, pathf(r, "%s.consecutive_errors", p), 0, 1000000,
                     &o->consecutive_errors));
     if ((v = sh_node_get(m, "base_ejection")))
-        TRY(get_ms(r, v, pathf(r, "%s.base_ejection", p), &o->base_ejection_ms));
+        SH_TRY(get_ms(r, v, pathf(r, "%s.base_ejection", p), &o->base_ejection_ms));
     if ((v = sh_node_get(m, "max_ejection")))
-        TRY(get_ms(r, v, pathf(r, "%s.max_ejection", p), &o->max_ejection_ms));
+        SH_TRY(get_ms(r, v, pathf(r, "%s.max_ejection", p), &o->max_ejection_ms));
     if ((v = sh_node_get(m, "max_ejection_percent")))
-        TRY(get_u32(r, v, pathf(r, "%s.max_ejection_percent", p), 0, 100,
+        SH_TRY(get_u32(r, v, pathf(r, "%s.max_ejection_percent", p), 0, 100,
                     &o->max_ejection_percent));
     return 0;
 }
@@ -258,23 +252,23 @@ static int read_health(struct rd *r, const struct sh_node *m, const char *base,
     char p[160];
 
     snprintf(p, sizeof(p), "%s", base);
-    TRY(sh_node_check_keys(m, keys, p, r->d));
-    TRY(sh_node_require(m, "path", p, &v, r->d));
-    TRY(get_str(r, v, pathf(r, "%s.path", p), &h->path));
+    SH_TRY(sh_node_check_keys(m, keys, p, r->d));
+    SH_TRY(sh_node_require(m, "path", p, &v, r->d));
+    SH_TRY(get_str(r, v, pathf(r, "%s.path", p), &h->path));
     if (h->path[0] != '/')
         return fail_at(r, v, "%s.path: must start with '/'", p);
     if ((v = sh_node_get(m, "expect_status"))) {
-        TRY(get_u32(r, v, pathf(r, "%s.expect_status", p), 100, 599, &st));
+        SH_TRY(get_u32(r, v, pathf(r, "%s.expect_status", p), 100, 599, &st));
         h->expect_status = (uint16_t)st;
     }
     if ((v = sh_node_get(m, "interval")))
-        TRY(get_ms(r, v, pathf(r, "%s.interval", p), &h->interval_ms));
+        SH_TRY(get_ms(r, v, pathf(r, "%s.interval", p), &h->interval_ms));
     if ((v = sh_node_get(m, "timeout")))
-        TRY(get_ms(r, v, pathf(r, "%s.timeout", p), &h->timeout_ms));
+        SH_TRY(get_ms(r, v, pathf(r, "%s.timeout", p), &h->timeout_ms));
     if ((v = sh_node_get(m, "healthy_threshold")))
-        TRY(get_u32(r, v, pathf(r, "%s.healthy_threshold", p), 1, 100, &h->healthy_threshold));
+        SH_TRY(get_u32(r, v, pathf(r, "%s.healthy_threshold", p), 1, 100, &h->healthy_threshold));
     if ((v = sh_node_get(m, "unhealthy_threshold")))
-        TRY(get_u32(r, v, pathf(r, "%s.unhealthy_threshold", p), 1, 100,
+        SH_TRY(get_u32(r, v, pathf(r, "%s.unhealthy_threshold", p), 1, 100,
                     &h->unhealthy_threshold));
     if (h->interval_ms < 100)
         return fail_at(r, m, "%s.interval: at least 100ms", p);
@@ -306,12 +300,12 @@ static int read_endpoint(struct rd *r, const struct sh_node *n, const char *path
 
     ep->weight = 1;
     if (n->kind == SH_NODE_MAP) {
-        TRY(sh_node_check_keys(n, keys, p, r->d));
-        TRY(sh_node_require(n, "address", p, &addr, r->d));
+        SH_TRY(sh_node_check_keys(n, keys, p, r->d));
+        SH_TRY(sh_node_require(n, "address", p, &addr, r->d));
         if ((v = sh_node_get(n, "weight")))
-            TRY(get_u32(r, v, pathf(r, "%s.weight", p), 0, 1000, &ep->weight));
+            SH_TRY(get_u32(r, v, pathf(r, "%s.weight", p), 0, 1000, &ep->weight));
     }
-    TRY(sh_node_str(addr, p, &ep->name, r->d));
+    SH_TRY(sh_node_str(addr, p, &ep->name, r->d));
     if (http_parse_addr(ep->name, &ep->addr, &ad) < 0)
         return fail_at(r, addr, "%s: %s", p, ad.what);
     /* the canonical text: "localhost:80" becomes "127.0.0.1:80" */
@@ -330,19 +324,19 @@ static int read_cluster(struct rd *r, const struct sh_node *m, size_t idx,
 
     snprintf(p, sizeof(p), "clusters[%zu]", idx);
     proxy_cluster_defaults(cl);
-    TRY(sh_node_check_keys(m, keys, p, r->d));
-    TRY(sh_node_require(m, "name", p, &v, r->d));
-    TRY(get_str(r, v, pathf(r, "%s.name", p), &cl->name));
+    SH_TRY(sh_node_check_keys(m, keys, p, r->d));
+    SH_TRY(sh_node_require(m, "name", p, &v, r->d));
+    SH_TRY(get_str(r, v, pathf(r, "%s.name", p), &cl->name));
     snprintf(p, sizeof(p), "clusters[%s]", cl->name);
     if ((v = sh_node_get(m, "service"))) {
         /* registry-fed: the control plane says which instances (passing ones) to use */
         if (sh_node_get(m, "endpoints"))
             return fail_at(r, v, "%s: give either endpoints or service, not both", p);
-        TRY(get_str(r, v, pathf(r, "%s.service", p), &cl->service));
+        SH_TRY(get_str(r, v, pathf(r, "%s.service", p), &cl->service));
         if (!r->cfg->control_plane)
             return fail_at(r, v, "%s.service: needs control_plane at the top level", p);
         if (r->res)
-            TRY(r->res->endpoints(r->res->data, cl->service, &r->cfg->arena, &cl->endpoints,
+            SH_TRY(r->res->endpoints(r->res->data, cl->service, &r->cfg->arena, &cl->endpoints,
                                   &cl->nendpoints));
         if (!cl->endpoints) {
             cl->endpoints = arena_alloc(&r->cfg->arena, sizeof(*cl->endpoints));
@@ -351,21 +345,21 @@ static int read_cluster(struct rd *r, const struct sh_node *m, size_t idx,
             cl->nendpoints = 0;
         }
     } else {
-        TRY(sh_node_require(m, "endpoints", p, &v, r->d));
-        TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.endpoints", p), r->d));
+        SH_TRY(sh_node_require(m, "endpoints", p, &v, r->d));
+        SH_TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.endpoints", p), r->d));
         cl->nendpoints = (uint32_t)v->count;
         cl->endpoints = arena_alloc(&r->cfg->arena, (v->count + 1) * sizeof(*cl->endpoints));
         if (!cl->endpoints)
             return SH_ENOMEM;
         memset(cl->endpoints, 0, (v->count + 1) * sizeof(*cl->endpoints));
         for (size_t i = 0; i < v->count; i++)
-            TRY(read_endpoint(r, v->items[i], pathf(r, "%s.endpoints[%zu]", p, i),
+            SH_TRY(read_endpoint(r, v->items[i], pathf(r, "%s.endpoints[%zu]", p, i),
                               &cl->endpoints[i]));
     }
     if ((v = sh_node_get(m, "lb"))) {
         const char *s;
         bool known = false;
-        TRY(sh_node_str(v, pathf(r, "%s.lb", p), &s, r->d));
+        SH_TRY(sh_node_str(v, pathf(r, "%s.lb", p), &s, r->d));
         for (size_t k = 0; k < SH_ARRAY_LEN(lb_names); k++) {
             if (strcmp(s, lb_names[k].name) == 0) {
                 cl->lb = lb_names[k].lb;
@@ -380,7 +374,7 @@ static int read_cluster(struct rd *r, const struct sh_node *m, size_t idx,
     }
     if ((v = sh_node_get(m, "hash_on"))) {
         const char *s;
-        TRY(sh_node_str(v, pathf(r, "%s.hash_on", p), &s, r->d));
+        SH_TRY(sh_node_str(v, pathf(r, "%s.hash_on", p), &s, r->d));
         if (strcmp(s, "client") == 0) {
             cl->hash_on = PROXY_HASH_CLIENT;
         } else if (strncmp(s, "header:", 7) == 0 && s[7]) {
@@ -397,15 +391,15 @@ static int read_cluster(struct rd *r, const struct sh_node *m, size_t idx,
             return SH_ENOMEM;
     }
     if ((v = sh_node_get(m, "timeouts")))
-        TRY(read_timeouts(r, v, pathf(r, "%s.timeouts", p), &cl->timeouts));
+        SH_TRY(read_timeouts(r, v, pathf(r, "%s.timeouts", p), &cl->timeouts));
     if ((v = sh_node_get(m, "retry")))
-        TRY(read_retry(r, v, pathf(r, "%s.retry", p), &cl->retry));
+        SH_TRY(read_retry(r, v, pathf(r, "%s.retry", p), &cl->retry));
     if ((v = sh_node_get(m, "breaker")))
-        TRY(read_breaker(r, v, pathf(r, "%s.breaker", p), &cl->breaker));
+        SH_TRY(read_breaker(r, v, pathf(r, "%s.breaker", p), &cl->breaker));
     if ((v = sh_node_get(m, "outlier")))
-        TRY(read_outlier(r, v, pathf(r, "%s.outlier", p), &cl->outlier));
+        SH_TRY(read_outlier(r, v, pathf(r, "%s.outlier", p), &cl->outlier));
     if ((v = sh_node_get(m, "health")))
-        TRY(read_health(r, v, pathf(r, "%s.health", p), &cl->health));
+        SH_TRY(read_health(r, v, pathf(r, "%s.health", p), &cl->health));
     return 0;
 }
 
@@ -417,7 +411,7 @@ static int cluster_ref(struct rd *r, const struct sh_node *v, const char *path, 
     const char *name;
     int i;
 
-    TRY(sh_node_str(v, path, &name, r->d));
+    SH_TRY(sh_node_str(v, path, &name, r->d));
     i = proxy_cluster_index(r->cfg, name);
     if (i < 0)
         return fail_at(r, v, "%s: no cluster named '%s'", path, name);
@@ -428,13 +422,13 @@ static int cluster_ref(struct rd *r, const struct sh_node *v, const char *path, 
 static int read_kv_map(struct rd *r, const struct sh_node *m, const char *path,
                        struct proxy_kv **out, uint32_t *count)
 {
-    TRY(sh_node_expect(m, SH_NODE_MAP, path, r->d));
+    SH_TRY(sh_node_expect(m, SH_NODE_MAP, path, r->d));
     *out = arena_alloc(&r->cfg->arena, (m->count + 1) * sizeof(**out));
     if (!*out)
         return SH_ENOMEM;
     for (size_t i = 0; i < m->count; i++) {
-        TRY(get_str(r, m->items[i], path, &(*out)[i].name));
-        TRY(get_str(r, m->values[i], path, &(*out)[i].value));
+        SH_TRY(get_str(r, m->items[i], path, &(*out)[i].name));
+        SH_TRY(get_str(r, m->values[i], path, &(*out)[i].value));
         if (strpbrk((*out)[i].value, "\r\n") || strpbrk((*out)[i].name, " \t:\r\n"))
             return fail_at(r, m->items[i], "%s: '%s' is not a valid header field", path,
                            (*out)[i].name);
@@ -454,20 +448,20 @@ static int read_match(struct rd *r, const struct sh_node *m, const char *path,
 
     snprintf(p, sizeof(p), "%s", path);
 
-    TRY(sh_node_check_keys(m, keys, p, r->d));
+    SH_TRY(sh_node_check_keys(m, keys, p, r->d));
     if ((v = sh_node_get(m, "path"))) {
         rt->path_kind = PROXY_PATH_EXACT;
-        TRY(get_str(r, v, pathf(r, "%s.path", p), &rt->path));
+        SH_TRY(get_str(r, v, pathf(r, "%s.path", p), &rt->path));
         kinds++;
     }
     if ((v = sh_node_get(m, "prefix"))) {
         rt->path_kind = PROXY_PATH_PREFIX;
-        TRY(get_str(r, v, pathf(r, "%s.prefix", p), &rt->path));
+        SH_TRY(get_str(r, v, pathf(r, "%s.prefix", p), &rt->path));
         kinds++;
     }
     if ((v = sh_node_get(m, "glob"))) {
         rt->path_kind = PROXY_PATH_GLOB;
-        TRY(get_str(r, v, pathf(r, "%s.glob", p), &rt->path));
+        SH_TRY(get_str(r, v, pathf(r, "%s.glob", p), &rt->path));
         kinds++;
     }
     if (kinds > 1)
@@ -475,12 +469,12 @@ static int read_match(struct rd *r, const struct sh_node *m, const char *path,
     if (kinds && rt->path[0] != '/')
         return fail_at(r, m, "%s: a path must start with '/'", p);
     if ((v = sh_node_get(m, "host")))
-        TRY(get_str(r, v, pathf(r, "%s.host", p), &rt->host));
+        SH_TRY(get_str(r, v, pathf(r, "%s.host", p), &rt->host));
     if ((v = sh_node_get(m, "methods"))) {
-        TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.methods", p), r->d));
+        SH_TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.methods", p), r->d));
         for (size_t i = 0; i < v->count; i++) {
             const char *s;
-            TRY(sh_node_str(v->items[i], pathf(r, "%s.methods[%zu]", p, i), &s, r->d));
+            SH_TRY(sh_node_str(v->items[i], pathf(r, "%s.methods[%zu]", p, i), &s, r->d));
             enum http_method mth = http_method_from(slice_from_cstr(s));
             if (mth == HTTP_M_OTHER)
                 return fail_at(r, v->items[i],
@@ -491,15 +485,15 @@ static int read_match(struct rd *r, const struct sh_node *m, const char *path,
         }
     }
     if ((v = sh_node_get(m, "headers"))) {
-        TRY(sh_node_expect(v, SH_NODE_MAP, pathf(r, "%s.headers", p), r->d));
+        SH_TRY(sh_node_expect(v, SH_NODE_MAP, pathf(r, "%s.headers", p), r->d));
         rt->headers = arena_alloc(&r->cfg->arena, (v->count + 1) * sizeof(*rt->headers));
         if (!rt->headers)
             return SH_ENOMEM;
         for (size_t i = 0; i < v->count; i++) {
-            TRY(get_str(r, v->items[i], pathf(r, "%s.headers", p), &rt->headers[i].name));
+            SH_TRY(get_str(r, v->items[i], pathf(r, "%s.headers", p), &rt->headers[i].name));
             rt->headers[i].value = NULL;
             if (v->values[i]->kind != SH_NODE_NULL)
-                TRY(get_str(r, v->values[i], pathf(r, "%s.headers.%s", p, rt->headers[i].name),
+                SH_TRY(get_str(r, v->values[i], pathf(r, "%s.headers.%s", p, rt->headers[i].name),
                             &rt->headers[i].value));
         }
         rt->nheaders = (uint32_t)v->count;
@@ -519,9 +513,9 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
     const struct proxy_cluster *policy_from = NULL;
 
     snprintf(p, sizeof(p), "routes[%zu]", idx);
-    TRY(sh_node_check_keys(m, keys, p, r->d));
+    SH_TRY(sh_node_check_keys(m, keys, p, r->d));
     if ((v = sh_node_get(m, "name"))) {
-        TRY(get_str(r, v, pathf(r, "%s.name", p), &rt->name));
+        SH_TRY(get_str(r, v, pathf(r, "%s.name", p), &rt->name));
     } else {
         char nm[32];
         snprintf(nm, sizeof(nm), "route-%zu", idx);
@@ -530,16 +524,16 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
             return SH_ENOMEM;
     }
     if ((v = sh_node_get(m, "match")))
-        TRY(read_match(r, v, pathf(r, "%s.match", p), rt));
+        SH_TRY(read_match(r, v, pathf(r, "%s.match", p), rt));
     if ((v = sh_node_get(m, "cluster"))) {
         rt->action = PROXY_ACT_FORWARD;
-        TRY(cluster_ref(r, v, pathf(r, "%s.cluster", p), &rt->cluster));
+        SH_TRY(cluster_ref(r, v, pathf(r, "%s.cluster", p), &rt->cluster));
         policy_from = &r->cfg->clusters[rt->cluster];
         actions++;
     }
     if ((v = sh_node_get(m, "split"))) {
         rt->action = PROXY_ACT_SPLIT;
-        TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.split", p), r->d));
+        SH_TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.split", p), r->d));
         if (v->count == 0)
             return fail_at(r, v, "%s.split: needs at least one cluster", p);
         rt->splits = arena_alloc(&r->cfg->arena, v->count * sizeof(*rt->splits));
@@ -550,11 +544,11 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
             const struct sh_node *it = v->items[i], *c, *w;
             char sp[96];
             snprintf(sp, sizeof(sp), "%s.split[%zu]", p, i);
-            TRY(sh_node_check_keys(it, sk, sp, r->d));
-            TRY(sh_node_require(it, "cluster", sp, &c, r->d));
-            TRY(cluster_ref(r, c, pathf(r, "%s.cluster", sp), &rt->splits[i].cluster));
-            TRY(sh_node_require(it, "weight", sp, &w, r->d));
-            TRY(get_u32(r, w, pathf(r, "%s.weight", sp), 0, 1000000, &rt->splits[i].weight));
+            SH_TRY(sh_node_check_keys(it, sk, sp, r->d));
+            SH_TRY(sh_node_require(it, "cluster", sp, &c, r->d));
+            SH_TRY(cluster_ref(r, c, pathf(r, "%s.cluster", sp), &rt->splits[i].cluster));
+            SH_TRY(sh_node_require(it, "weight", sp, &w, r->d));
+            SH_TRY(get_u32(r, w, pathf(r, "%s.weight", sp), 0, 1000000, &rt->splits[i].weight));
         }
         rt->nsplits = (uint32_t)v->count;
         policy_from = &r->cfg->clusters[rt->splits[0].cluster];
@@ -565,16 +559,16 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
         const struct sh_node *x;
         uint32_t st = 200;
         rt->action = PROXY_ACT_RESPOND;
-        TRY(sh_node_check_keys(v, rk, pathf(r, "%s.respond", p), r->d));
+        SH_TRY(sh_node_check_keys(v, rk, pathf(r, "%s.respond", p), r->d));
         if ((x = sh_node_get(v, "status")))
-            TRY(get_u32(r, x, pathf(r, "%s.respond.status", p), 200, 599, &st));
+            SH_TRY(get_u32(r, x, pathf(r, "%s.respond.status", p), 200, 599, &st));
         rt->status = (uint16_t)st;
         rt->body = "";
         if ((x = sh_node_get(v, "body")))
-            TRY(get_str(r, x, pathf(r, "%s.respond.body", p), &rt->body));
+            SH_TRY(get_str(r, x, pathf(r, "%s.respond.body", p), &rt->body));
         rt->content_type = "text/plain";
         if ((x = sh_node_get(v, "content_type")))
-            TRY(get_str(r, x, pathf(r, "%s.respond.content_type", p), &rt->content_type));
+            SH_TRY(get_str(r, x, pathf(r, "%s.respond.content_type", p), &rt->content_type));
         actions++;
     }
     if ((v = sh_node_get(m, "redirect"))) {
@@ -582,12 +576,12 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
         const struct sh_node *x;
         uint32_t st = 302;
         rt->action = PROXY_ACT_REDIRECT;
-        TRY(sh_node_check_keys(v, rk, pathf(r, "%s.redirect", p), r->d));
+        SH_TRY(sh_node_check_keys(v, rk, pathf(r, "%s.redirect", p), r->d));
         if ((x = sh_node_get(v, "status")))
-            TRY(get_u32(r, x, pathf(r, "%s.redirect.status", p), 300, 399, &st));
+            SH_TRY(get_u32(r, x, pathf(r, "%s.redirect.status", p), 300, 399, &st));
         rt->status = (uint16_t)st;
-        TRY(sh_node_require(v, "location", pathf(r, "%s.redirect", p), &x, r->d));
-        TRY(get_str(r, x, pathf(r, "%s.redirect.location", p), &rt->location));
+        SH_TRY(sh_node_require(v, "location", pathf(r, "%s.redirect", p), &x, r->d));
+        SH_TRY(get_str(r, x, pathf(r, "%s.redirect.location", p), &rt->location));
         if (strpbrk(rt->location, "\r\n"))
             return fail_at(r, x, "%s.redirect.location: line breaks are not allowed", p);
         actions++;
@@ -599,23 +593,23 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
     if ((v = sh_node_get(m, "rewrite_prefix"))) {
         if (rt->path_kind != PROXY_PATH_PREFIX)
             return fail_at(r, v, "%s.rewrite_prefix: needs a match.prefix", p);
-        TRY(get_str(r, v, pathf(r, "%s.rewrite_prefix", p), &rt->prefix_rewrite));
+        SH_TRY(get_str(r, v, pathf(r, "%s.rewrite_prefix", p), &rt->prefix_rewrite));
     }
     if ((v = sh_node_get(m, "request_headers"))) {
         static const char *const hk[] = {"add", "remove", NULL};
         const struct sh_node *x;
-        TRY(sh_node_check_keys(v, hk, pathf(r, "%s.request_headers", p), r->d));
+        SH_TRY(sh_node_check_keys(v, hk, pathf(r, "%s.request_headers", p), r->d));
         if ((x = sh_node_get(v, "add")))
-            TRY(read_kv_map(r, x, pathf(r, "%s.request_headers.add", p),
+            SH_TRY(read_kv_map(r, x, pathf(r, "%s.request_headers.add", p),
                             &rt->add_request_headers, &rt->nadd_request_headers));
         if ((x = sh_node_get(v, "remove"))) {
-            TRY(sh_node_expect(x, SH_NODE_SEQ, pathf(r, "%s.request_headers.remove", p), r->d));
+            SH_TRY(sh_node_expect(x, SH_NODE_SEQ, pathf(r, "%s.request_headers.remove", p), r->d));
             rt->remove_request_headers =
                 arena_alloc(&r->cfg->arena, (x->count + 1) * sizeof(char *));
             if (!rt->remove_request_headers)
                 return SH_ENOMEM;
             for (size_t i = 0; i < x->count; i++)
-                TRY(get_str(r, x->items[i], pathf(r, "%s.request_headers.remove[%zu]", p, i),
+                SH_TRY(get_str(r, x->items[i], pathf(r, "%s.request_headers.remove[%zu]", p, i),
                             &rt->remove_request_headers[i]));
             rt->nremove_request_headers = (uint32_t)x->count;
         }
@@ -623,9 +617,9 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
     if ((v = sh_node_get(m, "response_headers"))) {
         static const char *const hk[] = {"add", NULL};
         const struct sh_node *x;
-        TRY(sh_node_check_keys(v, hk, pathf(r, "%s.response_headers", p), r->d));
+        SH_TRY(sh_node_check_keys(v, hk, pathf(r, "%s.response_headers", p), r->d));
         if ((x = sh_node_get(v, "add")))
-            TRY(read_kv_map(r, x, pathf(r, "%s.response_headers.add", p),
+            SH_TRY(read_kv_map(r, x, pathf(r, "%s.response_headers.add", p),
                             &rt->add_response_headers, &rt->nadd_response_headers));
     }
     if (policy_from) {
@@ -634,26 +628,26 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
     }
     if ((v = sh_node_get(m, "timeouts"))) {
         rt->has_timeouts = true;
-        TRY(read_timeouts(r, v, pathf(r, "%s.timeouts", p), &rt->timeouts));
+        SH_TRY(read_timeouts(r, v, pathf(r, "%s.timeouts", p), &rt->timeouts));
     }
     if ((v = sh_node_get(m, "retry"))) {
         rt->has_retry = true;
-        TRY(read_retry(r, v, pathf(r, "%s.retry", p), &rt->retry));
+        SH_TRY(read_retry(r, v, pathf(r, "%s.retry", p), &rt->retry));
     }
     if ((v = sh_node_get(m, "rate_limit"))) {
         static const char *const rk[] = {"rate", "burst", "key", NULL};
         const struct sh_node *x;
         uint32_t rate;
-        TRY(sh_node_check_keys(v, rk, pathf(r, "%s.rate_limit", p), r->d));
-        TRY(sh_node_require(v, "rate", pathf(r, "%s.rate_limit", p), &x, r->d));
-        TRY(get_u32(r, x, pathf(r, "%s.rate_limit.rate", p), 1, 10000000, &rate));
+        SH_TRY(sh_node_check_keys(v, rk, pathf(r, "%s.rate_limit", p), r->d));
+        SH_TRY(sh_node_require(v, "rate", pathf(r, "%s.rate_limit", p), &x, r->d));
+        SH_TRY(get_u32(r, x, pathf(r, "%s.rate_limit.rate", p), 1, 10000000, &rate));
         rt->ratelimit.rate_per_s = rate;
         if ((x = sh_node_get(v, "burst")))
-            TRY(get_u32(r, x, pathf(r, "%s.rate_limit.burst", p), 1, 10000000,
+            SH_TRY(get_u32(r, x, pathf(r, "%s.rate_limit.burst", p), 1, 10000000,
                         &rt->ratelimit.burst));
         if ((x = sh_node_get(v, "key"))) {
             const char *s;
-            TRY(sh_node_str(x, pathf(r, "%s.rate_limit.key", p), &s, r->d));
+            SH_TRY(sh_node_str(x, pathf(r, "%s.rate_limit.key", p), &s, r->d));
             if (strcmp(s, "client") == 0) {
                 rt->ratelimit.key = PROXY_RL_CLIENT;
             } else if (strncmp(s, "header:", 7) == 0 && s[7]) {
@@ -672,19 +666,19 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
         uint64_t sz;
         rt->fallback.enabled = true;
         if (v->kind == SH_NODE_SCALAR) {
-            TRY(sh_node_bool(v, pathf(r, "%s.fallback", p), &rt->fallback.enabled, r->d));
+            SH_TRY(sh_node_bool(v, pathf(r, "%s.fallback", p), &rt->fallback.enabled, r->d));
         } else {
-            TRY(sh_node_check_keys(v, fk, pathf(r, "%s.fallback", p), r->d));
+            SH_TRY(sh_node_check_keys(v, fk, pathf(r, "%s.fallback", p), r->d));
             if ((x = sh_node_get(v, "max_entry"))) {
-                TRY(sh_node_size(x, pathf(r, "%s.fallback.max_entry", p), &sz, r->d));
+                SH_TRY(sh_node_size(x, pathf(r, "%s.fallback.max_entry", p), &sz, r->d));
                 rt->fallback.max_entry_bytes = (uint32_t)SH_MIN(sz, 64ull << 20);
             }
             if ((x = sh_node_get(v, "max_total"))) {
-                TRY(sh_node_size(x, pathf(r, "%s.fallback.max_total", p), &sz, r->d));
+                SH_TRY(sh_node_size(x, pathf(r, "%s.fallback.max_total", p), &sz, r->d));
                 rt->fallback.max_total_bytes = (uint32_t)SH_MIN(sz, 1ull << 30);
             }
             if ((x = sh_node_get(v, "max_age")))
-                TRY(get_ms(r, x, pathf(r, "%s.fallback.max_age", p), &rt->fallback.max_age_ms));
+                SH_TRY(get_ms(r, x, pathf(r, "%s.fallback.max_age", p), &rt->fallback.max_age_ms));
         }
     }
     return 0;
@@ -820,62 +814,62 @@ static int read_top(struct rd *r, const struct sh_node *root)
     struct sockaddr_storage ss;
     struct sh_diag ad;
 
-    TRY(sh_node_expect(root, SH_NODE_MAP, "the file", r->d));
-    TRY(sh_node_check_keys(root, keys, "top level", r->d));
+    SH_TRY(sh_node_expect(root, SH_NODE_MAP, "the file", r->d));
+    SH_TRY(sh_node_check_keys(root, keys, "top level", r->d));
     if ((v = sh_node_get(root, "listen"))) {
-        TRY(get_str(r, v, "listen", &cfg->listen));
+        SH_TRY(get_str(r, v, "listen", &cfg->listen));
         if (http_parse_addr(cfg->listen, &ss, &ad) < 0)
             return fail_at(r, v, "listen: %s", ad.what);
     }
     if ((v = sh_node_get(root, "admin")) && v->kind != SH_NODE_NULL) {
-        TRY(get_str(r, v, "admin", &cfg->admin));
+        SH_TRY(get_str(r, v, "admin", &cfg->admin));
         if (http_parse_addr(cfg->admin, &ss, &ad) < 0)
             return fail_at(r, v, "admin: %s", ad.what);
     }
     if ((v = sh_node_get(root, "control_plane"))) {
         static const char *const ck[] = {"address", "token", NULL};
         const struct sh_node *x;
-        TRY(sh_node_check_keys(v, ck, "control_plane", r->d));
-        TRY(sh_node_require(v, "address", "control_plane", &x, r->d));
-        TRY(get_str(r, x, "control_plane.address", &cfg->control_plane));
+        SH_TRY(sh_node_check_keys(v, ck, "control_plane", r->d));
+        SH_TRY(sh_node_require(v, "address", "control_plane", &x, r->d));
+        SH_TRY(get_str(r, x, "control_plane.address", &cfg->control_plane));
         if (http_parse_addr(cfg->control_plane, &ss, &ad) < 0)
             return fail_at(r, x, "control_plane.address: %s", ad.what);
         if ((x = sh_node_get(v, "token")))
-            TRY(get_str(r, x, "control_plane.token", &cfg->control_plane_token));
+            SH_TRY(get_str(r, x, "control_plane.token", &cfg->control_plane_token));
     }
     if ((v = sh_node_get(root, "workers")))
-        TRY(get_u32(r, v, "workers", 0, 256, &cfg->workers));
+        SH_TRY(get_u32(r, v, "workers", 0, 256, &cfg->workers));
     if ((v = sh_node_get(root, "access_log")))
-        TRY(sh_node_bool(v, "access_log", &cfg->access_log, r->d));
+        SH_TRY(sh_node_bool(v, "access_log", &cfg->access_log, r->d));
     if ((v = sh_node_get(root, "limits"))) {
         const struct sh_node *x;
         uint64_t sz;
-        TRY(sh_node_check_keys(v, lkeys, "limits", r->d));
+        SH_TRY(sh_node_check_keys(v, lkeys, "limits", r->d));
         if ((x = sh_node_get(v, "max_request_line"))) {
-            TRY(sh_node_size(x, "limits.max_request_line", &sz, r->d));
+            SH_TRY(sh_node_size(x, "limits.max_request_line", &sz, r->d));
             cfg->limits.max_request_line = (uint32_t)SH_MIN(sz, HTTP_MAX_HEAD_CAP);
         }
         if ((x = sh_node_get(v, "max_field_line"))) {
-            TRY(sh_node_size(x, "limits.max_field_line", &sz, r->d));
+            SH_TRY(sh_node_size(x, "limits.max_field_line", &sz, r->d));
             cfg->limits.max_field_line = (uint32_t)SH_MIN(sz, HTTP_MAX_HEAD_CAP);
         }
         if ((x = sh_node_get(v, "max_head"))) {
-            TRY(sh_node_size(x, "limits.max_head", &sz, r->d));
+            SH_TRY(sh_node_size(x, "limits.max_head", &sz, r->d));
             cfg->limits.max_head = (uint32_t)SH_MIN(sz, HTTP_MAX_HEAD_CAP);
         }
         if ((x = sh_node_get(v, "max_fields")))
-            TRY(get_u32(r, x, "limits.max_fields", 1, HTTP_MAX_FIELDS_CAP,
+            SH_TRY(get_u32(r, x, "limits.max_fields", 1, HTTP_MAX_FIELDS_CAP,
                         &cfg->limits.max_fields));
         if ((x = sh_node_get(v, "max_body")))
-            TRY(sh_node_size(x, "limits.max_body", &cfg->limits.max_body, r->d));
+            SH_TRY(sh_node_size(x, "limits.max_body", &cfg->limits.max_body, r->d));
     }
     if ((v = sh_node_get(root, "clusters"))) {
-        TRY(sh_node_expect(v, SH_NODE_SEQ, "clusters", r->d));
+        SH_TRY(sh_node_expect(v, SH_NODE_SEQ, "clusters", r->d));
         cfg->clusters = arena_alloc(&cfg->arena, (v->count + 1) * sizeof(*cfg->clusters));
         if (!cfg->clusters)
             return SH_ENOMEM;
         for (size_t i = 0; i < v->count; i++) {
-            TRY(read_cluster(r, v->items[i], i, &cfg->clusters[i]));
+            SH_TRY(read_cluster(r, v->items[i], i, &cfg->clusters[i]));
             for (uint32_t k = 0; k < i; k++) {
                 if (strcmp(cfg->clusters[k].name, cfg->clusters[i].name) == 0)
                     return fail_at(r, v->items[i], "clusters[%zu]: a cluster named '%s' exists",
@@ -884,14 +878,14 @@ static int read_top(struct rd *r, const struct sh_node *root)
             cfg->nclusters = (uint32_t)i + 1;
         }
     }
-    TRY(sh_node_require(root, "routes", "top level", &v, r->d));
-    TRY(sh_node_expect(v, SH_NODE_SEQ, "routes", r->d));
+    SH_TRY(sh_node_require(root, "routes", "top level", &v, r->d));
+    SH_TRY(sh_node_expect(v, SH_NODE_SEQ, "routes", r->d));
     cfg->routes = arena_alloc(&cfg->arena, (v->count + 1) * sizeof(*cfg->routes));
     if (!cfg->routes)
         return SH_ENOMEM;
     memset(cfg->routes, 0, (v->count + 1) * sizeof(*cfg->routes));
     for (size_t i = 0; i < v->count; i++) {
-        TRY(read_route(r, v->items[i], i, &cfg->routes[i]));
+        SH_TRY(read_route(r, v->items[i], i, &cfg->routes[i]));
         cfg->nroutes = (uint32_t)i + 1;
     }
     return 0;

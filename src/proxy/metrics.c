@@ -155,12 +155,6 @@ void proxy__metrics_release(struct gw_mh *mh)
         if (!(ptr))                                                                            \
             return SH_ENOMEM;                                                                  \
     } while (0)
-#define TRY(expr)                                                                              \
-    do {                                                                                       \
-        int rc_ = (expr);                                                                      \
-        if (rc_ < 0)                                                                           \
-            return rc_;                                                                        \
-    } while (0)
 
 int proxy__metrics_build(struct proxy_gateway *gw, const struct gw_mh *prev, struct gw_mh *mh,
                          const struct proxy_config *cfg)
@@ -171,13 +165,13 @@ int proxy__metrics_build(struct proxy_gateway *gw, const struct gw_mh *prev, str
         retire_all((struct gw_mh *)prev);
     mh->nroutes = cfg->nroutes;
     mh->nclusters = cfg->nclusters;
-    TRY(metric_counter_get(f->requests, NULL, 0, &mh->requests));
-    TRY(metric_counter_get(f->retries, NULL, 0, &mh->retries));
-    TRY(metric_counter_get(f->fast_fails, NULL, 0, &mh->fast_fails));
-    TRY(metric_counter_get(f->upstream_errors, NULL, 0, &mh->upstream_errors));
+    SH_TRY(metric_counter_get(f->requests, NULL, 0, &mh->requests));
+    SH_TRY(metric_counter_get(f->retries, NULL, 0, &mh->retries));
+    SH_TRY(metric_counter_get(f->fast_fails, NULL, 0, &mh->fast_fails));
+    SH_TRY(metric_counter_get(f->upstream_errors, NULL, 0, &mh->upstream_errors));
     for (int k = 0; k < GW_CLASSES; k++) {
         struct slice v = slice_from_cstr(class_names[k]);
-        TRY(metric_counter_get(f->responses, &v, 1, &mh->responses[k]));
+        SH_TRY(metric_counter_get(f->responses, &v, 1, &mh->responses[k]));
     }
     ALLOC(mh->route_requests, cfg->nroutes * GW_CLASSES);
     ALLOC(mh->route_duration, cfg->nroutes);
@@ -187,12 +181,12 @@ int proxy__metrics_build(struct proxy_gateway *gw, const struct gw_mh *prev, str
         struct slice v[2] = {slice_from_cstr(cfg->routes[r].name)};
         for (int k = 0; k < GW_CLASSES; k++) {
             v[1] = slice_from_cstr(class_names[k]);
-            TRY(metric_counter_get(f->route_requests, v, 2,
+            SH_TRY(metric_counter_get(f->route_requests, v, 2,
                                    &mh->route_requests[r * GW_CLASSES + (uint32_t)k]));
         }
-        TRY(metric_histogram_get(f->route_duration, v, 1, &mh->route_duration[r]));
-        TRY(metric_counter_get(f->route_ratelimited, v, 1, &mh->route_ratelimited[r]));
-        TRY(metric_counter_get(f->route_fallbacks, v, 1, &mh->route_fallbacks[r]));
+        SH_TRY(metric_histogram_get(f->route_duration, v, 1, &mh->route_duration[r]));
+        SH_TRY(metric_counter_get(f->route_ratelimited, v, 1, &mh->route_ratelimited[r]));
+        SH_TRY(metric_counter_get(f->route_fallbacks, v, 1, &mh->route_fallbacks[r]));
     }
     ALLOC(mh->cluster_requests, cfg->nclusters * GW_CLASSES);
     ALLOC(mh->cluster_duration, cfg->nclusters);
@@ -208,14 +202,14 @@ int proxy__metrics_build(struct proxy_gateway *gw, const struct gw_mh *prev, str
         struct slice v[3] = {slice_from_cstr(cl->name)};
         for (int k = 0; k < GW_CLASSES; k++) {
             v[1] = slice_from_cstr(class_names[k]);
-            TRY(metric_counter_get(f->cluster_requests, v, 2,
+            SH_TRY(metric_counter_get(f->cluster_requests, v, 2,
                                    &mh->cluster_requests[c * GW_CLASSES + (uint32_t)k]));
         }
-        TRY(metric_histogram_get(f->cluster_duration, v, 1, &mh->cluster_duration[c]));
-        TRY(metric_counter_get(f->cluster_retries, v, 1, &mh->cluster_retries[c]));
-        TRY(metric_gauge_get(f->breaker_open, v, 1, &mh->breaker_open[c]));
-        TRY(metric_counter_get(f->breaker_opens, v, 1, &mh->breaker_opens[c]));
-        TRY(metric_counter_get(f->ejections, v, 1, &mh->ejections[c]));
+        SH_TRY(metric_histogram_get(f->cluster_duration, v, 1, &mh->cluster_duration[c]));
+        SH_TRY(metric_counter_get(f->cluster_retries, v, 1, &mh->cluster_retries[c]));
+        SH_TRY(metric_gauge_get(f->breaker_open, v, 1, &mh->breaker_open[c]));
+        SH_TRY(metric_counter_get(f->breaker_opens, v, 1, &mh->breaker_opens[c]));
+        SH_TRY(metric_counter_get(f->ejections, v, 1, &mh->ejections[c]));
         ALLOC(mh->endpoint_requests[c], cl->nendpoints * GW_CLASSES);
         ALLOC(mh->endpoint_healthy[c], cl->nendpoints);
         mh->nendpoints[c] = cl->nendpoints;
@@ -223,10 +217,10 @@ int proxy__metrics_build(struct proxy_gateway *gw, const struct gw_mh *prev, str
             v[1] = slice_from_cstr(cl->endpoints[e].name);
             for (int k = 0; k < GW_CLASSES; k++) {
                 v[2] = slice_from_cstr(class_names[k]);
-                TRY(metric_counter_get(f->endpoint_requests, v, 3,
+                SH_TRY(metric_counter_get(f->endpoint_requests, v, 3,
                                        &mh->endpoint_requests[c][e * GW_CLASSES + (uint32_t)k]));
             }
-            TRY(metric_gauge_get(f->endpoint_healthy, v, 2, &mh->endpoint_healthy[c][e]));
+            SH_TRY(metric_gauge_get(f->endpoint_healthy, v, 2, &mh->endpoint_healthy[c][e]));
         }
     }
     return 0;

@@ -17,12 +17,6 @@ struct rd {
     char path[160];
 };
 
-#define TRY(expr)                                                                              \
-    do {                                                                                       \
-        int rc_ = (expr);                                                                      \
-        if (rc_ < 0)                                                                           \
-            return rc_;                                                                        \
-    } while (0)
 
 static const char *pathf(struct rd *r, const char *fmt, ...) SH_PRINTF(2, 3);
 static const char *pathf(struct rd *r, const char *fmt, ...)
@@ -60,7 +54,7 @@ static int get_str(struct rd *r, const struct sh_node *n, const char *path, cons
 {
     const char *s;
 
-    TRY(sh_node_str(n, path, &s, r->d));
+    SH_TRY(sh_node_str(n, path, &s, r->d));
     *out = arena_strndup(&r->m->arena, s, strlen(s));
     return *out ? 0 : SH_ENOMEM;
 }
@@ -75,7 +69,7 @@ static int get_u32(struct rd *r, const struct sh_node *n, const char *path, uint
     if (rc == SH_EPARSE || rc == SH_ETOOBIG)
         return fail_at(r, n, "%s: expected a number from %llu to %llu", path,
                        (unsigned long long)min, (unsigned long long)max);
-    TRY(rc);
+    SH_TRY(rc);
     *out = (uint32_t)v;
     return 0;
 }
@@ -84,7 +78,7 @@ static int get_ms(struct rd *r, const struct sh_node *n, const char *path, uint3
 {
     uint64_t v;
 
-    TRY(sh_node_duration_ms(n, path, &v, r->d));
+    SH_TRY(sh_node_duration_ms(n, path, &v, r->d));
     if (v > UINT32_MAX)
         return fail_at(r, n, "%s: duration too long (at most about 49 days)", path);
     *out = (uint32_t)v;
@@ -108,7 +102,7 @@ static bool dns_label(const char *s)
 
 static int get_label(struct rd *r, const struct sh_node *n, const char *path, const char **out)
 {
-    TRY(get_str(r, n, path, out));
+    SH_TRY(get_str(r, n, path, out));
     if (!dns_label(*out))
         return fail_at(r, n,
                        "%s: '%s' is not a valid name (a DNS label: 1 to 63 of a-z, 0-9 and "
@@ -123,7 +117,7 @@ static int get_addr(struct rd *r, const struct sh_node *n, const char *path, con
     const char *colon;
     uint64_t port;
 
-    TRY(get_str(r, n, path, out));
+    SH_TRY(get_str(r, n, path, out));
     colon = strrchr(*out, ':');
     if (!colon || colon == *out || slice_to_u64(slice_from_cstr(colon + 1), &port) < 0 ||
         port > 65535)
@@ -236,8 +230,8 @@ static int read_command(struct rd *r, const struct sh_node *n, const char *base,
         if (!argv)
             return SH_ENOMEM;
         for (size_t i = 0; i < n->count; i++) {
-            TRY(get_str(r, n->items[i], pathf(r, "%s[%zu]", p, i), &argv[i]));
-            TRY(check_refs(r, n->items[i], r->path, argv[i]));
+            SH_TRY(get_str(r, n->items[i], pathf(r, "%s[%zu]", p, i), &argv[i]));
+            SH_TRY(check_refs(r, n->items[i], r->path, argv[i]));
         }
         svc->argc = n->count;
     } else {
@@ -247,12 +241,12 @@ static int read_command(struct rd *r, const struct sh_node *n, const char *base,
         if (n->kind != SH_NODE_SCALAR)
             return fail_at(r, n, "%s: expected a string or a list of arguments, found %s", p,
                            sh_node_kind_name(n->kind));
-        TRY(sh_node_str(n, p, &s, r->d));
+        SH_TRY(sh_node_str(n, p, &s, r->d));
         len = strlen(s);
         words = arena_alloc(&r->m->arena, len + 1);
         if (!words)
             return SH_ENOMEM;
-        TRY(split_words(r, n, p, s, words, &count));
+        SH_TRY(split_words(r, n, p, s, words, &count));
         if (count == 0)
             return fail_at(r, n, "%s: expected at least the program", p);
         argv = alloc0(r, (count + 1) * sizeof(*argv));
@@ -260,7 +254,7 @@ static int read_command(struct rd *r, const struct sh_node *n, const char *base,
             return SH_ENOMEM;
         for (size_t i = 0; i < count; i++) {
             argv[i] = words;
-            TRY(check_refs(r, n, p, words));
+            SH_TRY(check_refs(r, n, p, words));
             words += strlen(words) + 1;
         }
         svc->argc = count;
@@ -291,13 +285,13 @@ static int read_kvs(struct rd *r, const struct sh_node *m, const char *base, boo
     char p[160];
 
     snprintf(p, sizeof(p), "%s", base);
-    TRY(sh_node_expect(m, SH_NODE_MAP, p, r->d));
+    SH_TRY(sh_node_expect(m, SH_NODE_MAP, p, r->d));
     kv = alloc0(r, (m->count + 1) * sizeof(*kv));
     if (!kv)
         return SH_ENOMEM;
     for (size_t i = 0; i < m->count; i++) {
         const struct sh_node *v = m->values[i];
-        TRY(get_str(r, m->items[i], p, &kv[i].name));
+        SH_TRY(get_str(r, m->items[i], p, &kv[i].name));
         pathf(r, "%s.%s", p, kv[i].name);
         if (is_env && !env_name(kv[i].name))
             return fail_at(r, m->items[i],
@@ -316,7 +310,7 @@ static int read_kvs(struct rd *r, const struct sh_node *m, const char *base, boo
         if (v->kind != SH_NODE_SCALAR)
             return fail_at(r, v, "%s: expected a single value, found %s", r->path,
                            sh_node_kind_name(v->kind));
-        TRY(get_str(r, v, r->path, &kv[i].value));
+        SH_TRY(get_str(r, v, r->path, &kv[i].value));
     }
     *out = kv;
     *count = m->count;
@@ -337,35 +331,35 @@ static int read_health(struct rd *r, const struct sh_node *m, const char *base,
     char p[160];
 
     snprintf(p, sizeof(p), "%s", base);
-    TRY(sh_node_check_keys(m, keys, p, r->d));
+    SH_TRY(sh_node_check_keys(m, keys, p, r->d));
     if (!http == !tcp)
         return fail_at(r, m, "%s: give exactly one of http: /path and tcp: true", p);
     if (http) {
         h->kind = MANIFEST_HEALTH_HTTP;
-        TRY(get_str(r, http, pathf(r, "%s.http", p), &h->http_path));
+        SH_TRY(get_str(r, http, pathf(r, "%s.http", p), &h->http_path));
         if (h->http_path[0] != '/' || strpbrk(h->http_path, " \t\r\n"))
             return fail_at(r, http, "%s.http: expected a path starting with '/', like /health",
                            p);
     } else {
         bool on;
-        TRY(sh_node_bool(tcp, pathf(r, "%s.tcp", p), &on, r->d));
+        SH_TRY(sh_node_bool(tcp, pathf(r, "%s.tcp", p), &on, r->d));
         if (!on)
             return fail_at(r, tcp, "%s.tcp: write tcp: true, or leave health out", p);
         h->kind = MANIFEST_HEALTH_TCP;
     }
     if ((v = sh_node_get(m, "interval")))
-        TRY(get_ms(r, v, pathf(r, "%s.interval", p), &h->interval_ms));
+        SH_TRY(get_ms(r, v, pathf(r, "%s.interval", p), &h->interval_ms));
     if ((v = sh_node_get(m, "timeout")))
-        TRY(get_ms(r, v, pathf(r, "%s.timeout", p), &h->timeout_ms));
+        SH_TRY(get_ms(r, v, pathf(r, "%s.timeout", p), &h->timeout_ms));
     else if (h->timeout_ms > h->interval_ms)
         h->timeout_ms = h->interval_ms; /* the default never exceeds a short interval */
     if ((v = sh_node_get(m, "healthy_threshold")))
-        TRY(get_u32(r, v, pathf(r, "%s.healthy_threshold", p), 1, 100, &h->healthy_threshold));
+        SH_TRY(get_u32(r, v, pathf(r, "%s.healthy_threshold", p), 1, 100, &h->healthy_threshold));
     if ((v = sh_node_get(m, "unhealthy_threshold")))
-        TRY(get_u32(r, v, pathf(r, "%s.unhealthy_threshold", p), 1, 100,
+        SH_TRY(get_u32(r, v, pathf(r, "%s.unhealthy_threshold", p), 1, 100,
                     &h->unhealthy_threshold));
     if ((v = sh_node_get(m, "start_period")))
-        TRY(get_ms(r, v, pathf(r, "%s.start_period", p), &h->start_period_ms));
+        SH_TRY(get_ms(r, v, pathf(r, "%s.start_period", p), &h->start_period_ms));
     if (h->interval_ms < 100)
         return fail_at(r, sh_node_get(m, "interval"), "%s.interval: at least 100ms", p);
     if (h->timeout_ms == 0 || h->timeout_ms > h->interval_ms)
@@ -384,44 +378,44 @@ static int read_autoscale(struct rd *r, const struct sh_node *m, const char *bas
     char p[160];
 
     snprintf(p, sizeof(p), "%s", base);
-    TRY(sh_node_check_keys(m, keys, p, r->d));
+    SH_TRY(sh_node_check_keys(m, keys, p, r->d));
     a->is_set = true;
     a->up_cooldown_ms = 30000;
     a->down_cooldown_ms = 300000;
-    TRY(sh_node_require(m, "min", p, &v, r->d));
-    TRY(get_u32(r, v, pathf(r, "%s.min", p), 0, MANIFEST_MAX_REPLICAS, &a->min));
-    TRY(sh_node_require(m, "max", p, &v, r->d));
-    TRY(get_u32(r, v, pathf(r, "%s.max", p), 1, MANIFEST_MAX_REPLICAS, &a->max));
+    SH_TRY(sh_node_require(m, "min", p, &v, r->d));
+    SH_TRY(get_u32(r, v, pathf(r, "%s.min", p), 0, MANIFEST_MAX_REPLICAS, &a->min));
+    SH_TRY(sh_node_require(m, "max", p, &v, r->d));
+    SH_TRY(get_u32(r, v, pathf(r, "%s.max", p), 1, MANIFEST_MAX_REPLICAS, &a->max));
     if (a->min > a->max)
         return fail_at(r, sh_node_get(m, "min"), "%s.min: %u is above max (%u)", p, a->min,
                        a->max);
-    TRY(sh_node_require(m, "target", p, &t, r->d));
-    TRY(sh_node_check_keys(t, tkeys, pathf(r, "%s.target", p), r->d));
+    SH_TRY(sh_node_require(m, "target", p, &t, r->d));
+    SH_TRY(sh_node_check_keys(t, tkeys, pathf(r, "%s.target", p), r->d));
     if (t->count != 1)
         return fail_at(r, t, "%s.target: give exactly one of in_flight, rps and p99", p);
     if ((v = sh_node_get(t, "in_flight"))) {
         uint32_t n;
         a->target_kind = MANIFEST_TARGET_IN_FLIGHT;
-        TRY(get_u32(r, v, pathf(r, "%s.target.in_flight", p), 1, 100000, &n));
+        SH_TRY(get_u32(r, v, pathf(r, "%s.target.in_flight", p), 1, 100000, &n));
         a->target = n;
     } else if ((v = sh_node_get(t, "rps"))) {
         uint32_t n;
         a->target_kind = MANIFEST_TARGET_RPS;
-        TRY(get_u32(r, v, pathf(r, "%s.target.rps", p), 1, 10000000, &n));
+        SH_TRY(get_u32(r, v, pathf(r, "%s.target.rps", p), 1, 10000000, &n));
         a->target = n;
     } else {
         uint32_t ms = 0;
         v = sh_node_get(t, "p99");
         a->target_kind = MANIFEST_TARGET_P99_MS;
-        TRY(get_ms(r, v, pathf(r, "%s.target.p99", p), &ms));
+        SH_TRY(get_ms(r, v, pathf(r, "%s.target.p99", p), &ms));
         if (ms == 0)
             return fail_at(r, v, "%s.target.p99: expected above 0", p);
         a->target = ms;
     }
     if ((v = sh_node_get(m, "up_cooldown")))
-        TRY(get_ms(r, v, pathf(r, "%s.up_cooldown", p), &a->up_cooldown_ms));
+        SH_TRY(get_ms(r, v, pathf(r, "%s.up_cooldown", p), &a->up_cooldown_ms));
     if ((v = sh_node_get(m, "down_cooldown")))
-        TRY(get_ms(r, v, pathf(r, "%s.down_cooldown", p), &a->down_cooldown_ms));
+        SH_TRY(get_ms(r, v, pathf(r, "%s.down_cooldown", p), &a->down_cooldown_ms));
     return 0;
 }
 
@@ -434,11 +428,11 @@ static int read_resilience(struct rd *r, const struct sh_node *m, const char *ba
     char p[160];
 
     snprintf(p, sizeof(p), "%s", base);
-    TRY(sh_node_check_keys(m, keys, p, r->d));
+    SH_TRY(sh_node_check_keys(m, keys, p, r->d));
     for (size_t i = 0; i < m->count; i++) {
         const char *k = m->items[i]->text;
         bool scalar = !strcmp(k, "lb") || !strcmp(k, "hash_on");
-        TRY(sh_node_expect(m->values[i], scalar ? SH_NODE_SCALAR : SH_NODE_MAP,
+        SH_TRY(sh_node_expect(m->values[i], scalar ? SH_NODE_SCALAR : SH_NODE_MAP,
                            pathf(r, "%s.%s", p, k), r->d));
     }
     return 0;
@@ -466,21 +460,21 @@ static int read_service(struct rd *r, const struct sh_node *key, const struct sh
     const struct sh_node *v;
     char p[96];
 
-    TRY(get_label(r, key, "services", &svc->name));
+    SH_TRY(get_label(r, key, "services", &svc->name));
     snprintf(p, sizeof(p), "services.%s", svc->name);
     svc->node = m;
     svc->replicas = 1;
     svc->stop_grace_ms = 10000;
     svc->health = (struct manifest_health){.interval_ms = 5000, .timeout_ms = 2000,
                                            .healthy_threshold = 1, .unhealthy_threshold = 3};
-    TRY(sh_node_expect(m, SH_NODE_MAP, p, r->d));
-    TRY(sh_node_check_keys(m, keys, p, r->d));
-    TRY(sh_node_require(m, "command", p, &v, r->d));
-    TRY(read_command(r, v, pathf(r, "%s.command", p), svc));
+    SH_TRY(sh_node_expect(m, SH_NODE_MAP, p, r->d));
+    SH_TRY(sh_node_check_keys(m, keys, p, r->d));
+    SH_TRY(sh_node_require(m, "command", p, &v, r->d));
+    SH_TRY(read_command(r, v, pathf(r, "%s.command", p), svc));
     if ((v = sh_node_get(m, "env")))
-        TRY(read_kvs(r, v, pathf(r, "%s.env", p), true, &svc->env, &svc->env_count));
+        SH_TRY(read_kvs(r, v, pathf(r, "%s.env", p), true, &svc->env, &svc->env_count));
     if ((v = sh_node_get(m, "working_dir")))
-        TRY(get_str(r, v, pathf(r, "%s.working_dir", p), &svc->working_dir));
+        SH_TRY(get_str(r, v, pathf(r, "%s.working_dir", p), &svc->working_dir));
     if ((v = sh_node_get(m, "port"))) {
         if (v->kind == SH_NODE_SCALAR && !v->is_quoted && !strcmp(v->text, "auto")) {
             svc->is_port_auto = true;
@@ -493,11 +487,11 @@ static int read_service(struct rd *r, const struct sh_node *key, const struct sh
         }
     }
     if ((v = sh_node_get(m, "autoscale"))) {
-        TRY(read_autoscale(r, v, pathf(r, "%s.autoscale", p), &svc->autoscale));
+        SH_TRY(read_autoscale(r, v, pathf(r, "%s.autoscale", p), &svc->autoscale));
         svc->replicas = SH_MAX(svc->autoscale.min, 1);
     }
     if ((v = sh_node_get(m, "replicas"))) {
-        TRY(get_u32(r, v, pathf(r, "%s.replicas", p), 0, MANIFEST_MAX_REPLICAS, &svc->replicas));
+        SH_TRY(get_u32(r, v, pathf(r, "%s.replicas", p), 0, MANIFEST_MAX_REPLICAS, &svc->replicas));
         if (svc->autoscale.is_set &&
             (svc->replicas < svc->autoscale.min || svc->replicas > svc->autoscale.max))
             return fail_at(r, v, "%s.replicas: %u is outside autoscale's min..max (%u..%u)", p,
@@ -513,25 +507,25 @@ static int read_service(struct rd *r, const struct sh_node *key, const struct sh
                            "%s.env.%s: set by shoal from port; remove it", p, svc->env[i].name);
     }
     if ((v = sh_node_get(m, "health"))) {
-        TRY(read_health(r, v, pathf(r, "%s.health", p), &svc->health));
+        SH_TRY(read_health(r, v, pathf(r, "%s.health", p), &svc->health));
         if (!svc->port && !svc->is_port_auto)
             return fail_at(r, v, "%s.health: needs a port (port: auto)", p);
     }
     if ((v = sh_node_get(m, "depends_on"))) {
         const char **names;
-        TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.depends_on", p), r->d));
+        SH_TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.depends_on", p), r->d));
         names = alloc0(r, (v->count + 1) * sizeof(*names));
         if (!names)
             return SH_ENOMEM;
         for (size_t i = 0; i < v->count; i++)
-            TRY(get_str(r, v->items[i], pathf(r, "%s.depends_on[%zu]", p, i), &names[i]));
+            SH_TRY(get_str(r, v->items[i], pathf(r, "%s.depends_on[%zu]", p, i), &names[i]));
         svc->depends_on = names;
         svc->depends_count = v->count;
     }
     if ((v = sh_node_get(m, "restart"))) {
         const char *s;
         bool known = false;
-        TRY(sh_node_str(v, pathf(r, "%s.restart", p), &s, r->d));
+        SH_TRY(sh_node_str(v, pathf(r, "%s.restart", p), &s, r->d));
         for (size_t k = 0; k < SH_ARRAY_LEN(restart_names); k++) {
             if (!strcmp(s, restart_names[k].name)) {
                 svc->restart = restart_names[k].restart;
@@ -543,15 +537,15 @@ static int read_service(struct rd *r, const struct sh_node *key, const struct sh
                            s);
     }
     if ((v = sh_node_get(m, "stop_grace")))
-        TRY(get_ms(r, v, pathf(r, "%s.stop_grace", p), &svc->stop_grace_ms));
+        SH_TRY(get_ms(r, v, pathf(r, "%s.stop_grace", p), &svc->stop_grace_ms));
     if ((v = sh_node_get(m, "version")))
-        TRY(get_str(r, v, pathf(r, "%s.version", p), &svc->version));
+        SH_TRY(get_str(r, v, pathf(r, "%s.version", p), &svc->version));
     if ((v = sh_node_get(m, "resilience"))) {
-        TRY(read_resilience(r, v, pathf(r, "%s.resilience", p)));
+        SH_TRY(read_resilience(r, v, pathf(r, "%s.resilience", p)));
         svc->resilience = v;
     }
     if ((v = sh_node_get(m, "config")))
-        TRY(read_kvs(r, v, pathf(r, "%s.config", p), false, &svc->config, &svc->config_count));
+        SH_TRY(read_kvs(r, v, pathf(r, "%s.config", p), false, &svc->config, &svc->config_count));
     return 0;
 }
 
@@ -630,7 +624,7 @@ static int service_ref(struct rd *r, const struct sh_node *v, const char *path)
     const char *name;
     int i;
 
-    TRY(sh_node_str(v, path, &name, r->d));
+    SH_TRY(sh_node_str(v, path, &name, r->d));
     i = manifest_service_index(r->m, name);
     if (i < 0)
         return fail_at(r, v, "%s: no service named '%s'", path, name);
@@ -650,15 +644,15 @@ static int read_gateway(struct rd *r, const struct sh_node *g)
     struct manifest_gateway *gw = &r->m->gateway;
     const struct sh_node *v, *routes;
 
-    TRY(sh_node_check_keys(g, keys, "gateway", r->d));
+    SH_TRY(sh_node_check_keys(g, keys, "gateway", r->d));
     gw->is_set = true;
     gw->node = g;
     if ((v = sh_node_get(g, "listen")))
-        TRY(get_addr(r, v, "gateway.listen", &gw->listen));
+        SH_TRY(get_addr(r, v, "gateway.listen", &gw->listen));
     if ((v = sh_node_get(g, "admin")) && v->kind != SH_NODE_NULL)
-        TRY(get_addr(r, v, "gateway.admin", &gw->admin));
-    TRY(sh_node_require(g, "routes", "gateway", &routes, r->d));
-    TRY(sh_node_expect(routes, SH_NODE_SEQ, "gateway.routes", r->d));
+        SH_TRY(get_addr(r, v, "gateway.admin", &gw->admin));
+    SH_TRY(sh_node_require(g, "routes", "gateway", &routes, r->d));
+    SH_TRY(sh_node_expect(routes, SH_NODE_SEQ, "gateway.routes", r->d));
     for (size_t i = 0; i < routes->count; i++) {
         const struct sh_node *rt = routes->items[i];
         char p[64];
@@ -666,19 +660,19 @@ static int read_gateway(struct rd *r, const struct sh_node *g)
         if (rt->kind == SH_NODE_MAP && sh_node_get(rt, "cluster"))
             return fail_at(r, sh_node_get(rt, "cluster"),
                            "%s.cluster: routes name services here (write service: NAME)", p);
-        TRY(sh_node_check_keys(rt, rkeys, p, r->d));
+        SH_TRY(sh_node_check_keys(rt, rkeys, p, r->d));
         if ((v = sh_node_get(rt, "service")))
-            TRY(service_ref(r, v, pathf(r, "%s.service", p)));
+            SH_TRY(service_ref(r, v, pathf(r, "%s.service", p)));
         if ((v = sh_node_get(rt, "split"))) {
-            TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.split", p), r->d));
+            SH_TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.split", p), r->d));
             for (size_t k = 0; k < v->count; k++) {
                 static const char *const sk[] = {"service", "weight", NULL};
                 const struct sh_node *s;
                 char sp[96];
                 snprintf(sp, sizeof(sp), "%s.split[%zu]", p, k);
-                TRY(sh_node_check_keys(v->items[k], sk, sp, r->d));
-                TRY(sh_node_require(v->items[k], "service", sp, &s, r->d));
-                TRY(service_ref(r, s, pathf(r, "%s.service", sp)));
+                SH_TRY(sh_node_check_keys(v->items[k], sk, sp, r->d));
+                SH_TRY(sh_node_require(v->items[k], "service", sp, &s, r->d));
+                SH_TRY(service_ref(r, s, pathf(r, "%s.service", sp)));
             }
         }
     }
@@ -692,26 +686,33 @@ static int read_gateway(struct rd *r, const struct sh_node *g)
  * ------------------------------------------------------------------------------------------ */
 static int read_top(struct rd *r, const struct sh_node *root)
 {
-    static const char *const keys[] = {"name",    "services",      "gateway",
-                                       "control_plane", "data_dir", NULL};
+    static const char *const keys[] = {"name", "services", "gateway", "control_plane",
+                                       "mesh", "data_dir", NULL};
     struct manifest *m = r->m;
     const struct sh_node *v, *svcs;
 
-    TRY(sh_node_expect(root, SH_NODE_MAP, "the file", r->d));
-    TRY(sh_node_check_keys(root, keys, "top level", r->d));
+    SH_TRY(sh_node_expect(root, SH_NODE_MAP, "the file", r->d));
+    SH_TRY(sh_node_check_keys(root, keys, "top level", r->d));
     if ((v = sh_node_get(root, "name")))
-        TRY(get_label(r, v, "name", &m->name));
+        SH_TRY(get_label(r, v, "name", &m->name));
     if ((v = sh_node_get(root, "data_dir")))
-        TRY(get_str(r, v, "data_dir", &m->data_dir));
+        SH_TRY(get_str(r, v, "data_dir", &m->data_dir));
     if ((v = sh_node_get(root, "control_plane"))) {
         static const char *const ck[] = {"listen", NULL};
         const struct sh_node *x;
-        TRY(sh_node_check_keys(v, ck, "control_plane", r->d));
+        SH_TRY(sh_node_check_keys(v, ck, "control_plane", r->d));
         if ((x = sh_node_get(v, "listen")))
-            TRY(get_addr(r, x, "control_plane.listen", &m->control_plane_listen));
+            SH_TRY(get_addr(r, x, "control_plane.listen", &m->control_plane_listen));
     }
-    TRY(sh_node_require(root, "services", "top level", &svcs, r->d));
-    TRY(sh_node_expect(svcs, SH_NODE_MAP, "services", r->d));
+    if ((v = sh_node_get(root, "mesh"))) {
+        static const char *const mk[] = {"listen", NULL};
+        const struct sh_node *x;
+        SH_TRY(sh_node_check_keys(v, mk, "mesh", r->d));
+        if ((x = sh_node_get(v, "listen")))
+            SH_TRY(get_addr(r, x, "mesh.listen", &m->mesh_listen));
+    }
+    SH_TRY(sh_node_require(root, "services", "top level", &svcs, r->d));
+    SH_TRY(sh_node_expect(svcs, SH_NODE_MAP, "services", r->d));
     if (svcs->count == 0)
         return fail_at(r, svcs, "services: expected at least one service");
     if (svcs->count > MANIFEST_MAX_SERVICES) {
@@ -722,7 +723,7 @@ static int read_top(struct rd *r, const struct sh_node *root)
     if (!m->services)
         return SH_ENOMEM;
     for (size_t i = 0; i < svcs->count; i++) {
-        TRY(read_service(r, svcs->items[i], svcs->values[i], &m->services[i]));
+        SH_TRY(read_service(r, svcs->items[i], svcs->values[i], &m->services[i]));
         m->service_count = i + 1;
     }
     for (size_t i = 0; i < m->service_count; i++) {
@@ -733,9 +734,9 @@ static int read_top(struct rd *r, const struct sh_node *root)
                                m->services[i].name, m->services[i].port, m->services[k].name);
         }
     }
-    TRY(resolve_depends(r));
+    SH_TRY(resolve_depends(r));
     if ((v = sh_node_get(root, "gateway")))
-        TRY(read_gateway(r, v));
+        SH_TRY(read_gateway(r, v));
     return 0;
 }
 
@@ -758,6 +759,7 @@ int manifest_from_doc(const struct sh_doc *doc, struct manifest **out, struct sh
     m->doc = doc;
     m->file = doc->file;
     m->control_plane_listen = MANIFEST_DEFAULT_CONTROL_PLANE;
+    m->mesh_listen = MANIFEST_DEFAULT_MESH_LISTEN;
     m->data_dir = MANIFEST_DEFAULT_DATA_DIR;
     m->gateway.listen = MANIFEST_DEFAULT_GATEWAY_LISTEN;
     r = (struct rd){.m = m, .d = d};
@@ -865,31 +867,20 @@ static struct sh_node *route_copy(struct sh_doc *doc, const struct sh_node *src)
     return map;
 }
 
-static int build_gateway_doc(const struct manifest *m, struct sh_doc *doc)
+/* control_plane and one cluster per service, shared by the gateway's and the mesh's docs. */
+static int put_clusters(const struct manifest *m, struct sh_doc *doc, struct sh_node *top)
 {
-    static const char *const pass[] = {"listen", "admin", "workers", "access_log", "limits"};
-    const struct sh_node *root = m->doc->root, *g = m->gateway.node, *cpn;
-    struct sh_node *top, *cp, *clusters, *routes;
+    const struct sh_node *root = m->doc->root, *cpn;
+    struct sh_node *cp, *clusters;
 
-    top = sh_node_new(doc, SH_NODE_MAP, root->line, root->col);
-    if (!top)
-        return SH_ENOMEM;
-    doc->root = top;
-    for (size_t i = 0; g && i < SH_ARRAY_LEN(pass); i++) {
-        const struct sh_node *v = sh_node_get(g, pass[i]);
-        if (v)
-            TRY(put(doc, top, pass[i], v, (struct sh_node *)v));
-    }
-    if (!g || !sh_node_get(g, "listen"))
-        TRY(put(doc, top, "listen", root, scalar_at(doc, m->gateway.listen, root)));
     cpn = sh_node_get(sh_node_get(root, "control_plane"), "listen");
     if (!cpn)
         cpn = root;
     cp = sh_node_new(doc, SH_NODE_MAP, cpn->line, cpn->col);
     if (!cp)
         return SH_ENOMEM;
-    TRY(put(doc, cp, "address", cpn, scalar_at(doc, m->control_plane_listen, cpn)));
-    TRY(put(doc, top, "control_plane", cpn, cp));
+    SH_TRY(put(doc, cp, "address", cpn, scalar_at(doc, m->control_plane_listen, cpn)));
+    SH_TRY(put(doc, top, "control_plane", cpn, cp));
     clusters = sh_node_new(doc, SH_NODE_SEQ, root->line, root->col);
     if (!clusters)
         return SH_ENOMEM;
@@ -898,13 +889,33 @@ static int build_gateway_doc(const struct manifest *m, struct sh_doc *doc)
         struct sh_node *cl = sh_node_new(doc, SH_NODE_MAP, s->node->line, s->node->col);
         if (!cl)
             return SH_ENOMEM;
-        TRY(put(doc, cl, "name", s->node, scalar_at(doc, s->name, s->node)));
-        TRY(put(doc, cl, "service", s->node, scalar_at(doc, s->name, s->node)));
+        SH_TRY(put(doc, cl, "name", s->node, scalar_at(doc, s->name, s->node)));
+        SH_TRY(put(doc, cl, "service", s->node, scalar_at(doc, s->name, s->node)));
         for (size_t k = 0; s->resilience && k < s->resilience->count; k++)
-            TRY(sh_node_map_append(doc, cl, s->resilience->items[k], s->resilience->values[k]));
-        TRY(sh_node_seq_append(doc, clusters, cl));
+            SH_TRY(sh_node_map_append(doc, cl, s->resilience->items[k], s->resilience->values[k]));
+        SH_TRY(sh_node_seq_append(doc, clusters, cl));
     }
-    TRY(put(doc, top, "clusters", root, clusters));
+    return put(doc, top, "clusters", root, clusters);
+}
+
+static int build_gateway_doc(const struct manifest *m, struct sh_doc *doc)
+{
+    static const char *const pass[] = {"listen", "admin", "workers", "access_log", "limits"};
+    const struct sh_node *root = m->doc->root, *g = m->gateway.node;
+    struct sh_node *top, *routes;
+
+    top = sh_node_new(doc, SH_NODE_MAP, root->line, root->col);
+    if (!top)
+        return SH_ENOMEM;
+    doc->root = top;
+    for (size_t i = 0; g && i < SH_ARRAY_LEN(pass); i++) {
+        const struct sh_node *v = sh_node_get(g, pass[i]);
+        if (v)
+            SH_TRY(put(doc, top, pass[i], v, (struct sh_node *)v));
+    }
+    if (!g || !sh_node_get(g, "listen"))
+        SH_TRY(put(doc, top, "listen", root, scalar_at(doc, m->gateway.listen, root)));
+    SH_TRY(put_clusters(m, doc, top));
     routes = sh_node_new(doc, SH_NODE_SEQ, g ? g->line : root->line, g ? g->col : root->col);
     if (!routes)
         return SH_ENOMEM;
@@ -912,25 +923,102 @@ static int build_gateway_doc(const struct manifest *m, struct sh_doc *doc)
         struct sh_node *rt = route_copy(doc, m->gateway.routes->items[i]);
         if (!rt)
             return SH_ENOMEM;
-        TRY(sh_node_seq_append(doc, routes, rt));
+        SH_TRY(sh_node_seq_append(doc, routes, rt));
     }
     return put(doc, top, "routes", routes, routes);
 }
 
-int manifest_gateway_doc(const struct manifest *m, struct sh_doc **out)
+/* A MAP {key: value} positioned at <at>. */
+static struct sh_node *pair_at(struct sh_doc *doc, const char *key, const char *value,
+                               const struct sh_node *at)
+{
+    struct sh_node *map = sh_node_new(doc, SH_NODE_MAP, at->line, at->col);
+
+    if (!map || put(doc, map, key, at, scalar_at(doc, value, at)) < 0)
+        return NULL;
+    return map;
+}
+
+static int build_mesh_doc(const struct manifest *m, struct sh_doc *doc)
+{
+    const struct sh_node *root = m->doc->root, *at;
+    struct sh_node *top, *routes, *rt, *resp;
+    struct buf msg;
+    int rc;
+
+    at = sh_node_get(sh_node_get(root, "mesh"), "listen");
+    if (!at)
+        at = root;
+    top = sh_node_new(doc, SH_NODE_MAP, root->line, root->col);
+    if (!top)
+        return SH_ENOMEM;
+    doc->root = top;
+    SH_TRY(put(doc, top, "listen", at, scalar_at(doc, m->mesh_listen, at)));
+    SH_TRY(put_clusters(m, doc, top));
+    routes = sh_node_new(doc, SH_NODE_SEQ, at->line, at->col);
+    if (!routes)
+        return SH_ENOMEM;
+    for (size_t i = 0; i < m->service_count; i++) {
+        const struct manifest_service *s = &m->services[i];
+        rt = sh_node_new(doc, SH_NODE_MAP, s->node->line, s->node->col);
+        if (!rt)
+            return SH_ENOMEM;
+        SH_TRY(put(doc, rt, "name", s->node, scalar_at(doc, s->name, s->node)));
+        SH_TRY(put(doc, rt, "match", s->node, pair_at(doc, "host", s->name, s->node)));
+        SH_TRY(put(doc, rt, "cluster", s->node, scalar_at(doc, s->name, s->node)));
+        SH_TRY(sh_node_seq_append(doc, routes, rt));
+    }
+    msg = BUF_INIT(0);
+    buf_appends(&msg, SLICE("no such service: send Host: <service> (or http://<service>/... "
+                            "through HTTP_PROXY); services here:"));
+    for (size_t i = 0; i < m->service_count; i++)
+        buf_appendf(&msg, " %s", m->services[i].name);
+    buf_appendc(&msg, '\n');
+    rc = msg.err ? SH_ENOMEM : 0;
+    resp = rc == 0 ? sh_node_new(doc, SH_NODE_MAP, at->line, at->col) : NULL;
+    rt = resp ? sh_node_new(doc, SH_NODE_MAP, at->line, at->col) : NULL;
+    if (!rt) {
+        buf_release(&msg);
+        return SH_ENOMEM;
+    }
+    rc = put(doc, resp, "status", at, scalar_at(doc, "503", at));
+    if (rc == 0)
+        rc = put(doc, resp, "body", at,
+                 sh_node_new_scalar(doc, buf_slice(&msg), true, at->line, at->col));
+    buf_release(&msg);
+    SH_TRY(rc);
+    SH_TRY(put(doc, rt, "name", at, scalar_at(doc, "no-such-service", at)));
+    SH_TRY(put(doc, rt, "respond", at, resp));
+    SH_TRY(sh_node_seq_append(doc, routes, rt));
+    return put(doc, top, "routes", routes, routes);
+}
+
+typedef int build_doc_fn(const struct manifest *m, struct sh_doc *doc);
+
+static int make_doc(const struct manifest *m, build_doc_fn *build, struct sh_doc **out)
 {
     struct sh_doc *doc;
     int rc;
 
     *out = NULL;
-    TRY(sh_doc_new(m->file, &doc));
-    rc = build_gateway_doc(m, doc);
+    SH_TRY(sh_doc_new(m->file, &doc));
+    rc = build(m, doc);
     if (rc < 0) {
         sh_doc_free(doc);
         return rc;
     }
     *out = doc;
     return 0;
+}
+
+int manifest_gateway_doc(const struct manifest *m, struct sh_doc **out)
+{
+    return make_doc(m, build_gateway_doc, out);
+}
+
+int manifest_mesh_doc(const struct manifest *m, struct sh_doc **out)
+{
+    return make_doc(m, build_mesh_doc, out);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -1084,7 +1172,7 @@ int manifest_check(const char *path, bool is_json, manifest_doc_check_fn *gatewa
     int rc;
 
     *out = NULL;
-    TRY(manifest_load_file(path, &m, d));
+    SH_TRY(manifest_load_file(path, &m, d));
     rc = gateway_check ? manifest_gateway_doc(m, &gdoc) : 0;
     if (rc == SH_ENOMEM)
         sh_diag_set(d, path, "out of memory");

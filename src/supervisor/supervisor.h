@@ -65,6 +65,7 @@ SH_MUST_CHECK int manifest_read_buf(const char *name, const char *text, size_t l
 #define MANIFEST_DEFAULT_CONTROL_PLANE "127.0.0.1:7700"
 #define MANIFEST_DEFAULT_GATEWAY_LISTEN "127.0.0.1:8080"
 #define MANIFEST_DEFAULT_DATA_DIR ".shoal"
+#define MANIFEST_DEFAULT_MESH_LISTEN "127.0.0.1:7701"
 
 enum manifest_restart {
     MANIFEST_RESTART_ALWAYS = 0, /* the default */
@@ -149,6 +150,7 @@ struct manifest {
     const char *file;                 /* the doc's file name */
     const char *name;                 /* NULL when not given */
     const char *control_plane_listen; /* default MANIFEST_DEFAULT_CONTROL_PLANE */
+    const char *mesh_listen;          /* default MANIFEST_DEFAULT_MESH_LISTEN */
     const char *data_dir;             /* as written (relative to the manifest's directory);
                                        * default MANIFEST_DEFAULT_DATA_DIR */
     struct manifest_service *services; /* service_count, in the order written */
@@ -185,6 +187,13 @@ uint64_t manifest_instance_count(const struct manifest *m);
  * shoal.yaml's line and column (with the proxy's paths, such as "clusters[api].retry.max").
  * Returns 0 and *out (caller frees with sh_doc_free, before the manifest's doc), or SH_ENOMEM. */
 SH_MUST_CHECK int manifest_gateway_doc(const struct manifest *m, struct sh_doc **out);
+
+/* The mesh listener's configuration, in the same syntax: listen: mesh_listen; the same
+ * control_plane and clusters as manifest_gateway_doc; one route per service matching
+ * "host: S" (so "Host: S" and absolute-form "http://S/..." requests reach S), and a last
+ * route answering 503 with a message that names the services of this manifest. Returns as
+ * manifest_gateway_doc. */
+SH_MUST_CHECK int manifest_mesh_doc(const struct manifest *m, struct sh_doc **out);
 
 /* `shoal check`: loads and validates the manifest at <path>, and checks the gateway part with
  * <gateway_check> when not NULL (main.c passes one that runs proxy_config_from_doc on

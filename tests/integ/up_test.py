@@ -26,6 +26,30 @@ def free_port():
     return p
 
 
+CALLER = r"""
+import http.server, json, os, urllib.request
+
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/health":
+            body = b"ok"
+        else:
+            with urllib.request.urlopen("http://back/from-caller", timeout=5) as r:
+                got = json.loads(r.read())
+            got["env_mesh"] = os.environ.get("SHOAL_MESH")
+            body = json.dumps(got).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"""
+
+
 def alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -37,7 +61,9 @@ def alive(pid):
 def main():
     passed = failed = 0
     d = tempfile.mkdtemp(prefix="shoal-up-")
-    gw, adm, cp = free_port(), free_port(), free_port()
+    gw, adm, cp, mesh = free_port(), free_port(), free_port(), free_port()
+    with open(os.path.join(d, "caller.py"), "w") as f:
+        f.write(CALLER)
     with open(os.path.join(d, "shoal.yaml"), "w") as f:
         f.write(f"""
 name: uptest
@@ -52,12 +78,19 @@ services:
     command: [{SHOAL}, echo, --listen, "127.0.0.1:$PORT", --name, back]
     port: auto
     health: {{http: /health, interval: 1s}}
+  caller:
+    command: [python3, caller.py]
+    port: auto
+    health: {{http: /health, interval: 1s}}
+    depends_on: [back]
 gateway:
   listen: 127.0.0.1:{gw}
   admin: 127.0.0.1:{adm}
   routes:
     - {{match: {{prefix: /front}}, service: front}}
+    - {{match: {{prefix: /caller}}, service: caller}}
 control_plane: {{listen: 127.0.0.1:{cp}}}
+mesh: {{listen: 127.0.0.1:{mesh}}}
 """)
     env = dict(os.environ)
     env.pop("SHOAL_TOKEN", None)
@@ -140,6 +173,31 @@ control_plane: {{listen: 127.0.0.1:{cp}}}
     check("all_instances_healthy_in_dependency_order", all_healthy)
     check("traffic_through_the_gateway", traffic)
     check("kill9_of_an_instance_under_load_fails_no_get", kill9_under_load)
+
+    def mesh_by_host():
+        req = urllib.request.Request(f"http://127.0.0.1:{mesh}/x", headers={"Host": "back"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            assert json.loads(r.read())["served_by"] == "back"
+        via = urllib.request.build_opener(
+            urllib.request.ProxyHandler({"http": f"http://127.0.0.1:{mesh}"}))
+        with via.open("http://front/y", timeout=5) as r:  # absolute-form, as a proxy sees it
+            assert json.loads(r.read())["served_by"] == "front"
+        try:
+            req = urllib.request.Request(f"http://127.0.0.1:{mesh}/", headers={"Host": "nope"})
+            urllib.request.urlopen(req, timeout=5)
+            raise AssertionError("unknown service answered")
+        except urllib.error.HTTPError as e:
+            body = e.read().decode()
+            assert e.code == 503 and "no such service" in body and "back" in body, body
+    check("mesh_routes_by_host_and_as_http_proxy", mesh_by_host)
+
+    def service_calls_service_by_name():
+        # caller fetches http://back/... with nothing but the environment shoal gave it
+        with urllib.request.urlopen(f"http://127.0.0.1:{gw}/caller/z", timeout=5) as r:
+            got = json.loads(r.read())
+        assert got["served_by"] == "back", got
+        assert got["env_mesh"] == f"http://127.0.0.1:{mesh}", got
+    check("service_calls_another_by_name_through_the_mesh", service_calls_service_by_name)
 
     def sigterm_leaves_no_child():
         children = [rec["pid"] for rec in spawns()]

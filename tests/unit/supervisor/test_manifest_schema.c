@@ -167,6 +167,7 @@ static void test_manifest_schema__defaults(void **state)
     assert_int_equal(load("services:\n  web:\n    command: ./web\n", &doc, &m, &d), 0);
     assert_null(m->name);
     assert_string_equal(m->control_plane_listen, "127.0.0.1:7700");
+    assert_string_equal(m->mesh_listen, "127.0.0.1:7701");
     assert_string_equal(m->data_dir, ".shoal");
     assert_false(m->gateway.is_set);
     assert_int_equal(m->services[0].replicas, 1);
@@ -257,6 +258,10 @@ static const struct bad bads[] = {
     {"gateway: {routes: []}\n", "shoal.yaml:1:1", "top level: missing required key 'services'"},
     {"services:\n  a:\n    command: x\ncontrol_plane: {listen: nowhere}\n", "shoal.yaml:4:25",
      "control_plane.listen: 'nowhere' is not an address (write HOST:PORT, e.g. 127.0.0.1:8080)"},
+    {"services:\n  a:\n    command: x\nmesh: {listen: 127.0.0.1}\n", "shoal.yaml:4:16",
+     "mesh.listen: '127.0.0.1' is not an address (write HOST:PORT, e.g. 127.0.0.1:8080)"},
+    {"services:\n  a:\n    command: x\nmesh: {port: 1}\n", "shoal.yaml:4:8",
+     "mesh: unknown key 'port' (allowed: listen)"},
 };
 
 static void test_manifest_schema__errors_name_where_and_what(void **state)
@@ -313,6 +318,36 @@ static void test_manifest_schema__gateway_doc_renames_service_to_cluster(void **
     sh_doc_free(doc);
 }
 
+static void test_manifest_schema__mesh_doc_routes_each_service_by_host(void **state)
+{
+    struct sh_doc *doc, *g;
+    struct manifest *m;
+    struct sh_diag d = {{0}, {0}};
+    const struct sh_node *rt, *last, *resp;
+    (void)state;
+
+    assert_int_equal(load(full, &doc, &m, &d), 0);
+    assert_int_equal(manifest_mesh_doc(m, &g), 0);
+    assert_string_equal(sh_node_get(g->root, "listen")->text, "127.0.0.1:7701");
+    assert_int_equal(sh_node_get(g->root, "clusters")->count, 3);
+    assert_int_equal(sh_node_get(sh_node_get(g->root, "clusters")->items[0], "retry")->line, 16);
+    rt = sh_node_get(g->root, "routes");
+    assert_int_equal(rt->count, 4);
+    for (size_t i = 0; i < 3; i++) {
+        assert_string_equal(sh_node_get(sh_node_get(rt->items[i], "match"), "host")->text,
+                            m->services[i].name);
+        assert_string_equal(sh_node_get(rt->items[i], "cluster")->text, m->services[i].name);
+    }
+    last = rt->items[3];
+    assert_null(sh_node_get(last, "match"));
+    resp = sh_node_get(last, "respond");
+    assert_string_equal(sh_node_get(resp, "status")->text, "503");
+    assert_non_null(strstr(sh_node_get(resp, "body")->text, "services here: api db cache"));
+    sh_doc_free(g);
+    manifest_free(m);
+    sh_doc_free(doc);
+}
+
 static void test_manifest_schema__check_summary_and_json(void **state)
 {
     char path[] = "/tmp/shoal-schema-XXXXXX";
@@ -354,6 +389,8 @@ static void test_manifest_schema__oom_torture(void **state)
         sh_alloc_fail_after(1000000);
         assert_int_equal(load(full, &doc, &m, &d), 0);
         assert_int_equal(manifest_gateway_doc(m, &g), 0);
+        sh_doc_free(g);
+        assert_int_equal(manifest_mesh_doc(m, &g), 0);
         total = sh_alloc_count();
         sh_alloc_fail_after(0);
         sh_doc_free(g);
@@ -370,6 +407,10 @@ static void test_manifest_schema__oom_torture(void **state)
         rc = load(full, &doc, &m, &d);
         if (rc == 0)
             rc = manifest_gateway_doc(m, &g);
+        sh_doc_free(g);
+        g = NULL;
+        if (rc == 0)
+            rc = manifest_mesh_doc(m, &g);
         sh_alloc_fail_after(0);
         if (rc != SH_ENOMEM)
             fail_msg("failing allocation %ld of %ld: %s (%s: %s)", n, total, sh_errname(rc),
@@ -388,6 +429,7 @@ int main(void)
         SH_TEST(test_manifest_schema__defaults),
         SH_TEST(test_manifest_schema__errors_name_where_and_what),
         SH_TEST(test_manifest_schema__gateway_doc_renames_service_to_cluster),
+        SH_TEST(test_manifest_schema__mesh_doc_routes_each_service_by_host),
         SH_TEST(test_manifest_schema__check_summary_and_json),
         SH_TEST(test_manifest_schema__oom_torture),
     };
