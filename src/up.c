@@ -344,13 +344,21 @@ static void admin_stopped(void *data)
     finish(data);
 }
 
+/* Last, the control plane; discovery first, so its pending long polls do not end in 503s. */
+static void stop_control_plane(struct up *u)
+{
+    proxy_discovery_free(u->disc);
+    u->disc = NULL;
+    admin_stop(u->admin, 2000, admin_stopped, u);
+}
+
 static void mesh_stopped(void *data)
 {
     struct up *u = data;
 
     proxy_gateway_free(u->mesh);
     u->mesh = NULL;
-    admin_stop(u->admin, 2000, admin_stopped, u);
+    stop_control_plane(u);
 }
 
 /* The mesh stays up until every instance has stopped: services may call each other while
@@ -366,7 +374,7 @@ static void instance_stopped(void *data, uint64_t id, const struct sup_exit *ex)
     if (u->mesh)
         proxy_gateway_stop(u->mesh, 2000, mesh_stopped, u);
     else
-        admin_stop(u->admin, 2000, admin_stopped, u);
+        stop_control_plane(u);
 }
 
 static void stop_instances(struct up *u)

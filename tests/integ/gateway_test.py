@@ -22,13 +22,6 @@ ONLY = sys.argv[2:]
 lib.set_binary(SHOAL)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
 
 class Gateway:
     """A `shoal gateway` process with a config written to a temp dir."""
@@ -36,8 +29,8 @@ class Gateway:
     def __init__(self, config, workers=2, expect_fail=False):
         self.dir = tempfile.mkdtemp(prefix="shoal-gw-")
         self.path = os.path.join(self.dir, "gateway.yaml")
-        self.port = free_port()
-        self.admin = free_port()
+        self.port = lib.free_port()
+        self.admin = lib.free_port()
         self.workers = workers
         self.write(config)
         self.proc = subprocess.Popen([SHOAL, "gateway", "-c", self.path, "--grace", "2s"],
@@ -126,7 +119,7 @@ class Upstreams:
     """Echo servers named e0, e1, ... on fixed ports (so one can be restarted in place)."""
 
     def __init__(self, n, *args):
-        self.ports = [free_port() for _ in range(n)]
+        self.ports = [lib.free_port() for _ in range(n)]
         self.args = args
         self.procs = [Echo("--name", f"e{i}", *args, listen=f"127.0.0.1:{p}")
                       for i, p in enumerate(self.ports)]

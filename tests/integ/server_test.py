@@ -25,18 +25,11 @@ lib.set_binary(SHOAL)
 TOKEN = "integration-token-0123456789"
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
 
 class Server:
     def __init__(self, data_dir=None, token=TOKEN):
         self.dir = data_dir or tempfile.mkdtemp(prefix="shoal-srv-")
-        self.port = free_port()
+        self.port = lib.free_port()
         env = dict(os.environ)
         env.pop("SHOAL_TOKEN", None)
         args = [SHOAL, "server", "--data-dir", self.dir, "--listen", f"127.0.0.1:{self.port}"]
@@ -340,7 +333,7 @@ def prometheus_discovers_and_scrapes_through_http_sd(_):
     assert prom, "the prometheus server is not installed (scripts/install-deps.sh installs it)"
     srv = Server()
     gw_dir = tempfile.mkdtemp(prefix="shoal-prom-")
-    gw_port, admin_port, prom_port = free_port(), free_port(), free_port()
+    gw_port, admin_port, prom_port = lib.free_port(), lib.free_port(), lib.free_port()
     with open(os.path.join(gw_dir, "gw.yaml"), "w") as f:
         f.write(f"listen: 127.0.0.1:{gw_port}\nworkers: 1\nadmin: 127.0.0.1:{admin_port}\n"
                 "routes:\n  - {respond: {status: 200, body: ok}}\n")
@@ -400,7 +393,7 @@ def gateway_fed_by_the_registry_follows_it_within_a_second(_):
     srv = Server()
     e1, e2 = Echo("--name", "e1"), Echo("--name", "e2")
     gw_dir = tempfile.mkdtemp(prefix="shoal-gwreg-")
-    gw_port = free_port()
+    gw_port = lib.free_port()
     with open(os.path.join(gw_dir, "gw.yaml"), "w") as f:
         f.write(f"listen: 127.0.0.1:{gw_port}\nworkers: 2\naccess_log: off\n"
                 f"control_plane: {{address: 127.0.0.1:{srv.port}}}\n"
@@ -556,7 +549,7 @@ def server_sent_events_stream_changes(_):
 def gateway_config_kept_in_the_control_plane_reaches_the_workers(_):
     srv = Server()
     echo = Echo("--name", "kv-upstream")
-    port = free_port()
+    port = lib.free_port()
     env = dict(os.environ, SHOAL_ADDR=f"127.0.0.1:{srv.port}", SHOAL_TOKEN=TOKEN)
     base = (f"listen: 127.0.0.1:{port}\nworkers: 2\naccess_log: off\n"
             f"clusters: [{{name: up, endpoints: [127.0.0.1:{echo.port}]}}]\nroutes:\n")

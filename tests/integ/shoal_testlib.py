@@ -22,6 +22,75 @@ def proc_status_kib(pid, field):
     return -1
 
 
+def free_port():
+    """A port nobody listens on at the moment, on 127.0.0.1."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Checks:
+    """Runs named checks in order, printing ok/FAIL with the time taken (and, on failure, the
+    tail of <log>, a list of lines, when given); summary() prints the counts."""
+
+    def __init__(self, log=None):
+        self.passed = self.failed = 0
+        self.log = log
+
+    def run(self, name, fn):
+        t0 = time.monotonic()
+        try:
+            fn()
+            self.passed += 1
+            print(f"ok   {name} ({time.monotonic() - t0:.2f}s)", flush=True)
+        except Exception as exc:  # noqa: BLE001 - report and go on
+            self.failed += 1
+            tail = "".join(self.log()[-8:]) if self.log else ""
+            print(f"FAIL {name}: {type(exc).__name__}: {exc}\n{tail}", flush=True)
+
+    def result(self, name, ok, detail=""):
+        if ok:
+            self.passed += 1
+            print(f"ok   {name}", flush=True)
+        else:
+            self.failed += 1
+            print(f"FAIL {name}: {detail}", flush=True)
+
+    def summary(self):
+        print(f"{self.passed} passed, {self.failed} failed")
+        return 1 if self.failed else 0
+
+
+class Load:
+    """Calls fn() in a loop on a thread (pause seconds apart) until stop(); counts the calls
+    that returned and keeps the repr of those that raised (URLError, ConnectionError,
+    ValueError). Bounded by the caller: stop() ends it."""
+
+    def __init__(self, fn, pause=0.005):
+        import urllib.error
+        self.done, self.failures = 0, []
+        self._stop = threading.Event()
+        errors = (urllib.error.URLError, ConnectionError, ValueError)
+
+        def loop():
+            while not self._stop.is_set():
+                try:
+                    fn()
+                    self.done += 1
+                except errors as e:
+                    self.failures.append(repr(e))
+                time.sleep(pause)
+        self._thread = threading.Thread(target=loop)
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=10)
+        return self
+
+
 def set_binary(path):
     global SHOAL
     SHOAL = path

@@ -40,7 +40,7 @@ expect_bad() {
 }
 
 expect_ok "example passes" "$src/examples/hello/shoal.yaml" \
-    '^.*examples/hello/shoal.yaml: ok \(2 services, 3 instances, gateway on 127\.0\.0\.1:8080\)$'
+    '^.*examples/hello/shoal.yaml: ok \(2 services, 4 instances, gateway on 127\.0\.0\.1:8080\)$'
 expect_ok "example as JSON" "$src/examples/hello/shoal.yaml" '"start_order":\["names","greeter"\]' --json
 if command -v python3 >/dev/null; then
     timeout 20 "$shoal" check -f "$src/examples/hello/shoal.yaml" --json >"$tmp/out" 2>"$tmp/err"

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,15 +14,11 @@ import time
 import urllib.error
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import shoal_testlib as lib  # noqa: E402
+
 SHOAL = os.path.abspath(sys.argv[1])
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 CALLER = r"""
@@ -59,9 +54,8 @@ def alive(pid):
 
 
 def main():
-    passed = failed = 0
     d = tempfile.mkdtemp(prefix="shoal-up-")
-    gw, adm, cp, mesh = free_port(), free_port(), free_port(), free_port()
+    gw, adm, cp, mesh = lib.free_port(), lib.free_port(), lib.free_port(), lib.free_port()
     with open(os.path.join(d, "caller.py"), "w") as f:
         f.write(CALLER)
     with open(os.path.join(d, "shoal.yaml"), "w") as f:
@@ -120,16 +114,8 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         with urllib.request.urlopen(f"http://127.0.0.1:{gw}/front/x", timeout=5) as r:
             return json.loads(r.read())["served_by"]
 
-    def check(name, fn):
-        nonlocal passed, failed
-        t0 = time.monotonic()
-        try:
-            fn()
-            passed += 1
-            print(f"ok   {name} ({time.monotonic() - t0:.2f}s)", flush=True)
-        except Exception as exc:  # noqa: BLE001
-            failed += 1
-            print(f"FAIL {name}: {type(exc).__name__}: {exc}\n" + "".join(log[-8:]), flush=True)
+    checks = lib.Checks(log=lambda: log)
+    check = checks.run
 
     def all_healthy():
         t0 = time.monotonic()
@@ -144,19 +130,7 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         assert all(get() == "front" for _ in range(10))
 
     def kill9_under_load():
-        failures, done = [], [0]
-        stop = threading.Event()
-
-        def load():
-            while not stop.is_set():
-                try:
-                    get()
-                    done[0] += 1
-                except (urllib.error.URLError, ConnectionError, ValueError) as e:
-                    failures.append(repr(e))
-                time.sleep(0.005)
-        t = threading.Thread(target=load)
-        t.start()
+        load = lib.Load(get)
         time.sleep(0.3)
         victim = spawns("front")[0]["pid"]
         os.kill(victim, signal.SIGKILL)
@@ -164,11 +138,10 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         while time.monotonic() < end and len(spawns("front")) < 3:
             time.sleep(0.05)
         time.sleep(1.5)  # the new process passes its health check and takes traffic again
-        stop.set()
-        t.join(timeout=10)
+        load.stop()
         assert len(spawns("front")) >= 3, "the killed instance was not restarted"
-        assert not failures, failures[:3]
-        print(f"    {done[0]} GETs during the kill -9, 0 failed")
+        assert not load.failures, load.failures[:3]
+        print(f"    {load.done} GETs during the kill -9, 0 failed")
 
     check("all_instances_healthy_in_dependency_order", all_healthy)
     check("traffic_through_the_gateway", traffic)
@@ -211,15 +184,10 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         p.kill()
     bad = subprocess.run([SHOAL, "up", "-f", "/nonexistent/shoal.yaml"], capture_output=True,
                          text=True, timeout=10)
-    if bad.returncode == 1 and "/nonexistent/shoal.yaml" in bad.stderr:
-        passed += 1
-        print("ok   missing_manifest_is_an_error")
-    else:
-        failed += 1
-        print("FAIL missing_manifest_is_an_error:", bad.returncode, bad.stderr)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
-
+    checks.result("missing_manifest_is_an_error",
+                  bad.returncode == 1 and "/nonexistent/shoal.yaml" in bad.stderr,
+                  f"{bad.returncode} {bad.stderr}")
+    return checks.summary()
 
 if __name__ == "__main__":
     sys.exit(main())

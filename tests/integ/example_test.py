@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""examples/hello through the real binaries: the example's own shoal.yaml, with its fixed
+ports swapped for free ones and its commands pointed at this build. greeter calls names
+through the mesh by name; names keeps its rows in its own SQLite file, across a restart of the
+whole stack; kill -9 of a names instance under a bounded /hello load fails no request; under
+`make asan` no service reports a sanitizer error.
+Usage: example_test.py PATH/TO/shoal"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import shoal_testlib as lib  # noqa: E402
+
+SHOAL = os.path.abspath(sys.argv[1])
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SEED = {"Ada", "Grace", "Barbara", "Margaret", "Linus"}
+
+
+
+def main():
+    d = tempfile.mkdtemp(prefix="shoal-example-")
+    ports = {p: lib.free_port() for p in ("8080", "8081", "7700", "7701")}
+    with open(os.path.join(ROOT, "examples/hello/shoal.yaml")) as f:
+        text = f.read()
+    for fixed, free in ports.items():
+        assert f"127.0.0.1:{fixed}" in text, fixed
+        text = text.replace(f"127.0.0.1:{fixed}", f"127.0.0.1:{free}")
+    bindir = os.path.join(os.path.dirname(SHOAL), "examples")
+    assert "../../build/examples/" in text
+    text = text.replace("../../build/examples/", bindir + "/")
+    manifest = os.path.join(d, "shoal.yaml")
+    with open(manifest, "w") as f:
+        f.write(text)
+    gw = ports["8080"]
+    env = dict(os.environ)
+    env.pop("SHOAL_TOKEN", None)
+    state = {}
+
+    def start():
+        log, healthy = [], threading.Event()
+        p = subprocess.Popen([SHOAL, "up", "-f", manifest], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+
+        def drain():
+            for line in p.stderr:
+                log.append(line)
+                if "all instances healthy" in line:
+                    healthy.set()
+        threading.Thread(target=drain, daemon=True).start()
+        state.update(p=p, log=log, healthy=healthy)
+        state.setdefault("logs", []).append(log)
+
+    def stop():
+        p = state["p"]
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=20) == 0, "shoal up did not exit 0"
+
+    def call(path, data=None):
+        req = urllib.request.Request(f"http://127.0.0.1:{gw}{path}", data=data)
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, json.loads(r.read())
+
+    checks = lib.Checks(log=lambda: state.get("log", []))
+    check = checks.run
+
+    def all_healthy():
+        start()
+        assert state["healthy"].wait(30), "never all healthy"
+        rec = json.loads([l for l in state["log"] if "all instances healthy" in l][0])
+        print(f"    all 4 instances healthy {rec['ms']} ms after start")
+
+    def hello_through_the_mesh():
+        seen = set()
+        for _ in range(20):
+            status, got = call("/hello")
+            assert status == 200, got
+            word, name = got["greeting"].rstrip("!").split(", ", 1)
+            assert word == "hello" and name in SEED, got
+            seen.add(got["from"])
+        assert len(seen) == 2, f"both greeter instances should answer: {seen}"
+
+    def names_persist_in_their_own_database():
+        status, _ = call("/names", data=b"Edsger")
+        assert status == 201
+        try:
+            call("/names", data=b"not a name!")
+            raise AssertionError("a bad name was accepted")
+        except urllib.error.HTTPError as e:
+            assert e.code == 400, e.code
+        assert "Edsger" in call("/names")[1]
+        assert os.path.exists(os.path.join(d, ".shoal", "names.sqlite"))
+        stop()
+        start()
+        assert state["healthy"].wait(30), "never all healthy after the restart"
+        assert "Edsger" in call("/names")[1], "the row did not survive a restart"
+
+    def kill9_of_names_under_load():
+        load = lib.Load(lambda: call("/hello"))
+        time.sleep(0.3)
+        starts = [json.loads(l) for l in state["log"]
+                  if '"msg":"instance started"' in l and '"pid"' in l]
+        victim = [r["pid"] for r in starts if r.get("service") == "names"][-1]
+        os.kill(victim, signal.SIGKILL)
+        time.sleep(2.5)
+        load.stop()
+        assert not load.failures, load.failures[:3]
+        assert load.done > 50, load.done
+        print(f"    {load.done} /hello calls (each one gateway -> greeter -> mesh -> names) "
+              "while a names instance was killed, 0 failed")
+
+    check("example_all_healthy", all_healthy)
+    check("hello_calls_names_through_the_mesh", hello_through_the_mesh)
+    check("names_persist_in_their_own_database", names_persist_in_their_own_database)
+    check("kill9_of_names_under_load_fails_no_hello", kill9_of_names_under_load)
+    if state.get("p") and state["p"].poll() is None:
+        check("stop", stop)
+        if state["p"].poll() is None:
+            state["p"].kill()
+    # under `make asan` the services are sanitized too: their reports arrive as log lines
+    bad = [l for log in state.get("logs", []) for l in log
+           if "Sanitizer" in l or "runtime error" in l]
+    checks.result("services_report_no_sanitizer_errors", not bad, "\n" + "".join(bad[:10]))
+    return checks.summary()
+
+if __name__ == "__main__":
+    sys.exit(main())
