@@ -12,6 +12,7 @@ shoal demo: starting examples/hello (docs/manifest.md). Once "all instances heal
   curl -s http://127.0.0.1:8080/names                 # names, straight through the gateway
   curl -s -d Edsger http://127.0.0.1:8080/names       # add a name (kept in .shoal/names.sqlite)
   curl -s -x http://127.0.0.1:7701 http://names/names/random   # the mesh as an HTTP proxy
+  build/shoal ps                                      # instances: pid, port, state, health
   build/shoal services                                # the registry (SHOAL_ADDR=127.0.0.1:7700)
   curl -s http://127.0.0.1:8081/metrics | grep shoal_route   # the gateway's metrics
   kill -9 one instance (its pid is in the log): shoal restarts it, traffic keeps flowing

@@ -420,6 +420,57 @@ static void on_signal(uv_signal_t *s, int signum)
 }
 
 /* ------------------------------------------------------------------------------------------
+ * Status (GET /v1/instances, `shoal ps`)
+ * ------------------------------------------------------------------------------------------ */
+static void json_field_str(struct buf *b, const char *key, const char *v)
+{
+    buf_appendf(b, ",\"%s\":\"", key);
+    buf_append_json_str(b, slice_from_cstr(v));
+    buf_appendc(b, '"');
+}
+
+static int render_instances(void *data, struct buf *b)
+{
+    struct up *u = data;
+    uint64_t now = (uint64_t)sh_wall_ms();
+    bool first = true;
+
+    buf_appendc(b, '[');
+    for (size_t i = 0; i < u->ninst; i++) {
+        const struct up_instance *in = &u->inst[i];
+        const struct manifest_service *s = &u->m->services[in->service];
+        struct sup_instance_status st = {0};
+        struct registry_result res = {0};
+        const char *health = in->started ? "none" : "-";
+
+        if (in->started && sup_instance_status(u->procs, in->proc_id, &st) < 0)
+            continue;
+        if (in->started && s->health.kind != MANIFEST_HEALTH_NONE) {
+            int rc = registry_instance_get(u->reg, in->id, &res);
+            if (rc == SH_ENOMEM)
+                return rc;
+            health = rc == 0 ? registry_health_name(res.instances[0].status) : "unregistered";
+        }
+        buf_appends(b, first ? SLICE("{\"id\":\"") : SLICE(",{\"id\":\""));
+        first = false;
+        buf_append_json_str(b, slice_from_cstr(in->id));
+        buf_appendc(b, '"');
+        json_field_str(b, "service", s->name);
+        json_field_str(b, "state", in->started ? sup_state_name(st.state) : "waiting");
+        json_field_str(b, "health", health);
+        registry_result_release(&res);
+        buf_appendf(b, ",\"pid\":%d,\"port\":%u,\"restarts\":%u,\"crash_loop\":%s", st.pid,
+                    in->port, st.restarts, st.is_crash_loop ? "true" : "false");
+        buf_appendf(b, ",\"uptime_ms\":%llu}",
+                    (unsigned long long)(st.pid && st.started_wall_ms && now > st.started_wall_ms
+                                             ? now - st.started_wall_ms
+                                             : 0));
+    }
+    buf_appends(b, SLICE("]\n"));
+    return b->err;
+}
+
+/* ------------------------------------------------------------------------------------------
  * Starting
  * ------------------------------------------------------------------------------------------ */
 static int endpoints(void *data, const char *service, struct arena *a,
@@ -515,7 +566,9 @@ static int start_all(struct up *u, struct sh_diag *d)
         rc = admin_new(&u->loop,
                        &(struct admin_config){.listen = u->m->control_plane_listen,
                                               .token = u->token, .store = u->store,
-                                              .kv = u->kv, .registry = u->reg},
+                                              .kv = u->kv, .registry = u->reg,
+                                              .instances = render_instances,
+                                              .instances_data = u},
                        &u->admin, d);
     if (rc < 0)
         return rc;

@@ -17,6 +17,10 @@ struct registry;
 struct cfgkv;
 struct admin;
 
+/* Renders the instances a supervisor in this process runs, as a JSON array, into <out>
+ * (GET /v1/instances). 0 or SH_E*. */
+typedef int admin_render_fn(void *data, struct buf *out);
+
 struct admin_config {
     const char *listen;     /* "127.0.0.1:7700" when NULL */
     const char *token;      /* required for writes (and remote reads); NULL = none set */
@@ -26,6 +30,8 @@ struct admin_config {
     struct store *store;    /* borrowed; may be NULL while a component is not running */
     struct registry *registry;
     struct cfgkv *kv;
+    admin_render_fn *instances; /* NULL: no supervisor here, /v1/instances is 404 */
+    void *instances_data;
 };
 
 /* Starts listening. 0 and *out, or a negative code with d filled (address in use...). */

@@ -28,10 +28,32 @@ static void datacenters(struct admin_req *r)
     admin__reply_json(r, 200, json_pack("[s]", r->a->cfg.datacenter));
 }
 
+/* What `shoal ps` shows: the supervisor's instances (shoal up). */
+static void instances(struct admin_req *r)
+{
+    struct buf b = BUF_INIT(16u << 20);
+    int rc;
+
+    if (!r->a->cfg.instances) {
+        admin__reply_error(r, 404, NULL,
+                           "no supervisor runs in this process (instances exist under shoal up)");
+        return;
+    }
+    rc = r->a->cfg.instances(r->a->cfg.instances_data, &b);
+    if (rc == 0 && b.err)
+        rc = b.err;
+    if (rc < 0)
+        admin__reply_error(r, 500, NULL, sh_strerror(rc));
+    else
+        admin__reply_raw(r, 200, "application/json", buf_slice(&b), 0);
+    buf_release(&b);
+}
+
 const struct admin_route admin_routes[] = {
     {HTTP_M_GET, "/v1/status", false, false, ADMIN_AUTH_READ, status},
     {HTTP_M_GET, "/v1/agent/self", false, true, ADMIN_AUTH_READ, agent_self},
     {HTTP_M_GET, "/v1/catalog/datacenters", false, true, ADMIN_AUTH_READ, datacenters},
+    {HTTP_M_GET, "/v1/instances", false, false, ADMIN_AUTH_READ, instances},
     /* config KV (Consul's shape) and shoal's history / rollback */
     {HTTP_M_GET, "/v1/kv/", true, true, ADMIN_AUTH_READ, admin__kv_get},
     {HTTP_M_PUT, "/v1/kv/", true, true, ADMIN_AUTH_WRITE, admin__kv_put},

@@ -35,6 +35,12 @@ static const struct cli_command commands[] = {
      "Lists the services registered with the control plane (SHOAL_ADDR, default\n"
      "127.0.0.1:7700), with their instance and passing counts and tags. --json prints every\n"
      "instance with its address, port and status.\n"},
+    {"ps", cli_cmd_ps, "list the instances `shoal up` runs",
+     "shoal ps [--json]",
+     "Lists every instance the `shoal up` behind SHOAL_ADDR (default 127.0.0.1:7700) runs:\n"
+     "service, instance, pid, port, process state (starting, running, backoff, crash-loop,\n"
+     "...), health (passing, critical, ...), restarts and uptime. --json prints the same as\n"
+     "a JSON array.\n"},
     {"config", cli_cmd_config, "read and change configuration in the control plane",
      "shoal config get KEY | set KEY VALUE|- [--cas INDEX] | del KEY [--recurse] |\n"
      "       ls [PREFIX] [--json] | watch KEY [--count N] | history KEY [--json] |\n"

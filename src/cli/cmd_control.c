@@ -2,6 +2,7 @@
 /* cmd_control.c: commands that talk to the control plane's admin API, the way consul's CLI
  * does: SHOAL_ADDR (default 127.0.0.1:7700) and SHOAL_TOKEN from the environment.
  *   shoal services [--json]
+ *   shoal ps [--json]
  *   shoal config get|set|del|ls|watch|history|rollback ... */
 #include "cli/cli_int.h"
 #include "http/http.h"
@@ -228,6 +229,79 @@ int cli_cmd_services(int argc, char **argv)
     }
     json_decref(out);
     json_decref(services);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * shoal ps
+ * ------------------------------------------------------------------------------------------ */
+static void format_uptime(char *out, size_t len, json_int_t ms)
+{
+    json_int_t s = ms / 1000;
+
+    if (ms <= 0)
+        snprintf(out, len, "-");
+    else if (s < 60)
+        snprintf(out, len, "%llds", (long long)s);
+    else if (s < 3600)
+        snprintf(out, len, "%lldm%llds", (long long)(s / 60), (long long)(s % 60));
+    else
+        snprintf(out, len, "%lldh%lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+}
+
+static const char *str_of(const json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+
+    return v ? v : "?";
+}
+
+int cli_cmd_ps(int argc, char **argv)
+{
+    const struct cli_command *cmd = cli_find("ps");
+    bool json_out = false;
+    struct call c;
+    json_t *list, *e;
+    size_t i;
+
+    for (int k = 1; k < argc; k++) {
+        if (!strcmp(argv[k], "--json"))
+            json_out = true;
+        else
+            return cli_usage_error(cmd, "unknown option '%s'", argv[k]);
+    }
+    json_set_alloc_funcs(sh_malloc, sh_free);
+    if (api("GET", "/v1/instances", SLICE(""), 10000, &c))
+        return 1;
+    if (c.status != 200)
+        return api_error("listing instances", &c);
+    if (json_out) {
+        fwrite(c.body.data, 1, c.body.len, stdout);
+        buf_release(&c.body);
+        return 0;
+    }
+    list = json_loadb(c.body.data, c.body.len, 0, NULL);
+    buf_release(&c.body);
+    if (!json_is_array(list)) {
+        fprintf(stderr, "shoal: the control plane sent something that is not an instance list\n");
+        json_decref(list);
+        return 1;
+    }
+    printf("%-16s %-20s %-8s %-6s %-11s %-12s %-8s %s\n", "SERVICE", "INSTANCE", "PID", "PORT",
+           "STATE", "HEALTH", "RESTARTS", "UPTIME");
+    json_array_foreach(list, i, e) {
+        char up[32];
+        format_uptime(up, sizeof(up), json_integer_value(json_object_get(e, "uptime_ms")));
+        printf("%-16s %-20s %-8lld %-6lld %-11s %-12s %-8lld %s\n",
+               str_of(e, "service"),
+               str_of(e, "id"),
+               (long long)json_integer_value(json_object_get(e, "pid")),
+               (long long)json_integer_value(json_object_get(e, "port")),
+               str_of(e, "state"),
+               str_of(e, "health"),
+               (long long)json_integer_value(json_object_get(e, "restarts")), up);
+    }
+    json_decref(list);
     return 0;
 }
 

@@ -147,6 +147,24 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
     check("traffic_through_the_gateway", traffic)
     check("kill9_of_an_instance_under_load_fails_no_get", kill9_under_load)
 
+    def ps():
+        env_ps = dict(env, SHOAL_ADDR=f"127.0.0.1:{cp}")
+        out = subprocess.run([SHOAL, "ps", "--json"], env=env_ps, capture_output=True,
+                             text=True, timeout=10)
+        assert out.returncode == 0, out.stderr
+        rows = {r["id"]: r for r in json.loads(out.stdout)}
+        assert sorted(rows) == ["back-1", "caller-1", "front-1", "front-2"], sorted(rows)
+        live = {rec["pid"] for rec in spawns()}
+        for r in rows.values():
+            assert r["state"] in ("running", "starting") and r["pid"] in live, r
+            assert r["health"] == "passing" and r["port"] > 0, r
+        assert sum(r["restarts"] for r in rows.values() if r["service"] == "front") >= 1, rows
+        table = subprocess.run([SHOAL, "ps"], env=env_ps, capture_output=True, text=True,
+                               timeout=10)
+        assert table.returncode == 0 and table.stdout.startswith("SERVICE"), table
+        assert len(table.stdout.splitlines()) == 5, table.stdout
+    check("ps_lists_every_instance_with_pid_health_restarts", ps)
+
     def mesh_by_host():
         req = urllib.request.Request(f"http://127.0.0.1:{mesh}/x", headers={"Host": "back"})
         with urllib.request.urlopen(req, timeout=5) as r:
