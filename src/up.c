@@ -49,6 +49,7 @@ struct up {
     struct proxy_gateway *gw, *mesh; /* the edge gateway (NULL without one) and the mesh */
     struct proxy_discovery *disc;
     struct sh_doc *gw_doc, *mesh_doc;
+    struct admin_supervisor sup;     /* what the admin API may ask of us */
     char mesh_url[80];               /* SHOAL_MESH, HTTP_PROXY: http://127.0.0.1:<mesh port> */
     struct up_instance *inst;
     size_t ninst;
@@ -404,19 +405,29 @@ static void gateway_stopped(void *data)
     stop_instances(u);
 }
 
-static void on_signal(uv_signal_t *s, int signum)
+/* Ctrl-C, SIGTERM or `shoal down`: the gateway drains, then the instances, the mesh and the
+ * control plane stop in that order. */
+static void stop_all(struct up *u, const char *why)
 {
-    struct up *u = s->data;
-
     if (u->stopping)
         return;
     u->stopping = true;
-    SH_LOG(SH_INFO, "supervisor", "stopping", LF_INT("signal", signum));
+    SH_LOG(SH_INFO, "supervisor", "stopping", LF_STR("by", why));
     uv_timer_stop(&u->tick);
     if (u->gw)
         proxy_gateway_stop(u->gw, 5000, gateway_stopped, u);
     else
         stop_instances(u);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    stop_all(s->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+static void on_api_stop(void *data)
+{
+    stop_all(data, "shoal down");
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -556,6 +567,8 @@ static int start_all(struct up *u, struct sh_diag *d)
             fprintf(stderr, "shoal up: API token in %s/token:\n  export SHOAL_TOKEN=%s\n",
                     u->data_dir, u->token);
     }
+    u->sup = (struct admin_supervisor){.instances = render_instances, .stop = on_api_stop,
+                                       .data = u};
     rc = cfgkv_new(&(struct cfgkv_config){0}, &u->loop, u->store, &u->kv);
     if (rc == 0)
         rc = http_client_new(&u->loop, &(struct http_client_config){.max_idle_per_host = 2},
@@ -567,8 +580,7 @@ static int start_all(struct up *u, struct sh_diag *d)
                        &(struct admin_config){.listen = u->m->control_plane_listen,
                                               .token = u->token, .store = u->store,
                                               .kv = u->kv, .registry = u->reg,
-                                              .instances = render_instances,
-                                              .instances_data = u},
+                                              .supervisor = &u->sup},
                        &u->admin, d);
     if (rc < 0)
         return rc;

@@ -17,9 +17,15 @@ struct registry;
 struct cfgkv;
 struct admin;
 
-/* Renders the instances a supervisor in this process runs, as a JSON array, into <out>
- * (GET /v1/instances). 0 or SH_E*. */
-typedef int admin_render_fn(void *data, struct buf *out);
+/* What a supervisor in the same process (shoal up) offers the API. */
+struct admin_supervisor {
+    /* GET /v1/instances: the instances as a JSON array into <out>. 0 or SH_E*. */
+    int (*instances)(void *data, struct buf *out);
+    /* POST /v1/stop (shoal down): stop everything, as SIGTERM would. Called after the 202
+     * answer is queued; the admin API is stopped by the supervisor as usual. */
+    void (*stop)(void *data);
+    void *data;
+};
 
 struct admin_config {
     const char *listen;     /* "127.0.0.1:7700" when NULL */
@@ -30,8 +36,7 @@ struct admin_config {
     struct store *store;    /* borrowed; may be NULL while a component is not running */
     struct registry *registry;
     struct cfgkv *kv;
-    admin_render_fn *instances; /* NULL: no supervisor here, /v1/instances is 404 */
-    void *instances_data;
+    const struct admin_supervisor *supervisor; /* borrowed; NULL: none here (404s) */
 };
 
 /* Starts listening. 0 and *out, or a negative code with d filled (address in use...). */

@@ -28,18 +28,23 @@ static void datacenters(struct admin_req *r)
     admin__reply_json(r, 200, json_pack("[s]", r->a->cfg.datacenter));
 }
 
+static bool has_supervisor(struct admin_req *r)
+{
+    if (r->a->cfg.supervisor)
+        return true;
+    admin__reply_error(r, 404, NULL, "no supervisor runs in this process (only under shoal up)");
+    return false;
+}
+
 /* What `shoal ps` shows: the supervisor's instances (shoal up). */
 static void instances(struct admin_req *r)
 {
     struct buf b = BUF_INIT(16u << 20);
     int rc;
 
-    if (!r->a->cfg.instances) {
-        admin__reply_error(r, 404, NULL,
-                           "no supervisor runs in this process (instances exist under shoal up)");
+    if (!has_supervisor(r))
         return;
-    }
-    rc = r->a->cfg.instances(r->a->cfg.instances_data, &b);
+    rc = r->a->cfg.supervisor->instances(r->a->cfg.supervisor->data, &b);
     if (rc == 0 && b.err)
         rc = b.err;
     if (rc < 0)
@@ -49,11 +54,23 @@ static void instances(struct admin_req *r)
     buf_release(&b);
 }
 
+/* `shoal down`: the whole stack stops, this API last. */
+static void stop(struct admin_req *r)
+{
+    const struct admin_supervisor *sup = r->a->cfg.supervisor;
+
+    if (!has_supervisor(r))
+        return;
+    admin__reply_raw(r, 202, "application/json", SLICE("{\"stopping\":true}\n"), 0);
+    sup->stop(sup->data);
+}
+
 const struct admin_route admin_routes[] = {
     {HTTP_M_GET, "/v1/status", false, false, ADMIN_AUTH_READ, status},
     {HTTP_M_GET, "/v1/agent/self", false, true, ADMIN_AUTH_READ, agent_self},
     {HTTP_M_GET, "/v1/catalog/datacenters", false, true, ADMIN_AUTH_READ, datacenters},
     {HTTP_M_GET, "/v1/instances", false, false, ADMIN_AUTH_READ, instances},
+    {HTTP_M_POST, "/v1/stop", false, false, ADMIN_AUTH_WRITE, stop},
     /* config KV (Consul's shape) and shoal's history / rollback */
     {HTTP_M_GET, "/v1/kv/", true, true, ADMIN_AUTH_READ, admin__kv_get},
     {HTTP_M_PUT, "/v1/kv/", true, true, ADMIN_AUTH_WRITE, admin__kv_put},

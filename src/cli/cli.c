@@ -41,6 +41,12 @@ static const struct cli_command commands[] = {
      "service, instance, pid, port, process state (starting, running, backoff, crash-loop,\n"
      "...), health (passing, critical, ...), restarts and uptime. --json prints the same as\n"
      "a JSON array.\n"},
+    {"down", cli_cmd_down, "stop the `shoal up` behind SHOAL_ADDR",
+     "shoal down [--data-dir DIR] [--timeout DURATION]",
+     "Asks the `shoal up` behind SHOAL_ADDR (default 127.0.0.1:7700) to stop everything, as\n"
+     "Ctrl-C would (gateway drained, instances stopped, then the control plane), and waits\n"
+     "until it has (--timeout, default 60s). The token is SHOAL_TOKEN or, when unset, the\n"
+     "one in DIR/token (default .shoal, the data directory next to shoal.yaml).\n"},
     {"config", cli_cmd_config, "read and change configuration in the control plane",
      "shoal config get KEY | set KEY VALUE|- [--cas INDEX] | del KEY [--recurse] |\n"
      "       ls [PREFIX] [--json] | watch KEY [--count N] | history KEY [--json] |\n"

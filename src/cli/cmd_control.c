@@ -56,6 +56,10 @@ static const struct http_creq_handlers call_handlers = {
     .on_head = c_head, .on_body = c_body, .on_done = c_done};
 
 /* Sends method path (body may be NULL) to SHOAL_ADDR; fills c. 0, or prints why and returns 1. */
+/* Set by commands that find the token elsewhere when SHOAL_TOKEN is not set (shoal down). */
+static char token_fallback[128];
+static bool api_quiet; /* no message when the control plane cannot be reached */
+
 static int api(const char *method, const char *path, struct slice body, uint32_t timeout_ms,
                struct call *c)
 {
@@ -80,6 +84,8 @@ static int api(const char *method, const char *path, struct slice body, uint32_t
         fprintf(stderr, "shoal: SHOAL_ADDR: %s\n", d.what);
         return 1;
     }
+    if ((!token || !*token) && token_fallback[0])
+        token = token_fallback;
     if (token && *token) {
         snprintf(auth, sizeof(auth), "Bearer %s", token);
         f[nf++] = (struct http_out_field){SLICE("Authorization"), slice_from_cstr(auth)};
@@ -112,7 +118,8 @@ static int api(const char *method, const char *path, struct slice body, uint32_t
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     if (rc < 0) {
-        fprintf(stderr, "shoal: the control plane at %s: %s\n", addr, sh_strerror(rc));
+        if (!api_quiet)
+            fprintf(stderr, "shoal: the control plane at %s: %s\n", addr, sh_strerror(rc));
         buf_release(&c->body);
         return 1;
     }
@@ -303,6 +310,71 @@ int cli_cmd_ps(int argc, char **argv)
     }
     json_decref(list);
     return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * shoal down
+ * ------------------------------------------------------------------------------------------ */
+/* The token shoal up keeps in <data_dir>/token, into token_fallback; quiet when absent. */
+static void read_token_file(const char *data_dir)
+{
+    char path[4096];
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "%s/token", data_dir);
+    f = fopen(path, "r");
+    if (!f)
+        return;
+    n = fread(token_fallback, 1, sizeof(token_fallback) - 1, f);
+    fclose(f);
+    while (n && (token_fallback[n - 1] == '\n' || token_fallback[n - 1] == '\r'))
+        n--;
+    token_fallback[n] = '\0';
+}
+
+int cli_cmd_down(int argc, char **argv)
+{
+    const struct cli_command *cmd = cli_find("down");
+    const char *data_dir = ".shoal";
+    uint64_t timeout_ms = 60000, waited = 0;
+    struct sh_diag d = {{0}, {0}};
+    struct call c;
+
+    for (int i = 1; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(argv[i], "--data-dir") && strcmp(argv[i], "--timeout"))
+            return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
+        if (!v)
+            return cli_usage_error(cmd, "option '%s' needs a value", argv[i]);
+        if (!strcmp(argv[i++], "--data-dir"))
+            data_dir = v;
+        else if (sh_parse_duration_ms(slice_from_cstr(v), &timeout_ms, &d) < 0)
+            return cli_usage_error(cmd, "--timeout: %s", d.what);
+    }
+    json_set_alloc_funcs(sh_malloc, sh_free);
+    read_token_file(data_dir);
+    if (api("POST", "/v1/stop", SLICE(""), 10000, &c))
+        return 1;
+    if (c.status != 202)
+        return api_error("stopping", &c);
+    buf_release(&c.body);
+    fprintf(stderr, "shoal down: stopping");
+    /* done when the control plane, which stops last, no longer answers */
+    api_quiet = true;
+    while (waited < timeout_ms) {
+        if (api("GET", "/v1/status", SLICE(""), 2000, &c)) {
+            fprintf(stderr, ", stopped\n");
+            return 0;
+        }
+        buf_release(&c.body);
+        fputc('.', stderr);
+        usleep(100 * 1000);
+        waited += 100;
+    }
+    fprintf(stderr, "\nshoal down: still answering after %llu ms\n",
+            (unsigned long long)timeout_ms);
+    return 1;
 }
 
 /* ------------------------------------------------------------------------------------------

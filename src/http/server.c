@@ -554,10 +554,12 @@ static void process_once(struct srv_conn *c)
             if (ex->draining) {
                 ex->drained += c->parser.body.len;
                 if (ex->drained > DRAIN_MAX) {
-                    ex->active = false;
-                    c->close_after = true;
-                    conn_close(c);
-                    return;
+                    /* too much to read through: the exchange ends and the connection closes
+                     * after the answer, lingering (reading and discarding) so the client
+                     * reads its answer rather than a reset while it still sends */
+                    ex->keep_alive = false;
+                    ex->body_done = true;
+                    c->in_off = c->in.len;
                 }
             } else if (ex->h.on_body) {
                 ex->h.on_body(ex, c->parser.body, ex->data);

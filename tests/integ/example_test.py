@@ -120,6 +120,22 @@ def main():
     check("hello_calls_names_through_the_mesh", hello_through_the_mesh)
     check("names_persist_in_their_own_database", names_persist_in_their_own_database)
     check("kill9_of_names_under_load_fails_no_hello", kill9_of_names_under_load)
+    def down():
+        env_cli = dict(env, SHOAL_ADDR=f"127.0.0.1:{ports['7700']}")
+        # without the token: refused, and everything keeps running
+        no = subprocess.run([SHOAL, "down", "--data-dir", os.path.join(d, "nowhere")],
+                            env=env_cli, capture_output=True, text=True, timeout=30)
+        assert no.returncode == 1 and "401" in no.stderr, (no.returncode, no.stderr)
+        assert call("/hello")[0] == 200
+        pids = [json.loads(l)["pid"] for l in state["log"]
+                if '"msg":"instance started"' in l and '"pid"' in l]
+        ok = subprocess.run([SHOAL, "down", "--data-dir", os.path.join(d, ".shoal")],
+                            env=env_cli, capture_output=True, text=True, timeout=70)
+        assert ok.returncode == 0 and "stopped" in ok.stderr, (ok.returncode, ok.stderr)
+        assert state["p"].wait(timeout=20) == 0, "shoal up did not exit 0 after shoal down"
+        left = [p for p in pids if lib.alive(p)]
+        assert not left, f"still running after shoal down: {left}"
+    check("shoal_down_stops_everything_with_the_token_only", down)
     if state.get("p") and state["p"].poll() is None:
         check("stop", stop)
         if state["p"].poll() is None:

@@ -91,6 +91,15 @@ class Load:
         return self
 
 
+def alive(pid):
+    """Whether process <pid> exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
 def set_binary(path):
     global SHOAL
     SHOAL = path

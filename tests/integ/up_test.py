@@ -45,13 +45,6 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
 """
 
 
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
-
 
 def main():
     d = tempfile.mkdtemp(prefix="shoal-up-")
@@ -195,11 +188,48 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         p.send_signal(signal.SIGTERM)
         assert p.wait(timeout=15) == 0, "shoal up did not exit 0"
         time.sleep(0.3)
-        left = [c for c in set(children) if alive(c)]
+        left = [c for c in set(children) if lib.alive(c)]
         assert not left, f"children still alive: {left}"
     check("sigterm_leaves_no_child", sigterm_leaves_no_child)
     if p.poll() is None:
         p.kill()
+    def crash_loop_is_detected_and_backed_off():
+        cp2, mesh2 = lib.free_port(), lib.free_port()
+        d2 = tempfile.mkdtemp(prefix="shoal-up-crash-")
+        with open(os.path.join(d2, "shoal.yaml"), "w") as f:
+            f.write(f"""
+services:
+  crasher:
+    command: [sh, -c, "echo dying; exit 3"]
+    restart: always
+control_plane: {{listen: 127.0.0.1:{cp2}}}
+mesh: {{listen: 127.0.0.1:{mesh2}}}
+""")
+        p2 = subprocess.Popen([SHOAL, "up", "-f", os.path.join(d2, "shoal.yaml")], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            env_ps = dict(env, SHOAL_ADDR=f"127.0.0.1:{cp2}")
+            row, end = None, time.monotonic() + 15
+            while time.monotonic() < end:
+                out = subprocess.run([SHOAL, "ps", "--json"], env=env_ps, capture_output=True,
+                                     text=True, timeout=10)
+                if out.returncode == 0:
+                    row = json.loads(out.stdout)[0]
+                    if row["state"] == "crash-loop":
+                        break
+                time.sleep(0.2)
+            assert row and row["state"] == "crash-loop" and row["crash_loop"], row
+            restarts = row["restarts"]
+            time.sleep(2)  # backed off: at most one more restart in 2 s
+            row = json.loads(subprocess.run([SHOAL, "ps", "--json"], env=env_ps,
+                                            capture_output=True, text=True,
+                                            timeout=10).stdout)[0]
+            assert row["restarts"] <= restarts + 1, (restarts, row)
+            print(f"    crash loop after {restarts} restarts, then backed off")
+        finally:
+            p2.send_signal(signal.SIGTERM)
+            p2.wait(timeout=20)
+    check("crash_loop_is_detected_and_backed_off", crash_loop_is_detected_and_backed_off)
     bad = subprocess.run([SHOAL, "up", "-f", "/nonexistent/shoal.yaml"], capture_output=True,
                          text=True, timeout=10)
     checks.result("missing_manifest_is_an_error",
