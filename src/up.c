@@ -25,7 +25,6 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
-
 struct up_instance {
     struct up *u;
     uint32_t service; /* index into manifest services */

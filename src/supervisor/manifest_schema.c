@@ -17,7 +17,6 @@ struct rd {
     char path[160];
 };
 
-
 static const char *pathf(struct rd *r, const char *fmt, ...) SH_PRINTF(2, 3);
 static const char *pathf(struct rd *r, const char *fmt, ...)
 {
