@@ -33,6 +33,9 @@ struct up_instance {
     uint16_t port;
     char id[96];
     bool started;
+    bool replacing;   /* failed its health check: being stopped, to be started afresh */
+    int pid_passed;   /* the process that last passed its check (0: none yet) */
+    uint32_t replaced; /* times replaced for failing health (ps adds it to restarts) */
 };
 
 struct up {
@@ -54,7 +57,7 @@ struct up {
     size_t ninst;
     uv_timer_t tick;
     uv_signal_t sigint, sigterm;
-    uint64_t started_ms;
+    uint64_t started_ms, health_checked_ms;
     bool all_healthy_logged, stopping;
     uint32_t stops_pending;
 };
@@ -267,6 +270,55 @@ static size_t passing_of(struct up *u, const char *service, size_t *total)
 
 /* Starts what can start: a service waits until every service it depends on has all its
  * instances passing. Logs once when everything is healthy. */
+static void replaced_stopped(void *data, uint64_t id, const struct sup_exit *ex)
+{
+    struct up_instance *in = data;
+    struct up *u = in->u;
+
+    (void)ex;
+    if (sup_instance_forget(u->procs, id) < 0)
+        return;
+    in->replacing = false;
+    in->pid_passed = 0;
+    in->replaced++;
+    if (!u->stopping && start_instance(u, in) < 0) {
+        /* logged by start_instance; ps shows the instance as exited */
+    }
+}
+
+/* Self-healing beyond crashes: a process that passed its health check and now fails it (past
+ * the check's unhealthy threshold, which the registry applies) is deregistered, stopped
+ * (SIGTERM, SIGKILL after stop_grace) and started afresh. A process restarted after a crash
+ * must pass once before it can be judged. */
+static void check_health(struct up *u, struct up_instance *in)
+{
+    const struct manifest_service *s = &u->m->services[in->service];
+    struct sup_instance_status st;
+    struct registry_result res = {0};
+    enum registry_health h;
+
+    if (!in->started || in->replacing || s->health.kind == MANIFEST_HEALTH_NONE ||
+        sup_instance_status(u->procs, in->proc_id, &st) < 0 || st.pid == 0 ||
+        registry_instance_get(u->reg, in->id, &res) < 0)
+        return;
+    h = res.instances[0].status;
+    registry_result_release(&res);
+    if (h == REGISTRY_PASSING) {
+        in->pid_passed = st.pid;
+        return;
+    }
+    if (h != REGISTRY_CRITICAL || in->pid_passed != st.pid)
+        return;
+    SH_LOG(SH_WARN, "supervisor", "instance failed its health check; replacing it",
+           LF_STR("id", in->id), LF_INT("pid", st.pid));
+    in->replacing = true;
+    if (registry_deregister(u->reg, in->id, NULL) < 0) {
+        /* not registered any more: nothing to drain */
+    }
+    if (sup_instance_stop(u->procs, in->proc_id, s->stop_grace_ms, replaced_stopped, in) < 0)
+        in->replacing = false;
+}
+
 static void tick(uv_timer_t *t)
 {
     struct up *u = t->data;
@@ -287,6 +339,11 @@ static void tick(uv_timer_t *t)
         }
         if (ready)
             start_instance(u, in);
+    }
+    if (uv_now(&u->loop) - u->health_checked_ms >= 500) { /* checks run every 1 s at most */
+        u->health_checked_ms = uv_now(&u->loop);
+        for (size_t i = 0; i < u->ninst; i++)
+            check_health(u, &u->inst[i]);
     }
     for (size_t i = 0; i < u->ninst; i++) {
         size_t total;
@@ -470,7 +527,7 @@ static int render_instances(void *data, struct buf *b)
         json_field_str(b, "health", health);
         registry_result_release(&res);
         buf_appendf(b, ",\"pid\":%d,\"port\":%u,\"restarts\":%u,\"crash_loop\":%s", st.pid,
-                    in->port, st.restarts, st.is_crash_loop ? "true" : "false");
+                    in->port, st.restarts + in->replaced, st.is_crash_loop ? "true" : "false");
         buf_appendf(b, ",\"uptime_ms\":%llu}",
                     (unsigned long long)(st.pid && st.started_wall_ms && now > st.started_wall_ms
                                              ? now - st.started_wall_ms

@@ -26,6 +26,11 @@ import http.server, json, os, urllib.request
 
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        if self.path == "/health" and os.path.exists(f"sick-{os.getpid()}"):
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path == "/health":
             body = b"ok"
         else:
@@ -68,7 +73,8 @@ services:
   caller:
     command: [python3, caller.py]
     port: auto
-    health: {{http: /health, interval: 1s}}
+    health: {{http: /health, interval: 1s, unhealthy_threshold: 2}}
+    stop_grace: 1s
     depends_on: [back]
 gateway:
   listen: 127.0.0.1:{gw}
@@ -157,6 +163,28 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         assert table.returncode == 0 and table.stdout.startswith("SERVICE"), table
         assert len(table.stdout.splitlines()) == 5, table.stdout
     check("ps_lists_every_instance_with_pid_health_restarts", ps)
+
+    def failing_health_replaces_the_instance():
+        env_ps = dict(env, SHOAL_ADDR=f"127.0.0.1:{cp}")
+
+        def caller_row():
+            out = subprocess.run([SHOAL, "ps", "--json"], env=env_ps, capture_output=True,
+                                 text=True, timeout=10)
+            return [r for r in json.loads(out.stdout) if r["id"] == "caller-1"][0]
+        old = caller_row()
+        open(os.path.join(d, f"sick-{old['pid']}"), "w").close()  # its /health now says 500
+        t0, end, row = time.monotonic(), time.monotonic() + 20, old
+        while time.monotonic() < end:
+            row = caller_row()
+            if row["pid"] not in (0, old["pid"]) and row["health"] == "passing":
+                break
+            time.sleep(0.2)
+        assert row["pid"] not in (0, old["pid"]) and row["health"] == "passing", row
+        assert row["restarts"] >= old["restarts"] + 1, (old, row)
+        assert not lib.alive(old["pid"]), "the sick process is still running"
+        assert any("failed its health check; replacing" in l for l in log)
+        print(f"    replaced and passing again {time.monotonic() - t0:.1f} s after it fell sick")
+    check("failing_health_replaces_the_instance", failing_health_replaces_the_instance)
 
     def mesh_by_host():
         req = urllib.request.Request(f"http://127.0.0.1:{mesh}/x", headers={"Host": "back"})
