@@ -38,6 +38,17 @@ struct up_instance {
     uint32_t replaced; /* times replaced for failing health (ps adds it to restarts) */
 };
 
+/* The instances' output, kept for `shoal logs`: a ring of the last UP_LOG_LINES lines, each cut
+ * at UP_LOG_LINE_MAX bytes (at most about 20 MiB). */
+enum { UP_LOG_LINES = 10000, UP_LOG_LINE_MAX = 2048 };
+struct up_logline {
+    uint64_t seq;  /* 1, 2, ... in arrival order */
+    uint64_t ms;   /* Unix ms */
+    uint32_t inst; /* index into up->inst */
+    bool is_stderr;
+    char *text;    /* sh_malloc'd, NUL-terminated */
+};
+
 struct up {
     uv_loop_t loop;
     struct manifest *m;
@@ -60,6 +71,9 @@ struct up {
     uint64_t started_ms, health_checked_ms;
     bool all_healthy_logged, stopping;
     uint32_t stops_pending;
+    struct up_logline *log; /* UP_LOG_LINES slots; log_next is the oldest once full */
+    size_t log_next, log_count;
+    uint64_t log_seq;
 };
 
 /* ------------------------------------------------------------------------------------------
@@ -364,13 +378,61 @@ static void on_line(void *data, uint64_t id, enum sup_stream stream, struct slic
     struct up *u = data;
     const char *who = "?";
 
+    size_t inst = SIZE_MAX;
+
     for (size_t i = 0; i < u->ninst; i++) {
-        if (u->inst[i].proc_id == id)
+        if (u->inst[i].proc_id == id) {
             who = u->inst[i].id;
+            inst = i;
+        }
     }
     (void)is_cut;
     SH_LOG(SH_INFO, "service", stream == SUP_STDERR ? "stderr" : "stdout", LF_STR("instance", who),
            LF_SLICE("line", line));
+    if (inst == SIZE_MAX || !u->log)
+        return;
+    struct up_logline *l = &u->log[u->log_next];
+    size_t n = SH_MIN(line.len, (size_t)UP_LOG_LINE_MAX);
+    char *text = sh_malloc(n + 1);
+    if (!text)
+        return; /* the line is still in shoal's own log */
+    memcpy(text, line.ptr, n);
+    text[n] = '\0';
+    sh_free(l->text);
+    *l = (struct up_logline){.seq = ++u->log_seq, .ms = sh_wall_ms(), .inst = (uint32_t)inst,
+                             .is_stderr = stream == SUP_STDERR, .text = text};
+    u->log_next = (u->log_next + 1) % UP_LOG_LINES;
+    if (u->log_count < UP_LOG_LINES)
+        u->log_count++;
+}
+
+static int render_logs(void *data, const char *service, uint64_t since_ms, uint64_t after_seq,
+                       const char *grep, struct buf *b)
+{
+    struct up *u = data;
+    size_t start = (u->log_next + UP_LOG_LINES - u->log_count) % UP_LOG_LINES;
+    bool first = true;
+
+    buf_appendc(b, '[');
+    for (size_t k = 0; k < u->log_count; k++) {
+        const struct up_logline *l = &u->log[(start + k) % UP_LOG_LINES];
+        const struct up_instance *in = &u->inst[l->inst];
+        const char *svc = u->m->services[in->service].name;
+        if (l->ms < since_ms || l->seq <= after_seq || (service && strcmp(service, svc)) ||
+            (grep && !strstr(l->text, grep)))
+            continue;
+        buf_appendf(b, "%s{\"seq\":%llu,\"ms\":%llu,\"service\":\"", first ? "" : ",",
+                    (unsigned long long)l->seq, (unsigned long long)l->ms);
+        first = false;
+        buf_append_json_str(b, slice_from_cstr(svc));
+        buf_appends(b, SLICE("\",\"instance\":\""));
+        buf_append_json_str(b, slice_from_cstr(in->id));
+        buf_appendf(b, "\",\"stream\":\"%s\",\"line\":\"", l->is_stderr ? "stderr" : "stdout");
+        buf_append_json_str(b, slice_from_cstr(l->text));
+        buf_appends(b, SLICE("\"}"));
+    }
+    buf_appends(b, SLICE("]\n"));
+    return b->err;
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -624,7 +686,10 @@ static int start_all(struct up *u, struct sh_diag *d)
                     u->data_dir, u->token);
     }
     u->sup = (struct admin_supervisor){.instances = render_instances, .stop = on_api_stop,
-                                       .data = u};
+                                       .logs = render_logs, .data = u};
+    u->log = sh_calloc(UP_LOG_LINES, sizeof(*u->log));
+    if (!u->log)
+        return SH_ENOMEM;
     rc = cfgkv_new(&(struct cfgkv_config){0}, &u->loop, u->store, &u->kv);
     if (rc == 0)
         rc = http_client_new(&u->loop, &(struct http_client_config){.max_idle_per_host = 2},
@@ -763,6 +828,9 @@ static int up_main(int argc, char **argv)
     sh_doc_free(u->gw_doc);
     sh_doc_free(u->mesh_doc);
     manifest_free(u->m);
+    for (size_t i = 0; u->log && i < UP_LOG_LINES; i++)
+        sh_free(u->log[i].text);
+    sh_free(u->log);
     sh_free(u->inst);
     sh_free(u);
     return rc;

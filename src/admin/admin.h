@@ -24,6 +24,11 @@ struct admin_supervisor {
     /* POST /v1/stop (shoal down): stop everything, as SIGTERM would. Called after the 202
      * answer is queued; the admin API is stopped by the supervisor as usual. */
     void (*stop)(void *data);
+    /* GET /v1/logs: the kept output lines of <service> (NULL: all) from <since_ms> (Unix ms)
+     * with a sequence number above <after_seq>, that contain <grep> (NULL: all), oldest
+     * first, as a JSON array. 0 or SH_E*. */
+    int (*logs)(void *data, const char *service, uint64_t since_ms, uint64_t after_seq,
+                const char *grep, struct buf *out);
     void *data;
 };
 

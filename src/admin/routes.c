@@ -36,22 +36,56 @@ static bool has_supervisor(struct admin_req *r)
     return false;
 }
 
+/* 200 with the JSON the supervisor rendered into <b> (rc 0), else 500; releases b. */
+static void reply_rendered(struct admin_req *r, int rc, struct buf *b)
+{
+    if (rc == 0 && b->err)
+        rc = b->err;
+    if (rc < 0)
+        admin__reply_error(r, 500, NULL, sh_strerror(rc));
+    else
+        admin__reply_raw(r, 200, "application/json", buf_slice(b), 0);
+    buf_release(b);
+}
+
 /* What `shoal ps` shows: the supervisor's instances (shoal up). */
 static void instances(struct admin_req *r)
 {
     struct buf b = BUF_INIT(16u << 20);
-    int rc;
 
     if (!has_supervisor(r))
         return;
-    rc = r->a->cfg.supervisor->instances(r->a->cfg.supervisor->data, &b);
-    if (rc == 0 && b.err)
-        rc = b.err;
-    if (rc < 0)
-        admin__reply_error(r, 500, NULL, sh_strerror(rc));
-    else
-        admin__reply_raw(r, 200, "application/json", buf_slice(&b), 0);
-    buf_release(&b);
+    reply_rendered(r, r->a->cfg.supervisor->instances(r->a->cfg.supervisor->data, &b), &b);
+}
+
+/* A number query parameter (0 when absent); false after answering 400. */
+static bool query_u64(struct admin_req *r, const char *name, const char *what, uint64_t *out)
+{
+    const char *v = admin__query(r, name);
+
+    *out = 0;
+    if (!v || !*v || slice_to_u64(slice_from_cstr(v), out) == 0)
+        return true;
+    admin__reply_error(r, 400, name, what);
+    return false;
+}
+
+/* `shoal logs`: ?service=NAME&since=UNIX_MS&after=SEQ&grep=TEXT, all optional. */
+static void logs(struct admin_req *r)
+{
+    const char *service = admin__query(r, "service"), *grep = admin__query(r, "grep");
+    struct buf b = BUF_INIT(64u << 20);
+    uint64_t since_ms, after;
+
+    if (!has_supervisor(r) ||
+        !query_u64(r, "since", "expected milliseconds since the Unix epoch", &since_ms) ||
+        !query_u64(r, "after", "expected a line sequence number", &after))
+        return;
+    reply_rendered(r,
+                   r->a->cfg.supervisor->logs(r->a->cfg.supervisor->data,
+                                              service && *service ? service : NULL, since_ms,
+                                              after, grep && *grep ? grep : NULL, &b),
+                   &b);
 }
 
 /* `shoal down`: the whole stack stops, this API last. */
@@ -71,6 +105,7 @@ const struct admin_route admin_routes[] = {
     {HTTP_M_GET, "/v1/catalog/datacenters", false, true, ADMIN_AUTH_READ, datacenters},
     {HTTP_M_GET, "/v1/instances", false, false, ADMIN_AUTH_READ, instances},
     {HTTP_M_POST, "/v1/stop", false, false, ADMIN_AUTH_WRITE, stop},
+    {HTTP_M_GET, "/v1/logs", false, false, ADMIN_AUTH_READ, logs},
     /* config KV (Consul's shape) and shoal's history / rollback */
     {HTTP_M_GET, "/v1/kv/", true, true, ADMIN_AUTH_READ, admin__kv_get},
     {HTTP_M_PUT, "/v1/kv/", true, true, ADMIN_AUTH_WRITE, admin__kv_put},

@@ -41,6 +41,16 @@ static const struct cli_command commands[] = {
      "service, instance, pid, port, process state (starting, running, backoff, crash-loop,\n"
      "...), health (passing, critical, ...), restarts and uptime. --json prints the same as\n"
      "a JSON array.\n"},
+    {"logs", cli_cmd_logs, "show the output of the services `shoal up` runs",
+     "shoal logs [SERVICE] [-f] [--since DURATION] [--grep TEXT] [--json]",
+     "Prints the lines the instances wrote (stdout, and stderr marked '!'), oldest first, from\n"
+     "the `shoal up` behind SHOAL_ADDR (default 127.0.0.1:7700), which keeps the last 10,000.\n\n"
+     "  SERVICE             only this service's instances\n"
+     "  -f, --follow        keep printing new lines until Ctrl-C\n"
+     "  --since DURATION    only lines from the last DURATION (e.g. 5m)\n"
+     "  --grep TEXT         only lines containing TEXT\n"
+     "  --json              one JSON object per line: seq, ms, service, instance, stream,\n"
+     "                      line\n"},
     {"down", cli_cmd_down, "stop the `shoal up` behind SHOAL_ADDR",
      "shoal down [--data-dir DIR] [--timeout DURATION]",
      "Asks the `shoal up` behind SHOAL_ADDR (default 127.0.0.1:7700) to stop everything, as\n"

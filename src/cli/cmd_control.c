@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------------------------
@@ -310,6 +311,112 @@ int cli_cmd_ps(int argc, char **argv)
     }
     json_decref(list);
     return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * shoal logs
+ * ------------------------------------------------------------------------------------------ */
+static volatile sig_atomic_t logs_interrupted;
+
+static void logs_on_sigint(int sig)
+{
+    (void)sig;
+    logs_interrupted = 1;
+}
+
+/* Prints the lines of one GET /v1/logs answer; *last_seq gets the newest line's number. */
+static int print_logs(const struct call *c, bool json_out, uint64_t *last_seq)
+{
+    json_t *list = json_loadb(c->body.data ? c->body.data : "", c->body.len, 0, NULL), *e;
+    size_t i;
+
+    if (!json_is_array(list)) {
+        fprintf(stderr, "shoal: the control plane sent something that is not a log list\n");
+        json_decref(list);
+        return 1;
+    }
+    json_array_foreach(list, i, e) {
+        uint64_t ms = (uint64_t)json_integer_value(json_object_get(e, "ms"));
+        uint64_t seq = (uint64_t)json_integer_value(json_object_get(e, "seq"));
+        if (json_out) {
+            char *text = json_dumps(e, JSON_COMPACT);
+            if (text)
+                printf("%s\n", text);
+            sh_free(text);
+        } else {
+            time_t t = (time_t)(ms / 1000);
+            struct tm tm;
+            localtime_r(&t, &tm);
+            printf("%02d:%02d:%02d.%03u %-20s %s%s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
+                   (unsigned)(ms % 1000), str_of(e, "instance"),
+                   !strcmp(str_of(e, "stream"), "stderr") ? "! " : "", str_of(e, "line"));
+        }
+        if (seq > *last_seq)
+            *last_seq = seq;
+    }
+    fflush(stdout);
+    json_decref(list);
+    return 0;
+}
+
+int cli_cmd_logs(int argc, char **argv)
+{
+    const struct cli_command *cmd = cli_find("logs");
+    const char *service = NULL, *grep = NULL;
+    bool follow = false, json_out = false;
+    uint64_t since_ms = 0, after = 0, ago;
+    struct sh_diag d = {{0}, {0}};
+    struct call c;
+    int rc = 0;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-f") || !strcmp(a, "--follow")) {
+            follow = true;
+        } else if (!strcmp(a, "--json")) {
+            json_out = true;
+        } else if (!strcmp(a, "--since") || !strcmp(a, "--grep")) {
+            if (!v)
+                return cli_usage_error(cmd, "option '%s' needs a value", a);
+            i++;
+            if (!strcmp(a, "--grep"))
+                grep = v;
+            else if (sh_parse_duration_ms(slice_from_cstr(v), &ago, &d) < 0)
+                return cli_usage_error(cmd, "--since: %s", d.what);
+            else
+                since_ms = sh_wall_ms() > ago ? sh_wall_ms() - ago : 0;
+        } else if (a[0] == '-' || service) {
+            return cli_usage_error(cmd, "unexpected argument '%s'", a);
+        } else {
+            service = a;
+        }
+    }
+    json_set_alloc_funcs(sh_malloc, sh_free);
+    signal(SIGINT, logs_on_sigint);
+    do {
+        struct buf path = BUF_INIT(4096);
+        buf_appendf(&path, "/v1/logs?since=%llu&after=%llu", (unsigned long long)since_ms,
+                    (unsigned long long)after);
+        if (service) {
+            buf_appends(&path, SLICE("&service="));
+            escape(&path, service);
+        }
+        if (grep) {
+            buf_appends(&path, SLICE("&grep="));
+            escape(&path, grep);
+        }
+        rc = path.err ? 1 : api("GET", path.data, SLICE(""), 10000, &c);
+        buf_release(&path);
+        if (rc)
+            return 1;
+        if (c.status != 200)
+            return api_error("reading logs", &c);
+        rc = print_logs(&c, json_out, &after);
+        buf_release(&c.body);
+        for (int k = 0; follow && !rc && k < 5 && !logs_interrupted; k++)
+            usleep(100 * 1000);
+    } while (follow && !rc && !logs_interrupted);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------------------------

@@ -119,7 +119,40 @@ def main():
     check("example_all_healthy", all_healthy)
     check("hello_calls_names_through_the_mesh", hello_through_the_mesh)
     check("names_persist_in_their_own_database", names_persist_in_their_own_database)
+    def logs():
+        env_cli = dict(env, SHOAL_ADDR=f"127.0.0.1:{ports['7700']}")
+        out = subprocess.run([SHOAL, "logs", "names", "--grep", "listening", "--json"],
+                             env=env_cli, capture_output=True, text=True, timeout=10)
+        assert out.returncode == 0, out.stderr
+        lines = [json.loads(l) for l in out.stdout.splitlines()]
+        assert sorted(l["instance"] for l in lines) == ["names-1", "names-2"], lines
+        assert all(l["service"] == "names" and l["stream"] == "stdout" for l in lines), lines
+        table = subprocess.run([SHOAL, "logs", "greeter"], env=env_cli, capture_output=True,
+                               text=True, timeout=10)
+        assert table.returncode == 0 and "greeter-1" in table.stdout, table
+        assert "names-1" not in table.stdout, table.stdout
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{ports['7700']}/v1/logs?since=soon",
+                                   timeout=5)
+            raise AssertionError("since=soon was accepted")
+        except urllib.error.HTTPError as e:
+            assert e.code == 400 and json.loads(e.read())["field"] == "since", e.code
+        state["follower"] = subprocess.Popen([SHOAL, "logs", "-f", "names", "--json"],
+                                             env=env_cli, stdout=subprocess.PIPE, text=True)
+        state["seen_seq"] = max(l["seq"] for l in lines)
+    check("logs_by_service_and_grep", logs)
     check("kill9_of_names_under_load_fails_no_hello", kill9_of_names_under_load)
+
+    def logs_follow():
+        f = state["follower"]
+        time.sleep(0.8)  # one more poll after the restart's output
+        f.send_signal(signal.SIGINT)
+        out, _ = f.communicate(timeout=10)
+        new = [json.loads(l) for l in out.splitlines()]
+        new = [l for l in new if l["seq"] > state["seen_seq"] and "listening" in l["line"]]
+        assert new, f"the restarted instance's output did not reach -f: {out[-500:]}"
+        assert f.returncode == 0, f.returncode
+    check("logs_follow_sees_the_restarted_instance", logs_follow)
     def down():
         env_cli = dict(env, SHOAL_ADDR=f"127.0.0.1:{ports['7700']}")
         # without the token: refused, and everything keeps running
@@ -140,6 +173,9 @@ def main():
         check("stop", stop)
         if state["p"].poll() is None:
             state["p"].kill()
+    if state.get("follower") and state["follower"].poll() is None:
+        state["follower"].kill()
+        state["follower"].wait()
     # under `make asan` the services are sanitized too: their reports arrive as log lines
     bad = [l for log in state.get("logs", []) for l in log
            if "Sanitizer" in l or "runtime error" in l]
