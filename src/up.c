@@ -372,32 +372,62 @@ static void tick(uv_timer_t *t)
     }
 }
 
+/* Replaces every byte that is not part of well-formed UTF-8 (RFC 3629) with '?', so the API's
+ * JSON stays valid whatever a service prints. */
+static void utf8_sanitize(unsigned char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+                                 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+        unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+        unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+        bool ok = len > 0 && i + len <= n;
+
+        for (size_t k = 1; ok && k < len; k++)
+            ok = k == 1 ? s[i + k] >= lo && s[i + k] <= hi : (s[i + k] & 0xC0) == 0x80;
+        if (!ok || c == 0) {
+            s[i++] = '?';
+            continue;
+        }
+        i += len;
+    }
+}
+
+/* One line an instance wrote: into shoal's log and the ring `shoal logs` reads, cut at
+ * UP_LOG_LINE_MAX bytes and made valid UTF-8 (both outputs are JSON). */
 static void on_line(void *data, uint64_t id, enum sup_stream stream, struct slice line,
                     bool is_cut)
 {
     struct up *u = data;
     const char *who = "?";
+    size_t inst = SIZE_MAX, n = SH_MIN(line.len, (size_t)UP_LOG_LINE_MAX);
+    char *text = sh_malloc(n + 1);
+    struct up_logline *l;
 
-    size_t inst = SIZE_MAX;
-
+    (void)is_cut;
     for (size_t i = 0; i < u->ninst; i++) {
         if (u->inst[i].proc_id == id) {
             who = u->inst[i].id;
             inst = i;
         }
     }
-    (void)is_cut;
-    SH_LOG(SH_INFO, "service", stream == SUP_STDERR ? "stderr" : "stdout", LF_STR("instance", who),
-           LF_SLICE("line", line));
-    if (inst == SIZE_MAX || !u->log)
+    if (!text) {
+        SH_LOG(SH_WARN, "service", "output line dropped: out of memory", LF_STR("instance", who));
         return;
-    struct up_logline *l = &u->log[u->log_next];
-    size_t n = SH_MIN(line.len, (size_t)UP_LOG_LINE_MAX);
-    char *text = sh_malloc(n + 1);
-    if (!text)
-        return; /* the line is still in shoal's own log */
+    }
     memcpy(text, line.ptr, n);
     text[n] = '\0';
+    utf8_sanitize((unsigned char *)text, n);
+    SH_LOG(SH_INFO, "service", stream == SUP_STDERR ? "stderr" : "stdout", LF_STR("instance", who),
+           LF_STR("line", text));
+    if (inst == SIZE_MAX || !u->log) {
+        sh_free(text);
+        return;
+    }
+    l = &u->log[u->log_next];
     sh_free(l->text);
     *l = (struct up_logline){.seq = ++u->log_seq, .ms = sh_wall_ms(), .inst = (uint32_t)inst,
                              .is_stderr = stream == SUP_STDERR, .text = text};

@@ -46,6 +46,9 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 
+import sys
+sys.stdout.buffer.write(b"caller up \xff\xfe\xc3\xa9t\xc3 end\n")  # not UTF-8, then "et"
+sys.stdout.flush()
 http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 """
 
@@ -163,6 +166,15 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         assert table.returncode == 0 and table.stdout.startswith("SERVICE"), table
         assert len(table.stdout.splitlines()) == 5, table.stdout
     check("ps_lists_every_instance_with_pid_health_restarts", ps)
+
+    def logs_stay_valid_json_whatever_a_service_prints():
+        out = subprocess.run([SHOAL, "logs", "caller", "--json"],
+                             env=dict(env, SHOAL_ADDR=f"127.0.0.1:{cp}"), capture_output=True,
+                             text=True, timeout=10)
+        assert out.returncode == 0, out.stderr
+        lines = [json.loads(l)["line"] for l in out.stdout.splitlines()]
+        assert "caller up ??\u00e9t? end" in lines, lines
+    check("logs_stay_valid_json_whatever_a_service_prints", logs_stay_valid_json_whatever_a_service_prints)
 
     def failing_health_replaces_the_instance():
         env_ps = dict(env, SHOAL_ADDR=f"127.0.0.1:{cp}")
