@@ -281,6 +281,10 @@ const char *sh_node_kind_name(enum sh_node_kind kind);
  * tail, so the position survives) and returns out. */
 char *sh_node_where(const struct sh_node *node, char *out, size_t n);
 
+/* Fills d (NULL: nothing) with where = node's position and what = "<path>: <message>" (only the
+ * message when path is NULL or ""); returns SH_EPARSE. For readers built on these helpers. */
+int sh_node_fail(struct sh_diag *d, const struct sh_node *node, const char *path,
+                 const char *fmt, ...) SH_PRINTF(4, 5);
 /* Checks that node is of <kind>: 0, or SH_EPARSE with "<path>: expected a map, found a list". */
 SH_MUST_CHECK int sh_node_expect(const struct sh_node *node, enum sh_node_kind kind,
                                  const char *path, struct sh_diag *d);

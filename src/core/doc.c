@@ -182,17 +182,14 @@ char *sh_node_where(const struct sh_node *node, char *out, size_t n)
     return out;
 }
 
-/* Fills d with where = node's position and what = "<path>: <message>". */
-static void fail_at(struct sh_diag *d, const struct sh_node *node, const char *path,
-                    const char *fmt, ...) SH_PRINTF(4, 5);
-static void fail_at(struct sh_diag *d, const struct sh_node *node, const char *path,
-                    const char *fmt, ...)
+int sh_node_fail(struct sh_diag *d, const struct sh_node *node, const char *path,
+                 const char *fmt, ...)
 {
     va_list ap;
     size_t off = 0;
 
     if (!d)
-        return;
+        return SH_EPARSE;
     sh_node_where(node, d->where, sizeof(d->where));
     d->what[0] = '\0';
     if (path && *path) {
@@ -202,6 +199,7 @@ static void fail_at(struct sh_diag *d, const struct sh_node *node, const char *p
     va_start(ap, fmt);
     vsnprintf(d->what + off, sizeof(d->what) - off, fmt, ap);
     va_end(ap);
+    return SH_EPARSE;
 }
 
 /* How a user would recognise what they wrote, for "found ..." in messages. */
@@ -227,7 +225,7 @@ int sh_node_expect(const struct sh_node *node, enum sh_node_kind kind, const cha
     if (node->kind == kind)
         return 0;
     describe(node, found, sizeof(found));
-    fail_at(d, node, path, "expected %s, found %s", sh_node_kind_name(kind), found);
+    sh_node_fail(d, node, path, "expected %s, found %s", sh_node_kind_name(kind), found);
     return SH_EPARSE;
 }
 
@@ -242,7 +240,7 @@ int sh_node_require(const struct sh_node *map, const char *key, const char *path
     *out = sh_node_get(map, key);
     if (*out)
         return 0;
-    fail_at(d, map, path, "missing required key '%s'", key);
+    sh_node_fail(d, map, path, "missing required key '%s'", key);
     return SH_EPARSE;
 }
 
@@ -296,7 +294,7 @@ int sh_node_check_keys(const struct sh_node *map, const char *const allowed[], c
         int shown = key->len > 40 ? 40 : (int)key->len;
         /* A close match is the likely typo; otherwise the list tells what is possible. */
         if (best && best_dist <= 2 && best_dist < key->len) {
-            fail_at(d, key, path, "unknown key '%.*s' (did you mean '%s'?)", shown, key->text,
+            sh_node_fail(d, key, path, "unknown key '%.*s' (did you mean '%s'?)", shown, key->text,
                     best);
             return SH_EPARSE;
         }
@@ -304,7 +302,7 @@ int sh_node_check_keys(const struct sh_node *map, const char *const allowed[], c
             struct buf list = BUF_INIT(sizeof(d->what));
             for (k = 0; allowed[k]; k++)
                 (void)buf_appendf(&list, "%s%s", k ? ", " : "", allowed[k]);
-            fail_at(d, key, path, "unknown key '%.*s' (allowed: %s)", shown, key->text,
+            sh_node_fail(d, key, path, "unknown key '%.*s' (allowed: %s)", shown, key->text,
                     list.err ? "..." : (list.data ? list.data : "none"));
             buf_release(&list);
         }
@@ -328,7 +326,7 @@ int sh_node_str(const struct sh_node *node, const char *path, const char **out,
     if (rc)
         return rc;
     if (memchr(node->text, '\0', node->len)) {
-        fail_at(d, node, path, "the text contains a NUL character");
+        sh_node_fail(d, node, path, "the text contains a NUL character");
         return SH_EPARSE;
     }
     *out = node->text;
@@ -345,23 +343,23 @@ int sh_node_u64(const struct sh_node *node, const char *path, uint64_t min, uint
     if (rc)
         return rc;
     if (node->is_quoted) {
-        fail_at(d, node, path, "expected a number, found the quoted string '%.*s' "
+        sh_node_fail(d, node, path, "expected a number, found the quoted string '%.*s' "
                 "(remove the quotes)", node->len > 40 ? 40 : (int)node->len, node->text);
         return SH_EPARSE;
     }
     rc = slice_to_u64((struct slice){node->text, node->len}, &v);
     if (rc == SH_ETOOBIG) {
-        fail_at(d, node, path, "number '%.*s' is too large (at most %" PRIu64 ")",
+        sh_node_fail(d, node, path, "number '%.*s' is too large (at most %" PRIu64 ")",
                 node->len > 40 ? 40 : (int)node->len, node->text, max);
         return SH_ETOOBIG;
     }
     if (rc) {
-        fail_at(d, node, path, "expected a whole number, found '%.*s'",
+        sh_node_fail(d, node, path, "expected a whole number, found '%.*s'",
                 node->len > 40 ? 40 : (int)node->len, node->text);
         return SH_EPARSE;
     }
     if (v < min || v > max) {
-        fail_at(d, node, path, "%" PRIu64 " is out of range (%" PRIu64 "..%" PRIu64 ")", v, min,
+        sh_node_fail(d, node, path, "%" PRIu64 " is out of range (%" PRIu64 "..%" PRIu64 ")", v, min,
                 max);
         return v > max ? SH_ETOOBIG : SH_EPARSE;
     }
@@ -391,10 +389,10 @@ int sh_node_bool(const struct sh_node *node, const char *path, bool *out, struct
         }
     }
     if (node->is_quoted)
-        fail_at(d, node, path, "expected true or false, found the quoted string '%.*s' "
+        sh_node_fail(d, node, path, "expected true or false, found the quoted string '%.*s' "
                 "(remove the quotes)", node->len > 40 ? 40 : (int)node->len, node->text);
     else
-        fail_at(d, node, path, "expected true or false, found '%.*s'",
+        sh_node_fail(d, node, path, "expected true or false, found '%.*s'",
                 node->len > 40 ? 40 : (int)node->len, node->text);
     return SH_EPARSE;
 }
@@ -413,7 +411,7 @@ static int parse_units(const struct sh_node *node, const char *path, uint64_t *o
         return rc;
     rc = parse((struct slice){node->text, node->len}, out, &inner);
     if (rc)
-        fail_at(d, node, path, "%s", inner.what);
+        sh_node_fail(d, node, path, "%s", inner.what);
     return rc;
 }
 

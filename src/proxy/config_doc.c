@@ -28,17 +28,8 @@ static const char *pathf(struct rd *r, const char *fmt, ...)
     return r->path;
 }
 
-static int fail_at(struct rd *r, const struct sh_node *n, const char *fmt, ...) SH_PRINTF(3, 4);
-static int fail_at(struct rd *r, const struct sh_node *n, const char *fmt, ...)
-{
-    va_list ap;
-
-    sh_node_where(n, r->d->where, sizeof(r->d->where));
-    va_start(ap, fmt);
-    vsnprintf(r->d->what, sizeof(r->d->what), fmt, ap);
-    va_end(ap);
-    return SH_EPARSE;
-}
+/* An error at node n of this reader's document (the path is part of the message). */
+#define fail_at(r, n, ...) sh_node_fail((r)->d, (n), NULL, __VA_ARGS__)
 
 static char *cfg_dup(struct rd *r, const char *s)
 {
