@@ -29,6 +29,16 @@ struct admin_supervisor {
      * first, as a JSON array. 0 or SH_E*. */
     int (*logs)(void *data, const char *service, uint64_t since_ms, uint64_t after_seq,
                 const char *grep, struct buf *out);
+    /* GET /v1/stack: every service's wanted and actual replicas, load, autoscaler and restart
+     * state as one JSON object. 0 or SH_E*. */
+    int (*stack)(void *data, struct buf *out);
+    /* POST /v1/scale/:service {"replicas": N}: the service's wanted count becomes N (*was gets
+     * the previous). 0, or SH_ENOENT (404) / SH_EBUSY (409) with d set. */
+    int (*scale)(void *data, const char *service, uint32_t replicas, uint32_t *was,
+                 struct sh_diag *d);
+    /* POST /v1/restart/:service: a rolling restart of its *count instances begins. 0, or
+     * SH_ENOENT (404) / SH_EBUSY (409, one is under way) with d set. */
+    int (*restart)(void *data, const char *service, uint32_t *count, struct sh_diag *d);
     void *data;
 };
 

@@ -4,6 +4,8 @@
 #include "admin/admin.h"
 #include "admin/admin_int.h"
 
+enum { ADMIN_MAX_REPLICAS = 1000 }; /* MANIFEST_MAX_REPLICAS: admin may not import supervisor */
+
 static void status(struct admin_req *r)
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:{s:b, s:b, s:b}}", "status", "ok", "version",
@@ -88,6 +90,70 @@ static void logs(struct admin_req *r)
                    &b);
 }
 
+/* What `shoal ps` shows above the instances, and `scale --wait` / `restart --wait` poll. */
+static void stack(struct admin_req *r)
+{
+    struct buf b = BUF_INIT(16u << 20);
+
+    if (!has_supervisor(r))
+        return;
+    reply_rendered(r, r->a->cfg.supervisor->stack(r->a->cfg.supervisor->data, &b), &b);
+}
+
+/* 404 for an unknown service, 409 when busy, else 500; the supervisor's words. */
+static void reply_sup_error(struct admin_req *r, int rc, const struct sh_diag *d)
+{
+    int status = rc == SH_ENOENT ? 404 : rc == SH_EBUSY ? 409 : 500;
+
+    admin__reply_error(r, status, d->where[0] ? d->where : NULL,
+                       d->what[0] ? d->what : sh_strerror(rc));
+}
+
+/* `shoal scale SERVICE N`: {"replicas": N}, 0..MANIFEST_MAX_REPLICAS. */
+static void scale(struct admin_req *r)
+{
+    const struct admin_supervisor *sup = r->a->cfg.supervisor;
+    struct sh_diag d = {{0}, {0}};
+    json_t *body, *v;
+    uint32_t was = 0;
+    int rc;
+
+    if (!has_supervisor(r) || !(body = admin__body_json(r, JSON_OBJECT)))
+        return;
+    v = json_object_get(body, "replicas");
+    if (!v || !json_is_integer(v) || json_integer_value(v) < 0 ||
+        json_integer_value(v) > ADMIN_MAX_REPLICAS) {
+        json_decref(body);
+        admin__reply_error(r, 400, "replicas", "expected a number from 0 to 1000");
+        return;
+    }
+    rc = sup->scale(sup->data, r->rest, (uint32_t)json_integer_value(v), &was, &d);
+    if (rc < 0)
+        reply_sup_error(r, rc, &d);
+    else
+        admin__reply_json(r, 200, json_pack("{s:s, s:I, s:I}", "service", r->rest, "replicas",
+                                            json_integer_value(v), "was", (json_int_t)was));
+    json_decref(body);
+}
+
+/* `shoal restart SERVICE`: 202, the restart goes on; GET /v1/stack follows it. */
+static void restart(struct admin_req *r)
+{
+    const struct admin_supervisor *sup = r->a->cfg.supervisor;
+    struct sh_diag d = {{0}, {0}};
+    uint32_t count = 0;
+    int rc;
+
+    if (!has_supervisor(r))
+        return;
+    rc = sup->restart(sup->data, r->rest, &count, &d);
+    if (rc < 0)
+        reply_sup_error(r, rc, &d);
+    else
+        admin__reply_json(r, 202, json_pack("{s:s, s:I}", "service", r->rest, "instances",
+                                            (json_int_t)count));
+}
+
 /* `shoal down`: the whole stack stops, this API last. */
 static void stop(struct admin_req *r)
 {
@@ -106,6 +172,9 @@ const struct admin_route admin_routes[] = {
     {HTTP_M_GET, "/v1/instances", false, false, ADMIN_AUTH_READ, instances},
     {HTTP_M_POST, "/v1/stop", false, false, ADMIN_AUTH_WRITE, stop},
     {HTTP_M_GET, "/v1/logs", false, false, ADMIN_AUTH_READ, logs},
+    {HTTP_M_GET, "/v1/stack", false, false, ADMIN_AUTH_READ, stack},
+    {HTTP_M_POST, "/v1/scale/", true, false, ADMIN_AUTH_WRITE, scale},
+    {HTTP_M_POST, "/v1/restart/", true, false, ADMIN_AUTH_WRITE, restart},
     /* config KV (Consul's shape) and shoal's history / rollback */
     {HTTP_M_GET, "/v1/kv/", true, true, ADMIN_AUTH_READ, admin__kv_get},
     {HTTP_M_PUT, "/v1/kv/", true, true, ADMIN_AUTH_WRITE, admin__kv_put},

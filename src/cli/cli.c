@@ -39,8 +39,9 @@ static const struct cli_command commands[] = {
      "shoal ps [--json]",
      "Lists every instance the `shoal up` behind SHOAL_ADDR (default 127.0.0.1:7700) runs:\n"
      "service, instance, pid, port, process state (starting, running, backoff, crash-loop,\n"
-     "...), health (passing, critical, ...), restarts and uptime. --json prints the same as\n"
-     "a JSON array.\n"},
+     "draining, ...), health (passing, critical, ...), restarts, requests/s through the\n"
+     "gateway and the mesh over the last second, and uptime. --json prints the same as a\n"
+     "JSON array.\n"},
     {"logs", cli_cmd_logs, "show the output of the services `shoal up` runs",
      "shoal logs [SERVICE] [-f] [--since DURATION] [--grep TEXT] [--json]",
      "Prints the lines the instances wrote (stdout, and stderr marked '!'), oldest first, from\n"
@@ -51,6 +52,25 @@ static const struct cli_command commands[] = {
      "  --grep TEXT         only lines containing TEXT\n"
      "  --json              one JSON object per line: seq, ms, service, instance, stream,\n"
      "                      line\n"},
+    {"scale", cli_cmd_scale, "change how many instances of a service `shoal up` runs",
+     "shoal scale SERVICE N [--wait] [--timeout DURATION] [--data-dir DIR]",
+     "Sets the replica count of SERVICE in the `shoal up` behind SHOAL_ADDR (default\n"
+     "127.0.0.1:7700). New instances start and register once healthy; extra ones are\n"
+     "deregistered, drained (no new requests, those under way finish) and stopped, the\n"
+     "newest or unhealthy ones first. An autoscaled service keeps scaling from the new count.\n\n"
+     "  --wait              wait until N instances are ready (progress on stderr)\n"
+     "  --timeout DURATION  how long --wait waits (default 2m); exit 1 after it\n"
+     "  --data-dir DIR      where the token is when SHOAL_TOKEN is unset (default .shoal)\n"},
+    {"restart", cli_cmd_restart, "replace a service's instances one at a time",
+     "shoal restart SERVICE [--wait] [--timeout DURATION] [--data-dir DIR]",
+     "Rolling restart of SERVICE in the `shoal up` behind SHOAL_ADDR: for each instance, a new\n"
+     "one starts and, once it passes its health check, the old one is drained and stopped, so\n"
+     "the service never has fewer ready instances (a service on one fixed port cannot run two:\n"
+     "there the old one stops first). A new instance that does not become ready stops the\n"
+     "restart; the instances not yet replaced keep running.\n\n"
+     "  --wait              wait until it is done (exit 1 if it stopped), progress on stderr\n"
+     "  --timeout DURATION  how long --wait waits (default 2m)\n"
+     "  --data-dir DIR      where the token is when SHOAL_TOKEN is unset (default .shoal)\n"},
     {"down", cli_cmd_down, "stop the `shoal up` behind SHOAL_ADDR",
      "shoal down [--data-dir DIR] [--timeout DURATION]",
      "Asks the `shoal up` behind SHOAL_ADDR (default 127.0.0.1:7700) to stop everything, as\n"

@@ -18,16 +18,9 @@
 /* ------------------------------------------------------------------------------------------
  * One synchronous API call
  * ------------------------------------------------------------------------------------------ */
-struct call {
-    int status, rc;
-    uint64_t index;
-    struct buf body;
-    bool done;
-};
-
 static void c_head(struct http_creq *cr, const struct http_head *h, void *data)
 {
-    struct call *c = data;
+    struct cli_call *c = data;
     struct slice v;
 
     (void)cr;
@@ -38,7 +31,7 @@ static void c_head(struct http_creq *cr, const struct http_head *h, void *data)
 
 static void c_body(struct http_creq *cr, struct slice chunk, void *data)
 {
-    struct call *c = data;
+    struct cli_call *c = data;
 
     (void)cr;
     buf_appends(&c->body, chunk);
@@ -46,7 +39,7 @@ static void c_body(struct http_creq *cr, struct slice chunk, void *data)
 
 static void c_done(struct http_creq *cr, int rc, void *data)
 {
-    struct call *c = data;
+    struct cli_call *c = data;
 
     (void)cr;
     c->rc = rc;
@@ -59,10 +52,10 @@ static const struct http_creq_handlers call_handlers = {
 /* Sends method path (body may be NULL) to SHOAL_ADDR; fills c. 0, or prints why and returns 1. */
 /* Set by commands that find the token elsewhere when SHOAL_TOKEN is not set (shoal down). */
 static char token_fallback[128];
-static bool api_quiet; /* no message when the control plane cannot be reached */
+bool cli__api_quiet; /* no message when the control plane cannot be reached */
 
-static int api(const char *method, const char *path, struct slice body, uint32_t timeout_ms,
-               struct call *c)
+int cli__api(const char *method, const char *path, struct slice body, uint32_t timeout_ms,
+               struct cli_call *c)
 {
     const char *addr = getenv("SHOAL_ADDR"), *token = getenv("SHOAL_TOKEN");
     struct sockaddr_storage ss;
@@ -119,7 +112,7 @@ static int api(const char *method, const char *path, struct slice body, uint32_t
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     if (rc < 0) {
-        if (!api_quiet)
+        if (!cli__api_quiet)
             fprintf(stderr, "shoal: the control plane at %s: %s\n", addr, sh_strerror(rc));
         buf_release(&c->body);
         return 1;
@@ -128,7 +121,7 @@ static int api(const char *method, const char *path, struct slice body, uint32_t
 }
 
 /* Prints the API's JSON error for a failed call; returns 1. */
-static int api_error(const char *what, struct call *c)
+int cli__api_error(const char *what, struct cli_call *c)
 {
     json_t *j = json_loadb(c->body.data ? c->body.data : "", c->body.len, 0, NULL);
     const char *msg = j ? json_string_value(json_object_get(j, "error")) : NULL;
@@ -143,7 +136,7 @@ static int api_error(const char *what, struct call *c)
 }
 
 /* A path segment as %XX-escaped text, for keys and names in URLs. */
-static void escape(struct buf *b, const char *s)
+void cli__escape(struct buf *b, const char *s)
 {
     static const char keep[] = "-._~/";
 
@@ -164,7 +157,7 @@ int cli_cmd_services(int argc, char **argv)
 {
     const struct cli_command *cmd = cli_find("services");
     bool json_out = false;
-    struct call c;
+    struct cli_call c;
     json_t *services, *out;
     const char *name;
     json_t *tags;
@@ -176,10 +169,10 @@ int cli_cmd_services(int argc, char **argv)
             return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
     }
     json_set_alloc_funcs(sh_malloc, sh_free);
-    if (api("GET", "/v1/catalog/services", SLICE(""), 10000, &c))
+    if (cli__api("GET", "/v1/catalog/services", SLICE(""), 10000, &c))
         return 1;
     if (c.status != 200)
-        return api_error("listing services", &c);
+        return cli__api_error("listing services", &c);
     services = json_loadb(c.body.data, c.body.len, 0, NULL);
     buf_release(&c.body);
     if (!json_is_object(services)) {
@@ -193,8 +186,8 @@ int cli_cmd_services(int argc, char **argv)
     json_object_foreach(services, name, tags) {
         struct buf path = BUF_INIT(1024);
         buf_appends(&path, SLICE("/v1/health/service/"));
-        escape(&path, name);
-        int rc = api("GET", path.data, SLICE(""), 10000, &c);
+        cli__escape(&path, name);
+        int rc = cli__api("GET", path.data, SLICE(""), 10000, &c);
         buf_release(&path);
         if (rc)
             continue;
@@ -268,7 +261,7 @@ int cli_cmd_ps(int argc, char **argv)
 {
     const struct cli_command *cmd = cli_find("ps");
     bool json_out = false;
-    struct call c;
+    struct cli_call c;
     json_t *list, *e;
     size_t i;
 
@@ -279,10 +272,10 @@ int cli_cmd_ps(int argc, char **argv)
             return cli_usage_error(cmd, "unknown option '%s'", argv[k]);
     }
     json_set_alloc_funcs(sh_malloc, sh_free);
-    if (api("GET", "/v1/instances", SLICE(""), 10000, &c))
+    if (cli__api("GET", "/v1/instances", SLICE(""), 10000, &c))
         return 1;
     if (c.status != 200)
-        return api_error("listing instances", &c);
+        return cli__api_error("listing instances", &c);
     if (json_out) {
         fwrite(c.body.data, 1, c.body.len, stdout);
         buf_release(&c.body);
@@ -295,19 +288,20 @@ int cli_cmd_ps(int argc, char **argv)
         json_decref(list);
         return 1;
     }
-    printf("%-16s %-20s %-8s %-6s %-11s %-12s %-8s %s\n", "SERVICE", "INSTANCE", "PID", "PORT",
-           "STATE", "HEALTH", "RESTARTS", "UPTIME");
+    printf("%-16s %-20s %-8s %-6s %-11s %-12s %-8s %-8s %s\n", "SERVICE", "INSTANCE", "PID",
+           "PORT", "STATE", "HEALTH", "RESTARTS", "RPS", "UPTIME");
     json_array_foreach(list, i, e) {
         char up[32];
         format_uptime(up, sizeof(up), json_integer_value(json_object_get(e, "uptime_ms")));
-        printf("%-16s %-20s %-8lld %-6lld %-11s %-12s %-8lld %s\n",
+        printf("%-16s %-20s %-8lld %-6lld %-11s %-12s %-8lld %-8.1f %s\n",
                str_of(e, "service"),
                str_of(e, "id"),
                (long long)json_integer_value(json_object_get(e, "pid")),
                (long long)json_integer_value(json_object_get(e, "port")),
                str_of(e, "state"),
                str_of(e, "health"),
-               (long long)json_integer_value(json_object_get(e, "restarts")), up);
+               (long long)json_integer_value(json_object_get(e, "restarts")),
+               json_number_value(json_object_get(e, "rps")), up);
     }
     json_decref(list);
     return 0;
@@ -325,7 +319,7 @@ static void logs_on_sigint(int sig)
 }
 
 /* Prints the lines of one GET /v1/logs answer; *last_seq gets the newest line's number. */
-static int print_logs(const struct call *c, bool json_out, uint64_t *last_seq)
+static int print_logs(const struct cli_call *c, bool json_out, uint64_t *last_seq)
 {
     json_t *list = json_loadb(c->body.data ? c->body.data : "", c->body.len, 0, NULL), *e;
     size_t i;
@@ -366,7 +360,7 @@ int cli_cmd_logs(int argc, char **argv)
     bool follow = false, json_out = false;
     uint64_t since_ms = 0, after = 0, ago;
     struct sh_diag d = {{0}, {0}};
-    struct call c;
+    struct cli_call c;
     int rc = 0;
 
     for (int i = 1; i < argc; i++) {
@@ -399,18 +393,18 @@ int cli_cmd_logs(int argc, char **argv)
                     (unsigned long long)after);
         if (service) {
             buf_appends(&path, SLICE("&service="));
-            escape(&path, service);
+            cli__escape(&path, service);
         }
         if (grep) {
             buf_appends(&path, SLICE("&grep="));
-            escape(&path, grep);
+            cli__escape(&path, grep);
         }
-        rc = path.err ? 1 : api("GET", path.data, SLICE(""), 10000, &c);
+        rc = path.err ? 1 : cli__api("GET", path.data, SLICE(""), 10000, &c);
         buf_release(&path);
         if (rc)
             return 1;
         if (c.status != 200)
-            return api_error("reading logs", &c);
+            return cli__api_error("reading logs", &c);
         rc = print_logs(&c, json_out, &after);
         buf_release(&c.body);
         for (int k = 0; follow && !rc && k < 5 && !logs_interrupted; k++)
@@ -423,7 +417,7 @@ int cli_cmd_logs(int argc, char **argv)
  * shoal down
  * ------------------------------------------------------------------------------------------ */
 /* The token shoal up keeps in <data_dir>/token, into token_fallback; quiet when absent. */
-static void read_token_file(const char *data_dir)
+void cli__read_token_file(const char *data_dir)
 {
     char path[4096];
     FILE *f;
@@ -446,7 +440,7 @@ int cli_cmd_down(int argc, char **argv)
     const char *data_dir = ".shoal";
     uint64_t timeout_ms = 60000, waited = 0;
     struct sh_diag d = {{0}, {0}};
-    struct call c;
+    struct cli_call c;
 
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -460,17 +454,17 @@ int cli_cmd_down(int argc, char **argv)
             return cli_usage_error(cmd, "--timeout: %s", d.what);
     }
     json_set_alloc_funcs(sh_malloc, sh_free);
-    read_token_file(data_dir);
-    if (api("POST", "/v1/stop", SLICE(""), 10000, &c))
+    cli__read_token_file(data_dir);
+    if (cli__api("POST", "/v1/stop", SLICE(""), 10000, &c))
         return 1;
     if (c.status != 202)
-        return api_error("stopping", &c);
+        return cli__api_error("stopping", &c);
     buf_release(&c.body);
     fprintf(stderr, "shoal down: stopping");
     /* done when the control plane, which stops last, no longer answers */
-    api_quiet = true;
+    cli__api_quiet = true;
     while (waited < timeout_ms) {
-        if (api("GET", "/v1/status", SLICE(""), 2000, &c)) {
+        if (cli__api("GET", "/v1/status", SLICE(""), 2000, &c)) {
             fprintf(stderr, ", stopped\n");
             return 0;
         }
@@ -505,13 +499,13 @@ static char *read_all(FILE *f, size_t *len)
 static int config_get(const char *key)
 {
     struct buf path = BUF_INIT(2048);
-    struct call c;
+    struct cli_call c;
     int rc;
 
     buf_appends(&path, SLICE("/v1/kv/"));
-    escape(&path, key);
+    cli__escape(&path, key);
     buf_appends(&path, SLICE("?raw"));
-    rc = api("GET", path.data, SLICE(""), 10000, &c);
+    rc = cli__api("GET", path.data, SLICE(""), 10000, &c);
     buf_release(&path);
     if (rc)
         return 1;
@@ -521,7 +515,7 @@ static int config_get(const char *key)
         return 1;
     }
     if (c.status != 200)
-        return api_error("config get", &c);
+        return cli__api_error("config get", &c);
     fwrite(c.body.data ? c.body.data : "", 1, c.body.len, stdout);
     if (c.body.len && c.body.data[c.body.len - 1] != '\n' && isatty(1))
         putchar('\n');
@@ -533,19 +527,19 @@ static int config_write(const char *method, const char *key, struct slice value,
                         const char *query)
 {
     struct buf path = BUF_INIT(2048);
-    struct call c;
+    struct cli_call c;
     int rc;
 
     buf_appends(&path, SLICE("/v1/kv/"));
-    escape(&path, key);
+    cli__escape(&path, key);
     if (query)
         buf_appends(&path, slice_from_cstr(query));
-    rc = api(method, path.data, value, 10000, &c);
+    rc = cli__api(method, path.data, value, 10000, &c);
     buf_release(&path);
     if (rc)
         return 1;
     if (c.status != 200)
-        return api_error(method[0] == 'P' ? "config set" : "config del", &c);
+        return cli__api_error(method[0] == 'P' ? "config set" : "config del", &c);
     rc = c.body.len >= 4 && memcmp(c.body.data, "true", 4) == 0 ? 0 : 1;
     if (rc)
         fprintf(stderr, "shoal config: '%s' changed since index given by --cas; nothing written\n",
@@ -557,15 +551,15 @@ static int config_write(const char *method, const char *key, struct slice value,
 static int config_ls(const char *prefix, bool json_out)
 {
     struct buf path = BUF_INIT(2048);
-    struct call c;
+    struct cli_call c;
     json_t *arr, *e;
     size_t i;
     int rc;
 
     buf_appends(&path, SLICE("/v1/kv/"));
-    escape(&path, prefix);
+    cli__escape(&path, prefix);
     buf_appends(&path, SLICE("?recurse"));
-    rc = api("GET", path.data, SLICE(""), 10000, &c);
+    rc = cli__api("GET", path.data, SLICE(""), 10000, &c);
     buf_release(&path);
     if (rc)
         return 1;
@@ -576,7 +570,7 @@ static int config_ls(const char *prefix, bool json_out)
         return 0;
     }
     if (c.status != 200)
-        return api_error("config ls", &c);
+        return cli__api_error("config ls", &c);
     if (json_out) {
         fwrite(c.body.data, 1, c.body.len, stdout);
         putchar('\n');
@@ -604,16 +598,16 @@ static int config_watch(const char *key, long count)
 {
     struct buf path = BUF_INIT(2048);
     uint64_t index = 0;
-    struct call c;
+    struct cli_call c;
     long seen = 0;
 
     signal(SIGINT, on_sigint);
     while (!interrupted && (count <= 0 || seen < count)) {
         buf_reset(&path);
         buf_appends(&path, SLICE("/v1/kv/"));
-        escape(&path, key);
+        cli__escape(&path, key);
         buf_appendf(&path, "?raw&index=%llu&wait=60s", (unsigned long long)index);
-        if (api("GET", path.data, SLICE(""), 75000, &c)) {
+        if (cli__api("GET", path.data, SLICE(""), 75000, &c)) {
             sleep(1); /* the control plane is away: try again */
             continue;
         }
@@ -639,19 +633,19 @@ static int config_watch(const char *key, long count)
 static int config_history(const char *key, bool json_out)
 {
     struct buf path = BUF_INIT(2048);
-    struct call c;
+    struct cli_call c;
     json_t *arr, *e;
     size_t i;
     int rc;
 
     buf_appends(&path, SLICE("/v1/config/history/"));
-    escape(&path, key);
-    rc = api("GET", path.data, SLICE(""), 10000, &c);
+    cli__escape(&path, key);
+    rc = cli__api("GET", path.data, SLICE(""), 10000, &c);
     buf_release(&path);
     if (rc)
         return 1;
     if (c.status != 200)
-        return api_error("config history", &c);
+        return cli__api_error("config history", &c);
     if (json_out) {
         fwrite(c.body.data, 1, c.body.len, stdout);
         putchar('\n');
@@ -739,17 +733,17 @@ int cli_cmd_config(int argc, char **argv)
         return config_history(pos[0], json_out);
     if (!strcmp(sub, "rollback") && npos == 2) {
         struct buf path = BUF_INIT(2048);
-        struct call c;
+        struct cli_call c;
         buf_appends(&path, SLICE("/v1/config/rollback/"));
-        escape(&path, pos[0]);
+        cli__escape(&path, pos[0]);
         buf_appends(&path, SLICE("?index="));
         buf_appends(&path, slice_from_cstr(pos[1]));
-        int rc = api("POST", path.data, SLICE(""), 10000, &c);
+        int rc = cli__api("POST", path.data, SLICE(""), 10000, &c);
         buf_release(&path);
         if (rc)
             return 1;
         if (c.status != 200)
-            return api_error("config rollback", &c);
+            return cli__api_error("config rollback", &c);
         buf_release(&c.body);
         return 0;
     }

@@ -533,6 +533,17 @@ static void up_drain(struct http_creq *cr, void *data)
         http_exchange_resume(f->ex);
 }
 
+/* One upstream attempt starts (+1) or ends (-1) at f's endpoint: the balancer's counts, the
+ * breaker's concurrency limit and the in-flight gauge the autoscaler reads. */
+static void attempt_active(struct fwd *f, int delta)
+{
+    struct gw_cluster_rt *c = f->crt;
+
+    c->active[f->ep] = (uint32_t)((int64_t)c->active[f->ep] + delta);
+    c->active_requests = (uint32_t)((int64_t)c->active_requests + delta);
+    metric_gauge_add(MH(f)->cluster_in_flight[CI(f)], f->w->index, delta);
+}
+
 static void up_done(struct http_creq *cr, int rc, void *data)
 {
     struct fwd *f = data;
@@ -542,8 +553,7 @@ static void up_done(struct http_creq *cr, int rc, void *data)
 
     (void)cr;
     f->cr = NULL;
-    c->active[f->ep]--;
-    c->active_requests--;
+    attempt_active(f, -1);
     breaker_record(f, failed, now);
     outlier_record(f, f->ep, failed, now);
     {
@@ -677,13 +687,11 @@ static void fwd_start_attempt(struct fwd *f)
             fail_request(f, 502, "cannot reach the upstream", NULL, NULL);
         return;
     }
-    c->active[f->ep]++;
-    c->active_requests++;
+    attempt_active(f, 1);
     if (f->body.len && http_creq_write(f->cr, f->body.data, f->body.len) < 0) {
         http_creq_cancel(f->cr);
         f->cr = NULL;
-        c->active[f->ep]--;
-        c->active_requests--;
+        attempt_active(f, -1);
         fail_request(f, 502, "cannot send the body", NULL, NULL);
         return;
     }
@@ -761,8 +769,7 @@ static void down_abort(struct http_exchange *ex, int err, void *data)
         struct gw_cluster_rt *c = f->crt;
         http_creq_cancel(f->cr);
         f->cr = NULL;
-        c->active[f->ep]--;
-        c->active_requests--;
+        attempt_active(f, -1);
         if (f->probe)
             c->probe_in_flight = false;
     }

@@ -71,6 +71,8 @@ static const struct family_def families[] = {
         l_cluster),
     FAM(breaker_opens, "shoal_cluster_breaker_opens_total", "Times a breaker opened.",
         METRIC_COUNTER, l_cluster),
+    FAM(cluster_in_flight, "shoal_cluster_requests_in_flight",
+        "Upstream attempts under way, per cluster.", METRIC_GAUGE, l_cluster),
     FAM(ejections, "shoal_cluster_ejections_total", "Outlier ejections of endpoints.",
         METRIC_COUNTER, l_cluster),
     FAM(endpoint_requests, "shoal_endpoint_requests_total",
@@ -117,6 +119,7 @@ static void retire_all(struct gw_mh *mh)
         metric_histogram_retire(mh->cluster_duration[c]);
         metric_counter_retire(mh->cluster_retries[c]);
         metric_gauge_retire(mh->breaker_open[c]);
+        metric_gauge_retire(mh->cluster_in_flight[c]);
         metric_counter_retire(mh->breaker_opens[c]);
         metric_counter_retire(mh->ejections[c]);
         for (uint32_t e = 0; mh->endpoint_requests && e < mh->nendpoints[c]; e++) {
@@ -137,6 +140,7 @@ void proxy__metrics_release(struct gw_mh *mh)
     sh_free(mh->cluster_duration);
     sh_free(mh->cluster_retries);
     sh_free(mh->breaker_open);
+    sh_free(mh->cluster_in_flight);
     sh_free(mh->breaker_opens);
     sh_free(mh->ejections);
     for (uint32_t c = 0; mh->endpoint_requests && c < mh->nclusters; c++) {
@@ -192,6 +196,7 @@ int proxy__metrics_build(struct proxy_gateway *gw, const struct gw_mh *prev, str
     ALLOC(mh->cluster_duration, cfg->nclusters);
     ALLOC(mh->cluster_retries, cfg->nclusters);
     ALLOC(mh->breaker_open, cfg->nclusters);
+    ALLOC(mh->cluster_in_flight, cfg->nclusters);
     ALLOC(mh->breaker_opens, cfg->nclusters);
     ALLOC(mh->ejections, cfg->nclusters);
     ALLOC(mh->endpoint_requests, cfg->nclusters);
@@ -208,6 +213,7 @@ int proxy__metrics_build(struct proxy_gateway *gw, const struct gw_mh *prev, str
         SH_TRY(metric_histogram_get(f->cluster_duration, v, 1, &mh->cluster_duration[c]));
         SH_TRY(metric_counter_get(f->cluster_retries, v, 1, &mh->cluster_retries[c]));
         SH_TRY(metric_gauge_get(f->breaker_open, v, 1, &mh->breaker_open[c]));
+        SH_TRY(metric_gauge_get(f->cluster_in_flight, v, 1, &mh->cluster_in_flight[c]));
         SH_TRY(metric_counter_get(f->breaker_opens, v, 1, &mh->breaker_opens[c]));
         SH_TRY(metric_counter_get(f->ejections, v, 1, &mh->ejections[c]));
         ALLOC(mh->endpoint_requests[c], cl->nendpoints * GW_CLASSES);
@@ -224,6 +230,51 @@ int proxy__metrics_build(struct proxy_gateway *gw, const struct gw_mh *prev, str
         }
     }
     return 0;
+}
+
+int proxy_gateway_cluster_load(const struct proxy_gateway *gw, const char *cluster,
+                               struct proxy_cluster_load *out)
+{
+    const struct gw_snapshot *gs = gw->current;
+    int c = gs ? proxy_cluster_index(gs->cfg, cluster) : -1;
+
+    memset(out, 0, sizeof(*out));
+    if (c < 0)
+        return SH_ENOENT;
+    for (uint32_t k = 0; k < GW_CLASSES; k++)
+        out->attempts += metric_counter_read(gs->mh.cluster_requests[(uint32_t)c * GW_CLASSES + k]);
+    out->in_flight = metric_gauge_read(gs->mh.cluster_in_flight[c]);
+    metric_histogram_read(gs->mh.cluster_duration[c], out->le, SH_ARRAY_LEN(out->le), NULL, NULL);
+    return 0;
+}
+
+uint64_t proxy_gateway_endpoint_attempts(const struct proxy_gateway *gw, const char *cluster,
+                                         const char *endpoint)
+{
+    const struct gw_snapshot *gs = gw->current;
+    int c = gs ? proxy_cluster_index(gs->cfg, cluster) : -1;
+    uint64_t n = 0;
+
+    for (uint32_t e = 0; c >= 0 && e < gs->cfg->clusters[c].nendpoints; e++) {
+        if (strcmp(gs->cfg->clusters[c].endpoints[e].name, endpoint))
+            continue;
+        for (uint32_t k = 0; k < GW_CLASSES; k++)
+            n += metric_counter_read(gs->mh.endpoint_requests[c][e * GW_CLASSES + k]);
+    }
+    return n;
+}
+
+bool proxy_gateway_has_endpoint(const struct proxy_gateway *gw, const char *cluster,
+                                const char *endpoint)
+{
+    const struct gw_snapshot *gs = gw->current;
+    int c = gs ? proxy_cluster_index(gs->cfg, cluster) : -1;
+
+    for (uint32_t e = 0; c >= 0 && e < gs->cfg->clusters[c].nendpoints; e++) {
+        if (!strcmp(gs->cfg->clusters[c].endpoints[e].name, endpoint))
+            return true;
+    }
+    return false;
 }
 
 int proxy__status_class(int status)

@@ -268,6 +268,25 @@ void proxy_gateway_stop(struct proxy_gateway *gw, uint32_t deadline_ms, void (*d
 void proxy_gateway_free(struct proxy_gateway *gw); /* after done; NULL is a no-op */
 uint16_t proxy_gateway_port(const struct proxy_gateway *gw);
 
+/* The load of one cluster, summed over the workers, from the gateway's own metrics (for the
+ * autoscaler and `shoal ps`). Control thread; counts survive reloads that keep the cluster. */
+struct proxy_cluster_load {
+    uint64_t attempts;  /* upstream attempts ended so far, every outcome */
+    double in_flight;   /* upstream attempts under way now */
+    uint64_t le[15];    /* cumulative attempt durations: le[i] = attempts that took at most
+                         * metrics_latency_buckets_s[i] (i < 14); le[14] = all of them */
+};
+/* 0 and *out, or SH_ENOENT (no such cluster in the config in force; *out zeroed). */
+SH_MUST_CHECK int proxy_gateway_cluster_load(const struct proxy_gateway *gw, const char *cluster,
+                                             struct proxy_cluster_load *out);
+/* Attempts ended at the endpoint named <endpoint> ("127.0.0.1:8081") of <cluster>; 0 when the
+ * config in force has no such endpoint. */
+uint64_t proxy_gateway_endpoint_attempts(const struct proxy_gateway *gw, const char *cluster,
+                                         const char *endpoint);
+/* Whether the config in force still lists that endpoint (new requests may go there). */
+bool proxy_gateway_has_endpoint(const struct proxy_gateway *gw, const char *cluster,
+                                const char *endpoint);
+
 /* ==========================================================================================
  * Discovery (discovery.c): registry-fed clusters, kept fresh by long polls on the control
  * plane; the last known endpoints stay when it is unreachable. Control thread only.

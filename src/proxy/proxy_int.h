@@ -26,7 +26,7 @@ struct gw_families {
     struct metric_family *connections;
     struct metric_family *route_requests, *route_duration, *route_ratelimited, *route_fallbacks;
     struct metric_family *cluster_requests, *cluster_duration, *cluster_retries;
-    struct metric_family *breaker_open, *breaker_opens, *ejections;
+    struct metric_family *breaker_open, *breaker_opens, *ejections, *cluster_in_flight;
     struct metric_family *endpoint_requests, *endpoint_healthy;
 };
 
@@ -41,7 +41,7 @@ struct gw_mh {
     struct metric_counter **cluster_requests; /* [cluster * GW_CLASSES + class] */
     struct metric_histogram **cluster_duration;
     struct metric_counter **cluster_retries, **breaker_opens, **ejections;
-    struct metric_gauge **breaker_open;
+    struct metric_gauge **breaker_open, **cluster_in_flight;
     struct metric_counter ***endpoint_requests; /* [cluster][endpoint * GW_CLASSES + class] */
     struct metric_gauge ***endpoint_healthy;    /* [cluster][endpoint] */
 };

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -45,16 +44,7 @@ def main():
     state = {}
 
     def start():
-        log, healthy = [], threading.Event()
-        p = subprocess.Popen([SHOAL, "up", "-f", manifest], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
-
-        def drain():
-            for line in p.stderr:
-                log.append(line)
-                if "all instances healthy" in line:
-                    healthy.set()
-        threading.Thread(target=drain, daemon=True).start()
+        p, log, healthy = lib.start_up(SHOAL, manifest, env)
         state.update(p=p, log=log, healthy=healthy)
         state.setdefault("logs", []).append(log)
 

@@ -100,6 +100,22 @@ def alive(pid):
         return False
 
 
+def start_up(shoal, manifest, env, cwd=None):
+    """Starts `shoal up -f <manifest>`; returns (proc, log, healthy): log collects its stderr
+    lines (a thread reads them), healthy is set at "all instances healthy"."""
+    log, healthy = [], threading.Event()
+    p = subprocess.Popen([shoal, "up", "-f", manifest], env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, cwd=cwd)
+
+    def drain():
+        for line in p.stderr:
+            log.append(line)
+            if "all instances healthy" in line:
+                healthy.set()
+    threading.Thread(target=drain, daemon=True).start()
+    return p, log, healthy
+
+
 def set_binary(path):
     global SHOAL
     SHOAL = path

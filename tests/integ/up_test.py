@@ -4,12 +4,10 @@ healthy, traffic through the gateway, kill -9 of an instance under a bounded loa
 no failed GET), SIGTERM leaves no child. Usage: up_test.py PATH/TO/shoal"""
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -90,17 +88,7 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
 """)
     env = dict(os.environ)
     env.pop("SHOAL_TOKEN", None)
-    p = subprocess.Popen([SHOAL, "up", "-f", os.path.join(d, "shoal.yaml")], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    log = []
-    healthy = threading.Event()
-
-    def drain():
-        for line in p.stderr:
-            log.append(line)
-            if "all instances healthy" in line:
-                healthy.set()
-    threading.Thread(target=drain, daemon=True).start()
+    p, log, healthy = lib.start_up(SHOAL, os.path.join(d, "shoal.yaml"), env)
 
     def spawns(service=None):
         """The supervisor's "instance started" events (they carry the pid)."""

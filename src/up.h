@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/* up.h: what the files of `shoal up` share (private to up.c, up_instances.c, up_scale.c).
+ *   up.c            the command: control plane, proxies, logs ring, API hooks, stop order;
+ *   up_instances.c  the instance table: start, register, health replacement, drain and stop,
+ *                   reconciling each service to its wanted replicas, rolling restarts;
+ *   up_scale.c      load per service and instance from the proxies' metrics, the autoscaler.
+ * Everything runs on the main thread's loop. */
+#ifndef SHOAL_UP_H
+#define SHOAL_UP_H
+
+#include "admin/admin.h"
+#include "config/config.h"
+#include "proxy/proxy.h"
+#include "registry/registry.h"
+#include "store/store.h"
+#include "supervisor/supervisor.h"
+
+#include <limits.h>
+
+enum { UP_TICK_MS = 100 }; /* the supervisor's pace: starts, checks, drains, load samples */
+
+/* Drain before a stop: after deregistering, an instance is stopped once neither proxy lists
+ * it any more and UP_DRAIN_SETTLE_MS have passed (requests already sent there finish), or
+ * after UP_DRAIN_MAX_MS whatever happens. */
+enum { UP_DRAIN_SETTLE_MS = 1000, UP_DRAIN_MAX_MS = 5000 };
+/* A rolling restart gives each new instance this long to become ready before it gives up
+ * (at least; more when the health check's interval x threshold is longer). */
+enum { UP_ROLL_STEP_MS = 60000 };
+/* Load samples kept per service (one per second): the p99 window. */
+enum { UP_LOAD_WINDOW = 10 };
+
+struct up_instance {
+    struct up *u;
+    uint32_t service;   /* index into manifest services */
+    uint32_t ordinal;   /* the N of "<service>-N"; never reused within one run */
+    uint64_t proc_id;   /* 0 until started */
+    uint16_t port;
+    char id[96];
+    char endpoint[32];  /* "127.0.0.1:<port>", as the proxies name it */
+    bool started;
+    bool replacing;     /* failed its health check: being stopped, to be started afresh */
+    bool retiring;      /* leaving for good (scale down, restart): deregistered, draining */
+    bool stop_sent;     /* retiring and its stop is under way */
+    uint64_t retire_ms; /* when it was deregistered */
+    uint64_t left_ms;   /* when the proxies stopped listing it (0: not yet) */
+    uint32_t waits_for; /* ordinal of an instance that must be gone before this starts (the
+                         * same fixed port); 0: none */
+    int pid_passed;     /* the process that last passed its check (0: none yet) */
+    uint32_t replaced;  /* times replaced for failing health (ps adds it to restarts) */
+    uint64_t attempts;  /* proxies' attempts to it at the last load sample */
+    double rps;         /* requests/s it got over the last second */
+};
+
+enum up_roll_state { UP_ROLL_IDLE = 0, UP_ROLL_RUNNING, UP_ROLL_DONE, UP_ROLL_ABORTED };
+
+/* Per service, beside its manifest entry. */
+struct up_service {
+    uint32_t want;           /* replicas wanted: manifest, then `shoal scale` or the autoscaler */
+    uint32_t next_ordinal;   /* the next instance's N */
+    /* rolling restart (`shoal restart`) */
+    enum up_roll_state roll;
+    uint32_t *roll_old;      /* ordinals to replace, roll_total of them */
+    uint32_t roll_total, roll_done;
+    uint32_t roll_new, roll_cur; /* the replacement being started, and what it replaces */
+    uint64_t roll_step_ms, roll_started_ms;
+    char roll_msg[256];
+    /* load (up_scale.c) */
+    uint64_t attempts;       /* both proxies' attempts to the service at the last sample */
+    uint64_t le[UP_LOAD_WINDOW][15]; /* cumulative duration buckets, one row per second */
+    uint32_t le_next, le_count;
+    double in_flight_sum;    /* in-flight samples since the last second, and their count */
+    uint32_t in_flight_n;
+    double rps, in_flight, p99_ms;
+    /* autoscaler */
+    uint32_t desired;        /* what the last evaluation asked for */
+    uint64_t high_since_ms;  /* the metric has asked for more since then (0: it does not) */
+    uint64_t low_since_ms;   /* ... for fewer since then */
+    uint32_t low_max;        /* the most asked for while low (scale down to this) */
+    uint64_t last_up_ms;     /* the autoscaler's last scale-up */
+};
+
+/* The instances' output, kept for `shoal logs`: a ring of the last UP_LOG_LINES lines, each cut
+ * at UP_LOG_LINE_MAX bytes (at most about 20 MiB). */
+enum { UP_LOG_LINES = 10000, UP_LOG_LINE_MAX = 2048 };
+struct up_logline {
+    uint64_t seq;     /* 1, 2, ... in arrival order */
+    uint64_t ms;      /* Unix ms */
+    uint32_t service; /* index into manifest services */
+    uint32_t ordinal;
+    bool is_stderr;
+    char *text;       /* sh_malloc'd, NUL-terminated */
+};
+
+struct up {
+    uv_loop_t loop;
+    struct manifest *m;
+    char dir[PATH_MAX], data_dir[PATH_MAX], token[128], self[PATH_MAX];
+    struct store *store;
+    struct cfgkv *kv;
+    struct http_client *client;
+    struct registry *reg;
+    struct admin *admin;
+    struct sup_procs *procs;
+    struct proxy_gateway *gw, *mesh; /* the edge gateway (NULL without one) and the mesh */
+    struct proxy_discovery *disc;
+    struct sh_doc *gw_doc, *mesh_doc;
+    struct admin_supervisor sup;     /* what the admin API may ask of us */
+    char mesh_url[80];               /* SHOAL_MESH, HTTP_PROXY: http://127.0.0.1:<mesh port> */
+    struct up_service *svc;          /* one per manifest service */
+    struct up_instance **inst;       /* ninst of them, each its own allocation */
+    size_t ninst, inst_cap;
+    uv_timer_t tick;
+    uv_signal_t sigint, sigterm;
+    uint64_t started_ms, health_checked_ms, sampled_ms;
+    bool all_healthy_logged, stopping;
+    uint32_t stops_pending;
+    struct up_logline *log; /* UP_LOG_LINES slots; log_next is the oldest once full */
+    size_t log_next, log_count;
+    uint64_t log_seq;
+};
+
+/* up.c */
+bool up_join_path(char *out, size_t n, const char *a, const char *b); /* a/b; false: too long */
+
+/* up_instances.c */
+int up_instances_init(struct up *u);             /* the manifest's replicas; 0 or SH_ENOMEM */
+void up_instances_free(struct up *u);            /* at exit, after the loop has ended */
+void up_instances_tick(struct up *u);            /* every 100 ms: start, check, drain, scale */
+struct up_instance *up_instance_find(struct up *u, uint32_t service, uint32_t ordinal);
+bool up_instance_ready(struct up *u, const struct up_instance *in); /* serving, or could */
+uint32_t up_service_live(struct up *u, uint32_t service, uint32_t *ready); /* not retiring */
+/* `shoal restart`: 0, SH_EBUSY (one is under way) or SH_ENOENT (no instances). */
+int up_service_restart(struct up *u, uint32_t service, uint32_t *count);
+/* The stop of `shoal up`: every instance that runs gets a stop with cb(data); returns how
+ * many stops were asked. */
+uint32_t up_instances_stop_all(struct up *u, sup_stop_fn *cb, void *data);
+
+/* up_scale.c */
+void up_load_tick(struct up *u);     /* every 100 ms: in-flight samples; every 1 s: the rest */
+void up_autoscale(struct up *u);     /* every 1 s, after the load sample */
+const char *up_target_name(enum manifest_target_kind k); /* "in_flight", "rps", "p99_ms" */
+
+#endif

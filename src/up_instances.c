@@ -1,0 +1,688 @@
+/* SPDX-License-Identifier: MIT */
+/* up_instances.c: the instances of `shoal up`. Each service is kept at its wanted replica
+ * count (the manifest's, then `shoal scale`'s or the autoscaler's): missing instances are
+ * added and start once what they depend on is healthy; extra ones retire. An instance that
+ * retires is deregistered first, stays up until neither proxy sends it new requests and those
+ * already sent have had time to finish (the drain), then gets SIGTERM and, after its
+ * stop_grace, SIGKILL. `shoal restart` replaces a service's instances one at a time, starting
+ * the new one before the old one retires (when the port allows two), so the service never has
+ * fewer ready instances than before. Thread: main. */
+#include "up.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+static uint16_t free_port(void)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    socklen_t len = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    uint16_t port = 0;
+
+    if (fd < 0)
+        return 0;
+    if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
+        port = ntohs(sin.sin_port);
+    close(fd);
+    return port;
+}
+
+/* "$PORT", "${PORT}", "$SHOAL_PORT" and "$$" expanded in one argument (in the arena). */
+static const char *expand(struct arena *a, const char *arg, uint16_t port)
+{
+    struct buf b = BUF_INIT(4096);
+    char num[8];
+    const char *p = arg, *out;
+
+    snprintf(num, sizeof(num), "%u", port);
+    while (*p) {
+        if (p[0] == '$' && p[1] == '$') {
+            buf_appendc(&b, '$');
+            p += 2;
+        } else if (!strncmp(p, "${PORT}", 7)) {
+            buf_appends(&b, slice_from_cstr(num));
+            p += 7;
+        } else if (!strncmp(p, "$SHOAL_PORT", 11)) {
+            buf_appends(&b, slice_from_cstr(num));
+            p += 11;
+        } else if (!strncmp(p, "$PORT", 5)) {
+            buf_appends(&b, slice_from_cstr(num));
+            p += 5;
+        } else {
+            buf_appendc(&b, *p++);
+        }
+    }
+    out = b.data ? arena_strndup(a, b.data, b.len) : arena_strndup(a, "", 0);
+    buf_release(&b);
+    return out;
+}
+
+static enum sup_restart restart_of(enum manifest_restart r)
+{
+    return r == MANIFEST_RESTART_NEVER        ? SUP_RESTART_NEVER
+           : r == MANIFEST_RESTART_ON_FAILURE ? SUP_RESTART_ON_FAILURE
+                                              : SUP_RESTART_ALWAYS;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * The table
+ * ------------------------------------------------------------------------------------------ */
+struct up_instance *up_instance_find(struct up *u, uint32_t service, uint32_t ordinal)
+{
+    for (size_t i = 0; i < u->ninst; i++) {
+        if (u->inst[i]->service == service && u->inst[i]->ordinal == ordinal)
+            return u->inst[i];
+    }
+    return NULL;
+}
+
+/* A new instance of <service>, not started yet (the tick starts it); NULL when out of memory. */
+static struct up_instance *add_instance(struct up *u, uint32_t service)
+{
+    struct up_instance *in;
+
+    if (u->ninst == u->inst_cap) {
+        size_t cap = u->inst_cap ? u->inst_cap * 2 : 16;
+        struct up_instance **grown = sh_realloc(u->inst, cap * sizeof(*grown));
+        if (!grown)
+            return NULL;
+        u->inst = grown;
+        u->inst_cap = cap;
+    }
+    in = sh_calloc(1, sizeof(*in));
+    if (!in)
+        return NULL;
+    in->u = u;
+    in->service = service;
+    in->ordinal = u->svc[service].next_ordinal++;
+    snprintf(in->id, sizeof(in->id), "%s-%u", u->m->services[service].name, in->ordinal);
+    u->inst[u->ninst++] = in;
+    return in;
+}
+
+static void remove_instance(struct up *u, struct up_instance *in)
+{
+    for (size_t i = 0; i < u->ninst; i++) {
+        if (u->inst[i] == in) {
+            memmove(&u->inst[i], &u->inst[i + 1], (u->ninst - i - 1) * sizeof(*u->inst));
+            u->ninst--;
+            break;
+        }
+    }
+    for (size_t i = 0; i < u->ninst; i++) {
+        if (u->inst[i]->service == in->service && u->inst[i]->waits_for == in->ordinal)
+            u->inst[i]->waits_for = 0;
+    }
+    SH_LOG(SH_INFO, "supervisor", "instance removed", LF_STR("id", in->id));
+    sh_free(in);
+}
+
+int up_instances_init(struct up *u)
+{
+    u->svc = sh_calloc(u->m->service_count + 1, sizeof(*u->svc));
+    if (!u->svc)
+        return SH_ENOMEM;
+    for (size_t o = 0; o < u->m->service_count; o++) {
+        uint32_t si = u->m->start_order[o];
+        u->svc[si].next_ordinal = 1;
+        u->svc[si].want = u->m->services[si].replicas;
+        for (uint32_t r = 0; r < u->svc[si].want; r++) {
+            if (!add_instance(u, si))
+                return SH_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+void up_instances_free(struct up *u)
+{
+    for (size_t i = 0; i < u->ninst; i++)
+        sh_free(u->inst[i]);
+    sh_free(u->inst);
+    u->inst = NULL;
+    u->ninst = u->inst_cap = 0;
+    for (size_t s = 0; u->svc && s < u->m->service_count; s++)
+        sh_free(u->svc[s].roll_old);
+    sh_free(u->svc);
+    u->svc = NULL;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Starting, registering
+ * ------------------------------------------------------------------------------------------ */
+static int register_instance(struct up *u, struct up_instance *in)
+{
+    const struct manifest_service *s = &u->m->services[in->service];
+    struct registry_instance ri = {
+        .id = in->id,
+        .service = s->name,
+        .version = s->version,
+        .address = "127.0.0.1",
+        .port = in->port,
+        .node = "local",
+    };
+    struct sh_diag d = {{0}, {0}};
+
+    if (s->health.kind != MANIFEST_HEALTH_NONE) {
+        ri.check.kind = s->health.kind == MANIFEST_HEALTH_TCP ? REGISTRY_CHECK_TCP
+                                                             : REGISTRY_CHECK_HTTP;
+        ri.check.path = s->health.http_path;
+        ri.check.interval_ms = SH_MAX(s->health.interval_ms, 1000u);
+        ri.check.timeout_ms = SH_MIN(s->health.timeout_ms, ri.check.interval_ms);
+        ri.check.failures_before_critical = s->health.unhealthy_threshold;
+        ri.check.successes_before_passing = s->health.healthy_threshold;
+    }
+    int rc = registry_register(u->reg, &ri, &d, NULL);
+    if (rc < 0)
+        SH_LOG(SH_ERROR, "supervisor", "cannot register an instance", LF_STR("id", in->id),
+               LF_STR("where", d.where), LF_STR("error", d.what));
+    return rc;
+}
+
+/* What every instance gets about the mesh; a NULL value is the mesh's URL. */
+static const struct {
+    const char *name, *value;
+} mesh_env[] = {
+    {"SHOAL_MESH", NULL},
+    {"HTTP_PROXY", NULL},
+    {"http_proxy", NULL},
+    {"NO_PROXY", "localhost,127.0.0.1,::1"},
+    {"no_proxy", "localhost,127.0.0.1,::1"},
+};
+
+static bool service_sets(const struct manifest_service *s, const char *name)
+{
+    for (size_t i = 0; i < s->env_count; i++) {
+        if (!strcmp(s->env[i].name, name))
+            return true;
+    }
+    return false;
+}
+
+/* The environment of an instance of <s> (NULL-terminated, in <a>): the service's env with
+ * $PORT expanded, SHOAL_SERVICE, SHOAL_INSTANCE and the mesh's variables. */
+static const char **instance_env(struct up *u, const struct manifest_service *s,
+                                 const struct up_instance *in, struct arena *a)
+{
+    const char **env = arena_alloc(a, (s->env_count + 3 + SH_ARRAY_LEN(mesh_env)) * sizeof(*env));
+    size_t n = 0;
+
+    if (!env)
+        return NULL;
+    for (size_t i = 0; i < s->env_count; i++) {
+        const char *v = expand(a, s->env[i].value, in->port);
+        size_t len = strlen(s->env[i].name) + strlen(v ? v : "") + 2;
+        char *kv = arena_alloc(a, len);
+        if (kv) {
+            snprintf(kv, len, "%s=%s", s->env[i].name, v ? v : "");
+            env[n++] = kv;
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        char *kv = arena_alloc(a, 128);
+        if (kv) {
+            snprintf(kv, 128, k ? "SHOAL_INSTANCE=%s" : "SHOAL_SERVICE=%s", k ? in->id : s->name);
+            env[n++] = kv;
+        }
+    }
+    /* the mesh, for clients that honour a proxy (curl reads only the lower-case http_proxy);
+     * loopback stays direct. A service's own env wins. */
+    for (size_t i = 0; u->mesh && i < SH_ARRAY_LEN(mesh_env); i++) {
+        const char *v = mesh_env[i].value ? mesh_env[i].value : u->mesh_url;
+        size_t len = strlen(mesh_env[i].name) + strlen(v) + 2;
+        char *kv;
+        if (service_sets(s, mesh_env[i].name) || !(kv = arena_alloc(a, len)))
+            continue;
+        snprintf(kv, len, "%s=%s", mesh_env[i].name, v);
+        env[n++] = kv;
+    }
+    env[n] = NULL;
+    return env;
+}
+
+static int start_instance(struct up *u, struct up_instance *in)
+{
+    const struct manifest_service *s = &u->m->services[in->service];
+    struct arena a;
+    const char **argv, **env;
+    char cwd[PATH_MAX];
+    int rc;
+
+    arena_init(&a, 4096, 0);
+    in->port = s->is_port_auto ? free_port() : s->port;
+    snprintf(in->endpoint, sizeof(in->endpoint), "127.0.0.1:%u", in->port);
+    argv = arena_alloc(&a, (s->argc + 1) * sizeof(*argv));
+    env = instance_env(u, s, in, &a);
+    if (!argv || !env) {
+        arena_release(&a);
+        return SH_ENOMEM;
+    }
+    for (size_t i = 0; i < s->argc; i++)
+        argv[i] = expand(&a, s->argv[i], in->port);
+    argv[s->argc] = NULL;
+    if (s->working_dir && s->working_dir[0] == '/')
+        snprintf(cwd, sizeof(cwd), "%s", s->working_dir);
+    else if (!up_join_path(cwd, sizeof(cwd), u->dir, s->working_dir ? s->working_dir : ".")) {
+        arena_release(&a);
+        return SH_ETOOBIG;
+    }
+    struct sup_instance_spec spec = {
+        .service = s->name,
+        .argv = argv,
+        .env = env,
+        .cwd = cwd,
+        .port = in->port,
+        .restart = restart_of(s->restart),
+    };
+    rc = sup_instance_start(u->procs, &spec, &in->proc_id);
+    arena_release(&a);
+    if (rc < 0) {
+        SH_LOG(SH_ERROR, "supervisor", "cannot start an instance", LF_STR("id", in->id),
+               LF_ERR("err", rc));
+        return rc;
+    }
+    in->started = true;
+    in->attempts = 0;
+    in->rps = 0;
+    if (in->port)
+        rc = register_instance(u, in);
+    SH_LOG(SH_INFO, "supervisor", "instance started", LF_STR("id", in->id),
+           LF_UINT("port", in->port));
+    return rc;
+}
+
+static size_t passing_of(struct up *u, const char *service, size_t *total)
+{
+    struct registry_result res = {0};
+    size_t n = 0;
+
+    *total = 0;
+    if (registry_instances(u->reg, service, REGISTRY_FILTER_ALL, &res) == 0) {
+        *total = res.count;
+        for (size_t i = 0; i < res.count; i++)
+            n += res.instances[i].status == REGISTRY_PASSING;
+    }
+    registry_result_release(&res);
+    return n;
+}
+
+bool up_instance_ready(struct up *u, const struct up_instance *in)
+{
+    const struct manifest_service *s = &u->m->services[in->service];
+    struct sup_instance_status st;
+    struct registry_result res = {0};
+    bool ok;
+
+    if (!in->started || in->retiring || in->replacing ||
+        sup_instance_status(u->procs, in->proc_id, &st) < 0 || st.pid == 0)
+        return false;
+    if (!in->port || s->health.kind == MANIFEST_HEALTH_NONE)
+        return st.state == SUP_RUNNING;
+    if (registry_instance_get(u->reg, in->id, &res) < 0)
+        return false;
+    ok = res.instances[0].status == REGISTRY_PASSING;
+    registry_result_release(&res);
+    return ok;
+}
+
+uint32_t up_service_live(struct up *u, uint32_t service, uint32_t *ready)
+{
+    uint32_t live = 0, ok = 0;
+
+    for (size_t i = 0; i < u->ninst; i++) {
+        const struct up_instance *in = u->inst[i];
+        if (in->service != service || in->retiring)
+            continue;
+        live++;
+        ok += up_instance_ready(u, in);
+    }
+    if (ready)
+        *ready = ok;
+    return live;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Leaving: health replacement, retirement with drain
+ * ------------------------------------------------------------------------------------------ */
+static void retired_stopped(void *data, uint64_t id, const struct sup_exit *ex)
+{
+    struct up_instance *in = data;
+
+    (void)ex;
+    if (sup_instance_forget(in->u->procs, id) < 0)
+        return;
+    remove_instance(in->u, in);
+}
+
+static void replaced_stopped(void *data, uint64_t id, const struct sup_exit *ex)
+{
+    struct up_instance *in = data;
+    struct up *u = in->u;
+
+    if (in->retiring) { /* it was asked to leave while being replaced */
+        retired_stopped(data, id, ex);
+        return;
+    }
+    if (sup_instance_forget(u->procs, id) < 0)
+        return;
+    in->replacing = false;
+    in->pid_passed = 0;
+    in->replaced++;
+    if (!u->stopping && start_instance(u, in) < 0) {
+        /* logged by start_instance; ps shows the instance as exited */
+    }
+}
+
+/* Self-healing beyond crashes: a process that passed its health check and now fails it (past
+ * the check's unhealthy threshold, which the registry applies) is deregistered, stopped
+ * (SIGTERM, SIGKILL after stop_grace) and started afresh. A process restarted after a crash
+ * must pass once before it can be judged. */
+static void check_health(struct up *u, struct up_instance *in)
+{
+    const struct manifest_service *s = &u->m->services[in->service];
+    struct sup_instance_status st;
+    struct registry_result res = {0};
+    enum registry_health h;
+
+    if (!in->started || in->replacing || in->retiring || s->health.kind == MANIFEST_HEALTH_NONE ||
+        sup_instance_status(u->procs, in->proc_id, &st) < 0 || st.pid == 0 ||
+        registry_instance_get(u->reg, in->id, &res) < 0)
+        return;
+    h = res.instances[0].status;
+    registry_result_release(&res);
+    if (h == REGISTRY_PASSING) {
+        in->pid_passed = st.pid;
+        return;
+    }
+    if (h != REGISTRY_CRITICAL || in->pid_passed != st.pid)
+        return;
+    SH_LOG(SH_WARN, "supervisor", "instance failed its health check; replacing it",
+           LF_STR("id", in->id), LF_INT("pid", st.pid));
+    in->replacing = true;
+    if (registry_deregister(u->reg, in->id, NULL) < 0) {
+        /* not registered any more: nothing to drain */
+    }
+    if (sup_instance_stop(u->procs, in->proc_id, s->stop_grace_ms, replaced_stopped, in) < 0)
+        in->replacing = false;
+}
+
+/* The instance leaves for good: deregistered now, stopped once drained (drain()). */
+static void retire(struct up *u, struct up_instance *in, const char *why)
+{
+    if (in->retiring)
+        return;
+    in->retiring = true;
+    in->retire_ms = uv_now(&u->loop);
+    SH_LOG(SH_INFO, "supervisor", "instance retiring", LF_STR("id", in->id), LF_STR("why", why));
+    if (!in->started) {
+        remove_instance(u, in);
+        return;
+    }
+    if (in->port && registry_deregister(u->reg, in->id, NULL) < 0) {
+        /* not registered (never passed, or already gone): nothing to drain */
+    }
+}
+
+static bool proxies_list(struct up *u, const struct up_instance *in)
+{
+    const char *svc = u->m->services[in->service].name;
+
+    return (u->gw && proxy_gateway_has_endpoint(u->gw, svc, in->endpoint)) ||
+           (u->mesh && proxy_gateway_has_endpoint(u->mesh, svc, in->endpoint));
+}
+
+static void drain(struct up *u, struct up_instance *in)
+{
+    uint64_t now = uv_now(&u->loop);
+
+    struct sup_instance_status st;
+    bool idle; /* nothing to drain: no port, or no process running (backoff, crash loop) */
+
+    if (!in->retiring || in->stop_sent || in->replacing)
+        return;
+    idle = !in->port || sup_instance_status(u->procs, in->proc_id, &st) < 0 || st.pid == 0;
+    if (!in->left_ms && (idle || !proxies_list(u, in)))
+        in->left_ms = now;
+    if (!(in->left_ms && (now - in->left_ms >= UP_DRAIN_SETTLE_MS || idle)) &&
+        now - in->retire_ms < UP_DRAIN_MAX_MS)
+        return;
+    in->stop_sent = true;
+    SH_LOG(SH_INFO, "supervisor", "instance drained; stopping it", LF_STR("id", in->id),
+           LF_UINT("drain_ms", now - in->retire_ms));
+    if (sup_instance_stop(u->procs, in->proc_id, u->m->services[in->service].stop_grace_ms,
+                          retired_stopped, in) < 0)
+        in->stop_sent = false;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Replica count, rolling restart
+ * ------------------------------------------------------------------------------------------ */
+/* Which instance leaves first when a service shrinks: one not started, then one not ready,
+ * then the newest. */
+static struct up_instance *victim(struct up *u, uint32_t service)
+{
+    struct up_instance *best = NULL;
+    int best_rank = -1;
+
+    for (size_t i = 0; i < u->ninst; i++) {
+        struct up_instance *in = u->inst[i];
+        int rank;
+        if (in->service != service || in->retiring)
+            continue;
+        rank = !in->started ? 2 : !up_instance_ready(u, in) ? 1 : 0;
+        if (rank > best_rank || (rank == best_rank && in->ordinal > best->ordinal)) {
+            best = in;
+            best_rank = rank;
+        }
+    }
+    return best;
+}
+
+static void reconcile(struct up *u, uint32_t service)
+{
+    struct up_service *sv = &u->svc[service];
+    uint32_t live = up_service_live(u, service, NULL);
+
+    if (sv->roll == UP_ROLL_RUNNING)
+        return; /* the restart owns the count until it ends */
+    for (; live < sv->want; live++) {
+        if (!add_instance(u, service))
+            return;
+    }
+    for (; live > sv->want; live--) {
+        struct up_instance *in = victim(u, service);
+        if (!in)
+            return;
+        retire(u, in, "scaled down");
+    }
+}
+
+static void roll_end(struct up *u, uint32_t service, enum up_roll_state st)
+{
+    struct up_service *sv = &u->svc[service];
+
+    sv->roll = st;
+    sh_free(sv->roll_old);
+    sv->roll_old = NULL;
+    sv->roll_new = sv->roll_cur = 0;
+    SH_LOG(st == UP_ROLL_DONE ? SH_INFO : SH_ERROR, "supervisor",
+           st == UP_ROLL_DONE ? "restart done" : "restart stopped",
+           LF_STR("service", u->m->services[service].name), LF_STR("detail", sv->roll_msg));
+}
+
+int up_service_restart(struct up *u, uint32_t service, uint32_t *count)
+{
+    struct up_service *sv = &u->svc[service];
+    uint32_t n = 0;
+
+    if (sv->roll == UP_ROLL_RUNNING)
+        return SH_EBUSY;
+    sh_free(sv->roll_old);
+    sv->roll_old = sh_calloc(u->ninst + 1, sizeof(*sv->roll_old));
+    if (!sv->roll_old)
+        return SH_ENOMEM;
+    for (size_t i = 0; i < u->ninst; i++) {
+        if (u->inst[i]->service == service && !u->inst[i]->retiring)
+            sv->roll_old[n++] = u->inst[i]->ordinal;
+    }
+    *count = n;
+    if (n == 0) {
+        sh_free(sv->roll_old);
+        sv->roll_old = NULL;
+        return SH_ENOENT;
+    }
+    sv->roll = UP_ROLL_RUNNING;
+    sv->roll_total = n;
+    sv->roll_done = 0;
+    sv->roll_new = sv->roll_cur = 0;
+    sv->roll_started_ms = uv_now(&u->loop);
+    snprintf(sv->roll_msg, sizeof(sv->roll_msg), "replaced 0 of %u", n);
+    SH_LOG(SH_INFO, "supervisor", "restart", LF_STR("service", u->m->services[service].name),
+           LF_UINT("instances", n));
+    return 0;
+}
+
+/* How long a new instance may take to become ready: its health check's worst case, and at
+ * least UP_ROLL_STEP_MS. */
+static uint64_t roll_step_limit(const struct manifest_service *s)
+{
+    uint64_t hc = s->health.start_period_ms +
+                  3ull * SH_MAX(s->health.interval_ms, 1000u) * (s->health.healthy_threshold + 1);
+    return SH_MAX((uint64_t)UP_ROLL_STEP_MS, hc);
+}
+
+/* One step of a rolling restart: a new instance (started beside the old one when the service's
+ * port allows; else after the old one has gone), then, once it is ready, the old one retires. */
+static void roll(struct up *u, uint32_t service)
+{
+    struct up_service *sv = &u->svc[service];
+    const struct manifest_service *s = &u->m->services[service];
+    uint64_t now = uv_now(&u->loop);
+    struct up_instance *nw, *old;
+
+    if (sv->roll != UP_ROLL_RUNNING)
+        return;
+    if (sv->roll_new) {
+        struct sup_instance_status st = {0};
+        nw = up_instance_find(u, service, sv->roll_new);
+        if (nw && !nw->started)
+            sv->roll_step_ms = now; /* waiting for the old one to leave its port */
+        if (nw && up_instance_ready(u, nw)) {
+            old = up_instance_find(u, service, sv->roll_cur);
+            if (old)
+                retire(u, old, "restart");
+            sv->roll_done++;
+            sv->roll_new = sv->roll_cur = 0;
+            snprintf(sv->roll_msg, sizeof(sv->roll_msg), "replaced %u of %u", sv->roll_done,
+                     sv->roll_total);
+            return;
+        }
+        if (nw && nw->started && sup_instance_status(u->procs, nw->proc_id, &st) < 0)
+            st.is_crash_loop = false;
+        if (nw && !st.is_crash_loop && now - sv->roll_step_ms < roll_step_limit(s))
+            return;
+        snprintf(sv->roll_msg, sizeof(sv->roll_msg),
+                 "stopped after %u of %u: %s %s; the other instances keep running",
+                 sv->roll_done, sv->roll_total, nw ? nw->id : "the new instance",
+                 st.is_crash_loop ? "is crash-looping" : "did not become ready in time");
+        if (nw)
+            retire(u, nw, "restart failed");
+        roll_end(u, service, UP_ROLL_ABORTED);
+        return;
+    }
+    for (; sv->roll_done < sv->roll_total; sv->roll_done++) {
+        old = up_instance_find(u, service, sv->roll_old[sv->roll_done]);
+        if (old && !old->retiring)
+            break; /* else it left meanwhile: nothing to replace */
+    }
+    if (sv->roll_done == sv->roll_total) {
+        snprintf(sv->roll_msg, sizeof(sv->roll_msg), "%u instances replaced in %.1f s",
+                 sv->roll_total, (double)(now - sv->roll_started_ms) / 1000.0);
+        roll_end(u, service, UP_ROLL_DONE);
+        return;
+    }
+    old = up_instance_find(u, service, sv->roll_old[sv->roll_done]);
+    nw = add_instance(u, service);
+    if (!nw) {
+        snprintf(sv->roll_msg, sizeof(sv->roll_msg), "stopped: out of memory");
+        roll_end(u, service, UP_ROLL_ABORTED);
+        return;
+    }
+    if (s->port && !s->is_port_auto) { /* one fixed port: the old one goes first */
+        nw->waits_for = old->ordinal;
+        retire(u, old, "restart");
+    }
+    sv->roll_new = nw->ordinal;
+    sv->roll_cur = old->ordinal;
+    sv->roll_step_ms = now;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * The tick
+ * ------------------------------------------------------------------------------------------ */
+static bool deps_ready(struct up *u, const struct manifest_service *s)
+{
+    for (size_t k = 0; k < s->depends_count; k++) {
+        const struct manifest_service *dep = &u->m->services[s->depends_idx[k]];
+        size_t total, ok = passing_of(u, dep->name, &total);
+        if (!(dep->port == 0 && !dep->is_port_auto) && (total == 0 || ok < total))
+            return false;
+    }
+    return true;
+}
+
+void up_instances_tick(struct up *u)
+{
+    bool all = true;
+
+    for (uint32_t s = 0; s < u->m->service_count; s++) {
+        reconcile(u, s);
+        roll(u, s);
+    }
+    for (size_t i = 0; i < u->ninst; i++) {
+        struct up_instance *in = u->inst[i];
+        if (!in->started && !in->retiring && !in->waits_for &&
+            deps_ready(u, &u->m->services[in->service]))
+            start_instance(u, in);
+    }
+    if (uv_now(&u->loop) - u->health_checked_ms >= 500) { /* checks run every 1 s at most */
+        u->health_checked_ms = uv_now(&u->loop);
+        for (size_t i = 0; i < u->ninst; i++)
+            check_health(u, u->inst[i]);
+    }
+    for (size_t i = u->ninst; i-- > 0;) /* backwards: a drain may remove the instance */
+        drain(u, u->inst[i]);
+    for (size_t i = 0; i < u->ninst && !u->all_healthy_logged; i++) {
+        const struct up_instance *in = u->inst[i];
+        if (!in->retiring && (!in->started || (in->port && !up_instance_ready(u, in))))
+            all = false;
+    }
+    if (all && !u->all_healthy_logged) {
+        u->all_healthy_logged = true;
+        SH_LOG(SH_INFO, "supervisor", "all instances healthy", LF_UINT("instances", u->ninst),
+               LF_UINT("ms", uv_now(&u->loop) - u->started_ms));
+    }
+}
+
+uint32_t up_instances_stop_all(struct up *u, sup_stop_fn *cb, void *data)
+{
+    uint32_t n = 0;
+
+    for (size_t i = 0; i < u->ninst; i++) {
+        struct up_instance *in = u->inst[i];
+        if (!in->started)
+            continue;
+        if (in->port && registry_deregister(u->reg, in->id, NULL) < 0) {
+            /* already gone: nothing to drain */
+        }
+        if (sup_instance_stop(u->procs, in->proc_id, u->m->services[in->service].stop_grace_ms,
+                              cb, data) == 0)
+            n++;
+    }
+    return n;
+}
