@@ -636,6 +636,8 @@ static const struct cli_command roles[] = {
      "  --log-level LEVEL   debug, info, warn, error (default info)\n"},
     {"__child", sup_child_main, "internal: the supervisor's trampoline for its children",
      "shoal __child -- CMD [ARG...]", "Internal. Runs CMD so that it dies with its supervisor.\n"},
+    {"__reaper", sup_reaper_main, "internal: kills the instances' process groups when shoal dies",
+     "shoal __reaper", "Internal. Reads +PGID/-PGID lines on stdin; at EOF kills the groups.\n"},
 };
 
 int main(int argc, char **argv)

@@ -508,9 +508,9 @@ static int start_all(struct up *u, struct sh_diag *d)
                        LF_STR("key", s->config[k].name), LF_ERR("err", wr));
         }
     }
-    const char *tramp[] = {u->self, "__child", "--", NULL};
-    rc = sup_procs_new(&(struct sup_procs_config){.trampoline = tramp, .on_line = on_line,
-                                                  .data = u},
+    const char *tramp[] = {u->self, "__child", "--", NULL}, *reaper[] = {u->self, "__reaper", NULL};
+    rc = sup_procs_new(&(struct sup_procs_config){.trampoline = tramp, .reaper = reaper,
+                                                  .on_line = on_line, .data = u},
                        &u->loop, &u->procs);
     if (rc < 0)
         return rc;
@@ -605,11 +605,11 @@ static int up_main(int argc, char **argv)
     store_close(u->store);
     sh_doc_free(u->gw_doc);
     sh_doc_free(u->mesh_doc);
+    up_instances_free(u); /* reads the manifest */
     manifest_free(u->m);
     for (size_t i = 0; u->log && i < UP_LOG_LINES; i++)
         sh_free(u->log[i].text);
     sh_free(u->log);
-    up_instances_free(u);
     sh_free(u);
     return rc;
 }

@@ -91,6 +91,8 @@ struct sup_procs {
     uv_loop_t *loop;
     char **trampoline;
     size_t trampoline_count;
+    uv_process_t reaper;  /* cfg.reaper's process, when one runs */
+    int reaper_fd;        /* our end of its stdin (a stream socket), or -1 */
     struct sup_procs_config cfg; /* defaults filled in; trampoline points to ours */
     struct sup_instance **items;
     size_t count, cap;
@@ -313,6 +315,136 @@ static void handle_closed(struct sup_procs *procs)
     procs_maybe_release(procs);
 }
 
+/* ---- the reaper ------------------------------------------------------------------------- */
+
+/* Tells the reaper that process group <pgid> began ('+') or ended ('-'). Never blocks for long:
+ * the reaper reads all the time, and a line is a few bytes. */
+static void reaper_note(struct sup_procs *procs, char op, int pgid)
+{
+    char line[32];
+    int n = snprintf(line, sizeof(line), "%c%d\n", op, pgid);
+    ssize_t w;
+
+    if (procs->reaper_fd < 0)
+        return;
+    do
+        w = send(procs->reaper_fd, line, (size_t)n, MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    if (w == n)
+        return;
+    SH_LOG(SH_WARN, "supervisor",
+           "the reaper is gone: after a kill -9 of shoal, processes started by instances may "
+           "outlive it", LF_ERR("err", w < 0 ? -errno : SH_EIO));
+    close(procs->reaper_fd);
+    procs->reaper_fd = -1;
+}
+
+static void reaper_closed(uv_handle_t *h)
+{
+    handle_closed(h->data);
+}
+
+static void reaper_exited(uv_process_t *p, int64_t status, int sig)
+{
+    struct sup_procs *procs = p->data;
+
+    if (!procs->is_freeing)
+        SH_LOG(SH_WARN, "supervisor", "the reaper exited", LF_INT("status", status),
+               LF_INT("signal", sig));
+    uv_close((uv_handle_t *)p, reaper_closed);
+}
+
+/* Starts cfg.reaper with one end of a socket pair as its stdin (detached: Ctrl-C on the
+ * terminal does not reach it). 0 or a negative code. */
+static int reaper_start(struct sup_procs *procs, const char *const *argv)
+{
+    uv_stdio_container_t stdio[3] = {{.flags = UV_INHERIT_FD}, {.flags = UV_IGNORE},
+                                     {.flags = UV_INHERIT_FD}};
+    uv_process_options_t opt = {0};
+    int sv[2], rc;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    stdio[0].data.fd = sv[1];
+    stdio[2].data.fd = 2;
+    opt.file = argv[0];
+    opt.args = (char **)argv;
+    opt.flags = UV_PROCESS_DETACHED;
+    opt.stdio = stdio;
+    opt.stdio_count = 3;
+    opt.exit_cb = reaper_exited;
+    procs->reaper.data = procs;
+    rc = uv_spawn(procs->loop, &procs->reaper, &opt);
+    close(sv[1]);
+    procs->open_handles++;
+    if (rc != 0) {
+        uv_close((uv_handle_t *)&procs->reaper, reaper_closed);
+        close(sv[0]);
+        return rc;
+    }
+    procs->reaper_fd = sv[0];
+    return 0;
+}
+
+int sup_reaper_main(int argc, char **argv)
+{
+    int *groups = NULL;
+    size_t n = 0, cap = 0, len = 0;
+    char buf[4096];
+    ssize_t r;
+
+    (void)argc;
+    (void)argv;
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    for (;;) {
+        r = read(0, buf + len, sizeof(buf) - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break; /* the supervisor closed its end, or died */
+        len += (size_t)r;
+        char *line = buf, *nl;
+        while ((nl = memchr(line, '\n', len - (size_t)(line - buf)))) {
+            uint64_t pgid = 0;
+            *nl = '\0';
+            if ((line[0] == '+' || line[0] == '-') &&
+                slice_to_u64(slice_from_cstr(line + 1), &pgid) == 0 && pgid > 1 &&
+                pgid < INT32_MAX) {
+                if (line[0] == '+' && n == cap) {
+                    size_t c = cap ? cap * 2 : 64;
+                    int *g = sh_realloc(groups, c * sizeof(*g));
+                    if (g) {
+                        groups = g;
+                        cap = c;
+                    }
+                }
+                if (line[0] == '+' && n < cap) {
+                    groups[n++] = (int)pgid;
+                } else {
+                    for (size_t i = 0; i < n; i++) {
+                        if (groups[i] == (int)pgid) {
+                            groups[i] = groups[--n];
+                            break;
+                        }
+                    }
+                }
+            }
+            line = nl + 1;
+        }
+        len -= (size_t)(line - buf);
+        memmove(buf, line, len);
+        if (len == sizeof(buf))
+            len = 0; /* a line this long is not ours: drop it */
+    }
+    for (size_t i = 0; i < n; i++)
+        kill(-groups[i], SIGKILL);
+    sh_free(groups);
+    return 0;
+}
+
 /* ---- output ----------------------------------------------------------------------------- */
 
 static void deliver(struct out_stream *os, bool is_cut)
@@ -495,6 +627,7 @@ static int spawn_run(struct sup_instance *inst)
     for (int i = 0; i < 2; i++)
         uv_read_start((uv_stream_t *)&run->out[i].pipe, on_alloc, on_read);
     run->pid = run->proc.pid;
+    reaper_note(procs, '+', run->pid);
     inst->run = run;
     inst->state = SUP_STARTING;
     inst->started_ms = sh_now_ms();
@@ -583,6 +716,7 @@ static void on_process_exit(uv_process_t *p, int64_t exit_status, int term_signa
     /* What is left of the group (the main process's own children) goes with it. The group id
      * cannot have been reused: Linux keeps a pid out of use while a group of that id exists. */
     kill(-pid, SIGKILL);
+    reaper_note(run->procs, '-', pid);
     stream_drain(&run->out[0]);
     stream_drain(&run->out[1]);
     uv_close((uv_handle_t *)&run->proc, run_handle_closed);
@@ -699,6 +833,7 @@ int sup_procs_new(const struct sup_procs_config *cfg, uv_loop_t *loop, struct su
     procs->loop = loop;
     procs->cfg = *cfg;
     procs->next_id = 1;
+    procs->reaper_fd = -1;
     if (cfg->trampoline && cfg->trampoline[0]) {
         procs->trampoline_count = strv_len(cfg->trampoline);
         procs->trampoline = sh_calloc(procs->trampoline_count + 1, sizeof(char *));
@@ -709,6 +844,15 @@ int sup_procs_new(const struct sup_procs_config *cfg, uv_loop_t *loop, struct su
         }
     }
     procs->cfg.trampoline = (const char *const *)procs->trampoline;
+    procs->cfg.reaper = NULL;
+    if (cfg->reaper && cfg->reaper[0]) {
+        int rc = reaper_start(procs, cfg->reaper);
+        if (rc < 0) {
+            procs->is_freeing = true;
+            procs_maybe_release(procs); /* after the loop closes the reaper's handle */
+            return rc;
+        }
+    }
 #define DEFAULT(field, value)                                                                  \
     if (procs->cfg.field == 0)                                                                 \
     procs->cfg.field = (value)
@@ -734,6 +878,10 @@ void sup_procs_free(struct sup_procs *procs)
     for (size_t i = 0; i < procs->count; i++)
         inst_drop(procs->items[i]);
     procs->count = 0;
+    if (procs->reaper_fd >= 0) { /* every group is killed: the reaper ends on EOF */
+        close(procs->reaper_fd);
+        procs->reaper_fd = -1;
+    }
     procs_maybe_release(procs);
 }
 

@@ -291,6 +291,13 @@ struct sup_procs_config {
      * "--", NULL}; copied. NULL spawns argv directly (then a kill -9 of shoal leaves the
      * children running). */
     const char *const *trampoline;
+    /* NULL-terminated argv of the reaper, e.g. {"/usr/bin/shoal", "__reaper", NULL}, started
+     * by sup_procs_new: a detached helper that learns each instance's process group as it
+     * starts and ends, and kills every group still running when shoal goes away (its stdin
+     * reaches EOF), also after kill -9. That takes along what instances started themselves
+     * (the trampoline's PDEATHSIG reaches only the main process), unless they left the group
+     * (setsid, setpgid). NULL: no reaper. */
+    const char *const *reaper;
     sup_line_fn *on_line;   /* NULL drops output */
     sup_event_fn *on_event; /* NULL: events are logged with SH_LOG under "supervisor" */
     void *data;             /* passed to on_line and on_event */
@@ -332,7 +339,8 @@ struct sup_instance_status {
 };
 
 /* Creates the process layer on <loop>, which must outlive it.
- * Returns 0 and sets *out, or SH_EINVAL (crash_loop_restarts > 64) / SH_ENOMEM and NULL. */
+ * Returns 0 and sets *out, or SH_EINVAL (crash_loop_restarts > 64) / SH_ENOMEM / -errno from
+ * starting the reaper, and NULL (after a failed reaper start, run the loop before closing it). */
 SH_MUST_CHECK int sup_procs_new(const struct sup_procs_config *cfg, uv_loop_t *loop,
                                 struct sup_procs **out);
 /* Kills every instance's process group with SIGKILL and releases everything. No callback
@@ -370,5 +378,10 @@ size_t sup_procs_status(const struct sup_procs *procs, struct sup_instance_statu
  * (SHOAL_SUPERVISOR_PID, which it removes from the environment), then execvp(CMD). Returns
  * only on failure: 2 for bad usage, 127 when CMD cannot be executed (message on stderr). */
 int sup_child_main(int argc, char **argv);
+
+/* The reaper: `shoal __reaper` (internal), started by sup_procs_new with cfg.reaper. Reads
+ * "+PGID\n" and "-PGID\n" lines on stdin; at EOF (the supervisor closed it or died) sends
+ * SIGKILL to every group still listed and returns 0. Ignores SIGINT, SIGTERM and SIGHUP. */
+int sup_reaper_main(int argc, char **argv);
 
 #endif

@@ -212,7 +212,9 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
             time.sleep(0.2)
         assert down_at is not None, stack("web")
         scaled = [json.loads(l) for l in log if '"comp":"autoscaler"' in l]
-        assert [s["msg"] for s in scaled] == ["scaling up", "scaling down"], scaled
+        # up once; down in one step or more (the second the load stops asks for fewer, not 1)
+        msgs = [s["msg"] for s in scaled]
+        assert msgs[0] == "scaling up" and set(msgs[1:]) == {"scaling down"}, scaled
         print(f"    16 concurrent GETs of 100 ms ({rps:.0f} req/s): 4 of 4 ready {up_at:.1f} s "
               f"after the load began; back to 1 {down_at:.1f} s after it stopped "
               f"(down_cooldown 4s)")

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Children never outlive the supervisor, also after kill -9: procs_driver starts 3 `sleep 30`
-# instances through the trampoline `$1 __child --` and prints their pids; we kill -9 the driver
-# and require every child to be gone within 2 s (a zombie left to a container's init counts as
-# gone). Bounded; on exit it kills by pid only what it started. Needs SHOAL_PROCS_DRIVER.
+# Children never outlive the supervisor, also after kill -9: procs_driver starts instances
+# through the trampoline `$1 __child --` (and the reaper `$1 __reaper`) and prints their pids;
+# we kill -9 the driver and require every child, and every process a child started itself, to
+# be gone within 3 s (a zombie left to a container's init counts as gone).
+#   1. three `sleep 30`: the trampoline's PDEATHSIG takes them;
+#   2. two `sh -c 'sleep 30 & wait'`: the sleeps are grandchildren of the driver, which only the
+#      reaper (killing the process groups) takes along.
+# Bounded; on exit it kills by pid only what it started. Needs SHOAL_PROCS_DRIVER.
 set -euo pipefail
 shoal=${1:?usage: test_supervisor_orphans.sh SHOAL_BINARY}
 driver=${SHOAL_PROCS_DRIVER:?SHOAL_PROCS_DRIVER must name the procs_driver tool}
@@ -24,49 +28,72 @@ alive() {
     [ "${stat%% *}" != Z ] && [ "${stat%% *}" != X ]
 }
 
-"$driver" "$shoal" 3 sleep 30 >"$work/pids" 2>"$work/err" &
-dpid=$!
-for _ in $(seq 1 100); do
-    [ "$(grep -c '' "$work/pids" || true)" -ge 3 ] && break
-    sleep 0.05
-done
-mapfile -t pids <"$work/pids"
-if [ "${#pids[@]}" -ne 3 ]; then
-    echo "driver did not print 3 pids" >&2
-    cat "$work/err" >&2
-    exit 1
-fi
-for p in "${pids[@]}"; do
-    if ! alive "$p"; then
-        echo "child $p is not running before the kill" >&2
-        exit 1
-    fi
-    # The trampoline execs, so the child is `sleep 30` in its own group, its parent the driver.
-    comm=$(cat "/proc/$p/comm")
-    ppid=$(awk '{print $4}' "/proc/$p/stat")
-    pgid=$(awk '{print $5}' "/proc/$p/stat")
-    if [ "$comm" != sleep ] || [ "$ppid" != "$dpid" ] || [ "$pgid" != "$p" ]; then
-        echo "child $p: comm=$comm ppid=$ppid (driver $dpid) pgid=$pgid" >&2
-        exit 1
-    fi
-done
-echo "driver $dpid started children ${pids[*]}"
-
-kill -9 "$dpid"
-wait "$dpid" 2>/dev/null || true
-dpid=""
-deadline=$((SECONDS + 3))
-for _ in $(seq 1 40); do
-    left=()
-    for p in "${pids[@]}"; do
-        if alive "$p"; then left+=("$p"); fi
+# run_case COUNT COMM CMD...: starts the driver, checks each child (COMM, parent, own group)
+# and, for sh, finds its grandchild; kill -9 of the driver; all must be gone within 3 s.
+run_case() {
+    local count=$1 comm=$2
+    shift 2
+    pids=()
+    "$driver" "$shoal" "$count" "$@" >"$work/pids" 2>"$work/err" &
+    dpid=$!
+    for _ in $(seq 1 100); do
+        [ "$(grep -c '' "$work/pids" || true)" -ge "$count" ] && break
+        sleep 0.05
     done
-    [ "${#left[@]}" -eq 0 ] && break
-    [ $SECONDS -ge $deadline ] && break
-    sleep 0.05
-done
-if [ "${#left[@]}" -ne 0 ]; then
-    echo "children still alive 2 s after kill -9 of their supervisor: ${left[*]}" >&2
-    exit 1
-fi
+    mapfile -t pids <"$work/pids"
+    if [ "${#pids[@]}" -ne "$count" ]; then
+        echo "driver did not print $count pids" >&2
+        cat "$work/err" >&2
+        exit 1
+    fi
+    local kids=() p c
+    for p in "${pids[@]}"; do
+        if ! alive "$p"; then
+            echo "child $p is not running before the kill" >&2
+            exit 1
+        fi
+        # The trampoline execs, so the child is CMD in its own group, its parent the driver.
+        c=$(cat "/proc/$p/comm")
+        local ppid pgid
+        ppid=$(awk '{print $4}' "/proc/$p/stat")
+        pgid=$(awk '{print $5}' "/proc/$p/stat")
+        if [ "$c" != "$comm" ] || [ "$ppid" != "$dpid" ] || [ "$pgid" != "$p" ]; then
+            echo "child $p: comm=$c ppid=$ppid (driver $dpid) pgid=$pgid" >&2
+            exit 1
+        fi
+        if [ "$comm" = sh ]; then
+            local g=""
+            for _ in $(seq 1 100); do
+                g=$(cat "/proc/$p/task/$p/children" 2>/dev/null || true)
+                [ -n "$g" ] && break
+                sleep 0.02
+            done
+            [ -n "$g" ] || { echo "child $p started no process" >&2; exit 1; }
+            kids+=($g)
+        fi
+    done
+    pids+=("${kids[@]}")
+    echo "driver $dpid started ${pids[*]}"
+    kill -9 "$dpid"
+    wait "$dpid" 2>/dev/null || true
+    dpid=""
+    local deadline=$((SECONDS + 3)) left=()
+    for _ in $(seq 1 60); do
+        left=()
+        for p in "${pids[@]}"; do
+            if alive "$p"; then left+=("$p"); fi
+        done
+        [ "${#left[@]}" -eq 0 ] && break
+        [ $SECONDS -ge $deadline ] && break
+        sleep 0.05
+    done
+    if [ "${#left[@]}" -ne 0 ]; then
+        echo "still alive 3 s after kill -9 of their supervisor: ${left[*]}" >&2
+        exit 1
+    fi
+}
+
+run_case 3 sleep sleep 30
 echo "all children died with their supervisor"
+run_case 2 sh sh -c 'sleep 30 & wait'
+echo "the processes the children started died too (the reaper)"

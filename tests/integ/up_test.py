@@ -258,6 +258,41 @@ mesh: {{listen: 127.0.0.1:{mesh2}}}
             p2.send_signal(signal.SIGTERM)
             p2.wait(timeout=20)
     check("crash_loop_is_detected_and_backed_off", crash_loop_is_detected_and_backed_off)
+
+    def kill9_of_shoal_takes_what_instances_started():
+        cp3, mesh3 = lib.free_port(), lib.free_port()
+        d3 = tempfile.mkdtemp(prefix="shoal-up-kill9-")
+        with open(os.path.join(d3, "shoal.yaml"), "w") as f:
+            f.write(f"""
+services:
+  parent:
+    command: [sh, -c, "sleep 300 & echo grandchild $$!; exec {SHOAL} echo --listen 127.0.0.1:$PORT"]
+    port: auto
+    health: {{http: /health, interval: 1s}}
+control_plane: {{listen: 127.0.0.1:{cp3}}}
+mesh: {{listen: 127.0.0.1:{mesh3}}}
+""")
+        p3, log3, healthy3 = lib.start_up(SHOAL, os.path.join(d3, "shoal.yaml"), env)
+        try:
+            assert healthy3.wait(20), "never healthy"
+            lines = [json.loads(l).get("line", "") for l in log3 if '"comp":"service"' in l]
+            grand = int([l for l in lines if l.startswith("grandchild ")][0].split()[1])
+            child = [json.loads(l)["pid"] for l in log3
+                     if '"msg":"instance started"' in l and '"pid"' in l][0]
+            assert lib.alive(grand) and lib.alive(child), (grand, child)
+            p3.kill()  # SIGKILL: no cleanup of its own
+            p3.wait(timeout=10)
+            end = time.monotonic() + 3
+            while time.monotonic() < end and (lib.alive(grand) or lib.alive(child)):
+                time.sleep(0.05)
+            assert not lib.alive(child), f"instance {child} outlived kill -9 of shoal up"
+            assert not lib.alive(grand), f"{grand}, started by the instance, outlived it"
+        finally:
+            if p3.poll() is None:
+                p3.kill()
+                p3.wait()
+    check("kill9_of_shoal_takes_what_instances_started",
+          kill9_of_shoal_takes_what_instances_started)
     bad = subprocess.run([SHOAL, "up", "-f", "/nonexistent/shoal.yaml"], capture_output=True,
                          text=True, timeout=10)
     checks.result("missing_manifest_is_an_error",

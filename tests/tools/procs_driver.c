@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* procs_driver: a tiny supervisor for test_supervisor_orphans.sh. Usage:
  *     procs_driver SHOAL_BINARY COUNT CMD [ARG...]
- * Starts COUNT instances of CMD through the trampoline "SHOAL_BINARY __child --", prints each
+ * Starts COUNT instances of CMD through the trampoline "SHOAL_BINARY __child --" (with the
+ * reaper "SHOAL_BINARY __reaper"), prints each
  * instance's pid on its own line once all are started, then runs its loop until killed. The
  * test kills it with SIGKILL and checks that the children went with it. */
 #include <stdio.h>
@@ -12,7 +13,7 @@
 
 int main(int argc, char **argv)
 {
-    const char *tramp[4];
+    const char *tramp[4], *reaper[3] = {argv[1], "__reaper", NULL};
     struct sup_procs *procs = NULL;
     uint64_t count = 0, id;
     uv_loop_t loop;
@@ -28,7 +29,8 @@ int main(int argc, char **argv)
     tramp[2] = "--";
     tramp[3] = NULL;
     uv_loop_init(&loop);
-    rc = sup_procs_new(&(struct sup_procs_config){.trampoline = tramp}, &loop, &procs);
+    rc = sup_procs_new(&(struct sup_procs_config){.trampoline = tramp, .reaper = reaper}, &loop,
+                       &procs);
     for (uint64_t i = 0; rc == 0 && i < count; i++) {
         struct sup_instance_status st;
 
