@@ -601,16 +601,19 @@ static const struct cli_command roles[] = {
      "                     it from other hosts\n"
      "  --log-level LEVEL  debug, info, warn, error (default info)\n"},
     {"up", role_up, "run a whole stack from shoal.yaml (control plane, services, gateway)",
-     "shoal up [-f FILE] [--data-dir DIR] [--log-level LEVEL]",
+     "shoal up [-f FILE] [--data-dir DIR] [--plain] [--log-level LEVEL]",
      "Starts everything shoal.yaml (or FILE) describes, in the foreground: the control plane\n"
      "(registry, config, admin API on control_plane.listen), every service instance as a\n"
      "supervised process (PORT assigned, restarted with backoff when it dies, registered with\n"
      "its health check so only passing instances get traffic; depends_on waits until the\n"
      "services named are healthy), and the gateway fed by the registry. Ctrl-C or SIGTERM\n"
      "stops the gateway, then the instances (SIGTERM, SIGKILL after stop_grace), then the\n"
-     "control plane. See docs/manifest.md.\n\n"
+     "control plane. On a terminal it shows a live status view (services, instances, load,\n"
+     "the newest output lines) and writes its own log to DIR/shoal.log; otherwise it logs to\n"
+     "stderr (JSON lines). See docs/manifest.md.\n\n"
      "  -f FILE            the manifest (default ./shoal.yaml)\n"
      "  --data-dir DIR     state (default: data_dir of the manifest, next to it)\n"
+     "  --plain            no live view on a terminal: log lines on stderr\n"
      "  --log-level LEVEL  debug, info, warn, error (default info)\n"},
     {"check", cmd_check, "validate a shoal.yaml manifest without starting anything",
      "shoal check -f FILE [--json]",

@@ -211,6 +211,11 @@ static void stop_all(struct up *u, const char *why)
     if (u->stopping)
         return;
     u->stopping = true;
+    if (u->view) {
+        up_view_stop(u);
+        fprintf(stderr, "shoal up: stopping (%s): gateway, instances, mesh, control plane\n",
+                why);
+    }
     SH_LOG(SH_INFO, "supervisor", "stopping", LF_STR("by", why));
     uv_timer_stop(&u->tick);
     if (u->gw)
@@ -222,11 +227,14 @@ static void stop_all(struct up *u, const char *why)
 static void tick(uv_timer_t *t)
 {
     struct up *u = t->data;
+    uint64_t sampled = u->sampled_ms;
 
     if (u->stopping)
         return;
     up_instances_tick(u);
     up_load_tick(u);
+    if (u->sampled_ms != sampled) /* once a second, with fresh load figures */
+        up_view_draw(u);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -252,42 +260,28 @@ static void json_field_str(struct buf *b, const char *key, const char *v)
 static int render_instances(void *data, struct buf *b)
 {
     struct up *u = data;
-    uint64_t now = (uint64_t)sh_wall_ms();
     bool first = true;
 
     buf_appendc(b, '[');
     for (size_t i = 0; i < u->ninst; i++) {
         const struct up_instance *in = u->inst[i];
-        const struct manifest_service *s = &u->m->services[in->service];
-        struct sup_instance_status st = {0};
-        struct registry_result res = {0};
-        const char *health = in->started ? "none" : "-", *state = "waiting";
-
-        if (in->started && sup_instance_status(u->procs, in->proc_id, &st) < 0)
+        struct up_instance_info info;
+        int rc = up_instance_info(u, in, &info);
+        if (rc == SH_ENOENT)
             continue;
-        if (in->started && s->health.kind != MANIFEST_HEALTH_NONE) {
-            int rc = registry_instance_get(u->reg, in->id, &res);
-            if (rc == SH_ENOMEM)
-                return rc;
-            health = rc == 0 ? registry_health_name(res.instances[0].status) : "unregistered";
-        }
+        if (rc < 0)
+            return rc;
         buf_appends(b, first ? SLICE("{\"id\":\"") : SLICE(",{\"id\":\""));
         first = false;
         buf_append_json_str(b, slice_from_cstr(in->id));
         buf_appendc(b, '"');
-        json_field_str(b, "service", s->name);
-        if (in->started)
-            state = in->retiring && !in->stop_sent && st.pid ? "draining" : sup_state_name(st.state);
-        json_field_str(b, "state", state);
-        json_field_str(b, "health", health);
-        registry_result_release(&res);
-        buf_appendf(b, ",\"pid\":%d,\"port\":%u,\"restarts\":%u,\"crash_loop\":%s", st.pid,
-                    in->port, st.restarts + in->replaced, st.is_crash_loop ? "true" : "false");
+        json_field_str(b, "service", u->m->services[in->service].name);
+        json_field_str(b, "state", info.state);
+        json_field_str(b, "health", info.health);
+        buf_appendf(b, ",\"pid\":%d,\"port\":%u,\"restarts\":%u,\"crash_loop\":%s", info.pid,
+                    in->port, info.restarts, info.crash_loop ? "true" : "false");
         buf_appendf(b, ",\"rps\":%.1f,\"retiring\":%s,\"uptime_ms\":%llu}", in->rps,
-                    in->retiring ? "true" : "false",
-                    (unsigned long long)(st.pid && st.started_wall_ms && now > st.started_wall_ms
-                                             ? now - st.started_wall_ms
-                                             : 0));
+                    in->retiring ? "true" : "false", (unsigned long long)info.uptime_ms);
     }
     buf_appends(b, SLICE("]\n"));
     return b->err;
@@ -464,6 +458,9 @@ static int start_all(struct up *u, struct sh_diag *d)
     rc = store_open(&(struct store_config){.data_dir = u->data_dir}, &u->store, d);
     if (rc < 0)
         return rc;
+    if (u->want_view && (rc = up_view_start(u)) < 0) /* before any thread starts */
+        SH_LOG(SH_WARN, "supervisor", "no live view: cannot open the log file",
+               LF_STR("data_dir", u->data_dir), LF_ERR("err", rc));
     if (token && *token) {
         snprintf(u->token, sizeof(u->token), "%s", token);
     } else {
@@ -524,6 +521,7 @@ static int up_main(int argc, char **argv)
 {
     const struct cli_command *cmd = cli_find("up");
     const char *file = "shoal.yaml", *data_dir = NULL;
+    bool plain = false;
     struct up *u;
     struct sh_diag d = {{0}, {0}};
     char real[PATH_MAX];
@@ -531,6 +529,10 @@ static int up_main(int argc, char **argv)
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--plain")) {
+            plain = true;
+            continue;
+        }
         if (strcmp(a, "-f") && strcmp(a, "--data-dir") && strcmp(a, "--log-level"))
             return cli_usage_error(cmd, "unknown option '%s'", a);
         if (!v)
@@ -550,6 +552,8 @@ static int up_main(int argc, char **argv)
     u = sh_calloc(1, sizeof(*u));
     if (!u)
         return 1;
+    u->log_fd = -1;
+    u->want_view = !plain && up_view_wanted();
     rc = manifest_load_file(file, &u->m, &d);
     if (rc < 0) {
         fprintf(stderr, "shoal up: %s: %s\n", d.where, d.what);
@@ -581,6 +585,7 @@ static int up_main(int argc, char **argv)
     u->started_ms = uv_now(&u->loop);
     rc = start_all(u, &d);
     if (rc < 0) {
+        up_view_stop(u);
         fprintf(stderr, "shoal up: %s: %s\n", d.where, d.what[0] ? d.what : sh_strerror(rc));
         u->stopping = true;
         if (u->gw) {
@@ -600,8 +605,14 @@ static int up_main(int argc, char **argv)
         uv_run(&u->loop, UV_RUN_DEFAULT);
         rc = 0;
     }
+    up_view_stop(u);
     if (uv_loop_close(&u->loop) != 0)
         rc = 1;
+    if (u->log_fd >= 0) { /* every thread has ended: the log may move back to stderr */
+        sh_log_setup((enum sh_log_level)sh_log_min_level, SH_LOG_AUTO, 2);
+        close(u->log_fd);
+        fprintf(stderr, "shoal up: %s\n", rc ? "stopped, with errors (see shoal.log)" : "stopped");
+    }
     store_close(u->store);
     sh_doc_free(u->gw_doc);
     sh_doc_free(u->mesh_doc);

@@ -113,6 +113,9 @@ struct up {
     uv_signal_t sigint, sigterm;
     uint64_t started_ms, health_checked_ms, sampled_ms;
     bool all_healthy_logged, stopping;
+    bool want_view;                  /* a terminal, and no --plain */
+    bool view;                       /* the live status view is on (up_view.c) */
+    int log_fd;                      /* <data_dir>/shoal.log while the view is on, else -1 */
     uint32_t stops_pending;
     struct up_logline *log; /* UP_LOG_LINES slots; log_next is the oldest once full */
     size_t log_next, log_count;
@@ -129,11 +132,28 @@ void up_instances_tick(struct up *u);            /* every 100 ms: start, check, 
 struct up_instance *up_instance_find(struct up *u, uint32_t service, uint32_t ordinal);
 bool up_instance_ready(struct up *u, const struct up_instance *in); /* serving, or could */
 uint32_t up_service_live(struct up *u, uint32_t service, uint32_t *ready); /* not retiring */
+/* What ps and the live view show of an instance. Strings are static. */
+struct up_instance_info {
+    const char *state;  /* "waiting", "starting", "running", "draining", "backoff", ... */
+    const char *health; /* "passing", "warning", "critical", "none", "unregistered", "-" */
+    int pid;
+    uint32_t restarts;  /* crashes restarted + health replacements */
+    bool crash_loop;
+    uint64_t uptime_ms;
+};
+/* 0, SH_ENOENT (its process is gone from the process layer: skip it) or SH_ENOMEM. */
+int up_instance_info(struct up *u, const struct up_instance *in, struct up_instance_info *out);
 /* `shoal restart`: 0, SH_EBUSY (one is under way) or SH_ENOENT (no instances). */
 int up_service_restart(struct up *u, uint32_t service, uint32_t *count);
 /* The stop of `shoal up`: every instance that runs gets a stop with cb(data); returns how
  * many stops were asked. */
 uint32_t up_instances_stop_all(struct up *u, sup_stop_fn *cb, void *data);
+
+/* up_view.c: the live status view, when stdout is a terminal (see up_view_wanted) */
+bool up_view_wanted(void);               /* stdout and stderr are terminals, TERM is not dumb */
+int up_view_start(struct up *u);         /* log to <data_dir>/shoal.log, enter the view */
+void up_view_draw(struct up *u);         /* once a second */
+void up_view_stop(struct up *u);         /* leave it (idempotent) */
 
 /* up_scale.c */
 void up_load_tick(struct up *u);     /* every 100 ms: in-flight samples; every 1 s: the rest */

@@ -346,6 +346,36 @@ uint32_t up_service_live(struct up *u, uint32_t service, uint32_t *ready)
     return live;
 }
 
+int up_instance_info(struct up *u, const struct up_instance *in, struct up_instance_info *out)
+{
+    const struct manifest_service *s = &u->m->services[in->service];
+    struct sup_instance_status st = {0};
+    struct registry_result res = {0};
+    uint64_t now = (uint64_t)sh_wall_ms();
+
+    *out = (struct up_instance_info){.state = "waiting", .health = "-"};
+    if (!in->started)
+        return 0;
+    if (sup_instance_status(u->procs, in->proc_id, &st) < 0)
+        return SH_ENOENT;
+    out->health = "none";
+    if (s->health.kind != MANIFEST_HEALTH_NONE && in->port) {
+        int rc = registry_instance_get(u->reg, in->id, &res);
+        if (rc == SH_ENOMEM)
+            return rc;
+        out->health = rc == 0 ? registry_health_name(res.instances[0].status) : "unregistered";
+        registry_result_release(&res);
+    }
+    out->state = in->retiring && !in->stop_sent && st.pid ? "draining" : sup_state_name(st.state);
+    out->pid = st.pid;
+    out->restarts = st.restarts + in->replaced;
+    out->crash_loop = st.is_crash_loop;
+    out->uptime_ms = st.pid && st.started_wall_ms && now > st.started_wall_ms
+                         ? now - st.started_wall_ms
+                         : 0;
+    return 0;
+}
+
 /* ------------------------------------------------------------------------------------------
  * Leaving: health replacement, retirement with drain
  * ------------------------------------------------------------------------------------------ */
