@@ -353,6 +353,11 @@ static int on_api_scale(void *data, const char *service, uint32_t replicas, uint
         sh_diag_set(d, "service", "shoal up is stopping");
         return SH_EBUSY;
     }
+    if (replicas > 1 && u->m->services[i].port && !u->m->services[i].is_port_auto) {
+        sh_diag_set(d, "replicas", "'%s' has a fixed port (%u): it can run one instance",
+                    service, u->m->services[i].port);
+        return SH_EINVAL;
+    }
     *was = u->svc[i].want;
     u->svc[i].want = replicas;
     SH_LOG(SH_INFO, "supervisor", "scale", LF_STR("service", service), LF_UINT("from", *was),

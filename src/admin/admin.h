@@ -33,7 +33,7 @@ struct admin_supervisor {
      * state as one JSON object. 0 or SH_E*. */
     int (*stack)(void *data, struct buf *out);
     /* POST /v1/scale/:service {"replicas": N}: the service's wanted count becomes N (*was gets
-     * the previous). 0, or SH_ENOENT (404) / SH_EBUSY (409) with d set. */
+     * the previous). 0, or SH_ENOENT (404) / SH_EBUSY (409) / SH_EINVAL (400) with d set. */
     int (*scale)(void *data, const char *service, uint32_t replicas, uint32_t *was,
                  struct sh_diag *d);
     /* POST /v1/restart/:service: a rolling restart of its *count instances begins. 0, or

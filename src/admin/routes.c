@@ -100,10 +100,11 @@ static void stack(struct admin_req *r)
     reply_rendered(r, r->a->cfg.supervisor->stack(r->a->cfg.supervisor->data, &b), &b);
 }
 
-/* 404 for an unknown service, 409 when busy, else 500; the supervisor's words. */
+/* 404 for an unknown service, 409 when busy, 400 for a refused value, else 500; the
+ * supervisor's words. */
 static void reply_sup_error(struct admin_req *r, int rc, const struct sh_diag *d)
 {
-    int status = rc == SH_ENOENT ? 404 : rc == SH_EBUSY ? 409 : 500;
+    int status = rc == SH_ENOENT ? 404 : rc == SH_EBUSY ? 409 : rc == SH_EINVAL ? 400 : 500;
 
     admin__reply_error(r, status, d->where[0] ? d->where : NULL,
                        d->what[0] ? d->what : sh_strerror(rc));

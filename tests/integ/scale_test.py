@@ -239,6 +239,8 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         assert st == 400, (st, body)
         st, body = post("/v1/scale/api", b'{"replicas": 2}', token=False)
         assert st in (401, 403), (st, body)
+        st, body = post("/v1/scale/solo", b'{"replicas": 2}')
+        assert st == 400 and "fixed port" in body["error"], (st, body)
         st, body = post("/v1/restart/nope", b"")
         assert st == 404, (st, body)
         out = cli("scale", "api", "many", "--data-dir", data_dir)
