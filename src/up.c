@@ -11,10 +11,12 @@
 
 #include "cli/cli.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------------------------
@@ -56,6 +58,107 @@ static void utf8_sanitize(unsigned char *s, size_t n)
     }
 }
 
+/* One kept line as the JSON object GET /v1/logs and DATA_DIR/logs/services.log carry. */
+static void logline_json(const struct up *u, const struct up_logline *l, struct buf *b)
+{
+    const char *svc = u->m->services[l->service].name;
+    char id[96];
+
+    buf_appendf(b, "{\"seq\":%llu,\"ms\":%llu,\"service\":\"", (unsigned long long)l->seq,
+                (unsigned long long)l->ms);
+    buf_append_json_str(b, slice_from_cstr(svc));
+    buf_appends(b, SLICE("\",\"instance\":\""));
+    snprintf(id, sizeof(id), "%s-%u", svc, l->ordinal);
+    buf_append_json_str(b, slice_from_cstr(id));
+    buf_appendf(b, "\",\"stream\":\"%s\",\"line\":\"", l->is_stderr ? "stderr" : "stdout");
+    buf_append_json_str(b, slice_from_cstr(l->text));
+    buf_appends(b, SLICE("\"}"));
+}
+
+static int render_logs(void *data, const char *service, uint64_t since_ms, uint64_t after_seq,
+                       const char *grep, struct buf *b)
+{
+    struct up *u = data;
+    size_t start = (u->log_next + UP_LOG_LINES - u->log_count) % UP_LOG_LINES;
+    bool first = true;
+
+    buf_appendc(b, '[');
+    for (size_t k = 0; k < u->log_count; k++) {
+        const struct up_logline *l = &u->log[(start + k) % UP_LOG_LINES];
+        if (l->ms < since_ms || l->seq <= after_seq ||
+            (service && strcmp(service, u->m->services[l->service].name)) ||
+            (grep && !strstr(l->text, grep)))
+            continue;
+        if (!first)
+            buf_appendc(b, ',');
+        first = false;
+        logline_json(u, l, b);
+    }
+    buf_appends(b, SLICE("]\n"));
+    return b->err;
+}
+
+/* The services' output on disk: DATA_DIR/logs/services.log, JSON lines as GET /v1/logs gives
+ * them, written through a stdio buffer flushed every tick; past UP_LOGFILE_MAX it becomes
+ * services.log.1 (the previous .1 goes), so the two files stay under 2 x UP_LOGFILE_MAX. */
+enum { UP_LOGFILE_MAX = 16 << 20 };
+
+static void logfile_open(struct up *u)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 16];
+
+    if (!up_join_path(dir, sizeof(dir), u->data_dir, "logs") ||
+        !up_join_path(path, sizeof(path), dir, "services.log"))
+        return;
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        SH_LOG(SH_WARN, "supervisor", "services' output not kept on disk",
+               LF_STR("dir", dir), LF_ERR("err", -errno));
+        return;
+    }
+    u->logfile = fopen(path, "ae");
+    if (!u->logfile)
+        SH_LOG(SH_WARN, "supervisor", "services' output not kept on disk",
+               LF_STR("file", path), LF_ERR("err", -errno));
+}
+
+static void logfile_write(struct up *u, const struct up_logline *l)
+{
+    struct buf b = BUF_INIT(UP_LOG_LINE_MAX * 8);
+
+    if (!u->logfile)
+        return;
+    logline_json(u, l, &b);
+    buf_appendc(&b, '\n');
+    if (!b.err && fwrite(b.data, 1, b.len, u->logfile) != b.len) {
+        SH_LOG(SH_WARN, "supervisor", "cannot write the services' output to disk; stopped "
+                                      "keeping it", LF_ERR("err", -errno));
+        fclose(u->logfile);
+        u->logfile = NULL;
+    }
+    buf_release(&b);
+}
+
+void up_logfile_flush(struct up *u)
+{
+    char path[PATH_MAX + 32], old[PATH_MAX + 40];
+    long size;
+
+    if (!u->logfile)
+        return;
+    fflush(u->logfile);
+    size = ftell(u->logfile);
+    if (size < UP_LOGFILE_MAX)
+        return;
+    fclose(u->logfile);
+    u->logfile = NULL;
+    snprintf(path, sizeof(path), "%s/logs/services.log", u->data_dir);
+    snprintf(old, sizeof(old), "%s.1", path);
+    if (rename(path, old) < 0)
+        SH_LOG(SH_WARN, "supervisor", "cannot rotate the services' log", LF_STR("file", path),
+               LF_ERR("err", -errno));
+    logfile_open(u);
+}
+
 /* One line an instance wrote: into shoal's log and the ring `shoal logs` reads, cut at
  * UP_LOG_LINE_MAX bytes and made valid UTF-8 (both outputs are JSON). */
 static void on_line(void *data, uint64_t id, enum sup_stream stream, struct slice line,
@@ -92,39 +195,10 @@ static void on_line(void *data, uint64_t id, enum sup_stream stream, struct slic
     sh_free(l->text);
     *l = (struct up_logline){.seq = ++u->log_seq, .ms = sh_wall_ms(), .service = in->service,
                              .ordinal = in->ordinal, .is_stderr = stream == SUP_STDERR, .text = text};
+    logfile_write(u, l);
     u->log_next = (u->log_next + 1) % UP_LOG_LINES;
     if (u->log_count < UP_LOG_LINES)
         u->log_count++;
-}
-
-static int render_logs(void *data, const char *service, uint64_t since_ms, uint64_t after_seq,
-                       const char *grep, struct buf *b)
-{
-    struct up *u = data;
-    size_t start = (u->log_next + UP_LOG_LINES - u->log_count) % UP_LOG_LINES;
-    bool first = true;
-
-    buf_appendc(b, '[');
-    for (size_t k = 0; k < u->log_count; k++) {
-        const struct up_logline *l = &u->log[(start + k) % UP_LOG_LINES];
-        const char *svc = u->m->services[l->service].name;
-        char id[96];
-        if (l->ms < since_ms || l->seq <= after_seq || (service && strcmp(service, svc)) ||
-            (grep && !strstr(l->text, grep)))
-            continue;
-        buf_appendf(b, "%s{\"seq\":%llu,\"ms\":%llu,\"service\":\"", first ? "" : ",",
-                    (unsigned long long)l->seq, (unsigned long long)l->ms);
-        first = false;
-        buf_append_json_str(b, slice_from_cstr(svc));
-        buf_appends(b, SLICE("\",\"instance\":\""));
-        snprintf(id, sizeof(id), "%s-%u", svc, l->ordinal);
-        buf_append_json_str(b, slice_from_cstr(id));
-        buf_appendf(b, "\",\"stream\":\"%s\",\"line\":\"", l->is_stderr ? "stderr" : "stdout");
-        buf_append_json_str(b, slice_from_cstr(l->text));
-        buf_appends(b, SLICE("\"}"));
-    }
-    buf_appends(b, SLICE("]\n"));
-    return b->err;
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -233,6 +307,7 @@ static void tick(uv_timer_t *t)
         return;
     up_instances_tick(u);
     up_load_tick(u);
+    up_logfile_flush(u);
     if (u->sampled_ms != sampled) /* once a second, with fresh load figures */
         up_view_draw(u);
 }
@@ -483,6 +558,7 @@ static int start_all(struct up *u, struct sh_diag *d)
     u->log = sh_calloc(UP_LOG_LINES, sizeof(*u->log));
     if (!u->log)
         return SH_ENOMEM;
+    logfile_open(u);
     rc = cfgkv_new(&(struct cfgkv_config){0}, &u->loop, u->store, &u->kv);
     if (rc == 0)
         rc = http_client_new(&u->loop, &(struct http_client_config){.max_idle_per_host = 2},
@@ -626,6 +702,8 @@ static int up_main(int argc, char **argv)
     for (size_t i = 0; u->log && i < UP_LOG_LINES; i++)
         sh_free(u->log[i].text);
     sh_free(u->log);
+    if (u->logfile)
+        fclose(u->logfile);
     sh_free(u);
     return rc;
 }

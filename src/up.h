@@ -16,6 +16,7 @@
 #include "supervisor/supervisor.h"
 
 #include <limits.h>
+#include <stdio.h>
 
 enum { UP_TICK_MS = 100 }; /* the supervisor's pace: starts, checks, drains, load samples */
 
@@ -120,9 +121,11 @@ struct up {
     struct up_logline *log; /* UP_LOG_LINES slots; log_next is the oldest once full */
     size_t log_next, log_count;
     uint64_t log_seq;
+    FILE *logfile;          /* DATA_DIR/logs/services.log, or NULL */
 };
 
 /* up.c */
+void up_logfile_flush(struct up *u); /* every tick: flush, rotate past its size limit */
 bool up_join_path(char *out, size_t n, const char *a, const char *b); /* a/b; false: too long */
 
 /* up_instances.c */

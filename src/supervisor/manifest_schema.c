@@ -695,11 +695,13 @@ static int read_top(struct rd *r, const struct sh_node *root)
             SH_TRY(get_addr(r, x, "control_plane.listen", &m->control_plane_listen));
     }
     if ((v = sh_node_get(root, "mesh"))) {
-        static const char *const mk[] = {"listen", NULL};
+        static const char *const mk[] = {"listen", "admin", NULL};
         const struct sh_node *x;
         SH_TRY(sh_node_check_keys(v, mk, "mesh", r->d));
         if ((x = sh_node_get(v, "listen")))
             SH_TRY(get_addr(r, x, "mesh.listen", &m->mesh_listen));
+        if ((x = sh_node_get(v, "admin")) && x->kind != SH_NODE_NULL)
+            SH_TRY(get_addr(r, x, "mesh.admin", &m->mesh_admin));
     }
     SH_TRY(sh_node_require(root, "services", "top level", &svcs, r->d));
     SH_TRY(sh_node_expect(svcs, SH_NODE_MAP, "services", r->d));
@@ -944,6 +946,10 @@ static int build_mesh_doc(const struct manifest *m, struct sh_doc *doc)
         return SH_ENOMEM;
     doc->root = top;
     SH_TRY(put(doc, top, "listen", at, scalar_at(doc, m->mesh_listen, at)));
+    if (m->mesh_admin) {
+        const struct sh_node *adm = sh_node_get(sh_node_get(root, "mesh"), "admin");
+        SH_TRY(put(doc, top, "admin", adm, scalar_at(doc, m->mesh_admin, adm)));
+    }
     SH_TRY(put_clusters(m, doc, top));
     routes = sh_node_new(doc, SH_NODE_SEQ, at->line, at->col);
     if (!routes)
@@ -1143,7 +1149,11 @@ static int render(const struct manifest *m, bool is_json, char **out)
             json_str(&b, m->gateway.admin);
             buf_appendf(&b, ",\"routes\":%zu}", m->gateway.route_count);
         }
-        buf_appends(&b, SLICE("}\n"));
+        buf_appends(&b, SLICE(",\"mesh\":{\"listen\":"));
+        json_str(&b, m->mesh_listen);
+        buf_appends(&b, SLICE(",\"admin\":"));
+        json_str(&b, m->mesh_admin);
+        buf_appends(&b, SLICE("}}\n"));
     }
     if (b.err) {
         int rc = b.err;

@@ -151,6 +151,7 @@ struct manifest {
     const char *name;                 /* NULL when not given */
     const char *control_plane_listen; /* default MANIFEST_DEFAULT_CONTROL_PLANE */
     const char *mesh_listen;          /* default MANIFEST_DEFAULT_MESH_LISTEN */
+    const char *mesh_admin;           /* the mesh's /metrics, /ready, /config; NULL: none */
     const char *data_dir;             /* as written (relative to the manifest's directory);
                                        * default MANIFEST_DEFAULT_DATA_DIR */
     struct manifest_service *services; /* service_count, in the order written */
@@ -188,7 +189,8 @@ uint64_t manifest_instance_count(const struct manifest *m);
  * Returns 0 and *out (caller frees with sh_doc_free, before the manifest's doc), or SH_ENOMEM. */
 SH_MUST_CHECK int manifest_gateway_doc(const struct manifest *m, struct sh_doc **out);
 
-/* The mesh listener's configuration, in the same syntax: listen: mesh_listen; the same
+/* The mesh listener's configuration, in the same syntax: listen: mesh_listen (and admin:
+ * mesh_admin when set); the same
  * control_plane and clusters as manifest_gateway_doc; one route per service matching
  * "host: S" (so "Host: S" and absolute-form "http://S/..." requests reach S), and a last
  * route answering 503 with a message that names the services of this manifest. Returns as

@@ -55,6 +55,7 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
 def main():
     d = tempfile.mkdtemp(prefix="shoal-up-")
     gw, adm, cp, mesh = lib.free_port(), lib.free_port(), lib.free_port(), lib.free_port()
+    mesh_adm = lib.free_port()
     with open(os.path.join(d, "caller.py"), "w") as f:
         f.write(CALLER)
     with open(os.path.join(d, "shoal.yaml"), "w") as f:
@@ -84,7 +85,7 @@ gateway:
     - {{match: {{prefix: /front}}, service: front}}
     - {{match: {{prefix: /caller}}, service: caller}}
 control_plane: {{listen: 127.0.0.1:{cp}}}
-mesh: {{listen: 127.0.0.1:{mesh}}}
+mesh: {{listen: 127.0.0.1:{mesh}, admin: 127.0.0.1:{mesh_adm}}}
 """)
     env = dict(os.environ)
     env.pop("SHOAL_TOKEN", None)
@@ -162,6 +163,11 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         assert out.returncode == 0, out.stderr
         lines = [json.loads(l)["line"] for l in out.stdout.splitlines()]
         assert "caller up ??\u00e9t? end" in lines, lines
+        time.sleep(0.3)  # flushed every 100 ms
+        with open(os.path.join(d, ".shoal", "logs", "services.log")) as f:
+            kept = [json.loads(l) for l in f]
+        assert any(r["instance"] == "caller-1" and r["line"] == "caller up ??\u00e9t? end"
+                   for r in kept), kept[-3:]
     check("logs_stay_valid_json_whatever_a_service_prints", logs_stay_valid_json_whatever_a_service_prints)
 
     def failing_health_replaces_the_instance():
@@ -210,6 +216,15 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         assert got["served_by"] == "back", got
         assert got["env_mesh"] == f"http://127.0.0.1:{mesh}", got
     check("service_calls_another_by_name_through_the_mesh", service_calls_service_by_name)
+
+    def mesh_metrics_on_its_admin_listener():
+        with urllib.request.urlopen(f"http://127.0.0.1:{mesh_adm}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        calls = [l for l in text.splitlines()
+                 if l.startswith('shoal_cluster_requests_total{cluster="back",class="2xx"}')]
+        assert calls and float(calls[0].split()[-1]) >= 1, calls or text[:500]
+        assert 'shoal_cluster_requests_in_flight{cluster="back"}' in text
+    check("mesh_metrics_on_its_admin_listener", mesh_metrics_on_its_admin_listener)
 
     def sigterm_leaves_no_child():
         children = [rec["pid"] for rec in spawns()]

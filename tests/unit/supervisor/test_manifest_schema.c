@@ -261,7 +261,7 @@ static const struct bad bads[] = {
     {"services:\n  a:\n    command: x\nmesh: {listen: 127.0.0.1}\n", "shoal.yaml:4:16",
      "mesh.listen: '127.0.0.1' is not an address (write HOST:PORT, e.g. 127.0.0.1:8080)"},
     {"services:\n  a:\n    command: x\nmesh: {port: 1}\n", "shoal.yaml:4:8",
-     "mesh: unknown key 'port' (allowed: listen)"},
+     "mesh: unknown key 'port' (allowed: listen, admin)"},
 };
 
 static void test_manifest_schema__errors_name_where_and_what(void **state)
