@@ -62,6 +62,8 @@ struct cl_pool {
     struct cl_conn *conns;
     uint32_t nopen, nidle, npending;
     struct http_creq *pending_head, *pending_tail;
+    /* the last request's per-upstream settings (http_request_desc); 0 = the client's */
+    uint32_t connect_timeout_ms, idle_timeout_ms, max_pending;
 };
 
 struct http_client {
@@ -287,9 +289,11 @@ static uint64_t conn_deadline(const struct cl_conn *c)
     uint64_t d = UINT64_MAX;
 
     if (c->connecting)
-        d = c->since_ms + cfg->connect_timeout_ms;
+        d = c->since_ms + (c->pool->connect_timeout_ms ? c->pool->connect_timeout_ms
+                                                        : cfg->connect_timeout_ms);
     if (c->idle)
-        d = c->since_ms + cfg->idle_timeout_ms;
+        d = c->since_ms + (c->pool->idle_timeout_ms ? c->pool->idle_timeout_ms
+                                                     : cfg->idle_timeout_ms);
     if (cr) {
         if (cr->deadline_ms)
             d = SH_MIN(d, cr->deadline_ms);
@@ -808,7 +812,10 @@ int http_client_request(struct http_client *cl, const struct http_request_desc *
     pool = pool_get(cl, d->addr);
     if (!pool)
         return SH_ENOMEM;
-    if (pool->npending >= cl->cfg.max_pending_per_host &&
+    pool->connect_timeout_ms = d->connect_timeout_ms;
+    pool->idle_timeout_ms = d->idle_timeout_ms;
+    pool->max_pending = d->max_pending;
+    if (pool->npending >= (pool->max_pending ? pool->max_pending : cl->cfg.max_pending_per_host) &&
         pool->nopen >= cl->cfg.max_conns_per_host && pool->nidle == 0)
         return SH_ELIMIT;
     cr = creq_new(cl);

@@ -401,6 +401,10 @@ struct http_request_desc {
     uint32_t response_timeout_ms;     /* head must arrive within this after the request was
                                          sent; 0 = none */
     uint32_t total_timeout_ms;        /* whole exchange; 0 = none */
+    /* Per-upstream settings, kept by the address's pool from this request on (a gateway
+     * passes its cluster's): 0 = the client's connect_timeout_ms, idle_timeout_ms,
+     * max_pending_per_host. */
+    uint32_t connect_timeout_ms, idle_timeout_ms, max_pending;
 };
 
 SH_MUST_CHECK int http_client_new(uv_loop_t *loop, const struct http_client_config *cfg,

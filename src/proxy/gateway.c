@@ -175,13 +175,11 @@ static int worker_init(struct proxy_gateway *gw, struct gw_worker *w, uint32_t i
     if (rc < 0)
         return rc;
     gw->port = http_server_port(w->srv); /* workers after the first join the same port */
-    struct http_client_config ccfg = {
+    struct http_client_config ccfg = { /* each request passes its cluster's own settings */
         .idle_timeout_ms = 60000,
         .connect_timeout_ms = 2000,
         .max_idle_per_host = 128,
     };
-    if (cfg->nclusters)
-        ccfg.connect_timeout_ms = cfg->clusters[0].timeouts.connect_ms;
     rc = http_client_new(&w->loop, &ccfg, &w->client);
     if (rc < 0)
         return rc;

@@ -512,6 +512,38 @@ routes:
 
 
 @test
+def cluster_idle_timeout_closes_pooled_connections(_):
+    up = Echo("--name", "up")
+    gw = Gateway(f"""
+clusters:
+  - name: short
+    endpoints: [127.0.0.1:{up.port}]
+    timeouts: {{idle: 300ms}}
+  - name: long
+    endpoints: [127.0.0.1:{up.port}]
+routes:
+  - {{match: {{prefix: /short}}, cluster: short}}
+  - {{match: {{prefix: /long}}, cluster: long}}
+""", workers=1)
+    try:
+        def peer(path):
+            st, _, body = gw.request(path)
+            assert st == 200, (st, body)
+            return json.loads(body)["peer"]
+        a = peer("/long")
+        assert peer("/long") == a, "the pooled connection was not reused"
+        time.sleep(0.8)
+        assert peer("/long") == a, "closed before the default 60s idle timeout"
+        b = peer("/short")  # the pool is per address: the short cluster now sets 300ms
+        time.sleep(0.8)
+        c = peer("/short")
+        assert c != b, f"still the same upstream connection ({c}) after 0.8 s idle with idle: 300ms"
+    finally:
+        gw.stop()
+        up.stop()
+
+
+@test
 def smuggling_vectors_never_reach_the_upstream(_):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from http_server_test import SMUGGLING
