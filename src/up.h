@@ -27,6 +27,9 @@ enum { UP_DRAIN_SETTLE_MS = 1000, UP_DRAIN_MAX_MS = 5000 };
 /* A rolling restart gives each new instance this long to become ready before it gives up
  * (at least; more when the health check's interval x threshold is longer). */
 enum { UP_ROLL_STEP_MS = 60000 };
+/* Before its registration, an instance with a check is probed this often (or at its check's
+ * interval when shorter), so it takes traffic soon after it is ready. */
+enum { UP_PROBE_MS = 250 };
 /* Load samples kept per service (one per second): the p99 window. */
 enum { UP_LOAD_WINDOW = 10 };
 
@@ -46,6 +49,12 @@ struct up_instance {
     uint64_t left_ms;   /* when the proxies stopped listing it (0: not yet) */
     uint32_t waits_for; /* ordinal of an instance that must be gone before this starts (the
                          * same fixed port); 0: none */
+    bool registered;    /* in the registry: at once without a check, else once the probes
+                         * before registration have passed (up_instances.c) */
+    bool probing;       /* a probe before registration is under way */
+    uint32_t probe_ok;  /* passes in a row of those probes */
+    uint32_t gen;       /* starts so far: a probe's answer for an older start is dropped */
+    uint64_t next_probe_ms;
     int pid_passed;     /* the process that last passed its check (0: none yet) */
     uint32_t replaced;  /* times replaced for failing health (ps adds it to restarts) */
     uint64_t attempts;  /* proxies' attempts to it at the last load sample */

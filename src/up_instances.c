@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* up_instances.c: the instances of `shoal up`. Each service is kept at its wanted replica
  * count (the manifest's, then `shoal scale`'s or the autoscaler's): missing instances are
- * added and start once what they depend on is healthy; extra ones retire. An instance that
+ * added and start once what they depend on is healthy; extra ones retire. An instance with a
+ * health check is registered only once it has passed it (probed here every UP_PROBE_MS with
+ * registry_probe until then); the registry runs the check from then on. An instance that
  * retires is deregistered first, stays up until neither proxy sends it new requests and those
  * already sent have had time to finish (the drain), then gets SIGTERM and, after its
  * stop_grace, SIGKILL. `shoal restart` replaces a service's instances one at a time, starting
@@ -155,6 +157,23 @@ void up_instances_free(struct up *u)
 /* ------------------------------------------------------------------------------------------
  * Starting, registering
  * ------------------------------------------------------------------------------------------ */
+/* The registry's check for a service's health section (kind NONE without one). */
+static struct registry_check check_of(const struct manifest_service *s)
+{
+    struct registry_check c = {0};
+
+    if (s->health.kind == MANIFEST_HEALTH_NONE)
+        return c;
+    c.kind = s->health.kind == MANIFEST_HEALTH_TCP ? REGISTRY_CHECK_TCP : REGISTRY_CHECK_HTTP;
+    c.path = s->health.http_path;
+    c.interval_ms = SH_MAX(s->health.interval_ms, 1000u);
+    c.timeout_ms = SH_MIN(s->health.timeout_ms, c.interval_ms);
+    c.failures_before_critical = s->health.unhealthy_threshold;
+    c.successes_before_passing = s->health.healthy_threshold;
+    return c;
+}
+
+/* Registers the instance, passing: it has no check, or its probes have just passed. */
 static int register_instance(struct up *u, struct up_instance *in)
 {
     const struct manifest_service *s = &u->m->services[in->service];
@@ -165,23 +184,75 @@ static int register_instance(struct up *u, struct up_instance *in)
         .address = "127.0.0.1",
         .port = in->port,
         .node = "local",
+        .check = check_of(s),
+        .status = REGISTRY_PASSING,
     };
     struct sh_diag d = {{0}, {0}};
-
-    if (s->health.kind != MANIFEST_HEALTH_NONE) {
-        ri.check.kind = s->health.kind == MANIFEST_HEALTH_TCP ? REGISTRY_CHECK_TCP
-                                                             : REGISTRY_CHECK_HTTP;
-        ri.check.path = s->health.http_path;
-        ri.check.interval_ms = SH_MAX(s->health.interval_ms, 1000u);
-        ri.check.timeout_ms = SH_MIN(s->health.timeout_ms, ri.check.interval_ms);
-        ri.check.failures_before_critical = s->health.unhealthy_threshold;
-        ri.check.successes_before_passing = s->health.healthy_threshold;
-    }
     int rc = registry_register(u->reg, &ri, &d, NULL);
+
     if (rc < 0)
         SH_LOG(SH_ERROR, "supervisor", "cannot register an instance", LF_STR("id", in->id),
                LF_STR("where", d.where), LF_STR("error", d.what));
+    else
+        in->registered = true;
     return rc;
+}
+
+/* A probe before registration: who asked, so a late answer finds its instance (or not). */
+struct up_probe {
+    struct up *u;
+    uint32_t service, ordinal, gen;
+};
+
+static void probed(void *data, enum registry_health health, const char *note)
+{
+    struct up_probe *pr = data;
+    struct up *u = pr->u;
+    struct up_instance *in = up_instance_find(u, pr->service, pr->ordinal);
+    const struct manifest_service *s;
+
+    if (!in || in->gen != pr->gen) {
+        sh_free(pr);
+        return;
+    }
+    sh_free(pr);
+    s = &u->m->services[in->service];
+    in->probing = false;
+    in->next_probe_ms = uv_now(&u->loop) + SH_MIN(s->health.interval_ms, (uint32_t)UP_PROBE_MS);
+    in->probe_ok = health == REGISTRY_PASSING ? in->probe_ok + 1 : 0;
+    if (in->probe_ok < s->health.healthy_threshold || u->stopping || in->retiring ||
+        in->replacing)
+        return;
+    SH_LOG(SH_INFO, "supervisor", "instance passed its check; registering it",
+           LF_STR("id", in->id), LF_STR("check", note));
+    if (register_instance(u, in) < 0) {
+        /* logged; probed again, then registered */
+    }
+}
+
+/* Probes an instance that waits for its first passing check (see UP_PROBE_MS). */
+static void probe(struct up *u, struct up_instance *in)
+{
+    const struct manifest_service *s = &u->m->services[in->service];
+    struct registry_check c = check_of(s);
+    struct up_probe *pr;
+    int rc;
+
+    if (!in->started || in->registered || in->probing || in->retiring || in->replacing ||
+        !in->port || c.kind == REGISTRY_CHECK_NONE || uv_now(&u->loop) < in->next_probe_ms)
+        return;
+    pr = sh_malloc(sizeof(*pr));
+    if (!pr)
+        return;
+    *pr = (struct up_probe){.u = u, .service = in->service, .ordinal = in->ordinal,
+                            .gen = in->gen};
+    in->probing = true;
+    rc = registry_probe(u->reg, &c, "127.0.0.1", in->port, probed, pr);
+    if (rc < 0) {
+        sh_free(pr);
+        in->probing = false;
+        in->next_probe_ms = uv_now(&u->loop) + UP_PROBE_MS;
+    }
 }
 
 /* What every instance gets about the mesh; a NULL value is the mesh's URL. */
@@ -289,26 +360,15 @@ static int start_instance(struct up *u, struct up_instance *in)
     in->started = true;
     in->attempts = 0;
     in->rps = 0;
-    if (in->port)
+    in->gen++;
+    in->registered = in->probing = false;
+    in->probe_ok = 0;
+    in->next_probe_ms = uv_now(&u->loop) + 20; /* a moment to bind its port */
+    if (in->port && s->health.kind == MANIFEST_HEALTH_NONE)
         rc = register_instance(u, in);
     SH_LOG(SH_INFO, "supervisor", "instance started", LF_STR("id", in->id),
            LF_UINT("port", in->port));
     return rc;
-}
-
-static size_t passing_of(struct up *u, const char *service, size_t *total)
-{
-    struct registry_result res = {0};
-    size_t n = 0;
-
-    *total = 0;
-    if (registry_instances(u->reg, service, REGISTRY_FILTER_ALL, &res) == 0) {
-        *total = res.count;
-        for (size_t i = 0; i < res.count; i++)
-            n += res.instances[i].status == REGISTRY_PASSING;
-    }
-    registry_result_release(&res);
-    return n;
 }
 
 bool up_instance_ready(struct up *u, const struct up_instance *in)
@@ -359,7 +419,9 @@ int up_instance_info(struct up *u, const struct up_instance *in, struct up_insta
     if (sup_instance_status(u->procs, in->proc_id, &st) < 0)
         return SH_ENOENT;
     out->health = "none";
-    if (s->health.kind != MANIFEST_HEALTH_NONE && in->port) {
+    if (s->health.kind != MANIFEST_HEALTH_NONE && in->port && !in->registered) {
+        out->health = in->retiring || in->replacing ? "unregistered" : "pending";
+    } else if (s->health.kind != MANIFEST_HEALTH_NONE && in->port) {
         int rc = registry_instance_get(u->reg, in->id, &res);
         if (rc == SH_ENOMEM)
             return rc;
@@ -434,6 +496,7 @@ static void check_health(struct up *u, struct up_instance *in)
     SH_LOG(SH_WARN, "supervisor", "instance failed its health check; replacing it",
            LF_STR("id", in->id), LF_INT("pid", st.pid));
     in->replacing = true;
+    in->registered = false;
     if (registry_deregister(u->reg, in->id, NULL) < 0) {
         /* not registered any more: nothing to drain */
     }
@@ -453,9 +516,10 @@ static void retire(struct up *u, struct up_instance *in, const char *why)
         remove_instance(u, in);
         return;
     }
-    if (in->port && registry_deregister(u->reg, in->id, NULL) < 0) {
-        /* not registered (never passed, or already gone): nothing to drain */
+    if (in->registered && registry_deregister(u->reg, in->id, NULL) < 0) {
+        /* already gone: nothing to drain */
     }
+    in->registered = false;
 }
 
 static bool proxies_list(struct up *u, const struct up_instance *in)
@@ -655,12 +719,13 @@ static void roll(struct up *u, uint32_t service)
 /* ------------------------------------------------------------------------------------------
  * The tick
  * ------------------------------------------------------------------------------------------ */
+/* Every instance of every service <s> depends on is ready (a service scaled to 0 is not
+ * waited for). */
 static bool deps_ready(struct up *u, const struct manifest_service *s)
 {
     for (size_t k = 0; k < s->depends_count; k++) {
-        const struct manifest_service *dep = &u->m->services[s->depends_idx[k]];
-        size_t total, ok = passing_of(u, dep->name, &total);
-        if (!(dep->port == 0 && !dep->is_port_auto) && (total == 0 || ok < total))
+        uint32_t dep = s->depends_idx[k], ready, live = up_service_live(u, dep, &ready);
+        if (u->svc[dep].want && (live == 0 || ready < live))
             return false;
     }
     return true;
@@ -680,6 +745,8 @@ void up_instances_tick(struct up *u)
             deps_ready(u, &u->m->services[in->service]))
             start_instance(u, in);
     }
+    for (size_t i = 0; i < u->ninst; i++)
+        probe(u, u->inst[i]);
     if (uv_now(&u->loop) - u->health_checked_ms >= 500) { /* checks run every 1 s at most */
         u->health_checked_ms = uv_now(&u->loop);
         for (size_t i = 0; i < u->ninst; i++)
@@ -707,9 +774,10 @@ uint32_t up_instances_stop_all(struct up *u, sup_stop_fn *cb, void *data)
         struct up_instance *in = u->inst[i];
         if (!in->started)
             continue;
-        if (in->port && registry_deregister(u->reg, in->id, NULL) < 0) {
+        if (in->registered && registry_deregister(u->reg, in->id, NULL) < 0) {
             /* already gone: nothing to drain */
         }
+        in->registered = false;
         if (sup_instance_stop(u->procs, in->proc_id, u->m->services[in->service].stop_grace_ms,
                               cb, data) == 0)
             n++;

@@ -38,6 +38,9 @@ struct reg_probe {
     uv_timer_t timer;
     int open_handles; /* TCP: tcp + timer until their close callbacks ran */
     bool is_reported;
+    registry_probe_fn *cb; /* a one-off probe (registry_probe): reported here, no inst */
+    void *cb_data;
+    uint32_t expect_status;
 };
 
 /* A check's note; long host names are cut, which is fine for a note. */
@@ -117,6 +120,11 @@ static void probe_report(struct reg_probe *p, enum registry_health health, const
     if (p->is_reported)
         return;
     p->is_reported = true;
+    if (p->cb) {
+        p->cb(p->cb_data, health, text);
+        p->cb = NULL;
+        return;
+    }
     if (!inst)
         return;
     p->inst = NULL;
@@ -151,8 +159,7 @@ static void http_on_done(struct http_creq *cr, int rc, void *data)
 
     (void)cr;
     p->cr = NULL;
-    if (p->inst)
-        expect = p->inst->v.check.expect_status;
+    expect = p->inst ? p->inst->v.check.expect_status : p->expect_status;
     if (rc < 0) {
         notef(note, sizeof(note), "HTTP GET %s%s: %s", p->host, p->path, sh_strerror(rc));
     } else {
@@ -271,7 +278,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     struct reg_probe *p = req->data;
 
     p->is_resolving = false;
-    if (status == 0 && res && res->ai_addrlen <= sizeof(p->addr) && p->inst) {
+    if (status == 0 && res && res->ai_addrlen <= sizeof(p->addr) && (p->inst || p->cb)) {
         memcpy(&p->addr, res->ai_addr, res->ai_addrlen);
         if (p->addr.ss_family == AF_INET)
             ((struct sockaddr_in *)&p->addr)->sin_port = htons((uint16_t)p->port);
@@ -282,7 +289,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         return;
     }
     uv_freeaddrinfo(res);
-    if (p->inst) {
+    if (p->inst || p->cb) {
         char note[NOTE_BYTES];
         notef(note, sizeof(note), "resolving %s: %s", p->host,
                  status ? uv_strerror(status) : "no address");
@@ -291,43 +298,46 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     probe_free_if_idle(p);
 }
 
-static void probe_start(struct reg_inst *inst)
+/* A probe of <check> against address:port, not started; NULL when out of memory. */
+static struct reg_probe *probe_new(struct registry *reg, const struct registry_check *check,
+                                   const char *address, uint32_t port)
 {
-    const struct registry_instance *v = &inst->v;
     struct reg_probe *p = sh_calloc(1, sizeof(*p));
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    bool is_v6 = strchr(v->address, ':') != NULL;
-    int rc;
+    bool is_v6 = strchr(address, ':') != NULL;
 
-    if (p && v->check.kind == REGISTRY_CHECK_HTTP) {
-        p->path = sh_strdup(v->check.path);
+    if (p && check->kind == REGISTRY_CHECK_HTTP) {
+        p->path = sh_strdup(check->path);
         if (!p->path) {
             sh_free(p);
-            p = NULL;
+            return NULL;
         }
     }
-    if (!p) {
-        SH_LOG(SH_WARN, COMP, "out of memory starting a check; retrying",
-               LF_STR("id", v->id));
-        inst_timer_start(inst, RETRY_MS);
-        return;
-    }
-    p->inst = inst;
-    p->loop = inst->reg->loop;
-    p->client = inst->reg->client;
-    p->kind = v->check.kind;
-    p->timeout_ms = v->check.timeout_ms;
-    p->port = v->port;
-    snprintf(p->host, sizeof(p->host), is_v6 ? "[%s]:%u" : "%s:%u", v->address, v->port);
+    if (!p)
+        return NULL;
+    p->loop = reg->loop;
+    p->client = reg->client;
+    p->kind = check->kind;
+    p->timeout_ms = check->timeout_ms;
+    p->expect_status = check->expect_status;
+    p->port = port;
+    snprintf(p->host, sizeof(p->host), is_v6 ? "[%s]:%u" : "%s:%u", address, port);
     p->gai.data = p;
-    inst->probe = p;
-    if (uv_ip4_addr(v->address, (int)v->port, (struct sockaddr_in *)&p->addr) == 0 ||
-        uv_ip6_addr(v->address, (int)v->port, (struct sockaddr_in6 *)&p->addr) == 0) {
+    return p;
+}
+
+/* Starts <p>: at once for a numeric address, else after resolving it. */
+static void probe_launch(struct reg_probe *p, const char *address)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    int rc;
+
+    if (uv_ip4_addr(address, (int)p->port, (struct sockaddr_in *)&p->addr) == 0 ||
+        uv_ip6_addr(address, (int)p->port, (struct sockaddr_in6 *)&p->addr) == 0) {
         probe_go(p);
         return;
     }
     p->is_resolving = true;
-    rc = uv_getaddrinfo(p->loop, &p->gai, on_resolved, v->address, NULL, &hints);
+    rc = uv_getaddrinfo(p->loop, &p->gai, on_resolved, address, NULL, &hints);
     if (rc < 0) {
         char note[NOTE_BYTES];
         p->is_resolving = false;
@@ -335,6 +345,40 @@ static void probe_start(struct reg_inst *inst)
         probe_report(p, REGISTRY_CRITICAL, note);
         probe_free_if_idle(p);
     }
+}
+
+static void probe_start(struct reg_inst *inst)
+{
+    const struct registry_instance *v = &inst->v;
+    struct reg_probe *p = probe_new(inst->reg, &v->check, v->address, v->port);
+
+    if (!p) {
+        SH_LOG(SH_WARN, COMP, "out of memory starting a check; retrying",
+               LF_STR("id", v->id));
+        inst_timer_start(inst, RETRY_MS);
+        return;
+    }
+    p->inst = inst;
+    inst->probe = p;
+    probe_launch(p, v->address);
+}
+
+int registry_probe(struct registry *reg, const struct registry_check *check,
+                   const char *address, uint32_t port, registry_probe_fn *cb, void *data)
+{
+    struct reg_probe *p;
+
+    if ((check->kind != REGISTRY_CHECK_HTTP && check->kind != REGISTRY_CHECK_TCP) ||
+        (check->kind == REGISTRY_CHECK_HTTP && (!check->path || !reg->client)) || !cb ||
+        port == 0 || port > 65535)
+        return SH_EINVAL;
+    p = probe_new(reg, check, address, port);
+    if (!p)
+        return SH_ENOMEM;
+    p->cb = cb;
+    p->cb_data = data;
+    probe_launch(p, address);
+    return 0;
 }
 
 void registry__check_stop(struct reg_inst *inst)

@@ -51,6 +51,11 @@ services:
     port: auto
     health: {{http: /health, interval: 1s}}
     stop_grace: 2s
+  late:
+    command: [sh, -c, "until [ -e ready ]; do sleep 0.05; done; exec {SHOAL} echo --listen 127.0.0.1:$PORT --name late"]
+    port: auto
+    health: {{http: /health, interval: 1s}}
+    stop_grace: 2s
 gateway:
   listen: 127.0.0.1:{gw}
   routes:
@@ -87,9 +92,29 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
             assert r.status == 200
             return json.loads(r.read())["served_by"]
 
-    def all_healthy():
+    def registered_only_once_its_check_passes():
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            out = cli("ps", "--json")  # fails until the control plane listens
+            if out.returncode == 0 and all(r["health"] == "passing"
+                                           for r in json.loads(out.stdout)
+                                           if r["service"] == "api"):
+                break
+            time.sleep(0.1)
+        time.sleep(1)  # late's probes keep failing meanwhile
+        assert rows("late")[0]["health"] == "pending", rows("late")
+        with urllib.request.urlopen(f"http://127.0.0.1:{cp}/v1/catalog/service/late",
+                                    timeout=5) as r:
+            assert json.loads(r.read()) == [], "registered before its check passed"
+        t0 = time.monotonic()
+        open(os.path.join(d, "ready"), "w").close()
         assert healthy.wait(20), "never all healthy"
+        with urllib.request.urlopen(f"http://127.0.0.1:{cp}/v1/health/service/late?passing",
+                                    timeout=5) as r:
+            assert len(json.loads(r.read())) == 1
+        assert rows("late")[0]["health"] == "passing"
         assert [r["id"] for r in rows("api")] == ["api-1", "api-2"]
+        print(f"    registered, passing, {time.monotonic() - t0:.2f} s after it could answer")
 
     def scale_up_spreads_traffic():
         load = lib.Load(get)
@@ -259,7 +284,7 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         assert any('"msg":"stopped"' in l for l in log), log[-3:]
 
     try:
-        check("all_instances_healthy", all_healthy)
+        check("registered_only_once_its_check_passes", registered_only_once_its_check_passes)
         check("scale_up_adds_instances_and_traffic_spreads", scale_up_spreads_traffic)
         check("scale_down_under_load_drains_and_fails_no_get", scale_down_under_load_fails_nothing)
         check("rolling_restart_under_load_fails_no_get", rolling_restart_under_load_fails_nothing)
