@@ -256,6 +256,63 @@ static void test_checks__deregister_during_a_probe_leaves_nothing_behind(void **
     fx_free(f); /* probes in flight are stopped; the teardown checks for leaks */
 }
 
+/* registry_probe: one run, reported once, registering nothing. */
+struct probe_result {
+    int calls;
+    enum registry_health health;
+    char note[256];
+};
+
+static void on_probe(void *data, enum registry_health health, const char *note)
+{
+    struct probe_result *r = data;
+
+    r->calls++;
+    r->health = health;
+    snprintf(r->note, sizeof(r->note), "%s", note);
+}
+
+static void test_checks__probe_runs_once_without_registering(void **state)
+{
+    struct fx *f = fx_new();
+    uint16_t dead;
+    int fd = closed_port(&dead);
+    struct registry_check http = {.kind = REGISTRY_CHECK_HTTP, .path = "/health",
+                                  .timeout_ms = 500};
+    struct registry_check tcp = {.kind = REGISTRY_CHECK_TCP, .timeout_ms = 500};
+    struct probe_result ok = {0}, bad = {0}, refused = {0}, open_ = {0};
+    struct registry_result res;
+
+    (void)state;
+    assert_int_equal(registry_probe(f->reg, &http, "127.0.0.1", f->port, on_probe, &ok), 0);
+    FX_RUN_UNTIL(f, ok.calls == 1, 1000);
+    assert_int_equal(ok.health, REGISTRY_PASSING);
+    assert_non_null(strstr(ok.note, "200"));
+    f->answer = 503;
+    assert_int_equal(registry_probe(f->reg, &http, "127.0.0.1", f->port, on_probe, &bad), 0);
+    FX_RUN_UNTIL(f, bad.calls == 1, 1000);
+    assert_int_equal(bad.health, REGISTRY_CRITICAL);
+    assert_int_equal(registry_probe(f->reg, &tcp, "127.0.0.1", dead, on_probe, &refused), 0);
+    assert_int_equal(registry_probe(f->reg, &tcp, "127.0.0.1", f->port, on_probe, &open_), 0);
+    FX_RUN_UNTIL(f, refused.calls == 1 && open_.calls == 1, 1000);
+    assert_int_equal(refused.health, REGISTRY_CRITICAL);
+    assert_int_equal(open_.health, REGISTRY_PASSING);
+    fx_run(f, 30);
+    assert_int_equal(ok.calls + bad.calls + refused.calls + open_.calls, 4); /* once each */
+    assert_int_equal(f->hits, 2);
+    assert_int_equal(registry_services(f->reg, &res), 0);
+    assert_int_equal(res.service_count, 0); /* nothing registered */
+    registry_result_release(&res);
+    /* refused at once: not a check it can run */
+    tcp.kind = REGISTRY_CHECK_TTL;
+    assert_int_equal(registry_probe(f->reg, &tcp, "127.0.0.1", f->port, on_probe, &ok), SH_EINVAL);
+    http.path = NULL;
+    assert_int_equal(registry_probe(f->reg, &http, "127.0.0.1", f->port, on_probe, &ok), SH_EINVAL);
+    assert_int_equal(ok.calls, 1);
+    close(fd);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -266,6 +323,7 @@ int main(void)
         REG_TEST(test_checks__tcp_check_open_and_closed_port),
         REG_TEST(test_checks__critical_instances_are_deregistered_after_the_set_time),
         REG_TEST(test_checks__deregister_during_a_probe_leaves_nothing_behind),
+        REG_TEST(test_checks__probe_runs_once_without_registering),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
