@@ -3,7 +3,8 @@
 and removed under a bounded load with no failed GET (drain before stop), rolling restarts
 (beside the old instance, or after it on a fixed port; a new instance that crash-loops stops
 the restart and the old ones keep serving), the autoscaler raising replicas under load and
-lowering them after, and the API's errors. Usage: scale_test.py PATH/TO/shoal"""
+lowering them after (in-flight, requests/s and p99 targets), registration only after the first
+passing check, and the API's errors. Usage: scale_test.py PATH/TO/shoal"""
 import json
 import os
 import signal
@@ -51,6 +52,18 @@ services:
     port: auto
     health: {{http: /health, interval: 1s}}
     stop_grace: 2s
+  byrps:
+    command: {echo}, --name, byrps]
+    port: auto
+    health: {{http: /health, interval: 1s}}
+    stop_grace: 2s
+    autoscale: {{min: 1, max: 3, target: {{rps: 20}}, up_cooldown: 1s, down_cooldown: 2s}}
+  byp99:
+    command: {echo}, --name, byp99, --delay, 60ms]
+    port: auto
+    health: {{http: /health, interval: 1s}}
+    stop_grace: 2s
+    autoscale: {{min: 1, max: 2, target: {{p99: 20ms}}, up_cooldown: 1s, down_cooldown: 2s}}
   late:
     command: [sh, -c, "until [ -e ready ]; do sleep 0.05; done; exec {SHOAL} echo --listen 127.0.0.1:$PORT --name late"]
     port: auto
@@ -63,6 +76,8 @@ gateway:
     - {{match: {{prefix: /web}}, service: web}}
     - {{match: {{prefix: /solo}}, service: solo}}
     - {{match: {{prefix: /flaky}}, service: flaky}}
+    - {{match: {{prefix: /byrps}}, service: byrps}}
+    - {{match: {{prefix: /byp99}}, service: byp99}}
 control_plane: {{listen: 127.0.0.1:{cp}}}
 mesh: {{listen: 127.0.0.1:{mesh}}}
 """)
@@ -244,6 +259,30 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
               f"after the load began; back to 1 {down_at:.1f} s after it stopped "
               f"(down_cooldown 4s)")
 
+    def autoscaler_rps_and_p99_targets():
+        def until(pred, secs):
+            end = time.monotonic() + secs
+            while time.monotonic() < end:
+                if pred():
+                    return True
+                time.sleep(0.2)
+            return False
+        loads = [lib.Load(lambda: get("/byrps"), pause=0.002),
+                 lib.Load(lambda: get("/byp99"), pause=0)]
+        try:
+            up_rps = until(lambda: stack("byrps")["replicas"] == 3, 15)
+            up_p99 = until(lambda: stack("byp99")["replicas"] == 2, 15)
+            seen = (stack("byrps")["rps"], stack("byp99")["p99_ms"])
+        finally:
+            for load in loads:
+                load.stop()
+        assert up_rps and up_p99, (stack("byrps"), stack("byp99"))
+        assert not loads[0].failures and not loads[1].failures
+        assert until(lambda: stack("byrps")["replicas"] == 1 and stack("byp99")["replicas"] == 1,
+                     20), (stack("byrps"), stack("byp99"))
+        print(f"    rps target 20: {seen[0]:.0f} req/s -> 3 instances; p99 target 20 ms: "
+              f"p99 {seen[1]:.0f} ms -> 2 instances; both back to 1 after the load")
+
     def api_errors_are_clear():
         def post(path, body, token=True):
             tok = open(os.path.join(data_dir, "token")).read().strip()
@@ -292,6 +331,7 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         check("failed_restart_stops_and_keeps_the_old_instance",
               failed_restart_stops_and_keeps_the_old)
         check("autoscaler_scales_up_under_load_and_back_down", autoscaler_follows_load)
+        check("autoscaler_rps_and_p99_targets", autoscaler_rps_and_p99_targets)
         check("api_and_cli_errors_are_clear", api_errors_are_clear)
         check("sigterm_leaves_no_child", sigterm_leaves_no_child)
     finally:
