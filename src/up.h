@@ -55,6 +55,7 @@ struct up_instance {
     uint32_t probe_ok;  /* passes in a row of those probes */
     uint32_t gen;       /* starts so far: a probe's answer for an older start is dropped */
     uint64_t next_probe_ms;
+    uint64_t start_after_ms; /* not started before (a failed start waits a second) */
     int pid_passed;     /* the process that last passed its check (0: none yet) */
     uint32_t replaced;  /* times replaced for failing health (ps adds it to restarts) */
     uint64_t attempts;  /* proxies' attempts to it at the last load sample */

@@ -353,8 +353,8 @@ static int start_instance(struct up *u, struct up_instance *in)
     rc = sup_instance_start(u->procs, &spec, &in->proc_id);
     arena_release(&a);
     if (rc < 0) {
-        SH_LOG(SH_ERROR, "supervisor", "cannot start an instance", LF_STR("id", in->id),
-               LF_ERR("err", rc));
+        SH_LOG(SH_ERROR, "supervisor", "cannot start an instance; trying again in 1 s",
+               LF_STR("id", in->id), LF_ERR("err", rc));
         return rc;
     }
     in->started = true;
@@ -465,9 +465,8 @@ static void replaced_stopped(void *data, uint64_t id, const struct sup_exit *ex)
     in->replacing = false;
     in->pid_passed = 0;
     in->replaced++;
-    if (!u->stopping && start_instance(u, in) < 0) {
-        /* logged by start_instance; ps shows the instance as exited */
-    }
+    in->started = false; /* the tick starts it again (and retries if that fails) */
+    in->proc_id = 0;
 }
 
 /* Self-healing beyond crashes: a process that passed its health check and now fails it (past
@@ -742,8 +741,10 @@ void up_instances_tick(struct up *u)
     for (size_t i = 0; i < u->ninst; i++) {
         struct up_instance *in = u->inst[i];
         if (!in->started && !in->retiring && !in->waits_for &&
-            deps_ready(u, &u->m->services[in->service]))
-            start_instance(u, in);
+            uv_now(&u->loop) >= in->start_after_ms &&
+            deps_ready(u, &u->m->services[in->service]) && start_instance(u, in) < 0 &&
+            !in->started)
+            in->start_after_ms = uv_now(&u->loop) + 1000;
     }
     for (size_t i = 0; i < u->ninst; i++)
         probe(u, u->inst[i]);
