@@ -2,6 +2,7 @@
 /* main.c: the shoal binary. It owns the role commands, which start components the CLI may not
  * import (design.md: main.c parses argv and starts roles); everything else is the CLI's table.
  * Roles: `shoal gateway` (the proxy alone). */
+#include "control_plane.h"
 #include "roles.h"
 
 #include "admin/admin.h"
@@ -394,40 +395,15 @@ static int cmd_gateway(int argc, char **argv)
  * shoal server
  * ------------------------------------------------------------------------------------------ */
 struct server_run {
-    uv_loop_t *loop;
-    struct store *store;
-    struct cfgkv *kv;
-    struct registry *registry;
-    struct http_client *client; /* the registry's active checks */
-    struct admin *admin;
-    uv_timer_t tick;
+    struct control_plane cp;
     uv_signal_t sigint, sigterm;
     uint32_t grace_ms;
 };
-
-static void server_tick(uv_timer_t *t)
-{
-    struct server_run *s = t->data;
-    int rc = store_tick(s->store); /* expires leases */
-
-    if (rc < 0)
-        SH_LOG(SH_ERROR, "store", "lease expiry failed", LF_ERR("err", rc),
-               LF_STR("detail", store_errmsg(s->store)));
-}
 
 static void server_stopped(void *data)
 {
     struct server_run *s = data;
 
-    admin_free(s->admin);
-    s->admin = NULL;
-    registry_free(s->registry);
-    s->registry = NULL;
-    http_client_free(s->client);
-    s->client = NULL;
-    cfgkv_free(s->kv);
-    s->kv = NULL;
-    uv_close((uv_handle_t *)&s->tick, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     SH_LOG(SH_INFO, "admin", "control plane stopped");
@@ -440,8 +416,7 @@ static void server_signal(uv_signal_t *sig, int signum)
     SH_LOG(SH_INFO, "admin", "stopping", LF_INT("signal", signum));
     uv_signal_stop(&s->sigint);
     uv_signal_stop(&s->sigterm);
-    uv_timer_stop(&s->tick);
-    admin_stop(s->admin, s->grace_ms, server_stopped, s);
+    control_plane_stop(&s->cp, s->grace_ms, server_stopped, s);
 }
 
 static int cmd_server(int argc, char **argv)
@@ -450,8 +425,6 @@ static int cmd_server(int argc, char **argv)
     const char *data_dir = ".shoal", *listen = "127.0.0.1:7700", *token = getenv("SHOAL_TOKEN");
     struct server_run s = {.grace_ms = 5000};
     struct sh_diag d = {{0}, {0}};
-    char tokbuf[128];
-    bool created = false;
     uv_loop_t loop;
     int rc;
 
@@ -476,74 +449,34 @@ static int cmd_server(int argc, char **argv)
             sh_log_setup((enum sh_log_level)lvl, SH_LOG_AUTO, 2);
         }
     }
-    if (token && strlen(token) < 16)
+    if (token && *token && strlen(token) < 16)
         return cli_usage_error(cmd, "the token must be at least 16 characters");
-    rc = store_open(&(struct store_config){.data_dir = data_dir}, &s.store, &d);
-    if (rc < 0) {
-        fprintf(stderr, "shoal server: %s: %s\n", d.where, d.what);
-        return 1;
-    }
-    if (!token) {
-        rc = admin_token_load(data_dir, tokbuf, sizeof(tokbuf), &created, &d);
-        if (rc < 0) {
-            fprintf(stderr, "shoal server: %s: %s\n", d.where, d.what);
-            store_close(s.store);
-            return 1;
-        }
-        token = tokbuf;
-        if (created)
-            fprintf(stderr,
-                    "shoal server: a new API token was written to %s/token (shown once):\n"
-                    "  export SHOAL_TOKEN=%s\n",
-                    data_dir, token);
-    }
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&loop);
-    s.loop = &loop;
-    rc = cfgkv_new(&(struct cfgkv_config){0}, &loop, s.store, &s.kv);
-    if (rc == 0)
-        rc = http_client_new(&loop, &(struct http_client_config){.max_idle_per_host = 2},
-                             &s.client);
-    if (rc == 0)
-        rc = registry_new(&(struct registry_config){0}, &loop, s.store, s.client, &s.registry);
-    if (rc < 0) {
-        fprintf(stderr, "shoal server: cannot start: %s\n", sh_strerror(rc));
-        registry_free(s.registry);
-        http_client_free(s.client);
-        cfgkv_free(s.kv);
-        uv_run(&loop, UV_RUN_DEFAULT);
-        store_close(s.store);
-        uv_loop_close(&loop);
-        return 1;
-    }
-    rc = admin_new(&loop,
-                   &(struct admin_config){.listen = listen, .token = token, .store = s.store,
-                                          .kv = s.kv, .registry = s.registry},
-                   &s.admin, &d);
+    rc = control_plane_open(&loop,
+                            &(struct control_plane_config){.data_dir = data_dir,
+                                                           .listen = listen,
+                                                           .token = token && *token ? token
+                                                                                    : NULL,
+                                                           .who = "shoal server"},
+                            &s.cp, &d);
     if (rc < 0) {
         fprintf(stderr, "shoal server: %s: %s\n", d.where, d.what[0] ? d.what : sh_strerror(rc));
-        registry_free(s.registry);
-        http_client_free(s.client);
-        cfgkv_free(s.kv);
         uv_run(&loop, UV_RUN_DEFAULT);
-        store_close(s.store);
-        uv_run(&loop, UV_RUN_DEFAULT);
+        control_plane_close(&s.cp);
         uv_loop_close(&loop);
         return 1;
     }
-    uv_timer_init(&loop, &s.tick);
-    s.tick.data = &s;
-    uv_timer_start(&s.tick, server_tick, 1000, 1000);
     uv_signal_init(&loop, &s.sigint);
     uv_signal_init(&loop, &s.sigterm);
     s.sigint.data = s.sigterm.data = &s;
     uv_signal_start(&s.sigint, server_signal, SIGINT);
     uv_signal_start(&s.sigterm, server_signal, SIGTERM);
     SH_LOG(SH_INFO, "admin", "control plane listening", LF_STR("listen", listen),
-           LF_UINT("port", admin_port(s.admin)), LF_STR("data_dir", data_dir),
-           LF_INT("revision", store_revision(s.store)));
+           LF_UINT("port", admin_port(s.cp.admin)), LF_STR("data_dir", data_dir),
+           LF_INT("revision", store_revision(s.cp.store)));
     uv_run(&loop, UV_RUN_DEFAULT);
-    store_close(s.store);
+    control_plane_close(&s.cp);
     rc = uv_loop_close(&loop);
     return rc == 0 ? 0 : 1;
 }

@@ -204,16 +204,10 @@ static void on_line(void *data, uint64_t id, enum sup_stream stream, struct slic
 /* ------------------------------------------------------------------------------------------
  * Stopping
  * ------------------------------------------------------------------------------------------ */
-static void finish(struct up *u)
+static void finish(void *data)
 {
-    admin_free(u->admin);
-    u->admin = NULL;
-    registry_free(u->reg);
-    u->reg = NULL;
-    http_client_free(u->client);
-    u->client = NULL;
-    cfgkv_free(u->kv);
-    u->kv = NULL;
+    struct up *u = data;
+
     sup_procs_free(u->procs);
     u->procs = NULL;
     proxy_discovery_free(u->disc);
@@ -224,17 +218,12 @@ static void finish(struct up *u)
     SH_LOG(SH_INFO, "supervisor", "stopped");
 }
 
-static void admin_stopped(void *data)
-{
-    finish(data);
-}
-
 /* Last, the control plane; discovery first, so its pending long polls do not end in 503s. */
 static void stop_control_plane(struct up *u)
 {
     proxy_discovery_free(u->disc);
     u->disc = NULL;
-    admin_stop(u->admin, 2000, admin_stopped, u);
+    control_plane_stop(&u->cp, 2000, finish, u);
 }
 
 static void mesh_stopped(void *data)
@@ -510,7 +499,7 @@ static int start_proxies(struct up *u, struct sh_diag *d)
 {
     const char *listen = u->m->mesh_listen;
 
-    SH_TRY(proxy_discovery_new(&u->loop, u->m->control_plane_listen, u->token, discovery_changed,
+    SH_TRY(proxy_discovery_new(&u->loop, u->m->control_plane_listen, u->cp.token, discovery_changed,
                             u, &u->disc, d));
     for (size_t i = 0; i < u->m->service_count; i++)
         SH_TRY(proxy_discovery_watch(u->disc, u->m->services[i].name));
@@ -531,55 +520,35 @@ static int start_proxies(struct up *u, struct sh_diag *d)
 
 static int start_all(struct up *u, struct sh_diag *d)
 {
-    bool created = false;
     const char *token = getenv("SHOAL_TOKEN");
     int rc;
 
-    rc = store_open(&(struct store_config){.data_dir = u->data_dir}, &u->store, d);
-    if (rc < 0)
-        return rc;
-    if (u->want_view && (rc = up_view_start(u)) < 0) /* before any thread starts */
-        SH_LOG(SH_WARN, "supervisor", "no live view: cannot open the log file",
-               LF_STR("data_dir", u->data_dir), LF_ERR("err", rc));
-    if (token && *token) {
-        snprintf(u->token, sizeof(u->token), "%s", token);
-    } else {
-        rc = admin_token_load(u->data_dir, u->token, sizeof(u->token), &created, d);
-        if (rc < 0)
-            return rc;
-        if (created)
-            fprintf(stderr, "shoal up: API token in %s/token:\n  export SHOAL_TOKEN=%s\n",
-                    u->data_dir, u->token);
-    }
     u->sup = (struct admin_supervisor){.instances = render_instances, .stop = on_api_stop,
                                        .logs = render_logs, .stack = render_stack,
                                        .scale = on_api_scale, .restart = on_api_restart,
                                        .data = u};
+    SH_TRY(control_plane_open(&u->loop,
+                              &(struct control_plane_config){
+                                  .data_dir = u->data_dir,
+                                  .listen = u->m->control_plane_listen,
+                                  .token = token && *token ? token : NULL,
+                                  .who = "shoal up",
+                                  .supervisor = &u->sup},
+                              &u->cp, d));
+    u->cp_open = true;
+    if (u->want_view && (rc = up_view_start(u)) < 0) /* before any thread starts */
+        SH_LOG(SH_WARN, "supervisor", "no live view: cannot open the log file",
+               LF_STR("data_dir", u->data_dir), LF_ERR("err", rc));
     u->log = sh_calloc(UP_LOG_LINES, sizeof(*u->log));
     if (!u->log)
         return SH_ENOMEM;
     logfile_open(u);
-    rc = cfgkv_new(&(struct cfgkv_config){0}, &u->loop, u->store, &u->kv);
-    if (rc == 0)
-        rc = http_client_new(&u->loop, &(struct http_client_config){.max_idle_per_host = 2},
-                             &u->client);
-    if (rc == 0)
-        rc = registry_new(&(struct registry_config){0}, &u->loop, u->store, u->client, &u->reg);
-    if (rc == 0)
-        rc = admin_new(&u->loop,
-                       &(struct admin_config){.listen = u->m->control_plane_listen,
-                                              .token = u->token, .store = u->store,
-                                              .kv = u->kv, .registry = u->reg,
-                                              .supervisor = &u->sup},
-                       &u->admin, d);
-    if (rc < 0)
-        return rc;
     /* default config keys: written only when absent, so operators' changes survive */
     for (size_t i = 0; i < u->m->service_count; i++) {
         const struct manifest_service *s = &u->m->services[i];
         for (size_t k = 0; k < s->config_count; k++) {
             struct cfgkv_write_opts o = {.has_cas = true, .cas = 0};
-            int wr = cfgkv_set(u->kv, slice_from_cstr(s->config[k].name),
+            int wr = cfgkv_set(u->cp.kv, slice_from_cstr(s->config[k].name),
                                slice_from_cstr(s->config[k].value), &o, NULL);
             if (wr < 0)
                 SH_LOG(SH_WARN, "supervisor", "cannot write a default config key",
@@ -671,7 +640,7 @@ static int up_main(int argc, char **argv)
         u->stopping = true;
         if (u->gw) {
             proxy_gateway_stop(u->gw, 0, gateway_stopped, u);
-        } else if (u->admin) {
+        } else if (u->cp_open) {
             stop_instances(u);
         } else {
             finish(u);
@@ -694,7 +663,7 @@ static int up_main(int argc, char **argv)
         close(u->log_fd);
         fprintf(stderr, "shoal up: %s\n", rc ? "stopped, with errors (see shoal.log)" : "stopped");
     }
-    store_close(u->store);
+    control_plane_close(&u->cp);
     sh_doc_free(u->gw_doc);
     sh_doc_free(u->mesh_doc);
     up_instances_free(u); /* reads the manifest */

@@ -8,11 +8,9 @@
 #ifndef SHOAL_UP_H
 #define SHOAL_UP_H
 
-#include "admin/admin.h"
-#include "config/config.h"
+#include "control_plane.h"
+
 #include "proxy/proxy.h"
-#include "registry/registry.h"
-#include "store/store.h"
 #include "supervisor/supervisor.h"
 
 #include <limits.h>
@@ -105,12 +103,9 @@ struct up_logline {
 struct up {
     uv_loop_t loop;
     struct manifest *m;
-    char dir[PATH_MAX], data_dir[PATH_MAX], token[128], self[PATH_MAX];
-    struct store *store;
-    struct cfgkv *kv;
-    struct http_client *client;
-    struct registry *reg;
-    struct admin *admin;
+    char dir[PATH_MAX], data_dir[PATH_MAX], self[PATH_MAX];
+    struct control_plane cp;         /* store, KV, registry, admin API (control_plane.c) */
+    bool cp_open;
     struct sup_procs *procs;
     struct proxy_gateway *gw, *mesh; /* the edge gateway (NULL without one) and the mesh */
     struct proxy_discovery *disc;

@@ -188,7 +188,7 @@ static int register_instance(struct up *u, struct up_instance *in)
         .status = REGISTRY_PASSING,
     };
     struct sh_diag d = {{0}, {0}};
-    int rc = registry_register(u->reg, &ri, &d, NULL);
+    int rc = registry_register(u->cp.reg, &ri, &d, NULL);
 
     if (rc < 0)
         SH_LOG(SH_ERROR, "supervisor", "cannot register an instance", LF_STR("id", in->id),
@@ -247,7 +247,7 @@ static void probe(struct up *u, struct up_instance *in)
     *pr = (struct up_probe){.u = u, .service = in->service, .ordinal = in->ordinal,
                             .gen = in->gen};
     in->probing = true;
-    rc = registry_probe(u->reg, &c, "127.0.0.1", in->port, probed, pr);
+    rc = registry_probe(u->cp.reg, &c, "127.0.0.1", in->port, probed, pr);
     if (rc < 0) {
         sh_free(pr);
         in->probing = false;
@@ -383,7 +383,7 @@ bool up_instance_ready(struct up *u, const struct up_instance *in)
         return false;
     if (!in->port || s->health.kind == MANIFEST_HEALTH_NONE)
         return st.state == SUP_RUNNING;
-    if (registry_instance_get(u->reg, in->id, &res) < 0)
+    if (registry_instance_get(u->cp.reg, in->id, &res) < 0)
         return false;
     ok = res.instances[0].status == REGISTRY_PASSING;
     registry_result_release(&res);
@@ -422,7 +422,7 @@ int up_instance_info(struct up *u, const struct up_instance *in, struct up_insta
     if (s->health.kind != MANIFEST_HEALTH_NONE && in->port && !in->registered) {
         out->health = in->retiring || in->replacing ? "unregistered" : "pending";
     } else if (s->health.kind != MANIFEST_HEALTH_NONE && in->port) {
-        int rc = registry_instance_get(u->reg, in->id, &res);
+        int rc = registry_instance_get(u->cp.reg, in->id, &res);
         if (rc == SH_ENOMEM)
             return rc;
         out->health = rc == 0 ? registry_health_name(res.instances[0].status) : "unregistered";
@@ -482,7 +482,7 @@ static void check_health(struct up *u, struct up_instance *in)
 
     if (!in->started || in->replacing || in->retiring || s->health.kind == MANIFEST_HEALTH_NONE ||
         sup_instance_status(u->procs, in->proc_id, &st) < 0 || st.pid == 0 ||
-        registry_instance_get(u->reg, in->id, &res) < 0)
+        registry_instance_get(u->cp.reg, in->id, &res) < 0)
         return;
     h = res.instances[0].status;
     registry_result_release(&res);
@@ -496,7 +496,7 @@ static void check_health(struct up *u, struct up_instance *in)
            LF_STR("id", in->id), LF_INT("pid", st.pid));
     in->replacing = true;
     in->registered = false;
-    if (registry_deregister(u->reg, in->id, NULL) < 0) {
+    if (registry_deregister(u->cp.reg, in->id, NULL) < 0) {
         /* not registered any more: nothing to drain */
     }
     if (sup_instance_stop(u->procs, in->proc_id, s->stop_grace_ms, replaced_stopped, in) < 0)
@@ -515,7 +515,7 @@ static void retire(struct up *u, struct up_instance *in, const char *why)
         remove_instance(u, in);
         return;
     }
-    if (in->registered && registry_deregister(u->reg, in->id, NULL) < 0) {
+    if (in->registered && registry_deregister(u->cp.reg, in->id, NULL) < 0) {
         /* already gone: nothing to drain */
     }
     in->registered = false;
@@ -775,7 +775,7 @@ uint32_t up_instances_stop_all(struct up *u, sup_stop_fn *cb, void *data)
         struct up_instance *in = u->inst[i];
         if (!in->started)
             continue;
-        if (in->registered && registry_deregister(u->reg, in->id, NULL) < 0) {
+        if (in->registered && registry_deregister(u->cp.reg, in->id, NULL) < 0) {
             /* already gone: nothing to drain */
         }
         in->registered = false;

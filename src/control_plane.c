@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/* control_plane.c: see control_plane.h. */
+#include "control_plane.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void tick(uv_timer_t *t)
+{
+    struct control_plane *cp = t->data;
+    int rc = store_tick(cp->store); /* expires leases */
+
+    if (rc < 0)
+        SH_LOG(SH_ERROR, "store", "lease expiry failed", LF_ERR("err", rc),
+               LF_STR("detail", store_errmsg(cp->store)));
+}
+
+/* Frees what runs on the loop (not the store). */
+static void release(struct control_plane *cp)
+{
+    admin_free(cp->admin);
+    cp->admin = NULL;
+    registry_free(cp->reg);
+    cp->reg = NULL;
+    http_client_free(cp->client);
+    cp->client = NULL;
+    cfgkv_free(cp->kv);
+    cp->kv = NULL;
+    if (cp->has_tick) {
+        uv_close((uv_handle_t *)&cp->tick, NULL);
+        cp->has_tick = false;
+    }
+}
+
+int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
+                       struct control_plane *cp, struct sh_diag *d)
+{
+    bool created = false;
+    int rc;
+
+    memset(cp, 0, sizeof(*cp));
+    SH_TRY(store_open(&(struct store_config){.data_dir = cfg->data_dir}, &cp->store, d));
+    if (cfg->token) {
+        snprintf(cp->token, sizeof(cp->token), "%s", cfg->token);
+    } else {
+        rc = admin_token_load(cfg->data_dir, cp->token, sizeof(cp->token), &created, d);
+        if (rc < 0)
+            return rc;
+        if (created)
+            fprintf(stderr, "%s: a new API token was written to %s/token (shown once):\n"
+                            "  export SHOAL_TOKEN=%s\n",
+                    cfg->who, cfg->data_dir, cp->token);
+    }
+    rc = cfgkv_new(&(struct cfgkv_config){0}, loop, cp->store, &cp->kv);
+    if (rc == 0)
+        rc = http_client_new(loop, &(struct http_client_config){.max_idle_per_host = 2},
+                             &cp->client);
+    if (rc == 0)
+        rc = registry_new(&(struct registry_config){0}, loop, cp->store, cp->client, &cp->reg);
+    if (rc == 0)
+        rc = admin_new(loop,
+                       &(struct admin_config){.listen = cfg->listen, .token = cp->token,
+                                              .store = cp->store, .kv = cp->kv,
+                                              .registry = cp->reg,
+                                              .supervisor = cfg->supervisor},
+                       &cp->admin, d);
+    if (rc < 0) {
+        if (!d->what[0])
+            sh_diag_set(d, "control plane", "cannot start: %s", sh_strerror(rc));
+        release(cp);
+        return rc;
+    }
+    uv_timer_init(loop, &cp->tick);
+    cp->tick.data = cp;
+    uv_timer_start(&cp->tick, tick, 1000, 1000);
+    cp->has_tick = true;
+    return 0;
+}
+
+static void admin_stopped(void *data)
+{
+    struct control_plane *cp = data;
+
+    release(cp);
+    if (cp->stopped)
+        cp->stopped(cp->stopped_data);
+}
+
+void control_plane_stop(struct control_plane *cp, uint32_t deadline_ms, void (*done)(void *),
+                        void *data)
+{
+    cp->stopped = done;
+    cp->stopped_data = data;
+    if (cp->has_tick)
+        uv_timer_stop(&cp->tick);
+    if (cp->admin)
+        admin_stop(cp->admin, deadline_ms, admin_stopped, cp);
+    else
+        admin_stopped(cp);
+}
+
+void control_plane_close(struct control_plane *cp)
+{
+    store_close(cp->store);
+    cp->store = NULL;
+}
