@@ -320,25 +320,9 @@ static void timer_cb(uv_timer_t *t)
     conn_fail(c, SH_ETIMEDOUT); /* never retried: the retry needs a reset, not a timeout */
 }
 
-/* A later deadline leaves an armed timer alone (it re-arms itself when it fires early), so
- * the timer heap stays off the per-request path. */
 static void conn_arm_timer(struct cl_conn *c)
 {
-    uint64_t d = conn_deadline(c), now;
-
-    if (d == UINT64_MAX) {
-        if (c->timer_armed) {
-            uv_timer_stop(&c->timer);
-            c->timer_armed = false;
-        }
-        return;
-    }
-    if (c->timer_armed && c->armed_deadline <= d)
-        return;
-    now = uv_now(c->cl->loop);
-    c->armed_deadline = d;
-    c->timer_armed = true;
-    uv_timer_start(&c->timer, timer_cb, d > now ? d - now : 0, 0);
+    http__timer_arm(&c->timer, timer_cb, conn_deadline(c), &c->timer_armed, &c->armed_deadline);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)

@@ -8,6 +8,26 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+void http__timer_arm(uv_timer_t *t, uv_timer_cb cb, uint64_t deadline, bool *is_armed,
+                     uint64_t *armed_at)
+{
+    uint64_t now;
+
+    if (deadline == UINT64_MAX) {
+        if (*is_armed) {
+            uv_timer_stop(t);
+            *is_armed = false;
+        }
+        return;
+    }
+    if (*is_armed && *armed_at <= deadline)
+        return;
+    now = uv_now(t->loop);
+    *armed_at = deadline;
+    *is_armed = true;
+    uv_timer_start(t, cb, deadline > now ? deadline - now : 0, 0);
+}
+
 int http__from_uv(int uvrc)
 {
     if (uvrc == UV_EOF)

@@ -65,6 +65,13 @@ bool http__list_each(struct slice v, http__list_fn *fn, void *data);
 /* A libuv alloc callback's answer: room for at least <chunk> bytes after in's contents. */
 void http__read_space(struct buf *in, size_t chunk, uv_buf_t *out);
 
+/* A connection's one timer, for its earliest deadline (UINT64_MAX: none, the timer stops).
+ * A later deadline leaves an armed timer alone (it re-arms itself when it fires early), so
+ * the timer heap stays off the per-read and per-request paths. *is_armed and *armed_at are
+ * the connection's record of what is armed. */
+void http__timer_arm(uv_timer_t *t, uv_timer_cb cb, uint64_t deadline, bool *is_armed,
+                     uint64_t *armed_at);
+
 /* -errno style libuv code to ours (they share the negative errno space). */
 int http__from_uv(int uvrc);
 

@@ -306,23 +306,7 @@ static void timer_cb(uv_timer_t *t)
 
 static void conn_arm_timer(struct srv_conn *c)
 {
-    uint64_t d = conn_deadline(c), now;
-
-    if (d == UINT64_MAX) {
-        if (c->timer_armed) {
-            uv_timer_stop(&c->timer);
-            c->timer_armed = false;
-        }
-        return;
-    }
-    /* A later deadline leaves the armed timer alone: it re-arms itself when it fires early.
-     * This keeps the timer heap out of the per-read path. */
-    if (c->timer_armed && c->armed_deadline <= d)
-        return;
-    now = uv_now(c->srv->loop);
-    c->armed_deadline = d;
-    c->timer_armed = true;
-    uv_timer_start(&c->timer, timer_cb, d > now ? d - now : 0, 0);
+    http__timer_arm(&c->timer, timer_cb, conn_deadline(c), &c->timer_armed, &c->armed_deadline);
 }
 
 /* ------------------------------------------------------------------------------------------
