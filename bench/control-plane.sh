@@ -56,7 +56,8 @@ timeout --signal=TERM --kill-after=10 "${TIME_LIMIT:-600}" python3 "$root/bench/
     --port-base "${PORT_BASE:-17710}" \
     --instances "${INSTANCES:-10000}" --services "${SERVICES:-100}" \
     --watchers "${WATCHERS:-1000}" --rounds "${ROUNDS:-10}" \
-    --writes "${WRITES:-2000}" --watch-samples "${WATCH_SAMPLES:-200}" --kv-conc "${KV_CONC:-8}" &
+    --writes "${WRITES:-2000}" --watch-samples "${WATCH_SAMPLES:-200}" --kv-conc "${KV_CONC:-8}" \
+    --fanout-bin "$build/bench/bench_fanout" &
 driver=$!
 rc=0
 wait "$driver" || rc=$?

@@ -138,6 +138,37 @@ int http__wq_append(struct http__wq *wq, const void *p, size_t n)
     return 0;
 }
 
+int http__wq_append_direct(struct http__wq *wq, const void *p, size_t n)
+{
+    uv_buf_t bufs[2];
+    unsigned nb = 0;
+    size_t queued = wq->out.len, done;
+    int w;
+
+    if (wq->dead)
+        return SH_ECLOSED;
+    if (n < HTTP_DIRECT_MIN || wq->writing)
+        return http__wq_append(wq, p, n);
+    /* Nothing in flight: hand the kernel what is queued and these bytes in one call, so a
+     * large answer the socket can take is never copied into (nor grows) the queue. */
+    if (queued)
+        bufs[nb++] = uv_buf_init(wq->out.data, (unsigned)queued);
+    bufs[nb++] = uv_buf_init((char *)p, (unsigned)n);
+    w = uv_try_write(wq->stream, bufs, nb);
+    if (w <= 0) /* EAGAIN, or an error the next real write reports */
+        return http__wq_append(wq, p, n);
+    wq->progress_ms = uv_now(wq->stream->loop);
+    done = (size_t)w;
+    if (done < queued) {
+        memmove(wq->out.data, wq->out.data + done, queued - done);
+        wq->out.len = queued - done;
+        return http__wq_append(wq, p, n);
+    }
+    wq->out.len = 0;
+    done -= queued;
+    return done < n ? http__wq_append(wq, (const char *)p + done, n - done) : 0;
+}
+
 size_t http__wq_pending(const struct http__wq *wq)
 {
     /* libuv writes at once when it can and reports completion on the next iteration: count

@@ -933,7 +933,11 @@ int http_exchange_write(struct http_exchange *ex, const void *p, size_t n)
             return SH_EINVAL;
         ex->resp_remaining -= (int64_t)n;
     }
-    rc = ex->chunked ? http_write_chunk(out, p, n) : buf_append(out, p, n);
+    if (!ex->chunked) {
+        rc = http__wq_append_direct(&c->wq, p, n);
+        return rc ? rc : http__wq_level(&c->wq);
+    }
+    rc = http_write_chunk(out, p, n);
     if (rc) {
         out->err = 0;
         out->len = before;
