@@ -14,6 +14,7 @@
 #include "supervisor/supervisor.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -581,5 +582,15 @@ int main(int argc, char **argv)
     /* The binary never uses the allocation counters (tests link the libraries directly) and
      * its workers must not share them: see sh_alloc_accounting. */
     sh_alloc_accounting(false);
+    /* A gateway or a control plane holds a socket per client: take the whole hard limit of
+     * open files, as nginx's worker_rlimit_nofile or Go's runtime do (the soft default, often
+     * 1024, is too low for 1,000 watchers). Service instances inherit the raised limit. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            /* keep the soft limit: the accept error says so when it is reached */
+        }
+    }
     return cli_main(argc, argv, roles, SH_ARRAY_LEN(roles));
 }
