@@ -251,6 +251,11 @@ static void instance_stopped(void *data, uint64_t id, const struct sup_exit *ex)
         stop_control_plane(u);
 }
 
+void up_instance_stop_done(struct up *u)
+{
+    instance_stopped(u, 0, NULL);
+}
+
 static void stop_instances(struct up *u)
 {
     u->stops_pending = 1; /* held until every stop is asked, so it cannot reach 0 early */
@@ -358,6 +363,8 @@ static int render_stack(void *data, struct buf *b)
 {
     struct up *u = data;
 
+    if (!u->svc) /* the start failed before the instance table existed */
+        return SH_EBUSY;
     buf_appends(b, SLICE("{\"name\":"));
     if (u->m->name) {
         buf_appendc(b, '"');

@@ -130,6 +130,7 @@ struct up {
 };
 
 /* up.c */
+void up_instance_stop_done(struct up *u); /* one stop counted by up_instances_stop_all ended */
 void up_logfile_flush(struct up *u); /* every tick: flush, rotate past its size limit */
 bool up_join_path(char *out, size_t n, const char *a, const char *b); /* a/b; false: too long */
 
@@ -153,8 +154,9 @@ struct up_instance_info {
 int up_instance_info(struct up *u, const struct up_instance *in, struct up_instance_info *out);
 /* `shoal restart`: 0, SH_EBUSY (one is under way) or SH_ENOENT (no instances). */
 int up_service_restart(struct up *u, uint32_t service, uint32_t *count);
-/* The stop of `shoal up`: every instance that runs gets a stop with cb(data); returns how
- * many stops were asked. */
+/* The stop of `shoal up`: every instance that runs gets a stop with cb(data); one whose stop
+ * is already under way (retiring, replaced) reports through up_instance_stop_done instead.
+ * Returns how many stops to wait for. */
 uint32_t up_instances_stop_all(struct up *u, sup_stop_fn *cb, void *data);
 
 /* up_view.c: the live status view, when stdout is a terminal (see up_view_wanted) */

@@ -441,14 +441,23 @@ int up_instance_info(struct up *u, const struct up_instance *in, struct up_insta
 /* ------------------------------------------------------------------------------------------
  * Leaving: health replacement, retirement with drain
  * ------------------------------------------------------------------------------------------ */
+/* Stops that were under way when shoal up began to stop are counted by up_instances_stop_all;
+ * their callbacks report here. */
+static void stop_counted(struct up *u)
+{
+    if (u->stopping)
+        up_instance_stop_done(u);
+}
+
 static void retired_stopped(void *data, uint64_t id, const struct sup_exit *ex)
 {
     struct up_instance *in = data;
+    struct up *u = in->u;
 
     (void)ex;
-    if (sup_instance_forget(in->u->procs, id) < 0)
-        return;
-    remove_instance(in->u, in);
+    if (sup_instance_forget(u->procs, id) == 0)
+        remove_instance(u, in);
+    stop_counted(u);
 }
 
 static void replaced_stopped(void *data, uint64_t id, const struct sup_exit *ex)
@@ -460,13 +469,14 @@ static void replaced_stopped(void *data, uint64_t id, const struct sup_exit *ex)
         retired_stopped(data, id, ex);
         return;
     }
-    if (sup_instance_forget(u->procs, id) < 0)
-        return;
-    in->replacing = false;
-    in->pid_passed = 0;
-    in->replaced++;
-    in->started = false; /* the tick starts it again (and retries if that fails) */
-    in->proc_id = 0;
+    if (sup_instance_forget(u->procs, id) == 0) {
+        in->replacing = false;
+        in->pid_passed = 0;
+        in->replaced++;
+        in->started = false; /* the tick starts it again (and retries if that fails) */
+        in->proc_id = 0;
+    }
+    stop_counted(u);
 }
 
 /* Self-healing beyond crashes: a process that passed its health check and now fails it (past
@@ -641,12 +651,16 @@ int up_service_restart(struct up *u, uint32_t service, uint32_t *count)
 }
 
 /* How long a new instance may take to become ready: its health check's worst case, and at
- * least UP_ROLL_STEP_MS. */
+ * least UP_ROLL_STEP_MS; on a fixed port, plus the old one's drain and stop. */
 static uint64_t roll_step_limit(const struct manifest_service *s)
 {
     uint64_t hc = s->health.start_period_ms +
                   3ull * SH_MAX(s->health.interval_ms, 1000u) * (s->health.healthy_threshold + 1);
-    return SH_MAX((uint64_t)UP_ROLL_STEP_MS, hc);
+    uint64_t limit = SH_MAX((uint64_t)UP_ROLL_STEP_MS, hc);
+
+    if (s->port && !s->is_port_auto)
+        limit += UP_DRAIN_MAX_MS + (uint64_t)s->stop_grace_ms;
+    return limit;
 }
 
 /* One step of a rolling restart: a new instance (started beside the old one when the service's
@@ -663,8 +677,6 @@ static void roll(struct up *u, uint32_t service)
     if (sv->roll_new) {
         struct sup_instance_status st = {0};
         nw = up_instance_find(u, service, sv->roll_new);
-        if (nw && !nw->started)
-            sv->roll_step_ms = now; /* waiting for the old one to leave its port */
         if (nw && up_instance_ready(u, nw)) {
             old = up_instance_find(u, service, sv->roll_cur);
             if (old)
@@ -706,13 +718,14 @@ static void roll(struct up *u, uint32_t service)
         roll_end(u, service, UP_ROLL_ABORTED);
         return;
     }
-    if (s->port && !s->is_port_auto) { /* one fixed port: the old one goes first */
-        nw->waits_for = old->ordinal;
-        retire(u, old, "restart");
-    }
     sv->roll_new = nw->ordinal;
     sv->roll_cur = old->ordinal;
     sv->roll_step_ms = now;
+    if (s->port && !s->is_port_auto) { /* one fixed port: the old one goes first */
+        if (old->started)
+            nw->waits_for = old->ordinal;
+        retire(u, old, "restart"); /* frees it when it never started: not used after this */
+    }
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -775,6 +788,10 @@ uint32_t up_instances_stop_all(struct up *u, sup_stop_fn *cb, void *data)
         struct up_instance *in = u->inst[i];
         if (!in->started)
             continue;
+        if (in->replacing || (in->retiring && in->stop_sent)) {
+            n++; /* its stop is under way: its callback reports (stop_counted) */
+            continue;
+        }
         if (in->registered && registry_deregister(u->cp.reg, in->id, NULL) < 0) {
             /* already gone: nothing to drain */
         }

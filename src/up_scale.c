@@ -174,8 +174,8 @@ void up_autoscale(struct up *u)
         const struct manifest_autoscale *as = &u->m->services[s].autoscale;
         struct up_service *sv = &u->svc[s];
         double value;
-        if (!as->is_set || sv->roll == UP_ROLL_RUNNING)
-            continue;
+        if (!as->is_set || sv->roll == UP_ROLL_RUNNING || sv->want == 0)
+            continue; /* `shoal scale S 0` stands until someone scales it up again */
         value = as->target_kind == MANIFEST_TARGET_P99_MS ? sv->p99_ms
                 : as->target_kind == MANIFEST_TARGET_RPS  ? sv->rps
                                                           : sv->in_flight;

@@ -143,7 +143,7 @@ int http__wq_append_direct(struct http__wq *wq, const void *p, size_t n)
     uv_buf_t bufs[2];
     unsigned nb = 0;
     size_t queued = wq->out.len, done;
-    int w;
+    int w, rc;
 
     if (wq->dead)
         return SH_ECLOSED;
@@ -162,11 +162,17 @@ int http__wq_append_direct(struct http__wq *wq, const void *p, size_t n)
     if (done < queued) {
         memmove(wq->out.data, wq->out.data + done, queued - done);
         wq->out.len = queued - done;
-        return http__wq_append(wq, p, n);
+        rc = http__wq_append(wq, p, n);
+    } else {
+        wq->out.len = 0;
+        done -= queued;
+        rc = done < n ? http__wq_append(wq, (const char *)p + done, n - done) : 0;
     }
-    wq->out.len = 0;
-    done -= queued;
-    return done < n ? http__wq_append(wq, (const char *)p + done, n - done) : 0;
+    if (rc < 0) { /* part of the stream went out: what follows can no longer be framed */
+        http__wq_kill(wq);
+        return SH_ECLOSED;
+    }
+    return 0;
 }
 
 size_t http__wq_pending(const struct http__wq *wq)

@@ -51,7 +51,8 @@ void http__wq_mark(struct http__wq *wq); /* bytes were added to http__wq_buf(): 
 int http__wq_append(struct http__wq *wq, const void *p, size_t n);
 /* As http__wq_append, but an append of at least HTTP_DIRECT_MIN bytes with no write in flight
  * is first offered to the socket (uv_try_write, together with what is queued), and only what
- * the kernel does not take is copied into the queue. */
+ * the kernel does not take is copied into the queue. If that copy fails after bytes went out,
+ * the queue is killed (the stream cannot be framed any more) and SH_ECLOSED is returned. */
 enum { HTTP_DIRECT_MIN = 16 * 1024 };
 int http__wq_append_direct(struct http__wq *wq, const void *p, size_t n);
 /* 0 when under the high watermark, else HTTP_AGAIN (and on_drain will follow). */

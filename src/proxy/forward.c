@@ -668,8 +668,9 @@ static void fwd_start_attempt(struct fwd *f)
         .content_length = f->req_cl,
         .response_timeout_ms = f->to->per_try_ms,
         .total_timeout_ms = (uint32_t)SH_MIN(left, (uint64_t)UINT32_MAX),
-        .connect_timeout_ms = f->to->connect_ms,
-        .idle_timeout_ms = f->to->idle_ms,
+        /* the pool is per endpoint: the cluster's settings, not a route's override */
+        .connect_timeout_ms = cl->timeouts.connect_ms,
+        .idle_timeout_ms = cl->timeouts.idle_ms,
         .max_pending = cl->breaker.max_pending,
     };
     if (d.host.len == 0)

@@ -366,11 +366,16 @@ static void probe_start(struct reg_inst *inst)
 int registry_probe(struct registry *reg, const struct registry_check *check,
                    const char *address, uint32_t port, registry_probe_fn *cb, void *data)
 {
+    struct sockaddr_storage ss;
     struct reg_probe *p;
 
+    /* numeric addresses only: a probe waiting on getaddrinfo could outlive the registry and
+     * its client, which a one-off probe (tracked by no instance) must not */
     if ((check->kind != REGISTRY_CHECK_HTTP && check->kind != REGISTRY_CHECK_TCP) ||
         (check->kind == REGISTRY_CHECK_HTTP && (!check->path || !reg->client)) || !cb ||
-        port == 0 || port > 65535)
+        port == 0 || port > 65535 ||
+        (uv_ip4_addr(address, (int)port, (struct sockaddr_in *)&ss) != 0 &&
+         uv_ip6_addr(address, (int)port, (struct sockaddr_in6 *)&ss) != 0))
         return SH_EINVAL;
     p = probe_new(reg, check, address, port);
     if (!p)

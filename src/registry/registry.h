@@ -208,11 +208,13 @@ SH_MUST_CHECK int registry_instances(struct registry *reg, const char *service,
 /* One instance by id: 0 with res->count == 1, SH_ENOENT (res empty, index set) or SH_ENOMEM. */
 SH_MUST_CHECK int registry_instance_get(struct registry *reg, const char *id,
                                         struct registry_result *res);
-/* One run of an HTTP or TCP <check> against address:port, outside any registration (shoal up
+/* One run of an HTTP or TCP <check> against address:port (a numeric IPv4/IPv6 address), outside
+ * any registration (shoal up
  * checks a new instance before it registers it). cb(data, health, note) runs exactly once:
  * PASSING (or WARNING for HTTP 429) or CRITICAL with the check's note; from inside this call
- * when the probe cannot even start. Returns 0, SH_EINVAL (not an HTTP/TCP check, no path or
- * no client for HTTP, bad port, no cb) or SH_ENOMEM; then cb never runs. */
+ * when the probe cannot even start; at the latest when the registry's HTTP client is freed
+ * (CRITICAL) or the check's timeout passes. Returns 0, SH_EINVAL (not an HTTP/TCP check, no
+ * path or no client for HTTP, a host name, bad port, no cb) or SH_ENOMEM; then cb never runs. */
 typedef void registry_probe_fn(void *data, enum registry_health health, const char *note);
 SH_MUST_CHECK int registry_probe(struct registry *reg, const struct registry_check *check,
                                  const char *address, uint32_t port, registry_probe_fn *cb,

@@ -323,14 +323,20 @@ static void reaper_note(struct sup_procs *procs, char op, int pgid)
 {
     char line[32];
     int n = snprintf(line, sizeof(line), "%c%d\n", op, pgid);
-    ssize_t w;
+    size_t off = 0;
+    ssize_t w = 0;
 
     if (procs->reaper_fd < 0)
         return;
-    do
-        w = send(procs->reaper_fd, line, (size_t)n, MSG_NOSIGNAL);
-    while (w < 0 && errno == EINTR);
-    if (w == n)
+    while (off < (size_t)n) {
+        w = send(procs->reaper_fd, line + off, (size_t)n - off, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    if (off == (size_t)n)
         return;
     SH_LOG(SH_WARN, "supervisor",
            "the reaper is gone: after a kill -9 of shoal, processes started by instances may "

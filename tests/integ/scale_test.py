@@ -322,6 +322,45 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         time.sleep(0.2)  # the log reader thread catches up
         assert any('"msg":"stopped"' in l for l in log), log[-3:]
 
+    def restart_of_an_instance_waiting_on_a_dependency():
+        cp2, mesh2, port2 = lib.free_port(), lib.free_port(), lib.free_port()
+        d2 = tempfile.mkdtemp(prefix="shoal-scale-wait-")
+        with open(os.path.join(d2, "shoal.yaml"), "w") as f:
+            f.write(f"""
+services:
+  never:
+    command: [sleep, "60"]
+    port: auto
+    health: {{http: /health, interval: 1s}}
+  blocked:
+    command: {echo}, --name, blocked]
+    port: {port2}
+    depends_on: [never]
+control_plane: {{listen: 127.0.0.1:{cp2}}}
+mesh: {{listen: 127.0.0.1:{mesh2}}}
+""")
+        p2, log2, _ = lib.start_up(SHOAL, os.path.join(d2, "shoal.yaml"), env, cwd=d2)
+        env2 = dict(env, SHOAL_ADDR=f"127.0.0.1:{cp2}")
+        try:
+            out = None
+            for _ in range(100):
+                out = subprocess.run([SHOAL, "restart", "blocked", "--data-dir",
+                                      os.path.join(d2, ".shoal")], env=env2,
+                                     capture_output=True, text=True, timeout=10)
+                if out.returncode == 0 or "control plane" not in out.stderr:
+                    break
+                time.sleep(0.1)
+            assert out.returncode == 0, out.stderr
+            time.sleep(0.5)
+            ps = subprocess.run([SHOAL, "ps", "--json"], env=env2, capture_output=True,
+                                text=True, timeout=10)
+            assert ps.returncode == 0 and p2.poll() is None, (ps.stderr, log2[-5:])
+            blocked = [r for r in json.loads(ps.stdout) if r["service"] == "blocked"]
+            assert [r["state"] for r in blocked] == ["waiting"], blocked
+        finally:
+            p2.send_signal(signal.SIGTERM)
+            assert p2.wait(timeout=30) == 0, log2[-5:]
+
     try:
         check("registered_only_once_its_check_passes", registered_only_once_its_check_passes)
         check("scale_up_adds_instances_and_traffic_spreads", scale_up_spreads_traffic)
@@ -334,6 +373,8 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         check("autoscaler_rps_and_p99_targets", autoscaler_rps_and_p99_targets)
         check("api_and_cli_errors_are_clear", api_errors_are_clear)
         check("sigterm_leaves_no_child", sigterm_leaves_no_child)
+        check("restart_of_an_instance_waiting_on_a_dependency",
+              restart_of_an_instance_waiting_on_a_dependency)
     finally:
         if p.poll() is None:
             p.kill()
