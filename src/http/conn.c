@@ -35,6 +35,31 @@ int http__from_uv(int uvrc)
     return uvrc; /* libuv codes are -errno on Unix, which is what SH_E* system codes are */
 }
 
+/* The flusher's write: the socket is tried at once (uv_try_write). What it takes needs no
+ * write request, so libuv neither arms nor disarms POLLOUT for it, which would cost an
+ * epoll_ctl per write (two per proxied request); on_written runs here. What it does not take
+ * goes the usual way (http__wq_flush). Not while a drain is awaited: on_drain must come from
+ * write_cb, never from inside the flusher. */
+static void flush_now(struct http__wq *wq)
+{
+    if (!wq->writing && !wq->dead && wq->out.len && !wq->want_drain) {
+        uv_buf_t ub = uv_buf_init(wq->out.data, (unsigned)wq->out.len);
+        int w = uv_try_write(wq->stream, &ub, 1);
+        if (w > 0) {
+            wq->progress_ms = uv_now(wq->stream->loop);
+            if ((size_t)w == wq->out.len) {
+                wq->out.len = 0;
+                if (wq->on_written)
+                    wq->on_written(wq, 0);
+                return;
+            }
+            memmove(wq->out.data, wq->out.data + w, wq->out.len - (size_t)w);
+            wq->out.len -= (size_t)w;
+        }
+    }
+    http__wq_flush(wq);
+}
+
 static void flusher_cb(uv_prepare_t *h)
 {
     struct http__flusher *fl = h->data;
@@ -44,7 +69,7 @@ static void flusher_cb(uv_prepare_t *h)
         fl->dirty = wq->next_dirty;
         wq->next_dirty = NULL;
         wq->dirty = false;
-        http__wq_flush(wq);
+        flush_now(wq);
     }
     uv_prepare_stop(&fl->prep);
     fl->active = false;
