@@ -399,7 +399,8 @@ uint32_t up_service_live(struct up *u, uint32_t service, uint32_t *ready)
         if (in->service != service || in->retiring)
             continue;
         live++;
-        ok += up_instance_ready(u, in);
+        if (ready) /* a registry lookup each: only when asked */
+            ok += up_instance_ready(u, in);
     }
     if (ready)
         *ready = ok;

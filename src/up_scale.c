@@ -84,26 +84,21 @@ void up_load_tick(struct up *u)
 {
     uint64_t now = uv_now(&u->loop);
     double dt = (double)(now - u->sampled_ms) / 1000.0;
-    bool first = u->sampled_ms == 0;
+    bool first = u->sampled_ms == 0, sample = first || now - u->sampled_ms >= 1000;
 
-    for (uint32_t s = 0; s < u->m->service_count; s++) {
-        struct up_service *sv = &u->svc[s];
-        struct proxy_cluster_load l;
-        load_of(u, u->m->services[s].name, &l);
-        sv->in_flight_sum += l.in_flight;
-        sv->in_flight_n++;
-    }
-    if (!first && now - u->sampled_ms < 1000)
-        return;
     for (uint32_t s = 0; s < u->m->service_count; s++) {
         struct up_service *sv = &u->svc[s];
         struct proxy_cluster_load l;
         uint32_t oldest;
         load_of(u, u->m->services[s].name, &l);
+        sv->in_flight_sum += l.in_flight;
+        sv->in_flight_n++;
+        if (!sample)
+            continue;
         sv->rps = !first && l.attempts >= sv->attempts ? (double)(l.attempts - sv->attempts) / dt
                                                        : 0;
         sv->attempts = l.attempts;
-        sv->in_flight = sv->in_flight_n ? sv->in_flight_sum / sv->in_flight_n : 0;
+        sv->in_flight = sv->in_flight_sum / sv->in_flight_n;
         sv->in_flight_sum = 0;
         sv->in_flight_n = 0;
         memcpy(sv->le[sv->le_next], l.le, sizeof(l.le));
@@ -112,11 +107,12 @@ void up_load_tick(struct up *u)
             sv->le_count++;
         oldest = (sv->le_next + UP_LOAD_WINDOW - sv->le_count) % UP_LOAD_WINDOW;
         /* a cluster made afresh restarts its counts: then the window starts again */
-        if (l.le[SH_ARRAY_LEN(l.le) - 1] < sv->le[oldest][SH_ARRAY_LEN(l.le) - 1]) {
+        if (l.le[SH_ARRAY_LEN(l.le) - 1] < sv->le[oldest][SH_ARRAY_LEN(l.le) - 1])
             memcpy(sv->le[oldest], l.le, sizeof(l.le));
-        }
         sv->p99_ms = p99_between(sv->le[oldest], l.le);
     }
+    if (!sample)
+        return;
     for (size_t i = 0; i < u->ninst; i++) {
         struct up_instance *in = u->inst[i];
         uint64_t a;

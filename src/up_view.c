@@ -8,6 +8,8 @@
  * the normal screen comes back and the stop is reported in plain lines. Thread: main. */
 #include "up.h"
 
+#include "cli/cli.h"
+
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,21 +105,6 @@ static const char *health_colour(const char *h)
                                     : NULL;
 }
 
-static void duration(char *out, size_t n, uint64_t ms)
-{
-    uint64_t s = ms / 1000;
-
-    if (!ms)
-        snprintf(out, n, "-");
-    else if (s < 60)
-        snprintf(out, n, "%llus", (unsigned long long)s);
-    else if (s < 3600)
-        snprintf(out, n, "%llum%02llus", (unsigned long long)(s / 60), (unsigned long long)(s % 60));
-    else
-        snprintf(out, n, "%lluh%02llum", (unsigned long long)(s / 3600),
-                 (unsigned long long)(s % 3600 / 60));
-}
-
 static void services(struct up *u, struct frame *f)
 {
     line(f, ESC "1m", "%-16s %-7s %-8s %-9s %-9s %-24s %s", "SERVICE", "READY", "RPS",
@@ -157,7 +144,7 @@ static void instances(struct up *u, struct frame *f, int room)
             line(f, NULL, "... %zu more (shoal ps)", u->ninst - i);
             return;
         }
-        duration(up, sizeof(up), info.uptime_ms);
+        cli_format_duration(up, sizeof(up), info.uptime_ms);
         line(f, info.crash_loop ? ESC "31m" : health_colour(info.health),
              "%-20s %-11s %-12s %-8d %-6u %-9u %-8.1f %s", in->id, info.state, info.health,
              info.pid, in->port, info.restarts, in->rps, up);
@@ -198,7 +185,7 @@ void up_view_draw(struct up *u)
     }
     f.rows--; /* the last line stays empty: no scroll */
     buf_appends(&f.b, SLICE(ESC "H"));
-    duration(up, sizeof(up), uv_now(&u->loop) - u->started_ms);
+    cli_format_duration(up, sizeof(up), uv_now(&u->loop) - u->started_ms);
     line(&f, ESC "1m", "shoal up %s  ·  up %s  ·  admin %s  ·  mesh %s%s%s",
          u->m->name ? u->m->name : "", up, u->m->control_plane_listen, u->mesh_url + 7,
          u->m->gateway.is_set ? "  ·  gateway " : "",

@@ -31,5 +31,7 @@ int cli_main(int argc, char **argv, const struct cli_command *roles, size_t nrol
 int cli_usage_error(const struct cli_command *c, const char *fmt, ...) SH_PRINTF(2, 3);
 /* The command named <name> (CLI or role), or NULL. */
 const struct cli_command *cli_find(const char *name);
+/* A duration as ps shows it: "-" for 0, "42s", "3m7s", "2h5m". */
+void cli_format_duration(char *out, size_t len, uint64_t ms);
 
 #endif

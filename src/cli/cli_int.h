@@ -25,6 +25,9 @@ extern bool cli__api_quiet;
 int cli__api_error(const char *what, struct cli_call *c);
 /* Appends <s> %XX-escaped for a URL path. */
 void cli__escape(struct buf *b, const char *s);
+/* A string member of a JSON object from the API, or "?" when it is missing. */
+struct json_t;
+const char *cli__str_of(const struct json_t *o, const char *key);
 /* The token `shoal up` keeps in <data_dir>/token, used when SHOAL_TOKEN is unset. */
 void cli__read_token_file(const char *data_dir);
 

@@ -236,21 +236,23 @@ int cli_cmd_services(int argc, char **argv)
 /* ------------------------------------------------------------------------------------------
  * shoal ps
  * ------------------------------------------------------------------------------------------ */
-static void format_uptime(char *out, size_t len, json_int_t ms)
+void cli_format_duration(char *out, size_t len, uint64_t ms)
 {
-    json_int_t s = ms / 1000;
+    uint64_t s = ms / 1000;
 
-    if (ms <= 0)
+    if (ms == 0)
         snprintf(out, len, "-");
     else if (s < 60)
-        snprintf(out, len, "%llds", (long long)s);
+        snprintf(out, len, "%llus", (unsigned long long)s);
     else if (s < 3600)
-        snprintf(out, len, "%lldm%llds", (long long)(s / 60), (long long)(s % 60));
+        snprintf(out, len, "%llum%llus", (unsigned long long)(s / 60),
+                 (unsigned long long)(s % 60));
     else
-        snprintf(out, len, "%lldh%lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+        snprintf(out, len, "%lluh%llum", (unsigned long long)(s / 3600),
+                 (unsigned long long)(s % 3600 / 60));
 }
 
-static const char *str_of(const json_t *o, const char *key)
+const char *cli__str_of(const json_t *o, const char *key)
 {
     const char *v = json_string_value(json_object_get(o, key));
 
@@ -292,14 +294,15 @@ int cli_cmd_ps(int argc, char **argv)
            "PORT", "STATE", "HEALTH", "RESTARTS", "RPS", "UPTIME");
     json_array_foreach(list, i, e) {
         char up[32];
-        format_uptime(up, sizeof(up), json_integer_value(json_object_get(e, "uptime_ms")));
+        json_int_t ms = json_integer_value(json_object_get(e, "uptime_ms"));
+        cli_format_duration(up, sizeof(up), ms > 0 ? (uint64_t)ms : 0);
         printf("%-16s %-20s %-8lld %-6lld %-11s %-12s %-8lld %-8.1f %s\n",
-               str_of(e, "service"),
-               str_of(e, "id"),
+               cli__str_of(e, "service"),
+               cli__str_of(e, "id"),
                (long long)json_integer_value(json_object_get(e, "pid")),
                (long long)json_integer_value(json_object_get(e, "port")),
-               str_of(e, "state"),
-               str_of(e, "health"),
+               cli__str_of(e, "state"),
+               cli__str_of(e, "health"),
                (long long)json_integer_value(json_object_get(e, "restarts")),
                json_number_value(json_object_get(e, "rps")), up);
     }
@@ -342,8 +345,8 @@ static int print_logs(const struct cli_call *c, bool json_out, uint64_t *last_se
             struct tm tm;
             localtime_r(&t, &tm);
             printf("%02d:%02d:%02d.%03u %-20s %s%s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
-                   (unsigned)(ms % 1000), str_of(e, "instance"),
-                   !strcmp(str_of(e, "stream"), "stderr") ? "! " : "", str_of(e, "line"));
+                   (unsigned)(ms % 1000), cli__str_of(e, "instance"),
+                   !strcmp(cli__str_of(e, "stream"), "stderr") ? "! " : "", cli__str_of(e, "line"));
         }
         if (seq > *last_seq)
             *last_seq = seq;

@@ -66,13 +66,6 @@ static json_int_t int_of(const json_t *o, const char *key)
     return json_integer_value(json_object_get(o, key));
 }
 
-static const char *str_of(const json_t *o, const char *key)
-{
-    const char *v = json_string_value(json_object_get(o, key));
-
-    return v ? v : "";
-}
-
 /* POSTs to <prefix><service> with <body>; the answer's JSON (caller decrefs), or NULL after
  * printing the error. */
 static json_t *post(const char *prefix, const char *service, struct slice body, int expect,
@@ -117,7 +110,7 @@ static json_t *stack_entry(const char *service, json_t **svc)
     root = json_loadb(c.body.data ? c.body.data : "", c.body.len, 0, NULL);
     buf_release(&c.body);
     json_array_foreach(json_object_get(root, "services"), i, e) {
-        if (!strcmp(str_of(e, "name"), service)) {
+        if (!strcmp(cli__str_of(e, "name"), service)) {
             *svc = e;
             return root;
         }
@@ -196,7 +189,7 @@ int cli_cmd_scale(int argc, char **argv)
 static int restart_done(const json_t *svc, char *line, size_t n)
 {
     const json_t *r = json_object_get(svc, "restart");
-    const char *state = str_of(r, "state"), *msg = str_of(r, "message");
+    const char *state = cli__str_of(r, "state"), *msg = cli__str_of(r, "message");
 
     snprintf(line, n, "%s: %s, %lld stopping", state, msg, (long long)int_of(svc, "retiring"));
     if (!strcmp(state, "stopped"))

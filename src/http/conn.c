@@ -35,26 +35,44 @@ int http__from_uv(int uvrc)
     return uvrc; /* libuv codes are -errno on Unix, which is what SH_E* system codes are */
 }
 
-/* The flusher's write: the socket is tried at once (uv_try_write). What it takes needs no
- * write request, so libuv neither arms nor disarms POLLOUT for it, which would cost an
- * epoll_ctl per write (two per proxied request); on_written runs here. What it does not take
- * goes the usual way (http__wq_flush). Not while a drain is awaited: on_drain must come from
- * write_cb, never from inside the flusher. */
+/* Offers the socket what is queued followed by p[0..n) in one uv_try_write (nothing may be in
+ * flight: the callers check). What the kernel takes leaves the queue; returns how many bytes
+ * it took in all, queue first. */
+static size_t try_send(struct http__wq *wq, const void *p, size_t n)
+{
+    uv_buf_t bufs[2];
+    unsigned nb = 0;
+    size_t queued = wq->out.len, done;
+    int w;
+
+    if (queued)
+        bufs[nb++] = uv_buf_init(wq->out.data, (unsigned)queued);
+    if (n)
+        bufs[nb++] = uv_buf_init((char *)p, (unsigned)n);
+    w = nb ? uv_try_write(wq->stream, bufs, nb) : 0;
+    if (w <= 0) /* EAGAIN, or an error the next real write reports */
+        return 0;
+    wq->progress_ms = uv_now(wq->stream->loop);
+    done = SH_MIN((size_t)w, queued);
+    if (done < queued)
+        memmove(wq->out.data, wq->out.data + done, queued - done);
+    wq->out.len = queued - done;
+    return (size_t)w;
+}
+
+/* The flusher's write: the socket is tried at once. What it takes needs no write request,
+ * so libuv neither arms nor disarms POLLOUT for it, which would cost an epoll_ctl per write
+ * (two per proxied request); on_written runs here. What it does not take goes the usual way
+ * (http__wq_flush). Not while a drain is awaited: on_drain must come from write_cb, never
+ * from inside the flusher. */
 static void flush_now(struct http__wq *wq)
 {
     if (!wq->writing && !wq->dead && wq->out.len && !wq->want_drain) {
-        uv_buf_t ub = uv_buf_init(wq->out.data, (unsigned)wq->out.len);
-        int w = uv_try_write(wq->stream, &ub, 1);
-        if (w > 0) {
-            wq->progress_ms = uv_now(wq->stream->loop);
-            if ((size_t)w == wq->out.len) {
-                wq->out.len = 0;
-                if (wq->on_written)
-                    wq->on_written(wq, 0);
-                return;
-            }
-            memmove(wq->out.data, wq->out.data + w, wq->out.len - (size_t)w);
-            wq->out.len -= (size_t)w;
+        try_send(wq, NULL, 0);
+        if (wq->out.len == 0) {
+            if (wq->on_written)
+                wq->on_written(wq, 0);
+            return;
         }
     }
     http__wq_flush(wq);
@@ -165,36 +183,24 @@ int http__wq_append(struct http__wq *wq, const void *p, size_t n)
 
 int http__wq_append_direct(struct http__wq *wq, const void *p, size_t n)
 {
-    uv_buf_t bufs[2];
-    unsigned nb = 0;
-    size_t queued = wq->out.len, done;
-    int w, rc;
+    size_t queued = wq->out.len, sent, taken;
+    int rc;
 
     if (wq->dead)
         return SH_ECLOSED;
     if (n < HTTP_DIRECT_MIN || wq->writing)
         return http__wq_append(wq, p, n);
-    /* Nothing in flight: hand the kernel what is queued and these bytes in one call, so a
+    /* Nothing in flight: the kernel gets what is queued and these bytes in one call, so a
      * large answer the socket can take is never copied into (nor grows) the queue. */
-    if (queued)
-        bufs[nb++] = uv_buf_init(wq->out.data, (unsigned)queued);
-    bufs[nb++] = uv_buf_init((char *)p, (unsigned)n);
-    w = uv_try_write(wq->stream, bufs, nb);
-    if (w <= 0) /* EAGAIN, or an error the next real write reports */
-        return http__wq_append(wq, p, n);
-    wq->progress_ms = uv_now(wq->stream->loop);
-    done = (size_t)w;
-    if (done < queued) {
-        memmove(wq->out.data, wq->out.data + done, queued - done);
-        wq->out.len = queued - done;
-        rc = http__wq_append(wq, p, n);
-    } else {
-        wq->out.len = 0;
-        done -= queued;
-        rc = done < n ? http__wq_append(wq, (const char *)p + done, n - done) : 0;
-    }
-    if (rc < 0) { /* part of the stream went out: what follows can no longer be framed */
-        http__wq_kill(wq);
+    sent = try_send(wq, p, n);
+    taken = sent > queued ? sent - queued : 0;
+    if (taken == n)
+        return 0;
+    rc = http__wq_append(wq, (const char *)p + taken, n - taken);
+    if (rc < 0) {
+        if (sent == 0)
+            return rc; /* nothing went out: the caller may still answer */
+        http__wq_kill(wq); /* part of the stream went out: it cannot be framed any more */
         return SH_ECLOSED;
     }
     return 0;

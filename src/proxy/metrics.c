@@ -248,33 +248,42 @@ int proxy_gateway_cluster_load(const struct proxy_gateway *gw, const char *clust
     return 0;
 }
 
+/* Endpoint <name> of <cluster> in the config in force: true with *c and *e set. */
+static bool find_endpoint(const struct gw_snapshot *gs, const char *cluster, const char *name,
+                          uint32_t *c, uint32_t *e)
+{
+    int ci = gs ? proxy_cluster_index(gs->cfg, cluster) : -1;
+
+    for (uint32_t i = 0; ci >= 0 && i < gs->cfg->clusters[ci].nendpoints; i++) {
+        if (!strcmp(gs->cfg->clusters[ci].endpoints[i].name, name)) {
+            *c = (uint32_t)ci;
+            *e = i;
+            return true;
+        }
+    }
+    return false;
+}
+
 uint64_t proxy_gateway_endpoint_attempts(const struct proxy_gateway *gw, const char *cluster,
                                          const char *endpoint)
 {
     const struct gw_snapshot *gs = gw->current;
-    int c = gs ? proxy_cluster_index(gs->cfg, cluster) : -1;
+    uint32_t c, e;
     uint64_t n = 0;
 
-    for (uint32_t e = 0; c >= 0 && e < gs->cfg->clusters[c].nendpoints; e++) {
-        if (strcmp(gs->cfg->clusters[c].endpoints[e].name, endpoint))
-            continue;
-        for (uint32_t k = 0; k < GW_CLASSES; k++)
-            n += metric_counter_read(gs->mh.endpoint_requests[c][e * GW_CLASSES + k]);
-    }
+    if (!find_endpoint(gs, cluster, endpoint, &c, &e))
+        return 0;
+    for (uint32_t k = 0; k < GW_CLASSES; k++)
+        n += metric_counter_read(gs->mh.endpoint_requests[c][e * GW_CLASSES + k]);
     return n;
 }
 
 bool proxy_gateway_has_endpoint(const struct proxy_gateway *gw, const char *cluster,
                                 const char *endpoint)
 {
-    const struct gw_snapshot *gs = gw->current;
-    int c = gs ? proxy_cluster_index(gs->cfg, cluster) : -1;
+    uint32_t c, e;
 
-    for (uint32_t e = 0; c >= 0 && e < gs->cfg->clusters[c].nendpoints; e++) {
-        if (!strcmp(gs->cfg->clusters[c].endpoints[e].name, endpoint))
-            return true;
-    }
-    return false;
+    return find_endpoint(gw->current, cluster, endpoint, &c, &e);
 }
 
 int proxy__status_class(int status)
