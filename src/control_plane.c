@@ -3,6 +3,7 @@
 #include "control_plane.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void tick(uv_timer_t *t)
@@ -13,6 +14,38 @@ static void tick(uv_timer_t *t)
     if (rc < 0)
         SH_LOG(SH_ERROR, "store", "lease expiry failed", LF_ERR("err", rc),
                LF_STR("detail", store_errmsg(cp->store)));
+}
+
+static bool is_unsynced(void *data)
+{
+    struct control_plane *cp = data;
+
+    return cp->store && store_is_unsynced(cp->store);
+}
+
+/* The batch's writes are already in the registry's and the KV's memory, and watchers may have
+ * been woken by them: after a failed commit nothing here is true any more. Stop, as etcd and
+ * PostgreSQL do on a failed WAL fsync; no answer for those writes has left (http_barrier), and
+ * a restart reads the store as it was before the batch. */
+static void sync_now(void *data)
+{
+    struct control_plane *cp = data;
+    int rc = cp->store ? store_sync(cp->store) : 0;
+
+    if (rc == 0)
+        return;
+    SH_LOG(SH_ERROR, "store", "commit failed: stopping (the store keeps every write acknowledged "
+                              "before this one)",
+           LF_ERR("err", rc), LF_STR("detail", store_errmsg(cp->store)));
+    fprintf(stderr, "shoal: the store's commit failed (%s: %s); stopping.\n", sh_strerror(rc),
+            store_errmsg(cp->store));
+    exit(70);
+}
+
+static void sync_cb(uv_prepare_t *h)
+{
+    if (is_unsynced(h->data))
+        sync_now(h->data);
 }
 
 /* Frees what runs on the loop (not the store). */
@@ -28,6 +61,7 @@ static void release(struct control_plane *cp)
     cp->kv = NULL;
     if (cp->has_tick) {
         uv_close((uv_handle_t *)&cp->tick, NULL);
+        uv_close((uv_handle_t *)&cp->sync, NULL);
         cp->has_tick = false;
     }
 }
@@ -39,7 +73,8 @@ int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
     int rc;
 
     memset(cp, 0, sizeof(*cp));
-    SH_TRY(store_open(&(struct store_config){.data_dir = cfg->data_dir}, &cp->store, d));
+    SH_TRY(store_open(&(struct store_config){.data_dir = cfg->data_dir, .is_group_commit = true},
+                      &cp->store, d));
     if (cfg->token) {
         snprintf(cp->token, sizeof(cp->token), "%s", cfg->token);
     } else {
@@ -62,7 +97,9 @@ int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
                        &(struct admin_config){.listen = cfg->listen, .token = cp->token,
                                               .store = cp->store, .kv = cp->kv,
                                               .registry = cp->reg,
-                                              .supervisor = cfg->supervisor},
+                                              .supervisor = cfg->supervisor,
+                                              .barrier = {.pending = is_unsynced,
+                                                          .sync = sync_now, .data = cp}},
                        &cp->admin, d);
     if (rc < 0) {
         if (!d->what[0])
@@ -73,6 +110,10 @@ int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
     uv_timer_init(loop, &cp->tick);
     cp->tick.data = cp;
     uv_timer_start(&cp->tick, tick, 1000, 1000);
+    uv_prepare_init(loop, &cp->sync);
+    cp->sync.data = cp;
+    uv_prepare_start(&cp->sync, sync_cb);
+    uv_unref((uv_handle_t *)&cp->sync);
     cp->has_tick = true;
     return 0;
 }

@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* control_plane.h: the control plane as `shoal server` and `shoal up` both run it, in one
  * place: the store, the config KV, the registry (with the HTTP client its checks use), the
- * admin API, the API token, and the store's lease expiry once a second. Part of the main
+ * admin API, the API token, and the store's lease expiry once a second.
+ * Group commit: every write of one loop iteration goes into one store transaction, committed
+ * (one fsync) before the admin API's answers of that iteration leave (http_barrier) or, when
+ * there is no answer to send, in the next iteration's prepare phase. A commit that fails stops
+ * the process with exit status 70: the writes it lost were already applied in memory. Part of the main
  * program (it imports admin, config, registry, store). Thread: the loop's. */
 #ifndef SHOAL_CONTROL_PLANE_H
 #define SHOAL_CONTROL_PLANE_H
@@ -20,6 +24,7 @@ struct control_plane {
     char token[128];
     /* private */
     uv_timer_t tick;
+    uv_prepare_t sync; /* commits the store's batch once per loop iteration */
     bool has_tick;
     void (*stopped)(void *);
     void *stopped_data;

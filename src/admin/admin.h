@@ -9,6 +9,7 @@
 #define SHOAL_ADMIN_H
 
 #include "core/core.h"
+#include "http/http.h"
 
 #include <uv.h>
 
@@ -52,6 +53,8 @@ struct admin_config {
     struct registry *registry;
     struct cfgkv *kv;
     const struct admin_supervisor *supervisor; /* borrowed; NULL: none here (404s) */
+    /* Holds answers until the store's group commit is synced; zeroed = none. */
+    struct http_barrier barrier;
 };
 
 /* Starts listening. 0 and *out, or a negative code with d filled (address in use...). */

@@ -503,6 +503,7 @@ int admin_new(uv_loop_t *loop, const struct admin_config *cfg, struct admin **ou
         .data = a,
         .idle_timeout_ms = 700000, /* blocking queries hold a connection up to 10 min */
         .send_timeout_ms = 60000,
+        .barrier = cfg->barrier,
     };
     rc = http_server_new(loop, &scfg, &a->srv, d);
     if (rc < 0) {

@@ -35,6 +35,16 @@ int http__from_uv(int uvrc)
     return uvrc; /* libuv codes are -errno on Unix, which is what SH_E* system codes are */
 }
 
+/* The owner's barrier holds bytes back (struct http_barrier). */
+static bool held(const struct http__wq *wq)
+{
+    const struct http_barrier *b = wq->fl->barrier;
+
+    return b && b->pending(b->data);
+}
+
+static void wq_write(struct http__wq *wq);
+
 /* Offers the socket what is queued followed by p[0..n) in one uv_try_write (nothing may be in
  * flight: the callers check). What the kernel takes leaves the queue; returns how many bytes
  * it took in all, queue first. */
@@ -64,9 +74,12 @@ static size_t try_send(struct http__wq *wq, const void *p, size_t n)
  * so libuv neither arms nor disarms POLLOUT for it, which would cost an epoll_ctl per write
  * (two per proxied request); on_written runs here. What it does not take goes the usual way
  * (http__wq_flush). Not while a drain is awaited: on_drain must come from write_cb, never
- * from inside the flusher. */
+ * from inside the flusher. The flusher is where a barrier is synced: once for the iteration,
+ * again only if a callback run by an earlier flush wrote something new. */
 static void flush_now(struct http__wq *wq)
 {
+    if (held(wq))
+        wq->fl->barrier->sync(wq->fl->barrier->data);
     if (!wq->writing && !wq->dead && wq->out.len && !wq->want_drain) {
         try_send(wq, NULL, 0);
         if (wq->out.len == 0) {
@@ -75,7 +88,7 @@ static void flush_now(struct http__wq *wq)
             return;
         }
     }
-    http__wq_flush(wq);
+    wq_write(wq);
 }
 
 static void flusher_cb(uv_prepare_t *h)
@@ -188,7 +201,7 @@ int http__wq_append_direct(struct http__wq *wq, const void *p, size_t n)
 
     if (wq->dead)
         return SH_ECLOSED;
-    if (n < HTTP_DIRECT_MIN || wq->writing)
+    if (n < HTTP_DIRECT_MIN || wq->writing || held(wq))
         return http__wq_append(wq, p, n);
     /* Nothing in flight: the kernel gets what is queued and these bytes in one call, so a
      * large answer the socket can take is never copied into (nor grows) the queue. */
@@ -247,6 +260,15 @@ static void write_cb(uv_write_t *req, int status)
 }
 
 void http__wq_flush(struct http__wq *wq)
+{
+    if (held(wq)) {
+        http__wq_mark(wq); /* the flusher syncs, then writes */
+        return;
+    }
+    wq_write(wq);
+}
+
+static void wq_write(struct http__wq *wq)
 {
     struct buf tmp;
     uv_buf_t ub;

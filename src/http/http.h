@@ -279,6 +279,18 @@ struct http_exchange_handlers {
     void (*on_abort)(struct http_exchange *ex, int err, void *data);
 };
 
+/* Holds a server's answers until what they acknowledge is durable (the control plane's group
+ * commit). Before any bytes leave a connection of the server while pending(data) is true,
+ * sync(data) runs: from the server's flusher, once per loop iteration, so every answer of the
+ * iteration waits for one sync; bytes that would otherwise leave at once (a large body's
+ * direct write, the rest of a queue when a write completes) wait for the flusher instead.
+ * sync must leave pending false (the control plane stops the process when it cannot). */
+struct http_barrier {
+    bool (*pending)(void *data);
+    void (*sync)(void *data);
+    void *data;
+};
+
 struct http_server_config {
     const char *host;           /* numeric address to listen on; NULL = 127.0.0.1 */
     uint16_t port;              /* 0 = pick one (see http_server_port) */
@@ -295,6 +307,7 @@ struct http_server_config {
     size_t write_low_bytes;     /* 0 = 64 KiB */
     http_request_fn *on_request;
     void *data;
+    struct http_barrier barrier; /* zeroed = none: answers leave as soon as they can */
 };
 
 /* Binds and listens on loop. Returns 0 and *out, or a negative code (SH_E*, -errno from

@@ -18,6 +18,7 @@ struct http__flusher {
     uv_prepare_t prep;
     struct http__wq *dirty; /* singly linked through wq->next_dirty */
     bool active;
+    const struct http_barrier *barrier; /* NULL: none (see struct http_barrier) */
 };
 
 /* Bytes queued for one stream. out collects new bytes; inflight is what uv_write holds. */
@@ -58,7 +59,8 @@ int http__wq_append_direct(struct http__wq *wq, const void *p, size_t n);
 /* 0 when under the high watermark, else HTTP_AGAIN (and on_drain will follow). */
 int http__wq_level(struct http__wq *wq);
 size_t http__wq_pending(const struct http__wq *wq);
-/* Starts writing now instead of at the end of the loop iteration. */
+/* Starts writing now instead of at the end of the loop iteration (while the owner's barrier
+ * holds, the flusher writes it after the sync). */
 void http__wq_flush(struct http__wq *wq);
 /* Frees the buffers when nothing is pending (idle connections hold no buffer memory). */
 void http__wq_trim(struct http__wq *wq);

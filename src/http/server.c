@@ -723,6 +723,8 @@ int http_server_new(uv_loop_t *loop, const struct http_server_config *cfg,
     }
     http__flusher_init(loop, &srv->fl);
     srv->fl.prep.data = &srv->fl;
+    if (srv->cfg.barrier.pending && srv->cfg.barrier.sync)
+        srv->fl.barrier = &srv->cfg.barrier;
     srv->open_handles++;
     uv_timer_init(loop, &srv->shutdown_timer);
     srv->shutdown_timer.data = srv;

@@ -23,6 +23,10 @@
  * store holds what a cluster restart must find.) Writes use BEGIN IMMEDIATE so the write lock is
  * taken up front and a busy database fails before any work. Reads need no transaction: the
  * owner thread is the only writer and every read is one statement.
+ * Group commit: the first write opens the batch (BEGIN IMMEDIATE) and every write is a
+ * SAVEPOINT inside it, released on success and rolled back to on failure; be_sync COMMITs.
+ * Some errors (SQLITE_FULL, IOERR, NOMEM) may make SQLite roll the whole transaction back:
+ * then the batch is lost, be->is_batch_lost says so and the next be_sync fails.
  * Integrity: SQLite's own journaling keeps the file consistent across crashes; a quick_check at
  * open is available (store_config.is_integrity_check) for operators who suspect the disk.
  * Threads: the store's owner thread only; the connection is opened SQLITE_OPEN_NOMUTEX. */
@@ -45,6 +49,9 @@ enum stmt_id {
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
+    S_SAVEPOINT,
+    S_RELEASE,
+    S_ROLLBACK_TO,
     S_META_GET,
     S_META_SET,
     S_KV_GET,
@@ -74,6 +81,9 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
+    [S_SAVEPOINT] = "SAVEPOINT w",
+    [S_RELEASE] = "RELEASE w",
+    [S_ROLLBACK_TO] = "ROLLBACK TO w",
     [S_META_GET] = "SELECT value FROM meta WHERE name = ?1",
     [S_META_SET] = "UPDATE meta SET value = ?2 WHERE name = ?1",
     [S_KV_GET] = "SELECT " KV_COLS " FROM kv WHERE key = ?1",
@@ -132,6 +142,9 @@ struct sqlite_be {
     int lock_fd;
     int64_t revision, compact_revision, lease_seq;
     int64_t history, watch_window;
+    bool is_group_commit;
+    bool is_batch_open; /* group commit: BEGIN done, COMMIT not yet */
+    bool is_batch_lost; /* SQLite rolled back an open batch: be_sync reports it */
 };
 
 static struct sqlite_be *BE(const struct store *st)
@@ -217,27 +230,61 @@ static int exec_id(struct store *st, enum stmt_id id)
     return rc < 0 ? rc : exec_stmt(st, s);
 }
 
+/* A write's transaction: its own, or a savepoint in the open batch (group commit). */
 static int begin(struct store *st)
 {
-    return exec_id(st, S_BEGIN);
+    struct sqlite_be *be = st->be;
+    int rc;
+
+    if (!be->is_group_commit)
+        return exec_id(st, S_BEGIN);
+    if (be->is_batch_lost) {
+        store__set_errmsg(st, "the open batch was rolled back by SQLite; it must be synced");
+        return SH_EIO;
+    }
+    if (!be->is_batch_open) {
+        rc = exec_id(st, S_BEGIN);
+        if (rc < 0)
+            return rc;
+        be->is_batch_open = true;
+    }
+    return exec_id(st, S_SAVEPOINT);
 }
 
-static void rollback(struct store *st)
+static void step_quietly(struct store *st, enum stmt_id id)
 {
     sqlite3_stmt *s = NULL;
 
-    /* After some errors SQLite has already rolled back; then there is nothing to do. */
-    if (sqlite3_get_autocommit(BE(st)->db))
-        return;
-    if (stmt_get(st, S_ROLLBACK, &s) == 0) {
+    if (stmt_get(st, id, &s) == 0) {
         sqlite3_step(s);
         stmt_done(s);
     }
 }
 
+static void rollback(struct store *st)
+{
+    struct sqlite_be *be = st->be;
+
+    /* After some errors SQLite has already rolled back; then there is nothing to do, but in
+     * group commit the writes before this one went with it. */
+    if (sqlite3_get_autocommit(be->db)) {
+        if (be->is_batch_open) {
+            be->is_batch_open = false;
+            be->is_batch_lost = true;
+        }
+        return;
+    }
+    if (!be->is_group_commit) {
+        step_quietly(st, S_ROLLBACK);
+        return;
+    }
+    step_quietly(st, S_ROLLBACK_TO); /* undoes this write; the savepoint stays open */
+    step_quietly(st, S_RELEASE);
+}
+
 static int commit(struct store *st)
 {
-    return exec_id(st, S_COMMIT);
+    return exec_id(st, BE(st)->is_group_commit ? S_RELEASE : S_COMMIT);
 }
 
 static int meta_get(struct store *st, const char *name, int64_t *out)
@@ -511,6 +558,7 @@ static int be_open(struct store *st, const struct store_config *cfg, uint64_t no
         if (rc < 0)
             goto fail;
     }
+    be->is_group_commit = cfg->is_group_commit; /* after the migrations' own transactions */
     return 0;
 fail:
     sh_diag_set(d, path, "%s", st->errmsg);
@@ -531,6 +579,35 @@ static void be_close(struct store *st)
         close(be->lock_fd);
     sh_free(be);
     st->be = NULL;
+}
+
+static int be_sync(struct store *st)
+{
+    struct sqlite_be *be = st->be;
+    int rc;
+
+    if (be->is_batch_lost) {
+        be->is_batch_lost = false;
+        store__set_errmsg(st, "SQLite rolled back the open batch after an error");
+        return SH_EIO;
+    }
+    if (!be->is_batch_open)
+        return 0;
+    be->is_batch_open = false;
+    rc = exec_id(st, S_COMMIT);
+    if (rc < 0) {
+        char msg[sizeof(st->errmsg)];
+        snprintf(msg, sizeof(msg), "%s", st->errmsg);
+        if (!sqlite3_get_autocommit(be->db))
+            step_quietly(st, S_ROLLBACK);
+        store__set_errmsg(st, "commit of the batch failed: %s", msg);
+    }
+    return rc;
+}
+
+static bool be_is_unsynced(const struct store *st)
+{
+    return BE(st)->is_batch_open || BE(st)->is_batch_lost;
 }
 
 static int64_t be_revision(const struct store *st)
@@ -984,7 +1061,7 @@ static int be_lease_keepalive(struct store *st, int64_t id, uint64_t now_ms)
         return rc;
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int64(s, 2, (int64_t)now_ms + ttl);
-    return exec_stmt(st, s); /* one statement: its own durable transaction */
+    return exec_stmt(st, s); /* one statement: its own transaction, or in the open batch */
 }
 
 static int be_lease_ttl(struct store *st, int64_t id, uint64_t now_ms, uint64_t *out_ms)
@@ -1070,6 +1147,8 @@ const struct store_ops store__sqlite_ops = {
     .lease_ttl = be_lease_ttl,
     .lease_revoke = be_lease_revoke,
     .lease_due = be_lease_due,
+    .sync = be_sync,
+    .is_unsynced = be_is_unsynced,
     .revision = be_revision,
     .compact_revision = be_compact_revision,
 };

@@ -364,6 +364,9 @@ void store_close(struct store *st)
 {
     if (!st)
         return;
+    if (st->be && st->ops->is_unsynced(st) && st->ops->sync(st) < 0)
+        SH_LOG(SH_ERROR, "store", "the last writes were not committed at close",
+               LF_STR("detail", st->errmsg));
     while (st->watches) {
         struct store_watch *w = st->watches;
         st->watches = w->next;
@@ -378,6 +381,16 @@ void store_close(struct store *st)
 const char *store_errmsg(const struct store *st)
 {
     return st ? st->errmsg : "";
+}
+
+bool store_is_unsynced(const struct store *st)
+{
+    return st->ops->is_unsynced(st);
+}
+
+int store_sync(struct store *st)
+{
+    return st->ops->sync(st);
 }
 
 int64_t store_revision(const struct store *st)

@@ -24,6 +24,12 @@
  * Durability: a call that writes returns only after its transaction is committed to disk (SQLite
  * WAL, synchronous=FULL): an acknowledged write survives kill -9 of the process and, on a disk
  * that honours fsync, a power cut (tests/integ/test_store_crash.sh).
+ * Group commit (store_config.is_group_commit): a write instead returns once it is applied inside
+ * the store's open batch (one SQLite transaction; each write its own savepoint, so a failed one
+ * undoes only itself), and store_sync() commits the batch with one fsync. Reads and watches see
+ * the batch's writes at once. The owner must then keep everything that depends on a write from
+ * leaving the process (answers, above all) until store_sync() returns: the control plane syncs
+ * once per loop iteration and its HTTP server holds its output until then (http_barrier).
  *
  * Threads: a store belongs to one thread, the control thread (design.md); every function below,
  * and every callback, runs on it. There are no threads inside: lease expiry happens when the
@@ -76,6 +82,7 @@ struct store_config {
      * chance to keep alive after a long outage (etcd refreshes all leases on a new leader). */
     uint64_t lease_grace_ms;
     bool is_integrity_check;        /* PRAGMA quick_check at open: SH_ECORRUPT when it fails */
+    bool is_group_commit;           /* writes wait for store_sync() (see Durability above) */
     store_clock_fn *clock;          /* NULL = sh_wall_ms */
     void *clock_data;
 };
@@ -87,9 +94,17 @@ struct store_config {
  * database was written by a newer shoal (its schema version is above ours). */
 SH_MUST_CHECK int store_open(const struct store_config *cfg, struct store **out,
                              struct sh_diag *d);
-/* Cancels and frees every watch, closes the database (checkpointing the WAL). NULL is a no-op.
- * Not from inside a watch callback. */
+/* Commits an open batch (store_sync), cancels and frees every watch, closes the database
+ * (checkpointing the WAL). NULL is a no-op. Not from inside a watch callback. */
 void store_close(struct store *st);
+
+/* Group commit: true while writes applied since the last store_sync() are not yet durable. */
+bool store_is_unsynced(const struct store *st);
+/* Commits the open batch (one fsync). 0 when there was none. On failure every write of the
+ * batch is lost although each call returned 0, and the revision and whatever the owner built
+ * from those writes are no longer true: the owner must stop (etcd and PostgreSQL do the same on
+ * a failed WAL fsync). SH_EIO, SH_ENOSPC... with store_errmsg() saying why. */
+SH_MUST_CHECK int store_sync(struct store *st);
 
 /* The last error's message on this handle ("" when none), like sqlite3_errmsg. Borrowed until
  * the next call on st. */

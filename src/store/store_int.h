@@ -48,6 +48,9 @@ struct store_ops {
     int (*lease_revoke)(struct store *st, int64_t id, struct store__events *evs);
     /* The id of one lease due at now_ms into *out_id, or 0 there when none is due. */
     int (*lease_due)(struct store *st, uint64_t now_ms, int64_t *out_id);
+    /* Group commit: commits the open batch; whether one is open. */
+    int (*sync)(struct store *st);
+    bool (*is_unsynced)(const struct store *st);
     int64_t (*revision)(const struct store *st);
     int64_t (*compact_revision)(const struct store *st);
 };

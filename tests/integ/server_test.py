@@ -254,38 +254,63 @@ def kv_cas_history_and_rollback(_):
 
 @test
 def acknowledged_writes_survive_kill9(_):
+    # Concurrent writers (config keys and registrations), so that the control plane's group
+    # commit puts several writes in one transaction: an answer must not leave before its
+    # transaction is durable, whichever writer's request opened it.
     data = tempfile.mkdtemp(prefix="shoal-srv-")
-    acked = []
+    acked_kv, acked_reg = [], []
+    lock = threading.Lock()
     for rnd in range(3):
         srv = Server(data_dir=data)
         stop = threading.Event()
 
-        def writer():
-            i = len(acked)
+        def kv_writer(w, rnd=rnd, srv=srv, stop=stop):
+            i = 0
             while not stop.is_set():
+                key = f"crash/r{rnd}w{w}k{i}"
                 try:
-                    st, _, body = srv.call("PUT", f"/v1/kv/crash/k{i}", f"v{i}".encode(),
-                                           timeout=2)
+                    st, _, body = srv.call("PUT", f"/v1/kv/{key}", key.encode(), timeout=2)
                 except Exception:  # noqa: BLE001 - the server died mid-request
                     return
                 if st == 200 and body == b"true":
-                    acked.append(i)
+                    with lock:
+                        acked_kv.append(key)
                     i += 1
-        t = threading.Thread(target=writer)
-        t.start()
-        time.sleep(0.4 + 0.2 * rnd)
+
+        def reg_writer(w, rnd=rnd, srv=srv, stop=stop):
+            i = 0
+            while not stop.is_set():
+                name = f"crash-r{rnd}w{w}s{i}"
+                try:
+                    st, _, _ = register(srv, {"Name": name, "Port": 1000 + i})
+                except Exception:  # noqa: BLE001
+                    return
+                if st == 200:
+                    with lock:
+                        acked_reg.append(name)
+                    i += 1
+        threads = [threading.Thread(target=kv_writer, args=(w,)) for w in range(6)]
+        threads += [threading.Thread(target=reg_writer, args=(w,)) for w in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5 + 0.2 * rnd)
         srv.kill9()
         stop.set()
-        t.join(timeout=10)
+        for t in threads:
+            t.join(timeout=10)
     srv = Server(data_dir=data)
     try:
-        assert len(acked) > 20, len(acked)
-        keys = json.loads(srv.call("GET", "/v1/kv/crash/?keys")[2])
-        missing = [i for i in acked if f"crash/k{i}" not in keys]
+        assert len(acked_kv) > 50 and len(acked_reg) > 10, (len(acked_kv), len(acked_reg))
+        keys = set(json.loads(srv.call("GET", "/v1/kv/crash/?keys")[2]))
+        missing = [k for k in acked_kv if k not in keys]
         assert not missing, missing[:10]
-        for i in acked[::max(1, len(acked) // 20)]:
-            assert srv.call("GET", f"/v1/kv/crash/k{i}?raw")[2] == f"v{i}".encode()
-        print(f"    {len(acked)} acknowledged writes over 3 kill -9 rounds, all present")
+        for k in acked_kv[::max(1, len(acked_kv) // 20)]:
+            assert srv.call("GET", f"/v1/kv/{k}?raw")[2] == k.encode()
+        services = json.loads(srv.call("GET", "/v1/catalog/services")[2])
+        missing = [n for n in acked_reg if n not in services]
+        assert not missing, missing[:10]
+        print(f"    {len(acked_kv)} config writes and {len(acked_reg)} registrations acknowledged "
+              f"by 8 concurrent writers over 3 kill -9 rounds, all present")
     finally:
         srv.stop()
         shutil.rmtree(data, ignore_errors=True)

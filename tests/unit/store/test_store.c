@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -368,6 +369,82 @@ static void test_store__reopen_keeps_everything(void **state)
     store_close(st);
 }
 
+static struct store *open_group(void)
+{
+    struct store *st = NULL;
+    struct sh_diag d = {{0}, {0}};
+
+    assert_int_equal(store_open(&(struct store_config){.data_dir = dir, .is_group_commit = true},
+                                &st, &d),
+                     0);
+    return st;
+}
+
+/* Group commit: writes are visible at once but durable only after store_sync. A child writes
+ * and dies without closing (as kill -9 would leave it); the parent reopens the store. */
+static void test_store__group_commit_is_durable_at_sync(void **state)
+{
+    pid_t pid;
+    int status;
+    (void)state;
+
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct store *st = open_group();
+        int ok = !store_is_unsynced(st);
+        ok &= store_put(st, S("a"), S("1"), 0, NULL) == 0;
+        ok &= store_put(st, S("b"), S("2"), 0, NULL) == 0;
+        ok &= store_is_unsynced(st) && store_revision(st) == 2;
+        ok &= store_sync(st) == 0 && !store_is_unsynced(st);
+        ok &= store_sync(st) == 0; /* nothing open: nothing to do */
+        ok &= store_put(st, S("c"), S("3"), 0, NULL) == 0 && store_is_unsynced(st);
+        _exit(ok ? 0 : 1); /* c was never synced */
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+
+    struct store *st = open_store(0, 0);
+    assert_kv(st, "a", "1", 1, 1, 1);
+    assert_kv(st, "b", "2", 2, 2, 1);
+    assert_absent(st, "c");
+    assert_int_equal(store_revision(st), 2);
+    store_close(st);
+}
+
+/* In a batch, a write that fails halfway undoes only itself (its savepoint); reads inside the
+ * batch see the batch's writes; store_close commits what is open. */
+static void test_store__group_commit_failed_write_undoes_only_itself(void **state)
+{
+    struct store *st = open_group();
+    struct store_txn_result tr;
+    (void)state;
+
+    assert_int_equal(store_put(st, S("keep"), S("1"), 0, NULL), 0);
+    struct store_op ops[] = {
+        {.type = STORE_OP_PUT, .span = STORE_KEY(S("n1")), .value = S("1")},
+        {.type = STORE_OP_DELETE, .span = STORE_KEY(S("keep"))},
+        {.type = STORE_OP_PUT, .span = STORE_KEY(S("n2")), .value = S("2"), .lease = 42},
+    };
+    assert_int_equal(store_txn(st, &(struct store_txn){.success = ops, .success_count = 3}, &tr),
+                     SH_ENOENT);
+    assert_absent(st, "n1");
+    assert_kv(st, "keep", "1", 1, 1, 1);
+    assert_int_equal(store_put(st, S("after"), S("2"), 0, NULL), 0);
+    assert_kv(st, "after", "2", 2, 2, 1);
+    assert_int_equal(store_revision(st), 2);
+    assert_true(store_is_unsynced(st));
+    store_close(st);
+
+    st = open_store(0, 0);
+    assert_kv(st, "keep", "1", 1, 1, 1);
+    assert_kv(st, "after", "2", 2, 2, 1);
+    assert_absent(st, "n1");
+    assert_int_equal(store_revision(st), 2);
+    store_close(st);
+}
+
 static void test_store__data_dir_is_created_and_locked(void **state)
 {
     char sub[300];
@@ -571,6 +648,8 @@ int main(void)
         STORE_TEST(test_store__limits),
         STORE_TEST(test_store__history_keeps_the_last_versions),
         STORE_TEST(test_store__reopen_keeps_everything),
+        STORE_TEST(test_store__group_commit_is_durable_at_sync),
+        STORE_TEST(test_store__group_commit_failed_write_undoes_only_itself),
         STORE_TEST(test_store__data_dir_is_created_and_locked),
         STORE_TEST(test_store__migrates_a_v1_database),
         STORE_TEST(test_store__not_a_database_is_corrupt),
