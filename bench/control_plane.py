@@ -336,10 +336,11 @@ NOTES = [
     "Closing a connection with a parked blocking query was a use-after-free in shoal (fixed: the wait "
     "is cancelled before the request is unparked); the driver still drains every watcher with one more "
     "change per service before closing, as before.",
-    "Durable writes: shoal commits each write in its own SQLite transaction on the control thread "
-    "(WAL, synchronous=FULL: one fsync per write, no group commit), so concurrent clients mostly queue "
-    "behind one another; etcd batches concurrent proposals into one WAL fsync, which is why its "
-    "concurrent figure grows more than shoal's. Both data dirs are on the same filesystem.",
+    "Durable writes: shoal group-commits: every write the control thread handles in one loop iteration "
+    "is a savepoint in one SQLite transaction (WAL, synchronous=FULL), committed with one fsync before "
+    "any answer of that iteration leaves (src/http conn.c's barrier); a lone writer still pays one fsync "
+    "per write, concurrent writers share them. etcd batches concurrent proposals into one WAL fsync the "
+    "same way. Both data dirs are on the same filesystem.",
     "etcd watch: one streaming POST /v3/watch (grpc-gateway, newline-delimited JSON chunks) held open for "
     "all samples, which is how etcd clients watch; shoal's watch is re-armed with a new long poll per "
     "sample, as Consul clients do. etcdctl was not used, so both servers see the same Python client.",
@@ -789,8 +790,8 @@ def render(d, md_path):
         r = reg["register"]
         a("## Registry: %d instances over %d services, %d blocking watchers" % (r["instances"], r["services"], p["watchers"]))
         a("")
-        a("Registration (`PUT /v1/agent/service/register`, %d concurrent keep-alive clients, each a durable "
-          "commit): **%s instances/s** (%d in %ss, %d errors; latency p50 %s ms, p99 %s ms)."
+        a("Registration (`PUT /v1/agent/service/register`, %d concurrent keep-alive clients, each answered after its "
+          "durable commit): **%s instances/s** (%d in %ss, %d errors; latency p50 %s ms, p99 %s ms)."
           % (r["concurrency"], fmt(r["per_second"], 0), r["instances"], r["seconds"], r["errors"],
              r["latency"]["p50_ms"], r["latency"]["p99_ms"]))
         a("The watched health answer is %d bytes (%d instances)." % (reg["health_body_bytes"], reg["instances_per_service"]))
@@ -832,7 +833,7 @@ def render(d, md_path):
         a("## Durable config writes and watch latency, shoal vs etcd")
         a("")
         a("Same Python client for both; %d keys of 100-byte values. shoal: `PUT /v1/kv/<key>` (SQLite WAL, "
-          "synchronous=FULL). etcd: `POST /v3/kv/put` on its HTTP/JSON gateway (base64 key/value; WAL fsync per "
+          "synchronous=FULL, group commit per loop iteration). etcd: `POST /v3/kv/put` on its HTTP/JSON gateway (base64 key/value; WAL fsync per "
           "commit). Watch: shoal `GET /v1/kv/<key>?index=N&wait=%s` re-armed per sample; etcd one streaming "
           "`POST /v3/watch` kept open (its native shape). %d samples, %s s between arming and the put."
           % (p["writes"], p["wait"], p["watch_samples"], p["kv_settle"]))

@@ -42,7 +42,13 @@ static void sync_now(void *data)
     exit(70);
 }
 
-static void sync_cb(uv_prepare_t *h)
+static void sync_io_cb(uv_check_t *h)
+{
+    if (is_unsynced(h->data))
+        sync_now(h->data);
+}
+
+static void sync_late_cb(uv_prepare_t *h)
 {
     if (is_unsynced(h->data))
         sync_now(h->data);
@@ -61,7 +67,8 @@ static void release(struct control_plane *cp)
     cp->kv = NULL;
     if (cp->has_tick) {
         uv_close((uv_handle_t *)&cp->tick, NULL);
-        uv_close((uv_handle_t *)&cp->sync, NULL);
+        uv_close((uv_handle_t *)&cp->sync_io, NULL);
+        uv_close((uv_handle_t *)&cp->sync_late, NULL);
         cp->has_tick = false;
     }
 }
@@ -110,10 +117,14 @@ int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
     uv_timer_init(loop, &cp->tick);
     cp->tick.data = cp;
     uv_timer_start(&cp->tick, tick, 1000, 1000);
-    uv_prepare_init(loop, &cp->sync);
-    cp->sync.data = cp;
-    uv_prepare_start(&cp->sync, sync_cb);
-    uv_unref((uv_handle_t *)&cp->sync);
+    uv_check_init(loop, &cp->sync_io);
+    cp->sync_io.data = cp;
+    uv_check_start(&cp->sync_io, sync_io_cb);
+    uv_unref((uv_handle_t *)&cp->sync_io);
+    uv_prepare_init(loop, &cp->sync_late);
+    cp->sync_late.data = cp;
+    uv_prepare_start(&cp->sync_late, sync_late_cb);
+    uv_unref((uv_handle_t *)&cp->sync_late);
     cp->has_tick = true;
     return 0;
 }

@@ -3,8 +3,11 @@
  * place: the store, the config KV, the registry (with the HTTP client its checks use), the
  * admin API, the API token, and the store's lease expiry once a second.
  * Group commit: every write of one loop iteration goes into one store transaction, committed
- * (one fsync) before the admin API's answers of that iteration leave (http_barrier) or, when
- * there is no answer to send, in the next iteration's prepare phase. A commit that fails stops
+ * (one fsync) before the admin API's answers of that iteration leave (http_barrier): in the
+ * check phase, right after the I/O callbacks that wrote, so that blocking queries woken by the
+ * writes (answered from the next iteration's timers) find nothing to wait for and send their
+ * large bodies straight from the render cache; and in the prepare phase for writes made by
+ * timers. A commit that fails stops
  * the process with exit status 70: the writes it lost were already applied in memory. Part of the main
  * program (it imports admin, config, registry, store). Thread: the loop's. */
 #ifndef SHOAL_CONTROL_PLANE_H
@@ -24,7 +27,8 @@ struct control_plane {
     char token[128];
     /* private */
     uv_timer_t tick;
-    uv_prepare_t sync; /* commits the store's batch once per loop iteration */
+    uv_check_t sync_io;     /* commit the store's batch: after the I/O phase, */
+    uv_prepare_t sync_late; /* and before polling (writes made by timers) */
     bool has_tick;
     void (*stopped)(void *);
     void *stopped_data;
