@@ -3,8 +3,8 @@
 #include "control_plane.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void tick(uv_timer_t *t)
 {
@@ -39,7 +39,8 @@ static void sync_now(void *data)
            LF_ERR("err", rc), LF_STR("detail", store_errmsg(cp->store)));
     fprintf(stderr, "shoal: the store's commit failed (%s: %s); stopping.\n", sh_strerror(rc),
             store_errmsg(cp->store));
-    exit(70);
+    fflush(NULL);
+    _exit(70); /* not exit(): other threads (proxy workers, the view) are still running */
 }
 
 static void sync_io_cb(uv_check_t *h)

@@ -26,7 +26,10 @@
  * Group commit: the first write opens the batch (BEGIN IMMEDIATE) and every write is a
  * SAVEPOINT inside it, released on success and rolled back to on failure; be_sync COMMITs.
  * Some errors (SQLITE_FULL, IOERR, NOMEM) may make SQLite roll the whole transaction back:
- * then the batch is lost, be->is_batch_lost says so and the next be_sync fails.
+ * when the batch held released writes they are lost, be->is_batch_lost says so, every write
+ * fails and the next be_sync fails (a failure of the batch's first write loses nothing). A
+ * ROLLBACK TO that fails rolls the whole batch back the same way, so the half-done write is
+ * never committed.
  * Integrity: SQLite's own journaling keeps the file consistent across crashes; a quick_check at
  * open is available (store_config.is_integrity_check) for operators who suspect the disk.
  * Threads: the store's owner thread only; the connection is opened SQLITE_OPEN_NOMUTEX. */
@@ -145,6 +148,7 @@ struct sqlite_be {
     bool is_group_commit;
     bool is_batch_open; /* group commit: BEGIN done, COMMIT not yet */
     bool is_batch_lost; /* SQLite rolled back an open batch: be_sync reports it */
+    uint64_t batch_writes; /* writes released into the open batch */
 };
 
 static struct sqlite_be *BE(const struct store *st)
@@ -230,6 +234,18 @@ static int exec_id(struct store *st, enum stmt_id id)
     return rc < 0 ? rc : exec_stmt(st, s);
 }
 
+/* Group commit: SQLite rolled the open batch back by itself (after FULL, IOERR, NOMEM). The
+ * batch is lost when it held released writes; a failure of its first write loses nothing. */
+static void note_auto_rollback(struct sqlite_be *be)
+{
+    if (!be->is_batch_open || !sqlite3_get_autocommit(be->db))
+        return;
+    be->is_batch_open = false;
+    if (be->batch_writes)
+        be->is_batch_lost = true;
+    be->batch_writes = 0;
+}
+
 /* A write's transaction: its own, or a savepoint in the open batch (group commit). */
 static int begin(struct store *st)
 {
@@ -238,6 +254,7 @@ static int begin(struct store *st)
 
     if (!be->is_group_commit)
         return exec_id(st, S_BEGIN);
+    note_auto_rollback(be);
     if (be->is_batch_lost) {
         store__set_errmsg(st, "the open batch was rolled back by SQLite; it must be synced");
         return SH_EIO;
@@ -247,18 +264,21 @@ static int begin(struct store *st)
         if (rc < 0)
             return rc;
         be->is_batch_open = true;
+        be->batch_writes = 0;
     }
     return exec_id(st, S_SAVEPOINT);
 }
 
-static void step_quietly(struct store *st, enum stmt_id id)
+static int step_id(struct store *st, enum stmt_id id)
 {
     sqlite3_stmt *s = NULL;
+    int rc;
 
-    if (stmt_get(st, id, &s) == 0) {
-        sqlite3_step(s);
-        stmt_done(s);
-    }
+    if (stmt_get(st, id, &s) < 0)
+        return SQLITE_ERROR;
+    rc = sqlite3_step(s);
+    stmt_done(s);
+    return rc;
 }
 
 static void rollback(struct store *st)
@@ -266,25 +286,36 @@ static void rollback(struct store *st)
     struct sqlite_be *be = st->be;
 
     /* After some errors SQLite has already rolled back; then there is nothing to do, but in
-     * group commit the writes before this one went with it. */
+     * group commit the writes before this one may have gone with it. */
     if (sqlite3_get_autocommit(be->db)) {
-        if (be->is_batch_open) {
-            be->is_batch_open = false;
-            be->is_batch_lost = true;
-        }
+        note_auto_rollback(be);
         return;
     }
     if (!be->is_group_commit) {
-        step_quietly(st, S_ROLLBACK);
+        step_id(st, S_ROLLBACK);
         return;
     }
-    step_quietly(st, S_ROLLBACK_TO); /* undoes this write; the savepoint stays open */
-    step_quietly(st, S_RELEASE);
+    /* Undo this write only. If that fails, its half-done changes must not be committed with
+     * the batch: roll everything back and let the sync report the loss. */
+    if (step_id(st, S_ROLLBACK_TO) == SQLITE_DONE && step_id(st, S_RELEASE) == SQLITE_DONE)
+        return;
+    if (!sqlite3_get_autocommit(be->db))
+        step_id(st, S_ROLLBACK);
+    be->is_batch_open = false;
+    be->is_batch_lost = true;
 }
 
 static int commit(struct store *st)
 {
-    return exec_id(st, BE(st)->is_group_commit ? S_RELEASE : S_COMMIT);
+    struct sqlite_be *be = st->be;
+    int rc;
+
+    if (!be->is_group_commit)
+        return exec_id(st, S_COMMIT);
+    rc = exec_id(st, S_RELEASE);
+    if (rc == 0)
+        be->batch_writes++;
+    return rc;
 }
 
 static int meta_get(struct store *st, const char *name, int64_t *out)
@@ -586,6 +617,7 @@ static int be_sync(struct store *st)
     struct sqlite_be *be = st->be;
     int rc;
 
+    note_auto_rollback(be);
     if (be->is_batch_lost) {
         be->is_batch_lost = false;
         store__set_errmsg(st, "SQLite rolled back the open batch after an error");
@@ -594,12 +626,13 @@ static int be_sync(struct store *st)
     if (!be->is_batch_open)
         return 0;
     be->is_batch_open = false;
+    be->batch_writes = 0;
     rc = exec_id(st, S_COMMIT);
     if (rc < 0) {
         char msg[sizeof(st->errmsg)];
         snprintf(msg, sizeof(msg), "%s", st->errmsg);
         if (!sqlite3_get_autocommit(be->db))
-            step_quietly(st, S_ROLLBACK);
+            step_id(st, S_ROLLBACK);
         store__set_errmsg(st, "commit of the batch failed: %s", msg);
     }
     return rc;
@@ -1056,12 +1089,20 @@ static int be_lease_keepalive(struct store *st, int64_t id, uint64_t now_ms)
         store__set_errmsg(st, "lease %lld has expired", (long long)id);
         return SH_ENOENT; /* the next store_tick revokes it */
     }
-    rc = stmt_get(st, S_LEASE_SET, &s);
+    rc = begin(st);
     if (rc < 0)
         return rc;
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, (int64_t)now_ms + ttl);
-    return exec_stmt(st, s); /* one statement: its own transaction, or in the open batch */
+    rc = stmt_get(st, S_LEASE_SET, &s);
+    if (rc == 0) {
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int64(s, 2, (int64_t)now_ms + ttl);
+        rc = exec_stmt(st, s);
+    }
+    if (rc == 0)
+        rc = commit(st);
+    if (rc < 0)
+        rollback(st);
+    return rc;
 }
 
 static int be_lease_ttl(struct store *st, int64_t id, uint64_t now_ms, uint64_t *out_ms)

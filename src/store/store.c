@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* store.c: the backend-neutral front of the store: argument checks and limits, shorthands over
  * store_txn, and watches (replay from the backend's log, then live delivery of each committed
- * write's events).
+ * write's events; with group commit, of each write applied to the open batch).
  *
  * Delivery invariants: every committed write queues its events on st->pending before its call
  * returns; one drain loop (never re-entered) hands each queued revision to every watch whose

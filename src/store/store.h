@@ -34,7 +34,8 @@
  * Threads: a store belongs to one thread, the control thread (design.md); every function below,
  * and every callback, runs on it. There are no threads inside: lease expiry happens when the
  * owner calls store_tick() (from a loop timer), and watch callbacks run inside the write call
- * that caused them, after it has committed. Nothing here blocks on another process except the
+ * that caused them, after it has committed (with group commit: after it was applied to the
+ * open batch; the owner holds back what it sends out until store_sync). Nothing here blocks on another process except the
  * disk (and SQLite's busy timeout, which only a foreign process holding the file can trigger:
  * the data dir is locked against a second shoal).
  */

@@ -396,6 +396,9 @@ static void test_store__group_commit_is_durable_at_sync(void **state)
         ok &= store_put(st, S("a"), S("1"), 0, NULL) == 0;
         ok &= store_put(st, S("b"), S("2"), 0, NULL) == 0;
         ok &= store_is_unsynced(st) && store_revision(st) == 2;
+        struct store_result res;
+        ok &= store_get(st, S("b"), &res) == 0 && res.count == 1; /* visible before the sync */
+        store_result_release(&res);
         ok &= store_sync(st) == 0 && !store_is_unsynced(st);
         ok &= store_sync(st) == 0; /* nothing open: nothing to do */
         ok &= store_put(st, S("c"), S("3"), 0, NULL) == 0 && store_is_unsynced(st);
@@ -419,9 +422,20 @@ static void test_store__group_commit_failed_write_undoes_only_itself(void **stat
 {
     struct store *st = open_group();
     struct store_txn_result tr;
+    int64_t lease = 0;
+    uint64_t ttl = 0;
     (void)state;
 
+    /* The batch's first write fails: nothing is lost, the batch goes on. */
+    struct store_op bad = {.type = STORE_OP_PUT, .span = STORE_KEY(S("x")), .value = S("1"),
+                           .lease = 42};
+    assert_int_equal(store_txn(st, &(struct store_txn){.success = &bad, .success_count = 1}, &tr),
+                     SH_ENOENT);
     assert_int_equal(store_put(st, S("keep"), S("1"), 0, NULL), 0);
+    /* A lease and its keepalive inside the batch. */
+    assert_int_equal(store_lease_grant(st, 60000, &lease), 0);
+    assert_int_equal(store_lease_keepalive(st, lease), 0);
+    assert_int_equal(store_lease_keepalive(st, lease + 1), SH_ENOENT);
     struct store_op ops[] = {
         {.type = STORE_OP_PUT, .span = STORE_KEY(S("n1")), .value = S("1")},
         {.type = STORE_OP_DELETE, .span = STORE_KEY(S("keep"))},
@@ -441,7 +455,10 @@ static void test_store__group_commit_failed_write_undoes_only_itself(void **stat
     assert_kv(st, "keep", "1", 1, 1, 1);
     assert_kv(st, "after", "2", 2, 2, 1);
     assert_absent(st, "n1");
+    assert_absent(st, "x");
     assert_int_equal(store_revision(st), 2);
+    assert_int_equal(store_lease_ttl(st, lease, &ttl), 0);
+    assert_true(ttl > 0);
     store_close(st);
 }
 
