@@ -280,10 +280,11 @@ struct http_exchange_handlers {
 };
 
 /* Holds a server's answers until what they acknowledge is durable (the control plane's group
- * commit). Before any bytes leave a connection of the server while pending(data) is true,
- * sync(data) runs: from the server's flusher, once per loop iteration, so every answer of the
+ * commit): no byte queued while pending(data) is true leaves before sync(data) has run. The
+ * server's flusher runs sync before it writes, once per loop iteration, so every answer of the
  * iteration waits for one sync; bytes that would otherwise leave at once (a large body's
- * direct write, the rest of a queue when a write completes) wait for the flusher instead.
+ * direct write, the rest of a queue when a write completes) wait for the flusher instead. (A
+ * uv_write already in flight carries on by itself: its bytes were queued before.)
  * sync must leave pending false (the control plane stops the process when it cannot). */
 struct http_barrier {
     bool (*pending)(void *data);
