@@ -62,7 +62,8 @@ struct cl_pool {
     struct cl_conn *conns;
     uint32_t nopen, nidle, npending;
     struct http_creq *pending_head, *pending_tail;
-    /* the last request's per-upstream settings (http_request_desc); 0 = the client's */
+    /* per-upstream settings (http_request_desc; 0 = the client's): part of the pool's key,
+     * so two callers with different settings for one address get a pool each */
     uint32_t connect_timeout_ms, idle_timeout_ms, max_pending;
 };
 
@@ -743,19 +744,25 @@ static bool addr_eq(const struct sockaddr_storage *a, const struct sockaddr *b)
     return memcmp(a, b, sizeof(struct sockaddr_in6)) == 0;
 }
 
-static struct cl_pool *pool_get(struct http_client *cl, const struct sockaddr *sa)
+/* The pool for d's address and per-upstream settings, made on first use. */
+static struct cl_pool *pool_get(struct http_client *cl, const struct http_request_desc *d)
 {
     struct cl_pool *p;
 
     for (p = cl->pools; p; p = p->next) {
-        if (addr_eq(&p->addr, sa))
+        if (addr_eq(&p->addr, d->addr) && p->connect_timeout_ms == d->connect_timeout_ms &&
+            p->idle_timeout_ms == d->idle_timeout_ms && p->max_pending == d->max_pending)
             return p;
     }
     p = sh_calloc(1, sizeof(*p));
     if (!p)
         return NULL;
-    memcpy(&p->addr, sa,
-           sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    memcpy(&p->addr, d->addr,
+           d->addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                          : sizeof(struct sockaddr_in));
+    p->connect_timeout_ms = d->connect_timeout_ms;
+    p->idle_timeout_ms = d->idle_timeout_ms;
+    p->max_pending = d->max_pending;
     p->next = cl->pools;
     cl->pools = p;
     return p;
@@ -793,12 +800,9 @@ int http_client_request(struct http_client *cl, const struct http_request_desc *
             d->fields[i].name.len == 0)
             return SH_EINVAL;
     }
-    pool = pool_get(cl, d->addr);
+    pool = pool_get(cl, d);
     if (!pool)
         return SH_ENOMEM;
-    pool->connect_timeout_ms = d->connect_timeout_ms;
-    pool->idle_timeout_ms = d->idle_timeout_ms;
-    pool->max_pending = d->max_pending;
     if (pool->npending >= (pool->max_pending ? pool->max_pending : cl->cfg.max_pending_per_host) &&
         pool->nopen >= cl->cfg.max_conns_per_host && pool->nidle == 0)
         return SH_ELIMIT;

@@ -415,9 +415,9 @@ struct http_request_desc {
     uint32_t response_timeout_ms;     /* head must arrive within this after the request was
                                          sent; 0 = none */
     uint32_t total_timeout_ms;        /* whole exchange; 0 = none */
-    /* Per-upstream settings, kept by the address's pool from this request on (a gateway
-     * passes its cluster's): 0 = the client's connect_timeout_ms, idle_timeout_ms,
-     * max_pending_per_host. */
+    /* Per-upstream settings (a gateway passes its cluster's): 0 = the client's
+     * connect_timeout_ms, idle_timeout_ms, max_pending_per_host. Connections are pooled per
+     * address and settings: requests with other settings never share a connection. */
     uint32_t connect_timeout_ms, idle_timeout_ms, max_pending;
 };
 

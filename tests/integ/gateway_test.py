@@ -534,10 +534,13 @@ routes:
         assert peer("/long") == a, "the pooled connection was not reused"
         time.sleep(0.8)
         assert peer("/long") == a, "closed before the default 60s idle timeout"
-        b = peer("/short")  # the pool is per address: the short cluster now sets 300ms
+        b = peer("/short")  # the same address, other settings: a pool of its own
+        assert b != a, "the short cluster reused the long cluster's connection"
         time.sleep(0.8)
         c = peer("/short")
         assert c != b, f"still the same upstream connection ({c}) after 0.8 s idle with idle: 300ms"
+        # the long cluster's pool kept its own 60 s idle timeout meanwhile
+        assert peer("/long") == a, "the short cluster's idle: 300ms closed the long one's connection"
     finally:
         gw.stop()
         up.stop()
