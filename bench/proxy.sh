@@ -160,6 +160,10 @@ free_port() {
 }
 
 # cpu_ticks PID...: utime + stime of these processes (all their threads), in clock ticks.
+# tcp_outsegs: TCP segments sent by the whole machine so far (/proc/net/snmp OutSegs).
+tcp_outsegs() {
+    awk '/^Tcp:/ { if (!n) { for (i = 1; i <= NF; i++) if ($i == "OutSegs") c = i; n = 1 } else print $c }' /proc/net/snmp
+}
 cpu_ticks() {
     local p t=0 v
     for p in "$@"; do
@@ -585,11 +589,14 @@ bench_proxy() {
     cpu_stat >"$dir/stat0"
     # shellcheck disable=SC2046
     t0=$(cpu_ticks $(proxy_pids "$name"))
+    segs0=$(tcp_outsegs)
     run_wrk "$dir/wrk.txt" "$CONNECTIONS" "$THREADS" "$DURATION" "$url" || return 1
+    segs1=$(tcp_outsegs)
     # shellcheck disable=SC2046
     t1=$(cpu_ticks $(proxy_pids "$name"))
     cpu_stat >"$dir/stat1"
     reqs=$(field "$dir/wrk.txt" requests)
+    record "$sec" segs_per_req "$(awk -v s=$((segs1 - segs0)) -v r="$reqs" 'BEGIN {printf "%.2f", s / r}')"
     record "$sec" rps "$(rps_of "$dir/wrk.txt")"
     record "$sec" requests "$reqs"
     record "$sec" errors "$(field "$dir/wrk.txt" errors)"
@@ -676,7 +683,7 @@ def run(p, w):
     return r if r and r.get("ok") == 1 else None
 
 KEYS = ["rps", "p50_us", "p99_us", "p999_us", "cpu_us_per_req", "rss_kib", "rss_idle_kib",
-        "rss_1k_kib", "idle_conns_open", "hop_p50_us", "hop_p99_us", "hop_xcore_p50_us", "hop_xcore_p99_us", "errors", "proxy_own_pct", "proxy_irq_pct", "proxy_busy_pct", "load_busy_pct"]
+        "rss_1k_kib", "idle_conns_open", "segs_per_req", "hop_p50_us", "hop_p99_us", "hop_xcore_p50_us", "hop_xcore_p99_us", "errors", "proxy_own_pct", "proxy_irq_pct", "proxy_busy_pct", "load_busy_pct"]
 RATIOS = [("rps", "rps"), ("p99_us", "p99"), ("cpu_us_per_req", "cpu_us_per_req"), ("rss_kib", "rss")]
 
 def entry(p):
@@ -767,17 +774,17 @@ L.append(f"Direct at one connection: p50 {sec['direct']['hop_p50_us']} µs, p99 
 ceiling = sec.get(f"upstream:{meta['upstream']}", {}).get("rps")
 for w in workers:
     L.append(f"## {w} worker{'s' if w != '1' else ''}\n")
-    L.append("| proxy | requests/s | p50 | p99 | p99.9 | CPU µs/req | peak RSS | RSS idle | "
+    L.append("| proxy | requests/s | p50 | p99 | p99.9 | CPU µs/req | TCP segs/req | peak RSS | RSS idle | "
              f"RSS {meta['idle_conns']} conns | hop +p50 / +p99 | hop cross-core +p50 / +p99 | proxy CPU use | its cpus busy (irq) | load cpu busy | errors |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for p in proxies:
         r = run(p, w)
         if r is None:
             why = meta.get("shoal_status") if p == "shoal" and meta.get("shoal_status") else sec.get(f"{p}/{w}", {}).get("failed", "failed")
-            L.append(f"| {p} | {why} |" + " |" * 14)
+            L.append(f"| {p} | {why} |" + " |" * 15)
             continue
         L.append(f"| {p} | {fmt(r['rps'])} | {r['p50_us']} µs | {r['p99_us']} µs | {r['p999_us']} µs | "
-                 f"{r['cpu_us_per_req']:.2f} | {fmt(r['rss_kib'])} KiB | {fmt(r['rss_idle_kib'])} KiB | "
+                 f"{r['cpu_us_per_req']:.2f} | {r.get('segs_per_req', '–')} | {fmt(r['rss_kib'])} KiB | {fmt(r['rss_idle_kib'])} KiB | "
                  f"{fmt(r['rss_1k_kib'])} KiB ({r['idle_conns_open']} open) | {r['hop_p50_us']} / {r['hop_p99_us']} µs | {r['hop_xcore_p50_us']} / {r['hop_xcore_p99_us']} µs | "
                  f"{r['proxy_own_pct']}% | {r['proxy_busy_pct']}% ({r['proxy_irq_pct']}%, cpu {r['proxy_cpus']}) | {r['load_busy_pct']}% | {r['errors']} |")
     s = run("shoal", w)
@@ -827,6 +834,11 @@ L.append("- requests/s, p50/p99/p99.9: wrk over the whole run (p99.9 from wrk's 
 L.append("- CPU µs/req: utime+stime of every process and thread of the proxy (from /proc/PID/stat, "
          "before and after the run) divided by the requests wrk completed. It is the steadiest figure from run "
          "to run; requests/s moves with how much of the proxy's core the kernel's loopback softirq work takes.")
+L.append("- TCP segs/req: TCP segments the whole machine sent during the run (/proc/net/snmp OutSegs) per "
+         "request: wrk to proxy, proxy to upstream, back, and back again is 4 when every message is one segment "
+         "and no pure ACK is sent. On loopback each segment's delivery (softirq, the receiver's TCP, waking it) is "
+         "paid by the sender, which is most of a proxy's kernel time, so at 4 a proxy can only get cheaper by "
+         "putting several requests in one segment (pipelining or multiplexing to the upstream).")
 L.append("- peak RSS: VmHWM after the load run (nginx: sum over workers; shoal and HAProxy are one process). "
          "RSS idle: VmRSS after start and one request. RSS at N conns: VmRSS while N keep-alive "
          "connections are open, after the load run.")
