@@ -27,7 +27,7 @@ TOKEN = "integration-token-0123456789"
 
 
 class Server:
-    def __init__(self, data_dir=None, token=TOKEN):
+    def __init__(self, data_dir=None, token=TOKEN, max_file_bytes=None):
         self.dir = data_dir or tempfile.mkdtemp(prefix="shoal-srv-")
         self.port = lib.free_port()
         env = dict(os.environ)
@@ -35,7 +35,14 @@ class Server:
         args = [SHOAL, "server", "--data-dir", self.dir, "--listen", f"127.0.0.1:{self.port}"]
         if token:
             args += ["--token", token]
-        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env)
+        def limit_files():
+            # A file-size limit makes a write past it fail with EFBIG, like a full disk;
+            # SIGXFSZ ignored (inherited through exec) so the write fails instead of killing.
+            import resource
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
+        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env,
+                                     preexec_fn=limit_files if max_file_bytes else None)
         self.log = []
         while True:
             line = self.proc.stderr.readline()
@@ -622,6 +629,49 @@ def gateway_config_kept_in_the_control_plane_reaches_the_workers(_):
         assert gw.wait(timeout=10) == 0
         echo.stop()
         srv.stop()
+
+
+@test
+def failed_commit_stops_the_server_and_loses_no_acknowledged_write(_):
+    # The store's files may not grow past 2 MiB: the WAL fills up after a few dozen 32 KiB
+    # writes and a commit fails. The server must stop (exit 70, saying why) rather than go on
+    # with writes in memory that are not on disk, and a restart without the limit must find
+    # every write that was acknowledged.
+    data = tempfile.mkdtemp(prefix="shoal-srv-")
+    srv = Server(data_dir=data, max_file_bytes=2 * 1024 * 1024)
+    acked = []
+    try:
+        for i in range(1000):
+            value = (f"v{i}-" * 8192)[:32768].encode()
+            try:
+                st, _, body = srv.call("PUT", f"/v1/kv/fill/k{i}", value, timeout=5)
+            except Exception:  # noqa: BLE001 - the server stopped mid-request
+                break
+            if st == 200 and body == b"true":
+                acked.append(i)
+        srv.proc.wait(timeout=10)
+        time.sleep(0.2)  # the stderr reader thread
+        log = "".join(srv.log)
+        assert srv.proc.returncode == 70, (srv.proc.returncode, log[-500:])
+        assert "commit failed" in log, log[-500:]
+        assert len(acked) > 5, len(acked)
+    finally:
+        if srv.proc.poll() is None:
+            srv.kill9()
+    srv = Server(data_dir=data)
+    try:
+        keys = set(json.loads(srv.call("GET", "/v1/kv/fill/?keys")[2]))
+        missing = [i for i in acked if f"fill/k{i}" not in keys]
+        assert not missing, missing[:10]
+        last = acked[-1]
+        got = srv.call("GET", f"/v1/kv/fill/k{last}?raw")[2]
+        assert got == (f"v{last}-" * 8192)[:32768].encode()
+        assert srv.call("PUT", "/v1/kv/after", b"1")[0] == 200
+        print(f"    exit 70 after {len(acked)} acknowledged 32 KiB writes; all of them there "
+              f"after a restart")
+    finally:
+        srv.stop()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":
