@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* client.c: the pooled HTTP/1.1 client.
  *
- * A pool per upstream address holds connections that are idle (reading, so a close by the peer
- * is seen at once), busy with one request, or connecting. Requests wait in the pool's queue
+ * A pool per upstream address and per-upstream settings (connect, idle, max_pending) holds
+ * connections that are idle (reading, so a close by the peer is seen at once), busy with one request, or connecting. Requests wait in the pool's queue
  * while max_conns_per_host are busy. A request keeps a copy of what it sent (head and body) as
  * long as that stays under the retry copy limit: a reused connection that dies before the first
  * response byte is then retried once on a fresh connection.
