@@ -194,45 +194,45 @@ static void fixture_free(struct fixture *f)
 
 static const char get[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
 
-static void test_barrier__small_answer_waits_for_sync(void **state)
+/* One GET answered in mode m, read to its end: exactly one sync, and nothing at the client
+ * when it ran. The caller checks what is particular to m, then frees f. */
+static struct fixture *one_answer(enum mode m)
 {
     struct fixture *f = fixture_new();
-    (void)state;
 
-    mode = SMALL;
+    mode = m;
     send_all(f, get);
     run(f, BIG + 60);
     assert_int_equal(f->syncs, 1);
     assert_int_equal(f->visible_at_sync, 0);
     assert_false(f->unsynced);
+    return f;
+}
+
+static void test_barrier__small_answer_waits_for_sync(void **state)
+{
+    struct fixture *f = one_answer(SMALL);
+    (void)state;
+
     assert_string_equal(f->tail, "small answer");
     fixture_free(f);
 }
 
 static void test_barrier__large_answer_waits_for_sync(void **state)
 {
-    struct fixture *f = fixture_new();
+    struct fixture *f = one_answer(LARGE);
     (void)state;
 
-    mode = LARGE;
-    send_all(f, get);
-    run(f, BIG + 60);
-    assert_int_equal(f->syncs, 1);
-    assert_int_equal(f->visible_at_sync, 0);
     assert_true(f->read >= BIG);
     fixture_free(f);
 }
 
 static void test_barrier__answer_from_a_timer_waits_for_sync(void **state)
 {
-    struct fixture *f = fixture_new();
+    struct fixture *f = one_answer(FROM_TIMER);
     (void)state;
 
-    mode = FROM_TIMER;
-    send_all(f, get);
-    run(f, BIG + 60);
-    assert_int_equal(f->syncs, 1);
-    assert_int_equal(f->visible_at_sync, 0);
+    assert_true(f->read >= BIG);
     fixture_free(f);
 }
 
