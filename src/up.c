@@ -159,6 +159,13 @@ void up_logfile_flush(struct up *u)
     logfile_open(u);
 }
 
+/* The process layer's events: logged, and the instance table follows crashes and restarts. */
+static void on_event(void *data, const struct sup_event *ev)
+{
+    sup_event_log(ev);
+    up_instance_event(data, ev);
+}
+
 /* One line an instance wrote: into shoal's log and the ring `shoal logs` reads, cut at
  * UP_LOG_LINE_MAX bytes and made valid UTF-8 (both outputs are JSON). */
 static void on_line(void *data, uint64_t id, enum sup_stream stream, struct slice line,
@@ -564,7 +571,8 @@ static int start_all(struct up *u, struct sh_diag *d)
     }
     const char *tramp[] = {u->self, "__child", "--", NULL}, *reaper[] = {u->self, "__reaper", NULL};
     rc = sup_procs_new(&(struct sup_procs_config){.trampoline = tramp, .reaper = reaper,
-                                                  .on_line = on_line, .data = u},
+                                                  .on_line = on_line, .on_event = on_event,
+                                                  .data = u},
                        &u->loop, &u->procs);
     if (rc < 0)
         return rc;

@@ -371,6 +371,42 @@ static int start_instance(struct up *u, struct up_instance *in)
     return rc;
 }
 
+/* The process layer restarts a crashed process by itself; this keeps the registry true to it.
+ * A registered instance whose process exited leaves the registry at once, so the proxies stop
+ * sending it requests within milliseconds instead of learning it from failures; once its
+ * process is back it is registered again when its check passes (at once without a check). That
+ * is a new registration: the proxies forget what they learnt about the old process (an outlier
+ * ejection) and the restarted one takes traffic as soon as it is ready. */
+void up_instance_event(struct up *u, const struct sup_event *ev)
+{
+    struct up_instance *in = NULL;
+
+    if (ev->kind != SUP_EV_EXITED && ev->kind != SUP_EV_STARTED)
+        return;
+    for (size_t i = 0; i < u->ninst && !in; i++) {
+        if (u->inst[i]->started && u->inst[i]->proc_id == ev->id)
+            in = u->inst[i];
+    }
+    if (!in || in->retiring || in->replacing || u->stopping)
+        return;
+    if (ev->kind == SUP_EV_EXITED) {
+        if (in->registered && registry_deregister(u->cp.reg, in->id, NULL) < 0) {
+            /* gone already: nothing to undo */
+        }
+        in->registered = false;
+        in->gen++; /* a probe of the old process in flight is dropped when it answers */
+        in->probing = false;
+        in->probe_ok = 0;
+        return;
+    }
+    in->next_probe_ms = uv_now(&u->loop) + 20; /* a moment to bind its port */
+    if (in->port && !in->registered &&
+        u->m->services[in->service].health.kind == MANIFEST_HEALTH_NONE &&
+        register_instance(u, in) < 0) {
+        /* logged; the next restart tries again */
+    }
+}
+
 bool up_instance_ready(struct up *u, const struct up_instance *in)
 {
     const struct manifest_service *s = &u->m->services[in->service];

@@ -488,7 +488,10 @@ void admin__prometheus_sd(struct admin_req *r)
 }
 
 /* For proxies (which speak no JSON): the passing instances of a service as text lines
- * "address:port weight", with X-Consul-Index and blocking ?index&wait like the rest. */
+ * "address:port weight generation", with X-Consul-Index and blocking ?index&wait like the
+ * rest. The generation is when the registration began: a restarted instance registered again
+ * at the same address is a new endpoint to the proxies (nothing learnt about the old one, such
+ * as an outlier ejection, applies to it). */
 void admin__sd_endpoints(struct admin_req *r)
 {
     struct registry_result res = {0};
@@ -499,8 +502,9 @@ void admin__sd_endpoints(struct admin_req *r)
         return;
     for (size_t i = 0; i < res.count; i++) {
         const struct registry_instance *in = &res.instances[i];
-        buf_appendf(&b, strchr(in->address, ':') ? "[%s]:%u %u\n" : "%s:%u %u\n", in->address,
-                    in->port, in->weight ? in->weight : 1);
+        buf_appendf(&b, strchr(in->address, ':') ? "[%s]:%u %u %llu\n" : "%s:%u %u %llu\n",
+                    in->address, in->port, in->weight ? in->weight : 1,
+                    (unsigned long long)in->registered_ms);
     }
     uint64_t index = (uint64_t)res.index;
     registry_result_release(&res);

@@ -23,7 +23,7 @@ void proxy_cluster_defaults(struct proxy_cluster *cl)
         .budget_min_per_s = 10,
     };
     cl->breaker = (struct proxy_breaker){
-        .consecutive_failures = 5,
+        .consecutive_failures = 0,
         .error_ratio = 0.5,
         .window_ms = 10000,
         .min_requests = 20,
@@ -36,6 +36,7 @@ void proxy_cluster_defaults(struct proxy_cluster *cl)
         .base_ejection_ms = 30000,
         .max_ejection_ms = 300000,
         .max_ejection_percent = 50,
+        .panic_percent = 50,
     };
     cl->health = (struct proxy_health){
         .path = NULL,
@@ -125,4 +126,14 @@ int proxy_config_finish(struct proxy_config *cfg, struct sh_diag *d)
         }
     }
     return 0;
+}
+
+int proxy__endpoint_index(const struct proxy_cluster *cl, const struct proxy_endpoint *ep)
+{
+    for (uint32_t i = 0; i < cl->nendpoints; i++) {
+        if (cl->endpoints[i].generation == ep->generation &&
+            strcmp(cl->endpoints[i].name, ep->name) == 0)
+            return (int)i;
+    }
+    return -1;
 }

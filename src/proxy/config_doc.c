@@ -211,8 +211,8 @@ static int read_breaker(struct rd *r, const struct sh_node *m, const char *base,
 static int read_outlier(struct rd *r, const struct sh_node *m, const char *base,
                         struct proxy_outlier *o)
 {
-    static const char *const keys[] = {"consecutive_errors", "base_ejection", "max_ejection",
-                                       "max_ejection_percent", NULL};
+    static const char *const keys[] = {"consecutive_errors",   "base_ejection",   "max_ejection",
+                                       "max_ejection_percent", "panic_threshold", NULL};
     const struct sh_node *v;
     char p[160];
 
@@ -228,6 +228,8 @@ static int read_outlier(struct rd *r, const struct sh_node *m, const char *base,
     if ((v = sh_node_get(m, "max_ejection_percent")))
         SH_TRY(get_u32(r, v, pathf(r, "%s.max_ejection_percent", p), 0, 100,
                     &o->max_ejection_percent));
+    if ((v = sh_node_get(m, "panic_threshold")))
+        SH_TRY(get_u32(r, v, pathf(r, "%s.panic_threshold", p), 0, 100, &o->panic_percent));
     return 0;
 }
 

@@ -244,15 +244,18 @@ int proxy_discovery_endpoints(struct proxy_discovery *d, const char *service, st
         return SH_ENOMEM;
     rest = buf_slice(&s->body);
     while (rest.ptr && rest.len) {
-        struct slice addr, w;
-        uint64_t weight = 1;
+        struct slice addr, w, gen;
+        uint64_t weight = 1, generation = 0;
         char text[128];
         rest = slice_split(rest, '\n', &line);
         w = slice_split(line, ' ', &addr);
+        gen = w.ptr ? slice_split(w, ' ', &w) : w;
         if (addr.len == 0 || addr.len >= sizeof(text))
             continue;
         if (w.ptr && (slice_to_u64(w, &weight) != 0 || weight == 0 || weight > 1000))
             weight = 1;
+        if (gen.ptr && slice_to_u64(gen, &generation) != 0)
+            generation = 0;
         memcpy(text, addr.ptr, addr.len);
         text[addr.len] = '\0';
         struct proxy_endpoint *ep = &(*out)[n];
@@ -263,6 +266,7 @@ int proxy_discovery_endpoints(struct proxy_discovery *d, const char *service, st
         if (!ep->name)
             return SH_ENOMEM;
         ep->weight = (uint32_t)weight;
+        ep->generation = generation;
         n++;
     }
     *count = n;

@@ -23,6 +23,8 @@ enum {
     MAX_FIELDS_OUT = 128,
 };
 
+enum fwd_outcome { FWD_OUTCOME_NONE = 0, FWD_OUTCOME_OK, FWD_OUTCOME_FAILED };
+
 struct fwd {
     struct gw_worker *w;
     struct gw_state *st;
@@ -44,10 +46,13 @@ struct fwd {
     uint64_t start_us, attempt_us, deadline_ms;
     uint64_t bytes_out;
     uint32_t attempts;
+    uint64_t tried;    /* endpoints attempted (bit i % 64), for the previous-hosts predicate */
+    enum fwd_outcome outcome;
     int status;
     uint16_t upstream_status;
     bool body_complete, body_kept, resp_started, retry_pending, probe, capture, ended;
     bool attempted; /* the first attempt started (request buffering is over) */
+    bool admitted;  /* the breaker let it through: its outcome is reported (breaker_outcome) */
     char reqid[48];
     char traceparent[TRACE_PARENT_LEN + 1];
     char trace_id[33];
@@ -107,70 +112,50 @@ static uint64_t now_ms(const struct fwd *f)
     return uv_now(&f->w->loop);
 }
 
-static void breaker_opened(struct fwd *f, bool was_closed)
-{
-    metric_counter_inc(MH(f)->breaker_opens[CI(f)], f->w->index);
-    if (was_closed)
-        metric_gauge_add(MH(f)->breaker_open[CI(f)], f->w->index, 1);
-}
-
-static void breaker_record(struct fwd *f, bool failed, uint64_t now)
+/* A request admitted by the breaker ended with an outcome (or none, when the client left): the
+ * breaker learns from requests, after their retries; outlier detection learns from attempts. */
+static void breaker_outcome(struct fwd *f)
 {
     struct gw_cluster_rt *c = f->crt;
-    const struct proxy_breaker *b = &c->cfg->breaker;
+    const struct gw_mh *mh = MH(f);
 
-    if (now - c->win_start_ms > b->window_ms) {
-        c->win_start_ms = now;
-        c->win_requests = c->win_errors = 0;
-    }
-    c->win_requests++;
-    c->win_errors += failed;
-    c->consecutive_failures = failed ? c->consecutive_failures + 1 : 0;
-    if (c->bstate == GW_HALF_OPEN) {
-        c->probe_in_flight = false;
-        if (!failed) {
-            c->bstate = GW_CLOSED;
-            c->win_requests = c->win_errors = 0;
-            metric_gauge_add(MH(f)->breaker_open[CI(f)], f->w->index, -1);
-            return;
-        }
-        c->bstate = GW_OPEN;
-        c->open_until_ms = now + b->open_ms;
-        breaker_opened(f, false);
+    if (!f->admitted)
+        return;
+    f->admitted = false;
+    if (f->outcome == FWD_OUTCOME_NONE) {
+        if (f->probe)
+            proxy_breaker_probe_abandoned(&c->breaker);
         return;
     }
-    if (c->bstate != GW_CLOSED || !failed)
-        return;
-    if ((b->consecutive_failures && c->consecutive_failures >= b->consecutive_failures) ||
-        (b->error_ratio > 0 && c->win_requests >= b->min_requests &&
-         (double)c->win_errors >= b->error_ratio * (double)c->win_requests)) {
-        c->bstate = GW_OPEN;
-        c->open_until_ms = now + b->open_ms;
-        breaker_opened(f, true);
+    switch (proxy_breaker_record(&c->breaker, &c->cfg->breaker,
+                                 f->outcome == FWD_OUTCOME_FAILED, f->probe, now_ms(f))) {
+    case PROXY_BREAKER_OPENED:
+        metric_gauge_add(mh->breaker_open[CI(f)], f->w->index, 1);
+        metric_counter_inc(mh->breaker_opens[CI(f)], f->w->index);
+        SH_LOG(SH_WARN, "proxy", "circuit breaker opened", LF_STR("cluster", c->cfg->name),
+               LF_UINT("for_ms", c->cfg->breaker.open_ms));
+        break;
+    case PROXY_BREAKER_REOPENED:
+        metric_counter_inc(mh->breaker_opens[CI(f)], f->w->index);
+        break;
+    case PROXY_BREAKER_RECLOSED:
+        metric_gauge_add(mh->breaker_open[CI(f)], f->w->index, -1);
+        SH_LOG(SH_INFO, "proxy", "circuit breaker closed", LF_STR("cluster", c->cfg->name));
+        break;
+    case PROXY_BREAKER_SAME:
+        break;
     }
 }
 
 static void outlier_record(struct fwd *f, uint32_t ep, bool failed, uint64_t now)
 {
     struct gw_cluster_rt *c = f->crt;
-    const struct proxy_outlier *o = &c->cfg->outlier;
-    struct gw_endpoint_rt *e = &c->eps[ep];
-    uint32_t ejected = 0, n = c->cfg->nendpoints;
+    uint32_t revival = atomic_load_explicit(&c->revival[ep], memory_order_relaxed);
+    uint64_t span = proxy_outlier_record(c->eps, c->cfg->nendpoints, ep, &c->cfg->outlier,
+                                         failed, revival, now);
 
-    if (!failed) {
-        e->consecutive_errors = 0;
+    if (!span)
         return;
-    }
-    if (!o->consecutive_errors || ++e->consecutive_errors < o->consecutive_errors)
-        return;
-    for (uint32_t i = 0; i < n; i++)
-        ejected += c->eps[i].ejected_until_ms > now;
-    if ((uint64_t)(ejected + 1) * 100 > (uint64_t)o->max_ejection_percent * n)
-        return; /* never eject more than the allowed share */
-    uint64_t span = (uint64_t)o->base_ejection_ms * (e->ejections + 1);
-    e->ejected_until_ms = now + SH_MIN(span, (uint64_t)o->max_ejection_ms);
-    e->ejections++;
-    e->consecutive_errors = 0;
     metric_counter_inc(MH(f)->ejections[CI(f)], f->w->index);
     SH_LOG(SH_WARN, "proxy", "endpoint ejected", LF_STR("cluster", c->cfg->name),
            LF_STR("endpoint", c->cfg->endpoints[ep].name), LF_UINT("for_ms", span));
@@ -180,8 +165,12 @@ static void budget_refill(struct gw_cluster_rt *c, const struct proxy_retry *rp,
 {
     double cap = (double)rp->budget_min_per_s * 10.0 + 100.0 * rp->budget_ratio;
 
-    if (c->budget_at_ms == 0)
+    if (c->budget_at_ms == 0) {
+        /* a new cluster starts with a second's worth of the guaranteed rate (Linkerd's
+         * min_retries_per_second): its first failures are retried too */
         c->budget_at_ms = now;
+        c->budget_tokens = rp->budget_min_per_s;
+    }
     c->budget_tokens += (double)(now - c->budget_at_ms) / 1000.0 * rp->budget_min_per_s;
     c->budget_at_ms = now;
     if (c->budget_tokens > cap)
@@ -333,6 +322,7 @@ static void cache_store(struct fwd *f)
 static void fail_request(struct fwd *f, int status, const char *what, const char *hname,
                          const char *hvalue)
 {
+    f->outcome = FWD_OUTCOME_FAILED;
     if (f->ex && !f->resp_started && serve_stale(f)) {
         fwd_end(f);
         return;
@@ -554,7 +544,6 @@ static void up_done(struct http_creq *cr, int rc, void *data)
     (void)cr;
     f->cr = NULL;
     attempt_active(f, -1);
-    breaker_record(f, failed, now);
     outlier_record(f, f->ep, failed, now);
     {
         const struct gw_mh *mh = MH(f);
@@ -584,6 +573,7 @@ static void up_done(struct http_creq *cr, int rc, void *data)
         return;
     }
     if (rc == 0) {
+        f->outcome = f->upstream_status >= 500 ? FWD_OUTCOME_FAILED : FWD_OUTCOME_OK;
         if (f->capture && f->captured.err == 0)
             cache_store(f);
         if (http_exchange_finish(f->ex) < 0)
@@ -593,6 +583,7 @@ static void up_done(struct http_creq *cr, int rc, void *data)
         return;
     }
     if (f->resp_started) {
+        f->outcome = FWD_OUTCOME_FAILED;
         http_exchange_abort(f->ex);
         f->ex = NULL;
         metric_counter_inc(MH(f)->upstream_errors, f->w->index);
@@ -633,22 +624,30 @@ static void fwd_start_attempt(struct fwd *f)
         fail_request(f, 504, "request deadline passed", NULL, NULL);
         return;
     }
-    if (c->bstate == GW_OPEN && now >= c->open_until_ms)
-        c->bstate = GW_HALF_OPEN;
-    if (c->bstate == GW_OPEN || (c->bstate == GW_HALF_OPEN && c->probe_in_flight)) {
-        metric_counter_inc(MH(f)->fast_fails, f->w->index);
-        fail_request(f, 503, "circuit breaker open", "X-Shoal-Breaker", "open");
-        return;
-    }
     if (c->active_requests >= cl->breaker.max_requests) {
         c->rejected_limit++;
         fail_request(f, 503, "too many requests to the cluster", "X-Shoal-Limit",
                      "max_requests");
         return;
     }
-    for (uint32_t i = 0; i < cl->nendpoints; i++)
-        c->excluded[i] = c->eps[i].ejected_until_ms > now ||
+    if (f->attempts == 0) { /* the breaker admits requests; their retries go with them */
+        enum proxy_breaker_verdict v = proxy_breaker_admit(&c->breaker, &cl->breaker, now);
+        if (v == PROXY_BREAKER_REJECT) {
+            metric_counter_inc(MH(f)->fast_fails, f->w->index);
+            fail_request(f, 503, "circuit breaker open", "X-Shoal-Breaker", "open");
+            return;
+        }
+        f->admitted = true;
+        f->probe = v == PROXY_BREAKER_PROBE;
+    }
+    for (uint32_t i = 0; i < cl->nendpoints; i++) {
+        uint32_t revival = atomic_load_explicit(&c->revival[i], memory_order_relaxed);
+        c->excluded[i] = proxy_outlier_ejected(&c->eps[i], revival, now) ||
                          !atomic_load_explicit(&c->healthy[i], memory_order_relaxed);
+        c->tried[i] = f->attempts && (f->tried >> (i % 64)) & 1;
+    }
+    proxy_pick_exclusions(c->excluded, f->attempts ? c->tried : NULL, cl->nendpoints,
+                          cl->outlier.panic_percent);
     struct proxy_pick_ctx pc = {.excluded = c->excluded, .active = c->active,
                                 .hash_key = f->hash_key, .avoid = f->prev_ep};
     f->ep = proxy_lb_pick(cl, &c->lb, &pc);
@@ -656,6 +655,7 @@ static void fwd_start_attempt(struct fwd *f)
         fail_request(f, 503, "no endpoints in the cluster", NULL, NULL);
         return;
     }
+    f->tried |= 1ull << (f->ep % 64);
     uint64_t left = f->deadline_ms - now;
     struct http_request_desc d = {
         .addr = (const struct sockaddr *)&cl->endpoints[f->ep].addr,
@@ -678,13 +678,8 @@ static void fwd_start_attempt(struct fwd *f)
     f->attempts++;
     f->attempt_us = sh_now_us();
     f->upstream_status = 0;
-    f->probe = c->bstate == GW_HALF_OPEN;
-    if (f->probe)
-        c->probe_in_flight = true;
     rc = http_client_request(f->w->client, &d, &up_handlers, f, &f->cr);
     if (rc < 0) {
-        if (f->probe)
-            c->probe_in_flight = false;
         if (rc == SH_ELIMIT)
             fail_request(f, 503, "too many pending requests", "X-Shoal-Limit", "max_pending");
         else
@@ -770,12 +765,9 @@ static void down_abort(struct http_exchange *ex, int err, void *data)
     f->ex = NULL;
     f->status = f->status ? f->status : 499; /* nginx's "client closed request" */
     if (f->cr) {
-        struct gw_cluster_rt *c = f->crt;
         http_creq_cancel(f->cr);
         f->cr = NULL;
         attempt_active(f, -1);
-        if (f->probe)
-            c->probe_in_flight = false;
     }
     fwd_end(f); /* a pending backoff timer is stopped there */
 }
@@ -851,6 +843,7 @@ static void fwd_end(struct fwd *f)
     if (f->ended)
         return;
     f->ended = true;
+    breaker_outcome(f);
     {
         const struct gw_mh *mh = MH(f);
         int k = proxy__status_class(f->status);

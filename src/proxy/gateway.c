@@ -23,15 +23,21 @@ static void gw_snapshot_free(void *obj, void *data)
 
     (void)data;
     proxy__metrics_release(&gs->mh);
-    for (uint32_t i = 0; i < gs->health.nclusters; i++)
-        sh_free((void *)gs->health.healthy[i]);
+    for (uint32_t i = 0; i < gs->health.nclusters; i++) {
+        if (gs->health.healthy)
+            sh_free((void *)gs->health.healthy[i]);
+        if (gs->health.revival)
+            sh_free((void *)gs->health.revival[i]);
+    }
     sh_free(gs->health.healthy);
+    sh_free(gs->health.revival);
     proxy_config_free(gs->cfg);
     sh_free(gs);
 }
 
-/* Health carried over from the previous generation by cluster and endpoint name; new
- * endpoints start healthy (traffic flows until a check says otherwise). */
+/* Health and revival counts carried over from the previous generation by cluster, endpoint
+ * name and generation (the same registration); new endpoints start healthy (traffic flows
+ * until a check says otherwise). */
 static struct gw_snapshot *gw_snapshot_new(struct proxy_config *cfg, const struct gw_snapshot *prev)
 {
     struct gw_snapshot *gs = sh_calloc(1, sizeof(*gs));
@@ -41,24 +47,27 @@ static struct gw_snapshot *gw_snapshot_new(struct proxy_config *cfg, const struc
     gs->cfg = cfg;
     gs->health.nclusters = cfg->nclusters;
     gs->health.healthy = sh_calloc(cfg->nclusters + 1, sizeof(*gs->health.healthy));
-    if (!gs->health.healthy)
+    gs->health.revival = sh_calloc(cfg->nclusters + 1, sizeof(*gs->health.revival));
+    if (!gs->health.healthy || !gs->health.revival)
         goto fail;
     for (uint32_t i = 0; i < cfg->nclusters; i++) {
         const struct proxy_cluster *cl = &cfg->clusters[i];
         int pi = prev ? proxy_cluster_index(prev->cfg, cl->name) : -1;
         gs->health.healthy[i] = sh_calloc(cl->nendpoints + 1, sizeof(_Atomic uint8_t));
-        if (!gs->health.healthy[i])
+        gs->health.revival[i] = sh_calloc(cl->nendpoints + 1, sizeof(_Atomic uint32_t));
+        if (!gs->health.healthy[i] || !gs->health.revival[i])
             goto fail;
         for (uint32_t e = 0; e < cl->nendpoints; e++) {
             uint8_t v = 1;
-            if (pi >= 0) {
-                const struct proxy_cluster *pc = &prev->cfg->clusters[pi];
-                for (uint32_t k = 0; k < pc->nendpoints; k++) {
-                    if (strcmp(pc->endpoints[k].name, cl->endpoints[e].name) == 0)
-                        v = atomic_load(&prev->health.healthy[pi][k]);
-                }
+            uint32_t rv = 0;
+            int k = pi >= 0 ? proxy__endpoint_index(&prev->cfg->clusters[pi], &cl->endpoints[e])
+                            : -1;
+            if (k >= 0) {
+                v = atomic_load(&prev->health.healthy[pi][k]);
+                rv = atomic_load(&prev->health.revival[pi][k]);
             }
             atomic_init(&gs->health.healthy[i][e], v);
+            atomic_init(&gs->health.revival[i][e], rv);
         }
     }
     return gs;
@@ -275,6 +284,9 @@ static void hc_done(struct http_creq *cr, int rc, void *data)
         _Atomic uint8_t *flag = &gw->current->health.healthy[p->cluster][p->ep];
         if (ok) {
             s->fails = 0;
+            /* a passing check returns the endpoint from outlier ejection (Envoy's
+             * successful_active_health_check_uneject_host) */
+            atomic_fetch_add(&gw->current->health.revival[p->cluster][p->ep], 1);
             if (++s->oks >= hc->healthy_threshold && !atomic_load(flag)) {
                 atomic_store(flag, 1);
                 metric_gauge_set(gw->current->mh.endpoint_healthy[p->cluster][p->ep], 1.0);

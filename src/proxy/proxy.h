@@ -54,21 +54,30 @@ struct proxy_retry {
     bool non_idempotent;      /* retry POST/PATCH too (the route opts in) */
 };
 
+/* The cluster's breaker judges requests, not attempts: a request counts once, with the outcome
+ * it had after its retries (an endpoint's own failures are outlier detection's business). */
 struct proxy_breaker {
-    uint32_t consecutive_failures; /* open after this many in a row; default 5; 0 = off */
+    uint32_t consecutive_failures; /* open after this many failed requests in a row; default
+                                    * 0 = off */
     double error_ratio;            /* or this ratio over window_ms...; default 0.5; 0 = off */
-    uint32_t window_ms;            /* default 10s */
+    uint32_t window_ms;            /* sliding, in 10 buckets; default 10s */
     uint32_t min_requests;         /* ...with at least this many requests; default 20 */
     uint32_t open_ms;              /* fail fast this long, then half-open; default 5s */
     uint32_t max_requests;         /* concurrent requests to the cluster; default 1024 */
     uint32_t max_pending;          /* requests waiting for a connection; default 1024 */
 };
 
+/* Outlier detection, per endpoint (Envoy's): an endpoint that fails consecutive_errors attempts
+ * in a row is ejected for base_ejection_ms times its recent ejections; a passing active health
+ * check, or a new registration of the endpoint, returns it at once. */
 struct proxy_outlier {
     uint32_t consecutive_errors; /* 5xx or connect errors in a row to eject; default 5; 0 = off */
     uint32_t base_ejection_ms;   /* first ejection; grows with each; default 30s */
     uint32_t max_ejection_ms;    /* default 300s */
     uint32_t max_ejection_percent; /* never eject more than this share; default 50 */
+    uint32_t panic_percent;      /* when fewer than this share of the endpoints are healthy
+                                  * and not ejected, route to all of them; default 50; 0 = off
+                                  * (still all of them when none is left) */
 };
 
 struct proxy_health {
@@ -84,6 +93,9 @@ struct proxy_endpoint {
     struct sockaddr_storage addr;
     const char *name; /* "127.0.0.1:8081" */
     uint32_t weight;  /* default 1 */
+    uint64_t generation; /* registry-fed: when this registration began (a re-registered
+                          * instance is a new endpoint: nothing learnt about the old one
+                          * carries over); 0 for static endpoints */
 };
 
 struct proxy_cluster {
@@ -240,6 +252,74 @@ void proxy_lb_state_release(struct proxy_lb_state *st);
 uint32_t proxy_lb_pick(const struct proxy_cluster *cl, struct proxy_lb_state *st,
                        const struct proxy_pick_ctx *ctx);
 uint64_t proxy_rand(uint64_t *state); /* xorshift64* */
+
+/* ==========================================================================================
+ * Resilience decisions (resilience.c): plain functions over plain structs, no sockets, no
+ * clock of their own (now_ms is passed in); the gateway's workers keep one state per cluster
+ * and per endpoint and carry out what these decide.
+ * ========================================================================================== */
+enum proxy_breaker_phase { PROXY_BREAKER_CLOSED = 0, PROXY_BREAKER_OPEN, PROXY_BREAKER_HALF_OPEN };
+enum { PROXY_BREAKER_BUCKETS = 10 };
+
+struct proxy_breaker_state {
+    enum proxy_breaker_phase phase;
+    uint64_t open_until_ms;
+    uint32_t consecutive_failures;
+    bool probe_in_flight;              /* HALF_OPEN lets one request through at a time */
+    uint32_t requests[PROXY_BREAKER_BUCKETS], errors[PROXY_BREAKER_BUCKETS];
+    uint64_t bucket_start_ms;          /* start of the current bucket */
+    uint32_t bucket;                   /* index of the current bucket */
+};
+
+enum proxy_breaker_verdict {
+    PROXY_BREAKER_PASS = 0, /* closed: go on */
+    PROXY_BREAKER_PROBE,    /* half-open: this request is the probe (report its outcome) */
+    PROXY_BREAKER_REJECT,   /* open: fail fast */
+};
+/* What a new request may do. PROBE marks the probe in flight. */
+enum proxy_breaker_verdict proxy_breaker_admit(struct proxy_breaker_state *s,
+                                               const struct proxy_breaker *cfg, uint64_t now_ms);
+enum proxy_breaker_change {
+    PROXY_BREAKER_SAME = 0,
+    PROXY_BREAKER_OPENED,   /* closed -> open */
+    PROXY_BREAKER_REOPENED, /* the half-open probe failed */
+    PROXY_BREAKER_RECLOSED, /* the half-open probe succeeded */
+};
+/* A request admitted by proxy_breaker_admit ended: failed = its final answer (after retries)
+ * was a 5xx or no answer. was_probe: admit said PROBE for it. */
+enum proxy_breaker_change proxy_breaker_record(struct proxy_breaker_state *s,
+                                               const struct proxy_breaker *cfg, bool failed,
+                                               bool was_probe, uint64_t now_ms);
+/* A probe ended without an outcome (the client left before an attempt): let another probe. */
+void proxy_breaker_probe_abandoned(struct proxy_breaker_state *s);
+/* Requests and errors in the current window (for tests and /metrics). */
+void proxy_breaker_window(const struct proxy_breaker_state *s, const struct proxy_breaker *cfg,
+                          uint64_t now_ms, uint32_t *requests, uint32_t *errors);
+
+struct proxy_outlier_state {
+    uint32_t consecutive_errors;
+    uint32_t ejections;       /* recent ejections (decays by one per base_ejection_ms healthy) */
+    uint64_t ejected_until_ms;
+    uint64_t last_change_ms;  /* when ejections last grew or decayed */
+    uint32_t revival_seen;    /* the endpoint's revival count when it was ejected */
+};
+/* An attempt at endpoint ep ended. eps has n entries (the cluster's endpoints); revival is
+ * ep's current revival count (see proxy_outlier_revive). Returns the ejection time in ms
+ * when this ejected ep, else 0. */
+uint64_t proxy_outlier_record(struct proxy_outlier_state *eps, uint32_t n, uint32_t ep,
+                              const struct proxy_outlier *cfg, bool failed, uint32_t revival,
+                              uint64_t now_ms);
+/* Whether ep is ejected now. An ejected endpoint whose revival count moved since its ejection
+ * (it passed an active health check, or was registered again) is returned at once. */
+bool proxy_outlier_ejected(struct proxy_outlier_state *e, uint32_t revival, uint64_t now_ms);
+
+/* Which endpoints a pick may use. excluded[i] says (on input) that endpoint i is ejected or
+ * failing its health checks. When fewer than panic_percent of the n endpoints remain (or none),
+ * every exclusion is lifted and it returns true: panic, route to all (Envoy's healthy panic
+ * threshold). Then, for a retry, the endpoints already tried (tried[i]) are excluded too while
+ * another one is left (the previous-hosts predicate). tried may be NULL. */
+bool proxy_pick_exclusions(bool *excluded, const bool *tried, uint32_t n,
+                           uint32_t panic_percent);
 
 /* ==========================================================================================
  * Gateway (gateway.c, forward.c)

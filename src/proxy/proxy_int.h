@@ -10,11 +10,18 @@
 #include "telemetry/telemetry.h"
 
 int proxy__lb_build(struct proxy_cluster *cl, struct arena *a);
+/* The index of the endpoint of cl with ep's name and generation (the same registration), or
+ * -1. */
+int proxy__endpoint_index(const struct proxy_cluster *cl, const struct proxy_endpoint *ep);
 
 /* Active health results for every endpoint of every cluster of one config: 1 healthy,
- * 0 unhealthy. Lives as long as the snapshot that carries it. */
+ * 0 unhealthy; and each endpoint's revival count, which the control thread bumps when an
+ * active health check passes (workers then return the endpoint from outlier ejection at once).
+ * Lives as long as the snapshot that carries it; both carry over to the next snapshot by
+ * endpoint name and generation. */
 struct gw_health {
-    _Atomic uint8_t **healthy; /* [cluster][endpoint] */
+    _Atomic uint8_t **healthy;   /* [cluster][endpoint] */
+    _Atomic uint32_t **revival;  /* [cluster][endpoint] */
     uint32_t nclusters;
 };
 
@@ -53,29 +60,17 @@ struct gw_snapshot {
     struct gw_mh mh;
 };
 
-enum gw_breaker_state { GW_CLOSED = 0, GW_OPEN, GW_HALF_OPEN };
-
-struct gw_endpoint_rt {
-    uint32_t consecutive_errors;
-    uint32_t ejections;
-    uint64_t ejected_until_ms;
-};
-
 struct gw_cluster_rt {
     const struct proxy_cluster *cfg;
     _Atomic uint8_t *healthy;
+    _Atomic uint32_t *revival;
     struct proxy_lb_state lb;
-    struct gw_endpoint_rt *eps;
+    struct proxy_outlier_state *eps;
     uint32_t *active;  /* in flight per endpoint */
     bool *excluded;    /* scratch for picks */
+    bool *tried;       /* scratch for picks */
     uint32_t active_requests;
-    /* breaker */
-    enum gw_breaker_state bstate;
-    uint64_t open_until_ms;
-    uint32_t consecutive_failures;
-    uint32_t win_requests, win_errors;
-    uint64_t win_start_ms;
-    bool probe_in_flight;
+    struct proxy_breaker_state breaker;
     /* retry budget: tokens earned by requests, spent by retries */
     double budget_tokens;
     uint64_t budget_at_ms;

@@ -15,6 +15,7 @@ static void cluster_rt_release(struct gw_cluster_rt *c)
     sh_free(c->eps);
     sh_free(c->active);
     sh_free(c->excluded);
+    sh_free(c->tried);
 }
 
 static void route_rt_release(struct gw_route_rt *r)
@@ -79,24 +80,27 @@ static struct gw_state *state_build(struct gw_worker *w, struct snap *snap,
 
         c->cfg = cl;
         c->healthy = gs->health.healthy[i];
+        c->revival = gs->health.revival[i];
         c->eps = sh_calloc(n, sizeof(*c->eps));
         c->active = sh_calloc(n, sizeof(*c->active));
         c->excluded = sh_calloc(n, sizeof(*c->excluded));
-        if (!c->eps || !c->active || !c->excluded ||
+        c->tried = sh_calloc(n, sizeof(*c->tried));
+        if (!c->eps || !c->active || !c->excluded || !c->tried ||
             proxy_lb_state_init(&c->lb, cl, proxy_rand(&w->rng)) < 0)
             goto fail;
         if (prev) {
             /* keep what this worker learnt about the cluster and its endpoints */
-            c->bstate = prev->bstate;
-            c->open_until_ms = prev->open_until_ms;
-            c->consecutive_failures = prev->consecutive_failures;
+            c->breaker = prev->breaker;
+            /* a probe in flight reports to the old generation's state: let this one probe */
+            c->breaker.probe_in_flight = false;
             c->budget_tokens = prev->budget_tokens;
             c->budget_at_ms = prev->budget_at_ms;
+            /* an endpoint carries over only as the same registration: a re-registered
+             * instance (a restart) starts afresh, never ejected for its predecessor */
             for (uint32_t e = 0; e < cl->nendpoints; e++) {
-                for (uint32_t pe = 0; pe < prev->cfg->nendpoints; pe++) {
-                    if (strcmp(prev->cfg->endpoints[pe].name, cl->endpoints[e].name) == 0)
-                        c->eps[e] = prev->eps[pe];
-                }
+                int pe = proxy__endpoint_index(prev->cfg, &cl->endpoints[e]);
+                if (pe >= 0)
+                    c->eps[e] = prev->eps[pe];
             }
         }
     }

@@ -259,6 +259,11 @@ static void emit(struct sup_procs *procs, const struct sup_event *ev)
         procs->cfg.on_event(procs->cfg.data, ev);
         return;
     }
+    sup_event_log(ev);
+}
+
+void sup_event_log(const struct sup_event *ev)
+{
     switch (ev->kind) {
     case SUP_EV_STARTED:
         SH_LOG(SH_INFO, "supervisor", "instance started", LF_STR("service", ev->service),
@@ -675,8 +680,11 @@ static void after_exit(struct sup_instance *inst, bool is_failure)
         return;
     }
     if (inst->started_ms && now - inst->started_ms >= cfg->backoff_reset_ms) {
+        /* it ran long enough: this exit is a first failure, not part of a loop (the on_timer
+         * case below does the same, for when the timer fired before the exit was seen) */
         inst->backoff_ms = cfg->backoff_initial_ms;
         inst->is_crash_loop = false;
+        inst->ring_len = 0;
     }
     inst->restarts++;
     if (note_restart(inst, now))
@@ -759,9 +767,13 @@ static void on_timer(uv_timer_t *t)
                 break;
             }
         }
-        /* Up for backoff_reset_ms: the next failure starts from the first delay again. */
+        /* Up for backoff_reset_ms: the next failure starts from the first delay again, and
+         * the restarts before it no longer count toward a crash loop (Kubernetes forgets
+         * after 10 min of running; we forget after backoff_reset_ms, 10 s by default, since
+         * an instance here is judged by its health check, not by its uptime). */
         inst->backoff_ms = cfg->backoff_initial_ms;
         inst->is_crash_loop = false;
+        inst->ring_len = 0;
         break;
     case SUP_STOPPING:
         if (inst->run) /* the grace is over */

@@ -284,6 +284,8 @@ struct sup_event {
 typedef void sup_line_fn(void *data, uint64_t id, enum sup_stream stream, struct slice line,
                          bool is_cut);
 typedef void sup_event_fn(void *data, const struct sup_event *ev);
+/* What happens to events when no on_event is set: one log line each (SH_LOG "supervisor"). */
+void sup_event_log(const struct sup_event *ev);
 /* Called once when a stopped instance has exited; <ex> is how its process ended (the last
  * exit recorded, or zeros, when nothing was running at the time of the stop). */
 typedef void sup_stop_fn(void *data, uint64_t id, const struct sup_exit *ex);

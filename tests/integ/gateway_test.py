@@ -358,6 +358,45 @@ routes:
 
 
 @test
+def ejected_endpoint_returns_once_its_check_passes(_):
+    """Issue 10: a killed upstream restarted on its port stayed outlier-ejected for the whole
+    ejection time. A passing active health check returns it at once; the cluster breaker (the
+    default: error ratio over requests after retries) never opens for one dead endpoint."""
+    ups = Upstreams(3)
+    gw = Gateway(f"""
+clusters:
+  - name: up
+    endpoints: {ups.endpoints()}
+    outlier: {{consecutive_errors: 1, base_ejection: 120s}}
+    health: {{path: /health, interval: 200ms, timeout: 200ms, healthy_threshold: 1,
+              unhealthy_threshold: 50}}
+routes:
+  - {{match: {{prefix: /}}, cluster: up}}
+""", workers=1)
+    try:
+        ups.kill9(1)
+        c = gw.conn()
+        for _ in range(60):
+            st, _, body = gw.request("/x", conn=c)
+            assert st == 200, (st, body)
+        m = gw.metrics()
+        assert m['shoal_cluster_ejections_total{cluster="up"}'] >= 1, m
+        assert m['shoal_cluster_breaker_open{cluster="up"}'] == 0, m
+        assert m["shoal_gateway_fast_fails_total"] == 0, m
+        ups.restart(1)
+        t0 = time.monotonic()
+        while True:  # back long before the 120 s ejection ends
+            if _spread(gw, 30)["e1"] > 0:
+                break
+            assert time.monotonic() - t0 < 20, "the restarted endpoint stays ejected"
+            time.sleep(0.05)
+        print(f"    back in rotation {time.monotonic() - t0:.2f} s after its restart")
+    finally:
+        gw.stop()
+        ups.stop()
+
+
+@test
 def breaker_opens_fails_fast_half_opens_and_closes(_):
     ups = Upstreams(1, "--status", "503")
     gw = Gateway(f"""

@@ -473,6 +473,34 @@ static bool crash_looping(struct fx *f)
     return count_events(f, SUP_EV_CRASH_LOOP) >= 1;
 }
 
+static bool four_restarts(struct fx *f)
+{
+    return count_events(f, SUP_EV_BACKOFF) + count_events(f, SUP_EV_CRASH_LOOP) >= 4;
+}
+
+/* An instance killed again and again, each time after it had run past backoff_reset_ms (a
+ * kill -9 of a healthy instance), is restarted at the first delay every time and never called
+ * a crash loop, however many such restarts fall within the window. */
+static void test_process__long_runs_never_make_a_crash_loop(void **state)
+{
+    struct fx f;
+    (void)state;
+
+    fx_init(&f, (struct sup_procs_config){.start_period_ms = 50,
+                                          .backoff_initial_ms = 20,
+                                          .backoff_reset_ms = 150,
+                                          .crash_loop_restarts = 3,
+                                          .crash_loop_window_ms = 60000});
+    start_sh(&f, "sleep 0.25; kill -9 $$", SUP_RESTART_ALWAYS);
+    assert_true(run_until(&f, four_restarts, 5000));
+    assert_int_equal(count_events(&f, SUP_EV_CRASH_LOOP), 0);
+    for (size_t i = 0; i < f.nevents; i++) {
+        if (f.events[i].kind == SUP_EV_BACKOFF)
+            assert_int_equal(f.events[i].delay_ms, 20);
+    }
+    fx_done(&f);
+}
+
 static void test_process__detects_a_crash_loop(void **state)
 {
     struct sup_instance_status st;
@@ -694,6 +722,7 @@ int main(int argc, char **argv)
         SH_TEST(test_process__restarts_on_failure_with_growing_backoff),
         SH_TEST(test_process__backoff_resets_after_a_long_enough_run),
         SH_TEST(test_process__detects_a_crash_loop),
+        SH_TEST(test_process__long_runs_never_make_a_crash_loop),
         SH_TEST(test_process__never_restarts_for_never_and_not_after_success_for_on_failure),
         SH_TEST(test_process__leaves_no_zombie),
         SH_TEST(test_process__free_kills_running_children),
