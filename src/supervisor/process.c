@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* process.c: service instances as child processes on a libuv loop (supervisor.h, "Processes").
- * Thread: the loop's thread only; sup_child_main runs in the child, before exec.
+ * Thread: the loop's thread only.
  *
  * Two objects with different lifetimes:
  * - struct sup_instance: what to run and what happened (state, restarts, backoff). It lives
@@ -11,12 +11,9 @@
  *   current run, and a run points back to its instance until the instance is dropped (then
  *   inst is NULL and the run only finishes closing).
  * The procs object itself is freed when sup_procs_free was called and its last handle closed.
- *
- * Output is read with one read buffer shared by every pipe: libuv calls alloc and read
- * callbacks back to back on this thread, so the buffer is never in use twice. When the main
- * process exits, what it wrote is already in the pipes: they are drained with plain read(2)
- * and closed, so every line is delivered before the exit is handled. */
+ * Output capture is output.c, the reaper reaper.c, the trampoline child.c. */
 #include "supervisor/supervisor.h"
+#include "supervisor/supervisor_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,82 +22,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <uv.h>
-
-#define READ_BUF_BYTES (64u * 1024)
-#define CRASH_RING_MAX 64
-#define SUPERVISOR_PID_VAR "SHOAL_SUPERVISOR_PID"
-
-extern char **environ;
-
-struct run;
-
-struct out_stream {
-    uv_pipe_t pipe;
-    struct run *run;
-    enum sup_stream which;
-    char *line; /* max_line_bytes, allocated with the run */
-    size_t len;
-    bool is_skipping; /* a cut line: drop bytes up to the next newline */
-    bool is_reading;
-};
-
-struct run {
-    struct sup_instance *inst; /* NULL once the instance was dropped */
-    struct sup_procs *procs;
-    uv_process_t proc;
-    struct out_stream out[2];
-    int open_handles;
-    int pid;
-};
-
-struct sup_instance {
-    struct sup_procs *procs;
-    uint64_t id;
-    char *service;
-    char **argv; /* trampoline + spec argv, NULL-terminated */
-    char **env;  /* complete environment, NULL-terminated */
-    char *cwd;
-    uint16_t port;
-    enum sup_restart restart;
-
-    enum sup_state state;
-    bool is_crash_loop;
-    bool is_stop_requested;
-    bool is_stop_cb_pending; /* stop cb runs from the timer (nothing was running) */
-    uint32_t restarts;
-    bool has_exited;
-    struct sup_exit last_exit;
-    uint64_t started_ms; /* monotonic */
-    uint64_t started_wall_ms;
-    uint32_t backoff_ms; /* the next delay */
-    uint64_t restart_at[CRASH_RING_MAX]; /* ring of recent restart times (monotonic) */
-    size_t ring_pos, ring_len;
-
-    uv_timer_t timer;
-    struct run *run;
-    sup_stop_fn *stop_cb;
-    void *stop_data;
-};
-
-struct sup_procs {
-    uv_loop_t *loop;
-    char **trampoline;
-    size_t trampoline_count;
-    uv_process_t reaper;  /* cfg.reaper's process, when one runs */
-    int reaper_fd;        /* our end of its stdin (a stream socket), or -1 */
-    struct sup_procs_config cfg; /* defaults filled in; trampoline points to ours */
-    struct sup_instance **items;
-    size_t count, cap;
-    uint64_t next_id;
-    int open_handles;
-    bool is_freeing;
-    char read_buf[READ_BUF_BYTES];
-};
 
 static const char *const state_names[] = {
     [SUP_STARTING] = "starting", [SUP_RUNNING] = "running",     [SUP_STOPPING] = "stopping",
@@ -314,206 +239,13 @@ static void procs_maybe_release(struct sup_procs *procs)
     sh_free(procs);
 }
 
-static void handle_closed(struct sup_procs *procs)
+void sup__handle_closed(struct sup_procs *procs)
 {
     procs->open_handles--;
     procs_maybe_release(procs);
 }
 
-/* ---- the reaper ------------------------------------------------------------------------- */
-
-/* Tells the reaper that process group <pgid> began ('+') or ended ('-'). Never blocks for long:
- * the reaper reads all the time, and a line is a few bytes. */
-static void reaper_note(struct sup_procs *procs, char op, int pgid)
-{
-    char line[32];
-    int n = snprintf(line, sizeof(line), "%c%d\n", op, pgid);
-    size_t off = 0;
-    ssize_t w = 0;
-
-    if (procs->reaper_fd < 0)
-        return;
-    while (off < (size_t)n) {
-        w = send(procs->reaper_fd, line + off, (size_t)n - off, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
-    if (off == (size_t)n)
-        return;
-    SH_LOG(SH_WARN, "supervisor",
-           "the reaper is gone: after a kill -9 of shoal, processes started by instances may "
-           "outlive it", LF_ERR("err", w < 0 ? -errno : SH_EIO));
-    close(procs->reaper_fd);
-    procs->reaper_fd = -1;
-}
-
-static void reaper_closed(uv_handle_t *h)
-{
-    handle_closed(h->data);
-}
-
-static void reaper_exited(uv_process_t *p, int64_t status, int sig)
-{
-    struct sup_procs *procs = p->data;
-
-    if (!procs->is_freeing)
-        SH_LOG(SH_WARN, "supervisor", "the reaper exited", LF_INT("status", status),
-               LF_INT("signal", sig));
-    uv_close((uv_handle_t *)p, reaper_closed);
-}
-
-/* Starts cfg.reaper with one end of a socket pair as its stdin (detached: Ctrl-C on the
- * terminal does not reach it). 0 or a negative code. */
-static int reaper_start(struct sup_procs *procs, const char *const *argv)
-{
-    uv_stdio_container_t stdio[3] = {{.flags = UV_INHERIT_FD}, {.flags = UV_IGNORE},
-                                     {.flags = UV_INHERIT_FD}};
-    uv_process_options_t opt = {0};
-    int sv[2], rc;
-
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-        return -errno;
-    stdio[0].data.fd = sv[1];
-    stdio[2].data.fd = 2;
-    opt.file = argv[0];
-    opt.args = (char **)argv;
-    opt.flags = UV_PROCESS_DETACHED;
-    opt.stdio = stdio;
-    opt.stdio_count = 3;
-    opt.exit_cb = reaper_exited;
-    procs->reaper.data = procs;
-    rc = uv_spawn(procs->loop, &procs->reaper, &opt);
-    close(sv[1]);
-    procs->open_handles++;
-    if (rc != 0) {
-        uv_close((uv_handle_t *)&procs->reaper, reaper_closed);
-        close(sv[0]);
-        return rc;
-    }
-    procs->reaper_fd = sv[0];
-    return 0;
-}
-
-int sup_reaper_main(int argc, char **argv)
-{
-    int *groups = NULL;
-    size_t n = 0, cap = 0, len = 0;
-    char buf[4096];
-    ssize_t r;
-
-    (void)argc;
-    (void)argv;
-    signal(SIGINT, SIG_IGN);
-    signal(SIGTERM, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-    signal(SIGPIPE, SIG_IGN);
-    for (;;) {
-        r = read(0, buf + len, sizeof(buf) - len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break; /* the supervisor closed its end, or died */
-        len += (size_t)r;
-        char *line = buf, *nl;
-        while ((nl = memchr(line, '\n', len - (size_t)(line - buf)))) {
-            uint64_t pgid = 0;
-            *nl = '\0';
-            if ((line[0] == '+' || line[0] == '-') &&
-                slice_to_u64(slice_from_cstr(line + 1), &pgid) == 0 && pgid > 1 &&
-                pgid < INT32_MAX) {
-                if (line[0] == '+' && n == cap) {
-                    size_t c = cap ? cap * 2 : 64;
-                    int *g = sh_realloc(groups, c * sizeof(*g));
-                    if (g) {
-                        groups = g;
-                        cap = c;
-                    }
-                }
-                if (line[0] == '+' && n < cap) {
-                    groups[n++] = (int)pgid;
-                } else {
-                    for (size_t i = 0; i < n; i++) {
-                        if (groups[i] == (int)pgid) {
-                            groups[i] = groups[--n];
-                            break;
-                        }
-                    }
-                }
-            }
-            line = nl + 1;
-        }
-        len -= (size_t)(line - buf);
-        memmove(buf, line, len);
-        if (len == sizeof(buf))
-            len = 0; /* a line this long is not ours: drop it */
-    }
-    for (size_t i = 0; i < n; i++)
-        kill(-groups[i], SIGKILL);
-    sh_free(groups);
-    return 0;
-}
-
-/* ---- output ----------------------------------------------------------------------------- */
-
-static void deliver(struct out_stream *os, bool is_cut)
-{
-    struct run *run = os->run;
-    struct sup_procs *procs = run->procs;
-    size_t len = os->len;
-
-    os->len = 0;
-    if (!run->inst || !procs->cfg.on_line)
-        return;
-    if (!is_cut && len > 0 && os->line[len - 1] == '\r')
-        len--;
-    procs->cfg.on_line(procs->cfg.data, run->inst->id, os->which,
-                       (struct slice){.ptr = os->line, .len = len}, is_cut);
-}
-
-static void feed(struct out_stream *os, const char *p, size_t n)
-{
-    size_t max = os->run->procs->cfg.max_line_bytes;
-
-    while (n > 0) {
-        const char *nl = memchr(p, '\n', n);
-        size_t part = nl ? (size_t)(nl - p) : n;
-
-        if (os->is_skipping) {
-            /* The rest of a cut line. */
-        } else {
-            size_t room = max - os->len, take = SH_MIN(part, room);
-
-            memcpy(os->line + os->len, p, take);
-            os->len += take;
-            if (part > room) { /* a full line that is not over: cut it now */
-                deliver(os, true);
-                os->is_skipping = true;
-            }
-        }
-        if (!nl)
-            return;
-        if (os->is_skipping)
-            os->is_skipping = false;
-        else
-            deliver(os, false);
-        p = nl + 1;
-        n -= part + 1;
-    }
-}
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    struct out_stream *os = h->data;
-
-    (void)suggested;
-    buf->base = os->run->procs->read_buf;
-    buf->len = sizeof(os->run->procs->read_buf);
-}
-
-static void run_handle_closed(uv_handle_t *h)
+void sup__run_handle_closed(uv_handle_t *h)
 {
     struct run *run = h->type == UV_PROCESS ? h->data : ((struct out_stream *)h->data)->run;
     struct sup_procs *procs = run->procs;
@@ -523,52 +255,7 @@ static void run_handle_closed(uv_handle_t *h)
         sh_free(run->out[1].line);
         sh_free(run);
     }
-    handle_closed(procs);
-}
-
-static void stream_finish(struct out_stream *os)
-{
-    if (!os->is_reading)
-        return;
-    os->is_reading = false;
-    uv_read_stop((uv_stream_t *)&os->pipe);
-    if (os->len > 0 && !os->is_skipping)
-        deliver(os, false);
-    os->len = 0;
-    uv_close((uv_handle_t *)&os->pipe, run_handle_closed);
-}
-
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    struct out_stream *os = s->data;
-
-    if (nread > 0)
-        feed(os, buf->base, (size_t)nread);
-    else if (nread < 0) /* UV_EOF or an error: either way this stream is done */
-        stream_finish(os);
-}
-
-/* Reads what is already in the pipe without blocking (the pipe is non-blocking). */
-static void stream_drain(struct out_stream *os)
-{
-    uv_os_fd_t fd;
-    char *buf = os->run->procs->read_buf;
-
-    if (!os->is_reading || uv_fileno((uv_handle_t *)&os->pipe, &fd) != 0)
-        return;
-    uv_read_stop((uv_stream_t *)&os->pipe);
-    for (int i = 0; i < 64; i++) { /* bounded: a grandchild may keep writing */
-        ssize_t n = read(fd, buf, READ_BUF_BYTES);
-
-        if (n > 0) {
-            feed(os, buf, (size_t)n);
-            continue;
-        }
-        if (n == -1 && errno == EINTR)
-            continue;
-        break;
-    }
-    stream_finish(os);
+    sup__handle_closed(procs);
 }
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
@@ -630,15 +317,15 @@ static int spawn_run(struct sup_instance *inst)
         run->inst = NULL;
         for (int i = 0; i < 2; i++) {
             run->out[i].is_reading = false;
-            uv_close((uv_handle_t *)&run->out[i].pipe, run_handle_closed);
+            uv_close((uv_handle_t *)&run->out[i].pipe, sup__run_handle_closed);
         }
-        uv_close((uv_handle_t *)&run->proc, run_handle_closed);
+        uv_close((uv_handle_t *)&run->proc, sup__run_handle_closed);
         return rc;
     }
     for (int i = 0; i < 2; i++)
-        uv_read_start((uv_stream_t *)&run->out[i].pipe, on_alloc, on_read);
+        sup__stream_start(&run->out[i]);
     run->pid = run->proc.pid;
-    reaper_note(procs, '+', run->pid);
+    sup__reaper_note(procs, '+', run->pid);
     inst->run = run;
     inst->state = SUP_STARTING;
     inst->started_ms = sh_now_ms();
@@ -730,10 +417,10 @@ static void on_process_exit(uv_process_t *p, int64_t exit_status, int term_signa
     /* What is left of the group (the main process's own children) goes with it. The group id
      * cannot have been reused: Linux keeps a pid out of use while a group of that id exists. */
     kill(-pid, SIGKILL);
-    reaper_note(run->procs, '-', pid);
-    stream_drain(&run->out[0]);
-    stream_drain(&run->out[1]);
-    uv_close((uv_handle_t *)&run->proc, run_handle_closed);
+    sup__reaper_note(run->procs, '-', pid);
+    sup__stream_drain(&run->out[0]);
+    sup__stream_drain(&run->out[1]);
+    uv_close((uv_handle_t *)&run->proc, sup__run_handle_closed);
     inst = run->inst; /* a line callback may not drop it, but read it after them anyway */
     if (!inst)
         return;
@@ -807,7 +494,7 @@ static void inst_timer_closed(uv_handle_t *h)
     strv_free(inst->env);
     sh_free(inst->cwd);
     sh_free(inst);
-    handle_closed(procs);
+    sup__handle_closed(procs);
 }
 
 /* Detaches inst from its run (SIGKILL to the group if it still runs) and closes its timer;
@@ -864,7 +551,7 @@ int sup_procs_new(const struct sup_procs_config *cfg, uv_loop_t *loop, struct su
     procs->cfg.trampoline = (const char *const *)procs->trampoline;
     procs->cfg.reaper = NULL;
     if (cfg->reaper && cfg->reaper[0]) {
-        int rc = reaper_start(procs, cfg->reaper);
+        int rc = sup__reaper_start(procs, cfg->reaper);
         if (rc < 0) {
             procs->is_freeing = true;
             procs_maybe_release(procs); /* after the loop closes the reaper's handle */
@@ -1049,37 +736,4 @@ size_t sup_procs_status(const struct sup_procs *procs, struct sup_instance_statu
     for (size_t i = 0; i < procs->count && i < cap; i++)
         fill_status(procs->items[i], &out[i]);
     return procs->count;
-}
-
-/* ---- the trampoline --------------------------------------------------------------------- */
-
-int sup_child_main(int argc, char **argv)
-{
-    const char *want = getenv(SUPERVISOR_PID_VAR);
-    int i = 1;
-
-    if (i < argc && strcmp(argv[i], "--") == 0)
-        i++;
-    if (i >= argc) {
-        fprintf(stderr, "shoal __child: usage: shoal __child -- CMD [ARG...] (internal)\n");
-        return 2;
-    }
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1) {
-        fprintf(stderr, "shoal __child: prctl(PR_SET_PDEATHSIG): %s\n", strerror(errno));
-        return 127;
-    }
-    /* The supervisor may have died before prctl: then the signal will never come, and our
-     * parent is already someone else. */
-    if (want) {
-        uint64_t pid = 0;
-
-        if (slice_to_u64(slice_from_cstr(want), &pid) == 0 && (uint64_t)getppid() != pid)
-            raise(SIGKILL);
-        unsetenv(SUPERVISOR_PID_VAR);
-    } else if (getppid() == 1) {
-        raise(SIGKILL);
-    }
-    execvp(argv[i], argv + i);
-    fprintf(stderr, "shoal __child: cannot run '%s': %s\n", argv[i], strerror(errno));
-    return 127;
 }
