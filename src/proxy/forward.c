@@ -6,6 +6,8 @@
  * under backpressure. Failures before the answer has started downstream may be retried on
  * another endpoint after a jittered backoff, within the retry budget and the request deadline;
  * what cannot be retried becomes 502/503/504, or the route's stale copy when it keeps one.
+ * What to decide (breaker, ejection, eligibility, budget, rate limit) is resilience.c's; this
+ * file gathers the inputs on the request path and carries the decisions out.
  *
  * Lifetime: a struct fwd lives from the request head until the exchange is over (answered or
  * aborted) and its backoff timer is closed; it holds a reference to the worker state (config
@@ -13,7 +15,6 @@
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -159,22 +160,6 @@ static void outlier_record(struct fwd *f, uint32_t ep, bool failed, uint64_t now
     metric_counter_inc(MH(f)->ejections[CI(f)], f->w->index);
     SH_LOG(SH_WARN, "proxy", "endpoint ejected", LF_STR("cluster", c->cfg->name),
            LF_STR("endpoint", c->cfg->endpoints[ep].name), LF_UINT("for_ms", span));
-}
-
-static void budget_refill(struct gw_cluster_rt *c, const struct proxy_retry *rp, uint64_t now)
-{
-    double cap = (double)rp->budget_min_per_s * 10.0 + 100.0 * rp->budget_ratio;
-
-    if (c->budget_at_ms == 0) {
-        /* a new cluster starts with a second's worth of the guaranteed rate (Linkerd's
-         * min_retries_per_second): its first failures are retried too */
-        c->budget_at_ms = now;
-        c->budget_tokens = rp->budget_min_per_s;
-    }
-    c->budget_tokens += (double)(now - c->budget_at_ms) / 1000.0 * rp->budget_min_per_s;
-    c->budget_at_ms = now;
-    if (c->budget_tokens > cap)
-        c->budget_tokens = cap;
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -362,11 +347,7 @@ static bool retry_allowed(struct fwd *f, uint32_t reason)
         return false;
     if (now >= f->deadline_ms)
         return false;
-    budget_refill(c, rp, now);
-    if (c->budget_tokens < 1.0)
-        return false;
-    c->budget_tokens -= 1.0;
-    return true;
+    return proxy_budget_spend(&c->budget, rp, now);
 }
 
 static void retry_cb(uv_timer_t *t)
@@ -563,7 +544,7 @@ static void up_done(struct http_creq *cr, int rc, void *data)
         snprintf(what, sizeof(what), "upstream answered %u", f->upstream_status);
         if (retry_allowed(f, f->rp->on & (PROXY_RETRY_5XX | PROXY_RETRY_STATUS))) {
             /* give the budget token back: retry_or_fail takes it again */
-            c->budget_tokens += 1.0;
+            proxy_budget_refund(&c->budget);
             retry_or_fail(f, f->rp->on & (PROXY_RETRY_5XX | PROXY_RETRY_STATUS), 502, what);
             return;
         }
@@ -1010,28 +991,16 @@ static bool rate_limited(struct fwd *f, const struct http_head *h, uint32_t *ret
     struct slice key = slice_from_cstr(f->clientip);
     double rate = rl->rate_per_s / (double)f->w->gw->nworkers;
     double burst = rl->burst ? (double)rl->burst : SH_MAX(1.0, rl->rate_per_s);
-    uint64_t now = now_ms(f);
 
     if (rl->rate_per_s <= 0)
         return false;
     if (rl->key == PROXY_RL_HEADER && !http_head_get(h, slice_from_cstr(rl->header), &key))
         key = SLICE("");
     uint32_t kh = proxy_hash(key);
-    struct gw_bucket *b = &rr->buckets[kh % rr->nbuckets];
-    if (b->key_hash != kh || b->at_ms == 0) {
-        b->key_hash = kh;
-        b->tokens = burst;
-        b->at_ms = now;
-    }
-    b->tokens = SH_MIN(burst, b->tokens + (double)(now - b->at_ms) / 1000.0 * rate);
-    b->at_ms = now;
-    if (b->tokens >= 1.0) {
-        b->tokens -= 1.0;
-        return false;
-    }
-    *retry_after_s = (uint32_t)ceil((1.0 - b->tokens) / (rate > 0 ? rate : 1.0));
+    *retry_after_s = proxy_bucket_take(&rr->buckets[kh % rr->nbuckets], kh, rate, burst,
+                                       now_ms(f));
     if (*retry_after_s == 0)
-        *retry_after_s = 1;
+        return false;
     metric_counter_inc(MH(f)->route_ratelimited[f->route - f->st->cfg->routes], f->w->index);
     return true;
 }
@@ -1138,8 +1107,7 @@ void proxy__on_request(struct http_exchange *ex, void *data)
     f->to = f->route->has_timeouts ? &f->route->timeouts : &f->crt->cfg->timeouts;
     f->rp = f->route->has_retry ? &f->route->retry : &f->crt->cfg->retry;
     f->deadline_ms = now_ms(f) + f->to->request_ms;
-    budget_refill(f->crt, f->rp, now_ms(f));
-    f->crt->budget_tokens += f->rp->budget_ratio; /* every request earns a share of a retry */
+    proxy_budget_earn(&f->crt->budget, f->rp, now_ms(f));
     f->req_cl = h->body == HTTP_BODY_LENGTH ? (int64_t)h->content_length
                 : h->body == HTTP_BODY_CHUNKED ? -1
                                                : 0;

@@ -321,6 +321,29 @@ bool proxy_outlier_ejected(struct proxy_outlier_state *e, uint32_t revival, uint
 bool proxy_pick_exclusions(bool *excluded, const bool *tried, uint32_t n,
                            uint32_t panic_percent);
 
+/* The retry budget (Linkerd's): every request earns budget_ratio of a retry, and
+ * budget_min_per_s retries a second are always allowed (a new budget starts with a second's
+ * worth, so a cluster's first failures are retried too). */
+struct proxy_budget {
+    double tokens;
+    uint64_t at_ms; /* last refill; 0 = new */
+};
+void proxy_budget_earn(struct proxy_budget *b, const struct proxy_retry *rp, uint64_t now_ms);
+/* Takes one retry from the budget: true, or false when it is spent. */
+bool proxy_budget_spend(struct proxy_budget *b, const struct proxy_retry *rp, uint64_t now_ms);
+void proxy_budget_refund(struct proxy_budget *b); /* a retry taken and not made */
+
+/* A rate limit's token bucket for one key (by hash). */
+struct proxy_bucket {
+    uint32_t key_hash;
+    double tokens;
+    uint64_t at_ms;
+};
+/* One request of key_hash: 0 when allowed, else the seconds to wait (>= 1, Retry-After). A
+ * bucket that held another key starts full for this one. */
+uint32_t proxy_bucket_take(struct proxy_bucket *b, uint32_t key_hash, double rate_per_s,
+                           double burst, uint64_t now_ms);
+
 /* ==========================================================================================
  * Gateway (gateway.c, forward.c)
  * ========================================================================================== */

@@ -71,16 +71,8 @@ struct gw_cluster_rt {
     bool *tried;       /* scratch for picks */
     uint32_t active_requests;
     struct proxy_breaker_state breaker;
-    /* retry budget: tokens earned by requests, spent by retries */
-    double budget_tokens;
-    uint64_t budget_at_ms;
+    struct proxy_budget budget; /* retries: earned by requests, spent by retries */
     uint64_t retries, breaker_opens, ejections_total, rejected_limit;
-};
-
-struct gw_bucket {
-    uint32_t key_hash;
-    double tokens;
-    uint64_t at_ms;
 };
 
 struct gw_cache_entry {
@@ -95,7 +87,7 @@ struct gw_cache_entry {
 };
 
 struct gw_route_rt {
-    struct gw_bucket *buckets; /* rate limiting, fixed table */
+    struct proxy_bucket *buckets; /* rate limiting, fixed table */
     uint32_t nbuckets;
     struct gw_cache_entry *cache; /* stale fallback, most recent first */
     size_t cache_bytes;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* resilience.c: the decisions of the cluster breaker, outlier ejection and endpoint eligibility
- * (panic threshold, previous hosts), as plain functions over plain structs. forward.c gathers
+/* resilience.c: the decisions of the cluster breaker, outlier ejection, endpoint eligibility
+ * (panic threshold, previous hosts), the retry budget and rate-limit buckets, as plain
+ * functions over plain structs. forward.c gathers
  * the inputs on the request path and carries out what these return; tests/unit/proxy/
  * test_resilience.c drives them without sockets.
  *
@@ -11,6 +12,7 @@
  * only when the cluster as a whole fails its requests. */
 #include "proxy/proxy.h"
 
+#include <math.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------------------------------
@@ -235,4 +237,63 @@ bool proxy_pick_exclusions(bool *excluded, const bool *tried, uint32_t n,
     }
     /* else every usable endpoint was tried: the balancer's own avoid of the last one decides */
     return panic;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Retry budget and rate-limit buckets
+ * ------------------------------------------------------------------------------------------ */
+static void budget_refill(struct proxy_budget *b, const struct proxy_retry *rp, uint64_t now)
+{
+    double cap = (double)rp->budget_min_per_s * 10.0 + 100.0 * rp->budget_ratio;
+
+    if (b->at_ms == 0) {
+        b->at_ms = now;
+        b->tokens = rp->budget_min_per_s;
+    }
+    if (now > b->at_ms)
+        b->tokens += (double)(now - b->at_ms) / 1000.0 * rp->budget_min_per_s;
+    b->at_ms = SH_MAX(b->at_ms, now);
+    if (b->tokens > cap)
+        b->tokens = cap;
+}
+
+void proxy_budget_earn(struct proxy_budget *b, const struct proxy_retry *rp, uint64_t now_ms)
+{
+    budget_refill(b, rp, now_ms);
+    b->tokens += rp->budget_ratio;
+}
+
+bool proxy_budget_spend(struct proxy_budget *b, const struct proxy_retry *rp, uint64_t now_ms)
+{
+    budget_refill(b, rp, now_ms);
+    if (b->tokens < 1.0)
+        return false;
+    b->tokens -= 1.0;
+    return true;
+}
+
+void proxy_budget_refund(struct proxy_budget *b)
+{
+    b->tokens += 1.0;
+}
+
+uint32_t proxy_bucket_take(struct proxy_bucket *b, uint32_t key_hash, double rate_per_s,
+                           double burst, uint64_t now_ms)
+{
+    uint32_t wait_s;
+
+    if (b->key_hash != key_hash || b->at_ms == 0) {
+        b->key_hash = key_hash;
+        b->tokens = burst;
+        b->at_ms = now_ms;
+    }
+    if (now_ms > b->at_ms)
+        b->tokens = SH_MIN(burst, b->tokens + (double)(now_ms - b->at_ms) / 1000.0 * rate_per_s);
+    b->at_ms = SH_MAX(b->at_ms, now_ms);
+    if (b->tokens >= 1.0) {
+        b->tokens -= 1.0;
+        return 0;
+    }
+    wait_s = (uint32_t)ceil((1.0 - b->tokens) / (rate_per_s > 0 ? rate_per_s : 1.0));
+    return wait_s ? wait_s : 1;
 }

@@ -93,8 +93,7 @@ static struct gw_state *state_build(struct gw_worker *w, struct snap *snap,
             c->breaker = prev->breaker;
             /* a probe in flight reports to the old generation's state: let this one probe */
             c->breaker.probe_in_flight = false;
-            c->budget_tokens = prev->budget_tokens;
-            c->budget_at_ms = prev->budget_at_ms;
+            c->budget = prev->budget;
             /* an endpoint carries over only as the same registration: a re-registered
              * instance (a restart) starts afresh, never ejected for its predecessor */
             for (uint32_t e = 0; e < cl->nendpoints; e++) {
@@ -107,7 +106,7 @@ static struct gw_state *state_build(struct gw_worker *w, struct snap *snap,
     for (uint32_t i = 0; i < cfg->nroutes; i++) {
         if (cfg->routes[i].ratelimit.rate_per_s > 0) {
             st->routes[i].nbuckets = 4096;
-            st->routes[i].buckets = sh_calloc(4096, sizeof(struct gw_bucket));
+            st->routes[i].buckets = sh_calloc(4096, sizeof(struct proxy_bucket));
             if (!st->routes[i].buckets)
                 goto fail;
         }

@@ -234,6 +234,47 @@ static void test_resilience__retries_skip_tried_endpoints(void **state)
     assert_true(!ex[0] && !ex[1] && ex[2]);
 }
 
+static void test_resilience__budget_starts_with_a_second_and_caps_retries(void **state)
+{
+    struct proxy_cluster cl;
+    struct proxy_budget b = {0};
+    int retries = 0;
+    (void)state;
+
+    proxy_cluster_defaults(&cl); /* 20%, 10 a second */
+    /* a new cluster: its first failures are retried (a second's worth) */
+    for (int i = 0; i < 10; i++)
+        assert_true(proxy_budget_spend(&b, &cl.retry, 1000));
+    assert_false(proxy_budget_spend(&b, &cl.retry, 1000));
+    /* then 1,000 requests in the same millisecond, each wanting a retry: about 20% get one */
+    for (int i = 0; i < 1000; i++) {
+        proxy_budget_earn(&b, &cl.retry, 1000);
+        retries += proxy_budget_spend(&b, &cl.retry, 1000);
+    }
+    assert_in_range(retries, 195, 205);
+    /* a second later, min_per_second more */
+    for (int i = 0; i < 10; i++)
+        assert_true(proxy_budget_spend(&b, &cl.retry, 2000));
+    assert_false(proxy_budget_spend(&b, &cl.retry, 2000));
+    proxy_budget_refund(&b);
+    assert_true(proxy_budget_spend(&b, &cl.retry, 2000));
+}
+
+static void test_resilience__bucket_limits_and_says_when(void **state)
+{
+    struct proxy_bucket b = {0};
+    (void)state;
+
+    /* 2 a second, burst 3 */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(proxy_bucket_take(&b, 42, 2.0, 3.0, 1000), 0);
+    assert_int_equal(proxy_bucket_take(&b, 42, 2.0, 3.0, 1000), 1);
+    assert_int_equal(proxy_bucket_take(&b, 42, 2.0, 3.0, 1500), 0); /* one token in 500 ms */
+    assert_int_equal(proxy_bucket_take(&b, 42, 0.1, 3.0, 1500), 10); /* 0.1/s: wait 10 s */
+    /* another key taking the slot starts full */
+    assert_int_equal(proxy_bucket_take(&b, 7, 2.0, 3.0, 1500), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -247,6 +288,8 @@ int main(void)
         SH_TEST(test_resilience__outlier_respects_max_share_and_decays),
         SH_TEST(test_resilience__panic_threshold),
         SH_TEST(test_resilience__retries_skip_tried_endpoints),
+        SH_TEST(test_resilience__budget_starts_with_a_second_and_caps_retries),
+        SH_TEST(test_resilience__bucket_limits_and_says_when),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
