@@ -169,17 +169,23 @@ static int convert(struct cfgkv *kv, struct cfgkv_result *res)
     return 0;
 }
 
+/* The start of a read of one key: res emptied, the key checked, its store key made in buf. */
+static int read_one(struct cfgkv *kv, struct slice key, struct cfgkv_result *res, char *buf,
+                    struct slice *skey)
+{
+    memset(res, 0, sizeof(*res));
+    SH_TRY(cfgkv__check(kv, key, false));
+    *skey = cfgkv__skey(buf, key);
+    return 0;
+}
+
 int cfgkv_get(struct cfgkv *kv, struct slice key, struct cfgkv_result *res)
 {
     char buf[CFGKV__SKEY_BUF];
     struct slice skey;
     int rc;
 
-    memset(res, 0, sizeof(*res));
-    rc = cfgkv__check(kv, key, false);
-    if (rc < 0)
-        return rc;
-    skey = cfgkv__skey(buf, key);
+    SH_TRY(read_one(kv, key, res, buf, &skey));
     rc = store_get(kv->st, skey, &res->raw);
     if (rc == SH_ENOENT) {
         rc = missing_key_index(kv, skey, &res->index);
@@ -276,11 +282,7 @@ int cfgkv_history(struct cfgkv *kv, struct slice key, struct cfgkv_result *res)
     struct slice skey;
     int rc;
 
-    memset(res, 0, sizeof(*res));
-    rc = cfgkv__check(kv, key, false);
-    if (rc < 0)
-        return rc;
-    skey = cfgkv__skey(buf, key);
+    SH_TRY(read_one(kv, key, res, buf, &skey));
     rc = store_history(kv->st, skey, kv->history, &res->raw);
     if (rc < 0)
         store_failed(kv, rc, "history of", key);

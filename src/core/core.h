@@ -20,6 +20,12 @@
 #define SH_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define SH_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SH_MAX(a, b) ((a) > (b) ? (a) : (b))
+/* Sets the config field <lv> to <v> when it was left 0 (the "0 = default" rule of configs). */
+#define SH_DEFAULT(lv, v)                                                                      \
+    do {                                                                                       \
+        if ((lv) == 0)                                                                         \
+            (lv) = (v);                                                                        \
+    } while (0)
 /* Returns from the calling function the negative result of <expr>. */
 #define SH_TRY(expr)                                                                           \
     do {                                                                                       \

@@ -675,17 +675,13 @@ int http_client_new(uv_loop_t *loop, const struct http_client_config *cfg,
         cl->cfg = *cfg;
     if (cl->cfg.limits.max_head == 0)
         cl->cfg.limits = HTTP_LIMITS_DEFAULT;
-#define DEFAULT(field, v)                                                                      \
-    if (cl->cfg.field == 0)                                                                    \
-    cl->cfg.field = (v)
-    DEFAULT(max_idle_per_host, 32);
-    DEFAULT(max_conns_per_host, 1024);
-    DEFAULT(max_pending_per_host, 1024);
-    DEFAULT(idle_timeout_ms, 60000);
-    DEFAULT(connect_timeout_ms, 5000);
-    DEFAULT(write_high_bytes, 256 * 1024);
-    DEFAULT(write_low_bytes, 64 * 1024);
-#undef DEFAULT
+    SH_DEFAULT(cl->cfg.max_idle_per_host, 32);
+    SH_DEFAULT(cl->cfg.max_conns_per_host, 1024);
+    SH_DEFAULT(cl->cfg.max_pending_per_host, 1024);
+    SH_DEFAULT(cl->cfg.idle_timeout_ms, 60000);
+    SH_DEFAULT(cl->cfg.connect_timeout_ms, 5000);
+    SH_DEFAULT(cl->cfg.write_high_bytes, 256 * 1024);
+    SH_DEFAULT(cl->cfg.write_low_bytes, 64 * 1024);
     http__flusher_init(loop, &cl->fl);
     cl->fl.prep.data = &cl->fl;
     cl->open_handles = 1;

@@ -693,15 +693,11 @@ int http_server_new(uv_loop_t *loop, const struct http_server_config *cfg,
     srv->cfg = *cfg;
     if (srv->cfg.limits.max_head == 0)
         srv->cfg.limits = HTTP_LIMITS_DEFAULT;
-#define DEFAULT(field, v)                                                                      \
-    if (srv->cfg.field == 0)                                                                   \
-    srv->cfg.field = (v)
-    DEFAULT(header_timeout_ms, 10000);
-    DEFAULT(body_timeout_ms, 30000);
-    DEFAULT(idle_timeout_ms, 60000);
-    DEFAULT(send_timeout_ms, 60000);
-    DEFAULT(max_connections, 10000);
-#undef DEFAULT
+    SH_DEFAULT(srv->cfg.header_timeout_ms, 10000);
+    SH_DEFAULT(srv->cfg.body_timeout_ms, 30000);
+    SH_DEFAULT(srv->cfg.idle_timeout_ms, 60000);
+    SH_DEFAULT(srv->cfg.send_timeout_ms, 60000);
+    SH_DEFAULT(srv->cfg.max_connections, 10000);
     fd = http__listen_socket((struct sockaddr *)&ss, cfg->reuseport, BACKLOG);
     if (fd < 0) {
         sh_diag_set(diag, addr, "cannot listen: %s", sh_strerror(fd));

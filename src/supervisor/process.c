@@ -558,17 +558,13 @@ int sup_procs_new(const struct sup_procs_config *cfg, uv_loop_t *loop, struct su
             return rc;
         }
     }
-#define DEFAULT(field, value)                                                                  \
-    if (procs->cfg.field == 0)                                                                 \
-    procs->cfg.field = (value)
-    DEFAULT(start_period_ms, 1000);
-    DEFAULT(backoff_initial_ms, 100);
-    DEFAULT(backoff_max_ms, 30000);
-    DEFAULT(backoff_reset_ms, 10000);
-    DEFAULT(crash_loop_restarts, 5);
-    DEFAULT(crash_loop_window_ms, 60000);
-    DEFAULT(max_line_bytes, SUP_MAX_LINE_BYTES);
-#undef DEFAULT
+    SH_DEFAULT(procs->cfg.start_period_ms, 1000);
+    SH_DEFAULT(procs->cfg.backoff_initial_ms, 100);
+    SH_DEFAULT(procs->cfg.backoff_max_ms, 30000);
+    SH_DEFAULT(procs->cfg.backoff_reset_ms, 10000);
+    SH_DEFAULT(procs->cfg.crash_loop_restarts, 5);
+    SH_DEFAULT(procs->cfg.crash_loop_window_ms, 60000);
+    SH_DEFAULT(procs->cfg.max_line_bytes, SUP_MAX_LINE_BYTES);
     if (procs->cfg.backoff_initial_ms > procs->cfg.backoff_max_ms)
         procs->cfg.backoff_initial_ms = procs->cfg.backoff_max_ms;
     *out = procs;
