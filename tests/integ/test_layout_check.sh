@@ -14,6 +14,7 @@ failures=0
 fresh_copy() {
     rm -rf -- "$tmp/src"
     cp -R -- "$src/src" "$tmp/src"
+    cp -- "$src/CMakeLists.txt" "$tmp/CMakeLists.txt"
 }
 
 run_check() {
@@ -54,6 +55,9 @@ expect_violation "raw malloc" cli/cli.c 'static void *planted(void) { return mal
 expect_violation "sqlite3.h outside store" http/parser.c '#include <sqlite3.h>'
 expect_violation "header including an upward component" http/http.h '#include "cli/cli.h"'
 expect_violation "unknown component" extra/thing.c '/* planted */'
+expect_violation "a component including a main program header" proxy/lb.c '#include "up.h"'
+expect_violation "an arrow CMake does not link" cli/cli.c '#include "store/store.h"'
+expect_violation "registry may not include proxy" registry/check.c '#include "proxy/proxy.h"'
 
 # The clean copy still passes after all that (fresh_copy really restores).
 fresh_copy
