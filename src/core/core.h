@@ -248,6 +248,8 @@ struct sh_node {
     struct sh_node **values;  /* MAP: values[i] belongs to items[i]; NULL otherwise */
     size_t count;             /* SEQ: items; MAP: pairs */
     size_t cap;               /* private: room in items/values */
+    const char *origin;       /* NULL, or the path the user wrote for this node when a builder
+                               * made it from another document (sh_node_set_origin) */
 };
 
 struct sh_doc {
@@ -276,6 +278,13 @@ SH_MUST_CHECK int sh_node_seq_append(struct sh_doc *doc, struct sh_node *seq,
  * (a reader rejects them). 0 or SH_ENOMEM (map unchanged). */
 SH_MUST_CHECK int sh_node_map_append(struct sh_doc *doc, struct sh_node *map,
                                      struct sh_node *key, struct sh_node *value);
+
+/* Labels <node> with the path the user wrote for it ("services.api.resilience") when a builder
+ * made it from another document: readers name that path in their errors rather than their own
+ * (sh_node_path). The text is copied into doc. 0 or SH_ENOMEM. */
+SH_MUST_CHECK int sh_node_set_origin(struct sh_doc *doc, struct sh_node *node, const char *path);
+/* The path to name <node> by: its origin when set, else <fallback>. */
+const char *sh_node_path(const struct sh_node *node, const char *fallback);
 
 /* Lookups. sh_node_get returns the value stored under <key> in <map> (first match), or NULL
  * when map is NULL, not a MAP, or has no such key: chains like
@@ -321,6 +330,64 @@ SH_MUST_CHECK int sh_node_duration_ms(const struct sh_node *node, const char *pa
 /* A size as sh_parse_size reads it ("512", "64KiB"); quoting is allowed. */
 SH_MUST_CHECK int sh_node_size(const struct sh_node *node, const char *path, uint64_t *out_bytes,
                                struct sh_diag *d);
+/* A ratio written "20%" or 0.2, into [0, 1]. */
+SH_MUST_CHECK int sh_node_ratio(const struct sh_node *node, const char *path, double *out,
+                                struct sh_diag *d);
+
+/* ------------------------------------------------------------------------------------------
+ * Schema reader (schema.c): a MAP read into a C struct by a table of fields (name, kind,
+ * offset, limits), so every reader of YAML (the gateway's config, the manifest) refuses unknown
+ * keys, checks limits and names the user's path in the same way:
+ *     static const struct sh_field retry_fields[] = {
+ *         {"max", SH_FIELD_U32, offsetof(struct proxy_retry, max_retries), 0, 10},
+ *         {"backoff", SH_FIELD_MS, offsetof(struct proxy_retry, backoff_base_ms)},
+ *         ...};
+ *     SH_SCHEMA(retry_schema, retry_fields, NULL);
+ *     SH_TRY(sh_schema_read(&retry_schema, node, "clusters[api].retry", &cl->retry, ctx, d));
+ * Errors: "<path>.<field>: ..." at the value's file:line:col, where <path> is the map's origin
+ * when a builder set one (sh_node_set_origin), so a manifest's `services.api.resilience.retry`
+ * is named as the user wrote it, not as the gateway document it became.
+ * ------------------------------------------------------------------------------------------ */
+enum sh_field_kind {
+    SH_FIELD_U32 = 0, /* an unquoted integer in [min, max] (max 0: UINT32_MAX) into uint32_t */
+    SH_FIELD_MS,      /* a duration into uint32_t milliseconds, in [min, max] (0: ~49 days) */
+    SH_FIELD_SIZE,    /* a size ("64KiB") into uint32_t bytes, in [min, max] (0: UINT32_MAX) */
+    SH_FIELD_RATIO,   /* "20%" or 0.2 into double in [0, 1] */
+    SH_FIELD_PERCENT, /* "50%" or 50 into uint32_t in [0, 100] */
+    SH_FIELD_BOOL,    /* into bool */
+    SH_FIELD_STR,     /* into const char *, borrowed from the document */
+    SH_FIELD_MAP,     /* a nested map read with <sub> into the struct at offset */
+    SH_FIELD_FN,      /* read(node, path, field, ctx, d) does it */
+};
+/* A custom field reader: <field> points at offset within the object. 0 or SH_E* with d set. */
+typedef int sh_field_read_fn(const struct sh_node *node, const char *path, void *field,
+                             void *ctx, struct sh_diag *d);
+/* Rules across fields, run after the fields of <obj> were read from <map>. */
+typedef int sh_schema_check_fn(const struct sh_node *map, const char *path, void *obj,
+                               void *ctx, struct sh_diag *d);
+struct sh_schema;
+struct sh_field {
+    const char *name;
+    enum sh_field_kind kind;
+    size_t offset;
+    uint64_t min, max;
+    const struct sh_schema *sub; /* SH_FIELD_MAP */
+    sh_field_read_fn *read;      /* SH_FIELD_FN */
+};
+struct sh_schema {
+    const struct sh_field *fields;
+    size_t count;                /* at most SH_SCHEMA_MAX_FIELDS */
+    sh_schema_check_fn *check;   /* NULL: none */
+};
+enum { SH_SCHEMA_MAX_FIELDS = 48 };
+#define SH_SCHEMA(name, fields, check)                                                         \
+    static const struct sh_schema name = {(fields), SH_ARRAY_LEN(fields), (check)}
+/* Reads the MAP <map> into <obj>: unknown keys are refused (with a "did you mean"), each field
+ * present is read into obj + offset and checked against its limits, absent ones keep what obj
+ * held (the defaults), then s->check runs. <path> names the map (its origin wins). ctx is
+ * handed to custom readers and checks. 0, or SH_EPARSE/SH_ETOOBIG/SH_ENOMEM with d set. */
+SH_MUST_CHECK int sh_schema_read(const struct sh_schema *s, const struct sh_node *map,
+                                 const char *path, void *obj, void *ctx, struct sh_diag *d);
 
 /* ------------------------------------------------------------------------------------------
  * Logging: leveled, structured. A record is a constant message plus typed fields; it prints as

@@ -7,6 +7,7 @@
 #include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int sh_doc_new(const char *file, struct sh_doc **out)
@@ -131,6 +132,21 @@ static bool text_is(const struct sh_node *n, const char *s)
     size_t len = strlen(s);
 
     return n->len == len && memcmp(n->text, s, len) == 0;
+}
+
+int sh_node_set_origin(struct sh_doc *doc, struct sh_node *node, const char *path)
+{
+    char *copy = arena_strndup(&doc->arena, path, strlen(path));
+
+    if (!copy)
+        return SH_ENOMEM;
+    node->origin = copy;
+    return 0;
+}
+
+const char *sh_node_path(const struct sh_node *node, const char *fallback)
+{
+    return node && node->origin ? node->origin : fallback;
 }
 
 const struct sh_node *sh_node_get(const struct sh_node *map, const char *key)
@@ -425,4 +441,24 @@ int sh_node_size(const struct sh_node *node, const char *path, uint64_t *out_byt
                  struct sh_diag *d)
 {
     return parse_units(node, path, out_bytes, d, sh_parse_size);
+}
+
+int sh_node_ratio(const struct sh_node *node, const char *path, double *out, struct sh_diag *d)
+{
+    const char *s;
+    char *end;
+    double v;
+
+    SH_TRY(sh_node_str(node, path, &s, d));
+    v = strtod(s, &end);
+    if (end == s)
+        return sh_node_fail(d, node, path, "'%s' is not a ratio (write 20%% or 0.2)", s);
+    if (*end == '%' && end[1] == '\0')
+        v /= 100.0;
+    else if (*end != '\0')
+        return sh_node_fail(d, node, path, "'%s' is not a ratio (write 20%% or 0.2)", s);
+    if (!(v >= 0.0 && v <= 1.0))
+        return sh_node_fail(d, node, path, "'%s' is outside 0%%..100%%", s);
+    *out = v;
+    return 0;
 }
