@@ -306,7 +306,9 @@ static bool from_loopback(struct admin_req *r)
 {
     const char *peer = http_exchange_peer(r->ex);
 
-    return strncmp(peer, "127.", 4) == 0 || strncmp(peer, "[::1]", 5) == 0;
+    /* an IPv4 client of a "[::]" (dual-stack) listener shows as [::ffff:127.x.y.z] */
+    return strncmp(peer, "127.", 4) == 0 || strncmp(peer, "[::1]", 5) == 0 ||
+           strncmp(peer, "[::ffff:127.", 12) == 0;
 }
 
 /* 0 when the request may go on; otherwise the reply was sent. */
@@ -464,7 +466,6 @@ int admin_new(uv_loop_t *loop, const struct admin_config *cfg, struct admin **ou
 {
     struct admin *a = sh_calloc(1, sizeof(*a));
     struct sockaddr_storage ss;
-    char host[64];
     int rc;
 
     *out = NULL;
@@ -488,17 +489,13 @@ int admin_new(uv_loop_t *loop, const struct admin_config *cfg, struct admin **ou
     else if (gethostname(a->node, sizeof(a->node) - 1) != 0)
         snprintf(a->node, sizeof(a->node), "node-1");
     a->started_ms = uv_now(loop);
-    rc = http_parse_addr(a->cfg.listen, &ss, d);
+    rc = sh_listen_parse(a->cfg.listen, &ss, d);
     if (rc < 0) {
         sh_free(a);
         return rc;
     }
-    http_format_addr((struct sockaddr *)&ss, host, sizeof(host));
-    *strrchr(host, ':') = '\0';
     struct http_server_config scfg = {
-        .host = host[0] == '[' ? "::1" : host,
-        .port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                : ((struct sockaddr_in *)&ss)->sin_port),
+        .addr = &ss,
         .on_request = on_request,
         .data = a,
         .idle_timeout_ms = 700000, /* blocking queries hold a connection up to 10 min */

@@ -74,7 +74,7 @@ int cli__api(const char *method, const char *path, struct slice body, uint32_t t
         addr += 7;
     memset(c, 0, sizeof(*c));
     c->body = BUF_INIT(64 << 20);
-    if (http_parse_addr(addr, &ss, &d) < 0) {
+    if (sh_addr_parse(addr, &ss, &d) < 0) {
         fprintf(stderr, "shoal: SHOAL_ADDR: %s\n", d.what);
         return 1;
     }

@@ -296,10 +296,10 @@ static int read_endpoint(struct rd *r, const struct sh_node *n, const char *path
             SH_TRY(get_u32(r, v, pathf(r, "%s.weight", p), 0, 1000, &ep->weight));
     }
     SH_TRY(sh_node_str(addr, p, &ep->name, r->d));
-    if (http_parse_addr(ep->name, &ep->addr, &ad) < 0)
+    if (sh_addr_parse(ep->name, &ep->addr, &ad) < 0)
         return fail_at(r, addr, "%s: %s", p, ad.what);
     /* the canonical text: "localhost:80" becomes "127.0.0.1:80" */
-    ep->name = cfg_dup(r, http_format_addr((struct sockaddr *)&ep->addr, text, sizeof(text)));
+    ep->name = cfg_dup(r, sh_addr_format(&ep->addr, text, sizeof(text)));
     return ep->name ? 0 : SH_ENOMEM;
 }
 
@@ -808,12 +808,12 @@ static int read_top(struct rd *r, const struct sh_node *root)
     SH_TRY(sh_node_check_keys(root, keys, "top level", r->d));
     if ((v = sh_node_get(root, "listen"))) {
         SH_TRY(get_str(r, v, "listen", &cfg->listen));
-        if (http_parse_addr(cfg->listen, &ss, &ad) < 0)
+        if (sh_listen_parse(cfg->listen, &ss, &ad) < 0)
             return fail_at(r, v, "listen: %s", ad.what);
     }
     if ((v = sh_node_get(root, "admin")) && v->kind != SH_NODE_NULL) {
         SH_TRY(get_str(r, v, "admin", &cfg->admin));
-        if (http_parse_addr(cfg->admin, &ss, &ad) < 0)
+        if (sh_listen_parse(cfg->admin, &ss, &ad) < 0)
             return fail_at(r, v, "admin: %s", ad.what);
     }
     if ((v = sh_node_get(root, "control_plane"))) {
@@ -822,7 +822,7 @@ static int read_top(struct rd *r, const struct sh_node *root)
         SH_TRY(sh_node_check_keys(v, ck, "control_plane", r->d));
         SH_TRY(sh_node_require(v, "address", "control_plane", &x, r->d));
         SH_TRY(get_str(r, x, "control_plane.address", &cfg->control_plane));
-        if (http_parse_addr(cfg->control_plane, &ss, &ad) < 0)
+        if (sh_addr_parse(cfg->control_plane, &ss, &ad) < 0)
             return fail_at(r, x, "control_plane.address: %s", ad.what);
         if ((x = sh_node_get(v, "token")))
             SH_TRY(get_str(r, x, "control_plane.token", &cfg->control_plane_token));

@@ -157,7 +157,7 @@ int proxy_discovery_new(uv_loop_t *loop, const char *address, const char *token,
     *out = NULL;
     if (!d)
         return SH_ENOMEM;
-    rc = http_parse_addr(address, &d->addr, diag);
+    rc = sh_addr_parse(address, &d->addr, diag);
     if (rc < 0) {
         sh_free(d);
         return rc;
@@ -257,7 +257,7 @@ int proxy_discovery_endpoints(struct proxy_discovery *d, const char *service, st
         text[addr.len] = '\0';
         struct proxy_endpoint *ep = &(*out)[n];
         memset(ep, 0, sizeof(*ep));
-        if (http_parse_addr(text, &ep->addr, NULL) != 0)
+        if (sh_addr_parse(text, &ep->addr, NULL) != 0)
             continue; /* a hostname: not resolvable here, skipped */
         ep->name = arena_strndup(a, text, addr.len);
         if (!ep->name)
