@@ -233,28 +233,48 @@ const char *admin__query(struct admin_req *r, const char *name)
     return admin__query_nth(r, name, 0);
 }
 
-void admin__blocking_params(struct admin_req *r, uint64_t *index, uint64_t *wait_ms)
+int admin__blocking_params(struct admin_req *r, uint64_t *index, uint64_t *wait_ms)
 {
     const char *v;
+    char what[160];
+    int rc;
 
     *index = 0;
     *wait_ms = 0;
     v = admin__query(r, "index");
-    if (v && slice_to_u64(slice_from_cstr(v), index) != 0)
+    if (v && *v && slice_to_u64(slice_from_cstr(v), index) != 0) {
+        snprintf(what, sizeof(what),
+                 "index: '%.64s' is not an index (a decimal number from X-Consul-Index)", v);
+        admin__reply_error(r, 400, "index", what);
         *index = 0;
+        return -1;
+    }
     v = admin__query(r, "wait");
     if (v && *v) {
-        /* Consul clients send "120000ms"; a bare number means seconds there */
+        /* Consul clients send "120000ms"; a bare number means seconds there. Values past the
+         * cap are clamped to it (as Consul does), huge ones included: no multiplication here
+         * can overflow */
         uint64_t n;
-        if (slice_to_u64(slice_from_cstr(v), &n) == 0)
-            *wait_ms = n * 1000;
-        else if (sh_parse_duration_ms(slice_from_cstr(v), wait_ms, NULL) != 0)
-            *wait_ms = 0;
+        rc = slice_to_u64(slice_from_cstr(v), &n);
+        if (rc == 0 || rc == SH_ETOOBIG)
+            *wait_ms = rc == 0 && n <= ADMIN_WAIT_MAX_MS / 1000 ? n * 1000 : ADMIN_WAIT_MAX_MS;
+        else if ((rc = sh_parse_duration_ms(slice_from_cstr(v), wait_ms, NULL)) == SH_ETOOBIG)
+            *wait_ms = ADMIN_WAIT_MAX_MS;
+        else if (rc != 0) {
+            snprintf(what, sizeof(what),
+                     "wait: '%.64s' is not a duration (write e.g. 30s, 5m or 120000ms; at most "
+                     "10m)",
+                     v);
+            admin__reply_error(r, 400, "wait", what);
+            *index = *wait_ms = 0;
+            return -1;
+        }
     }
     if (*index && *wait_ms == 0)
         *wait_ms = 5 * 60 * 1000; /* Consul's default */
-    if (*wait_ms > 10 * 60 * 1000)
-        *wait_ms = 10 * 60 * 1000;
+    if (*wait_ms > ADMIN_WAIT_MAX_MS)
+        *wait_ms = ADMIN_WAIT_MAX_MS;
+    return 0;
 }
 
 /* ------------------------------------------------------------------------------------------

@@ -236,6 +236,43 @@ def blocking_queries_answer_on_change_and_at_the_deadline(_):
 
 
 @test
+def blocking_wait_is_clamped_and_garbage_is_400(_):
+    srv = Server()
+    try:
+        assert srv.call("PUT", "/v1/kv/w/k", b"1")[0] == 200
+        i = int(srv.call("GET", "/v1/kv/w/k")[1]["X-Consul-Index"])
+        # garbage is refused, naming the parameter
+        for q, field in ((f"index={i}&wait=soon", "wait"), (f"index={i}&wait=-5s", "wait"),
+                         ("index=abc", "index"), ("index=-1", "index")):
+            for path in ("/v1/kv/w/k", "/v1/catalog/services", "/v1/health/service/x"):
+                st, _, b = srv.call("GET", f"{path}?{q}")
+                assert st == 400 and json.loads(b)["field"] == field, (path, q, st, b)
+                assert field in json.loads(b)["error"], b
+        # absurd waits are clamped to 10 minutes, not wrapped: 18446744073709552 s times 1000
+        # overflowed to 384 ms before, so the query answered at once
+        for wait in ("18446744073709552", "99999999999999999999999", "5124095576h", "1000000m"):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            try:
+                s.sendall(f"GET /v1/kv/w/k?index={i}&wait={wait} HTTP/1.1\r\nHost: x\r\n"
+                          f"\r\n".encode())
+                s.settimeout(1.5)
+                try:
+                    early = s.recv(4096)
+                except socket.timeout:
+                    early = None
+                assert early is None, f"wait={wait} answered at once: {early[:80]!r}"
+                srv.call("PUT", "/v1/kv/w/k", wait.encode())  # wakes it
+                s.settimeout(10)
+                head = s.recv(4096)
+                assert head.startswith(b"HTTP/1.1 200"), head[:80]
+            finally:
+                s.close()
+            i = int(srv.call("GET", "/v1/kv/w/k")[1]["X-Consul-Index"])
+    finally:
+        srv.stop()
+
+
+@test
 def kv_cas_history_and_rollback(_):
     srv = Server()
     try:
