@@ -46,7 +46,7 @@ struct admin {
     uv_loop_t *loop;
     struct admin_config cfg;
     struct http_server *srv;
-    char token[128];
+    char token[SH_TOKEN_MAX_LEN + 1];
     char node[64];
     uint64_t started_ms;
     struct admin_req *waiting; /* blocking queries, for shutdown */

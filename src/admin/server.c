@@ -353,6 +353,13 @@ static int check_token(struct admin_req *r)
                            "a token is required: send 'Authorization: Bearer <token>'");
         return -1;
     }
+    if (got.len > SH_TOKEN_MAX_LEN) {
+        char what[96];
+        snprintf(what, sizeof(what), "the token is longer than %d characters",
+                 SH_TOKEN_MAX_LEN);
+        admin__reply_error(r, 401, "token", what);
+        return -1;
+    }
     /* compare in constant time: the token guards every write */
     struct slice want = slice_from_cstr(r->a->token);
     unsigned char diff = got.len != want.len;
@@ -502,6 +509,11 @@ int admin_new(uv_loop_t *loop, const struct admin_config *cfg, struct admin **ou
         a->cfg.datacenter = "dc1";
     if (!a->cfg.max_body_bytes)
         a->cfg.max_body_bytes = 1 << 20;
+    if (cfg->token && strlen(cfg->token) > SH_TOKEN_MAX_LEN) {
+        sh_diag_set(d, "token", "the token is longer than %d characters", SH_TOKEN_MAX_LEN);
+        sh_free(a);
+        return SH_ETOOBIG;
+    }
     if (cfg->token)
         snprintf(a->token, sizeof(a->token), "%s", cfg->token);
     if (cfg->node)
@@ -578,6 +590,7 @@ int admin_token_load(const char *data_dir, char *out, size_t out_len, bool *crea
                      struct sh_diag *d)
 {
     char path[1024];
+    char text[SH_TOKEN_MAX_LEN + 64];
     unsigned char raw[24];
     int fd;
     ssize_t n;
@@ -586,14 +599,20 @@ int admin_token_load(const char *data_dir, char *out, size_t out_len, bool *crea
     snprintf(path, sizeof(path), "%s/token", data_dir);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
-        n = read(fd, out, out_len - 1);
+        n = read(fd, text, sizeof(text));
         close(fd);
         if (n <= 0) {
             sh_diag_set(d, path, "cannot read the token file");
             return SH_EPARSE;
         }
-        while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' '))
+        while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
             n--;
+        if ((size_t)n >= out_len || n > SH_TOKEN_MAX_LEN) {
+            sh_diag_set(d, path, "the token in this file is longer than %d characters",
+                        (int)SH_MIN(out_len - 1, SH_TOKEN_MAX_LEN));
+            return SH_ETOOBIG;
+        }
+        memcpy(out, text, (size_t)n);
         out[n] = '\0';
         if (n < 16) {
             sh_diag_set(d, path, "the token in this file is shorter than 16 characters");

@@ -76,6 +76,10 @@ struct sh_diag {
 };
 void sh_diag_set(struct sh_diag *d, const char *where, const char *fmt, ...) SH_PRINTF(3, 4);
 
+/* The longest API token (admin API, CLI, gateway discovery) accepted anywhere; a longer one
+ * is refused where it is given, never cut. Buffers hold SH_TOKEN_MAX_LEN + 1 bytes. */
+#define SH_TOKEN_MAX_LEN 1024
+
 /* ------------------------------------------------------------------------------------------
  * Allocation. Everything allocates through these so tests can count live blocks and fail
  * the Nth allocation (curl's torture mode). sh_free(NULL) is a no-op.

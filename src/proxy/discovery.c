@@ -33,7 +33,7 @@ struct proxy_discovery {
     struct http_client *client;
     struct sockaddr_storage addr;
     char host[96];
-    char auth[200];
+    char auth[SH_TOKEN_MAX_LEN + 8]; /* "Bearer <token>" */
     proxy_discovery_fn *on_change;
     void *data;
     struct disc_service *services;
@@ -157,6 +157,12 @@ int proxy_discovery_new(uv_loop_t *loop, const char *address, const char *token,
     *out = NULL;
     if (!d)
         return SH_ENOMEM;
+    if (token && strlen(token) > SH_TOKEN_MAX_LEN) {
+        sh_diag_set(diag, "control_plane.token", "the token is longer than %d characters",
+                    SH_TOKEN_MAX_LEN);
+        sh_free(d);
+        return SH_ETOOBIG;
+    }
     rc = sh_addr_parse(address, &d->addr, diag);
     if (rc < 0) {
         sh_free(d);

@@ -272,6 +272,57 @@ def blocking_wait_is_clamped_and_garbage_is_400(_):
         srv.stop()
 
 
+LONG_TOKEN = "L" * 100 + "0123456789" * 10  # 200 characters
+
+
+@test
+def long_tokens_work_whole_or_are_refused(_):
+    srv = Server(token=LONG_TOKEN)
+    try:
+        assert srv.call("PUT", "/v1/kv/t", b"1", token=LONG_TOKEN)[0] == 200
+        # the first 127 characters were all that counted before: not any more
+        st, _, b = srv.call("PUT", "/v1/kv/t", b"2", token=LONG_TOKEN[:127])
+        assert st == 403, (st, b)
+        other = LONG_TOKEN[:150] + "X" + LONG_TOKEN[151:]
+        st, _, b = srv.call("PUT", "/v1/kv/t", b"2", token=other)
+        assert st == 403, (st, b)
+        st, _, b = srv.call("PUT", "/v1/kv/t", b"2", token=LONG_TOKEN + "x")
+        assert st == 403, (st, b)
+        # a presented token past the limit is refused saying so
+        st, _, b = srv.call("PUT", "/v1/kv/t", b"2", token="y" * 1025)
+        assert st == 401 and "1024" in json.loads(b)["error"], (st, b)
+        assert srv.call("GET", "/v1/kv/t?raw", token=None)[2] == b"1"
+        # the CLI sends the whole token, and refuses one past the limit
+        env = dict(os.environ, SHOAL_ADDR=f"127.0.0.1:{srv.port}", SHOAL_TOKEN=LONG_TOKEN)
+        p = subprocess.run([SHOAL, "config", "set", "t", "3"], capture_output=True, env=env,
+                           timeout=30)
+        assert p.returncode == 0, p.stderr
+        p = subprocess.run([SHOAL, "config", "set", "t", "4"], capture_output=True, timeout=30,
+                           env=dict(env, SHOAL_TOKEN=LONG_TOKEN[:127]))
+        assert p.returncode == 1 and b"403" in p.stderr, p.stderr
+        p = subprocess.run([SHOAL, "config", "set", "t", "4"], capture_output=True, timeout=30,
+                           env=dict(env, SHOAL_TOKEN="z" * 1025))
+        assert p.returncode != 0 and b"SHOAL_TOKEN" in p.stderr and b"1024" in p.stderr, \
+            p.stderr
+        assert srv.call("GET", "/v1/kv/t?raw", token=None)[2] == b"3"
+    finally:
+        srv.stop()
+    # a server token past the limit is refused at start
+    d = tempfile.mkdtemp(prefix="shoal-srv-")
+    env = dict(os.environ)
+    env.pop("SHOAL_TOKEN", None)
+    p = subprocess.run([SHOAL, "server", "--data-dir", d, "--listen", "127.0.0.1:0", "--token",
+                        "t" * 1025], capture_output=True, text=True, timeout=30, env=env)
+    assert p.returncode != 0 and "--token" in p.stderr and "1024" in p.stderr, p.stderr
+    # and so is a token file holding one
+    with open(os.path.join(d, "token"), "w") as f:
+        f.write("f" * 2000 + "\n")
+    p = subprocess.run([SHOAL, "server", "--data-dir", d, "--listen", "127.0.0.1:0"],
+                       capture_output=True, text=True, timeout=30, env=env)
+    assert p.returncode != 0 and "token" in p.stderr and "1024" in p.stderr, p.stderr
+    shutil.rmtree(d, ignore_errors=True)
+
+
 @test
 def kv_cas_history_and_rollback(_):
     srv = Server()
