@@ -651,7 +651,8 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
         }
     }
     if ((v = sh_node_get(m, "fallback"))) {
-        static const char *const fk[] = {"max_entry", "max_total", "max_age", NULL};
+        static const char *const fk[] = {"max_entry", "max_total", "max_age", "per_credential",
+                                         NULL};
         const struct sh_node *x;
         uint64_t sz;
         rt->fallback.enabled = true;
@@ -669,6 +670,9 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
             }
             if ((x = sh_node_get(v, "max_age")))
                 SH_TRY(get_ms(r, x, pathf(r, "%s.fallback.max_age", p), &rt->fallback.max_age_ms));
+            if ((x = sh_node_get(v, "per_credential")))
+                SH_TRY(sh_node_bool(x, pathf(r, "%s.fallback.per_credential", p),
+                                    &rt->fallback.per_credential, r->d));
         }
     }
     return 0;
@@ -776,7 +780,10 @@ static int render_json(struct proxy_config *cfg)
         if (r->ratelimit.rate_per_s > 0)
             buf_appendf(&b, ",\"rate_limit\":{\"rate\":%g,\"burst\":%u}", r->ratelimit.rate_per_s,
                         r->ratelimit.burst);
-        buf_appendf(&b, ",\"fallback\":%s}", r->fallback.enabled ? "true" : "false");
+        buf_appendf(&b, ",\"fallback\":%s}",
+                    !r->fallback.enabled          ? "false"
+                    : r->fallback.per_credential ? "{\"per_credential\":true}"
+                                                 : "true");
     }
     buf_appends(&b, SLICE("]}\n"));
     if (b.err) {
