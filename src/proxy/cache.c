@@ -20,6 +20,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 
 enum { CACHE_MIN_BUCKETS = 16 };
 
@@ -114,12 +115,23 @@ static void sink_buf(void *data, const char *p, size_t n)
     (void)buf_append(data, p, n); /* an error sticks in the buf */
 }
 
-static struct gw_cache_key key_hash(const struct proxy_fallback *fb, const struct http_head *req)
+/* FNV-1a from a per-table random basis: clients choose the keys, and a fixed hash would let
+ * them pick targets that all land in one bucket. */
+static struct gw_cache_key key_hash(uint64_t seed, const struct proxy_fallback *fb,
+                                    const struct http_head *req)
 {
-    struct gw_cache_key k = {.h = 0xcbf29ce484222325ull};
+    struct gw_cache_key k = {.h = 0xcbf29ce484222325ull ^ seed};
 
     key_walk(fb, req, sink_hash, &k);
     return k;
+}
+
+static uint64_t bytes_hash(uint64_t seed, const char *p, size_t n)
+{
+    struct gw_cache_key k = {.h = 0xcbf29ce484222325ull ^ seed};
+
+    sink_hash(&k, p, n);
+    return k.h;
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -189,9 +201,10 @@ bool proxy__cache_capture_begin(struct buf *cap, const struct proxy_fallback *fb
     if (!http_head_get(resp, SLICE("content-type"), &ct))
         ct = SLICE("application/octet-stream");
     memset(&hdr, 0, sizeof(hdr));
-    hdr.key = key_hash(fb, req);
     hdr.ctype_len = ct.len;
     hdr.status = resp->status;
+    struct gw_cache_key k = key_hash(0, fb, req); /* its length; the table hashes at store */
+    hdr.key.len = k.len;
     head = sizeof(hdr) + hdr.key.len + ct.len + 1;
     *cap = BUF_INIT(head + fb->max_entry_bytes);
     if (buf_reserve(cap, head + (resp->body == HTTP_BODY_LENGTH ? resp->content_length
@@ -278,6 +291,9 @@ static void grow(struct gw_cache *c)
 
     if (!b)
         return;
+    if (!c->nbuckets && getrandom(&c->seed, sizeof(c->seed), GRND_NONBLOCK) !=
+                            (ssize_t)sizeof(c->seed))
+        c->seed = sh_now_us() ^ (uint64_t)(uintptr_t)c;
     for (uint32_t i = 0; i < c->nbuckets; i++) {
         struct gw_cache_entry *e, *next;
         for (e = c->buckets[i]; e; e = next) {
@@ -299,7 +315,7 @@ const struct gw_cache_entry *proxy__cache_find(struct gw_cache *c,
 
     if (!c->count || !proxy__cache_request_ok(fb, req))
         return NULL;
-    e = lookup(c, fb, req, key_hash(fb, req));
+    e = lookup(c, fb, req, key_hash(c->seed, fb, req));
     if (!e)
         return NULL;
     if (now_ms - e->stored_ms > fb->max_age_ms) {
@@ -344,6 +360,7 @@ void proxy__cache_store(struct gw_cache *c, const struct proxy_fallback *fb, str
         sh_free(e);
         return;
     }
+    e->key.h = bytes_hash(c->seed, proxy__cache_entry_key(e), e->key.len);
     /* a newer answer replaces the copy under the same key */
     for (old = *bucket_of(c, e->key.h); old; old = old->hnext) {
         if (old->key.h == e->key.h && old->key.len == e->key.len &&

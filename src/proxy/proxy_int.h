@@ -112,6 +112,7 @@ struct gw_cache {
     uint32_t nbuckets, count;
     struct gw_cache_entry *newest, *oldest; /* LRU list */
     size_t bytes;
+    uint64_t seed; /* hash basis, random, chosen with the first bucket array */
 };
 static inline const char *proxy__cache_entry_key(const struct gw_cache_entry *e)
 {
