@@ -83,7 +83,10 @@ int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
     memset(cp, 0, sizeof(*cp));
     SH_TRY(store_open(&(struct store_config){.data_dir = cfg->data_dir, .is_group_commit = true},
                       &cp->store, d));
-    if (cfg->token) {
+    if (cfg->token && strlen(cfg->token) >= sizeof(cp->token)) {
+        sh_diag_set(d, "token", "the token is longer than %d characters", SH_TOKEN_MAX_LEN);
+        return SH_ETOOBIG;
+    } else if (cfg->token) {
         snprintf(cp->token, sizeof(cp->token), "%s", cfg->token);
     } else {
         rc = admin_token_load(cfg->data_dir, cp->token, sizeof(cp->token), &created, d);

@@ -24,7 +24,7 @@ struct control_plane {
     struct http_client *client; /* the registry's active checks */
     struct registry *reg;
     struct admin *admin;
-    char token[128];
+    char token[SH_TOKEN_MAX_LEN + 1];
     /* private */
     uv_timer_t tick;
     uv_check_t sync_io;     /* commit the store's batch: after the I/O phase, */

@@ -452,6 +452,10 @@ static int cmd_server(int argc, char **argv)
     }
     if (token && *token && strlen(token) < 16)
         return cli_usage_error(cmd, "the token must be at least 16 characters");
+    if (token && strlen(token) > SH_TOKEN_MAX_LEN)
+        return cli_usage_error(cmd, "%s: the token is longer than %d characters",
+                               token == getenv("SHOAL_TOKEN") ? "SHOAL_TOKEN" : "--token",
+                               SH_TOKEN_MAX_LEN);
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&loop);
     rc = control_plane_open(&loop,

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -512,15 +513,23 @@ static int start_proxy(struct up *u, const struct sh_doc *doc, struct proxy_gate
 static int start_proxies(struct up *u, struct sh_diag *d)
 {
     const char *listen = u->m->mesh_listen;
+    struct sockaddr_storage ss;
+    char addr[64];
 
-    SH_TRY(proxy_discovery_new(&u->loop, u->m->control_plane_listen, u->cp.token, discovery_changed,
-                            u, &u->disc, d));
+    /* both listen addresses were checked by the manifest reader; a wildcard is reached on
+     * this machine's loopback */
+    SH_TRY(sh_listen_parse(u->m->control_plane_listen, &ss, d));
+    sh_addr_loopback_for(&ss);
+    SH_TRY(proxy_discovery_new(&u->loop, sh_addr_format(&ss, addr, sizeof(addr)), u->cp.token,
+                               discovery_changed, u, &u->disc, d));
     for (size_t i = 0; i < u->m->service_count; i++)
         SH_TRY(proxy_discovery_watch(u->disc, u->m->services[i].name));
     SH_TRY(manifest_mesh_doc(u->m, &u->mesh_doc));
     SH_TRY(start_proxy(u, u->mesh_doc, &u->mesh, d));
-    snprintf(u->mesh_url, sizeof(u->mesh_url), "http://%s:%u",
-             listen[0] == '[' ? "[::1]" : "127.0.0.1", proxy_gateway_port(u->mesh));
+    SH_TRY(sh_listen_parse(listen, &ss, d));
+    sh_addr_loopback_for(&ss);
+    sh_addr_set_port(&ss, proxy_gateway_port(u->mesh));
+    snprintf(u->mesh_url, sizeof(u->mesh_url), "http://%s", sh_addr_format(&ss, addr, sizeof(addr)));
     SH_LOG(SH_INFO, "proxy", "mesh listening", LF_STR("listen", listen),
            LF_STR("url", u->mesh_url));
     if (!u->m->gateway.is_set)

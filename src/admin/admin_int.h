@@ -46,7 +46,7 @@ struct admin {
     uv_loop_t *loop;
     struct admin_config cfg;
     struct http_server *srv;
-    char token[128];
+    char token[SH_TOKEN_MAX_LEN + 1];
     char node[64];
     uint64_t started_ms;
     struct admin_req *waiting; /* blocking queries, for shutdown */
@@ -78,8 +78,12 @@ struct admin_req {
 const char *admin__query(struct admin_req *r, const char *name);
 /* As admin__query, for the nth (from 0) occurrence of a repeated parameter (?tag=a&tag=b). */
 const char *admin__query_nth(struct admin_req *r, const char *name, size_t nth);
-/* ?index=N&wait=D as Consul reads them: 0 and no wait when absent; wait capped at 10 min. */
-void admin__blocking_params(struct admin_req *r, uint64_t *index, uint64_t *wait_ms);
+/* ?index=N&wait=D as Consul reads them: 0 and no wait when absent; wait ("30s", "120000ms",
+ * or a bare number of seconds) clamped to ADMIN_WAIT_MAX_MS, however large. 0, or -1 after
+ * answering 400 naming the parameter (index not a number, wait not a duration). */
+enum { ADMIN_WAIT_MAX_MS = 10 * 60 * 1000 };
+SH_MUST_CHECK int admin__blocking_params(struct admin_req *r, uint64_t *index,
+                                         uint64_t *wait_ms);
 
 /* Replies (each ends the request). */
 void admin__reply_json(struct admin_req *r, int status, json_t *body); /* steals body */

@@ -143,7 +143,8 @@ void admin__events_kv(struct admin_req *r)
         admin__reply_error(r, 503, NULL, "the config store is not running");
         return;
     }
-    admin__blocking_params(r, &index, &wait_ms);
+    if (admin__blocking_params(r, &index, &wait_ms) < 0)
+        return;
     if (!start_stream(r))
         return;
     struct cfgkv_sub_config sc = {.key = slice_from_cstr(r->rest), .is_prefix = true,

@@ -95,7 +95,8 @@ static void kv_read(struct admin_req *r)
     uint64_t index, wait_ms;
     int rc;
 
-    admin__blocking_params(r, &index, &wait_ms);
+    if (admin__blocking_params(r, &index, &wait_ms) < 0)
+        return;
     if (keys)
         rc = cfgkv_keys(kv, key, sep ? slice_from_cstr(sep) : SLICE(""), &res);
     else if (recurse)

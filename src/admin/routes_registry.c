@@ -40,7 +40,8 @@ static void wait_cancel(struct admin_req *r)
     registry_wait_cancel(r->wait);
 }
 
-/* true when the request was parked (the handler returns and runs again later) */
+/* true when the request was parked (the handler returns and runs again later) or answered
+ * (bad ?index or ?wait) */
 static bool block_if_unchanged(struct admin_req *r, const char *service)
 {
     uint64_t index, wait_ms;
@@ -48,7 +49,8 @@ static bool block_if_unchanged(struct admin_req *r, const char *service)
 
     if (r->waited)
         return false;
-    admin__blocking_params(r, &index, &wait_ms);
+    if (admin__blocking_params(r, &index, &wait_ms) < 0)
+        return true; /* answered 400 */
     if (!index || (uint64_t)registry_index(r->a->cfg.registry, service) > index)
         return false;
     if (registry_wait(r->a->cfg.registry, service, (int64_t)index, wait_ms + wait_ms / 16, rerun,

@@ -233,28 +233,48 @@ const char *admin__query(struct admin_req *r, const char *name)
     return admin__query_nth(r, name, 0);
 }
 
-void admin__blocking_params(struct admin_req *r, uint64_t *index, uint64_t *wait_ms)
+int admin__blocking_params(struct admin_req *r, uint64_t *index, uint64_t *wait_ms)
 {
     const char *v;
+    char what[160];
+    int rc;
 
     *index = 0;
     *wait_ms = 0;
     v = admin__query(r, "index");
-    if (v && slice_to_u64(slice_from_cstr(v), index) != 0)
+    if (v && *v && slice_to_u64(slice_from_cstr(v), index) != 0) {
+        snprintf(what, sizeof(what),
+                 "index: '%.64s' is not an index (a decimal number from X-Consul-Index)", v);
+        admin__reply_error(r, 400, "index", what);
         *index = 0;
+        return -1;
+    }
     v = admin__query(r, "wait");
     if (v && *v) {
-        /* Consul clients send "120000ms"; a bare number means seconds there */
+        /* Consul clients send "120000ms"; a bare number means seconds there. Values past the
+         * cap are clamped to it (as Consul does), huge ones included: no multiplication here
+         * can overflow */
         uint64_t n;
-        if (slice_to_u64(slice_from_cstr(v), &n) == 0)
-            *wait_ms = n * 1000;
-        else if (sh_parse_duration_ms(slice_from_cstr(v), wait_ms, NULL) != 0)
-            *wait_ms = 0;
+        rc = slice_to_u64(slice_from_cstr(v), &n);
+        if (rc == 0 || rc == SH_ETOOBIG)
+            *wait_ms = rc == 0 && n <= ADMIN_WAIT_MAX_MS / 1000 ? n * 1000 : ADMIN_WAIT_MAX_MS;
+        else if ((rc = sh_parse_duration_ms(slice_from_cstr(v), wait_ms, NULL)) == SH_ETOOBIG)
+            *wait_ms = ADMIN_WAIT_MAX_MS;
+        else if (rc != 0) {
+            snprintf(what, sizeof(what),
+                     "wait: '%.64s' is not a duration (write e.g. 30s, 5m or 120000ms; at most "
+                     "10m)",
+                     v);
+            admin__reply_error(r, 400, "wait", what);
+            *index = *wait_ms = 0;
+            return -1;
+        }
     }
     if (*index && *wait_ms == 0)
         *wait_ms = 5 * 60 * 1000; /* Consul's default */
-    if (*wait_ms > 10 * 60 * 1000)
-        *wait_ms = 10 * 60 * 1000;
+    if (*wait_ms > ADMIN_WAIT_MAX_MS)
+        *wait_ms = ADMIN_WAIT_MAX_MS;
+    return 0;
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -306,7 +326,9 @@ static bool from_loopback(struct admin_req *r)
 {
     const char *peer = http_exchange_peer(r->ex);
 
-    return strncmp(peer, "127.", 4) == 0 || strncmp(peer, "[::1]", 5) == 0;
+    /* an IPv4 client of a "[::]" (dual-stack) listener shows as [::ffff:127.x.y.z] */
+    return strncmp(peer, "127.", 4) == 0 || strncmp(peer, "[::1]", 5) == 0 ||
+           strncmp(peer, "[::ffff:127.", 12) == 0;
 }
 
 /* 0 when the request may go on; otherwise the reply was sent. */
@@ -329,6 +351,13 @@ static int check_token(struct admin_req *r)
     if (!got.ptr || got.len == 0) {
         admin__reply_error(r, 401, "token",
                            "a token is required: send 'Authorization: Bearer <token>'");
+        return -1;
+    }
+    if (got.len > SH_TOKEN_MAX_LEN) {
+        char what[96];
+        snprintf(what, sizeof(what), "the token is longer than %d characters",
+                 SH_TOKEN_MAX_LEN);
+        admin__reply_error(r, 401, "token", what);
         return -1;
     }
     /* compare in constant time: the token guards every write */
@@ -464,7 +493,6 @@ int admin_new(uv_loop_t *loop, const struct admin_config *cfg, struct admin **ou
 {
     struct admin *a = sh_calloc(1, sizeof(*a));
     struct sockaddr_storage ss;
-    char host[64];
     int rc;
 
     *out = NULL;
@@ -481,6 +509,11 @@ int admin_new(uv_loop_t *loop, const struct admin_config *cfg, struct admin **ou
         a->cfg.datacenter = "dc1";
     if (!a->cfg.max_body_bytes)
         a->cfg.max_body_bytes = 1 << 20;
+    if (cfg->token && strlen(cfg->token) > SH_TOKEN_MAX_LEN) {
+        sh_diag_set(d, "token", "the token is longer than %d characters", SH_TOKEN_MAX_LEN);
+        sh_free(a);
+        return SH_ETOOBIG;
+    }
     if (cfg->token)
         snprintf(a->token, sizeof(a->token), "%s", cfg->token);
     if (cfg->node)
@@ -488,17 +521,13 @@ int admin_new(uv_loop_t *loop, const struct admin_config *cfg, struct admin **ou
     else if (gethostname(a->node, sizeof(a->node) - 1) != 0)
         snprintf(a->node, sizeof(a->node), "node-1");
     a->started_ms = uv_now(loop);
-    rc = http_parse_addr(a->cfg.listen, &ss, d);
+    rc = sh_listen_parse(a->cfg.listen, &ss, d);
     if (rc < 0) {
         sh_free(a);
         return rc;
     }
-    http_format_addr((struct sockaddr *)&ss, host, sizeof(host));
-    *strrchr(host, ':') = '\0';
     struct http_server_config scfg = {
-        .host = host[0] == '[' ? "::1" : host,
-        .port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                : ((struct sockaddr_in *)&ss)->sin_port),
+        .addr = &ss,
         .on_request = on_request,
         .data = a,
         .idle_timeout_ms = 700000, /* blocking queries hold a connection up to 10 min */
@@ -561,6 +590,7 @@ int admin_token_load(const char *data_dir, char *out, size_t out_len, bool *crea
                      struct sh_diag *d)
 {
     char path[1024];
+    char text[SH_TOKEN_MAX_LEN + 64];
     unsigned char raw[24];
     int fd;
     ssize_t n;
@@ -569,14 +599,20 @@ int admin_token_load(const char *data_dir, char *out, size_t out_len, bool *crea
     snprintf(path, sizeof(path), "%s/token", data_dir);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
-        n = read(fd, out, out_len - 1);
+        n = read(fd, text, sizeof(text));
         close(fd);
         if (n <= 0) {
             sh_diag_set(d, path, "cannot read the token file");
             return SH_EPARSE;
         }
-        while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' '))
+        while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
             n--;
+        if ((size_t)n >= out_len || n > SH_TOKEN_MAX_LEN) {
+            sh_diag_set(d, path, "the token in this file is longer than %d characters",
+                        (int)SH_MIN(out_len - 1, SH_TOKEN_MAX_LEN));
+            return SH_ETOOBIG;
+        }
+        memcpy(out, text, (size_t)n);
         out[n] = '\0';
         if (n < 16) {
             sh_diag_set(d, path, "the token in this file is shorter than 16 characters");

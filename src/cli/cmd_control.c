@@ -51,7 +51,7 @@ static const struct http_creq_handlers call_handlers = {
 
 /* Sends method path (body may be NULL) to SHOAL_ADDR; fills c. 0, or prints why and returns 1. */
 /* Set by commands that find the token elsewhere when SHOAL_TOKEN is not set (shoal down). */
-static char token_fallback[128];
+static char token_fallback[SH_TOKEN_MAX_LEN + 2]; /* one more: a longer token is refused */
 bool cli__api_quiet; /* no message when the control plane cannot be reached */
 
 int cli__api(const char *method, const char *path, struct slice body, uint32_t timeout_ms,
@@ -63,7 +63,7 @@ int cli__api(const char *method, const char *path, struct slice body, uint32_t t
     struct http_client *cl;
     struct http_creq *cr;
     struct http_out_field f[1];
-    char auth[256];
+    char auth[SH_TOKEN_MAX_LEN + 8]; /* "Bearer <token>" */
     size_t nf = 0;
     uv_loop_t loop;
     int rc;
@@ -74,12 +74,17 @@ int cli__api(const char *method, const char *path, struct slice body, uint32_t t
         addr += 7;
     memset(c, 0, sizeof(*c));
     c->body = BUF_INIT(64 << 20);
-    if (http_parse_addr(addr, &ss, &d) < 0) {
+    if (sh_addr_parse(addr, &ss, &d) < 0) {
         fprintf(stderr, "shoal: SHOAL_ADDR: %s\n", d.what);
         return 1;
     }
     if ((!token || !*token) && token_fallback[0])
         token = token_fallback;
+    if (token && strlen(token) > SH_TOKEN_MAX_LEN) {
+        fprintf(stderr, "shoal: %s: the token is longer than %d characters\n",
+                token == token_fallback ? "the token file" : "SHOAL_TOKEN", SH_TOKEN_MAX_LEN);
+        return 1;
+    }
     if (token && *token) {
         snprintf(auth, sizeof(auth), "Bearer %s", token);
         f[nf++] = (struct http_out_field){SLICE("Authorization"), slice_from_cstr(auth)};

@@ -221,7 +221,6 @@ int cli_cmd_echo(int argc, char **argv)
     struct echo e = {.name = "echo", .status = 200, .shutdown_ms = 5000};
     struct sockaddr_storage ss;
     struct sh_diag d = {{0}, {0}};
-    char host[64];
     uv_loop_t loop;
     int rc;
 
@@ -272,21 +271,12 @@ int cli_cmd_echo(int argc, char **argv)
             sh_log_setup((enum sh_log_level)lvl, SH_LOG_AUTO, 2);
         }
     }
-    if (http_parse_addr(listen, &ss, &d) < 0)
+    if (sh_listen_parse(listen, &ss, &d) < 0)
         return cli_usage_error(cmd, "--listen: %s", d.what);
-    http_format_addr((struct sockaddr *)&ss, host, sizeof(host));
-    *strrchr(host, ':') = '\0';
-    if (host[0] == '[') {
-        memmove(host, host + 1, strlen(host));
-        host[strlen(host) - 1] = '\0';
-    }
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&loop);
     e.loop = &loop;
-    uint16_t port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                   : ((struct sockaddr_in *)&ss)->sin_port);
-    e.cfg.host = host;
-    e.cfg.port = port;
+    e.cfg.addr = &ss;
     e.cfg.on_request = on_request;
     e.cfg.data = &e;
     rc = http_server_new(&loop, &e.cfg, &e.srv, &d);

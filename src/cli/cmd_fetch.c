@@ -166,7 +166,7 @@ static int parse_url(struct fetch *f, const char *url, char *hostport, size_t hp
         snprintf(addr, sizeof(addr), "%s:80", hostport);
     else
         snprintf(addr, sizeof(addr), "%s", hostport);
-    return http_parse_addr(addr, &f->addr, d);
+    return sh_addr_parse(addr, &f->addr, d);
 }
 
 int cli_cmd_fetch(int argc, char **argv)

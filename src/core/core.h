@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* core.h: allocation, errors, byte slices and buffers, arenas, time, logging and
- * snapshot publishing. Every other component stands on this header; it imports nothing of ours.
+/* core.h: allocation, errors, byte slices and buffers, socket addresses, arenas, time,
+ * logging and snapshot publishing. Every other component stands on this header; it imports nothing of ours.
  * Prefixes: sh_, SH_, slice_, buf_, arena_, sh_doc_, sh_node_, snap_, LF_.
  * Threads: everything here may be called from any thread unless a section says otherwise;
  * value types (slice, buf, arena) are not synchronised and belong to one thread at a time. */
@@ -82,6 +82,10 @@ struct sh_diag {
 };
 void sh_diag_set(struct sh_diag *d, const char *where, const char *fmt, ...) SH_PRINTF(3, 4);
 
+/* The longest API token (admin API, CLI, gateway discovery) accepted anywhere; a longer one
+ * is refused where it is given, never cut. Buffers hold SH_TOKEN_MAX_LEN + 1 bytes. */
+#define SH_TOKEN_MAX_LEN 1024
+
 /* ------------------------------------------------------------------------------------------
  * Allocation. Everything allocates through these so tests can count live blocks and fail
  * the Nth allocation (curl's torture mode). sh_free(NULL) is a no-op.
@@ -125,6 +129,37 @@ struct slice slice_trim(struct slice s); /* drops leading and trailing SP and HT
 struct slice slice_split(struct slice s, char sep, struct slice *head);
 /* Decimal digits only, no sign, no spaces; 0 or SH_EPARSE (empty, non-digit) or SH_ETOOBIG. */
 SH_MUST_CHECK int slice_to_u64(struct slice s, uint64_t *out);
+
+/* ------------------------------------------------------------------------------------------
+ * Socket addresses as text (addr.c): the one parser of every address shoal listens on or
+ * connects to. Numeric hosts only, plus "localhost" (127.0.0.1); nothing is resolved.
+ * ------------------------------------------------------------------------------------------ */
+struct sockaddr_storage;
+
+/* Parses an address to listen on:
+ *   "127.0.0.1:8080", "[::1]:8080"   that address;
+ *   ":8080", "*:8080"                 every IPv4 address (0.0.0.0);
+ *   "[::]:8080"                       every address: IPv6 and, since shoal's listeners clear
+ *                                     IPV6_V6ONLY, IPv4 too (as ::ffff:a.b.c.d), whatever
+ *                                     net.ipv6.bindv6only says;
+ *   "localhost:8080", "8080"          127.0.0.1.
+ * Port 0 asks the kernel for a free port (the server reports the one it got).
+ * 0, or SH_EPARSE with d filled naming the text (empty, missing or non-numeric port, port
+ * above 65535, a host that is not numeric, IPv6 without brackets); *out is zeroed then. */
+SH_MUST_CHECK int sh_listen_parse(const char *text, struct sockaddr_storage *out,
+                                  struct sh_diag *d);
+/* Parses an address to connect to: as sh_listen_parse, except that ":8080" means 127.0.0.1
+ * and wildcards ("*:8080", "0.0.0.0:8080", "[::]:8080") and port 0 are refused. */
+SH_MUST_CHECK int sh_addr_parse(const char *text, struct sockaddr_storage *out,
+                                struct sh_diag *d);
+uint16_t sh_addr_port(const struct sockaddr_storage *ss); /* host order; 0 if not IP */
+void sh_addr_set_port(struct sockaddr_storage *ss, uint16_t port);
+bool sh_addr_is_wildcard(const struct sockaddr_storage *ss); /* 0.0.0.0 or :: */
+/* A wildcard becomes the loopback address of its family (0.0.0.0 -> 127.0.0.1, :: -> ::1),
+ * which reaches a listener bound to it from this machine; other addresses are left alone. */
+void sh_addr_loopback_for(struct sockaddr_storage *ss);
+/* "127.0.0.1:8080" / "[::1]:8080" into out (64 bytes are enough); returns out. */
+char *sh_addr_format(const struct sockaddr_storage *ss, char *out, size_t out_len);
 
 /* ------------------------------------------------------------------------------------------
  * Buffers: owned, growable, capped bytes. data[len] == '\0' whenever data != NULL.

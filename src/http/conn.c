@@ -5,6 +5,7 @@
 #include "http/http_int.h"
 
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -324,6 +325,10 @@ int http__listen_socket(const struct sockaddr *sa, bool reuseport, int backlog)
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
         goto fail;
     if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+        goto fail;
+    /* "[::]:PORT" means every address, IPv4 included, whatever net.ipv6.bindv6only says */
+    if (sa->sa_family == AF_INET6 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &(int){0}, sizeof(int)) == -1)
         goto fail;
     if (bind(fd, sa, len) == -1)
         goto fail;

@@ -293,6 +293,8 @@ struct http_barrier {
 };
 
 struct http_server_config {
+    const struct sockaddr_storage *addr; /* where to listen (sh_listen_parse); when set,
+                                    host and port are ignored; its port 0 = pick one */
     const char *host;           /* numeric address to listen on; NULL = 127.0.0.1 */
     uint16_t port;              /* 0 = pick one (see http_server_port) */
     bool reuseport;             /* SO_REUSEPORT, for one server per worker on one port */
@@ -450,8 +452,8 @@ void http_creq_cancel(struct http_creq *cr);
 /* Whether the request went out on a reused pooled connection. */
 bool http_creq_reused(const struct http_creq *cr);
 
-/* Parses "127.0.0.1:8080", "[::1]:8080", ":8080" or "8080" (host defaults to 127.0.0.1).
- * 0 or SH_EPARSE with d->what filled. */
+/* An address to connect to: sh_addr_parse (core.h), kept for the http component's callers.
+ * 0 or SH_EPARSE with d->what filled. Listeners parse theirs with sh_listen_parse. */
 SH_MUST_CHECK int http_parse_addr(const char *text, struct sockaddr_storage *out,
                                   struct sh_diag *d);
 /* "127.0.0.1:8080" / "[::1]:8080" into out (at least 64 bytes); returns out. */

@@ -680,17 +680,24 @@ int http_server_new(uv_loop_t *loop, const struct http_server_config *cfg,
     int fd, rc;
 
     *out = NULL;
-    snprintf(addr, sizeof(addr), "%s%s%s:%u", strchr(cfg->host ? cfg->host : "", ':') ? "[" : "",
-             cfg->host ? cfg->host : "127.0.0.1", strchr(cfg->host ? cfg->host : "", ':') ? "]" : "",
-             cfg->port);
-    rc = http_parse_addr(addr, &ss, diag);
-    if (rc < 0)
-        return rc;
+    if (cfg->addr) {
+        ss = *cfg->addr;
+        sh_addr_format(&ss, addr, sizeof(addr));
+    } else {
+        snprintf(addr, sizeof(addr), "%s%s%s:%u",
+                 strchr(cfg->host ? cfg->host : "", ':') ? "[" : "",
+                 cfg->host ? cfg->host : "127.0.0.1",
+                 strchr(cfg->host ? cfg->host : "", ':') ? "]" : "", cfg->port);
+        rc = sh_listen_parse(addr, &ss, diag);
+        if (rc < 0)
+            return rc;
+    }
     srv = sh_calloc(1, sizeof(*srv));
     if (!srv)
         return SH_ENOMEM;
     srv->loop = loop;
     srv->cfg = *cfg;
+    srv->cfg.addr = NULL; /* borrowed for this call only */
     if (srv->cfg.limits.max_head == 0)
         srv->cfg.limits = HTTP_LIMITS_DEFAULT;
     SH_DEFAULT(srv->cfg.header_timeout_ms, 10000);

@@ -102,83 +102,15 @@ const char *http_date_now(void)
 
 int http_parse_addr(const char *text, struct sockaddr_storage *out, struct sh_diag *d)
 {
-    char host[64];
-    const char *colon, *port_s;
-    uint64_t port;
-    size_t hlen;
-
-    memset(out, 0, sizeof(*out));
-    if (!text || !*text) {
-        sh_diag_set(d, "address", "address is empty (use e.g. 127.0.0.1:8080)");
-        return SH_EPARSE;
-    }
-    if (text[0] == '[') {
-        const char *end = strchr(text, ']');
-        if (!end || end[1] != ':') {
-            sh_diag_set(d, "address", "'%s': expected [IPv6]:port", text);
-            return SH_EPARSE;
-        }
-        hlen = (size_t)(end - text - 1);
-        if (hlen >= sizeof(host)) {
-            sh_diag_set(d, "address", "'%s': host too long", text);
-            return SH_EPARSE;
-        }
-        memcpy(host, text + 1, hlen);
-        host[hlen] = '\0';
-        port_s = end + 2;
-    } else if ((colon = strrchr(text, ':')) != NULL) {
-        hlen = (size_t)(colon - text);
-        if (hlen >= sizeof(host)) {
-            sh_diag_set(d, "address", "'%s': host too long", text);
-            return SH_EPARSE;
-        }
-        memcpy(host, text, hlen);
-        host[hlen] = '\0';
-        if (hlen == 0)
-            memcpy(host, "127.0.0.1", 10);
-        else if (strcmp(host, "localhost") == 0)
-            memcpy(host, "127.0.0.1", 10);
-        port_s = colon + 1;
-    } else {
-        memcpy(host, "127.0.0.1", 10);
-        port_s = text;
-    }
-    if (slice_to_u64(slice_from_cstr(port_s), &port) || port > 65535) {
-        sh_diag_set(d, "address", "'%s': port must be a number from 0 to 65535", text);
-        return SH_EPARSE;
-    }
-    if (strchr(host, ':')) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)out;
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
-            goto bad_host;
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)out;
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
-            goto bad_host;
-    }
-    return 0;
-bad_host:
-    sh_diag_set(d, "address", "'%s': host must be a numeric IPv4 or IPv6 address", text);
-    return SH_EPARSE;
+    return sh_addr_parse(text, out, d);
 }
 
 char *http_format_addr(const struct sockaddr *sa, char *out, size_t out_len)
 {
-    char ip[INET6_ADDRSTRLEN];
+    struct sockaddr_storage ss;
 
-    out[0] = '\0';
-    if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)sa;
-        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
-        snprintf(out, out_len, "[%s]:%u", ip, ntohs(s6->sin6_port));
-    } else if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)sa;
-        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
-        snprintf(out, out_len, "%s:%u", ip, ntohs(s4->sin_port));
-    }
-    return out;
+    memset(&ss, 0, sizeof(ss));
+    memcpy(&ss, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                              : sizeof(struct sockaddr_in));
+    return sh_addr_format(&ss, out, out_len);
 }

@@ -298,10 +298,10 @@ static int read_endpoint(struct rd *r, const struct sh_node *n, const char *path
             SH_TRY(get_u32(r, v, pathf(r, "%s.weight", p), 0, 1000, &ep->weight));
     }
     SH_TRY(sh_node_str(addr, p, &ep->name, r->d));
-    if (http_parse_addr(ep->name, &ep->addr, &ad) < 0)
+    if (sh_addr_parse(ep->name, &ep->addr, &ad) < 0)
         return fail_at(r, addr, "%s: %s", p, ad.what);
     /* the canonical text: "localhost:80" becomes "127.0.0.1:80" */
-    ep->name = cfg_dup(r, http_format_addr((struct sockaddr *)&ep->addr, text, sizeof(text)));
+    ep->name = cfg_dup(r, sh_addr_format(&ep->addr, text, sizeof(text)));
     return ep->name ? 0 : SH_ENOMEM;
 }
 
@@ -653,7 +653,8 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
         }
     }
     if ((v = sh_node_get(m, "fallback"))) {
-        static const char *const fk[] = {"max_entry", "max_total", "max_age", NULL};
+        static const char *const fk[] = {"max_entry", "max_total", "max_age", "per_credential",
+                                         NULL};
         const struct sh_node *x;
         uint64_t sz;
         rt->fallback.enabled = true;
@@ -671,6 +672,9 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
             }
             if ((x = sh_node_get(v, "max_age")))
                 SH_TRY(get_ms(r, x, pathf(r, "%s.fallback.max_age", p), &rt->fallback.max_age_ms));
+            if ((x = sh_node_get(v, "per_credential")))
+                SH_TRY(sh_node_bool(x, pathf(r, "%s.fallback.per_credential", p),
+                                    &rt->fallback.per_credential, r->d));
         }
     }
     return 0;
@@ -778,7 +782,10 @@ static int render_json(struct proxy_config *cfg)
         if (r->ratelimit.rate_per_s > 0)
             buf_appendf(&b, ",\"rate_limit\":{\"rate\":%g,\"burst\":%u}", r->ratelimit.rate_per_s,
                         r->ratelimit.burst);
-        buf_appendf(&b, ",\"fallback\":%s}", r->fallback.enabled ? "true" : "false");
+        buf_appendf(&b, ",\"fallback\":%s}",
+                    !r->fallback.enabled          ? "false"
+                    : r->fallback.per_credential ? "{\"per_credential\":true}"
+                                                 : "true");
     }
     buf_appends(&b, SLICE("]}\n"));
     if (b.err) {
@@ -810,12 +817,12 @@ static int read_top(struct rd *r, const struct sh_node *root)
     SH_TRY(sh_node_check_keys(root, keys, "top level", r->d));
     if ((v = sh_node_get(root, "listen"))) {
         SH_TRY(get_str(r, v, "listen", &cfg->listen));
-        if (http_parse_addr(cfg->listen, &ss, &ad) < 0)
+        if (sh_listen_parse(cfg->listen, &ss, &ad) < 0)
             return fail_at(r, v, "listen: %s", ad.what);
     }
     if ((v = sh_node_get(root, "admin")) && v->kind != SH_NODE_NULL) {
         SH_TRY(get_str(r, v, "admin", &cfg->admin));
-        if (http_parse_addr(cfg->admin, &ss, &ad) < 0)
+        if (sh_listen_parse(cfg->admin, &ss, &ad) < 0)
             return fail_at(r, v, "admin: %s", ad.what);
     }
     if ((v = sh_node_get(root, "control_plane"))) {
@@ -824,7 +831,7 @@ static int read_top(struct rd *r, const struct sh_node *root)
         SH_TRY(sh_node_check_keys(v, ck, "control_plane", r->d));
         SH_TRY(sh_node_require(v, "address", "control_plane", &x, r->d));
         SH_TRY(get_str(r, x, "control_plane.address", &cfg->control_plane));
-        if (http_parse_addr(cfg->control_plane, &ss, &ad) < 0)
+        if (sh_addr_parse(cfg->control_plane, &ss, &ad) < 0)
             return fail_at(r, x, "control_plane.address: %s", ad.what);
         if ((x = sh_node_get(v, "token")))
             SH_TRY(get_str(r, x, "control_plane.token", &cfg->control_plane_token));

@@ -33,7 +33,7 @@ struct proxy_discovery {
     struct http_client *client;
     struct sockaddr_storage addr;
     char host[96];
-    char auth[200];
+    char auth[SH_TOKEN_MAX_LEN + 8]; /* "Bearer <token>" */
     proxy_discovery_fn *on_change;
     void *data;
     struct disc_service *services;
@@ -157,7 +157,13 @@ int proxy_discovery_new(uv_loop_t *loop, const char *address, const char *token,
     *out = NULL;
     if (!d)
         return SH_ENOMEM;
-    rc = http_parse_addr(address, &d->addr, diag);
+    if (token && strlen(token) > SH_TOKEN_MAX_LEN) {
+        sh_diag_set(diag, "control_plane.token", "the token is longer than %d characters",
+                    SH_TOKEN_MAX_LEN);
+        sh_free(d);
+        return SH_ETOOBIG;
+    }
+    rc = sh_addr_parse(address, &d->addr, diag);
     if (rc < 0) {
         sh_free(d);
         return rc;
@@ -260,7 +266,7 @@ int proxy_discovery_endpoints(struct proxy_discovery *d, const char *service, st
         text[addr.len] = '\0';
         struct proxy_endpoint *ep = &(*out)[n];
         memset(ep, 0, sizeof(*ep));
-        if (http_parse_addr(text, &ep->addr, NULL) != 0)
+        if (sh_addr_parse(text, &ep->addr, NULL) != 0)
             continue; /* a hostname: not resolvable here, skipped */
         ep->name = arena_strndup(a, text, addr.len);
         if (!ep->name)

@@ -57,7 +57,6 @@ struct fwd {
     char reqid[48];
     char traceparent[TRACE_PARENT_LEN + 1];
     char trace_id[33];
-    char ct[128];      /* content type of the captured response */
     char method[16];   /* for the access log, which outlives the exchange */
     char log_target[160];
     char clientip[64];
@@ -207,33 +206,20 @@ static struct gw_route_rt *route_rt(struct fwd *f)
     return &f->st->routes[f->route - f->st->cfg->routes];
 }
 
-static struct gw_cache_entry *cache_find(struct fwd *f, struct slice key, uint32_t kh)
-{
-    for (struct gw_cache_entry *e = route_rt(f)->cache; e; e = e->next) {
-        if (e->key_hash == kh && slice_eq(slice_from_cstr(e->key), key))
-            return e;
-    }
-    return NULL;
-}
-
 static bool serve_stale(struct fwd *f)
 {
     const struct proxy_fallback *fb = &f->route->fallback;
-    const struct http_head *h;
-    struct gw_cache_entry *e;
+    const struct gw_cache_entry *e;
     char age[24];
 
     if (!fb->enabled || !f->ex)
         return false;
-    h = http_exchange_head(f->ex);
-    if (h->method != HTTP_M_GET)
-        return false;
-    e = cache_find(f, http_head_target(h), proxy_hash(http_head_target(h)));
-    if (!e || now_ms(f) - e->stored_ms > fb->max_age_ms)
+    e = proxy__cache_find(&route_rt(f)->cache, fb, http_exchange_head(f->ex), now_ms(f));
+    if (!e)
         return false;
     snprintf(age, sizeof(age), "%llu", (unsigned long long)((now_ms(f) - e->stored_ms) / 1000));
     struct http_out_field fl[4] = {
-        {SLICE("Content-Type"), slice_from_cstr(e->content_type)},
+        {SLICE("Content-Type"), slice_from_cstr(proxy__cache_entry_ctype(e))},
         {SLICE("X-Request-Id"), slice_from_cstr(f->reqid)},
         {SLICE("X-Shoal-Fallback"), SLICE("stale")},
         {SLICE("Age"), slice_from_cstr(age)},
@@ -244,63 +230,11 @@ static bool serve_stale(struct fwd *f)
     f->bytes_out = e->body_len;
     metric_counter_inc(MH(f)->route_fallbacks[f->route - f->st->cfg->routes], f->w->index);
     if (http_exchange_start(f->ex, &rh) < 0 ||
-        http_exchange_write(f->ex, e->body, e->body_len) < 0 || http_exchange_finish(f->ex) < 0)
+        http_exchange_write(f->ex, proxy__cache_entry_body(e), e->body_len) < 0 ||
+        http_exchange_finish(f->ex) < 0)
         http_exchange_abort(f->ex);
     f->ex = NULL;
     return true;
-}
-
-static void cache_store(struct fwd *f)
-{
-    const struct proxy_fallback *fb = &f->route->fallback;
-    struct gw_route_rt *rr = route_rt(f);
-    struct gw_cache_entry *e, **link;
-    const struct http_head *h = http_exchange_head(f->ex);
-    struct slice key = http_head_target(h);
-    uint32_t kh = proxy_hash(key);
-
-    e = cache_find(f, key, kh);
-    if (e) { /* replace in place */
-        for (link = &rr->cache; *link != e; link = &(*link)->next)
-            ;
-        *link = e->next;
-        rr->cache_bytes -= e->body_len + strlen(e->key);
-        sh_free(e->key);
-        sh_free(e->content_type);
-        sh_free(e->body);
-        sh_free(e);
-    }
-    e = sh_calloc(1, sizeof(*e));
-    if (!e)
-        return;
-    e->key = sh_strndup(key.ptr, key.len);
-    e->content_type = sh_strdup(f->ct);
-    e->body = buf_detach(&f->captured, &e->body_len);
-    if (!e->key || !e->content_type || !e->body) {
-        sh_free(e->key);
-        sh_free(e->content_type);
-        sh_free(e->body);
-        sh_free(e);
-        return;
-    }
-    e->key_hash = kh;
-    e->status = f->upstream_status;
-    e->stored_ms = now_ms(f);
-    e->next = rr->cache;
-    rr->cache = e;
-    rr->cache_bytes += e->body_len + key.len;
-    /* drop the oldest copies beyond the budget */
-    while (rr->cache_bytes > fb->max_total_bytes && rr->cache && rr->cache->next) {
-        for (link = &rr->cache; (*link)->next; link = &(*link)->next)
-            ;
-        e = *link;
-        *link = NULL;
-        rr->cache_bytes -= e->body_len + strlen(e->key);
-        sh_free(e->key);
-        sh_free(e->content_type);
-        sh_free(e->body);
-        sh_free(e);
-    }
 }
 
 /* The request cannot be served by the cluster: a stale copy, or an error. */
@@ -465,15 +399,9 @@ static void up_head(struct http_creq *cr, const struct http_head *h, void *data)
         return;
     }
     f->resp_started = true;
-    if (f->route->fallback.enabled && h->status == 200 &&
-        http_exchange_head(f->ex)->method == HTTP_M_GET &&
-        (h->body != HTTP_BODY_LENGTH || h->content_length <= f->route->fallback.max_entry_bytes)) {
-        struct slice ct = SLICE("application/octet-stream");
-        http_head_get(h, SLICE("content-type"), &ct);
-        snprintf(f->ct, sizeof(f->ct), "%.*s", (int)ct.len, ct.ptr);
-        f->captured = BUF_INIT(f->route->fallback.max_entry_bytes);
-        f->capture = true;
-    }
+    if (f->route->fallback.enabled)
+        f->capture = proxy__cache_capture_begin(&f->captured, &f->route->fallback,
+                                                http_exchange_head(f->ex), h);
 }
 
 static void up_body(struct http_creq *cr, struct slice chunk, void *data)
@@ -556,7 +484,8 @@ static void up_done(struct http_creq *cr, int rc, void *data)
     if (rc == 0) {
         f->outcome = f->upstream_status >= 500 ? FWD_OUTCOME_FAILED : FWD_OUTCOME_OK;
         if (f->capture && f->captured.err == 0)
-            cache_store(f);
+            proxy__cache_store(&route_rt(f)->cache, &f->route->fallback, &f->captured,
+                               now_ms(f));
         if (http_exchange_finish(f->ex) < 0)
             http_exchange_abort(f->ex);
         f->ex = NULL;

@@ -148,7 +148,6 @@ static int worker_init(struct proxy_gateway *gw, struct gw_worker *w, uint32_t i
                        const struct proxy_config *cfg, struct sh_diag *d)
 {
     struct sockaddr_storage ss;
-    char host[64];
     int rc;
 
     w->gw = gw;
@@ -161,20 +160,13 @@ static int worker_init(struct proxy_gateway *gw, struct gw_worker *w, uint32_t i
     rc = snap_reader_register(gw->dom, &w->reader);
     if (rc < 0)
         return rc;
-    rc = http_parse_addr(cfg->listen, &ss, d);
+    rc = sh_listen_parse(cfg->listen, &ss, d);
     if (rc < 0)
         return rc;
-    http_format_addr((struct sockaddr *)&ss, host, sizeof(host));
-    *strrchr(host, ':') = '\0';
-    if (host[0] == '[') {
-        memmove(host, host + 1, strlen(host));
-        host[strlen(host) - 1] = '\0';
-    }
+    if (gw->port) /* the first worker's port, when the config asked for any free one */
+        sh_addr_set_port(&ss, gw->port);
     struct http_server_config scfg = {
-        .host = host,
-        .port = gw->port ? gw->port
-                         : ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                          : ((struct sockaddr_in *)&ss)->sin_port),
+        .addr = &ss,
         .reuseport = true,
         .limits = cfg->limits,
         .on_request = proxy__on_request,
@@ -513,16 +505,11 @@ int proxy_gateway_start(uv_loop_t *loop, struct proxy_config *cfg, struct proxy_
     }
     if (gw->current->cfg->admin) {
         struct sockaddr_storage ss;
-        char host[64];
-        rc = http_parse_addr(gw->current->cfg->admin, &ss, d);
+        rc = sh_listen_parse(gw->current->cfg->admin, &ss, d);
         if (rc < 0)
             goto fail;
-        http_format_addr((struct sockaddr *)&ss, host, sizeof(host));
-        *strrchr(host, ':') = '\0';
         struct http_server_config acfg = {
-            .host = host[0] == '[' ? "::1" : host,
-            .port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                    : ((struct sockaddr_in *)&ss)->sin_port),
+            .addr = &ss,
             .on_request = admin_request,
             .data = gw,
         };

@@ -146,6 +146,8 @@ struct proxy_ratelimit {
 
 struct proxy_fallback {
     bool enabled;
+    bool per_credential;      /* requests with Authorization/Cookie get copies of their own
+                                 (keyed by those values); false: such requests are not cached */
     uint32_t max_entry_bytes; /* default 64 KiB */
     uint32_t max_total_bytes; /* per worker; default 8 MiB */
     uint32_t max_age_ms;      /* default 5m */

@@ -75,22 +75,70 @@ struct gw_cluster_rt {
     uint64_t retries, breaker_opens, ejections_total, rejected_limit;
 };
 
-struct gw_cache_entry {
-    struct gw_cache_entry *next;
-    uint32_t key_hash;
-    char *key;
-    uint16_t status;
-    char *content_type;
-    char *body;
-    size_t body_len;
-    uint64_t stored_ms;
+/* The stale fallback of one route on one worker (cache.c): the last good answers to GETs,
+ * keyed by method, Host and target (plus Authorization and Cookie with per_credential; requests
+ * carrying them are not cached otherwise), in a hash table bounded by max_total_bytes (least
+ * recently used out first). Answers with Set-Cookie or Cache-Control private/no-store are never
+ * kept. Zeroed = empty. */
+struct gw_cache_key {
+    uint64_t h;
+    size_t len;
 };
+/* One allocation: this header, then the key bytes, the content type and a NUL, the body. */
+struct gw_cache_entry {
+    struct gw_cache_entry *hnext;              /* bucket chain */
+    struct gw_cache_entry *lru_prev, *lru_next; /* towards newer / older */
+    struct gw_cache_key key;
+    size_t ctype_len, body_len;
+    size_t size; /* bytes charged against max_total_bytes: the whole allocation */
+    uint64_t stored_ms;
+    uint16_t status;
+};
+struct gw_cache {
+    struct gw_cache_entry **buckets; /* nbuckets, a power of two (0 before the first store) */
+    uint32_t nbuckets, count;
+    struct gw_cache_entry *newest, *oldest; /* LRU list */
+    size_t bytes;
+    uint64_t seed; /* hash basis, random, chosen with the first bucket array */
+};
+static inline const char *proxy__cache_entry_key(const struct gw_cache_entry *e)
+{
+    return (const char *)(e + 1);
+}
+static inline const char *proxy__cache_entry_ctype(const struct gw_cache_entry *e)
+{
+    return proxy__cache_entry_key(e) + e->key.len; /* NUL-terminated */
+}
+static inline const char *proxy__cache_entry_body(const struct gw_cache_entry *e)
+{
+    return proxy__cache_entry_ctype(e) + e->ctype_len + 1;
+}
+/* Whether req may be stored or served at all: GET on a route with a fallback, and no
+ * Authorization or Cookie field unless the route has per_credential. */
+bool proxy__cache_request_ok(const struct proxy_fallback *fb, const struct http_head *req);
+/* Whether an answer may be stored: 200, no Set-Cookie, no Cache-Control private/no-store. */
+bool proxy__cache_response_ok(const struct http_head *resp);
+/* The fresh copy for req, or NULL (an expired one is dropped). Borrowed: valid until the next
+ * store or release on c. A hit becomes the most recently used. */
+const struct gw_cache_entry *proxy__cache_find(struct gw_cache *c,
+                                               const struct proxy_fallback *fb,
+                                               const struct http_head *req, uint64_t now_ms);
+/* Starts capturing the answer resp to req into *cap (released first): true when it may be
+ * stored; the caller then appends body bytes to *cap (capped at max_entry_bytes: an append
+ * that fails means "too big, do not store") and hands it to proxy__cache_store. */
+bool proxy__cache_capture_begin(struct buf *cap, const struct proxy_fallback *fb,
+                                const struct http_head *req, const struct http_head *resp);
+/* Stores a complete capture, taking its memory (cap is reset): replaces the copy under the same
+ * key, then evicts least recently used copies while the total is over max_total_bytes. A
+ * capture with an error, or larger than max_total_bytes alone, is dropped. */
+void proxy__cache_store(struct gw_cache *c, const struct proxy_fallback *fb, struct buf *cap,
+                        uint64_t now_ms);
+void proxy__cache_release(struct gw_cache *c); /* frees every copy; c is left empty */
 
 struct gw_route_rt {
     struct proxy_bucket *buckets; /* rate limiting, fixed table */
     uint32_t nbuckets;
-    struct gw_cache_entry *cache; /* stale fallback, most recent first */
-    size_t cache_bytes;
+    struct gw_cache cache; /* stale fallback */
     uint64_t ratelimited, fallbacks;
 };
 

@@ -20,16 +20,8 @@ static void cluster_rt_release(struct gw_cluster_rt *c)
 
 static void route_rt_release(struct gw_route_rt *r)
 {
-    struct gw_cache_entry *e, *next;
-
     sh_free(r->buckets);
-    for (e = r->cache; e; e = next) {
-        next = e->next;
-        sh_free(e->key);
-        sh_free(e->content_type);
-        sh_free(e->body);
-        sh_free(e);
-    }
+    proxy__cache_release(&r->cache);
 }
 
 void proxy__state_unref(struct gw_state *st)

@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* Reading context: the manifest being filled and where errors go. */
 struct rd {
@@ -101,18 +102,20 @@ static int get_label(struct rd *r, const struct sh_node *n, const char *path, co
     return 0;
 }
 
-/* "HOST:PORT" or "[V6]:PORT" with PORT 0..65535; the gateway checks the rest. */
-static int get_addr(struct rd *r, const struct sh_node *n, const char *path, const char **out)
+/* An address to listen on, as sh_listen_parse reads it ("127.0.0.1:8080", "[::]:8080",
+ * ":8080"...); port 0 (any free port) only where nothing needs to know the port in advance. */
+static int get_addr(struct rd *r, const struct sh_node *n, const char *path, bool is_any_port_ok,
+                    const char **out)
 {
-    const char *colon;
-    uint64_t port;
+    struct sockaddr_storage ss;
+    struct sh_diag ad;
 
     SH_TRY(get_str(r, n, path, out));
-    colon = strrchr(*out, ':');
-    if (!colon || colon == *out || slice_to_u64(slice_from_cstr(colon + 1), &port) < 0 ||
-        port > 65535)
-        return fail_at(r, n, "%s: '%s' is not an address (write HOST:PORT, e.g. 127.0.0.1:8080)",
-                       path, *out);
+    if (sh_listen_parse(*out, &ss, &ad) < 0)
+        return fail_at(r, n, "%s: %s", path, ad.what);
+    if (!is_any_port_ok && sh_addr_port(&ss) == 0)
+        return fail_at(r, n, "%s: '%s': port 0 is not allowed here (others connect to it)", path,
+                       *out);
     return 0;
 }
 
@@ -638,9 +641,9 @@ static int read_gateway(struct rd *r, const struct sh_node *g)
     gw->is_set = true;
     gw->node = g;
     if ((v = sh_node_get(g, "listen")))
-        SH_TRY(get_addr(r, v, "gateway.listen", &gw->listen));
+        SH_TRY(get_addr(r, v, "gateway.listen", true, &gw->listen));
     if ((v = sh_node_get(g, "admin")) && v->kind != SH_NODE_NULL)
-        SH_TRY(get_addr(r, v, "gateway.admin", &gw->admin));
+        SH_TRY(get_addr(r, v, "gateway.admin", true, &gw->admin));
     SH_TRY(sh_node_require(g, "routes", "gateway", &routes, r->d));
     SH_TRY(sh_node_expect(routes, SH_NODE_SEQ, "gateway.routes", r->d));
     for (size_t i = 0; i < routes->count; i++) {
@@ -692,16 +695,16 @@ static int read_top(struct rd *r, const struct sh_node *root)
         const struct sh_node *x;
         SH_TRY(sh_node_check_keys(v, ck, "control_plane", r->d));
         if ((x = sh_node_get(v, "listen")))
-            SH_TRY(get_addr(r, x, "control_plane.listen", &m->control_plane_listen));
+            SH_TRY(get_addr(r, x, "control_plane.listen", false, &m->control_plane_listen));
     }
     if ((v = sh_node_get(root, "mesh"))) {
         static const char *const mk[] = {"listen", "admin", NULL};
         const struct sh_node *x;
         SH_TRY(sh_node_check_keys(v, mk, "mesh", r->d));
         if ((x = sh_node_get(v, "listen")))
-            SH_TRY(get_addr(r, x, "mesh.listen", &m->mesh_listen));
+            SH_TRY(get_addr(r, x, "mesh.listen", true, &m->mesh_listen));
         if ((x = sh_node_get(v, "admin")) && x->kind != SH_NODE_NULL)
-            SH_TRY(get_addr(r, x, "mesh.admin", &m->mesh_admin));
+            SH_TRY(get_addr(r, x, "mesh.admin", true, &m->mesh_admin));
     }
     SH_TRY(sh_node_require(root, "services", "top level", &svcs, r->d));
     SH_TRY(sh_node_expect(svcs, SH_NODE_MAP, "services", r->d));
@@ -864,14 +867,21 @@ static int put_clusters(const struct manifest *m, struct sh_doc *doc, struct sh_
 {
     const struct sh_node *root = m->doc->root, *cpn;
     struct sh_node *cp, *clusters;
+    struct sockaddr_storage ss;
+    char cp_addr[64];
 
+    /* the proxies connect to the control plane: a wildcard listen is reached on loopback */
+    if (sh_listen_parse(m->control_plane_listen, &ss, NULL) < 0)
+        return SH_EINVAL; /* read_top checked it */
+    sh_addr_loopback_for(&ss);
+    sh_addr_format(&ss, cp_addr, sizeof(cp_addr));
     cpn = sh_node_get(sh_node_get(root, "control_plane"), "listen");
     if (!cpn)
         cpn = root;
     cp = sh_node_new(doc, SH_NODE_MAP, cpn->line, cpn->col);
     if (!cp)
         return SH_ENOMEM;
-    SH_TRY(put(doc, cp, "address", cpn, scalar_at(doc, m->control_plane_listen, cpn)));
+    SH_TRY(put(doc, cp, "address", cpn, scalar_at(doc, cp_addr, cpn)));
     SH_TRY(put(doc, top, "control_plane", cpn, cp));
     clusters = sh_node_new(doc, SH_NODE_SEQ, root->line, root->col);
     if (!clusters)

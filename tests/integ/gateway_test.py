@@ -745,6 +745,143 @@ routes:
         ups.stop()
 
 
+class WhoUpstream:
+    """An upstream (Python's http.server, HTTP/1.0: one request per connection) whose body
+    says who asked: path, Host, Authorization and Cookie. /setcookie answers with Set-Cookie,
+    /nostore with Cache-Control: no-store, /private with Cache-Control: max-age=60, private."""
+
+    HEADERS = {"/setcookie": ("Set-Cookie", "s=1"), "/nostore": ("Cache-Control", "no-store"),
+               "/private": ("Cache-Control", "max-age=60, private"),
+               "/public": ("Cache-Control", "public, max-age=60")}
+
+    def __init__(self):
+        import http.server
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(h):
+                body = json.dumps({"path": h.path, "host": h.headers.get("Host"),
+                                   "auth": h.headers.get("Authorization"),
+                                   "cookie": h.headers.get("Cookie")}).encode()
+                h.send_response(200)
+                h.send_header("Content-Type", "application/json")
+                h.send_header("Content-Length", str(len(body)))
+                extra = WhoUpstream.HEADERS.get(h.path)
+                if extra:
+                    h.send_header(*extra)
+                h.end_headers()
+                h.wfile.write(body)
+
+            def log_message(h, *args):
+                pass
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.srv.server_address[1]
+        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        if self.srv:
+            self.srv.shutdown()
+            self.srv.server_close()
+            self.thread.join(timeout=10)
+            self.srv = None
+
+
+def _no_copy(st, h):
+    """The cluster is down and no stale copy answered: 502, or 503 once the breaker opened."""
+    return st in (502, 503) and "x-shoal-fallback" not in h
+
+
+def _fallback_gateway(up, fallback):
+    return Gateway(f"""
+clusters:
+  - name: up
+    endpoints: [127.0.0.1:{up.port}]
+    retry: {{max: 0}}
+routes:
+  - match: {{prefix: /}}
+    cluster: up
+    fallback: {fallback}
+""", workers=1)
+
+
+@test
+def stale_fallback_is_never_shared_between_users_or_hosts(_):
+    up = WhoUpstream()
+    gw = _fallback_gateway(up, "{max_entry: 64KiB, max_age: 1m}")
+    try:
+        def ask(path, **hdrs):
+            headers = {k.replace("_", "-"): v for k, v in hdrs.items()}
+            return gw.request(path, headers=headers)
+        # fresh answers, each of which the old cache kept under its target alone
+        st, _, body_a = ask("/me", Authorization="Bearer a")
+        assert st == 200 and json.loads(body_a)["auth"] == "Bearer a"
+        assert ask("/mine", Cookie="session=a")[0] == 200
+        st, _, pub_x = ask("/pub", Host="x.example")
+        assert st == 200 and json.loads(pub_x)["host"] == "x.example"
+        st, _, pub_y = ask("/pub", Host="y.example")
+        assert st == 200 and json.loads(pub_y)["host"] == "y.example"
+        for path in ("/setcookie", "/nostore", "/private", "/public"):
+            assert ask(path)[0] == 200
+        up.stop()
+        # another user, or nobody, never gets user a's answer
+        for who in ({"Authorization": "Bearer b"}, {}, {"Authorization": "Bearer a"}):
+            st, h, body = ask("/me", **who)
+            assert _no_copy(st, h) and body != body_a, (who, st, h, body)
+        for who in ({"Cookie": "session=b"}, {}):
+            st, h, body = ask("/mine", **who)
+            assert _no_copy(st, h), (who, st, h, body)
+        # each host has its own copy; a third host has none
+        st, h, body = ask("/pub", Host="x.example")
+        assert st == 200 and h.get("x-shoal-fallback") == "stale" and body == pub_x, body
+        st, h, body = ask("/pub", Host="Y.EXAMPLE")
+        assert st == 200 and h.get("x-shoal-fallback") == "stale" and body == pub_y, body
+        st, h, body = ask("/pub", Host="z.example")
+        assert _no_copy(st, h), (st, h, body)
+        # answers that said "not for sharing" were not kept; a public one was
+        for path in ("/setcookie", "/nostore", "/private"):
+            st, h, body = ask(path)
+            assert _no_copy(st, h), (path, st, h, body)
+        st, h, _ = ask("/public")
+        assert st == 200 and h.get("x-shoal-fallback") == "stale"
+    finally:
+        gw.stop()
+        up.stop()
+
+
+@test
+def stale_fallback_per_credential_keeps_one_copy_each(_):
+    up = WhoUpstream()
+    gw = _fallback_gateway(up, "{max_age: 1m, per_credential: true}")
+    users = [{"Authorization": "Bearer a"}, {"Authorization": "Bearer b"},
+             {"Cookie": "session=c"}, {"Authorization": "Bearer a", "Cookie": "session=c"}, {}]
+    try:
+        fresh = []
+        for u in users:
+            st, _, body = gw.request("/me", headers=u)
+            assert st == 200
+            fresh.append(body)
+        assert len(set(fresh)) == len(users)
+        up.stop()
+        for u, want in zip(users, fresh):
+            st, h, body = gw.request("/me", headers=u)
+            assert st == 200 and h.get("x-shoal-fallback") == "stale" and body == want, \
+                (u, st, body, want)
+        st, h, body = gw.request("/me", headers={"Authorization": "Bearer d"})
+        assert _no_copy(st, h), (st, body)
+        st, h, body = gw.request("/me", headers={"Authorization": "Bearer a",
+                                                 "Cookie": "session=x"})
+        assert _no_copy(st, h), (st, body)
+        # the route's config shows the opt-in
+        c = http.client.HTTPConnection("127.0.0.1", gw.admin, timeout=5)
+        c.request("GET", "/config")
+        cfg = json.loads(c.getresponse().read())
+        c.close()
+        assert '"per_credential": true' in json.dumps(cfg), cfg
+    finally:
+        gw.stop()
+        up.stop()
+
+
 @test
 def unhealthy_endpoint_gets_no_traffic(_):
     good = Upstreams(1)

@@ -236,6 +236,94 @@ def blocking_queries_answer_on_change_and_at_the_deadline(_):
 
 
 @test
+def blocking_wait_is_clamped_and_garbage_is_400(_):
+    srv = Server()
+    try:
+        assert srv.call("PUT", "/v1/kv/w/k", b"1")[0] == 200
+        i = int(srv.call("GET", "/v1/kv/w/k")[1]["X-Consul-Index"])
+        # garbage is refused, naming the parameter
+        for q, field in ((f"index={i}&wait=soon", "wait"), (f"index={i}&wait=-5s", "wait"),
+                         ("index=abc", "index"), ("index=-1", "index")):
+            for path in ("/v1/kv/w/k", "/v1/catalog/services", "/v1/health/service/x"):
+                st, _, b = srv.call("GET", f"{path}?{q}")
+                assert st == 400 and json.loads(b)["field"] == field, (path, q, st, b)
+                assert field in json.loads(b)["error"], b
+        # absurd waits are clamped to 10 minutes, not wrapped: 18446744073709552 s times 1000
+        # overflowed to 384 ms before, so the query answered at once
+        for wait in ("18446744073709552", "99999999999999999999999", "5124095576h", "1000000m"):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            try:
+                s.sendall(f"GET /v1/kv/w/k?index={i}&wait={wait} HTTP/1.1\r\nHost: x\r\n"
+                          f"\r\n".encode())
+                s.settimeout(1.5)
+                try:
+                    early = s.recv(4096)
+                except socket.timeout:
+                    early = None
+                assert early is None, f"wait={wait} answered at once: {early[:80]!r}"
+                srv.call("PUT", "/v1/kv/w/k", wait.encode())  # wakes it
+                s.settimeout(10)
+                head = s.recv(4096)
+                assert head.startswith(b"HTTP/1.1 200"), head[:80]
+            finally:
+                s.close()
+            i = int(srv.call("GET", "/v1/kv/w/k")[1]["X-Consul-Index"])
+    finally:
+        srv.stop()
+
+
+LONG_TOKEN = "L" * 100 + "0123456789" * 10  # 200 characters
+
+
+@test
+def long_tokens_work_whole_or_are_refused(_):
+    srv = Server(token=LONG_TOKEN)
+    try:
+        assert srv.call("PUT", "/v1/kv/t", b"1", token=LONG_TOKEN)[0] == 200
+        # the first 127 characters were all that counted before: not any more
+        st, _, b = srv.call("PUT", "/v1/kv/t", b"2", token=LONG_TOKEN[:127])
+        assert st == 403, (st, b)
+        other = LONG_TOKEN[:150] + "X" + LONG_TOKEN[151:]
+        st, _, b = srv.call("PUT", "/v1/kv/t", b"2", token=other)
+        assert st == 403, (st, b)
+        st, _, b = srv.call("PUT", "/v1/kv/t", b"2", token=LONG_TOKEN + "x")
+        assert st == 403, (st, b)
+        # a presented token past the limit is refused saying so
+        st, _, b = srv.call("PUT", "/v1/kv/t", b"2", token="y" * 1025)
+        assert st == 401 and "1024" in json.loads(b)["error"], (st, b)
+        assert srv.call("GET", "/v1/kv/t?raw", token=None)[2] == b"1"
+        # the CLI sends the whole token, and refuses one past the limit
+        env = dict(os.environ, SHOAL_ADDR=f"127.0.0.1:{srv.port}", SHOAL_TOKEN=LONG_TOKEN)
+        p = subprocess.run([SHOAL, "config", "set", "t", "3"], capture_output=True, env=env,
+                           timeout=30)
+        assert p.returncode == 0, p.stderr
+        p = subprocess.run([SHOAL, "config", "set", "t", "4"], capture_output=True, timeout=30,
+                           env=dict(env, SHOAL_TOKEN=LONG_TOKEN[:127]))
+        assert p.returncode == 1 and b"403" in p.stderr, p.stderr
+        p = subprocess.run([SHOAL, "config", "set", "t", "4"], capture_output=True, timeout=30,
+                           env=dict(env, SHOAL_TOKEN="z" * 1025))
+        assert p.returncode != 0 and b"SHOAL_TOKEN" in p.stderr and b"1024" in p.stderr, \
+            p.stderr
+        assert srv.call("GET", "/v1/kv/t?raw", token=None)[2] == b"3"
+    finally:
+        srv.stop()
+    # a server token past the limit is refused at start
+    d = tempfile.mkdtemp(prefix="shoal-srv-")
+    env = dict(os.environ)
+    env.pop("SHOAL_TOKEN", None)
+    p = subprocess.run([SHOAL, "server", "--data-dir", d, "--listen", "127.0.0.1:0", "--token",
+                        "t" * 1025], capture_output=True, text=True, timeout=30, env=env)
+    assert p.returncode != 0 and "--token" in p.stderr and "1024" in p.stderr, p.stderr
+    # and so is a token file holding one
+    with open(os.path.join(d, "token"), "w") as f:
+        f.write("f" * 2000 + "\n")
+    p = subprocess.run([SHOAL, "server", "--data-dir", d, "--listen", "127.0.0.1:0"],
+                       capture_output=True, text=True, timeout=30, env=env)
+    assert p.returncode != 0 and "token" in p.stderr and "1024" in p.stderr, p.stderr
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@test
 def kv_cas_history_and_rollback(_):
     srv = Server()
     try:

@@ -257,9 +257,15 @@ static const struct bad bads[] = {
     {"services:\n", "shoal.yaml:1:10", "services: expected a map, found nothing (null)"},
     {"gateway: {routes: []}\n", "shoal.yaml:1:1", "top level: missing required key 'services'"},
     {"services:\n  a:\n    command: x\ncontrol_plane: {listen: nowhere}\n", "shoal.yaml:4:25",
-     "control_plane.listen: 'nowhere' is not an address (write HOST:PORT, e.g. 127.0.0.1:8080)"},
+     "control_plane.listen: 'nowhere': the port is missing (write HOST:PORT, e.g. 127.0.0.1:8080)"},
+    {"services:\n  a:\n    command: x\ncontrol_plane: {listen: '127.0.0.1:0'}\n", "shoal.yaml:4:25",
+     "control_plane.listen: '127.0.0.1:0': port 0 is not allowed here (others connect to it)"},
+    {"services:\n  a:\n    command: x\ngateway: {listen: 'example.com:80', routes: []}\n",
+     "shoal.yaml:4:19",
+     "gateway.listen: 'example.com:80': the host must be a numeric IPv4 address, [IPv6] in "
+     "brackets, 'localhost', or empty/'*' for every address"},
     {"services:\n  a:\n    command: x\nmesh: {listen: 127.0.0.1}\n", "shoal.yaml:4:16",
-     "mesh.listen: '127.0.0.1' is not an address (write HOST:PORT, e.g. 127.0.0.1:8080)"},
+     "mesh.listen: '127.0.0.1': the port is missing (write HOST:PORT, e.g. 127.0.0.1:8080)"},
     {"services:\n  a:\n    command: x\nmesh: {port: 1}\n", "shoal.yaml:4:8",
      "mesh: unknown key 'port' (allowed: listen, admin)"},
 };
