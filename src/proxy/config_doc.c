@@ -5,6 +5,7 @@
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,51 +67,29 @@ static int get_ms(struct rd *r, const struct sh_node *n, const char *path, uint3
     return 0;
 }
 
-/* "20%" or a fraction like 0.2, into [0, 1]. */
-static int get_ratio(struct rd *r, const struct sh_node *n, const char *path, double *out)
-{
-    const char *s;
-    char *end;
-    double v;
-
-    SH_TRY(sh_node_str(n, path, &s, r->d));
-    v = strtod(s, &end);
-    if (end == s)
-        return fail_at(r, n, "%s: '%s' is not a ratio (write 20%% or 0.2)", path, s);
-    if (*end == '%' && end[1] == '\0')
-        v /= 100.0;
-    else if (*end != '\0')
-        return fail_at(r, n, "%s: '%s' is not a ratio (write 20%% or 0.2)", path, s);
-    if (!(v >= 0.0 && v <= 1.0))
-        return fail_at(r, n, "%s: '%s' is outside 0%%..100%%", path, s);
-    *out = v;
-    return 0;
-}
-
 /* ------------------------------------------------------------------------------------------
- * Policies (shared by clusters and routes)
+ * Policies (shared by clusters and routes): schema tables (core's sh_schema_read), so limits,
+ * unknown keys and the paths in errors work the same here and in the manifest, whose
+ * `resilience` sections become these maps (named by the path the user wrote: node origins).
  * ------------------------------------------------------------------------------------------ */
-static int read_timeouts(struct rd *r, const struct sh_node *m, const char *base,
-                         struct proxy_timeouts *t)
+static int check_timeouts(const struct sh_node *m, const char *path, void *obj, void *ctx,
+                          struct sh_diag *d)
 {
-    static const char *const keys[] = {"connect", "per_try", "request", "idle", NULL};
-    const struct sh_node *v;
-    char p[160];
+    const struct proxy_timeouts *t = obj;
 
-    SH_TRY(sh_node_check_keys(m, keys, base, r->d));
-    snprintf(p, sizeof(p), "%s", base);
-    if ((v = sh_node_get(m, "connect")))
-        SH_TRY(get_ms(r, v, pathf(r, "%s.connect", p), &t->connect_ms));
-    if ((v = sh_node_get(m, "per_try")))
-        SH_TRY(get_ms(r, v, pathf(r, "%s.per_try", p), &t->per_try_ms));
-    if ((v = sh_node_get(m, "request")))
-        SH_TRY(get_ms(r, v, pathf(r, "%s.request", p), &t->request_ms));
-    if ((v = sh_node_get(m, "idle")))
-        SH_TRY(get_ms(r, v, pathf(r, "%s.idle", p), &t->idle_ms));
+    (void)ctx;
     if (t->connect_ms == 0 || t->per_try_ms == 0 || t->request_ms == 0)
-        return fail_at(r, m, "%s: timeouts must be above 0", p);
+        return sh_node_fail(d, m, path, "timeouts must be above 0");
     return 0;
 }
+
+static const struct sh_field timeouts_fields[] = {
+    {"connect", SH_FIELD_MS, offsetof(struct proxy_timeouts, connect_ms), 0, 0, NULL, NULL},
+    {"per_try", SH_FIELD_MS, offsetof(struct proxy_timeouts, per_try_ms), 0, 0, NULL, NULL},
+    {"request", SH_FIELD_MS, offsetof(struct proxy_timeouts, request_ms), 0, 0, NULL, NULL},
+    {"idle", SH_FIELD_MS, offsetof(struct proxy_timeouts, idle_ms), 0, 0, NULL, NULL},
+};
+SH_SCHEMA(timeouts_schema, timeouts_fields, check_timeouts);
 
 static const struct {
     const char *name;
@@ -123,148 +102,151 @@ static const struct {
     {"5xx", PROXY_RETRY_5XX},
 };
 
+/* retry.on: a list of conditions and statuses, into the whole struct proxy_retry (on,
+ * statuses, nstatuses). */
+static int read_retry_on(const struct sh_node *v, const char *path, void *field, void *ctx,
+                         struct sh_diag *d)
+{
+    struct proxy_retry *rp = field;
+    char ip[192];
+
+    (void)ctx;
+    SH_TRY(sh_node_expect(v, SH_NODE_SEQ, path, d));
+    rp->on = 0;
+    rp->nstatuses = 0;
+    for (size_t i = 0; i < v->count; i++) {
+        const struct sh_node *it = v->items[i];
+        const char *s;
+        uint64_t st;
+        bool known = false;
+        snprintf(ip, sizeof(ip), "%s[%zu]", path, i);
+        SH_TRY(sh_node_str(it, ip, &s, d));
+        for (size_t k = 0; k < SH_ARRAY_LEN(retry_on_names); k++) {
+            if (strcmp(s, retry_on_names[k].name) == 0) {
+                rp->on |= retry_on_names[k].flag;
+                known = true;
+            }
+        }
+        if (known)
+            continue;
+        if (slice_to_u64(slice_from_cstr(s), &st) == 0 && st >= 400 && st <= 599) {
+            if (rp->nstatuses == SH_ARRAY_LEN(rp->statuses))
+                return sh_node_fail(d, it, ip, "at most 8 statuses");
+            rp->statuses[rp->nstatuses++] = (uint16_t)st;
+            rp->on |= PROXY_RETRY_STATUS;
+            continue;
+        }
+        return sh_node_fail(d, it, ip,
+                            "'%s' is not a retry condition (connect, reset, timeout, 5xx, or a "
+                            "status from 400 to 599)",
+                            s);
+    }
+    return 0;
+}
+
+static const struct sh_field retry_fields[] = {
+    {"max", SH_FIELD_U32, offsetof(struct proxy_retry, max_retries), 0, 10, NULL, NULL},
+    {"on", SH_FIELD_FN, 0, 0, 0, NULL, read_retry_on},
+    {"backoff", SH_FIELD_MS, offsetof(struct proxy_retry, backoff_base_ms), 0, 0, NULL, NULL},
+    {"backoff_max", SH_FIELD_MS, offsetof(struct proxy_retry, backoff_max_ms), 0, 0, NULL, NULL},
+    {"budget", SH_FIELD_RATIO, offsetof(struct proxy_retry, budget_ratio), 0, 0, NULL, NULL},
+    {"min_per_second", SH_FIELD_U32, offsetof(struct proxy_retry, budget_min_per_s), 0, 100000,
+     NULL, NULL},
+    {"non_idempotent", SH_FIELD_BOOL, offsetof(struct proxy_retry, non_idempotent), 0, 0, NULL,
+     NULL},
+};
+SH_SCHEMA(retry_schema, retry_fields, NULL);
+
+static const struct sh_field breaker_fields[] = {
+    {"consecutive_failures", SH_FIELD_U32, offsetof(struct proxy_breaker, consecutive_failures),
+     0, 1000000, NULL, NULL},
+    {"error_ratio", SH_FIELD_RATIO, offsetof(struct proxy_breaker, error_ratio), 0, 0, NULL, NULL},
+    {"window", SH_FIELD_MS, offsetof(struct proxy_breaker, window_ms), 0, 0, NULL, NULL},
+    {"min_requests", SH_FIELD_U32, offsetof(struct proxy_breaker, min_requests), 1, 1000000, NULL,
+     NULL},
+    {"open", SH_FIELD_MS, offsetof(struct proxy_breaker, open_ms), 0, 0, NULL, NULL},
+    {"max_requests", SH_FIELD_U32, offsetof(struct proxy_breaker, max_requests), 1, 10000000,
+     NULL, NULL},
+    {"max_pending", SH_FIELD_U32, offsetof(struct proxy_breaker, max_pending), 1, 10000000, NULL,
+     NULL},
+};
+SH_SCHEMA(breaker_schema, breaker_fields, NULL);
+
+static const struct sh_field outlier_fields[] = {
+    {"consecutive_errors", SH_FIELD_U32, offsetof(struct proxy_outlier, consecutive_errors), 0,
+     1000000, NULL, NULL},
+    {"base_ejection", SH_FIELD_MS, offsetof(struct proxy_outlier, base_ejection_ms), 0, 0, NULL,
+     NULL},
+    {"max_ejection", SH_FIELD_MS, offsetof(struct proxy_outlier, max_ejection_ms), 0, 0, NULL,
+     NULL},
+    {"max_ejection_percent", SH_FIELD_PERCENT,
+     offsetof(struct proxy_outlier, max_ejection_percent), 0, 0, NULL, NULL},
+    {"panic_threshold", SH_FIELD_PERCENT, offsetof(struct proxy_outlier, panic_percent), 0, 0,
+     NULL, NULL},
+};
+SH_SCHEMA(outlier_schema, outlier_fields, NULL);
+
+/* A string the config keeps: copied into its arena (ctx is the reader). */
+static int read_owned_str(const struct sh_node *v, const char *path, void *field, void *ctx,
+                          struct sh_diag *d)
+{
+    struct rd *r = ctx;
+    const char *s;
+
+    SH_TRY(sh_node_str(v, path, &s, d));
+    *(const char **)field = cfg_dup(r, s);
+    return *(const char **)field ? 0 : SH_ENOMEM;
+}
+
+static int read_status(const struct sh_node *v, const char *path, void *field, void *ctx,
+                       struct sh_diag *d)
+{
+    uint64_t st;
+
+    (void)ctx;
+    SH_TRY(sh_node_u64(v, path, 100, 599, &st, d));
+    *(uint16_t *)field = (uint16_t)st;
+    return 0;
+}
+
+static int check_health(const struct sh_node *m, const char *path, void *obj, void *ctx,
+                        struct sh_diag *d)
+{
+    const struct proxy_health *h = obj;
+
+    (void)ctx;
+    if (!h->path)
+        return sh_node_fail(d, m, path, "missing required key 'path'");
+    if (h->path[0] != '/')
+        return sh_node_fail(d, sh_node_get(m, "path"), path, "path: must start with '/'");
+    if (h->interval_ms < 100)
+        return sh_node_fail(d, m, path, "interval: at least 100ms");
+    return 0;
+}
+
+static const struct sh_field health_fields[] = {
+    {"path", SH_FIELD_FN, offsetof(struct proxy_health, path), 0, 0, NULL, read_owned_str},
+    {"expect_status", SH_FIELD_FN, offsetof(struct proxy_health, expect_status), 0, 0, NULL,
+     read_status},
+    {"interval", SH_FIELD_MS, offsetof(struct proxy_health, interval_ms), 0, 0, NULL, NULL},
+    {"timeout", SH_FIELD_MS, offsetof(struct proxy_health, timeout_ms), 0, 0, NULL, NULL},
+    {"healthy_threshold", SH_FIELD_U32, offsetof(struct proxy_health, healthy_threshold), 1, 100,
+     NULL, NULL},
+    {"unhealthy_threshold", SH_FIELD_U32, offsetof(struct proxy_health, unhealthy_threshold), 1,
+     100, NULL, NULL},
+};
+SH_SCHEMA(health_schema, health_fields, check_health);
+
+static int read_timeouts(struct rd *r, const struct sh_node *m, const char *base,
+                         struct proxy_timeouts *t)
+{
+    return sh_schema_read(&timeouts_schema, m, base, t, r, r->d);
+}
+
 static int read_retry(struct rd *r, const struct sh_node *m, const char *base,
                       struct proxy_retry *rp)
 {
-    static const char *const keys[] = {"max",    "on",          "backoff",        "backoff_max",
-                                       "budget", "min_per_second", "non_idempotent", NULL};
-    const struct sh_node *v;
-    char p[160];
-
-    snprintf(p, sizeof(p), "%s", base);
-    SH_TRY(sh_node_check_keys(m, keys, p, r->d));
-    if ((v = sh_node_get(m, "max")))
-        SH_TRY(get_u32(r, v, pathf(r, "%s.max", p), 0, 10, &rp->max_retries));
-    if ((v = sh_node_get(m, "on"))) {
-        SH_TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.on", p), r->d));
-        rp->on = 0;
-        rp->nstatuses = 0;
-        for (size_t i = 0; i < v->count; i++) {
-            const struct sh_node *it = v->items[i];
-            const char *s;
-            uint64_t st;
-            bool known = false;
-            SH_TRY(sh_node_str(it, pathf(r, "%s.on[%zu]", p, i), &s, r->d));
-            for (size_t k = 0; k < SH_ARRAY_LEN(retry_on_names); k++) {
-                if (strcmp(s, retry_on_names[k].name) == 0) {
-                    rp->on |= retry_on_names[k].flag;
-                    known = true;
-                }
-            }
-            if (known)
-                continue;
-            if (slice_to_u64(slice_from_cstr(s), &st) == 0 && st >= 400 && st <= 599) {
-                if (rp->nstatuses == SH_ARRAY_LEN(rp->statuses))
-                    return fail_at(r, it, "%s: at most 8 statuses", r->path);
-                rp->statuses[rp->nstatuses++] = (uint16_t)st;
-                rp->on |= PROXY_RETRY_STATUS;
-                continue;
-            }
-            return fail_at(r, it,
-                           "%s: '%s' is not a retry condition (connect, reset, timeout, 5xx, "
-                           "or a status from 400 to 599)",
-                           r->path, s);
-        }
-    }
-    if ((v = sh_node_get(m, "backoff")))
-        SH_TRY(get_ms(r, v, pathf(r, "%s.backoff", p), &rp->backoff_base_ms));
-    if ((v = sh_node_get(m, "backoff_max")))
-        SH_TRY(get_ms(r, v, pathf(r, "%s.backoff_max", p), &rp->backoff_max_ms));
-    if ((v = sh_node_get(m, "budget")))
-        SH_TRY(get_ratio(r, v, pathf(r, "%s.budget", p), &rp->budget_ratio));
-    if ((v = sh_node_get(m, "min_per_second")))
-        SH_TRY(get_u32(r, v, pathf(r, "%s.min_per_second", p), 0, 100000, &rp->budget_min_per_s));
-    if ((v = sh_node_get(m, "non_idempotent")))
-        SH_TRY(sh_node_bool(v, pathf(r, "%s.non_idempotent", p), &rp->non_idempotent, r->d));
-    return 0;
-}
-
-static int read_breaker(struct rd *r, const struct sh_node *m, const char *base,
-                        struct proxy_breaker *b)
-{
-    static const char *const keys[] = {"consecutive_failures", "error_ratio", "window",
-                                       "min_requests",         "open",        "max_requests",
-                                       "max_pending",          NULL};
-    const struct sh_node *v;
-    char p[160];
-
-    snprintf(p, sizeof(p), "%s", base);
-    SH_TRY(sh_node_check_keys(m, keys, p, r->d));
-    if ((v = sh_node_get(m, "consecutive_failures")))
-        SH_TRY(get_u32(r, v, pathf(r, "%s.consecutive_failures", p), 0, 1000000,
-                    &b->consecutive_failures));
-    if ((v = sh_node_get(m, "error_ratio")))
-        SH_TRY(get_ratio(r, v, pathf(r, "%s.error_ratio", p), &b->error_ratio));
-    if ((v = sh_node_get(m, "window")))
-        SH_TRY(get_ms(r, v, pathf(r, "%s.window", p), &b->window_ms));
-    if ((v = sh_node_get(m, "min_requests")))
-        SH_TRY(get_u32(r, v, pathf(r, "%s.min_requests", p), 1, 1000000, &b->min_requests));
-    if ((v = sh_node_get(m, "open")))
-        SH_TRY(get_ms(r, v, pathf(r, "%s.open", p), &b->open_ms));
-    if ((v = sh_node_get(m, "max_requests")))
-        SH_TRY(get_u32(r, v, pathf(r, "%s.max_requests", p), 1, 10000000, &b->max_requests));
-    if ((v = sh_node_get(m, "max_pending")))
-        SH_TRY(get_u32(r, v, pathf(r, "%s.max_pending", p), 1, 10000000, &b->max_pending));
-    return 0;
-}
-
-static int read_outlier(struct rd *r, const struct sh_node *m, const char *base,
-                        struct proxy_outlier *o)
-{
-    static const char *const keys[] = {"consecutive_errors",   "base_ejection",   "max_ejection",
-                                       "max_ejection_percent", "panic_threshold", NULL};
-    const struct sh_node *v;
-    char p[160];
-
-    snprintf(p, sizeof(p), "%s", base);
-    SH_TRY(sh_node_check_keys(m, keys, p, r->d));
-    if ((v = sh_node_get(m, "consecutive_errors")))
-        SH_TRY(get_u32(r, v, pathf(r, "%s.consecutive_errors", p), 0, 1000000,
-                    &o->consecutive_errors));
-    if ((v = sh_node_get(m, "base_ejection")))
-        SH_TRY(get_ms(r, v, pathf(r, "%s.base_ejection", p), &o->base_ejection_ms));
-    if ((v = sh_node_get(m, "max_ejection")))
-        SH_TRY(get_ms(r, v, pathf(r, "%s.max_ejection", p), &o->max_ejection_ms));
-    if ((v = sh_node_get(m, "max_ejection_percent")))
-        SH_TRY(get_u32(r, v, pathf(r, "%s.max_ejection_percent", p), 0, 100,
-                    &o->max_ejection_percent));
-    if ((v = sh_node_get(m, "panic_threshold")))
-        SH_TRY(get_u32(r, v, pathf(r, "%s.panic_threshold", p), 0, 100, &o->panic_percent));
-    return 0;
-}
-
-static int read_health(struct rd *r, const struct sh_node *m, const char *base,
-                       struct proxy_health *h)
-{
-    static const char *const keys[] = {"path",     "expect_status",     "interval",
-                                       "timeout",  "healthy_threshold", "unhealthy_threshold",
-                                       NULL};
-    const struct sh_node *v;
-    uint32_t st;
-    char p[160];
-
-    snprintf(p, sizeof(p), "%s", base);
-    SH_TRY(sh_node_check_keys(m, keys, p, r->d));
-    SH_TRY(sh_node_require(m, "path", p, &v, r->d));
-    SH_TRY(get_str(r, v, pathf(r, "%s.path", p), &h->path));
-    if (h->path[0] != '/')
-        return fail_at(r, v, "%s.path: must start with '/'", p);
-    if ((v = sh_node_get(m, "expect_status"))) {
-        SH_TRY(get_u32(r, v, pathf(r, "%s.expect_status", p), 100, 599, &st));
-        h->expect_status = (uint16_t)st;
-    }
-    if ((v = sh_node_get(m, "interval")))
-        SH_TRY(get_ms(r, v, pathf(r, "%s.interval", p), &h->interval_ms));
-    if ((v = sh_node_get(m, "timeout")))
-        SH_TRY(get_ms(r, v, pathf(r, "%s.timeout", p), &h->timeout_ms));
-    if ((v = sh_node_get(m, "healthy_threshold")))
-        SH_TRY(get_u32(r, v, pathf(r, "%s.healthy_threshold", p), 1, 100, &h->healthy_threshold));
-    if ((v = sh_node_get(m, "unhealthy_threshold")))
-        SH_TRY(get_u32(r, v, pathf(r, "%s.unhealthy_threshold", p), 1, 100,
-                    &h->unhealthy_threshold));
-    if (h->interval_ms < 100)
-        return fail_at(r, m, "%s.interval: at least 100ms", p);
-    return 0;
+    return sh_schema_read(&retry_schema, m, base, rp, r, r->d);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -312,14 +294,16 @@ static int read_cluster(struct rd *r, const struct sh_node *m, size_t idx,
                                        "hash_on", "timeouts", "retry",   "breaker",
                                        "outlier", "health",   NULL};
     const struct sh_node *v;
-    char p[64];
+    char p[160];
 
     snprintf(p, sizeof(p), "clusters[%zu]", idx);
     proxy_cluster_defaults(cl);
     SH_TRY(sh_node_check_keys(m, keys, p, r->d));
     SH_TRY(sh_node_require(m, "name", p, &v, r->d));
     SH_TRY(get_str(r, v, pathf(r, "%s.name", p), &cl->name));
-    snprintf(p, sizeof(p), "clusters[%s]", cl->name);
+    snprintf(p, sizeof(p), "%s", sh_node_path(m, ""));
+    if (!p[0]) /* a cluster of this file; one made from a manifest is named as written there */
+        snprintf(p, sizeof(p), "clusters[%s]", cl->name);
     if ((v = sh_node_get(m, "service"))) {
         /* registry-fed: the control plane says which instances (passing ones) to use */
         if (sh_node_get(m, "endpoints"))
@@ -387,11 +371,14 @@ static int read_cluster(struct rd *r, const struct sh_node *m, size_t idx,
     if ((v = sh_node_get(m, "retry")))
         SH_TRY(read_retry(r, v, pathf(r, "%s.retry", p), &cl->retry));
     if ((v = sh_node_get(m, "breaker")))
-        SH_TRY(read_breaker(r, v, pathf(r, "%s.breaker", p), &cl->breaker));
+        SH_TRY(sh_schema_read(&breaker_schema, v, pathf(r, "%s.breaker", p), &cl->breaker, r,
+                              r->d));
     if ((v = sh_node_get(m, "outlier")))
-        SH_TRY(read_outlier(r, v, pathf(r, "%s.outlier", p), &cl->outlier));
+        SH_TRY(sh_schema_read(&outlier_schema, v, pathf(r, "%s.outlier", p), &cl->outlier, r,
+                              r->d));
     if ((v = sh_node_get(m, "health")))
-        SH_TRY(read_health(r, v, pathf(r, "%s.health", p), &cl->health));
+        SH_TRY(sh_schema_read(&health_schema, v, pathf(r, "%s.health", p), &cl->health, r,
+                              r->d));
     return 0;
 }
 
@@ -500,11 +487,14 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
         "redirect", "rewrite_prefix", "request_headers", "response_headers", "timeouts",
         "retry",   "rate_limit",      "fallback",         NULL};
     const struct sh_node *v;
-    char p[64];
+    char p[160];
     int actions = 0;
     const struct proxy_cluster *policy_from = NULL;
 
-    snprintf(p, sizeof(p), "routes[%zu]", idx);
+    if (m->origin) /* a route made from a manifest is named as written there */
+        snprintf(p, sizeof(p), "%s", m->origin);
+    else
+        snprintf(p, sizeof(p), "routes[%zu]", idx);
     SH_TRY(sh_node_check_keys(m, keys, p, r->d));
     if ((v = sh_node_get(m, "name"))) {
         SH_TRY(get_str(r, v, pathf(r, "%s.name", p), &rt->name));
@@ -534,7 +524,7 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
         for (size_t i = 0; i < v->count; i++) {
             static const char *const sk[] = {"cluster", "weight", NULL};
             const struct sh_node *it = v->items[i], *c, *w;
-            char sp[96];
+            char sp[192];
             snprintf(sp, sizeof(sp), "%s.split[%zu]", p, i);
             SH_TRY(sh_node_check_keys(it, sk, sp, r->d));
             SH_TRY(sh_node_require(it, "cluster", sp, &c, r->d));
