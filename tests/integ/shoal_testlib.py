@@ -11,6 +11,48 @@ import time
 
 SHOAL = None  # set by the test script: path of the shoal binary
 TIMEOUT = 10.0
+WAIT = 20.0  # deadline of wait_until: generous, CI is a busy 2-core machine running ASan
+
+
+def wait_until(fn, timeout=WAIT, what=None, interval=0.02, retry_on=()):
+    """Polls fn() every <interval> s until it returns something truthy, and returns that value.
+    After <timeout> s raises AssertionError naming <what> (default: fn's source name) and the
+    last value fn returned. Exceptions of the types in <retry_on> count as "not yet"; any other
+    propagates. Tests wait on the condition this way, never on a fixed sleep."""
+    end = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = fn()
+        except retry_on as exc:  # noqa: PERF203
+            last = exc
+        else:
+            if last:
+                return last
+        if time.monotonic() >= end:
+            name = what or getattr(fn, "__name__", "condition")
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {name} "
+                                 f"(last: {last!r:.300})")
+        time.sleep(interval)
+
+
+def tcp_established(remote_port):
+    """How many ESTABLISHED TCP connections (IPv4 and IPv6, any process in this network
+    namespace) have 127.0.0.1:<remote_port> (or ::1) as their remote end: the connections
+    clients hold to a server on that port, as the kernel sees them."""
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    rem, state = fields[2], fields[3]
+                    if state == "01" and int(rem.rsplit(":", 1)[1], 16) == remote_port:
+                        n += 1
+        except FileNotFoundError:
+            pass
+    return n
 
 
 def proc_status_kib(pid, field):
