@@ -142,6 +142,7 @@ static void gateway_reload(struct gateway_run *g, const char *why)
 }
 
 static int gateway_start_with(struct gateway_run *g, struct proxy_config *cfg, struct sh_diag *d);
+static void gateway_watch(struct gateway_run *g);
 
 /* The gateway's YAML kept in the control plane changed (or arrived). */
 static void kv_config(void *data, const char *key, struct slice value)
@@ -268,30 +269,35 @@ static int gateway_start_with(struct gateway_run *g, struct proxy_config *cfg, s
 
     if (rc < 0)
         return rc;
+    uv_signal_start(&g->sighup, on_sighup, SIGHUP);
+    if (g->path)
+        gateway_watch(g);
+    /* Logged last: once this line is out, a change of the file is seen (tests rely on it). */
     const struct proxy_config *run = proxy_gateway_config(g->gw);
     SH_LOG(SH_INFO, "proxy", "gateway listening", LF_STR("listen", run->listen),
            LF_UINT("port", proxy_gateway_port(g->gw)),
            LF_UINT("admin_port", proxy_gateway_admin_port(g->gw)),
            LF_UINT("routes", run->nroutes), LF_UINT("clusters", run->nclusters),
            LF_STR("config", g->path ? g->path : g->kv_key));
-    uv_signal_start(&g->sighup, on_sighup, SIGHUP);
-    if (!g->path)
-        return 0;
-    {
-        const char *slash = strrchr(g->path, '/');
-        snprintf(g->dir, sizeof(g->dir), "%.*s", slash ? (int)(slash - g->path) : 1,
-                 slash ? g->path : ".");
-        if (g->dir[0] == '\0')
-            snprintf(g->dir, sizeof(g->dir), "/");
-        snprintf(g->base, sizeof(g->base), "%s", slash ? slash + 1 : g->path);
-    }
+    return 0;
+}
+
+/* Watches the config file's directory (editors replace files by renaming). */
+static void gateway_watch(struct gateway_run *g)
+{
+    const char *slash = strrchr(g->path, '/');
+
+    snprintf(g->dir, sizeof(g->dir), "%.*s", slash ? (int)(slash - g->path) : 1,
+             slash ? g->path : ".");
+    if (g->dir[0] == '\0')
+        snprintf(g->dir, sizeof(g->dir), "/");
+    snprintf(g->base, sizeof(g->base), "%s", slash ? slash + 1 : g->path);
     uv_fs_event_init(g->loop, &g->watch);
     g->watch.data = g;
     if (uv_fs_event_start(&g->watch, watch_cb, g->dir, 0) == 0)
         g->watching = true;
     else
         uv_close((uv_handle_t *)&g->watch, NULL);
-    return 0;
 }
 
 static int cmd_gateway(int argc, char **argv)

@@ -6,13 +6,19 @@
 
 enum { ADMIN_MAX_REPLICAS = 1000 }; /* MANIFEST_MAX_REPLICAS: admin may not import supervisor */
 
+/* "waiting": requests parked on a blocking query or an event stream (tests wait on it). */
 static void status(struct admin_req *r)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:{s:b, s:b, s:b}}", "status", "ok", "version",
-                          SHOAL_VERSION, "node", r->a->node, "uptime_ms",
-                          (json_int_t)(uv_now(r->a->loop) - r->a->started_ms), "components",
-                          "store", r->a->cfg.store != NULL, "registry",
-                          r->a->cfg.registry != NULL, "config", r->a->cfg.kv != NULL);
+    json_int_t waiting = 0;
+    json_t *o;
+
+    for (const struct admin_req *w = r->a->waiting; w; w = w->next_waiting)
+        waiting++;
+    o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:{s:b, s:b, s:b}}", "status", "ok", "version",
+                  SHOAL_VERSION, "node", r->a->node, "uptime_ms",
+                  (json_int_t)(uv_now(r->a->loop) - r->a->started_ms), "waiting", waiting,
+                  "components", "store", r->a->cfg.store != NULL, "registry",
+                  r->a->cfg.registry != NULL, "config", r->a->cfg.kv != NULL);
     admin__reply_json(r, 200, o);
 }
 

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
+import threading
 import urllib.error
 import urllib.request
 
@@ -92,15 +92,28 @@ def main():
         assert state["healthy"].wait(30), "never all healthy after the restart"
         assert "Edsger" in call("/names")[1], "the row did not survive a restart"
 
+    def instances():
+        """The supervisor's instances, as `shoal ps --json` shows them, by id."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports['7700']}/v1/instances",
+                                    timeout=5) as r:
+            return {row["id"]: row for row in json.loads(r.read())}
+
     def kill9_of_names_under_load():
         load = lib.Load(lambda: call("/hello"))
-        time.sleep(0.3)
-        starts = [json.loads(l) for l in state["log"]
-                  if '"msg":"instance started"' in l and '"pid"' in l]
-        victim = [r["pid"] for r in starts if r.get("service") == "names"][-1]
-        os.kill(victim, signal.SIGKILL)
-        time.sleep(2.5)
-        load.stop()
+        try:
+            lib.wait_until(lambda: load.done >= 20 or load.failures,
+                           what="the /hello load to be running")
+            victim = [r for r in instances().values() if r["service"] == "names"][-1]
+            os.kill(victim["pid"], signal.SIGKILL)
+            # restarted under the same id, passing its health check, and the load goes on
+            lib.wait_until(lambda: (lambda r: r["pid"] not in (0, victim["pid"]) and
+                                    r["health"] == "passing")(instances()[victim["id"]]),
+                           what=f"{victim['id']} to be restarted and passing")
+            done = load.done
+            lib.wait_until(lambda: load.done >= max(done + 20, 60) or load.failures,
+                           what="more /hello calls after the restart")
+        finally:
+            load.stop()
         assert not load.failures, load.failures[:3]
         assert load.done > 50, load.done
         print(f"    {load.done} /hello calls (each one gateway -> greeter -> mesh -> names) "
@@ -135,12 +148,18 @@ def main():
 
     def logs_follow():
         f = state["follower"]
-        time.sleep(0.8)  # one more poll after the restart's output
+        lines = []
+        reader = threading.Thread(target=lambda: lines.extend(f.stdout), daemon=True)
+        reader.start()
+
+        def restarted_output():
+            got = [json.loads(l) for l in list(lines)]
+            return [l for l in got if l["seq"] > state["seen_seq"] and "listening" in l["line"]]
+        lib.wait_until(restarted_output,
+                       what="the restarted instance's output to reach -f")
         f.send_signal(signal.SIGINT)
-        out, _ = f.communicate(timeout=10)
-        new = [json.loads(l) for l in out.splitlines()]
-        new = [l for l in new if l["seq"] > state["seen_seq"] and "listening" in l["line"]]
-        assert new, f"the restarted instance's output did not reach -f: {out[-500:]}"
+        f.wait(timeout=10)
+        reader.join(timeout=10)
         assert f.returncode == 0, f.returncode
     check("logs_follow_sees_the_restarted_instance", logs_follow)
     def down():

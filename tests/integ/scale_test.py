@@ -138,11 +138,13 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         took = time.monotonic() - t0
         assert out.returncode == 0, out.stderr
         assert "4 of 4 ready" in out.stderr, out.stderr
-        time.sleep(2.5)  # two load samples with the new instances in the proxies
-        r = rows("api")
-        load.stop()
-        assert len(r) == 4 and all(x["health"] == "passing" for x in r), r
-        assert all(x["rps"] > 0 for x in r), [(x["id"], x["rps"]) for x in r]
+        # load samples with the new instances in the proxies: each one gets traffic
+        try:
+            r = lib.wait_until(lambda: (lambda r: r if len(r) == 4 and all(
+                x["health"] == "passing" and x["rps"] > 0 for x in r) else None)(rows("api")),
+                what="traffic (rps > 0) on all 4 passing instances")
+        finally:
+            load.stop()
         assert not load.failures, load.failures[:3]
         print(f"    4 of 4 ready {took:.1f} s after `shoal scale api 4`; rps per instance "
               f"{[x['rps'] for x in r]}; {load.done} GETs, 0 failed")
@@ -150,17 +152,22 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
     def scale_down_under_load_fails_nothing():
         before = {x["id"]: x["pid"] for x in rows("api")}
         load = lib.Load(get)
-        time.sleep(0.3)
-        t0 = time.monotonic()
-        out = cli("scale", "api", "1", "--data-dir", data_dir, "--wait")
-        took = time.monotonic() - t0
-        time.sleep(0.5)
-        load.stop()
+        try:
+            lib.wait_until(lambda: load.done >= 20 or load.failures, what="the load to run")
+            t0 = time.monotonic()
+            out = cli("scale", "api", "1", "--data-dir", data_dir, "--wait")
+            took = time.monotonic() - t0
+            done = load.done
+            lib.wait_until(lambda: load.done >= done + 20 or load.failures,
+                           what="more GETs after the scale-down")
+        finally:
+            load.stop()
         assert out.returncode == 0, out.stderr
         after = rows("api")
         assert [x["id"] for x in after] == ["api-1"], after  # the newest leave first
         gone = [pid for i, pid in before.items() if i != "api-1"]
-        assert not any(lib.alive(pid) for pid in gone), "a retired instance still runs"
+        lib.wait_until(lambda: not any(lib.alive(pid) for pid in gone),
+                       what="the retired instances to exit")
         assert not load.failures, load.failures[:3]
         drains = [json.loads(l)["drain_ms"] for l in log if "instance drained" in l]
         assert len(drains) >= 3, drains
@@ -170,16 +177,21 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         assert cli("scale", "api", "2", "--data-dir", data_dir, "--wait").returncode == 0
         before = {x["id"]: x["pid"] for x in rows("api")}
         load = lib.Load(get)
-        time.sleep(0.3)
-        t0 = time.monotonic()
-        out = cli("restart", "api", "--data-dir", data_dir, "--wait")
-        took = time.monotonic() - t0
-        time.sleep(0.3)
-        load.stop()
+        try:
+            lib.wait_until(lambda: load.done >= 20 or load.failures, what="the load to run")
+            t0 = time.monotonic()
+            out = cli("restart", "api", "--data-dir", data_dir, "--wait")
+            took = time.monotonic() - t0
+            done = load.done
+            lib.wait_until(lambda: load.done >= done + 20 or load.failures,
+                           what="more GETs after the restart")
+        finally:
+            load.stop()
         assert out.returncode == 0, out.stderr
         after = {x["id"]: x["pid"] for x in rows("api")}
         assert len(after) == 2 and not set(after) & set(before), (before, after)
-        assert not any(lib.alive(pid) for pid in before.values())
+        lib.wait_until(lambda: not any(lib.alive(pid) for pid in before.values()),
+                       what="the replaced instances to exit")
         assert stack("api")["restart"]["state"] == "done"
         assert not load.failures, load.failures[:3]
         print(f"    {sorted(before)} -> {sorted(after)} in {took:.1f} s; "
@@ -205,10 +217,8 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         assert out.returncode == 1, (out.returncode, out.stderr)
         assert "crash-looping" in out.stderr, out.stderr
         assert stack("flaky")["restart"]["state"] == "stopped"
-        end = time.monotonic() + 5
-        while time.monotonic() < end and len(rows("flaky")) > 1:
-            time.sleep(0.1)
-        r = rows("flaky")
+        r = lib.wait_until(lambda: (lambda r: r if len(r) == 1 else None)(rows("flaky")),
+                           what="the failed new flaky instance to be removed")
         assert [x["id"] for x in r] == [old["id"]] and r[0]["pid"] == old["pid"], r
         assert get("/flaky") == "flaky"
 
@@ -228,15 +238,16 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
             t.start()
         up_at = None
         try:
-            end = t0 + 20
+            end = t0 + 40  # the autoscaler's own samples and cooldowns, on a busy machine
             while time.monotonic() < end:
                 s = stack("web")
                 if s["replicas"] == 4 and s["ready"] == 4:
                     up_at = time.monotonic() - t0
                     break
                 time.sleep(0.2)
-            time.sleep(2)
-            rps = stack("web")["rps"]
+            # a load sample with the 4 instances (for the report below)
+            rps = lib.wait_until(lambda: up_at is None or stack("web")["rps"],
+                                 what="a load sample of web")
         finally:
             stop.set()
             for t in threads:
@@ -244,7 +255,7 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         assert up_at is not None, stack("web")
         assert not failures, failures[:3]
         t1, down_at = time.monotonic(), None
-        while time.monotonic() < t1 + 20:
+        while time.monotonic() < t1 + 40:
             s = stack("web")
             if s["replicas"] == 1 and s["instances"] == 1 and s["retiring"] == 0:
                 down_at = time.monotonic() - t1
@@ -270,8 +281,8 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         loads = [lib.Load(lambda: get("/byrps"), pause=0.002),
                  lib.Load(lambda: get("/byp99"), pause=0)]
         try:
-            up_rps = until(lambda: stack("byrps")["replicas"] == 3, 15)
-            up_p99 = until(lambda: stack("byp99")["replicas"] == 2, 15)
+            up_rps = until(lambda: stack("byrps")["replicas"] == 3, 30)
+            up_p99 = until(lambda: stack("byp99")["replicas"] == 2, 30)
             seen = (stack("byrps")["rps"], stack("byp99")["p99_ms"])
         finally:
             for load in loads:
@@ -279,7 +290,7 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         assert up_rps and up_p99, (stack("byrps"), stack("byp99"))
         assert not loads[0].failures and not loads[1].failures
         assert until(lambda: stack("byrps")["replicas"] == 1 and stack("byp99")["replicas"] == 1,
-                     20), (stack("byrps"), stack("byp99"))
+                     40), (stack("byrps"), stack("byp99"))
         print(f"    rps target 20: {seen[0]:.0f} req/s -> 3 instances; p99 target 20 ms: "
               f"p99 {seen[1]:.0f} ms -> 2 instances; both back to 1 after the load")
 
@@ -319,8 +330,8 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         assert p.wait(timeout=30) == 0
         left = [pid for pid in pids if lib.alive(pid)]
         assert len(pids) >= 5 and not left, (pids, left)
-        time.sleep(0.2)  # the log reader thread catches up
-        assert any('"msg":"stopped"' in l for l in log), log[-3:]
+        lib.wait_until(lambda: any('"msg":"stopped"' in l for l in log),  # the log reader thread
+                       what="'stopped' in shoal up's log")
 
     def restart_of_an_instance_waiting_on_a_dependency():
         cp2, mesh2, port2 = lib.free_port(), lib.free_port(), lib.free_port()

@@ -148,12 +148,16 @@ def register_heartbeat_ttl_expiry_and_deregister(_):
         assert st == 200
         health = lambda: json.loads(srv.call("GET", "/v1/health/service/worker")[2])  # noqa
         assert health()[0]["Checks"][0]["Status"] == "critical"  # until the first heartbeat
+        t_beat = time.monotonic()
         assert srv.call("PUT", "/v1/agent/check/pass/service:w-1")[0] == 200
         assert health()[0]["Checks"][0]["Status"] == "passing"
         passing = json.loads(srv.call("GET", "/v1/health/service/worker?passing")[2])
         assert len(passing) == 1
-        time.sleep(1.6)  # the TTL lapses
-        assert health()[0]["Checks"][0]["Status"] == "critical"
+        # the TTL lapses: critical, and not before 1 s after the heartbeat was sent
+        lib.wait_until(lambda: health()[0]["Checks"][0]["Status"] == "critical",
+                       what="the TTL to lapse")
+        lapsed = time.monotonic() - t_beat
+        assert lapsed >= 0.99, f"critical {lapsed:.3f}s after a heartbeat with TTL 1s"
         assert json.loads(srv.call("GET", "/v1/health/service/worker?passing")[2]) == []
         assert srv.call("PUT", "/v1/agent/service/deregister/w-1")[0] == 200
         assert health() == []
@@ -172,15 +176,9 @@ def http_check_flips_with_the_instance(_):
                                  "Interval": "1s", "Timeout": "500ms"}})
         status = lambda: json.loads(srv.call(  # noqa: E731
             "GET", "/v1/health/service/echo")[2])[0]["Checks"][0]["Status"]
-        end = time.monotonic() + 5
-        while status() != "passing" and time.monotonic() < end:
-            time.sleep(0.1)
-        assert status() == "passing"
+        lib.wait_until(lambda: status() == "passing", what="the HTTP check to pass")
         echo.stop()
-        end = time.monotonic() + 5
-        while status() != "critical" and time.monotonic() < end:
-            time.sleep(0.1)
-        assert status() == "critical"
+        lib.wait_until(lambda: status() == "critical", what="the HTTP check to fail")
     finally:
         srv.stop()
         echo.stop()
@@ -195,31 +193,39 @@ def blocking_queries_answer_on_change_and_at_the_deadline(_):
         t0 = time.monotonic()
         st, h2, _ = srv.call("GET", f"/v1/catalog/services?index={index}&wait=1s")
         took = time.monotonic() - t0
-        assert st == 200 and 0.9 < took < 2.0, took
+        # at the deadline (the same index), not before it; no upper bound on a busy machine's
+        # time beyond the client's 10 s timeout, far below Consul's default 5 min wait
+        assert st == 200 and took > 0.9, took
         assert int(h2["X-Consul-Index"]) == index
         result = {}
 
+        def parked(n):
+            """The server holds n requests parked (its /v1/status says so)."""
+            return lambda: json.loads(srv.call("GET", "/v1/status")[2])["waiting"] == n
+
         def waiter():
-            result["r"] = srv.call("GET", f"/v1/catalog/services?index={index}&wait=30s")
+            result["r"] = srv.call("GET", f"/v1/catalog/services?index={index}&wait=60s",
+                                   timeout=90)
             result["t"] = time.monotonic()
         t = threading.Thread(target=waiter)
         t.start()
-        time.sleep(0.3)
+        lib.wait_until(parked(1), what="the blocking query to be parked")
         t_change = time.monotonic()
         register(srv, {"Name": "late", "Port": 1234})
-        t.join(timeout=10)
+        t.join(timeout=90)
         st, h3, body = result["r"]
         assert "late" in json.loads(body) and int(h3["X-Consul-Index"]) > index
-        assert result["t"] - t_change < 0.5
+        # woken by the change, not by its 60 s deadline
+        assert result["t"] - t_change < 30, result["t"] - t_change
         # clients that give up on a long poll leave nothing behind that a change could touch
         idx = int(srv.call("GET", "/v1/catalog/services")[1]["X-Consul-Index"])
         for path in (f"/v1/catalog/services?index={idx}&wait=30s",
                      f"/v1/health/service/late?index={idx}&wait=30s", "/v1/kv/a/b?index=999&wait=30s"):
             s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
             s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            time.sleep(0.1)
+            lib.wait_until(parked(1), what=f"{path} to be parked")
             s.close()
-        time.sleep(0.1)
+            lib.wait_until(parked(0), what=f"{path} to be dropped when its client left")
         register(srv, {"Name": "late", "Port": 1235, "ID": "late-2"})
         srv.call("PUT", "/v1/kv/a/b", b"0")
         assert srv.call("GET", "/v1/status")[0] == 200 and srv.proc.poll() is None
@@ -227,10 +233,16 @@ def blocking_queries_answer_on_change_and_at_the_deadline(_):
         srv.call("PUT", "/v1/kv/a/b", b"1")
         st, h, _ = srv.call("GET", "/v1/kv/a/b")
         i = int(h["X-Consul-Index"])
-        threading.Timer(0.3, lambda: srv.call("PUT", "/v1/kv/a/b", b"2")).start()
-        t0 = time.monotonic()
-        st, h, body = srv.call("GET", f"/v1/kv/a/b?index={i}&wait=10s")
-        assert time.monotonic() - t0 < 2 and int(h["X-Consul-Index"]) > i
+        t = threading.Thread(target=lambda: result.update(
+            kv=srv.call("GET", f"/v1/kv/a/b?index={i}&wait=60s", timeout=90),
+            t=time.monotonic()))
+        t.start()
+        lib.wait_until(parked(1), what="the KV blocking query to be parked")
+        t_change = time.monotonic()
+        srv.call("PUT", "/v1/kv/a/b", b"2")
+        t.join(timeout=90)
+        st, h, body = result["kv"]
+        assert int(h["X-Consul-Index"]) > i and result["t"] - t_change < 30
     finally:
         srv.stop()
 
@@ -388,7 +400,11 @@ def acknowledged_writes_survive_kill9(_):
         threads += [threading.Thread(target=reg_writer, args=(w,)) for w in range(2)]
         for t in threads:
             t.start()
-        time.sleep(0.5 + 0.2 * rnd)
+        # a different point each round: more writes acknowledged before the kill
+        kv0, reg0 = len(acked_kv), len(acked_reg)
+        lib.wait_until(lambda: len(acked_kv) >= kv0 + 30 * (rnd + 1) and
+                       len(acked_reg) >= reg0 + 5 * (rnd + 1),
+                       what=f"round {rnd}'s writes to be acknowledged")
         srv.kill9()
         stop.set()
         for t in threads:
@@ -436,12 +452,17 @@ def consul_sd_request_sequence_finds_the_instances(_):
         assert entry["Service"]["Meta"]["version"] == "2" and entry["Checks"][0]["Status"] == "passing"
         # the long poll consul_sd keeps open returns when a second instance appears
         hidx = int(h["X-Consul-Index"])
-        threading.Timer(0.3, lambda: register(srv, {"ID": "api-2", "Name": "api", "Port": 8081,
-                                                    "Address": "127.0.0.1"})).start()
-        t0 = time.monotonic()
-        st, h, b = srv.call("GET", f"/v1/health/service/api?index={hidx}&stale=&wait=120000ms",
-                            header=hdr, timeout=20)
-        assert len(json.loads(b)) == 2 and time.monotonic() - t0 < 2, b
+        result = {}
+        t = threading.Thread(target=lambda: result.update(r=srv.call(
+            "GET", f"/v1/health/service/api?index={hidx}&stale=&wait=120000ms", header=hdr,
+            timeout=60)))  # far below the 120 s wait: an answer means the change woke it
+        t.start()
+        lib.wait_until(lambda: json.loads(srv.call("GET", "/v1/status")[2])["waiting"] == 1,
+                       what="the long poll to be parked")
+        register(srv, {"ID": "api-2", "Name": "api", "Port": 8081, "Address": "127.0.0.1"})
+        t.join(timeout=70)
+        st, h, b = result["r"]
+        assert len(json.loads(b)) == 2, b
         assert int(h["X-Consul-Index"]) > hidx
     finally:
         srv.stop()
@@ -538,33 +559,31 @@ def gateway_fed_by_the_registry_follows_it_within_a_second(_):
                 return time.monotonic() - t0
             time.sleep(0.01)
         raise AssertionError("condition not met in time")
+    # The gateway long-polls with wait=30s: a change that reaches it in well under that was
+    # pushed by the answer to the poll, not by its deadline. The bound is 10 s, not 1 s: wall
+    # time on a busy 2-core CI machine running ASan is no measure of the design's latency.
+    took = []
     try:
         assert who() == 503  # nothing registered yet
-        t0 = time.monotonic()
         register(srv, {"ID": "a1", "Name": "api", "Port": e1.port, "Address": "127.0.0.1"})
-        took = until(lambda: who() == "e1", 3)
-        assert took < 1.0, took
+        took.append(until(lambda: who() == "e1", lib.WAIT))
         register(srv, {"ID": "a2", "Name": "api", "Port": e2.port, "Address": "127.0.0.1"})
-        took = until(lambda: "e2" in {who() for _ in range(8)}, 3)
-        assert took < 1.0, f"a new instance got traffic after {took:.2f}s"
+        took.append(until(lambda: "e2" in {who() for _ in range(8)}, lib.WAIT))
         srv.call("PUT", "/v1/agent/service/deregister/a1")
-        t0 = time.monotonic()
-        until(lambda: all(who() == "e2" for _ in range(10)), 3)
-        assert time.monotonic() - t0 < 1.0
+        took.append(until(lambda: all(who() == "e2" for _ in range(10)), lib.WAIT))
         # a failing TTL check takes the instance out the same way
         register(srv, {"ID": "a1", "Name": "api", "Port": e1.port, "Address": "127.0.0.1",
                        "Check": {"TTL": "1s"}})
         srv.call("PUT", "/v1/agent/check/pass/service:a1")
-        until(lambda: "e1" in {who() for _ in range(8)}, 3)
+        until(lambda: "e1" in {who() for _ in range(8)}, lib.WAIT)
         srv.call("PUT", "/v1/agent/check/fail/service:a1")
-        t0 = time.monotonic()
-        until(lambda: all(who() == "e2" for _ in range(10)), 3)
-        assert time.monotonic() - t0 < 1.0
+        took.append(until(lambda: all(who() == "e2" for _ in range(10)), lib.WAIT))
+        assert max(took) < 10, took
         # static stability: the control plane goes away, the gateway keeps serving
         srv.kill9()
         assert all(who() == "e2" for _ in range(20))
-        print("    registry changes reached the gateway in well under 1s; it kept serving "
-              "without the control plane")
+        print(f"    registry changes reached the gateway in {max(took):.2f}s at most; it kept "
+              "serving without the control plane")
     finally:
         gw.terminate()
         gw.wait(timeout=10)
@@ -687,7 +706,7 @@ def gateway_config_kept_in_the_control_plane_reaches_the_workers(_):
         except (urllib.error.URLError, ConnectionError):
             return None
 
-    def until(want, limit=5):
+    def until(want, limit=lib.WAIT):
         end = time.monotonic() + limit
         while time.monotonic() < end:
             if get() == want:
@@ -699,18 +718,17 @@ def gateway_config_kept_in_the_control_plane_reaches_the_workers(_):
         srv.call("PUT", "/v1/kv/gateway/config",
                  (base + "  - {match: {prefix: /}, respond: {status: 200, body: v2}}\n").encode())
         t0 = time.monotonic()
-        assert until(b"v2") and time.monotonic() - t0 < 1.0
+        # pushed by the answer to the gateway's long poll (wait=30s), not by its deadline
+        assert until(b"v2") and time.monotonic() - t0 < 10
         # an invalid version is refused and the running config stays
         srv.call("PUT", "/v1/kv/gateway/config", (base + "  - {match: {prefix: /}}\n").encode())
-        time.sleep(0.5)
+        lib.wait_until(lambda: any("rejected" in l and "kv:gateway/config" in l for l in log),
+                       what="the invalid config to be rejected")
         assert get() == b"v2"
-        assert any("rejected" in l and "kv:gateway/config" in l for l in log), "".join(log[-3:])
         # routes to a cluster work too, and the history lets an operator roll back
         srv.call("PUT", "/v1/kv/gateway/config",
                  (base + "  - {match: {prefix: /}, cluster: up}\n").encode())
-        end = time.monotonic() + 5
-        while time.monotonic() < end and not (get() or b"").startswith(b"{"):
-            time.sleep(0.05)
+        lib.wait_until(lambda: (get() or b"").startswith(b"{"), what="the cluster route")
         assert json.loads(get())["served_by"] == "kv-upstream"
     finally:
         gw.terminate()
@@ -738,10 +756,9 @@ def failed_commit_stops_the_server_and_loses_no_acknowledged_write(_):
             if st == 200 and body == b"true":
                 acked.append(i)
         srv.proc.wait(timeout=10)
-        time.sleep(0.2)  # the stderr reader thread
-        log = "".join(srv.log)
-        assert srv.proc.returncode == 70, (srv.proc.returncode, log[-500:])
-        assert "commit failed" in log, log[-500:]
+        assert srv.proc.returncode == 70, (srv.proc.returncode, "".join(srv.log)[-500:])
+        lib.wait_until(lambda: "commit failed" in "".join(srv.log),  # the stderr reader thread
+                       what="'commit failed' in the server's log")
         assert len(acked) > 5, len(acked)
     finally:
         if srv.proc.poll() is None:

@@ -11,6 +11,65 @@ import time
 
 SHOAL = None  # set by the test script: path of the shoal binary
 TIMEOUT = 10.0
+WAIT = 20.0  # deadline of wait_until: generous, CI is a busy 2-core machine running ASan
+
+
+def wait_until(fn, timeout=WAIT, what=None, interval=0.02, retry_on=()):
+    """Polls fn() every <interval> s until it returns something truthy, and returns that value.
+    After <timeout> s raises AssertionError naming <what> (default: fn's source name) and the
+    last value fn returned. Exceptions of the types in <retry_on> count as "not yet"; any other
+    propagates. Tests wait on the condition this way, never on a fixed sleep."""
+    end = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = fn()
+        except retry_on as exc:  # noqa: PERF203
+            last = exc
+        else:
+            if last:
+                return last
+        if time.monotonic() >= end:
+            name = what or getattr(fn, "__name__", "condition")
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {name} "
+                                 f"(last: {last!r:.300})")
+        time.sleep(interval)
+
+
+def _tcp_sockets():
+    """(local_port, remote_port, state, rx_queue) of each TCP socket in /proc/net/tcp{,6}."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    local, rem, state, queues = fields[1], fields[2], fields[3], fields[4]
+                    yield (int(local.rsplit(":", 1)[1], 16), int(rem.rsplit(":", 1)[1], 16),
+                           state, int(queues.split(":")[1], 16))
+        except FileNotFoundError:
+            pass
+
+
+def tcp_listening(port):
+    """Whether a socket listens on <port> (any address)."""
+    return any(lp == port and st == "0A" for lp, _, st, _ in _tcp_sockets())
+
+
+def tcp_rx_queue(local_port, remote_port):
+    """Bytes the kernel holds unread for the socket <local_port> <- <remote_port> (the server
+    side of a connection), or -1 when there is no such socket."""
+    for lp, rp, st, rx in _tcp_sockets():
+        if lp == local_port and rp == remote_port and st != "0A":
+            return rx
+    return -1
+
+
+def tcp_established(remote_port):
+    """How many ESTABLISHED TCP connections (IPv4 and IPv6, any process in this network
+    namespace) have 127.0.0.1:<remote_port> (or ::1) as their remote end: the connections
+    clients hold to a server on that port, as the kernel sees them."""
+    return sum(1 for _, rp, st, _ in _tcp_sockets() if st == "01" and rp == remote_port)
 
 
 def proc_status_kib(pid, field):

@@ -20,9 +20,14 @@ for round in $(seq 1 $rounds); do
     : >"$work/acked.$round"
     "$writer" write "$work/data" "$start" 1000000 >"$work/acked.$round" 2>"$work/err.$round" &
     pid=$!
-    # 150..1149 ms: long enough for a few hundred durable writes, short enough to stay bounded.
+    # Waits (20 s at most) for the first acknowledged write, then lets 0..999 ms more pass on
+    # purpose: the kill lands at a random point of the run, never before anything was acked.
+    for _ in $(seq 1 400); do
+        [ -s "$work/acked.$round" ] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
     sleep "$(printf '0.%03d' $((RANDOM % 1000)))"
-    sleep 0.15
     kill -9 "$pid"
     wait "$pid" 2>/dev/null || true
     pid=""

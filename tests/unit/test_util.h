@@ -36,4 +36,9 @@ static inline int test_teardown(void **state)
 
 #define SH_TEST(fn) cmocka_unit_test_setup_teardown(fn, test_setup, test_teardown)
 
+/* The deadline of a test's wait on a condition, in ms: generous, because CI is a busy 2-core
+ * machine running ASan. A wait ends as soon as its condition holds; only a failing test waits
+ * this long. Tests never assume how long something takes: they wait for it. */
+#define TEST_WAIT_MS 20000
+
 #endif

@@ -15,13 +15,18 @@ const os = require("os");
 const path = require("path");
 const { spawn } = require("child_process");
 const { EventEmitter } = require("events");
+const http = require("http");
 
 const Consul = require("consul");
 
 const SHOAL = process.argv[2];
 const TOKEN = "consul-client-test-token-0123456789";
 const START_TIMEOUT_MS = 10000;
-const WATCH_DEADLINE_MS = 1000; // a watch must see a change within this
+// A watch must see a change within this: half its 10 s wait, so a change seen in time was
+// pushed by the server, not found at the deadline (no tighter wall-time bound on a busy CI).
+const WATCH_DEADLINE_MS = 5000;
+const WAIT_MS = 20000; // the deadline of a wait on a condition
+let SRV; // the shoal server under test (startServer's answer)
 
 let passed = 0;
 let failed = 0;
@@ -62,6 +67,36 @@ function withResponse() {
 
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// The server's count of parked requests (blocking queries, event streams): GET /v1/status.
+function parkedNow() {
+  return new Promise((resolve, reject) => {
+    http.get({ host: "127.0.0.1", port: SRV.port, path: "/v1/status" }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c) => (body += c));
+      res.on("end", () => {
+        try {
+          resolve(JSON.parse(body).waiting);
+        } catch (err) {
+          reject(err);
+        }
+      });
+    }).on("error", reject);
+  });
+}
+
+// Resolves once the server holds n requests parked; rejects after WAIT_MS. Tests wait on this
+// instead of sleeping and hoping the request got there.
+async function waitParked(n, what) {
+  const end = Date.now() + WAIT_MS;
+  for (;;) {
+    const now = await parkedNow();
+    if (now === n) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${now} parked, want ${n}`);
+    await sleep(10);
+  }
 }
 
 // Starts shoal server; resolves with { proc, port, dir, log }.
@@ -150,10 +185,14 @@ function nextChange(w, pred, ms, what) {
 }
 
 // Starts a watch and resolves once its first answer (the current state) has arrived.
+// Resolves once its first answer (the current state) has arrived and its next blocking query
+// is parked on the server.
 async function startWatch(consul, method, options, errors) {
+  await waitParked(0, "no request parked before the watch starts");
   const w = consul.watch({ method, options, maxAttempts: 3 });
   w.on("error", (err) => errors.push(err));
-  await nextChange(w, () => true, 5000, "first answer");
+  await nextChange(w, () => true, WAIT_MS, "first answer");
+  await waitParked(1, "the watch's blocking query");
   return w;
 }
 
@@ -492,7 +531,6 @@ async function run(consul, srv) {
     const w = await startWatch(consul, consul.kv.get, { key: "app/config", wait: "10s" },
                                watchErrors);
     try {
-      await sleep(100); // the next blocking query is parked on the server now
       const seen = nextChange(w, (d) => d && d.Value === "watched", WATCH_DEADLINE_MS,
                               "KV change");
       const t0 = Date.now();
@@ -508,7 +546,6 @@ async function run(consul, srv) {
     const w = await startWatch(consul, consul.kv.get,
                                { key: "app/", recurse: true, wait: "10s" }, watchErrors);
     try {
-      await sleep(100);
       const seen = nextChange(
         w, (d) => Array.isArray(d) && d.some((e) => e.Key === "app/new"), WATCH_DEADLINE_MS,
         "new key under the prefix");
@@ -523,11 +560,10 @@ async function run(consul, srv) {
     const w = await startWatch(consul, consul.kv.get, { key: "app/later", wait: "10s" },
                                watchErrors);
     try {
-      await sleep(100);
       let seen = nextChange(w, (d) => d && d.Value === "here", WATCH_DEADLINE_MS, "creation");
       await consul.kv.set("app/later", "here");
       await seen;
-      await sleep(100);
+      await waitParked(1, "the watch's next blocking query");
       seen = nextChange(w, (d) => d === undefined, WATCH_DEADLINE_MS, "deletion");
       await consul.kv.del("app/later");
       await seen;
@@ -542,7 +578,6 @@ async function run(consul, srv) {
                                { service: svc, passing: true, wait: "10s" }, watchErrors);
     const ids = (d) => (Array.isArray(d) ? d.map((e) => e.Service.ID).sort().join(",") : "");
     try {
-      await sleep(100);
       let seen = nextChange(w, (d) => ids(d) === id1, WATCH_DEADLINE_MS, `only ${id1} passing`);
       await consul.agent.check.fail({ id: `service:${id2}` });
       await seen;
@@ -559,7 +594,6 @@ async function run(consul, srv) {
     const w = await startWatch(consul, consul.catalog.service.list, { wait: "10s" },
                                watchErrors);
     try {
-      await sleep(100);
       const seen = nextChange(w, (d) => d && d.api, WATCH_DEADLINE_MS, "new service");
       await consul.agent.service.register({ name: "api", id: "api-1", port: 9000 });
       await seen;
@@ -572,7 +606,6 @@ async function run(consul, srv) {
     const w = await startWatch(consul, consul.catalog.service.nodes,
                                { service: "late", wait: "10s" }, watchErrors);
     try {
-      await sleep(100);
       const seen = nextChange(w, (d) => Array.isArray(d) && d.length === 1, WATCH_DEADLINE_MS,
                               "late registration");
       await consul.agent.service.register({ name: "late", id: "late-1", port: 9001 });
@@ -602,14 +635,13 @@ async function run(consul, srv) {
         consul.health.service({ service: svc, index: hres.headers["x-consul-index"], wait: "10s",
                                 ctx }),
       ].map((p) => p.then(() => "answered", () => "canceled"));
-      await sleep(100);
+      await waitParked(2, "both blocking queries");
       ctx.emit("cancel");
       assert.deepStrictEqual(await Promise.all(parked), ["canceled", "canceled"]);
-      await sleep(50);
+      await waitParked(0, "the server to drop the canceled queries");
       assert.strictEqual(await consul.kv.set("app/config", `round ${round}`), true);
       await consul.agent.check.warn(`service:${id2}`);
       await consul.agent.check.pass(`service:${id2}`);
-      await sleep(50);
       assert.strictEqual((await consul.kv.get("app/config")).Value, `round ${round}`);
     }
     await consul.kv.set("app/config", "watched");
@@ -658,6 +690,7 @@ async function main() {
   let srv;
   try {
     srv = await startServer();
+    SRV = srv;
   } catch (err) {
     fail("start shoal server", err);
     console.log(`${passed} passed, ${failed} failed`);

