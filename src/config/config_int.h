@@ -29,8 +29,8 @@ struct cfgkv {
     uv_timer_t *timer; /* wait deadlines; freed by its close callback */
     uint32_t history;
     size_t max_value_bytes;
-    struct cfgkv_wait *waits; /* doubly linked, unordered */
-    struct cfgkv_sub *subs;   /* doubly linked */
+    struct sh_list waits; /* of cfgkv_wait, through link; newest first (deadlines unordered) */
+    struct sh_list subs;  /* of cfgkv_sub, through link; newest first */
     bool is_closing;          /* in cfgkv_free: no new waits or subscriptions */
     char errmsg[256];
 };

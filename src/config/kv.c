@@ -38,6 +38,8 @@ int cfgkv_new(const struct cfgkv_config *cfg, uv_loop_t *loop, struct store *st,
     kv = sh_calloc(1, sizeof(*kv));
     if (!kv)
         return SH_ENOMEM;
+    sh_list_init(&kv->waits);
+    sh_list_init(&kv->subs);
     kv->timer = sh_malloc(sizeof(*kv->timer));
     if (!kv->timer) {
         sh_free(kv);

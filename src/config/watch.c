@@ -11,7 +11,7 @@ struct cfgkv_wait {
     cfgkv_wait_fn *cb;
     void *data;
     uint64_t deadline_ms; /* sh_now_ms(): the loop's cached time may be stale when we start */
-    struct cfgkv_wait *prev, *next;
+    struct sh_list link;  /* in kv->waits */
 };
 
 struct cfgkv_sub {
@@ -22,7 +22,7 @@ struct cfgkv_sub {
     bool is_replaying; /* inside cfgkv_subscribe: a cancel only marks */
     bool is_canceled;
     bool is_gone; /* cfgkv_free ended it: a cancel from its last callback does nothing */
-    struct cfgkv_sub *prev, *next;
+    struct sh_list link; /* in kv->subs once the replay is over */
 };
 
 /* ------------------------------------------------------------------------------------------
@@ -30,13 +30,19 @@ struct cfgkv_sub {
  * ------------------------------------------------------------------------------------------ */
 static void on_timer(uv_timer_t *t);
 
+static struct cfgkv_wait *wait_of(const struct sh_list *l)
+{
+    return SH_CONTAINER_OF(l, struct cfgkv_wait, link);
+}
+
 /* Points the timer at the earliest deadline, or stops it. */
 static void rearm(struct cfgkv *kv)
 {
     uint64_t first = UINT64_MAX, now = sh_now_ms();
+    struct sh_list *l;
 
-    for (struct cfgkv_wait *w = kv->waits; w; w = w->next)
-        first = SH_MIN(first, w->deadline_ms);
+    SH_LIST_FOREACH(l, &kv->waits)
+        first = SH_MIN(first, wait_of(l)->deadline_ms);
     if (first == UINT64_MAX)
         uv_timer_stop(kv->timer);
     else
@@ -45,14 +51,7 @@ static void rearm(struct cfgkv *kv)
 
 static void unlink_wait(struct cfgkv_wait *w)
 {
-    struct cfgkv *kv = w->kv;
-
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        kv->waits = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
+    sh_list_remove(&w->link);
     store_watch_cancel(w->sw);
     sh_free(w);
 }
@@ -78,12 +77,17 @@ static void on_timer(uv_timer_t *t)
      * clock may run behind ours, so the timer can fire early: rearm() then starts it again. */
     for (;;) {
         uint64_t now = sh_now_ms();
-        struct cfgkv_wait *w = kv->waits;
-        while (w && w->deadline_ms > now)
-            w = w->next;
-        if (!w)
+        struct cfgkv_wait *due = NULL;
+        struct sh_list *l;
+        SH_LIST_FOREACH(l, &kv->waits) {
+            if (wait_of(l)->deadline_ms <= now) {
+                due = wait_of(l);
+                break;
+            }
+        }
+        if (!due)
             break;
-        finish(w, CFGKV_TIMEOUT, false);
+        finish(due, CFGKV_TIMEOUT, false);
     }
     rearm(kv);
 }
@@ -139,10 +143,7 @@ int cfgkv_wait(struct cfgkv *kv, const struct cfgkv_wait_config *cfg, cfgkv_wait
     w->cb = cb;
     w->data = data;
     w->deadline_ms = sh_now_ms() + timeout_ms;
-    w->next = kv->waits;
-    if (kv->waits)
-        kv->waits->prev = w;
-    kv->waits = w;
+    sh_list_insert_head(&kv->waits, &w->link);
     rearm(kv);
     *out = w;
     return 0;
@@ -162,17 +163,6 @@ void cfgkv_wait_cancel(struct cfgkv_wait *w)
 /* ------------------------------------------------------------------------------------------
  * Subscriptions
  * ------------------------------------------------------------------------------------------ */
-static void unlink_sub(struct cfgkv_sub *s)
-{
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        s->kv->subs = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->prev = s->next = NULL;
-}
-
 static void sub_on_event(void *data, struct store_watch *sw, const struct store_event *sev)
 {
     struct cfgkv_sub *s = data;
@@ -224,6 +214,7 @@ int cfgkv_subscribe(struct cfgkv *kv, const struct cfgkv_sub_config *cfg, cfgkv_
     s->cb = cb;
     s->data = data;
     s->is_replaying = true;
+    sh_list_init(&s->link);
     skey = cfgkv__skey(buf, cfg->key);
     rc = store_watch(
         kv->st,
@@ -242,10 +233,7 @@ int cfgkv_subscribe(struct cfgkv *kv, const struct cfgkv_sub_config *cfg, cfgkv_
     }
     s->is_replaying = false;
     s->sw = sw;
-    s->next = kv->subs;
-    if (kv->subs)
-        kv->subs->prev = s;
-    kv->subs = s;
+    sh_list_insert_head(&kv->subs, &s->link);
     *out = s;
     return 0;
 }
@@ -257,19 +245,21 @@ void cfgkv_sub_cancel(struct cfgkv_sub *s)
     s->is_canceled = true;
     if (s->is_replaying)
         return; /* cfgkv_subscribe frees it when the replay ends */
-    unlink_sub(s);
+    sh_list_remove(&s->link);
     store_watch_cancel(s->sw);
     sh_free(s);
 }
 
 void cfgkv__watch_shutdown(struct cfgkv *kv)
 {
+    struct sh_list *l;
+
     kv->is_closing = true;
-    while (kv->waits)
-        finish(kv->waits, SH_ESHUTDOWN, false);
-    while (kv->subs) {
-        struct cfgkv_sub *s = kv->subs;
-        unlink_sub(s);
+    while ((l = sh_list_first(&kv->waits)) != NULL)
+        finish(wait_of(l), SH_ESHUTDOWN, false);
+    while ((l = sh_list_first(&kv->subs)) != NULL) {
+        struct cfgkv_sub *s = SH_CONTAINER_OF(l, struct cfgkv_sub, link);
+        sh_list_remove(l);
         store_watch_cancel(s->sw);
         s->is_gone = true;
         s->cb(s->data, s, &(struct cfgkv_event){.type = CFGKV_EVENT_ERROR, .err = SH_ESHUTDOWN});

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* core.h: allocation, errors, byte slices and buffers, socket addresses, arenas, time,
- * logging and snapshot publishing. Every other component stands on this header; it imports nothing of ours.
+/* core.h: allocation, errors, intrusive lists and array growth, byte slices and buffers, socket
+ * addresses, arenas, time, logging, snapshot publishing, document trees and the table-driven
+ * schema reader. Every other component stands on this header; it imports nothing of ours.
  * Prefixes: sh_, SH_, slice_, buf_, arena_, sh_doc_, sh_node_, snap_, LF_.
  * Threads: everything here may be called from any thread unless a section says otherwise;
  * value types (slice, buf, arena) are not synchronised and belong to one thread at a time. */
@@ -107,6 +108,111 @@ long sh_alloc_live(void);
 void sh_alloc_fail_after(long n);
 /* Allocations attempted since the last sh_alloc_fail_after() call. */
 long sh_alloc_count(void);
+
+/* ------------------------------------------------------------------------------------------
+ * Lists and arrays: one intrusive doubly linked list (the Linux kernel's list.h, libuv's
+ * queue.h) and one growth rule for arrays, so no component open-codes either.
+ *
+ * A list is circular around a head that is not an item: an empty head points at itself, and
+ * so does a node that is in no list. Both must be set up with sh_list_init (a zeroed struct
+ * is not a valid list). An item embeds a struct sh_list per list it can be in, and
+ * SH_CONTAINER_OF gets the item back from its node:
+ *
+ *     struct conn { struct sh_list link; ... };        struct sh_list conns;  (sh_list_init)
+ *     sh_list_insert_head(&conns, &c->link);
+ *     SH_LIST_FOREACH_SAFE(node, next, &conns) {
+ *         struct conn *c = SH_CONTAINER_OF(node, struct conn, link);
+ *         ...                                          (c may leave the list here)
+ *     }
+ * Value types: the owner of the head keeps them in one thread; nothing here allocates.
+ * ------------------------------------------------------------------------------------------ */
+struct sh_list {
+    struct sh_list *prev, *next;
+};
+
+/* The item of type <type> whose member <member> is at <ptr>. */
+#define SH_CONTAINER_OF(ptr, type, member)                                                     \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* Makes l an empty head, or a node in no list. */
+static inline void sh_list_init(struct sh_list *l)
+{
+    l->prev = l->next = l;
+}
+
+/* True when the head <l> holds no node (or when the node <l> is in no list). */
+static inline bool sh_list_empty(const struct sh_list *l)
+{
+    return l->next == l;
+}
+
+/* Links <node> (in no list) right after <pos>, which is a head or a node in a list. */
+static inline void sh_list_insert_after(struct sh_list *pos, struct sh_list *node)
+{
+    node->prev = pos;
+    node->next = pos->next;
+    pos->next->prev = node;
+    pos->next = node;
+}
+
+/* Links <node> (in no list) right before <pos>, which is a head or a node in a list. */
+static inline void sh_list_insert_before(struct sh_list *pos, struct sh_list *node)
+{
+    sh_list_insert_after(pos->prev, node);
+}
+
+/* First and last in iteration order. */
+static inline void sh_list_insert_head(struct sh_list *head, struct sh_list *node)
+{
+    sh_list_insert_after(head, node);
+}
+
+static inline void sh_list_insert_tail(struct sh_list *head, struct sh_list *node)
+{
+    sh_list_insert_before(head, node);
+}
+
+/* Unlinks <node> and leaves it in no list, so removing it again does nothing. */
+static inline void sh_list_remove(struct sh_list *node)
+{
+    node->prev->next = node->next;
+    node->next->prev = node->prev;
+    sh_list_init(node);
+}
+
+/* The first (last) node of the list <head>, or NULL when it is empty. */
+static inline struct sh_list *sh_list_first(const struct sh_list *head)
+{
+    return head->next == head ? NULL : head->next;
+}
+
+static inline struct sh_list *sh_list_last(const struct sh_list *head)
+{
+    return head->prev == head ? NULL : head->prev;
+}
+
+/* Visits every node of <head> from first to last; the body must not unlink <node>. */
+#define SH_LIST_FOREACH(node, head)                                                            \
+    for ((node) = (head)->next; (node) != (head); (node) = (node)->next)
+/* The same, but the body may unlink (and free) <node>; <next> is a struct sh_list * the macro
+ * uses. The body must not unlink the node after <node>. */
+#define SH_LIST_FOREACH_SAFE(node, next, head)                                                 \
+    for ((node) = (head)->next, (next) = (node)->next; (node) != (head);                       \
+         (node) = (next), (next) = (node)->next)
+
+/* Array growth: the capacity to give an array of <elem_size>-byte items (elem_size > 0) that
+ * has room for <cap> and must hold <need>: cap itself when need <= cap, else cap doubled (8 when
+ * cap is 0) until it holds need, or the largest count whose size fits a size_t when doubling
+ * would pass it. Returns 0 and sets *out_cap, or SH_ETOOBIG when need items do not fit a size_t
+ * (*out_cap untouched). For arrays that do not live in sh_malloc'd memory (an arena). */
+SH_MUST_CHECK int sh_array_grow_cap(size_t cap, size_t need, size_t elem_size, size_t *out_cap);
+/* Makes the sh_malloc'd array at *items_ptr (a T **, NULL when nothing is allocated yet), with
+ * room for *cap items of <elem_size> bytes, hold at least <need> items, growing it with
+ * sh_realloc to sh_array_grow_cap's capacity. Items already there keep their values; new room
+ * is uninitialised. Returns 0, or SH_ETOOBIG / SH_ENOMEM with the array and *cap untouched.
+ * An append is then
+ *     SH_TRY(sh_array_reserve(&a->items, &a->cap, a->count + 1, sizeof(*a->items))); */
+SH_MUST_CHECK int sh_array_reserve(void *items_ptr, size_t *cap, size_t need, size_t elem_size);
 
 /* ------------------------------------------------------------------------------------------
  * Slices: borrowed views of bytes. Never own; valid while what they point into is.

@@ -75,12 +75,12 @@ struct sh_node *sh_node_new_scalar(struct sh_doc *doc, struct slice text, bool i
  * arena; the old ones are left there, which at most doubles what the arrays take. */
 static int grow(struct sh_doc *doc, struct sh_node *n)
 {
-    size_t cap = n->cap ? n->cap * 2 : 4;
+    size_t cap;
     struct sh_node **items, **values = NULL;
 
     if (n->count < n->cap)
         return 0;
-    if (cap > SIZE_MAX / sizeof(*items))
+    if (sh_array_grow_cap(n->cap, n->count + 1, sizeof(*items), &cap) < 0)
         return SH_ENOMEM;
     items = arena_alloc(&doc->arena, cap * sizeof(*items));
     if (!items)

@@ -45,7 +45,7 @@ struct cl_conn {
     uv_connect_t connect_req;
     struct http_client *cl;
     struct cl_pool *pool;
-    struct cl_conn *prev, *next; /* pool's list of all its connections */
+    struct sh_list link; /* in pool->conns, the pool's list of all its connections */
     struct http__wq wq;
     struct http_parser parser;
     struct buf in;
@@ -59,7 +59,7 @@ struct cl_conn {
 struct cl_pool {
     struct cl_pool *next;
     struct sockaddr_storage addr;
-    struct cl_conn *conns;
+    struct sh_list conns; /* of cl_conn, through link; newest first */
     uint32_t nopen, nidle, npending;
     struct http_creq *pending_head, *pending_tail;
     /* per-upstream settings (http_request_desc; 0 = the client's): part of the pool's key,
@@ -220,13 +220,7 @@ static void conn_unlink(struct cl_conn *c)
 {
     struct cl_pool *pool = c->pool;
 
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        pool->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
+    sh_list_remove(&c->link);
     pool->nopen--;
     if (c->idle) {
         pool->nidle--;
@@ -583,10 +577,7 @@ static int open_conn(struct http_client *cl, struct cl_pool *pool, struct http_c
                   cl->cfg.write_low_bytes);
     c->wq.on_drain = conn_drained;
     c->wq.on_written = conn_written;
-    c->next = pool->conns;
-    if (pool->conns)
-        pool->conns->prev = c;
-    pool->conns = c;
+    sh_list_insert_head(&pool->conns, &c->link);
     pool->nopen++;
     c->connecting = true;
     c->since_ms = uv_now(cl->loop);
@@ -621,15 +612,30 @@ static bool conn_still_open(struct cl_conn *c)
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+static struct cl_conn *conn_of(const struct sh_list *l)
+{
+    return SH_CONTAINER_OF(l, struct cl_conn, link);
+}
+
+/* The newest idle connection of pool, or NULL. */
+static struct cl_conn *first_idle(const struct cl_pool *pool)
+{
+    const struct sh_list *l;
+
+    SH_LIST_FOREACH(l, &pool->conns) {
+        if (conn_of(l)->idle)
+            return conn_of(l);
+    }
+    return NULL;
+}
+
 /* Starts as many queued requests of pool as connections allow. */
 static void dispatch(struct http_client *cl, struct cl_pool *pool)
 {
     while (pool->pending_head) {
-        struct cl_conn *c;
         struct http_creq *cr = pool->pending_head;
+        struct cl_conn *c = first_idle(pool);
 
-        for (c = pool->conns; c && !c->idle; c = c->next)
-            ;
         if (c) {
             pool->nidle--;
             c->idle = false;
@@ -703,8 +709,8 @@ void http_client_free(struct http_client *cl)
             pending_remove(pool, cr);
             creq_done(cr, SH_ECANCELED);
         }
-        while (pool->conns) {
-            struct cl_conn *c = pool->conns;
+        while (!sh_list_empty(&pool->conns)) {
+            struct cl_conn *c = conn_of(sh_list_first(&pool->conns));
             struct http_creq *cr = c->cr;
             c->cr = NULL;
             conn_close(c);
@@ -759,6 +765,7 @@ static struct cl_pool *pool_get(struct http_client *cl, const struct http_reques
     p->connect_timeout_ms = d->connect_timeout_ms;
     p->idle_timeout_ms = d->idle_timeout_ms;
     p->max_pending = d->max_pending;
+    sh_list_init(&p->conns);
     p->next = cl->pools;
     cl->pools = p;
     return p;
@@ -854,16 +861,13 @@ int http_client_request(struct http_client *cl, const struct http_request_desc *
     /* dispatch may complete a request with an error synchronously (open_conn failing); keep
      * this one's callbacks asynchronous by treating a synchronous failure as a return value */
     {
-        struct cl_conn *c;
-        for (c = pool->conns; c && !c->idle; c = c->next)
-            ;
+        struct cl_conn *c = first_idle(pool);
         while (c && !conn_still_open(c)) {
             pool->nidle--;
             c->idle = false;
             cl->stats.idle_closed_by_peer++;
             conn_close(c);
-            for (c = pool->conns; c && !c->idle; c = c->next)
-                ;
+            c = first_idle(pool);
         }
         if (c) {
             pool->nidle--;

@@ -45,7 +45,7 @@ struct srv_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
     struct http_server *srv;
-    struct srv_conn *prev, *next;
+    struct sh_list link; /* in srv->conns until conn_close */
     struct http__wq wq;
     struct http_parser parser;
     struct buf in; /* bytes read and not yet released; parsing is at in_off */
@@ -66,7 +66,7 @@ struct http_server {
     uv_timer_t shutdown_timer;
     struct http__flusher fl;
     struct http_server_config cfg;
-    struct srv_conn *conns;
+    struct sh_list conns; /* of srv_conn, through link; newest first */
     struct http_server_stats stats;
     uint16_t port;
     bool shutting_down, listener_closed, freeing;
@@ -126,13 +126,7 @@ static void conn_close(struct srv_conn *c)
         return;
     c->closing = true;
     abort_exchange(c, SH_ECLOSED);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        srv->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
+    sh_list_remove(&c->link);
     srv->stats.active_conns--;
     http__wq_kill(&c->wq);
     uv_read_stop((uv_stream_t *)&c->tcp);
@@ -621,6 +615,7 @@ static void on_connection(uv_stream_t *listener, int status)
     if (!c)
         return; /* the pending connection stays in the backlog; we try again on the next one */
     c->srv = srv;
+    sh_list_init(&c->link);
     srv->conns_allocated++;
     uv_tcp_init(srv->loop, &c->tcp);
     uv_timer_init(srv->loop, &c->timer);
@@ -637,10 +632,7 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     srv->stats.accepted++;
     srv->stats.active_conns++;
-    c->next = srv->conns;
-    if (srv->conns)
-        srv->conns->prev = c;
-    srv->conns = c;
+    sh_list_insert_head(&srv->conns, &c->link);
     if (srv->stats.active_conns > srv->cfg.max_connections || srv->shutting_down) {
         conn_close(c);
         return;
@@ -696,6 +688,7 @@ int http_server_new(uv_loop_t *loop, const struct http_server_config *cfg,
     if (!srv)
         return SH_ENOMEM;
     srv->loop = loop;
+    sh_list_init(&srv->conns);
     srv->cfg = *cfg;
     srv->cfg.addr = NULL; /* borrowed for this call only */
     if (srv->cfg.limits.max_head == 0)
@@ -758,7 +751,8 @@ static void shutdown_check(struct http_server *srv)
 {
     void (*done)(void *);
 
-    if (!srv->shutting_down || !srv->listener_closed || srv->conns || !srv->done)
+    if (!srv->shutting_down || !srv->listener_closed || !sh_list_empty(&srv->conns) ||
+        !srv->done)
         return;
     done = srv->done;
     srv->done = NULL;
@@ -766,18 +760,28 @@ static void shutdown_check(struct http_server *srv)
     done(srv->done_data);
 }
 
+static struct srv_conn *conn_of(struct sh_list *l)
+{
+    return SH_CONTAINER_OF(l, struct srv_conn, link);
+}
+
+static void close_all(struct http_server *srv)
+{
+    struct sh_list *l;
+
+    while ((l = sh_list_first(&srv->conns)) != NULL)
+        conn_close(conn_of(l));
+}
+
 static void shutdown_deadline_cb(uv_timer_t *t)
 {
-    struct http_server *srv = t->data;
-
-    while (srv->conns)
-        conn_close(srv->conns);
+    close_all(t->data);
 }
 
 void http_server_shutdown(struct http_server *srv, uint32_t deadline_ms,
                           void (*done)(void *data), void *data)
 {
-    struct srv_conn *c, *next;
+    struct sh_list *l, *next;
 
     if (srv->shutting_down)
         return;
@@ -786,8 +790,8 @@ void http_server_shutdown(struct http_server *srv, uint32_t deadline_ms,
     srv->done_data = data;
     if (!uv_is_closing((uv_handle_t *)&srv->listener))
         uv_close((uv_handle_t *)&srv->listener, server_handle_closed);
-    for (c = srv->conns; c; c = next) {
-        next = c->next;
+    SH_LIST_FOREACH_SAFE(l, next, &srv->conns) {
+        struct srv_conn *c = conn_of(l);
         if ((c->state == C_IDLE || c->state == C_LINGER) && !c->ex.active &&
             http__wq_pending(&c->wq) == 0)
             conn_close(c);
@@ -804,8 +808,7 @@ void http_server_free(struct http_server *srv)
         return;
     srv->freeing = true;
     srv->done = NULL;
-    while (srv->conns)
-        conn_close(srv->conns);
+    close_all(srv);
     if (!uv_is_closing((uv_handle_t *)&srv->listener))
         uv_close((uv_handle_t *)&srv->listener, server_handle_closed);
     if (!uv_is_closing((uv_handle_t *)&srv->fl.prep)) {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* registry.c: the registry object, its in-memory indexes over the stored instances, changes,
- * queries, blocking waits and subscriptions.
+/* registry.c: the registry object, its in-memory indexes over the stored instances, changes
+ * and queries. Blocking waits and subscriptions are in watch.c.
  *
  * Ordering: a change is written to the store first; only when the write committed does memory
  * change (everything a change needs is allocated before the write, so nothing can fail after
@@ -139,7 +139,7 @@ static struct reg_svc *svc_find(const struct registry *reg, const char *name)
     return found ? reg->svcs[pos] : NULL;
 }
 
-static int svc_get(struct registry *reg, const char *name, struct reg_svc **out)
+int registry__svc_get(struct registry *reg, const char *name, struct reg_svc **out)
 {
     bool found;
     size_t pos = svc_pos(reg, name, &found);
@@ -150,14 +150,7 @@ static int svc_get(struct registry *reg, const char *name, struct reg_svc **out)
         return 0;
     }
     *out = NULL;
-    if (reg->svc_count == reg->svc_cap) {
-        size_t cap = reg->svc_cap ? reg->svc_cap * 2 : 16;
-        struct reg_svc **t = sh_realloc(reg->svcs, cap * sizeof(*t));
-        if (!t)
-            return SH_ENOMEM;
-        reg->svcs = t;
-        reg->svc_cap = cap;
-    }
+    SH_TRY(sh_array_reserve(&reg->svcs, &reg->svc_cap, reg->svc_count + 1, sizeof(*reg->svcs)));
     s = sh_calloc(1, sizeof(*s));
     if (!s)
         return SH_ENOMEM;
@@ -167,6 +160,8 @@ static int svc_get(struct registry *reg, const char *name, struct reg_svc **out)
         return SH_ENOMEM;
     }
     s->index = reg->index;
+    sh_list_init(&s->insts);
+    sh_list_init(&s->waiters);
     memmove(reg->svcs + pos + 1, reg->svcs + pos, (reg->svc_count - pos) * sizeof(*reg->svcs));
     reg->svcs[pos] = s;
     reg->svc_count++;
@@ -176,12 +171,12 @@ static int svc_get(struct registry *reg, const char *name, struct reg_svc **out)
 
 /* Frees a service record nobody needs. Its index is forgotten: a later record for the name
  * starts at the registry-wide index, which is never lower. */
-static void svc_gc(struct registry *reg, struct reg_svc *s)
+void registry__svc_gc(struct registry *reg, struct reg_svc *s)
 {
     bool found;
     size_t pos;
 
-    if (!s || s->count || s->waiters)
+    if (!s || s->count || !sh_list_empty(&s->waiters))
         return;
     pos = svc_pos(reg, s->name, &found);
     if (SH_NEVER(!found))
@@ -195,326 +190,21 @@ static void svc_gc(struct registry *reg, struct reg_svc *s)
 static void svc_link(struct reg_svc *s, struct reg_inst *inst)
 {
     inst->svc = s;
-    inst->svc_prev = NULL;
-    inst->svc_next = s->insts;
-    if (s->insts)
-        s->insts->svc_prev = inst;
-    s->insts = inst;
+    sh_list_insert_head(&s->insts, &inst->svc_link);
     s->count++;
 }
 
 static void svc_unlink(struct reg_inst *inst)
 {
-    struct reg_svc *s = inst->svc;
-
-    if (inst->svc_prev)
-        inst->svc_prev->svc_next = inst->svc_next;
-    else
-        s->insts = inst->svc_next;
-    if (inst->svc_next)
-        inst->svc_next->svc_prev = inst->svc_prev;
-    inst->svc_prev = inst->svc_next = NULL;
-    s->count--;
+    sh_list_remove(&inst->svc_link);
+    inst->svc->count--;
     inst->svc = NULL;
 }
 
-/* ------------------------------------------------------------------------------------------
- * Waiters
- * ------------------------------------------------------------------------------------------ */
-static void wlist_push(struct registry_waiter **head, struct registry_waiter *w)
+/* The instance whose svc_link is <l>. */
+static struct reg_inst *svc_inst(const struct sh_list *l)
 {
-    w->prev = NULL;
-    w->next = *head;
-    if (*head)
-        (*head)->prev = w;
-    *head = w;
-}
-
-static void wlist_remove(struct registry_waiter **head, struct registry_waiter *w)
-{
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        *head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    w->prev = w->next = NULL;
-}
-
-static struct registry_waiter **waiting_list(struct registry *reg, struct registry_waiter *w)
-{
-    return w->svc ? &w->svc->waiters : &reg->any_waiters;
-}
-
-static void dl_remove(struct registry *reg, struct registry_waiter *w)
-{
-    if (w->dprev)
-        w->dprev->dnext = w->dnext;
-    else
-        reg->dl_head = w->dnext;
-    if (w->dnext)
-        w->dnext->dprev = w->dprev;
-    else
-        reg->dl_tail = w->dprev;
-    w->dprev = w->dnext = NULL;
-}
-
-/* Deadlines mostly arrive in order (one default wait), so insert from the tail. */
-static void dl_insert(struct registry *reg, struct registry_waiter *w)
-{
-    struct registry_waiter *p = reg->dl_tail;
-
-    while (p && p->deadline_ms > w->deadline_ms)
-        p = p->dprev;
-    w->dprev = p;
-    w->dnext = p ? p->dnext : reg->dl_head;
-    if (w->dnext)
-        w->dnext->dprev = w;
-    else
-        reg->dl_tail = w;
-    if (p)
-        p->dnext = w;
-    else
-        reg->dl_head = w;
-}
-
-static void wait_timer_fire(uv_timer_t *t);
-
-static void wait_timer_arm(struct registry *reg)
-{
-    uint64_t now = uv_now(reg->loop);
-
-    if (reg->ready || reg->firing)
-        uv_timer_start(reg->wait_timer, wait_timer_fire, 0, 0);
-    else if (reg->dl_head)
-        uv_timer_start(reg->wait_timer, wait_timer_fire,
-                       reg->dl_head->deadline_ms > now ? reg->dl_head->deadline_ms - now : 0, 0);
-    else
-        uv_timer_stop(reg->wait_timer);
-}
-
-/* Moves a waiting waiter to the ready list. */
-/* The service record is not freed here: callers run svc_gc when they are done with it. */
-static void waiter_ready(struct registry *reg, struct registry_waiter *w, int rc, int64_t index)
-{
-    wlist_remove(waiting_list(reg, w), w);
-    dl_remove(reg, w);
-    w->svc = NULL;
-    w->state = W_READY;
-    w->rc = rc;
-    w->index = index;
-    wlist_push(&reg->ready, w);
-}
-
-static void wake(struct registry *reg, struct reg_svc *s)
-{
-    struct registry_waiter *w, *next;
-    bool any = false;
-
-    if (s) {
-        for (w = s->waiters; w; w = next) {
-            next = w->next;
-            if (s->index > w->after) {
-                any = true;
-                waiter_ready(reg, w, 0, s->index);
-            }
-        }
-    }
-    for (w = reg->any_waiters; w; w = next) {
-        next = w->next;
-        if (reg->index > w->after) {
-            any = true;
-            waiter_ready(reg, w, 0, reg->index);
-        }
-    }
-    if (any)
-        wait_timer_arm(reg);
-}
-
-static void wait_timer_fire(uv_timer_t *t)
-{
-    struct registry *reg = t->data;
-    uint64_t now = uv_now(reg->loop);
-    struct registry_waiter *w;
-
-    while (reg->dl_head && reg->dl_head->deadline_ms <= now) {
-        struct reg_svc *s;
-        w = reg->dl_head;
-        s = w->svc;
-        waiter_ready(reg, w, SH_ETIMEDOUT, s ? s->index : reg->index);
-        svc_gc(reg, s);
-    }
-    /* Deliver what is ready now; waiters made ready by the callbacks wait for the next turn,
-     * so a caller re-waiting on an old index cannot spin inside this loop. */
-    reg->firing = reg->ready;
-    reg->ready = NULL;
-    for (w = reg->firing; w; w = w->next)
-        w->state = W_FIRING;
-    while ((w = reg->firing) != NULL) {
-        wlist_remove(&reg->firing, w);
-        w->cb(w->data, w->rc, w->index);
-        sh_free(w);
-    }
-    wait_timer_arm(reg);
-}
-
-int64_t registry_index(const struct registry *reg, const char *service)
-{
-    const struct reg_svc *s = service ? svc_find(reg, service) : NULL;
-
-    return s ? s->index : reg->index;
-}
-
-int registry_wait(struct registry *reg, const char *service, int64_t after_index,
-                  uint64_t timeout_ms, registry_wait_fn *cb, void *data,
-                  struct registry_waiter **out)
-{
-    struct registry_waiter *w;
-    struct reg_svc *s = NULL;
-    int64_t cur;
-    int rc;
-
-    if (out)
-        *out = NULL;
-    if (!cb || (service && !registry__valid_service(service)))
-        return SH_EINVAL;
-    w = sh_calloc(1, sizeof(*w));
-    if (!w)
-        return SH_ENOMEM;
-    if (service) {
-        rc = svc_get(reg, service, &s);
-        if (rc < 0) {
-            sh_free(w);
-            return rc;
-        }
-    }
-    cur = s ? s->index : reg->index;
-    w->reg = reg;
-    w->svc = s;
-    w->after = after_index;
-    w->deadline_ms = uv_now(reg->loop) + SH_MIN(timeout_ms, (uint64_t)REGISTRY_MAX_WAIT_MS);
-    w->cb = cb;
-    w->data = data;
-    wlist_push(waiting_list(reg, w), w);
-    dl_insert(reg, w);
-    if (cur > after_index) {
-        waiter_ready(reg, w, 0, cur);
-        svc_gc(reg, s);
-    }
-    wait_timer_arm(reg);
-    if (out)
-        *out = w;
-    return 0;
-}
-
-void registry_wait_cancel(struct registry_waiter *w)
-{
-    struct registry *reg;
-    struct reg_svc *s;
-
-    if (!w)
-        return;
-    reg = w->reg;
-    s = w->svc;
-    switch (w->state) {
-    case W_WAITING:
-        wlist_remove(waiting_list(reg, w), w);
-        dl_remove(reg, w);
-        break;
-    case W_READY:
-        wlist_remove(&reg->ready, w);
-        break;
-    case W_FIRING:
-        wlist_remove(&reg->firing, w);
-        break;
-    }
-    sh_free(w);
-    svc_gc(reg, s);
-    wait_timer_arm(reg);
-}
-
-/* ------------------------------------------------------------------------------------------
- * Subscriptions
- * ------------------------------------------------------------------------------------------ */
-int registry_subscribe(struct registry *reg, const char *service, registry_event_fn *cb,
-                       void *data, struct registry_sub **out)
-{
-    struct registry_sub *sub;
-
-    *out = NULL;
-    if (!cb || (service && !registry__valid_service(service)))
-        return SH_EINVAL;
-    sub = sh_calloc(1, sizeof(*sub));
-    if (!sub)
-        return SH_ENOMEM;
-    if (service) {
-        sub->service = sh_strdup(service);
-        if (!sub->service) {
-            sh_free(sub);
-            return SH_ENOMEM;
-        }
-    }
-    sub->reg = reg;
-    sub->cb = cb;
-    sub->data = data;
-    sub->next = reg->subs;
-    reg->subs = sub;
-    *out = sub;
-    return 0;
-}
-
-static void sub_free(struct registry_sub *sub)
-{
-    sh_free(sub->service);
-    sh_free(sub);
-}
-
-static void subs_sweep(struct registry *reg)
-{
-    struct registry_sub **pp = &reg->subs;
-
-    while (*pp) {
-        struct registry_sub *s = *pp;
-        if (s->is_dead) {
-            *pp = s->next;
-            sub_free(s);
-        } else {
-            pp = &s->next;
-        }
-    }
-    reg->has_dead_subs = false;
-}
-
-void registry_unsubscribe(struct registry_sub *sub)
-{
-    struct registry *reg;
-
-    if (!sub)
-        return;
-    reg = sub->reg;
-    sub->is_dead = true;
-    reg->has_dead_subs = true;
-    if (reg->dispatch_depth == 0)
-        subs_sweep(reg);
-}
-
-static void emit(struct registry *reg, enum registry_event_type type, const struct reg_inst *inst,
-                 enum registry_health previous, int64_t index)
-{
-    struct registry_event ev = {
-        .type = type, .index = index, .instance = inst ? &inst->v : NULL, .previous = previous};
-
-    reg->dispatch_depth++;
-    for (struct registry_sub *s = reg->subs; s; s = s->next) {
-        if (s->is_dead)
-            continue;
-        if (inst && s->service && strcmp(s->service, inst->v.service) != 0)
-            continue;
-        s->cb(s->data, &ev);
-    }
-    reg->dispatch_depth--;
-    if (reg->dispatch_depth == 0 && reg->has_dead_subs)
-        subs_sweep(reg);
+    return SH_CONTAINER_OF(l, struct reg_inst, svc_link);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -561,6 +251,7 @@ static int inst_new(struct registry *reg, const struct registry_instance *src,
     if (!inst)
         return SH_ENOMEM;
     inst->reg = reg;
+    sh_list_init(&inst->svc_link);
     arena_init(&inst->mem, INSTANCE_ARENA_BYTES, 0);
     rc = registry__copy(&inst->mem, src, &inst->v);
     if (rc < 0)
@@ -641,7 +332,7 @@ int registry_register(struct registry *reg, const struct registry_instance *in,
             *out_index = registry_index(reg, in->service);
         return 0;
     }
-    rc = svc_get(reg, in->service, &svc);
+    rc = registry__svc_get(reg, in->service, &svc);
     if (rc == 0 && !old)
         rc = ids_reserve(reg);
     if (rc == 0)
@@ -665,7 +356,7 @@ int registry_register(struct registry *reg, const struct registry_instance *in,
     buf_release(&old_key);
     if (rc < 0) {
         inst_free(inst);
-        svc_gc(reg, svc);
+        registry__svc_gc(reg, svc);
         return rc;
     }
     /* Committed: nothing below may fail. */
@@ -698,15 +389,16 @@ int registry_register(struct registry *reg, const struct registry_instance *in,
         set_index(reg, old_svc, reg->index - 1);
     critical_clock(inst, old && is_same_check ? old->v.status : REGISTRY_PASSING);
     if (old && old_svc != svc)
-        emit(reg, REGISTRY_EVENT_DEREGISTER, old, old->v.status, reg->index);
-    emit(reg, REGISTRY_EVENT_REGISTER, inst, old ? old->v.status : inst->v.status, reg->index);
+        registry__emit(reg, REGISTRY_EVENT_DEREGISTER, old, old->v.status, reg->index);
+    registry__emit(reg, REGISTRY_EVENT_REGISTER, inst, old ? old->v.status : inst->v.status,
+                   reg->index);
     /* A changed check starts afresh; an unchanged one keeps its clocks (and its probe). */
     registry__check_arm(inst, !is_same_check);
     inst_free(old);
-    wake(reg, svc);
+    registry__wake(reg, svc);
     if (old_svc && old_svc != svc) {
-        wake(reg, old_svc);
-        svc_gc(reg, old_svc);
+        registry__wake(reg, old_svc);
+        registry__svc_gc(reg, old_svc);
     }
     if (out_index)
         *out_index = registry_index(reg, in->service);
@@ -730,12 +422,12 @@ int registry__remove(struct reg_inst *inst, int64_t *out_index)
     ids_remove(reg, inst);
     svc_unlink(inst);
     set_index(reg, svc, rev);
-    emit(reg, REGISTRY_EVENT_DEREGISTER, inst, inst->v.status, reg->index);
+    registry__emit(reg, REGISTRY_EVENT_DEREGISTER, inst, inst->v.status, reg->index);
     inst_free(inst);
-    wake(reg, svc);
+    registry__wake(reg, svc);
     if (out_index)
         *out_index = svc->index;
-    svc_gc(reg, svc);
+    registry__svc_gc(reg, svc);
     return 0;
 }
 
@@ -788,8 +480,8 @@ int registry__set_status(struct reg_inst *inst, enum registry_health status, cha
         return 0;
     critical_clock(inst, before);
     set_index(reg, inst->svc, rev);
-    emit(reg, REGISTRY_EVENT_HEALTH, inst, before, reg->index);
-    wake(reg, inst->svc);
+    registry__emit(reg, REGISTRY_EVENT_HEALTH, inst, before, reg->index);
+    registry__wake(reg, inst->svc);
     return 0;
 }
 
@@ -826,6 +518,13 @@ int registry_heartbeat(struct registry *reg, const char *id, enum registry_healt
 /* ------------------------------------------------------------------------------------------
  * Queries
  * ------------------------------------------------------------------------------------------ */
+int64_t registry_index(const struct registry *reg, const char *service)
+{
+    const struct reg_svc *s = service ? svc_find(reg, service) : NULL;
+
+    return s ? s->index : reg->index;
+}
+
 void registry_result_release(struct registry_result *res)
 {
     if (!res)
@@ -856,6 +555,7 @@ int registry_instances(struct registry *reg, const char *service, enum registry_
                        struct registry_result *res)
 {
     const struct reg_svc *s = service ? svc_find(reg, service) : NULL;
+    const struct sh_list *l;
     size_t n = 0;
 
     memset(res, 0, sizeof(*res));
@@ -863,14 +563,15 @@ int registry_instances(struct registry *reg, const char *service, enum registry_
     res->index = s ? s->index : reg->index;
     if (!s)
         return 0;
-    for (const struct reg_inst *i = s->insts; i; i = i->svc_next)
-        n += passes(i, filter);
+    SH_LIST_FOREACH(l, &s->insts)
+        n += passes(svc_inst(l), filter);
     if (!n)
         return 0;
     res->instances = arena_alloc(&res->arena, n * sizeof(*res->instances));
     if (!res->instances)
         goto oom;
-    for (const struct reg_inst *i = s->insts; i; i = i->svc_next) {
+    SH_LIST_FOREACH(l, &s->insts) {
+        const struct reg_inst *i = svc_inst(l);
         if (!passes(i, filter))
             continue;
         if (registry__copy(&res->arena, &i->v, &res->instances[res->count]) < 0)
@@ -924,6 +625,7 @@ int registry_services(struct registry *reg, struct registry_result *res)
         goto oom;
     for (size_t k = 0; k < reg->svc_count; k++) {
         const struct reg_svc *s = reg->svcs[k];
+        const struct sh_list *l;
         struct registry_service_info *out = &res->services[res->service_count];
         const char **tags;
         size_t ntags = 0, uniq = 0;
@@ -936,9 +638,9 @@ int registry_services(struct registry *reg, struct registry_result *res)
             goto oom;
         out->index = s->index;
         out->instance_count = s->count;
-        for (const struct reg_inst *i = s->insts; i; i = i->svc_next) {
-            ntags += i->v.tag_count;
-            out->passing_count += i->v.status == REGISTRY_PASSING;
+        SH_LIST_FOREACH(l, &s->insts) {
+            ntags += svc_inst(l)->v.tag_count;
+            out->passing_count += svc_inst(l)->v.status == REGISTRY_PASSING;
         }
         res->service_count++;
         if (!ntags)
@@ -947,7 +649,8 @@ int registry_services(struct registry *reg, struct registry_result *res)
         if (!tags)
             goto oom;
         ntags = 0;
-        for (const struct reg_inst *i = s->insts; i; i = i->svc_next) {
+        SH_LIST_FOREACH(l, &s->insts) {
+            const struct reg_inst *i = svc_inst(l);
             for (size_t t = 0; t < i->v.tag_count; t++)
                 tags[ntags++] = i->v.tags[t];
         }
@@ -995,7 +698,7 @@ static int load_one(struct registry *reg, const struct store_kv *kv)
         rc = inst_new(reg, &v, &inst);
     arena_release(&tmp);
     if (rc == 0)
-        rc = svc_get(reg, inst->v.service, &svc);
+        rc = registry__svc_get(reg, inst->v.service, &svc);
     if (rc == 0)
         rc = ids_reserve(reg);
     if (rc < 0) {
@@ -1027,6 +730,9 @@ int registry_new(const struct registry_config *cfg, uv_loop_t *loop, struct stor
     if (!reg)
         return SH_ENOMEM;
     reg->loop = loop;
+    rc = registry__watch_init(reg); /* first: registry_free needs its lists */
+    if (rc < 0)
+        goto fail;
     reg->st = st;
     reg->client = client;
     reg->min_interval_ms = cfg && cfg->min_interval_ms ? cfg->min_interval_ms : 1000;
@@ -1040,13 +746,6 @@ int registry_new(const struct registry_config *cfg, uv_loop_t *loop, struct stor
         goto fail;
     }
     reg->prefix = buf_detach(&p, NULL);
-    reg->wait_timer = sh_malloc(sizeof(*reg->wait_timer));
-    if (!reg->wait_timer) {
-        rc = SH_ENOMEM;
-        goto fail;
-    }
-    uv_timer_init(loop, reg->wait_timer);
-    reg->wait_timer->data = reg;
     rc = store_range(st, STORE_PREFIX(slice_from_cstr(reg->prefix)), 0, &res);
     if (rc < 0)
         goto fail;
@@ -1057,9 +756,10 @@ int registry_new(const struct registry_config *cfg, uv_loop_t *loop, struct stor
     if (rc < 0)
         goto fail;
     for (size_t k = 0; k < reg->svc_count; k++) {
+        struct sh_list *l;
         reg->svcs[k]->index = reg->index;
-        for (struct reg_inst *i = reg->svcs[k]->insts; i; i = i->svc_next)
-            registry__check_arm(i, true);
+        SH_LIST_FOREACH(l, &reg->svcs[k]->insts)
+            registry__check_arm(svc_inst(l), true);
     }
     *out = reg;
     return 0;
@@ -1070,30 +770,9 @@ fail:
 
 void registry_free(struct registry *reg)
 {
-    struct registry_waiter *w;
-
     if (!reg)
         return;
-    /* End every wait, then every subscription, while the instances still exist. */
-    for (;;) {
-        w = reg->firing ? reg->firing : reg->ready ? reg->ready : reg->dl_head;
-        if (!w)
-            break;
-        if (w->state == W_WAITING) {
-            struct reg_svc *s = w->svc;
-            wlist_remove(waiting_list(reg, w), w);
-            dl_remove(reg, w);
-            svc_gc(reg, s);
-        } else {
-            wlist_remove(w->state == W_READY ? &reg->ready : &reg->firing, w);
-        }
-        w->cb(w->data, SH_ECANCELED, reg->index);
-        sh_free(w);
-    }
-    emit(reg, REGISTRY_EVENT_CLOSED, NULL, REGISTRY_HEALTH_DEFAULT, reg->index);
-    for (struct registry_sub *s = reg->subs; s; s = s->next)
-        s->is_dead = true;
-    subs_sweep(reg);
+    registry__watch_shutdown(reg); /* ends waits and subscriptions while instances exist */
     for (size_t b = 0; b < reg->id_buckets; b++) {
         struct reg_inst *i, *next;
         for (i = reg->ids[b]; i; i = next) {
@@ -1104,10 +783,6 @@ void registry_free(struct registry *reg)
     for (size_t k = 0; k < reg->svc_count; k++) {
         sh_free(reg->svcs[k]->name);
         sh_free(reg->svcs[k]);
-    }
-    if (reg->wait_timer) {
-        reg->wait_timer->data = NULL;
-        uv_close((uv_handle_t *)reg->wait_timer, registry__handle_free);
     }
     sh_free(reg->svcs);
     sh_free(reg->ids);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* registry_int.h: private declarations shared by the registry's .c files.
+/* registry_int.h: private declarations shared by the registry's .c files: registry.c (ids,
+ * services, instances, queries, lifecycle), watch.c (waits and subscriptions), codec.c, check.c.
  * Thread: the control thread (the loop given to registry_new).
  *
  * Invariants:
@@ -9,6 +10,7 @@
  *  - a service record lives while it has instances or waiters (reg_svc_gc frees it after);
  *  - a waiter is in exactly one place: its service's (or the registry-wide) waiting list and
  *    the deadline list (W_WAITING), the ready list (W_READY), or the firing list (W_FIRING);
+ *    a list it is not in leaves its link self-linked (sh_list);
  *  - a probe (one check run) outlives its instance when libuv still holds its handles or its
  *    getaddrinfo request: probe->inst is then NULL and the probe frees itself. */
 #ifndef SHOAL_REGISTRY_INT_H
@@ -20,10 +22,10 @@ struct reg_probe;
 
 struct reg_svc {
     char *name;
-    struct reg_inst *insts; /* doubly linked through svc_prev/svc_next */
+    struct sh_list insts; /* of reg_inst, through svc_link; newest first */
     size_t count;
     int64_t index;
-    struct registry_waiter *waiters;
+    struct sh_list waiters; /* of registry_waiter (W_WAITING), through link; newest first */
 };
 
 struct reg_inst {
@@ -34,7 +36,7 @@ struct reg_inst {
     char *enc;                  /* owned: the stored value */
     size_t enc_len;
     struct reg_svc *svc;
-    struct reg_inst *svc_prev, *svc_next;
+    struct sh_list svc_link; /* in svc->insts */
     struct reg_inst *id_next; /* hash chain */
     uv_timer_t *timer;        /* owned; freed in its close callback */
     struct reg_probe *probe;  /* the check run in flight, if any */
@@ -55,8 +57,8 @@ struct registry_waiter {
     enum reg_waiter_state state;
     int rc;        /* READY/FIRING: what cb gets */
     int64_t index; /* READY/FIRING: what cb gets */
-    struct registry_waiter *prev, *next;   /* waiting, ready or firing list */
-    struct registry_waiter *dprev, *dnext; /* deadline list (W_WAITING only) */
+    struct sh_list link;    /* waiting, ready or firing list */
+    struct sh_list dl_link; /* deadline list (W_WAITING only) */
 };
 
 struct registry_sub {
@@ -81,11 +83,12 @@ struct registry {
     struct reg_svc **svcs;
     size_t svc_count, svc_cap;
     int64_t index;
-    /* waiters */
-    struct registry_waiter *any_waiters;
-    struct registry_waiter *ready, *firing;
-    struct registry_waiter *dl_head, *dl_tail;
-    uv_timer_t *wait_timer; /* owned; freed in its close callback */
+    /* waiters (watch.c); lists of registry_waiter */
+    struct sh_list any_waiters; /* registry-wide waits, through link; newest first */
+    struct sh_list ready;       /* through link; newest first */
+    struct sh_list firing;      /* through link; being delivered by the wait timer */
+    struct sh_list deadlines;   /* W_WAITING, through dl_link; earliest deadline first */
+    uv_timer_t *wait_timer;     /* owned; freed in its close callback */
     /* subscriptions */
     struct registry_sub *subs;
     int dispatch_depth;
@@ -123,5 +126,24 @@ void registry__handle_free(uv_handle_t *h);
 int registry__set_status(struct reg_inst *inst, enum registry_health status, char *note);
 int registry__remove(struct reg_inst *inst, int64_t *out_index);
 uint64_t registry__random(struct registry *reg);
+/* The record of service <name>, made (with no instances, at the registry-wide index) when
+ * there is none. 0 and *out, or SH_ENOMEM and *out NULL. */
+int registry__svc_get(struct registry *reg, const char *name, struct reg_svc **out);
+/* Frees <s> when it has neither instances nor waiters; NULL is a no-op. */
+void registry__svc_gc(struct registry *reg, struct reg_svc *s);
+
+/* watch.c: waits and subscriptions. */
+/* Sets up the waiter lists and the wait timer; the lists first, so registry__watch_shutdown
+ * works after a failure. 0 or SH_ENOMEM. */
+int registry__watch_init(struct registry *reg);
+/* Ends every wait (SH_ECANCELED) and then every subscription (a CLOSED event), and closes the
+ * wait timer. For registry_free, while the instances still exist. */
+void registry__watch_shutdown(struct registry *reg);
+/* Marks ready the waiters that the indexes of <s> (NULL: none) and of the registry now
+ * satisfy; the wait timer delivers them on a later loop turn. */
+void registry__wake(struct registry *reg, struct reg_svc *s);
+/* Calls the subscribers of inst's service (every subscriber when inst is NULL), now. */
+void registry__emit(struct registry *reg, enum registry_event_type type,
+                    const struct reg_inst *inst, enum registry_health previous, int64_t index);
 
 #endif

@@ -117,14 +117,7 @@ static int copy_kv(struct arena *a, const struct store_kv *in, struct store_kv *
 int store__events_add(struct store__events *evs, enum store_event_type type,
                       const struct store_kv *kv)
 {
-    if (evs->count == evs->cap) {
-        size_t cap = evs->cap ? evs->cap * 2 : 8;
-        struct store_event *ev = sh_realloc(evs->ev, cap * sizeof(*ev));
-        if (!ev)
-            return SH_ENOMEM;
-        evs->ev = ev;
-        evs->cap = cap;
-    }
+    SH_TRY(sh_array_reserve(&evs->ev, &evs->cap, evs->count + 1, sizeof(*evs->ev)));
     struct store_event *e = &evs->ev[evs->count];
     memset(e, 0, sizeof(*e));
     e->type = type;
@@ -136,14 +129,7 @@ int store__events_add(struct store__events *evs, enum store_event_type type,
 
 int store__result_add(struct store_result *res, const struct store_kv *kv)
 {
-    if (res->count == res->cap) {
-        size_t cap = res->cap ? res->cap * 2 : 8;
-        struct store_kv *kvs = sh_realloc(res->kvs, cap * sizeof(*kvs));
-        if (!kvs)
-            return SH_ENOMEM;
-        res->kvs = kvs;
-        res->cap = cap;
-    }
+    SH_TRY(sh_array_reserve(&res->kvs, &res->cap, res->count + 1, sizeof(*res->kvs)));
     if (copy_kv(&res->arena, kv, &res->kvs[res->count]) < 0)
         return SH_ENOMEM;
     res->count++;

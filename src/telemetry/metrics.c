@@ -86,24 +86,6 @@ static struct metric_series *S(const void *handle)
 
 /* ---- small helpers ---- */
 
-/* Grows *arr (of elem bytes each) so it can hold at least need elements. */
-static int grow(void *arrp, size_t *cap, size_t need, size_t elem)
-{
-    void **arr = arrp;
-    size_t ncap;
-    void *p;
-
-    if (need <= *cap) return 0;
-    ncap = *cap ? *cap * 2 : 8;
-    while (ncap < need)
-        ncap *= 2;
-    p = sh_realloc(*arr, ncap * elem);
-    if (!p) return SH_ENOMEM;
-    *arr = p;
-    *cap = ncap;
-    return 0;
-}
-
 static bool is_name(const char *s, bool allow_colon)
 {
     size_t i;
@@ -330,7 +312,7 @@ int metrics_family_add(struct metrics *m, const struct metric_family_config *cfg
     rc = family_check(m, cfg);
     if (rc < 0) goto fail;
     rc = SH_ENOMEM;
-    if (grow(&m->fams, &m->capfams, m->nfams + 1, sizeof(*m->fams)) < 0) goto fail;
+    if (sh_array_reserve(&m->fams, &m->capfams, m->nfams + 1, sizeof(*m->fams)) < 0) goto fail;
     f = sh_calloc(1, sizeof(*f));
     if (!f) goto fail;
     f->m = m;
@@ -388,7 +370,8 @@ static int reserve_cells(struct metrics *m, uint32_t n)
 
     assert(n <= METRICS_CHUNK_CELLS);
     if (m->cur_used + n <= METRICS_CHUNK_CELLS) return 0;
-    if (grow(&m->blocks, &m->capblocks, m->nblocks + m->shards, sizeof(*m->blocks)) < 0)
+    if (sh_array_reserve(&m->blocks, &m->capblocks, m->nblocks + m->shards,
+                         sizeof(*m->blocks)) < 0)
         return SH_ENOMEM;
     for (uint32_t s = 0; s < m->shards; s++) {
         void *raw = sh_calloc(1, bytes);
@@ -499,7 +482,9 @@ static int series_get(struct metric_family *fam, enum metric_type type, const st
         goto fail;
     }
     rc = SH_ENOMEM;
-    if (grow(&fam->series, &fam->capseries, fam->nseries + 1, sizeof(*fam->series)) < 0) goto fail;
+    if (sh_array_reserve(&fam->series, &fam->capseries, fam->nseries + 1,
+                         sizeof(*fam->series)) < 0)
+        goto fail;
     if (index_reserve(fam) < 0 || reserve_cells(m, fam->ncells) < 0) goto fail;
     s = sh_calloc(1, sizeof(*s) + m->shards * sizeof(s->cells[0]));
     if (!s) goto fail;
