@@ -160,7 +160,9 @@ void up_logfile_flush(struct up *u)
 }
 
 /* One line an instance wrote: into shoal's log and the ring `shoal logs` reads, cut at
- * UP_LOG_LINE_MAX bytes and made valid UTF-8 (both outputs are JSON). */
+ * UP_LOG_LINE_MAX bytes (between two characters) and made valid UTF-8 (both outputs are JSON;
+ * what is not UTF-8 becomes '?'). Control characters stay: the JSON escapes them, and the live
+ * view and `shoal logs` show them escaped (buf_append_term_str). */
 static void on_line(void *data, uint64_t id, enum sup_stream stream, struct slice line,
                     bool is_cut)
 {
@@ -168,10 +170,17 @@ static void on_line(void *data, uint64_t id, enum sup_stream stream, struct slic
     const struct up_instance *in = NULL;
     const char *who = "?";
     size_t n = SH_MIN(line.len, (size_t)UP_LOG_LINE_MAX);
-    char *text = sh_malloc(n + 1);
+    char *text;
     struct up_logline *l;
 
     (void)is_cut;
+    /* Cut before a character, not inside it (at most 3 continuation bytes to step back). */
+    for (size_t k = 0; k < 3 && n > 0 && n < line.len; k++) {
+        if (((unsigned char)line.ptr[n] & 0xC0) != 0x80)
+            break;
+        n--;
+    }
+    text = sh_malloc(n + 1);
     for (size_t i = 0; i < u->ninst && !in; i++) {
         if (u->inst[i]->proc_id == id)
             in = u->inst[i];

@@ -341,12 +341,18 @@ static int print_logs(const struct cli_call *c, bool json_out, uint64_t *last_se
                 printf("%s\n", text);
             sh_free(text);
         } else {
+            /* What a service wrote is shown, never obeyed: controls (ESC, C1) escaped. */
+            struct buf text = BUF_INIT(0);
             time_t t = (time_t)(ms / 1000);
             struct tm tm;
             localtime_r(&t, &tm);
+            buf_append_term_str(&text, slice_from_cstr(cli__str_of(e, "line")), 0,
+                                SH_TERM_KEEP_TAB);
             printf("%02d:%02d:%02d.%03u %-20s %s%s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
                    (unsigned)(ms % 1000), cli__str_of(e, "instance"),
-                   !strcmp(cli__str_of(e, "stream"), "stderr") ? "! " : "", cli__str_of(e, "line"));
+                   !strcmp(cli__str_of(e, "stream"), "stderr") ? "! " : "",
+                   text.data ? text.data : "");
+            buf_release(&text);
         }
         if (seq > *last_seq)
             *last_seq = seq;

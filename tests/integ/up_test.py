@@ -46,6 +46,7 @@ class H(http.server.BaseHTTPRequestHandler):
 
 import sys
 sys.stdout.buffer.write(b"caller up \xff\xfe\xc3\xa9t\xc3 end\n")  # not UTF-8, then "et"
+sys.stdout.buffer.write(b"ctl \x1b[2J\x1b]0;title\x07 c1 \xc2\x9b2J raw \x9b end\n")  # ESC, CSI
 sys.stdout.flush()
 http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 """
@@ -169,6 +170,25 @@ mesh: {{listen: 127.0.0.1:{mesh}, admin: 127.0.0.1:{mesh_adm}}}
         assert any(r["instance"] == "caller-1" and r["line"] == "caller up ??\u00e9t? end"
                    for r in kept), kept[-3:]
     check("logs_stay_valid_json_whatever_a_service_prints", logs_stay_valid_json_whatever_a_service_prints)
+
+    def logs_show_control_characters_escaped():
+        # text output: ESC and C1 controls (U+009B is CSI on a UTF-8 terminal) are shown as
+        # \u001b / \u009b, never sent to the terminal; a raw byte that is not UTF-8 is '?'
+        out = subprocess.run([SHOAL, "logs", "caller"],
+                             env=dict(env, SHOAL_ADDR=f"127.0.0.1:{cp}"), capture_output=True,
+                             timeout=10)
+        assert out.returncode == 0, out.stderr
+        assert b"\x1b" not in out.stdout and b"\x07" not in out.stdout, out.stdout
+        assert b"\xc2\x9b" not in out.stdout and b"\x9b" not in out.stdout, out.stdout
+        want = b"ctl \\u001b[2J\\u001b]0;title\\u0007 c1 \\u009b2J raw ? end"
+        assert want in out.stdout, out.stdout
+        # --json keeps the line as it was (JSON escapes it)
+        js = subprocess.run([SHOAL, "logs", "caller", "--json"],
+                            env=dict(env, SHOAL_ADDR=f"127.0.0.1:{cp}"), capture_output=True,
+                            text=True, timeout=10)
+        lines = [json.loads(l)["line"] for l in js.stdout.splitlines()]
+        assert "ctl \x1b[2J\x1b]0;title\x07 c1 \x9b2J raw ? end" in lines, lines
+    check("logs_show_control_characters_escaped", logs_show_control_characters_escaped)
 
     def failing_health_replaces_the_instance():
         env_ps = dict(env, SHOAL_ADDR=f"127.0.0.1:{cp}")
