@@ -630,13 +630,19 @@ static int up_main(int argc, char **argv)
         snprintf(real, sizeof(real), "%s", file);
     snprintf(u->dir, sizeof(u->dir), "%s", real);
     *strrchr(u->dir, '/') = '\0';
-    if (data_dir)
+    /* Absolute, so that SHOAL_DATA_DIR (DATA_DIR/services/NAME) holds in any working_dir. */
+    if (data_dir && data_dir[0] != '/') {
+        char cwd[PATH_MAX];
+        if (!getcwd(cwd, sizeof(cwd)) ||
+            !up_join_path(u->data_dir, sizeof(u->data_dir), cwd, data_dir))
+            snprintf(u->data_dir, sizeof(u->data_dir), "%s", data_dir);
+    } else if (data_dir) {
         snprintf(u->data_dir, sizeof(u->data_dir), "%s", data_dir);
-    else if (u->m->data_dir[0] == '/')
+    } else if (u->m->data_dir[0] == '/') {
         snprintf(u->data_dir, sizeof(u->data_dir), "%s", u->m->data_dir);
-    else
-        if (!up_join_path(u->data_dir, sizeof(u->data_dir), u->dir, u->m->data_dir))
-            snprintf(u->data_dir, sizeof(u->data_dir), "%s", u->m->data_dir);
+    } else if (!up_join_path(u->data_dir, sizeof(u->data_dir), u->dir, u->m->data_dir)) {
+        snprintf(u->data_dir, sizeof(u->data_dir), "%s", u->m->data_dir);
+    }
     ssize_t sl = readlink("/proc/self/exe", u->self, sizeof(u->self) - 1);
     u->self[sl > 0 ? sl : 0] = '\0';
     signal(SIGPIPE, SIG_IGN);

@@ -47,6 +47,8 @@ class H(http.server.BaseHTTPRequestHandler):
 import sys
 sys.stdout.buffer.write(b"caller up \xff\xfe\xc3\xa9t\xc3 end\n")  # not UTF-8, then "et"
 sys.stdout.buffer.write(b"ctl \x1b[2J\x1b]0;title\x07 c1 \xc2\x9b2J raw \x9b end\n")  # ESC, CSI
+big = os.environ.get("BIG", "")
+print(f"big {len(big)} {big.strip('x')} {os.environ.get('SHOAL_DATA_DIR')}", flush=True)
 sys.stdout.flush()
 http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 """
@@ -76,6 +78,7 @@ services:
   caller:
     command: [python3, caller.py]
     port: auto
+    env: {{BIG: "{"x" * 10240}${{SHOAL_SERVICE}}:$$:${{PORT}}"}}
     health: {{http: /health, interval: 1s, unhealthy_threshold: 2}}
     stop_grace: 1s
     depends_on: [back]
@@ -189,6 +192,20 @@ mesh: {{listen: 127.0.0.1:{mesh}, admin: 127.0.0.1:{mesh_adm}}}
         lines = [json.loads(l)["line"] for l in js.stdout.splitlines()]
         assert "ctl \x1b[2J\x1b]0;title\x07 c1 \x9b2J raw ? end" in lines, lines
     check("logs_show_control_characters_escaped", logs_show_control_characters_escaped)
+
+    def long_env_value_and_data_dir_reach_the_service():
+        # 10 KiB, references expanded (shoal up used to cut values at 4 KiB)
+        out = subprocess.run([SHOAL, "logs", "caller", "--grep", "big ", "--json"],
+                             env=dict(env, SHOAL_ADDR=f"127.0.0.1:{cp}"), capture_output=True,
+                             text=True, timeout=10)
+        lines = [json.loads(l)["line"] for l in out.stdout.splitlines()]
+        assert lines, out
+        n, tail, data = lines[0].split(" ")[1:]
+        assert tail.startswith("caller:$:") and int(n) == 10240 + len(tail), lines[0][:200]
+        assert data == os.path.join(d, ".shoal", "services", "caller"), data
+        assert os.path.isdir(data)
+    check("long_env_value_and_data_dir_reach_the_service",
+          long_env_value_and_data_dir_reach_the_service)
 
     def failing_health_replaces_the_instance():
         env_ps = dict(env, SHOAL_ADDR=f"127.0.0.1:{cp}")
