@@ -345,6 +345,68 @@ mesh: {{listen: 127.0.0.1:{mesh3}}}
                 p3.wait()
     check("kill9_of_shoal_takes_what_instances_started",
           kill9_of_shoal_takes_what_instances_started)
+    def cli_finds_the_stack_from_anywhere():
+        # shoal up publishes DATA_DIR for its admin address in $XDG_RUNTIME_DIR/shoal; the CLI,
+        # run from another directory with no token, reads the token there (shoal down used to
+        # answer 401 unless run next to the manifest)
+        rt, other = tempfile.mkdtemp(prefix="shoal-xdg-"), tempfile.mkdtemp(prefix="shoal-cwd-")
+        cp4, mesh4 = lib.free_port(), lib.free_port()
+        d4 = tempfile.mkdtemp(prefix="shoal-up-cli-")
+        with open(os.path.join(d4, "shoal.yaml"), "w") as f:
+            f.write(f"""
+services:
+  web:
+    command: [{SHOAL}, echo, --listen, "127.0.0.1:$PORT"]
+    port: auto
+    health: {{http: /health, interval: 1s}}
+control_plane: {{listen: 127.0.0.1:{cp4}}}
+mesh: {{listen: 127.0.0.1:{mesh4}}}
+""")
+        env4 = {k: v for k, v in env.items() if k not in ("SHOAL_ADDR", "SHOAL_TOKEN")}
+        env4["XDG_RUNTIME_DIR"] = rt
+        p4, log4, healthy4 = lib.start_up(SHOAL, os.path.join(d4, "shoal.yaml"), env4)
+        addr = f"127.0.0.1:{cp4}"
+
+        def cli(*args, timeout=15):
+            return subprocess.run([SHOAL, *args], env=env4, cwd=other, capture_output=True,
+                                  text=True, timeout=timeout)
+        try:
+            assert healthy4.wait(20), "never healthy"
+            published = os.path.join(rt, "shoal", f"127.0.0.1_{cp4}")
+            with open(published) as f:
+                assert f.read().strip() == os.path.realpath(os.path.join(d4, ".shoal"))
+            assert os.stat(published).st_mode & 0o777 == 0o600
+            assert os.stat(os.path.join(rt, "shoal")).st_mode & 0o777 == 0o700
+            ps = cli("ps", "--addr", addr)
+            assert ps.returncode == 0 and "web-1" in ps.stdout, ps
+            ps = cli("ps", "--json", "--data-dir", os.path.join(d4, ".shoal"), "--addr", addr)
+            assert ps.returncode == 0 and json.loads(ps.stdout)[0]["id"] == "web-1", ps
+            wr = cli("config", "set", "cli/found", "yes", "--addr", addr)  # a write: the token
+            assert wr.returncode == 0, wr
+            assert cli("config", "--addr", addr, "get", "cli/found").stdout == "yes"
+            wrong = cli("config", "set", "cli/found", "no", "--addr", addr, "--token", "nope")
+            assert wrong.returncode == 1 and "403" in wrong.stderr, wrong  # a flag wins
+            bad = cli("ps", "--addr")
+            assert bad.returncode == 2 and "needs a value" in bad.stderr, bad
+            down = cli("down", "--addr", addr, timeout=70)
+            assert down.returncode == 0 and "stopped" in down.stderr, down
+            assert p4.wait(timeout=20) == 0
+            assert not os.path.exists(published), "the runtime file outlived a clean stop"
+        finally:
+            if p4.poll() is None:
+                p4.kill()
+                p4.wait()
+    check("cli_finds_the_stack_from_anywhere", cli_finds_the_stack_from_anywhere)
+
+    def help_lists_the_connection_options():
+        for cmd in ("services", "ps", "logs", "down", "scale", "restart", "config"):
+            out = subprocess.run([SHOAL, cmd, "--help"], capture_output=True, text=True,
+                                 timeout=10)
+            assert out.returncode == 0, (cmd, out)
+            for opt in ("--addr ADDR", "--token TOKEN", "--data-dir DIR"):
+                assert out.stdout.count(opt) >= 2, (cmd, opt, out.stdout)  # usage and list
+    check("help_lists_the_connection_options", help_lists_the_connection_options)
+
     bad = subprocess.run([SHOAL, "up", "-f", "/nonexistent/shoal.yaml"], capture_output=True,
                          text=True, timeout=10)
     checks.result("missing_manifest_is_an_error",
