@@ -10,7 +10,7 @@ cat <<MSG
 shoal demo: starting examples/hello (docs/manifest.md). Once "all instances healthy" shows:
   curl -s http://127.0.0.1:8080/hello                 # gateway -> greeter -> mesh -> names
   curl -s http://127.0.0.1:8080/names                 # names, straight through the gateway
-  curl -s -d Edsger http://127.0.0.1:8080/names       # add a name (kept in .shoal/names.sqlite)
+  curl -s -d Edsger http://127.0.0.1:8080/names       # add a name (kept in examples/hello/.shoal/services/names/)
   curl -s -x http://127.0.0.1:7701 http://names/names/random   # the mesh as an HTTP proxy
   build/shoal ps                                      # instances: pid, port, state, health
   build/shoal services                                # the registry (SHOAL_ADDR=127.0.0.1:7700)

@@ -2,6 +2,8 @@
 /* control_plane.c: see control_plane.h. */
 #include "control_plane.h"
 
+#include "cli/cli.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -74,6 +76,23 @@ static void release(struct control_plane *cp)
     }
 }
 
+/* The runtime file of the admin address (its actual port: "127.0.0.1:0" works too). */
+static void publish(struct control_plane *cp, const struct control_plane_config *cfg)
+{
+    const char *listen = cfg->listen ? cfg->listen : "127.0.0.1:7700";
+    const char *colon = strrchr(listen, ':');
+    char addr[128];
+    int rc;
+
+    snprintf(addr, sizeof(addr), "%.*s:%u", colon ? (int)(colon - listen) : 0, listen,
+             (unsigned)admin_port(cp->admin));
+    rc = cli_runtime_publish(addr, cfg->data_dir, cp->runtime_file, sizeof(cp->runtime_file));
+    if (rc < 0)
+        SH_LOG(SH_WARN, "admin", "the CLI will need the token (--token, --data-dir): cannot "
+                                 "publish the data directory in the runtime directory",
+               LF_STR("addr", addr), LF_ERR("err", rc));
+}
+
 int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
                        struct control_plane *cp, struct sh_diag *d)
 {
@@ -118,6 +137,7 @@ int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
         release(cp);
         return rc;
     }
+    publish(cp, cfg);
     uv_timer_init(loop, &cp->tick);
     cp->tick.data = cp;
     uv_timer_start(&cp->tick, tick, 1000, 1000);
@@ -157,6 +177,8 @@ void control_plane_stop(struct control_plane *cp, uint32_t deadline_ms, void (*d
 
 void control_plane_close(struct control_plane *cp)
 {
+    cli_runtime_unpublish(cp->runtime_file);
+    cp->runtime_file[0] = '\0';
     store_close(cp->store);
     cp->store = NULL;
 }

@@ -25,6 +25,7 @@ struct control_plane {
     struct registry *reg;
     struct admin *admin;
     char token[SH_TOKEN_MAX_LEN + 1];
+    char runtime_file[4096]; /* published for the CLI (cli_runtime_publish), or "" */
     /* private */
     uv_timer_t tick;
     uv_check_t sync_io;     /* commit the store's batch: after the I/O phase, */
@@ -43,7 +44,8 @@ struct control_plane_config {
 };
 
 /* Opens everything on <loop> into *cp (zeroed first). A token made now is printed once on
- * stderr. Returns 0, or a negative code with d filled; then whatever was opened is closed
+ * stderr. Once the admin API listens, publishes the runtime file of its address (cli.h), so
+ * that `shoal ps` and the others find the token without flags; a failure there is a warning. Returns 0, or a negative code with d filled; then whatever was opened is closed
  * again and only control_plane_close is left to call, after running the loop. */
 SH_MUST_CHECK int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
                                      struct control_plane *cp, struct sh_diag *d);
@@ -51,7 +53,8 @@ SH_MUST_CHECK int control_plane_open(uv_loop_t *loop, const struct control_plane
  * its client and the API, and calls done(data). The store stays open for control_plane_close. */
 void control_plane_stop(struct control_plane *cp, uint32_t deadline_ms, void (*done)(void *),
                         void *data);
-/* After the loop has ended: closes the store. Idempotent. */
+/* After the loop has ended: closes the store and removes the runtime file that lets the CLI
+ * find this data directory (and so the token) from the admin address. Idempotent. */
 void control_plane_close(struct control_plane *cp);
 
 #endif

@@ -543,7 +543,7 @@ static const struct cli_command roles[] = {
      "  --token TOKEN      the API token (default: SHOAL_TOKEN, else DIR/token, created and\n"
      "                     printed once on first start); writes always need it, reads need\n"
      "                     it from other hosts\n"
-     "  --log-level LEVEL  debug, info, warn, error (default info)\n"},
+     "  --log-level LEVEL  debug, info, warn, error (default info)\n", 0},
     {"up", role_up, "run a whole stack from shoal.yaml (control plane, services, gateway)",
      "shoal up [-f FILE] [--data-dir DIR] [--plain] [--log-level LEVEL]",
      "Starts everything shoal.yaml (or FILE) describes, in the foreground: the control plane\n"
@@ -558,7 +558,7 @@ static const struct cli_command roles[] = {
      "  -f FILE            the manifest (default ./shoal.yaml)\n"
      "  --data-dir DIR     state (default: data_dir of the manifest, next to it)\n"
      "  --plain            no live view on a terminal: log lines on stderr\n"
-     "  --log-level LEVEL  debug, info, warn, error (default info)\n"},
+     "  --log-level LEVEL  debug, info, warn, error (default info)\n", 0},
     {"check", cmd_check, "validate a shoal.yaml manifest without starting anything",
      "shoal check -f FILE [--json]",
      "Reads the `shoal up` manifest FILE (see docs/manifest.md) and checks all of it: services,\n"
@@ -567,7 +567,7 @@ static const struct cli_command roles[] = {
      "nothing. Prints \"FILE: ok (N services, M instances, gateway on ADDR)\" and exits 0, or\n"
      "prints \"FILE:LINE:COLUMN: path: problem\" on stderr and exits 1.\n\n"
      "  -f, --file FILE  the manifest\n"
-     "  --json           print the parsed manifest as one JSON object instead, for tools\n"},
+     "  --json           print the parsed manifest as one JSON object instead, for tools\n", 0},
     {"gateway", cmd_gateway, "run the API gateway (reverse proxy) from a YAML file",
      "shoal gateway (-c FILE [--check] | --from-kv KEY) [--grace DURATION] [--log-level LEVEL]",
      "Runs the gateway described by FILE (see docs/gateway.md): listeners, routes, clusters,\n"
@@ -580,11 +580,13 @@ static const struct cli_command roles[] = {
      "                      (SHOAL_ADDR, SHOAL_TOKEN); a change there reaches every worker\n"
      "  --check             validate FILE and exit (0 when valid)\n"
      "  --grace DURATION    on SIGTERM, in-flight requests get this long (default 10s)\n"
-     "  --log-level LEVEL   debug, info, warn, error (default info)\n"},
+     "  --log-level LEVEL   debug, info, warn, error (default info)\n", 0},
     {"__child", sup_child_main, "internal: the supervisor's trampoline for its children",
-     "shoal __child -- CMD [ARG...]", "Internal. Runs CMD so that it dies with its supervisor.\n"},
+     "shoal __child -- CMD [ARG...]", "Internal. Runs CMD so that it dies with its supervisor.\n",
+     0},
     {"__reaper", sup_reaper_main, "internal: kills the instances' process groups when shoal dies",
-     "shoal __reaper", "Internal. Reads +PGID/-PGID lines on stdin; at EOF kills the groups.\n"},
+     "shoal __reaper", "Internal. Reads +PGID/-PGID lines on stdin; at EOF kills the groups.\n",
+     0},
 };
 
 int main(int argc, char **argv)

@@ -168,7 +168,9 @@ static void on_event(void *data, const struct sup_event *ev)
 }
 
 /* One line an instance wrote: into shoal's log and the ring `shoal logs` reads, cut at
- * UP_LOG_LINE_MAX bytes and made valid UTF-8 (both outputs are JSON). */
+ * UP_LOG_LINE_MAX bytes (between two characters) and made valid UTF-8 (both outputs are JSON;
+ * what is not UTF-8 becomes '?'). Control characters stay: the JSON escapes them, and the live
+ * view and `shoal logs` show them escaped (buf_append_term_str). */
 static void on_line(void *data, uint64_t id, enum sup_stream stream, struct slice line,
                     bool is_cut)
 {
@@ -176,10 +178,17 @@ static void on_line(void *data, uint64_t id, enum sup_stream stream, struct slic
     const struct up_instance *in = NULL;
     const char *who = "?";
     size_t n = SH_MIN(line.len, (size_t)UP_LOG_LINE_MAX);
-    char *text = sh_malloc(n + 1);
+    char *text;
     struct up_logline *l;
 
     (void)is_cut;
+    /* Cut before a character, not inside it (at most 3 continuation bytes to step back). */
+    for (size_t k = 0; k < 3 && n > 0 && n < line.len; k++) {
+        if (((unsigned char)line.ptr[n] & 0xC0) != 0x80)
+            break;
+        n--;
+    }
+    text = sh_malloc(n + 1);
     for (size_t i = 0; i < u->ninst && !in; i++) {
         if (u->inst[i]->proc_id == id)
             in = u->inst[i];
@@ -638,13 +647,19 @@ static int up_main(int argc, char **argv)
         snprintf(real, sizeof(real), "%s", file);
     snprintf(u->dir, sizeof(u->dir), "%s", real);
     *strrchr(u->dir, '/') = '\0';
-    if (data_dir)
+    /* Absolute, so that SHOAL_DATA_DIR (DATA_DIR/services/NAME) holds in any working_dir. */
+    if (data_dir && data_dir[0] != '/') {
+        char cwd[PATH_MAX];
+        if (!getcwd(cwd, sizeof(cwd)) ||
+            !up_join_path(u->data_dir, sizeof(u->data_dir), cwd, data_dir))
+            snprintf(u->data_dir, sizeof(u->data_dir), "%s", data_dir);
+    } else if (data_dir) {
         snprintf(u->data_dir, sizeof(u->data_dir), "%s", data_dir);
-    else if (u->m->data_dir[0] == '/')
+    } else if (u->m->data_dir[0] == '/') {
         snprintf(u->data_dir, sizeof(u->data_dir), "%s", u->m->data_dir);
-    else
-        if (!up_join_path(u->data_dir, sizeof(u->data_dir), u->dir, u->m->data_dir))
-            snprintf(u->data_dir, sizeof(u->data_dir), "%s", u->m->data_dir);
+    } else if (!up_join_path(u->data_dir, sizeof(u->data_dir), u->dir, u->m->data_dir)) {
+        snprintf(u->data_dir, sizeof(u->data_dir), "%s", u->m->data_dir);
+    }
     ssize_t sl = readlink("/proc/self/exe", u->self, sizeof(u->self) - 1);
     u->self[sl > 0 ? sl : 0] = '\0';
     signal(SIGPIPE, SIG_IGN);

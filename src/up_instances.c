@@ -34,10 +34,11 @@ static uint16_t free_port(void)
     return port;
 }
 
-/* "$PORT", "${PORT}", "$SHOAL_PORT" and "$$" expanded in one argument (in the arena). */
+/* "$PORT", "${PORT}", "$SHOAL_PORT" and "$$" expanded in one argument (in the arena); NULL
+ * when out of memory or past 128 KiB (Linux's limit for one argument). */
 static const char *expand(struct arena *a, const char *arg, uint16_t port)
 {
-    struct buf b = BUF_INIT(4096);
+    struct buf b = BUF_INIT(128 * 1024);
     char num[8];
     const char *p = arg, *out;
 
@@ -59,7 +60,7 @@ static const char *expand(struct arena *a, const char *arg, uint16_t port)
             buf_appendc(&b, *p++);
         }
     }
-    out = b.data ? arena_strndup(a, b.data, b.len) : arena_strndup(a, "", 0);
+    out = b.err ? NULL : b.data ? arena_strndup(a, b.data, b.len) : arena_strndup(a, "", 0);
     buf_release(&b);
     return out;
 }
@@ -275,66 +276,80 @@ static bool service_sets(const struct manifest_service *s, const char *name)
     return false;
 }
 
-/* The environment of an instance of <s> (NULL-terminated, in <a>): the service's env with
- * $PORT expanded, SHOAL_SERVICE, SHOAL_INSTANCE and the mesh's variables. */
-static const char **instance_env(struct up *u, const struct manifest_service *s,
-                                 const struct up_instance *in, struct arena *a)
+/* "NAME=value" in the arena, or NULL when out of memory. */
+static const char *env_pair(struct arena *a, const char *name, const char *value)
 {
-    const char **env = arena_alloc(a, (s->env_count + 3 + SH_ARRAY_LEN(mesh_env)) * sizeof(*env));
+    size_t len = strlen(name) + strlen(value) + 2;
+    char *kv = arena_alloc(a, len);
+
+    if (kv)
+        snprintf(kv, len, "%s=%s", name, value);
+    return kv;
+}
+
+/* The environment of an instance of <s>, in <a>: *env gets SHOAL_SERVICE, SHOAL_INSTANCE and
+ * the mesh's variables (literal), *templates the manifest's env as written, for the process
+ * layer to expand (${SHOAL_DATA_DIR}, ${PORT}, ...: sup_env_expand). Both NULL-terminated.
+ * 0, or SH_ENOMEM: a variable is never dropped. */
+static int instance_env(struct up *u, const struct manifest_service *s,
+                        const struct up_instance *in, struct arena *a, const char ***env,
+                        const char ***templates)
+{
+    const char **lit = arena_alloc(a, (3 + SH_ARRAY_LEN(mesh_env)) * sizeof(*lit));
+    const char **tmpl = arena_alloc(a, (s->env_count + 1) * sizeof(*tmpl));
     size_t n = 0;
 
-    if (!env)
-        return NULL;
+    if (!lit || !tmpl)
+        return SH_ENOMEM;
     for (size_t i = 0; i < s->env_count; i++) {
-        const char *v = expand(a, s->env[i].value, in->port);
-        size_t len = strlen(s->env[i].name) + strlen(v ? v : "") + 2;
-        char *kv = arena_alloc(a, len);
-        if (kv) {
-            snprintf(kv, len, "%s=%s", s->env[i].name, v ? v : "");
-            env[n++] = kv;
-        }
+        tmpl[i] = env_pair(a, s->env[i].name, s->env[i].value);
+        if (!tmpl[i])
+            return SH_ENOMEM;
     }
-    for (int k = 0; k < 2; k++) {
-        char *kv = arena_alloc(a, 128);
-        if (kv) {
-            snprintf(kv, 128, k ? "SHOAL_INSTANCE=%s" : "SHOAL_SERVICE=%s", k ? in->id : s->name);
-            env[n++] = kv;
-        }
-    }
+    tmpl[s->env_count] = NULL;
+    lit[n++] = env_pair(a, "SHOAL_SERVICE", s->name);
+    lit[n++] = env_pair(a, "SHOAL_INSTANCE", in->id);
+    if (!lit[0] || !lit[1])
+        return SH_ENOMEM;
     /* the mesh, for clients that honour a proxy (curl reads only the lower-case http_proxy);
      * loopback stays direct. A service's own env wins. */
     for (size_t i = 0; u->mesh && i < SH_ARRAY_LEN(mesh_env); i++) {
-        const char *v = mesh_env[i].value ? mesh_env[i].value : u->mesh_url;
-        size_t len = strlen(mesh_env[i].name) + strlen(v) + 2;
-        char *kv;
-        if (service_sets(s, mesh_env[i].name) || !(kv = arena_alloc(a, len)))
+        if (service_sets(s, mesh_env[i].name))
             continue;
-        snprintf(kv, len, "%s=%s", mesh_env[i].name, v);
-        env[n++] = kv;
+        lit[n] = env_pair(a, mesh_env[i].name, mesh_env[i].value ? mesh_env[i].value : u->mesh_url);
+        if (!lit[n++])
+            return SH_ENOMEM;
     }
-    env[n] = NULL;
-    return env;
+    lit[n] = NULL;
+    *env = lit;
+    *templates = tmpl;
+    return 0;
 }
 
 static int start_instance(struct up *u, struct up_instance *in)
 {
     const struct manifest_service *s = &u->m->services[in->service];
     struct arena a;
-    const char **argv, **env;
-    char cwd[PATH_MAX];
+    const char **argv, **env = NULL, **templates = NULL;
+    char cwd[PATH_MAX], services[PATH_MAX], data_dir[PATH_MAX];
     int rc;
 
     arena_init(&a, 4096, 0);
     in->port = s->is_port_auto ? free_port() : s->port;
     snprintf(in->endpoint, sizeof(in->endpoint), "127.0.0.1:%u", in->port);
     argv = arena_alloc(&a, (s->argc + 1) * sizeof(*argv));
-    env = instance_env(u, s, in, &a);
-    if (!argv || !env) {
-        arena_release(&a);
-        return SH_ENOMEM;
-    }
-    for (size_t i = 0; i < s->argc; i++)
+    rc = argv ? instance_env(u, s, in, &a, &env, &templates) : SH_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < s->argc; i++) {
         argv[i] = expand(&a, s->argv[i], in->port);
+        if (!argv[i])
+            rc = SH_ENOMEM;
+    }
+    if (rc < 0) {
+        arena_release(&a);
+        SH_LOG(SH_ERROR, "supervisor", "cannot start an instance; trying again in 1 s",
+               LF_STR("id", in->id), LF_ERR("err", rc));
+        return rc;
+    }
     argv[s->argc] = NULL;
     if (s->working_dir && s->working_dir[0] == '/')
         snprintf(cwd, sizeof(cwd), "%s", s->working_dir);
@@ -342,10 +357,19 @@ static int start_instance(struct up *u, struct up_instance *in)
         arena_release(&a);
         return SH_ETOOBIG;
     }
+    /* Its own directory, DATA_DIR/services/NAME: the process layer creates it (0700) and
+     * passes it as SHOAL_DATA_DIR. */
+    if (!up_join_path(services, sizeof(services), u->data_dir, "services") ||
+        !up_join_path(data_dir, sizeof(data_dir), services, s->name)) {
+        arena_release(&a);
+        return SH_ETOOBIG;
+    }
     struct sup_instance_spec spec = {
         .service = s->name,
         .argv = argv,
         .env = env,
+        .env_templates = templates,
+        .data_dir = data_dir,
         .cwd = cwd,
         .port = in->port,
         .restart = restart_of(s->restart),
@@ -354,7 +378,8 @@ static int start_instance(struct up *u, struct up_instance *in)
     arena_release(&a);
     if (rc < 0) {
         SH_LOG(SH_ERROR, "supervisor", "cannot start an instance; trying again in 1 s",
-               LF_STR("id", in->id), LF_ERR("err", rc));
+               LF_STR("id", in->id), LF_ERR("err", rc),
+               LF_STR("why", sup_procs_errmsg(u->procs)));
         return rc;
     }
     in->started = true;

@@ -70,27 +70,24 @@ struct frame {
     bool colour;
 };
 
+/* One line of the frame. Everything in it (services' output above all) goes through
+ * buf_append_term_str: control characters and bytes that are not UTF-8 are shown escaped,
+ * never sent to the terminal, and the cut at the width falls between characters. */
 static void line(struct frame *f, const char *col, const char *fmt, ...) SH_PRINTF(3, 4);
 static void line(struct frame *f, const char *col, const char *fmt, ...)
 {
-    char text[1024];
+    struct buf text = BUF_INIT(64 * 1024);
     va_list ap;
-    int n;
 
     if (f->used >= f->rows)
         return;
     va_start(ap, fmt);
-    n = vsnprintf(text, sizeof(text), fmt, ap);
+    buf_vappendf(&text, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        n = 0;
-    if (n > f->cols)
-        n = f->cols;
-    if (n >= (int)sizeof(text))
-        n = (int)sizeof(text) - 1;
     if (col && f->colour)
         buf_appends(&f->b, slice_from_cstr(col));
-    buf_append(&f->b, text, (size_t)n);
+    buf_append_term_str(&f->b, buf_slice(&text), (size_t)SH_MAX(f->cols, 1), 0);
+    buf_release(&text);
     if (col && f->colour)
         buf_appends(&f->b, SLICE(ESC "0m"));
     buf_appends(&f->b, SLICE(ESC "K\r\n"));

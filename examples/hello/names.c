@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* names: the example's data service. It owns its database (one SQLite file, a database per
- * service: NAMES_DB, default names.db), seeds it on first start and answers
+ * service: NAMES_DB, which shoal.yaml puts in the service's own ${SHOAL_DATA_DIR}; default
+ * names.db in the working directory), seeds it on first start and answers
  *   GET  /health        200 {"status":"ok"}
  *   GET  /names         200 ["Ada","Grace",...]
  *   GET  /names/random  200 {"name":"Ada"}

@@ -8,12 +8,23 @@
 #include <string.h>
 #include <unistd.h>
 
+/* What every CLI_F_CONNECT command's help ends with (docs/cli.md says the same). */
+#define CONNECT_HELP                                                                          \
+    "\nConnection (the same for every command that talks to the control plane):\n"              \
+    "  --addr ADDR         the control plane's admin API (default: SHOAL_ADDR, else\n"          \
+    "                      127.0.0.1:7700)\n"                                                    \
+    "  --token TOKEN       the API token (default: SHOAL_TOKEN)\n"                               \
+    "  --data-dir DIR      read the token from DIR/token (the data directory of the stack)\n"   \
+    "Without any of the three, the token is read from the data directory that the `shoal up`\n" \
+    "or `shoal server` at ADDR published in $XDG_RUNTIME_DIR/shoal (or /tmp/shoal-UID), else\n" \
+    "from ./.shoal/token.\n"
+
 /* The one table of subcommands (style.md B12). Hidden commands are left out of the list. */
 static const struct cli_command commands[] = {
     {"version", cli_cmd_version, "print the version", "shoal version [--json]",
-     "Prints shoal's version. --json prints {\"version\": ..., \"build\": ...}.\n"},
+     "Prints shoal's version. --json prints {\"version\": ..., \"build\": ...}.\n", 0},
     {"help", cli_cmd_help, "show help for a command", "shoal help [COMMAND]",
-     "Shows the list of commands, or the full help of one.\n"},
+     "Shows the list of commands, or the full help of one.\n", 0},
     {"echo", cli_cmd_echo, "run an HTTP echo server (a test upstream)",
      "shoal echo [--listen ADDR] [--name NAME] [--delay DURATION] [--status CODE]",
      "Runs a small HTTP server that answers every request with a JSON description of it\n"
@@ -29,60 +40,65 @@ static const struct cli_command commands[] = {
      "  --timeout-body D    silence allowed inside a request body (default 30s)\n"
      "  --timeout-idle D    keep-alive connections close after D idle (default 60s)\n"
      "  --timeout-send D    time allowed without write progress (default 60s)\n"
-     "  --shutdown-grace D  on SIGTERM, in-flight requests get D to finish (default 5s)\n"},
+     "  --shutdown-grace D  on SIGTERM, in-flight requests get D to finish (default 5s)\n", 0},
     {"services", cli_cmd_services, "list services and their instances' health",
-     "shoal services [--json]",
-     "Lists the services registered with the control plane (SHOAL_ADDR, default\n"
-     "127.0.0.1:7700), with their instance and passing counts and tags. --json prints every\n"
-     "instance with its address, port and status.\n"},
+     "shoal services [--json] [--addr ADDR] [--token TOKEN] [--data-dir DIR]",
+     "Lists the services registered with the control plane, with their instance and passing\n"
+     "counts and tags. --json prints every instance with its address, port and status.\n"
+     CONNECT_HELP, CLI_F_CONNECT},
     {"ps", cli_cmd_ps, "list the instances `shoal up` runs",
-     "shoal ps [--json]",
-     "Lists every instance the `shoal up` behind SHOAL_ADDR (default 127.0.0.1:7700) runs:\n"
-     "service, instance, pid, port, process state (starting, running, backoff, crash-loop,\n"
-     "draining, ...), health (passing, critical, ...), restarts, requests/s through the\n"
-     "gateway and the mesh over the last second, and uptime. --json prints the same as a\n"
-     "JSON array.\n"},
+     "shoal ps [--json] [--addr ADDR] [--token TOKEN] [--data-dir DIR]",
+     "Lists every instance the `shoal up` behind ADDR runs: service, instance, pid, port,\n"
+     "process state (starting, running, backoff, crash-loop, draining, ...), health (passing,\n"
+     "critical, ...), restarts, requests/s through the gateway and the mesh over the last\n"
+     "second, and uptime. --json prints the same as a JSON array.\n"
+     CONNECT_HELP, CLI_F_CONNECT},
     {"logs", cli_cmd_logs, "show the output of the services `shoal up` runs",
-     "shoal logs [SERVICE] [-f] [--since DURATION] [--grep TEXT] [--json]",
+     "shoal logs [SERVICE] [-f] [--since DURATION] [--grep TEXT] [--json] [--addr ADDR]\n"
+     "       [--token TOKEN] [--data-dir DIR]",
      "Prints the lines the instances wrote (stdout, and stderr marked '!'), oldest first, from\n"
-     "the `shoal up` behind SHOAL_ADDR (default 127.0.0.1:7700), which keeps the last 10,000.\n\n"
+     "the `shoal up` behind ADDR, which keeps the last 10,000. Control characters are shown,\n"
+     "not obeyed: ESC as \\u001b, other C0 and C1 controls as \\u00XX (a tab stays); --json\n"
+     "gives the lines as they were.\n\n"
      "  SERVICE             only this service's instances\n"
      "  -f, --follow        keep printing new lines until Ctrl-C\n"
      "  --since DURATION    only lines from the last DURATION (e.g. 5m)\n"
      "  --grep TEXT         only lines containing TEXT\n"
      "  --json              one JSON object per line: seq, ms, service, instance, stream,\n"
-     "                      line\n"},
+     "                      line\n"
+     CONNECT_HELP, CLI_F_CONNECT},
     {"scale", cli_cmd_scale, "change how many instances of a service `shoal up` runs",
-     "shoal scale SERVICE N [--wait] [--timeout DURATION] [--data-dir DIR]",
-     "Sets the replica count of SERVICE in the `shoal up` behind SHOAL_ADDR (default\n"
-     "127.0.0.1:7700). New instances start and register once healthy; extra ones are\n"
-     "deregistered, drained (no new requests, those under way finish) and stopped, the\n"
-     "newest or unhealthy ones first. An autoscaled service keeps scaling from the new count.\n\n"
+     "shoal scale SERVICE N [--wait] [--timeout DURATION] [--addr ADDR] [--token TOKEN]\n"
+     "       [--data-dir DIR]",
+     "Sets the replica count of SERVICE in the `shoal up` behind ADDR. New instances start\n"
+     "and register once healthy; extra ones are deregistered, drained (no new requests, those\n"
+     "under way finish) and stopped, the newest or unhealthy ones first. An autoscaled service\n"
+     "keeps scaling from the new count.\n\n"
      "  --wait              wait until N instances are ready (progress on stderr)\n"
      "  --timeout DURATION  how long --wait waits (default 2m); exit 1 after it\n"
-     "  --data-dir DIR      where the token is when SHOAL_TOKEN is unset (default .shoal)\n"},
+     CONNECT_HELP, CLI_F_CONNECT},
     {"restart", cli_cmd_restart, "replace a service's instances one at a time",
-     "shoal restart SERVICE [--wait] [--timeout DURATION] [--data-dir DIR]",
-     "Rolling restart of SERVICE in the `shoal up` behind SHOAL_ADDR: for each instance, a new\n"
+     "shoal restart SERVICE [--wait] [--timeout DURATION] [--addr ADDR] [--token TOKEN]\n"
+     "       [--data-dir DIR]",
+     "Rolling restart of SERVICE in the `shoal up` behind ADDR: for each instance, a new\n"
      "one starts and, once it passes its health check, the old one is drained and stopped, so\n"
      "the service never has fewer ready instances (a service on one fixed port cannot run two:\n"
      "there the old one stops first). A new instance that does not become ready stops the\n"
      "restart; the instances not yet replaced keep running.\n\n"
      "  --wait              wait until it is done (exit 1 if it stopped), progress on stderr\n"
      "  --timeout DURATION  how long --wait waits (default 2m)\n"
-     "  --data-dir DIR      where the token is when SHOAL_TOKEN is unset (default .shoal)\n"},
-    {"down", cli_cmd_down, "stop the `shoal up` behind SHOAL_ADDR",
-     "shoal down [--data-dir DIR] [--timeout DURATION]",
-     "Asks the `shoal up` behind SHOAL_ADDR (default 127.0.0.1:7700) to stop everything, as\n"
-     "Ctrl-C would (gateway drained, instances stopped, then the control plane), and waits\n"
-     "until it has (--timeout, default 60s). The token is SHOAL_TOKEN or, when unset, the\n"
-     "one in DIR/token (default .shoal, the data directory next to shoal.yaml).\n"},
+     CONNECT_HELP, CLI_F_CONNECT},
+    {"down", cli_cmd_down, "stop the `shoal up` behind ADDR",
+     "shoal down [--timeout DURATION] [--addr ADDR] [--token TOKEN] [--data-dir DIR]",
+     "Asks the `shoal up` behind ADDR to stop everything, as Ctrl-C would (gateway drained,\n"
+     "instances stopped, then the control plane), and waits until it has (--timeout, default\n"
+     "60s).\n"
+     CONNECT_HELP, CLI_F_CONNECT},
     {"config", cli_cmd_config, "read and change configuration in the control plane",
      "shoal config get KEY | set KEY VALUE|- [--cas INDEX] | del KEY [--recurse] |\n"
      "       ls [PREFIX] [--json] | watch KEY [--count N] | history KEY [--json] |\n"
-     "       rollback KEY INDEX",
-     "Reads and writes the control plane's configuration keys (SHOAL_ADDR, default\n"
-     "127.0.0.1:7700; writes need SHOAL_TOKEN).\n\n"
+     "       rollback KEY INDEX    [--addr ADDR] [--token TOKEN] [--data-dir DIR]",
+     "Reads and writes the control plane's configuration keys (writes need the token).\n\n"
      "  get KEY               print the value\n"
      "  set KEY VALUE         write it ('-' reads stdin); --cas INDEX writes only if the key's\n"
      "                        index is still INDEX (0: only if absent); exit 1 on a conflict\n"
@@ -91,7 +107,8 @@ static const struct cli_command commands[] = {
      "  watch KEY             print the value, then each new one as it changes\n"
      "                        (--count N: stop after N changes)\n"
      "  history KEY           the last versions, newest first\n"
-     "  rollback KEY INDEX    write the value the key had at INDEX again\n"},
+     "  rollback KEY INDEX    write the value the key had at INDEX again\n"
+     CONNECT_HELP, CLI_F_CONNECT},
     {"fetch", cli_cmd_fetch, "make an HTTP request and print the response",
      "shoal fetch [-X METHOD] [-H 'Name: value']... [-d DATA | -T FILE] [-i] [-n COUNT] URL",
      "Sends an HTTP/1.1 request with shoal's own client and prints the response body.\n\n"
@@ -103,7 +120,7 @@ static const struct cli_command commands[] = {
      "  -n COUNT     send the request COUNT times over the pooled connection\n"
      "  --stats      print the client's connection statistics as JSON on stderr\n"
      "  --timeout D  give up after D (default 30s)\n"
-     "Exit status: 0 for a 2xx/3xx answer, 1 for 4xx/5xx or a transport error, 2 for usage.\n"},
+     "Exit status: 0 for a 2xx/3xx answer, 1 for 4xx/5xx or a transport error, 2 for usage.\n", 0},
 };
 
 /* The role commands main.c adds; set once by cli_main. */
@@ -227,6 +244,10 @@ int cli_main(int argc, char **argv, const struct cli_command *roles, size_t nrol
         cli__print_help(c, stdout);
         return 0;
     }
-    return c->run(argc - 1, argv + 1);
+    argc--;
+    argv++;
+    if ((c->flags & CLI_F_CONNECT) && cli__conn_take(c, &argc, argv) != 0)
+        return 2;
+    return c->run(argc, argv);
 }
 

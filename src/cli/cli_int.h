@@ -8,9 +8,13 @@
 void cli__print_help(const struct cli_command *c, FILE *out);
 bool cli__wants_help(int argc, char **argv);
 
-/* One synchronous call to the admin API at SHOAL_ADDR (cmd_control.c), with SHOAL_TOKEN or,
- * when unset, the token cli__read_token_file found. 0 and *c filled (release c->body), or 1
- * after printing why (unless cli__api_quiet). */
+/* Takes the connection options (--addr ADDR, --token TOKEN, --data-dir DIR) out of argv
+ * (argc updated, argv NULL-terminated again; anything after "--" is left) for cli__api.
+ * 0, or 2 after printing a usage error. cli_main calls it for CLI_F_CONNECT commands. */
+int cli__conn_take(const struct cli_command *cmd, int *argc, char **argv);
+/* One synchronous call to the admin API (cmd_control.c) at the address and with the token
+ * the connection options, the environment or the runtime file give (docs/cli.md). 0 and *c
+ * filled (release c->body), or 1 after printing why (unless cli__api_quiet). */
 struct cli_call {
     int status, rc;
     uint64_t index;
@@ -28,8 +32,6 @@ void cli__escape(struct buf *b, const char *s);
 /* A string member of a JSON object from the API, or "?" when it is missing. */
 struct json_t;
 const char *cli__str_of(const struct json_t *o, const char *key);
-/* The token `shoal up` keeps in <data_dir>/token, used when SHOAL_TOKEN is unset. */
-void cli__read_token_file(const char *data_dir);
 
 cli_run_fn cli_cmd_version, cli_cmd_help, cli_cmd_echo, cli_cmd_fetch, cli_cmd_services,
     cli_cmd_ps, cli_cmd_down, cli_cmd_logs, cli_cmd_scale, cli_cmd_restart,

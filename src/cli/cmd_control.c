@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* cmd_control.c: commands that talk to the control plane's admin API, the way consul's CLI
- * does: SHOAL_ADDR (default 127.0.0.1:7700) and SHOAL_TOKEN from the environment.
+ * does, and the connection options they share (--addr/SHOAL_ADDR, --token/SHOAL_TOKEN,
+ * --data-dir, the runtime file: docs/cli.md gives the order).
  *   shoal services [--json]
  *   shoal ps [--json]
  *   shoal config get|set|del|ls|watch|history|rollback ... */
@@ -49,15 +50,104 @@ static void c_done(struct http_creq *cr, int rc, void *data)
 static const struct http_creq_handlers call_handlers = {
     .on_head = c_head, .on_body = c_body, .on_done = c_done};
 
-/* Sends method path (body may be NULL) to SHOAL_ADDR; fills c. 0, or prints why and returns 1. */
-/* Set by commands that find the token elsewhere when SHOAL_TOKEN is not set (shoal down). */
-static char token_fallback[SH_TOKEN_MAX_LEN + 2]; /* one more: a longer token is refused */
+/* ------------------------------------------------------------------------------------------
+ * Connection options, shared by every command that talks to the control plane
+ * ------------------------------------------------------------------------------------------ */
+/* What the command line said (cli__conn_take), resolved once by resolve_conn. */
+static struct {
+    const char *addr, *token, *data_dir;
+    bool is_resolved;
+    char token_buf[SH_TOKEN_MAX_LEN + 2]; /* one more: a longer token is refused */
+} conn;
 bool cli__api_quiet; /* no message when the control plane cannot be reached */
 
+int cli__conn_take(const struct cli_command *cmd, int *argc, char **argv)
+{
+    static const char *const names[] = {"--addr", "--token", "--data-dir"};
+    const char **slots[] = {&conn.addr, &conn.token, &conn.data_dir};
+    int out = 1;
+
+    for (int i = 1; i < *argc; i++) {
+        size_t k = 0;
+        if (!strcmp(argv[i], "--")) { /* the rest is the command's */
+            while (i < *argc)
+                argv[out++] = argv[i++];
+            break;
+        }
+        while (k < SH_ARRAY_LEN(names) && strcmp(argv[i], names[k]))
+            k++;
+        if (k == SH_ARRAY_LEN(names)) {
+            argv[out++] = argv[i];
+            continue;
+        }
+        if (i + 1 >= *argc || !argv[i + 1][0])
+            return cli_usage_error(cmd, "option '%s' needs a value", argv[i]);
+        *slots[k] = argv[++i];
+    }
+    *argc = out;
+    argv[out] = NULL;
+    return 0;
+}
+
+/* The token <data_dir>/token holds, into conn.token_buf: true when there is one. */
+static bool read_token_file(const char *data_dir)
+{
+    char path[4096];
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "%s/token", data_dir);
+    f = fopen(path, "r");
+    if (!f)
+        return false;
+    n = fread(conn.token_buf, 1, sizeof(conn.token_buf) - 1, f);
+    fclose(f);
+    while (n && (conn.token_buf[n - 1] == '\n' || conn.token_buf[n - 1] == '\r'))
+        n--;
+    conn.token_buf[n] = '\0';
+    return n > 0;
+}
+
+/* The address and the token, in the order docs/cli.md gives: --addr, SHOAL_ADDR, the default;
+ * --token, SHOAL_TOKEN, DIR/token of --data-dir, DIR/token of the data directory the runtime
+ * file of the address names (what `shoal up`/`shoal server` published), ./.shoal/token. */
+static void resolve_conn(void)
+{
+    const char *env;
+    char dir[4096];
+
+    if (conn.is_resolved)
+        return;
+    conn.is_resolved = true;
+    env = getenv("SHOAL_ADDR");
+    if (!conn.addr)
+        conn.addr = env && *env ? env : "127.0.0.1:7700";
+    env = getenv("SHOAL_TOKEN");
+    if (conn.token)
+        return;
+    if (env && *env) {
+        conn.token = env;
+        return;
+    }
+    if (conn.data_dir) {
+        if (read_token_file(conn.data_dir))
+            conn.token = conn.token_buf;
+        return;
+    }
+    if (cli_runtime_lookup(conn.addr, dir, sizeof(dir)) == 0 && read_token_file(dir)) {
+        conn.token = conn.token_buf;
+        return;
+    }
+    if (read_token_file(".shoal"))
+        conn.token = conn.token_buf;
+}
+
+/* Sends method path (body may be NULL) to the control plane; fills c. 0, or prints why and
+ * returns 1. */
 int cli__api(const char *method, const char *path, struct slice body, uint32_t timeout_ms,
                struct cli_call *c)
 {
-    const char *addr = getenv("SHOAL_ADDR"), *token = getenv("SHOAL_TOKEN");
+    const char *addr, *token;
     struct sockaddr_storage ss;
     struct sh_diag d = {{0}, {0}};
     struct http_client *cl;
@@ -68,21 +158,23 @@ int cli__api(const char *method, const char *path, struct slice body, uint32_t t
     uv_loop_t loop;
     int rc;
 
-    if (!addr || !*addr)
-        addr = "127.0.0.1:7700";
+    resolve_conn();
+    addr = conn.addr;
+    token = conn.token;
     if (strncmp(addr, "http://", 7) == 0)
         addr += 7;
     memset(c, 0, sizeof(*c));
     c->body = BUF_INIT(64 << 20);
     if (sh_addr_parse(addr, &ss, &d) < 0) {
-        fprintf(stderr, "shoal: SHOAL_ADDR: %s\n", d.what);
+        fprintf(stderr, "shoal: the control plane's address (--addr, SHOAL_ADDR): %s\n", d.what);
         return 1;
     }
-    if ((!token || !*token) && token_fallback[0])
-        token = token_fallback;
     if (token && strlen(token) > SH_TOKEN_MAX_LEN) {
         fprintf(stderr, "shoal: %s: the token is longer than %d characters\n",
-                token == token_fallback ? "the token file" : "SHOAL_TOKEN", SH_TOKEN_MAX_LEN);
+                token == conn.token_buf ? "the token file"
+                : token == getenv("SHOAL_TOKEN") ? "SHOAL_TOKEN"
+                                                  : "--token",
+                SH_TOKEN_MAX_LEN);
         return 1;
     }
     if (token && *token) {
@@ -134,7 +226,8 @@ int cli__api_error(const char *what, struct cli_call *c)
     fprintf(stderr, "shoal: %s: %d %s%s%s\n", what, c->status, http_reason(c->status),
             msg ? ": " : "", msg ? msg : "");
     if (c->status == 401)
-        fprintf(stderr, "  (set SHOAL_TOKEN to the control plane's token)\n");
+        fprintf(stderr, "  (give the control plane's token: --token TOKEN, SHOAL_TOKEN, or "
+                        "--data-dir DIR of the stack)\n");
     json_decref(j);
     buf_release(&c->body);
     return 1;
@@ -346,12 +439,18 @@ static int print_logs(const struct cli_call *c, bool json_out, uint64_t *last_se
                 printf("%s\n", text);
             sh_free(text);
         } else {
+            /* What a service wrote is shown, never obeyed: controls (ESC, C1) escaped. */
+            struct buf text = BUF_INIT(0);
             time_t t = (time_t)(ms / 1000);
             struct tm tm;
             localtime_r(&t, &tm);
+            buf_append_term_str(&text, slice_from_cstr(cli__str_of(e, "line")), 0,
+                                SH_TERM_KEEP_TAB);
             printf("%02d:%02d:%02d.%03u %-20s %s%s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
                    (unsigned)(ms % 1000), cli__str_of(e, "instance"),
-                   !strcmp(cli__str_of(e, "stream"), "stderr") ? "! " : "", cli__str_of(e, "line"));
+                   !strcmp(cli__str_of(e, "stream"), "stderr") ? "! " : "",
+                   text.data ? text.data : "");
+            buf_release(&text);
         }
         if (seq > *last_seq)
             *last_seq = seq;
@@ -424,45 +523,24 @@ int cli_cmd_logs(int argc, char **argv)
 /* ------------------------------------------------------------------------------------------
  * shoal down
  * ------------------------------------------------------------------------------------------ */
-/* The token shoal up keeps in <data_dir>/token, into token_fallback; quiet when absent. */
-void cli__read_token_file(const char *data_dir)
-{
-    char path[4096];
-    FILE *f;
-    size_t n;
-
-    snprintf(path, sizeof(path), "%s/token", data_dir);
-    f = fopen(path, "r");
-    if (!f)
-        return;
-    n = fread(token_fallback, 1, sizeof(token_fallback) - 1, f);
-    fclose(f);
-    while (n && (token_fallback[n - 1] == '\n' || token_fallback[n - 1] == '\r'))
-        n--;
-    token_fallback[n] = '\0';
-}
-
 int cli_cmd_down(int argc, char **argv)
 {
     const struct cli_command *cmd = cli_find("down");
-    const char *data_dir = ".shoal";
     uint64_t timeout_ms = 60000, waited = 0;
     struct sh_diag d = {{0}, {0}};
     struct cli_call c;
 
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(argv[i], "--data-dir") && strcmp(argv[i], "--timeout"))
+        if (strcmp(argv[i], "--timeout"))
             return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
         if (!v)
             return cli_usage_error(cmd, "option '%s' needs a value", argv[i]);
-        if (!strcmp(argv[i++], "--data-dir"))
-            data_dir = v;
-        else if (sh_parse_duration_ms(slice_from_cstr(v), &timeout_ms, &d) < 0)
+        i++;
+        if (sh_parse_duration_ms(slice_from_cstr(v), &timeout_ms, &d) < 0)
             return cli_usage_error(cmd, "--timeout: %s", d.what);
     }
     json_set_alloc_funcs(sh_malloc, sh_free);
-    cli__read_token_file(data_dir);
     if (cli__api("POST", "/v1/stop", SLICE(""), 10000, &c))
         return 1;
     if (c.status != 202)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* cmd_scale.c: commands that change what a running `shoal up` runs:
- *   shoal scale SERVICE N [--wait] [--timeout D] [--data-dir DIR]
- *   shoal restart SERVICE [--wait] [--timeout D] [--data-dir DIR]
+ *   shoal scale SERVICE N [--wait] [--timeout D] [connection options]
+ *   shoal restart SERVICE [--wait] [--timeout D] [connection options]
  * Both ask the admin API (POST /v1/scale/:service, /v1/restart/:service) and, with --wait,
  * follow GET /v1/stack until the change is complete. */
 #include "cli/cli_int.h"
@@ -19,12 +19,11 @@ struct opts {
     uint64_t timeout_ms;
 };
 
-/* Parses [--wait] [--timeout D] [--data-dir DIR] and up to <want> positionals; -1 after a
- * usage error (already printed; its exit status in *status). */
+/* Parses [--wait] [--timeout D] and up to <want> positionals (cli_main took the connection
+ * options); -1 after a usage error (already printed; its exit status in *status). */
 static int parse(const struct cli_command *cmd, int argc, char **argv, size_t want,
                  struct opts *o, int *status)
 {
-    const char *data_dir = ".shoal";
     struct sh_diag d = {{0}, {0}};
 
     *o = (struct opts){.timeout_ms = 120000};
@@ -32,15 +31,13 @@ static int parse(const struct cli_command *cmd, int argc, char **argv, size_t wa
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--wait")) {
             o->wait = true;
-        } else if (!strcmp(a, "--timeout") || !strcmp(a, "--data-dir")) {
+        } else if (!strcmp(a, "--timeout")) {
             if (!v) {
                 *status = cli_usage_error(cmd, "option '%s' needs a value", a);
                 return -1;
             }
             i++;
-            if (!strcmp(a, "--data-dir")) {
-                data_dir = v;
-            } else if (sh_parse_duration_ms(slice_from_cstr(v), &o->timeout_ms, &d) < 0) {
+            if (sh_parse_duration_ms(slice_from_cstr(v), &o->timeout_ms, &d) < 0) {
                 *status = cli_usage_error(cmd, "--timeout: %s", d.what);
                 return -1;
             }
@@ -57,7 +54,6 @@ static int parse(const struct cli_command *cmd, int argc, char **argv, size_t wa
         return -1;
     }
     json_set_alloc_funcs(sh_malloc, sh_free);
-    cli__read_token_file(data_dir);
     return 0;
 }
 

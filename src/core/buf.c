@@ -200,6 +200,80 @@ int buf_appendf(struct buf *b, const char *fmt, ...)
     return rc;
 }
 
+size_t sh_utf8_len(struct slice s)
+{
+    const unsigned char *p = (const unsigned char *)s.ptr;
+    unsigned char c, lo, hi;
+    size_t len;
+
+    if (s.len == 0)
+        return 0;
+    c = p[0];
+    len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+        : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (len == 0 || len > s.len)
+        return 0;
+    /* The second byte's range rules out overlongs (E0, F0), surrogates (ED) and > U+10FFFF. */
+    lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+    hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+    if (len > 1 && (p[1] < lo || p[1] > hi))
+        return 0;
+    for (size_t k = 2; k < len; k++) {
+        if ((p[k] & 0xC0) != 0x80)
+            return 0;
+    }
+    return len;
+}
+
+int buf_append_term_str(struct buf *b, struct slice s, size_t max_chars, unsigned flags)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i = 0, start = 0, chars = 0, len0 = b->len;
+    int rc;
+
+    if (max_chars == 0)
+        max_chars = SIZE_MAX;
+    while (i < s.len) {
+        size_t n = sh_utf8_len((struct slice){s.ptr + i, s.len - i});
+        unsigned char c = (unsigned char)s.ptr[i];
+        char esc[6];
+        size_t elen = 0;
+
+        bool is_ctl = n == 1 && (c < 0x20 || c == 0x7f) &&
+                      !(c == '\t' && (flags & SH_TERM_KEEP_TAB));
+        bool is_c1 = n == 2 && c == 0xC2 && (unsigned char)s.ptr[i + 1] < 0xA0;
+
+        if (n == 0) { /* not UTF-8: the byte as \xHH */
+            memcpy(esc, "\\x", 2);
+            esc[2] = hex[c >> 4];
+            esc[3] = hex[c & 15];
+            elen = 4;
+            n = 1;
+        } else if (is_ctl || is_c1) { /* the code point as \u00XX */
+            unsigned cp = is_c1 ? (unsigned char)s.ptr[i + 1] : c;
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[cp >> 4];
+            esc[5] = hex[cp & 15];
+            elen = 6;
+        }
+        if (chars + (elen ? elen : 1) > max_chars)
+            break;
+        chars += elen ? elen : 1;
+        if (elen) {
+            buf_append(b, s.ptr + start, i - start);
+            buf_append(b, esc, elen);
+            start = i + n;
+        }
+        i += n;
+    }
+    rc = buf_append(b, s.ptr + start, i - start);
+    if (rc && b->data) { /* as every append: a failure leaves the contents as they were */
+        b->len = len0;
+        b->data[len0] = '\0';
+    }
+    return rc;
+}
+
 int buf_append_json_str(struct buf *b, struct slice s)
 {
     static const char hex[] = "0123456789abcdef";

@@ -303,6 +303,23 @@ int buf_append_hex(struct buf *b, uint64_t v);
 int buf_vappendf(struct buf *b, const char *fmt, va_list ap) SH_PRINTF(2, 0);
 /* Appends s as a JSON string body (no quotes), escaping quotes, backslash and controls. */
 int buf_append_json_str(struct buf *b, struct slice s);
+/* Appends s for display on a terminal, so bytes a peer or a service wrote cannot drive it
+ * (clear the screen, move the cursor, set the title...). Well-formed UTF-8 passes as is, except:
+ * - C0 controls (U+0000..U+001F), DEL (U+007F) and C1 controls (U+0080..U+009F, which a UTF-8
+ *   terminal takes as ESC sequences too) become "\u00XX": ESC is written "\u001b"; a tab
+ *   passes only with SH_TERM_KEEP_TAB;
+ * - each byte that is not part of well-formed UTF-8 (RFC 3629: no overlongs, surrogates or
+ *   code points past U+10FFFF; a sequence cut short by the end of s) becomes "\xHH".
+ * A backslash itself is not escaped, so "\u001b" in the output may also be what was written.
+ * At most <max_chars> characters are appended (0: no limit), counting each code point as one
+ * and each escape as its length: a cut falls between characters and escapes, never inside
+ * one. Returns 0, or the buffer's error (SH_ENOMEM, SH_ETOOBIG), leaving its contents as they
+ * were. Used for services' output in `shoal up`'s live view and `shoal logs`. */
+enum sh_term_flags { SH_TERM_KEEP_TAB = 1u << 0 };
+int buf_append_term_str(struct buf *b, struct slice s, size_t max_chars, unsigned flags);
+/* The length of the well-formed UTF-8 sequence at the start of s (1..4), or 0 when s is
+ * empty or does not start with one. */
+size_t sh_utf8_len(struct slice s);
 /* Makes room for n more bytes without changing len; 0 or SH_E*. */
 int buf_reserve(struct buf *b, size_t n);
 /* Drops the first n bytes (n <= len), moving the rest to the front. */

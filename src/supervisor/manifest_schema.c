@@ -8,6 +8,7 @@
 #include "config/config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -310,6 +311,66 @@ static int read_kvs(struct rd *r, const struct sh_node *m, const char *base, boo
     return 0;
 }
 
+/* What ${NAME} in an env value may name when the manifest is read: shoal's variables
+ * (supervisor.h, SUP_ENV_VARS) and those of shoal's own environment. The values do not matter
+ * here; the process layer expands them at each start. */
+static const char *env_known(void *data, struct slice name)
+{
+    const struct manifest_service *svc = data;
+    static const char *const ours[] = {"SHOAL_DATA_DIR", "SHOAL_SERVICE", "SHOAL_INSTANCE",
+                                       "SHOAL_MESH"};
+    char cname[SUP_ENV_NAME_MAX + 1];
+
+    if ((svc->port || svc->is_port_auto) &&
+        (slice_eq(name, SLICE("PORT")) || slice_eq(name, SLICE("SHOAL_PORT"))))
+        return "";
+    for (size_t i = 0; i < SH_ARRAY_LEN(ours); i++) {
+        if (slice_eq(name, slice_from_cstr(ours[i])))
+            return "";
+    }
+    if (name.len > SUP_ENV_NAME_MAX)
+        return NULL;
+    memcpy(cname, name.ptr, name.len);
+    cname[name.len] = '\0';
+    return getenv(cname) ? "" : NULL;
+}
+
+/* Env entry i of <svc> (its map <env>): the name and value within the limits, every reference
+ * in the value known (an error names it, at the value's line and column). */
+static int check_env_value(struct rd *r, const struct sh_node *env, size_t i, const char *p,
+                           const struct manifest_service *svc)
+{
+    const struct manifest_kv *kv = &svc->env[i];
+    const struct sh_node *v = env->values[i];
+    struct buf scratch = BUF_INIT(0);
+    struct sh_diag d = {{0}, {0}};
+    size_t len = strlen(kv->value);
+    int rc;
+
+    if (strlen(kv->name) > SUP_ENV_NAME_MAX)
+        return fail_at(r, env->items[i], "%s.env: a name of %zu characters (at most %u)", p,
+                       strlen(kv->name), SUP_ENV_NAME_MAX);
+    if (!strcmp(kv->name, "SHOAL_DATA_DIR"))
+        return fail_at(r, env->items[i],
+                       "%s.env.SHOAL_DATA_DIR: set by shoal (DATA_DIR/services/%s); remove it", p,
+                       svc->name);
+    if (len > SUP_ENV_VALUE_MAX)
+        return fail_at(r, v, "%s.env.%s: a value of %zu bytes (at most %u)", p, kv->name, len,
+                       SUP_ENV_VALUE_MAX);
+    rc = sup_env_expand(slice_from_cstr(kv->value), env_known, (void *)svc, &scratch, &d);
+    buf_release(&scratch);
+    if (rc == SH_ENOENT && (!strcmp(d.what, "unknown variable 'PORT'") ||
+                            !strcmp(d.what, "unknown variable 'SHOAL_PORT'")))
+        return fail_at(r, v, "%s.env.%s: %s: the service has no port (port: auto)", p, kv->name,
+                       d.what);
+    if (rc == SH_ENOENT)
+        return fail_at(r, v, "%s.env.%s: %s (neither shoal's nor in its environment; $$ for a "
+                             "'$')", p, kv->name, d.what);
+    if (rc == SH_EPARSE)
+        return fail_at(r, v, "%s.env.%s: %s", p, kv->name, d.what);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------------------------
  * health, autoscale, resilience
  * ------------------------------------------------------------------------------------------ */
@@ -498,6 +559,7 @@ static int read_service(struct rd *r, const struct sh_node *key, const struct sh
             (!strcmp(svc->env[i].name, "PORT") || !strcmp(svc->env[i].name, "SHOAL_PORT")))
             return fail_at(r, sh_node_get(m, "env")->items[i],
                            "%s.env.%s: set by shoal from port; remove it", p, svc->env[i].name);
+        SH_TRY(check_env_value(r, sh_node_get(m, "env"), i, p, svc));
     }
     if ((v = sh_node_get(m, "health"))) {
         SH_TRY(read_health(r, v, pathf(r, "%s.health", p), &svc->health));

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -90,24 +91,100 @@ static bool env_overridden(const char *kv, char *const *over, size_t n)
     return false;
 }
 
-/* Builds shoal's environment with <extra> and the port variables on top. */
-static int build_env(const struct sup_procs *procs, const struct sup_instance_spec *spec,
+/* What ${NAME} in an env template may name (sup_instance_spec.env_templates). */
+struct env_scope {
+    const struct sup_instance_spec *spec;
+    char port[8]; /* "" without a port */
+};
+
+static const char *env_lookup(void *data, struct slice name)
+{
+    const struct env_scope *sc = data;
+    const char *const *env = sc->spec->env;
+
+    if (sc->port[0] && (slice_eq(name, SLICE("PORT")) || slice_eq(name, SLICE("SHOAL_PORT"))))
+        return sc->port;
+    if (sc->spec->data_dir && slice_eq(name, SLICE("SHOAL_DATA_DIR")))
+        return sc->spec->data_dir;
+    if (sc->spec->service && slice_eq(name, SLICE("SHOAL_SERVICE")))
+        return sc->spec->service;
+    for (size_t i = 0; env && env[i]; i++) {
+        if (env_name_len(env[i]) == name.len && !memcmp(env[i], name.ptr, name.len) &&
+            env[i][name.len] == '=')
+            return env[i] + name.len + 1;
+    }
+    for (size_t i = 0; environ[i]; i++) {
+        if (env_name_len(environ[i]) == name.len && !memcmp(environ[i], name.ptr, name.len) &&
+            environ[i][name.len] == '=')
+            return environ[i] + name.len + 1;
+    }
+    return NULL;
+}
+
+/* Appends the expanded templates to dst (room reserved). 0, or a negative code with
+ * procs->errmsg naming the variable: nothing is dropped or cut silently. */
+static int expand_templates(struct sup_procs *procs, const struct sup_instance_spec *spec,
+                            uint16_t port, char **dst, size_t *n)
+{
+    struct env_scope sc = {.spec = spec};
+
+    if (port)
+        snprintf(sc.port, sizeof(sc.port), "%u", (unsigned)port);
+    for (size_t i = 0; spec->env_templates && spec->env_templates[i]; i++) {
+        const char *t = spec->env_templates[i];
+        size_t len = env_name_len(t);
+        struct buf b = BUF_INIT(len + 1 + SUP_ENV_VALUE_MAX);
+        struct sh_diag d = {{0}, {0}};
+        int rc;
+
+        buf_append(&b, t, len);
+        buf_appendc(&b, '=');
+        rc = b.err;
+        if (rc == 0 && t[len] == '=')
+            rc = sup_env_expand(slice_from_cstr(t + len + 1), env_lookup, &sc, &b, &d);
+        if (rc < 0) {
+            if (rc == SH_ETOOBIG)
+                snprintf(d.what, sizeof(d.what), "longer than %u bytes once expanded",
+                         SUP_ENV_VALUE_MAX);
+            snprintf(procs->errmsg, sizeof(procs->errmsg), "env %.*s: %s", (int)SH_MIN(len, 64),
+                     t, d.what[0] ? d.what : sh_strerror(rc));
+            buf_release(&b);
+            return rc;
+        }
+        dst[(*n)++] = buf_detach(&b, NULL);
+    }
+    return 0;
+}
+
+/* Builds shoal's environment with <extra>, the expanded templates and the port and data
+ * directory variables on top. */
+static int build_env(struct sup_procs *procs, const struct sup_instance_spec *spec,
                      uint16_t port, char ***out)
 {
     size_t nbase = strv_len((const char *const *)environ), nextra = strv_len(spec->env);
-    size_t n = 0, nover;
+    size_t ntmpl = strv_len(spec->env_templates), n = 0, nover;
     char **over = NULL, **env = NULL;
     int rc = SH_ENOMEM;
 
     *out = NULL;
     /* The overriding variables first, so the inherited ones can be checked against them. */
-    over = sh_calloc(nextra + 4, sizeof(*over));
+    over = sh_calloc(nextra + ntmpl + 5, sizeof(*over));
     if (!over)
         goto fail;
     rc = strv_copy_into(over, &n, spec->env);
+    if (rc == 0)
+        rc = expand_templates(procs, spec, port, over, &n);
     if (rc < 0)
         goto fail;
     rc = SH_ENOMEM;
+    if (spec->data_dir) {
+        size_t len = sizeof("SHOAL_DATA_DIR=") + strlen(spec->data_dir);
+
+        over[n] = sh_malloc(len);
+        if (!over[n])
+            goto fail;
+        snprintf(over[n++], len, "SHOAL_DATA_DIR=%s", spec->data_dir);
+    }
     if (port) {
         char tmp[32];
 
@@ -586,6 +663,43 @@ void sup_procs_free(struct sup_procs *procs)
     procs_maybe_release(procs);
 }
 
+const char *sup_procs_errmsg(const struct sup_procs *procs)
+{
+    return procs->errmsg;
+}
+
+/* mkdir -p <path> with mode 0700 for what it creates; 0 or -errno with procs->errmsg set. */
+static int make_data_dir(struct sup_procs *procs, const char *path)
+{
+    char tmp[4096];
+    struct stat st;
+    size_t len = strlen(path);
+
+    if (len == 0 || len >= sizeof(tmp)) {
+        snprintf(procs->errmsg, sizeof(procs->errmsg), "data directory: path too long");
+        return SH_ETOOBIG;
+    }
+    memcpy(tmp, path, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (tmp[i] != '/' && tmp[i] != '\0')
+            continue;
+        tmp[i] = '\0';
+        if (mkdir(tmp, 0700) < 0 && errno != EEXIST) {
+            int rc = -errno;
+            snprintf(procs->errmsg, sizeof(procs->errmsg), "data directory %.200s: %s", tmp,
+                     sh_strerror(rc));
+            return rc;
+        }
+        tmp[i] = i < len ? '/' : '\0';
+    }
+    if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(procs->errmsg, sizeof(procs->errmsg), "data directory %.200s: not a directory",
+                 path);
+        return -ENOTDIR;
+    }
+    return 0;
+}
+
 int sup_instance_start(struct sup_procs *procs, const struct sup_instance_spec *spec,
                        uint64_t *out_id)
 {
@@ -594,8 +708,15 @@ int sup_instance_start(struct sup_procs *procs, const struct sup_instance_spec *
     int rc = SH_ENOMEM;
 
     *out_id = 0;
+    procs->errmsg[0] = '\0';
     if (nargv == 0 || procs->is_freeing)
         return SH_EINVAL;
+    if (spec->data_dir) {
+        rc = make_data_dir(procs, spec->data_dir);
+        if (rc < 0)
+            return rc;
+        rc = SH_ENOMEM;
+    }
     if (procs->count == procs->cap) {
         size_t cap = procs->cap ? procs->cap * 2 : 8;
         struct sup_instance **items = sh_realloc(procs->items, cap * sizeof(*items));

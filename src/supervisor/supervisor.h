@@ -5,7 +5,7 @@
  * own process groups, output captured by line, restarts with backoff and crash-loop detection).
  * Threads: the reader and the schema keep no state (any thread); the process layer belongs to
  * its loop's thread (see its section).
- * Prefixes: manifest_, MANIFEST_, sup_procs_, sup_instance_, sup_child_, SUP_.
+ * Prefixes: manifest_, MANIFEST_, sup_procs_, sup_instance_, sup_child_, sup_env_, SUP_.
  * (Guard SHOAL_SUPERVISOR_H; includes core/core.h and uv.h.) */
 #ifndef SHOAL_SUPERVISOR_H
 #define SHOAL_SUPERVISOR_H
@@ -210,6 +210,32 @@ SH_MUST_CHECK int manifest_check(const char *path, bool is_json,
                                  struct sh_diag *d);
 
 /* ------------------------------------------------------------------------------------------
+ * Environment of an instance (env.c). A value of a service's env may refer to variables:
+ * "${NAME}" or "$NAME" is the variable's value, "$$" is one '$'; any other '$' is an error
+ * (SH_EPARSE), and so is a "${" without its '}'. NAME is one of shoal's variables
+ * (SUP_ENV_VARS: PORT and SHOAL_PORT for a service with a port, SHOAL_DATA_DIR, SHOAL_SERVICE,
+ * SHOAL_INSTANCE, SHOAL_MESH) or a variable of shoal's own environment; another entry of the
+ * same env is not one (they are not ordered). The manifest checks every reference when it is
+ * read (file:line:col); the process layer expands them when it builds the environment.
+ * A value may be SUP_ENV_VALUE_MAX bytes long, written and expanded, and a name
+ * SUP_ENV_NAME_MAX: together with '=' and the final NUL that stays under Linux's limit for one
+ * environment string (MAX_ARG_STRLEN, 128 KiB).
+ * ------------------------------------------------------------------------------------------ */
+#define SUP_ENV_VALUE_MAX (127u * 1024)
+#define SUP_ENV_NAME_MAX 255u
+#define SUP_ENV_VARS "SHOAL_DATA_DIR, SHOAL_PORT, PORT, SHOAL_SERVICE, SHOAL_INSTANCE, SHOAL_MESH"
+
+/* The value of variable <name>, or NULL when there is none (borrowed for the call). */
+typedef const char *sup_env_lookup_fn(void *data, struct slice name);
+/* Appends <tmpl> to <out> with its references replaced by lookup's values. Returns 0, or
+ * SH_EPARSE (a '$' that starts nothing, a "${" without '}'), SH_ENOENT (lookup knew no such
+ * variable) or the buffer's error (SH_ETOOBIG past out->max, SH_ENOMEM), with d->what saying
+ * which ("unknown variable 'X'"; d->where is left empty for the caller); d may be NULL. <out>
+ * holds what was expanded so far after an error. */
+SH_MUST_CHECK int sup_env_expand(struct slice tmpl, sup_env_lookup_fn *lookup, void *data,
+                                 struct buf *out, struct sh_diag *d);
+
+/* ------------------------------------------------------------------------------------------
  * Processes (process.c): service instances as child processes on a libuv loop.
  * Prefixes: sup_procs_, sup_instance_, sup_child_, SUP_.
  *
@@ -322,6 +348,17 @@ struct sup_instance_spec {
     const char *const *env;   /* NULL-terminated "NAME=value" added to shoal's own
                                  environment (replacing a variable of the same name); may be
                                  NULL */
+    const char *const *env_templates; /* NULL-terminated "NAME=value" added after env, each
+                                 value expanded by sup_env_expand against: PORT and SHOAL_PORT
+                                 (when there is a port), SHOAL_DATA_DIR (data_dir),
+                                 SHOAL_SERVICE (service), then <env>, then shoal's own
+                                 environment. An unknown variable, a syntax error or a value
+                                 past SUP_ENV_VALUE_MAX fails the start (sup_procs_errmsg says
+                                 which variable and why); may be NULL */
+    const char *data_dir;     /* non-NULL: the instance's own directory, created (mode 0700,
+                                 missing parents too) before the start and passed as
+                                 SHOAL_DATA_DIR; an absolute path, so the instance may change
+                                 its working directory */
     const char *cwd;          /* working directory; NULL = shoal's */
     uint16_t port;            /* non-zero: passed as PORT and SHOAL_PORT */
     bool is_port_auto;        /* pick a free loopback TCP port instead (kept across restarts) */
@@ -360,6 +397,11 @@ void sup_procs_free(struct sup_procs *procs);
  * case is an exit with status 127 and the message on stderr). */
 SH_MUST_CHECK int sup_instance_start(struct sup_procs *procs, const struct sup_instance_spec *spec,
                                      uint64_t *out_id);
+/* Why the last sup_instance_start failed when the reason is more than its code: the variable
+ * that could not be expanded, the data directory that could not be created ("env NAMES_DB:
+ * unknown variable 'X'"). "" after a start that succeeded or failed otherwise. Valid until the
+ * next call on procs. */
+const char *sup_procs_errmsg(const struct sup_procs *procs);
 /* Stops instance <id> for good: SIGTERM to its group, SIGKILL after <grace_ms> (0 = at once),
  * no more restarts. cb(data, id, exit) runs once when it has exited (never from inside this
  * call; also when it was already exited or waiting in backoff). cb may be NULL.

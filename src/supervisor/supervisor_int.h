@@ -78,6 +78,7 @@ struct sup_procs {
     uint64_t next_id;
     int open_handles;
     bool is_freeing;
+    char errmsg[256];     /* sup_procs_errmsg: why the last start failed, or "" */
     char read_buf[READ_BUF_BYTES];
 };
 

@@ -86,7 +86,7 @@ def main():
         except urllib.error.HTTPError as e:
             assert e.code == 400, e.code
         assert "Edsger" in call("/names")[1]
-        assert os.path.exists(os.path.join(d, ".shoal", "names.sqlite"))
+        assert os.path.exists(os.path.join(d, ".shoal", "services", "names", "names.sqlite"))
         stop()
         start()
         assert state["healthy"].wait(30), "never all healthy after the restart"
@@ -178,6 +178,33 @@ def main():
         left = [p for p in pids if lib.alive(p)]
         assert not left, f"still running after shoal down: {left}"
     check("shoal_down_stops_everything_with_the_token_only", down)
+
+    def fresh_data_dir_from_another_cwd():
+        # `shoal up -f DIR/shoal.yaml --data-dir NEW` from elsewhere: nothing exists yet next
+        # to the manifest or in NEW, and names finds its database through ${SHOAL_DATA_DIR}
+        # (it used to open .shoal/names.sqlite relative to its working directory, and crash-loop)
+        d2, cwd = tempfile.mkdtemp(prefix="shoal-example-m-"), tempfile.mkdtemp(prefix="shoal-cwd-")
+        with open(os.path.join(d2, "shoal.yaml"), "w") as f:
+            f.write(text)
+        data = os.path.join(tempfile.mkdtemp(prefix="shoal-example-data-"), "data")
+        p, log, healthy = lib.start_up(SHOAL, os.path.join(d2, "shoal.yaml"), env, cwd=cwd,
+                                       args=("--data-dir", data))
+        state["logs"].append(log)
+        try:
+            assert healthy.wait(30), "never all healthy:\n" + "".join(log[-15:])
+            db = os.path.join(data, "services", "names", "names.sqlite")
+            assert os.path.exists(db), os.listdir(data)
+            assert os.stat(os.path.join(data, "services", "names")).st_mode & 0o777 == 0o700
+            assert os.path.isdir(os.path.join(data, "services", "greeter"))
+            assert not os.path.exists(os.path.join(d2, ".shoal")), os.listdir(d2)
+            assert not os.listdir(cwd), os.listdir(cwd)
+            status, got = call("/hello")
+            assert status == 200 and got["greeting"].rstrip("!").split(", ", 1)[1] in SEED, got
+        finally:
+            p.send_signal(signal.SIGTERM)
+            assert p.wait(timeout=20) == 0, "shoal up did not exit 0"
+    check("fresh_data_dir_from_another_cwd_all_healthy", fresh_data_dir_from_another_cwd)
+
     if state.get("p") and state["p"].poll() is None:
         check("stop", stop)
         if state["p"].poll() is None:

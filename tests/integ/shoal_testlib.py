@@ -159,11 +159,11 @@ def alive(pid):
         return False
 
 
-def start_up(shoal, manifest, env, cwd=None):
-    """Starts `shoal up -f <manifest>`; returns (proc, log, healthy): log collects its stderr
-    lines (a thread reads them), healthy is set at "all instances healthy"."""
+def start_up(shoal, manifest, env, cwd=None, args=()):
+    """Starts `shoal up -f <manifest> [args...]`; returns (proc, log, healthy): log collects its
+    stderr lines (a thread reads them), healthy is set at "all instances healthy"."""
     log, healthy = [], threading.Event()
-    p = subprocess.Popen([shoal, "up", "-f", manifest], env=env, stdout=subprocess.DEVNULL,
+    p = subprocess.Popen([shoal, "up", "-f", manifest, *args], env=env, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True, cwd=cwd)
 
     def drain():

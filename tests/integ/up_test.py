@@ -46,6 +46,9 @@ class H(http.server.BaseHTTPRequestHandler):
 
 import sys
 sys.stdout.buffer.write(b"caller up \xff\xfe\xc3\xa9t\xc3 end\n")  # not UTF-8, then "et"
+sys.stdout.buffer.write(b"ctl \x1b[2J\x1b]0;title\x07 c1 \xc2\x9b2J raw \x9b end\n")  # ESC, CSI
+big = os.environ.get("BIG", "")
+print(f"big {len(big)} {big.strip('x')} {os.environ.get('SHOAL_DATA_DIR')}", flush=True)
 sys.stdout.flush()
 http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 """
@@ -75,6 +78,7 @@ services:
   caller:
     command: [python3, caller.py]
     port: auto
+    env: {{BIG: "{"x" * 10240}${{SHOAL_SERVICE}}:$$:${{PORT}}"}}
     health: {{http: /health, interval: 1s, unhealthy_threshold: 2}}
     stop_grace: 1s
     depends_on: [back]
@@ -183,6 +187,39 @@ mesh: {{listen: 127.0.0.1:{mesh}, admin: 127.0.0.1:{mesh_adm}}}
                                    r["line"] == "caller up ??\u00e9t? end" for r in kept()),
                        what="the caller's line in services.log")
     check("logs_stay_valid_json_whatever_a_service_prints", logs_stay_valid_json_whatever_a_service_prints)
+
+    def logs_show_control_characters_escaped():
+        # text output: ESC and C1 controls (U+009B is CSI on a UTF-8 terminal) are shown as
+        # \u001b / \u009b, never sent to the terminal; a raw byte that is not UTF-8 is '?'
+        out = subprocess.run([SHOAL, "logs", "caller"],
+                             env=dict(env, SHOAL_ADDR=f"127.0.0.1:{cp}"), capture_output=True,
+                             timeout=10)
+        assert out.returncode == 0, out.stderr
+        assert b"\x1b" not in out.stdout and b"\x07" not in out.stdout, out.stdout
+        assert b"\xc2\x9b" not in out.stdout and b"\x9b" not in out.stdout, out.stdout
+        want = b"ctl \\u001b[2J\\u001b]0;title\\u0007 c1 \\u009b2J raw ? end"
+        assert want in out.stdout, out.stdout
+        # --json keeps the line as it was (JSON escapes it)
+        js = subprocess.run([SHOAL, "logs", "caller", "--json"],
+                            env=dict(env, SHOAL_ADDR=f"127.0.0.1:{cp}"), capture_output=True,
+                            text=True, timeout=10)
+        lines = [json.loads(l)["line"] for l in js.stdout.splitlines()]
+        assert "ctl \x1b[2J\x1b]0;title\x07 c1 \x9b2J raw ? end" in lines, lines
+    check("logs_show_control_characters_escaped", logs_show_control_characters_escaped)
+
+    def long_env_value_and_data_dir_reach_the_service():
+        # 10 KiB, references expanded (shoal up used to cut values at 4 KiB)
+        out = subprocess.run([SHOAL, "logs", "caller", "--grep", "big ", "--json"],
+                             env=dict(env, SHOAL_ADDR=f"127.0.0.1:{cp}"), capture_output=True,
+                             text=True, timeout=10)
+        lines = [json.loads(l)["line"] for l in out.stdout.splitlines()]
+        assert lines, out
+        n, tail, data = lines[0].split(" ")[1:]
+        assert tail.startswith("caller:$:") and int(n) == 10240 + len(tail), lines[0][:200]
+        assert data == os.path.join(d, ".shoal", "services", "caller"), data
+        assert os.path.isdir(data)
+    check("long_env_value_and_data_dir_reach_the_service",
+          long_env_value_and_data_dir_reach_the_service)
 
     def failing_health_replaces_the_instance():
         env_ps = dict(env, SHOAL_ADDR=f"127.0.0.1:{cp}")
@@ -323,6 +360,68 @@ mesh: {{listen: 127.0.0.1:{mesh3}}}
                 p3.wait()
     check("kill9_of_shoal_takes_what_instances_started",
           kill9_of_shoal_takes_what_instances_started)
+    def cli_finds_the_stack_from_anywhere():
+        # shoal up publishes DATA_DIR for its admin address in $XDG_RUNTIME_DIR/shoal; the CLI,
+        # run from another directory with no token, reads the token there (shoal down used to
+        # answer 401 unless run next to the manifest)
+        rt, other = tempfile.mkdtemp(prefix="shoal-xdg-"), tempfile.mkdtemp(prefix="shoal-cwd-")
+        cp4, mesh4 = lib.free_port(), lib.free_port()
+        d4 = tempfile.mkdtemp(prefix="shoal-up-cli-")
+        with open(os.path.join(d4, "shoal.yaml"), "w") as f:
+            f.write(f"""
+services:
+  web:
+    command: [{SHOAL}, echo, --listen, "127.0.0.1:$PORT"]
+    port: auto
+    health: {{http: /health, interval: 1s}}
+control_plane: {{listen: 127.0.0.1:{cp4}}}
+mesh: {{listen: 127.0.0.1:{mesh4}}}
+""")
+        env4 = {k: v for k, v in env.items() if k not in ("SHOAL_ADDR", "SHOAL_TOKEN")}
+        env4["XDG_RUNTIME_DIR"] = rt
+        p4, log4, healthy4 = lib.start_up(SHOAL, os.path.join(d4, "shoal.yaml"), env4)
+        addr = f"127.0.0.1:{cp4}"
+
+        def cli(*args, timeout=15):
+            return subprocess.run([SHOAL, *args], env=env4, cwd=other, capture_output=True,
+                                  text=True, timeout=timeout)
+        try:
+            assert healthy4.wait(20), "never healthy"
+            published = os.path.join(rt, "shoal", f"127.0.0.1_{cp4}")
+            with open(published) as f:
+                assert f.read().strip() == os.path.realpath(os.path.join(d4, ".shoal"))
+            assert os.stat(published).st_mode & 0o777 == 0o600
+            assert os.stat(os.path.join(rt, "shoal")).st_mode & 0o777 == 0o700
+            ps = cli("ps", "--addr", addr)
+            assert ps.returncode == 0 and "web-1" in ps.stdout, ps
+            ps = cli("ps", "--json", "--data-dir", os.path.join(d4, ".shoal"), "--addr", addr)
+            assert ps.returncode == 0 and json.loads(ps.stdout)[0]["id"] == "web-1", ps
+            wr = cli("config", "set", "cli/found", "yes", "--addr", addr)  # a write: the token
+            assert wr.returncode == 0, wr
+            assert cli("config", "--addr", addr, "get", "cli/found").stdout == "yes"
+            wrong = cli("config", "set", "cli/found", "no", "--addr", addr, "--token", "nope")
+            assert wrong.returncode == 1 and "403" in wrong.stderr, wrong  # a flag wins
+            bad = cli("ps", "--addr")
+            assert bad.returncode == 2 and "needs a value" in bad.stderr, bad
+            down = cli("down", "--addr", addr, timeout=70)
+            assert down.returncode == 0 and "stopped" in down.stderr, down
+            assert p4.wait(timeout=20) == 0
+            assert not os.path.exists(published), "the runtime file outlived a clean stop"
+        finally:
+            if p4.poll() is None:
+                p4.kill()
+                p4.wait()
+    check("cli_finds_the_stack_from_anywhere", cli_finds_the_stack_from_anywhere)
+
+    def help_lists_the_connection_options():
+        for cmd in ("services", "ps", "logs", "down", "scale", "restart", "config"):
+            out = subprocess.run([SHOAL, cmd, "--help"], capture_output=True, text=True,
+                                 timeout=10)
+            assert out.returncode == 0, (cmd, out)
+            for opt in ("--addr ADDR", "--token TOKEN", "--data-dir DIR"):
+                assert out.stdout.count(opt) >= 2, (cmd, opt, out.stdout)  # usage and list
+    check("help_lists_the_connection_options", help_lists_the_connection_options)
+
     bad = subprocess.run([SHOAL, "up", "-f", "/nonexistent/shoal.yaml"], capture_output=True,
                          text=True, timeout=10)
     checks.result("missing_manifest_is_an_error",

@@ -579,6 +579,73 @@ static void test_buf__detach_empty_under_oom_returns_null(void **state)
     sh_alloc_fail_after(0);
 }
 
+/* ---- text for a terminal (buf_append_term_str) ---- */
+
+static void term(const char *in, size_t len, size_t max_chars, unsigned flags, const char *want)
+{
+    struct buf b = BUF_INIT(0);
+
+    assert_int_equal(buf_append_term_str(&b, (struct slice){in, len}, max_chars, flags), 0);
+    check_sane(&b);
+    assert_string_equal(b.data ? b.data : "", want);
+    buf_release(&b);
+}
+#define TERM(lit, max, flags, want) term(lit, sizeof(lit) - 1, max, flags, want)
+
+static void test_buf__term_escapes_c0_del_and_c1_controls(void **state)
+{
+    (void)state;
+    TERM("plain text, caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x9f", 0, 0,
+         "plain text, caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x9f");
+    TERM("\x1b[2Jcleared", 0, 0, "\\u001b[2Jcleared");          /* ESC: the screen stays */
+    TERM("a\rb\nc\bd\x07" "e\x7f", 0, 0, "a\\u000db\\u000ac\\u0008d\\u0007e\\u007f");
+    TERM("nul\0here", 0, 0, "nul\\u0000here");
+    TERM("csi \xc2\x9b" "2J, \xc2\x80, \xc2\x9f, \xc2\xa0", 0, 0, /* U+009B is CSI */
+         "csi \\u009b2J, \\u0080, \\u009f, \xc2\xa0");
+    TERM("a\tb", 0, 0, "a\\u0009b");
+    TERM("a\tb", 0, SH_TERM_KEEP_TAB, "a\tb");
+    TERM("back\\slash", 0, 0, "back\\slash");                 /* not escaped (documented) */
+}
+
+static void test_buf__term_escapes_bytes_that_are_not_utf8(void **state)
+{
+    (void)state;
+    TERM("raw \x9b csi", 0, 0, "raw \\x9b csi");                /* a lone C1 byte */
+    TERM("\xff\xfe", 0, 0, "\\xff\\xfe");
+    TERM("\xc0\xaf", 0, 0, "\\xc0\\xaf");                         /* overlong '/' */
+    TERM("\xed\xa0\x80", 0, 0, "\\xed\\xa0\\x80");                /* a surrogate */
+    TERM("\xf4\x90\x80\x80", 0, 0, "\\xf4\\x90\\x80\\x80");       /* past U+10FFFF */
+    TERM("cut \xe2\x82", 0, 0, "cut \\xe2\\x82");                 /* cut short at the end */
+    TERM("\xe2\x82" "A", 0, 0, "\\xe2\\x82A");
+}
+
+static void test_buf__term_cuts_between_characters_only(void **state)
+{
+    (void)state;
+    TERM("abcdef", 4, 0, "abcd");
+    /* "é" is 2 bytes, one character: 3 characters fit, never half of one */
+    TERM("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 3, 0, "\xc3\xa9\xc3\xa9\xc3\xa9");
+    TERM("ab\xf0\x9f\x90\x9f" "cd", 3, 0, "ab\xf0\x9f\x90\x9f");
+    /* an escape is written whole or not at all */
+    TERM("ab\x1b" "cd", 7, 0, "ab");
+    TERM("ab\x1b" "cd", 8, 0, "ab\\u001b");
+    TERM("ab\x9b" "cd", 5, 0, "ab");
+    TERM("ab\x9b" "cd", 6, 0, "ab\\x9b");
+    TERM("", 5, 0, "");
+}
+
+static void test_buf__term_past_max_keeps_content(void **state)
+{
+    struct buf b = BUF_INIT(8);
+    (void)state;
+
+    assert_int_equal(buf_append(&b, "12", 2), 0);
+    assert_int_equal(buf_append_term_str(&b, SLICE("a\x1b" "b"), 0, 0), SH_ETOOBIG);
+    check_sane(&b);
+    assert_string_equal(b.data, "12");
+    buf_release(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -612,6 +679,10 @@ int main(void)
         SH_TEST(test_buf__reserve_does_not_change_len),
         SH_TEST(test_buf__oom_torture_fails_cleanly),
         SH_TEST(test_buf__detach_empty_under_oom_returns_null),
+        SH_TEST(test_buf__term_escapes_c0_del_and_c1_controls),
+        SH_TEST(test_buf__term_escapes_bytes_that_are_not_utf8),
+        SH_TEST(test_buf__term_cuts_between_characters_only),
+        SH_TEST(test_buf__term_past_max_keeps_content),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

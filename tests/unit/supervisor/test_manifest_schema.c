@@ -247,6 +247,18 @@ static const struct bad bads[] = {
      "shoal.yaml:5:13", "services.api.health: give exactly one of http: /path and tcp: true"},
     {"services:\n  api:\n    command: x\n    port: auto\n    env: {PORT: 1}\n", "shoal.yaml:5:11",
      "services.api.env.PORT: set by shoal from port; remove it"},
+    {"services:\n  api:\n    command: x\n    env:\n      DB: ${NO_SUCH_VAR_FOR_SHOAL}/db\n",
+     "shoal.yaml:5:11", "services.api.env.DB: unknown variable 'NO_SUCH_VAR_FOR_SHOAL' (neither "
+     "shoal's nor in its environment; $$ for a '$')"},
+    {"services:\n  api:\n    command: x\n    env: {DB: \"${SHOAL_DATA_DIR/db\"}\n",
+     "shoal.yaml:4:15", "services.api.env.DB: '${SHOAL_DATA_DIR' without its closing '}'"},
+    {"services:\n  api:\n    command: x\n    env: {PRICE: 5$}\n", "shoal.yaml:4:18",
+     "services.api.env.PRICE: '$' must start a variable (${NAME} or $NAME); write $$ for a '$'"},
+    {"services:\n  api:\n    command: x\n    env: {URL: \"http://h:${PORT}\"}\n",
+     "shoal.yaml:4:16",
+     "services.api.env.URL: unknown variable 'PORT': the service has no port (port: auto)"},
+    {"services:\n  api:\n    command: x\n    env: {SHOAL_DATA_DIR: /x}\n", "shoal.yaml:4:11",
+     "services.api.env.SHOAL_DATA_DIR: set by shoal (DATA_DIR/services/api); remove it"},
     {"services:\n  api:\n    command: x\n    env: {1X: a}\n", "shoal.yaml:4:11",
      "services.api.env: '1X' is not a variable name (letters, digits and '_', not starting with "
      "a digit)"},
@@ -290,6 +302,50 @@ static void test_manifest_schema__errors_name_where_and_what(void **state)
         assert_null(doc);
     }
     assert_int_equal(failures, 0);
+}
+
+/* Env values may refer to shoal's variables and shoal's environment, and be long (up to
+ * SUP_ENV_VALUE_MAX); one byte more is an error at the value. */
+static void test_manifest_schema__env_references_and_long_values(void **state)
+{
+    struct buf text = BUF_INIT(0);
+    struct sh_doc *doc = NULL;
+    struct manifest *m = NULL;
+    struct sh_diag d = {{0}, {0}};
+    (void)state;
+
+    setenv("SHOAL_TEST_FROM_ENV", "yes", 1);
+    assert_int_equal(load("services:\n  api:\n    command: x\n    port: auto\n    env:\n"
+                          "      A: ${SHOAL_DATA_DIR}/a.db\n      B: $PORT-${SHOAL_PORT}\n"
+                          "      C: ${SHOAL_SERVICE}.${SHOAL_INSTANCE}@$SHOAL_MESH\n"
+                          "      D: ${SHOAL_TEST_FROM_ENV} costs 5$$\n",
+                          &doc, &m, &d),
+                     0);
+    assert_string_equal(m->services[0].env[3].value, "${SHOAL_TEST_FROM_ENV} costs 5$$");
+    manifest_free(m);
+    sh_doc_free(doc);
+    for (int extra = 0; extra < 2; extra++) {
+        buf_reset(&text);
+        buf_appends(&text, SLICE("services:\n  api:\n    command: x\n    env:\n      BIG: "));
+        for (size_t i = 0; i < SUP_ENV_VALUE_MAX + (size_t)extra; i++)
+            buf_appendc(&text, 'v');
+        buf_appendc(&text, '\n');
+        doc = NULL;
+        m = NULL;
+        int rc = load(text.data, &doc, &m, &d);
+        if (!extra) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(strlen(m->services[0].env[0].value), SUP_ENV_VALUE_MAX);
+            manifest_free(m);
+            sh_doc_free(doc);
+        } else {
+            assert_int_equal(rc, SH_EPARSE);
+            assert_string_equal(d.where, "shoal.yaml:5:12");
+            assert_string_equal(d.what, "services.api.env.BIG: a value of 130049 bytes (at most "
+                                        "130048)");
+        }
+    }
+    buf_release(&text);
 }
 
 static void test_manifest_schema__gateway_doc_renames_service_to_cluster(void **state)
@@ -434,6 +490,7 @@ int main(void)
         SH_TEST(test_manifest_schema__full_manifest_reads_back),
         SH_TEST(test_manifest_schema__defaults),
         SH_TEST(test_manifest_schema__errors_name_where_and_what),
+        SH_TEST(test_manifest_schema__env_references_and_long_values),
         SH_TEST(test_manifest_schema__gateway_doc_renames_service_to_cluster),
         SH_TEST(test_manifest_schema__mesh_doc_routes_each_service_by_host),
         SH_TEST(test_manifest_schema__check_summary_and_json),

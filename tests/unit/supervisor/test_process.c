@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -311,6 +312,141 @@ static void test_process__port_auto_env_and_cwd_reach_the_child(void **state)
     assert_string_equal(nth_line(&f, SUP_STDOUT, 1)->text, "/tmp");
     assert_string_equal(nth_line(&f, SUP_STDOUT, 2)->text, "[]"); /* no trampoline, no pid */
     fx_done(&f);
+}
+
+/* A 10 KiB value with references reaches the child whole (shoal up once cut values at 4 KiB);
+ * SHOAL_DATA_DIR is created (parents too, mode 0700) and passed. */
+static void test_process__long_env_templates_and_the_data_dir_reach_the_child(void **state)
+{
+    const char *argv[] = {"/bin/sh", "-c",
+                          "echo \"$BIG\"; echo \"${BIG##*x}\"; echo \"$DB\"; "
+                          "echo \"$SHOAL_DATA_DIR\"; echo \"$LIT\"",
+                          NULL};
+    const char *env[] = {"LIT=a$$b", NULL};
+    char tmpl[10300], root[] = "/tmp/shoal-test-process-XXXXXX", dir[128], want[256];
+    const char *templates[] = {tmpl, "DB=${SHOAL_DATA_DIR}/names.sqlite", NULL};
+    struct sup_instance_status st;
+    struct stat sb;
+    uint64_t id;
+    struct fx f;
+    (void)state;
+
+    assert_non_null(mkdtemp(root));
+    snprintf(dir, sizeof(dir), "%s/services/api", root);
+    memcpy(tmpl, "BIG=", 4);
+    memset(tmpl + 4, 'x', 10240);
+    snprintf(tmpl + 4 + 10240, sizeof(tmpl) - 4 - 10240, "${SHOAL_SERVICE}:$PORT:$${LIT}");
+    fx_init(&f, (struct sup_procs_config){0});
+    assert_int_equal(sup_instance_start(f.procs,
+                                        &(struct sup_instance_spec){.service = "api",
+                                                                    .argv = argv,
+                                                                    .env = env,
+                                                                    .env_templates = templates,
+                                                                    .data_dir = dir,
+                                                                    .is_port_auto = true},
+                                        &id),
+                     0);
+    assert_string_equal(sup_procs_errmsg(f.procs), "");
+    assert_int_equal(stat(dir, &sb), 0);
+    assert_true(S_ISDIR(sb.st_mode));
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    assert_int_equal(sup_instance_status(f.procs, id, &st), 0);
+    assert_true(run_until(&f, has_exited, 2000));
+    snprintf(want, sizeof(want), "api:%u:${LIT}", (unsigned)st.port);
+    assert_int_equal(nth_line(&f, SUP_STDOUT, 0)->len, 10240 + strlen(want));
+    assert_int_equal(nth_line(&f, SUP_STDOUT, 0)->text[0], 'x');
+    assert_string_equal(nth_line(&f, SUP_STDOUT, 1)->text, want);
+    snprintf(want, sizeof(want), "%s/names.sqlite", dir);
+    assert_string_equal(nth_line(&f, SUP_STDOUT, 2)->text, want);
+    assert_string_equal(nth_line(&f, SUP_STDOUT, 3)->text, dir);
+    assert_string_equal(nth_line(&f, SUP_STDOUT, 4)->text, "a$$b"); /* env is literal */
+    fx_done(&f);
+    rmdir(dir);
+    snprintf(dir, sizeof(dir), "%s/services", root);
+    rmdir(dir);
+    rmdir(root);
+}
+
+/* A reference that cannot be expanded fails the start, naming the variable: nothing runs
+ * with a variable dropped or cut. */
+static void test_process__bad_env_templates_fail_the_start_naming_the_variable(void **state)
+{
+    const char *argv[] = {"/bin/sh", "-c", "exit 0", NULL};
+    const char *unknown[] = {"OK=1", "DB=${NO_SUCH_VAR_FOR_SHOAL}/x", NULL};
+    const char *no_port[] = {"URL=http://127.0.0.1:${PORT}/", NULL};
+    char *big = sh_malloc(SUP_ENV_VALUE_MAX + 16);
+    const char *too_long[] = {big, NULL};
+    uint64_t id = 1;
+    struct fx f;
+    (void)state;
+
+    assert_non_null(big);
+    memcpy(big, "HUGE=${HOME}", 12);
+    memset(big + 12, 'y', SUP_ENV_VALUE_MAX - 4);
+    big[SUP_ENV_VALUE_MAX + 8] = '\0';
+    setenv("HOME", "/home/someone", 0);
+    fx_init(&f, (struct sup_procs_config){0});
+    assert_int_equal(sup_instance_start(f.procs,
+                                        &(struct sup_instance_spec){.argv = argv,
+                                                                    .env_templates = unknown},
+                                        &id),
+                     SH_ENOENT);
+    assert_int_equal(id, 0);
+    assert_string_equal(sup_procs_errmsg(f.procs),
+                        "env DB: unknown variable 'NO_SUCH_VAR_FOR_SHOAL'");
+    assert_int_equal(sup_instance_start(f.procs,
+                                        &(struct sup_instance_spec){.argv = argv,
+                                                                    .env_templates = no_port},
+                                        &id),
+                     SH_ENOENT);
+    assert_string_equal(sup_procs_errmsg(f.procs), "env URL: unknown variable 'PORT'");
+    assert_int_equal(sup_instance_start(f.procs,
+                                        &(struct sup_instance_spec){.argv = argv,
+                                                                    .env_templates = too_long},
+                                        &id),
+                     SH_ETOOBIG);
+    assert_non_null(strstr(sup_procs_errmsg(f.procs), "env HUGE: longer than"));
+    assert_int_equal(sup_procs_status(f.procs, NULL, 0), 0); /* nothing was started */
+    fx_done(&f);
+    sh_free(big);
+}
+
+/* Failing each allocation of a start with a long template in turn: SH_ENOMEM, nothing
+ * spawned, nothing leaked, and a failure inside the expansion names the variable. */
+static void test_process__out_of_memory_in_env_templates_fails_the_start(void **state)
+{
+    const char *argv[] = {"/bin/sh", "-c", "exit 0", NULL};
+    char tmpl[10300];
+    const char *templates[] = {"A=1", tmpl, NULL};
+    int rc = SH_ENOMEM, named = 0;
+    long n;
+    (void)state;
+
+    memcpy(tmpl, "BIG=", 4);
+    memset(tmpl + 4, 'z', 10240);
+    snprintf(tmpl + 4 + 10240, sizeof(tmpl) - 4 - 10240, "${SHOAL_SERVICE}");
+    for (n = 1; rc == SH_ENOMEM && n < 1000; n++) {
+        struct fx f;
+        uint64_t id = 0;
+
+        fx_init(&f, (struct sup_procs_config){0});
+        sh_alloc_fail_after(n);
+        rc = sup_instance_start(f.procs,
+                                &(struct sup_instance_spec){.service = "svc", .argv = argv,
+                                                            .env_templates = templates},
+                                &id);
+        sh_alloc_fail_after(0);
+        if (rc != 0) {
+            assert_int_equal(rc, SH_ENOMEM);
+            assert_int_equal(id, 0);
+            assert_int_equal(sup_procs_status(f.procs, NULL, 0), 0);
+            named += strcmp(sup_procs_errmsg(f.procs), "env BIG: out of memory") == 0;
+        }
+        fx_done(&f);
+        assert_int_equal(sh_alloc_live(), test_live_at_start);
+    }
+    assert_int_equal(rc, 0);
+    assert_true(named >= 1);
 }
 
 static void test_process__stop_sends_sigterm(void **state)
@@ -712,6 +848,9 @@ int main(int argc, char **argv)
         SH_TEST(test_process__captures_lines_from_both_streams),
         SH_TEST(test_process__long_lines_are_cut_and_memory_stays_bounded),
         SH_TEST(test_process__port_auto_env_and_cwd_reach_the_child),
+        SH_TEST(test_process__long_env_templates_and_the_data_dir_reach_the_child),
+        SH_TEST(test_process__bad_env_templates_fail_the_start_naming_the_variable),
+        SH_TEST(test_process__out_of_memory_in_env_templates_fails_the_start),
         SH_TEST(test_process__stop_sends_sigterm),
         SH_TEST(test_process__sigkill_after_the_grace_when_term_is_ignored),
         SH_TEST(test_process__the_childs_own_children_die_with_the_group),
