@@ -2,8 +2,6 @@
 /* main.c: the shoal binary. It owns the role commands, which start components the CLI may not
  * import (design.md: main.c parses argv and starts roles); everything else is the CLI's table.
  * Roles: `shoal gateway` (the proxy alone). */
-#include "control_plane.h"
-#include "roles.h"
 
 #include "admin/admin.h"
 #include "cli/cli.h"
@@ -12,6 +10,7 @@
 #include "registry/registry.h"
 #include "store/store.h"
 #include "supervisor/supervisor.h"
+#include "up/up.h"
 
 #include <signal.h>
 #include <sys/resource.h>
@@ -531,6 +530,39 @@ static int cmd_check(int argc, char **argv)
     fputs(out, stdout);
     sh_free(out);
     return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * shoal up: the stack (src/up/)
+ * ------------------------------------------------------------------------------------------ */
+static int role_up(int argc, char **argv)
+{
+    const struct cli_command *cmd = cli_find("up");
+    struct up_options opt = {.file = "shoal.yaml"};
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--plain")) {
+            opt.is_plain = true;
+            continue;
+        }
+        if (strcmp(a, "-f") && strcmp(a, "--data-dir") && strcmp(a, "--log-level"))
+            return cli_usage_error(cmd, "unknown option '%s'", a);
+        if (!v)
+            return cli_usage_error(cmd, "option '%s' needs a value", a);
+        i++;
+        if (!strcmp(a, "-f")) {
+            opt.file = v;
+        } else if (!strcmp(a, "--data-dir")) {
+            opt.data_dir = v;
+        } else {
+            int lvl = sh_log_level_parse(slice_from_cstr(v));
+            if (lvl < 0)
+                return cli_usage_error(cmd, "--log-level: unknown level '%s'", v);
+            sh_log_setup((enum sh_log_level)lvl, SH_LOG_AUTO, 2);
+        }
+    }
+    return up_run(&opt);
 }
 
 static const struct cli_command roles[] = {

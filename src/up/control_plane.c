@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* control_plane.c: see control_plane.h. */
-#include "control_plane.h"
+#include "up/up.h"
 
 #include "cli/cli.h"
 

@@ -6,10 +6,7 @@
  * (ps, logs, scale, restart, down) are answered here.
  * Ctrl-C or SIGTERM stops the gateway, the instances (SIGTERM, then SIGKILL after their grace),
  * the mesh and the control plane, in that order. Thread: main. */
-#include "roles.h"
-#include "up.h"
-
-#include "cli/cli.h"
+#include "up/up_int.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -20,9 +17,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* ------------------------------------------------------------------------------------------
- * Output of the instances (shoal logs)
- * ------------------------------------------------------------------------------------------ */
 bool up_join_path(char *out, size_t n, const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
@@ -35,187 +29,11 @@ bool up_join_path(char *out, size_t n, const char *a, const char *b)
     return true;
 }
 
-/* Replaces every byte that is not part of well-formed UTF-8 (RFC 3629) with '?', so the API's
- * JSON stays valid whatever a service prints. */
-static void utf8_sanitize(unsigned char *s, size_t n)
-{
-    size_t i = 0;
-
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
-                                 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-        unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
-        unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
-        bool ok = len > 0 && i + len <= n;
-
-        for (size_t k = 1; ok && k < len; k++)
-            ok = k == 1 ? s[i + k] >= lo && s[i + k] <= hi : (s[i + k] & 0xC0) == 0x80;
-        if (!ok || c == 0) {
-            s[i++] = '?';
-            continue;
-        }
-        i += len;
-    }
-}
-
-/* One kept line as the JSON object GET /v1/logs and DATA_DIR/logs/services.log carry. */
-static void logline_json(const struct up *u, const struct up_logline *l, struct buf *b)
-{
-    const char *svc = u->m->services[l->service].name;
-    char id[96];
-
-    buf_appendf(b, "{\"seq\":%llu,\"ms\":%llu,\"service\":\"", (unsigned long long)l->seq,
-                (unsigned long long)l->ms);
-    buf_append_json_str(b, slice_from_cstr(svc));
-    buf_appends(b, SLICE("\",\"instance\":\""));
-    snprintf(id, sizeof(id), "%s-%u", svc, l->ordinal);
-    buf_append_json_str(b, slice_from_cstr(id));
-    buf_appendf(b, "\",\"stream\":\"%s\",\"line\":\"", l->is_stderr ? "stderr" : "stdout");
-    buf_append_json_str(b, slice_from_cstr(l->text));
-    buf_appends(b, SLICE("\"}"));
-}
-
-static int render_logs(void *data, const char *service, uint64_t since_ms, uint64_t after_seq,
-                       const char *grep, struct buf *b)
-{
-    struct up *u = data;
-    size_t start = (u->log_next + UP_LOG_LINES - u->log_count) % UP_LOG_LINES;
-    bool first = true;
-
-    buf_appendc(b, '[');
-    for (size_t k = 0; k < u->log_count; k++) {
-        const struct up_logline *l = &u->log[(start + k) % UP_LOG_LINES];
-        if (l->ms < since_ms || l->seq <= after_seq ||
-            (service && strcmp(service, u->m->services[l->service].name)) ||
-            (grep && !strstr(l->text, grep)))
-            continue;
-        if (!first)
-            buf_appendc(b, ',');
-        first = false;
-        logline_json(u, l, b);
-    }
-    buf_appends(b, SLICE("]\n"));
-    return b->err;
-}
-
-/* The services' output on disk: DATA_DIR/logs/services.log, JSON lines as GET /v1/logs gives
- * them, written through a stdio buffer flushed every tick; past UP_LOGFILE_MAX it becomes
- * services.log.1 (the previous .1 goes), so the two files stay under 2 x UP_LOGFILE_MAX. */
-enum { UP_LOGFILE_MAX = 16 << 20 };
-
-static void logfile_open(struct up *u)
-{
-    char dir[PATH_MAX], path[PATH_MAX + 16];
-
-    if (!up_join_path(dir, sizeof(dir), u->data_dir, "logs") ||
-        !up_join_path(path, sizeof(path), dir, "services.log"))
-        return;
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-        SH_LOG(SH_WARN, "supervisor", "services' output not kept on disk",
-               LF_STR("dir", dir), LF_ERR("err", -errno));
-        return;
-    }
-    u->logfile = fopen(path, "ae");
-    if (!u->logfile)
-        SH_LOG(SH_WARN, "supervisor", "services' output not kept on disk",
-               LF_STR("file", path), LF_ERR("err", -errno));
-}
-
-static void logfile_write(struct up *u, const struct up_logline *l)
-{
-    struct buf b = BUF_INIT(UP_LOG_LINE_MAX * 8);
-
-    if (!u->logfile)
-        return;
-    logline_json(u, l, &b);
-    buf_appendc(&b, '\n');
-    if (!b.err && fwrite(b.data, 1, b.len, u->logfile) != b.len) {
-        SH_LOG(SH_WARN, "supervisor", "cannot write the services' output to disk; stopped "
-                                      "keeping it", LF_ERR("err", -errno));
-        fclose(u->logfile);
-        u->logfile = NULL;
-    }
-    buf_release(&b);
-}
-
-void up_logfile_flush(struct up *u)
-{
-    char path[PATH_MAX + 32], old[PATH_MAX + 40];
-    long size;
-
-    if (!u->logfile)
-        return;
-    fflush(u->logfile);
-    size = ftell(u->logfile);
-    if (size < UP_LOGFILE_MAX)
-        return;
-    fclose(u->logfile);
-    u->logfile = NULL;
-    snprintf(path, sizeof(path), "%s/logs/services.log", u->data_dir);
-    snprintf(old, sizeof(old), "%s.1", path);
-    if (rename(path, old) < 0)
-        SH_LOG(SH_WARN, "supervisor", "cannot rotate the services' log", LF_STR("file", path),
-               LF_ERR("err", -errno));
-    logfile_open(u);
-}
-
 /* The process layer's events: logged, and the instance table follows crashes and restarts. */
 static void on_event(void *data, const struct sup_event *ev)
 {
     sup_event_log(ev);
     up_instance_event(data, ev);
-}
-
-/* One line an instance wrote: into shoal's log and the ring `shoal logs` reads, cut at
- * UP_LOG_LINE_MAX bytes (between two characters) and made valid UTF-8 (both outputs are JSON;
- * what is not UTF-8 becomes '?'). Control characters stay: the JSON escapes them, and the live
- * view and `shoal logs` show them escaped (buf_append_term_str). */
-static void on_line(void *data, uint64_t id, enum sup_stream stream, struct slice line,
-                    bool is_cut)
-{
-    struct up *u = data;
-    const struct up_instance *in = NULL;
-    const char *who = "?";
-    size_t n = SH_MIN(line.len, (size_t)UP_LOG_LINE_MAX);
-    char *text;
-    struct up_logline *l;
-
-    (void)is_cut;
-    /* Cut before a character, not inside it (at most 3 continuation bytes to step back). */
-    for (size_t k = 0; k < 3 && n > 0 && n < line.len; k++) {
-        if (((unsigned char)line.ptr[n] & 0xC0) != 0x80)
-            break;
-        n--;
-    }
-    text = sh_malloc(n + 1);
-    for (size_t i = 0; i < u->ninst && !in; i++) {
-        if (u->inst[i]->proc_id == id)
-            in = u->inst[i];
-    }
-    if (in)
-        who = in->id;
-    if (!text) {
-        SH_LOG(SH_WARN, "service", "output line dropped: out of memory", LF_STR("instance", who));
-        return;
-    }
-    memcpy(text, line.ptr, n);
-    text[n] = '\0';
-    utf8_sanitize((unsigned char *)text, n);
-    SH_LOG(SH_INFO, "service", stream == SUP_STDERR ? "stderr" : "stdout", LF_STR("instance", who),
-           LF_STR("line", text));
-    if (!in || !u->log) {
-        sh_free(text);
-        return;
-    }
-    l = &u->log[u->log_next];
-    sh_free(l->text);
-    *l = (struct up_logline){.seq = ++u->log_seq, .ms = sh_wall_ms(), .service = in->service,
-                             .ordinal = in->ordinal, .is_stderr = stream == SUP_STDERR, .text = text};
-    logfile_write(u, l);
-    u->log_next = (u->log_next + 1) % UP_LOG_LINES;
-    if (u->log_count < UP_LOG_LINES)
-        u->log_count++;
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -556,7 +374,7 @@ static int start_all(struct up *u, struct sh_diag *d)
     int rc;
 
     u->sup = (struct admin_supervisor){.instances = render_instances, .stop = on_api_stop,
-                                       .logs = render_logs, .stack = render_stack,
+                                       .logs = up_render_logs, .stack = render_stack,
                                        .scale = on_api_scale, .restart = on_api_restart,
                                        .data = u};
     SH_TRY(control_plane_open(&u->loop,
@@ -574,7 +392,7 @@ static int start_all(struct up *u, struct sh_diag *d)
     u->log = sh_calloc(UP_LOG_LINES, sizeof(*u->log));
     if (!u->log)
         return SH_ENOMEM;
-    logfile_open(u);
+    up_logfile_open(u);
     /* default config keys: written only when absent, so operators' changes survive */
     for (size_t i = 0; i < u->m->service_count; i++) {
         const struct manifest_service *s = &u->m->services[i];
@@ -589,7 +407,7 @@ static int start_all(struct up *u, struct sh_diag *d)
     }
     const char *tramp[] = {u->self, "__child", "--", NULL}, *reaper[] = {u->self, "__reaper", NULL};
     rc = sup_procs_new(&(struct sup_procs_config){.trampoline = tramp, .reaper = reaper,
-                                                  .on_line = on_line, .on_event = on_event,
+                                                  .on_line = up_on_line, .on_event = on_event,
                                                   .data = u},
                        &u->loop, &u->procs);
     if (rc < 0)
@@ -600,43 +418,19 @@ static int start_all(struct up *u, struct sh_diag *d)
     return start_proxies(u, d);
 }
 
-static int up_main(int argc, char **argv)
+int up_run(const struct up_options *opt)
 {
-    const struct cli_command *cmd = cli_find("up");
-    const char *file = "shoal.yaml", *data_dir = NULL;
-    bool plain = false;
+    const char *file = opt->file ? opt->file : "shoal.yaml", *data_dir = opt->data_dir;
     struct up *u;
     struct sh_diag d = {{0}, {0}};
     char real[PATH_MAX];
     int rc;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--plain")) {
-            plain = true;
-            continue;
-        }
-        if (strcmp(a, "-f") && strcmp(a, "--data-dir") && strcmp(a, "--log-level"))
-            return cli_usage_error(cmd, "unknown option '%s'", a);
-        if (!v)
-            return cli_usage_error(cmd, "option '%s' needs a value", a);
-        i++;
-        if (!strcmp(a, "-f"))
-            file = v;
-        else if (!strcmp(a, "--data-dir"))
-            data_dir = v;
-        else {
-            int lvl = sh_log_level_parse(slice_from_cstr(v));
-            if (lvl < 0)
-                return cli_usage_error(cmd, "--log-level: unknown level '%s'", v);
-            sh_log_setup((enum sh_log_level)lvl, SH_LOG_AUTO, 2);
-        }
-    }
     u = sh_calloc(1, sizeof(*u));
     if (!u)
         return 1;
     u->log_fd = -1;
-    u->want_view = !plain && up_view_wanted();
+    u->want_view = !opt->is_plain && up_view_wanted();
     rc = manifest_load_file(file, &u->m, &d);
     if (rc < 0) {
         fprintf(stderr, "shoal up: %s: %s\n", d.where, d.what);
@@ -714,9 +508,4 @@ static int up_main(int argc, char **argv)
         fclose(u->logfile);
     sh_free(u);
     return rc;
-}
-
-int role_up(int argc, char **argv)
-{
-    return up_main(argc, argv);
 }

@@ -6,7 +6,7 @@
  * per instance (state, health, pid, port, restarts, requests/s, uptime) and the newest output
  * lines of the services, cut to the terminal's size. Colour unless NO_COLOR is set. On stop
  * the normal screen comes back and the stop is reported in plain lines. Thread: main. */
-#include "up.h"
+#include "up/up_int.h"
 
 #include "cli/cli.h"
 

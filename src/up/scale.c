@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* up_scale.c: the load of each service and instance, read from the gateway's and the mesh's
+/* scale.c: the load of each service and instance, read from the gateway's and the mesh's
  * own metrics (no scraping: the same counters /metrics shows), and the autoscaler that turns
  * it into a replica count.
  *
@@ -18,15 +18,15 @@
  * clamped to [max(min, 1), max] (no scale from zero: a service without instances shows no
  * demand). It scales up once desired has stayed above the count for UP_SCALE_SUSTAIN_MS and
  * up_cooldown has passed since its last scale-up; down, to the most asked for in that time,
- * once desired has stayed below the count for down_cooldown. Thread: main. */
-#include "up.h"
+ * once desired has stayed below the count for down_cooldown. The decision itself is
+ * up_policy_desired and up_policy_autoscale (policy.c); this file samples and acts.
+ * Thread: main. */
+#include "up/up_int.h"
 
 #include "telemetry/telemetry.h"
 
 #include <math.h>
 #include <string.h>
-
-enum { UP_SCALE_SUSTAIN_MS = 2000 };
 
 const char *up_target_name(enum manifest_target_kind k)
 {
@@ -127,41 +127,6 @@ void up_load_tick(struct up *u)
     up_autoscale(u);
 }
 
-static uint32_t desired_of(const struct manifest_autoscale *as, const struct up_service *sv)
-{
-    uint32_t cur = sv->want, lo = SH_MAX(as->min, 1u), d;
-    double target = (double)as->target, total;
-
-    if (as->target_kind == MANIFEST_TARGET_P99_MS) {
-        if (sv->p99_ms > target)
-            d = cur + SH_MAX(cur / 2, 1u);
-        else if (sv->rps == 0 || sv->p99_ms < target / 2)
-            d = cur ? cur - 1 : 0;
-        else
-            d = cur;
-    } else {
-        total = as->target_kind == MANIFEST_TARGET_RPS ? sv->rps : sv->in_flight;
-        d = (uint32_t)SH_MIN(ceil(total / target), (double)MANIFEST_MAX_REPLICAS);
-        if (cur && fabs(total / target / cur - 1.0) <= 0.1)
-            d = cur;
-    }
-    return SH_MIN(SH_MAX(d, lo), as->max);
-}
-
-static void scale_to(struct up *u, uint32_t s, uint32_t n, const char *why, double value)
-{
-    struct up_service *sv = &u->svc[s];
-    const struct manifest_autoscale *as = &u->m->services[s].autoscale;
-
-    SH_LOG(SH_INFO, "autoscaler", why, LF_STR("service", u->m->services[s].name),
-           LF_UINT("from", sv->want), LF_UINT("to", n), LF_STR("metric", up_target_name(as->target_kind)),
-           LF_DBL("value", value), LF_UINT("target", as->target));
-    if (n > sv->want)
-        sv->last_up_ms = uv_now(&u->loop);
-    sv->want = n;
-    sv->high_since_ms = sv->low_since_ms = 0;
-}
-
 void up_autoscale(struct up *u)
 {
     uint64_t now = uv_now(&u->loop);
@@ -169,31 +134,23 @@ void up_autoscale(struct up *u)
     for (uint32_t s = 0; s < u->m->service_count && !u->stopping; s++) {
         const struct manifest_autoscale *as = &u->m->services[s].autoscale;
         struct up_service *sv = &u->svc[s];
-        double value;
+        struct up_load_view load = {.rps = sv->rps, .in_flight = sv->in_flight,
+                                    .p99_ms = sv->p99_ms};
+        const char *why;
+        uint32_t n;
         if (!as->is_set || sv->roll == UP_ROLL_RUNNING || sv->want == 0)
             continue; /* `shoal scale S 0` stands until someone scales it up again */
-        value = as->target_kind == MANIFEST_TARGET_P99_MS ? sv->p99_ms
-                : as->target_kind == MANIFEST_TARGET_RPS  ? sv->rps
-                                                          : sv->in_flight;
-        sv->desired = desired_of(as, sv);
-        if (sv->desired > sv->want) {
-            sv->low_since_ms = 0;
-            if (!sv->high_since_ms)
-                sv->high_since_ms = now;
-            if (now - sv->high_since_ms >= UP_SCALE_SUSTAIN_MS &&
-                (!sv->last_up_ms || now - sv->last_up_ms >= as->up_cooldown_ms))
-                scale_to(u, s, sv->desired, "scaling up", value);
-        } else if (sv->desired < sv->want) {
-            sv->high_since_ms = 0;
-            if (!sv->low_since_ms) {
-                sv->low_since_ms = now;
-                sv->low_max = sv->desired;
-            }
-            sv->low_max = SH_MAX(sv->low_max, sv->desired);
-            if (now - sv->low_since_ms >= as->down_cooldown_ms)
-                scale_to(u, s, sv->low_max, "scaling down", value);
-        } else {
-            sv->high_since_ms = sv->low_since_ms = 0;
-        }
+        sv->desired = up_policy_desired(as, sv->want, &load);
+        n = up_policy_autoscale(as, &sv->scale, sv->want, sv->desired, now, &why);
+        if (!why)
+            continue;
+        SH_LOG(SH_INFO, "autoscaler", why, LF_STR("service", u->m->services[s].name),
+               LF_UINT("from", sv->want), LF_UINT("to", n),
+               LF_STR("metric", up_target_name(as->target_kind)),
+               LF_DBL("value", as->target_kind == MANIFEST_TARGET_P99_MS ? sv->p99_ms
+                               : as->target_kind == MANIFEST_TARGET_RPS  ? sv->rps
+                                                                         : sv->in_flight),
+               LF_UINT("target", as->target));
+        sv->want = n;
     }
 }

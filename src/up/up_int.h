@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: MIT */
-/* up.h: what the files of `shoal up` share (private to up.c, up_instances.c, up_scale.c).
- *   up.c            the command: control plane, proxies, logs ring, API hooks, stop order;
- *   up_instances.c  the instance table: start, register, health replacement, drain and stop,
- *                   reconciling each service to its wanted replicas, rolling restarts;
- *   up_scale.c      load per service and instance from the proxies' metrics, the autoscaler.
+/* up_int.h: what the files of the stack share (up.h has the component's interface).
+ *   up.c         start and stop order, the proxies fed by the registry, the admin API's hooks;
+ *   instances.c  the instance table: start, register, health replacement, drain and stop,
+ *                carrying out reconcile and rolling-restart decisions (policy.c);
+ *   scale.c      load per service and instance from the proxies' metrics; the autoscaler's
+ *                inputs and actions (its decision is policy.c's);
+ *   logs.c       the services' output: the ring `shoal logs` reads, the log file;
+ *   view.c       the live status view on a terminal.
  * Everything runs on the main thread's loop. */
-#ifndef SHOAL_UP_H
-#define SHOAL_UP_H
+#ifndef SHOAL_UP_INT_H
+#define SHOAL_UP_INT_H
 
-#include "control_plane.h"
+#include "up/up.h"
 
 #include "proxy/proxy.h"
 #include "supervisor/supervisor.h"
@@ -18,13 +21,9 @@
 
 enum { UP_TICK_MS = 100 }; /* the supervisor's pace: starts, checks, drains, load samples */
 
-/* Drain before a stop: after deregistering, an instance is stopped once neither proxy lists
- * it any more and UP_DRAIN_SETTLE_MS have passed (requests already sent there finish), or
- * after UP_DRAIN_MAX_MS whatever happens. */
-enum { UP_DRAIN_SETTLE_MS = 1000, UP_DRAIN_MAX_MS = 5000 };
-/* A rolling restart gives each new instance this long to become ready before it gives up
- * (at least; more when the health check's interval x threshold is longer). */
-enum { UP_ROLL_STEP_MS = 60000 };
+/* Drain before a stop (UP_DRAIN_* in up.h): after deregistering, an instance is stopped once
+ * neither proxy lists it any more and UP_DRAIN_SETTLE_MS have passed (requests already sent
+ * there finish), or after UP_DRAIN_MAX_MS whatever happens. */
 /* Before its registration, an instance with a check is probed this often (or at its check's
  * interval when shorter), so it takes traffic soon after it is ready. */
 enum { UP_PROBE_MS = 250 };
@@ -82,10 +81,7 @@ struct up_service {
     double rps, in_flight, p99_ms;
     /* autoscaler */
     uint32_t desired;        /* what the last evaluation asked for */
-    uint64_t high_since_ms;  /* the metric has asked for more since then (0: it does not) */
-    uint64_t low_since_ms;   /* ... for fewer since then */
-    uint32_t low_max;        /* the most asked for while low (scale down to this) */
-    uint64_t last_up_ms;     /* the autoscaler's last scale-up */
+    struct up_scale_state scale;
 };
 
 /* The instances' output, kept for `shoal logs`: a ring of the last UP_LOG_LINES lines, each cut
@@ -131,10 +127,18 @@ struct up {
 
 /* up.c */
 void up_instance_stop_done(struct up *u); /* one stop counted by up_instances_stop_all ended */
-void up_logfile_flush(struct up *u); /* every tick: flush, rotate past its size limit */
 bool up_join_path(char *out, size_t n, const char *a, const char *b); /* a/b; false: too long */
 
-/* up_instances.c */
+/* logs.c */
+void up_logfile_open(struct up *u);  /* DATA_DIR/logs/services.log; a warning when it cannot */
+void up_logfile_flush(struct up *u); /* every tick: flush, rotate past its size limit */
+/* sup_procs_config.on_line: one line of an instance's output */
+void up_on_line(void *data, uint64_t id, enum sup_stream stream, struct slice line, bool is_cut);
+/* admin_supervisor.logs: GET /v1/logs */
+int up_render_logs(void *data, const char *service, uint64_t since_ms, uint64_t after_seq,
+                   const char *grep, struct buf *b);
+
+/* instances.c */
 int up_instances_init(struct up *u);             /* the manifest's replicas; 0 or SH_ENOMEM */
 void up_instances_free(struct up *u);            /* at exit, after the loop has ended */
 void up_instances_tick(struct up *u);            /* every 100 ms: start, check, drain, scale */
@@ -160,13 +164,13 @@ int up_service_restart(struct up *u, uint32_t service, uint32_t *count);
  * Returns how many stops to wait for. */
 uint32_t up_instances_stop_all(struct up *u, sup_stop_fn *cb, void *data);
 
-/* up_view.c: the live status view, when stdout is a terminal (see up_view_wanted) */
+/* view.c: the live status view, when stdout is a terminal (see up_view_wanted) */
 bool up_view_wanted(void);               /* stdout and stderr are terminals, TERM is not dumb */
 int up_view_start(struct up *u);         /* log to <data_dir>/shoal.log, enter the view */
 void up_view_draw(struct up *u);         /* once a second */
 void up_view_stop(struct up *u);         /* leave it (idempotent) */
 
-/* up_scale.c */
+/* scale.c */
 void up_load_tick(struct up *u);     /* every 100 ms: in-flight samples; every 1 s: the rest */
 void up_autoscale(struct up *u);     /* every 1 s, after the load sample */
 const char *up_target_name(enum manifest_target_kind k); /* "in_flight", "rps", "p99_ms" */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* up_instances.c: the instances of `shoal up`. Each service is kept at its wanted replica
+/* instances.c: the instances of `shoal up`. Each service is kept at its wanted replica
  * count (the manifest's, then `shoal scale`'s or the autoscaler's): missing instances are
  * added and start once what they depend on is healthy; extra ones retire. An instance with a
  * health check is registered only once it has passed it (probed here every UP_PROBE_MS with
@@ -9,7 +9,7 @@
  * stop_grace, SIGKILL. `shoal restart` replaces a service's instances one at a time, starting
  * the new one before the old one retires (when the port allows two), so the service never has
  * fewer ready instances than before. Thread: main. */
-#include "up.h"
+#include "up/up_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -627,39 +627,42 @@ static void drain(struct up *u, struct up_instance *in)
 /* ------------------------------------------------------------------------------------------
  * Replica count, rolling restart
  * ------------------------------------------------------------------------------------------ */
-/* Which instance leaves first when a service shrinks: one not started, then one not ready,
- * then the newest. */
+/* Which instance of <service> leaves first (up_policy_victim), or NULL. */
 static struct up_instance *victim(struct up *u, uint32_t service)
 {
-    struct up_instance *best = NULL;
-    int best_rank = -1;
+    struct up_member *m = sh_calloc(u->ninst + 1, sizeof(*m));
+    struct up_instance **who = sh_calloc(u->ninst + 1, sizeof(*who));
+    struct up_instance *out = NULL;
+    size_t n = 0, k;
 
-    for (size_t i = 0; i < u->ninst; i++) {
+    for (size_t i = 0; m && who && i < u->ninst; i++) {
         struct up_instance *in = u->inst[i];
-        int rank;
-        if (in->service != service || in->retiring)
+        if (in->service != service)
             continue;
-        rank = !in->started ? 2 : !up_instance_ready(u, in) ? 1 : 0;
-        if (rank > best_rank || (rank == best_rank && in->ordinal > best->ordinal)) {
-            best = in;
-            best_rank = rank;
-        }
+        m[n] = (struct up_member){.ordinal = in->ordinal, .is_started = in->started,
+                                  .is_ready = in->started && up_instance_ready(u, in),
+                                  .is_retiring = in->retiring};
+        who[n++] = in;
     }
-    return best;
+    k = m && who ? up_policy_victim(m, n) : SIZE_MAX;
+    if (k != SIZE_MAX)
+        out = who[k];
+    sh_free(m);
+    sh_free(who);
+    return out;
 }
 
 static void reconcile(struct up *u, uint32_t service)
 {
     struct up_service *sv = &u->svc[service];
-    uint32_t live = up_service_live(u, service, NULL);
+    int64_t delta = up_policy_reconcile(up_service_live(u, service, NULL), sv->want,
+                                        sv->roll == UP_ROLL_RUNNING);
 
-    if (sv->roll == UP_ROLL_RUNNING)
-        return; /* the restart owns the count until it ends */
-    for (; live < sv->want; live++) {
+    for (; delta > 0; delta--) {
         if (!add_instance(u, service))
             return;
     }
-    for (; live > sv->want; live--) {
+    for (; delta < 0; delta++) {
         struct up_instance *in = victim(u, service);
         if (!in)
             return;
@@ -712,19 +715,6 @@ int up_service_restart(struct up *u, uint32_t service, uint32_t *count)
     return 0;
 }
 
-/* How long a new instance may take to become ready: its health check's worst case, and at
- * least UP_ROLL_STEP_MS; on a fixed port, plus the old one's drain and stop. */
-static uint64_t roll_step_limit(const struct manifest_service *s)
-{
-    uint64_t hc = s->health.start_period_ms +
-                  3ull * SH_MAX(s->health.interval_ms, 1000u) * (s->health.healthy_threshold + 1);
-    uint64_t limit = SH_MAX((uint64_t)UP_ROLL_STEP_MS, hc);
-
-    if (s->port && !s->is_port_auto)
-        limit += UP_DRAIN_MAX_MS + (uint64_t)s->stop_grace_ms;
-    return limit;
-}
-
 /* One step of a rolling restart: a new instance (started beside the old one when the service's
  * port allows; else after the old one has gone), then, once it is ready, the old one retires. */
 static void roll(struct up *u, uint32_t service)
@@ -732,27 +722,43 @@ static void roll(struct up *u, uint32_t service)
     struct up_service *sv = &u->svc[service];
     const struct manifest_service *s = &u->m->services[service];
     uint64_t now = uv_now(&u->loop);
-    struct up_instance *nw, *old;
+    struct up_instance *nw = NULL, *old;
+    struct sup_instance_status st = {0};
+    struct up_roll_view v = {.has_new = sv->roll_new != 0, .done = sv->roll_done,
+                             .total = sv->roll_total, .waited_ms = now - sv->roll_step_ms,
+                             .limit_ms = up_policy_roll_step_limit(s)};
 
     if (sv->roll != UP_ROLL_RUNNING)
         return;
-    if (sv->roll_new) {
-        struct sup_instance_status st = {0};
+    if (v.has_new) {
         nw = up_instance_find(u, service, sv->roll_new);
-        if (nw && up_instance_ready(u, nw)) {
-            old = up_instance_find(u, service, sv->roll_cur);
-            if (old)
-                retire(u, old, "restart");
-            sv->roll_done++;
-            sv->roll_new = sv->roll_cur = 0;
-            snprintf(sv->roll_msg, sizeof(sv->roll_msg), "replaced %u of %u", sv->roll_done,
-                     sv->roll_total);
-            return;
-        }
+        v.is_new_gone = !nw;
+        v.is_new_ready = nw && up_instance_ready(u, nw);
         if (nw && nw->started && sup_instance_status(u->procs, nw->proc_id, &st) < 0)
             st.is_crash_loop = false;
-        if (nw && !st.is_crash_loop && now - sv->roll_step_ms < roll_step_limit(s))
-            return;
+        v.is_crash_loop = st.is_crash_loop;
+    } else {
+        /* skip the old ones that left meanwhile: nothing to replace */
+        for (; sv->roll_done < sv->roll_total; sv->roll_done++) {
+            old = up_instance_find(u, service, sv->roll_old[sv->roll_done]);
+            if (old && !old->retiring)
+                break;
+        }
+        v.done = sv->roll_done;
+    }
+    switch (up_policy_roll(&v)) {
+    case UP_ROLL_WAIT:
+        return;
+    case UP_ROLL_PROMOTE:
+        old = up_instance_find(u, service, sv->roll_cur);
+        if (old)
+            retire(u, old, "restart");
+        sv->roll_done++;
+        sv->roll_new = sv->roll_cur = 0;
+        snprintf(sv->roll_msg, sizeof(sv->roll_msg), "replaced %u of %u", sv->roll_done,
+                 sv->roll_total);
+        return;
+    case UP_ROLL_ABORT:
         snprintf(sv->roll_msg, sizeof(sv->roll_msg),
                  "stopped after %u of %u: %s %s; the other instances keep running",
                  sv->roll_done, sv->roll_total, nw ? nw->id : "the new instance",
@@ -761,17 +767,13 @@ static void roll(struct up *u, uint32_t service)
             retire(u, nw, "restart failed");
         roll_end(u, service, UP_ROLL_ABORTED);
         return;
-    }
-    for (; sv->roll_done < sv->roll_total; sv->roll_done++) {
-        old = up_instance_find(u, service, sv->roll_old[sv->roll_done]);
-        if (old && !old->retiring)
-            break; /* else it left meanwhile: nothing to replace */
-    }
-    if (sv->roll_done == sv->roll_total) {
+    case UP_ROLL_FINISHED:
         snprintf(sv->roll_msg, sizeof(sv->roll_msg), "%u instances replaced in %.1f s",
                  sv->roll_total, (double)(now - sv->roll_started_ms) / 1000.0);
         roll_end(u, service, UP_ROLL_DONE);
         return;
+    case UP_ROLL_NEXT:
+        break;
     }
     old = up_instance_find(u, service, sv->roll_old[sv->roll_done]);
     nw = add_instance(u, service);
