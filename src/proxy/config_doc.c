@@ -218,9 +218,10 @@ static int check_health(const struct sh_node *m, const char *path, void *obj, vo
     if (!h->path)
         return sh_node_fail(d, m, path, "missing required key 'path'");
     if (h->path[0] != '/')
-        return sh_node_fail(d, sh_node_get(m, "path"), path, "path: must start with '/'");
+        return sh_node_fail(d, sh_node_get(m, "path"), NULL, "%s.path: must start with '/'",
+                            path);
     if (h->interval_ms < 100)
-        return sh_node_fail(d, m, path, "interval: at least 100ms");
+        return sh_node_fail(d, m, NULL, "%s.interval: at least 100ms", path);
     return 0;
 }
 

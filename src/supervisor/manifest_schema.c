@@ -7,6 +7,7 @@
 
 #include "config/config.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -374,103 +375,147 @@ static int check_env_value(struct rd *r, const struct sh_node *env, size_t i, co
 /* ------------------------------------------------------------------------------------------
  * health, autoscale, resilience
  * ------------------------------------------------------------------------------------------ */
+/* health.http: the path to GET (kept in the manifest's arena); ctx is the reader. */
+static int read_health_http(const struct sh_node *v, const char *path, void *field, void *ctx,
+                            struct sh_diag *d)
+{
+    struct rd *r = ctx;
+    struct manifest_health *h = field;
+
+    (void)d;
+    h->kind = MANIFEST_HEALTH_HTTP;
+    SH_TRY(get_str(r, v, path, &h->http_path));
+    if (h->http_path[0] != '/' || strpbrk(h->http_path, " \t\r\n"))
+        return fail_at(r, v, "%s: expected a path starting with '/', like /health", path);
+    return 0;
+}
+
+static int read_health_tcp(const struct sh_node *v, const char *path, void *field, void *ctx,
+                           struct sh_diag *d)
+{
+    struct manifest_health *h = field;
+    bool on;
+
+    (void)ctx;
+    SH_TRY(sh_node_bool(v, path, &on, d));
+    if (!on)
+        return sh_node_fail(d, v, path, "write tcp: true, or leave health out");
+    h->kind = MANIFEST_HEALTH_TCP;
+    return 0;
+}
+
+static int check_health(const struct sh_node *m, const char *path, void *obj, void *ctx,
+                        struct sh_diag *d)
+{
+    struct manifest_health *h = obj;
+    const struct sh_node *timeout = sh_node_get(m, "timeout");
+
+    (void)ctx;
+    if (!sh_node_get(m, "http") == !sh_node_get(m, "tcp"))
+        return sh_node_fail(d, m, path, "give exactly one of http: /path and tcp: true");
+    if (!timeout && h->timeout_ms > h->interval_ms)
+        h->timeout_ms = h->interval_ms; /* the default never exceeds a short interval */
+    if (h->interval_ms < 100)
+        return sh_node_fail(d, sh_node_get(m, "interval"), NULL, "%s.interval: at least 100ms",
+                            path);
+    if (h->timeout_ms == 0 || h->timeout_ms > h->interval_ms)
+        return sh_node_fail(d, timeout ? timeout : m, NULL,
+                            "%s.timeout: expected above 0 and at most the interval", path);
+    return 0;
+}
+
+static const struct sh_field health_fields[] = {
+    {"http", SH_FIELD_FN, 0, 0, 0, NULL, read_health_http},
+    {"tcp", SH_FIELD_FN, 0, 0, 0, NULL, read_health_tcp},
+    {"interval", SH_FIELD_MS, offsetof(struct manifest_health, interval_ms), 0, 0, NULL, NULL},
+    {"timeout", SH_FIELD_MS, offsetof(struct manifest_health, timeout_ms), 0, 0, NULL, NULL},
+    {"healthy_threshold", SH_FIELD_U32, offsetof(struct manifest_health, healthy_threshold), 1,
+     100, NULL, NULL},
+    {"unhealthy_threshold", SH_FIELD_U32, offsetof(struct manifest_health, unhealthy_threshold),
+     1, 100, NULL, NULL},
+    {"start_period", SH_FIELD_MS, offsetof(struct manifest_health, start_period_ms), 0, 0, NULL,
+     NULL},
+};
+SH_SCHEMA(health_schema, health_fields, check_health);
+
 static int read_health(struct rd *r, const struct sh_node *m, const char *base,
                        struct manifest_health *h)
 {
-    static const char *const keys[] = {"http",     "tcp",
-                                       "interval", "timeout",
-                                       "healthy_threshold", "unhealthy_threshold",
-                                       "start_period",      NULL};
-    const struct sh_node *v, *http = sh_node_get(m, "http"), *tcp = sh_node_get(m, "tcp");
-    char p[160];
+    return sh_schema_read(&health_schema, m, base, h, r, r->d);
+}
 
-    snprintf(p, sizeof(p), "%s", base);
-    SH_TRY(sh_node_check_keys(m, keys, p, r->d));
-    if (!http == !tcp)
-        return fail_at(r, m, "%s: give exactly one of http: /path and tcp: true", p);
-    if (http) {
-        h->kind = MANIFEST_HEALTH_HTTP;
-        SH_TRY(get_str(r, http, pathf(r, "%s.http", p), &h->http_path));
-        if (h->http_path[0] != '/' || strpbrk(h->http_path, " \t\r\n"))
-            return fail_at(r, http, "%s.http: expected a path starting with '/', like /health",
-                           p);
+/* autoscale.target: exactly one of in_flight, rps and p99, into the whole manifest_autoscale */
+static int read_scale_target(const struct sh_node *t, const char *path, void *field, void *ctx,
+                             struct sh_diag *d)
+{
+    static const char *const tkeys[] = {"in_flight", "rps", "p99", NULL};
+    struct manifest_autoscale *a = field;
+    struct rd *r = ctx;
+    const struct sh_node *v;
+    char p[192];
+    uint32_t n = 0;
+
+    SH_TRY(sh_node_check_keys(t, tkeys, path, d));
+    if (t->count != 1)
+        return fail_at(r, t, "%s: give exactly one of in_flight, rps and p99", path);
+    if ((v = sh_node_get(t, "in_flight"))) {
+        a->target_kind = MANIFEST_TARGET_IN_FLIGHT;
+        snprintf(p, sizeof(p), "%s.in_flight", path);
+        SH_TRY(get_u32(r, v, p, 1, 100000, &n));
+        a->target = n;
+    } else if ((v = sh_node_get(t, "rps"))) {
+        a->target_kind = MANIFEST_TARGET_RPS;
+        snprintf(p, sizeof(p), "%s.rps", path);
+        SH_TRY(get_u32(r, v, p, 1, 10000000, &n));
+        a->target = n;
     } else {
-        bool on;
-        SH_TRY(sh_node_bool(tcp, pathf(r, "%s.tcp", p), &on, r->d));
-        if (!on)
-            return fail_at(r, tcp, "%s.tcp: write tcp: true, or leave health out", p);
-        h->kind = MANIFEST_HEALTH_TCP;
+        v = sh_node_get(t, "p99");
+        a->target_kind = MANIFEST_TARGET_P99_MS;
+        snprintf(p, sizeof(p), "%s.p99", path);
+        SH_TRY(get_ms(r, v, p, &n));
+        if (n == 0)
+            return fail_at(r, v, "%s: expected above 0", p);
+        a->target = n;
     }
-    if ((v = sh_node_get(m, "interval")))
-        SH_TRY(get_ms(r, v, pathf(r, "%s.interval", p), &h->interval_ms));
-    if ((v = sh_node_get(m, "timeout")))
-        SH_TRY(get_ms(r, v, pathf(r, "%s.timeout", p), &h->timeout_ms));
-    else if (h->timeout_ms > h->interval_ms)
-        h->timeout_ms = h->interval_ms; /* the default never exceeds a short interval */
-    if ((v = sh_node_get(m, "healthy_threshold")))
-        SH_TRY(get_u32(r, v, pathf(r, "%s.healthy_threshold", p), 1, 100, &h->healthy_threshold));
-    if ((v = sh_node_get(m, "unhealthy_threshold")))
-        SH_TRY(get_u32(r, v, pathf(r, "%s.unhealthy_threshold", p), 1, 100,
-                    &h->unhealthy_threshold));
-    if ((v = sh_node_get(m, "start_period")))
-        SH_TRY(get_ms(r, v, pathf(r, "%s.start_period", p), &h->start_period_ms));
-    if (h->interval_ms < 100)
-        return fail_at(r, sh_node_get(m, "interval"), "%s.interval: at least 100ms", p);
-    if (h->timeout_ms == 0 || h->timeout_ms > h->interval_ms)
-        return fail_at(r, sh_node_get(m, "timeout") ? sh_node_get(m, "timeout") : m,
-                       "%s.timeout: expected above 0 and at most the interval", p);
     return 0;
 }
+
+static int check_autoscale(const struct sh_node *m, const char *path, void *obj, void *ctx,
+                           struct sh_diag *d)
+{
+    static const char *const required[] = {"min", "max", "target"};
+    const struct manifest_autoscale *a = obj;
+    const struct sh_node *v;
+
+    (void)ctx;
+    for (size_t i = 0; i < SH_ARRAY_LEN(required); i++)
+        SH_TRY(sh_node_require(m, required[i], path, &v, d));
+    if (a->min > a->max)
+        return sh_node_fail(d, sh_node_get(m, "min"), NULL, "%s.min: %u is above max (%u)", path,
+                            a->min, a->max);
+    return 0;
+}
+
+static const struct sh_field autoscale_fields[] = {
+    {"min", SH_FIELD_U32, offsetof(struct manifest_autoscale, min), 0, MANIFEST_MAX_REPLICAS,
+     NULL, NULL},
+    {"max", SH_FIELD_U32, offsetof(struct manifest_autoscale, max), 1, MANIFEST_MAX_REPLICAS,
+     NULL, NULL},
+    {"target", SH_FIELD_FN, 0, 0, 0, NULL, read_scale_target},
+    {"up_cooldown", SH_FIELD_MS, offsetof(struct manifest_autoscale, up_cooldown_ms), 0, 0, NULL,
+     NULL},
+    {"down_cooldown", SH_FIELD_MS, offsetof(struct manifest_autoscale, down_cooldown_ms), 0, 0,
+     NULL, NULL},
+};
+SH_SCHEMA(autoscale_schema, autoscale_fields, check_autoscale);
 
 static int read_autoscale(struct rd *r, const struct sh_node *m, const char *base,
                           struct manifest_autoscale *a)
 {
-    static const char *const keys[] = {"min", "max", "target", "up_cooldown", "down_cooldown",
-                                       NULL};
-    static const char *const tkeys[] = {"in_flight", "rps", "p99", NULL};
-    const struct sh_node *v, *t;
-    char p[160];
-
-    snprintf(p, sizeof(p), "%s", base);
-    SH_TRY(sh_node_check_keys(m, keys, p, r->d));
     a->is_set = true;
     a->up_cooldown_ms = 30000;
     a->down_cooldown_ms = 300000;
-    SH_TRY(sh_node_require(m, "min", p, &v, r->d));
-    SH_TRY(get_u32(r, v, pathf(r, "%s.min", p), 0, MANIFEST_MAX_REPLICAS, &a->min));
-    SH_TRY(sh_node_require(m, "max", p, &v, r->d));
-    SH_TRY(get_u32(r, v, pathf(r, "%s.max", p), 1, MANIFEST_MAX_REPLICAS, &a->max));
-    if (a->min > a->max)
-        return fail_at(r, sh_node_get(m, "min"), "%s.min: %u is above max (%u)", p, a->min,
-                       a->max);
-    SH_TRY(sh_node_require(m, "target", p, &t, r->d));
-    SH_TRY(sh_node_check_keys(t, tkeys, pathf(r, "%s.target", p), r->d));
-    if (t->count != 1)
-        return fail_at(r, t, "%s.target: give exactly one of in_flight, rps and p99", p);
-    if ((v = sh_node_get(t, "in_flight"))) {
-        uint32_t n;
-        a->target_kind = MANIFEST_TARGET_IN_FLIGHT;
-        SH_TRY(get_u32(r, v, pathf(r, "%s.target.in_flight", p), 1, 100000, &n));
-        a->target = n;
-    } else if ((v = sh_node_get(t, "rps"))) {
-        uint32_t n;
-        a->target_kind = MANIFEST_TARGET_RPS;
-        SH_TRY(get_u32(r, v, pathf(r, "%s.target.rps", p), 1, 10000000, &n));
-        a->target = n;
-    } else {
-        uint32_t ms = 0;
-        v = sh_node_get(t, "p99");
-        a->target_kind = MANIFEST_TARGET_P99_MS;
-        SH_TRY(get_ms(r, v, pathf(r, "%s.target.p99", p), &ms));
-        if (ms == 0)
-            return fail_at(r, v, "%s.target.p99: expected above 0", p);
-        a->target = ms;
-    }
-    if ((v = sh_node_get(m, "up_cooldown")))
-        SH_TRY(get_ms(r, v, pathf(r, "%s.up_cooldown", p), &a->up_cooldown_ms));
-    if ((v = sh_node_get(m, "down_cooldown")))
-        SH_TRY(get_ms(r, v, pathf(r, "%s.down_cooldown", p), &a->down_cooldown_ms));
-    return 0;
+    return sh_schema_read(&autoscale_schema, m, base, a, r, r->d);
 }
 
 /* The keys of the gateway's cluster that are policies; their insides are the proxy's to read
@@ -953,8 +998,12 @@ static int put_clusters(const struct manifest *m, struct sh_doc *doc, struct sh_
         struct sh_node *cl = sh_node_new(doc, SH_NODE_MAP, s->node->line, s->node->col);
         if (!cl)
             return SH_ENOMEM;
+        char origin[96];
         SH_TRY(put(doc, cl, "name", s->node, scalar_at(doc, s->name, s->node)));
         SH_TRY(put(doc, cl, "service", s->node, scalar_at(doc, s->name, s->node)));
+        /* the proxy names what it finds wrong in here as the user wrote it */
+        snprintf(origin, sizeof(origin), "services.%s.resilience", s->name);
+        SH_TRY(sh_node_set_origin(doc, cl, origin));
         for (size_t k = 0; s->resilience && k < s->resilience->count; k++)
             SH_TRY(sh_node_map_append(doc, cl, s->resilience->items[k], s->resilience->values[k]));
         SH_TRY(sh_node_seq_append(doc, clusters, cl));
@@ -985,8 +1034,11 @@ static int build_gateway_doc(const struct manifest *m, struct sh_doc *doc)
         return SH_ENOMEM;
     for (size_t i = 0; i < m->gateway.route_count; i++) {
         struct sh_node *rt = route_copy(doc, m->gateway.routes->items[i]);
+        char origin[48];
         if (!rt)
             return SH_ENOMEM;
+        snprintf(origin, sizeof(origin), "gateway.routes[%zu]", i);
+        SH_TRY(sh_node_set_origin(doc, rt, origin));
         SH_TRY(sh_node_seq_append(doc, routes, rt));
     }
     return put(doc, top, "routes", routes, routes);

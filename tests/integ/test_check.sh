@@ -61,7 +61,13 @@ expect_bad "route to an unknown service" \
     "shoal.yaml:5:17: gateway.routes[0].service: no service named 'web'"
 expect_bad "resilience checked by the gateway's reader" \
     $'services:\n  api:\n    command: x\n    port: auto\n    resilience: {retry: {max: 50}}\n' \
-    'shoal.yaml:5:31: clusters[api].retry.max: 50 is out of range (0..10)'
+    'shoal.yaml:5:31: services.api.resilience.retry.max: 50 is out of range (0..10)'
+expect_bad "a resilience key misspelt, named as written" \
+    $'services:\n  api:\n    command: x\n    port: auto\n    resilience: {outlier: {panic: 10}}\n' \
+    "shoal.yaml:5:28: services.api.resilience.outlier: unknown key 'panic' (allowed: consecutive_errors, base_ejection, max_ejection, max_ejection_percent, panic_threshold)"
+expect_bad "a route's policy named as written" \
+    $'services:\n  api: {command: x, port: auto}\ngateway:\n  routes:\n    - {service: api, retry: {on: [sometimes]}}\n' \
+    "shoal.yaml:5:35: gateway.routes[0].retry.on[0]: 'sometimes' is not a retry condition (connect, reset, timeout, 5xx, or a status from 400 to 599)"
 
 # a YAML syntax error: exit 1, a position in the file
 printf 'services:\n  api: [\n' >"$tmp/shoal.yaml"
