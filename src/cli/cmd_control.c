@@ -251,6 +251,22 @@ void cli__escape(struct buf *b, const char *s)
 /* ------------------------------------------------------------------------------------------
  * shoal services
  * ------------------------------------------------------------------------------------------ */
+
+/* The options of a command that takes only --json: true (after the usage message) when
+ * another is given. Sets jansson's allocator for what follows. */
+static bool json_flag_only(const struct cli_command *cmd, int argc, char **argv, bool *json_out)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") != 0) {
+            cli_usage_error(cmd, "unknown option '%s'", argv[i]);
+            return true;
+        }
+        *json_out = true;
+    }
+    json_set_alloc_funcs(sh_malloc, sh_free);
+    return false;
+}
+
 int cli_cmd_services(int argc, char **argv)
 {
     const struct cli_command *cmd = cli_find("services");
@@ -260,13 +276,8 @@ int cli_cmd_services(int argc, char **argv)
     const char *name;
     json_t *tags;
 
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
-            json_out = true;
-        else
-            return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
-    }
-    json_set_alloc_funcs(sh_malloc, sh_free);
+    if (json_flag_only(cmd, argc, argv, &json_out))
+        return 2;
     if (cli__api("GET", "/v1/catalog/services", SLICE(""), 10000, &c))
         return 1;
     if (c.status != 200)
@@ -365,13 +376,8 @@ int cli_cmd_ps(int argc, char **argv)
     json_t *list, *e;
     size_t i;
 
-    for (int k = 1; k < argc; k++) {
-        if (!strcmp(argv[k], "--json"))
-            json_out = true;
-        else
-            return cli_usage_error(cmd, "unknown option '%s'", argv[k]);
-    }
-    json_set_alloc_funcs(sh_malloc, sh_free);
+    if (json_flag_only(cmd, argc, argv, &json_out))
+        return 2;
     if (cli__api("GET", "/v1/instances", SLICE(""), 10000, &c))
         return 1;
     if (c.status != 200)
@@ -634,6 +640,21 @@ static int config_write(const char *method, const char *key, struct slice value,
     return rc;
 }
 
+/* An answer the command prints: as it came with --json (true: done), else parsed into *arr
+ * (NULL when it is not JSON) for a table. The body is released either way. */
+static bool json_or_parse(struct cli_call *c, bool json_out, json_t **arr)
+{
+    *arr = NULL;
+    if (json_out) {
+        fwrite(c->body.data, 1, c->body.len, stdout);
+        putchar('\n');
+    } else {
+        *arr = json_loadb(c->body.data, c->body.len, 0, NULL);
+    }
+    buf_release(&c->body);
+    return json_out;
+}
+
 static int config_ls(const char *prefix, bool json_out)
 {
     struct buf path = BUF_INIT(2048);
@@ -657,14 +678,8 @@ static int config_ls(const char *prefix, bool json_out)
     }
     if (c.status != 200)
         return cli__api_error("config ls", &c);
-    if (json_out) {
-        fwrite(c.body.data, 1, c.body.len, stdout);
-        putchar('\n');
-        buf_release(&c.body);
+    if (json_or_parse(&c, json_out, &arr))
         return 0;
-    }
-    arr = json_loadb(c.body.data, c.body.len, 0, NULL);
-    buf_release(&c.body);
     json_array_foreach(arr, i, e) {
         printf("%s\t(index %lld)\n", json_string_value(json_object_get(e, "Key")),
                (long long)json_integer_value(json_object_get(e, "ModifyIndex")));
@@ -732,14 +747,8 @@ static int config_history(const char *key, bool json_out)
         return 1;
     if (c.status != 200)
         return cli__api_error("config history", &c);
-    if (json_out) {
-        fwrite(c.body.data, 1, c.body.len, stdout);
-        putchar('\n');
-        buf_release(&c.body);
+    if (json_or_parse(&c, json_out, &arr))
         return 0;
-    }
-    arr = json_loadb(c.body.data, c.body.len, 0, NULL);
-    buf_release(&c.body);
     printf("%-10s %s\n", "INDEX", "VALUE (base64)");
     json_array_foreach(arr, i, e) {
         const char *v = json_string_value(json_object_get(e, "Value"));

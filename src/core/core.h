@@ -82,6 +82,9 @@ struct sh_diag {
     char what[160];
 };
 void sh_diag_set(struct sh_diag *d, const char *where, const char *fmt, ...) SH_PRINTF(3, 4);
+/* Formats into buf (n bytes, cut to fit, NUL-terminated) and returns buf: the readers' way to
+ * build the path of a key for a message, sh_fmt(path, sizeof(path), "%s.%s", base, key). */
+const char *sh_fmt(char *buf, size_t n, const char *fmt, ...) SH_PRINTF(3, 4);
 
 /* The longest API token (admin API, CLI, gateway discovery) accepted anywhere; a longer one
  * is refused where it is given, never cut. Buffers hold SH_TOKEN_MAX_LEN + 1 bytes. */

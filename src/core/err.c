@@ -46,3 +46,13 @@ void sh_diag_set(struct sh_diag *d, const char *where, const char *fmt, ...)
     vsnprintf(d->what, sizeof(d->what), fmt, ap);
     va_end(ap);
 }
+
+const char *sh_fmt(char *buf, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, n, fmt, ap);
+    va_end(ap);
+    return buf;
+}

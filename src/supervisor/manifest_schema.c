@@ -20,16 +20,8 @@ struct rd {
     char path[160];
 };
 
-static const char *pathf(struct rd *r, const char *fmt, ...) SH_PRINTF(2, 3);
-static const char *pathf(struct rd *r, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(r->path, sizeof(r->path), fmt, ap);
-    va_end(ap);
-    return r->path;
-}
+/* The path of a key, for messages, in the reader's buffer. */
+#define pathf(r, ...) sh_fmt((r)->path, sizeof((r)->path), __VA_ARGS__)
 
 /* An error at node n of this reader's document (the path is part of the message). */
 #define fail_at(r, n, ...) sh_node_fail((r)->d, (n), NULL, __VA_ARGS__)

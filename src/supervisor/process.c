@@ -717,15 +717,7 @@ int sup_instance_start(struct sup_procs *procs, const struct sup_instance_spec *
             return rc;
         rc = SH_ENOMEM;
     }
-    if (procs->count == procs->cap) {
-        size_t cap = procs->cap ? procs->cap * 2 : 8;
-        struct sup_instance **items = sh_realloc(procs->items, cap * sizeof(*items));
-
-        if (!items)
-            return SH_ENOMEM;
-        procs->items = items;
-        procs->cap = cap;
-    }
+    SH_TRY(sh_array_reserve(&procs->items, &procs->cap, procs->count + 1, sizeof(*procs->items)));
     inst = sh_calloc(1, sizeof(*inst));
     if (!inst)
         return SH_ENOMEM;

@@ -89,14 +89,8 @@ static struct up_instance *add_instance(struct up *u, uint32_t service)
 {
     struct up_instance *in;
 
-    if (u->ninst == u->inst_cap) {
-        size_t cap = u->inst_cap ? u->inst_cap * 2 : 16;
-        struct up_instance **grown = sh_realloc(u->inst, cap * sizeof(*grown));
-        if (!grown)
-            return NULL;
-        u->inst = grown;
-        u->inst_cap = cap;
-    }
+    if (sh_array_reserve(&u->inst, &u->inst_cap, u->ninst + 1, sizeof(*u->inst)) < 0)
+        return NULL;
     in = sh_calloc(1, sizeof(*in));
     if (!in)
         return NULL;
