@@ -50,8 +50,7 @@ static uint64_t num(const char *p)
     for (e = p; *e >= '0' && *e <= '9'; e++)
         ;
     uint64_t v = 0;
-    if (slice_to_u64((struct slice){p, (size_t)(e - p)}, &v) != 0)
-        return 0;
+    if (slice_to_u64((struct slice){p, (size_t)(e - p)}, &v) != 0) return 0;
     return v;
 }
 
@@ -71,12 +70,11 @@ static void die(const char *what)
 
 static int connect_to(uint16_t port)
 {
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port),
-                              .sin_addr.s_addr = htonl(0x7f000001)};
+    struct sockaddr_in sin = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(0x7f000001)};
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
 
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
-        die("connect");
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) die("connect");
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     return fd;
 }
@@ -85,10 +83,8 @@ static void send_all(int fd, const char *p, size_t n)
 {
     while (n) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            die("send");
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) die("send");
         p += w;
         n -= (size_t)w;
     }
@@ -100,8 +96,7 @@ static const char *field(const char *head, const char *name)
     size_t n = strlen(name);
 
     for (const char *p = strstr(head, "\r\n"); p && p[2]; p = strstr(p + 2, "\r\n")) {
-        if (!strncasecmp(p + 2, name, n) && p[2 + n] == ':')
-            return p + 3 + n;
+        if (!strncasecmp(p + 2, name, n) && p[2 + n] == ':') return p + 3 + n;
     }
     return NULL;
 }
@@ -127,8 +122,8 @@ static bool feed(struct conn *c, const char *p, size_t n, double t)
                 continue;
             }
             size_t used = (size_t)(end + 4 - c->head) - (c->head_len - take);
-            const char *cl = field(c->head, "Content-Length"), *ix = field(c->head,
-                                                                           "X-Consul-Index");
+            const char *cl = field(c->head, "Content-Length"),
+                       *ix = field(c->head, "X-Consul-Index");
             c->status = (int)num(c->head + 9);
             c->body_left = cl ? (long long)num(cl) : 0;
             c->index = ix ? num(ix) : 0;
@@ -187,12 +182,10 @@ static double cpu_of_pid(int pid)
     FILE *f;
     unsigned long ut = 0, st = 0;
 
-    if (pid <= 0)
-        return 0;
+    if (pid <= 0) return 0;
     snprintf(path, sizeof(path), "/proc/%d/stat", pid);
     f = fopen(path, "r");
-    if (!f)
-        return 0;
+    if (!f) return 0;
     if (fgets(buf, sizeof(buf), f)) {
         const char *p = strrchr(buf, ')');
         int field_no = 2;
@@ -255,20 +248,18 @@ int main(int argc, char **argv)
     setrlimit(RLIMIT_NOFILE, &rl);
     struct conn *cs = sh_calloc((size_t)watchers + 1, sizeof(*cs)); /* [watchers]: the writer */
     double *samples = sh_calloc((size_t)(watchers * rounds), sizeof(double));
-    double *last = sh_calloc((size_t)rounds, sizeof(double)), *answer = sh_calloc((size_t)rounds,
-                                                                            sizeof(double));
+    double *last = sh_calloc((size_t)rounds, sizeof(double)),
+           *answer = sh_calloc((size_t)rounds, sizeof(double));
     double server_cpu = 0, client_cpu = 0;
     size_t ns = 0;
     int ep = epoll_create1(EPOLL_CLOEXEC);
     bool extra = false;
 
-    if (!cs || !samples || !last || !answer || ep < 0)
-        die("setup");
+    if (!cs || !samples || !last || !answer || ep < 0) die("setup");
     for (long i = 0; i <= watchers; i++) {
         struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)i};
         cs[i].fd = connect_to((uint16_t)port);
-        if (epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev) < 0)
-            die("epoll_ctl");
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev) < 0) die("epoll_ctl");
     }
     /* the current index, from one plain read on the writer's connection */
     struct conn *wr = &cs[watchers];
@@ -277,8 +268,7 @@ int main(int argc, char **argv)
     send_all(wr->fd, req, (size_t)n);
     while (!wr->done) {
         ssize_t r = recv(wr->fd, rbuf, sizeof(rbuf), 0);
-        if (r <= 0)
-            die("reading the index");
+        if (r <= 0) die("reading the index");
         feed(wr, rbuf, (size_t)r, now_s());
     }
     uint64_t index = wr->index;
@@ -287,9 +277,10 @@ int main(int argc, char **argv)
         double t0, deadline;
         for (long i = 0; i < watchers; i++) {
             reset(&cs[i]);
-            n = snprintf(req, sizeof(req),
-                         "GET /v1/health/service/%s?index=%llu&wait=300s HTTP/1.1\r\nHost: b\r\n\r\n",
-                         service, (unsigned long long)index);
+            n = snprintf(
+                req, sizeof(req),
+                "GET /v1/health/service/%s?index=%llu&wait=300s HTTP/1.1\r\nHost: b\r\n\r\n",
+                service, (unsigned long long)index);
             send_all(cs[i].fd, req, (size_t)n);
         }
         usleep((useconds_t)settle_ms * 1000);
@@ -319,8 +310,7 @@ int main(int argc, char **argv)
         while (pending > 0) {
             struct epoll_event evs[256];
             int k = epoll_wait(ep, evs, 256, 1000);
-            if (k < 0 && errno == EINTR)
-                continue;
+            if (k < 0 && errno == EINTR) continue;
             if (now_s() > deadline) {
                 fprintf(stderr, "bench_fanout: round %ld: %ld answers missing after 60 s\n", rnd,
                         pending);
@@ -333,8 +323,7 @@ int main(int argc, char **argv)
                     fprintf(stderr, "bench_fanout: a connection closed in round %ld\n", rnd);
                     return 1;
                 }
-                if (r > 0 && !c->done && feed(c, rbuf, (size_t)r, now_s()))
-                    pending--;
+                if (r > 0 && !c->done && feed(c, rbuf, (size_t)r, now_s())) pending--;
             }
         }
         double scpu1 = cpu_of_pid((int)server_pid), ccpu1 = cpu_self();

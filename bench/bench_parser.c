@@ -6,8 +6,8 @@
  * Each workload is a stream of many messages (about 256 KiB) fed in one call per verdict, as a
  * server does with a full read buffer; a run repeats the stream for about --ms milliseconds and
  * the best of --runs runs is printed as a markdown table row. Time is the thread's CPU time,
- * and the parsers take turns run by run, because the machine is shared. Single-threaded, no I/O besides
- * the table. Usage: bench_parser [--ms N] [--runs N]    (defaults 1000 and 5) */
+ * and the parsers take turns run by run, because the machine is shared. Single-threaded, no I/O
+ * besides the table. Usage: bench_parser [--ms N] [--runs N]    (defaults 1000 and 5) */
 #include "core/core.h"
 #include "http/http.h"
 #ifdef SHOAL_BENCH_HTTP_PARSER
@@ -25,7 +25,8 @@ static const char browser_get[] =
     "GET /products/widgets?color=blue&size=m HTTP/1.1\r\n"
     "Host: shop.example.com\r\n"
     "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Firefox/115.0\r\n"
-    "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8\r\n"
+    "Accept: "
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8\r\n"
     "Accept-Language: en-US,en;q=0.5\r\n"
     "Accept-Encoding: gzip, deflate, br\r\n"
     "Referer: https://shop.example.com/products?page=2\r\n"
@@ -45,7 +46,8 @@ static const char api_post[] =
     "User-Agent: shoal-client/0.1\r\n"
     "Accept: application/json\r\n"
     "Content-Type: application/json\r\n"
-    "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N\r\n"
+    "Authorization: Bearer "
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N\r\n"
     "X-Request-Id: 7d3f1c2a-9b8e-4f6d-a5c4-3b2a1f0e9d8c\r\n";
 static const char api_post_body[] =
     "{\"customer\":\"c-10293\",\"items\":[{\"sku\":\"W-001\",\"qty\":2,\"price\":1999},"
@@ -54,12 +56,11 @@ static const char api_post_body[] =
 
 static const char ping[] = "GET /ping HTTP/1.1\r\nHost: svc\r\n\r\n";
 
-static const char resp_json[] =
-    "HTTP/1.1 200 OK\r\n"
-    "Date: Mon, 01 Jan 2024 12:00:00 GMT\r\n"
-    "Server: shoal\r\n"
-    "Content-Type: application/json\r\n"
-    "Cache-Control: no-store\r\n";
+static const char resp_json[] = "HTTP/1.1 200 OK\r\n"
+                                "Date: Mon, 01 Jan 2024 12:00:00 GMT\r\n"
+                                "Server: shoal\r\n"
+                                "Content-Type: application/json\r\n"
+                                "Cache-Control: no-store\r\n";
 static const char resp_json_body[] =
     "{\"id\":\"o-5566\",\"status\":\"accepted\",\"total\":9247,\"currency\":\"EUR\","
     "\"eta\":\"2024-01-04\",\"links\":{\"self\":\"/api/v1/o/5566\"}}";
@@ -166,8 +167,7 @@ static long shoal_parse_stream(struct http_parser *p, const char *s, size_t len,
     }
     /* a body-less last message reports DONE on the next call */
     size_t used;
-    if (http_parser_feed(p, s + len, 0, &used) == HTTP_DONE)
-        msgs++;
+    if (http_parser_feed(p, s + len, 0, &used) == HTTP_DONE) msgs++;
     return msgs;
 }
 
@@ -197,8 +197,7 @@ static int run_once(enum which w, struct http_parser *p, const struct workload *
         for (int rep = 0; rep < 8; rep++) {
             unsigned long long body = 0;
             long n = -1;
-            if (w == P_SHOAL)
-                n = shoal_parse_stream(p, s->data, s->len, &body);
+            if (w == P_SHOAL) n = shoal_parse_stream(p, s->data, s->len, &body);
 #ifdef SHOAL_BENCH_HTTP_PARSER
             else
                 n = ref_parse_stream(s->data, s->len, wl->kind == HTTP_RESPONSE, &body);
@@ -257,14 +256,12 @@ int main(int argc, char **argv)
 #ifdef SHOAL_BENCH_HTTP_PARSER
         nparsers = 2;
 #endif
-        if (http_parser_init(&p, wl->kind, NULL) < 0)
-            return 1;
+        if (http_parser_init(&p, wl->kind, NULL) < 0) return 1;
         for (int r = 0; r < runs && !bad; r++) {
             for (int w = 0; w < nparsers && !bad; w++) {
                 struct result res;
                 bad = run_once((enum which)w, &p, wl, &s, want, ms, &res) < 0;
-                if (!bad && res.mb_s > best[w].mb_s)
-                    best[w] = res;
+                if (!bad && res.mb_s > best[w].mb_s) best[w] = res;
             }
         }
         http_parser_release(&p);
@@ -274,9 +271,8 @@ int main(int argc, char **argv)
             printf("| %s | %zu | shoal | %.0f | %.0f |\n", wl->name, s.len / (size_t)want,
                    best[P_SHOAL].mb_s, best[P_SHOAL].msgs_s);
 #ifdef SHOAL_BENCH_HTTP_PARSER
-            printf("| %s | %zu | http-parser %s | %.0f | %.0f |\n", wl->name,
-                   s.len / (size_t)want, ref_parser_version(), best[P_REF].mb_s,
-                   best[P_REF].msgs_s);
+            printf("| %s | %zu | http-parser %s | %.0f | %.0f |\n", wl->name, s.len / (size_t)want,
+                   ref_parser_version(), best[P_REF].mb_s, best[P_REF].msgs_s);
 #endif
         }
         fflush(stdout);

@@ -84,8 +84,7 @@ int main(int argc, char **argv)
         snprintf(key, sizeof(key), "/bench/put/%08zu", i);
         t0 = sh_now_us();
         rc = store_put(st, slice_from_cstr(key), value, 0, NULL);
-        if (rc < 0)
-            return die("put", rc);
+        if (rc < 0) return die("put", rc);
         lat[i] = sh_now_us() - t0;
     }
     report("durable put, 1 writer, sequential", lat, n, sh_now_us() - total, 1);
@@ -97,15 +96,13 @@ int main(int argc, char **argv)
         char keys[10][64];
         for (size_t k = 0; k < 10; k++) {
             snprintf(keys[k], sizeof(keys[k]), "/bench/txn/%08zu/%zu", i, k);
-            ops[k] = (struct store_op){.type = STORE_OP_PUT,
-                                       .span = STORE_KEY(slice_from_cstr(keys[k])),
-                                       .value = value};
+            ops[k] = (struct store_op){
+                .type = STORE_OP_PUT, .span = STORE_KEY(slice_from_cstr(keys[k])), .value = value};
         }
         struct store_txn_result tr;
         t0 = sh_now_us();
         rc = store_txn(st, &(struct store_txn){.success = ops, .success_count = 10}, &tr);
-        if (rc < 0)
-            return die("txn", rc);
+        if (rc < 0) return die("txn", rc);
         lat[i] = sh_now_us() - t0;
     }
     report("durable txn of 10 puts (puts/s)", lat, txns, sh_now_us() - total, 10);
@@ -117,8 +114,7 @@ int main(int argc, char **argv)
         t0 = sh_now_us();
         rc = store_get(st, slice_from_cstr(key), &res);
         store_result_release(&res);
-        if (rc < 0)
-            return die("get", rc);
+        if (rc < 0) return die("get", rc);
         lat[i] = sh_now_us() - t0;
     }
     report("get (random key)", lat, n, sh_now_us() - total, 1);
@@ -126,20 +122,17 @@ int main(int argc, char **argv)
     for (int with_others = 0; with_others < 2; with_others++) {
         struct watch_probe probe = {0};
         struct store_watch *w, **others = calloc(1000, sizeof(*others));
-        if (!others)
-            return die("calloc", SH_ENOMEM);
+        if (!others) return die("calloc", SH_ENOMEM);
         for (size_t k = 0; with_others && k < 1000; k++) {
             snprintf(key, sizeof(key), "/bench/other/%zu/", k);
-            rc = store_watch(st, &(struct store_watch_config){.span = STORE_PREFIX(
-                                                                  slice_from_cstr(key))},
-                             on_other, NULL, &others[k]);
-            if (rc < 0)
-                return die("watch", rc);
+            rc = store_watch(
+                st, &(struct store_watch_config){.span = STORE_PREFIX(slice_from_cstr(key))},
+                on_other, NULL, &others[k]);
+            if (rc < 0) return die("watch", rc);
         }
         rc = store_watch(st, &(struct store_watch_config){.span = STORE_PREFIX(SLICE("/bench/w/"))},
                          on_event, &probe, &w);
-        if (rc < 0)
-            return die("watch", rc);
+        if (rc < 0) return die("watch", rc);
         size_t m = n / 2;
         total = sh_now_us();
         for (size_t i = 0; i < m; i++) {
@@ -147,8 +140,7 @@ int main(int argc, char **argv)
             probe.started_us = sh_now_us();
             probe.seen_us = 0;
             rc = store_put(st, slice_from_cstr(key), value, 0, NULL);
-            if (rc < 0 || !probe.seen_us)
-                return die("watched put", rc < 0 ? rc : SH_EIO);
+            if (rc < 0 || !probe.seen_us) return die("watched put", rc < 0 ? rc : SH_EIO);
             lat[i] = probe.seen_us - probe.started_us;
         }
         report(with_others ? "put -> watch callback, +1000 other watches"

@@ -32,8 +32,7 @@ static void *sym(void *h, const char *name)
 {
     void *s = dlsym(h, name);
 
-    if (!s)
-        fprintf(stderr, "ref_http_parser: %s: %s\n", name, dlerror());
+    if (!s) fprintf(stderr, "ref_http_parser: %s: %s\n", name, dlerror());
     return s;
 }
 
@@ -41,8 +40,7 @@ static bool load(void)
 {
     void *h, *s;
 
-    if (lib.tried)
-        return lib.ok;
+    if (lib.tried) return lib.ok;
     lib.tried = true;
     h = dlopen(SHOAL_HTTP_PARSER_SO, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
     if (!h) {
@@ -50,14 +48,11 @@ static bool load(void)
         return false;
     }
     /* memcpy: ISO C has no conversion from void * to a function pointer */
-    if (!(s = sym(h, "http_parser_init")))
-        return false;
+    if (!(s = sym(h, "http_parser_init"))) return false;
     memcpy(&lib.init, &s, sizeof(s));
-    if (!(s = sym(h, "http_parser_execute")))
-        return false;
+    if (!(s = sym(h, "http_parser_execute"))) return false;
     memcpy(&lib.execute, &s, sizeof(s));
-    if (!(s = sym(h, "http_parser_version")))
-        return false;
+    if (!(s = sym(h, "http_parser_version"))) return false;
     memcpy(&lib.version, &s, sizeof(s));
     lib.ok = true;
     return true;
@@ -108,8 +103,7 @@ const char *ref_parser_version(void)
     static char v[32];
     unsigned long n;
 
-    if (!load())
-        return "(not loaded)";
+    if (!load()) return "(not loaded)";
     n = lib.version();
     snprintf(v, sizeof(v), "%lu.%lu.%lu", (n >> 16) & 255, (n >> 8) & 255, n & 255);
     return v;
@@ -129,13 +123,11 @@ long ref_parse_stream(const char *buf, size_t len, bool is_response, unsigned lo
     http_parser p;
     size_t n;
 
-    if (!load())
-        return -1;
+    if (!load()) return -1;
     lib.init(&p, is_response ? HTTP_RESPONSE : HTTP_REQUEST);
     p.data = &c;
     n = lib.execute(&p, &settings, buf, len);
-    if (n != len || HTTP_PARSER_ERRNO(&p) != HPE_OK)
-        return -1;
+    if (n != len || HTTP_PARSER_ERRNO(&p) != HPE_OK) return -1;
     *body_bytes = c.body_bytes;
     return c.messages;
 }

@@ -16,8 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t head_len, len;
     char *msg;
 
-    if (size < 2)
-        return 0;
+    if (size < 2) return 0;
     is_resp = (data[0] & 4) != 0;
     o = fuzz_opts_decode(is_resp ? HTTP_RESPONSE : HTTP_REQUEST, data[0], data[1]);
     /* the fixed head must parse under every limit profile */
@@ -31,8 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     head_len = is_resp ? sizeof(resp_head) - 1 : sizeof(req_head) - 1;
     len = head_len + size - 2;
     msg = sh_malloc(len);
-    if (!msg)
-        return 0;
+    if (!msg) return 0;
     memcpy(msg, head, head_len);
     memcpy(msg + head_len, data + 2, size - 2);
     fuzz_http_run(&o, msg, len);

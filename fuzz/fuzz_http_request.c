@@ -8,8 +8,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fuzz_opts o;
 
-    if (size < 2)
-        return 0;
+    if (size < 2) return 0;
     o = fuzz_opts_decode(HTTP_REQUEST, data[0], data[1]);
     fuzz_http_run(&o, (const char *)data + 2, size - 2);
     return 0;

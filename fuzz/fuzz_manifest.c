@@ -48,8 +48,8 @@ static void walk(const struct sh_node *n, size_t depth)
     if (n->kind == SH_NODE_MAP) {
         for (size_t i = 0; i < n->count; i++) {
             assert(n->items[i]->kind == SH_NODE_SCALAR && n->items[i]->len > 0);
-            assert(sh_node_get(n, n->items[i]->text) != NULL || memchr(n->items[i]->text, '\0',
-                                                                       n->items[i]->len));
+            assert(sh_node_get(n, n->items[i]->text) != NULL ||
+                   memchr(n->items[i]->text, '\0', n->items[i]->len));
             walk(n->values[i], depth + 1);
         }
     } else if (n->kind == SH_NODE_SEQ) {

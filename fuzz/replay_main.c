@@ -46,8 +46,7 @@ static int read_file(const char *path, uint8_t **out, size_t *out_len)
         }
         size_t got = fread(data + len, 1, cap - len, f);
         len += got;
-        if (got == 0)
-            break;
+        if (got == 0) break;
     }
     if (ferror(f)) {
         fprintf(stderr, "replay: %s: read error\n", path);
@@ -63,8 +62,7 @@ static int read_file(const char *path, uint8_t **out, size_t *out_len)
         free(data);
         return -1;
     }
-    if (len)
-        memcpy(*out, data, len);
+    if (len) memcpy(*out, data, len);
     free(data);
     *out_len = len;
     return 0;
@@ -75,8 +73,7 @@ static int run_file(const char *path)
     uint8_t *data;
     size_t len;
 
-    if (read_file(path, &data, &len) < 0)
-        return -1;
+    if (read_file(path, &data, &len) < 0) return -1;
     /* libFuzzer never passes NULL; keep a valid pointer for empty files too */
     LLVMFuzzerTestOneInput(data, len);
     free(data);
@@ -104,8 +101,7 @@ static int run_dir(const char *dir, long *count)
     while ((e = readdir(d)) != NULL) {
         size_t plen = strlen(dir) + strlen(e->d_name) + 2;
         char *path;
-        if (e->d_name[0] == '.')
-            continue;
+        if (e->d_name[0] == '.') continue;
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 64;
             char **nn = realloc(names, ncap * sizeof(*nn));
@@ -125,8 +121,7 @@ static int run_dir(const char *dir, long *count)
         names[n++] = path;
     }
     closedir(d);
-    if (n)
-        qsort(names, n, sizeof(*names), cmp_names);
+    if (n) qsort(names, n, sizeof(*names), cmp_names);
     for (size_t i = 0; i < n; i++) {
         struct stat st;
         if (rc == 0 && stat(names[i], &st) == 0 && S_ISREG(st.st_mode)) {
@@ -138,8 +133,7 @@ static int run_dir(const char *dir, long *count)
         free(names[i]);
     }
     free(names);
-    if (rc < 0)
-        fprintf(stderr, "replay: %s: failed\n", dir);
+    if (rc < 0) fprintf(stderr, "replay: %s: failed\n", dir);
     return rc;
 }
 
@@ -154,11 +148,9 @@ int main(int argc, char **argv)
             return 1;
         }
         if (S_ISDIR(st.st_mode)) {
-            if (run_dir(argv[i], &count) < 0)
-                return 1;
+            if (run_dir(argv[i], &count) < 0) return 1;
         } else {
-            if (run_file(argv[i]) < 0)
-                return 1;
+            if (run_file(argv[i]) < 0) return 1;
             count++;
         }
     }

@@ -13,6 +13,7 @@ pkgs=(
     curl nodejs                        # integration tests; llhttp differential test
     python3                            # integration test drivers
     prometheus                         # promtool: checks our metrics exposition (integ)
+    clang-format                       # the C style is checked (check/format)
 )
 # npm for the Consul client test (tests/integ/consul-client). Debian's nodejs package does not
 # ship npm, NodeSource's does and conflicts with Debian's npm package: ask for it only when the

@@ -46,8 +46,8 @@ static int resolve_endpoints(void *data, const char *service, struct arena *a,
 }
 
 /* Builds a config from doc, with registry-fed clusters filled from discovery. */
-static int gateway_build(struct gateway_run *g, const struct sh_doc *doc,
-                         struct proxy_config **out, struct sh_diag *d)
+static int gateway_build(struct gateway_run *g, const struct sh_doc *doc, struct proxy_config **out,
+                         struct sh_diag *d)
 {
     struct proxy_resolver res = {.endpoints = resolve_endpoints, .data = g};
 
@@ -60,36 +60,33 @@ static void discovery_changed(void *data);
 static int gateway_discover(struct gateway_run *g, const struct proxy_config *cfg,
                             struct sh_diag *d)
 {
-    const char *token = cfg->control_plane_token ? cfg->control_plane_token
-                                                 : getenv("SHOAL_TOKEN");
+    const char *token = cfg->control_plane_token ? cfg->control_plane_token : getenv("SHOAL_TOKEN");
     int rc;
 
-    if (!cfg->control_plane)
-        return 0;
+    if (!cfg->control_plane) return 0;
     if (!g->disc) {
-        rc = proxy_discovery_new(g->loop, cfg->control_plane, token, discovery_changed, g,
-                                 &g->disc, d);
-        if (rc < 0)
-            return rc;
+        rc = proxy_discovery_new(g->loop, cfg->control_plane, token, discovery_changed, g, &g->disc,
+                                 d);
+        if (rc < 0) return rc;
     }
     for (uint32_t i = 0; i < cfg->nclusters; i++) {
-        if (cfg->clusters[i].service && proxy_discovery_watch(g->disc, cfg->clusters[i].service) < 0)
+        if (cfg->clusters[i].service &&
+            proxy_discovery_watch(g->disc, cfg->clusters[i].service) < 0)
             return SH_ENOMEM;
     }
     return 0;
 }
 
 /* Reads and validates the config file. 0 and *out (with *doc_out kept), or an error. */
-static int gateway_load(struct gateway_run *g, struct proxy_config **out,
-                        struct sh_doc **doc_out, struct sh_diag *d)
+static int gateway_load(struct gateway_run *g, struct proxy_config **out, struct sh_doc **doc_out,
+                        struct sh_diag *d)
 {
     struct sh_doc *doc;
     int rc = manifest_read_file(g->path, &doc, d);
 
     *out = NULL;
     *doc_out = NULL;
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     rc = gateway_build(g, doc, out, d);
     if (rc < 0) {
         sh_doc_free(doc);
@@ -108,10 +105,8 @@ static void gateway_apply(struct gateway_run *g, struct sh_doc *doc, int rc, str
     struct sh_diag dd = {{0}, {0}}, *dp = dg ? dg : &dd;
     struct sh_diag d = *dp;
 
-    if (rc == 0)
-        rc = gateway_build(g, doc, &cfg, &d);
-    if (rc == 0)
-        rc = gateway_discover(g, cfg, &d);
+    if (rc == 0) rc = gateway_build(g, doc, &cfg, &d);
+    if (rc == 0) rc = gateway_discover(g, cfg, &d);
     if (rc == 0) {
         rc = proxy_gateway_reload(g->gw, cfg, &d); /* takes cfg, also on failure */
         cfg = NULL;
@@ -159,10 +154,8 @@ static void kv_config(void *data, const char *key, struct slice value)
         return;
     }
     struct proxy_config *cfg = NULL;
-    if (rc == 0)
-        rc = gateway_build(g, doc, &cfg, &d);
-    if (rc == 0)
-        rc = gateway_discover(g, cfg, &d);
+    if (rc == 0) rc = gateway_build(g, doc, &cfg, &d);
+    if (rc == 0) rc = gateway_discover(g, cfg, &d);
     if (rc == 0) {
         g->doc = doc;
         doc = NULL;
@@ -185,11 +178,9 @@ static void discovery_changed(void *data)
     struct sh_diag d = {{0}, {0}};
     int rc;
 
-    if (!g->gw || !g->doc)
-        return;
+    if (!g->gw || !g->doc) return;
     rc = gateway_build(g, g->doc, &cfg, &d);
-    if (rc == 0)
-        rc = proxy_gateway_reload(g->gw, cfg, &d);
+    if (rc == 0) rc = proxy_gateway_reload(g->gw, cfg, &d);
     if (rc < 0)
         SH_LOG(SH_ERROR, "proxy", "cannot apply new endpoints", LF_STR("where", d.where),
                LF_STR("error", d.what));
@@ -206,8 +197,7 @@ static void watch_cb(uv_fs_event_t *h, const char *filename, int events, int sta
     struct gateway_run *g = h->data;
 
     (void)events;
-    if (status < 0 || (filename && strcmp(filename, g->base) != 0))
-        return;
+    if (status < 0 || (filename && strcmp(filename, g->base) != 0)) return;
     uv_timer_start(&g->debounce, debounce_cb, 100, 0); /* one reload for a burst of events */
 }
 
@@ -230,8 +220,7 @@ static void gateway_stopped(void *data)
     uv_close((uv_handle_t *)&g->sigint, NULL);
     uv_close((uv_handle_t *)&g->sigterm, NULL);
     uv_close((uv_handle_t *)&g->debounce, NULL);
-    if (g->watching)
-        uv_close((uv_handle_t *)&g->watch, NULL);
+    if (g->watching) uv_close((uv_handle_t *)&g->watch, NULL);
     proxy_discovery_free(g->disc);
     g->disc = NULL;
     sh_doc_free(g->doc);
@@ -255,8 +244,7 @@ static void on_stop_signal(uv_signal_t *s, int signum)
     uv_signal_stop(&g->sigint);
     uv_signal_stop(&g->sigterm);
     uv_signal_stop(&g->sighup);
-    if (g->watching)
-        uv_fs_event_stop(&g->watch);
+    if (g->watching) uv_fs_event_stop(&g->watch);
     uv_timer_stop(&g->debounce);
     proxy_gateway_stop(g->gw, g->grace_ms, gateway_stopped, g);
 }
@@ -266,18 +254,15 @@ static int gateway_start_with(struct gateway_run *g, struct proxy_config *cfg, s
 {
     int rc = proxy_gateway_start(g->loop, cfg, &g->gw, d);
 
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     uv_signal_start(&g->sighup, on_sighup, SIGHUP);
-    if (g->path)
-        gateway_watch(g);
+    if (g->path) gateway_watch(g);
     /* Logged last: once this line is out, a change of the file is seen (tests rely on it). */
     const struct proxy_config *run = proxy_gateway_config(g->gw);
     SH_LOG(SH_INFO, "proxy", "gateway listening", LF_STR("listen", run->listen),
            LF_UINT("port", proxy_gateway_port(g->gw)),
-           LF_UINT("admin_port", proxy_gateway_admin_port(g->gw)),
-           LF_UINT("routes", run->nroutes), LF_UINT("clusters", run->nclusters),
-           LF_STR("config", g->path ? g->path : g->kv_key));
+           LF_UINT("admin_port", proxy_gateway_admin_port(g->gw)), LF_UINT("routes", run->nroutes),
+           LF_UINT("clusters", run->nclusters), LF_STR("config", g->path ? g->path : g->kv_key));
     return 0;
 }
 
@@ -288,8 +273,7 @@ static void gateway_watch(struct gateway_run *g)
 
     snprintf(g->dir, sizeof(g->dir), "%.*s", slash ? (int)(slash - g->path) : 1,
              slash ? g->path : ".");
-    if (g->dir[0] == '\0')
-        snprintf(g->dir, sizeof(g->dir), "/");
+    if (g->dir[0] == '\0') snprintf(g->dir, sizeof(g->dir), "/");
     snprintf(g->base, sizeof(g->base), "%s", slash ? slash + 1 : g->path);
     uv_fs_event_init(g->loop, &g->watch);
     g->watch.data = g;
@@ -318,8 +302,7 @@ static int cmd_gateway(int argc, char **argv)
         if (strcmp(a, "-c") && strcmp(a, "--config") && strcmp(a, "--grace") &&
             strcmp(a, "--log-level") && strcmp(a, "--from-kv"))
             return cli_usage_error(cmd, "unknown option '%s'", a);
-        if (!v)
-            return cli_usage_error(cmd, "option '%s' needs a value", a);
+        if (!v) return cli_usage_error(cmd, "option '%s' needs a value", a);
         i++;
         if (!strcmp(a, "-c") || !strcmp(a, "--config")) {
             g.path = v;
@@ -332,15 +315,12 @@ static int cmd_gateway(int argc, char **argv)
             g.grace_ms = (uint32_t)ms;
         } else {
             int lvl = sh_log_level_parse(slice_from_cstr(v));
-            if (lvl < 0)
-                return cli_usage_error(cmd, "--log-level: unknown level '%s'", v);
+            if (lvl < 0) return cli_usage_error(cmd, "--log-level: unknown level '%s'", v);
             sh_log_setup((enum sh_log_level)lvl, SH_LOG_AUTO, 2);
         }
     }
-    if (!g.path == !g.kv_key)
-        return cli_usage_error(cmd, "give one of -c FILE and --from-kv KEY");
-    if (check && !g.path)
-        return cli_usage_error(cmd, "--check validates a file (-c FILE)");
+    if (!g.path == !g.kv_key) return cli_usage_error(cmd, "give one of -c FILE and --from-kv KEY");
+    if (check && !g.path) return cli_usage_error(cmd, "--check validates a file (-c FILE)");
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&loop);
     g.loop = &loop;
@@ -355,8 +335,7 @@ static int cmd_gateway(int argc, char **argv)
     g.debounce.data = &g;
     if (g.path) {
         rc = gateway_load(&g, &cfg, &g.doc, &d);
-        if (rc == 0 && !check)
-            rc = gateway_discover(&g, cfg, &d);
+        if (rc == 0 && !check) rc = gateway_discover(&g, cfg, &d);
         if (rc == 0 && check) {
             printf("%s: ok (%u routes, %u clusters)\n", g.path, cfg->nroutes, cfg->nclusters);
             proxy_config_free(cfg);
@@ -371,8 +350,7 @@ static int cmd_gateway(int argc, char **argv)
         const char *addr = getenv("SHOAL_ADDR");
         rc = proxy_discovery_new(&loop, addr && *addr ? addr : "127.0.0.1:7700",
                                  getenv("SHOAL_TOKEN"), discovery_changed, &g, &g.disc, &d);
-        if (rc == 0)
-            rc = proxy_discovery_watch_key(g.disc, g.kv_key, kv_config, &g);
+        if (rc == 0) rc = proxy_discovery_watch_key(g.disc, g.kv_key, kv_config, &g);
         if (rc == 0)
             SH_LOG(SH_INFO, "proxy", "waiting for the gateway config in the control plane",
                    LF_STR("key", g.kv_key));
@@ -439,8 +417,7 @@ static int cmd_server(int argc, char **argv)
         if (strcmp(a, "--data-dir") && strcmp(a, "--listen") && strcmp(a, "--token") &&
             strcmp(a, "--log-level"))
             return cli_usage_error(cmd, "unknown option '%s'", a);
-        if (!v)
-            return cli_usage_error(cmd, "option '%s' needs a value", a);
+        if (!v) return cli_usage_error(cmd, "option '%s' needs a value", a);
         i++;
         if (!strcmp(a, "--data-dir")) {
             data_dir = v;
@@ -450,8 +427,7 @@ static int cmd_server(int argc, char **argv)
             token = v;
         } else {
             int lvl = sh_log_level_parse(slice_from_cstr(v));
-            if (lvl < 0)
-                return cli_usage_error(cmd, "--log-level: unknown level '%s'", v);
+            if (lvl < 0) return cli_usage_error(cmd, "--log-level: unknown level '%s'", v);
             sh_log_setup((enum sh_log_level)lvl, SH_LOG_AUTO, 2);
         }
     }
@@ -466,8 +442,7 @@ static int cmd_server(int argc, char **argv)
     rc = control_plane_open(&loop,
                             &(struct control_plane_config){.data_dir = data_dir,
                                                            .listen = listen,
-                                                           .token = token && *token ? token
-                                                                                    : NULL,
+                                                           .token = token && *token ? token : NULL,
                                                            .who = "shoal server"},
                             &s.cp, &d);
     if (rc < 0) {
@@ -521,8 +496,7 @@ static int cmd_check(int argc, char **argv)
         else
             return cli_usage_error(cmd, "unexpected '%s'", argv[i]);
     }
-    if (!path)
-        return cli_usage_error(cmd, "give the manifest with -f FILE");
+    if (!path) return cli_usage_error(cmd, "give the manifest with -f FILE");
     if (manifest_check(path, is_json, check_gateway_doc, &out, &d) < 0) {
         fprintf(stderr, "%s: %s\n", d.where, d.what);
         return 1;
@@ -548,8 +522,7 @@ static int role_up(int argc, char **argv)
         }
         if (strcmp(a, "-f") && strcmp(a, "--data-dir") && strcmp(a, "--log-level"))
             return cli_usage_error(cmd, "unknown option '%s'", a);
-        if (!v)
-            return cli_usage_error(cmd, "option '%s' needs a value", a);
+        if (!v) return cli_usage_error(cmd, "option '%s' needs a value", a);
         i++;
         if (!strcmp(a, "-f")) {
             opt.file = v;
@@ -557,8 +530,7 @@ static int role_up(int argc, char **argv)
             opt.data_dir = v;
         } else {
             int lvl = sh_log_level_parse(slice_from_cstr(v));
-            if (lvl < 0)
-                return cli_usage_error(cmd, "--log-level: unknown level '%s'", v);
+            if (lvl < 0) return cli_usage_error(cmd, "--log-level: unknown level '%s'", v);
             sh_log_setup((enum sh_log_level)lvl, SH_LOG_AUTO, 2);
         }
     }
@@ -575,7 +547,8 @@ static const struct cli_command roles[] = {
      "  --token TOKEN      the API token (default: SHOAL_TOKEN, else DIR/token, created and\n"
      "                     printed once on first start); writes always need it, reads need\n"
      "                     it from other hosts\n"
-     "  --log-level LEVEL  debug, info, warn, error (default info)\n", 0},
+     "  --log-level LEVEL  debug, info, warn, error (default info)\n",
+     0},
     {"up", role_up, "run a whole stack from shoal.yaml (control plane, services, gateway)",
      "shoal up [-f FILE] [--data-dir DIR] [--plain] [--log-level LEVEL]",
      "Starts everything shoal.yaml (or FILE) describes, in the foreground: the control plane\n"
@@ -590,7 +563,8 @@ static const struct cli_command roles[] = {
      "  -f FILE            the manifest (default ./shoal.yaml)\n"
      "  --data-dir DIR     state (default: data_dir of the manifest, next to it)\n"
      "  --plain            no live view on a terminal: log lines on stderr\n"
-     "  --log-level LEVEL  debug, info, warn, error (default info)\n", 0},
+     "  --log-level LEVEL  debug, info, warn, error (default info)\n",
+     0},
     {"check", cmd_check, "validate a shoal.yaml manifest without starting anything",
      "shoal check -f FILE [--json]",
      "Reads the `shoal up` manifest FILE (see docs/manifest.md) and checks all of it: services,\n"
@@ -599,7 +573,8 @@ static const struct cli_command roles[] = {
      "nothing. Prints \"FILE: ok (N services, M instances, gateway on ADDR)\" and exits 0, or\n"
      "prints \"FILE:LINE:COLUMN: path: problem\" on stderr and exits 1.\n\n"
      "  -f, --file FILE  the manifest\n"
-     "  --json           print the parsed manifest as one JSON object instead, for tools\n", 0},
+     "  --json           print the parsed manifest as one JSON object instead, for tools\n",
+     0},
     {"gateway", cmd_gateway, "run the API gateway (reverse proxy) from a YAML file",
      "shoal gateway (-c FILE [--check] | --from-kv KEY) [--grace DURATION] [--log-level LEVEL]",
      "Runs the gateway described by FILE (see docs/gateway.md): listeners, routes, clusters,\n"
@@ -612,13 +587,13 @@ static const struct cli_command roles[] = {
      "                      (SHOAL_ADDR, SHOAL_TOKEN); a change there reaches every worker\n"
      "  --check             validate FILE and exit (0 when valid)\n"
      "  --grace DURATION    on SIGTERM, in-flight requests get this long (default 10s)\n"
-     "  --log-level LEVEL   debug, info, warn, error (default info)\n", 0},
+     "  --log-level LEVEL   debug, info, warn, error (default info)\n",
+     0},
     {"__child", sup_child_main, "internal: the supervisor's trampoline for its children",
      "shoal __child -- CMD [ARG...]", "Internal. Runs CMD so that it dies with its supervisor.\n",
      0},
     {"__reaper", sup_reaper_main, "internal: kills the instances' process groups when shoal dies",
-     "shoal __reaper", "Internal. Reads +PGID/-PGID lines on stdin; at EOF kills the groups.\n",
-     0},
+     "shoal __reaper", "Internal. Reads +PGID/-PGID lines on stdin; at EOF kills the groups.\n", 0},
 };
 
 int main(int argc, char **argv)

@@ -68,7 +68,7 @@ void admin_free(struct admin *a); /* NULL is a no-op */
 
 /* The token kept in <data_dir>/token (0600): read it, or create a random one on first start.
  * *created tells whether it was made now (the caller prints it once). 0 or SH_E* with d. */
-SH_MUST_CHECK int admin_token_load(const char *data_dir, char *out, size_t out_len,
-                                   bool *created, struct sh_diag *d);
+SH_MUST_CHECK int admin_token_load(const char *data_dir, char *out, size_t out_len, bool *created,
+                                   struct sh_diag *d);
 
 #endif

@@ -64,11 +64,11 @@ struct admin_req {
     const struct http_head *h;
     const struct admin_route *route;
     struct slice path, query;
-    char *rest;          /* URL-decoded path after a prefix route, NUL-terminated */
-    struct buf body;     /* the request body, capped at max_body_bytes */
+    char *rest;      /* URL-decoded path after a prefix route, NUL-terminated */
+    struct buf body; /* the request body, capped at max_body_bytes */
     bool answered, too_big, waited;
-    bool is_stream, stream_ended; /* a Server-Sent Events answer (routes_events.c) */
-    void *wait;          /* a pending blocking wait (handler-owned) */
+    bool is_stream, stream_ended;             /* a Server-Sent Events answer (routes_events.c) */
+    void *wait;                               /* a pending blocking wait (handler-owned) */
     void (*cancel_wait)(struct admin_req *r); /* cancels it when the client goes away */
     struct admin_req *next_waiting, *prev_waiting;
 };
@@ -82,14 +82,13 @@ const char *admin__query_nth(struct admin_req *r, const char *name, size_t nth);
  * or a bare number of seconds) clamped to ADMIN_WAIT_MAX_MS, however large. 0, or -1 after
  * answering 400 naming the parameter (index not a number, wait not a duration). */
 enum { ADMIN_WAIT_MAX_MS = 10 * 60 * 1000 };
-SH_MUST_CHECK int admin__blocking_params(struct admin_req *r, uint64_t *index,
-                                         uint64_t *wait_ms);
+SH_MUST_CHECK int admin__blocking_params(struct admin_req *r, uint64_t *index, uint64_t *wait_ms);
 
 /* Replies (each ends the request). */
 void admin__reply_json(struct admin_req *r, int status, json_t *body); /* steals body */
 void admin__reply_json_index(struct admin_req *r, int status, json_t *body, uint64_t index);
-void admin__reply_raw(struct admin_req *r, int status, const char *content_type,
-                      struct slice body, uint64_t index);
+void admin__reply_raw(struct admin_req *r, int status, const char *content_type, struct slice body,
+                      uint64_t index);
 /* As admin__reply_raw, with the X-Consul-* headers whatever the route. */
 void admin__reply_raw_consul(struct admin_req *r, int status, const char *content_type,
                              struct slice body, uint64_t index);

@@ -38,8 +38,7 @@ static void datacenters(struct admin_req *r)
 
 static bool has_supervisor(struct admin_req *r)
 {
-    if (r->a->cfg.supervisor)
-        return true;
+    if (r->a->cfg.supervisor) return true;
     admin__reply_error(r, 404, NULL, "no supervisor runs in this process (only under shoal up)");
     return false;
 }
@@ -47,8 +46,7 @@ static bool has_supervisor(struct admin_req *r)
 /* 200 with the JSON the supervisor rendered into <b> (rc 0), else 500; releases b. */
 static void reply_rendered(struct admin_req *r, int rc, struct buf *b)
 {
-    if (rc == 0 && b->err)
-        rc = b->err;
+    if (rc == 0 && b->err) rc = b->err;
     if (rc < 0)
         admin__reply_error(r, 500, NULL, sh_strerror(rc));
     else
@@ -61,8 +59,7 @@ static void instances(struct admin_req *r)
 {
     struct buf b = BUF_INIT(16u << 20);
 
-    if (!has_supervisor(r))
-        return;
+    if (!has_supervisor(r)) return;
     reply_rendered(r, r->a->cfg.supervisor->instances(r->a->cfg.supervisor->data, &b), &b);
 }
 
@@ -72,8 +69,7 @@ static bool query_u64(struct admin_req *r, const char *name, const char *what, u
     const char *v = admin__query(r, name);
 
     *out = 0;
-    if (!v || !*v || slice_to_u64(slice_from_cstr(v), out) == 0)
-        return true;
+    if (!v || !*v || slice_to_u64(slice_from_cstr(v), out) == 0) return true;
     admin__reply_error(r, 400, name, what);
     return false;
 }
@@ -91,8 +87,8 @@ static void logs(struct admin_req *r)
         return;
     reply_rendered(r,
                    r->a->cfg.supervisor->logs(r->a->cfg.supervisor->data,
-                                              service && *service ? service : NULL, since_ms,
-                                              after, grep && *grep ? grep : NULL, &b),
+                                              service && *service ? service : NULL, since_ms, after,
+                                              grep && *grep ? grep : NULL, &b),
                    &b);
 }
 
@@ -101,8 +97,7 @@ static void stack(struct admin_req *r)
 {
     struct buf b = BUF_INIT(16u << 20);
 
-    if (!has_supervisor(r))
-        return;
+    if (!has_supervisor(r)) return;
     reply_rendered(r, r->a->cfg.supervisor->stack(r->a->cfg.supervisor->data, &b), &b);
 }
 
@@ -125,8 +120,7 @@ static void scale(struct admin_req *r)
     uint32_t was = 0;
     int rc;
 
-    if (!has_supervisor(r) || !(body = admin__body_json(r, JSON_OBJECT)))
-        return;
+    if (!has_supervisor(r) || !(body = admin__body_json(r, JSON_OBJECT))) return;
     v = json_object_get(body, "replicas");
     if (!v || !json_is_integer(v) || json_integer_value(v) < 0 ||
         json_integer_value(v) > ADMIN_MAX_REPLICAS) {
@@ -138,8 +132,9 @@ static void scale(struct admin_req *r)
     if (rc < 0)
         reply_sup_error(r, rc, &d);
     else
-        admin__reply_json(r, 200, json_pack("{s:s, s:I, s:I}", "service", r->rest, "replicas",
-                                            json_integer_value(v), "was", (json_int_t)was));
+        admin__reply_json(r, 200,
+                          json_pack("{s:s, s:I, s:I}", "service", r->rest, "replicas",
+                                    json_integer_value(v), "was", (json_int_t)was));
     json_decref(body);
 }
 
@@ -151,14 +146,13 @@ static void restart(struct admin_req *r)
     uint32_t count = 0;
     int rc;
 
-    if (!has_supervisor(r))
-        return;
+    if (!has_supervisor(r)) return;
     rc = sup->restart(sup->data, r->rest, &count, &d);
     if (rc < 0)
         reply_sup_error(r, rc, &d);
     else
-        admin__reply_json(r, 202, json_pack("{s:s, s:I}", "service", r->rest, "instances",
-                                            (json_int_t)count));
+        admin__reply_json(
+            r, 202, json_pack("{s:s, s:I}", "service", r->rest, "instances", (json_int_t)count));
 }
 
 /* `shoal down`: the whole stack stops, this API last. */
@@ -166,8 +160,7 @@ static void stop(struct admin_req *r)
 {
     const struct admin_supervisor *sup = r->a->cfg.supervisor;
 
-    if (!has_supervisor(r))
-        return;
+    if (!has_supervisor(r)) return;
     admin__reply_raw(r, 202, "application/json", SLICE("{\"stopping\":true}\n"), 0);
     sup->stop(sup->data);
 }

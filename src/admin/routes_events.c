@@ -17,8 +17,7 @@ static bool start_stream(struct admin_req *r)
 {
     struct http_out_field f[2] = {{SLICE("Content-Type"), SLICE("text/event-stream")},
                                   {SLICE("Cache-Control"), SLICE("no-cache")}};
-    struct http_response_head rh = {.status = 200, .fields = f, .nfields = 2,
-                                    .content_length = -1};
+    struct http_response_head rh = {.status = 200, .fields = f, .nfields = 2, .content_length = -1};
 
     if (http_exchange_start(r->ex, &rh) < 0) {
         http_exchange_abort(r->ex);
@@ -37,8 +36,7 @@ static void send_event(struct admin_req *r, const char *type, json_t *data)
     struct buf b = BUF_INIT(0);
 
     json_decref(data);
-    if (!text)
-        return;
+    if (!text) return;
     buf_appends(&b, SLICE("event: "));
     buf_appends(&b, slice_from_cstr(type));
     buf_appends(&b, SLICE("\ndata: "));
@@ -52,12 +50,10 @@ static void send_event(struct admin_req *r, const char *type, json_t *data)
 
 static void end_stream(struct admin_req *r)
 {
-    if (r->stream_ended)
-        return;
+    if (r->stream_ended) return;
     r->stream_ended = true;
     admin__unpark(r);
-    if (http_exchange_finish(r->ex) < 0)
-        http_exchange_abort(r->ex);
+    if (http_exchange_finish(r->ex) < 0) http_exchange_abort(r->ex);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -143,12 +139,10 @@ void admin__events_kv(struct admin_req *r)
         admin__reply_error(r, 503, NULL, "the config store is not running");
         return;
     }
-    if (admin__blocking_params(r, &index, &wait_ms) < 0)
-        return;
-    if (!start_stream(r))
-        return;
-    struct cfgkv_sub_config sc = {.key = slice_from_cstr(r->rest), .is_prefix = true,
-                                  .from_index = index ? index + 1 : 0};
+    if (admin__blocking_params(r, &index, &wait_ms) < 0) return;
+    if (!start_stream(r)) return;
+    struct cfgkv_sub_config sc = {
+        .key = slice_from_cstr(r->rest), .is_prefix = true, .from_index = index ? index + 1 : 0};
     rc = cfgkv_subscribe(r->a->cfg.kv, &sc, kv_event, r, &sub);
     if (rc < 0) {
         send_event(r, "error", json_pack("{s:s}", "error", cfgkv_errmsg(r->a->cfg.kv)));

@@ -17,8 +17,7 @@ static char *base64(struct arena *a, struct slice in)
     const unsigned char *s = (const unsigned char *)in.ptr;
     size_t i = 0;
 
-    if (!out)
-        return NULL;
+    if (!out) return NULL;
     for (; i + 2 < in.len; i += 3) {
         *p++ = tbl[s[i] >> 2];
         *p++ = tbl[((s[i] & 3) << 4) | (s[i + 1] >> 4)];
@@ -44,8 +43,8 @@ static json_t *entry_json(struct admin_req *r, const struct cfgkv_entry *e)
 {
     json_t *o = json_object();
     /* Consul stores an empty value as nil and answers "Value": null for it */
-    char *b64 = e->is_deleted || e->value.len == 0 ? NULL
-                                                    : base64(http_exchange_arena(r->ex), e->value);
+    char *b64 =
+        e->is_deleted || e->value.len == 0 ? NULL : base64(http_exchange_arena(r->ex), e->value);
 
     json_object_set_new(o, "Key", json_stringn(e->key.ptr, e->key.len));
     json_object_set_new(o, "Value", b64 ? json_string(b64) : json_null());
@@ -58,8 +57,7 @@ static json_t *entry_json(struct admin_req *r, const struct cfgkv_entry *e)
 
 static bool kv_ready(struct admin_req *r)
 {
-    if (r->a->cfg.kv)
-        return true;
+    if (r->a->cfg.kv) return true;
     admin__reply_error(r, 503, NULL, "the config store is not running");
     return false;
 }
@@ -95,8 +93,7 @@ static void kv_read(struct admin_req *r)
     uint64_t index, wait_ms;
     int rc;
 
-    if (admin__blocking_params(r, &index, &wait_ms) < 0)
-        return;
+    if (admin__blocking_params(r, &index, &wait_ms) < 0) return;
     if (keys)
         rc = cfgkv_keys(kv, key, sep ? slice_from_cstr(sep) : SLICE(""), &res);
     else if (recurse)
@@ -112,7 +109,9 @@ static void kv_read(struct admin_req *r)
     if (index && res.index <= index && !r->waited) {
         /* block until the key (or prefix) changes past index, or the wait ends */
         struct cfgkv_wait *w;
-        struct cfgkv_wait_config wc = {.key = key, .is_prefix = recurse || keys, .index = index,
+        struct cfgkv_wait_config wc = {.key = key,
+                                       .is_prefix = recurse || keys,
+                                       .index = index,
                                        .timeout_ms = wait_ms + wait_ms / 16};
         cfgkv_result_release(&res);
         int wr = cfgkv_wait(kv, &wc, wait_done, r, &w);
@@ -143,8 +142,8 @@ static void kv_read(struct admin_req *r)
     json_t *arr = json_array();
     for (size_t i = 0; i < res.count; i++) {
         if (keys)
-            json_array_append_new(arr, json_stringn(res.entries[i].key.ptr,
-                                                    res.entries[i].key.len));
+            json_array_append_new(arr,
+                                  json_stringn(res.entries[i].key.ptr, res.entries[i].key.len));
         else
             json_array_append_new(arr, entry_json(r, &res.entries[i]));
     }
@@ -155,8 +154,7 @@ static void kv_read(struct admin_req *r)
 
 void admin__kv_get(struct admin_req *r)
 {
-    if (kv_ready(r))
-        kv_read(r);
+    if (kv_ready(r)) kv_read(r);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -187,8 +185,7 @@ static void reply_write(struct admin_req *r, int rc, uint64_t index)
 {
     if (rc < 0) {
         int st = rc == SH_EINVAL || rc == SH_EPARSE ? 400 : rc == SH_ETOOBIG ? 413 : 500;
-        if (rc == SH_ENOENT)
-            st = 404;
+        if (rc == SH_ENOENT) st = 404;
         admin__reply_error(r, st, "key", cfgkv_errmsg(r->a->cfg.kv));
         return;
     }
@@ -201,8 +198,7 @@ void admin__kv_put(struct admin_req *r)
     struct cfgkv_write_opts o;
     struct cfgkv_write_result out = {0};
 
-    if (!kv_ready(r) || write_opts(r, &o) < 0)
-        return;
+    if (!kv_ready(r) || write_opts(r, &o) < 0) return;
     int rc = cfgkv_set(r->a->cfg.kv, slice_from_cstr(r->rest), buf_slice(&r->body), &o, &out);
     reply_write(r, rc, out.index);
 }
@@ -212,8 +208,7 @@ void admin__kv_delete(struct admin_req *r)
     struct cfgkv_write_opts o;
     struct cfgkv_write_result out = {0};
 
-    if (!kv_ready(r) || write_opts(r, &o) < 0)
-        return;
+    if (!kv_ready(r) || write_opts(r, &o) < 0) return;
     int rc = cfgkv_delete(r->a->cfg.kv, slice_from_cstr(r->rest), &o, &out);
     reply_write(r, rc, out.index);
 }
@@ -226,8 +221,7 @@ void admin__kv_history(struct admin_req *r)
     struct cfgkv_result res = {0};
     int rc;
 
-    if (!kv_ready(r))
-        return;
+    if (!kv_ready(r)) return;
     rc = cfgkv_history(r->a->cfg.kv, slice_from_cstr(r->rest), &res);
     if (rc < 0) {
         cfgkv_result_release(&res);
@@ -252,8 +246,7 @@ void admin__kv_rollback(struct admin_req *r)
     const char *v = admin__query(r, "index");
     uint64_t to;
 
-    if (!kv_ready(r) || write_opts(r, &o) < 0)
-        return;
+    if (!kv_ready(r) || write_opts(r, &o) < 0) return;
     if (!v || slice_to_u64(slice_from_cstr(v), &to) != 0) {
         admin__reply_error(r, 400, "index", "?index=N names the version to roll back to");
         return;

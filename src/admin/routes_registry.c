@@ -11,8 +11,7 @@
 
 static bool reg_ready(struct admin_req *r)
 {
-    if (r->a->cfg.registry)
-        return true;
+    if (r->a->cfg.registry) return true;
     admin__reply_error(r, 503, NULL, "the registry is not running");
     return false;
 }
@@ -47,14 +46,11 @@ static bool block_if_unchanged(struct admin_req *r, const char *service)
     uint64_t index, wait_ms;
     struct registry_waiter *w;
 
-    if (r->waited)
-        return false;
-    if (admin__blocking_params(r, &index, &wait_ms) < 0)
-        return true; /* answered 400 */
-    if (!index || (uint64_t)registry_index(r->a->cfg.registry, service) > index)
-        return false;
-    if (registry_wait(r->a->cfg.registry, service, (int64_t)index, wait_ms + wait_ms / 16, rerun,
-                      r, &w) < 0)
+    if (r->waited) return false;
+    if (admin__blocking_params(r, &index, &wait_ms) < 0) return true; /* answered 400 */
+    if (!index || (uint64_t)registry_index(r->a->cfg.registry, service) > index) return false;
+    if (registry_wait(r->a->cfg.registry, service, (int64_t)index, wait_ms + wait_ms / 16, rerun, r,
+                      &w) < 0)
         return false;
     admin__park(r, w, wait_cancel);
     return true;
@@ -76,10 +72,8 @@ static int64_t jdur(json_t *o, const char *key)
     const char *s = jstr(o, key);
     uint64_t ms;
 
-    if (!s || !*s)
-        return 0;
-    if (sh_parse_duration_ms(slice_from_cstr(s), &ms, NULL) != 0 || ms > UINT32_MAX)
-        return -1;
+    if (!s || !*s) return 0;
+    if (sh_parse_duration_ms(slice_from_cstr(s), &ms, NULL) != 0 || ms > UINT32_MAX) return -1;
     return (int64_t)ms;
 }
 
@@ -90,8 +84,7 @@ static int status_from_name(const char *name, enum registry_health *out)
     static const enum registry_health all[] = {REGISTRY_PASSING, REGISTRY_WARNING,
                                                REGISTRY_CRITICAL};
 
-    if (!name || !*name)
-        return 0;
+    if (!name || !*name) return 0;
     for (size_t i = 0; i < SH_ARRAY_LEN(all); i++) {
         if (strcmp(name, registry_health_name(all[i])) == 0) {
             *out = all[i];
@@ -110,8 +103,7 @@ void admin__service_register(struct admin_req *r)
     int64_t index;
     char field[96];
 
-    if (!reg_ready(r) || !(body = admin__body_json(r, JSON_OBJECT)))
-        return;
+    if (!reg_ready(r) || !(body = admin__body_json(r, JSON_OBJECT))) return;
     in.service = jstr(body, "Name");
     in.id = jstr(body, "ID") ? jstr(body, "ID") : in.service;
     in.address = jstr(body, "Address") ? jstr(body, "Address") : "127.0.0.1";
@@ -127,9 +119,9 @@ void admin__service_register(struct admin_req *r)
         const char **tags = arena_alloc(a, (json_array_size(v) + 1) * sizeof(char *));
         size_t i, n = 0;
         json_t *t;
-        json_array_foreach(v, i, t) {
-            if (tags && json_is_string(t))
-                tags[n++] = json_string_value(t);
+        json_array_foreach(v, i, t)
+        {
+            if (tags && json_is_string(t)) tags[n++] = json_string_value(t);
         }
         in.tags = tags;
         in.tag_count = n;
@@ -139,7 +131,8 @@ void admin__service_register(struct admin_req *r)
         const char *k;
         json_t *mv;
         size_t n = 0;
-        json_object_foreach(v, k, mv) {
+        json_object_foreach(v, k, mv)
+        {
             if (meta && json_is_string(mv))
                 meta[n++] = (struct registry_meta){k, json_string_value(mv)};
         }
@@ -210,8 +203,7 @@ void admin__service_deregister(struct admin_req *r)
     int64_t index;
     int rc;
 
-    if (!reg_ready(r))
-        return;
+    if (!reg_ready(r)) return;
     rc = registry_deregister(r->a->cfg.registry, r->rest, &index);
     if (rc == SH_ENOENT) {
         admin__reply_error(r, 404, "id", "no such service instance");
@@ -230,10 +222,8 @@ static void check_update(struct admin_req *r, enum registry_health h)
     const char *id = r->rest, *note = admin__query(r, "note");
     int rc;
 
-    if (!reg_ready(r))
-        return;
-    if (strncmp(id, "service:", 8) == 0)
-        id += 8;
+    if (!reg_ready(r)) return;
+    if (strncmp(id, "service:", 8) == 0) id += 8;
     rc = registry_heartbeat(r->a->cfg.registry, id, h, note);
     if (rc == SH_ENOENT) {
         admin__reply_error(r, 404, "check", "no such check");
@@ -296,11 +286,9 @@ void admin__catalog_services(struct admin_req *r)
 
     char key[512];
 
-    if (!reg_ready(r) || block_if_unchanged(r, NULL))
-        return;
+    if (!reg_ready(r) || block_if_unchanged(r, NULL)) return;
     admin__cache_key(r, key, sizeof(key));
-    if (admin__cache_reply(r, key, (uint64_t)registry_index(r->a->cfg.registry, NULL)))
-        return;
+    if (admin__cache_reply(r, key, (uint64_t)registry_index(r->a->cfg.registry, NULL))) return;
     if (registry_services(r->a->cfg.registry, &res) < 0) {
         admin__reply_error(r, 500, NULL, "cannot list services");
         return;
@@ -330,8 +318,7 @@ static int tag_filter_init(struct admin_req *r, struct tag_filter *f)
     f->count = 0;
     while (admin__query_nth(r, "tag", f->count))
         f->count++;
-    if (f->count == 0)
-        return 0;
+    if (f->count == 0) return 0;
     f->tags = arena_alloc(http_exchange_arena(r->ex), f->count * sizeof(*f->tags));
     if (!f->tags) {
         admin__reply_error(r, 503, NULL, "out of memory");
@@ -348,8 +335,7 @@ static bool tag_filter_match(const struct tag_filter *f, const struct registry_i
         bool found = false;
         for (size_t i = 0; i < in->tag_count && !found; i++)
             found = strcmp(in->tags[i], f->tags[n]) == 0;
-        if (!found)
-            return false;
+        if (!found) return false;
     }
     return true;
 }
@@ -370,18 +356,14 @@ void admin__catalog_service(struct admin_req *r)
 
     char key[512];
 
-    if (!reg_ready(r) || block_if_unchanged(r, r->rest))
-        return;
+    if (!reg_ready(r) || block_if_unchanged(r, r->rest)) return;
     admin__cache_key(r, key, sizeof(key));
-    if (admin__cache_reply(r, key, (uint64_t)registry_index(r->a->cfg.registry, r->rest)))
-        return;
-    if (tag_filter_init(r, &tf) < 0 || instances(r, REGISTRY_FILTER_ALL, &res) < 0)
-        return;
+    if (admin__cache_reply(r, key, (uint64_t)registry_index(r->a->cfg.registry, r->rest))) return;
+    if (tag_filter_init(r, &tf) < 0 || instances(r, REGISTRY_FILTER_ALL, &res) < 0) return;
     json_t *arr = json_array();
     for (size_t i = 0; i < res.count; i++) {
         const struct registry_instance *in = &res.instances[i];
-        if (!tag_filter_match(&tf, in))
-            continue;
+        if (!tag_filter_match(&tf, in)) continue;
         json_array_append_new(
             arr, json_pack("{s:s, s:s, s:s, s:s, s:{}, s:{}, s:s, s:s, s:o, s:s, s:i, s:o, "
                            "s:{s:i, s:i}}",
@@ -389,8 +371,8 @@ void admin__catalog_service(struct admin_req *r)
                            "Datacenter", r->a->cfg.datacenter, "TaggedAddresses", "NodeMeta",
                            "ServiceID", in->id, "ServiceName", in->service, "ServiceTags",
                            tags_json(in), "ServiceAddress", in->address, "ServicePort",
-                           (int)in->port, "ServiceMeta", meta_json(in), "ServiceWeights",
-                           "Passing", (int)(in->weight ? in->weight : 1), "Warning", 1));
+                           (int)in->port, "ServiceMeta", meta_json(in), "ServiceWeights", "Passing",
+                           (int)(in->weight ? in->weight : 1), "Warning", 1));
     }
     uint64_t index = (uint64_t)res.index;
     registry_result_release(&res);
@@ -405,11 +387,9 @@ void admin__health_service(struct admin_req *r)
 
     char key[512];
 
-    if (!reg_ready(r) || block_if_unchanged(r, r->rest))
-        return;
+    if (!reg_ready(r) || block_if_unchanged(r, r->rest)) return;
     admin__cache_key(r, key, sizeof(key));
-    if (admin__cache_reply(r, key, (uint64_t)registry_index(r->a->cfg.registry, r->rest)))
-        return;
+    if (admin__cache_reply(r, key, (uint64_t)registry_index(r->a->cfg.registry, r->rest))) return;
     if (tag_filter_init(r, &tf) < 0 ||
         instances(r, passing ? REGISTRY_FILTER_PASSING : REGISTRY_FILTER_ALL, &res) < 0)
         return;
@@ -417,24 +397,22 @@ void admin__health_service(struct admin_req *r)
     for (size_t i = 0; i < res.count; i++) {
         const struct registry_instance *in = &res.instances[i];
         char check_id[160];
-        if (!tag_filter_match(&tf, in))
-            continue;
+        if (!tag_filter_match(&tf, in)) continue;
         snprintf(check_id, sizeof(check_id), "service:%s", in->id);
-        json_t *node = json_pack("{s:s, s:s, s:s, s:s, s:{}, s:{}}", "ID", node_of(r, in),
-                                 "Node", node_of(r, in), "Address", in->address, "Datacenter",
+        json_t *node = json_pack("{s:s, s:s, s:s, s:s, s:{}, s:{}}", "ID", node_of(r, in), "Node",
+                                 node_of(r, in), "Address", in->address, "Datacenter",
                                  r->a->cfg.datacenter, "TaggedAddresses", "Meta");
-        json_t *svc = json_pack("{s:s, s:s, s:o, s:s, s:i, s:o, s:{s:i, s:i}, s:{}}", "ID",
-                                in->id, "Service", in->service, "Tags", tags_json(in), "Address",
-                                in->address, "Port", (int)in->port, "Meta", meta_json(in),
-                                "Weights", "Passing", (int)(in->weight ? in->weight : 1),
-                                "Warning", 1, "TaggedAddresses");
+        json_t *svc =
+            json_pack("{s:s, s:s, s:o, s:s, s:i, s:o, s:{s:i, s:i}, s:{}}", "ID", in->id, "Service",
+                      in->service, "Tags", tags_json(in), "Address", in->address, "Port",
+                      (int)in->port, "Meta", meta_json(in), "Weights", "Passing",
+                      (int)(in->weight ? in->weight : 1), "Warning", 1, "TaggedAddresses");
         json_t *chk = json_pack("[{s:s, s:s, s:s, s:s, s:s, s:s, s:s}]", "Node", node_of(r, in),
                                 "CheckID", check_id, "Name", "service health", "Status",
                                 registry_health_name(in->status), "ServiceID", in->id,
-                                "ServiceName", in->service, "Output",
-                                in->note ? in->note : "");
-        json_array_append_new(arr, json_pack("{s:o, s:o, s:o}", "Node", node, "Service", svc,
-                                             "Checks", chk));
+                                "ServiceName", in->service, "Output", in->note ? in->note : "");
+        json_array_append_new(
+            arr, json_pack("{s:o, s:o, s:o}", "Node", node, "Service", svc, "Checks", chk));
     }
     uint64_t index = (uint64_t)res.index;
     registry_result_release(&res);
@@ -447,8 +425,7 @@ void admin__prometheus_sd(struct admin_req *r)
     struct registry_result svcs = {0};
     json_t *arr;
 
-    if (!reg_ready(r))
-        return;
+    if (!reg_ready(r)) return;
     if (registry_services(r->a->cfg.registry, &svcs) < 0) {
         admin__reply_error(r, 500, NULL, "cannot list services");
         return;
@@ -464,14 +441,14 @@ void admin__prometheus_sd(struct admin_req *r)
             char target[320];
             snprintf(target, sizeof(target), strchr(in->address, ':') ? "[%s]:%u" : "%s:%u",
                      in->address, in->port);
-            json_t *labels = json_pack("{s:s, s:s, s:s, s:s}", "__meta_shoal_service",
-                                       in->service, "__meta_shoal_instance", in->id,
-                                       "__meta_shoal_node", node_of(r, in),
-                                       "__meta_shoal_version", in->version ? in->version : "");
+            json_t *labels =
+                json_pack("{s:s, s:s, s:s, s:s}", "__meta_shoal_service", in->service,
+                          "__meta_shoal_instance", in->id, "__meta_shoal_node", node_of(r, in),
+                          "__meta_shoal_version", in->version ? in->version : "");
             for (size_t k = 0; k < in->meta_count; k++) {
                 char name[200];
-                size_t n = (size_t)snprintf(name, sizeof(name), "__meta_shoal_meta_%s",
-                                            in->meta[k].key);
+                size_t n =
+                    (size_t)snprintf(name, sizeof(name), "__meta_shoal_meta_%s", in->meta[k].key);
                 for (size_t c = 18; c < n && c < sizeof(name); c++) {
                     char ch = name[c];
                     if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
@@ -480,8 +457,8 @@ void admin__prometheus_sd(struct admin_req *r)
                 }
                 json_object_set_new(labels, name, json_string(in->meta[k].value));
             }
-            json_array_append_new(arr, json_pack("{s:[s], s:o}", "targets", target, "labels",
-                                                 labels));
+            json_array_append_new(arr,
+                                  json_pack("{s:[s], s:o}", "targets", target, "labels", labels));
         }
         registry_result_release(&res);
     }

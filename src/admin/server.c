@@ -21,8 +21,7 @@ static void reply(struct admin_req *r, int status, const char *ctype, struct sli
     size_t n = 0;
     char idx[24];
 
-    if (r->answered)
-        return;
+    if (r->answered) return;
     r->answered = true;
     admin__unpark(r);
     f[n++] = (struct http_out_field){SLICE("Content-Type"), slice_from_cstr(ctype)};
@@ -32,16 +31,16 @@ static void reply(struct admin_req *r, int status, const char *ctype, struct sli
         f[n++] = (struct http_out_field){SLICE("X-Consul-LastContact"), SLICE("0")};
         f[n++] = (struct http_out_field){SLICE("X-Consul-KnownLeader"), SLICE("true")};
     }
-    struct http_response_head rh = {.status = status, .fields = f, .nfields = n,
-                                    .content_length = (int64_t)body.len};
+    struct http_response_head rh = {
+        .status = status, .fields = f, .nfields = n, .content_length = (int64_t)body.len};
     if (http_exchange_start(r->ex, &rh) < 0 || http_exchange_write(r->ex, body.ptr, body.len) < 0 ||
         http_exchange_finish(r->ex) < 0)
         http_exchange_abort(r->ex);
     buf_release(&r->body);
 }
 
-void admin__reply_raw(struct admin_req *r, int status, const char *content_type,
-                      struct slice body, uint64_t index)
+void admin__reply_raw(struct admin_req *r, int status, const char *content_type, struct slice body,
+                      uint64_t index)
 {
     reply(r, status, content_type, body, r->route && r->route->is_consul, index);
 }
@@ -61,8 +60,8 @@ void admin__reply_json_index(struct admin_req *r, int status, json_t *body, uint
         reply(r, 500, "application/json", SLICE("{\"error\":\"out of memory\"}\n"), false, 0);
         return;
     }
-    reply(r, status, "application/json", slice_from_cstr(text),
-          r->route && r->route->is_consul, index);
+    reply(r, status, "application/json", slice_from_cstr(text), r->route && r->route->is_consul,
+          index);
     sh_free(text); /* jansson allocates through sh_malloc (admin_new sets it) */
 }
 
@@ -90,8 +89,7 @@ void admin__cache_key(struct admin_req *r, char *out, size_t n)
 
 bool admin__cache_reply(struct admin_req *r, const char *key, uint64_t index)
 {
-    if (!key[0])
-        return false;
+    if (!key[0]) return false;
     for (size_t i = 0; i < ADMIN_CACHE_SLOTS; i++) {
         struct admin_cached *c = &r->a->cache[i];
         if (c->index == index && c->body.data && strcmp(c->key, key) == 0) {
@@ -138,8 +136,7 @@ void admin__reply_error(struct admin_req *r, int status, const char *field, cons
     json_t *o = json_object();
 
     json_object_set_new(o, "error", json_string(what));
-    if (field)
-        json_object_set_new(o, "field", json_string(field));
+    if (field) json_object_set_new(o, "field", json_string(field));
     admin__reply_json(r, status, o);
 }
 
@@ -155,8 +152,8 @@ json_t *admin__body_json(struct admin_req *r, json_type want)
     }
     v = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &err);
     if (!v) {
-        snprintf(what, sizeof(what), "invalid JSON at line %d, column %d: %s", err.line,
-                 err.column, err.text);
+        snprintf(what, sizeof(what), "invalid JSON at line %d, column %d: %s", err.line, err.column,
+                 err.text);
         admin__reply_error(r, 400, "body", what);
         return NULL;
     }
@@ -174,12 +171,9 @@ json_t *admin__body_json(struct admin_req *r, json_type want)
  * ------------------------------------------------------------------------------------------ */
 static int hexval(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
@@ -188,15 +182,13 @@ static char *url_decode(struct arena *a, struct slice s, bool plus_is_space)
 {
     char *out = arena_alloc(a, s.len + 1), *p = out;
 
-    if (!out)
-        return NULL;
+    if (!out) return NULL;
     for (size_t i = 0; i < s.len; i++) {
         char c = s.ptr[i];
         if (c == '%') {
             int hi = i + 2 < s.len ? hexval(s.ptr[i + 1]) : -1;
             int lo = i + 2 < s.len ? hexval(s.ptr[i + 2]) : -1;
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return NULL;
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) return NULL;
             *p++ = (char)(hi * 16 + lo);
             i += 2;
         } else {
@@ -215,14 +207,12 @@ const char *admin__query_nth(struct admin_req *r, const char *name, size_t nth)
     while (rest.ptr && rest.len) {
         rest = slice_split(rest, '&', &item);
         struct slice value = slice_split(item, '=', &key);
-        if (!slice_eq(key, want))
-            continue;
+        if (!slice_eq(key, want)) continue;
         if (nth > 0) {
             nth--;
             continue;
         }
-        if (!value.ptr)
-            return "";
+        if (!value.ptr) return "";
         return url_decode(http_exchange_arena(r->ex), value, true);
     }
     return NULL;
@@ -270,10 +260,8 @@ int admin__blocking_params(struct admin_req *r, uint64_t *index, uint64_t *wait_
             return -1;
         }
     }
-    if (*index && *wait_ms == 0)
-        *wait_ms = 5 * 60 * 1000; /* Consul's default */
-    if (*wait_ms > ADMIN_WAIT_MAX_MS)
-        *wait_ms = ADMIN_WAIT_MAX_MS;
+    if (*index && *wait_ms == 0) *wait_ms = 5 * 60 * 1000; /* Consul's default */
+    if (*wait_ms > ADMIN_WAIT_MAX_MS) *wait_ms = ADMIN_WAIT_MAX_MS;
     return 0;
 }
 
@@ -286,21 +274,18 @@ void admin__park(struct admin_req *r, void *wait, void (*cancel)(struct admin_re
     r->cancel_wait = cancel;
     r->next_waiting = r->a->waiting;
     r->prev_waiting = NULL;
-    if (r->a->waiting)
-        r->a->waiting->prev_waiting = r;
+    if (r->a->waiting) r->a->waiting->prev_waiting = r;
     r->a->waiting = r;
 }
 
 void admin__unpark(struct admin_req *r)
 {
-    if (!r->cancel_wait)
-        return;
+    if (!r->cancel_wait) return;
     if (r->prev_waiting)
         r->prev_waiting->next_waiting = r->next_waiting;
     else
         r->a->waiting = r->next_waiting;
-    if (r->next_waiting)
-        r->next_waiting->prev_waiting = r->prev_waiting;
+    if (r->next_waiting) r->next_waiting->prev_waiting = r->prev_waiting;
     r->next_waiting = r->prev_waiting = NULL;
     r->cancel_wait = NULL; /* r->wait stays: a caller that unparks to cancel still needs it */
 }
@@ -313,8 +298,7 @@ static void cancel_parked(struct admin_req *r)
 {
     void (*cancel)(struct admin_req *) = r->cancel_wait;
 
-    if (!cancel)
-        return;
+    if (!cancel) return;
     cancel(r);
     admin__unpark(r);
 }
@@ -337,12 +321,9 @@ static int check_token(struct admin_req *r)
     struct slice got = SLICE_NULL, v;
     const char *q;
 
-    if (!r->a->token[0])
-        return 0;
-    if (r->route->auth == ADMIN_AUTH_READ && from_loopback(r))
-        return 0;
-    if (http_head_get(r->h, SLICE("authorization"), &v) &&
-        slice_starts_with(v, SLICE("Bearer ")))
+    if (!r->a->token[0]) return 0;
+    if (r->route->auth == ADMIN_AUTH_READ && from_loopback(r)) return 0;
+    if (http_head_get(r->h, SLICE("authorization"), &v) && slice_starts_with(v, SLICE("Bearer ")))
         got = slice_trim((struct slice){v.ptr + 7, v.len - 7});
     else if (r->route->is_consul && http_head_get(r->h, SLICE("x-consul-token"), &v))
         got = v;
@@ -355,8 +336,7 @@ static int check_token(struct admin_req *r)
     }
     if (got.len > SH_TOKEN_MAX_LEN) {
         char what[96];
-        snprintf(what, sizeof(what), "the token is longer than %d characters",
-                 SH_TOKEN_MAX_LEN);
+        snprintf(what, sizeof(what), "the token is longer than %d characters", SH_TOKEN_MAX_LEN);
         admin__reply_error(r, 401, "token", what);
         return -1;
     }
@@ -378,8 +358,7 @@ static bool local_dc(struct admin_req *r)
 {
     const char *dc = admin__query(r, "dc");
 
-    if (!dc || !*dc || strcmp(dc, r->a->cfg.datacenter) == 0)
-        return true;
+    if (!dc || !*dc || strcmp(dc, r->a->cfg.datacenter) == 0) return true;
     admin__reply_raw(r, 500, "text/plain", SLICE("No path to datacenter"), 0);
     return false;
 }
@@ -393,8 +372,7 @@ static void dispatch(struct admin_req *r)
         rt = &admin_routes[i];
         struct slice p = slice_from_cstr(rt->path);
         bool match = rt->is_prefix ? slice_starts_with(r->path, p) : slice_eq(r->path, p);
-        if (!match)
-            continue;
+        if (!match) continue;
         path_known = true;
         if (rt->method != r->h->method &&
             !(rt->method == HTTP_M_GET && r->h->method == HTTP_M_HEAD))
@@ -408,10 +386,8 @@ static void dispatch(struct admin_req *r)
                 return;
             }
         }
-        if (check_token(r) < 0)
-            return;
-        if (rt->is_consul && !local_dc(r))
-            return;
+        if (check_token(r) < 0) return;
+        if (rt->is_consul && !local_dc(r)) return;
         rt->fn(r);
         return;
     }
@@ -426,8 +402,7 @@ static void on_body(struct http_exchange *ex, struct slice chunk, void *data)
     struct admin_req *r = data;
 
     (void)ex;
-    if (r->too_big)
-        return;
+    if (r->too_big) return;
     if (buf_appends(&r->body, chunk) != 0) {
         r->too_big = true;
         buf_release(&r->body);
@@ -496,26 +471,21 @@ int admin_new(uv_loop_t *loop, const struct admin_config *cfg, struct admin **ou
     int rc;
 
     *out = NULL;
-    if (!a)
-        return SH_ENOMEM;
+    if (!a) return SH_ENOMEM;
     /* jansson's allocations go through ours, so tests count them and torture can fail them;
      * set before any JSON value exists, and the same for every admin */
     json_set_alloc_funcs(sh_malloc, sh_free);
     a->loop = loop;
     a->cfg = *cfg;
-    if (!a->cfg.listen)
-        a->cfg.listen = "127.0.0.1:7700";
-    if (!a->cfg.datacenter)
-        a->cfg.datacenter = "dc1";
-    if (!a->cfg.max_body_bytes)
-        a->cfg.max_body_bytes = 1 << 20;
+    if (!a->cfg.listen) a->cfg.listen = "127.0.0.1:7700";
+    if (!a->cfg.datacenter) a->cfg.datacenter = "dc1";
+    if (!a->cfg.max_body_bytes) a->cfg.max_body_bytes = 1 << 20;
     if (cfg->token && strlen(cfg->token) > SH_TOKEN_MAX_LEN) {
         sh_diag_set(d, "token", "the token is longer than %d characters", SH_TOKEN_MAX_LEN);
         sh_free(a);
         return SH_ETOOBIG;
     }
-    if (cfg->token)
-        snprintf(a->token, sizeof(a->token), "%s", cfg->token);
+    if (cfg->token) snprintf(a->token, sizeof(a->token), "%s", cfg->token);
     if (cfg->node)
         snprintf(a->node, sizeof(a->node), "%s", cfg->node);
     else if (gethostname(a->node, sizeof(a->node) - 1) != 0)
@@ -552,8 +522,7 @@ static void stopped(void *data)
 {
     struct admin *a = data;
 
-    if (a->stop_done)
-        a->stop_done(a->stop_data);
+    if (a->stop_done) a->stop_done(a->stop_data);
 }
 
 void admin_stop(struct admin *a, uint32_t deadline_ms, void (*done)(void *), void *data)
@@ -567,8 +536,7 @@ void admin_stop(struct admin *a, uint32_t deadline_ms, void (*done)(void *), voi
         cancel_parked(r);
         if (r->is_stream && !r->stream_ended) {
             r->stream_ended = true;
-            if (http_exchange_finish(r->ex) < 0)
-                http_exchange_abort(r->ex);
+            if (http_exchange_finish(r->ex) < 0) http_exchange_abort(r->ex);
         } else if (!r->answered) {
             admin__reply_error(r, 503, NULL, "shutting down");
         }
@@ -578,8 +546,7 @@ void admin_stop(struct admin *a, uint32_t deadline_ms, void (*done)(void *), voi
 
 void admin_free(struct admin *a)
 {
-    if (!a)
-        return;
+    if (!a) return;
     for (size_t i = 0; i < ADMIN_CACHE_SLOTS; i++)
         buf_release(&a->cache[i].body);
     http_server_free(a->srv);
@@ -628,8 +595,7 @@ int admin_token_load(const char *data_dir, char *out, size_t out_len, bool *crea
         sh_diag_set(d, path, "no randomness for a token: %s", strerror(errno));
         return SH_EIO;
     }
-    if (out_len < sizeof(raw) * 2 + 1)
-        return SH_EINVAL;
+    if (out_len < sizeof(raw) * 2 + 1) return SH_EINVAL;
     for (size_t i = 0; i < sizeof(raw); i++)
         snprintf(out + 2 * i, 3, "%02x", raw[i]);
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);

@@ -9,14 +9,14 @@
 #include <unistd.h>
 
 /* What every CLI_F_CONNECT command's help ends with (docs/cli.md says the same). */
-#define CONNECT_HELP                                                                          \
-    "\nConnection (the same for every command that talks to the control plane):\n"              \
-    "  --addr ADDR         the control plane's admin API (default: SHOAL_ADDR, else\n"          \
-    "                      127.0.0.1:7700)\n"                                                    \
-    "  --token TOKEN       the API token (default: SHOAL_TOKEN)\n"                               \
-    "  --data-dir DIR      read the token from DIR/token (the data directory of the stack)\n"   \
-    "Without any of the three, the token is read from the data directory that the `shoal up`\n" \
-    "or `shoal server` at ADDR published in $XDG_RUNTIME_DIR/shoal (or /tmp/shoal-UID), else\n" \
+#define CONNECT_HELP                                                                               \
+    "\nConnection (the same for every command that talks to the control plane):\n"                 \
+    "  --addr ADDR         the control plane's admin API (default: SHOAL_ADDR, else\n"             \
+    "                      127.0.0.1:7700)\n"                                                      \
+    "  --token TOKEN       the API token (default: SHOAL_TOKEN)\n"                                 \
+    "  --data-dir DIR      read the token from DIR/token (the data directory of the stack)\n"      \
+    "Without any of the three, the token is read from the data directory that the `shoal up`\n"    \
+    "or `shoal server` at ADDR published in $XDG_RUNTIME_DIR/shoal (or /tmp/shoal-UID), else\n"    \
     "from ./.shoal/token.\n"
 
 /* The one table of subcommands (style.md B12). Hidden commands are left out of the list. */
@@ -40,19 +40,21 @@ static const struct cli_command commands[] = {
      "  --timeout-body D    silence allowed inside a request body (default 30s)\n"
      "  --timeout-idle D    keep-alive connections close after D idle (default 60s)\n"
      "  --timeout-send D    time allowed without write progress (default 60s)\n"
-     "  --shutdown-grace D  on SIGTERM, in-flight requests get D to finish (default 5s)\n", 0},
+     "  --shutdown-grace D  on SIGTERM, in-flight requests get D to finish (default 5s)\n",
+     0},
     {"services", cli_cmd_services, "list services and their instances' health",
      "shoal services [--json] [--addr ADDR] [--token TOKEN] [--data-dir DIR]",
      "Lists the services registered with the control plane, with their instance and passing\n"
-     "counts and tags. --json prints every instance with its address, port and status.\n"
-     CONNECT_HELP, CLI_F_CONNECT},
+     "counts and tags. --json prints every instance with its address, port and "
+     "status.\n" CONNECT_HELP,
+     CLI_F_CONNECT},
     {"ps", cli_cmd_ps, "list the instances `shoal up` runs",
      "shoal ps [--json] [--addr ADDR] [--token TOKEN] [--data-dir DIR]",
      "Lists every instance the `shoal up` behind ADDR runs: service, instance, pid, port,\n"
      "process state (starting, running, backoff, crash-loop, draining, ...), health (passing,\n"
      "critical, ...), restarts, requests/s through the gateway and the mesh over the last\n"
-     "second, and uptime. --json prints the same as a JSON array.\n"
-     CONNECT_HELP, CLI_F_CONNECT},
+     "second, and uptime. --json prints the same as a JSON array.\n" CONNECT_HELP,
+     CLI_F_CONNECT},
     {"logs", cli_cmd_logs, "show the output of the services `shoal up` runs",
      "shoal logs [SERVICE] [-f] [--since DURATION] [--grep TEXT] [--json] [--addr ADDR]\n"
      "       [--token TOKEN] [--data-dir DIR]",
@@ -65,8 +67,8 @@ static const struct cli_command commands[] = {
      "  --since DURATION    only lines from the last DURATION (e.g. 5m)\n"
      "  --grep TEXT         only lines containing TEXT\n"
      "  --json              one JSON object per line: seq, ms, service, instance, stream,\n"
-     "                      line\n"
-     CONNECT_HELP, CLI_F_CONNECT},
+     "                      line\n" CONNECT_HELP,
+     CLI_F_CONNECT},
     {"scale", cli_cmd_scale, "change how many instances of a service `shoal up` runs",
      "shoal scale SERVICE N [--wait] [--timeout DURATION] [--addr ADDR] [--token TOKEN]\n"
      "       [--data-dir DIR]",
@@ -75,8 +77,8 @@ static const struct cli_command commands[] = {
      "under way finish) and stopped, the newest or unhealthy ones first. An autoscaled service\n"
      "keeps scaling from the new count.\n\n"
      "  --wait              wait until N instances are ready (progress on stderr)\n"
-     "  --timeout DURATION  how long --wait waits (default 2m); exit 1 after it\n"
-     CONNECT_HELP, CLI_F_CONNECT},
+     "  --timeout DURATION  how long --wait waits (default 2m); exit 1 after it\n" CONNECT_HELP,
+     CLI_F_CONNECT},
     {"restart", cli_cmd_restart, "replace a service's instances one at a time",
      "shoal restart SERVICE [--wait] [--timeout DURATION] [--addr ADDR] [--token TOKEN]\n"
      "       [--data-dir DIR]",
@@ -86,14 +88,14 @@ static const struct cli_command commands[] = {
      "there the old one stops first). A new instance that does not become ready stops the\n"
      "restart; the instances not yet replaced keep running.\n\n"
      "  --wait              wait until it is done (exit 1 if it stopped), progress on stderr\n"
-     "  --timeout DURATION  how long --wait waits (default 2m)\n"
-     CONNECT_HELP, CLI_F_CONNECT},
+     "  --timeout DURATION  how long --wait waits (default 2m)\n" CONNECT_HELP,
+     CLI_F_CONNECT},
     {"down", cli_cmd_down, "stop the `shoal up` behind ADDR",
      "shoal down [--timeout DURATION] [--addr ADDR] [--token TOKEN] [--data-dir DIR]",
      "Asks the `shoal up` behind ADDR to stop everything, as Ctrl-C would (gateway drained,\n"
      "instances stopped, then the control plane), and waits until it has (--timeout, default\n"
-     "60s).\n"
-     CONNECT_HELP, CLI_F_CONNECT},
+     "60s).\n" CONNECT_HELP,
+     CLI_F_CONNECT},
     {"config", cli_cmd_config, "read and change configuration in the control plane",
      "shoal config get KEY | set KEY VALUE|- [--cas INDEX] | del KEY [--recurse] |\n"
      "       ls [PREFIX] [--json] | watch KEY [--count N] | history KEY [--json] |\n"
@@ -107,8 +109,8 @@ static const struct cli_command commands[] = {
      "  watch KEY             print the value, then each new one as it changes\n"
      "                        (--count N: stop after N changes)\n"
      "  history KEY           the last versions, newest first\n"
-     "  rollback KEY INDEX    write the value the key had at INDEX again\n"
-     CONNECT_HELP, CLI_F_CONNECT},
+     "  rollback KEY INDEX    write the value the key had at INDEX again\n" CONNECT_HELP,
+     CLI_F_CONNECT},
     {"fetch", cli_cmd_fetch, "make an HTTP request and print the response",
      "shoal fetch [-X METHOD] [-H 'Name: value']... [-d DATA | -T FILE] [-i] [-n COUNT] URL",
      "Sends an HTTP/1.1 request with shoal's own client and prints the response body.\n\n"
@@ -120,7 +122,8 @@ static const struct cli_command commands[] = {
      "  -n COUNT     send the request COUNT times over the pooled connection\n"
      "  --stats      print the client's connection statistics as JSON on stderr\n"
      "  --timeout D  give up after D (default 30s)\n"
-     "Exit status: 0 for a 2xx/3xx answer, 1 for 4xx/5xx or a transport error, 2 for usage.\n", 0},
+     "Exit status: 0 for a 2xx/3xx answer, 1 for 4xx/5xx or a transport error, 2 for usage.\n",
+     0},
 };
 
 /* The role commands main.c adds; set once by cli_main. */
@@ -130,12 +133,10 @@ static size_t nrole_commands;
 const struct cli_command *cli_find(const char *name)
 {
     for (size_t i = 0; i < nrole_commands; i++) {
-        if (strcmp(role_commands[i].name, name) == 0)
-            return &role_commands[i];
+        if (strcmp(role_commands[i].name, name) == 0) return &role_commands[i];
     }
     for (size_t i = 0; i < SH_ARRAY_LEN(commands); i++) {
-        if (strcmp(commands[i].name, name) == 0)
-            return &commands[i];
+        if (strcmp(commands[i].name, name) == 0) return &commands[i];
     }
     return NULL;
 }
@@ -174,10 +175,8 @@ int cli_usage_error(const struct cli_command *c, const char *fmt, ...)
 bool cli__wants_help(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return true;
-        if (strcmp(argv[i], "--") == 0)
-            break;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return true;
+        if (strcmp(argv[i], "--") == 0) break;
     }
     return false;
 }
@@ -232,8 +231,7 @@ int cli_main(int argc, char **argv, const struct cli_command *roles, size_t nrol
         print_usage(stdout);
         return 0;
     }
-    if (strcmp(argv[1], "--version") == 0)
-        return cli_cmd_version(1, argv + 1);
+    if (strcmp(argv[1], "--version") == 0) return cli_cmd_version(1, argv + 1);
     c = cli_find(argv[1]);
     if (!c) {
         fprintf(stderr, "shoal: unknown command '%s'\n\n", argv[1]);
@@ -246,8 +244,6 @@ int cli_main(int argc, char **argv, const struct cli_command *roles, size_t nrol
     }
     argc--;
     argv++;
-    if ((c->flags & CLI_F_CONNECT) && cli__conn_take(c, &argc, argv) != 0)
-        return 2;
+    if ((c->flags & CLI_F_CONNECT) && cli__conn_take(c, &argc, argv) != 0) return 2;
     return c->run(argc, argv);
 }
-

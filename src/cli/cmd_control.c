@@ -98,8 +98,7 @@ static bool read_token_file(const char *data_dir)
 
     snprintf(path, sizeof(path), "%s/token", data_dir);
     f = fopen(path, "r");
-    if (!f)
-        return false;
+    if (!f) return false;
     n = fread(conn.token_buf, 1, sizeof(conn.token_buf) - 1, f);
     fclose(f);
     while (n && (conn.token_buf[n - 1] == '\n' || conn.token_buf[n - 1] == '\r'))
@@ -116,36 +115,31 @@ static void resolve_conn(void)
     const char *env;
     char dir[4096];
 
-    if (conn.is_resolved)
-        return;
+    if (conn.is_resolved) return;
     conn.is_resolved = true;
     env = getenv("SHOAL_ADDR");
-    if (!conn.addr)
-        conn.addr = env && *env ? env : "127.0.0.1:7700";
+    if (!conn.addr) conn.addr = env && *env ? env : "127.0.0.1:7700";
     env = getenv("SHOAL_TOKEN");
-    if (conn.token)
-        return;
+    if (conn.token) return;
     if (env && *env) {
         conn.token = env;
         return;
     }
     if (conn.data_dir) {
-        if (read_token_file(conn.data_dir))
-            conn.token = conn.token_buf;
+        if (read_token_file(conn.data_dir)) conn.token = conn.token_buf;
         return;
     }
     if (cli_runtime_lookup(conn.addr, dir, sizeof(dir)) == 0 && read_token_file(dir)) {
         conn.token = conn.token_buf;
         return;
     }
-    if (read_token_file(".shoal"))
-        conn.token = conn.token_buf;
+    if (read_token_file(".shoal")) conn.token = conn.token_buf;
 }
 
 /* Sends method path (body may be NULL) to the control plane; fills c. 0, or prints why and
  * returns 1. */
 int cli__api(const char *method, const char *path, struct slice body, uint32_t timeout_ms,
-               struct cli_call *c)
+             struct cli_call *c)
 {
     const char *addr, *token;
     struct sockaddr_storage ss;
@@ -161,8 +155,7 @@ int cli__api(const char *method, const char *path, struct slice body, uint32_t t
     resolve_conn();
     addr = conn.addr;
     token = conn.token;
-    if (strncmp(addr, "http://", 7) == 0)
-        addr += 7;
+    if (strncmp(addr, "http://", 7) == 0) addr += 7;
     memset(c, 0, sizeof(*c));
     c->body = BUF_INIT(64 << 20);
     if (sh_addr_parse(addr, &ss, &d) < 0) {
@@ -171,9 +164,9 @@ int cli__api(const char *method, const char *path, struct slice body, uint32_t t
     }
     if (token && strlen(token) > SH_TOKEN_MAX_LEN) {
         fprintf(stderr, "shoal: %s: the token is longer than %d characters\n",
-                token == conn.token_buf ? "the token file"
+                token == conn.token_buf          ? "the token file"
                 : token == getenv("SHOAL_TOKEN") ? "SHOAL_TOKEN"
-                                                  : "--token",
+                                                 : "--token",
                 SH_TOKEN_MAX_LEN);
         return 1;
     }
@@ -199,8 +192,7 @@ int cli__api(const char *method, const char *path, struct slice body, uint32_t t
     };
     rc = http_client_request(cl, &desc, &call_handlers, c, &cr);
     if (rc == 0) {
-        if (body.len && http_creq_write(cr, body.ptr, body.len) >= 0)
-            http_creq_finish(cr);
+        if (body.len && http_creq_write(cr, body.ptr, body.len) >= 0) http_creq_finish(cr);
         while (!c->done && uv_run(&loop, UV_RUN_ONCE))
             ;
         rc = c->rc;
@@ -276,12 +268,9 @@ int cli_cmd_services(int argc, char **argv)
     const char *name;
     json_t *tags;
 
-    if (json_flag_only(cmd, argc, argv, &json_out))
-        return 2;
-    if (cli__api("GET", "/v1/catalog/services", SLICE(""), 10000, &c))
-        return 1;
-    if (c.status != 200)
-        return cli__api_error("listing services", &c);
+    if (json_flag_only(cmd, argc, argv, &json_out)) return 2;
+    if (cli__api("GET", "/v1/catalog/services", SLICE(""), 10000, &c)) return 1;
+    if (c.status != 200) return cli__api_error("listing services", &c);
     services = json_loadb(c.body.data, c.body.len, 0, NULL);
     buf_release(&c.body);
     if (!json_is_object(services)) {
@@ -290,38 +279,39 @@ int cli_cmd_services(int argc, char **argv)
         return 1;
     }
     out = json_array();
-    if (!json_out)
-        printf("%-24s %-9s %-8s %s\n", "SERVICE", "INSTANCES", "PASSING", "TAGS");
-    json_object_foreach(services, name, tags) {
+    if (!json_out) printf("%-24s %-9s %-8s %s\n", "SERVICE", "INSTANCES", "PASSING", "TAGS");
+    json_object_foreach(services, name, tags)
+    {
         struct buf path = BUF_INIT(1024);
         buf_appends(&path, SLICE("/v1/health/service/"));
         cli__escape(&path, name);
         int rc = cli__api("GET", path.data, SLICE(""), 10000, &c);
         buf_release(&path);
-        if (rc)
-            continue;
+        if (rc) continue;
         json_t *inst = c.status == 200 ? json_loadb(c.body.data, c.body.len, 0, NULL) : NULL;
         buf_release(&c.body);
         size_t n = json_is_array(inst) ? json_array_size(inst) : 0, passing = 0, k;
         json_t *e, *list = json_array();
-        json_array_foreach(inst, k, e) {
+        json_array_foreach(inst, k, e)
+        {
             json_t *svc = json_object_get(e, "Service");
             const char *st = json_string_value(
                 json_object_get(json_array_get(json_object_get(e, "Checks"), 0), "Status"));
             passing += st && !strcmp(st, "passing");
             json_array_append_new(
-                list, json_pack("{s:O, s:O, s:O, s:s}", "id", json_object_get(svc, "ID"),
-                                "address", json_object_get(svc, "Address"), "port",
+                list, json_pack("{s:O, s:O, s:O, s:s}", "id", json_object_get(svc, "ID"), "address",
+                                json_object_get(svc, "Address"), "port",
                                 json_object_get(svc, "Port"), "status", st ? st : "unknown"));
         }
         if (json_out) {
-            json_array_append_new(out, json_pack("{s:s, s:O, s:o}", "service", name, "tags",
-                                                 tags, "instances", list));
+            json_array_append_new(out, json_pack("{s:s, s:O, s:o}", "service", name, "tags", tags,
+                                                 "instances", list));
         } else {
             char tagtext[256] = "";
             size_t t;
             json_t *tag;
-            json_array_foreach(tags, t, tag) {
+            json_array_foreach(tags, t, tag)
+            {
                 size_t used = strlen(tagtext);
                 snprintf(tagtext + used, sizeof(tagtext) - used, "%s%s", t ? "," : "",
                          json_string_value(tag));
@@ -333,8 +323,7 @@ int cli_cmd_services(int argc, char **argv)
     }
     if (json_out) {
         char *text = json_dumps(out, JSON_INDENT(2));
-        if (text)
-            printf("%s\n", text);
+        if (text) printf("%s\n", text);
         sh_free(text);
     }
     json_decref(out);
@@ -376,12 +365,9 @@ int cli_cmd_ps(int argc, char **argv)
     json_t *list, *e;
     size_t i;
 
-    if (json_flag_only(cmd, argc, argv, &json_out))
-        return 2;
-    if (cli__api("GET", "/v1/instances", SLICE(""), 10000, &c))
-        return 1;
-    if (c.status != 200)
-        return cli__api_error("listing instances", &c);
+    if (json_flag_only(cmd, argc, argv, &json_out)) return 2;
+    if (cli__api("GET", "/v1/instances", SLICE(""), 10000, &c)) return 1;
+    if (c.status != 200) return cli__api_error("listing instances", &c);
     if (json_out) {
         fwrite(c.body.data, 1, c.body.len, stdout);
         buf_release(&c.body);
@@ -394,21 +380,19 @@ int cli_cmd_ps(int argc, char **argv)
         json_decref(list);
         return 1;
     }
-    printf("%-16s %-20s %-8s %-6s %-11s %-12s %-8s %-8s %s\n", "SERVICE", "INSTANCE", "PID",
-           "PORT", "STATE", "HEALTH", "RESTARTS", "RPS", "UPTIME");
-    json_array_foreach(list, i, e) {
+    printf("%-16s %-20s %-8s %-6s %-11s %-12s %-8s %-8s %s\n", "SERVICE", "INSTANCE", "PID", "PORT",
+           "STATE", "HEALTH", "RESTARTS", "RPS", "UPTIME");
+    json_array_foreach(list, i, e)
+    {
         char up[32];
         json_int_t ms = json_integer_value(json_object_get(e, "uptime_ms"));
         cli_format_duration(up, sizeof(up), ms > 0 ? (uint64_t)ms : 0);
-        printf("%-16s %-20s %-8lld %-6lld %-11s %-12s %-8lld %-8.1f %s\n",
-               cli__str_of(e, "service"),
-               cli__str_of(e, "id"),
-               (long long)json_integer_value(json_object_get(e, "pid")),
-               (long long)json_integer_value(json_object_get(e, "port")),
-               cli__str_of(e, "state"),
-               cli__str_of(e, "health"),
-               (long long)json_integer_value(json_object_get(e, "restarts")),
-               json_number_value(json_object_get(e, "rps")), up);
+        printf(
+            "%-16s %-20s %-8lld %-6lld %-11s %-12s %-8lld %-8.1f %s\n", cli__str_of(e, "service"),
+            cli__str_of(e, "id"), (long long)json_integer_value(json_object_get(e, "pid")),
+            (long long)json_integer_value(json_object_get(e, "port")), cli__str_of(e, "state"),
+            cli__str_of(e, "health"), (long long)json_integer_value(json_object_get(e, "restarts")),
+            json_number_value(json_object_get(e, "rps")), up);
     }
     json_decref(list);
     return 0;
@@ -436,13 +420,13 @@ static int print_logs(const struct cli_call *c, bool json_out, uint64_t *last_se
         json_decref(list);
         return 1;
     }
-    json_array_foreach(list, i, e) {
+    json_array_foreach(list, i, e)
+    {
         uint64_t ms = (uint64_t)json_integer_value(json_object_get(e, "ms"));
         uint64_t seq = (uint64_t)json_integer_value(json_object_get(e, "seq"));
         if (json_out) {
             char *text = json_dumps(e, JSON_COMPACT);
-            if (text)
-                printf("%s\n", text);
+            if (text) printf("%s\n", text);
             sh_free(text);
         } else {
             /* What a service wrote is shown, never obeyed: controls (ESC, C1) escaped. */
@@ -458,8 +442,7 @@ static int print_logs(const struct cli_call *c, bool json_out, uint64_t *last_se
                    text.data ? text.data : "");
             buf_release(&text);
         }
-        if (seq > *last_seq)
-            *last_seq = seq;
+        if (seq > *last_seq) *last_seq = seq;
     }
     fflush(stdout);
     json_decref(list);
@@ -483,8 +466,7 @@ int cli_cmd_logs(int argc, char **argv)
         } else if (!strcmp(a, "--json")) {
             json_out = true;
         } else if (!strcmp(a, "--since") || !strcmp(a, "--grep")) {
-            if (!v)
-                return cli_usage_error(cmd, "option '%s' needs a value", a);
+            if (!v) return cli_usage_error(cmd, "option '%s' needs a value", a);
             i++;
             if (!strcmp(a, "--grep"))
                 grep = v;
@@ -514,10 +496,8 @@ int cli_cmd_logs(int argc, char **argv)
         }
         rc = path.err ? 1 : cli__api("GET", path.data, SLICE(""), 10000, &c);
         buf_release(&path);
-        if (rc)
-            return 1;
-        if (c.status != 200)
-            return cli__api_error("reading logs", &c);
+        if (rc) return 1;
+        if (c.status != 200) return cli__api_error("reading logs", &c);
         rc = print_logs(&c, json_out, &after);
         buf_release(&c.body);
         for (int k = 0; follow && !rc && k < 5 && !logs_interrupted; k++)
@@ -540,17 +520,14 @@ int cli_cmd_down(int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--timeout"))
             return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
-        if (!v)
-            return cli_usage_error(cmd, "option '%s' needs a value", argv[i]);
+        if (!v) return cli_usage_error(cmd, "option '%s' needs a value", argv[i]);
         i++;
         if (sh_parse_duration_ms(slice_from_cstr(v), &timeout_ms, &d) < 0)
             return cli_usage_error(cmd, "--timeout: %s", d.what);
     }
     json_set_alloc_funcs(sh_malloc, sh_free);
-    if (cli__api("POST", "/v1/stop", SLICE(""), 10000, &c))
-        return 1;
-    if (c.status != 202)
-        return cli__api_error("stopping", &c);
+    if (cli__api("POST", "/v1/stop", SLICE(""), 10000, &c)) return 1;
+    if (c.status != 202) return cli__api_error("stopping", &c);
     buf_release(&c.body);
     fprintf(stderr, "shoal down: stopping");
     /* done when the control plane, which stops last, no longer answers */
@@ -599,24 +576,20 @@ static int config_get(const char *key)
     buf_appends(&path, SLICE("?raw"));
     rc = cli__api("GET", path.data, SLICE(""), 10000, &c);
     buf_release(&path);
-    if (rc)
-        return 1;
+    if (rc) return 1;
     if (c.status == 404) {
         fprintf(stderr, "shoal config: no key '%s'\n", key);
         buf_release(&c.body);
         return 1;
     }
-    if (c.status != 200)
-        return cli__api_error("config get", &c);
+    if (c.status != 200) return cli__api_error("config get", &c);
     fwrite(c.body.data ? c.body.data : "", 1, c.body.len, stdout);
-    if (c.body.len && c.body.data[c.body.len - 1] != '\n' && isatty(1))
-        putchar('\n');
+    if (c.body.len && c.body.data[c.body.len - 1] != '\n' && isatty(1)) putchar('\n');
     buf_release(&c.body);
     return 0;
 }
 
-static int config_write(const char *method, const char *key, struct slice value,
-                        const char *query)
+static int config_write(const char *method, const char *key, struct slice value, const char *query)
 {
     struct buf path = BUF_INIT(2048);
     struct cli_call c;
@@ -624,14 +597,11 @@ static int config_write(const char *method, const char *key, struct slice value,
 
     buf_appends(&path, SLICE("/v1/kv/"));
     cli__escape(&path, key);
-    if (query)
-        buf_appends(&path, slice_from_cstr(query));
+    if (query) buf_appends(&path, slice_from_cstr(query));
     rc = cli__api(method, path.data, value, 10000, &c);
     buf_release(&path);
-    if (rc)
-        return 1;
-    if (c.status != 200)
-        return cli__api_error(method[0] == 'P' ? "config set" : "config del", &c);
+    if (rc) return 1;
+    if (c.status != 200) return cli__api_error(method[0] == 'P' ? "config set" : "config del", &c);
     rc = c.body.len >= 4 && memcmp(c.body.data, "true", 4) == 0 ? 0 : 1;
     if (rc)
         fprintf(stderr, "shoal config: '%s' changed since index given by --cas; nothing written\n",
@@ -668,19 +638,16 @@ static int config_ls(const char *prefix, bool json_out)
     buf_appends(&path, SLICE("?recurse"));
     rc = cli__api("GET", path.data, SLICE(""), 10000, &c);
     buf_release(&path);
-    if (rc)
-        return 1;
+    if (rc) return 1;
     if (c.status == 404) {
         buf_release(&c.body);
-        if (json_out)
-            printf("[]\n");
+        if (json_out) printf("[]\n");
         return 0;
     }
-    if (c.status != 200)
-        return cli__api_error("config ls", &c);
-    if (json_or_parse(&c, json_out, &arr))
-        return 0;
-    json_array_foreach(arr, i, e) {
+    if (c.status != 200) return cli__api_error("config ls", &c);
+    if (json_or_parse(&c, json_out, &arr)) return 0;
+    json_array_foreach(arr, i, e)
+    {
         printf("%s\t(index %lld)\n", json_string_value(json_object_get(e, "Key")),
                (long long)json_integer_value(json_object_get(e, "ModifyIndex")));
     }
@@ -721,8 +688,7 @@ static int config_watch(const char *key, long count)
                 printf("(no key)");
             putchar('\n');
             fflush(stdout);
-            if (index != 0)
-                seen++;
+            if (index != 0) seen++;
             index = c.index;
         }
         buf_release(&c.body);
@@ -743,17 +709,17 @@ static int config_history(const char *key, bool json_out)
     cli__escape(&path, key);
     rc = cli__api("GET", path.data, SLICE(""), 10000, &c);
     buf_release(&path);
-    if (rc)
-        return 1;
-    if (c.status != 200)
-        return cli__api_error("config history", &c);
-    if (json_or_parse(&c, json_out, &arr))
-        return 0;
+    if (rc) return 1;
+    if (c.status != 200) return cli__api_error("config history", &c);
+    if (json_or_parse(&c, json_out, &arr)) return 0;
     printf("%-10s %s\n", "INDEX", "VALUE (base64)");
-    json_array_foreach(arr, i, e) {
+    json_array_foreach(arr, i, e)
+    {
         const char *v = json_string_value(json_object_get(e, "Value"));
         printf("%-10lld %s\n", (long long)json_integer_value(json_object_get(e, "ModifyIndex")),
-               json_is_true(json_object_get(e, "Deleted")) ? "(deleted)" : v ? v : "");
+               json_is_true(json_object_get(e, "Deleted")) ? "(deleted)"
+               : v                                         ? v
+                                                           : "");
     }
     json_decref(arr);
     return 0;
@@ -777,8 +743,7 @@ int cli_cmd_config(int argc, char **argv)
         } else if (!strcmp(argv[i], "--recurse")) {
             recurse = true;
         } else if (!strcmp(argv[i], "--cas") || !strcmp(argv[i], "--count")) {
-            if (i + 1 >= argc)
-                return cli_usage_error(cmd, "option '%s' needs a value", argv[i]);
+            if (i + 1 >= argc) return cli_usage_error(cmd, "option '%s' needs a value", argv[i]);
             uint64_t n;
             if (slice_to_u64(slice_from_cstr(argv[i + 1]), &n) != 0)
                 return cli_usage_error(cmd, "%s: '%s' is not a number", argv[i], argv[i + 1]);
@@ -797,8 +762,7 @@ int cli_cmd_config(int argc, char **argv)
     }
     json_set_alloc_funcs(sh_malloc, sh_free);
     signal(SIGPIPE, SIG_IGN);
-    if (!strcmp(sub, "get") && npos == 1)
-        return config_get(pos[0]);
+    if (!strcmp(sub, "get") && npos == 1) return config_get(pos[0]);
     if (!strcmp(sub, "set") && npos == 2) {
         char query[64] = "";
         size_t len;
@@ -812,20 +776,16 @@ int cli_cmd_config(int argc, char **argv)
             }
             v = (struct slice){data, len};
         }
-        if (cas)
-            snprintf(query, sizeof(query), "?cas=%s", cas);
+        if (cas) snprintf(query, sizeof(query), "?cas=%s", cas);
         int rc = config_write("PUT", pos[0], v, query[0] ? query : NULL);
         sh_free(data);
         return rc;
     }
     if (!strcmp(sub, "del") && npos == 1)
         return config_write("DELETE", pos[0], SLICE(""), recurse ? "?recurse" : NULL);
-    if (!strcmp(sub, "ls") && npos <= 1)
-        return config_ls(npos ? pos[0] : "", json_out);
-    if (!strcmp(sub, "watch") && npos == 1)
-        return config_watch(pos[0], count);
-    if (!strcmp(sub, "history") && npos == 1)
-        return config_history(pos[0], json_out);
+    if (!strcmp(sub, "ls") && npos <= 1) return config_ls(npos ? pos[0] : "", json_out);
+    if (!strcmp(sub, "watch") && npos == 1) return config_watch(pos[0], count);
+    if (!strcmp(sub, "history") && npos == 1) return config_history(pos[0], json_out);
     if (!strcmp(sub, "rollback") && npos == 2) {
         struct buf path = BUF_INIT(2048);
         struct cli_call c;
@@ -835,10 +795,8 @@ int cli_cmd_config(int argc, char **argv)
         buf_appends(&path, slice_from_cstr(pos[1]));
         int rc = cli__api("POST", path.data, SLICE(""), 10000, &c);
         buf_release(&path);
-        if (rc)
-            return 1;
-        if (c.status != 200)
-            return cli__api_error("config rollback", &c);
+        if (rc) return 1;
+        if (c.status != 200) return cli__api_error("config rollback", &c);
         buf_release(&c.body);
         return 0;
     }

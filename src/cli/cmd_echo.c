@@ -68,8 +68,8 @@ static void describe(struct echo_req *r)
         http_exchange_respond(r->ex, 500, SLICE("text/plain"), SLICE("response too large\n"));
         return;
     }
-    struct http_response_head rh = {.status = r->e->status, .fields = f, .nfields = 2,
-                                    .content_length = (int64_t)b.len};
+    struct http_response_head rh = {
+        .status = r->e->status, .fields = f, .nfields = 2, .content_length = (int64_t)b.len};
     if (http_exchange_start(r->ex, &rh) == 0 && http_exchange_write(r->ex, b.data, b.len) >= 0)
         http_exchange_finish(r->ex);
     buf_release(&b);
@@ -91,11 +91,9 @@ static int stream_start(struct echo_req *r)
                                                       : -1,
     };
 
-    if (r->started)
-        return 0;
+    if (r->started) return 0;
     r->started = true;
-    if (http_head_get(h, SLICE("content-type"), &ct))
-        f.value = ct;
+    if (http_head_get(h, SLICE("content-type"), &ct)) f.value = ct;
     return http_exchange_start(r->ex, &rh);
 }
 
@@ -104,15 +102,13 @@ static void on_body(struct http_exchange *ex, struct slice chunk, void *data)
     struct echo_req *r = data;
 
     r->body_bytes += chunk.len;
-    if (!r->streaming)
-        return;
+    if (!r->streaming) return;
     if (stream_start(r) < 0) {
         http_exchange_abort(ex);
         return;
     }
     /* backpressure: a slow reader pauses the upload until its queue drains */
-    if (http_exchange_write(ex, chunk.ptr, chunk.len) == HTTP_AGAIN)
-        http_exchange_pause(ex);
+    if (http_exchange_write(ex, chunk.ptr, chunk.len) == HTTP_AGAIN) http_exchange_pause(ex);
 }
 
 static void on_drain(struct http_exchange *ex, void *data)
@@ -135,8 +131,7 @@ static void on_body_end(struct http_exchange *ex, void *data)
     struct echo_req *r = data;
 
     if (r->streaming) {
-        if (stream_start(r) < 0 || http_exchange_finish(ex) < 0)
-            http_exchange_abort(ex);
+        if (stream_start(r) < 0 || http_exchange_finish(ex) < 0) http_exchange_abort(ex);
         return;
     }
     if (r->e->delay_ms) {
@@ -229,8 +224,7 @@ int cli_cmd_echo(int argc, char **argv)
         if (!strcmp(a, "--listen") || !strcmp(a, "--name") || !strcmp(a, "--delay") ||
             !strcmp(a, "--status") || !strcmp(a, "--log-level") || !strncmp(a, "--timeout-", 10) ||
             !strcmp(a, "--shutdown-grace")) {
-            if (!v)
-                return cli_usage_error(cmd, "option '%s' needs a value", a);
+            if (!v) return cli_usage_error(cmd, "option '%s' needs a value", a);
             i++;
         } else {
             return cli_usage_error(cmd, "unknown option '%s'", a);
@@ -252,27 +246,22 @@ int cli_cmd_echo(int argc, char **argv)
             size_t k = 0;
             while (k < SH_ARRAY_LEN(names) && strcmp(a, names[k]) != 0)
                 k++;
-            if (k == SH_ARRAY_LEN(names))
-                return cli_usage_error(cmd, "unknown option '%s'", a);
-            if (sh_parse_duration_ms(slice_from_cstr(v), &ms, &d) < 0 || ms == 0 ||
-                ms > UINT32_MAX)
+            if (k == SH_ARRAY_LEN(names)) return cli_usage_error(cmd, "unknown option '%s'", a);
+            if (sh_parse_duration_ms(slice_from_cstr(v), &ms, &d) < 0 || ms == 0 || ms > UINT32_MAX)
                 return cli_usage_error(cmd, "%s: %s", a, ms == 0 ? "must be above 0" : d.what);
             *slots[k] = (uint32_t)ms;
         } else if (!strcmp(a, "--status")) {
             uint64_t st;
             if (slice_to_u64(slice_from_cstr(v), &st) || st < 200 || st > 599)
-                return cli_usage_error(cmd, "--status: '%s' is not a status from 200 to 599",
-                                        v);
+                return cli_usage_error(cmd, "--status: '%s' is not a status from 200 to 599", v);
             e.status = (int)st;
         } else {
             int lvl = sh_log_level_parse(slice_from_cstr(v));
-            if (lvl < 0)
-                return cli_usage_error(cmd, "--log-level: unknown level '%s'", v);
+            if (lvl < 0) return cli_usage_error(cmd, "--log-level: unknown level '%s'", v);
             sh_log_setup((enum sh_log_level)lvl, SH_LOG_AUTO, 2);
         }
     }
-    if (sh_listen_parse(listen, &ss, &d) < 0)
-        return cli_usage_error(cmd, "--listen: %s", d.what);
+    if (sh_listen_parse(listen, &ss, &d) < 0) return cli_usage_error(cmd, "--listen: %s", d.what);
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&loop);
     e.loop = &loop;

@@ -34,13 +34,11 @@ static void pump_body(struct fetch *f)
 {
     char chunk[64 * 1024];
 
-    if (f->body_done)
-        return;
+    if (f->body_done) return;
     if (f->data) {
         int rc = http_creq_write(f->cr, f->data, f->data_len);
         f->body_done = true;
-        if (rc >= 0)
-            http_creq_finish(f->cr);
+        if (rc >= 0) http_creq_finish(f->cr);
         return;
     }
     for (;;) {
@@ -58,8 +56,7 @@ static void pump_body(struct fetch *f)
             return;
         }
         int rc = http_creq_write(f->cr, chunk, (size_t)n);
-        if (rc == HTTP_AGAIN)
-            return; /* on_drain calls us again */
+        if (rc == HTTP_AGAIN) return; /* on_drain calls us again */
         if (rc < 0) {
             fprintf(stderr, "shoal fetch: sending the body: %s\n", sh_strerror(rc));
             f->exit_code = 1;
@@ -74,8 +71,7 @@ static void on_head(struct http_creq *cr, const struct http_head *h, void *data)
 
     (void)cr;
     f->last_status = h->status;
-    if (!f->include_head)
-        return;
+    if (!f->include_head) return;
     printf("HTTP/1.%u %u %.*s\r\n", h->version_minor, h->status, (int)h->reason.len,
            http_head_reason(h).ptr);
     for (uint32_t i = 0; i < h->nfields; i++) {
@@ -135,8 +131,7 @@ static void start(struct fetch *f)
         f->exit_code = 1;
         return;
     }
-    if (f->desc.content_length != 0)
-        pump_body(f);
+    if (f->desc.content_length != 0) pump_body(f);
 }
 
 /* http://HOST[:PORT]/path with a numeric host or localhost. */
@@ -183,10 +178,9 @@ int cli_cmd_fetch(int argc, char **argv)
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        bool takes = !strcmp(a, "-X") || !strcmp(a, "-H") || !strcmp(a, "-d") ||
-                     !strcmp(a, "-T") || !strcmp(a, "-n") || !strcmp(a, "--timeout");
-        if (takes && !v)
-            return cli_usage_error(cmd, "option '%s' needs a value", a);
+        bool takes = !strcmp(a, "-X") || !strcmp(a, "-H") || !strcmp(a, "-d") || !strcmp(a, "-T") ||
+                     !strcmp(a, "-n") || !strcmp(a, "--timeout");
+        if (takes && !v) return cli_usage_error(cmd, "option '%s' needs a value", a);
         if (!strcmp(a, "-X")) {
             method = v;
         } else if (!strcmp(a, "-H")) {
@@ -227,10 +221,8 @@ int cli_cmd_fetch(int argc, char **argv)
         }
         i++;
     }
-    if (!url)
-        return cli_usage_error(cmd, "missing URL");
-    if (f.data && upload)
-        return cli_usage_error(cmd, "-d and -T cannot be used together");
+    if (!url) return cli_usage_error(cmd, "missing URL");
+    if (f.data && upload) return cli_usage_error(cmd, "-d and -T cannot be used together");
     if (parse_url(&f, url, hostport, sizeof(hostport), &target, &d) < 0)
         return cli_usage_error(cmd, "%s", d.what);
     if (upload) {
@@ -243,12 +235,16 @@ int cli_cmd_fetch(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     f.desc = (struct http_request_desc){
         .addr = (struct sockaddr *)&f.addr,
-        .method = slice_from_cstr(method ? method : (f.data || upload) ? "POST" : "GET"),
+        .method = slice_from_cstr(method               ? method
+                                  : (f.data || upload) ? "POST"
+                                                       : "GET"),
         .target = slice_from_cstr(target),
         .host = slice_from_cstr(hostport),
         .fields = f.fields,
         .nfields = nfields,
-        .content_length = f.data ? (int64_t)f.data_len : upload ? -1 : 0,
+        .content_length = f.data   ? (int64_t)f.data_len
+                          : upload ? -1
+                                   : 0,
         .total_timeout_ms = (uint32_t)SH_MIN(timeout_ms, UINT32_MAX),
     };
     uv_loop_init(&loop);
@@ -272,7 +268,6 @@ int cli_cmd_fetch(int argc, char **argv)
     http_client_free(f.cl);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
-    if (f.body_fd > 0)
-        close(f.body_fd);
+    if (f.body_fd > 0) close(f.body_fd);
     return f.exit_code;
 }

@@ -21,8 +21,8 @@ struct opts {
 
 /* Parses [--wait] [--timeout D] and up to <want> positionals (cli_main took the connection
  * options); -1 after a usage error (already printed; its exit status in *status). */
-static int parse(const struct cli_command *cmd, int argc, char **argv, size_t want,
-                 struct opts *o, int *status)
+static int parse(const struct cli_command *cmd, int argc, char **argv, size_t want, struct opts *o,
+                 int *status)
 {
     struct sh_diag d = {{0}, {0}};
 
@@ -76,16 +76,14 @@ static json_t *post(const char *prefix, const char *service, struct slice body, 
     cli__escape(&path, service);
     rc = path.err ? 1 : cli__api("POST", path.data, body, 10000, &c);
     buf_release(&path);
-    if (rc)
-        return NULL;
+    if (rc) return NULL;
     if (c.status != expect) {
         cli__api_error(what, &c);
         return NULL;
     }
     j = json_loadb(c.body.data ? c.body.data : "", c.body.len, 0, NULL);
     buf_release(&c.body);
-    if (!j)
-        fprintf(stderr, "shoal: %s: the control plane's answer is not JSON\n", what);
+    if (!j) fprintf(stderr, "shoal: %s: the control plane's answer is not JSON\n", what);
     return j;
 }
 
@@ -97,15 +95,15 @@ static json_t *stack_entry(const char *service, json_t **svc)
     json_t *root, *e;
     size_t i;
 
-    if (cli__api("GET", "/v1/stack", SLICE(""), 10000, &c))
-        return NULL;
+    if (cli__api("GET", "/v1/stack", SLICE(""), 10000, &c)) return NULL;
     if (c.status != 200) {
         cli__api_error("reading the stack", &c);
         return NULL;
     }
     root = json_loadb(c.body.data ? c.body.data : "", c.body.len, 0, NULL);
     buf_release(&c.body);
-    json_array_foreach(json_object_get(root, "services"), i, e) {
+    json_array_foreach(json_object_get(root, "services"), i, e)
+    {
         if (!strcmp(cli__str_of(e, "name"), service)) {
             *svc = e;
             return root;
@@ -115,7 +113,6 @@ static json_t *stack_entry(const char *service, json_t **svc)
     json_decref(root);
     return NULL;
 }
-
 
 /* Polls the stack every 200 ms until done(entry) says 1 (success) or -1 (failure), or the
  * timeout. Progress on stderr: the line <progress> writes, rewritten when it changes. */
@@ -128,16 +125,14 @@ static int follow(const char *service, const struct opts *o,
     for (;;) {
         json_t *svc = NULL, *root = stack_entry(service, &svc);
         int st;
-        if (!root)
-            return 1;
+        if (!root) return 1;
         st = done(svc, line, sizeof(line));
         json_decref(root);
         if (strcmp(line, last)) {
             fprintf(stderr, "  %s\n", line);
             snprintf(last, sizeof(last), "%s", line);
         }
-        if (st)
-            return st > 0 ? 0 : 1;
+        if (st) return st > 0 ? 0 : 1;
         if (waited >= o->timeout_ms) {
             fprintf(stderr, "shoal: still not done after %llu ms (it goes on; see shoal ps)\n",
                     (unsigned long long)o->timeout_ms);
@@ -167,15 +162,13 @@ int cli_cmd_scale(int argc, char **argv)
     json_t *j;
     int status;
 
-    if (parse(cmd, argc, argv, 2, &o, &status) < 0)
-        return status;
+    if (parse(cmd, argc, argv, 2, &o, &status) < 0) return status;
     if (slice_to_u64(slice_from_cstr(o.pos[1]), &n) != 0 || n > 1000)
         return cli_usage_error(cmd, "replicas: expected a number from 0 to 1000, not '%s'",
                                o.pos[1]);
     snprintf(body, sizeof(body), "{\"replicas\":%llu}", (unsigned long long)n);
     j = post("/v1/scale/", o.pos[0], slice_from_cstr(body), 200, "scale");
-    if (!j)
-        return 1;
+    if (!j) return 1;
     fprintf(stderr, "shoal scale: %s: %lld -> %llu replicas\n", o.pos[0],
             (long long)int_of(j, "was"), (unsigned long long)n);
     json_decref(j);
@@ -188,8 +181,7 @@ static int restart_done(const json_t *svc, char *line, size_t n)
     const char *state = cli__str_of(r, "state"), *msg = cli__str_of(r, "message");
 
     snprintf(line, n, "%s: %s, %lld stopping", state, msg, (long long)int_of(svc, "retiring"));
-    if (!strcmp(state, "stopped"))
-        return -1;
+    if (!strcmp(state, "stopped")) return -1;
     return !strcmp(state, "done") && int_of(svc, "retiring") == 0; /* the last old one gone */
 }
 
@@ -200,11 +192,9 @@ int cli_cmd_restart(int argc, char **argv)
     json_t *j;
     int status;
 
-    if (parse(cmd, argc, argv, 1, &o, &status) < 0)
-        return status;
+    if (parse(cmd, argc, argv, 1, &o, &status) < 0) return status;
     j = post("/v1/restart/", o.pos[0], SLICE(""), 202, "restart");
-    if (!j)
-        return 1;
+    if (!j) return 1;
     fprintf(stderr, "shoal restart: %s: replacing %lld instances one at a time\n", o.pos[0],
             (long long)int_of(j, "instances"));
     json_decref(j);

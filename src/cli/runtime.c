@@ -22,12 +22,9 @@ static int own_dir(const char *path, bool is_create)
 {
     struct stat st;
 
-    if (is_create && mkdir(path, 0700) < 0 && errno != EEXIST)
-        return -errno;
-    if (lstat(path, &st) < 0)
-        return -errno;
-    if (!S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077))
-        return SH_EINVAL;
+    if (is_create && mkdir(path, 0700) < 0 && errno != EEXIST) return -errno;
+    if (lstat(path, &st) < 0) return -errno;
+    if (!S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077)) return SH_EINVAL;
     return 0;
 }
 
@@ -37,8 +34,7 @@ int cli_runtime_dir(char *out, size_t n, bool is_create)
     int rc;
 
     if (xdg && xdg[0] == '/') {
-        if ((size_t)snprintf(out, n, "%s/shoal", xdg) >= n)
-            return SH_ETOOBIG;
+        if ((size_t)snprintf(out, n, "%s/shoal", xdg) >= n) return SH_ETOOBIG;
     } else if ((size_t)snprintf(out, n, "/tmp/shoal-%lu", (unsigned long)getuid()) >= n) {
         return SH_ETOOBIG;
     }
@@ -53,8 +49,7 @@ int cli_runtime_file(const char *addr, char *out, size_t n, bool is_create)
     size_t k = 0, hostlen;
     int rc;
 
-    if (strncmp(addr, "http://", 7) == 0)
-        addr += 7;
+    if (strncmp(addr, "http://", 7) == 0) addr += 7;
     colon = strrchr(addr, ':');
     hostlen = colon ? (size_t)(colon - addr) : 0;
     if (hostlen == 0) { /* ":7700" and "7700" are 127.0.0.1 (http_parse_addr) */
@@ -63,19 +58,16 @@ int cli_runtime_file(const char *addr, char *out, size_t n, bool is_create)
     }
     for (size_t i = 0; i < hostlen && k < sizeof(key) - 8; i++) {
         char c = addr[i];
-        bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                    (c >= '0' && c <= '9') || c == '.' || c == '-';
+        bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '-';
         key[k++] = keep ? c : '_';
     }
     key[k] = '\0';
-    if (strlen(colon ? colon + 1 : addr) > 5)
-        return SH_EINVAL;
+    if (strlen(colon ? colon + 1 : addr) > 5) return SH_EINVAL;
     snprintf(key + k, sizeof(key) - k, "_%s", colon ? colon + 1 : addr);
     rc = cli_runtime_dir(dir, sizeof(dir), is_create);
-    if (rc < 0)
-        return rc;
-    if ((size_t)snprintf(out, n, "%s/%s", dir, key) >= n)
-        return SH_ETOOBIG;
+    if (rc < 0) return rc;
+    if ((size_t)snprintf(out, n, "%s/%s", dir, key) >= n) return SH_ETOOBIG;
     return 0;
 }
 
@@ -85,21 +77,16 @@ int cli_runtime_publish(const char *addr, const char *data_dir, char *out, size_
     int fd, rc = cli_runtime_file(addr, out, n, true);
     size_t len;
 
-    if (rc < 0)
-        return rc;
-    if (!realpath(data_dir, real))
-        return -errno;
+    if (rc < 0) return rc;
+    if (!realpath(data_dir, real)) return -errno;
     len = strlen(real);
     real[len++] = '\n';
     snprintf(tmp, sizeof(tmp), "%s.%ld", out, (long)getpid());
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) return -errno;
     rc = write(fd, real, len) == (ssize_t)len ? 0 : errno ? -errno : SH_EIO;
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, out) < 0)
-        rc = -errno;
+    if (close(fd) < 0 && rc == 0) rc = -errno;
+    if (rc == 0 && rename(tmp, out) < 0) rc = -errno;
     if (rc < 0) {
         unlink(tmp);
         out[0] = '\0';
@@ -109,8 +96,7 @@ int cli_runtime_publish(const char *addr, const char *data_dir, char *out, size_
 
 void cli_runtime_unpublish(const char *path)
 {
-    if (path && path[0])
-        unlink(path);
+    if (path && path[0]) unlink(path);
 }
 
 int cli_runtime_lookup(const char *addr, char *data_dir, size_t n)
@@ -120,19 +106,16 @@ int cli_runtime_lookup(const char *addr, char *data_dir, size_t n)
     ssize_t got;
     int fd, rc = cli_runtime_file(addr, path, sizeof(path), false);
 
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) return -errno;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != getuid()) {
         close(fd);
         return SH_EINVAL;
     }
     got = read(fd, data_dir, n - 1);
     close(fd);
-    if (got <= 0)
-        return SH_ENOENT;
+    if (got <= 0) return SH_ENOENT;
     while (got > 0 && (data_dir[got - 1] == '\n' || data_dir[got - 1] == '\r'))
         got--;
     data_dir[got] = '\0';

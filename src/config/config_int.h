@@ -31,7 +31,7 @@ struct cfgkv {
     size_t max_value_bytes;
     struct sh_list waits; /* of cfgkv_wait, through link; newest first (deadlines unordered) */
     struct sh_list subs;  /* of cfgkv_sub, through link; newest first */
-    bool is_closing;          /* in cfgkv_free: no new waits or subscriptions */
+    bool is_closing;      /* in cfgkv_free: no new waits or subscriptions */
     char errmsg[256];
 };
 

@@ -57,12 +57,10 @@ static int check(struct slice s, bool is_prefix, struct sh_diag *d)
         }
     }
     for (i = 0; i <= s.len; i++) {
-        if (i < s.len && s.ptr[i] != '/')
-            continue;
+        if (i < s.len && s.ptr[i] != '/') continue;
         if (i == s.len) {
             /* The last segment: a prefix may end anywhere, a key must end in a segment. */
-            if (is_prefix || s.len == 0)
-                break;
+            if (is_prefix || s.len == 0) break;
             if (i == start) {
                 sh_diag_set(d, what, "'%s' ends with '/' (an empty last segment)",
                             shown(s, show, sizeof(show)));
@@ -102,16 +100,14 @@ int cfgkv__check(struct cfgkv *kv, struct slice key, bool is_prefix)
     struct sh_diag d;
     int rc = check(key, is_prefix, &d);
 
-    if (rc < 0)
-        cfgkv__set_errmsg(kv, "%s: %s", d.where, d.what);
+    if (rc < 0) cfgkv__set_errmsg(kv, "%s: %s", d.where, d.what);
     return rc;
 }
 
 struct slice cfgkv__skey(char *buf, struct slice key)
 {
     memcpy(buf, CFGKV__DATA, CFGKV__DATA_LEN);
-    if (key.len)
-        memcpy(buf + CFGKV__DATA_LEN, key.ptr, key.len);
+    if (key.len) memcpy(buf + CFGKV__DATA_LEN, key.ptr, key.len);
     return (struct slice){.ptr = buf, .len = CFGKV__DATA_LEN + key.len};
 }
 
@@ -120,8 +116,7 @@ int cfgkv__entry_from(const struct store_kv *skv, struct cfgkv_entry *e)
     const unsigned char *h = (const unsigned char *)skv->value.ptr;
 
     memset(e, 0, sizeof(*e));
-    if (SH_NEVER(skv->key.len < CFGKV__DATA_LEN))
-        return SH_ECORRUPT;
+    if (SH_NEVER(skv->key.len < CFGKV__DATA_LEN)) return SH_ECORRUPT;
     e->key = (struct slice){.ptr = skv->key.ptr + CFGKV__DATA_LEN,
                             .len = skv->key.len - CFGKV__DATA_LEN};
     e->modify_index = (uint64_t)skv->mod_revision;
@@ -129,8 +124,7 @@ int cfgkv__entry_from(const struct store_kv *skv, struct cfgkv_entry *e)
         e->is_deleted = true;
         return 0;
     }
-    if (skv->value.len < CFGKV__HDR_BYTES || h[0] != CFGKV__FORMAT)
-        return SH_ECORRUPT;
+    if (skv->value.len < CFGKV__HDR_BYTES || h[0] != CFGKV__FORMAT) return SH_ECORRUPT;
     for (int i = 1; i < CFGKV__HDR_BYTES; i++)
         e->flags = e->flags << 8 | h[i];
     e->value = (struct slice){.ptr = skv->value.ptr + CFGKV__HDR_BYTES,

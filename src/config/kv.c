@@ -33,11 +33,9 @@ int cfgkv_new(const struct cfgkv_config *cfg, uv_loop_t *loop, struct store *st,
     struct cfgkv *kv;
 
     *out = NULL;
-    if (!cfg || !loop || !st || cfg->max_value_bytes > CFGKV_MAX_VALUE_LIMIT)
-        return SH_EINVAL;
+    if (!cfg || !loop || !st || cfg->max_value_bytes > CFGKV_MAX_VALUE_LIMIT) return SH_EINVAL;
     kv = sh_calloc(1, sizeof(*kv));
-    if (!kv)
-        return SH_ENOMEM;
+    if (!kv) return SH_ENOMEM;
     sh_list_init(&kv->waits);
     sh_list_init(&kv->subs);
     kv->timer = sh_malloc(sizeof(*kv->timer));
@@ -58,8 +56,7 @@ int cfgkv_new(const struct cfgkv_config *cfg, uv_loop_t *loop, struct store *st,
 
 void cfgkv_free(struct cfgkv *kv)
 {
-    if (!kv)
-        return;
+    if (!kv) return;
     cfgkv__watch_shutdown(kv);
     uv_timer_stop(kv->timer);
     uv_close((uv_handle_t *)kv->timer, timer_closed);
@@ -77,8 +74,7 @@ const char *cfgkv_errmsg(const struct cfgkv *kv)
  * ------------------------------------------------------------------------------------------ */
 void cfgkv_result_release(struct cfgkv_result *res)
 {
-    if (!res)
-        return;
+    if (!res) return;
     sh_free(res->entries);
     store_result_release(&res->raw);
     memset(res, 0, sizeof(*res));
@@ -96,8 +92,7 @@ static int last_delete(struct cfgkv *kv, uint64_t *out)
     int rc = store_get(kv->st, SLICE(CFGKV__LAST_DELETE), &r);
 
     *out = 0;
-    if (rc == 0)
-        *out = (uint64_t)r.kvs[0].mod_revision;
+    if (rc == 0) *out = (uint64_t)r.kvs[0].mod_revision;
     store_result_release(&r);
     return rc == SH_ENOENT ? 0 : rc;
 }
@@ -109,8 +104,7 @@ static int prefix_index(struct cfgkv *kv, const struct store_result *r, uint64_t
     uint64_t idx = 0;
     int rc = last_delete(kv, &idx);
 
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     for (size_t i = 0; i < r->count; i++)
         idx = SH_MAX(idx, (uint64_t)r->kvs[i].mod_revision);
     *out = idx ? idx : floor_index(store_revision(kv->st));
@@ -123,8 +117,7 @@ static int missing_key_index(struct cfgkv *kv, struct slice skey, uint64_t *out)
     struct store_result h = {0};
     int rc = store_history(kv->st, skey, 1, &h);
 
-    if (rc == 0)
-        *out = h.count ? (uint64_t)h.kvs[0].mod_revision : floor_index(h.revision);
+    if (rc == 0) *out = h.count ? (uint64_t)h.kvs[0].mod_revision : floor_index(h.revision);
     store_result_release(&h);
     return rc;
 }
@@ -138,8 +131,7 @@ int cfgkv__index_of(struct cfgkv *kv, struct slice key, bool is_prefix, uint64_t
 
     if (is_prefix) {
         rc = store_range(kv->st, STORE_PREFIX(skey), 0, &r);
-        if (rc == 0)
-            rc = prefix_index(kv, &r, out);
+        if (rc == 0) rc = prefix_index(kv, &r, out);
     } else {
         rc = store_get(kv->st, skey, &r);
         if (rc == 0)
@@ -154,11 +146,9 @@ int cfgkv__index_of(struct cfgkv *kv, struct slice key, bool is_prefix, uint64_t
 /* Fills res->entries from res->raw. 0, SH_ENOMEM or SH_ECORRUPT. */
 static int convert(struct cfgkv *kv, struct cfgkv_result *res)
 {
-    if (res->raw.count == 0)
-        return 0;
+    if (res->raw.count == 0) return 0;
     res->entries = sh_calloc(res->raw.count, sizeof(*res->entries));
-    if (!res->entries)
-        return SH_ENOMEM;
+    if (!res->entries) return SH_ENOMEM;
     for (size_t i = 0; i < res->raw.count; i++) {
         int rc = cfgkv__entry_from(&res->raw.kvs[i], &res->entries[i]);
         if (rc < 0) {
@@ -196,11 +186,9 @@ int cfgkv_get(struct cfgkv *kv, struct slice key, struct cfgkv_result *res)
             return SH_ENOENT;
         }
     }
-    if (rc == 0)
-        rc = convert(kv, res);
+    if (rc == 0) rc = convert(kv, res);
     if (rc < 0) {
-        if (rc != SH_ECORRUPT && rc != SH_ENOMEM)
-            store_failed(kv, rc, "get", key);
+        if (rc != SH_ECORRUPT && rc != SH_ENOMEM) store_failed(kv, rc, "get", key);
         cfgkv_result_release(res);
         return rc;
     }
@@ -215,13 +203,10 @@ static int range(struct cfgkv *kv, struct slice prefix, struct cfgkv_result *res
 
     memset(res, 0, sizeof(*res));
     rc = cfgkv__check(kv, prefix, true);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     rc = store_range(kv->st, STORE_PREFIX(cfgkv__skey(buf, prefix)), 0, &res->raw);
-    if (rc == 0)
-        rc = prefix_index(kv, &res->raw, &res->index);
-    if (rc < 0)
-        store_failed(kv, rc, "list", prefix);
+    if (rc == 0) rc = prefix_index(kv, &res->raw, &res->index);
+    if (rc < 0) store_failed(kv, rc, "list", prefix);
     return rc;
 }
 
@@ -229,10 +214,8 @@ int cfgkv_list(struct cfgkv *kv, struct slice prefix, struct cfgkv_result *res)
 {
     int rc = range(kv, prefix, res);
 
-    if (rc == 0)
-        rc = convert(kv, res);
-    if (rc < 0)
-        cfgkv_result_release(res);
+    if (rc == 0) rc = convert(kv, res);
+    if (rc < 0) cfgkv_result_release(res);
     return rc;
 }
 
@@ -240,8 +223,7 @@ int cfgkv_list(struct cfgkv *kv, struct slice prefix, struct cfgkv_result *res)
 static const char *find(struct slice hay, struct slice needle)
 {
     for (size_t i = 0; needle.len <= hay.len && i <= hay.len - needle.len; i++) {
-        if (memcmp(hay.ptr + i, needle.ptr, needle.len) == 0)
-            return hay.ptr + i;
+        if (memcmp(hay.ptr + i, needle.ptr, needle.len) == 0) return hay.ptr + i;
     }
     return NULL;
 }
@@ -252,8 +234,7 @@ int cfgkv_keys(struct cfgkv *kv, struct slice prefix, struct slice separator,
     int rc = range(kv, prefix, res);
     size_t n = 0;
 
-    if (rc == 0)
-        rc = convert(kv, res);
+    if (rc == 0) rc = convert(kv, res);
     if (rc < 0) {
         cfgkv_result_release(res);
         return rc;
@@ -286,16 +267,13 @@ int cfgkv_history(struct cfgkv *kv, struct slice key, struct cfgkv_result *res)
 
     SH_TRY(read_one(kv, key, res, buf, &skey));
     rc = store_history(kv->st, skey, kv->history, &res->raw);
-    if (rc < 0)
-        store_failed(kv, rc, "history of", key);
-    if (rc == 0)
-        rc = convert(kv, res);
+    if (rc < 0) store_failed(kv, rc, "history of", key);
+    if (rc == 0) rc = convert(kv, res);
     if (rc == 0 && res->count == 0)
         rc = missing_key_index(kv, skey, &res->index);
     else if (rc == 0)
         res->index = res->entries[0].modify_index;
-    if (rc < 0)
-        cfgkv_result_release(res);
+    if (rc < 0) cfgkv_result_release(res);
     return rc;
 }
 
@@ -334,8 +312,7 @@ static int put_stored(struct cfgkv *kv, struct slice key, struct slice stored,
         write_out(out, store_revision(kv->st), 0);
         return CFGKV_CONFLICT;
     }
-    if (rc < 0)
-        return store_failed(kv, rc, "set", key);
+    if (rc < 0) return store_failed(kv, rc, "set", key);
     write_out(out, rev, 0);
     return 0;
 }
@@ -346,26 +323,21 @@ int cfgkv_set(struct cfgkv *kv, struct slice key, struct slice value,
     unsigned char *stored;
     int rc;
 
-    if (out)
-        *out = (struct cfgkv_write_result){0};
-    if (!opts)
-        opts = &no_opts;
+    if (out) *out = (struct cfgkv_write_result){0};
+    if (!opts) opts = &no_opts;
     rc = cfgkv__check(kv, key, false);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     if (value.len > kv->max_value_bytes) {
         cfgkv__set_errmsg(kv, "value of '%.*s' is %zu bytes; the limit is %zu", (int)key.len,
                           key.ptr, value.len, kv->max_value_bytes);
         return SH_ETOOBIG;
     }
     stored = sh_malloc(CFGKV__HDR_BYTES + value.len);
-    if (!stored)
-        return SH_ENOMEM;
+    if (!stored) return SH_ENOMEM;
     stored[0] = CFGKV__FORMAT;
     for (int i = 0; i < 8; i++)
         stored[1 + i] = (unsigned char)(opts->flags >> (56 - 8 * i));
-    if (value.len)
-        memcpy(stored + CFGKV__HDR_BYTES, value.ptr, value.len);
+    if (value.len) memcpy(stored + CFGKV__HDR_BYTES, value.ptr, value.len);
     rc = put_stored(
         kv, key, (struct slice){.ptr = (const char *)stored, .len = CFGKV__HDR_BYTES + value.len},
         opts, out);
@@ -384,17 +356,14 @@ int cfgkv_delete(struct cfgkv *kv, struct slice key, const struct cfgkv_write_op
     struct store_txn_result tr;
     int rc;
 
-    if (out)
-        *out = (struct cfgkv_write_result){0};
-    if (!opts)
-        opts = &no_opts;
+    if (out) *out = (struct cfgkv_write_result){0};
+    if (!opts) opts = &no_opts;
     if (opts->is_recurse && opts->has_cas) {
         cfgkv__set_errmsg(kv, "a recursive delete takes no cas");
         return SH_EINVAL;
     }
     rc = cfgkv__check(kv, key, opts->is_recurse);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     if (opts->has_cas && (opts->cas == 0 || opts->cas > INT64_MAX)) {
         cfgkv__set_errmsg(kv, "cas %llu on '%.*s' does not match its modify index",
                           (unsigned long long)opts->cas, (int)key.len, key.ptr);
@@ -411,8 +380,7 @@ int cfgkv_delete(struct cfgkv *kv, struct slice key, const struct cfgkv_write_op
         rc = store_range(kv->st, ops[0].span, 1, &r);
         size_t found = r.count;
         store_result_release(&r);
-        if (rc < 0)
-            return store_failed(kv, rc, "delete", key);
+        if (rc < 0) return store_failed(kv, rc, "delete", key);
         if (found == 0) {
             write_out(out, store_revision(kv->st), 0);
             return 0;
@@ -426,8 +394,7 @@ int cfgkv_delete(struct cfgkv *kv, struct slice key, const struct cfgkv_write_op
         txn.cmp_count = 1;
     }
     rc = store_txn(kv->st, &txn, &tr);
-    if (rc < 0)
-        return store_failed(kv, rc, "delete", key);
+    if (rc < 0) return store_failed(kv, rc, "delete", key);
     if (!tr.is_succeeded && opts->has_cas) {
         cfgkv__set_errmsg(kv, "cas %llu on '%.*s' does not match its modify index",
                           (unsigned long long)opts->cas, (int)key.len, key.ptr);
@@ -446,16 +413,12 @@ int cfgkv_rollback(struct cfgkv *kv, struct slice key, uint64_t modify_index,
     const struct store_kv *found = NULL;
     int rc;
 
-    if (out)
-        *out = (struct cfgkv_write_result){0};
-    if (!opts)
-        opts = &no_opts;
+    if (out) *out = (struct cfgkv_write_result){0};
+    if (!opts) opts = &no_opts;
     rc = cfgkv__check(kv, key, false);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     rc = store_history(kv->st, cfgkv__skey(buf, key), kv->history, &h);
-    if (rc < 0)
-        return store_failed(kv, rc, "rollback", key);
+    if (rc < 0) return store_failed(kv, rc, "rollback", key);
     for (size_t i = 0; i < h.count; i++) {
         if ((uint64_t)h.kvs[i].mod_revision == modify_index && h.kvs[i].version > 0)
             found = &h.kvs[i];

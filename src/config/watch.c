@@ -21,7 +21,7 @@ struct cfgkv_sub {
     void *data;
     bool is_replaying; /* inside cfgkv_subscribe: a cancel only marks */
     bool is_canceled;
-    bool is_gone; /* cfgkv_free ended it: a cancel from its last callback does nothing */
+    bool is_gone;        /* cfgkv_free ended it: a cancel from its last callback does nothing */
     struct sh_list link; /* in kv->subs once the replay is over */
 };
 
@@ -42,7 +42,7 @@ static void rearm(struct cfgkv *kv)
     struct sh_list *l;
 
     SH_LIST_FOREACH(l, &kv->waits)
-        first = SH_MIN(first, wait_of(l)->deadline_ms);
+    first = SH_MIN(first, wait_of(l)->deadline_ms);
     if (first == UINT64_MAX)
         uv_timer_stop(kv->timer);
     else
@@ -64,8 +64,7 @@ static void finish(struct cfgkv_wait *w, int status, bool is_rearm)
     void *data = w->data;
 
     unlink_wait(w);
-    if (is_rearm)
-        rearm(kv);
+    if (is_rearm) rearm(kv);
     cb(data, status);
 }
 
@@ -79,14 +78,14 @@ static void on_timer(uv_timer_t *t)
         uint64_t now = sh_now_ms();
         struct cfgkv_wait *due = NULL;
         struct sh_list *l;
-        SH_LIST_FOREACH(l, &kv->waits) {
+        SH_LIST_FOREACH(l, &kv->waits)
+        {
             if (wait_of(l)->deadline_ms <= now) {
                 due = wait_of(l);
                 break;
             }
         }
-        if (!due)
-            break;
+        if (!due) break;
         finish(due, CFGKV_TIMEOUT, false);
     }
     rearm(kv);
@@ -110,23 +109,16 @@ int cfgkv_wait(struct cfgkv *kv, const struct cfgkv_wait_config *cfg, cfgkv_wait
     int rc;
 
     *out = NULL;
-    if (!cfg || !cb)
-        return SH_EINVAL;
-    if (kv->is_closing)
-        return SH_ESHUTDOWN;
+    if (!cfg || !cb) return SH_EINVAL;
+    if (kv->is_closing) return SH_ESHUTDOWN;
     rc = cfgkv__check(kv, cfg->key, cfg->is_prefix);
-    if (rc < 0)
-        return rc;
-    if (cfg->index == 0)
-        return CFGKV_CHANGED;
+    if (rc < 0) return rc;
+    if (cfg->index == 0) return CFGKV_CHANGED;
     rc = cfgkv__index_of(kv, cfg->key, cfg->is_prefix, &index);
-    if (rc < 0)
-        return rc;
-    if (index > cfg->index)
-        return CFGKV_CHANGED;
+    if (rc < 0) return rc;
+    if (index > cfg->index) return CFGKV_CHANGED;
     w = sh_calloc(1, sizeof(*w));
-    if (!w)
-        return SH_ENOMEM;
+    if (!w) return SH_ENOMEM;
     skey = cfgkv__skey(buf, cfg->key);
     /* From now on: nothing can be written between the index read above and this watch. */
     rc = store_watch(
@@ -153,8 +145,7 @@ void cfgkv_wait_cancel(struct cfgkv_wait *w)
 {
     struct cfgkv *kv;
 
-    if (!w)
-        return;
+    if (!w) return;
     kv = w->kv;
     unlink_wait(w);
     rearm(kv);
@@ -170,8 +161,7 @@ static void sub_on_event(void *data, struct store_watch *sw, const struct store_
     struct cfgkv_event ev = {.is_index_end = sev->is_revision_end};
     int rc;
 
-    if (s->is_canceled)
-        return;
+    if (s->is_canceled) return;
     if (sev->type == STORE_EVENT_ERROR) {
         ev.type = CFGKV_EVENT_ERROR;
         ev.err = sev->err;
@@ -186,8 +176,7 @@ static void sub_on_event(void *data, struct store_watch *sw, const struct store_
         }
     }
     s->cb(s->data, s, &ev); /* may free s, unless replaying */
-    if (is_replaying && s->is_canceled)
-        store_watch_cancel(sw);
+    if (is_replaying && s->is_canceled) store_watch_cancel(sw);
 }
 
 int cfgkv_subscribe(struct cfgkv *kv, const struct cfgkv_sub_config *cfg, cfgkv_sub_fn *cb,
@@ -200,16 +189,12 @@ int cfgkv_subscribe(struct cfgkv *kv, const struct cfgkv_sub_config *cfg, cfgkv_
     int rc;
 
     *out = NULL;
-    if (!cfg || !cb || cfg->from_index > INT64_MAX)
-        return SH_EINVAL;
-    if (kv->is_closing)
-        return SH_ESHUTDOWN;
+    if (!cfg || !cb || cfg->from_index > INT64_MAX) return SH_EINVAL;
+    if (kv->is_closing) return SH_ESHUTDOWN;
     rc = cfgkv__check(kv, cfg->key, cfg->is_prefix);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     s = sh_calloc(1, sizeof(*s));
-    if (!s)
-        return SH_ENOMEM;
+    if (!s) return SH_ENOMEM;
     s->kv = kv;
     s->cb = cb;
     s->data = data;
@@ -240,11 +225,9 @@ int cfgkv_subscribe(struct cfgkv *kv, const struct cfgkv_sub_config *cfg, cfgkv_
 
 void cfgkv_sub_cancel(struct cfgkv_sub *s)
 {
-    if (!s || s->is_gone || s->is_canceled)
-        return;
+    if (!s || s->is_gone || s->is_canceled) return;
     s->is_canceled = true;
-    if (s->is_replaying)
-        return; /* cfgkv_subscribe frees it when the replay ends */
+    if (s->is_replaying) return; /* cfgkv_subscribe frees it when the replay ends */
     sh_list_remove(&s->link);
     store_watch_cancel(s->sw);
     sh_free(s);

@@ -29,8 +29,7 @@ static void set_v4(struct sockaddr_storage *out, uint32_t host_order, uint16_t p
     s4->sin_addr.s_addr = htonl(host_order);
 }
 
-static int parse(const char *text, bool is_listen, struct sockaddr_storage *out,
-                 struct sh_diag *d)
+static int parse(const char *text, bool is_listen, struct sockaddr_storage *out, struct sh_diag *d)
 {
     char host[HOST_MAX];
     const char *port_s, *colon;
@@ -45,8 +44,7 @@ static int parse(const char *text, bool is_listen, struct sockaddr_storage *out,
     }
     if (text[0] == '[') {
         const char *end = strchr(text, ']');
-        if (!end || end[1] != ':')
-            return fail(d, text, "expected [IPv6]:PORT, e.g. [::1]:8080");
+        if (!end || end[1] != ':') return fail(d, text, "expected [IPv6]:PORT, e.g. [::1]:8080");
         hlen = (size_t)(end - text - 1);
         if (hlen == 0 || hlen >= sizeof(host))
             return fail(d, text, "the IPv6 address in brackets is empty or too long");
@@ -58,8 +56,7 @@ static int parse(const char *text, bool is_listen, struct sockaddr_storage *out,
         hlen = (size_t)(colon - text);
         if (memchr(text, ':', hlen))
             return fail(d, text, "an IPv6 address goes in brackets: [IPv6]:PORT, e.g. [::1]:8080");
-        if (hlen >= sizeof(host))
-            return fail(d, text, "the host is too long");
+        if (hlen >= sizeof(host)) return fail(d, text, "the host is too long");
         memcpy(host, text, hlen);
         host[hlen] = '\0';
         port_s = colon + 1;
@@ -67,8 +64,9 @@ static int parse(const char *text, bool is_listen, struct sockaddr_storage *out,
             if (is_listen)
                 wildcard4 = true;
             else if (hlen != 0)
-                return fail(d, text, "'*' (every address) is for listeners; name the host to "
-                                     "connect to, e.g. 127.0.0.1");
+                return fail(d, text,
+                            "'*' (every address) is for listeners; name the host to "
+                            "connect to, e.g. 127.0.0.1");
             else
                 memcpy(host, "127.0.0.1", 10); /* ":8080" to connect: this machine */
         } else if (strcmp(host, "localhost") == 0) {
@@ -114,8 +112,7 @@ int sh_listen_parse(const char *text, struct sockaddr_storage *out, struct sh_di
 {
     int rc = parse(text, true, out, d);
 
-    if (rc < 0)
-        memset(out, 0, sizeof(*out));
+    if (rc < 0) memset(out, 0, sizeof(*out));
     return rc;
 }
 
@@ -123,17 +120,14 @@ int sh_addr_parse(const char *text, struct sockaddr_storage *out, struct sh_diag
 {
     int rc = parse(text, false, out, d);
 
-    if (rc < 0)
-        memset(out, 0, sizeof(*out));
+    if (rc < 0) memset(out, 0, sizeof(*out));
     return rc;
 }
 
 uint16_t sh_addr_port(const struct sockaddr_storage *ss)
 {
-    if (ss->ss_family == AF_INET6)
-        return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-    if (ss->ss_family == AF_INET)
-        return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+    if (ss->ss_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+    if (ss->ss_family == AF_INET) return ntohs(((const struct sockaddr_in *)ss)->sin_port);
     return 0;
 }
 
@@ -158,8 +152,7 @@ bool sh_addr_is_wildcard(const struct sockaddr_storage *ss)
 
 void sh_addr_loopback_for(struct sockaddr_storage *ss)
 {
-    if (!sh_addr_is_wildcard(ss))
-        return;
+    if (!sh_addr_is_wildcard(ss)) return;
     if (ss->ss_family == AF_INET6)
         ((struct sockaddr_in6 *)ss)->sin6_addr = in6addr_loopback;
     else
@@ -170,8 +163,7 @@ char *sh_addr_format(const struct sockaddr_storage *ss, char *out, size_t out_le
 {
     char ip[INET6_ADDRSTRLEN];
 
-    if (!out_len)
-        return out;
+    if (!out_len) return out;
     out[0] = '\0';
     if (ss->ss_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;

@@ -24,8 +24,7 @@ void sh_alloc_accounting(bool on)
 
 static bool should_fail(void)
 {
-    if (!accounting)
-        return false;
+    if (!accounting) return false;
     long n = atomic_fetch_add_explicit(&alloc_count, 1, memory_order_relaxed) + 1;
     long f = atomic_load_explicit(&fail_after, memory_order_relaxed);
 
@@ -36,11 +35,9 @@ void *sh_malloc(size_t n)
 {
     void *p;
 
-    if (should_fail() || n > PTRDIFF_MAX)
-        return NULL;
+    if (should_fail() || n > PTRDIFF_MAX) return NULL;
     p = malloc(n ? n : 1);
-    if (p && accounting)
-        atomic_fetch_add_explicit(&live_blocks, 1, memory_order_relaxed);
+    if (p && accounting) atomic_fetch_add_explicit(&live_blocks, 1, memory_order_relaxed);
     return p;
 }
 
@@ -48,11 +45,9 @@ void *sh_calloc(size_t count, size_t size)
 {
     void *p;
 
-    if (should_fail() || (size && count > PTRDIFF_MAX / size))
-        return NULL;
+    if (should_fail() || (size && count > PTRDIFF_MAX / size)) return NULL;
     p = calloc(count ? count : 1, size ? size : 1);
-    if (p && accounting)
-        atomic_fetch_add_explicit(&live_blocks, 1, memory_order_relaxed);
+    if (p && accounting) atomic_fetch_add_explicit(&live_blocks, 1, memory_order_relaxed);
     return p;
 }
 
@@ -60,20 +55,16 @@ void *sh_realloc(void *p, size_t n)
 {
     void *q;
 
-    if (!p)
-        return sh_malloc(n);
-    if (should_fail() || n > PTRDIFF_MAX)
-        return NULL;
+    if (!p) return sh_malloc(n);
+    if (should_fail() || n > PTRDIFF_MAX) return NULL;
     q = realloc(p, n ? n : 1);
     return q;
 }
 
 void sh_free(void *p)
 {
-    if (!p)
-        return;
-    if (accounting)
-        atomic_fetch_sub_explicit(&live_blocks, 1, memory_order_relaxed);
+    if (!p) return;
+    if (accounting) atomic_fetch_sub_explicit(&live_blocks, 1, memory_order_relaxed);
     free(p);
 }
 
@@ -81,8 +72,7 @@ char *sh_strndup(const char *s, size_t n)
 {
     char *p = n < SIZE_MAX ? sh_malloc(n + 1) : NULL; /* n + 1 would wrap to a 1-byte block */
 
-    if (!p)
-        return NULL;
+    if (!p) return NULL;
     memcpy(p, s, n);
     p[n] = '\0';
     return p;

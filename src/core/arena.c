@@ -26,8 +26,7 @@ void *arena_alloc(struct arena *a, size_t n)
     struct arena_block *b = a->head;
     size_t need = (n + 15) & ~(size_t)15, size, hdr = sizeof(*b);
 
-    if (need < n)
-        return NULL;
+    if (need < n) return NULL;
     if (b && b->size - b->used >= need) {
         void *p = b->data + b->used;
         b->used += need;
@@ -35,19 +34,16 @@ void *arena_alloc(struct arena *a, size_t n)
         return p;
     }
     size = need > a->block_bytes ? need : a->block_bytes;
-    if (size > SIZE_MAX - hdr)
-        return NULL;
+    if (size > SIZE_MAX - hdr) return NULL;
     if (a->max_bytes) {
         /* Written without sums that could wrap: held_bytes <= max_bytes always holds. */
         size_t left = a->max_bytes - a->held_bytes;
-        if (left < hdr || left - hdr < need)
-            return NULL;
+        if (left < hdr || left - hdr < need) return NULL;
         if (left - hdr < size)
             size = (left - hdr) & ~(size_t)15; /* a smaller last block; still >= need */
     }
     b = sh_malloc(hdr + size);
-    if (!b)
-        return NULL;
+    if (!b) return NULL;
     b->size = size;
     b->used = need;
     /* A big one-off allocation goes behind the current block so the latter keeps serving. */
@@ -67,8 +63,7 @@ char *arena_strndup(struct arena *a, const char *s, size_t n)
 {
     char *p = n < SIZE_MAX ? arena_alloc(a, n + 1) : NULL;
 
-    if (!p)
-        return NULL;
+    if (!p) return NULL;
     memcpy(p, s, n);
     p[n] = '\0';
     return p;

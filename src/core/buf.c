@@ -25,11 +25,9 @@ static inline char lower(char c)
 
 bool slice_eq_nocase(struct slice a, struct slice b)
 {
-    if (a.len != b.len)
-        return false;
+    if (a.len != b.len) return false;
     for (size_t i = 0; i < a.len; i++) {
-        if (lower(a.ptr[i]) != lower(b.ptr[i]))
-            return false;
+        if (lower(a.ptr[i]) != lower(b.ptr[i])) return false;
     }
     return true;
 }
@@ -67,14 +65,11 @@ int slice_to_u64(struct slice s, uint64_t *out)
     uint64_t v = 0;
 
     *out = 0;
-    if (s.len == 0)
-        return SH_EPARSE;
+    if (s.len == 0) return SH_EPARSE;
     for (size_t i = 0; i < s.len; i++) {
         unsigned d = (unsigned)(unsigned char)s.ptr[i] - '0';
-        if (d > 9)
-            return SH_EPARSE;
-        if (v > (UINT64_MAX - d) / 10)
-            return SH_ETOOBIG;
+        if (d > 9) return SH_EPARSE;
+        if (v > (UINT64_MAX - d) / 10) return SH_ETOOBIG;
         v = v * 10 + d;
     }
     *out = v;
@@ -95,23 +90,18 @@ int buf_reserve(struct buf *b, size_t n)
     char *p;
 
     assert_sane(b);
-    if (b->err)
-        return b->err;
-    if (n > SIZE_MAX - b->len - 1 || (b->max && b->len + n > b->max))
-        return b->err = SH_ETOOBIG;
+    if (b->err) return b->err;
+    if (n > SIZE_MAX - b->len - 1 || (b->max && b->len + n > b->max)) return b->err = SH_ETOOBIG;
     need = b->len + n + 1; /* room for the NUL */
-    if (need <= b->cap)
-        return 0;
+    if (need <= b->cap) return 0;
     cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     /* Never allocate past max + NUL. Written as cap - 1 > max because max + 1 wraps to 0 when
      * max == SIZE_MAX (test_buf__max_of_size_max_means_unlimited). */
-    if (b->max && cap - 1 > b->max)
-        cap = b->max + 1;
+    if (b->max && cap - 1 > b->max) cap = b->max + 1;
     p = sh_realloc(b->data, cap);
-    if (!p)
-        return b->err = SH_ENOMEM;
+    if (!p) return b->err = SH_ENOMEM;
     /* A first allocation is uninitialised: keep data[len] == '\0' even when nothing is
      * appended (test_buf__reserve_does_not_change_len). */
     p[b->len] = '\0';
@@ -124,10 +114,8 @@ int buf__append_slow(struct buf *b, const void *p, size_t n)
 {
     int rc = buf_reserve(b, n);
 
-    if (rc)
-        return rc;
-    if (n)
-        memcpy(b->data + b->len, p, n);
+    if (rc) return rc;
+    if (n) memcpy(b->data + b->len, p, n);
     b->len += n;
     b->data[b->len] = '\0';
     return 0;
@@ -149,16 +137,13 @@ int buf_vappendf(struct buf *b, const char *fmt, va_list ap)
     int n, rc;
 
     assert_sane(b);
-    if (b->err)
-        return b->err;
+    if (b->err) return b->err;
     va_copy(ap2, ap);
     n = vsnprintf(NULL, 0, fmt, ap2);
     va_end(ap2);
-    if (n < 0)
-        return b->err = SH_EINVAL;
+    if (n < 0) return b->err = SH_EINVAL;
     rc = buf_reserve(b, (size_t)n);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     b->len += (size_t)n;
     return 0;
@@ -206,21 +191,20 @@ size_t sh_utf8_len(struct slice s)
     unsigned char c, lo, hi;
     size_t len;
 
-    if (s.len == 0)
-        return 0;
+    if (s.len == 0) return 0;
     c = p[0];
-    len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
-        : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-    if (len == 0 || len > s.len)
-        return 0;
+    len = c < 0x80                 ? 1
+          : c >= 0xC2 && c <= 0xDF ? 2
+          : c >= 0xE0 && c <= 0xEF ? 3
+          : c >= 0xF0 && c <= 0xF4 ? 4
+                                   : 0;
+    if (len == 0 || len > s.len) return 0;
     /* The second byte's range rules out overlongs (E0, F0), surrogates (ED) and > U+10FFFF. */
     lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
     hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
-    if (len > 1 && (p[1] < lo || p[1] > hi))
-        return 0;
+    if (len > 1 && (p[1] < lo || p[1] > hi)) return 0;
     for (size_t k = 2; k < len; k++) {
-        if ((p[k] & 0xC0) != 0x80)
-            return 0;
+        if ((p[k] & 0xC0) != 0x80) return 0;
     }
     return len;
 }
@@ -231,16 +215,15 @@ int buf_append_term_str(struct buf *b, struct slice s, size_t max_chars, unsigne
     size_t i = 0, start = 0, chars = 0, len0 = b->len;
     int rc;
 
-    if (max_chars == 0)
-        max_chars = SIZE_MAX;
+    if (max_chars == 0) max_chars = SIZE_MAX;
     while (i < s.len) {
         size_t n = sh_utf8_len((struct slice){s.ptr + i, s.len - i});
         unsigned char c = (unsigned char)s.ptr[i];
         char esc[6];
         size_t elen = 0;
 
-        bool is_ctl = n == 1 && (c < 0x20 || c == 0x7f) &&
-                      !(c == '\t' && (flags & SH_TERM_KEEP_TAB));
+        bool is_ctl =
+            n == 1 && (c < 0x20 || c == 0x7f) && !(c == '\t' && (flags & SH_TERM_KEEP_TAB));
         bool is_c1 = n == 2 && c == 0xC2 && (unsigned char)s.ptr[i + 1] < 0xA0;
 
         if (n == 0) { /* not UTF-8: the byte as \xHH */
@@ -256,8 +239,7 @@ int buf_append_term_str(struct buf *b, struct slice s, size_t max_chars, unsigne
             esc[5] = hex[cp & 15];
             elen = 6;
         }
-        if (chars + (elen ? elen : 1) > max_chars)
-            break;
+        if (chars + (elen ? elen : 1) > max_chars) break;
         chars += elen ? elen : 1;
         if (elen) {
             buf_append(b, s.ptr + start, i - start);
@@ -285,15 +267,24 @@ int buf_append_json_str(struct buf *b, struct slice s)
         char esc[6] = {'\\', 0, 0, 0, 0, 0};
         size_t elen = 2;
 
-        if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
-            continue;
+        if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) continue;
         buf_append(b, s.ptr + start, i - start);
         switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
         default:
             esc[1] = 'u';
             esc[2] = '0';
@@ -319,8 +310,7 @@ int buf_append_json_str(struct buf *b, struct slice s)
 void buf_consume(struct buf *b, size_t n)
 {
     assert(n <= b->len);
-    if (n == 0)
-        return;
+    if (n == 0) return;
     memmove(b->data, b->data + n, b->len - n);
     b->len -= n;
     b->data[b->len] = '\0';
@@ -335,10 +325,8 @@ char *buf_detach(struct buf *b, size_t *len)
 {
     char *p = b->data;
 
-    if (len)
-        *len = b->len;
-    if (!p)
-        p = sh_calloc(1, 1);
+    if (len) *len = b->len;
+    if (!p) p = sh_calloc(1, 1);
     b->data = NULL;
     b->len = b->cap = 0;
     b->err = 0;
@@ -349,8 +337,7 @@ void buf_reset(struct buf *b)
 {
     b->len = 0;
     b->err = 0;
-    if (b->data)
-        b->data[0] = '\0';
+    if (b->data) b->data[0] = '\0';
 }
 
 void buf_release(struct buf *b)

@@ -22,17 +22,15 @@
 #define SH_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SH_MAX(a, b) ((a) > (b) ? (a) : (b))
 /* Sets the config field <lv> to <v> when it was left 0 (the "0 = default" rule of configs). */
-#define SH_DEFAULT(lv, v)                                                                      \
-    do {                                                                                       \
-        if ((lv) == 0)                                                                         \
-            (lv) = (v);                                                                        \
+#define SH_DEFAULT(lv, v)                                                                          \
+    do {                                                                                           \
+        if ((lv) == 0) (lv) = (v);                                                                 \
     } while (0)
 /* Returns from the calling function the negative result of <expr>. */
-#define SH_TRY(expr)                                                                           \
-    do {                                                                                       \
-        int sh_try_rc_ = (expr);                                                               \
-        if (sh_try_rc_ < 0)                                                                    \
-            return sh_try_rc_;                                                                 \
+#define SH_TRY(expr)                                                                               \
+    do {                                                                                           \
+        int sh_try_rc_ = (expr);                                                                   \
+        if (sh_try_rc_ < 0) return sh_try_rc_;                                                     \
     } while (0)
 /* Defensive branches that tests must never reach (SQLite's ALWAYS/NEVER). */
 #define SH_ALWAYS(x) (__builtin_expect(!!(x), 1))
@@ -41,27 +39,27 @@
 /* ------------------------------------------------------------------------------------------
  * Errors: negative codes, one X-macro table (libuv style). Append-only.
  * ------------------------------------------------------------------------------------------ */
-#define SH_ERRNO_MAP(XX)                                                                       \
-    XX(ENOMEM, -ENOMEM, "out of memory")                                                       \
-    XX(EINVAL, -EINVAL, "invalid argument")                                                    \
-    XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                                     \
-    XX(ECONNRESET, -ECONNRESET, "connection reset by peer")                                    \
-    XX(ECONNREFUSED, -ECONNREFUSED, "connection refused")                                      \
-    XX(EPIPE, -EPIPE, "broken pipe")                                                           \
-    XX(ECANCELED, -ECANCELED, "operation canceled")                                            \
-    XX(ENOENT, -ENOENT, "no such entry")                                                       \
-    XX(EEXIST, -EEXIST, "entry already exists")                                                \
-    XX(EBUSY, -EBUSY, "resource busy")                                                         \
-    XX(ETOOBIG, -4000, "value exceeds its configured limit")                                   \
-    XX(EPARSE, -4001, "malformed input")                                                       \
-    XX(ENOTSUP, -4002, "not supported")                                                        \
-    XX(EEOF, -4003, "unexpected end of input")                                                 \
-    XX(ECLOSED, -4004, "connection closed")                                                    \
-    XX(ESHUTDOWN, -4005, "shutting down")                                                      \
-    XX(ELIMIT, -4006, "concurrency limit reached")                                             \
-    XX(EIO, -EIO, "input/output error")                                                        \
-    XX(ENOSPC, -ENOSPC, "no space left on device")                                             \
-    XX(ECOMPACTED, -4007, "revision compacted")                                                \
+#define SH_ERRNO_MAP(XX)                                                                           \
+    XX(ENOMEM, -ENOMEM, "out of memory")                                                           \
+    XX(EINVAL, -EINVAL, "invalid argument")                                                        \
+    XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                                         \
+    XX(ECONNRESET, -ECONNRESET, "connection reset by peer")                                        \
+    XX(ECONNREFUSED, -ECONNREFUSED, "connection refused")                                          \
+    XX(EPIPE, -EPIPE, "broken pipe")                                                               \
+    XX(ECANCELED, -ECANCELED, "operation canceled")                                                \
+    XX(ENOENT, -ENOENT, "no such entry")                                                           \
+    XX(EEXIST, -EEXIST, "entry already exists")                                                    \
+    XX(EBUSY, -EBUSY, "resource busy")                                                             \
+    XX(ETOOBIG, -4000, "value exceeds its configured limit")                                       \
+    XX(EPARSE, -4001, "malformed input")                                                           \
+    XX(ENOTSUP, -4002, "not supported")                                                            \
+    XX(EEOF, -4003, "unexpected end of input")                                                     \
+    XX(ECLOSED, -4004, "connection closed")                                                        \
+    XX(ESHUTDOWN, -4005, "shutting down")                                                          \
+    XX(ELIMIT, -4006, "concurrency limit reached")                                                 \
+    XX(EIO, -EIO, "input/output error")                                                            \
+    XX(ENOSPC, -ENOSPC, "no space left on device")                                                 \
+    XX(ECOMPACTED, -4007, "revision compacted")                                                    \
     XX(ECORRUPT, -4008, "stored data is corrupt")
 
 enum sh_err {
@@ -134,8 +132,7 @@ struct sh_list {
 };
 
 /* The item of type <type> whose member <member> is at <ptr>. */
-#define SH_CONTAINER_OF(ptr, type, member)                                                     \
-    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define SH_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* Makes l an empty head, or a node in no list. */
 static inline void sh_list_init(struct sh_list *l)
@@ -195,12 +192,12 @@ static inline struct sh_list *sh_list_last(const struct sh_list *head)
 }
 
 /* Visits every node of <head> from first to last; the body must not unlink <node>. */
-#define SH_LIST_FOREACH(node, head)                                                            \
+#define SH_LIST_FOREACH(node, head)                                                                \
     for ((node) = (head)->next; (node) != (head); (node) = (node)->next)
 /* The same, but the body may unlink (and free) <node>; <next> is a struct sh_list * the macro
  * uses. The body must not unlink the node after <node>. */
-#define SH_LIST_FOREACH_SAFE(node, next, head)                                                 \
-    for ((node) = (head)->next, (next) = (node)->next; (node) != (head);                       \
+#define SH_LIST_FOREACH_SAFE(node, next, head)                                                     \
+    for ((node) = (head)->next, (next) = (node)->next; (node) != (head);                           \
          (node) = (next), (next) = (node)->next)
 
 /* Array growth: the capacity to give an array of <elem_size>-byte items (elem_size > 0) that
@@ -259,8 +256,7 @@ SH_MUST_CHECK int sh_listen_parse(const char *text, struct sockaddr_storage *out
                                   struct sh_diag *d);
 /* Parses an address to connect to: as sh_listen_parse, except that ":8080" means 127.0.0.1
  * and wildcards ("*:8080", "0.0.0.0:8080", "[::]:8080") and port 0 are refused. */
-SH_MUST_CHECK int sh_addr_parse(const char *text, struct sockaddr_storage *out,
-                                struct sh_diag *d);
+SH_MUST_CHECK int sh_addr_parse(const char *text, struct sockaddr_storage *out, struct sh_diag *d);
 uint16_t sh_addr_port(const struct sockaddr_storage *ss); /* host order; 0 if not IP */
 void sh_addr_set_port(struct sockaddr_storage *ss, uint16_t port);
 bool sh_addr_is_wildcard(const struct sockaddr_storage *ss); /* 0.0.0.0 or :: */
@@ -287,10 +283,8 @@ int buf__append_slow(struct buf *b, const void *p, size_t n);
 /* Appends n bytes; the common case (room already there) is inline. */
 static inline int buf_append(struct buf *b, const void *p, size_t n)
 {
-    if (b->err == 0 && b->cap - b->len > n && (b->max == 0 || b->len + n <= b->max) &&
-        b->data) {
-        if (n)
-            memcpy(b->data + b->len, p, n);
+    if (b->err == 0 && b->cap - b->len > n && (b->max == 0 || b->len + n <= b->max) && b->data) {
+        if (n) memcpy(b->data + b->len, p, n);
         b->len += n;
         b->data[b->len] = '\0';
         return 0;
@@ -357,8 +351,8 @@ void arena_release(struct arena *a); /* frees everything; idempotent */
 /* ------------------------------------------------------------------------------------------
  * Time: monotonic clocks and the textual forms users write.
  * ------------------------------------------------------------------------------------------ */
-uint64_t sh_now_ms(void); /* monotonic */
-uint64_t sh_now_us(void); /* monotonic */
+uint64_t sh_now_ms(void);  /* monotonic */
+uint64_t sh_now_us(void);  /* monotonic */
 uint64_t sh_wall_ms(void); /* wall clock, ms since the Unix epoch */
 
 /* Parses "250ms", "2s", "1m", "1h", "1500us", "1m30s" (units required, no sign, no spaces)
@@ -428,17 +422,16 @@ void sh_doc_free(struct sh_doc *doc); /* frees every node too; NULL is a no-op *
 /* Builders. Each allocates in doc's arena and returns the node, or NULL when out of memory.
  * sh_node_new makes an empty MAP or SEQ, or a NULL node (text ""); a SCALAR needs
  * sh_node_new_scalar, which copies <text> (any bytes, NUL added). */
-SH_MUST_CHECK struct sh_node *sh_node_new(struct sh_doc *doc, enum sh_node_kind kind,
-                                          uint32_t line, uint32_t col);
+SH_MUST_CHECK struct sh_node *sh_node_new(struct sh_doc *doc, enum sh_node_kind kind, uint32_t line,
+                                          uint32_t col);
 SH_MUST_CHECK struct sh_node *sh_node_new_scalar(struct sh_doc *doc, struct slice text,
                                                  bool is_quoted, uint32_t line, uint32_t col);
 /* Appends <item> to the SEQ <seq>; both belong to doc. 0 or SH_ENOMEM (seq unchanged). */
-SH_MUST_CHECK int sh_node_seq_append(struct sh_doc *doc, struct sh_node *seq,
-                                     struct sh_node *item);
+SH_MUST_CHECK int sh_node_seq_append(struct sh_doc *doc, struct sh_node *seq, struct sh_node *item);
 /* Appends key/value to the MAP <map>; key must be a SCALAR. Duplicates are not checked here
  * (a reader rejects them). 0 or SH_ENOMEM (map unchanged). */
-SH_MUST_CHECK int sh_node_map_append(struct sh_doc *doc, struct sh_node *map,
-                                     struct sh_node *key, struct sh_node *value);
+SH_MUST_CHECK int sh_node_map_append(struct sh_doc *doc, struct sh_node *map, struct sh_node *key,
+                                     struct sh_node *value);
 
 /* Labels <node> with the path the user wrote for it ("services.api.resilience") when a builder
  * made it from another document: readers name that path in their errors rather than their own
@@ -459,8 +452,8 @@ char *sh_node_where(const struct sh_node *node, char *out, size_t n);
 
 /* Fills d (NULL: nothing) with where = node's position and what = "<path>: <message>" (only the
  * message when path is NULL or ""); returns SH_EPARSE. For readers built on these helpers. */
-int sh_node_fail(struct sh_diag *d, const struct sh_node *node, const char *path,
-                 const char *fmt, ...) SH_PRINTF(4, 5);
+int sh_node_fail(struct sh_diag *d, const struct sh_node *node, const char *path, const char *fmt,
+                 ...) SH_PRINTF(4, 5);
 /* Checks that node is of <kind>: 0, or SH_EPARSE with "<path>: expected a map, found a list". */
 SH_MUST_CHECK int sh_node_expect(const struct sh_node *node, enum sh_node_kind kind,
                                  const char *path, struct sh_diag *d);
@@ -521,11 +514,11 @@ enum sh_field_kind {
     SH_FIELD_FN,      /* read(node, path, field, ctx, d) does it */
 };
 /* A custom field reader: <field> points at offset within the object. 0 or SH_E* with d set. */
-typedef int sh_field_read_fn(const struct sh_node *node, const char *path, void *field,
-                             void *ctx, struct sh_diag *d);
+typedef int sh_field_read_fn(const struct sh_node *node, const char *path, void *field, void *ctx,
+                             struct sh_diag *d);
 /* Rules across fields, run after the fields of <obj> were read from <map>. */
-typedef int sh_schema_check_fn(const struct sh_node *map, const char *path, void *obj,
-                               void *ctx, struct sh_diag *d);
+typedef int sh_schema_check_fn(const struct sh_node *map, const char *path, void *obj, void *ctx,
+                               struct sh_diag *d);
 struct sh_schema;
 struct sh_field {
     const char *name;
@@ -537,11 +530,11 @@ struct sh_field {
 };
 struct sh_schema {
     const struct sh_field *fields;
-    size_t count;                /* at most SH_SCHEMA_MAX_FIELDS */
-    sh_schema_check_fn *check;   /* NULL: none */
+    size_t count;              /* at most SH_SCHEMA_MAX_FIELDS */
+    sh_schema_check_fn *check; /* NULL: none */
 };
 enum { SH_SCHEMA_MAX_FIELDS = 48 };
-#define SH_SCHEMA(name, fields, check)                                                         \
+#define SH_SCHEMA(name, fields, check)                                                             \
     static const struct sh_schema name = {(fields), SH_ARRAY_LEN(fields), (check)}
 /* Reads the MAP <map> into <obj>: unknown keys are refused (with a "did you mean"), each field
  * present is read into obj + offset and checked against its limits, absent ones keep what obj
@@ -570,7 +563,8 @@ struct log_field {
         double d;
     } v;
 };
-#define LF_STR(k, str) ((struct log_field){.key = (k), .type = LF_T_STR, .v.s = slice_from_cstr(str)})
+#define LF_STR(k, str)                                                                             \
+    ((struct log_field){.key = (k), .type = LF_T_STR, .v.s = slice_from_cstr(str)})
 #define LF_SLICE(k, sl) ((struct log_field){.key = (k), .type = LF_T_STR, .v.s = (sl)})
 #define LF_INT(k, n) ((struct log_field){.key = (k), .type = LF_T_INT, .v.i = (int64_t)(n)})
 #define LF_UINT(k, n) ((struct log_field){.key = (k), .type = LF_T_UINT, .v.u = (uint64_t)(n)})
@@ -590,12 +584,12 @@ void sh_log_write(enum sh_log_level lvl, const char *comp, const char *msg,
  * record without fields is still valid ISO C17 (", ##__VA_ARGS__" is not, under -Wpedantic). */
 #define SH_LOG(lvl, comp, ...) SH_LOG_((lvl), (comp), __VA_ARGS__, SH_LF_END_)
 #define SH_LF_END_ ((struct log_field){.key = NULL})
-#define SH_LOG_(lvl, comp, msg, ...)                                                            \
-    do {                                                                                        \
-        if ((int)(lvl) >= sh_log_min_level) {                                                   \
-            const struct log_field sh_lf_[] = {__VA_ARGS__};                                    \
-            sh_log_write((lvl), (comp), (msg), sh_lf_, SH_ARRAY_LEN(sh_lf_) - 1);                \
-        }                                                                                       \
+#define SH_LOG_(lvl, comp, msg, ...)                                                               \
+    do {                                                                                           \
+        if ((int)(lvl) >= sh_log_min_level) {                                                      \
+            const struct log_field sh_lf_[] = {__VA_ARGS__};                                       \
+            sh_log_write((lvl), (comp), (msg), sh_lf_, SH_ARRAY_LEN(sh_lf_) - 1);                  \
+        }                                                                                          \
     } while (0)
 
 /* ------------------------------------------------------------------------------------------

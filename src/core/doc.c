@@ -15,8 +15,7 @@ int sh_doc_new(const char *file, struct sh_doc **out)
     struct sh_doc *doc = sh_calloc(1, sizeof(*doc));
 
     *out = NULL;
-    if (!doc)
-        return SH_ENOMEM;
+    if (!doc) return SH_ENOMEM;
     doc->file = sh_strdup(file ? file : "");
     if (!doc->file) {
         sh_free(doc);
@@ -29,21 +28,18 @@ int sh_doc_new(const char *file, struct sh_doc **out)
 
 void sh_doc_free(struct sh_doc *doc)
 {
-    if (!doc)
-        return;
+    if (!doc) return;
     arena_release(&doc->arena);
     sh_free(doc->file);
     doc->file = NULL;
     sh_free(doc);
 }
 
-struct sh_node *sh_node_new(struct sh_doc *doc, enum sh_node_kind kind, uint32_t line,
-                            uint32_t col)
+struct sh_node *sh_node_new(struct sh_doc *doc, enum sh_node_kind kind, uint32_t line, uint32_t col)
 {
     struct sh_node *n = arena_alloc(&doc->arena, sizeof(*n));
 
-    if (!n)
-        return NULL;
+    if (!n) return NULL;
     memset(n, 0, sizeof(*n));
     n->kind = kind;
     n->line = line;
@@ -60,11 +56,9 @@ struct sh_node *sh_node_new_scalar(struct sh_doc *doc, struct slice text, bool i
     char *copy = arena_strndup(&doc->arena, text.len ? text.ptr : "", text.len);
     struct sh_node *n;
 
-    if (!copy)
-        return NULL;
+    if (!copy) return NULL;
     n = sh_node_new(doc, SH_NODE_SCALAR, line, col);
-    if (!n)
-        return NULL;
+    if (!n) return NULL;
     n->text = copy;
     n->len = text.len;
     n->is_quoted = is_quoted;
@@ -78,22 +72,16 @@ static int grow(struct sh_doc *doc, struct sh_node *n)
     size_t cap;
     struct sh_node **items, **values = NULL;
 
-    if (n->count < n->cap)
-        return 0;
-    if (sh_array_grow_cap(n->cap, n->count + 1, sizeof(*items), &cap) < 0)
-        return SH_ENOMEM;
+    if (n->count < n->cap) return 0;
+    if (sh_array_grow_cap(n->cap, n->count + 1, sizeof(*items), &cap) < 0) return SH_ENOMEM;
     items = arena_alloc(&doc->arena, cap * sizeof(*items));
-    if (!items)
-        return SH_ENOMEM;
+    if (!items) return SH_ENOMEM;
     if (n->kind == SH_NODE_MAP) {
         values = arena_alloc(&doc->arena, cap * sizeof(*values));
-        if (!values)
-            return SH_ENOMEM;
-        if (n->count)
-            memcpy(values, n->values, n->count * sizeof(*values));
+        if (!values) return SH_ENOMEM;
+        if (n->count) memcpy(values, n->values, n->count * sizeof(*values));
     }
-    if (n->count)
-        memcpy(items, n->items, n->count * sizeof(*items));
+    if (n->count) memcpy(items, n->items, n->count * sizeof(*items));
     n->items = items;
     n->values = values;
     n->cap = cap;
@@ -106,8 +94,7 @@ int sh_node_seq_append(struct sh_doc *doc, struct sh_node *seq, struct sh_node *
 
     assert(seq->kind == SH_NODE_SEQ && item);
     rc = grow(doc, seq);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     seq->items[seq->count++] = item;
     return 0;
 }
@@ -119,8 +106,7 @@ int sh_node_map_append(struct sh_doc *doc, struct sh_node *map, struct sh_node *
 
     assert(map->kind == SH_NODE_MAP && key && key->kind == SH_NODE_SCALAR && value);
     rc = grow(doc, map);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     map->items[map->count] = key;
     map->values[map->count] = value;
     map->count++;
@@ -138,8 +124,7 @@ int sh_node_set_origin(struct sh_doc *doc, struct sh_node *node, const char *pat
 {
     char *copy = arena_strndup(&doc->arena, path, strlen(path));
 
-    if (!copy)
-        return SH_ENOMEM;
+    if (!copy) return SH_ENOMEM;
     node->origin = copy;
     return 0;
 }
@@ -151,11 +136,9 @@ const char *sh_node_path(const struct sh_node *node, const char *fallback)
 
 const struct sh_node *sh_node_get(const struct sh_node *map, const char *key)
 {
-    if (!map || map->kind != SH_NODE_MAP)
-        return NULL;
+    if (!map || map->kind != SH_NODE_MAP) return NULL;
     for (size_t i = 0; i < map->count; i++) {
-        if (text_is(map->items[i], key))
-            return map->values[i];
+        if (text_is(map->items[i], key)) return map->values[i];
     }
     return NULL;
 }
@@ -178,8 +161,7 @@ char *sh_node_where(const struct sh_node *node, char *out, size_t n)
     const char *file = node->doc && node->doc->file ? node->doc->file : "";
     size_t flen = strlen(file), plen, room;
 
-    if (n == 0)
-        return out;
+    if (n == 0) return out;
     snprintf(pos, sizeof(pos), ":%" PRIu32 ":%" PRIu32, node->line, node->col);
     plen = strlen(pos);
     if (plen >= n) {
@@ -198,14 +180,13 @@ char *sh_node_where(const struct sh_node *node, char *out, size_t n)
     return out;
 }
 
-int sh_node_fail(struct sh_diag *d, const struct sh_node *node, const char *path,
-                 const char *fmt, ...)
+int sh_node_fail(struct sh_diag *d, const struct sh_node *node, const char *path, const char *fmt,
+                 ...)
 {
     va_list ap;
     size_t off = 0;
 
-    if (!d)
-        return SH_EPARSE;
+    if (!d) return SH_EPARSE;
     sh_node_where(node, d->where, sizeof(d->where));
     d->what[0] = '\0';
     if (path && *path) {
@@ -238,8 +219,7 @@ int sh_node_expect(const struct sh_node *node, enum sh_node_kind kind, const cha
 {
     char found[64];
 
-    if (node->kind == kind)
-        return 0;
+    if (node->kind == kind) return 0;
     describe(node, found, sizeof(found));
     sh_node_fail(d, node, path, "expected %s, found %s", sh_node_kind_name(kind), found);
     return SH_EPARSE;
@@ -251,11 +231,9 @@ int sh_node_require(const struct sh_node *map, const char *key, const char *path
     int rc = sh_node_expect(map, SH_NODE_MAP, path, d);
 
     *out = NULL;
-    if (rc)
-        return rc;
+    if (rc) return rc;
     *out = sh_node_get(map, key);
-    if (*out)
-        return 0;
+    if (*out) return 0;
     sh_node_fail(d, map, path, "missing required key '%s'", key);
     return SH_EPARSE;
 }
@@ -266,8 +244,7 @@ static size_t distance(const char *a, size_t alen, const char *b, size_t blen)
 {
     size_t row[33];
 
-    if (alen > 32 || blen > 32)
-        return SIZE_MAX;
+    if (alen > 32 || blen > 32) return SIZE_MAX;
     for (size_t j = 0; j <= blen; j++)
         row[j] = j;
     for (size_t i = 1; i <= alen; i++) {
@@ -289,29 +266,26 @@ int sh_node_check_keys(const struct sh_node *map, const char *const allowed[], c
 {
     int rc = sh_node_expect(map, SH_NODE_MAP, path, d);
 
-    if (rc)
-        return rc;
+    if (rc) return rc;
     for (size_t i = 0; i < map->count; i++) {
         const struct sh_node *key = map->items[i];
         const char *best = NULL;
         size_t best_dist = SIZE_MAX, k;
 
         for (k = 0; allowed[k]; k++) {
-            if (text_is(key, allowed[k]))
-                break;
+            if (text_is(key, allowed[k])) break;
             size_t dist = distance(key->text, key->len, allowed[k], strlen(allowed[k]));
             if (dist < best_dist) {
                 best_dist = dist;
                 best = allowed[k];
             }
         }
-        if (allowed[k])
-            continue;
+        if (allowed[k]) continue;
         int shown = key->len > 40 ? 40 : (int)key->len;
         /* A close match is the likely typo; otherwise the list tells what is possible. */
         if (best && best_dist <= 2 && best_dist < key->len) {
             sh_node_fail(d, key, path, "unknown key '%.*s' (did you mean '%s'?)", shown, key->text,
-                    best);
+                         best);
             return SH_EPARSE;
         }
         if (d) {
@@ -319,7 +293,7 @@ int sh_node_check_keys(const struct sh_node *map, const char *const allowed[], c
             for (k = 0; allowed[k]; k++)
                 (void)buf_appendf(&list, "%s%s", k ? ", " : "", allowed[k]);
             sh_node_fail(d, key, path, "unknown key '%.*s' (allowed: %s)", shown, key->text,
-                    list.err ? "..." : (list.data ? list.data : "none"));
+                         list.err ? "..." : (list.data ? list.data : "none"));
             buf_release(&list);
         }
         return SH_EPARSE;
@@ -333,14 +307,12 @@ static int need_scalar(const struct sh_node *node, const char *path, struct sh_d
     return sh_node_expect(node, SH_NODE_SCALAR, path, d);
 }
 
-int sh_node_str(const struct sh_node *node, const char *path, const char **out,
-                struct sh_diag *d)
+int sh_node_str(const struct sh_node *node, const char *path, const char **out, struct sh_diag *d)
 {
     int rc = need_scalar(node, path, d);
 
     *out = NULL;
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (memchr(node->text, '\0', node->len)) {
         sh_node_fail(d, node, path, "the text contains a NUL character");
         return SH_EPARSE;
@@ -356,27 +328,28 @@ int sh_node_u64(const struct sh_node *node, const char *path, uint64_t min, uint
     uint64_t v;
 
     *out = 0;
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (node->is_quoted) {
-        sh_node_fail(d, node, path, "expected a number, found the quoted string '%.*s' "
-                "(remove the quotes)", node->len > 40 ? 40 : (int)node->len, node->text);
+        sh_node_fail(d, node, path,
+                     "expected a number, found the quoted string '%.*s' "
+                     "(remove the quotes)",
+                     node->len > 40 ? 40 : (int)node->len, node->text);
         return SH_EPARSE;
     }
     rc = slice_to_u64((struct slice){node->text, node->len}, &v);
     if (rc == SH_ETOOBIG) {
         sh_node_fail(d, node, path, "number '%.*s' is too large (at most %" PRIu64 ")",
-                node->len > 40 ? 40 : (int)node->len, node->text, max);
+                     node->len > 40 ? 40 : (int)node->len, node->text, max);
         return SH_ETOOBIG;
     }
     if (rc) {
         sh_node_fail(d, node, path, "expected a whole number, found '%.*s'",
-                node->len > 40 ? 40 : (int)node->len, node->text);
+                     node->len > 40 ? 40 : (int)node->len, node->text);
         return SH_EPARSE;
     }
     if (v < min || v > max) {
-        sh_node_fail(d, node, path, "%" PRIu64 " is out of range (%" PRIu64 "..%" PRIu64 ")", v, min,
-                max);
+        sh_node_fail(d, node, path, "%" PRIu64 " is out of range (%" PRIu64 "..%" PRIu64 ")", v,
+                     min, max);
         return v > max ? SH_ETOOBIG : SH_EPARSE;
     }
     *out = v;
@@ -396,8 +369,7 @@ int sh_node_bool(const struct sh_node *node, const char *path, bool *out, struct
     struct slice s = {node->text, node->len};
 
     *out = false;
-    if (rc)
-        return rc;
+    if (rc) return rc;
     for (size_t i = 0; !node->is_quoted && i < SH_ARRAY_LEN(bool_words); i++) {
         if (slice_eq_nocase(s, slice_from_cstr(bool_words[i].text))) {
             *out = bool_words[i].value;
@@ -405,29 +377,28 @@ int sh_node_bool(const struct sh_node *node, const char *path, bool *out, struct
         }
     }
     if (node->is_quoted)
-        sh_node_fail(d, node, path, "expected true or false, found the quoted string '%.*s' "
-                "(remove the quotes)", node->len > 40 ? 40 : (int)node->len, node->text);
+        sh_node_fail(d, node, path,
+                     "expected true or false, found the quoted string '%.*s' "
+                     "(remove the quotes)",
+                     node->len > 40 ? 40 : (int)node->len, node->text);
     else
         sh_node_fail(d, node, path, "expected true or false, found '%.*s'",
-                node->len > 40 ? 40 : (int)node->len, node->text);
+                     node->len > 40 ? 40 : (int)node->len, node->text);
     return SH_EPARSE;
 }
 
 /* Runs one of core's unit parsers on a scalar and puts the node's position and path on its
  * message. */
 static int parse_units(const struct sh_node *node, const char *path, uint64_t *out,
-                       struct sh_diag *d,
-                       int (*parse)(struct slice, uint64_t *, struct sh_diag *))
+                       struct sh_diag *d, int (*parse)(struct slice, uint64_t *, struct sh_diag *))
 {
     struct sh_diag inner = {{0}, {0}};
     int rc = need_scalar(node, path, d);
 
     *out = 0;
-    if (rc)
-        return rc;
+    if (rc) return rc;
     rc = parse((struct slice){node->text, node->len}, out, &inner);
-    if (rc)
-        sh_node_fail(d, node, path, "%s", inner.what);
+    if (rc) sh_node_fail(d, node, path, "%s", inner.what);
     return rc;
 }
 
@@ -451,8 +422,7 @@ int sh_node_ratio(const struct sh_node *node, const char *path, double *out, str
 
     SH_TRY(sh_node_str(node, path, &s, d));
     v = strtod(s, &end);
-    if (end == s)
-        return sh_node_fail(d, node, path, "'%s' is not a ratio (write 20%% or 0.2)", s);
+    if (end == s) return sh_node_fail(d, node, path, "'%s' is not a ratio (write 20%% or 0.2)", s);
     if (*end == '%' && end[1] == '\0')
         v /= 100.0;
     else if (*end != '\0')

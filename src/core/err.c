@@ -9,15 +9,14 @@
 const char *sh_strerror(int err)
 {
     switch (err) {
-#define XX(name, value, msg)                                                                   \
-    case SH_##name:                                                                            \
+#define XX(name, value, msg)                                                                       \
+    case SH_##name:                                                                                \
         return msg;
         SH_ERRNO_MAP(XX)
 #undef XX
     default:
         /* -INT_MIN overflows (test_err__unknown_codes_fall_back_to_strerror). */
-        if (err == INT_MIN)
-            return "unknown error";
+        if (err == INT_MIN) return "unknown error";
         return err < 0 ? strerror(-err) : "success";
     }
 }
@@ -25,8 +24,8 @@ const char *sh_strerror(int err)
 const char *sh_errname(int err)
 {
     switch (err) {
-#define XX(name, value, msg)                                                                   \
-    case SH_##name:                                                                            \
+#define XX(name, value, msg)                                                                       \
+    case SH_##name:                                                                                \
         return "SH_" #name;
         SH_ERRNO_MAP(XX)
 #undef XX
@@ -39,8 +38,7 @@ void sh_diag_set(struct sh_diag *d, const char *where, const char *fmt, ...)
 {
     va_list ap;
 
-    if (!d)
-        return;
+    if (!d) return;
     snprintf(d->where, sizeof(d->where), "%s", where ? where : "");
     va_start(ap, fmt);
     vsnprintf(d->what, sizeof(d->what), fmt, ap);

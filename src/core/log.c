@@ -22,8 +22,7 @@ void sh_log_setup(enum sh_log_level min, enum sh_log_format fmt, int fd)
 {
     sh_log_min_level = (int)min;
     log_fd = fd;
-    if (fmt == SH_LOG_AUTO)
-        fmt = isatty(fd) ? SH_LOG_TEXT : SH_LOG_JSON;
+    if (fmt == SH_LOG_AUTO) fmt = isatty(fd) ? SH_LOG_TEXT : SH_LOG_JSON;
     log_format = fmt;
 }
 
@@ -32,10 +31,8 @@ static void write_all(const char *p, size_t n)
 {
     while (n > 0) {
         ssize_t w = write(log_fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return;
         p += w;
         n -= (size_t)w;
     }
@@ -44,25 +41,23 @@ static void write_all(const char *p, size_t n)
 int sh_log_level_parse(struct slice s)
 {
     for (size_t i = 0; i < SH_ARRAY_LEN(level_names); i++) {
-        if (slice_eq_nocase(s, slice_from_cstr(level_names[i])))
-            return (int)i;
+        if (slice_eq_nocase(s, slice_from_cstr(level_names[i]))) return (int)i;
     }
-    if (slice_eq_nocase(s, SLICE("warning")))
-        return SH_WARN;
+    if (slice_eq_nocase(s, SLICE("warning"))) return SH_WARN;
     return -1;
 }
 
 /* Peer bytes in logs are bounded and escaped (style.md B7). A record is rendered into a stack
  * buffer of LOG_LINE_MAX bytes: logging never allocates, so it works under OOM and costs the
  * allocator nothing. Fields that would not fit are dropped whole and the record says
- * truncated, so a JSON line always stays one valid object (test_log__json_overlong_record_stays_valid). */
+ * truncated, so a JSON line always stays one valid object
+ * (test_log__json_overlong_record_stays_valid). */
 enum { LOG_VALUE_MAX = 512, LOG_LINE_MAX = 8192, LOG_TAIL = 32 };
 
 /* Cuts s to at most max bytes without splitting a UTF-8 sequence. */
 static struct slice cut(struct slice s, size_t max)
 {
-    if (s.len <= max)
-        return s;
+    if (s.len <= max) return s;
     s.len = max;
     for (int k = 0; k < 3 && s.len > 0 && ((unsigned char)s.ptr[s.len] & 0xc0) == 0x80; k++)
         s.len--;
@@ -88,11 +83,9 @@ static void append_value_text(struct buf *b, const struct log_field *f)
             unsigned char c = (unsigned char)s.ptr[i];
             quote = c == ' ' || c == '"' || c == '=' || c < 0x20 || c == 0x7f;
         }
-        if (quote)
-            buf_appendc(b, '"');
+        if (quote) buf_appendc(b, '"');
         buf_append_json_str(b, s);
-        if (quote)
-            buf_appendc(b, '"');
+        if (quote) buf_appendc(b, '"');
         break;
     case LF_T_INT:
         buf_appendf(b, "%lld", (long long)f->v.i);
@@ -166,8 +159,7 @@ void sh_log_write(enum sh_log_level lvl, const char *comp, const char *msg,
     const char *lname = level_names[(unsigned)lvl < 4 ? lvl : 3];
     struct slice c = cut(cstr(comp), LOG_VALUE_MAX), m = cut(cstr(msg), LOG_VALUE_MAX);
 
-    if ((int)lvl < sh_log_min_level || (unsigned)lvl >= SH_OFF)
-        return;
+    if ((int)lvl < sh_log_min_level || (unsigned)lvl >= SH_OFF) return;
     line[0] = '\0';
     gmtime_r(&secs, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -197,10 +189,8 @@ void sh_log_write(enum sh_log_level lvl, const char *comp, const char *msg,
     }
     b.err = 0;
     b.max = LOG_LINE_MAX; /* the tail has room reserved */
-    if (truncated)
-        buf_appends(&b, json ? SLICE(",\"truncated\":true") : SLICE(" truncated=true"));
-    if (json)
-        buf_appendc(&b, '}');
+    if (truncated) buf_appends(&b, json ? SLICE(",\"truncated\":true") : SLICE(" truncated=true"));
+    if (json) buf_appendc(&b, '}');
     line[b.len] = '\n';
     write_all(line, b.len + 1);
 }

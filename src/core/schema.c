@@ -80,8 +80,7 @@ int sh_schema_read(const struct sh_schema *s, const struct sh_node *map, const c
         const struct sh_field *f = &s->fields[i];
         const struct sh_node *v = sh_node_get(map, f->name);
 
-        if (!v)
-            continue;
+        if (!v) continue;
         snprintf(fpath, sizeof(fpath), "%s%s%s", base, base[0] ? "." : "", f->name);
         SH_TRY(read_field(f, v, sh_node_path(v, fpath), obj, ctx, d));
     }

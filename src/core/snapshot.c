@@ -40,8 +40,7 @@ int snap_domain_new(snap_free_fn *free_fn, void *data, struct snap_domain **out)
     struct snap_domain *dom = sh_calloc(1, sizeof(*dom));
 
     *out = NULL;
-    if (!dom)
-        return SH_ENOMEM;
+    if (!dom) return SH_ENOMEM;
     atomic_init(&dom->current, NULL);
     atomic_init(&dom->epoch, 1);
     atomic_init(&dom->version, 0);
@@ -54,8 +53,7 @@ int snap_domain_new(snap_free_fn *free_fn, void *data, struct snap_domain **out)
 
 static void snap_destroy(struct snap_domain *dom, struct snap *s)
 {
-    if (s->obj && dom->free_fn)
-        dom->free_fn(s->obj, dom->free_data);
+    if (s->obj && dom->free_fn) dom->free_fn(s->obj, dom->free_data);
     sh_free(s);
 }
 
@@ -63,11 +61,9 @@ void snap_domain_free(struct snap_domain *dom)
 {
     struct snap *s, *next;
 
-    if (!dom)
-        return;
+    if (!dom) return;
     s = atomic_load(&dom->current);
-    if (s)
-        snap_destroy(dom, s);
+    if (s) snap_destroy(dom, s);
     for (s = dom->retired; s; s = next) {
         next = s->next_retired;
         snap_destroy(dom, s);
@@ -84,13 +80,11 @@ int snap_reader_register(struct snap_domain *dom, struct snap_reader **out)
     void *mem;
 
     *out = NULL;
-    if (n >= SNAP_MAX_READERS)
-        return SH_ELIMIT;
+    if (n >= SNAP_MAX_READERS) return SH_ELIMIT;
     /* The struct demands 64-byte alignment; a plain sh_calloc gives 16 and using it is
      * undefined (test_snapshot__readers_are_cache_line_aligned). */
     mem = sh_calloc(1, sizeof(*r) + CACHE_LINE - 1);
-    if (!mem)
-        return SH_ENOMEM;
+    if (!mem) return SH_ENOMEM;
     r = (struct snap_reader *)(((uintptr_t)mem + CACHE_LINE - 1) & ~(uintptr_t)(CACHE_LINE - 1));
     atomic_init(&r->epoch, SLOT_IDLE);
     r->dom = dom;
@@ -108,8 +102,7 @@ static uint64_t oldest_reader_epoch(struct snap_domain *dom)
 
     for (size_t i = 0; i < n; i++) {
         uint64_t e = atomic_load(&dom->readers[i]->epoch);
-        if (e < oldest)
-            oldest = e;
+        if (e < oldest) oldest = e;
     }
     return oldest;
 }
@@ -139,8 +132,7 @@ int snap_publish(struct snap_domain *dom, void *obj)
 
     if (obj) {
         s = sh_calloc(1, sizeof(*s));
-        if (!s)
-            return SH_ENOMEM;
+        if (!s) return SH_ENOMEM;
         s->obj = obj;
         atomic_init(&s->refs, 1); /* the domain's own reference while current */
         s->version = atomic_load(&dom->version) + 1;
@@ -170,16 +162,14 @@ struct snap *snap_acquire(struct snap_reader *r)
 
     atomic_store(&r->epoch, atomic_load(&dom->epoch));
     s = atomic_load(&dom->current);
-    if (s)
-        atomic_fetch_add(&s->refs, 1);
+    if (s) atomic_fetch_add(&s->refs, 1);
     atomic_store(&r->epoch, SLOT_IDLE);
     return s;
 }
 
 void snap_release(struct snap *s)
 {
-    if (!s)
-        return;
+    if (!s) return;
     long left = atomic_fetch_sub(&s->refs, 1) - 1;
     assert(left >= 0);
     (void)left;

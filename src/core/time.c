@@ -39,9 +39,18 @@ static const struct unit duration_units[] = {
 };
 
 static const struct unit size_units[] = {
-    {"KiB", 1024}, {"MiB", 1024 * 1024}, {"GiB", 1024 * 1024 * 1024},
-    {"TiB", 1024ull * 1024 * 1024 * 1024}, {"KB", 1000}, {"MB", 1000000}, {"GB", 1000000000},
-    {"TB", 1000000000000ull}, {"B", 1}, {"k", 1024}, {"K", 1024}, {"M", 1024 * 1024},
+    {"KiB", 1024},
+    {"MiB", 1024 * 1024},
+    {"GiB", 1024 * 1024 * 1024},
+    {"TiB", 1024ull * 1024 * 1024 * 1024},
+    {"KB", 1000},
+    {"MB", 1000000},
+    {"GB", 1000000000},
+    {"TB", 1000000000000ull},
+    {"B", 1},
+    {"k", 1024},
+    {"K", 1024},
+    {"M", 1024 * 1024},
     {"G", 1024 * 1024 * 1024},
 };
 
@@ -64,8 +73,7 @@ static int read_term(struct slice s, size_t *pos, const struct unit *units, size
             why = "spaces are not allowed";
         else if (start < s.len && s.ptr[start] == '.')
             why = "fractions are not supported";
-        sh_diag_set(d, NULL, "%s '%.*s': %s at offset %zu", what, (int)s.len, s.ptr, why,
-                    start);
+        sh_diag_set(d, NULL, "%s '%.*s': %s at offset %zu", what, (int)s.len, s.ptr, why, start);
         return SH_EPARSE;
     }
     rc = slice_to_u64((struct slice){s.ptr + start, i - start}, &v);
@@ -108,7 +116,8 @@ static int read_term(struct slice s, size_t *pos, const struct unit *units, size
     } else {
         sh_diag_set(d, NULL, "%s '%.*s': unknown unit '%.*s' (use %s)", what, (int)s.len, s.ptr,
                     (int)u.len, u.ptr,
-                    units == duration_units ? "us, ms, s, m, h" : "B, KiB, MiB, GiB, TiB, KB, MB, GB, TB");
+                    units == duration_units ? "us, ms, s, m, h"
+                                            : "B, KiB, MiB, GiB, TiB, KB, MB, GB, TB");
     }
     return SH_EPARSE;
 }
@@ -127,8 +136,7 @@ int sh_parse_duration_ms(struct slice s, uint64_t *out_ms, struct sh_diag *d)
     while (pos < s.len) {
         rc = read_term(s, &pos, duration_units, SH_ARRAY_LEN(duration_units), true, &us, d,
                        "duration");
-        if (rc)
-            return rc;
+        if (rc) return rc;
     }
     *out_ms = us / 1000 + (us % 1000 ? 1 : 0);
     return 0;
@@ -146,8 +154,7 @@ int sh_parse_size(struct slice s, uint64_t *out_bytes, struct sh_diag *d)
         return SH_EPARSE;
     }
     rc = read_term(s, &pos, size_units, SH_ARRAY_LEN(size_units), false, &total, d, "size");
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (pos != s.len) {
         sh_diag_set(d, NULL, "size '%.*s': junk after the unit", (int)s.len, s.ptr);
         return SH_EPARSE;
@@ -162,8 +169,7 @@ char *sh_format_duration(uint64_t ms, char *out, size_t out_len)
     size_t n = 0;
 
     out[0] = '\0';
-    if (h)
-        n += (size_t)snprintf(out + n, out_len - n, "%lluh", (unsigned long long)h);
+    if (h) n += (size_t)snprintf(out + n, out_len - n, "%lluh", (unsigned long long)h);
     if (m && n < out_len)
         n += (size_t)snprintf(out + n, out_len - n, "%llum", (unsigned long long)m);
     if (sec && n < out_len)

@@ -2,10 +2,11 @@
 /* client.c: the pooled HTTP/1.1 client.
  *
  * A pool per upstream address and per-upstream settings (connect, idle, max_pending) holds
- * connections that are idle (reading, so a close by the peer is seen at once), busy with one request, or connecting. Requests wait in the pool's queue
- * while max_conns_per_host are busy. A request keeps a copy of what it sent (head and body) as
- * long as that stays under the retry copy limit: a reused connection that dies before the first
- * response byte is then retried once on a fresh connection.
+ * connections that are idle (reading, so a close by the peer is seen at once), busy with one
+ * request, or connecting. Requests wait in the pool's queue while max_conns_per_host are busy. A
+ * request keeps a copy of what it sent (head and body) as long as that stays under the retry copy
+ * limit: a reused connection that dies before the first response byte is then retried once on a
+ * fresh connection.
  *
  * Lifetimes: a creq is freed right after its on_done returns (or by cancel); a connection is
  * freed in its close callbacks; the client when its last handle is closed.
@@ -29,8 +30,8 @@ struct http_creq {
     struct http_creq_handlers h;
     void *data;
     enum http_method method;
-    struct buf sent;    /* head + body so far, for a retry; released when over the limit */
-    struct buf pending; /* bytes not yet handed to a connection (head first) */
+    struct buf sent;      /* head + body so far, for a retry; released when over the limit */
+    struct buf pending;   /* bytes not yet handed to a connection (head first) */
     struct buf head_copy; /* the response head, so on_head's slices outlive the read buffer */
     int64_t content_length, body_left;
     uint32_t response_timeout_ms;
@@ -126,8 +127,7 @@ static struct http_creq *creq_new(struct http_client *cl)
 {
     struct http_creq *cr = cl->pool;
 
-    if (!cr)
-        return sh_calloc(1, sizeof(*cr));
+    if (!cr) return sh_calloc(1, sizeof(*cr));
     cl->pool = cr->next_pending;
     cl->npool--;
     cr->next_pending = NULL;
@@ -151,10 +151,8 @@ static void creq_pool_free(struct http_client *cl)
 /* Ends a request: calls on_done once and frees it. The connection must be detached. */
 static void creq_done(struct http_creq *cr, int rc)
 {
-    if (rc < 0)
-        cr->cl->stats.errors++;
-    if (cr->h.on_done)
-        cr->h.on_done(cr, rc, cr->data);
+    if (rc < 0) cr->cl->stats.errors++;
+    if (cr->h.on_done) cr->h.on_done(cr, rc, cr->data);
     creq_free(cr);
 }
 
@@ -165,8 +163,7 @@ static void pending_remove(struct cl_pool *pool, struct http_creq *cr)
     for (; *link; prev = *link, link = &(*link)->next_pending) {
         if (*link == cr) {
             *link = cr->next_pending;
-            if (pool->pending_tail == cr)
-                pool->pending_tail = prev;
+            if (pool->pending_tail == cr) pool->pending_tail = prev;
             pool->npending--;
             cr->next_pending = NULL;
             return;
@@ -177,8 +174,7 @@ static void pending_remove(struct cl_pool *pool, struct http_creq *cr)
 /* Records bytes sent for a possible retry; beyond the limit the copy is dropped for good. */
 static void keep_copy(struct http_creq *cr, const void *p, size_t n)
 {
-    if (!cr->copy_ok)
-        return;
+    if (!cr->copy_ok) return;
     if (cr->sent.len + n > RETRY_COPY_MAX || buf_append(&cr->sent, p, n) != 0) {
         cr->copy_ok = false;
         buf_release(&cr->sent);
@@ -192,8 +188,7 @@ static void client_maybe_free(struct http_client *cl)
 {
     struct cl_pool *p, *next;
 
-    if (!cl->freeing || cl->open_handles > 0)
-        return;
+    if (!cl->freeing || cl->open_handles > 0) return;
     for (p = cl->pools; p; p = next) {
         next = p->next;
         sh_free(p);
@@ -206,8 +201,7 @@ static void conn_handle_closed(uv_handle_t *h)
     struct cl_conn *c = h->data;
     struct http_client *cl = c->cl;
 
-    if (--c->open_handles > 0)
-        return;
+    if (--c->open_handles > 0) return;
     http_parser_release(&c->parser);
     http__wq_release(&c->wq);
     buf_release(&c->in);
@@ -233,18 +227,15 @@ static void conn_close(struct cl_conn *c)
 {
     struct http_client *cl = c->cl;
 
-    if (c->closing)
-        return;
+    if (c->closing) return;
     c->closing = true;
     c->cr = NULL;
     conn_unlink(c);
     http__wq_kill(&c->wq);
-    if (c->reading)
-        uv_read_stop((uv_stream_t *)&c->tcp);
+    if (c->reading) uv_read_stop((uv_stream_t *)&c->tcp);
     uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
-    if (!cl->freeing)
-        dispatch(cl, c->pool);
+    if (!cl->freeing) dispatch(cl, c->pool);
 }
 
 /* The request on c failed with rc: retry it on a new connection when that is safe, else end it.
@@ -256,8 +247,7 @@ static void conn_fail(struct cl_conn *c, int rc)
 
     c->cr = NULL;
     conn_close(c);
-    if (!cr)
-        return;
+    if (!cr) return;
     cr->conn = NULL;
     if (cr->reused && !cr->got_bytes && !cr->retried && cr->copy_ok && cr->body_finished &&
         (rc == SH_ECLOSED || rc == SH_ECONNRESET || rc == SH_EPIPE)) {
@@ -271,8 +261,7 @@ static void conn_fail(struct cl_conn *c, int rc)
             return;
         }
         rc = open_conn(cl, cr->pool, cr);
-        if (rc == 0)
-            return;
+        if (rc == 0) return;
     }
     creq_done(cr, rc == SH_ECLOSED ? SH_ECONNRESET : rc);
 }
@@ -284,14 +273,13 @@ static uint64_t conn_deadline(const struct cl_conn *c)
     uint64_t d = UINT64_MAX;
 
     if (c->connecting)
-        d = c->since_ms + (c->pool->connect_timeout_ms ? c->pool->connect_timeout_ms
-                                                        : cfg->connect_timeout_ms);
+        d = c->since_ms +
+            (c->pool->connect_timeout_ms ? c->pool->connect_timeout_ms : cfg->connect_timeout_ms);
     if (c->idle)
-        d = c->since_ms + (c->pool->idle_timeout_ms ? c->pool->idle_timeout_ms
-                                                     : cfg->idle_timeout_ms);
+        d = c->since_ms +
+            (c->pool->idle_timeout_ms ? c->pool->idle_timeout_ms : cfg->idle_timeout_ms);
     if (cr) {
-        if (cr->deadline_ms)
-            d = SH_MIN(d, cr->deadline_ms);
+        if (cr->deadline_ms) d = SH_MIN(d, cr->deadline_ms);
         if (cr->response_timeout_ms && cr->sent_ms && !cr->got_head)
             d = SH_MIN(d, cr->sent_ms + cr->response_timeout_ms);
     }
@@ -337,14 +325,11 @@ static void conn_process(struct cl_conn *c)
            (c->in_off < c->in.len || http_parser_done_pending(&c->parser))) {
         struct http_creq *cr = c->cr;
         size_t used;
-        int rc = http_parser_feed(&c->parser, c->in.data + c->in_off, c->in.len - c->in_off,
-                                  &used);
+        int rc = http_parser_feed(&c->parser, c->in.data + c->in_off, c->in.len - c->in_off, &used);
 
         c->in_off += used;
-        if (used)
-            cr->got_bytes = true;
-        if (rc == HTTP_AGAIN)
-            break;
+        if (used) cr->got_bytes = true;
+        if (rc == HTTP_AGAIN) break;
         if (rc == HTTP_HEAD) {
             const struct http_head *ph = &c->parser.head;
             if (ph->status >= 100 && ph->status < 200 && ph->status != 101)
@@ -358,18 +343,15 @@ static void conn_process(struct cl_conn *c)
             cr->resp_keep_alive = (ph->flags & HTTP_F_KEEP_ALIVE) != 0;
             struct http_head h = *ph;
             h.base = cr->head_copy.data;
-            if (cr->h.on_head)
-                cr->h.on_head(cr, &h, cr->data);
+            if (cr->h.on_head) cr->h.on_head(cr, &h, cr->data);
             continue;
         }
         if (rc == HTTP_BODY) {
-            if (cr->h.on_body)
-                cr->h.on_body(cr, c->parser.body, cr->data);
+            if (cr->h.on_body) cr->h.on_body(cr, c->parser.body, cr->data);
             continue;
         }
         if (rc == HTTP_DONE) {
-            if (!cr->got_head)
-                continue; /* the end of a 1xx */
+            if (!cr->got_head) continue; /* the end of a 1xx */
             bool reusable = cr->resp_keep_alive && cr->body_finished && c->in_off == c->in.len &&
                             http__wq_pending(&c->wq) == 0;
             c->cr = NULL;
@@ -392,8 +374,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     struct cl_conn *c = s->data;
 
     (void)b;
-    if (nread == 0)
-        return;
+    if (nread == 0) return;
     if (c->idle || !c->cr) {
         /* a pooled connection said something or closed: it is no longer reusable */
         c->cl->stats.idle_closed_by_peer++;
@@ -435,12 +416,10 @@ static void conn_update(struct cl_conn *c)
 {
     bool want;
 
-    if (c->closing)
-        return;
+    if (c->closing) return;
     want = !c->connecting && (c->idle || (c->cr && !c->cr->paused));
     if (want && !c->reading) {
-        if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
-            c->reading = true;
+        if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0) c->reading = true;
     } else if (!want && c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
@@ -463,8 +442,7 @@ static void conn_written(struct http__wq *wq, int status)
 {
     struct cl_conn *c = HTTP__CONTAINER_OF(wq, struct cl_conn, wq);
 
-    if (c->closing)
-        return;
+    if (c->closing) return;
     if (status < 0) {
         conn_fail(c, http__from_uv(status));
         return;
@@ -484,8 +462,7 @@ static void conn_assign(struct cl_conn *c, struct http_creq *cr)
     c->used_before = true;
     c->in.len = c->in_off = 0;
     http_parser_set_request_method(&c->parser, cr->method);
-    if (cr->reused)
-        c->cl->stats.reuses++;
+    if (cr->reused) c->cl->stats.reuses++;
     if (cr->pending.len) {
         if (http__wq_append(&c->wq, cr->pending.data, cr->pending.len) != 0) {
             conn_fail(c, SH_ENOMEM);
@@ -497,8 +474,7 @@ static void conn_assign(struct cl_conn *c, struct http_creq *cr)
     /* the producer was told to wait while we connected: tell it when to go on */
     if (cr->want_drain && !c->closing && http__wq_level(&c->wq) == 0) {
         cr->want_drain = false;
-        if (cr->h.on_drain)
-            cr->h.on_drain(cr, cr->data);
+        if (cr->h.on_drain) cr->h.on_drain(cr, cr->data);
     }
 }
 
@@ -530,8 +506,7 @@ static void connect_cb(uv_connect_t *req, int status)
 {
     struct cl_conn *c = req->data;
 
-    if (c->closing)
-        return;
+    if (c->closing) return;
     c->connecting = false;
     if (status < 0) {
         struct http_creq *cr = c->cr;
@@ -560,8 +535,7 @@ static int open_conn(struct http_client *cl, struct cl_pool *pool, struct http_c
     struct cl_conn *c = sh_calloc(1, sizeof(*c));
     int rc;
 
-    if (!c)
-        return SH_ENOMEM;
+    if (!c) return SH_ENOMEM;
     c->cl = cl;
     c->pool = pool;
     if (http_parser_init(&c->parser, HTTP_RESPONSE, &cl->cfg.limits) < 0) {
@@ -583,8 +557,7 @@ static int open_conn(struct http_client *cl, struct cl_pool *pool, struct http_c
     c->since_ms = uv_now(cl->loop);
     c->cr = cr;
     cr->conn = c;
-    rc = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&pool->addr,
-                        connect_cb);
+    rc = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&pool->addr, connect_cb);
     if (rc < 0) {
         c->cr = NULL;
         cr->conn = NULL;
@@ -604,10 +577,8 @@ static bool conn_still_open(struct cl_conn *c)
     uv_os_fd_t fd;
     char byte;
 
-    if (uv_now(c->cl->loop) - c->since_ms < PEEK_AFTER_IDLE_MS)
-        return true;
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
-        return false;
+    if (uv_now(c->cl->loop) - c->since_ms < PEEK_AFTER_IDLE_MS) return true;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return false;
     ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
@@ -622,9 +593,9 @@ static struct cl_conn *first_idle(const struct cl_pool *pool)
 {
     const struct sh_list *l;
 
-    SH_LIST_FOREACH(l, &pool->conns) {
-        if (conn_of(l)->idle)
-            return conn_of(l);
+    SH_LIST_FOREACH(l, &pool->conns)
+    {
+        if (conn_of(l)->idle) return conn_of(l);
     }
     return NULL;
 }
@@ -648,12 +619,10 @@ static void dispatch(struct http_client *cl, struct cl_pool *pool)
             conn_assign(c, cr);
             continue;
         }
-        if (pool->nopen >= cl->cfg.max_conns_per_host)
-            return;
+        if (pool->nopen >= cl->cfg.max_conns_per_host) return;
         pending_remove(pool, cr);
         int rc = open_conn(cl, pool, cr);
-        if (rc < 0)
-            creq_done(cr, rc);
+        if (rc < 0) creq_done(cr, rc);
     }
 }
 
@@ -668,19 +637,15 @@ static void client_handle_closed(uv_handle_t *h)
     client_maybe_free(cl);
 }
 
-int http_client_new(uv_loop_t *loop, const struct http_client_config *cfg,
-                    struct http_client **out)
+int http_client_new(uv_loop_t *loop, const struct http_client_config *cfg, struct http_client **out)
 {
     struct http_client *cl = sh_calloc(1, sizeof(*cl));
 
     *out = NULL;
-    if (!cl)
-        return SH_ENOMEM;
+    if (!cl) return SH_ENOMEM;
     cl->loop = loop;
-    if (cfg)
-        cl->cfg = *cfg;
-    if (cl->cfg.limits.max_head == 0)
-        cl->cfg.limits = HTTP_LIMITS_DEFAULT;
+    if (cfg) cl->cfg = *cfg;
+    if (cl->cfg.limits.max_head == 0) cl->cfg.limits = HTTP_LIMITS_DEFAULT;
     SH_DEFAULT(cl->cfg.max_idle_per_host, 32);
     SH_DEFAULT(cl->cfg.max_conns_per_host, 1024);
     SH_DEFAULT(cl->cfg.max_pending_per_host, 1024);
@@ -699,8 +664,7 @@ void http_client_free(struct http_client *cl)
 {
     struct cl_pool *pool;
 
-    if (!cl || cl->freeing)
-        return;
+    if (!cl || cl->freeing) return;
     creq_pool_free(cl);
     cl->freeing = true;
     for (pool = cl->pools; pool; pool = pool->next) {
@@ -739,10 +703,8 @@ void http_client_stats(const struct http_client *cl, struct http_client_stats *o
 
 static bool addr_eq(const struct sockaddr_storage *a, const struct sockaddr *b)
 {
-    if (a->ss_family != b->sa_family)
-        return false;
-    if (b->sa_family == AF_INET)
-        return memcmp(a, b, sizeof(struct sockaddr_in)) == 0;
+    if (a->ss_family != b->sa_family) return false;
+    if (b->sa_family == AF_INET) return memcmp(a, b, sizeof(struct sockaddr_in)) == 0;
     return memcmp(a, b, sizeof(struct sockaddr_in6)) == 0;
 }
 
@@ -757,8 +719,7 @@ static struct cl_pool *pool_get(struct http_client *cl, const struct http_reques
             return p;
     }
     p = sh_calloc(1, sizeof(*p));
-    if (!p)
-        return NULL;
+    if (!p) return NULL;
     memcpy(&p->addr, d->addr,
            d->addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                           : sizeof(struct sockaddr_in));
@@ -775,10 +736,8 @@ static bool has_ctl(struct slice s)
 {
     for (size_t i = 0; i < s.len; i++) {
         unsigned char c = (unsigned char)s.ptr[i];
-        if (c < 0x20 && c != '\t')
-            return true;
-        if (c == 0x7f)
-            return true;
+        if (c < 0x20 && c != '\t') return true;
+        if (c == 0x7f) return true;
     }
     return false;
 }
@@ -792,26 +751,22 @@ int http_client_request(struct http_client *cl, const struct http_request_desc *
     int rc;
 
     *out = NULL;
-    if (cl->freeing)
-        return SH_ECANCELED;
+    if (cl->freeing) return SH_ECANCELED;
     if (!d->addr || (d->addr->sa_family != AF_INET && d->addr->sa_family != AF_INET6) ||
         d->method.len == 0 || d->target.len == 0 || has_ctl(d->method) || has_ctl(d->target) ||
         has_ctl(d->host) || memchr(d->target.ptr, ' ', d->target.len))
         return SH_EINVAL;
     for (size_t i = 0; i < d->nfields && !d->fields_checked; i++) {
-        if (has_ctl(d->fields[i].name) || has_ctl(d->fields[i].value) ||
-            d->fields[i].name.len == 0)
+        if (has_ctl(d->fields[i].name) || has_ctl(d->fields[i].value) || d->fields[i].name.len == 0)
             return SH_EINVAL;
     }
     pool = pool_get(cl, d);
-    if (!pool)
-        return SH_ENOMEM;
+    if (!pool) return SH_ENOMEM;
     if (pool->npending >= (pool->max_pending ? pool->max_pending : cl->cfg.max_pending_per_host) &&
         pool->nopen >= cl->cfg.max_conns_per_host && pool->nidle == 0)
         return SH_ELIMIT;
     cr = creq_new(cl);
-    if (!cr)
-        return SH_ENOMEM;
+    if (!cr) return SH_ENOMEM;
     cr->cl = cl;
     cr->pool = pool;
     cr->h = *h;
@@ -830,8 +785,7 @@ int http_client_request(struct http_client *cl, const struct http_request_desc *
     buf_appendc(b, ' ');
     buf_appends(b, d->target);
     buf_appends(b, SLICE(" HTTP/1.1\r\n"));
-    if (d->host.len)
-        http_write_field(b, SLICE("Host"), d->host);
+    if (d->host.len) http_write_field(b, SLICE("Host"), d->host);
     for (size_t i = 0; i < d->nfields; i++)
         http_write_field(b, d->fields[i].name, d->fields[i].value);
     if (cr->chunked)
@@ -842,8 +796,7 @@ int http_client_request(struct http_client *cl, const struct http_request_desc *
         buf_append(b, "\r\n", 2);
     }
     rc = buf_append(b, "\r\n", 2);
-    if (rc == 0)
-        rc = buf_append(&cr->pending, b->data, b->len);
+    if (rc == 0) rc = buf_append(&cr->pending, b->data, b->len);
     if (rc) {
         creq_free(cr);
         return rc;
@@ -895,13 +848,10 @@ int http_creq_write(struct http_creq *cr, const void *p, size_t n)
     size_t before = out->len;
     int rc;
 
-    if (cr->body_finished)
-        return SH_EINVAL;
-    if (n == 0)
-        return 0;
+    if (cr->body_finished) return SH_EINVAL;
+    if (n == 0) return 0;
     if (!cr->chunked) {
-        if ((uint64_t)cr->body_left < n)
-            return SH_EINVAL;
+        if ((uint64_t)cr->body_left < n) return SH_EINVAL;
     }
     /* framed straight into the queue: no per-chunk allocation on the streaming path */
     rc = cr->chunked ? http_write_chunk(out, p, n) : buf_append(out, p, n);
@@ -910,8 +860,7 @@ int http_creq_write(struct http_creq *cr, const void *p, size_t n)
         out->len = before;
         return rc;
     }
-    if (!cr->chunked)
-        cr->body_left -= (int64_t)n;
+    if (!cr->chunked) cr->body_left -= (int64_t)n;
     keep_copy(cr, out->data + before, out->len - before);
     if (direct) {
         http__wq_mark(&cr->conn->wq);
@@ -919,8 +868,7 @@ int http_creq_write(struct http_creq *cr, const void *p, size_t n)
     } else {
         rc = cr->pending.len > cr->cl->cfg.write_high_bytes ? HTTP_AGAIN : 0;
     }
-    if (rc == HTTP_AGAIN)
-        cr->want_drain = true;
+    if (rc == HTTP_AGAIN) cr->want_drain = true;
     return rc;
 }
 
@@ -928,10 +876,8 @@ int http_creq_finish(struct http_creq *cr)
 {
     int rc = 0;
 
-    if (cr->body_finished)
-        return 0;
-    if (!cr->chunked && cr->body_left > 0)
-        return SH_EINVAL;
+    if (cr->body_finished) return 0;
+    if (!cr->chunked && cr->body_left > 0) return SH_EINVAL;
     if (cr->chunked) {
         keep_copy(cr, "0\r\n\r\n", 5);
         if (cr->conn && !cr->conn->connecting)
@@ -946,8 +892,7 @@ int http_creq_finish(struct http_creq *cr)
 void http_creq_pause(struct http_creq *cr)
 {
     cr->paused = true;
-    if (cr->conn)
-        conn_update(cr->conn);
+    if (cr->conn) conn_update(cr->conn);
 }
 
 void http_creq_resume(struct http_creq *cr)
@@ -955,8 +900,7 @@ void http_creq_resume(struct http_creq *cr)
     cr->paused = false;
     if (cr->conn && !cr->conn->connecting) {
         conn_process(cr->conn);
-        if (cr->conn)
-            conn_update(cr->conn);
+        if (cr->conn) conn_update(cr->conn);
     }
 }
 

@@ -21,8 +21,7 @@ void http__timer_arm(uv_timer_t *t, uv_timer_cb cb, uint64_t deadline, bool *is_
         }
         return;
     }
-    if (*is_armed && *armed_at <= deadline)
-        return;
+    if (*is_armed && *armed_at <= deadline) return;
     now = uv_now(t->loop);
     *armed_at = deadline;
     *is_armed = true;
@@ -31,8 +30,7 @@ void http__timer_arm(uv_timer_t *t, uv_timer_cb cb, uint64_t deadline, bool *is_
 
 int http__from_uv(int uvrc)
 {
-    if (uvrc == UV_EOF)
-        return SH_ECLOSED;
+    if (uvrc == UV_EOF) return SH_ECLOSED;
     return uvrc; /* libuv codes are -errno on Unix, which is what SH_E* system codes are */
 }
 
@@ -56,17 +54,14 @@ static size_t try_send(struct http__wq *wq, const void *p, size_t n)
     size_t queued = wq->out.len, done;
     int w;
 
-    if (queued)
-        bufs[nb++] = uv_buf_init(wq->out.data, (unsigned)queued);
-    if (n)
-        bufs[nb++] = uv_buf_init((char *)p, (unsigned)n);
+    if (queued) bufs[nb++] = uv_buf_init(wq->out.data, (unsigned)queued);
+    if (n) bufs[nb++] = uv_buf_init((char *)p, (unsigned)n);
     w = nb ? uv_try_write(wq->stream, bufs, nb) : 0;
     if (w <= 0) /* EAGAIN, or an error the next real write reports */
         return 0;
     wq->progress_ms = uv_now(wq->stream->loop);
     done = SH_MIN((size_t)w, queued);
-    if (done < queued)
-        memmove(wq->out.data, wq->out.data + done, queued - done);
+    if (done < queued) memmove(wq->out.data, wq->out.data + done, queued - done);
     wq->out.len = queued - done;
     return (size_t)w;
 }
@@ -79,13 +74,11 @@ static size_t try_send(struct http__wq *wq, const void *p, size_t n)
  * again only if a callback run by an earlier flush wrote something new. */
 static void flush_now(struct http__wq *wq)
 {
-    if (held(wq))
-        wq->fl->barrier->sync(wq->fl->barrier->data);
+    if (held(wq)) wq->fl->barrier->sync(wq->fl->barrier->data);
     if (!wq->writing && !wq->dead && wq->out.len && !wq->want_drain) {
         try_send(wq, NULL, 0);
         if (wq->out.len == 0) {
-            if (wq->on_written)
-                wq->on_written(wq, 0);
+            if (wq->on_written) wq->on_written(wq, 0);
             return;
         }
     }
@@ -119,16 +112,15 @@ void http__flusher_close(struct http__flusher *fl, uv_close_cb cb)
     uv_close((uv_handle_t *)&fl->prep, cb);
 }
 
-void http__wq_init(struct http__wq *wq, uv_stream_t *stream, struct http__flusher *fl,
-                   size_t high, size_t low)
+void http__wq_init(struct http__wq *wq, uv_stream_t *stream, struct http__flusher *fl, size_t high,
+                   size_t low)
 {
     memset(wq, 0, sizeof(*wq));
     wq->stream = stream;
     wq->fl = fl;
     wq->high = high ? high : 256 * 1024;
     wq->low = low ? low : 64 * 1024;
-    if (wq->low > wq->high)
-        wq->low = wq->high;
+    if (wq->low > wq->high) wq->low = wq->high;
     wq->progress_ms = uv_now(stream->loop);
 }
 
@@ -136,8 +128,7 @@ static void unlink_dirty(struct http__wq *wq)
 {
     struct http__wq **link;
 
-    if (!wq->dirty)
-        return;
+    if (!wq->dirty) return;
     for (link = &wq->fl->dirty; *link; link = &(*link)->next_dirty) {
         if (*link == wq) {
             *link = wq->next_dirty;
@@ -169,8 +160,7 @@ struct buf *http__wq_buf(struct http__wq *wq)
 
 void http__wq_mark(struct http__wq *wq)
 {
-    if (wq->dirty || wq->dead || wq->out.len == 0)
-        return;
+    if (wq->dirty || wq->dead || wq->out.len == 0) return;
     wq->dirty = true;
     wq->next_dirty = wq->fl->dirty;
     wq->fl->dirty = wq;
@@ -184,8 +174,7 @@ int http__wq_append(struct http__wq *wq, const void *p, size_t n)
 {
     int rc;
 
-    if (wq->dead)
-        return SH_ECLOSED;
+    if (wq->dead) return SH_ECLOSED;
     rc = buf_append(&wq->out, p, n);
     if (rc) {
         wq->out.err = 0; /* the queue stays usable; the caller decides */
@@ -200,21 +189,17 @@ int http__wq_append_direct(struct http__wq *wq, const void *p, size_t n)
     size_t queued = wq->out.len, sent, taken;
     int rc;
 
-    if (wq->dead)
-        return SH_ECLOSED;
-    if (n < HTTP_DIRECT_MIN || wq->writing || held(wq))
-        return http__wq_append(wq, p, n);
+    if (wq->dead) return SH_ECLOSED;
+    if (n < HTTP_DIRECT_MIN || wq->writing || held(wq)) return http__wq_append(wq, p, n);
     /* Nothing in flight: the kernel gets what is queued and these bytes in one call, so a
      * large answer the socket can take is never copied into (nor grows) the queue. */
     sent = try_send(wq, p, n);
     taken = sent > queued ? sent - queued : 0;
-    if (taken == n)
-        return 0;
+    if (taken == n) return 0;
     rc = http__wq_append(wq, (const char *)p + taken, n - taken);
     if (rc < 0) {
-        if (sent == 0)
-            return rc; /* nothing went out: the caller may still answer */
-        http__wq_kill(wq); /* part of the stream went out: it cannot be framed any more */
+        if (sent == 0) return rc; /* nothing went out: the caller may still answer */
+        http__wq_kill(wq);        /* part of the stream went out: it cannot be framed any more */
         return SH_ECLOSED;
     }
     return 0;
@@ -229,8 +214,7 @@ size_t http__wq_pending(const struct http__wq *wq)
 
 int http__wq_level(struct http__wq *wq)
 {
-    if (http__wq_pending(wq) <= wq->high)
-        return 0;
+    if (http__wq_pending(wq) <= wq->high) return 0;
     wq->want_drain = true;
     return HTTP_AGAIN;
 }
@@ -242,22 +226,18 @@ static void write_cb(uv_write_t *req, int status)
     wq->writing = false;
     wq->inflight.len = 0; /* keeps its capacity: the two buffers swap roles write after write */
     if (wq->dead) {
-        if (wq->on_written)
-            wq->on_written(wq, status ? status : SH_ECANCELED);
+        if (wq->on_written) wq->on_written(wq, status ? status : SH_ECANCELED);
         return;
     }
     if (status == 0) {
         wq->progress_ms = uv_now(wq->stream->loop);
-        if (wq->out.len)
-            http__wq_flush(wq);
+        if (wq->out.len) http__wq_flush(wq);
         if (wq->want_drain && http__wq_pending(wq) <= wq->low) {
             wq->want_drain = false;
-            if (wq->on_drain)
-                wq->on_drain(wq);
+            if (wq->on_drain) wq->on_drain(wq);
         }
     }
-    if (wq->on_written)
-        wq->on_written(wq, status);
+    if (wq->on_written) wq->on_written(wq, status);
 }
 
 void http__wq_flush(struct http__wq *wq)
@@ -275,8 +255,7 @@ static void wq_write(struct http__wq *wq)
     uv_buf_t ub;
     int rc;
 
-    if (wq->writing || wq->dead || wq->out.len == 0)
-        return;
+    if (wq->writing || wq->dead || wq->out.len == 0) return;
     unlink_dirty(wq);
     tmp = wq->inflight;
     wq->inflight = wq->out;
@@ -290,8 +269,7 @@ static void wq_write(struct http__wq *wq)
         /* uv_write refuses only on a closing or broken stream: report it like a failed write */
         wq->writing = false;
         wq->inflight.len = 0;
-        if (wq->on_written)
-            wq->on_written(wq, rc);
+        if (wq->on_written) wq->on_written(wq, rc);
     }
 }
 
@@ -317,23 +295,18 @@ int http__listen_socket(const struct sockaddr *sa, bool reuseport, int backlog)
 {
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1, rc;
-    socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                              : sizeof(struct sockaddr_in);
+    socklen_t len =
+        sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 
-    if (fd == -1)
-        return -errno;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
-        goto fail;
-    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
-        goto fail;
+    if (fd == -1) return -errno;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1) goto fail;
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1) goto fail;
     /* "[::]:PORT" means every address, IPv4 included, whatever net.ipv6.bindv6only says */
     if (sa->sa_family == AF_INET6 &&
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &(int){0}, sizeof(int)) == -1)
         goto fail;
-    if (bind(fd, sa, len) == -1)
-        goto fail;
-    if (listen(fd, backlog) == -1)
-        goto fail;
+    if (bind(fd, sa, len) == -1) goto fail;
+    if (listen(fd, backlog) == -1) goto fail;
     return fd;
 fail:
     rc = -errno;

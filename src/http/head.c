@@ -13,16 +13,15 @@ static const struct {
     const char *name;
     enum http_method m;
 } method_table[] = {
-    {"GET", HTTP_M_GET},         {"HEAD", HTTP_M_HEAD},       {"POST", HTTP_M_POST},
-    {"PUT", HTTP_M_PUT},         {"DELETE", HTTP_M_DELETE},   {"CONNECT", HTTP_M_CONNECT},
-    {"OPTIONS", HTTP_M_OPTIONS}, {"TRACE", HTTP_M_TRACE},     {"PATCH", HTTP_M_PATCH},
+    {"GET", HTTP_M_GET},         {"HEAD", HTTP_M_HEAD},     {"POST", HTTP_M_POST},
+    {"PUT", HTTP_M_PUT},         {"DELETE", HTTP_M_DELETE}, {"CONNECT", HTTP_M_CONNECT},
+    {"OPTIONS", HTTP_M_OPTIONS}, {"TRACE", HTTP_M_TRACE},   {"PATCH", HTTP_M_PATCH},
 };
 
 enum http_method http_method_from(struct slice s)
 {
     for (size_t i = 0; i < SH_ARRAY_LEN(method_table); i++) {
-        if (slice_eq(s, slice_from_cstr(method_table[i].name)))
-            return method_table[i].m;
+        if (slice_eq(s, slice_from_cstr(method_table[i].name))) return method_table[i].m;
     }
     return HTTP_M_OTHER;
 }
@@ -71,8 +70,7 @@ static const struct {
 const char *http_reason(int status)
 {
     for (size_t i = 0; i < SH_ARRAY_LEN(reason_table); i++) {
-        if (reason_table[i].status == status)
-            return reason_table[i].reason;
+        if (reason_table[i].status == status) return reason_table[i].reason;
     }
     return "";
 }
@@ -106,4 +104,3 @@ bool http_head_has_token(const struct http_head *h, struct slice name, struct sl
     }
     return false;
 }
-

@@ -72,15 +72,15 @@ enum http_body_kind {
 };
 
 enum http_head_flags {
-    HTTP_F_KEEP_ALIVE = 1u << 0,  /* the connection may be reused after this message */
-    HTTP_F_CONN_CLOSE = 1u << 1,  /* "Connection: close" was sent */
-    HTTP_F_CONN_KA = 1u << 2,     /* "Connection: keep-alive" was sent */
-    HTTP_F_CONN_UPGRADE = 1u << 3, /* "Connection: upgrade" was sent */
-    HTTP_F_UPGRADE = 1u << 4,     /* an Upgrade header field is present */
+    HTTP_F_KEEP_ALIVE = 1u << 0,      /* the connection may be reused after this message */
+    HTTP_F_CONN_CLOSE = 1u << 1,      /* "Connection: close" was sent */
+    HTTP_F_CONN_KA = 1u << 2,         /* "Connection: keep-alive" was sent */
+    HTTP_F_CONN_UPGRADE = 1u << 3,    /* "Connection: upgrade" was sent */
+    HTTP_F_UPGRADE = 1u << 4,         /* an Upgrade header field is present */
     HTTP_F_EXPECT_CONTINUE = 1u << 5, /* "Expect: 100-continue" on an HTTP/1.1 request */
     HTTP_F_HAS_HOST = 1u << 6,
-    HTTP_F_CONN_OTHER = 1u << 7,  /* Connection lists other tokens (hop-by-hop fields) */
-    HTTP_F_HAS_TE = 1u << 8,      /* Transfer-Encoding present (chunked, by the rules) */
+    HTTP_F_CONN_OTHER = 1u << 7, /* Connection lists other tokens (hop-by-hop fields) */
+    HTTP_F_HAS_TE = 1u << 8,     /* Transfer-Encoding present (chunked, by the rules) */
     HTTP_F_HAS_CL = 1u << 9,
     HTTP_F_HAS_TRAILER = 1u << 10, /* a "Trailer" header announced trailers */
 };
@@ -96,17 +96,17 @@ struct http_limits {
     uint64_t max_body;         /* 413; 0 = unlimited */
     bool lenient_lf;           /* accept a bare LF as a line end in the head (never in chunked) */
 };
-#define HTTP_LIMITS_DEFAULT                                                                    \
-    ((struct http_limits){.max_request_line = 8192,                                            \
-                          .max_field_line = 8192,                                              \
-                          .max_head = 65536,                                                   \
-                          .max_fields = 100,                                                   \
-                          .max_chunk_ext = 1024,                                               \
-                          .max_method = 32,                                                    \
-                          .max_body = 0,                                                       \
+#define HTTP_LIMITS_DEFAULT                                                                        \
+    ((struct http_limits){.max_request_line = 8192,                                                \
+                          .max_field_line = 8192,                                                  \
+                          .max_head = 65536,                                                       \
+                          .max_fields = 100,                                                       \
+                          .max_chunk_ext = 1024,                                                   \
+                          .max_method = 32,                                                        \
+                          .max_body = 0,                                                           \
                           .lenient_lf = false})
-#define HTTP_MAX_FIELDS_CAP 4096        /* max_fields above this is clamped */
-#define HTTP_MAX_HEAD_CAP (1u << 30)     /* max_head above this (or 0) is clamped */
+#define HTTP_MAX_FIELDS_CAP 4096     /* max_fields above this is clamped */
+#define HTTP_MAX_HEAD_CAP (1u << 30) /* max_head above this (or 0) is clamped */
 
 /* A span of the head: an offset from the head's first byte and a length. */
 struct http_span {
@@ -295,19 +295,19 @@ struct http_barrier {
 struct http_server_config {
     const struct sockaddr_storage *addr; /* where to listen (sh_listen_parse); when set,
                                     host and port are ignored; its port 0 = pick one */
-    const char *host;           /* numeric address to listen on; NULL = 127.0.0.1 */
-    uint16_t port;              /* 0 = pick one (see http_server_port) */
-    bool reuseport;             /* SO_REUSEPORT, for one server per worker on one port */
-    struct http_limits limits;  /* zeroed = HTTP_LIMITS_DEFAULT */
-    uint32_t header_timeout_ms; /* head must arrive within this from its first byte; 408.
-                                   0 = 10s */
-    uint32_t body_timeout_ms;   /* max silence while reading a body; 408. 0 = 30s */
-    uint32_t idle_timeout_ms;   /* keep-alive: close after this long idle. 0 = 60s */
-    uint32_t send_timeout_ms;   /* max time without write progress; then close. 0 = 60s */
-    uint32_t max_connections;   /* accepted connections above this are closed. 0 = 10000 */
-    uint32_t max_requests_per_conn; /* 0 = unlimited */
-    size_t write_high_bytes;    /* 0 = 256 KiB */
-    size_t write_low_bytes;     /* 0 = 64 KiB */
+    const char *host;                    /* numeric address to listen on; NULL = 127.0.0.1 */
+    uint16_t port;                       /* 0 = pick one (see http_server_port) */
+    bool reuseport;                      /* SO_REUSEPORT, for one server per worker on one port */
+    struct http_limits limits;           /* zeroed = HTTP_LIMITS_DEFAULT */
+    uint32_t header_timeout_ms;          /* head must arrive within this from its first byte; 408.
+                                            0 = 10s */
+    uint32_t body_timeout_ms;            /* max silence while reading a body; 408. 0 = 30s */
+    uint32_t idle_timeout_ms;            /* keep-alive: close after this long idle. 0 = 60s */
+    uint32_t send_timeout_ms;            /* max time without write progress; then close. 0 = 60s */
+    uint32_t max_connections;            /* accepted connections above this are closed. 0 = 10000 */
+    uint32_t max_requests_per_conn;      /* 0 = unlimited */
+    size_t write_high_bytes;             /* 0 = 256 KiB */
+    size_t write_low_bytes;              /* 0 = 64 KiB */
     http_request_fn *on_request;
     void *data;
     struct http_barrier barrier; /* zeroed = none: answers leave as soon as they can */
@@ -326,8 +326,8 @@ void http_server_stats(const struct http_server *srv, struct http_server_stats *
 /* Graceful stop: closes the listener at once, closes idle connections, lets in-flight
  * exchanges finish (their responses carry Connection: close) and force-closes what is left
  * after deadline_ms. done(data) runs when the last connection is closed; then free. */
-void http_server_shutdown(struct http_server *srv, uint32_t deadline_ms,
-                          void (*done)(void *data), void *data);
+void http_server_shutdown(struct http_server *srv, uint32_t deadline_ms, void (*done)(void *data),
+                          void *data);
 /* Frees a server whose shutdown completed (or that never started). NULL is a no-op. */
 void http_server_free(struct http_server *srv);
 
@@ -348,10 +348,10 @@ void http_exchange_pause(struct http_exchange *ex);
 /* --- exchange: the response --- */
 struct http_response_head {
     int status;
-    const char *reason;                 /* NULL = standard phrase */
+    const char *reason;                  /* NULL = standard phrase */
     const struct http_out_field *fields; /* must not include framing or Connection fields */
     size_t nfields;
-    int64_t content_length;             /* -1 = unknown: chunked (HTTP/1.1) or until close */
+    int64_t content_length; /* -1 = unknown: chunked (HTTP/1.1) or until close */
 };
 /* Sends the status line and fields. 0, SH_EINVAL (already started) or SH_ECLOSED. */
 int http_exchange_start(struct http_exchange *ex, const struct http_response_head *rh);
@@ -383,12 +383,12 @@ struct http_client;
 struct http_creq; /* one request in flight */
 
 struct http_client_config {
-    uint32_t max_idle_per_host;    /* 0 = 32 */
-    uint32_t max_conns_per_host;   /* 0 = 1024 */
-    uint32_t max_pending_per_host; /* 0 = 1024 */
-    uint32_t idle_timeout_ms;      /* 0 = 60s */
-    uint32_t connect_timeout_ms;   /* 0 = 5s */
-    struct http_limits limits;     /* for responses; zeroed = defaults */
+    uint32_t max_idle_per_host;               /* 0 = 32 */
+    uint32_t max_conns_per_host;              /* 0 = 1024 */
+    uint32_t max_pending_per_host;            /* 0 = 1024 */
+    uint32_t idle_timeout_ms;                 /* 0 = 60s */
+    uint32_t connect_timeout_ms;              /* 0 = 5s */
+    struct http_limits limits;                /* for responses; zeroed = defaults */
     size_t write_high_bytes, write_low_bytes; /* 0 = 256 KiB / 64 KiB */
 };
 
@@ -406,17 +406,17 @@ struct http_creq_handlers {
 };
 
 struct http_request_desc {
-    const struct sockaddr *addr;      /* upstream (IPv4 or IPv6, numeric) */
-    struct slice method, target;      /* "GET", "/path?q" */
-    struct slice host;                /* Host field value */
+    const struct sockaddr *addr;         /* upstream (IPv4 or IPv6, numeric) */
+    struct slice method, target;         /* "GET", "/path?q" */
+    struct slice host;                   /* Host field value */
     const struct http_out_field *fields; /* no framing, Host or Connection fields */
     size_t nfields;
-    bool fields_checked;              /* the caller vouches that names are tokens and values
-                                         hold no CR/LF/NUL (e.g. they come from our parser) */
-    int64_t content_length;           /* 0 = no body, -1 = chunked, else exact */
-    uint32_t response_timeout_ms;     /* head must arrive within this after the request was
-                                         sent; 0 = none */
-    uint32_t total_timeout_ms;        /* whole exchange; 0 = none */
+    bool fields_checked;          /* the caller vouches that names are tokens and values
+                                     hold no CR/LF/NUL (e.g. they come from our parser) */
+    int64_t content_length;       /* 0 = no body, -1 = chunked, else exact */
+    uint32_t response_timeout_ms; /* head must arrive within this after the request was
+                                     sent; 0 = none */
+    uint32_t total_timeout_ms;    /* whole exchange; 0 = none */
     /* Per-upstream settings (a gateway passes its cluster's): 0 = the client's
      * connect_timeout_ms, idle_timeout_ms, max_pending_per_host. Connections are pooled per
      * address and settings: requests with other settings never share a connection. */

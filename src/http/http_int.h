@@ -8,7 +8,8 @@
 
 #include "http/http.h"
 
-#define HTTP__CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+#define HTTP__CONTAINER_OF(ptr, type, member)                                                      \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 struct http__wq;
 
@@ -40,8 +41,8 @@ struct http__wq {
 void http__flusher_init(uv_loop_t *loop, struct http__flusher *fl);
 void http__flusher_close(struct http__flusher *fl, uv_close_cb cb);
 
-void http__wq_init(struct http__wq *wq, uv_stream_t *stream, struct http__flusher *fl,
-                   size_t high, size_t low);
+void http__wq_init(struct http__wq *wq, uv_stream_t *stream, struct http__flusher *fl, size_t high,
+                   size_t low);
 /* The stream is closing: pending bytes are dropped, nothing is written any more. */
 void http__wq_kill(struct http__wq *wq);
 void http__wq_release(struct http__wq *wq);

@@ -66,23 +66,17 @@ static void cls_init(void)
 {
     static const char tspecial[] = "!#$%&'*+-.^_`|~";
 
-    if (atomic_load_explicit(&cls_ready, memory_order_acquire))
-        return;
+    if (atomic_load_explicit(&cls_ready, memory_order_acquire)) return;
     for (int c = 0; c < 256; c++) {
         uint8_t v = 0;
         bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-        if (alnum || (c && strchr(tspecial, c)))
-            v |= C_TCHAR;
-        if (c == '\t' || c == ' ' || (c >= 0x21 && c <= 0x7e) || c >= 0x80)
-            v |= C_VALUE;
-        if (c >= 0x21 && c <= 0x7e)
-            v |= C_TARGET;
-        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))
-            v |= C_HEX;
+        if (alnum || (c && strchr(tspecial, c))) v |= C_TCHAR;
+        if (c == '\t' || c == ' ' || (c >= 0x21 && c <= 0x7e) || c >= 0x80) v |= C_VALUE;
+        if (c >= 0x21 && c <= 0x7e) v |= C_TARGET;
+        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) v |= C_HEX;
         /* Host: reg-name (unreserved, sub-delims, pct-encoded) plus ':' '[' ']' for ports
          * and IP literals */
-        if (alnum || (c && strchr("-._~!$&'()*+,;=:[]%", c)))
-            v |= C_HOST;
+        if (alnum || (c && strchr("-._~!$&'()*+,;=:[]%", c))) v |= C_HOST;
         if (c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5b) ||
             (c >= 0x5d && c <= 0x7e) || c >= 0x80)
             v |= C_QDTEXT;
@@ -108,8 +102,7 @@ bool http__list_each(struct slice v, http__list_fn *fn, void *data)
     while (v.ptr) {
         v = slice_split(v, ',', &head);
         head = slice_trim(head);
-        if (head.len && !fn(head, data))
-            return false;
+        if (head.len && !fn(head, data)) return false;
     }
     return true;
 }
@@ -148,8 +141,7 @@ int http_parser_init(struct http_parser *p, enum http_kind kind, const struct ht
     cls_init();
     memset(p, 0, sizeof(*p));
     p->lim = lim ? *lim : HTTP_LIMITS_DEFAULT;
-    if (p->lim.max_fields > HTTP_MAX_FIELDS_CAP)
-        p->lim.max_fields = HTTP_MAX_FIELDS_CAP;
+    if (p->lim.max_fields > HTTP_MAX_FIELDS_CAP) p->lim.max_fields = HTTP_MAX_FIELDS_CAP;
     /* Offsets are 32-bit: cap every head size well below that. */
     if (p->lim.max_head == 0 || p->lim.max_head > HTTP_MAX_HEAD_CAP)
         p->lim.max_head = HTTP_MAX_HEAD_CAP;
@@ -157,8 +149,7 @@ int http_parser_init(struct http_parser *p, enum http_kind kind, const struct ht
     p->lim.max_field_line = SH_MIN(p->lim.max_field_line, p->lim.max_head);
     p->cap_fields = p->lim.max_fields ? p->lim.max_fields : 1;
     p->head.fields = sh_calloc(p->cap_fields, sizeof(struct http_field));
-    if (!p->head.fields)
-        return SH_ENOMEM;
+    if (!p->head.fields) return SH_ENOMEM;
     p->head.kind = kind;
     reset_message(p);
     return 0;
@@ -206,8 +197,7 @@ bool http_parser_is_idle(const struct http_parser *p)
 static int fail(struct http_parser *p, int err, int status, const char *where, const char *what)
 {
     /* A response we cannot frame is the upstream's fault: the client gets 502. */
-    if (p->head.kind == HTTP_RESPONSE)
-        status = 502;
+    if (p->head.kind == HTTP_RESPONSE) status = 502;
     p->state = S_ERROR;
     p->err = err;
     p->status = status;
@@ -262,8 +252,7 @@ static bool parse_te_elem(struct slice elem, void *data)
     name = slice_trim(name);
     te->count++;
     if (slice_eq_nocase(name, SLICE("chunked"))) {
-        if (te->chunked_at)
-            te->chunked_twice = true;
+        if (te->chunked_at) te->chunked_twice = true;
         te->chunked_at = te->count;
     } else {
         te->unknown = true;
@@ -295,8 +284,7 @@ static bool parse_conn_elem(struct slice elem, void *data)
 static bool host_valid(struct slice h)
 {
     for (size_t i = 0; i < h.len; i++) {
-        if (!is_c((unsigned char)h.ptr[i], C_HOST))
-            return false;
+        if (!is_c((unsigned char)h.ptr[i], C_HOST)) return false;
     }
     return true;
 }
@@ -312,18 +300,15 @@ static int on_field(struct http_parser *p, const char *base, struct http_field *
         if (slice_eq_nocase(name, SLICE("host")) && h->kind == HTTP_REQUEST) {
             if (h->flags & HTTP_F_HAS_HOST)
                 return fail(p, SH_EPARSE, 400, "Host", "more than one Host field");
-            if (!host_valid(value))
-                return fail(p, SH_EPARSE, 400, "Host", "invalid Host value");
+            if (!host_valid(value)) return fail(p, SH_EPARSE, 400, "Host", "invalid Host value");
             h->flags |= HTTP_F_HAS_HOST;
-            if (h->form != HTTP_FORM_ABSOLUTE && h->form != HTTP_FORM_AUTHORITY)
-                h->host = f->value;
+            if (h->form != HTTP_FORM_ABSOLUTE && h->form != HTTP_FORM_AUTHORITY) h->host = f->value;
         }
         break;
     case 6:
         if (slice_eq_nocase(name, SLICE("expect")) && h->kind == HTTP_REQUEST &&
             h->version_minor >= 1) {
-            if (slice_eq_nocase(value, SLICE("100-continue")))
-                h->flags |= HTTP_F_EXPECT_CONTINUE;
+            if (slice_eq_nocase(value, SLICE("100-continue"))) h->flags |= HTTP_F_EXPECT_CONTINUE;
         }
         break;
     case 7:
@@ -348,8 +333,7 @@ static int on_field(struct http_parser *p, const char *base, struct http_field *
             if (acc[1] == 1 || !acc[2])
                 return fail(p, SH_EPARSE, 400, "Content-Length", "invalid Content-Length");
             if (acc[1] == 2)
-                return fail(p, SH_EPARSE, 400, "Content-Length",
-                            "differing Content-Length values");
+                return fail(p, SH_EPARSE, 400, "Content-Length", "differing Content-Length values");
             /* Empty list elements ("5,,5") are skipped; a trailing comma alone is not a value. */
             h->content_length = acc[0];
             h->flags |= HTTP_F_HAS_CL;
@@ -386,8 +370,8 @@ static int check_te(struct http_parser *p, const char *base)
         return fail(p, SH_EPARSE, 400, "Transfer-Encoding", "empty Transfer-Encoding");
     if (h->kind == HTTP_RESPONSE) {
         /* Not chunked last: the body runs until close (RFC 9112 6.3 item 7). */
-        h->body = te.chunked_at == te.count && !te.chunked_twice ? HTTP_BODY_CHUNKED
-                                                                  : HTTP_BODY_EOF;
+        h->body =
+            te.chunked_at == te.count && !te.chunked_twice ? HTTP_BODY_CHUNKED : HTTP_BODY_EOF;
         return 0;
     }
     if (te.chunked_twice)
@@ -417,8 +401,7 @@ static int on_head_end(struct http_parser *p, const char *base)
             return fail(p, SH_EPARSE, 400, "Transfer-Encoding",
                         "Transfer-Encoding in an HTTP/1.0 request");
         rc = check_te(p, base);
-        if (rc < 0)
-            return rc;
+        if (rc < 0) return rc;
     } else if (h->flags & HTTP_F_HAS_CL) {
         h->body = HTTP_BODY_LENGTH;
     } else {
@@ -433,24 +416,20 @@ static int on_head_end(struct http_parser *p, const char *base)
         if (p->expect_no_body || (st >= 100 && st < 200) || st == 204 || st == 304 ||
             (p->req_connect && st >= 200 && st < 300))
             h->body = HTTP_BODY_NONE;
-        if (st == 101)
-            h->flags |= HTTP_F_UPGRADE;
+        if (st == 101) h->flags |= HTTP_F_UPGRADE;
     }
-    if (h->body == HTTP_BODY_LENGTH && h->content_length == 0)
-        h->body = HTTP_BODY_NONE;
+    if (h->body == HTTP_BODY_LENGTH && h->content_length == 0) h->body = HTTP_BODY_NONE;
     /* Checked once the body kind is final, so a HEAD response may announce any length, and
      * for responses too, as chunked and until-close bodies are (vector
      * response-length-over-max-body). */
     if (p->lim.max_body && h->body == HTTP_BODY_LENGTH && h->content_length > p->lim.max_body)
         return fail(p, SH_ETOOBIG, 413, "Content-Length", "body exceeds the limit");
 
-    bool ka = h->version_minor >= 1 ? !(h->flags & HTTP_F_CONN_CLOSE)
-                                    : (h->flags & HTTP_F_CONN_KA) &&
-                                          !(h->flags & HTTP_F_CONN_CLOSE);
-    if (h->body == HTTP_BODY_EOF)
-        ka = false;
-    if (ka)
-        h->flags |= HTTP_F_KEEP_ALIVE;
+    bool ka = h->version_minor >= 1
+                  ? !(h->flags & HTTP_F_CONN_CLOSE)
+                  : (h->flags & HTTP_F_CONN_KA) && !(h->flags & HTTP_F_CONN_CLOSE);
+    if (h->body == HTTP_BODY_EOF) ka = false;
+    if (ka) h->flags |= HTTP_F_KEEP_ALIVE;
     return 0;
 }
 
@@ -461,11 +440,10 @@ static int parse_version(struct http_parser *p, const char *where)
 {
     const char *v = p->ver;
 
-    if (p->ver_len != 8 || memcmp(v, "HTTP/", 5) != 0 || v[6] != '.' || v[5] < '0' ||
-        v[5] > '9' || v[7] < '0' || v[7] > '9')
+    if (p->ver_len != 8 || memcmp(v, "HTTP/", 5) != 0 || v[6] != '.' || v[5] < '0' || v[5] > '9' ||
+        v[7] < '0' || v[7] > '9')
         return fail(p, SH_EPARSE, 400, where, "malformed HTTP version");
-    if (v[5] != '1')
-        return fail(p, SH_ENOTSUP, 505, where, "HTTP major version not supported");
+    if (v[5] != '1') return fail(p, SH_ENOTSUP, 505, where, "HTTP major version not supported");
     p->head.version_minor = v[7] == '0' ? 0 : 1;
     return 0;
 }
@@ -476,8 +454,7 @@ static int end_request_line(struct http_parser *p, const char *base)
     struct slice t = {base + h->target.off, h->target.len};
     int rc = parse_version(p, "request-line");
 
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     if (h->method == HTTP_M_CONNECT) {
         /* authority-form only: host:port, no scheme, no path */
         struct slice host;
@@ -497,10 +474,10 @@ static int end_request_line(struct http_parser *p, const char *base)
     } else {
         /* absolute-form: scheme "://" authority [path]; the authority replaces Host. */
         size_t i = 0;
-        while (i < t.len && ((t.ptr[i] >= 'a' && t.ptr[i] <= 'z') ||
-                             (t.ptr[i] >= 'A' && t.ptr[i] <= 'Z') ||
-                             (i > 0 && ((t.ptr[i] >= '0' && t.ptr[i] <= '9') || t.ptr[i] == '+' ||
-                                        t.ptr[i] == '-' || t.ptr[i] == '.'))))
+        while (i < t.len &&
+               ((t.ptr[i] >= 'a' && t.ptr[i] <= 'z') || (t.ptr[i] >= 'A' && t.ptr[i] <= 'Z') ||
+                (i > 0 && ((t.ptr[i] >= '0' && t.ptr[i] <= '9') || t.ptr[i] == '+' ||
+                           t.ptr[i] == '-' || t.ptr[i] == '.'))))
             i++;
         if (i == 0 || i + 3 > t.len || memcmp(t.ptr + i, "://", 3) != 0)
             return fail(p, SH_EPARSE, 400, "request-target", "malformed request-target");
@@ -522,10 +499,10 @@ static int end_request_line(struct http_parser *p, const char *base)
 /* ------------------------------------------------------------------------------------------
  * The machine
  * ------------------------------------------------------------------------------------------ */
-#define FAIL(err, st, where, what)                                                             \
-    do {                                                                                       \
-        rc = fail(p, (err), (st), (where), (what));                                            \
-        goto out;                                                                              \
+#define FAIL(err, st, where, what)                                                                 \
+    do {                                                                                           \
+        rc = fail(p, (err), (st), (where), (what));                                                \
+        goto out;                                                                                  \
     } while (0)
 
 /* Line end inside the head: CR must be followed by LF; bare LF only when lenient, and never
@@ -537,8 +514,7 @@ static inline bool lf_ok(const struct http_parser *p)
 
 /* The end of a fast scan starting at data[i]: no further than one byte past <limit_pos> in
  * head offsets, so pos cannot overflow and the limit check after the scan fires. */
-static inline size_t scan_end(const struct http_parser *p, size_t i, size_t len,
-                              uint64_t limit_pos)
+static inline size_t scan_end(const struct http_parser *p, size_t i, size_t len, uint64_t limit_pos)
 {
     uint64_t room = limit_pos >= p->pos ? limit_pos - p->pos + 1 : 1;
 
@@ -591,8 +567,7 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
             }
             continue; /* reprocess c in the new state */
         case S_START_LF:
-            if (c != '\n')
-                FAIL(SH_EPARSE, 400, "request-line", "bare CR before the request line");
+            if (c != '\n') FAIL(SH_EPARSE, 400, "request-line", "bare CR before the request line");
             p->state = S_START;
             i++;
             base++;
@@ -619,8 +594,7 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
             if (p->pos > p->lim.max_request_line)
                 FAIL(SH_ETOOBIG, 414, "request-target", "request-target too long");
             i = j;
-            if (i == len)
-                continue;
+            if (i == len) continue;
             c = d[i];
             if (c != ' ') {
                 if (c == '\r' || c == '\n')
@@ -651,8 +625,7 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
                 p->pos++;
                 i++;
                 rc = end_request_line(p, base);
-                if (rc < 0)
-                    goto out;
+                if (rc < 0) goto out;
                 rc = HTTP_AGAIN;
                 p->line_start = p->pos;
                 p->state = S_LINE_START;
@@ -664,13 +637,11 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
             }
             break;
         case S_RL_LF:
-            if (c != '\n')
-                FAIL(SH_EPARSE, 400, "request-line", "bare CR in the request line");
+            if (c != '\n') FAIL(SH_EPARSE, 400, "request-line", "bare CR in the request line");
             p->pos++;
             i++;
             rc = end_request_line(p, base);
-            if (rc < 0)
-                goto out;
+            if (rc < 0) goto out;
             rc = HTTP_AGAIN;
             p->line_start = p->pos;
             p->state = S_LINE_START;
@@ -688,8 +659,7 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
             if (c == ' ') {
                 p->ver[p->ver_len] = '\0';
                 rc = parse_version(p, "status-line");
-                if (rc < 0)
-                    goto out;
+                if (rc < 0) goto out;
                 rc = HTTP_AGAIN;
                 p->state = S_STATUS;
                 p->hexdigits = 0;
@@ -704,8 +674,7 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
                 FAIL(SH_EPARSE, 400, "status-line", "status code is not three digits");
             h->status = (uint16_t)(h->status * 10 + (c - '0'));
             if (++p->hexdigits == 3) {
-                if (h->status < 100)
-                    FAIL(SH_EPARSE, 400, "status-line", "status code below 100");
+                if (h->status < 100) FAIL(SH_EPARSE, 400, "status-line", "status code below 100");
                 p->state = S_STATUS_SP;
             }
             break;
@@ -723,15 +692,15 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
             FAIL(SH_EPARSE, 400, "status-line", "status code is not three digits");
         case S_REASON: {
             /* fast scan of the reason phrase, as far as the status-line limit allows */
-            size_t j = i, end = scan_end(p, i, len, (uint64_t)p->line_start + p->lim.max_request_line);
+            size_t j = i,
+                   end = scan_end(p, i, len, (uint64_t)p->line_start + p->lim.max_request_line);
             while (j < end && is_c(d[j], C_VALUE))
                 j++;
             p->pos += (uint32_t)(j - i);
             i = j;
             if (p->pos - p->line_start > p->lim.max_request_line)
                 FAIL(SH_ETOOBIG, 400, "status-line", "status line too long");
-            if (i == len)
-                continue;
+            if (i == len) continue;
             c = d[i];
         }
             if (c == '\r' || c == '\n') {
@@ -739,7 +708,7 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
                     FAIL(SH_EPARSE, 400, "status-line", "bare LF ends the status line");
                 h->reason = (struct http_span){p->tok_start, p->pos - p->tok_start};
                 if (c == '\r') {
-                    p->state = S_FIELD_LF; /* same "expect LF, then a field line" step */
+                    p->state = S_FIELD_LF;  /* same "expect LF, then a field line" step */
                     p->line_start = p->pos; /* so the CR is not measured by max_field_line */
                     break;
                 }
@@ -761,8 +730,7 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
                 break;
             }
             if (c == '\n') {
-                if (!lf_ok(p))
-                    FAIL(SH_EPARSE, 400, "head", "bare LF as a line end");
+                if (!lf_ok(p)) FAIL(SH_EPARSE, 400, "head", "bare LF as a line end");
                 goto head_end;
             }
             if (c == ' ' || c == '\t') {
@@ -771,8 +739,7 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
                 FAIL(SH_EPARSE, 400, "head", "obsolete line folding");
             }
             if (!is_c(c, C_TCHAR)) {
-                if (c == ':')
-                    FAIL(SH_EPARSE, 400, "head", "empty field name");
+                if (c == ':') FAIL(SH_EPARSE, 400, "head", "empty field name");
                 FAIL(SH_EPARSE, 400, "head", "invalid character in field name");
             }
             if (!p->is_trailer && h->nfields >= p->lim.max_fields)
@@ -790,10 +757,8 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
             i = j;
             if (p->pos - p->line_start > p->lim.max_field_line)
                 FAIL(SH_ETOOBIG, 431, "head", "header field too long");
-            if (p->pos > p->lim.max_head)
-                goto too_big;
-            if (i == len)
-                continue;
+            if (p->pos > p->lim.max_head) goto too_big;
+            if (i == len) continue;
             c = d[i];
             if (c != ':') {
                 if (c == ' ' || c == '\t')
@@ -810,8 +775,7 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
             break;
         }
         case S_VALUE_OWS:
-            if (c == ' ' || c == '\t')
-                break;
+            if (c == ' ' || c == '\t') break;
             p->tok_start = p->value_end = p->pos;
             p->state = S_VALUE;
             continue;
@@ -831,10 +795,8 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
             i = j;
             if (p->pos - p->line_start > p->lim.max_field_line)
                 FAIL(SH_ETOOBIG, 431, "head", "header field too long");
-            if (p->pos > p->lim.max_head)
-                goto too_big;
-            if (i == len)
-                continue;
+            if (p->pos > p->lim.max_head) goto too_big;
+            if (i == len) continue;
             c = d[i];
             if (c != '\r' && c != '\n') {
                 if (p->is_trailer)
@@ -844,15 +806,13 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
                                 "invalid character in field value");
                 goto out;
             }
-            if (c == '\n' && !lf_ok(p))
-                FAIL(SH_EPARSE, 400, "head", "bare LF as a line end");
+            if (c == '\n' && !lf_ok(p)) FAIL(SH_EPARSE, 400, "head", "bare LF as a line end");
             if (!p->is_trailer) {
                 struct http_field *f = &h->fields[h->nfields];
                 f->value = (struct http_span){p->tok_start, p->value_end - p->tok_start};
                 h->nfields++;
                 rc = on_field(p, base, f);
-                if (rc < 0)
-                    goto out;
+                if (rc < 0) goto out;
                 rc = HTTP_AGAIN;
             } else {
                 p->ntrailers++;
@@ -868,22 +828,19 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
             continue;
         }
         case S_FIELD_LF:
-            if (c != '\n')
-                FAIL(SH_EPARSE, 400, "head", "bare CR in the head");
+            if (c != '\n') FAIL(SH_EPARSE, 400, "head", "bare CR in the head");
             p->pos++;
             i++;
             p->line_start = p->pos;
             p->state = S_LINE_START;
             continue;
         case S_HEAD_LF:
-            if (c != '\n')
-                FAIL(SH_EPARSE, 400, "head", "bare CR in the head");
+            if (c != '\n') FAIL(SH_EPARSE, 400, "head", "bare CR in the head");
             goto head_end;
 
         case S_BODY_LENGTH: {
             size_t n = len - i;
-            if (n > p->remaining)
-                n = (size_t)p->remaining;
+            if (n > p->remaining) n = (size_t)p->remaining;
             p->body = (struct slice){data + i, n};
             p->remaining -= n;
             i += n;
@@ -920,8 +877,7 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
             }
             FAIL(SH_EPARSE, 400, "chunk-size", "invalid character after chunk size");
         case S_CHUNK_BWS:
-            if (c == ' ' || c == '\t')
-                break;
+            if (c == ' ' || c == '\t') break;
             if (c == ';') {
                 p->state = S_CHUNK_EXT;
                 p->sub = X_NAME_START;
@@ -933,20 +889,17 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
                 FAIL(SH_ETOOBIG, 400, "chunk-ext", "chunk extensions too long");
             switch ((enum ext_state)p->sub) {
             case X_NAME_START:
-                if (c == ' ' || c == '\t')
-                    break;
+                if (c == ' ' || c == '\t') break;
                 if (!is_c(c, C_TCHAR))
                     FAIL(SH_EPARSE, 400, "chunk-ext", "chunk extension without a name");
                 p->sub = X_NAME;
                 break;
             case X_NAME:
-                if (is_c(c, C_TCHAR))
-                    break;
+                if (is_c(c, C_TCHAR)) break;
                 p->sub = X_AFTER_NAME;
                 /* fall through */
             case X_AFTER_NAME:
-                if (c == ' ' || c == '\t')
-                    break;
+                if (c == ' ' || c == '\t') break;
                 if (c == '=') {
                     p->sub = X_VALUE_START;
                     break;
@@ -961,8 +914,7 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
                 }
                 FAIL(SH_EPARSE, 400, "chunk-ext", "invalid character in chunk extension");
             case X_VALUE_START:
-                if (c == ' ' || c == '\t')
-                    break;
+                if (c == ' ' || c == '\t') break;
                 if (c == '"') {
                     p->sub = X_QUOTED;
                     break;
@@ -972,13 +924,11 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
                 p->sub = X_TOKEN;
                 break;
             case X_TOKEN:
-                if (is_c(c, C_TCHAR))
-                    break;
+                if (is_c(c, C_TCHAR)) break;
                 p->sub = X_AFTER_VALUE;
                 /* fall through */
             case X_AFTER_VALUE:
-                if (c == ' ' || c == '\t')
-                    break;
+                if (c == ' ' || c == '\t') break;
                 if (c == ';') {
                     p->sub = X_NAME_START;
                     break;
@@ -1008,8 +958,7 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
             }
             break;
         case S_CHUNK_LF:
-            if (c != '\n')
-                FAIL(SH_EPARSE, 400, "chunk-size", "chunk line not ended by CRLF");
+            if (c != '\n') FAIL(SH_EPARSE, 400, "chunk-size", "chunk line not ended by CRLF");
             i++;
             p->ext_len = 0;
             if (p->remaining == 0) {
@@ -1028,25 +977,21 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
             continue;
         case S_CHUNK_DATA: {
             size_t n = len - i;
-            if (n > p->remaining)
-                n = (size_t)p->remaining;
+            if (n > p->remaining) n = (size_t)p->remaining;
             p->body = (struct slice){data + i, n};
             p->remaining -= n;
             p->body_seen += n;
             i += n;
-            if (p->remaining == 0)
-                p->state = S_CHUNK_DATA_CR;
+            if (p->remaining == 0) p->state = S_CHUNK_DATA_CR;
             rc = HTTP_BODY;
             goto out;
         }
         case S_CHUNK_DATA_CR:
-            if (c != '\r')
-                FAIL(SH_EPARSE, 400, "chunk-data", "chunk data not followed by CRLF");
+            if (c != '\r') FAIL(SH_EPARSE, 400, "chunk-data", "chunk data not followed by CRLF");
             p->state = S_CHUNK_DATA_LF;
             break;
         case S_CHUNK_DATA_LF:
-            if (c != '\n')
-                FAIL(SH_EPARSE, 400, "chunk-data", "chunk data not followed by CRLF");
+            if (c != '\n') FAIL(SH_EPARSE, 400, "chunk-data", "chunk data not followed by CRLF");
             i++;
             p->remaining = 0;
             p->hexdigits = 0;
@@ -1080,8 +1025,7 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
         i++;
         if (p->state < S_BODY_LENGTH) {
             p->pos++;
-            if (p->pos > p->lim.max_head)
-                goto too_big;
+            if (p->pos > p->lim.max_head) goto too_big;
             /* Line limits count the line without its end, so CRLF and a lenient LF agree: the
              * states after a CR (S_RL_LF, S_FIELD_LF) are not checked (vectors
              * request-line-at-limit, field-line-at-limit). */
@@ -1114,8 +1058,7 @@ int http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t
         h->base = base;
         h->len = p->pos;
         rc = on_head_end(p, base);
-        if (rc < 0)
-            goto out;
+        if (rc < 0) goto out;
         switch (h->body) {
         case HTTP_BODY_NONE:
             p->state = S_DONE_PENDING; /* DONE on the next call */
@@ -1152,8 +1095,7 @@ out:
 
 int http_parser_finish(struct http_parser *p)
 {
-    if (p->state == S_ERROR)
-        return p->err;
+    if (p->state == S_ERROR) return p->err;
     if (p->state == S_BODY_EOF) {
         message_done(p);
         return HTTP_DONE;
@@ -1162,8 +1104,7 @@ int http_parser_finish(struct http_parser *p)
         message_done(p);
         return HTTP_DONE;
     }
-    if (p->state == S_START && p->pos == 0)
-        return 0;
+    if (p->state == S_START && p->pos == 0) return 0;
     return fail(p, SH_EEOF, 400, p->state >= S_BODY_LENGTH ? "body" : "head",
                 "connection closed in the middle of a message");
 }

@@ -21,11 +21,11 @@
 enum conn_state { C_IDLE = 0, C_HEAD, C_EXCHANGE, C_LINGER };
 
 enum {
-    READ_CHUNK = 16 * 1024,  /* bytes offered to each read */
-    DRAIN_MAX = 1 << 20,     /* unread request body we discard to keep a connection */
-    LINGER_MS = 2000,        /* time to read and discard after shutting our side down */
-    PEEK_MAX = 64 * 1024,    /* bytes read ahead while an exchange waits for its answer */
-    IDLE_SHED_CONNS = 128,   /* above this many connections, idle ones free their buffers */
+    READ_CHUNK = 16 * 1024, /* bytes offered to each read */
+    DRAIN_MAX = 1 << 20,    /* unread request body we discard to keep a connection */
+    LINGER_MS = 2000,       /* time to read and discard after shutting our side down */
+    PEEK_MAX = 64 * 1024,   /* bytes read ahead while an exchange waits for its answer */
+    IDLE_SHED_CONNS = 128,  /* above this many connections, idle ones free their buffers */
     BACKLOG = 511,
 };
 
@@ -86,8 +86,7 @@ static void shutdown_check(struct http_server *srv);
  * ------------------------------------------------------------------------------------------ */
 static void server_maybe_free(struct http_server *srv)
 {
-    if (srv->freeing && srv->open_handles == 0 && srv->conns_allocated == 0)
-        sh_free(srv);
+    if (srv->freeing && srv->open_handles == 0 && srv->conns_allocated == 0) sh_free(srv);
 }
 
 static void conn_handle_closed(uv_handle_t *h)
@@ -95,8 +94,7 @@ static void conn_handle_closed(uv_handle_t *h)
     struct srv_conn *c = h->data;
     struct http_server *srv = c->srv;
 
-    if (--c->open_handles > 0)
-        return;
+    if (--c->open_handles > 0) return;
     http_parser_release(&c->parser);
     http__wq_release(&c->wq);
     buf_release(&c->in);
@@ -111,19 +109,16 @@ static void abort_exchange(struct srv_conn *c, int err)
 {
     struct http_exchange *ex = &c->ex;
 
-    if (!ex->active)
-        return;
+    if (!ex->active) return;
     ex->active = false;
-    if (!ex->resp_done && ex->h.on_abort)
-        ex->h.on_abort(ex, err, ex->data);
+    if (!ex->resp_done && ex->h.on_abort) ex->h.on_abort(ex, err, ex->data);
 }
 
 static void conn_close(struct srv_conn *c)
 {
     struct http_server *srv = c->srv;
 
-    if (c->closing)
-        return;
+    if (c->closing) return;
     c->closing = true;
     abort_exchange(c, SH_ECLOSED);
     sh_list_remove(&c->link);
@@ -140,8 +135,7 @@ static void linger_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 
     (void)b;
     c->in.len = 0; /* discard */
-    if (nread < 0)
-        conn_close(c);
+    if (nread < 0) conn_close(c);
 }
 
 static void linger_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
@@ -161,8 +155,7 @@ static void shutdown_cb(uv_shutdown_t *req, int status)
     struct srv_conn *c = req->data;
 
     sh_free(req);
-    if (c->closing)
-        return;
+    if (c->closing) return;
     if (status < 0) {
         conn_close(c);
         return;
@@ -185,8 +178,7 @@ static void conn_begin_linger(struct srv_conn *c)
 {
     uv_shutdown_t *req;
 
-    if (c->closing || c->state == C_LINGER)
-        return;
+    if (c->closing || c->state == C_LINGER) return;
     req = sh_malloc(sizeof(*req));
     if (!req) {
         conn_close(c);
@@ -205,8 +197,7 @@ static void conn_after_write(struct http__wq *wq, int status)
 {
     struct srv_conn *c = HTTP__CONTAINER_OF(wq, struct srv_conn, wq);
 
-    if (c->closing)
-        return;
+    if (c->closing) return;
     if (status < 0) {
         conn_close(c);
         return;
@@ -222,12 +213,9 @@ static void conn_drained(struct http__wq *wq)
     struct srv_conn *c = HTTP__CONTAINER_OF(wq, struct srv_conn, wq);
     struct http_exchange *ex = &c->ex;
 
-    if (c->closing)
-        return;
-    if (ex->active && !ex->resp_done && ex->h.on_drain)
-        ex->h.on_drain(ex, ex->data);
-    if (!c->closing)
-        conn_process(c); /* pipelined requests may have waited for a slow reader */
+    if (c->closing) return;
+    if (ex->active && !ex->resp_done && ex->h.on_drain) ex->h.on_drain(ex, ex->data);
+    if (!c->closing) conn_process(c); /* pipelined requests may have waited for a slow reader */
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -239,10 +227,8 @@ static uint64_t conn_deadline(const struct srv_conn *c)
     const struct http_exchange *ex = &c->ex;
     uint64_t d = UINT64_MAX;
 
-    if (c->state == C_LINGER)
-        return c->since_ms + LINGER_MS;
-    if (http__wq_pending(&c->wq) > 0)
-        d = c->wq.progress_ms + cfg->send_timeout_ms;
+    if (c->state == C_LINGER) return c->since_ms + LINGER_MS;
+    if (http__wq_pending(&c->wq) > 0) d = c->wq.progress_ms + cfg->send_timeout_ms;
     switch (c->state) {
     case C_IDLE:
         /* waiting for a next request; an answer that closes is covered by the send timeout */
@@ -327,8 +313,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         conn_process(c);
         return;
     }
-    if (nread == 0)
-        return;
+    if (nread == 0) return;
     /* EOF or error. An exchange still reading its body, or waiting for its answer, dies.
      * After a clean EOF (a client that half-closed after its request), an answer already
      * finished is still delivered: stop reading, flush, then close. */
@@ -348,10 +333,8 @@ static bool conn_wants_read(const struct srv_conn *c)
 {
     const struct http_exchange *ex = &c->ex;
 
-    if (c->eof)
-        return false;
-    if (c->closing || c->state == C_LINGER)
-        return c->state == C_LINGER;
+    if (c->eof) return false;
+    if (c->closing || c->state == C_LINGER) return c->state == C_LINGER;
     if (ex->active) {
         if (ex->body_done)
             /* keep reading what is pipelined behind the request, a little, so a client that
@@ -361,8 +344,7 @@ static bool conn_wants_read(const struct srv_conn *c)
             return c->in.len < PEEK_MAX;
         return ex->draining || (ex->want_body && !ex->paused);
     }
-    if (c->close_after)
-        return false;
+    if (c->close_after) return false;
     return http__wq_pending(&c->wq) <= c->wq.high;
 }
 
@@ -371,12 +353,10 @@ static void conn_update(struct srv_conn *c)
 {
     bool want;
 
-    if (c->closing)
-        return;
+    if (c->closing) return;
     want = conn_wants_read(c);
     if (want && !c->reading && c->state != C_LINGER) {
-        if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
-            c->reading = true;
+        if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0) c->reading = true;
     } else if (!want && c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
@@ -394,16 +374,16 @@ static void respond_error(struct srv_conn *c, int status, const char *where, con
     struct buf jb = BUF_INIT(sizeof(body) - 1);
     size_t before = out->len;
 
-    if (c->state == C_HEAD || c->state == C_IDLE)
-        c->srv->stats.parse_errors += status != 408;
+    if (c->state == C_HEAD || c->state == C_IDLE) c->srv->stats.parse_errors += status != 408;
     buf_appendf(&jb, "{\"error\":\"%s\",\"where\":\"", http_reason(status));
     buf_append_json_str(&jb, slice_from_cstr(where));
     buf_appends(&jb, SLICE("\",\"detail\":\""));
     buf_append_json_str(&jb, slice_from_cstr(what));
     buf_appends(&jb, SLICE("\"}\n"));
     http_write_status_line(out, status, NULL);
-    buf_appendf(out, "Date: %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\n\r\n",
+    buf_appendf(out,
+                "Date: %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                "Connection: close\r\n\r\n",
                 http_date_now(), jb.len);
     buf_append(out, jb.data, jb.len);
     buf_release(&jb);
@@ -438,10 +418,8 @@ static void end_exchange(struct srv_conn *c)
     c->nrequests++;
     c->state = C_IDLE;
     c->since_ms = uv_now(srv->loop);
-    if (!ex->keep_alive || srv->shutting_down)
-        c->close_after = true;
-    if (c->close_after && http__wq_pending(&c->wq) == 0)
-        conn_begin_linger(c);
+    if (!ex->keep_alive || srv->shutting_down) c->close_after = true;
+    if (c->close_after && http__wq_pending(&c->wq) == 0) conn_begin_linger(c);
 }
 
 static void start_exchange(struct srv_conn *c)
@@ -499,8 +477,7 @@ static void process_once(struct srv_conn *c)
                 /* after the answer is finished the handler hears nothing more */
                 if (ex->want_body && !ex->paused && !ex->end_delivered && !ex->resp_done) {
                     ex->end_delivered = true;
-                    if (ex->h.on_body_end)
-                        ex->h.on_body_end(ex, ex->data);
+                    if (ex->h.on_body_end) ex->h.on_body_end(ex, ex->data);
                     continue;
                 }
                 if (ex->resp_done) {
@@ -509,13 +486,11 @@ static void process_once(struct srv_conn *c)
                 }
                 break;
             }
-            if (!ex->draining && (!ex->want_body || ex->paused))
-                break;
+            if (!ex->draining && (!ex->want_body || ex->paused)) break;
         } else if (c->close_after || http__wq_pending(&c->wq) > c->wq.high) {
             break;
         }
-        if (c->in_off == c->in.len && !http_parser_done_pending(&c->parser))
-            break;
+        if (c->in_off == c->in.len && !http_parser_done_pending(&c->parser)) break;
         rc = http_parser_feed(&c->parser, c->in.data + c->in_off, c->in.len - c->in_off, &used);
         c->in_off += used;
         switch (rc) {
@@ -544,13 +519,11 @@ static void process_once(struct srv_conn *c)
             }
             continue;
         case HTTP_DONE:
-            if (ex->active)
-                ex->body_done = true;
+            if (ex->active) ex->body_done = true;
             continue;
         default: { /* a malformed message */
             bool started = ex->active && ex->resp_started;
-            if (ex->active)
-                abort_exchange(c, rc);
+            if (ex->active) abort_exchange(c, rc);
             if (started) {
                 conn_close(c);
                 return;
@@ -568,8 +541,7 @@ static void conn_compact(struct srv_conn *c)
 {
     size_t keep_from = c->in_off - SH_MIN(c->in_off, http_parser_head_pending(&c->parser));
 
-    if (keep_from == 0)
-        return;
+    if (keep_from == 0) return;
     buf_consume(&c->in, keep_from);
     c->in_off -= keep_from;
     if (c->in.len == 0 && c->state == C_IDLE)
@@ -588,10 +560,8 @@ static void conn_process(struct srv_conn *c)
         process_once(c);
     } while (c->reprocess && !c->closing);
     c->processing = false;
-    if (c->closing)
-        return;
-    if (c->state != C_LINGER)
-        conn_compact(c);
+    if (c->closing) return;
+    if (c->state != C_LINGER) conn_compact(c);
     if (c->close_after && !c->ex.active && http__wq_pending(&c->wq) == 0) {
         conn_begin_linger(c);
         return;
@@ -609,11 +579,9 @@ static void on_connection(uv_stream_t *listener, int status)
     struct sockaddr_storage ss;
     int len = sizeof(ss);
 
-    if (status < 0)
-        return;
+    if (status < 0) return;
     c = sh_calloc(1, sizeof(*c));
-    if (!c)
-        return; /* the pending connection stays in the backlog; we try again on the next one */
+    if (!c) return; /* the pending connection stays in the backlog; we try again on the next one */
     c->srv = srv;
     sh_list_init(&c->link);
     srv->conns_allocated++;
@@ -657,14 +625,13 @@ static void server_handle_closed(uv_handle_t *h)
     struct http_server *srv = h->data;
 
     srv->open_handles--;
-    if (h == (uv_handle_t *)&srv->listener)
-        srv->listener_closed = true;
+    if (h == (uv_handle_t *)&srv->listener) srv->listener_closed = true;
     shutdown_check(srv);
     server_maybe_free(srv);
 }
 
-int http_server_new(uv_loop_t *loop, const struct http_server_config *cfg,
-                    struct http_server **out, struct sh_diag *diag)
+int http_server_new(uv_loop_t *loop, const struct http_server_config *cfg, struct http_server **out,
+                    struct sh_diag *diag)
 {
     struct http_server *srv;
     struct sockaddr_storage ss;
@@ -681,18 +648,15 @@ int http_server_new(uv_loop_t *loop, const struct http_server_config *cfg,
                  cfg->host ? cfg->host : "127.0.0.1",
                  strchr(cfg->host ? cfg->host : "", ':') ? "]" : "", cfg->port);
         rc = sh_listen_parse(addr, &ss, diag);
-        if (rc < 0)
-            return rc;
+        if (rc < 0) return rc;
     }
     srv = sh_calloc(1, sizeof(*srv));
-    if (!srv)
-        return SH_ENOMEM;
+    if (!srv) return SH_ENOMEM;
     srv->loop = loop;
     sh_list_init(&srv->conns);
     srv->cfg = *cfg;
     srv->cfg.addr = NULL; /* borrowed for this call only */
-    if (srv->cfg.limits.max_head == 0)
-        srv->cfg.limits = HTTP_LIMITS_DEFAULT;
+    if (srv->cfg.limits.max_head == 0) srv->cfg.limits = HTTP_LIMITS_DEFAULT;
     SH_DEFAULT(srv->cfg.header_timeout_ms, 10000);
     SH_DEFAULT(srv->cfg.body_timeout_ms, 30000);
     SH_DEFAULT(srv->cfg.idle_timeout_ms, 60000);
@@ -708,8 +672,7 @@ int http_server_new(uv_loop_t *loop, const struct http_server_config *cfg,
     srv->listener.data = srv;
     srv->open_handles = 1;
     rc = uv_tcp_open(&srv->listener, fd);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&srv->listener, BACKLOG, on_connection);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&srv->listener, BACKLOG, on_connection);
     if (rc < 0) {
         sh_diag_set(diag, addr, "cannot listen: %s", uv_strerror(rc));
         srv->freeing = true;
@@ -719,8 +682,7 @@ int http_server_new(uv_loop_t *loop, const struct http_server_config *cfg,
     }
     http__flusher_init(loop, &srv->fl);
     srv->fl.prep.data = &srv->fl;
-    if (srv->cfg.barrier.pending && srv->cfg.barrier.sync)
-        srv->fl.barrier = &srv->cfg.barrier;
+    if (srv->cfg.barrier.pending && srv->cfg.barrier.sync) srv->fl.barrier = &srv->cfg.barrier;
     srv->open_handles++;
     uv_timer_init(loop, &srv->shutdown_timer);
     srv->shutdown_timer.data = srv;
@@ -729,9 +691,8 @@ int http_server_new(uv_loop_t *loop, const struct http_server_config *cfg,
         struct sockaddr_storage bound;
         int len = sizeof(bound);
         uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &len);
-        srv->port = bound.ss_family == AF_INET6
-                        ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
-                        : ntohs(((struct sockaddr_in *)&bound)->sin_port);
+        srv->port = bound.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
+                                                : ntohs(((struct sockaddr_in *)&bound)->sin_port);
     }
     *out = srv;
     return 0;
@@ -751,8 +712,7 @@ static void shutdown_check(struct http_server *srv)
 {
     void (*done)(void *);
 
-    if (!srv->shutting_down || !srv->listener_closed || !sh_list_empty(&srv->conns) ||
-        !srv->done)
+    if (!srv->shutting_down || !srv->listener_closed || !sh_list_empty(&srv->conns) || !srv->done)
         return;
     done = srv->done;
     srv->done = NULL;
@@ -778,19 +738,19 @@ static void shutdown_deadline_cb(uv_timer_t *t)
     close_all(t->data);
 }
 
-void http_server_shutdown(struct http_server *srv, uint32_t deadline_ms,
-                          void (*done)(void *data), void *data)
+void http_server_shutdown(struct http_server *srv, uint32_t deadline_ms, void (*done)(void *data),
+                          void *data)
 {
     struct sh_list *l, *next;
 
-    if (srv->shutting_down)
-        return;
+    if (srv->shutting_down) return;
     srv->shutting_down = true;
     srv->done = done;
     srv->done_data = data;
     if (!uv_is_closing((uv_handle_t *)&srv->listener))
         uv_close((uv_handle_t *)&srv->listener, server_handle_closed);
-    SH_LIST_FOREACH_SAFE(l, next, &srv->conns) {
+    SH_LIST_FOREACH_SAFE(l, next, &srv->conns)
+    {
         struct srv_conn *c = conn_of(l);
         if ((c->state == C_IDLE || c->state == C_LINGER) && !c->ex.active &&
             http__wq_pending(&c->wq) == 0)
@@ -804,8 +764,7 @@ void http_server_shutdown(struct http_server *srv, uint32_t deadline_ms,
 
 void http_server_free(struct http_server *srv)
 {
-    if (!srv || srv->freeing)
-        return;
+    if (!srv || srv->freeing) return;
     srv->freeing = true;
     srv->done = NULL;
     close_all(srv);
@@ -854,8 +813,7 @@ void http_exchange_resume(struct http_exchange *ex)
         !ex->resp_started) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         ex->continue_sent = true;
-        if (http__wq_append(&c->wq, cont, sizeof(cont) - 1) == 0)
-            http__wq_flush(&c->wq);
+        if (http__wq_append(&c->wq, cont, sizeof(cont) - 1) == 0) http__wq_flush(&c->wq);
     }
     conn_process(c);
 }
@@ -863,8 +821,7 @@ void http_exchange_resume(struct http_exchange *ex)
 void http_exchange_pause(struct http_exchange *ex)
 {
     ex->paused = true;
-    if (!ex->conn->processing)
-        conn_update(ex->conn);
+    if (!ex->conn->processing) conn_update(ex->conn);
 }
 
 int http_exchange_start(struct http_exchange *ex, const struct http_response_head *rh)
@@ -874,10 +831,8 @@ int http_exchange_start(struct http_exchange *ex, const struct http_response_hea
     size_t before = out->len;
     int st = rh->status;
 
-    if (!ex->active || c->closing)
-        return SH_ECLOSED;
-    if (ex->resp_started || st < 200 || st > 999)
-        return SH_EINVAL;
+    if (!ex->active || c->closing) return SH_ECLOSED;
+    if (ex->resp_started || st < 200 || st > 999) return SH_EINVAL;
     ex->resp_started = true;
     ex->no_body = ex->head.method == HTTP_M_HEAD || st == 204 || st == 304;
     ex->keep_alive = (ex->head.flags & HTTP_F_KEEP_ALIVE) && !c->srv->shutting_down &&
@@ -930,15 +885,11 @@ int http_exchange_write(struct http_exchange *ex, const void *p, size_t n)
     size_t before = out->len;
     int rc;
 
-    if (!ex->active || c->closing)
-        return SH_ECLOSED;
-    if (!ex->resp_started || ex->resp_done)
-        return SH_EINVAL;
-    if (ex->no_body || n == 0)
-        return http__wq_level(&c->wq);
+    if (!ex->active || c->closing) return SH_ECLOSED;
+    if (!ex->resp_started || ex->resp_done) return SH_EINVAL;
+    if (ex->no_body || n == 0) return http__wq_level(&c->wq);
     if (ex->resp_remaining >= 0) {
-        if ((uint64_t)ex->resp_remaining < n)
-            return SH_EINVAL;
+        if ((uint64_t)ex->resp_remaining < n) return SH_EINVAL;
         ex->resp_remaining -= (int64_t)n;
     }
     if (!ex->chunked) {
@@ -959,10 +910,8 @@ int http_exchange_finish(struct http_exchange *ex)
 {
     struct srv_conn *c = ex->conn;
 
-    if (!ex->active || c->closing)
-        return SH_ECLOSED;
-    if (!ex->resp_started || ex->resp_done)
-        return SH_EINVAL;
+    if (!ex->active || c->closing) return SH_ECLOSED;
+    if (!ex->resp_started || ex->resp_done) return SH_EINVAL;
     if (ex->chunked && http__wq_append(&c->wq, "0\r\n\r\n", 5) != 0) {
         http_exchange_abort(ex);
         return SH_ENOMEM;
@@ -998,11 +947,9 @@ int http_exchange_respond(struct http_exchange *ex, int status, struct slice con
     };
     int rc = http_exchange_start(ex, &rh);
 
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     rc = http_exchange_write(ex, body.ptr, body.len);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     return http_exchange_finish(ex);
 }
 

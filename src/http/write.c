@@ -8,9 +8,8 @@
 #include <time.h>
 
 static const char *const hop_by_hop[] = {
-    "connection", "keep-alive",          "proxy-connection",    "te",
-    "transfer-encoding", "upgrade",      "trailer",             "proxy-authenticate",
-    "proxy-authorization",
+    "connection", "keep-alive",         "proxy-connection",    "te", "transfer-encoding", "upgrade",
+    "trailer",    "proxy-authenticate", "proxy-authorization",
 };
 
 bool http_is_hop_by_hop(const struct http_head *h, struct slice name)
@@ -25,8 +24,7 @@ bool http_is_hop_by_hop(const struct http_head *h, struct slice name)
     case 18:
     case 19:
         for (size_t i = 0; i < SH_ARRAY_LEN(hop_by_hop); i++) {
-            if (slice_eq_nocase(name, slice_from_cstr(hop_by_hop[i])))
-                return true;
+            if (slice_eq_nocase(name, slice_from_cstr(hop_by_hop[i]))) return true;
         }
         break;
     default:
@@ -41,10 +39,8 @@ int http_write_status_line(struct buf *out, int status, const char *reason)
 {
     char line[16] = "HTTP/1.1 000 ";
 
-    if (!reason || !*reason)
-        reason = http_reason(status);
-    if (status < 100 || status > 999)
-        status = 500;
+    if (!reason || !*reason) reason = http_reason(status);
+    if (status < 100 || status > 999) status = 500;
     line[9] = (char)('0' + status / 100);
     line[10] = (char)('0' + status / 10 % 10);
     line[11] = (char)('0' + status % 10);
@@ -58,15 +54,13 @@ int http_write_field(struct buf *out, struct slice name, struct slice value)
     size_t n = name.len + value.len + 4;
     int rc = buf_reserve(out, n); /* one reservation, then plain copies */
 
-    if (rc)
-        return rc;
+    if (rc) return rc;
     char *p = out->data + out->len;
     memcpy(p, name.ptr, name.len);
     p += name.len;
     *p++ = ':';
     *p++ = ' ';
-    if (value.len)
-        memcpy(p, value.ptr, value.len);
+    if (value.len) memcpy(p, value.ptr, value.len);
     p += value.len;
     *p++ = '\r';
     *p++ = '\n';
@@ -77,8 +71,7 @@ int http_write_field(struct buf *out, struct slice name, struct slice value)
 
 int http_write_chunk(struct buf *out, const void *p, size_t n)
 {
-    if (n == 0)
-        return out->err;
+    if (n == 0) return out->err;
     buf_append_hex(out, n);
     buf_append(out, "\r\n", 2);
     buf_append(out, p, n);
@@ -110,7 +103,7 @@ char *http_format_addr(const struct sockaddr *sa, char *out, size_t out_len)
     struct sockaddr_storage ss;
 
     memset(&ss, 0, sizeof(ss));
-    memcpy(&ss, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                              : sizeof(struct sockaddr_in));
+    memcpy(&ss, sa,
+           sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
     return sh_addr_format(&ss, out, out_len);
 }

@@ -71,11 +71,9 @@ static void key_walk(const struct proxy_fallback *fb, const struct http_head *re
     sink(data, "", 1);
     sink(data, t.ptr, t.len);
     sink(data, "", 1);
-    if (!fb->per_credential)
-        return;
+    if (!fb->per_credential) return;
     for (uint32_t i = 0; i < req->nfields; i++) {
-        if (!is_credential(http_field_name(req, i), &tag))
-            continue;
+        if (!is_credential(http_field_name(req, i), &tag)) continue;
         struct slice v = http_field_value(req, i);
         sink(data, &tag, 1);
         sink(data, v.ptr, v.len);
@@ -141,13 +139,10 @@ bool proxy__cache_request_ok(const struct proxy_fallback *fb, const struct http_
 {
     char tag;
 
-    if (!fb->enabled || req->method != HTTP_M_GET)
-        return false;
-    if (fb->per_credential)
-        return true;
+    if (!fb->enabled || req->method != HTTP_M_GET) return false;
+    if (fb->per_credential) return true;
     for (uint32_t i = 0; i < req->nfields; i++) {
-        if (is_credential(http_field_name(req, i), &tag))
-            return false;
+        if (is_credential(http_field_name(req, i), &tag)) return false;
     }
     return true;
 }
@@ -162,20 +157,17 @@ static bool has_directive(struct slice list, struct slice name)
         item = slice_trim(item);
         struct slice dname;
         (void)slice_split(item, '=', &dname);
-        if (slice_eq_nocase(slice_trim(dname), name))
-            return true;
+        if (slice_eq_nocase(slice_trim(dname), name)) return true;
     }
     return false;
 }
 
 bool proxy__cache_response_ok(const struct http_head *resp)
 {
-    if (resp->status != 200)
-        return false;
+    if (resp->status != 200) return false;
     for (uint32_t i = 0; i < resp->nfields; i++) {
         struct slice n = http_field_name(resp, i), v = http_field_value(resp, i);
-        if (slice_eq_nocase(n, SLICE("set-cookie")))
-            return false;
+        if (slice_eq_nocase(n, SLICE("set-cookie"))) return false;
         if (slice_eq_nocase(n, SLICE("cache-control")) &&
             (has_directive(v, SLICE("private")) || has_directive(v, SLICE("no-store"))))
             return false;
@@ -194,12 +186,9 @@ bool proxy__cache_capture_begin(struct buf *cap, const struct proxy_fallback *fb
     size_t head;
 
     buf_release(cap);
-    if (!proxy__cache_request_ok(fb, req) || !proxy__cache_response_ok(resp))
-        return false;
-    if (resp->body == HTTP_BODY_LENGTH && resp->content_length > fb->max_entry_bytes)
-        return false;
-    if (!http_head_get(resp, SLICE("content-type"), &ct))
-        ct = SLICE("application/octet-stream");
+    if (!proxy__cache_request_ok(fb, req) || !proxy__cache_response_ok(resp)) return false;
+    if (resp->body == HTTP_BODY_LENGTH && resp->content_length > fb->max_entry_bytes) return false;
+    if (!http_head_get(resp, SLICE("content-type"), &ct)) ct = SLICE("application/octet-stream");
     memset(&hdr, 0, sizeof(hdr));
     hdr.ctype_len = ct.len;
     hdr.status = resp->status;
@@ -207,8 +196,7 @@ bool proxy__cache_capture_begin(struct buf *cap, const struct proxy_fallback *fb
     hdr.key.len = k.len;
     head = sizeof(hdr) + hdr.key.len + ct.len + 1;
     *cap = BUF_INIT(head + fb->max_entry_bytes);
-    if (buf_reserve(cap, head + (resp->body == HTTP_BODY_LENGTH ? resp->content_length
-                                                                 : 0)) != 0)
+    if (buf_reserve(cap, head + (resp->body == HTTP_BODY_LENGTH ? resp->content_length : 0)) != 0)
         return false;
     (void)buf_append(cap, &hdr, sizeof(hdr));
     key_walk(fb, req, sink_buf, cap);
@@ -241,11 +229,9 @@ static void lru_push(struct gw_cache *c, struct gw_cache_entry *e)
 {
     e->lru_prev = NULL;
     e->lru_next = c->newest;
-    if (c->newest)
-        c->newest->lru_prev = e;
+    if (c->newest) c->newest->lru_prev = e;
     c->newest = e;
-    if (!c->oldest)
-        c->oldest = e;
+    if (!c->oldest) c->oldest = e;
 }
 
 static struct gw_cache_entry **bucket_of(const struct gw_cache *c, uint64_t h)
@@ -269,16 +255,13 @@ static void cache_remove(struct gw_cache *c, struct gw_cache_entry *e)
 static struct gw_cache_entry *lookup(const struct gw_cache *c, const struct proxy_fallback *fb,
                                      const struct http_head *req, struct gw_cache_key k)
 {
-    if (!c->nbuckets)
-        return NULL;
+    if (!c->nbuckets) return NULL;
     for (struct gw_cache_entry *e = *bucket_of(c, k.h); e; e = e->hnext) {
-        if (e->key.h != k.h || e->key.len != k.len)
-            continue;
+        if (e->key.h != k.h || e->key.len != k.len) continue;
         const char *data = proxy__cache_entry_key(e);
         struct key_cmp cmp = {.at = data, .end = data + e->key.len};
         key_walk(fb, req, sink_cmp, &cmp);
-        if (!cmp.differs && cmp.at == cmp.end)
-            return e;
+        if (!cmp.differs && cmp.at == cmp.end) return e;
     }
     return NULL;
 }
@@ -289,10 +272,9 @@ static void grow(struct gw_cache *c)
     uint32_t n = c->nbuckets ? c->nbuckets * 2 : CACHE_MIN_BUCKETS;
     struct gw_cache_entry **b = sh_calloc(n, sizeof(*b));
 
-    if (!b)
-        return;
-    if (!c->nbuckets && getrandom(&c->seed, sizeof(c->seed), GRND_NONBLOCK) !=
-                            (ssize_t)sizeof(c->seed))
+    if (!b) return;
+    if (!c->nbuckets &&
+        getrandom(&c->seed, sizeof(c->seed), GRND_NONBLOCK) != (ssize_t)sizeof(c->seed))
         c->seed = sh_now_us() ^ (uint64_t)(uintptr_t)c;
     for (uint32_t i = 0; i < c->nbuckets; i++) {
         struct gw_cache_entry *e, *next;
@@ -307,17 +289,14 @@ static void grow(struct gw_cache *c)
     c->nbuckets = n;
 }
 
-const struct gw_cache_entry *proxy__cache_find(struct gw_cache *c,
-                                               const struct proxy_fallback *fb,
+const struct gw_cache_entry *proxy__cache_find(struct gw_cache *c, const struct proxy_fallback *fb,
                                                const struct http_head *req, uint64_t now_ms)
 {
     struct gw_cache_entry *e;
 
-    if (!c->count || !proxy__cache_request_ok(fb, req))
-        return NULL;
+    if (!c->count || !proxy__cache_request_ok(fb, req)) return NULL;
     e = lookup(c, fb, req, key_hash(c->seed, fb, req));
-    if (!e)
-        return NULL;
+    if (!e) return NULL;
     if (now_ms - e->stored_ms > fb->max_age_ms) {
         cache_remove(c, e);
         return NULL;
@@ -341,8 +320,7 @@ void proxy__cache_store(struct gw_cache *c, const struct proxy_fallback *fb, str
     p = buf_detach(cap, &len);
     if (cap_bytes > len + 1 + len / 8) { /* a chunked body grew the buffer by doubling */
         char *q = sh_realloc(p, len + 1);
-        if (q)
-            p = q;
+        if (q) p = q;
         cap_bytes = len + 1;
     }
     e = (struct gw_cache_entry *)(void *)p; /* malloc'd memory is aligned for any type */
@@ -354,8 +332,7 @@ void proxy__cache_store(struct gw_cache *c, const struct proxy_fallback *fb, str
         sh_free(e);
         return;
     }
-    if (c->count >= c->nbuckets)
-        grow(c);
+    if (c->count >= c->nbuckets) grow(c);
     if (!c->nbuckets) {
         sh_free(e);
         return;
@@ -367,8 +344,7 @@ void proxy__cache_store(struct gw_cache *c, const struct proxy_fallback *fb, str
             memcmp(proxy__cache_entry_key(old), proxy__cache_entry_key(e), e->key.len) == 0)
             break;
     }
-    if (old)
-        cache_remove(c, old);
+    if (old) cache_remove(c, old);
     e->hnext = *bucket_of(c, e->key.h);
     *bucket_of(c, e->key.h) = e;
     lru_push(c, e);

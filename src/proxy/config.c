@@ -53,8 +53,7 @@ int proxy_config_new(struct proxy_config **out)
     struct proxy_config *cfg = sh_calloc(1, sizeof(*cfg));
 
     *out = NULL;
-    if (!cfg)
-        return SH_ENOMEM;
+    if (!cfg) return SH_ENOMEM;
     arena_init(&cfg->arena, 16384, 0);
     cfg->listen = "127.0.0.1:8080";
     cfg->workers = 0;
@@ -66,8 +65,7 @@ int proxy_config_new(struct proxy_config **out)
 
 void proxy_config_free(struct proxy_config *cfg)
 {
-    if (!cfg)
-        return;
+    if (!cfg) return;
     arena_release(&cfg->arena);
     sh_free(cfg);
 }
@@ -75,8 +73,7 @@ void proxy_config_free(struct proxy_config *cfg)
 int proxy_cluster_index(const struct proxy_config *cfg, const char *name)
 {
     for (uint32_t i = 0; i < cfg->nclusters; i++) {
-        if (strcmp(cfg->clusters[i].name, name) == 0)
-            return (int)i;
+        if (strcmp(cfg->clusters[i].name, name) == 0) return (int)i;
     }
     return -1;
 }
@@ -92,11 +89,9 @@ int proxy_config_finish(struct proxy_config *cfg, struct sh_diag *d)
             }
         }
         for (uint32_t e = 0; e < cl->nendpoints; e++) {
-            if (cl->endpoints[e].weight == 0)
-                cl->endpoints[e].weight = 1;
+            if (cl->endpoints[e].weight == 0) cl->endpoints[e].weight = 1;
         }
-        if (proxy__lb_build(cl, &cfg->arena) < 0)
-            return SH_ENOMEM;
+        if (proxy__lb_build(cl, &cfg->arena) < 0) return SH_ENOMEM;
     }
     for (uint32_t i = 0; i < cfg->nroutes; i++) {
         struct proxy_route *r = &cfg->routes[i];
@@ -117,12 +112,9 @@ int proxy_config_finish(struct proxy_config *cfg, struct sh_diag *d)
             return SH_EPARSE;
         }
         if (r->fallback.enabled) {
-            if (!r->fallback.max_entry_bytes)
-                r->fallback.max_entry_bytes = 64 * 1024;
-            if (!r->fallback.max_total_bytes)
-                r->fallback.max_total_bytes = 8 * 1024 * 1024;
-            if (!r->fallback.max_age_ms)
-                r->fallback.max_age_ms = 300000;
+            if (!r->fallback.max_entry_bytes) r->fallback.max_entry_bytes = 64 * 1024;
+            if (!r->fallback.max_total_bytes) r->fallback.max_total_bytes = 8 * 1024 * 1024;
+            if (!r->fallback.max_age_ms) r->fallback.max_age_ms = 300000;
         }
     }
     return 0;

@@ -53,8 +53,7 @@ static int get_ms(struct rd *r, const struct sh_node *n, const char *path, uint3
     uint64_t v;
 
     SH_TRY(sh_node_duration_ms(n, path, &v, r->d));
-    if (v > UINT32_MAX)
-        return fail_at(r, n, "%s: duration too long (at most about 49 days)", path);
+    if (v > UINT32_MAX) return fail_at(r, n, "%s: duration too long (at most about 49 days)", path);
     *out = (uint32_t)v;
     return 0;
 }
@@ -87,10 +86,8 @@ static const struct {
     const char *name;
     uint32_t flag;
 } retry_on_names[] = {
-    {"connect", PROXY_RETRY_CONNECT},
-    {"connect-failure", PROXY_RETRY_CONNECT},
-    {"reset", PROXY_RETRY_RESET},
-    {"timeout", PROXY_RETRY_TIMEOUT},
+    {"connect", PROXY_RETRY_CONNECT}, {"connect-failure", PROXY_RETRY_CONNECT},
+    {"reset", PROXY_RETRY_RESET},     {"timeout", PROXY_RETRY_TIMEOUT},
     {"5xx", PROXY_RETRY_5XX},
 };
 
@@ -119,8 +116,7 @@ static int read_retry_on(const struct sh_node *v, const char *path, void *field,
                 known = true;
             }
         }
-        if (known)
-            continue;
+        if (known) continue;
         if (slice_to_u64(slice_from_cstr(s), &st) == 0 && st >= 400 && st <= 599) {
             if (rp->nstatuses == SH_ARRAY_LEN(rp->statuses))
                 return sh_node_fail(d, it, ip, "at most 8 statuses");
@@ -150,15 +146,15 @@ static const struct sh_field retry_fields[] = {
 SH_SCHEMA(retry_schema, retry_fields, NULL);
 
 static const struct sh_field breaker_fields[] = {
-    {"consecutive_failures", SH_FIELD_U32, offsetof(struct proxy_breaker, consecutive_failures),
-     0, 1000000, NULL, NULL},
+    {"consecutive_failures", SH_FIELD_U32, offsetof(struct proxy_breaker, consecutive_failures), 0,
+     1000000, NULL, NULL},
     {"error_ratio", SH_FIELD_RATIO, offsetof(struct proxy_breaker, error_ratio), 0, 0, NULL, NULL},
     {"window", SH_FIELD_MS, offsetof(struct proxy_breaker, window_ms), 0, 0, NULL, NULL},
     {"min_requests", SH_FIELD_U32, offsetof(struct proxy_breaker, min_requests), 1, 1000000, NULL,
      NULL},
     {"open", SH_FIELD_MS, offsetof(struct proxy_breaker, open_ms), 0, 0, NULL, NULL},
-    {"max_requests", SH_FIELD_U32, offsetof(struct proxy_breaker, max_requests), 1, 10000000,
-     NULL, NULL},
+    {"max_requests", SH_FIELD_U32, offsetof(struct proxy_breaker, max_requests), 1, 10000000, NULL,
+     NULL},
     {"max_pending", SH_FIELD_U32, offsetof(struct proxy_breaker, max_pending), 1, 10000000, NULL,
      NULL},
 };
@@ -171,10 +167,10 @@ static const struct sh_field outlier_fields[] = {
      NULL},
     {"max_ejection", SH_FIELD_MS, offsetof(struct proxy_outlier, max_ejection_ms), 0, 0, NULL,
      NULL},
-    {"max_ejection_percent", SH_FIELD_PERCENT,
-     offsetof(struct proxy_outlier, max_ejection_percent), 0, 0, NULL, NULL},
-    {"panic_threshold", SH_FIELD_PERCENT, offsetof(struct proxy_outlier, panic_percent), 0, 0,
-     NULL, NULL},
+    {"max_ejection_percent", SH_FIELD_PERCENT, offsetof(struct proxy_outlier, max_ejection_percent),
+     0, 0, NULL, NULL},
+    {"panic_threshold", SH_FIELD_PERCENT, offsetof(struct proxy_outlier, panic_percent), 0, 0, NULL,
+     NULL},
 };
 SH_SCHEMA(outlier_schema, outlier_fields, NULL);
 
@@ -207,13 +203,10 @@ static int check_health(const struct sh_node *m, const char *path, void *obj, vo
     const struct proxy_health *h = obj;
 
     (void)ctx;
-    if (!h->path)
-        return sh_node_fail(d, m, path, "missing required key 'path'");
+    if (!h->path) return sh_node_fail(d, m, path, "missing required key 'path'");
     if (h->path[0] != '/')
-        return sh_node_fail(d, sh_node_get(m, "path"), NULL, "%s.path: must start with '/'",
-                            path);
-    if (h->interval_ms < 100)
-        return sh_node_fail(d, m, NULL, "%s.interval: at least 100ms", path);
+        return sh_node_fail(d, sh_node_get(m, "path"), NULL, "%s.path: must start with '/'", path);
+    if (h->interval_ms < 100) return sh_node_fail(d, m, NULL, "%s.interval: at least 100ms", path);
     return 0;
 }
 
@@ -249,9 +242,12 @@ static const struct {
     const char *name;
     enum proxy_lb lb;
 } lb_names[] = {
-    {"round_robin", PROXY_LB_ROUND_ROBIN}, {"weighted", PROXY_LB_WEIGHTED},
-    {"least_request", PROXY_LB_LEAST_REQUEST}, {"ring_hash", PROXY_LB_RING_HASH},
-    {"maglev", PROXY_LB_MAGLEV}, {"random", PROXY_LB_RANDOM},
+    {"round_robin", PROXY_LB_ROUND_ROBIN},
+    {"weighted", PROXY_LB_WEIGHTED},
+    {"least_request", PROXY_LB_LEAST_REQUEST},
+    {"ring_hash", PROXY_LB_RING_HASH},
+    {"maglev", PROXY_LB_MAGLEV},
+    {"random", PROXY_LB_RANDOM},
 };
 
 static int read_endpoint(struct rd *r, const struct sh_node *n, const char *path,
@@ -273,19 +269,17 @@ static int read_endpoint(struct rd *r, const struct sh_node *n, const char *path
             SH_TRY(get_u32(r, v, pathf(r, "%s.weight", p), 0, 1000, &ep->weight));
     }
     SH_TRY(sh_node_str(addr, p, &ep->name, r->d));
-    if (sh_addr_parse(ep->name, &ep->addr, &ad) < 0)
-        return fail_at(r, addr, "%s: %s", p, ad.what);
+    if (sh_addr_parse(ep->name, &ep->addr, &ad) < 0) return fail_at(r, addr, "%s: %s", p, ad.what);
     /* the canonical text: "localhost:80" becomes "127.0.0.1:80" */
     ep->name = cfg_dup(r, sh_addr_format(&ep->addr, text, sizeof(text)));
     return ep->name ? 0 : SH_ENOMEM;
 }
 
-static int read_cluster(struct rd *r, const struct sh_node *m, size_t idx,
-                        struct proxy_cluster *cl)
+static int read_cluster(struct rd *r, const struct sh_node *m, size_t idx, struct proxy_cluster *cl)
 {
-    static const char *const keys[] = {"name",   "endpoints", "service", "lb",
-                                       "hash_on", "timeouts", "retry",   "breaker",
-                                       "outlier", "health",   NULL};
+    static const char *const keys[] = {"name",    "endpoints", "service", "lb",
+                                       "hash_on", "timeouts",  "retry",   "breaker",
+                                       "outlier", "health",    NULL};
     const struct sh_node *v;
     char p[160];
 
@@ -306,11 +300,10 @@ static int read_cluster(struct rd *r, const struct sh_node *m, size_t idx,
             return fail_at(r, v, "%s.service: needs control_plane at the top level", p);
         if (r->res)
             SH_TRY(r->res->endpoints(r->res->data, cl->service, &r->cfg->arena, &cl->endpoints,
-                                  &cl->nendpoints));
+                                     &cl->nendpoints));
         if (!cl->endpoints) {
             cl->endpoints = arena_alloc(&r->cfg->arena, sizeof(*cl->endpoints));
-            if (!cl->endpoints)
-                return SH_ENOMEM;
+            if (!cl->endpoints) return SH_ENOMEM;
             cl->nendpoints = 0;
         }
     } else {
@@ -318,12 +311,11 @@ static int read_cluster(struct rd *r, const struct sh_node *m, size_t idx,
         SH_TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.endpoints", p), r->d));
         cl->nendpoints = (uint32_t)v->count;
         cl->endpoints = arena_alloc(&r->cfg->arena, (v->count + 1) * sizeof(*cl->endpoints));
-        if (!cl->endpoints)
-            return SH_ENOMEM;
+        if (!cl->endpoints) return SH_ENOMEM;
         memset(cl->endpoints, 0, (v->count + 1) * sizeof(*cl->endpoints));
         for (size_t i = 0; i < v->count; i++)
             SH_TRY(read_endpoint(r, v->items[i], pathf(r, "%s.endpoints[%zu]", p, i),
-                              &cl->endpoints[i]));
+                                 &cl->endpoints[i]));
     }
     if ((v = sh_node_get(m, "lb"))) {
         const char *s;
@@ -353,25 +345,23 @@ static int read_cluster(struct rd *r, const struct sh_node *m, size_t idx,
             cl->hash_on = PROXY_HASH_COOKIE;
             cl->hash_key = cfg_dup(r, s + 7);
         } else {
-            return fail_at(r, v, "%s.hash_on: '%s' (write client, header:NAME or cookie:NAME)",
-                           p, s);
+            return fail_at(r, v, "%s.hash_on: '%s' (write client, header:NAME or cookie:NAME)", p,
+                           s);
         }
-        if (cl->hash_on != PROXY_HASH_CLIENT && !cl->hash_key)
-            return SH_ENOMEM;
+        if (cl->hash_on != PROXY_HASH_CLIENT && !cl->hash_key) return SH_ENOMEM;
     }
     if ((v = sh_node_get(m, "timeouts")))
         SH_TRY(read_timeouts(r, v, pathf(r, "%s.timeouts", p), &cl->timeouts));
     if ((v = sh_node_get(m, "retry")))
         SH_TRY(read_retry(r, v, pathf(r, "%s.retry", p), &cl->retry));
     if ((v = sh_node_get(m, "breaker")))
-        SH_TRY(sh_schema_read(&breaker_schema, v, pathf(r, "%s.breaker", p), &cl->breaker, r,
-                              r->d));
+        SH_TRY(
+            sh_schema_read(&breaker_schema, v, pathf(r, "%s.breaker", p), &cl->breaker, r, r->d));
     if ((v = sh_node_get(m, "outlier")))
-        SH_TRY(sh_schema_read(&outlier_schema, v, pathf(r, "%s.outlier", p), &cl->outlier, r,
-                              r->d));
+        SH_TRY(
+            sh_schema_read(&outlier_schema, v, pathf(r, "%s.outlier", p), &cl->outlier, r, r->d));
     if ((v = sh_node_get(m, "health")))
-        SH_TRY(sh_schema_read(&health_schema, v, pathf(r, "%s.health", p), &cl->health, r,
-                              r->d));
+        SH_TRY(sh_schema_read(&health_schema, v, pathf(r, "%s.health", p), &cl->health, r, r->d));
     return 0;
 }
 
@@ -385,8 +375,7 @@ static int cluster_ref(struct rd *r, const struct sh_node *v, const char *path, 
 
     SH_TRY(sh_node_str(v, path, &name, r->d));
     i = proxy_cluster_index(r->cfg, name);
-    if (i < 0)
-        return fail_at(r, v, "%s: no cluster named '%s'", path, name);
+    if (i < 0) return fail_at(r, v, "%s: no cluster named '%s'", path, name);
     *out = (uint32_t)i;
     return 0;
 }
@@ -396,8 +385,7 @@ static int read_kv_map(struct rd *r, const struct sh_node *m, const char *path,
 {
     SH_TRY(sh_node_expect(m, SH_NODE_MAP, path, r->d));
     *out = arena_alloc(&r->cfg->arena, (m->count + 1) * sizeof(**out));
-    if (!*out)
-        return SH_ENOMEM;
+    if (!*out) return SH_ENOMEM;
     for (size_t i = 0; i < m->count; i++) {
         SH_TRY(get_str(r, m->items[i], path, &(*out)[i].name));
         SH_TRY(get_str(r, m->values[i], path, &(*out)[i].value));
@@ -413,8 +401,8 @@ static int read_match(struct rd *r, const struct sh_node *m, const char *path,
                       struct proxy_route *rt)
 {
     char p[160]; /* path may be r->path, which pathf rewrites */
-    static const char *const keys[] = {"path", "prefix", "glob", "host", "methods", "headers",
-                                       NULL};
+    static const char *const keys[] = {"path",    "prefix",  "glob", "host",
+                                       "methods", "headers", NULL};
     const struct sh_node *v;
     int kinds = 0;
 
@@ -436,12 +424,9 @@ static int read_match(struct rd *r, const struct sh_node *m, const char *path,
         SH_TRY(get_str(r, v, pathf(r, "%s.glob", p), &rt->path));
         kinds++;
     }
-    if (kinds > 1)
-        return fail_at(r, m, "%s: use one of path, prefix and glob", p);
-    if (kinds && rt->path[0] != '/')
-        return fail_at(r, m, "%s: a path must start with '/'", p);
-    if ((v = sh_node_get(m, "host")))
-        SH_TRY(get_str(r, v, pathf(r, "%s.host", p), &rt->host));
+    if (kinds > 1) return fail_at(r, m, "%s: use one of path, prefix and glob", p);
+    if (kinds && rt->path[0] != '/') return fail_at(r, m, "%s: a path must start with '/'", p);
+    if ((v = sh_node_get(m, "host"))) SH_TRY(get_str(r, v, pathf(r, "%s.host", p), &rt->host));
     if ((v = sh_node_get(m, "methods"))) {
         SH_TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.methods", p), r->d));
         for (size_t i = 0; i < v->count; i++) {
@@ -459,14 +444,13 @@ static int read_match(struct rd *r, const struct sh_node *m, const char *path,
     if ((v = sh_node_get(m, "headers"))) {
         SH_TRY(sh_node_expect(v, SH_NODE_MAP, pathf(r, "%s.headers", p), r->d));
         rt->headers = arena_alloc(&r->cfg->arena, (v->count + 1) * sizeof(*rt->headers));
-        if (!rt->headers)
-            return SH_ENOMEM;
+        if (!rt->headers) return SH_ENOMEM;
         for (size_t i = 0; i < v->count; i++) {
             SH_TRY(get_str(r, v->items[i], pathf(r, "%s.headers", p), &rt->headers[i].name));
             rt->headers[i].value = NULL;
             if (v->values[i]->kind != SH_NODE_NULL)
                 SH_TRY(get_str(r, v->values[i], pathf(r, "%s.headers.%s", p, rt->headers[i].name),
-                            &rt->headers[i].value));
+                               &rt->headers[i].value));
         }
         rt->nheaders = (uint32_t)v->count;
     }
@@ -475,10 +459,20 @@ static int read_match(struct rd *r, const struct sh_node *m, const char *path,
 
 static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct proxy_route *rt)
 {
-    static const char *const keys[] = {
-        "name",    "match",           "cluster",          "split",    "respond",
-        "redirect", "rewrite_prefix", "request_headers", "response_headers", "timeouts",
-        "retry",   "rate_limit",      "fallback",         NULL};
+    static const char *const keys[] = {"name",
+                                       "match",
+                                       "cluster",
+                                       "split",
+                                       "respond",
+                                       "redirect",
+                                       "rewrite_prefix",
+                                       "request_headers",
+                                       "response_headers",
+                                       "timeouts",
+                                       "retry",
+                                       "rate_limit",
+                                       "fallback",
+                                       NULL};
     const struct sh_node *v;
     char p[160];
     int actions = 0;
@@ -495,11 +489,9 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
         char nm[32];
         snprintf(nm, sizeof(nm), "route-%zu", idx);
         rt->name = cfg_dup(r, nm);
-        if (!rt->name)
-            return SH_ENOMEM;
+        if (!rt->name) return SH_ENOMEM;
     }
-    if ((v = sh_node_get(m, "match")))
-        SH_TRY(read_match(r, v, pathf(r, "%s.match", p), rt));
+    if ((v = sh_node_get(m, "match"))) SH_TRY(read_match(r, v, pathf(r, "%s.match", p), rt));
     if ((v = sh_node_get(m, "cluster"))) {
         rt->action = PROXY_ACT_FORWARD;
         SH_TRY(cluster_ref(r, v, pathf(r, "%s.cluster", p), &rt->cluster));
@@ -509,11 +501,9 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
     if ((v = sh_node_get(m, "split"))) {
         rt->action = PROXY_ACT_SPLIT;
         SH_TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.split", p), r->d));
-        if (v->count == 0)
-            return fail_at(r, v, "%s.split: needs at least one cluster", p);
+        if (v->count == 0) return fail_at(r, v, "%s.split: needs at least one cluster", p);
         rt->splits = arena_alloc(&r->cfg->arena, v->count * sizeof(*rt->splits));
-        if (!rt->splits)
-            return SH_ENOMEM;
+        if (!rt->splits) return SH_ENOMEM;
         for (size_t i = 0; i < v->count; i++) {
             static const char *const sk[] = {"cluster", "weight", NULL};
             const struct sh_node *it = v->items[i], *c, *w;
@@ -563,8 +553,8 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
     }
     if (actions != 1)
         return fail_at(r, m,
-                       "%s: give exactly one of cluster, split, respond and redirect (found %d)",
-                       p, actions);
+                       "%s: give exactly one of cluster, split, respond and redirect (found %d)", p,
+                       actions);
     if ((v = sh_node_get(m, "rewrite_prefix"))) {
         if (rt->path_kind != PROXY_PATH_PREFIX)
             return fail_at(r, v, "%s.rewrite_prefix: needs a match.prefix", p);
@@ -576,16 +566,15 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
         SH_TRY(sh_node_check_keys(v, hk, pathf(r, "%s.request_headers", p), r->d));
         if ((x = sh_node_get(v, "add")))
             SH_TRY(read_kv_map(r, x, pathf(r, "%s.request_headers.add", p),
-                            &rt->add_request_headers, &rt->nadd_request_headers));
+                               &rt->add_request_headers, &rt->nadd_request_headers));
         if ((x = sh_node_get(v, "remove"))) {
             SH_TRY(sh_node_expect(x, SH_NODE_SEQ, pathf(r, "%s.request_headers.remove", p), r->d));
             rt->remove_request_headers =
                 arena_alloc(&r->cfg->arena, (x->count + 1) * sizeof(char *));
-            if (!rt->remove_request_headers)
-                return SH_ENOMEM;
+            if (!rt->remove_request_headers) return SH_ENOMEM;
             for (size_t i = 0; i < x->count; i++)
                 SH_TRY(get_str(r, x->items[i], pathf(r, "%s.request_headers.remove[%zu]", p, i),
-                            &rt->remove_request_headers[i]));
+                               &rt->remove_request_headers[i]));
             rt->nremove_request_headers = (uint32_t)x->count;
         }
     }
@@ -595,7 +584,7 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
         SH_TRY(sh_node_check_keys(v, hk, pathf(r, "%s.response_headers", p), r->d));
         if ((x = sh_node_get(v, "add")))
             SH_TRY(read_kv_map(r, x, pathf(r, "%s.response_headers.add", p),
-                            &rt->add_response_headers, &rt->nadd_response_headers));
+                               &rt->add_response_headers, &rt->nadd_response_headers));
     }
     if (policy_from) {
         rt->timeouts = policy_from->timeouts;
@@ -619,7 +608,7 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
         rt->ratelimit.rate_per_s = rate;
         if ((x = sh_node_get(v, "burst")))
             SH_TRY(get_u32(r, x, pathf(r, "%s.rate_limit.burst", p), 1, 10000000,
-                        &rt->ratelimit.burst));
+                           &rt->ratelimit.burst));
         if ((x = sh_node_get(v, "key"))) {
             const char *s;
             SH_TRY(sh_node_str(x, pathf(r, "%s.rate_limit.key", p), &s, r->d));
@@ -628,8 +617,7 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
             } else if (strncmp(s, "header:", 7) == 0 && s[7]) {
                 rt->ratelimit.key = PROXY_RL_HEADER;
                 rt->ratelimit.header = cfg_dup(r, s + 7);
-                if (!rt->ratelimit.header)
-                    return SH_ENOMEM;
+                if (!rt->ratelimit.header) return SH_ENOMEM;
             } else {
                 return fail_at(r, x, "%s: '%s' (write client or header:NAME)", r->path, s);
             }
@@ -668,19 +656,17 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
  * ------------------------------------------------------------------------------------------ */
 static bool secret_name(const char *name)
 {
-    static const char *const secret[] = {"authorization", "cookie", "token", "secret", "key",
-                                         "password"};
+    static const char *const secret[] = {"authorization", "cookie", "token",
+                                         "secret",        "key",    "password"};
     char low[128];
     size_t n = strlen(name);
 
-    if (n >= sizeof(low))
-        n = sizeof(low) - 1;
+    if (n >= sizeof(low)) n = sizeof(low) - 1;
     for (size_t i = 0; i < n; i++)
         low[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
     low[n] = '\0';
     for (size_t i = 0; i < SH_ARRAY_LEN(secret); i++) {
-        if (strstr(low, secret[i]))
-            return true;
+        if (strstr(low, secret[i])) return true;
     }
     return false;
 }
@@ -735,9 +721,8 @@ static int render_json(struct proxy_config *cfg)
                     ":%u,\"error_ratio\":%g,\"open_ms\":%u,\"max_requests\":%u},"
                     "\"outlier\":{\"consecutive_errors\":%u,\"base_ejection_ms\":%u}",
                     cl->timeouts.connect_ms, cl->timeouts.per_try_ms, cl->timeouts.request_ms,
-                    cl->retry.max_retries, cl->retry.budget_ratio,
-                    cl->breaker.consecutive_failures, cl->breaker.error_ratio,
-                    cl->breaker.open_ms, cl->breaker.max_requests,
+                    cl->retry.max_retries, cl->retry.budget_ratio, cl->breaker.consecutive_failures,
+                    cl->breaker.error_ratio, cl->breaker.open_ms, cl->breaker.max_requests,
                     cl->outlier.consecutive_errors, cl->outlier.base_ejection_ms);
         json_str(&b, "health_path", cl->health.path, true);
         buf_appendc(&b, '}');
@@ -766,7 +751,7 @@ static int render_json(struct proxy_config *cfg)
             buf_appendf(&b, ",\"rate_limit\":{\"rate\":%g,\"burst\":%u}", r->ratelimit.rate_per_s,
                         r->ratelimit.burst);
         buf_appendf(&b, ",\"fallback\":%s}",
-                    !r->fallback.enabled          ? "false"
+                    !r->fallback.enabled         ? "false"
                     : r->fallback.per_credential ? "{\"per_credential\":true}"
                                                  : "true");
     }
@@ -786,9 +771,9 @@ static int render_json(struct proxy_config *cfg)
  * ------------------------------------------------------------------------------------------ */
 static int read_top(struct rd *r, const struct sh_node *root)
 {
-    static const char *const keys[] = {"listen",   "workers",       "admin", "access_log",
-                                       "limits",   "control_plane", "clusters", "routes",
-                                       NULL};
+    static const char *const keys[] = {"listen",     "workers", "admin",
+                                       "access_log", "limits",  "control_plane",
+                                       "clusters",   "routes",  NULL};
     static const char *const lkeys[] = {"max_request_line", "max_field_line", "max_head",
                                         "max_fields",       "max_body",       NULL};
     struct proxy_config *cfg = r->cfg;
@@ -800,13 +785,11 @@ static int read_top(struct rd *r, const struct sh_node *root)
     SH_TRY(sh_node_check_keys(root, keys, "top level", r->d));
     if ((v = sh_node_get(root, "listen"))) {
         SH_TRY(get_str(r, v, "listen", &cfg->listen));
-        if (sh_listen_parse(cfg->listen, &ss, &ad) < 0)
-            return fail_at(r, v, "listen: %s", ad.what);
+        if (sh_listen_parse(cfg->listen, &ss, &ad) < 0) return fail_at(r, v, "listen: %s", ad.what);
     }
     if ((v = sh_node_get(root, "admin")) && v->kind != SH_NODE_NULL) {
         SH_TRY(get_str(r, v, "admin", &cfg->admin));
-        if (sh_listen_parse(cfg->admin, &ss, &ad) < 0)
-            return fail_at(r, v, "admin: %s", ad.what);
+        if (sh_listen_parse(cfg->admin, &ss, &ad) < 0) return fail_at(r, v, "admin: %s", ad.what);
     }
     if ((v = sh_node_get(root, "control_plane"))) {
         static const char *const ck[] = {"address", "token", NULL};
@@ -819,8 +802,7 @@ static int read_top(struct rd *r, const struct sh_node *root)
         if ((x = sh_node_get(v, "token")))
             SH_TRY(get_str(r, x, "control_plane.token", &cfg->control_plane_token));
     }
-    if ((v = sh_node_get(root, "workers")))
-        SH_TRY(get_u32(r, v, "workers", 0, 256, &cfg->workers));
+    if ((v = sh_node_get(root, "workers"))) SH_TRY(get_u32(r, v, "workers", 0, 256, &cfg->workers));
     if ((v = sh_node_get(root, "access_log")))
         SH_TRY(sh_node_bool(v, "access_log", &cfg->access_log, r->d));
     if ((v = sh_node_get(root, "limits"))) {
@@ -841,21 +823,20 @@ static int read_top(struct rd *r, const struct sh_node *root)
         }
         if ((x = sh_node_get(v, "max_fields")))
             SH_TRY(get_u32(r, x, "limits.max_fields", 1, HTTP_MAX_FIELDS_CAP,
-                        &cfg->limits.max_fields));
+                           &cfg->limits.max_fields));
         if ((x = sh_node_get(v, "max_body")))
             SH_TRY(sh_node_size(x, "limits.max_body", &cfg->limits.max_body, r->d));
     }
     if ((v = sh_node_get(root, "clusters"))) {
         SH_TRY(sh_node_expect(v, SH_NODE_SEQ, "clusters", r->d));
         cfg->clusters = arena_alloc(&cfg->arena, (v->count + 1) * sizeof(*cfg->clusters));
-        if (!cfg->clusters)
-            return SH_ENOMEM;
+        if (!cfg->clusters) return SH_ENOMEM;
         for (size_t i = 0; i < v->count; i++) {
             SH_TRY(read_cluster(r, v->items[i], i, &cfg->clusters[i]));
             for (uint32_t k = 0; k < i; k++) {
                 if (strcmp(cfg->clusters[k].name, cfg->clusters[i].name) == 0)
-                    return fail_at(r, v->items[i], "clusters[%zu]: a cluster named '%s' exists",
-                                   i, cfg->clusters[i].name);
+                    return fail_at(r, v->items[i], "clusters[%zu]: a cluster named '%s' exists", i,
+                                   cfg->clusters[i].name);
             }
             cfg->nclusters = (uint32_t)i + 1;
         }
@@ -863,8 +844,7 @@ static int read_top(struct rd *r, const struct sh_node *root)
     SH_TRY(sh_node_require(root, "routes", "top level", &v, r->d));
     SH_TRY(sh_node_expect(v, SH_NODE_SEQ, "routes", r->d));
     cfg->routes = arena_alloc(&cfg->arena, (v->count + 1) * sizeof(*cfg->routes));
-    if (!cfg->routes)
-        return SH_ENOMEM;
+    if (!cfg->routes) return SH_ENOMEM;
     memset(cfg->routes, 0, (v->count + 1) * sizeof(*cfg->routes));
     for (size_t i = 0; i < v->count; i++) {
         SH_TRY(read_route(r, v->items[i], i, &cfg->routes[i]));
@@ -882,17 +862,13 @@ int proxy_config_from_doc(const struct sh_doc *doc, const struct proxy_resolver 
 
     *out = NULL;
     rc = proxy_config_new(&cfg);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     r = (struct rd){.cfg = cfg, .res = res, .d = d};
     rc = read_top(&r, doc->root);
-    if (rc == 0)
-        rc = proxy_config_finish(cfg, d);
-    if (rc == 0)
-        rc = render_json(cfg);
+    if (rc == 0) rc = proxy_config_finish(cfg, d);
+    if (rc == 0) rc = render_json(cfg);
     if (rc < 0) {
-        if (rc == SH_ENOMEM)
-            sh_diag_set(d, doc->file, "out of memory");
+        if (rc == SH_ENOMEM) sh_diag_set(d, doc->file, "out of memory");
         proxy_config_free(cfg);
         return rc;
     }

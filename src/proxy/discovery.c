@@ -77,8 +77,7 @@ static void poll_done(struct http_creq *cr, int rc, void *data)
     (void)cr;
     s->cr = NULL;
     s->polling = false;
-    if (d->freeing)
-        return;
+    if (d->freeing) return;
     if (rc == 0 && s->on_key && s->status == 404) {
         /* the key does not exist (yet): wait for it to appear */
         buf_reset(&s->pending);
@@ -122,10 +121,10 @@ static void poll_service(struct disc_service *s)
     struct http_out_field f[1];
     size_t nf = 0;
 
-    if (s->polling || d->freeing)
-        return;
+    if (s->polling || d->freeing) return;
     snprintf(target, sizeof(target),
-             s->on_key ? "/v1/kv/%s?raw&index=%llu&wait=%ds" : "/v1/sd/endpoints/%s?index=%llu&wait=%ds",
+             s->on_key ? "/v1/kv/%s?raw&index=%llu&wait=%ds"
+                       : "/v1/sd/endpoints/%s?index=%llu&wait=%ds",
              s->name, (unsigned long long)s->index, POLL_WAIT_S);
     if (d->auth[0])
         f[nf++] = (struct http_out_field){SLICE("Authorization"), slice_from_cstr(d->auth)};
@@ -155,8 +154,7 @@ int proxy_discovery_new(uv_loop_t *loop, const char *address, const char *token,
     int rc;
 
     *out = NULL;
-    if (!d)
-        return SH_ENOMEM;
+    if (!d) return SH_ENOMEM;
     if (token && strlen(token) > SH_TOKEN_MAX_LEN) {
         sh_diag_set(diag, "control_plane.token", "the token is longer than %d characters",
                     SH_TOKEN_MAX_LEN);
@@ -177,8 +175,7 @@ int proxy_discovery_new(uv_loop_t *loop, const char *address, const char *token,
     d->on_change = on_change;
     d->data = data;
     snprintf(d->host, sizeof(d->host), "%s", address);
-    if (token && *token)
-        snprintf(d->auth, sizeof(d->auth), "Bearer %s", token);
+    if (token && *token) snprintf(d->auth, sizeof(d->auth), "Bearer %s", token);
     *out = d;
     return 0;
 }
@@ -186,8 +183,7 @@ int proxy_discovery_new(uv_loop_t *loop, const char *address, const char *token,
 static struct disc_service *find(struct proxy_discovery *d, const char *name)
 {
     for (struct disc_service *s = d->services; s; s = s->next) {
-        if (strcmp(s->name, name) == 0 && !s->on_key)
-            return s;
+        if (strcmp(s->name, name) == 0 && !s->on_key) return s;
     }
     return NULL;
 }
@@ -197,11 +193,9 @@ static int watch(struct proxy_discovery *d, const char *service, proxy_discovery
 {
     struct disc_service *s = find(d, service);
 
-    if (s)
-        return 0;
+    if (s) return 0;
     s = sh_calloc(1, sizeof(*s));
-    if (!s)
-        return SH_ENOMEM;
+    if (!s) return SH_ENOMEM;
     s->name = sh_strdup(service);
     if (!s->name) {
         sh_free(s);
@@ -241,13 +235,11 @@ int proxy_discovery_endpoints(struct proxy_discovery *d, const char *service, st
 
     *out = NULL;
     *count = 0;
-    if (!s || !s->known)
-        return 0;
+    if (!s || !s->known) return 0;
     for (size_t i = 0; i < s->body.len; i++)
         cap += s->body.data[i] == '\n';
     *out = arena_alloc(a, (cap + 1) * sizeof(**out));
-    if (!*out)
-        return SH_ENOMEM;
+    if (!*out) return SH_ENOMEM;
     rest = buf_slice(&s->body);
     while (rest.ptr && rest.len) {
         struct slice addr, w, gen;
@@ -256,12 +248,9 @@ int proxy_discovery_endpoints(struct proxy_discovery *d, const char *service, st
         rest = slice_split(rest, '\n', &line);
         w = slice_split(line, ' ', &addr);
         gen = w.ptr ? slice_split(w, ' ', &w) : w;
-        if (addr.len == 0 || addr.len >= sizeof(text))
-            continue;
-        if (w.ptr && (slice_to_u64(w, &weight) != 0 || weight == 0 || weight > 1000))
-            weight = 1;
-        if (gen.ptr && slice_to_u64(gen, &generation) != 0)
-            generation = 0;
+        if (addr.len == 0 || addr.len >= sizeof(text)) continue;
+        if (w.ptr && (slice_to_u64(w, &weight) != 0 || weight == 0 || weight > 1000)) weight = 1;
+        if (gen.ptr && slice_to_u64(gen, &generation) != 0) generation = 0;
         memcpy(text, addr.ptr, addr.len);
         text[addr.len] = '\0';
         struct proxy_endpoint *ep = &(*out)[n];
@@ -269,8 +258,7 @@ int proxy_discovery_endpoints(struct proxy_discovery *d, const char *service, st
         if (sh_addr_parse(text, &ep->addr, NULL) != 0)
             continue; /* a hostname: not resolvable here, skipped */
         ep->name = arena_strndup(a, text, addr.len);
-        if (!ep->name)
-            return SH_ENOMEM;
+        if (!ep->name) return SH_ENOMEM;
         ep->weight = (uint32_t)weight;
         ep->generation = generation;
         n++;
@@ -288,25 +276,21 @@ static void service_closed(uv_handle_t *h)
     buf_release(&s->pending);
     sh_free(s->name);
     sh_free(s);
-    if (--d->open_handles == 0)
-        sh_free(d);
+    if (--d->open_handles == 0) sh_free(d);
 }
 
 void proxy_discovery_free(struct proxy_discovery *d)
 {
     struct disc_service *s, *next;
 
-    if (!d)
-        return;
+    if (!d) return;
     d->freeing = true;
     for (s = d->services; s; s = next) {
         next = s->next;
-        if (s->cr)
-            http_creq_cancel(s->cr);
+        if (s->cr) http_creq_cancel(s->cr);
         s->cr = NULL;
         uv_close((uv_handle_t *)&s->retry, service_closed);
     }
     http_client_free(d->client);
-    if (d->open_handles == 0)
-        sh_free(d);
+    if (d->open_handles == 0) sh_free(d);
 }

@@ -35,7 +35,7 @@ struct fwd {
     const struct proxy_retry *rp;
     struct http_exchange *ex;
     struct http_creq *cr;
-    uv_timer_t *timer; /* backoff before a retry; made when first needed */
+    uv_timer_t *timer;     /* backoff before a retry; made when first needed */
     struct fwd *next_dead; /* in the worker's lists of ended and reusable requests */
     uint32_t ep, prev_ep;
     struct http_out_field *fields;
@@ -47,7 +47,7 @@ struct fwd {
     uint64_t start_us, attempt_us, deadline_ms;
     uint64_t bytes_out;
     uint32_t attempts;
-    uint64_t tried;    /* endpoints attempted (bit i % 64), for the previous-hosts predicate */
+    uint64_t tried; /* endpoints attempted (bit i % 64), for the previous-hosts predicate */
     enum fwd_outcome outcome;
     int status;
     uint16_t upstream_status;
@@ -57,7 +57,7 @@ struct fwd {
     char reqid[48];
     char traceparent[TRACE_PARENT_LEN + 1];
     char trace_id[33];
-    char method[16];   /* for the access log, which outlives the exchange */
+    char method[16]; /* for the access log, which outlives the exchange */
     char log_target[160];
     char clientip[64];
 };
@@ -90,9 +90,10 @@ static void access_log(struct fwd *f)
     buf_appends(b, SLICE("\",\"endpoint\":\""));
     if (f->crt && f->ep < f->crt->cfg->nendpoints)
         buf_append_json_str(b, slice_from_cstr(f->crt->cfg->endpoints[f->ep].name));
-    buf_appendf(b, "\",\"status\":%d,\"upstream_status\":%u,\"bytes\":%llu,"
-                   "\"duration_ms\":%.3f,\"attempts\":%u,\"client\":\"%s\","
-                   "\"trace_id\":\"%s\"}\n",
+    buf_appendf(b,
+                "\",\"status\":%d,\"upstream_status\":%u,\"bytes\":%llu,"
+                "\"duration_ms\":%.3f,\"attempts\":%u,\"client\":\"%s\","
+                "\"trace_id\":\"%s\"}\n",
                 f->status, f->upstream_status, (unsigned long long)f->bytes_out,
                 (double)(sh_now_us() - f->start_us) / 1000.0, f->attempts, f->clientip,
                 f->trace_id);
@@ -100,8 +101,7 @@ static void access_log(struct fwd *f)
         b->len = before;
         b->err = 0;
     }
-    if (b->len > 64 * 1024)
-        proxy__log_flush(f->w);
+    if (b->len > 64 * 1024) proxy__log_flush(f->w);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -119,16 +119,14 @@ static void breaker_outcome(struct fwd *f)
     struct gw_cluster_rt *c = f->crt;
     const struct gw_mh *mh = MH(f);
 
-    if (!f->admitted)
-        return;
+    if (!f->admitted) return;
     f->admitted = false;
     if (f->outcome == FWD_OUTCOME_NONE) {
-        if (f->probe)
-            proxy_breaker_probe_abandoned(&c->breaker);
+        if (f->probe) proxy_breaker_probe_abandoned(&c->breaker);
         return;
     }
-    switch (proxy_breaker_record(&c->breaker, &c->cfg->breaker,
-                                 f->outcome == FWD_OUTCOME_FAILED, f->probe, now_ms(f))) {
+    switch (proxy_breaker_record(&c->breaker, &c->cfg->breaker, f->outcome == FWD_OUTCOME_FAILED,
+                                 f->probe, now_ms(f))) {
     case PROXY_BREAKER_OPENED:
         metric_gauge_add(mh->breaker_open[CI(f)], f->w->index, 1);
         metric_counter_inc(mh->breaker_opens[CI(f)], f->w->index);
@@ -151,11 +149,10 @@ static void outlier_record(struct fwd *f, uint32_t ep, bool failed, uint64_t now
 {
     struct gw_cluster_rt *c = f->crt;
     uint32_t revival = atomic_load_explicit(&c->revival[ep], memory_order_relaxed);
-    uint64_t span = proxy_outlier_record(c->eps, c->cfg->nendpoints, ep, &c->cfg->outlier,
-                                         failed, revival, now);
+    uint64_t span = proxy_outlier_record(c->eps, c->cfg->nendpoints, ep, &c->cfg->outlier, failed,
+                                         revival, now);
 
-    if (!span)
-        return;
+    if (!span) return;
     metric_counter_inc(MH(f)->ejections[CI(f)], f->w->index);
     SH_LOG(SH_WARN, "proxy", "endpoint ejected", LF_STR("cluster", c->cfg->name),
            LF_STR("endpoint", c->cfg->endpoints[ep].name), LF_UINT("for_ms", span));
@@ -171,21 +168,19 @@ static void respond(struct fwd *f, int status, const char *content_type, const c
     size_t n = 0;
 
     f->status = status;
-    if (!f->ex)
-        return;
+    if (!f->ex) return;
     if (content_type)
         fl[n++] = (struct http_out_field){SLICE("Content-Type"), slice_from_cstr(content_type)};
     fl[n++] = (struct http_out_field){SLICE("X-Request-Id"), slice_from_cstr(f->reqid)};
     if (extra_name)
-        fl[n++] = (struct http_out_field){slice_from_cstr(extra_name),
-                                          slice_from_cstr(extra_value)};
-    struct http_response_head rh = {.status = status, .fields = fl, .nfields = n,
-                                    .content_length = (int64_t)body.len};
+        fl[n++] =
+            (struct http_out_field){slice_from_cstr(extra_name), slice_from_cstr(extra_value)};
+    struct http_response_head rh = {
+        .status = status, .fields = fl, .nfields = n, .content_length = (int64_t)body.len};
     f->bytes_out = body.len;
     if (http_exchange_start(f->ex, &rh) < 0 || http_exchange_write(f->ex, body.ptr, body.len) < 0 ||
         http_exchange_finish(f->ex) < 0) {
-        if (f->ex)
-            http_exchange_abort(f->ex);
+        if (f->ex) http_exchange_abort(f->ex);
     }
     f->ex = NULL;
 }
@@ -212,11 +207,9 @@ static bool serve_stale(struct fwd *f)
     const struct gw_cache_entry *e;
     char age[24];
 
-    if (!fb->enabled || !f->ex)
-        return false;
+    if (!fb->enabled || !f->ex) return false;
     e = proxy__cache_find(&route_rt(f)->cache, fb, http_exchange_head(f->ex), now_ms(f));
-    if (!e)
-        return false;
+    if (!e) return false;
     snprintf(age, sizeof(age), "%llu", (unsigned long long)((now_ms(f) - e->stored_ms) / 1000));
     struct http_out_field fl[4] = {
         {SLICE("Content-Type"), slice_from_cstr(proxy__cache_entry_ctype(e))},
@@ -224,8 +217,8 @@ static bool serve_stale(struct fwd *f)
         {SLICE("X-Shoal-Fallback"), SLICE("stale")},
         {SLICE("Age"), slice_from_cstr(age)},
     };
-    struct http_response_head rh = {.status = e->status, .fields = fl, .nfields = 4,
-                                    .content_length = (int64_t)e->body_len};
+    struct http_response_head rh = {
+        .status = e->status, .fields = fl, .nfields = 4, .content_length = (int64_t)e->body_len};
     f->status = e->status;
     f->bytes_out = e->body_len;
     metric_counter_inc(MH(f)->route_fallbacks[f->route - f->st->cfg->routes], f->w->index);
@@ -275,12 +268,9 @@ static bool retry_allowed(struct fwd *f, uint32_t reason)
 
     if (!f->ex || f->resp_started || f->attempts > rp->max_retries || !(rp->on & reason))
         return false;
-    if (!idempotent(http_exchange_head(f->ex)->method) && !rp->non_idempotent)
-        return false;
-    if (!f->body_kept)
-        return false;
-    if (now >= f->deadline_ms)
-        return false;
+    if (!idempotent(http_exchange_head(f->ex)->method) && !rp->non_idempotent) return false;
+    if (!f->body_kept) return false;
+    if (now >= f->deadline_ms) return false;
     return proxy_budget_spend(&c->budget, rp, now);
 }
 
@@ -301,8 +291,7 @@ static void retry_or_fail(struct fwd *f, uint32_t reason, int status, const char
     if (retry_allowed(f, reason)) {
         uint64_t cap = (uint64_t)f->rp->backoff_base_ms << SH_MIN(f->attempts - 1, 16u);
         uint64_t delay;
-        if (cap > f->rp->backoff_max_ms)
-            cap = f->rp->backoff_max_ms;
+        if (cap > f->rp->backoff_max_ms) cap = f->rp->backoff_max_ms;
         delay = cap ? proxy_rand(&f->w->rng) % (cap + 1) : 0; /* full jitter */
         if (now_ms(f) + delay < f->deadline_ms) {
             metric_counter_inc(MH(f)->retries, f->w->index);
@@ -329,12 +318,10 @@ static void retry_or_fail(struct fwd *f, uint32_t reason, int status, const char
  * ------------------------------------------------------------------------------------------ */
 static bool status_retryable(const struct proxy_retry *rp, uint16_t st)
 {
-    if ((rp->on & PROXY_RETRY_5XX) && st >= 500)
-        return true;
+    if ((rp->on & PROXY_RETRY_5XX) && st >= 500) return true;
     if (rp->on & PROXY_RETRY_STATUS) {
         for (uint32_t i = 0; i < rp->nstatuses; i++) {
-            if (rp->statuses[i] == st)
-                return true;
+            if (rp->statuses[i] == st) return true;
         }
     }
     return false;
@@ -342,10 +329,8 @@ static bool status_retryable(const struct proxy_retry *rp, uint16_t st)
 
 static bool keep_response_field(const struct http_head *h, struct slice name)
 {
-    if (http_is_hop_by_hop(h, name))
-        return false;
-    return !slice_eq_nocase(name, SLICE("content-length")) &&
-           !slice_eq_nocase(name, SLICE("date"));
+    if (http_is_hop_by_hop(h, name)) return false;
+    return !slice_eq_nocase(name, SLICE("content-length")) && !slice_eq_nocase(name, SLICE("date"));
 }
 
 static void up_head(struct http_creq *cr, const struct http_head *h, void *data)
@@ -357,8 +342,7 @@ static void up_head(struct http_creq *cr, const struct http_head *h, void *data)
 
     (void)cr;
     f->upstream_status = h->status;
-    if (!f->ex)
-        return;
+    if (!f->ex) return;
     if (status_retryable(f->rp, h->status) && f->attempts <= f->rp->max_retries &&
         (f->rp->on & (PROXY_RETRY_5XX | PROXY_RETRY_STATUS))) {
         /* decide at on_done, when the connection is free; the body is dropped meanwhile */
@@ -385,13 +369,12 @@ static void up_head(struct http_creq *cr, const struct http_head *h, void *data)
         .status = h->status,
         .fields = fl,
         .nfields = n,
-        .content_length = h->body == HTTP_BODY_LENGTH ? (int64_t)h->content_length
+        .content_length = h->body == HTTP_BODY_LENGTH  ? (int64_t)h->content_length
                           : (h->flags & HTTP_F_HAS_CL) ? (int64_t)h->content_length
                           : h->body == HTTP_BODY_NONE  ? 0
                                                        : -1,
     };
-    if (h->status == 304 || h->status == 204)
-        rh.content_length = -1;
+    if (h->status == 304 || h->status == 204) rh.content_length = -1;
     f->status = h->status;
     if (http_exchange_start(f->ex, &rh) < 0) {
         http_exchange_abort(f->ex);
@@ -409,11 +392,9 @@ static void up_body(struct http_creq *cr, struct slice chunk, void *data)
     struct fwd *f = data;
     int rc;
 
-    if (f->retry_pending || !f->ex)
-        return;
+    if (f->retry_pending || !f->ex) return;
     f->bytes_out += chunk.len;
-    if (f->capture && buf_appends(&f->captured, chunk) != 0)
-        f->capture = false;
+    if (f->capture && buf_appends(&f->captured, chunk) != 0) f->capture = false;
     rc = http_exchange_write(f->ex, chunk.ptr, chunk.len);
     if (rc == HTTP_AGAIN)
         http_creq_pause(cr);
@@ -428,8 +409,7 @@ static void up_drain(struct http_creq *cr, void *data)
     struct fwd *f = data;
 
     (void)cr;
-    if (f->ex)
-        http_exchange_resume(f->ex);
+    if (f->ex) http_exchange_resume(f->ex);
 }
 
 /* One upstream attempt starts (+1) or ends (-1) at f's endpoint: the balancer's counts, the
@@ -484,10 +464,8 @@ static void up_done(struct http_creq *cr, int rc, void *data)
     if (rc == 0) {
         f->outcome = f->upstream_status >= 500 ? FWD_OUTCOME_FAILED : FWD_OUTCOME_OK;
         if (f->capture && f->captured.err == 0)
-            proxy__cache_store(&route_rt(f)->cache, &f->route->fallback, &f->captured,
-                               now_ms(f));
-        if (http_exchange_finish(f->ex) < 0)
-            http_exchange_abort(f->ex);
+            proxy__cache_store(&route_rt(f)->cache, &f->route->fallback, &f->captured, now_ms(f));
+        if (http_exchange_finish(f->ex) < 0) http_exchange_abort(f->ex);
         f->ex = NULL;
         fwd_end(f);
         return;
@@ -536,8 +514,7 @@ static void fwd_start_attempt(struct fwd *f)
     }
     if (c->active_requests >= cl->breaker.max_requests) {
         c->rejected_limit++;
-        fail_request(f, 503, "too many requests to the cluster", "X-Shoal-Limit",
-                     "max_requests");
+        fail_request(f, 503, "too many requests to the cluster", "X-Shoal-Limit", "max_requests");
         return;
     }
     if (f->attempts == 0) { /* the breaker admits requests; their retries go with them */
@@ -558,8 +535,8 @@ static void fwd_start_attempt(struct fwd *f)
     }
     proxy_pick_exclusions(c->excluded, f->attempts ? c->tried : NULL, cl->nendpoints,
                           cl->outlier.panic_percent);
-    struct proxy_pick_ctx pc = {.excluded = c->excluded, .active = c->active,
-                                .hash_key = f->hash_key, .avoid = f->prev_ep};
+    struct proxy_pick_ctx pc = {
+        .excluded = c->excluded, .active = c->active, .hash_key = f->hash_key, .avoid = f->prev_ep};
     f->ep = proxy_lb_pick(cl, &c->lb, &pc);
     if (f->ep == UINT32_MAX) {
         fail_request(f, 503, "no endpoints in the cluster", NULL, NULL);
@@ -583,8 +560,7 @@ static void fwd_start_attempt(struct fwd *f)
         .idle_timeout_ms = cl->timeouts.idle_ms,
         .max_pending = cl->breaker.max_pending,
     };
-    if (d.host.len == 0)
-        d.host = SLICE("localhost");
+    if (d.host.len == 0) d.host = SLICE("localhost");
     f->attempts++;
     f->attempt_us = sh_now_us();
     f->upstream_status = 0;
@@ -604,8 +580,7 @@ static void fwd_start_attempt(struct fwd *f)
         fail_request(f, 502, "cannot send the body", NULL, NULL);
         return;
     }
-    if (f->body_complete)
-        http_creq_finish(f->cr);
+    if (f->body_complete) http_creq_finish(f->cr);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -620,12 +595,10 @@ static void down_body(struct http_exchange *ex, struct slice chunk, void *data)
         /* Request buffering (nginx's default): a body up to RETRY_BODY_MAX is read whole
          * before the upstream hears of the request, so a malformed one never reaches it and a
          * retry can replay it. A bigger one starts streaming once the buffer is full. */
-        if (f->body.len + chunk.len <= RETRY_BODY_MAX && buf_appends(&f->body, chunk) == 0)
-            return;
+        if (f->body.len + chunk.len <= RETRY_BODY_MAX && buf_appends(&f->body, chunk) == 0) return;
         f->attempted = true;
         fwd_start_attempt(f);
-        if (!f->ex)
-            return;
+        if (!f->ex) return;
     }
     if (f->body_kept) {
         if (f->body.len + chunk.len > RETRY_BODY_MAX || buf_appends(&f->body, chunk) != 0) {
@@ -635,8 +608,7 @@ static void down_body(struct http_exchange *ex, struct slice chunk, void *data)
     }
     if (f->cr) {
         rc = http_creq_write(f->cr, chunk.ptr, chunk.len);
-        if (rc == HTTP_AGAIN)
-            http_exchange_pause(ex);
+        if (rc == HTTP_AGAIN) http_exchange_pause(ex);
     } else if (!f->body_kept) {
         http_exchange_pause(ex); /* waiting for an attempt; nothing must be lost */
     }
@@ -653,8 +625,7 @@ static void down_body_end(struct http_exchange *ex, void *data)
         fwd_start_attempt(f);
         return;
     }
-    if (f->cr)
-        http_creq_finish(f->cr);
+    if (f->cr) http_creq_finish(f->cr);
 }
 
 static void down_drain(struct http_exchange *ex, void *data)
@@ -662,8 +633,7 @@ static void down_drain(struct http_exchange *ex, void *data)
     struct fwd *f = data;
 
     (void)ex;
-    if (f->cr)
-        http_creq_resume(f->cr);
+    if (f->cr) http_creq_resume(f->cr);
 }
 
 static void down_abort(struct http_exchange *ex, int err, void *data)
@@ -682,9 +652,10 @@ static void down_abort(struct http_exchange *ex, int err, void *data)
     fwd_end(f); /* a pending backoff timer is stopped there */
 }
 
-static const struct http_exchange_handlers down_handlers = {
-    .on_body = down_body, .on_body_end = down_body_end, .on_drain = down_drain,
-    .on_abort = down_abort};
+static const struct http_exchange_handlers down_handlers = {.on_body = down_body,
+                                                            .on_body_end = down_body_end,
+                                                            .on_drain = down_drain,
+                                                            .on_abort = down_abort};
 
 /* ------------------------------------------------------------------------------------------
  * Request entry
@@ -750,8 +721,7 @@ static void fwd_end(struct fwd *f)
 {
     struct gw_worker *w = f->w;
 
-    if (f->ended)
-        return;
+    if (f->ended) return;
     f->ended = true;
     breaker_outcome(f);
     {
@@ -765,10 +735,8 @@ static void fwd_end(struct fwd *f)
                                      (double)(sh_now_us() - f->start_us) / 1e6);
         }
     }
-    if (f->ex)
-        http_exchange_abort(f->ex);
-    if (f->st->cfg->access_log)
-        access_log(f);
+    if (f->ex) http_exchange_abort(f->ex);
+    if (f->st->cfg->access_log) access_log(f);
     proxy__state_unref(f->st);
     f->st = NULL;
     if (f->timer) {
@@ -783,8 +751,7 @@ static void fwd_end(struct fwd *f)
 
 static bool valid_request_id(struct slice v)
 {
-    if (v.len == 0 || v.len > 40)
-        return false;
+    if (v.len == 0 || v.len > 40) return false;
     for (size_t i = 0; i < v.len; i++) {
         char c = v.ptr[i];
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -803,8 +770,7 @@ static int build_fields(struct fwd *f, const struct http_head *h)
     struct http_out_field *fl = arena_alloc(a, cap * sizeof(*fl));
     struct slice xff = SLICE_NULL;
 
-    if (!fl)
-        return SH_ENOMEM;
+    if (!fl) return SH_ENOMEM;
     for (uint32_t i = 0; i < h->nfields; i++) {
         struct slice name = http_field_name(h, i);
         bool drop = http_is_hop_by_hop(h, name) || slice_eq_nocase(name, SLICE("host")) ||
@@ -818,15 +784,13 @@ static int build_fields(struct fwd *f, const struct http_head *h)
         }
         for (uint32_t k = 0; !drop && k < r->nremove_request_headers; k++)
             drop = slice_eq_nocase(name, slice_from_cstr(r->remove_request_headers[k]));
-        if (!drop)
-            fl[n++] = (struct http_out_field){name, http_field_value(h, i)};
+        if (!drop) fl[n++] = (struct http_out_field){name, http_field_value(h, i)};
     }
     /* X-Forwarded-For: what came in, plus this client */
     if (xff.len) {
         size_t len = xff.len + 2 + strlen(f->clientip);
         char *v = arena_alloc(a, len + 1);
-        if (!v)
-            return SH_ENOMEM;
+        if (!v) return SH_ENOMEM;
         snprintf(v, len + 1, "%.*s, %s", (int)xff.len, xff.ptr, f->clientip);
         fl[n++] = (struct http_out_field){SLICE("X-Forwarded-For"), slice_from_cstr(v)};
     } else {
@@ -860,8 +824,7 @@ static int build_target(struct fwd *f, const struct http_head *h)
     if (r->prefix_rewrite && r->path_kind == PROXY_PATH_PREFIX) {
         size_t plen = strlen(r->path), rlen = strlen(r->prefix_rewrite);
         char *nt = arena_alloc(http_exchange_arena(f->ex), t.len - plen + rlen + 2);
-        if (!nt)
-            return SH_ENOMEM;
+        if (!nt) return SH_ENOMEM;
         struct slice rest = {t.ptr + plen, t.len - plen};
         /* "/api" -> "/" on "/api/x" gives "/x", not "//x" */
         if (rlen && r->prefix_rewrite[rlen - 1] == '/' && rest.len && rest.ptr[0] == '/') {
@@ -895,15 +858,13 @@ static struct slice hash_key_of(const struct proxy_cluster *cl, const struct htt
         return v;
     case PROXY_HASH_COOKIE: {
         struct slice cookies, rest, item, name = slice_from_cstr(cl->hash_key);
-        if (!http_head_get(h, SLICE("cookie"), &cookies))
-            return SLICE_NULL;
+        if (!http_head_get(h, SLICE("cookie"), &cookies)) return SLICE_NULL;
         rest = cookies;
         while (rest.ptr) {
             rest = slice_split(rest, ';', &item);
             item = slice_trim(item);
             struct slice k, val = slice_split(item, '=', &k);
-            if (val.ptr && slice_eq(k, name))
-                return val;
+            if (val.ptr && slice_eq(k, name)) return val;
         }
         return SLICE_NULL;
     }
@@ -921,15 +882,12 @@ static bool rate_limited(struct fwd *f, const struct http_head *h, uint32_t *ret
     double rate = rl->rate_per_s / (double)f->w->gw->nworkers;
     double burst = rl->burst ? (double)rl->burst : SH_MAX(1.0, rl->rate_per_s);
 
-    if (rl->rate_per_s <= 0)
-        return false;
+    if (rl->rate_per_s <= 0) return false;
     if (rl->key == PROXY_RL_HEADER && !http_head_get(h, slice_from_cstr(rl->header), &key))
         key = SLICE("");
     uint32_t kh = proxy_hash(key);
-    *retry_after_s = proxy_bucket_take(&rr->buckets[kh % rr->nbuckets], kh, rate, burst,
-                                       now_ms(f));
-    if (*retry_after_s == 0)
-        return false;
+    *retry_after_s = proxy_bucket_take(&rr->buckets[kh % rr->nbuckets], kh, rate, burst, now_ms(f));
+    if (*retry_after_s == 0) return false;
     metric_counter_inc(MH(f)->route_ratelimited[f->route - f->st->cfg->routes], f->w->index);
     return true;
 }
@@ -1037,7 +995,7 @@ void proxy__on_request(struct http_exchange *ex, void *data)
     f->rp = f->route->has_retry ? &f->route->retry : &f->crt->cfg->retry;
     f->deadline_ms = now_ms(f) + f->to->request_ms;
     proxy_budget_earn(&f->crt->budget, f->rp, now_ms(f));
-    f->req_cl = h->body == HTTP_BODY_LENGTH ? (int64_t)h->content_length
+    f->req_cl = h->body == HTTP_BODY_LENGTH    ? (int64_t)h->content_length
                 : h->body == HTTP_BODY_CHUNKED ? -1
                                                : 0;
     f->body_complete = h->body == HTTP_BODY_NONE;
@@ -1051,8 +1009,7 @@ void proxy__on_request(struct http_exchange *ex, void *data)
         f->attempted = true;
         fwd_start_attempt(f);
     }
-    if (f->ex)
-        http_exchange_resume(f->ex); /* read the body (sends 100 Continue when expected) */
+    if (f->ex) http_exchange_resume(f->ex); /* read the body (sends 100 Continue when expected) */
     return;
 done:
     fwd_end(f);

@@ -24,10 +24,8 @@ static void gw_snapshot_free(void *obj, void *data)
     (void)data;
     proxy__metrics_release(&gs->mh);
     for (uint32_t i = 0; i < gs->health.nclusters; i++) {
-        if (gs->health.healthy)
-            sh_free((void *)gs->health.healthy[i]);
-        if (gs->health.revival)
-            sh_free((void *)gs->health.revival[i]);
+        if (gs->health.healthy) sh_free((void *)gs->health.healthy[i]);
+        if (gs->health.revival) sh_free((void *)gs->health.revival[i]);
     }
     sh_free(gs->health.healthy);
     sh_free(gs->health.revival);
@@ -42,26 +40,23 @@ static struct gw_snapshot *gw_snapshot_new(struct proxy_config *cfg, const struc
 {
     struct gw_snapshot *gs = sh_calloc(1, sizeof(*gs));
 
-    if (!gs)
-        return NULL;
+    if (!gs) return NULL;
     gs->cfg = cfg;
     gs->health.nclusters = cfg->nclusters;
     gs->health.healthy = sh_calloc(cfg->nclusters + 1, sizeof(*gs->health.healthy));
     gs->health.revival = sh_calloc(cfg->nclusters + 1, sizeof(*gs->health.revival));
-    if (!gs->health.healthy || !gs->health.revival)
-        goto fail;
+    if (!gs->health.healthy || !gs->health.revival) goto fail;
     for (uint32_t i = 0; i < cfg->nclusters; i++) {
         const struct proxy_cluster *cl = &cfg->clusters[i];
         int pi = prev ? proxy_cluster_index(prev->cfg, cl->name) : -1;
         gs->health.healthy[i] = sh_calloc(cl->nendpoints + 1, sizeof(_Atomic uint8_t));
         gs->health.revival[i] = sh_calloc(cl->nendpoints + 1, sizeof(_Atomic uint32_t));
-        if (!gs->health.healthy[i] || !gs->health.revival[i])
-            goto fail;
+        if (!gs->health.healthy[i] || !gs->health.revival[i]) goto fail;
         for (uint32_t e = 0; e < cl->nendpoints; e++) {
             uint8_t v = 1;
             uint32_t rv = 0;
-            int k = pi >= 0 ? proxy__endpoint_index(&prev->cfg->clusters[pi], &cl->endpoints[e])
-                            : -1;
+            int k =
+                pi >= 0 ? proxy__endpoint_index(&prev->cfg->clusters[pi], &cl->endpoints[e]) : -1;
             if (k >= 0) {
                 v = atomic_load(&prev->health.healthy[pi][k]);
                 rv = atomic_load(&prev->health.revival[pi][k]);
@@ -112,8 +107,7 @@ static void worker_stats_tick(uv_timer_t *t)
     struct gw_worker *w = t->data;
     struct http_server_stats st;
 
-    if (!w->srv)
-        return;
+    if (!w->srv) return;
     http_server_stats(w->srv, &st);
     metric_gauge_set(w->connections, (double)st.active_conns);
 }
@@ -123,11 +117,9 @@ void proxy__worker_prepare(uv_prepare_t *p)
 {
     struct gw_worker *w = p->data;
 
-    if (w->access_log.len)
-        proxy__log_flush(w);
+    if (w->access_log.len) proxy__log_flush(w);
     proxy__fwd_reap(w);
-    if (!w->access_log.len && !w->dead)
-        uv_prepare_stop(p);
+    if (!w->access_log.len && !w->dead) uv_prepare_stop(p);
 }
 
 static void worker_main(void *arg)
@@ -152,17 +144,15 @@ static int worker_init(struct proxy_gateway *gw, struct gw_worker *w, uint32_t i
 
     w->gw = gw;
     w->index = index;
-    w->rng = sh_now_us() * 2654435761u + index * 0x9e3779b97f4a7c15ull + (uint64_t)(unsigned)getpid();
+    w->rng =
+        sh_now_us() * 2654435761u + index * 0x9e3779b97f4a7c15ull + (uint64_t)(unsigned)getpid();
     rc = uv_loop_init(&w->loop);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     w->loop_ready = true;
     rc = snap_reader_register(gw->dom, &w->reader);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     rc = sh_listen_parse(cfg->listen, &ss, d);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     if (gw->port) /* the first worker's port, when the config asked for any free one */
         sh_addr_set_port(&ss, gw->port);
     struct http_server_config scfg = {
@@ -173,17 +163,16 @@ static int worker_init(struct proxy_gateway *gw, struct gw_worker *w, uint32_t i
         .data = w,
     };
     rc = http_server_new(&w->loop, &scfg, &w->srv, d);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     gw->port = http_server_port(w->srv); /* workers after the first join the same port */
-    struct http_client_config ccfg = { /* each request passes its cluster's own settings */
+    struct http_client_config ccfg = {
+        /* each request passes its cluster's own settings */
         .idle_timeout_ms = 60000,
         .connect_timeout_ms = 2000,
         .max_idle_per_host = 128,
     };
     rc = http_client_new(&w->loop, &ccfg, &w->client);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     uv_async_init(&w->loop, &w->wake, worker_wake);
     w->wake.data = w;
     uv_prepare_init(&w->loop, &w->log_flush);
@@ -197,8 +186,7 @@ static int worker_init(struct proxy_gateway *gw, struct gw_worker *w, uint32_t i
     w->handles_ready = true;
     trace_rng_init(&w->trng);
     rc = proxy__metrics_worker_init(gw, w);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     return 0;
 }
 
@@ -317,13 +305,11 @@ static int hc_alloc_state(struct proxy_gateway *gw)
 
     hc_free_state(gw);
     gw->hc = sh_calloc(cfg->nclusters + 1, sizeof(*gw->hc));
-    if (!gw->hc)
-        return SH_ENOMEM;
+    if (!gw->hc) return SH_ENOMEM;
     gw->hc_nclusters = cfg->nclusters;
     for (uint32_t i = 0; i < cfg->nclusters; i++) {
         gw->hc[i] = sh_calloc(cfg->clusters[i].nendpoints + 1, sizeof(**gw->hc));
-        if (!gw->hc[i])
-            return SH_ENOMEM;
+        if (!gw->hc[i]) return SH_ENOMEM;
     }
     return 0;
 }
@@ -336,16 +322,13 @@ static void hc_tick(uv_timer_t *t)
 
     for (uint32_t i = 0; i < cfg->nclusters; i++) {
         const struct proxy_cluster *cl = &cfg->clusters[i];
-        if (!cl->health.path)
-            continue;
+        if (!cl->health.path) continue;
         for (uint32_t e = 0; e < cl->nendpoints; e++) {
             struct gw_hc_state *s = &gw->hc[i][e];
             struct http_creq *cr;
-            if (s->in_flight || now < s->next_ms)
-                continue;
+            if (s->in_flight || now < s->next_ms) continue;
             struct hc_probe *p = sh_calloc(1, sizeof(*p));
-            if (!p)
-                continue;
+            if (!p) continue;
             p->gw = gw;
             p->generation = gw->generation;
             p->cluster = i;
@@ -385,16 +368,14 @@ static void gw_handle_closed(uv_handle_t *h)
 {
     struct proxy_gateway *gw = h->data;
 
-    if (--gw->open_handles == 0 && gw->free_requested)
-        sh_free(gw);
+    if (--gw->open_handles == 0 && gw->free_requested) sh_free(gw);
 }
 
 static void gw_check_stopped(struct proxy_gateway *gw)
 {
     void (*done)(void *) = gw->stop_done;
 
-    if (gw->workers_running > 0 || !gw->admin_down || !done)
-        return;
+    if (gw->workers_running > 0 || !gw->admin_down || !done) return;
     gw->stop_done = NULL;
     for (uint32_t i = 0; i < gw->nworkers; i++) {
         struct gw_worker *w = &gw->workers[i];
@@ -432,8 +413,7 @@ static int publish(struct proxy_gateway *gw, struct proxy_config *cfg)
     struct gw_snapshot *gs = gw_snapshot_new(cfg, gw->current);
     int rc;
 
-    if (!gs)
-        return SH_ENOMEM;
+    if (!gs) return SH_ENOMEM;
     rc = proxy__metrics_build(gw, gw->current ? &gw->current->mh : NULL, &gs->mh, cfg);
     if (rc == 0) {
         for (uint32_t c = 0; c < cfg->nclusters; c++)
@@ -451,8 +431,7 @@ static int publish(struct proxy_gateway *gw, struct proxy_config *cfg)
     gw->generation++;
     rc = hc_alloc_state(gw);
     for (uint32_t i = 0; i < gw->nworkers; i++) {
-        if (gw->workers[i].handles_ready)
-            uv_async_send(&gw->workers[i].wake);
+        if (gw->workers[i].handles_ready) uv_async_send(&gw->workers[i].wake);
     }
     return rc;
 }
@@ -489,8 +468,7 @@ int proxy_gateway_start(uv_loop_t *loop, struct proxy_config *cfg, struct proxy_
         goto fail;
     }
     rc = publish(gw, cfg); /* takes cfg, also on failure */
-    if (rc < 0)
-        goto fail;
+    if (rc < 0) goto fail;
     uv_async_init(loop, &gw->worker_done, worker_done_cb);
     gw->worker_done.data = gw;
     uv_timer_init(loop, &gw->health_timer);
@@ -500,29 +478,25 @@ int proxy_gateway_start(uv_loop_t *loop, struct proxy_config *cfg, struct proxy_
     gw->open_handles = 3;
     for (uint32_t i = 0; i < n; i++) {
         rc = worker_init(gw, &gw->workers[i], i, gw->current->cfg, d);
-        if (rc < 0)
-            goto fail;
+        if (rc < 0) goto fail;
     }
     if (gw->current->cfg->admin) {
         struct sockaddr_storage ss;
         rc = sh_listen_parse(gw->current->cfg->admin, &ss, d);
-        if (rc < 0)
-            goto fail;
+        if (rc < 0) goto fail;
         struct http_server_config acfg = {
             .addr = &ss,
             .on_request = admin_request,
             .data = gw,
         };
         rc = http_server_new(loop, &acfg, &gw->admin, d);
-        if (rc < 0)
-            goto fail;
+        if (rc < 0) goto fail;
         gw->admin_port = http_server_port(gw->admin);
     } else {
         gw->admin_down = true;
     }
     rc = http_client_new(loop, NULL, &gw->health_client);
-    if (rc < 0)
-        goto fail;
+    if (rc < 0) goto fail;
     for (uint32_t i = 0; i < n; i++) {
         rc = uv_thread_create(&gw->workers[i].thread, worker_main, &gw->workers[i]);
         if (rc < 0) {
@@ -540,8 +514,7 @@ int proxy_gateway_start(uv_loop_t *loop, struct proxy_config *cfg, struct proxy_
 fail:
     for (uint32_t i = 0; gw->workers && i < n; i++) {
         struct gw_worker *w = &gw->workers[i];
-        if (!w->thread_started)
-            continue;
+        if (!w->thread_started) continue;
         w->stopping = true; /* stop_deadline_ms is 0: close at once */
         uv_async_send(&w->wake);
         uv_thread_join(&w->thread);
@@ -591,8 +564,7 @@ uint16_t proxy_gateway_admin_port(const struct proxy_gateway *gw)
 void proxy_gateway_stop(struct proxy_gateway *gw, uint32_t deadline_ms, void (*done)(void *),
                         void *data)
 {
-    if (gw->stopping)
-        return;
+    if (gw->stopping) return;
     gw->stopping = true;
     gw->stop_done = done;
     gw->stop_data = data;
@@ -601,11 +573,9 @@ void proxy_gateway_stop(struct proxy_gateway *gw, uint32_t deadline_ms, void (*d
     for (uint32_t i = 0; i < gw->nworkers; i++) {
         struct gw_worker *w = &gw->workers[i];
         w->stopping = true;
-        if (w->thread_started)
-            uv_async_send(&w->wake);
+        if (w->thread_started) uv_async_send(&w->wake);
     }
-    if (gw->admin)
-        http_server_shutdown(gw->admin, deadline_ms, admin_down, gw);
+    if (gw->admin) http_server_shutdown(gw->admin, deadline_ms, admin_down, gw);
     gw->admin_down = gw->admin == NULL;
     gw_check_stopped(gw);
 }
@@ -613,12 +583,9 @@ void proxy_gateway_stop(struct proxy_gateway *gw, uint32_t deadline_ms, void (*d
 static void worker_release_unstarted(struct gw_worker *w)
 {
     /* a worker whose thread never ran: close its handles on its own loop here */
-    if (!w->loop_ready)
-        return;
-    if (w->srv)
-        http_server_free(w->srv);
-    if (w->client)
-        http_client_free(w->client);
+    if (!w->loop_ready) return;
+    if (w->srv) http_server_free(w->srv);
+    if (w->client) http_client_free(w->client);
     if (w->handles_ready) {
         uv_close((uv_handle_t *)&w->wake, NULL);
         uv_close((uv_handle_t *)&w->log_flush, NULL);
@@ -633,14 +600,11 @@ static void worker_release_unstarted(struct gw_worker *w)
 
 void proxy_gateway_free(struct proxy_gateway *gw)
 {
-    if (!gw)
-        return;
+    if (!gw) return;
     for (uint32_t i = 0; gw->workers && i < gw->nworkers; i++) {
-        if (!gw->workers[i].thread_started)
-            worker_release_unstarted(&gw->workers[i]);
+        if (!gw->workers[i].thread_started) worker_release_unstarted(&gw->workers[i]);
     }
-    if (gw->admin)
-        http_server_free(gw->admin);
+    if (gw->admin) http_server_free(gw->admin);
     http_client_free(gw->health_client);
     hc_free_state(gw);
     snap_domain_free(gw->dom);

@@ -27,8 +27,7 @@ int proxy_lb_state_init(struct proxy_lb_state *st, const struct proxy_cluster *c
     st->rr_next = (uint32_t)(seed % (cl->nendpoints ? cl->nendpoints : 1));
     if (cl->lb == PROXY_LB_WEIGHTED && cl->nendpoints) {
         st->wrr_current = sh_calloc(cl->nendpoints, sizeof(*st->wrr_current));
-        if (!st->wrr_current)
-            return SH_ENOMEM;
+        if (!st->wrr_current) return SH_ENOMEM;
     }
     return 0;
 }
@@ -41,8 +40,7 @@ void proxy_lb_state_release(struct proxy_lb_state *st)
 
 static bool usable(const struct proxy_pick_ctx *ctx, uint32_t i, bool panic)
 {
-    if (!panic && ctx->excluded && ctx->excluded[i])
-        return false;
+    if (!panic && ctx->excluded && ctx->excluded[i]) return false;
     return true;
 }
 
@@ -53,11 +51,9 @@ static uint32_t pick_rr(const struct proxy_cluster *cl, struct proxy_lb_state *s
 
     for (uint32_t k = 0; k < n; k++) {
         uint32_t i = (st->rr_next + k) % n;
-        if (!usable(ctx, i, panic))
-            continue;
+        if (!usable(ctx, i, panic)) continue;
         if (i == ctx->avoid && n > 1) {
-            if (fallback == UINT32_MAX)
-                fallback = i;
+            if (fallback == UINT32_MAX) fallback = i;
             continue;
         }
         st->rr_next = (i + 1) % n;
@@ -75,15 +71,12 @@ static uint32_t pick_wrr(const struct proxy_cluster *cl, struct proxy_lb_state *
     uint32_t best = UINT32_MAX;
 
     for (uint32_t i = 0; i < cl->nendpoints; i++) {
-        if (!usable(ctx, i, panic) || (i == ctx->avoid && cl->nendpoints > 1))
-            continue;
+        if (!usable(ctx, i, panic) || (i == ctx->avoid && cl->nendpoints > 1)) continue;
         st->wrr_current[i] += cl->endpoints[i].weight;
         total += cl->endpoints[i].weight;
-        if (best == UINT32_MAX || st->wrr_current[i] > st->wrr_current[best])
-            best = i;
+        if (best == UINT32_MAX || st->wrr_current[i] > st->wrr_current[best]) best = i;
     }
-    if (best == UINT32_MAX)
-        return ctx->avoid < cl->nendpoints ? ctx->avoid : UINT32_MAX;
+    if (best == UINT32_MAX) return ctx->avoid < cl->nendpoints ? ctx->avoid : UINT32_MAX;
     st->wrr_current[best] -= total;
     return best;
 }
@@ -96,8 +89,7 @@ static uint32_t pick_random(const struct proxy_cluster *cl, struct proxy_lb_stat
 
     for (uint32_t k = 0; k < n; k++) {
         uint32_t i = (start + k) % n;
-        if (usable(ctx, i, panic) && (i != ctx->avoid || n == 1))
-            return i;
+        if (usable(ctx, i, panic) && (i != ctx->avoid || n == 1)) return i;
     }
     return ctx->avoid < n ? ctx->avoid : UINT32_MAX;
 }
@@ -109,8 +101,7 @@ static uint32_t pick_least(const struct proxy_cluster *cl, struct proxy_lb_state
 {
     uint32_t a = pick_random(cl, st, ctx, panic), b = pick_random(cl, st, ctx, panic);
 
-    if (a == UINT32_MAX || b == UINT32_MAX || !ctx->active)
-        return a;
+    if (a == UINT32_MAX || b == UINT32_MAX || !ctx->active) return a;
     /* active[a]/w[a] < active[b]/w[b] without division */
     uint64_t la = (uint64_t)ctx->active[a] * cl->endpoints[b].weight;
     uint64_t lb = (uint64_t)ctx->active[b] * cl->endpoints[a].weight;
@@ -122,8 +113,7 @@ static uint32_t pick_ring(const struct proxy_cluster *cl, const struct proxy_pic
 {
     uint32_t h = proxy_hash(ctx->hash_key), lo = 0, hi = cl->nring;
 
-    if (cl->nring == 0)
-        return UINT32_MAX;
+    if (cl->nring == 0) return UINT32_MAX;
     while (lo < hi) { /* first point >= h */
         uint32_t mid = lo + (hi - lo) / 2;
         if (cl->ring[mid] < h)
@@ -133,8 +123,7 @@ static uint32_t pick_ring(const struct proxy_cluster *cl, const struct proxy_pic
     }
     for (uint32_t k = 0; k < cl->nring; k++) {
         uint32_t ep = cl->ring_eps[(lo + k) % cl->nring];
-        if (usable(ctx, ep, panic) && (ep != ctx->avoid || cl->nendpoints == 1))
-            return ep;
+        if (usable(ctx, ep, panic) && (ep != ctx->avoid || cl->nendpoints == 1)) return ep;
     }
     return UINT32_MAX;
 }
@@ -144,13 +133,11 @@ static uint32_t pick_maglev(const struct proxy_cluster *cl, const struct proxy_p
 {
     uint32_t h = proxy_hash(ctx->hash_key);
 
-    if (cl->nmaglev == 0)
-        return UINT32_MAX;
+    if (cl->nmaglev == 0) return UINT32_MAX;
     for (uint32_t k = 0; k < cl->nmaglev; k++) {
         /* an excluded endpoint's keys move to the next slots' owners */
         uint32_t ep = cl->maglev[(h + k) % cl->nmaglev];
-        if (usable(ctx, ep, panic) && (ep != ctx->avoid || cl->nendpoints == 1))
-            return ep;
+        if (usable(ctx, ep, panic) && (ep != ctx->avoid || cl->nendpoints == 1)) return ep;
     }
     return UINT32_MAX;
 }
@@ -180,11 +167,9 @@ uint32_t proxy_lb_pick(const struct proxy_cluster *cl, struct proxy_lb_state *st
 {
     uint32_t i;
 
-    if (cl->nendpoints == 0)
-        return UINT32_MAX;
+    if (cl->nendpoints == 0) return UINT32_MAX;
     i = pick(cl, st, ctx, false);
-    if (i == UINT32_MAX)
-        i = pick(cl, st, ctx, true); /* everything excluded: panic, use them all */
+    if (i == UINT32_MAX) i = pick(cl, st, ctx, true); /* everything excluded: panic, use them all */
     return i;
 }
 
@@ -201,8 +186,7 @@ static int cmp_point(const void *a, const void *b)
 {
     const struct ring_point *x = a, *y = b;
 
-    if (x->hash != y->hash)
-        return x->hash < y->hash ? -1 : 1;
+    if (x->hash != y->hash) return x->hash < y->hash ? -1 : 1;
     return x->ep < y->ep ? -1 : x->ep > y->ep; /* ties broken the same way every time */
 }
 
@@ -282,11 +266,8 @@ static int build_maglev(struct proxy_cluster *cl, struct arena *a)
 
 int proxy__lb_build(struct proxy_cluster *cl, struct arena *a)
 {
-    if (cl->nendpoints == 0)
-        return 0;
-    if (cl->lb == PROXY_LB_RING_HASH)
-        return build_ring(cl, a);
-    if (cl->lb == PROXY_LB_MAGLEV)
-        return build_maglev(cl, a);
+    if (cl->nendpoints == 0) return 0;
+    if (cl->lb == PROXY_LB_RING_HASH) return build_ring(cl, a);
+    if (cl->lb == PROXY_LB_MAGLEV) return build_maglev(cl, a);
     return 0;
 }

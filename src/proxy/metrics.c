@@ -26,19 +26,25 @@ static const char *const l_endpoint_class[] = {"cluster", "endpoint", "class"};
 static const char *const l_endpoint[] = {"cluster", "endpoint"};
 static const char *const l_worker[] = {"worker"};
 
-#define FAM(field, n, h, t, labels)                                                            \
-    {offsetof(struct gw_families, field),                                                      \
-     {.name = (n), .help = (h), .type = (t), .label_names = (labels),                          \
-      .label_count = SH_ARRAY_LEN(labels)}}
+#define FAM(field, n, h, t, labels)                                                                \
+    {                                                                                              \
+        offsetof(struct gw_families, field),                                                       \
+        {                                                                                          \
+            .name = (n), .help = (h), .type = (t), .label_names = (labels),                        \
+            .label_count = SH_ARRAY_LEN(labels)                                                    \
+        }                                                                                          \
+    }
 
 static const struct family_def families[] = {
     {offsetof(struct gw_families, requests),
-     {.name = "shoal_gateway_requests_total", .help = "Requests received by the gateway.",
+     {.name = "shoal_gateway_requests_total",
+      .help = "Requests received by the gateway.",
       .type = METRIC_COUNTER}},
     FAM(responses, "shoal_gateway_responses_total",
         "Responses sent by the gateway, by status class.", METRIC_COUNTER, l_class),
     {offsetof(struct gw_families, retries),
-     {.name = "shoal_gateway_retries_total", .help = "Upstream attempts that were retries.",
+     {.name = "shoal_gateway_retries_total",
+      .help = "Upstream attempts that were retries.",
       .type = METRIC_COUNTER}},
     {offsetof(struct gw_families, fast_fails),
      {.name = "shoal_gateway_fast_fails_total",
@@ -153,11 +159,10 @@ void proxy__metrics_release(struct gw_mh *mh)
     memset(mh, 0, sizeof(*mh));
 }
 
-#define ALLOC(ptr, n)                                                                          \
-    do {                                                                                       \
-        (ptr) = sh_calloc((n) + 1, sizeof(*(ptr)));                                            \
-        if (!(ptr))                                                                            \
-            return SH_ENOMEM;                                                                  \
+#define ALLOC(ptr, n)                                                                              \
+    do {                                                                                           \
+        (ptr) = sh_calloc((n) + 1, sizeof(*(ptr)));                                                \
+        if (!(ptr)) return SH_ENOMEM;                                                              \
     } while (0)
 
 int proxy__metrics_build(struct proxy_gateway *gw, const struct gw_mh *prev, struct gw_mh *mh,
@@ -165,8 +170,7 @@ int proxy__metrics_build(struct proxy_gateway *gw, const struct gw_mh *prev, str
 {
     const struct gw_families *f = &gw->fam;
 
-    if (prev)
-        retire_all((struct gw_mh *)prev);
+    if (prev) retire_all((struct gw_mh *)prev);
     mh->nroutes = cfg->nroutes;
     mh->nclusters = cfg->nclusters;
     SH_TRY(metric_counter_get(f->requests, NULL, 0, &mh->requests));
@@ -186,7 +190,7 @@ int proxy__metrics_build(struct proxy_gateway *gw, const struct gw_mh *prev, str
         for (int k = 0; k < GW_CLASSES; k++) {
             v[1] = slice_from_cstr(class_names[k]);
             SH_TRY(metric_counter_get(f->route_requests, v, 2,
-                                   &mh->route_requests[r * GW_CLASSES + (uint32_t)k]));
+                                      &mh->route_requests[r * GW_CLASSES + (uint32_t)k]));
         }
         SH_TRY(metric_histogram_get(f->route_duration, v, 1, &mh->route_duration[r]));
         SH_TRY(metric_counter_get(f->route_ratelimited, v, 1, &mh->route_ratelimited[r]));
@@ -208,7 +212,7 @@ int proxy__metrics_build(struct proxy_gateway *gw, const struct gw_mh *prev, str
         for (int k = 0; k < GW_CLASSES; k++) {
             v[1] = slice_from_cstr(class_names[k]);
             SH_TRY(metric_counter_get(f->cluster_requests, v, 2,
-                                   &mh->cluster_requests[c * GW_CLASSES + (uint32_t)k]));
+                                      &mh->cluster_requests[c * GW_CLASSES + (uint32_t)k]));
         }
         SH_TRY(metric_histogram_get(f->cluster_duration, v, 1, &mh->cluster_duration[c]));
         SH_TRY(metric_counter_get(f->cluster_retries, v, 1, &mh->cluster_retries[c]));
@@ -224,7 +228,7 @@ int proxy__metrics_build(struct proxy_gateway *gw, const struct gw_mh *prev, str
             for (int k = 0; k < GW_CLASSES; k++) {
                 v[2] = slice_from_cstr(class_names[k]);
                 SH_TRY(metric_counter_get(f->endpoint_requests, v, 3,
-                                       &mh->endpoint_requests[c][e * GW_CLASSES + (uint32_t)k]));
+                                          &mh->endpoint_requests[c][e * GW_CLASSES + (uint32_t)k]));
             }
             SH_TRY(metric_gauge_get(f->endpoint_healthy, v, 2, &mh->endpoint_healthy[c][e]));
         }
@@ -239,8 +243,7 @@ int proxy_gateway_cluster_load(const struct proxy_gateway *gw, const char *clust
     int c = gs ? proxy_cluster_index(gs->cfg, cluster) : -1;
 
     memset(out, 0, sizeof(*out));
-    if (c < 0)
-        return SH_ENOENT;
+    if (c < 0) return SH_ENOENT;
     for (uint32_t k = 0; k < GW_CLASSES; k++)
         out->attempts += metric_counter_read(gs->mh.cluster_requests[(uint32_t)c * GW_CLASSES + k]);
     out->in_flight = metric_gauge_read(gs->mh.cluster_in_flight[c]);
@@ -271,8 +274,7 @@ uint64_t proxy_gateway_endpoint_attempts(const struct proxy_gateway *gw, const c
     uint32_t c, e;
     uint64_t n = 0;
 
-    if (!find_endpoint(gs, cluster, endpoint, &c, &e))
-        return 0;
+    if (!find_endpoint(gs, cluster, endpoint, &c, &e)) return 0;
     for (uint32_t k = 0; k < GW_CLASSES; k++)
         n += metric_counter_read(gs->mh.endpoint_requests[c][e * GW_CLASSES + k]);
     return n;

@@ -43,15 +43,15 @@ struct proxy_timeouts {
 };
 
 struct proxy_retry {
-    uint32_t max_retries;   /* default 2 */
-    uint32_t on;            /* enum proxy_retry_on; default connect|reset|timeout */
-    uint16_t statuses[8];   /* with PROXY_RETRY_STATUS */
+    uint32_t max_retries; /* default 2 */
+    uint32_t on;          /* enum proxy_retry_on; default connect|reset|timeout */
+    uint16_t statuses[8]; /* with PROXY_RETRY_STATUS */
     uint32_t nstatuses;
-    uint32_t backoff_base_ms; /* default 25ms; doubles per retry, full jitter */
-    uint32_t backoff_max_ms;  /* default 250ms */
-    double budget_ratio;      /* retries at most this share of requests; default 0.2 */
+    uint32_t backoff_base_ms;  /* default 25ms; doubles per retry, full jitter */
+    uint32_t backoff_max_ms;   /* default 250ms */
+    double budget_ratio;       /* retries at most this share of requests; default 0.2 */
     uint32_t budget_min_per_s; /* retries always allowed at this rate; default 10 */
-    bool non_idempotent;      /* retry POST/PATCH too (the route opts in) */
+    bool non_idempotent;       /* retry POST/PATCH too (the route opts in) */
 };
 
 /* The cluster's breaker judges requests, not attempts: a request counts once, with the outcome
@@ -71,28 +71,28 @@ struct proxy_breaker {
  * in a row is ejected for base_ejection_ms times its recent ejections; a passing active health
  * check, or a new registration of the endpoint, returns it at once. */
 struct proxy_outlier {
-    uint32_t consecutive_errors; /* 5xx or connect errors in a row to eject; default 5; 0 = off */
-    uint32_t base_ejection_ms;   /* first ejection; grows with each; default 30s */
-    uint32_t max_ejection_ms;    /* default 300s */
+    uint32_t consecutive_errors;   /* 5xx or connect errors in a row to eject; default 5; 0 = off */
+    uint32_t base_ejection_ms;     /* first ejection; grows with each; default 30s */
+    uint32_t max_ejection_ms;      /* default 300s */
     uint32_t max_ejection_percent; /* never eject more than this share; default 50 */
-    uint32_t panic_percent;      /* when fewer than this share of the endpoints are healthy
-                                  * and not ejected, route to all of them; default 50; 0 = off
-                                  * (still all of them when none is left) */
+    uint32_t panic_percent;        /* when fewer than this share of the endpoints are healthy
+                                    * and not ejected, route to all of them; default 50; 0 = off
+                                    * (still all of them when none is left) */
 };
 
 struct proxy_health {
-    const char *path;           /* NULL = no active checks */
-    uint16_t expect_status;     /* default 200 (any 2xx when 0) */
-    uint32_t interval_ms;       /* default 5s */
-    uint32_t timeout_ms;        /* default 2s */
-    uint32_t healthy_threshold; /* default 2 */
+    const char *path;             /* NULL = no active checks */
+    uint16_t expect_status;       /* default 200 (any 2xx when 0) */
+    uint32_t interval_ms;         /* default 5s */
+    uint32_t timeout_ms;          /* default 2s */
+    uint32_t healthy_threshold;   /* default 2 */
     uint32_t unhealthy_threshold; /* default 3 */
 };
 
 struct proxy_endpoint {
     struct sockaddr_storage addr;
-    const char *name; /* "127.0.0.1:8081" */
-    uint32_t weight;  /* default 1 */
+    const char *name;    /* "127.0.0.1:8081" */
+    uint32_t weight;     /* default 1 */
     uint64_t generation; /* registry-fed: when this registration began (a re-registered
                           * instance is a new endpoint: nothing learnt about the old one
                           * carries over); 0 for static endpoints */
@@ -112,10 +112,10 @@ struct proxy_cluster {
     struct proxy_outlier outlier;
     struct proxy_health health;
     /* derived at build time */
-    uint32_t *ring;      /* RING_HASH: sorted hash points, ring_eps the endpoint of each */
+    uint32_t *ring; /* RING_HASH: sorted hash points, ring_eps the endpoint of each */
     uint32_t *ring_eps;
     uint32_t nring;
-    uint32_t *maglev;    /* MAGLEV: lookup table of endpoint indexes */
+    uint32_t *maglev; /* MAGLEV: lookup table of endpoint indexes */
     uint32_t nmaglev;
 };
 
@@ -158,8 +158,8 @@ struct proxy_route {
     /* match */
     enum proxy_path_match path_kind;
     const char *path;
-    const char *host;  /* NULL = any; "*.example.com" matches subdomains */
-    uint32_t methods;  /* bit (1 << enum http_method); 0 = any */
+    const char *host; /* NULL = any; "*.example.com" matches subdomains */
+    uint32_t methods; /* bit (1 << enum http_method); 0 = any */
     struct proxy_header_match *headers;
     uint32_t nheaders;
     /* action */
@@ -183,11 +183,11 @@ struct proxy_route {
 };
 
 struct proxy_config {
-    const char *listen;  /* "127.0.0.1:8080" */
+    const char *listen;              /* "127.0.0.1:8080" */
     const char *control_plane;       /* admin API address for registry-fed clusters, or NULL */
     const char *control_plane_token; /* NULL = none (reads from loopback need none) */
-    const char *admin;   /* NULL = no admin listener */
-    uint32_t workers;    /* 0 = one per core */
+    const char *admin;               /* NULL = no admin listener */
+    uint32_t workers;                /* 0 = one per core */
     bool access_log;
     struct proxy_route *routes;
     uint32_t nroutes;
@@ -202,8 +202,8 @@ struct sh_doc;
 /* Where registry-fed clusters get their endpoints when a config is built: fill *out (in the
  * arena) and *count with the service's passing instances (0 when none known yet). */
 struct proxy_resolver {
-    int (*endpoints)(void *data, const char *service, struct arena *a,
-                     struct proxy_endpoint **out, uint32_t *count);
+    int (*endpoints)(void *data, const char *service, struct arena *a, struct proxy_endpoint **out,
+                     uint32_t *count);
     void *data;
 };
 /* Builds and validates a config from a document tree (shoal's YAML reader makes one); res may
@@ -242,10 +242,10 @@ struct proxy_lb_state {
 /* What the balancer may pick: endpoints that are ejected or unhealthy are skipped unless all
  * are, in which case all are eligible again (panic mode, as Envoy does). */
 struct proxy_pick_ctx {
-    const bool *excluded;        /* nendpoints entries, or NULL */
-    const uint32_t *active;      /* in-flight requests per endpoint (LEAST_REQUEST) */
-    struct slice hash_key;       /* for the hash balancers */
-    uint32_t avoid;              /* an endpoint to avoid (a retry), or UINT32_MAX */
+    const bool *excluded;   /* nendpoints entries, or NULL */
+    const uint32_t *active; /* in-flight requests per endpoint (LEAST_REQUEST) */
+    struct slice hash_key;  /* for the hash balancers */
+    uint32_t avoid;         /* an endpoint to avoid (a retry), or UINT32_MAX */
 };
 SH_MUST_CHECK int proxy_lb_state_init(struct proxy_lb_state *st, const struct proxy_cluster *cl,
                                       uint64_t seed);
@@ -267,10 +267,10 @@ struct proxy_breaker_state {
     enum proxy_breaker_phase phase;
     uint64_t open_until_ms;
     uint32_t consecutive_failures;
-    bool probe_in_flight;              /* HALF_OPEN lets one request through at a time */
+    bool probe_in_flight; /* HALF_OPEN lets one request through at a time */
     uint32_t requests[PROXY_BREAKER_BUCKETS], errors[PROXY_BREAKER_BUCKETS];
-    uint64_t bucket_start_ms;          /* start of the current bucket */
-    uint32_t bucket;                   /* index of the current bucket */
+    uint64_t bucket_start_ms; /* start of the current bucket */
+    uint32_t bucket;          /* index of the current bucket */
 };
 
 enum proxy_breaker_verdict {
@@ -300,10 +300,10 @@ void proxy_breaker_window(const struct proxy_breaker_state *s, const struct prox
 
 struct proxy_outlier_state {
     uint32_t consecutive_errors;
-    uint32_t ejections;       /* recent ejections (decays by one per base_ejection_ms healthy) */
+    uint32_t ejections; /* recent ejections (decays by one per base_ejection_ms healthy) */
     uint64_t ejected_until_ms;
-    uint64_t last_change_ms;  /* when ejections last grew or decayed */
-    uint32_t revival_seen;    /* the endpoint's revival count when it was ejected */
+    uint64_t last_change_ms; /* when ejections last grew or decayed */
+    uint32_t revival_seen;   /* the endpoint's revival count when it was ejected */
 };
 /* An attempt at endpoint ep ended. eps has n entries (the cluster's endpoints); revival is
  * ep's current revival count (see proxy_outlier_revive). Returns the ejection time in ms
@@ -320,8 +320,7 @@ bool proxy_outlier_ejected(struct proxy_outlier_state *e, uint32_t revival, uint
  * every exclusion is lifted and it returns true: panic, route to all (Envoy's healthy panic
  * threshold). Then, for a retry, the endpoints already tried (tried[i]) are excluded too while
  * another one is left (the previous-hosts predicate). tried may be NULL. */
-bool proxy_pick_exclusions(bool *excluded, const bool *tried, uint32_t n,
-                           uint32_t panic_percent);
+bool proxy_pick_exclusions(bool *excluded, const bool *tried, uint32_t n, uint32_t panic_percent);
 
 /* The retry budget (Linkerd's): every request earns budget_ratio of a retry, and
  * budget_min_per_s retries a second are always allowed (a new budget starts with a second's
@@ -376,10 +375,10 @@ uint16_t proxy_gateway_port(const struct proxy_gateway *gw);
 /* The load of one cluster, summed over the workers, from the gateway's own metrics (for the
  * autoscaler and `shoal ps`). Control thread; counts survive reloads that keep the cluster. */
 struct proxy_cluster_load {
-    uint64_t attempts;  /* upstream attempts ended so far, every outcome */
-    double in_flight;   /* upstream attempts under way now */
-    uint64_t le[15];    /* cumulative attempt durations: le[i] = attempts that took at most
-                         * metrics_latency_buckets_s[i] (i < 14); le[14] = all of them */
+    uint64_t attempts; /* upstream attempts ended so far, every outcome */
+    double in_flight;  /* upstream attempts under way now */
+    uint64_t le[15];   /* cumulative attempt durations: le[i] = attempts that took at most
+                        * metrics_latency_buckets_s[i] (i < 14); le[14] = all of them */
 };
 /* 0 and *out, or SH_ENOENT (no such cluster in the config in force; *out zeroed). */
 SH_MUST_CHECK int proxy_gateway_cluster_load(const struct proxy_gateway *gw, const char *cluster,

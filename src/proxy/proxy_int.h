@@ -20,8 +20,8 @@ int proxy__endpoint_index(const struct proxy_cluster *cl, const struct proxy_end
  * Lives as long as the snapshot that carries it; both carry over to the next snapshot by
  * endpoint name and generation. */
 struct gw_health {
-    _Atomic uint8_t **healthy;   /* [cluster][endpoint] */
-    _Atomic uint32_t **revival;  /* [cluster][endpoint] */
+    _Atomic uint8_t **healthy;  /* [cluster][endpoint] */
+    _Atomic uint32_t **revival; /* [cluster][endpoint] */
     uint32_t nclusters;
 };
 
@@ -66,9 +66,9 @@ struct gw_cluster_rt {
     _Atomic uint32_t *revival;
     struct proxy_lb_state lb;
     struct proxy_outlier_state *eps;
-    uint32_t *active;  /* in flight per endpoint */
-    bool *excluded;    /* scratch for picks */
-    bool *tried;       /* scratch for picks */
+    uint32_t *active; /* in flight per endpoint */
+    bool *excluded;   /* scratch for picks */
+    bool *tried;      /* scratch for picks */
     uint32_t active_requests;
     struct proxy_breaker_state breaker;
     struct proxy_budget budget; /* retries: earned by requests, spent by retries */
@@ -86,7 +86,7 @@ struct gw_cache_key {
 };
 /* One allocation: this header, then the key bytes, the content type and a NUL, the body. */
 struct gw_cache_entry {
-    struct gw_cache_entry *hnext;              /* bucket chain */
+    struct gw_cache_entry *hnext;               /* bucket chain */
     struct gw_cache_entry *lru_prev, *lru_next; /* towards newer / older */
     struct gw_cache_key key;
     size_t ctype_len, body_len;
@@ -120,8 +120,7 @@ bool proxy__cache_request_ok(const struct proxy_fallback *fb, const struct http_
 bool proxy__cache_response_ok(const struct http_head *resp);
 /* The fresh copy for req, or NULL (an expired one is dropped). Borrowed: valid until the next
  * store or release on c. A hit becomes the most recently used. */
-const struct gw_cache_entry *proxy__cache_find(struct gw_cache *c,
-                                               const struct proxy_fallback *fb,
+const struct gw_cache_entry *proxy__cache_find(struct gw_cache *c, const struct proxy_fallback *fb,
                                                const struct http_head *req, uint64_t now_ms);
 /* Starts capturing the answer resp to req into *cap (released first): true when it may be
  * stored; the caller then appends body bytes to *cap (capped at max_entry_bytes: an append

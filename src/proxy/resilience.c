@@ -35,8 +35,7 @@ static void advance(struct proxy_breaker_state *s, const struct proxy_breaker *c
         return;
     }
     steps = (now - s->bucket_start_ms) / w;
-    if (steps == 0)
-        return;
+    if (steps == 0) return;
     if (steps >= PROXY_BREAKER_BUCKETS) {
         memset(s->requests, 0, sizeof(s->requests));
         memset(s->errors, 0, sizeof(s->errors));
@@ -93,8 +92,7 @@ enum proxy_breaker_verdict proxy_breaker_admit(struct proxy_breaker_state *s,
         break;
     }
     (void)cfg;
-    if (s->probe_in_flight)
-        return PROXY_BREAKER_REJECT;
+    if (s->probe_in_flight) return PROXY_BREAKER_REJECT;
     s->probe_in_flight = true;
     return PROXY_BREAKER_PROBE;
 }
@@ -105,8 +103,7 @@ static bool should_open(const struct proxy_breaker_state *s, const struct proxy_
 
     if (cfg->consecutive_failures && s->consecutive_failures >= cfg->consecutive_failures)
         return true;
-    if (cfg->error_ratio <= 0)
-        return false;
+    if (cfg->error_ratio <= 0) return false;
     window_sum(s, &requests, &errors);
     return requests >= SH_MAX(cfg->min_requests, 1u) &&
            (double)errors >= cfg->error_ratio * (double)requests;
@@ -134,8 +131,7 @@ enum proxy_breaker_change proxy_breaker_record(struct proxy_breaker_state *s,
     s->requests[s->bucket]++;
     s->errors[s->bucket] += failed;
     s->consecutive_failures = failed ? s->consecutive_failures + 1 : 0;
-    if (!failed || !should_open(s, cfg))
-        return PROXY_BREAKER_SAME;
+    if (!failed || !should_open(s, cfg)) return PROXY_BREAKER_SAME;
     s->phase = PROXY_BREAKER_OPEN;
     s->open_until_ms = now_ms + cfg->open_ms;
     window_clear(s);
@@ -156,20 +152,17 @@ static void decay(struct proxy_outlier_state *e, const struct proxy_outlier *cfg
 {
     uint64_t since, k;
 
-    if (!e->ejections || !cfg->base_ejection_ms || now < e->ejected_until_ms)
-        return;
+    if (!e->ejections || !cfg->base_ejection_ms || now < e->ejected_until_ms) return;
     since = now - SH_MAX(e->ejected_until_ms, e->last_change_ms);
     k = since / cfg->base_ejection_ms;
-    if (k == 0)
-        return;
+    if (k == 0) return;
     e->ejections = k >= e->ejections ? 0 : e->ejections - (uint32_t)k;
     e->last_change_ms = now;
 }
 
 bool proxy_outlier_ejected(struct proxy_outlier_state *e, uint32_t revival, uint64_t now_ms)
 {
-    if (e->ejected_until_ms <= now_ms)
-        return false;
+    if (e->ejected_until_ms <= now_ms) return false;
     if (e->revival_seen != revival) {
         /* passed a health check, or registered again, since it was ejected */
         e->ejected_until_ms = 0;
@@ -192,8 +185,7 @@ uint64_t proxy_outlier_record(struct proxy_outlier_state *eps, uint32_t n, uint3
         e->consecutive_errors = 0;
         return 0;
     }
-    if (!cfg->consecutive_errors || ++e->consecutive_errors < cfg->consecutive_errors)
-        return 0;
+    if (!cfg->consecutive_errors || ++e->consecutive_errors < cfg->consecutive_errors) return 0;
     if (e->ejected_until_ms > now_ms)
         return 0; /* already out (a request that started before the ejection) */
     for (uint32_t i = 0; i < n; i++)
@@ -203,8 +195,7 @@ uint64_t proxy_outlier_record(struct proxy_outlier_state *eps, uint32_t n, uint3
     decay(e, cfg, now_ms);
     span = SH_MIN((uint64_t)cfg->base_ejection_ms * (e->ejections + 1),
                   (uint64_t)cfg->max_ejection_ms);
-    if (span == 0)
-        return 0;
+    if (span == 0) return 0;
     e->ejected_until_ms = now_ms + span;
     e->ejections++;
     e->last_change_ms = now_ms;
@@ -216,8 +207,7 @@ uint64_t proxy_outlier_record(struct proxy_outlier_state *eps, uint32_t n, uint3
 /* ------------------------------------------------------------------------------------------
  * Eligibility
  * ------------------------------------------------------------------------------------------ */
-bool proxy_pick_exclusions(bool *excluded, const bool *tried, uint32_t n,
-                           uint32_t panic_percent)
+bool proxy_pick_exclusions(bool *excluded, const bool *tried, uint32_t n, uint32_t panic_percent)
 {
     uint32_t usable = 0, untried = 0;
     bool panic;
@@ -225,10 +215,8 @@ bool proxy_pick_exclusions(bool *excluded, const bool *tried, uint32_t n,
     for (uint32_t i = 0; i < n; i++)
         usable += !excluded[i];
     panic = usable == 0 || (uint64_t)usable * 100 < (uint64_t)panic_percent * n;
-    if (panic)
-        memset(excluded, 0, n * sizeof(*excluded));
-    if (!tried)
-        return panic;
+    if (panic) memset(excluded, 0, n * sizeof(*excluded));
+    if (!tried) return panic;
     for (uint32_t i = 0; i < n; i++)
         untried += !excluded[i] && !tried[i];
     if (untried) {
@@ -250,11 +238,9 @@ static void budget_refill(struct proxy_budget *b, const struct proxy_retry *rp, 
         b->at_ms = now;
         b->tokens = rp->budget_min_per_s;
     }
-    if (now > b->at_ms)
-        b->tokens += (double)(now - b->at_ms) / 1000.0 * rp->budget_min_per_s;
+    if (now > b->at_ms) b->tokens += (double)(now - b->at_ms) / 1000.0 * rp->budget_min_per_s;
     b->at_ms = SH_MAX(b->at_ms, now);
-    if (b->tokens > cap)
-        b->tokens = cap;
+    if (b->tokens > cap) b->tokens = cap;
 }
 
 void proxy_budget_earn(struct proxy_budget *b, const struct proxy_retry *rp, uint64_t now_ms)
@@ -266,8 +252,7 @@ void proxy_budget_earn(struct proxy_budget *b, const struct proxy_retry *rp, uin
 bool proxy_budget_spend(struct proxy_budget *b, const struct proxy_retry *rp, uint64_t now_ms)
 {
     budget_refill(b, rp, now_ms);
-    if (b->tokens < 1.0)
-        return false;
+    if (b->tokens < 1.0) return false;
     b->tokens -= 1.0;
     return true;
 }

@@ -97,35 +97,27 @@ static bool host_matches(const char *pattern, struct slice host)
     return slice_eq_nocase(name, pat);
 }
 
-static bool route_accepts(const struct proxy_route *r, const struct http_head *h,
-                          struct slice path)
+static bool route_accepts(const struct proxy_route *r, const struct http_head *h, struct slice path)
 {
-    if (r->methods && !(r->methods & (1u << h->method)))
-        return false;
-    if (r->host && !host_matches(r->host, http_head_host(h)))
-        return false;
+    if (r->methods && !(r->methods & (1u << h->method))) return false;
+    if (r->host && !host_matches(r->host, http_head_host(h))) return false;
     switch (r->path_kind) {
     case PROXY_PATH_ANY:
         break;
     case PROXY_PATH_EXACT:
-        if (!slice_eq(path, slice_from_cstr(r->path)))
-            return false;
+        if (!slice_eq(path, slice_from_cstr(r->path))) return false;
         break;
     case PROXY_PATH_PREFIX:
-        if (!slice_starts_with(path, slice_from_cstr(r->path)))
-            return false;
+        if (!slice_starts_with(path, slice_from_cstr(r->path))) return false;
         break;
     case PROXY_PATH_GLOB:
-        if (!proxy_glob_match(r->path, path))
-            return false;
+        if (!proxy_glob_match(r->path, path)) return false;
         break;
     }
     for (uint32_t i = 0; i < r->nheaders; i++) {
         struct slice v;
-        if (!http_head_get(h, slice_from_cstr(r->headers[i].name), &v))
-            return false;
-        if (r->headers[i].value && !slice_eq(v, slice_from_cstr(r->headers[i].value)))
-            return false;
+        if (!http_head_get(h, slice_from_cstr(r->headers[i].name), &v)) return false;
+        if (r->headers[i].value && !slice_eq(v, slice_from_cstr(r->headers[i].value))) return false;
     }
     return true;
 }
@@ -136,8 +128,7 @@ const struct proxy_route *proxy_route_match(const struct proxy_config *cfg,
     struct slice path = target_path(h);
 
     for (uint32_t i = 0; i < cfg->nroutes; i++) {
-        if (route_accepts(&cfg->routes[i], h, path))
-            return &cfg->routes[i];
+        if (route_accepts(&cfg->routes[i], h, path)) return &cfg->routes[i];
     }
     return NULL;
 }

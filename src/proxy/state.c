@@ -26,8 +26,7 @@ static void route_rt_release(struct gw_route_rt *r)
 
 void proxy__state_unref(struct gw_state *st)
 {
-    if (!st || --st->refs > 0)
-        return;
+    if (!st || --st->refs > 0) return;
     for (uint32_t i = 0; st->clusters && i < st->cfg->nclusters; i++)
         cluster_rt_release(&st->clusters[i]);
     for (uint32_t i = 0; st->routes && i < st->cfg->nroutes; i++)
@@ -41,8 +40,7 @@ void proxy__state_unref(struct gw_state *st)
 static const struct gw_cluster_rt *old_cluster(const struct gw_state *old, const char *name)
 {
     for (uint32_t i = 0; old && i < old->cfg->nclusters; i++) {
-        if (strcmp(old->cfg->clusters[i].name, name) == 0)
-            return &old->clusters[i];
+        if (strcmp(old->cfg->clusters[i].name, name) == 0) return &old->clusters[i];
     }
     return NULL;
 }
@@ -54,16 +52,14 @@ static struct gw_state *state_build(struct gw_worker *w, struct snap *snap,
     const struct proxy_config *cfg = gs->cfg;
     struct gw_state *st = sh_calloc(1, sizeof(*st));
 
-    if (!st)
-        return NULL;
+    if (!st) return NULL;
     st->snap = snap;
     st->gs = gs;
     st->cfg = cfg;
     st->refs = 1;
     st->clusters = sh_calloc(cfg->nclusters + 1, sizeof(*st->clusters));
     st->routes = sh_calloc(cfg->nroutes + 1, sizeof(*st->routes));
-    if (!st->clusters || !st->routes)
-        goto fail;
+    if (!st->clusters || !st->routes) goto fail;
     for (uint32_t i = 0; i < cfg->nclusters; i++) {
         const struct proxy_cluster *cl = &cfg->clusters[i];
         struct gw_cluster_rt *c = &st->clusters[i];
@@ -90,8 +86,7 @@ static struct gw_state *state_build(struct gw_worker *w, struct snap *snap,
              * instance (a restart) starts afresh, never ejected for its predecessor */
             for (uint32_t e = 0; e < cl->nendpoints; e++) {
                 int pe = proxy__endpoint_index(prev->cfg, &cl->endpoints[e]);
-                if (pe >= 0)
-                    c->eps[e] = prev->eps[pe];
+                if (pe >= 0) c->eps[e] = prev->eps[pe];
             }
         }
     }
@@ -99,8 +94,7 @@ static struct gw_state *state_build(struct gw_worker *w, struct snap *snap,
         if (cfg->routes[i].ratelimit.rate_per_s > 0) {
             st->routes[i].nbuckets = 4096;
             st->routes[i].buckets = sh_calloc(4096, sizeof(struct proxy_bucket));
-            if (!st->routes[i].buckets)
-                goto fail;
+            if (!st->routes[i].buckets) goto fail;
         }
     }
     return st;
@@ -136,12 +130,10 @@ void proxy__log_flush(struct gw_worker *w)
     while (off < w->access_log.len) {
         ssize_t n = write(1, w->access_log.data + off, w->access_log.len - off);
         if (n <= 0) {
-            if (n < 0 && errno == EINTR)
-                continue;
+            if (n < 0 && errno == EINTR) continue;
             break; /* stdout is gone: drop the lines rather than block the worker */
         }
         off += (size_t)n;
     }
     buf_reset(&w->access_log);
 }
-

@@ -56,8 +56,7 @@ static void notef(char *out, size_t n, const char *fmt, ...)
 
 static void probe_free_if_idle(struct reg_probe *p)
 {
-    if (p->inst || p->is_resolving || p->cr || p->open_handles)
-        return;
+    if (p->inst || p->is_resolving || p->cr || p->open_handles) return;
     sh_free(p->path);
     sh_free(p);
 }
@@ -81,14 +80,11 @@ static void check_result(struct reg_inst *inst, enum registry_health health, con
 
     if (health == REGISTRY_CRITICAL) {
         inst->ok_count = 0;
-        if (inst->fail_count < UINT32_MAX)
-            inst->fail_count++;
-        if (inst->fail_count >= c->failures_before_critical)
-            next = REGISTRY_CRITICAL;
+        if (inst->fail_count < UINT32_MAX) inst->fail_count++;
+        if (inst->fail_count >= c->failures_before_critical) next = REGISTRY_CRITICAL;
     } else {
         inst->fail_count = 0;
-        if (inst->ok_count < UINT32_MAX)
-            inst->ok_count++;
+        if (inst->ok_count < UINT32_MAX) inst->ok_count++;
         /* Leaving CRITICAL takes successes_before_passing; PASSING <-> WARNING is at once. */
         if (inst->v.status != REGISTRY_CRITICAL || inst->ok_count >= c->successes_before_passing)
             next = health;
@@ -96,16 +92,15 @@ static void check_result(struct reg_inst *inst, enum registry_health health, con
     /* Out of memory for the note keeps the old note; the status still counts. */
     rc = registry__set_status(inst, next, note);
     if (rc < 0) {
-        SH_LOG(SH_WARN, COMP, "could not store a health change; retrying",
-               LF_STR("id", inst->v.id), LF_ERR("err", rc));
+        SH_LOG(SH_WARN, COMP, "could not store a health change; retrying", LF_STR("id", inst->v.id),
+               LF_ERR("err", rc));
         inst_timer_start(inst, RETRY_MS);
         return;
     }
     if (inst->v.status == REGISTRY_CRITICAL && c->deregister_after_ms &&
         now - inst->critical_since_ms >= c->deregister_after_ms) {
         rc = registry__remove(inst, NULL);
-        if (rc == 0)
-            return;
+        if (rc == 0) return;
         SH_LOG(SH_WARN, COMP, "could not deregister a critical instance; retrying",
                LF_STR("id", inst->v.id), LF_ERR("err", rc));
     }
@@ -117,16 +112,14 @@ static void probe_report(struct reg_probe *p, enum registry_health health, const
 {
     struct reg_inst *inst = p->inst;
 
-    if (p->is_reported)
-        return;
+    if (p->is_reported) return;
     p->is_reported = true;
     if (p->cb) {
         p->cb(p->cb_data, health, text);
         p->cb = NULL;
         return;
     }
-    if (!inst)
-        return;
+    if (!inst) return;
     p->inst = NULL;
     inst->probe = NULL;
     check_result(inst, health, text);
@@ -210,10 +203,8 @@ static void tcp_closed(uv_handle_t *h)
 
 static void tcp_close_all(struct reg_probe *p)
 {
-    if (!uv_is_closing((uv_handle_t *)&p->tcp))
-        uv_close((uv_handle_t *)&p->tcp, tcp_closed);
-    if (!uv_is_closing((uv_handle_t *)&p->timer))
-        uv_close((uv_handle_t *)&p->timer, tcp_closed);
+    if (!uv_is_closing((uv_handle_t *)&p->tcp)) uv_close((uv_handle_t *)&p->tcp, tcp_closed);
+    if (!uv_is_closing((uv_handle_t *)&p->timer)) uv_close((uv_handle_t *)&p->timer, tcp_closed);
 }
 
 static void tcp_on_connect(uv_connect_t *req, int status)
@@ -221,8 +212,7 @@ static void tcp_on_connect(uv_connect_t *req, int status)
     struct reg_probe *p = req->data;
     char note[NOTE_BYTES];
 
-    if (status == UV_ECANCELED)
-        return; /* we closed it: timeout or detach */
+    if (status == UV_ECANCELED) return; /* we closed it: timeout or detach */
     if (status == 0)
         notef(note, sizeof(note), "TCP connect %s: success", p->host);
     else
@@ -292,7 +282,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     if (p->inst || p->cb) {
         char note[NOTE_BYTES];
         notef(note, sizeof(note), "resolving %s: %s", p->host,
-                 status ? uv_strerror(status) : "no address");
+              status ? uv_strerror(status) : "no address");
         probe_report(p, REGISTRY_CRITICAL, note);
     }
     probe_free_if_idle(p);
@@ -312,8 +302,7 @@ static struct reg_probe *probe_new(struct registry *reg, const struct registry_c
             return NULL;
         }
     }
-    if (!p)
-        return NULL;
+    if (!p) return NULL;
     p->loop = reg->loop;
     p->client = reg->client;
     p->kind = check->kind;
@@ -353,8 +342,7 @@ static void probe_start(struct reg_inst *inst)
     struct reg_probe *p = probe_new(inst->reg, &v->check, v->address, v->port);
 
     if (!p) {
-        SH_LOG(SH_WARN, COMP, "out of memory starting a check; retrying",
-               LF_STR("id", v->id));
+        SH_LOG(SH_WARN, COMP, "out of memory starting a check; retrying", LF_STR("id", v->id));
         inst_timer_start(inst, RETRY_MS);
         return;
     }
@@ -363,8 +351,8 @@ static void probe_start(struct reg_inst *inst)
     probe_launch(p, v->address);
 }
 
-int registry_probe(struct registry *reg, const struct registry_check *check,
-                   const char *address, uint32_t port, registry_probe_fn *cb, void *data)
+int registry_probe(struct registry *reg, const struct registry_check *check, const char *address,
+                   uint32_t port, registry_probe_fn *cb, void *data)
 {
     struct sockaddr_storage ss;
     struct reg_probe *p;
@@ -378,8 +366,7 @@ int registry_probe(struct registry *reg, const struct registry_check *check,
          uv_ip6_addr(address, (int)port, (struct sockaddr_in6 *)&ss) != 0))
         return SH_EINVAL;
     p = probe_new(reg, check, address, port);
-    if (!p)
-        return SH_ENOMEM;
+    if (!p) return SH_ENOMEM;
     p->cb = cb;
     p->cb_data = data;
     probe_launch(p, address);
@@ -390,18 +377,15 @@ void registry__check_stop(struct reg_inst *inst)
 {
     struct reg_probe *p = inst->probe;
 
-    if (!p)
-        return;
+    if (!p) return;
     inst->probe = NULL;
     p->inst = NULL;
     if (p->cr) {
         http_creq_cancel(p->cr); /* no callback follows */
         p->cr = NULL;
     }
-    if (p->is_resolving)
-        uv_cancel((uv_req_t *)&p->gai); /* on_resolved still runs and frees */
-    if (p->open_handles)
-        tcp_close_all(p);
+    if (p->is_resolving) uv_cancel((uv_req_t *)&p->gai); /* on_resolved still runs and frees */
+    if (p->open_handles) tcp_close_all(p);
     probe_free_if_idle(p);
 }
 
@@ -416,16 +400,14 @@ void registry__check_arm(struct reg_inst *inst, bool is_fresh)
     uint64_t now = uv_now(inst->reg->loop);
 
     if (c->kind == REGISTRY_CHECK_HTTP || c->kind == REGISTRY_CHECK_TCP) {
-        if (inst->probe)
-            return; /* its result arms the next one */
+        if (inst->probe) return; /* its result arms the next one */
         /* The first run is staggered within the interval (Consul), so a restart with many
          * instances does not probe them all at once. */
-        inst_timer_start(inst, is_fresh ? registry__random(inst->reg) % c->interval_ms
-                                        : c->interval_ms);
+        inst_timer_start(inst,
+                         is_fresh ? registry__random(inst->reg) % c->interval_ms : c->interval_ms);
         return;
     }
-    if (c->kind == REGISTRY_CHECK_TTL && is_fresh)
-        inst->ttl_deadline_ms = now + c->ttl_ms;
+    if (c->kind == REGISTRY_CHECK_TTL && is_fresh) inst->ttl_deadline_ms = now + c->ttl_ms;
     if (inst->v.status == REGISTRY_CRITICAL) {
         if (c->deregister_after_ms) {
             uint64_t due = inst->critical_since_ms + c->deregister_after_ms;
@@ -447,15 +429,13 @@ void registry__timer_fire(uv_timer_t *t)
     uint64_t now;
     int rc;
 
-    if (!inst)
-        return;
+    if (!inst) return;
     c = &inst->v.check;
     now = uv_now(inst->reg->loop);
     if (inst->v.status == REGISTRY_CRITICAL && c->deregister_after_ms &&
         now - inst->critical_since_ms >= c->deregister_after_ms) {
         rc = registry__remove(inst, NULL);
-        if (rc == 0)
-            return;
+        if (rc == 0) return;
         SH_LOG(SH_WARN, COMP, "could not deregister a critical instance; retrying",
                LF_STR("id", inst->v.id), LF_ERR("err", rc));
         inst_timer_start(inst, RETRY_MS);

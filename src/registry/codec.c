@@ -31,8 +31,7 @@ bool registry__valid_service(const char *name)
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
-            return false;
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
     }
     return true;
 }
@@ -41,11 +40,9 @@ static bool valid_id(const char *id)
 {
     size_t n = strlen(id);
 
-    if (n == 0 || n > REGISTRY_MAX_ID_BYTES || !is_alnum(id[0]))
-        return false;
+    if (n == 0 || n > REGISTRY_MAX_ID_BYTES || !is_alnum(id[0])) return false;
     for (size_t i = 0; i < n; i++) {
-        if (!is_alnum(id[i]) && id[i] != '.' && id[i] != '_' && id[i] != '-')
-            return false;
+        if (!is_alnum(id[i]) && id[i] != '.' && id[i] != '_' && id[i] != '-') return false;
     }
     return true;
 }
@@ -55,8 +52,7 @@ static bool valid_text(const char *s, bool is_space_ok)
 {
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c < 0x20 || c == 0x7f || (c == ' ' && !is_space_ok))
-            return false;
+        if (c < 0x20 || c == 0x7f || (c == ' ' && !is_space_ok)) return false;
     }
     return true;
 }
@@ -65,22 +61,17 @@ static bool valid_hostname(const char *s)
 {
     size_t n = strlen(s), label = 0;
 
-    if (n == 0 || n > REGISTRY_MAX_ADDRESS_BYTES)
-        return false;
+    if (n == 0 || n > REGISTRY_MAX_ADDRESS_BYTES) return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (c == '.') {
-            if (label == 0 || s[i - 1] == '-')
-                return false;
+            if (label == 0 || s[i - 1] == '-') return false;
             label = 0;
             continue;
         }
-        if (!is_alnum(c) && c != '-')
-            return false;
-        if (c == '-' && label == 0)
-            return false;
-        if (++label > 63)
-            return false;
+        if (!is_alnum(c) && c != '-') return false;
+        if (c == '-' && label == 0) return false;
+        if (++label > 63) return false;
     }
     return s[n - 1] != '-';
 }
@@ -89,8 +80,7 @@ static bool valid_address(const char *s)
 {
     unsigned char tmp[16];
 
-    if (inet_pton(AF_INET, s, tmp) == 1 || inet_pton(AF_INET6, s, tmp) == 1)
-        return true;
+    if (inet_pton(AF_INET, s, tmp) == 1 || inet_pton(AF_INET6, s, tmp) == 1) return true;
     return valid_hostname(s);
 }
 
@@ -110,8 +100,7 @@ static int validate_check(const struct registry *reg, const struct registry_chec
     case REGISTRY_CHECK_NONE:
         break;
     case REGISTRY_CHECK_TTL:
-        if (c->ttl_ms < reg->min_interval_ms)
-            return bad(d, SH_EINVAL, "check.ttl", lim);
+        if (c->ttl_ms < reg->min_interval_ms) return bad(d, SH_EINVAL, "check.ttl", lim);
         break;
     case REGISTRY_CHECK_HTTP:
         if (!reg->client)
@@ -121,14 +110,14 @@ static int validate_check(const struct registry *reg, const struct registry_chec
             if (n > REGISTRY_MAX_PATH_BYTES)
                 return bad(d, SH_ETOOBIG, "check.path", "longer than 1024 bytes");
             if (c->path[0] != '/' || !valid_text(c->path, false))
-                return bad(d, SH_EINVAL, "check.path", "must start with '/' and hold no spaces or control bytes");
+                return bad(d, SH_EINVAL, "check.path",
+                           "must start with '/' and hold no spaces or control bytes");
         }
         if (c->expect_status != 0 && (c->expect_status < 100 || c->expect_status > 599))
             return bad(d, SH_EINVAL, "check.expect_status", "must be 0 or 100..599");
         /* fall through */
     case REGISTRY_CHECK_TCP:
-        if (c->interval_ms < reg->min_interval_ms)
-            return bad(d, SH_EINVAL, "check.interval", lim);
+        if (c->interval_ms < reg->min_interval_ms) return bad(d, SH_EINVAL, "check.interval", lim);
         break;
     default:
         return bad(d, SH_EINVAL, "check.kind", "must be none, ttl, http or tcp");
@@ -154,59 +143,50 @@ static int validate_check(const struct registry *reg, const struct registry_chec
 int registry__validate(const struct registry *reg, const struct registry_instance *in,
                        struct sh_diag *d)
 {
-    if (!in->id || !*in->id)
-        return bad(d, SH_EINVAL, "id", "required");
+    if (!in->id || !*in->id) return bad(d, SH_EINVAL, "id", "required");
     if (strlen(in->id) > REGISTRY_MAX_ID_BYTES)
         return bad(d, SH_ETOOBIG, "id", "longer than 128 bytes");
     if (!valid_id(in->id))
-        return bad(d, SH_EINVAL, "id", "use letters, digits, '.', '_' and '-', starting with a letter or digit");
-    if (!in->service || !*in->service)
-        return bad(d, SH_EINVAL, "service", "required");
+        return bad(d, SH_EINVAL, "id",
+                   "use letters, digits, '.', '_' and '-', starting with a letter or digit");
+    if (!in->service || !*in->service) return bad(d, SH_EINVAL, "service", "required");
     if (!registry__valid_service(in->service))
-        return bad(d, SH_EINVAL, "service", "must be a DNS label: 1..63 of a-z, 0-9 and '-', not starting or ending "
+        return bad(d, SH_EINVAL, "service",
+                   "must be a DNS label: 1..63 of a-z, 0-9 and '-', not starting or ending "
                    "with '-'");
-    if (in->version && (strlen(in->version) > REGISTRY_MAX_NAME_BYTES ||
-                        !valid_text(in->version, false)))
+    if (in->version &&
+        (strlen(in->version) > REGISTRY_MAX_NAME_BYTES || !valid_text(in->version, false)))
         return bad(d, SH_EINVAL, "version", "up to 64 printable bytes without spaces");
-    if (!in->address || !*in->address)
-        return bad(d, SH_EINVAL, "address", "required");
+    if (!in->address || !*in->address) return bad(d, SH_EINVAL, "address", "required");
     if (!valid_address(in->address))
         return bad(d, SH_EINVAL, "address", "must be a numeric IPv4/IPv6 address or a hostname");
-    if (in->port < 1 || in->port > 65535)
-        return bad(d, SH_EINVAL, "port", "must be 1..65535");
+    if (in->port < 1 || in->port > 65535) return bad(d, SH_EINVAL, "port", "must be 1..65535");
     if (in->node && *in->node && !valid_hostname(in->node))
         return bad(d, SH_EINVAL, "node", "must be a hostname-like name");
     if (in->node && strlen(in->node) > REGISTRY_MAX_NAME_BYTES)
         return bad(d, SH_ETOOBIG, "node", "longer than 64 bytes");
     if (in->weight > REGISTRY_MAX_WEIGHT)
         return bad(d, SH_EINVAL, "weight", "must be 0..10000 (0 means 1)");
-    if (in->tag_count > REGISTRY_MAX_TAGS)
-        return bad(d, SH_ETOOBIG, "tags", "more than 64 tags");
-    if (in->tag_count && !in->tags)
-        return bad(d, SH_EINVAL, "tags", "tag_count without tags");
+    if (in->tag_count > REGISTRY_MAX_TAGS) return bad(d, SH_ETOOBIG, "tags", "more than 64 tags");
+    if (in->tag_count && !in->tags) return bad(d, SH_EINVAL, "tags", "tag_count without tags");
     for (size_t i = 0; i < in->tag_count; i++) {
         char field[32];
         const char *t = in->tags[i];
         snprintf(field, sizeof(field), "tags[%zu]", i);
-        if (!t || !*t)
-            return bad(d, SH_EINVAL, field, "empty tag");
+        if (!t || !*t) return bad(d, SH_EINVAL, field, "empty tag");
         if (strlen(t) > REGISTRY_MAX_TAG_BYTES)
             return bad(d, SH_ETOOBIG, field, "longer than 128 bytes");
-        if (!valid_text(t, true))
-            return bad(d, SH_EINVAL, field, "control bytes are not allowed");
+        if (!valid_text(t, true)) return bad(d, SH_EINVAL, field, "control bytes are not allowed");
     }
-    if (in->meta_count > REGISTRY_MAX_META)
-        return bad(d, SH_ETOOBIG, "meta", "more than 64 keys");
-    if (in->meta_count && !in->meta)
-        return bad(d, SH_EINVAL, "meta", "meta_count without meta");
+    if (in->meta_count > REGISTRY_MAX_META) return bad(d, SH_ETOOBIG, "meta", "more than 64 keys");
+    if (in->meta_count && !in->meta) return bad(d, SH_EINVAL, "meta", "meta_count without meta");
     for (size_t i = 0; i < in->meta_count; i++) {
         char field[REGISTRY_MAX_META_KEY_BYTES + 16];
         const char *k = in->meta[i].key, *v = in->meta[i].value;
         size_t kn = k ? strlen(k) : 0;
 
         snprintf(field, sizeof(field), "meta[%zu]", i);
-        if (kn == 0)
-            return bad(d, SH_EINVAL, field, "empty key");
+        if (kn == 0) return bad(d, SH_EINVAL, field, "empty key");
         if (kn > REGISTRY_MAX_META_KEY_BYTES)
             return bad(d, SH_ETOOBIG, field, "key longer than 128 bytes");
         for (size_t j = 0; j < kn; j++) {
@@ -214,13 +194,11 @@ int registry__validate(const struct registry *reg, const struct registry_instanc
                 return bad(d, SH_EINVAL, field, "keys use letters, digits, '_' and '-'");
         }
         snprintf(field, sizeof(field), "meta.%s", k);
-        if (!v)
-            return bad(d, SH_EINVAL, field, "missing value");
+        if (!v) return bad(d, SH_EINVAL, field, "missing value");
         if (strlen(v) > REGISTRY_MAX_META_VALUE_BYTES)
             return bad(d, SH_ETOOBIG, field, "value longer than 512 bytes");
         for (size_t j = 0; j < i; j++) {
-            if (strcmp(in->meta[j].key, k) == 0)
-                return bad(d, SH_EINVAL, field, "duplicate key");
+            if (strcmp(in->meta[j].key, k) == 0) return bad(d, SH_EINVAL, field, "duplicate key");
         }
     }
     if (in->status > REGISTRY_CRITICAL)
@@ -245,11 +223,9 @@ static const char *copy_str(struct arena *a, const char *s, bool *is_oom)
 {
     char *p;
 
-    if (!s)
-        s = "";
+    if (!s) s = "";
     p = arena_strndup(a, s, strlen(s));
-    if (!p)
-        *is_oom = true;
+    if (!p) *is_oom = true;
     return p ? p : "";
 }
 
@@ -272,8 +248,7 @@ int registry__copy(struct arena *a, const struct registry_instance *src,
     dst->registered_ms = src->registered_ms;
     if (src->tag_count) {
         const char **tags = arena_alloc(a, src->tag_count * sizeof(*tags));
-        if (!tags)
-            return SH_ENOMEM;
+        if (!tags) return SH_ENOMEM;
         for (size_t i = 0; i < src->tag_count; i++)
             tags[i] = copy_str(a, src->tags[i], &is_oom);
         dst->tags = tags;
@@ -281,8 +256,7 @@ int registry__copy(struct arena *a, const struct registry_instance *src,
     }
     if (src->meta_count) {
         struct registry_meta *m = arena_alloc(a, src->meta_count * sizeof(*m));
-        if (!m)
-            return SH_ENOMEM;
+        if (!m) return SH_ENOMEM;
         for (size_t i = 0; i < src->meta_count; i++) {
             m[i].key = copy_str(a, src->meta[i].key, &is_oom);
             m[i].value = copy_str(a, src->meta[i].value, &is_oom);
@@ -297,10 +271,8 @@ int registry__copy(struct arena *a, const struct registry_instance *src,
     if ((c->kind == REGISTRY_CHECK_HTTP || c->kind == REGISTRY_CHECK_TCP) && !c->timeout_ms)
         c->timeout_ms = SH_MIN(DEFAULT_TIMEOUT_MS, c->interval_ms);
     if (c->kind != REGISTRY_CHECK_NONE) {
-        if (!c->failures_before_critical)
-            c->failures_before_critical = 1;
-        if (!c->successes_before_passing)
-            c->successes_before_passing = 1;
+        if (!c->failures_before_critical) c->failures_before_critical = 1;
+        if (!c->successes_before_passing) c->successes_before_passing = 1;
     }
     return is_oom ? SH_ENOMEM : 0;
 }
@@ -372,8 +344,7 @@ static struct slice get_field(struct reader *r)
     uint64_t n = 0;
     size_t i = 0;
 
-    if (r->err)
-        return SLICE_NULL;
+    if (r->err) return SLICE_NULL;
     while (i < r->s.len && r->s.ptr[i] >= '0' && r->s.ptr[i] <= '9' && i < 8) {
         n = n * 10 + (uint64_t)(r->s.ptr[i] - '0');
         i++;
@@ -393,8 +364,7 @@ static const char *get_str(struct reader *r)
     struct slice f = get_field(r);
     char *p;
 
-    if (r->err)
-        return "";
+    if (r->err) return "";
     if (memchr(f.ptr, '\0', f.len)) {
         r->err = SH_ECORRUPT;
         return "";
@@ -412,8 +382,7 @@ static uint64_t get_num(struct reader *r, uint64_t max)
     struct slice f = get_field(r);
     uint64_t v = 0;
 
-    if (r->err)
-        return 0;
+    if (r->err) return 0;
     if (slice_to_u64(f, &v) != 0 || v > max) {
         r->err = SH_ECORRUPT;
         return 0;
@@ -428,8 +397,7 @@ int registry__decode(struct slice enc, struct arena *a, struct registry_instance
     size_t n;
 
     memset(out, 0, sizeof(*out));
-    if (enc.len < 2 || memcmp(enc.ptr, "R1", 2) != 0)
-        return SH_ECORRUPT;
+    if (enc.len < 2 || memcmp(enc.ptr, "R1", 2) != 0) return SH_ECORRUPT;
     r.s.ptr += 2;
     r.s.len -= 2;
     out->id = get_str(&r);
@@ -444,8 +412,7 @@ int registry__decode(struct slice enc, struct arena *a, struct registry_instance
     out->note = "";
     c->kind = (enum registry_check_kind)get_num(&r, REGISTRY_CHECK_TCP);
     c->path = get_str(&r);
-    if (c->kind != REGISTRY_CHECK_HTTP)
-        c->path = NULL;
+    if (c->kind != REGISTRY_CHECK_HTTP) c->path = NULL;
     c->expect_status = (uint32_t)get_num(&r, 599);
     c->interval_ms = (uint32_t)get_num(&r, UINT32_MAX);
     c->timeout_ms = (uint32_t)get_num(&r, UINT32_MAX);
@@ -456,8 +423,7 @@ int registry__decode(struct slice enc, struct arena *a, struct registry_instance
     n = (size_t)get_num(&r, REGISTRY_MAX_TAGS);
     if (!r.err && n) {
         const char **tags = arena_alloc(a, n * sizeof(*tags));
-        if (!tags)
-            return SH_ENOMEM;
+        if (!tags) return SH_ENOMEM;
         for (size_t i = 0; i < n; i++)
             tags[i] = get_str(&r);
         out->tags = tags;
@@ -466,8 +432,7 @@ int registry__decode(struct slice enc, struct arena *a, struct registry_instance
     n = (size_t)get_num(&r, REGISTRY_MAX_META);
     if (!r.err && n) {
         struct registry_meta *m = arena_alloc(a, n * sizeof(*m));
-        if (!m)
-            return SH_ENOMEM;
+        if (!m) return SH_ENOMEM;
         for (size_t i = 0; i < n; i++) {
             m[i].key = get_str(&r);
             m[i].value = get_str(&r);
@@ -475,9 +440,7 @@ int registry__decode(struct slice enc, struct arena *a, struct registry_instance
         out->meta = m;
         out->meta_count = n;
     }
-    if (!r.err && r.s.len != 0)
-        r.err = SH_ECORRUPT;
-    if (!r.err && out->status == REGISTRY_HEALTH_DEFAULT)
-        r.err = SH_ECORRUPT;
+    if (!r.err && r.s.len != 0) r.err = SH_ECORRUPT;
+    if (!r.err && out->status == REGISTRY_HEALTH_DEFAULT) r.err = SH_ECORRUPT;
     return r.err;
 }

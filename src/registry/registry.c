@@ -50,11 +50,9 @@ static struct reg_inst *find_id(const struct registry *reg, const char *id)
 {
     struct reg_inst *i;
 
-    if (!reg->id_buckets)
-        return NULL;
+    if (!reg->id_buckets) return NULL;
     for (i = reg->ids[hash_str(id) & (reg->id_buckets - 1)]; i; i = i->id_next) {
-        if (strcmp(i->v.id, id) == 0)
-            return i;
+        if (strcmp(i->v.id, id) == 0) return i;
     }
     return NULL;
 }
@@ -65,12 +63,10 @@ static int ids_reserve(struct registry *reg)
     size_t n, nb;
     struct reg_inst **t;
 
-    if (reg->id_count + 1 <= reg->id_buckets)
-        return 0;
+    if (reg->id_count + 1 <= reg->id_buckets) return 0;
     nb = reg->id_buckets ? reg->id_buckets * 2 : 64;
     t = sh_calloc(nb, sizeof(*t));
-    if (!t)
-        return SH_ENOMEM;
+    if (!t) return SH_ENOMEM;
     for (n = 0; n < reg->id_buckets; n++) {
         struct reg_inst *i = reg->ids[n], *next;
         for (; i; i = next) {
@@ -152,8 +148,7 @@ int registry__svc_get(struct registry *reg, const char *name, struct reg_svc **o
     *out = NULL;
     SH_TRY(sh_array_reserve(&reg->svcs, &reg->svc_cap, reg->svc_count + 1, sizeof(*reg->svcs)));
     s = sh_calloc(1, sizeof(*s));
-    if (!s)
-        return SH_ENOMEM;
+    if (!s) return SH_ENOMEM;
     s->name = sh_strdup(name);
     if (!s->name) {
         sh_free(s);
@@ -176,11 +171,9 @@ void registry__svc_gc(struct registry *reg, struct reg_svc *s)
     bool found;
     size_t pos;
 
-    if (!s || s->count || !sh_list_empty(&s->waiters))
-        return;
+    if (!s || s->count || !sh_list_empty(&s->waiters)) return;
     pos = svc_pos(reg, s->name, &found);
-    if (SH_NEVER(!found))
-        return;
+    if (SH_NEVER(!found)) return;
     memmove(reg->svcs + pos, reg->svcs + pos + 1, (reg->svc_count - pos - 1) * sizeof(*reg->svcs));
     reg->svc_count--;
     sh_free(s->name);
@@ -220,8 +213,7 @@ static int inst_key(const struct registry *reg, const struct registry_instance *
 
 static void inst_free(struct reg_inst *inst)
 {
-    if (!inst)
-        return;
+    if (!inst) return;
     registry__check_stop(inst);
     if (inst->timer) {
         inst->timer->data = NULL;
@@ -248,18 +240,15 @@ static int inst_new(struct registry *reg, const struct registry_instance *src,
     int rc;
 
     *out = NULL;
-    if (!inst)
-        return SH_ENOMEM;
+    if (!inst) return SH_ENOMEM;
     inst->reg = reg;
     sh_list_init(&inst->svc_link);
     arena_init(&inst->mem, INSTANCE_ARENA_BYTES, 0);
     rc = registry__copy(&inst->mem, src, &inst->v);
-    if (rc < 0)
-        goto fail;
+    if (rc < 0) goto fail;
     inst->v.note = "";
     rc = registry__encode(&inst->v, &enc);
-    if (rc < 0)
-        goto fail;
+    if (rc < 0) goto fail;
     inst->enc = buf_detach(&enc, &inst->enc_len);
     inst->timer = sh_malloc(sizeof(*inst->timer));
     if (!inst->timer) {
@@ -283,10 +272,8 @@ fail:
  * before it. */
 static void set_index(struct registry *reg, struct reg_svc *s, int64_t rev)
 {
-    if (rev + 1 > reg->index)
-        reg->index = rev + 1;
-    if (s && reg->index > s->index)
-        s->index = reg->index;
+    if (rev + 1 > reg->index) reg->index = rev + 1;
+    if (s && reg->index > s->index) s->index = reg->index;
 }
 
 static void critical_clock(struct reg_inst *inst, enum registry_health before)
@@ -295,8 +282,8 @@ static void critical_clock(struct reg_inst *inst, enum registry_health before)
         inst->critical_since_ms = uv_now(inst->reg->loop);
 }
 
-int registry_register(struct registry *reg, const struct registry_instance *in,
-                      struct sh_diag *d, int64_t *out_index)
+int registry_register(struct registry *reg, const struct registry_instance *in, struct sh_diag *d,
+                      int64_t *out_index)
 {
     struct reg_inst *old, *inst = NULL;
     struct reg_svc *svc = NULL, *old_svc;
@@ -305,52 +292,44 @@ int registry_register(struct registry *reg, const struct registry_instance *in,
     bool is_same_check;
     int rc;
 
-    if (out_index)
-        *out_index = 0;
+    if (out_index) *out_index = 0;
     rc = registry__validate(reg, in, d);
-    if (rc < 0)
-        return rc;
-    if (reg->dispatch_depth)
-        return SH_EBUSY;
+    if (rc < 0) return rc;
+    if (reg->dispatch_depth) return SH_EBUSY;
     old = find_id(reg, in->id);
     tmp = *in;
     if (tmp.status == REGISTRY_HEALTH_DEFAULT) {
         if (old && old->v.check.kind == in->check.kind)
             tmp.status = old->v.status;
         else
-            tmp.status = in->check.kind == REGISTRY_CHECK_NONE ? REGISTRY_PASSING
-                                                               : REGISTRY_CRITICAL;
+            tmp.status =
+                in->check.kind == REGISTRY_CHECK_NONE ? REGISTRY_PASSING : REGISTRY_CRITICAL;
     }
     tmp.registered_ms = old ? old->v.registered_ms : sh_wall_ms();
     tmp.note = NULL;
     rc = inst_new(reg, &tmp, &inst);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     if (old && inst->enc_len == old->enc_len && memcmp(inst->enc, old->enc, old->enc_len) == 0) {
         inst_free(inst); /* nothing changed: no write, no index move */
-        if (out_index)
-            *out_index = registry_index(reg, in->service);
+        if (out_index) *out_index = registry_index(reg, in->service);
         return 0;
     }
     rc = registry__svc_get(reg, in->service, &svc);
-    if (rc == 0 && !old)
-        rc = ids_reserve(reg);
-    if (rc == 0)
-        rc = inst_key(reg, &inst->v, &key);
-    if (rc == 0 && old && old->svc != svc)
-        rc = inst_key(reg, &old->v, &old_key);
+    if (rc == 0 && !old) rc = ids_reserve(reg);
+    if (rc == 0) rc = inst_key(reg, &inst->v, &key);
+    if (rc == 0 && old && old->svc != svc) rc = inst_key(reg, &old->v, &old_key);
     if (rc == 0) {
         struct store_op ops[2] = {
-            {.type = STORE_OP_PUT, .span = STORE_KEY(buf_slice(&key)),
+            {.type = STORE_OP_PUT,
+             .span = STORE_KEY(buf_slice(&key)),
              .value = {.ptr = inst->enc, .len = inst->enc_len}},
             {.type = STORE_OP_DELETE, .span = STORE_KEY(buf_slice(&old_key))},
         };
         struct store_txn_result tr;
-        rc = store_txn(reg->st, &(struct store_txn){.success = ops,
-                                                    .success_count = old_key.len ? 2 : 1},
+        rc = store_txn(reg->st,
+                       &(struct store_txn){.success = ops, .success_count = old_key.len ? 2 : 1},
                        &tr);
-        if (rc == 0)
-            set_index(reg, NULL, tr.revision);
+        if (rc == 0) set_index(reg, NULL, tr.revision);
     }
     buf_release(&key);
     buf_release(&old_key);
@@ -376,17 +355,14 @@ int registry_register(struct registry *reg, const struct registry_instance *in,
             inst->critical_since_ms = old->critical_since_ms;
             inst->probe = old->probe;
             old->probe = NULL;
-            if (inst->probe)
-                registry__check_adopt(inst->probe, inst);
+            if (inst->probe) registry__check_adopt(inst->probe, inst);
         }
     }
-    if (inst->note)
-        inst->v.note = inst->note;
+    if (inst->note) inst->v.note = inst->note;
     ids_insert(reg, inst);
     svc_link(svc, inst);
     set_index(reg, svc, reg->index - 1); /* the index already moved: carry it to svc */
-    if (old_svc && old_svc != svc)
-        set_index(reg, old_svc, reg->index - 1);
+    if (old_svc && old_svc != svc) set_index(reg, old_svc, reg->index - 1);
     critical_clock(inst, old && is_same_check ? old->v.status : REGISTRY_PASSING);
     if (old && old_svc != svc)
         registry__emit(reg, REGISTRY_EVENT_DEREGISTER, old, old->v.status, reg->index);
@@ -400,8 +376,7 @@ int registry_register(struct registry *reg, const struct registry_instance *in,
         registry__wake(reg, old_svc);
         registry__svc_gc(reg, old_svc);
     }
-    if (out_index)
-        *out_index = registry_index(reg, in->service);
+    if (out_index) *out_index = registry_index(reg, in->service);
     return 0;
 }
 
@@ -414,19 +389,16 @@ int registry__remove(struct reg_inst *inst, int64_t *out_index)
     int rc;
 
     rc = inst_key(reg, &inst->v, &key);
-    if (rc == 0)
-        rc = store_delete(reg->st, STORE_KEY(buf_slice(&key)), NULL, &rev);
+    if (rc == 0) rc = store_delete(reg->st, STORE_KEY(buf_slice(&key)), NULL, &rev);
     buf_release(&key);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     ids_remove(reg, inst);
     svc_unlink(inst);
     set_index(reg, svc, rev);
     registry__emit(reg, REGISTRY_EVENT_DEREGISTER, inst, inst->v.status, reg->index);
     inst_free(inst);
     registry__wake(reg, svc);
-    if (out_index)
-        *out_index = svc->index;
+    if (out_index) *out_index = svc->index;
     registry__svc_gc(reg, svc);
     return 0;
 }
@@ -435,13 +407,10 @@ int registry_deregister(struct registry *reg, const char *id, int64_t *out_index
 {
     struct reg_inst *inst;
 
-    if (out_index)
-        *out_index = 0;
-    if (reg->dispatch_depth)
-        return SH_EBUSY;
+    if (out_index) *out_index = 0;
+    if (reg->dispatch_depth) return SH_EBUSY;
     inst = id ? find_id(reg, id) : NULL;
-    if (!inst)
-        return SH_ENOENT;
+    if (!inst) return SH_ENOENT;
     return registry__remove(inst, out_index);
 }
 
@@ -457,10 +426,8 @@ int registry__set_status(struct reg_inst *inst, enum registry_health status, cha
         inst->v.status = status;
         rc = registry__encode(&inst->v, &enc);
         inst->v.status = before;
-        if (rc == 0)
-            rc = inst_key(reg, &inst->v, &key);
-        if (rc == 0)
-            rc = store_put(reg->st, buf_slice(&key), buf_slice(&enc), 0, &rev);
+        if (rc == 0) rc = inst_key(reg, &inst->v, &key);
+        if (rc == 0) rc = store_put(reg->st, buf_slice(&key), buf_slice(&enc), 0, &rev);
         buf_release(&key);
         if (rc < 0) {
             buf_release(&enc);
@@ -476,8 +443,7 @@ int registry__set_status(struct reg_inst *inst, enum registry_health status, cha
         inst->note = note;
         inst->v.note = note;
     }
-    if (status == before)
-        return 0;
+    if (status == before) return 0;
     critical_clock(inst, before);
     set_index(reg, inst->svc, rev);
     registry__emit(reg, REGISTRY_EVENT_HEALTH, inst, before, reg->index);
@@ -492,23 +458,18 @@ int registry_heartbeat(struct registry *reg, const char *id, enum registry_healt
     char *copy = NULL;
     int rc;
 
-    if (reg->dispatch_depth)
-        return SH_EBUSY;
-    if (status < REGISTRY_PASSING || status > REGISTRY_CRITICAL)
-        return SH_EINVAL;
+    if (reg->dispatch_depth) return SH_EBUSY;
+    if (status < REGISTRY_PASSING || status > REGISTRY_CRITICAL) return SH_EINVAL;
     inst = id ? find_id(reg, id) : NULL;
-    if (!inst)
-        return SH_ENOENT;
+    if (!inst) return SH_ENOENT;
     if (inst->v.check.kind != REGISTRY_CHECK_TTL && inst->v.check.kind != REGISTRY_CHECK_NONE)
         return SH_EINVAL;
     if (note && strcmp(note, inst->v.note) != 0) {
         copy = sh_strndup(note, SH_MIN(strlen(note), (size_t)REGISTRY_MAX_NOTE_BYTES));
-        if (!copy)
-            return SH_ENOMEM;
+        if (!copy) return SH_ENOMEM;
     }
     rc = registry__set_status(inst, status, copy);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     if (inst->v.check.kind == REGISTRY_CHECK_TTL)
         inst->ttl_deadline_ms = uv_now(reg->loop) + inst->v.check.ttl_ms;
     registry__check_arm(inst, false);
@@ -527,8 +488,7 @@ int64_t registry_index(const struct registry *reg, const char *service)
 
 void registry_result_release(struct registry_result *res)
 {
-    if (!res)
-        return;
+    if (!res) return;
     arena_release(&res->arena);
     memset(res, 0, sizeof(*res));
 }
@@ -561,21 +521,17 @@ int registry_instances(struct registry *reg, const char *service, enum registry_
     memset(res, 0, sizeof(*res));
     arena_init(&res->arena, RESULT_ARENA_BYTES, 0);
     res->index = s ? s->index : reg->index;
-    if (!s)
-        return 0;
+    if (!s) return 0;
     SH_LIST_FOREACH(l, &s->insts)
-        n += passes(svc_inst(l), filter);
-    if (!n)
-        return 0;
+    n += passes(svc_inst(l), filter);
+    if (!n) return 0;
     res->instances = arena_alloc(&res->arena, n * sizeof(*res->instances));
-    if (!res->instances)
-        goto oom;
-    SH_LIST_FOREACH(l, &s->insts) {
+    if (!res->instances) goto oom;
+    SH_LIST_FOREACH(l, &s->insts)
+    {
         const struct reg_inst *i = svc_inst(l);
-        if (!passes(i, filter))
-            continue;
-        if (registry__copy(&res->arena, &i->v, &res->instances[res->count]) < 0)
-            goto oom;
+        if (!passes(i, filter)) continue;
+        if (registry__copy(&res->arena, &i->v, &res->instances[res->count]) < 0) goto oom;
         res->count++;
     }
     qsort(res->instances, res->count, sizeof(*res->instances), cmp_inst);
@@ -592,8 +548,7 @@ int registry_instance_get(struct registry *reg, const char *id, struct registry_
     memset(res, 0, sizeof(*res));
     arena_init(&res->arena, RESULT_ARENA_BYTES, 0);
     res->index = reg->index;
-    if (!i)
-        return SH_ENOENT;
+    if (!i) return SH_ENOENT;
     res->index = i->svc->index;
     res->instances = arena_alloc(&res->arena, sizeof(*res->instances));
     if (!res->instances || registry__copy(&res->arena, &i->v, res->instances) < 0) {
@@ -618,11 +573,9 @@ int registry_services(struct registry *reg, struct registry_result *res)
     res->index = reg->index;
     for (size_t k = 0; k < reg->svc_count; k++)
         n += reg->svcs[k]->count > 0;
-    if (!n)
-        return 0;
+    if (!n) return 0;
     res->services = arena_alloc(&res->arena, n * sizeof(*res->services));
-    if (!res->services)
-        goto oom;
+    if (!res->services) goto oom;
     for (size_t k = 0; k < reg->svc_count; k++) {
         const struct reg_svc *s = reg->svcs[k];
         const struct sh_list *l;
@@ -630,40 +583,36 @@ int registry_services(struct registry *reg, struct registry_result *res)
         const char **tags;
         size_t ntags = 0, uniq = 0;
 
-        if (!s->count)
-            continue;
+        if (!s->count) continue;
         memset(out, 0, sizeof(*out));
         out->name = arena_strndup(&res->arena, s->name, strlen(s->name));
-        if (!out->name)
-            goto oom;
+        if (!out->name) goto oom;
         out->index = s->index;
         out->instance_count = s->count;
-        SH_LIST_FOREACH(l, &s->insts) {
+        SH_LIST_FOREACH(l, &s->insts)
+        {
             ntags += svc_inst(l)->v.tag_count;
             out->passing_count += svc_inst(l)->v.status == REGISTRY_PASSING;
         }
         res->service_count++;
-        if (!ntags)
-            continue;
+        if (!ntags) continue;
         tags = arena_alloc(&res->arena, ntags * sizeof(*tags));
-        if (!tags)
-            goto oom;
+        if (!tags) goto oom;
         ntags = 0;
-        SH_LIST_FOREACH(l, &s->insts) {
+        SH_LIST_FOREACH(l, &s->insts)
+        {
             const struct reg_inst *i = svc_inst(l);
             for (size_t t = 0; t < i->v.tag_count; t++)
                 tags[ntags++] = i->v.tags[t];
         }
         qsort(tags, ntags, sizeof(*tags), cmp_str);
         for (size_t t = 0; t < ntags; t++) {
-            if (uniq && strcmp(tags[uniq - 1], tags[t]) == 0)
-                continue;
+            if (uniq && strcmp(tags[uniq - 1], tags[t]) == 0) continue;
             tags[uniq++] = tags[t];
         }
         for (size_t t = 0; t < uniq; t++) {
             tags[t] = arena_strndup(&res->arena, tags[t], strlen(tags[t]));
-            if (!tags[t])
-                goto oom;
+            if (!tags[t]) goto oom;
         }
         out->tags = tags;
         out->tag_count = uniq;
@@ -694,13 +643,10 @@ static int load_one(struct registry *reg, const struct store_kv *kv)
         arena_release(&tmp);
         return 0;
     }
-    if (rc == 0)
-        rc = inst_new(reg, &v, &inst);
+    if (rc == 0) rc = inst_new(reg, &v, &inst);
     arena_release(&tmp);
-    if (rc == 0)
-        rc = registry__svc_get(reg, inst->v.service, &svc);
-    if (rc == 0)
-        rc = ids_reserve(reg);
+    if (rc == 0) rc = registry__svc_get(reg, inst->v.service, &svc);
+    if (rc == 0) rc = ids_reserve(reg);
     if (rc < 0) {
         inst_free(inst);
         return rc;
@@ -709,8 +655,7 @@ static int load_one(struct registry *reg, const struct store_kv *kv)
     svc_link(svc, inst);
     /* Restart rules (registry.h): the clocks start again at open; check_arm gives TTL
      * instances one full TTL. */
-    if (inst->v.status == REGISTRY_CRITICAL)
-        inst->critical_since_ms = uv_now(reg->loop);
+    if (inst->v.status == REGISTRY_CRITICAL) inst->critical_since_ms = uv_now(reg->loop);
     return 0;
 }
 
@@ -724,15 +669,12 @@ int registry_new(const struct registry_config *cfg, uv_loop_t *loop, struct stor
     int rc;
 
     *out = NULL;
-    if (!loop || !st)
-        return SH_EINVAL;
+    if (!loop || !st) return SH_EINVAL;
     reg = sh_calloc(1, sizeof(*reg));
-    if (!reg)
-        return SH_ENOMEM;
+    if (!reg) return SH_ENOMEM;
     reg->loop = loop;
     rc = registry__watch_init(reg); /* first: registry_free needs its lists */
-    if (rc < 0)
-        goto fail;
+    if (rc < 0) goto fail;
     reg->st = st;
     reg->client = client;
     reg->min_interval_ms = cfg && cfg->min_interval_ms ? cfg->min_interval_ms : 1000;
@@ -747,19 +689,17 @@ int registry_new(const struct registry_config *cfg, uv_loop_t *loop, struct stor
     }
     reg->prefix = buf_detach(&p, NULL);
     rc = store_range(st, STORE_PREFIX(slice_from_cstr(reg->prefix)), 0, &res);
-    if (rc < 0)
-        goto fail;
+    if (rc < 0) goto fail;
     reg->index = res.revision + 1;
     for (size_t i = 0; i < res.count && rc == 0; i++)
         rc = load_one(reg, &res.kvs[i]);
     store_result_release(&res);
-    if (rc < 0)
-        goto fail;
+    if (rc < 0) goto fail;
     for (size_t k = 0; k < reg->svc_count; k++) {
         struct sh_list *l;
         reg->svcs[k]->index = reg->index;
         SH_LIST_FOREACH(l, &reg->svcs[k]->insts)
-            registry__check_arm(svc_inst(l), true);
+        registry__check_arm(svc_inst(l), true);
     }
     *out = reg;
     return 0;
@@ -770,8 +710,7 @@ fail:
 
 void registry_free(struct registry *reg)
 {
-    if (!reg)
-        return;
+    if (!reg) return;
     registry__watch_shutdown(reg); /* ends waits and subscriptions while instances exist */
     for (size_t b = 0; b < reg->id_buckets; b++) {
         struct reg_inst *i, *next;

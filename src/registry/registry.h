@@ -43,20 +43,20 @@
  * field.
  * ------------------------------------------------------------------------------------------ */
 enum {
-    REGISTRY_MAX_ID_BYTES = 128,       /* [A-Za-z0-9._-], starts with a letter or digit */
-    REGISTRY_MAX_SERVICE_BYTES = 63,   /* a DNS label: [a-z0-9-], no leading/trailing '-' */
-    REGISTRY_MAX_NAME_BYTES = 64,      /* version, node */
-    REGISTRY_MAX_ADDRESS_BYTES = 253,  /* numeric IPv4/IPv6, or a hostname */
+    REGISTRY_MAX_ID_BYTES = 128,      /* [A-Za-z0-9._-], starts with a letter or digit */
+    REGISTRY_MAX_SERVICE_BYTES = 63,  /* a DNS label: [a-z0-9-], no leading/trailing '-' */
+    REGISTRY_MAX_NAME_BYTES = 64,     /* version, node */
+    REGISTRY_MAX_ADDRESS_BYTES = 253, /* numeric IPv4/IPv6, or a hostname */
     REGISTRY_MAX_TAGS = 64,
     REGISTRY_MAX_TAG_BYTES = 128,
     REGISTRY_MAX_META = 64,
     REGISTRY_MAX_META_KEY_BYTES = 128, /* [A-Za-z0-9_-] */
     REGISTRY_MAX_META_VALUE_BYTES = 512,
     REGISTRY_MAX_WEIGHT = 10000,
-    REGISTRY_MAX_PATH_BYTES = 1024,    /* HTTP check path */
-    REGISTRY_MAX_THRESHOLD = 100,      /* failures_before_critical, successes_before_passing */
-    REGISTRY_MAX_WAIT_MS = 600000,     /* registry_wait timeouts are clamped to this (10 min) */
-    REGISTRY_MAX_NOTE_BYTES = 1024,    /* longer notes are cut */
+    REGISTRY_MAX_PATH_BYTES = 1024, /* HTTP check path */
+    REGISTRY_MAX_THRESHOLD = 100,   /* failures_before_critical, successes_before_passing */
+    REGISTRY_MAX_WAIT_MS = 600000,  /* registry_wait timeouts are clamped to this (10 min) */
+    REGISTRY_MAX_NOTE_BYTES = 1024, /* longer notes are cut */
 };
 
 /* ------------------------------------------------------------------------------------------
@@ -112,7 +112,7 @@ struct registry_instance {
     size_t tag_count;
     const struct registry_meta *meta; /* keys unique */
     size_t meta_count;
-    uint32_t weight;                  /* 0 = 1 on input; 1..REGISTRY_MAX_WEIGHT */
+    uint32_t weight; /* 0 = 1 on input; 1..REGISTRY_MAX_WEIGHT */
     struct registry_check check;
     /* Input: the initial status (REGISTRY_HEALTH_DEFAULT: on an update of an instance with
      * the same check kind the current status is kept; otherwise as the enum says).
@@ -136,9 +136,8 @@ struct registry; /* opaque service object */
  * then fail with SH_ENOTSUP) must outlive the registry. A stored instance that cannot be
  * decoded is logged and skipped. Returns 0 and sets *out (free with registry_free), or SH_E*
  * and sets *out to NULL. */
-SH_MUST_CHECK int registry_new(const struct registry_config *cfg, uv_loop_t *loop,
-                               struct store *st, struct http_client *client,
-                               struct registry **out);
+SH_MUST_CHECK int registry_new(const struct registry_config *cfg, uv_loop_t *loop, struct store *st,
+                               struct http_client *client, struct registry **out);
 /* Stops every check, ends every pending wait with SH_ECANCELED and every subscription with a
  * REGISTRY_EVENT_CLOSED event (those callbacks run inside this call), and frees the registry.
  * Handle memory is released from libuv close callbacks: run the loop until it has no handles
@@ -187,8 +186,8 @@ struct registry_result {
     size_t count;
     struct registry_service_info *services; /* registry_services, sorted by name */
     size_t service_count;
-    int64_t index; /* the service's index (registry_instances, registry_instance_get when
-                      found), else the registry-wide one */
+    int64_t index;      /* the service's index (registry_instances, registry_instance_get when
+                           found), else the registry-wide one */
     struct arena arena; /* private: the bytes */
 };
 void registry_result_release(struct registry_result *res);
@@ -271,8 +270,7 @@ struct registry_sub; /* opaque; owned by the registry */
 /* Subscribes to the changes of <service> (NULL = every service). 0 and *out, or SH_EINVAL /
  * SH_ENOMEM. */
 SH_MUST_CHECK int registry_subscribe(struct registry *reg, const char *service,
-                                     registry_event_fn *cb, void *data,
-                                     struct registry_sub **out);
+                                     registry_event_fn *cb, void *data, struct registry_sub **out);
 /* Stops and frees a subscription; safe inside any event callback. NULL is a no-op. */
 void registry_unsubscribe(struct registry_sub *sub);
 

@@ -32,16 +32,16 @@ struct reg_inst {
     struct registry *reg;
     struct registry_instance v; /* strings live in mem; v.note points at note or "" */
     struct arena mem;
-    char *note;                 /* owned, in memory only */
-    char *enc;                  /* owned: the stored value */
+    char *note; /* owned, in memory only */
+    char *enc;  /* owned: the stored value */
     size_t enc_len;
     struct reg_svc *svc;
-    struct sh_list svc_link; /* in svc->insts */
+    struct sh_list svc_link;  /* in svc->insts */
     struct reg_inst *id_next; /* hash chain */
     uv_timer_t *timer;        /* owned; freed in its close callback */
     struct reg_probe *probe;  /* the check run in flight, if any */
     uint32_t ok_count, fail_count;
-    uint64_t ttl_deadline_ms;  /* uv_now time; TTL checks */
+    uint64_t ttl_deadline_ms;   /* uv_now time; TTL checks */
     uint64_t critical_since_ms; /* uv_now time of the flip to CRITICAL */
 };
 
@@ -55,8 +55,8 @@ struct registry_waiter {
     registry_wait_fn *cb;
     void *data;
     enum reg_waiter_state state;
-    int rc;        /* READY/FIRING: what cb gets */
-    int64_t index; /* READY/FIRING: what cb gets */
+    int rc;                 /* READY/FIRING: what cb gets */
+    int64_t index;          /* READY/FIRING: what cb gets */
     struct sh_list link;    /* waiting, ready or firing list */
     struct sh_list dl_link; /* deadline list (W_WAITING only) */
 };

@@ -83,7 +83,8 @@ static bool wake_list(struct registry *reg, struct sh_list *list, int64_t index)
     struct sh_list *l, *next;
     bool any = false;
 
-    SH_LIST_FOREACH_SAFE(l, next, list) {
+    SH_LIST_FOREACH_SAFE(l, next, list)
+    {
         struct registry_waiter *w = waiter_of(l);
         if (index > w->after) {
             any = true;
@@ -97,11 +98,9 @@ void registry__wake(struct registry *reg, struct reg_svc *s)
 {
     bool any = false;
 
-    if (s)
-        any = wake_list(reg, &s->waiters, s->index);
+    if (s) any = wake_list(reg, &s->waiters, s->index);
     any |= wake_list(reg, &reg->any_waiters, reg->index);
-    if (any)
-        wait_timer_arm(reg);
+    if (any) wait_timer_arm(reg);
 }
 
 static void wait_timer_fire(uv_timer_t *t)
@@ -141,13 +140,10 @@ int registry_wait(struct registry *reg, const char *service, int64_t after_index
     int64_t cur;
     int rc;
 
-    if (out)
-        *out = NULL;
-    if (!cb || (service && !registry__valid_service(service)))
-        return SH_EINVAL;
+    if (out) *out = NULL;
+    if (!cb || (service && !registry__valid_service(service))) return SH_EINVAL;
     w = sh_calloc(1, sizeof(*w));
-    if (!w)
-        return SH_ENOMEM;
+    if (!w) return SH_ENOMEM;
     if (service) {
         rc = registry__svc_get(reg, service, &s);
         if (rc < 0) {
@@ -169,8 +165,7 @@ int registry_wait(struct registry *reg, const char *service, int64_t after_index
         registry__svc_gc(reg, s);
     }
     wait_timer_arm(reg);
-    if (out)
-        *out = w;
+    if (out) *out = w;
     return 0;
 }
 
@@ -179,8 +174,7 @@ void registry_wait_cancel(struct registry_waiter *w)
     struct registry *reg;
     struct reg_svc *s;
 
-    if (!w)
-        return;
+    if (!w) return;
     reg = w->reg;
     s = w->svc;
     waiter_unlink(w); /* waiting, ready or firing: each state is one list or two */
@@ -192,17 +186,15 @@ void registry_wait_cancel(struct registry_waiter *w)
 /* ------------------------------------------------------------------------------------------
  * Subscriptions
  * ------------------------------------------------------------------------------------------ */
-int registry_subscribe(struct registry *reg, const char *service, registry_event_fn *cb,
-                       void *data, struct registry_sub **out)
+int registry_subscribe(struct registry *reg, const char *service, registry_event_fn *cb, void *data,
+                       struct registry_sub **out)
 {
     struct registry_sub *sub;
 
     *out = NULL;
-    if (!cb || (service && !registry__valid_service(service)))
-        return SH_EINVAL;
+    if (!cb || (service && !registry__valid_service(service))) return SH_EINVAL;
     sub = sh_calloc(1, sizeof(*sub));
-    if (!sub)
-        return SH_ENOMEM;
+    if (!sub) return SH_ENOMEM;
     if (service) {
         sub->service = sh_strdup(service);
         if (!sub->service) {
@@ -245,13 +237,11 @@ void registry_unsubscribe(struct registry_sub *sub)
 {
     struct registry *reg;
 
-    if (!sub)
-        return;
+    if (!sub) return;
     reg = sub->reg;
     sub->is_dead = true;
     reg->has_dead_subs = true;
-    if (reg->dispatch_depth == 0)
-        subs_sweep(reg);
+    if (reg->dispatch_depth == 0) subs_sweep(reg);
 }
 
 void registry__emit(struct registry *reg, enum registry_event_type type,
@@ -262,15 +252,12 @@ void registry__emit(struct registry *reg, enum registry_event_type type,
 
     reg->dispatch_depth++;
     for (struct registry_sub *s = reg->subs; s; s = s->next) {
-        if (s->is_dead)
-            continue;
-        if (inst && s->service && strcmp(s->service, inst->v.service) != 0)
-            continue;
+        if (s->is_dead) continue;
+        if (inst && s->service && strcmp(s->service, inst->v.service) != 0) continue;
         s->cb(s->data, &ev);
     }
     reg->dispatch_depth--;
-    if (reg->dispatch_depth == 0 && reg->has_dead_subs)
-        subs_sweep(reg);
+    if (reg->dispatch_depth == 0 && reg->has_dead_subs) subs_sweep(reg);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -283,8 +270,7 @@ int registry__watch_init(struct registry *reg)
     sh_list_init(&reg->firing);
     sh_list_init(&reg->deadlines);
     reg->wait_timer = sh_malloc(sizeof(*reg->wait_timer));
-    if (!reg->wait_timer)
-        return SH_ENOMEM;
+    if (!reg->wait_timer) return SH_ENOMEM;
     uv_timer_init(reg->loop, reg->wait_timer);
     reg->wait_timer->data = reg;
     return 0;
@@ -300,14 +286,12 @@ void registry__watch_shutdown(struct registry *reg)
         struct reg_svc *s;
 
         l = sh_list_first(&reg->firing);
-        if (!l)
-            l = sh_list_first(&reg->ready);
+        if (!l) l = sh_list_first(&reg->ready);
         if (l) {
             w = waiter_of(l);
         } else {
             w = dl_first(reg);
-            if (!w)
-                break;
+            if (!w) break;
         }
         s = w->svc; /* NULL unless W_WAITING */
         waiter_unlink(w);

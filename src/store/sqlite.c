@@ -146,8 +146,8 @@ struct sqlite_be {
     int64_t revision, compact_revision, lease_seq;
     int64_t history, watch_window;
     bool is_group_commit;
-    bool is_batch_open; /* group commit: BEGIN done, COMMIT not yet */
-    bool is_batch_lost; /* SQLite rolled back an open batch: be_sync reports it */
+    bool is_batch_open;    /* group commit: BEGIN done, COMMIT not yet */
+    bool is_batch_lost;    /* SQLite rolled back an open batch: be_sync reports it */
     uint64_t batch_writes; /* writes released into the open batch */
 };
 
@@ -162,11 +162,11 @@ static const struct {
     int sqlite;
     int sh;
 } code_map[] = {
-    {SQLITE_NOMEM, SH_ENOMEM},     {SQLITE_BUSY, SH_EBUSY},     {SQLITE_LOCKED, SH_EBUSY},
-    {SQLITE_FULL, SH_ENOSPC},      {SQLITE_IOERR, SH_EIO},      {SQLITE_CORRUPT, SH_ECORRUPT},
-    {SQLITE_NOTADB, SH_ECORRUPT},  {SQLITE_CANTOPEN, -EACCES},  {SQLITE_PERM, -EACCES},
-    {SQLITE_READONLY, -EACCES},    {SQLITE_AUTH, -EACCES},      {SQLITE_TOOBIG, SH_ETOOBIG},
-    {SQLITE_INTERRUPT, SH_ECANCELED}, {SQLITE_PROTOCOL, SH_EIO}, {SQLITE_SCHEMA, SH_EIO},
+    {SQLITE_NOMEM, SH_ENOMEM},        {SQLITE_BUSY, SH_EBUSY},    {SQLITE_LOCKED, SH_EBUSY},
+    {SQLITE_FULL, SH_ENOSPC},         {SQLITE_IOERR, SH_EIO},     {SQLITE_CORRUPT, SH_ECORRUPT},
+    {SQLITE_NOTADB, SH_ECORRUPT},     {SQLITE_CANTOPEN, -EACCES}, {SQLITE_PERM, -EACCES},
+    {SQLITE_READONLY, -EACCES},       {SQLITE_AUTH, -EACCES},     {SQLITE_TOOBIG, SH_ETOOBIG},
+    {SQLITE_INTERRUPT, SH_ECANCELED}, {SQLITE_PROTOCOL, SH_EIO},  {SQLITE_SCHEMA, SH_EIO},
 };
 
 /* Translates rc (not OK/ROW/DONE) and keeps SQLite's message on the handle. */
@@ -178,8 +178,7 @@ static int store__from_sqlite(struct store *st, int rc)
     store__set_errmsg(st, "sqlite: %s (%d)",
                       be && be->db ? sqlite3_errmsg(be->db) : sqlite3_errstr(rc), rc);
     for (size_t i = 0; i < SH_ARRAY_LEN(code_map); i++) {
-        if (code_map[i].sqlite == primary)
-            return code_map[i].sh;
+        if (code_map[i].sqlite == primary) return code_map[i].sh;
     }
     /* SQLITE_ERROR and the rest: a statement the schema does not support (a database that
      * is not ours) or a bug; the message says which. */
@@ -194,10 +193,9 @@ static int stmt_get(struct store *st, enum stmt_id id, sqlite3_stmt **out)
     int rc;
 
     if (!be->stmt[id]) {
-        rc = sqlite3_prepare_v3(be->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-                                &be->stmt[id], NULL);
-        if (rc != SQLITE_OK)
-            return store__from_sqlite(st, rc);
+        rc = sqlite3_prepare_v3(be->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &be->stmt[id],
+                                NULL);
+        if (rc != SQLITE_OK) return store__from_sqlite(st, rc);
     }
     *out = be->stmt[id];
     return 0;
@@ -221,8 +219,7 @@ static int exec_stmt(struct store *st, sqlite3_stmt *s)
     int rc = sqlite3_step(s);
 
     stmt_done(s);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        return store__from_sqlite(st, rc);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return store__from_sqlite(st, rc);
     return 0;
 }
 
@@ -238,11 +235,9 @@ static int exec_id(struct store *st, enum stmt_id id)
  * batch is lost when it held released writes; a failure of its first write loses nothing. */
 static void note_auto_rollback(struct sqlite_be *be)
 {
-    if (!be->is_batch_open || !sqlite3_get_autocommit(be->db))
-        return;
+    if (!be->is_batch_open || !sqlite3_get_autocommit(be->db)) return;
     be->is_batch_open = false;
-    if (be->batch_writes)
-        be->is_batch_lost = true;
+    if (be->batch_writes) be->is_batch_lost = true;
     be->batch_writes = 0;
 }
 
@@ -252,8 +247,7 @@ static int begin(struct store *st)
     struct sqlite_be *be = st->be;
     int rc;
 
-    if (!be->is_group_commit)
-        return exec_id(st, S_BEGIN);
+    if (!be->is_group_commit) return exec_id(st, S_BEGIN);
     note_auto_rollback(be);
     if (be->is_batch_lost) {
         store__set_errmsg(st, "the open batch was rolled back by SQLite; it must be synced");
@@ -261,8 +255,7 @@ static int begin(struct store *st)
     }
     if (!be->is_batch_open) {
         rc = exec_id(st, S_BEGIN);
-        if (rc < 0)
-            return rc;
+        if (rc < 0) return rc;
         be->is_batch_open = true;
         be->batch_writes = 0;
     }
@@ -274,8 +267,7 @@ static int step_id(struct store *st, enum stmt_id id)
     sqlite3_stmt *s = NULL;
     int rc;
 
-    if (stmt_get(st, id, &s) < 0)
-        return SQLITE_ERROR;
+    if (stmt_get(st, id, &s) < 0) return SQLITE_ERROR;
     rc = sqlite3_step(s);
     stmt_done(s);
     return rc;
@@ -297,10 +289,8 @@ static void rollback(struct store *st)
     }
     /* Undo this write only. If that fails, its half-done changes must not be committed with
      * the batch: roll everything back and let the sync report the loss. */
-    if (step_id(st, S_ROLLBACK_TO) == SQLITE_DONE && step_id(st, S_RELEASE) == SQLITE_DONE)
-        return;
-    if (!sqlite3_get_autocommit(be->db))
-        step_id(st, S_ROLLBACK);
+    if (step_id(st, S_ROLLBACK_TO) == SQLITE_DONE && step_id(st, S_RELEASE) == SQLITE_DONE) return;
+    if (!sqlite3_get_autocommit(be->db)) step_id(st, S_ROLLBACK);
     be->is_batch_open = false;
     be->is_batch_lost = true;
 }
@@ -310,11 +300,9 @@ static int commit(struct store *st)
     struct sqlite_be *be = st->be;
     int rc;
 
-    if (!be->is_group_commit)
-        return exec_id(st, S_COMMIT);
+    if (!be->is_group_commit) return exec_id(st, S_COMMIT);
     rc = exec_id(st, S_RELEASE);
-    if (rc == 0)
-        be->batch_writes++;
+    if (rc == 0) be->batch_writes++;
     return rc;
 }
 
@@ -323,8 +311,7 @@ static int meta_get(struct store *st, const char *name, int64_t *out)
     sqlite3_stmt *s;
     int rc = stmt_get(st, S_META_GET, &s);
 
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
@@ -345,8 +332,7 @@ static int meta_set(struct store *st, const char *name, int64_t value)
     sqlite3_stmt *s;
     int rc = stmt_get(st, S_META_SET, &s);
 
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, value);
     return exec_stmt(st, s);
@@ -373,8 +359,7 @@ static int kv_lookup(struct store *st, struct slice key, sqlite3_stmt **s_out, s
     int rc = stmt_get(st, S_KV_GET, &s);
 
     *s_out = NULL;
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     bind_blob(s, 1, key);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
@@ -407,8 +392,7 @@ static int mkdir_p(const char *dir, struct sh_diag *d)
     }
     memcpy(path, dir, n + 1);
     for (size_t i = 1; i <= n; i++) {
-        if (path[i] != '/' && path[i] != '\0')
-            continue;
+        if (path[i] != '/' && path[i] != '\0') continue;
         char c = path[i];
         path[i] = '\0';
         if (mkdir(path, 0700) == -1 && errno != EEXIST) {
@@ -454,14 +438,11 @@ static int pragma_int(struct store *st, const char *sql, int64_t *out)
     sqlite3_stmt *s;
     int rc = sqlite3_prepare_v2(BE(st)->db, sql, -1, &s, NULL);
 
-    if (rc != SQLITE_OK)
-        return store__from_sqlite(st, rc);
+    if (rc != SQLITE_OK) return store__from_sqlite(st, rc);
     rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int64(s, 0);
+    if (rc == SQLITE_ROW) *out = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
-    if (rc != SQLITE_ROW)
-        return store__from_sqlite(st, rc == SQLITE_DONE ? SQLITE_ERROR : rc);
+    if (rc != SQLITE_ROW) return store__from_sqlite(st, rc == SQLITE_DONE ? SQLITE_ERROR : rc);
     return 0;
 }
 
@@ -470,8 +451,7 @@ static int migrate(struct store *st)
     int64_t version = 0;
     int rc = pragma_int(st, "PRAGMA user_version", &version);
 
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     if (version > SCHEMA_VERSION) {
         store__set_errmsg(st, "schema version %lld is newer than this shoal's (%d)",
                           (long long)version, SCHEMA_VERSION);
@@ -481,13 +461,10 @@ static int migrate(struct store *st)
         char bump[64];
         snprintf(bump, sizeof(bump), "PRAGMA user_version = %lld", (long long)(v + 1));
         rc = exec_sql(st, "BEGIN IMMEDIATE");
-        if (rc < 0)
-            return rc;
+        if (rc < 0) return rc;
         rc = exec_sql(st, migrations[v]);
-        if (rc == 0)
-            rc = exec_sql(st, bump);
-        if (rc == 0)
-            rc = exec_sql(st, "COMMIT");
+        if (rc == 0) rc = exec_sql(st, bump);
+        if (rc == 0) rc = exec_sql(st, "COMMIT");
         if (rc < 0) {
             char keep[sizeof(st->errmsg)];
             memcpy(keep, st->errmsg, sizeof(keep));
@@ -506,8 +483,7 @@ static int quick_check(struct store *st)
     sqlite3_stmt *s;
     int rc = sqlite3_prepare_v2(BE(st)->db, "PRAGMA quick_check", -1, &s, NULL);
 
-    if (rc != SQLITE_OK)
-        return store__from_sqlite(st, rc);
+    if (rc != SQLITE_OK) return store__from_sqlite(st, rc);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         const char *txt = (const char *)sqlite3_column_text(s, 0);
@@ -540,11 +516,9 @@ static int be_open(struct store *st, const struct store_config *cfg, uint64_t no
     be->watch_window = cfg->watch_window ? cfg->watch_window : STORE_DEFAULT_WATCH_WINDOW;
     st->be = be;
     rc = mkdir_p(cfg->data_dir, d);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     rc = lock_dir(be, cfg->data_dir, d);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     snprintf(path, sizeof(path), "%s/store.db", cfg->data_dir);
     rc = sqlite3_open_v2(path, &be->db,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -553,8 +527,8 @@ static int be_open(struct store *st, const struct store_config *cfg, uint64_t no
         goto fail;
     }
     sqlite3_extended_result_codes(be->db, 1);
-    rc = sqlite3_busy_timeout(be->db, cfg->busy_timeout_ms ? (int)SH_MIN(cfg->busy_timeout_ms,
-                                                                          INT32_MAX) : 5000);
+    rc = sqlite3_busy_timeout(
+        be->db, cfg->busy_timeout_ms ? (int)SH_MIN(cfg->busy_timeout_ms, INT32_MAX) : 5000);
     if (rc != SQLITE_OK) {
         rc = store__from_sqlite(st, rc);
         goto fail;
@@ -563,31 +537,23 @@ static int be_open(struct store *st, const struct store_config *cfg, uint64_t no
      * FULL: the WAL is fsynced at each commit (see the file comment). */
     rc = exec_sql(st, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
                       " PRAGMA foreign_keys = OFF; PRAGMA secure_delete = OFF;");
-    if (rc < 0)
-        goto fail;
+    if (rc < 0) goto fail;
     if (cfg->is_integrity_check) {
         rc = quick_check(st);
-        if (rc < 0)
-            goto fail;
+        if (rc < 0) goto fail;
     }
     rc = migrate(st);
-    if (rc < 0)
-        goto fail;
+    if (rc < 0) goto fail;
     rc = meta_get(st, "revision", &be->revision);
-    if (rc == 0)
-        rc = meta_get(st, "compact_revision", &be->compact_revision);
-    if (rc == 0)
-        rc = meta_get(st, "lease_seq", &be->lease_seq);
-    if (rc < 0)
-        goto fail;
+    if (rc == 0) rc = meta_get(st, "compact_revision", &be->compact_revision);
+    if (rc == 0) rc = meta_get(st, "lease_seq", &be->lease_seq);
+    if (rc < 0) goto fail;
     if (cfg->lease_grace_ms) {
         uint64_t floor = now_ms + SH_MIN(cfg->lease_grace_ms, (uint64_t)INT64_MAX / 4);
-        snprintf(sql, sizeof(sql),
-                 "UPDATE lease SET deadline_ms = %llu WHERE deadline_ms < %llu",
+        snprintf(sql, sizeof(sql), "UPDATE lease SET deadline_ms = %llu WHERE deadline_ms < %llu",
                  (unsigned long long)floor, (unsigned long long)floor);
         rc = exec_sql(st, sql);
-        if (rc < 0)
-            goto fail;
+        if (rc < 0) goto fail;
     }
     be->is_group_commit = cfg->is_group_commit; /* after the migrations' own transactions */
     return 0;
@@ -600,14 +566,12 @@ static void be_close(struct store *st)
 {
     struct sqlite_be *be = st->be;
 
-    if (!be)
-        return;
+    if (!be) return;
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(be->stmt[i]);
     /* sqlite3_close_v2: the last connection checkpoints the WAL into the database. */
     sqlite3_close_v2(be->db);
-    if (be->lock_fd != -1)
-        close(be->lock_fd);
+    if (be->lock_fd != -1) close(be->lock_fd);
     sh_free(be);
     st->be = NULL;
 }
@@ -623,16 +587,14 @@ static int be_sync(struct store *st)
         store__set_errmsg(st, "SQLite rolled back the open batch after an error");
         return SH_EIO;
     }
-    if (!be->is_batch_open)
-        return 0;
+    if (!be->is_batch_open) return 0;
     be->is_batch_open = false;
     be->batch_writes = 0;
     rc = exec_id(st, S_COMMIT);
     if (rc < 0) {
         char msg[sizeof(st->errmsg)];
         snprintf(msg, sizeof(msg), "%s", st->errmsg);
-        if (!sqlite3_get_autocommit(be->db))
-            step_id(st, S_ROLLBACK);
+        if (!sqlite3_get_autocommit(be->db)) step_id(st, S_ROLLBACK);
         store__set_errmsg(st, "commit of the batch failed: %s", msg);
     }
     return rc;
@@ -662,11 +624,9 @@ static int be_range(struct store *st, const struct store__range *r, size_t limit
     int64_t lim = limit && limit < INT64_MAX ? (int64_t)limit + 1 : -1; /* +1: has_more */
     int rc = stmt_get(st, r->has_hi ? S_KV_RANGE : S_KV_RANGE_OPEN, &s);
 
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     bind_blob(s, 1, r->lo);
-    if (r->has_hi)
-        bind_blob(s, 2, r->hi);
+    if (r->has_hi) bind_blob(s, 2, r->hi);
     sqlite3_bind_int64(s, 3, lim);
     res->revision = BE(st)->revision;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -677,8 +637,7 @@ static int be_range(struct store *st, const struct store__range *r, size_t limit
         }
         row_kv(s, &kv);
         rc = store__result_add(res, &kv);
-        if (rc < 0)
-            goto out;
+        if (rc < 0) goto out;
     }
     rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store__from_sqlite(st, rc);
 out:
@@ -691,8 +650,7 @@ static int be_history(struct store *st, struct slice key, size_t limit, struct s
     sqlite3_stmt *s;
     int rc = stmt_get(st, S_LOG_KEY, &s);
 
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     bind_blob(s, 1, key);
     sqlite3_bind_int64(s, 2, limit && limit < INT64_MAX ? (int64_t)limit : -1);
     res->revision = BE(st)->revision;
@@ -700,8 +658,7 @@ static int be_history(struct store *st, struct slice key, size_t limit, struct s
         struct store_kv kv;
         row_kv(s, &kv);
         rc = store__result_add(res, &kv);
-        if (rc < 0)
-            goto out;
+        if (rc < 0) goto out;
     }
     rc = rc == SQLITE_DONE ? 0 : store__from_sqlite(st, rc);
 out:
@@ -720,19 +677,16 @@ static int be_events(struct store *st, const struct store__range *r, int64_t fro
         return SH_ECOMPACTED;
     }
     rc = stmt_get(st, r->has_hi ? S_LOG_RANGE : S_LOG_RANGE_OPEN, &s);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     sqlite3_bind_int64(s, 1, from);
     sqlite3_bind_int64(s, 2, to);
     bind_blob(s, 3, r->lo);
-    if (r->has_hi)
-        bind_blob(s, 4, r->hi);
+    if (r->has_hi) bind_blob(s, 4, r->hi);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_kv kv;
         row_kv(s, &kv);
         rc = store__events_add(evs, kv.version ? STORE_EVENT_PUT : STORE_EVENT_DELETE, &kv);
-        if (rc < 0)
-            goto out;
+        if (rc < 0) goto out;
     }
     rc = rc == SQLITE_DONE ? 0 : store__from_sqlite(st, rc);
 out:
@@ -747,8 +701,7 @@ static int log_add(struct store *st, const struct store_kv *kv)
     sqlite3_stmt *s;
     int rc = stmt_get(st, S_LOG_ADD, &s);
 
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     bind_blob(s, 1, kv->key);
     if (kv->version)
         bind_blob(s, 2, kv->value);
@@ -768,11 +721,9 @@ static int trim_key(struct store *st, struct slice key)
     sqlite3_stmt *s;
     int rc;
 
-    if (!be->compact_revision)
-        return 0;
+    if (!be->compact_revision) return 0;
     rc = stmt_get(st, S_TRIM_KEY, &s);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     bind_blob(s, 1, key);
     sqlite3_bind_int64(s, 2, be->compact_revision);
     sqlite3_bind_int64(s, 3, be->history);
@@ -784,8 +735,7 @@ static int lease_exists(struct store *st, int64_t id, bool *out)
     sqlite3_stmt *s;
     int rc = stmt_get(st, S_LEASE_GET, &s);
 
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     sqlite3_bind_int64(s, 1, id);
     rc = sqlite3_step(s);
     *out = rc == SQLITE_ROW;
@@ -803,16 +753,14 @@ static int do_put(struct store *st, const struct store_op *op, int64_t rev,
     if (op->lease) {
         bool ok;
         rc = lease_exists(st, op->lease, &ok);
-        if (rc < 0)
-            return rc;
+        if (rc < 0) return rc;
         if (!ok) {
             store__set_errmsg(st, "lease %lld not found", (long long)op->lease);
             return SH_ENOENT;
         }
     }
     rc = kv_lookup(st, op->span.key, &s, &old);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     kv = (struct store_kv){
         .key = op->span.key,
         .value = op->value,
@@ -821,11 +769,9 @@ static int do_put(struct store *st, const struct store_op *op, int64_t rev,
         .version = rc == 0 ? old.version + 1 : 1,
         .lease = op->lease,
     };
-    if (s)
-        stmt_done(s);
+    if (s) stmt_done(s);
     rc = stmt_get(st, S_KV_PUT, &s);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     bind_blob(s, 1, kv.key);
     bind_blob(s, 2, kv.value);
     sqlite3_bind_int64(s, 3, kv.create_revision);
@@ -833,12 +779,9 @@ static int do_put(struct store *st, const struct store_op *op, int64_t rev,
     sqlite3_bind_int64(s, 5, kv.version);
     sqlite3_bind_int64(s, 6, kv.lease);
     rc = exec_stmt(st, s);
-    if (rc == 0)
-        rc = log_add(st, &kv);
-    if (rc == 0)
-        rc = trim_key(st, kv.key);
-    if (rc == 0)
-        rc = store__events_add(evs, STORE_EVENT_PUT, &kv);
+    if (rc == 0) rc = log_add(st, &kv);
+    if (rc == 0) rc = trim_key(st, kv.key);
+    if (rc == 0) rc = store__events_add(evs, STORE_EVENT_PUT, &kv);
     return rc;
 }
 
@@ -849,23 +792,18 @@ static int delete_listed(struct store *st, struct store__events *evs, size_t fir
         const struct store_kv *kv = &evs->ev[i].kv;
         sqlite3_stmt *s;
         int rc = stmt_get(st, S_KV_DEL, &s);
-        if (rc < 0)
-            return rc;
+        if (rc < 0) return rc;
         bind_blob(s, 1, kv->key);
         rc = exec_stmt(st, s);
-        if (rc == 0)
-            rc = log_add(st, kv);
-        if (rc == 0)
-            rc = trim_key(st, kv->key);
-        if (rc < 0)
-            return rc;
+        if (rc == 0) rc = log_add(st, kv);
+        if (rc == 0) rc = trim_key(st, kv->key);
+        if (rc < 0) return rc;
     }
     return 0;
 }
 
 /* Adds a DELETE event for every key the statement s (bound, returning KV_COLS) yields. */
-static int list_deletes(struct store *st, sqlite3_stmt *s, int64_t rev,
-                        struct store__events *evs)
+static int list_deletes(struct store *st, sqlite3_stmt *s, int64_t rev, struct store__events *evs)
 {
     int rc;
 
@@ -874,8 +812,7 @@ static int list_deletes(struct store *st, sqlite3_stmt *s, int64_t rev,
         kv.key.ptr = sqlite3_column_blob(s, 0);
         kv.key.len = (size_t)sqlite3_column_bytes(s, 0);
         rc = store__events_add(evs, STORE_EVENT_DELETE, &kv);
-        if (rc < 0)
-            goto out;
+        if (rc < 0) goto out;
     }
     rc = rc == SQLITE_DONE ? 0 : store__from_sqlite(st, rc);
 out:
@@ -894,15 +831,12 @@ static int do_delete(struct store *st, const struct store_op *op, int64_t rev,
 
     store__range_from_span(&r, op->span, buf);
     rc = stmt_get(st, r.has_hi ? S_KV_RANGE : S_KV_RANGE_OPEN, &s);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     bind_blob(s, 1, r.lo);
-    if (r.has_hi)
-        bind_blob(s, 2, r.hi);
+    if (r.has_hi) bind_blob(s, 2, r.hi);
     sqlite3_bind_int64(s, 3, -1);
     rc = list_deletes(st, s, rev, evs);
-    if (rc == 0)
-        rc = delete_listed(st, evs, first);
+    if (rc == 0) rc = delete_listed(st, evs, first);
     *deleted += evs->count - first;
     return rc;
 }
@@ -916,17 +850,14 @@ static int finish_revision(struct store *st, int64_t rev)
     sqlite3_stmt *s;
     int rc = meta_set(st, "revision", rev);
 
-    if (rc < 0 || cut <= be->compact_revision)
-        return rc;
+    if (rc < 0 || cut <= be->compact_revision) return rc;
     rc = stmt_get(st, S_TRIM_WINDOW, &s);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     sqlite3_bind_int64(s, 1, be->compact_revision);
     sqlite3_bind_int64(s, 2, cut);
     sqlite3_bind_int64(s, 3, be->history);
     rc = exec_stmt(st, s);
-    if (rc == 0)
-        rc = meta_set(st, "compact_revision", cut);
+    if (rc == 0) rc = meta_set(st, "compact_revision", cut);
     return rc;
 }
 
@@ -950,8 +881,7 @@ static bool cmp_holds(const struct store_cmp *c, const struct store_kv *kv, bool
         break;
     case STORE_CMP_VALUE:
     default:
-        if (!exists)
-            return false;
+        if (!exists) return false;
         order = store__key_cmp(kv->value, c->value);
         goto decide;
     }
@@ -980,34 +910,28 @@ static int be_txn(struct store *st, const struct store_txn *txn, struct store_tx
     bool ok = true;
     int rc = begin(st);
 
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     for (size_t i = 0; i < txn->cmp_count && ok; i++) {
         struct store_kv kv;
         sqlite3_stmt *s;
         rc = kv_lookup(st, txn->cmps[i].key, &s, &kv);
-        if (rc < 0)
-            goto fail;
+        if (rc < 0) goto fail;
         ok = cmp_holds(&txn->cmps[i], &kv, rc == 0);
-        if (s)
-            stmt_done(s);
+        if (s) stmt_done(s);
     }
     ops = ok ? txn->success : txn->failure;
     count = ok ? txn->success_count : txn->failure_count;
     for (size_t i = 0; i < count; i++) {
         rc = ops[i].type == STORE_OP_PUT ? do_put(st, &ops[i], rev, evs)
                                          : do_delete(st, &ops[i], rev, evs, &deleted);
-        if (rc < 0)
-            goto fail;
+        if (rc < 0) goto fail;
     }
     if (evs->count) {
         rc = finish_revision(st, rev);
-        if (rc < 0)
-            goto fail;
+        if (rc < 0) goto fail;
     }
     rc = commit(st);
-    if (rc < 0)
-        goto fail;
+    if (rc < 0) goto fail;
     if (evs->count) {
         be->revision = rev;
         if (rev - be->watch_window > be->compact_revision)
@@ -1029,8 +953,7 @@ static int lease_read(struct store *st, int64_t id, int64_t *ttl_ms, int64_t *de
     sqlite3_stmt *s;
     int rc = stmt_get(st, S_LEASE_GET, &s);
 
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     sqlite3_bind_int64(s, 1, id);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
@@ -1054,21 +977,16 @@ static int be_lease_grant(struct store *st, uint64_t ttl_ms, uint64_t now_ms, in
     sqlite3_stmt *s;
     int rc = begin(st);
 
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     rc = stmt_get(st, S_LEASE_ADD, &s);
-    if (rc < 0)
-        goto fail;
+    if (rc < 0) goto fail;
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int64(s, 2, (int64_t)ttl_ms);
     sqlite3_bind_int64(s, 3, (int64_t)(now_ms + ttl_ms));
     rc = exec_stmt(st, s);
-    if (rc == 0)
-        rc = meta_set(st, "lease_seq", id);
-    if (rc == 0)
-        rc = commit(st);
-    if (rc < 0)
-        goto fail;
+    if (rc == 0) rc = meta_set(st, "lease_seq", id);
+    if (rc == 0) rc = commit(st);
+    if (rc < 0) goto fail;
     be->lease_seq = id;
     *out_id = id;
     return 0;
@@ -1083,25 +1001,21 @@ static int be_lease_keepalive(struct store *st, int64_t id, uint64_t now_ms)
     sqlite3_stmt *s;
     int rc = lease_read(st, id, &ttl, &deadline);
 
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     if ((uint64_t)deadline <= now_ms) {
         store__set_errmsg(st, "lease %lld has expired", (long long)id);
         return SH_ENOENT; /* the next store_tick revokes it */
     }
     rc = begin(st);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     rc = stmt_get(st, S_LEASE_SET, &s);
     if (rc == 0) {
         sqlite3_bind_int64(s, 1, id);
         sqlite3_bind_int64(s, 2, (int64_t)now_ms + ttl);
         rc = exec_stmt(st, s);
     }
-    if (rc == 0)
-        rc = commit(st);
-    if (rc < 0)
-        rollback(st);
+    if (rc == 0) rc = commit(st);
+    if (rc < 0) rollback(st);
     return rc;
 }
 
@@ -1110,8 +1024,7 @@ static int be_lease_ttl(struct store *st, int64_t id, uint64_t now_ms, uint64_t 
     int64_t ttl, deadline;
     int rc = lease_read(st, id, &ttl, &deadline);
 
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     *out_ms = (uint64_t)deadline > now_ms ? (uint64_t)deadline - now_ms : 0;
     return 0;
 }
@@ -1123,31 +1036,22 @@ static int be_lease_revoke(struct store *st, int64_t id, struct store__events *e
     sqlite3_stmt *s;
     int rc = begin(st);
 
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     rc = lease_read(st, id, &ttl, &deadline);
-    if (rc < 0)
-        goto fail;
+    if (rc < 0) goto fail;
     rc = stmt_get(st, S_KV_BY_LEASE, &s);
-    if (rc < 0)
-        goto fail;
+    if (rc < 0) goto fail;
     sqlite3_bind_int64(s, 1, id);
     rc = list_deletes(st, s, rev, evs);
-    if (rc == 0)
-        rc = delete_listed(st, evs, 0);
-    if (rc == 0 && evs->count)
-        rc = finish_revision(st, rev);
-    if (rc < 0)
-        goto fail;
+    if (rc == 0) rc = delete_listed(st, evs, 0);
+    if (rc == 0 && evs->count) rc = finish_revision(st, rev);
+    if (rc < 0) goto fail;
     rc = stmt_get(st, S_LEASE_DEL, &s);
-    if (rc < 0)
-        goto fail;
+    if (rc < 0) goto fail;
     sqlite3_bind_int64(s, 1, id);
     rc = exec_stmt(st, s);
-    if (rc == 0)
-        rc = commit(st);
-    if (rc < 0)
-        goto fail;
+    if (rc == 0) rc = commit(st);
+    if (rc < 0) goto fail;
     if (evs->count) {
         be->revision = rev;
         if (rev - be->watch_window > be->compact_revision)
@@ -1165,12 +1069,10 @@ static int be_lease_due(struct store *st, uint64_t now_ms, int64_t *out_id)
     int rc = stmt_get(st, S_LEASE_DUE, &s);
 
     *out_id = 0;
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     sqlite3_bind_int64(s, 1, (int64_t)SH_MIN(now_ms, (uint64_t)INT64_MAX));
     rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        *out_id = sqlite3_column_int64(s, 0);
+    if (rc == SQLITE_ROW) *out_id = sqlite3_column_int64(s, 0);
     stmt_done(s);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store__from_sqlite(st, rc);
 }

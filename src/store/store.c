@@ -25,10 +25,10 @@ struct store_watch {
     struct store_watch *next;
     store_watch_fn *cb;
     void *data;
-    int64_t next_rev;   /* the first revision not delivered yet */
+    int64_t next_rev; /* the first revision not delivered yet */
     bool is_replaying;
     bool is_canceled;
-    bool is_failed;     /* an ERROR event was delivered */
+    bool is_failed; /* an ERROR event was delivered */
     struct store__range range;
 };
 
@@ -39,8 +39,7 @@ int store__key_cmp(struct slice a, struct slice b)
     size_t n = SH_MIN(a.len, b.len);
     int c = n ? memcmp(a.ptr, b.ptr, n) : 0;
 
-    if (c)
-        return c;
+    if (c) return c;
     return a.len < b.len ? -1 : a.len > b.len;
 }
 
@@ -57,8 +56,7 @@ void store__range_from_span(struct store__range *r, struct store_span span, char
     case STORE_SPAN_PREFIX: {
         /* The first key after every key with this prefix: drop trailing 0xff, bump the last. */
         size_t n = span.key.len;
-        if (n)
-            memcpy(buf, span.key.ptr, n);
+        if (n) memcpy(buf, span.key.ptr, n);
         while (n && (unsigned char)buf[n - 1] == 0xff)
             n--;
         if (!n) {
@@ -101,13 +99,10 @@ static int copy_kv(struct arena *a, const struct store_kv *in, struct store_kv *
 {
     char *k = arena_alloc(a, in->key.len + in->value.len + 1);
 
-    if (!k)
-        return SH_ENOMEM;
+    if (!k) return SH_ENOMEM;
     *out = *in;
-    if (in->key.len)
-        memcpy(k, in->key.ptr, in->key.len);
-    if (in->value.len)
-        memcpy(k + in->key.len, in->value.ptr, in->value.len);
+    if (in->key.len) memcpy(k, in->key.ptr, in->key.len);
+    if (in->value.len) memcpy(k + in->key.len, in->value.ptr, in->value.len);
     k[in->key.len + in->value.len] = '\0';
     out->key = (struct slice){.ptr = k, .len = in->key.len};
     out->value = (struct slice){.ptr = k + in->key.len, .len = in->value.len};
@@ -121,8 +116,7 @@ int store__events_add(struct store__events *evs, enum store_event_type type,
     struct store_event *e = &evs->ev[evs->count];
     memset(e, 0, sizeof(*e));
     e->type = type;
-    if (copy_kv(&evs->arena, kv, &e->kv) < 0)
-        return SH_ENOMEM;
+    if (copy_kv(&evs->arena, kv, &e->kv) < 0) return SH_ENOMEM;
     evs->count++;
     return 0;
 }
@@ -130,16 +124,14 @@ int store__events_add(struct store__events *evs, enum store_event_type type,
 int store__result_add(struct store_result *res, const struct store_kv *kv)
 {
     SH_TRY(sh_array_reserve(&res->kvs, &res->cap, res->count + 1, sizeof(*res->kvs)));
-    if (copy_kv(&res->arena, kv, &res->kvs[res->count]) < 0)
-        return SH_ENOMEM;
+    if (copy_kv(&res->arena, kv, &res->kvs[res->count]) < 0) return SH_ENOMEM;
     res->count++;
     return 0;
 }
 
 void store_result_release(struct store_result *res)
 {
-    if (!res)
-        return;
+    if (!res) return;
     sh_free(res->kvs);
     arena_release(&res->arena);
     memset(res, 0, sizeof(*res));
@@ -181,12 +173,10 @@ static int check_span(struct store *st, struct store_span span)
     case STORE_SPAN_KEY:
         return check_key(st, span.key);
     case STORE_SPAN_PREFIX:
-        if (span.key.len && !span.key.ptr)
-            return SH_EINVAL;
+        if (span.key.len && !span.key.ptr) return SH_EINVAL;
         break;
     case STORE_SPAN_RANGE:
-        if ((span.key.len && !span.key.ptr) || (span.end.len && !span.end.ptr))
-            return SH_EINVAL;
+        if ((span.key.len && !span.key.ptr) || (span.end.len && !span.end.ptr)) return SH_EINVAL;
         if (span.end.len > STORE_MAX_KEY_BYTES + 1) {
             store__set_errmsg(st, "range end of %zu bytes", span.end.len);
             return SH_ETOOBIG;
@@ -223,8 +213,7 @@ static int check_ops(struct store *st, const struct store_op *ops, size_t count)
         store__set_errmsg(st, "%zu ops in one branch (limit %d)", count, STORE_MAX_TXN_OPS);
         return SH_ETOOBIG;
     }
-    if (count && !ops)
-        return SH_EINVAL;
+    if (count && !ops) return SH_EINVAL;
     for (size_t i = 0; i < count; i++) {
         const struct store_op *op = &ops[i];
         if (op->type == STORE_OP_PUT) {
@@ -233,27 +222,23 @@ static int check_ops(struct store *st, const struct store_op *ops, size_t count)
                 return SH_EINVAL;
             }
             rc = check_key(st, op->span.key);
-            if (rc < 0)
-                return rc;
+            if (rc < 0) return rc;
             if (op->value.len > STORE_MAX_VALUE_BYTES) {
                 store__set_errmsg(st, "value of %zu bytes (limit %d)", op->value.len,
                                   STORE_MAX_VALUE_BYTES);
                 return SH_ETOOBIG;
             }
-            if ((op->value.len && !op->value.ptr) || op->lease < 0)
-                return SH_EINVAL;
+            if ((op->value.len && !op->value.ptr) || op->lease < 0) return SH_EINVAL;
         } else if (op->type == STORE_OP_DELETE) {
             rc = check_span(st, op->span);
-            if (rc < 0)
-                return rc;
+            if (rc < 0) return rc;
         } else {
             store__set_errmsg(st, "op %zu: unknown type %d", i, (int)op->type);
             return SH_EINVAL;
         }
         /* etcd: a txn may not change one key twice. A delete overlapping a delete is fine. */
         for (size_t j = 0; j < i; j++) {
-            if (op->type == STORE_OP_DELETE && ops[j].type == STORE_OP_DELETE)
-                continue;
+            if (op->type == STORE_OP_DELETE && ops[j].type == STORE_OP_DELETE) continue;
             if (spans_overlap(op->span, ops[j].span)) {
                 store__set_errmsg(st, "ops %zu and %zu change the same key", j, i);
                 return SH_EINVAL;
@@ -271,23 +256,19 @@ static int check_txn(struct store *st, const struct store_txn *txn)
         store__set_errmsg(st, "%zu compares (limit %d)", txn->cmp_count, STORE_MAX_TXN_OPS);
         return SH_ETOOBIG;
     }
-    if (txn->cmp_count && !txn->cmps)
-        return SH_EINVAL;
+    if (txn->cmp_count && !txn->cmps) return SH_EINVAL;
     for (size_t i = 0; i < txn->cmp_count; i++) {
         const struct store_cmp *c = &txn->cmps[i];
         rc = check_key(st, c->key);
-        if (rc < 0)
-            return rc;
+        if (rc < 0) return rc;
         if ((unsigned)c->target > STORE_CMP_LEASE || (unsigned)c->op > STORE_GT) {
             store__set_errmsg(st, "compare %zu: unknown target or operator", i);
             return SH_EINVAL;
         }
-        if (c->target == STORE_CMP_VALUE && c->value.len > STORE_MAX_VALUE_BYTES)
-            return SH_ETOOBIG;
+        if (c->target == STORE_CMP_VALUE && c->value.len > STORE_MAX_VALUE_BYTES) return SH_ETOOBIG;
     }
     rc = check_ops(st, txn->success, txn->success_count);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     return check_ops(st, txn->failure, txn->failure_count);
 }
 
@@ -327,8 +308,7 @@ int store_open(const struct store_config *cfg, struct store **out, struct sh_dia
     st->clock = cfg->clock ? cfg->clock : wall_clock;
     st->clock_data = cfg->clock_data;
     rc = st->ops->open(st, cfg, now_ms(st), d);
-    if (rc < 0)
-        goto fail;
+    if (rc < 0) goto fail;
     *out = st;
     return 0;
 fail:
@@ -348,8 +328,7 @@ static void pending_drop(struct store *st)
 
 void store_close(struct store *st)
 {
-    if (!st)
-        return;
+    if (!st) return;
     if (st->be && st->ops->is_unsynced(st) && st->ops->sync(st) < 0)
         SH_LOG(SH_ERROR, "store", "the last writes were not committed at close",
                LF_STR("detail", st->errmsg));
@@ -359,8 +338,7 @@ void store_close(struct store *st)
         sh_free(w);
     }
     pending_drop(st);
-    if (st->be)
-        st->ops->close(st);
+    if (st->be) st->ops->close(st);
     sh_free(st);
 }
 
@@ -399,8 +377,7 @@ int store_get(struct store *st, struct slice key, struct store_result *res)
 
     result_init(res);
     rc = check_key(st, key);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     store__range_from_span(&r, STORE_KEY(key), buf);
     rc = st->ops->range(st, &r, 1, res);
     if (rc < 0) {
@@ -422,12 +399,10 @@ int store_range(struct store *st, struct store_span span, size_t limit, struct s
 
     result_init(res);
     rc = check_span(st, span);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     store__range_from_span(&r, span, buf);
     rc = st->ops->range(st, &r, limit, res);
-    if (rc < 0)
-        store_result_release(res);
+    if (rc < 0) store_result_release(res);
     return rc;
 }
 
@@ -437,11 +412,9 @@ int store_history(struct store *st, struct slice key, size_t limit, struct store
 
     result_init(res);
     rc = check_key(st, key);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     rc = st->ops->history(st, key, limit, res);
-    if (rc < 0)
-        store_result_release(res);
+    if (rc < 0) store_result_release(res);
     return rc;
 }
 
@@ -451,8 +424,7 @@ static void sweep_canceled(struct store *st)
 {
     struct store_watch **pp = &st->watches;
 
-    if (st->busy || !st->has_canceled)
-        return;
+    if (st->busy || !st->has_canceled) return;
     while (*pp) {
         struct store_watch *w = *pp;
         if (w->is_canceled) {
@@ -478,8 +450,7 @@ static void deliver(struct store_watch *w, const struct store__events *evs)
         struct store_event copy;
         size_t j;
 
-        if (e->kv.mod_revision < w->next_rev || !store__range_has(&w->range, e->kv.key))
-            continue;
+        if (e->kv.mod_revision < w->next_rev || !store__range_has(&w->range, e->kv.key)) continue;
         for (j = i + 1; j < evs->count; j++) {
             if (evs->ev[j].kv.mod_revision != e->kv.mod_revision ||
                 store__range_has(&w->range, evs->ev[j].kv.key))
@@ -487,8 +458,7 @@ static void deliver(struct store_watch *w, const struct store__events *evs)
         }
         copy = *e;
         copy.is_revision_end = j == evs->count || evs->ev[j].kv.mod_revision != e->kv.mod_revision;
-        if (copy.is_revision_end)
-            w->next_rev = e->kv.mod_revision + 1;
+        if (copy.is_revision_end) w->next_rev = e->kv.mod_revision + 1;
         w->cb(w->data, w, &copy);
     }
 }
@@ -504,14 +474,12 @@ static void fail_watch(struct store_watch *w, int err)
 /* Drains st->pending unless a drain is already running further up the stack. */
 static void drain(struct store *st)
 {
-    if (st->busy)
-        return;
+    if (st->busy) return;
     st->busy++;
     while (st->pending) {
         struct store__events *evs = st->pending;
         for (struct store_watch *w = st->watches; w; w = w->next) {
-            if (watch_live(w) && !w->is_replaying)
-                deliver(w, evs);
+            if (watch_live(w) && !w->is_replaying) deliver(w, evs);
         }
         st->pending = evs->next;
         store__events_release(evs);
@@ -541,8 +509,7 @@ static struct store__events *events_new(void)
 {
     struct store__events *evs = sh_malloc(sizeof(*evs));
 
-    if (evs)
-        store__events_init(evs);
+    if (evs) store__events_init(evs);
     return evs;
 }
 
@@ -555,11 +522,9 @@ int store_txn(struct store *st, const struct store_txn *txn, struct store_txn_re
 
     memset(out, 0, sizeof(*out));
     rc = check_txn(st, txn);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     evs = events_new();
-    if (!evs)
-        return SH_ENOMEM;
+    if (!evs) return SH_ENOMEM;
     rc = st->ops->txn(st, txn, out, evs);
     if (rc < 0) {
         memset(out, 0, sizeof(*out));
@@ -575,14 +540,13 @@ int store_txn(struct store *st, const struct store_txn *txn, struct store_txn_re
 int store_put(struct store *st, struct slice key, struct slice value, int64_t lease,
               int64_t *out_revision)
 {
-    struct store_op op = {.type = STORE_OP_PUT, .span = STORE_KEY(key), .value = value,
-                          .lease = lease};
+    struct store_op op = {
+        .type = STORE_OP_PUT, .span = STORE_KEY(key), .value = value, .lease = lease};
     struct store_txn txn = {.success = &op, .success_count = 1};
     struct store_txn_result res;
     int rc = store_txn(st, &txn, &res);
 
-    if (out_revision)
-        *out_revision = res.revision;
+    if (out_revision) *out_revision = res.revision;
     return rc;
 }
 
@@ -594,27 +558,23 @@ int store_delete(struct store *st, struct store_span span, size_t *out_deleted,
     struct store_txn_result res;
     int rc = store_txn(st, &txn, &res);
 
-    if (out_deleted)
-        *out_deleted = res.deleted_count;
-    if (out_revision)
-        *out_revision = res.revision;
+    if (out_deleted) *out_deleted = res.deleted_count;
+    if (out_revision) *out_revision = res.revision;
     return rc;
 }
 
-int store_cas(struct store *st, struct slice key, int64_t expected_mod_revision,
-              struct slice value, int64_t *out_revision)
+int store_cas(struct store *st, struct slice key, int64_t expected_mod_revision, struct slice value,
+              int64_t *out_revision)
 {
-    struct store_cmp cmp = {.key = key, .target = STORE_CMP_MOD, .op = STORE_EQ,
-                            .num = expected_mod_revision};
+    struct store_cmp cmp = {
+        .key = key, .target = STORE_CMP_MOD, .op = STORE_EQ, .num = expected_mod_revision};
     struct store_op op = {.type = STORE_OP_PUT, .span = STORE_KEY(key), .value = value};
     struct store_txn txn = {.cmps = &cmp, .cmp_count = 1, .success = &op, .success_count = 1};
     struct store_txn_result res;
     int rc = store_txn(st, &txn, &res);
 
-    if (out_revision)
-        *out_revision = res.revision;
-    if (rc < 0)
-        return rc;
+    if (out_revision) *out_revision = res.revision;
+    if (rc < 0) return rc;
     if (!res.is_succeeded) {
         store__set_errmsg(st, "mod_revision is not %lld", (long long)expected_mod_revision);
         return STORE_CONFLICT;
@@ -636,16 +596,14 @@ int store_lease_grant(struct store *st, uint64_t ttl_ms, int64_t *out_id)
 
 int store_lease_keepalive(struct store *st, int64_t id)
 {
-    if (id <= 0)
-        return SH_ENOENT;
+    if (id <= 0) return SH_ENOENT;
     return st->ops->lease_keepalive(st, id, now_ms(st));
 }
 
 int store_lease_ttl(struct store *st, int64_t id, uint64_t *out_remaining_ms)
 {
     *out_remaining_ms = 0;
-    if (id <= 0)
-        return SH_ENOENT;
+    if (id <= 0) return SH_ENOENT;
     return st->ops->lease_ttl(st, id, now_ms(st), out_remaining_ms);
 }
 
@@ -654,11 +612,9 @@ int store_lease_revoke(struct store *st, int64_t id)
     struct store__events *evs;
     int rc;
 
-    if (id <= 0)
-        return SH_ENOENT;
+    if (id <= 0) return SH_ENOENT;
     evs = events_new();
-    if (!evs)
-        return SH_ENOMEM;
+    if (!evs) return SH_ENOMEM;
     rc = st->ops->lease_revoke(st, id, evs);
     if (rc < 0) {
         store__events_release(evs);
@@ -678,15 +634,12 @@ int store_tick(struct store *st)
     for (;;) {
         int64_t id = 0;
         int rc = st->ops->lease_due(st, now, &id);
-        if (rc < 0)
-            return rc;
-        if (!id)
-            break;
+        if (rc < 0) return rc;
+        if (!id) break;
         rc = store_lease_revoke(st, id);
         if (rc < 0 && rc != SH_ENOENT) /* a callback may have revoked it meanwhile */
             return rc;
-        if (expired < INT32_MAX)
-            expired++;
+        if (expired < INT32_MAX) expired++;
     }
     return expired;
 }
@@ -733,31 +686,25 @@ int store_watch(struct store *st, const struct store_watch_config *cfg, store_wa
     int rc;
 
     *out = NULL;
-    if (!cfg || !cb || cfg->from_revision < 0)
-        return SH_EINVAL;
+    if (!cfg || !cb || cfg->from_revision < 0) return SH_EINVAL;
     rc = check_span(st, cfg->span);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     if (cfg->from_revision > 0 && cfg->from_revision <= st->ops->compact_revision(st)) {
         store__set_errmsg(st, "revision %lld is compacted (compact revision %lld)",
-                          (long long)cfg->from_revision,
-                          (long long)st->ops->compact_revision(st));
+                          (long long)cfg->from_revision, (long long)st->ops->compact_revision(st));
         return SH_ECOMPACTED;
     }
     /* The watch keeps its own copy of the bounds, right behind it. */
     store__range_from_span(&r, cfg->span, buf);
     hi_len = r.has_hi ? r.hi.len : 0;
     w = sh_calloc(1, sizeof(*w) + r.lo.len + hi_len + 1);
-    if (!w)
-        return SH_ENOMEM;
+    if (!w) return SH_ENOMEM;
     w->st = st;
     w->cb = cb;
     w->data = data;
     bytes = (char *)(w + 1);
-    if (r.lo.len)
-        memcpy(bytes, r.lo.ptr, r.lo.len);
-    if (hi_len)
-        memcpy(bytes + r.lo.len, r.hi.ptr, hi_len);
+    if (r.lo.len) memcpy(bytes, r.lo.ptr, r.lo.len);
+    if (hi_len) memcpy(bytes + r.lo.len, r.hi.ptr, hi_len);
     w->range.lo = (struct slice){.ptr = bytes, .len = r.lo.len};
     w->range.hi = (struct slice){.ptr = bytes + r.lo.len, .len = hi_len};
     w->range.has_hi = r.has_hi;
@@ -768,8 +715,7 @@ int store_watch(struct store *st, const struct store_watch_config *cfg, store_wa
     *out = w;
     if (w->next_rev <= rev) {
         replay(st, w);
-        if (w->is_canceled)
-            *out = NULL;
+        if (w->is_canceled) *out = NULL;
         sweep_canceled(st);
         drain(st); /* writes made by replay callbacks, for the other watches */
     }
@@ -778,8 +724,7 @@ int store_watch(struct store *st, const struct store_watch_config *cfg, store_wa
 
 void store_watch_cancel(struct store_watch *w)
 {
-    if (!w || w->is_canceled)
-        return;
+    if (!w || w->is_canceled) return;
     w->is_canceled = true;
     w->st->has_canceled = true;
     sweep_canceled(w->st);

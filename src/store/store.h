@@ -35,9 +35,9 @@
  * and every callback, runs on it. There are no threads inside: lease expiry happens when the
  * owner calls store_tick() (from a loop timer), and watch callbacks run inside the write call
  * that caused them, after it has committed (with group commit: after it was applied to the
- * open batch; the owner holds back what it sends out until store_sync). Nothing here blocks on another process except the
- * disk (and SQLite's busy timeout, which only a foreign process holding the file can trigger:
- * the data dir is locked against a second shoal).
+ * open batch; the owner holds back what it sends out until store_sync). Nothing here blocks on
+ * another process except the disk (and SQLite's busy timeout, which only a foreign process holding
+ * the file can trigger: the data dir is locked against a second shoal).
  */
 #ifndef SHOAL_STORE_H
 #define SHOAL_STORE_H
@@ -48,11 +48,11 @@
  * Limits and statuses
  * ------------------------------------------------------------------------------------------ */
 enum {
-    STORE_MAX_KEY_BYTES = 4096,            /* longer keys fail with SH_ETOOBIG, empty ones SH_EINVAL */
-    STORE_MAX_VALUE_BYTES = 1024 * 1024,   /* longer values fail with SH_ETOOBIG */
-    STORE_MAX_TXN_OPS = 128,               /* compares, or ops of one branch (etcd's default) */
-    STORE_DEFAULT_HISTORY = 10,            /* events kept per key */
-    STORE_DEFAULT_WATCH_WINDOW = 10000,    /* revisions whose events are all kept */
+    STORE_MAX_KEY_BYTES = 4096, /* longer keys fail with SH_ETOOBIG, empty ones SH_EINVAL */
+    STORE_MAX_VALUE_BYTES = 1024 * 1024, /* longer values fail with SH_ETOOBIG */
+    STORE_MAX_TXN_OPS = 128,             /* compares, or ops of one branch (etcd's default) */
+    STORE_DEFAULT_HISTORY = 10,          /* events kept per key */
+    STORE_DEFAULT_WATCH_WINDOW = 10000,  /* revisions whose events are all kept */
 };
 
 /* A named positive status: store_cas() found the key not at the expected mod_revision. */
@@ -72,19 +72,19 @@ enum store_backend {
 typedef uint64_t store_clock_fn(void *data);
 
 struct store_config {
-    const char *data_dir;           /* created (0700) when missing; required */
+    const char *data_dir; /* created (0700) when missing; required */
     enum store_backend backend;
-    uint32_t history;               /* events kept per key; 0 = STORE_DEFAULT_HISTORY */
-    uint32_t watch_window;          /* 0 = STORE_DEFAULT_WATCH_WINDOW */
-    uint32_t busy_timeout_ms;       /* 0 = 5000 */
+    uint32_t history;         /* events kept per key; 0 = STORE_DEFAULT_HISTORY */
+    uint32_t watch_window;    /* 0 = STORE_DEFAULT_WATCH_WINDOW */
+    uint32_t busy_timeout_ms; /* 0 = 5000 */
     /* Lease deadlines are stored as wall-clock times, so a lease keeps its deadline across a
      * restart; one that passed while the process was down expires at the first store_tick().
      * lease_grace_ms > 0 pushes every deadline to at least open time + grace, so holders get a
      * chance to keep alive after a long outage (etcd refreshes all leases on a new leader). */
     uint64_t lease_grace_ms;
-    bool is_integrity_check;        /* PRAGMA quick_check at open: SH_ECORRUPT when it fails */
-    bool is_group_commit;           /* writes wait for store_sync() (see Durability above) */
-    store_clock_fn *clock;          /* NULL = sh_wall_ms */
+    bool is_integrity_check; /* PRAGMA quick_check at open: SH_ECORRUPT when it fails */
+    bool is_group_commit;    /* writes wait for store_sync() (see Durability above) */
+    store_clock_fn *clock;   /* NULL = sh_wall_ms */
     void *clock_data;
 };
 
@@ -93,8 +93,7 @@ struct store_config {
  * to NULL and fills <d> (may be NULL): where = the path concerned, what = what failed.
  * SH_EBUSY: another process has the data dir open. SH_ENOTSUP: backend not built, or the
  * database was written by a newer shoal (its schema version is above ours). */
-SH_MUST_CHECK int store_open(const struct store_config *cfg, struct store **out,
-                             struct sh_diag *d);
+SH_MUST_CHECK int store_open(const struct store_config *cfg, struct store **out, struct sh_diag *d);
 /* Commits an open batch (store_sync), cancels and frees every watch, closes the database
  * (checkpointing the WAL). NULL is a no-op. Not from inside a watch callback. */
 void store_close(struct store *st);
@@ -149,10 +148,10 @@ struct store_kv {
 struct store_result {
     struct store_kv *kvs;
     size_t count;
-    bool has_more;        /* store_range: more keys matched than <limit> */
-    int64_t revision;     /* the store's revision when read */
-    struct arena arena;   /* private: the bytes */
-    size_t cap;           /* private */
+    bool has_more;      /* store_range: more keys matched than <limit> */
+    int64_t revision;   /* the store's revision when read */
+    struct arena arena; /* private: the bytes */
+    size_t cap;         /* private */
 };
 void store_result_release(struct store_result *res); /* idempotent */
 

@@ -20,8 +20,7 @@ int sup_child_main(int argc, char **argv)
     const char *want = getenv(SUPERVISOR_PID_VAR);
     int i = 1;
 
-    if (i < argc && strcmp(argv[i], "--") == 0)
-        i++;
+    if (i < argc && strcmp(argv[i], "--") == 0) i++;
     if (i >= argc) {
         fprintf(stderr, "shoal __child: usage: shoal __child -- CMD [ARG...] (internal)\n");
         return 2;

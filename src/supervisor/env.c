@@ -43,8 +43,9 @@ int sup_env_expand(struct slice tmpl, sup_env_lookup_fn *lookup, void *data, str
         q = i + 1 + brace;
         if (q >= tmpl.len || !name_start(tmpl.ptr[q])) {
             if (d)
-                sh_diag_set(d, "", "'$' must start a variable (${NAME} or $NAME); write $$ for a "
-                                   "'$'");
+                sh_diag_set(d, "",
+                            "'$' must start a variable (${NAME} or $NAME); write $$ for a "
+                            "'$'");
             return SH_EPARSE;
         }
         name.ptr = tmpl.ptr + q;
@@ -60,8 +61,7 @@ int sup_env_expand(struct slice tmpl, sup_env_lookup_fn *lookup, void *data, str
         value = lookup(data, name);
         if (!value) {
             if (d)
-                sh_diag_set(d, "", "unknown variable '%.*s'", (int)SH_MIN(name.len, 64),
-                            name.ptr);
+                sh_diag_set(d, "", "unknown variable '%.*s'", (int)SH_MIN(name.len, 64), name.ptr);
             return SH_ENOENT;
         }
         buf_appends(out, slice_from_cstr(value));
@@ -70,7 +70,7 @@ int sup_env_expand(struct slice tmpl, sup_env_lookup_fn *lookup, void *data, str
     }
     buf_append(out, tmpl.ptr + start, tmpl.len - start);
     if (out->err && d)
-        sh_diag_set(d, "", "%s", out->err == SH_ETOOBIG ? "too long once expanded"
-                                                         : sh_strerror(out->err));
+        sh_diag_set(d, "", "%s",
+                    out->err == SH_ETOOBIG ? "too long once expanded" : sh_strerror(out->err));
     return out->err;
 }

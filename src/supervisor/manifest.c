@@ -43,8 +43,7 @@ static void where_at(struct reader *r, uint32_t line, uint32_t col)
 {
     struct sh_node at = {.doc = r->doc, .line = line, .col = col};
 
-    if (r->d)
-        sh_node_where(&at, r->d->where, sizeof(r->d->where));
+    if (r->d) sh_node_where(&at, r->d->where, sizeof(r->d->where));
 }
 
 static uint32_t to_pos(size_t zero_based)
@@ -58,8 +57,7 @@ static int fail_at(struct reader *r, int rc, const yaml_mark_t *mark, const char
 {
     va_list ap;
 
-    if (!r->d)
-        return rc;
+    if (!r->d) return rc;
     where_at(r, to_pos(mark->line), to_pos(mark->column));
     va_start(ap, fmt);
     vsnprintf(r->d->what, sizeof(r->d->what), fmt, ap);
@@ -120,8 +118,7 @@ static const struct {
 /* A line ends at LF, or at a CR that no LF follows (CRLF counts once, at its LF). */
 static bool is_break(const struct reader *r, size_t i)
 {
-    if (r->text[i] == '\n')
-        return true;
+    if (r->text[i] == '\n') return true;
     return r->text[i] == '\r' && (i + 1 >= r->len || r->text[i + 1] != '\n');
 }
 
@@ -132,8 +129,7 @@ static size_t offset_of(const struct reader *r, size_t line, size_t col)
     size_t i = 0;
 
     while (line > 0 && i < r->len) {
-        if (is_break(r, i))
-            line--;
+        if (is_break(r, i)) line--;
         i++;
     }
     while (col > 0 && i < r->len) {
@@ -178,8 +174,7 @@ static int from_yaml(struct reader *r, const yaml_parser_t *p)
         }
         return SH_ENOMEM;
     }
-    if (p->error == YAML_READER_ERROR)
-        mark = mark_of_offset(r, p->problem_offset);
+    if (p->error == YAML_READER_ERROR) mark = mark_of_offset(r, p->problem_offset);
     for (size_t i = 0; i < SH_ARRAY_LEN(problems); i++) {
         if (strncmp(problem, problems[i].problem, strlen(problems[i].problem)) == 0) {
             plain = problems[i].plain;
@@ -206,8 +201,8 @@ static int from_yaml(struct reader *r, const yaml_parser_t *p)
         }
     }
     if (ctx && (p->context_mark.line != mark.line || p->context_mark.column != mark.column))
-        return fail_at(r, SH_EPARSE, &mark, "%s%s (%s at line %zu, column %zu)", plain, detail,
-                       ctx, p->context_mark.line + 1, p->context_mark.column + 1);
+        return fail_at(r, SH_EPARSE, &mark, "%s%s (%s at line %zu, column %zu)", plain, detail, ctx,
+                       p->context_mark.line + 1, p->context_mark.column + 1);
     return fail_at(r, SH_EPARSE, &mark, "%s%s", plain, detail);
 }
 
@@ -216,8 +211,7 @@ static bool is_null_text(const char *s, size_t len)
     static const char *const nulls[] = {"", "~", "null", "Null", "NULL"};
 
     for (size_t i = 0; i < SH_ARRAY_LEN(nulls); i++) {
-        if (strlen(nulls[i]) == len && memcmp(nulls[i], s, len) == 0)
-            return true;
+        if (strlen(nulls[i]) == len && memcmp(nulls[i], s, len) == 0) return true;
     }
     return false;
 }
@@ -229,7 +223,8 @@ static int check_props(struct reader *r, const yaml_event_t *ev, const yaml_char
     if (anchor)
         return fail_at(r, SH_EPARSE, &ev->start_mark,
                        "anchors and aliases (&%.40s, *name) are not supported; write the value "
-                       "out in full", (const char *)anchor);
+                       "out in full",
+                       (const char *)anchor);
     if (tag && strcmp((const char *)tag, allowed_tag) != 0) {
         const char *t = (const char *)tag, *core = "tag:yaml.org,2002:";
         bool is_core = strncmp(t, core, strlen(core)) == 0; /* shown as the user wrote it */
@@ -259,18 +254,16 @@ static int attach(struct reader *r, const yaml_event_t *ev, struct sh_node *node
         return 0;
     }
     top = &r->stack[r->depth - 1];
-    if (top->node->kind == SH_NODE_SEQ)
-        return sh_node_seq_append(r->doc, top->node, node);
-    if (top->key)  {
+    if (top->node->kind == SH_NODE_SEQ) return sh_node_seq_append(r->doc, top->node, node);
+    if (top->key) {
         int rc = sh_node_map_append(r->doc, top->node, top->key, node);
         top->key = NULL;
         return rc;
     }
     if (node->kind != SH_NODE_SCALAR)
-        return fail_at(r, SH_EPARSE, &ev->start_mark,
-                       "a map key must be a single value, not %s", sh_node_kind_name(node->kind));
-    if (node->len == 0)
-        return fail_at(r, SH_EPARSE, &ev->start_mark, "a map key is empty");
+        return fail_at(r, SH_EPARSE, &ev->start_mark, "a map key must be a single value, not %s",
+                       sh_node_kind_name(node->kind));
+    if (node->len == 0) return fail_at(r, SH_EPARSE, &ev->start_mark, "a map key is empty");
     top->key = node;
     return 0;
 }
@@ -281,12 +274,9 @@ static int cmp_keys(const void *pa, const void *pb)
     const struct sh_node *b = *(const struct sh_node *const *)pb;
     int c = memcmp(a->text, b->text, SH_MIN(a->len, b->len));
 
-    if (c)
-        return c;
-    if (a->len != b->len)
-        return a->len < b->len ? -1 : 1;
-    if (a->line != b->line)
-        return a->line < b->line ? -1 : 1;
+    if (c) return c;
+    if (a->len != b->len) return a->len < b->len ? -1 : 1;
+    if (a->line != b->line) return a->line < b->line ? -1 : 1;
     return a->col < b->col ? -1 : a->col > b->col;
 }
 
@@ -306,8 +296,7 @@ static int check_duplicates(struct reader *r, const struct sh_node *map)
 {
     const struct sh_node *first = NULL, *second = NULL;
 
-    if (map->count < 2)
-        return 0;
+    if (map->count < 2) return 0;
     if (map->count <= 16) {
         for (size_t j = 1; j < map->count && !second; j++) {
             for (size_t i = 0; i < j; i++) {
@@ -320,8 +309,7 @@ static int check_duplicates(struct reader *r, const struct sh_node *map)
         }
     } else {
         const struct sh_node **keys = sh_malloc(map->count * sizeof(*keys));
-        if (!keys)
-            return SH_ENOMEM;
+        if (!keys) return SH_ENOMEM;
         memcpy(keys, map->items, map->count * sizeof(*keys));
         qsort(keys, map->count, sizeof(*keys), cmp_keys);
         for (size_t i = 1; i < map->count; i++) {
@@ -332,8 +320,7 @@ static int check_duplicates(struct reader *r, const struct sh_node *map)
         }
         sh_free(keys);
     }
-    if (!second)
-        return 0;
+    if (!second) return 0;
     if (r->d) {
         where_at(r, second->line, second->col);
         snprintf(r->d->what, sizeof(r->d->what),
@@ -354,11 +341,9 @@ static int on_scalar(struct reader *r, const yaml_event_t *ev)
                   !r->stack[r->depth - 1].key;
     int rc = check_props(r, ev, ev->data.scalar.anchor, tag, TAG_STR);
 
-    if (rc)
-        return rc;
+    if (rc) return rc;
     rc = check_count(r, ev);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     /* A key is always text ("null: 1" has the key "null"); a value written as nothing or as
      * a null word is NULL. */
     if (is_plain && !tag && !is_key && is_null_text(text, len))
@@ -367,8 +352,7 @@ static int on_scalar(struct reader *r, const yaml_event_t *ev)
     else
         node = sh_node_new_scalar(r->doc, (struct slice){text, len}, !is_plain || tag != NULL,
                                   to_pos(ev->start_mark.line), to_pos(ev->start_mark.column));
-    if (!node)
-        return SH_ENOMEM;
+    if (!node) return SH_ENOMEM;
     return attach(r, ev, node);
 }
 
@@ -386,21 +370,17 @@ static int on_open(struct reader *r, const yaml_event_t *ev, enum sh_node_kind k
         tag = ev->data.sequence_start.tag;
     }
     rc = check_props(r, ev, anchor, tag, kind == SH_NODE_MAP ? TAG_MAP : TAG_SEQ);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (r->depth == MANIFEST_MAX_DEPTH)
         return fail_at(r, SH_ETOOBIG, &ev->start_mark,
                        "maps and lists are nested more than %d levels deep (the limit)",
                        MANIFEST_MAX_DEPTH);
     rc = check_count(r, ev);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     node = sh_node_new(r->doc, kind, to_pos(ev->start_mark.line), to_pos(ev->start_mark.column));
-    if (!node)
-        return SH_ENOMEM;
+    if (!node) return SH_ENOMEM;
     rc = attach(r, ev, node);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     r->stack[r->depth++] = (struct frame){.node = node};
     return 0;
 }
@@ -409,8 +389,7 @@ static int on_close(struct reader *r)
 {
     struct sh_node *node;
 
-    if (SH_NEVER(r->depth == 0))
-        return SH_EPARSE;
+    if (SH_NEVER(r->depth == 0)) return SH_EPARSE;
     node = r->stack[--r->depth].node;
     return node->kind == SH_NODE_MAP ? check_duplicates(r, node) : 0;
 }
@@ -433,7 +412,8 @@ static int on_event(struct reader *r, const yaml_event_t *ev)
     case YAML_ALIAS_EVENT:
         return fail_at(r, SH_EPARSE, &ev->start_mark,
                        "anchors and aliases (&name, *%.40s) are not supported; write the value "
-                       "out in full", (const char *)ev->data.alias.anchor);
+                       "out in full",
+                       (const char *)ev->data.alias.anchor);
     case YAML_SCALAR_EVENT:
         return on_scalar(r, ev);
     case YAML_SEQUENCE_START_EVENT:
@@ -452,8 +432,7 @@ static void where_file(struct sh_diag *d, const char *name)
 {
     size_t len = strlen(name);
 
-    if (!d)
-        return;
+    if (!d) return;
     if (len < sizeof(d->where))
         snprintf(d->where, sizeof(d->where), "%s", name);
     else
@@ -469,8 +448,7 @@ int manifest_read_buf(const char *name, const char *text, size_t len, struct sh_
     int rc;
 
     *out = NULL;
-    if (!name)
-        name = "";
+    if (!name) name = "";
     if (len > MANIFEST_MAX_BYTES) {
         where_file(d, name);
         if (d)
@@ -479,8 +457,7 @@ int manifest_read_buf(const char *name, const char *text, size_t len, struct sh_
         return SH_ETOOBIG;
     }
     rc = sh_doc_new(name, &r.doc);
-    if (rc)
-        goto fail;
+    if (rc) goto fail;
     if (!yaml_parser_initialize(&parser)) {
         rc = SH_ENOMEM;
         goto fail;
@@ -495,10 +472,8 @@ int manifest_read_buf(const char *name, const char *text, size_t len, struct sh_
         }
         rc = on_event(&r, &ev);
         yaml_event_delete(&ev);
-        if (rc < 0)
-            goto fail;
-        if (rc > 0)
-            break;
+        if (rc < 0) goto fail;
+        if (rc > 0) break;
     }
     yaml_parser_delete(&parser);
     has_parser = false;
@@ -512,8 +487,7 @@ int manifest_read_buf(const char *name, const char *text, size_t len, struct sh_
     *out = r.doc;
     return 0;
 fail:
-    if (has_parser)
-        yaml_parser_delete(&parser);
+    if (has_parser) yaml_parser_delete(&parser);
     if (rc == SH_ENOMEM && d) {
         where_file(d, name);
         snprintf(d->what, sizeof(d->what), "out of memory while reading the file");
@@ -542,25 +516,21 @@ int manifest_read_file(const char *path, struct sh_doc **out, struct sh_diag *d)
     }
     for (;;) {
         ssize_t got = read(fd, chunk, sizeof(chunk));
-        if (got == -1 && errno == EINTR)
-            continue;
+        if (got == -1 && errno == EINTR) continue;
         if (got == -1) {
             rc = -errno;
             goto fail;
         }
-        if (got == 0)
-            break;
+        if (got == 0) break;
         rc = buf_append(&text, chunk, (size_t)got);
-        if (rc)
-            goto fail;
+        if (rc) goto fail;
     }
     close(fd);
     rc = manifest_read_buf(path, text.data, text.len, out, d);
     buf_release(&text);
     return rc;
 fail:
-    if (fd != -1)
-        close(fd);
+    if (fd != -1) close(fd);
     buf_release(&text);
     where_file(d, path);
     if (d) {

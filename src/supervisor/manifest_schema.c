@@ -30,8 +30,7 @@ static void *alloc0(struct rd *r, size_t n)
 {
     void *p = arena_alloc(&r->m->arena, n ? n : 1);
 
-    if (p)
-        memset(p, 0, n ? n : 1);
+    if (p) memset(p, 0, n ? n : 1);
     return p;
 }
 
@@ -64,8 +63,7 @@ static int get_ms(struct rd *r, const struct sh_node *n, const char *path, uint3
     uint64_t v;
 
     SH_TRY(sh_node_duration_ms(n, path, &v, r->d));
-    if (v > UINT32_MAX)
-        return fail_at(r, n, "%s: duration too long (at most about 49 days)", path);
+    if (v > UINT32_MAX) return fail_at(r, n, "%s: duration too long (at most about 49 days)", path);
     *out = (uint32_t)v;
     return 0;
 }
@@ -75,12 +73,10 @@ static bool dns_label(const char *s)
 {
     size_t n = strlen(s);
 
-    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-        return false;
+    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-') return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
-            return false;
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
     }
     return true;
 }
@@ -105,8 +101,7 @@ static int get_addr(struct rd *r, const struct sh_node *n, const char *path, boo
     struct sh_diag ad;
 
     SH_TRY(get_str(r, n, path, out));
-    if (sh_listen_parse(*out, &ss, &ad) < 0)
-        return fail_at(r, n, "%s: %s", path, ad.what);
+    if (sh_listen_parse(*out, &ss, &ad) < 0) return fail_at(r, n, "%s: %s", path, ad.what);
     if (!is_any_port_ok && sh_addr_port(&ss) == 0)
         return fail_at(r, n, "%s: '%s': port 0 is not allowed here (others connect to it)", path,
                        *out);
@@ -121,11 +116,9 @@ static int get_addr(struct rd *r, const struct sh_node *n, const char *path, boo
 static int check_refs(struct rd *r, const struct sh_node *n, const char *path, const char *s)
 {
     for (const char *p = s; *p; p++) {
-        if (*p != '$')
-            continue;
+        if (*p != '$') continue;
         p++;
-        if (*p == '$')
-            continue;
+        if (*p == '$') continue;
         bool brace = *p == '{';
         const char *q = p + brace;
         if (!((*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z') || *q == '_'))
@@ -136,8 +129,7 @@ static int check_refs(struct rd *r, const struct sh_node *n, const char *path, c
         while ((*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z') || *q == '_' ||
                (*q >= '0' && *q <= '9'))
             q++;
-        if (brace && *q != '}')
-            return fail_at(r, n, "%s: '${' without its closing '}'", path);
+        if (brace && *q != '}') return fail_at(r, n, "%s: '${' without its closing '}'", path);
         p = brace ? q : q - 1;
     }
     return 0;
@@ -169,22 +161,18 @@ static int split_words(struct rd *r, const struct sh_node *n, const char *path, 
         }
         if (c == '\'') {
             const char *end = strchr(p + 1, '\'');
-            if (!end)
-                return fail_at(r, n, "%s: unterminated single quote", path);
+            if (!end) return fail_at(r, n, "%s: unterminated single quote", path);
             memcpy(o, p + 1, (size_t)(end - p - 1));
             o += end - p - 1;
             p = end;
         } else if (c == '"') {
             for (p++; *p != '"'; p++) {
-                if (!*p)
-                    return fail_at(r, n, "%s: unterminated double quote", path);
-                if (*p == '\\' && p[1] && strchr("\"\\$`", p[1]))
-                    p++;
+                if (!*p) return fail_at(r, n, "%s: unterminated double quote", path);
+                if (*p == '\\' && p[1] && strchr("\"\\$`", p[1])) p++;
                 *o++ = *p;
             }
         } else if (c == '\\') {
-            if (!p[1])
-                return fail_at(r, n, "%s: a '\\' at the end", path);
+            if (!p[1]) return fail_at(r, n, "%s: a '\\' at the end", path);
             *o++ = *++p;
         } else if ((strchr("|&;<>()`*?[]{}", c) && !(c == '{' && p > s && p[-1] == '$') &&
                     c != '}') ||
@@ -197,8 +185,7 @@ static int split_words(struct rd *r, const struct sh_node *n, const char *path, 
             *o++ = c;
         }
     }
-    if (in_word)
-        *o++ = '\0';
+    if (in_word) *o++ = '\0';
     *count = words;
     return 0;
 }
@@ -211,11 +198,9 @@ static int read_command(struct rd *r, const struct sh_node *n, const char *base,
 
     snprintf(p, sizeof(p), "%s", base);
     if (n->kind == SH_NODE_SEQ) {
-        if (n->count == 0)
-            return fail_at(r, n, "%s: expected at least the program", p);
+        if (n->count == 0) return fail_at(r, n, "%s: expected at least the program", p);
         argv = alloc0(r, (n->count + 1) * sizeof(*argv));
-        if (!argv)
-            return SH_ENOMEM;
+        if (!argv) return SH_ENOMEM;
         for (size_t i = 0; i < n->count; i++) {
             SH_TRY(get_str(r, n->items[i], pathf(r, "%s[%zu]", p, i), &argv[i]));
             SH_TRY(check_refs(r, n->items[i], r->path, argv[i]));
@@ -231,14 +216,11 @@ static int read_command(struct rd *r, const struct sh_node *n, const char *base,
         SH_TRY(sh_node_str(n, p, &s, r->d));
         len = strlen(s);
         words = arena_alloc(&r->m->arena, len + 1);
-        if (!words)
-            return SH_ENOMEM;
+        if (!words) return SH_ENOMEM;
         SH_TRY(split_words(r, n, p, s, words, &count));
-        if (count == 0)
-            return fail_at(r, n, "%s: expected at least the program", p);
+        if (count == 0) return fail_at(r, n, "%s: expected at least the program", p);
         argv = alloc0(r, (count + 1) * sizeof(*argv));
-        if (!argv)
-            return SH_ENOMEM;
+        if (!argv) return SH_ENOMEM;
         for (size_t i = 0; i < count; i++) {
             argv[i] = words;
             SH_TRY(check_refs(r, n, p, words));
@@ -255,8 +237,7 @@ static int read_command(struct rd *r, const struct sh_node *n, const char *base,
  * ------------------------------------------------------------------------------------------ */
 static bool env_name(const char *s)
 {
-    if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
-        return false;
+    if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_')) return false;
     for (s++; *s; s++) {
         if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_' ||
               (*s >= '0' && *s <= '9')))
@@ -274,8 +255,7 @@ static int read_kvs(struct rd *r, const struct sh_node *m, const char *base, boo
     snprintf(p, sizeof(p), "%s", base);
     SH_TRY(sh_node_expect(m, SH_NODE_MAP, p, r->d));
     kv = alloc0(r, (m->count + 1) * sizeof(*kv));
-    if (!kv)
-        return SH_ENOMEM;
+    if (!kv) return SH_ENOMEM;
     for (size_t i = 0; i < m->count; i++) {
         const struct sh_node *v = m->values[i];
         SH_TRY(get_str(r, m->items[i], p, &kv[i].name));
@@ -318,11 +298,9 @@ static const char *env_known(void *data, struct slice name)
         (slice_eq(name, SLICE("PORT")) || slice_eq(name, SLICE("SHOAL_PORT"))))
         return "";
     for (size_t i = 0; i < SH_ARRAY_LEN(ours); i++) {
-        if (slice_eq(name, slice_from_cstr(ours[i])))
-            return "";
+        if (slice_eq(name, slice_from_cstr(ours[i]))) return "";
     }
-    if (name.len > SUP_ENV_NAME_MAX)
-        return NULL;
+    if (name.len > SUP_ENV_NAME_MAX) return NULL;
     memcpy(cname, name.ptr, name.len);
     cname[name.len] = '\0';
     return getenv(cname) ? "" : NULL;
@@ -357,10 +335,11 @@ static int check_env_value(struct rd *r, const struct sh_node *env, size_t i, co
         return fail_at(r, v, "%s.env.%s: %s: the service has no port (port: auto)", p, kv->name,
                        d.what);
     if (rc == SH_ENOENT)
-        return fail_at(r, v, "%s.env.%s: %s (neither shoal's nor in its environment; $$ for a "
-                             "'$')", p, kv->name, d.what);
-    if (rc == SH_EPARSE)
-        return fail_at(r, v, "%s.env.%s: %s", p, kv->name, d.what);
+        return fail_at(r, v,
+                       "%s.env.%s: %s (neither shoal's nor in its environment; $$ for a "
+                       "'$')",
+                       p, kv->name, d.what);
+    if (rc == SH_EPARSE) return fail_at(r, v, "%s.env.%s: %s", p, kv->name, d.what);
     return rc;
 }
 
@@ -390,8 +369,7 @@ static int read_health_tcp(const struct sh_node *v, const char *path, void *fiel
 
     (void)ctx;
     SH_TRY(sh_node_bool(v, path, &on, d));
-    if (!on)
-        return sh_node_fail(d, v, path, "write tcp: true, or leave health out");
+    if (!on) return sh_node_fail(d, v, path, "write tcp: true, or leave health out");
     h->kind = MANIFEST_HEALTH_TCP;
     return 0;
 }
@@ -421,10 +399,10 @@ static const struct sh_field health_fields[] = {
     {"tcp", SH_FIELD_FN, 0, 0, 0, NULL, read_health_tcp},
     {"interval", SH_FIELD_MS, offsetof(struct manifest_health, interval_ms), 0, 0, NULL, NULL},
     {"timeout", SH_FIELD_MS, offsetof(struct manifest_health, timeout_ms), 0, 0, NULL, NULL},
-    {"healthy_threshold", SH_FIELD_U32, offsetof(struct manifest_health, healthy_threshold), 1,
+    {"healthy_threshold", SH_FIELD_U32, offsetof(struct manifest_health, healthy_threshold), 1, 100,
+     NULL, NULL},
+    {"unhealthy_threshold", SH_FIELD_U32, offsetof(struct manifest_health, unhealthy_threshold), 1,
      100, NULL, NULL},
-    {"unhealthy_threshold", SH_FIELD_U32, offsetof(struct manifest_health, unhealthy_threshold),
-     1, 100, NULL, NULL},
     {"start_period", SH_FIELD_MS, offsetof(struct manifest_health, start_period_ms), 0, 0, NULL,
      NULL},
 };
@@ -448,8 +426,7 @@ static int read_scale_target(const struct sh_node *t, const char *path, void *fi
     uint32_t n = 0;
 
     SH_TRY(sh_node_check_keys(t, tkeys, path, d));
-    if (t->count != 1)
-        return fail_at(r, t, "%s: give exactly one of in_flight, rps and p99", path);
+    if (t->count != 1) return fail_at(r, t, "%s: give exactly one of in_flight, rps and p99", path);
     if ((v = sh_node_get(t, "in_flight"))) {
         a->target_kind = MANIFEST_TARGET_IN_FLIGHT;
         snprintf(p, sizeof(p), "%s.in_flight", path);
@@ -465,8 +442,7 @@ static int read_scale_target(const struct sh_node *t, const char *path, void *fi
         a->target_kind = MANIFEST_TARGET_P99_MS;
         snprintf(p, sizeof(p), "%s.p99", path);
         SH_TRY(get_ms(r, v, p, &n));
-        if (n == 0)
-            return fail_at(r, v, "%s: expected above 0", p);
+        if (n == 0) return fail_at(r, v, "%s: expected above 0", p);
         a->target = n;
     }
     return 0;
@@ -489,10 +465,10 @@ static int check_autoscale(const struct sh_node *m, const char *path, void *obj,
 }
 
 static const struct sh_field autoscale_fields[] = {
-    {"min", SH_FIELD_U32, offsetof(struct manifest_autoscale, min), 0, MANIFEST_MAX_REPLICAS,
-     NULL, NULL},
-    {"max", SH_FIELD_U32, offsetof(struct manifest_autoscale, max), 1, MANIFEST_MAX_REPLICAS,
-     NULL, NULL},
+    {"min", SH_FIELD_U32, offsetof(struct manifest_autoscale, min), 0, MANIFEST_MAX_REPLICAS, NULL,
+     NULL},
+    {"max", SH_FIELD_U32, offsetof(struct manifest_autoscale, max), 1, MANIFEST_MAX_REPLICAS, NULL,
+     NULL},
     {"target", SH_FIELD_FN, 0, 0, 0, NULL, read_scale_target},
     {"up_cooldown", SH_FIELD_MS, offsetof(struct manifest_autoscale, up_cooldown_ms), 0, 0, NULL,
      NULL},
@@ -514,8 +490,8 @@ static int read_autoscale(struct rd *r, const struct sh_node *m, const char *bas
  * (manifest_gateway_doc), so only their shape is checked here. */
 static int read_resilience(struct rd *r, const struct sh_node *m, const char *base)
 {
-    static const char *const keys[] = {"timeouts", "retry",   "breaker",
-                                       "outlier",  "lb",      "hash_on", NULL};
+    static const char *const keys[] = {"timeouts", "retry",   "breaker", "outlier",
+                                       "lb",       "hash_on", NULL};
     char p[160];
 
     snprintf(p, sizeof(p), "%s", base);
@@ -524,7 +500,7 @@ static int read_resilience(struct rd *r, const struct sh_node *m, const char *ba
         const char *k = m->items[i]->text;
         bool scalar = !strcmp(k, "lb") || !strcmp(k, "hash_on");
         SH_TRY(sh_node_expect(m->values[i], scalar ? SH_NODE_SCALAR : SH_NODE_MAP,
-                           pathf(r, "%s.%s", p, k), r->d));
+                              pathf(r, "%s.%s", p, k), r->d));
     }
     return 0;
 }
@@ -545,9 +521,8 @@ static int read_service(struct rd *r, const struct sh_node *key, const struct sh
                         struct manifest_service *svc)
 {
     static const char *const keys[] = {
-        "command",  "env",     "working_dir", "replicas",  "port",       "health",
-        "depends_on", "restart", "stop_grace", "version", "autoscale", "resilience",
-        "config",   NULL};
+        "command", "env",        "working_dir", "replicas",  "port",       "health", "depends_on",
+        "restart", "stop_grace", "version",     "autoscale", "resilience", "config", NULL};
     const struct sh_node *v;
     char p[96];
 
@@ -556,8 +531,8 @@ static int read_service(struct rd *r, const struct sh_node *key, const struct sh
     svc->node = m;
     svc->replicas = 1;
     svc->stop_grace_ms = 10000;
-    svc->health = (struct manifest_health){.interval_ms = 5000, .timeout_ms = 2000,
-                                           .healthy_threshold = 1, .unhealthy_threshold = 3};
+    svc->health = (struct manifest_health){
+        .interval_ms = 5000, .timeout_ms = 2000, .healthy_threshold = 1, .unhealthy_threshold = 3};
     SH_TRY(sh_node_expect(m, SH_NODE_MAP, p, r->d));
     SH_TRY(sh_node_check_keys(m, keys, p, r->d));
     SH_TRY(sh_node_require(m, "command", p, &v, r->d));
@@ -607,8 +582,7 @@ static int read_service(struct rd *r, const struct sh_node *key, const struct sh
         const char **names;
         SH_TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.depends_on", p), r->d));
         names = alloc0(r, (v->count + 1) * sizeof(*names));
-        if (!names)
-            return SH_ENOMEM;
+        if (!names) return SH_ENOMEM;
         for (size_t i = 0; i < v->count; i++)
             SH_TRY(get_str(r, v->items[i], pathf(r, "%s.depends_on[%zu]", p, i), &names[i]));
         svc->depends_on = names;
@@ -625,8 +599,7 @@ static int read_service(struct rd *r, const struct sh_node *key, const struct sh
             }
         }
         if (!known)
-            return fail_at(r, v, "%s.restart: '%s' (expected always, on-failure or never)", p,
-                           s);
+            return fail_at(r, v, "%s.restart: '%s' (expected always, on-failure or never)", p, s);
     }
     if ((v = sh_node_get(m, "stop_grace")))
         SH_TRY(get_ms(r, v, pathf(r, "%s.stop_grace", p), &svc->stop_grace_ms));
@@ -650,19 +623,18 @@ static int resolve_depends(struct rd *r)
     uint32_t *stack = alloc0(r, n * sizeof(*stack)), *next = alloc0(r, n * sizeof(*next));
 
     m->start_order = alloc0(r, n * sizeof(*m->start_order));
-    if (!state || !stack || !next || !m->start_order)
-        return SH_ENOMEM;
+    if (!state || !stack || !next || !m->start_order) return SH_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         struct manifest_service *svc = &m->services[i];
         uint32_t *idx = alloc0(r, (svc->depends_count + 1) * sizeof(*idx));
         const struct sh_node *dn = sh_node_get(svc->node, "depends_on");
-        if (!idx)
-            return SH_ENOMEM;
+        if (!idx) return SH_ENOMEM;
         for (size_t k = 0; k < svc->depends_count; k++) {
             int j = manifest_service_index(m, svc->depends_on[k]);
             if (j < 0)
-                return fail_at(r, dn->items[k], "services.%s.depends_on[%zu]: no service named '%s'",
-                               svc->name, k, svc->depends_on[k]);
+                return fail_at(r, dn->items[k],
+                               "services.%s.depends_on[%zu]: no service named '%s'", svc->name, k,
+                               svc->depends_on[k]);
             idx[k] = (uint32_t)j;
         }
         svc->depends_idx = idx;
@@ -670,8 +642,7 @@ static int resolve_depends(struct rd *r)
     /* depth-first: a service finishes after everything it depends on (Tarjan's ordering) */
     for (size_t root = 0; root < n; root++) {
         size_t top = 0;
-        if (state[root])
-            continue;
+        if (state[root]) continue;
         stack[top++] = (uint32_t)root;
         state[root] = 1;
         next[root] = 0;
@@ -685,8 +656,7 @@ static int resolve_depends(struct rd *r)
                 continue;
             }
             uint32_t k = next[u]++, v = su->depends_idx[k];
-            if (state[v] == 2)
-                continue;
+            if (state[v] == 2) continue;
             if (state[v] == 1) {
                 char cyc[160];
                 size_t at = 0, len = 0;
@@ -718,8 +688,7 @@ static int service_ref(struct rd *r, const struct sh_node *v, const char *path)
 
     SH_TRY(sh_node_str(v, path, &name, r->d));
     i = manifest_service_index(r->m, name);
-    if (i < 0)
-        return fail_at(r, v, "%s: no service named '%s'", path, name);
+    if (i < 0) return fail_at(r, v, "%s: no service named '%s'", path, name);
     if (!r->m->services[i].port && !r->m->services[i].is_port_auto)
         return fail_at(r, v, "%s: service '%s' has no port (give it port: auto)", path, name);
     return 0;
@@ -729,18 +698,27 @@ static int read_gateway(struct rd *r, const struct sh_node *g)
 {
     static const char *const keys[] = {"listen", "admin",  "workers", "access_log",
                                        "limits", "routes", NULL};
-    static const char *const rkeys[] = {
-        "name",     "match",          "service",         "split",            "respond",
-        "redirect", "rewrite_prefix", "request_headers", "response_headers", "timeouts",
-        "retry",    "rate_limit",     "fallback",        NULL};
+    static const char *const rkeys[] = {"name",
+                                        "match",
+                                        "service",
+                                        "split",
+                                        "respond",
+                                        "redirect",
+                                        "rewrite_prefix",
+                                        "request_headers",
+                                        "response_headers",
+                                        "timeouts",
+                                        "retry",
+                                        "rate_limit",
+                                        "fallback",
+                                        NULL};
     struct manifest_gateway *gw = &r->m->gateway;
     const struct sh_node *v, *routes;
 
     SH_TRY(sh_node_check_keys(g, keys, "gateway", r->d));
     gw->is_set = true;
     gw->node = g;
-    if ((v = sh_node_get(g, "listen")))
-        SH_TRY(get_addr(r, v, "gateway.listen", true, &gw->listen));
+    if ((v = sh_node_get(g, "listen"))) SH_TRY(get_addr(r, v, "gateway.listen", true, &gw->listen));
     if ((v = sh_node_get(g, "admin")) && v->kind != SH_NODE_NULL)
         SH_TRY(get_addr(r, v, "gateway.admin", true, &gw->admin));
     SH_TRY(sh_node_require(g, "routes", "gateway", &routes, r->d));
@@ -753,8 +731,7 @@ static int read_gateway(struct rd *r, const struct sh_node *g)
             return fail_at(r, sh_node_get(rt, "cluster"),
                            "%s.cluster: routes name services here (write service: NAME)", p);
         SH_TRY(sh_node_check_keys(rt, rkeys, p, r->d));
-        if ((v = sh_node_get(rt, "service")))
-            SH_TRY(service_ref(r, v, pathf(r, "%s.service", p)));
+        if ((v = sh_node_get(rt, "service"))) SH_TRY(service_ref(r, v, pathf(r, "%s.service", p)));
         if ((v = sh_node_get(rt, "split"))) {
             SH_TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.split", p), r->d));
             for (size_t k = 0; k < v->count; k++) {
@@ -785,10 +762,8 @@ static int read_top(struct rd *r, const struct sh_node *root)
 
     SH_TRY(sh_node_expect(root, SH_NODE_MAP, "the file", r->d));
     SH_TRY(sh_node_check_keys(root, keys, "top level", r->d));
-    if ((v = sh_node_get(root, "name")))
-        SH_TRY(get_label(r, v, "name", &m->name));
-    if ((v = sh_node_get(root, "data_dir")))
-        SH_TRY(get_str(r, v, "data_dir", &m->data_dir));
+    if ((v = sh_node_get(root, "name"))) SH_TRY(get_label(r, v, "name", &m->name));
+    if ((v = sh_node_get(root, "data_dir"))) SH_TRY(get_str(r, v, "data_dir", &m->data_dir));
     if ((v = sh_node_get(root, "control_plane"))) {
         static const char *const ck[] = {"listen", NULL};
         const struct sh_node *x;
@@ -807,15 +782,13 @@ static int read_top(struct rd *r, const struct sh_node *root)
     }
     SH_TRY(sh_node_require(root, "services", "top level", &svcs, r->d));
     SH_TRY(sh_node_expect(svcs, SH_NODE_MAP, "services", r->d));
-    if (svcs->count == 0)
-        return fail_at(r, svcs, "services: expected at least one service");
+    if (svcs->count == 0) return fail_at(r, svcs, "services: expected at least one service");
     if (svcs->count > MANIFEST_MAX_SERVICES) {
         fail_at(r, svcs, "services: at most %d services", MANIFEST_MAX_SERVICES);
         return SH_ETOOBIG;
     }
     m->services = alloc0(r, svcs->count * sizeof(*m->services));
-    if (!m->services)
-        return SH_ENOMEM;
+    if (!m->services) return SH_ENOMEM;
     for (size_t i = 0; i < svcs->count; i++) {
         SH_TRY(read_service(r, svcs->items[i], svcs->values[i], &m->services[i]));
         m->service_count = i + 1;
@@ -824,13 +797,12 @@ static int read_top(struct rd *r, const struct sh_node *root)
         for (size_t k = 0; k < i; k++) {
             if (m->services[i].port && m->services[i].port == m->services[k].port)
                 return fail_at(r, sh_node_get(m->services[i].node, "port"),
-                               "services.%s.port: %u is also services.%s.port",
-                               m->services[i].name, m->services[i].port, m->services[k].name);
+                               "services.%s.port: %u is also services.%s.port", m->services[i].name,
+                               m->services[i].port, m->services[k].name);
         }
     }
     SH_TRY(resolve_depends(r));
-    if ((v = sh_node_get(root, "gateway")))
-        SH_TRY(read_gateway(r, v));
+    if ((v = sh_node_get(root, "gateway"))) SH_TRY(read_gateway(r, v));
     return 0;
 }
 
@@ -842,8 +814,7 @@ int manifest_from_doc(const struct sh_doc *doc, struct manifest **out, struct sh
     int rc;
 
     *out = NULL;
-    if (!d)
-        d = &scratch;
+    if (!d) d = &scratch;
     m = sh_calloc(1, sizeof(*m));
     if (!m) {
         sh_diag_set(d, doc->file, "out of memory");
@@ -859,8 +830,7 @@ int manifest_from_doc(const struct sh_doc *doc, struct manifest **out, struct sh
     r = (struct rd){.m = m, .d = d};
     rc = read_top(&r, doc->root);
     if (rc < 0) {
-        if (rc == SH_ENOMEM)
-            sh_diag_set(d, doc->file, "out of memory");
+        if (rc == SH_ENOMEM) sh_diag_set(d, doc->file, "out of memory");
         manifest_free(m);
         return rc;
     }
@@ -875,8 +845,7 @@ int manifest_load_file(const char *path, struct manifest **out, struct sh_diag *
 
     *out = NULL;
     rc = manifest_read_file(path, &doc, d);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     rc = manifest_from_doc(doc, out, d);
     if (rc < 0) {
         sh_doc_free(doc);
@@ -888,8 +857,7 @@ int manifest_load_file(const char *path, struct manifest **out, struct sh_diag *
 
 void manifest_free(struct manifest *m)
 {
-    if (!m)
-        return;
+    if (!m) return;
     arena_release(&m->arena);
     sh_doc_free(m->owned_doc);
     sh_free(m);
@@ -898,8 +866,7 @@ void manifest_free(struct manifest *m)
 int manifest_service_index(const struct manifest *m, const char *name)
 {
     for (size_t i = 0; i < m->service_count; i++) {
-        if (!strcmp(m->services[i].name, name))
-            return (int)i;
+        if (!strcmp(m->services[i].name, name)) return (int)i;
     }
     return -1;
 }
@@ -916,16 +883,14 @@ uint64_t manifest_instance_count(const struct manifest *m)
 /* ------------------------------------------------------------------------------------------
  * The gateway's document
  * ------------------------------------------------------------------------------------------ */
-static int put(struct sh_doc *doc, struct sh_node *map, const char *key,
-               const struct sh_node *at, struct sh_node *value)
+static int put(struct sh_doc *doc, struct sh_node *map, const char *key, const struct sh_node *at,
+               struct sh_node *value)
 {
     struct sh_node *k;
 
-    if (!value)
-        return SH_ENOMEM;
+    if (!value) return SH_ENOMEM;
     k = sh_node_new_scalar(doc, slice_from_cstr(key), false, at->line, at->col);
-    if (!k)
-        return SH_ENOMEM;
+    if (!k) return SH_ENOMEM;
     return sh_node_map_append(doc, map, k, value);
 }
 
@@ -940,8 +905,7 @@ static struct sh_node *route_copy(struct sh_doc *doc, const struct sh_node *src)
 {
     struct sh_node *map = sh_node_new(doc, SH_NODE_MAP, src->line, src->col);
 
-    if (!map)
-        return NULL;
+    if (!map) return NULL;
     for (size_t i = 0; i < src->count; i++) {
         struct sh_node *key = src->items[i], *val = src->values[i];
         if (!strcmp(key->text, "service")) {
@@ -950,13 +914,11 @@ static struct sh_node *route_copy(struct sh_doc *doc, const struct sh_node *src)
             struct sh_node *seq = sh_node_new(doc, SH_NODE_SEQ, val->line, val->col);
             for (size_t k = 0; seq && k < val->count; k++) {
                 struct sh_node *it = route_copy(doc, val->items[k]);
-                if (!it || sh_node_seq_append(doc, seq, it) < 0)
-                    seq = NULL;
+                if (!it || sh_node_seq_append(doc, seq, it) < 0) seq = NULL;
             }
             val = seq;
         }
-        if (!key || !val || sh_node_map_append(doc, map, key, val) < 0)
-            return NULL;
+        if (!key || !val || sh_node_map_append(doc, map, key, val) < 0) return NULL;
     }
     return map;
 }
@@ -975,21 +937,17 @@ static int put_clusters(const struct manifest *m, struct sh_doc *doc, struct sh_
     sh_addr_loopback_for(&ss);
     sh_addr_format(&ss, cp_addr, sizeof(cp_addr));
     cpn = sh_node_get(sh_node_get(root, "control_plane"), "listen");
-    if (!cpn)
-        cpn = root;
+    if (!cpn) cpn = root;
     cp = sh_node_new(doc, SH_NODE_MAP, cpn->line, cpn->col);
-    if (!cp)
-        return SH_ENOMEM;
+    if (!cp) return SH_ENOMEM;
     SH_TRY(put(doc, cp, "address", cpn, scalar_at(doc, cp_addr, cpn)));
     SH_TRY(put(doc, top, "control_plane", cpn, cp));
     clusters = sh_node_new(doc, SH_NODE_SEQ, root->line, root->col);
-    if (!clusters)
-        return SH_ENOMEM;
+    if (!clusters) return SH_ENOMEM;
     for (size_t i = 0; i < m->service_count; i++) {
         const struct manifest_service *s = &m->services[i];
         struct sh_node *cl = sh_node_new(doc, SH_NODE_MAP, s->node->line, s->node->col);
-        if (!cl)
-            return SH_ENOMEM;
+        if (!cl) return SH_ENOMEM;
         char origin[96];
         SH_TRY(put(doc, cl, "name", s->node, scalar_at(doc, s->name, s->node)));
         SH_TRY(put(doc, cl, "service", s->node, scalar_at(doc, s->name, s->node)));
@@ -1010,25 +968,21 @@ static int build_gateway_doc(const struct manifest *m, struct sh_doc *doc)
     struct sh_node *top, *routes;
 
     top = sh_node_new(doc, SH_NODE_MAP, root->line, root->col);
-    if (!top)
-        return SH_ENOMEM;
+    if (!top) return SH_ENOMEM;
     doc->root = top;
     for (size_t i = 0; g && i < SH_ARRAY_LEN(pass); i++) {
         const struct sh_node *v = sh_node_get(g, pass[i]);
-        if (v)
-            SH_TRY(put(doc, top, pass[i], v, (struct sh_node *)v));
+        if (v) SH_TRY(put(doc, top, pass[i], v, (struct sh_node *)v));
     }
     if (!g || !sh_node_get(g, "listen"))
         SH_TRY(put(doc, top, "listen", root, scalar_at(doc, m->gateway.listen, root)));
     SH_TRY(put_clusters(m, doc, top));
     routes = sh_node_new(doc, SH_NODE_SEQ, g ? g->line : root->line, g ? g->col : root->col);
-    if (!routes)
-        return SH_ENOMEM;
+    if (!routes) return SH_ENOMEM;
     for (size_t i = 0; i < m->gateway.route_count; i++) {
         struct sh_node *rt = route_copy(doc, m->gateway.routes->items[i]);
         char origin[48];
-        if (!rt)
-            return SH_ENOMEM;
+        if (!rt) return SH_ENOMEM;
         snprintf(origin, sizeof(origin), "gateway.routes[%zu]", i);
         SH_TRY(sh_node_set_origin(doc, rt, origin));
         SH_TRY(sh_node_seq_append(doc, routes, rt));
@@ -1042,8 +996,7 @@ static struct sh_node *pair_at(struct sh_doc *doc, const char *key, const char *
 {
     struct sh_node *map = sh_node_new(doc, SH_NODE_MAP, at->line, at->col);
 
-    if (!map || put(doc, map, key, at, scalar_at(doc, value, at)) < 0)
-        return NULL;
+    if (!map || put(doc, map, key, at, scalar_at(doc, value, at)) < 0) return NULL;
     return map;
 }
 
@@ -1055,11 +1008,9 @@ static int build_mesh_doc(const struct manifest *m, struct sh_doc *doc)
     int rc;
 
     at = sh_node_get(sh_node_get(root, "mesh"), "listen");
-    if (!at)
-        at = root;
+    if (!at) at = root;
     top = sh_node_new(doc, SH_NODE_MAP, root->line, root->col);
-    if (!top)
-        return SH_ENOMEM;
+    if (!top) return SH_ENOMEM;
     doc->root = top;
     SH_TRY(put(doc, top, "listen", at, scalar_at(doc, m->mesh_listen, at)));
     if (m->mesh_admin) {
@@ -1068,13 +1019,11 @@ static int build_mesh_doc(const struct manifest *m, struct sh_doc *doc)
     }
     SH_TRY(put_clusters(m, doc, top));
     routes = sh_node_new(doc, SH_NODE_SEQ, at->line, at->col);
-    if (!routes)
-        return SH_ENOMEM;
+    if (!routes) return SH_ENOMEM;
     for (size_t i = 0; i < m->service_count; i++) {
         const struct manifest_service *s = &m->services[i];
         rt = sh_node_new(doc, SH_NODE_MAP, s->node->line, s->node->col);
-        if (!rt)
-            return SH_ENOMEM;
+        if (!rt) return SH_ENOMEM;
         SH_TRY(put(doc, rt, "name", s->node, scalar_at(doc, s->name, s->node)));
         SH_TRY(put(doc, rt, "match", s->node, pair_at(doc, "host", s->name, s->node)));
         SH_TRY(put(doc, rt, "cluster", s->node, scalar_at(doc, s->name, s->node)));
@@ -1151,8 +1100,7 @@ static void json_kvs(struct buf *b, const char *key, const struct manifest_kv *k
 {
     buf_appendf(b, ",\"%s\":{", key);
     for (size_t i = 0; i < n; i++) {
-        if (i)
-            buf_appendc(b, ',');
+        if (i) buf_appendc(b, ',');
         json_str(b, kv[i].name);
         buf_appendc(b, ':');
         json_str(b, kv[i].value);
@@ -1170,8 +1118,7 @@ static void render_service(struct buf *b, const struct manifest_service *s)
     json_str(b, s->name);
     buf_appends(b, SLICE(",\"command\":["));
     for (size_t i = 0; i < s->argc; i++) {
-        if (i)
-            buf_appendc(b, ',');
+        if (i) buf_appendc(b, ',');
         json_str(b, s->argv[i]);
     }
     buf_appendc(b, ']');
@@ -1199,8 +1146,7 @@ static void render_service(struct buf *b, const struct manifest_service *s)
     }
     buf_appends(b, SLICE(",\"depends_on\":["));
     for (size_t i = 0; i < s->depends_count; i++) {
-        if (i)
-            buf_appendc(b, ',');
+        if (i) buf_appendc(b, ',');
         json_str(b, s->depends_on[i]);
     }
     buf_appendf(b, "],\"restart\":\"%s\",\"stop_grace_ms\":%u,\"version\":", restart[s->restart],
@@ -1245,14 +1191,12 @@ static int render(const struct manifest *m, bool is_json, char **out)
         json_str(&b, m->data_dir);
         buf_appendf(&b, ",\"instances\":%llu,\"services\":[", (unsigned long long)inst);
         for (size_t i = 0; i < m->service_count; i++) {
-            if (i)
-                buf_appendc(&b, ',');
+            if (i) buf_appendc(&b, ',');
             render_service(&b, &m->services[i]);
         }
         buf_appends(&b, SLICE("],\"start_order\":["));
         for (size_t i = 0; i < m->service_count; i++) {
-            if (i)
-                buf_appendc(&b, ',');
+            if (i) buf_appendc(&b, ',');
             json_str(&b, m->services[m->start_order[i]].name);
         }
         buf_appends(&b, SLICE("],\"gateway\":"));
@@ -1280,8 +1224,8 @@ static int render(const struct manifest *m, bool is_json, char **out)
     return *out ? 0 : SH_ENOMEM;
 }
 
-int manifest_check(const char *path, bool is_json, manifest_doc_check_fn *gateway_check,
-                   char **out, struct sh_diag *d)
+int manifest_check(const char *path, bool is_json, manifest_doc_check_fn *gateway_check, char **out,
+                   struct sh_diag *d)
 {
     struct manifest *m;
     struct sh_doc *gdoc = NULL;
@@ -1290,12 +1234,9 @@ int manifest_check(const char *path, bool is_json, manifest_doc_check_fn *gatewa
     *out = NULL;
     SH_TRY(manifest_load_file(path, &m, d));
     rc = gateway_check ? manifest_gateway_doc(m, &gdoc) : 0;
-    if (rc == SH_ENOMEM)
-        sh_diag_set(d, path, "out of memory");
-    if (rc == 0 && gateway_check)
-        rc = gateway_check(gdoc, d);
-    if (rc == 0)
-        rc = render(m, is_json, out);
+    if (rc == SH_ENOMEM) sh_diag_set(d, path, "out of memory");
+    if (rc == 0 && gateway_check) rc = gateway_check(gdoc, d);
+    if (rc == 0) rc = render(m, is_json, out);
     sh_doc_free(gdoc);
     manifest_free(m);
     return rc;

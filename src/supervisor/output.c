@@ -21,10 +21,8 @@ static void deliver(struct out_stream *os, bool is_cut)
     size_t len = os->len;
 
     os->len = 0;
-    if (!run->inst || !procs->cfg.on_line)
-        return;
-    if (!is_cut && len > 0 && os->line[len - 1] == '\r')
-        len--;
+    if (!run->inst || !procs->cfg.on_line) return;
+    if (!is_cut && len > 0 && os->line[len - 1] == '\r') len--;
     procs->cfg.on_line(procs->cfg.data, run->inst->id, os->which,
                        (struct slice){.ptr = os->line, .len = len}, is_cut);
 }
@@ -49,8 +47,7 @@ static void feed(struct out_stream *os, const char *p, size_t n)
                 os->is_skipping = true;
             }
         }
-        if (!nl)
-            return;
+        if (!nl) return;
         if (os->is_skipping)
             os->is_skipping = false;
         else
@@ -71,12 +68,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void stream_finish(struct out_stream *os)
 {
-    if (!os->is_reading)
-        return;
+    if (!os->is_reading) return;
     os->is_reading = false;
     uv_read_stop((uv_stream_t *)&os->pipe);
-    if (os->len > 0 && !os->is_skipping)
-        deliver(os, false);
+    if (os->len > 0 && !os->is_skipping) deliver(os, false);
     os->len = 0;
     uv_close((uv_handle_t *)&os->pipe, sup__run_handle_closed);
 }
@@ -97,8 +92,7 @@ void sup__stream_drain(struct out_stream *os)
     uv_os_fd_t fd;
     char *buf = os->run->procs->read_buf;
 
-    if (!os->is_reading || uv_fileno((uv_handle_t *)&os->pipe, &fd) != 0)
-        return;
+    if (!os->is_reading || uv_fileno((uv_handle_t *)&os->pipe, &fd) != 0) return;
     uv_read_stop((uv_stream_t *)&os->pipe);
     for (int i = 0; i < 64; i++) { /* bounded: a grandchild may keep writing */
         ssize_t n = read(fd, buf, READ_BUF_BYTES);
@@ -107,8 +101,7 @@ void sup__stream_drain(struct out_stream *os)
             feed(os, buf, (size_t)n);
             continue;
         }
-        if (n == -1 && errno == EINTR)
-            continue;
+        if (n == -1 && errno == EINTR) continue;
         break;
     }
     stream_finish(os);

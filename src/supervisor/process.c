@@ -29,14 +29,13 @@
 #include <uv.h>
 
 static const char *const state_names[] = {
-    [SUP_STARTING] = "starting", [SUP_RUNNING] = "running",     [SUP_STOPPING] = "stopping",
-    [SUP_EXITED] = "exited",     [SUP_BACKOFF] = "backoff",     [SUP_CRASH_LOOP] = "crash-loop",
+    [SUP_STARTING] = "starting", [SUP_RUNNING] = "running", [SUP_STOPPING] = "stopping",
+    [SUP_EXITED] = "exited",     [SUP_BACKOFF] = "backoff", [SUP_CRASH_LOOP] = "crash-loop",
 };
 
 const char *sup_state_name(enum sup_state st)
 {
-    if ((size_t)st < SH_ARRAY_LEN(state_names) && state_names[st])
-        return state_names[st];
+    if ((size_t)st < SH_ARRAY_LEN(state_names) && state_names[st]) return state_names[st];
     return "unknown";
 }
 
@@ -44,8 +43,7 @@ const char *sup_state_name(enum sup_state st)
 
 static void strv_free(char **v)
 {
-    if (!v)
-        return;
+    if (!v) return;
     for (size_t i = 0; v[i]; i++)
         sh_free(v[i]);
     sh_free(v);
@@ -65,8 +63,7 @@ static int strv_copy_into(char **dst, size_t *n, const char *const *src)
 {
     for (size_t i = 0; src && src[i]; i++) {
         dst[*n] = sh_strdup(src[i]);
-        if (!dst[*n])
-            return SH_ENOMEM;
+        if (!dst[*n]) return SH_ENOMEM;
         (*n)++;
     }
     return 0;
@@ -85,8 +82,7 @@ static bool env_overridden(const char *kv, char *const *over, size_t n)
     size_t len = env_name_len(kv);
 
     for (size_t i = 0; i < n; i++) {
-        if (env_name_len(over[i]) == len && memcmp(over[i], kv, len) == 0)
-            return true;
+        if (env_name_len(over[i]) == len && memcmp(over[i], kv, len) == 0) return true;
     }
     return false;
 }
@@ -104,10 +100,8 @@ static const char *env_lookup(void *data, struct slice name)
 
     if (sc->port[0] && (slice_eq(name, SLICE("PORT")) || slice_eq(name, SLICE("SHOAL_PORT"))))
         return sc->port;
-    if (sc->spec->data_dir && slice_eq(name, SLICE("SHOAL_DATA_DIR")))
-        return sc->spec->data_dir;
-    if (sc->spec->service && slice_eq(name, SLICE("SHOAL_SERVICE")))
-        return sc->spec->service;
+    if (sc->spec->data_dir && slice_eq(name, SLICE("SHOAL_DATA_DIR"))) return sc->spec->data_dir;
+    if (sc->spec->service && slice_eq(name, SLICE("SHOAL_SERVICE"))) return sc->spec->service;
     for (size_t i = 0; env && env[i]; i++) {
         if (env_name_len(env[i]) == name.len && !memcmp(env[i], name.ptr, name.len) &&
             env[i][name.len] == '=')
@@ -128,8 +122,7 @@ static int expand_templates(struct sup_procs *procs, const struct sup_instance_s
 {
     struct env_scope sc = {.spec = spec};
 
-    if (port)
-        snprintf(sc.port, sizeof(sc.port), "%u", (unsigned)port);
+    if (port) snprintf(sc.port, sizeof(sc.port), "%u", (unsigned)port);
     for (size_t i = 0; spec->env_templates && spec->env_templates[i]; i++) {
         const char *t = spec->env_templates[i];
         size_t len = env_name_len(t);
@@ -146,8 +139,8 @@ static int expand_templates(struct sup_procs *procs, const struct sup_instance_s
             if (rc == SH_ETOOBIG)
                 snprintf(d.what, sizeof(d.what), "longer than %u bytes once expanded",
                          SUP_ENV_VALUE_MAX);
-            snprintf(procs->errmsg, sizeof(procs->errmsg), "env %.*s: %s", (int)SH_MIN(len, 64),
-                     t, d.what[0] ? d.what : sh_strerror(rc));
+            snprintf(procs->errmsg, sizeof(procs->errmsg), "env %.*s: %s", (int)SH_MIN(len, 64), t,
+                     d.what[0] ? d.what : sh_strerror(rc));
             buf_release(&b);
             return rc;
         }
@@ -158,8 +151,8 @@ static int expand_templates(struct sup_procs *procs, const struct sup_instance_s
 
 /* Builds shoal's environment with <extra>, the expanded templates and the port and data
  * directory variables on top. */
-static int build_env(struct sup_procs *procs, const struct sup_instance_spec *spec,
-                     uint16_t port, char ***out)
+static int build_env(struct sup_procs *procs, const struct sup_instance_spec *spec, uint16_t port,
+                     char ***out)
 {
     size_t nbase = strv_len((const char *const *)environ), nextra = strv_len(spec->env);
     size_t ntmpl = strv_len(spec->env_templates), n = 0, nover;
@@ -169,20 +162,16 @@ static int build_env(struct sup_procs *procs, const struct sup_instance_spec *sp
     *out = NULL;
     /* The overriding variables first, so the inherited ones can be checked against them. */
     over = sh_calloc(nextra + ntmpl + 5, sizeof(*over));
-    if (!over)
-        goto fail;
+    if (!over) goto fail;
     rc = strv_copy_into(over, &n, spec->env);
-    if (rc == 0)
-        rc = expand_templates(procs, spec, port, over, &n);
-    if (rc < 0)
-        goto fail;
+    if (rc == 0) rc = expand_templates(procs, spec, port, over, &n);
+    if (rc < 0) goto fail;
     rc = SH_ENOMEM;
     if (spec->data_dir) {
         size_t len = sizeof("SHOAL_DATA_DIR=") + strlen(spec->data_dir);
 
         over[n] = sh_malloc(len);
-        if (!over[n])
-            goto fail;
+        if (!over[n]) goto fail;
         snprintf(over[n++], len, "SHOAL_DATA_DIR=%s", spec->data_dir);
     }
     if (port) {
@@ -190,32 +179,26 @@ static int build_env(struct sup_procs *procs, const struct sup_instance_spec *sp
 
         snprintf(tmp, sizeof(tmp), "PORT=%u", (unsigned)port);
         over[n] = sh_strdup(tmp);
-        if (!over[n++])
-            goto fail;
+        if (!over[n++]) goto fail;
         snprintf(tmp, sizeof(tmp), "SHOAL_PORT=%u", (unsigned)port);
         over[n] = sh_strdup(tmp);
-        if (!over[n++])
-            goto fail;
+        if (!over[n++]) goto fail;
     }
     if (procs->trampoline) {
         char tmp[48];
 
         snprintf(tmp, sizeof(tmp), SUPERVISOR_PID_VAR "=%ld", (long)getpid());
         over[n] = sh_strdup(tmp);
-        if (!over[n++])
-            goto fail;
+        if (!over[n++]) goto fail;
     }
     nover = n;
     env = sh_calloc(nbase + nover + 1, sizeof(*env));
-    if (!env)
-        goto fail;
+    if (!env) goto fail;
     n = 0;
     for (size_t i = 0; i < nbase; i++) {
-        if (env_overridden(environ[i], over, nover))
-            continue;
+        if (env_overridden(environ[i], over, nover)) continue;
         env[n] = sh_strdup(environ[i]);
-        if (!env[n++])
-            goto fail;
+        if (!env[n++]) goto fail;
     }
     /* Later duplicates in <over> win for getenv, which takes the first match: keep the last. */
     for (size_t i = 0; i < nover; i++) {
@@ -244,8 +227,7 @@ static int pick_port(uint16_t *out)
 
     *out = 0;
     fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd == -1)
-        return -errno;
+    if (fd == -1) return -errno;
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
         getsockname(fd, (struct sockaddr *)&sa, &len) == -1)
         rc = -errno;
@@ -309,8 +291,7 @@ static void emit_simple(struct sup_instance *inst, enum sup_event_kind kind, int
 /* Frees procs once sup_procs_free was called and nothing is open any more. */
 static void procs_maybe_release(struct sup_procs *procs)
 {
-    if (!procs->is_freeing || procs->open_handles > 0)
-        return;
+    if (!procs->is_freeing || procs->open_handles > 0) return;
     strv_free(procs->trampoline);
     sh_free(procs->items);
     sh_free(procs);
@@ -350,8 +331,7 @@ static int spawn_run(struct sup_instance *inst)
     int rc;
 
     run = sh_calloc(1, sizeof(*run));
-    if (!run)
-        return SH_ENOMEM;
+    if (!run) return SH_ENOMEM;
     run->inst = inst;
     run->procs = procs;
     for (int i = 0; i < 2; i++) {
@@ -421,10 +401,8 @@ static bool note_restart(struct sup_instance *inst, uint64_t now)
 
     inst->restart_at[inst->ring_pos] = now;
     inst->ring_pos = (inst->ring_pos + 1) % n;
-    if (inst->ring_len < n)
-        inst->ring_len++;
-    if (inst->ring_len < n)
-        return false;
+    if (inst->ring_len < n) inst->ring_len++;
+    if (inst->ring_len < n) return false;
     oldest = inst->restart_at[inst->ring_pos]; /* the slot written n restarts ago */
     return now - oldest <= cfg->crash_loop_window_ms;
 }
@@ -451,8 +429,7 @@ static void after_exit(struct sup_instance *inst, bool is_failure)
         inst->ring_len = 0;
     }
     inst->restarts++;
-    if (note_restart(inst, now))
-        inst->is_crash_loop = true;
+    if (note_restart(inst, now)) inst->is_crash_loop = true;
     if (inst->is_crash_loop) {
         delay = cfg->backoff_max_ms;
         inst->state = SUP_CRASH_LOOP;
@@ -481,8 +458,7 @@ static void finish_stop(struct sup_instance *inst)
     inst->is_stop_cb_pending = false;
     inst->stop_cb = NULL;
     inst->stop_data = NULL;
-    if (cb)
-        cb(data, inst->id, &ex); /* last: the callback may forget the instance */
+    if (cb) cb(data, inst->id, &ex); /* last: the callback may forget the instance */
 }
 
 static void on_process_exit(uv_process_t *p, int64_t exit_status, int term_signal)
@@ -499,8 +475,7 @@ static void on_process_exit(uv_process_t *p, int64_t exit_status, int term_signa
     sup__stream_drain(&run->out[1]);
     uv_close((uv_handle_t *)&run->proc, sup__run_handle_closed);
     inst = run->inst; /* a line callback may not drop it, but read it after them anyway */
-    if (!inst)
-        return;
+    if (!inst) return;
     run->inst = NULL;
     inst->run = NULL;
     uv_timer_stop(&inst->timer);
@@ -526,8 +501,8 @@ static void on_timer(uv_timer_t *t)
         if (inst->state == SUP_STARTING) {
             inst->state = SUP_RUNNING;
             if (cfg->backoff_reset_ms > cfg->start_period_ms) {
-                uv_timer_start(&inst->timer, on_timer,
-                               cfg->backoff_reset_ms - cfg->start_period_ms, 0);
+                uv_timer_start(&inst->timer, on_timer, cfg->backoff_reset_ms - cfg->start_period_ms,
+                               0);
                 break;
             }
         }
@@ -555,8 +530,7 @@ static void on_timer(uv_timer_t *t)
         }
         break;
     case SUP_EXITED:
-        if (inst->is_stop_cb_pending)
-            finish_stop(inst);
+        if (inst->is_stop_cb_pending) finish_stop(inst);
         break;
     }
 }
@@ -591,8 +565,7 @@ static struct sup_instance *find(const struct sup_procs *procs, uint64_t id, siz
 {
     for (size_t i = 0; i < procs->count; i++) {
         if (procs->items[i]->id == id) {
-            if (index)
-                *index = i;
+            if (index) *index = i;
             return procs->items[i];
         }
     }
@@ -607,11 +580,9 @@ int sup_procs_new(const struct sup_procs_config *cfg, uv_loop_t *loop, struct su
     size_t n = 0;
 
     *out = NULL;
-    if (!loop || cfg->crash_loop_restarts > CRASH_RING_MAX)
-        return SH_EINVAL;
+    if (!loop || cfg->crash_loop_restarts > CRASH_RING_MAX) return SH_EINVAL;
     procs = sh_calloc(1, sizeof(*procs));
-    if (!procs)
-        return SH_ENOMEM;
+    if (!procs) return SH_ENOMEM;
     procs->loop = loop;
     procs->cfg = *cfg;
     procs->next_id = 1;
@@ -650,8 +621,7 @@ int sup_procs_new(const struct sup_procs_config *cfg, uv_loop_t *loop, struct su
 
 void sup_procs_free(struct sup_procs *procs)
 {
-    if (!procs)
-        return;
+    if (!procs) return;
     procs->is_freeing = true;
     for (size_t i = 0; i < procs->count; i++)
         inst_drop(procs->items[i]);
@@ -681,8 +651,7 @@ static int make_data_dir(struct sup_procs *procs, const char *path)
     }
     memcpy(tmp, path, len + 1);
     for (size_t i = 1; i <= len; i++) {
-        if (tmp[i] != '/' && tmp[i] != '\0')
-            continue;
+        if (tmp[i] != '/' && tmp[i] != '\0') continue;
         tmp[i] = '\0';
         if (mkdir(tmp, 0700) < 0 && errno != EEXIST) {
             int rc = -errno;
@@ -709,42 +678,35 @@ int sup_instance_start(struct sup_procs *procs, const struct sup_instance_spec *
 
     *out_id = 0;
     procs->errmsg[0] = '\0';
-    if (nargv == 0 || procs->is_freeing)
-        return SH_EINVAL;
+    if (nargv == 0 || procs->is_freeing) return SH_EINVAL;
     if (spec->data_dir) {
         rc = make_data_dir(procs, spec->data_dir);
-        if (rc < 0)
-            return rc;
+        if (rc < 0) return rc;
         rc = SH_ENOMEM;
     }
     SH_TRY(sh_array_reserve(&procs->items, &procs->cap, procs->count + 1, sizeof(*procs->items)));
     inst = sh_calloc(1, sizeof(*inst));
-    if (!inst)
-        return SH_ENOMEM;
+    if (!inst) return SH_ENOMEM;
     inst->procs = procs;
     inst->restart = spec->restart;
     inst->port = spec->port;
     inst->backoff_ms = procs->cfg.backoff_initial_ms;
     inst->service = sh_strdup(spec->service ? spec->service : "");
     inst->argv = sh_calloc(procs->trampoline_count + nargv + 1, sizeof(char *));
-    if (!inst->service || !inst->argv)
-        goto fail;
+    if (!inst->service || !inst->argv) goto fail;
     if (strv_copy_into(inst->argv, &n, procs->cfg.trampoline) < 0 ||
         strv_copy_into(inst->argv, &n, spec->argv) < 0)
         goto fail;
     if (spec->cwd) {
         inst->cwd = sh_strdup(spec->cwd);
-        if (!inst->cwd)
-            goto fail;
+        if (!inst->cwd) goto fail;
     }
     if (spec->is_port_auto) {
         rc = pick_port(&inst->port);
-        if (rc < 0)
-            goto fail;
+        if (rc < 0) goto fail;
     }
     rc = build_env(procs, spec, inst->port, &inst->env);
-    if (rc < 0)
-        goto fail;
+    if (rc < 0) goto fail;
     uv_timer_init(procs->loop, &inst->timer);
     inst->timer.data = inst;
     procs->open_handles++;
@@ -773,8 +735,7 @@ int sup_instance_stop(struct sup_procs *procs, uint64_t id, uint32_t grace_ms, s
 {
     struct sup_instance *inst = find(procs, id, NULL);
 
-    if (!inst)
-        return SH_ENOENT;
+    if (!inst) return SH_ENOENT;
     if (inst->is_stop_requested && (inst->state == SUP_STOPPING || inst->is_stop_cb_pending))
         return SH_EBUSY;
     inst->is_stop_requested = true;
@@ -784,8 +745,7 @@ int sup_instance_stop(struct sup_procs *procs, uint64_t id, uint32_t grace_ms, s
     if (inst->run) {
         inst->state = SUP_STOPPING;
         kill(-inst->run->pid, grace_ms ? SIGTERM : SIGKILL);
-        if (grace_ms)
-            uv_timer_start(&inst->timer, on_timer, grace_ms, 0);
+        if (grace_ms) uv_timer_start(&inst->timer, on_timer, grace_ms, 0);
         return 0;
     }
     /* Nothing runs (backoff, crash-loop or exited): report from the loop, not from here. */
@@ -800,10 +760,8 @@ int sup_instance_forget(struct sup_procs *procs, uint64_t id)
     size_t i;
     struct sup_instance *inst = find(procs, id, &i);
 
-    if (!inst)
-        return SH_ENOENT;
-    if (inst->state != SUP_EXITED || inst->run || inst->is_stop_cb_pending)
-        return SH_EBUSY;
+    if (!inst) return SH_ENOENT;
+    if (inst->state != SUP_EXITED || inst->run || inst->is_stop_cb_pending) return SH_EBUSY;
     memmove(procs->items + i, procs->items + i + 1, (procs->count - i - 1) * sizeof(*procs->items));
     procs->count--;
     inst_drop(inst);
@@ -826,8 +784,7 @@ static void fill_status(const struct sup_instance *inst, struct sup_instance_sta
     };
 }
 
-int sup_instance_status(const struct sup_procs *procs, uint64_t id,
-                        struct sup_instance_status *out)
+int sup_instance_status(const struct sup_procs *procs, uint64_t id, struct sup_instance_status *out)
 {
     const struct sup_instance *inst = find(procs, id, NULL);
 
@@ -839,8 +796,7 @@ int sup_instance_status(const struct sup_procs *procs, uint64_t id,
     return 0;
 }
 
-size_t sup_procs_status(const struct sup_procs *procs, struct sup_instance_status *out,
-                        size_t cap)
+size_t sup_procs_status(const struct sup_procs *procs, struct sup_instance_status *out, size_t cap)
 {
     for (size_t i = 0; i < procs->count && i < cap; i++)
         fill_status(procs->items[i], &out[i]);

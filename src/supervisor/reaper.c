@@ -25,21 +25,18 @@ void sup__reaper_note(struct sup_procs *procs, char op, int pgid)
     size_t off = 0;
     ssize_t w = 0;
 
-    if (procs->reaper_fd < 0)
-        return;
+    if (procs->reaper_fd < 0) return;
     while (off < (size_t)n) {
         w = send(procs->reaper_fd, line + off, (size_t)n - off, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
         off += (size_t)w;
     }
-    if (off == (size_t)n)
-        return;
+    if (off == (size_t)n) return;
     SH_LOG(SH_WARN, "supervisor",
            "the reaper is gone: after a kill -9 of shoal, processes started by instances may "
-           "outlive it", LF_ERR("err", w < 0 ? -errno : SH_EIO));
+           "outlive it",
+           LF_ERR("err", w < 0 ? -errno : SH_EIO));
     close(procs->reaper_fd);
     procs->reaper_fd = -1;
 }
@@ -63,13 +60,12 @@ static void reaper_exited(uv_process_t *p, int64_t status, int sig)
  * terminal does not reach it). 0 or a negative code. */
 int sup__reaper_start(struct sup_procs *procs, const char *const *argv)
 {
-    uv_stdio_container_t stdio[3] = {{.flags = UV_INHERIT_FD}, {.flags = UV_IGNORE},
-                                     {.flags = UV_INHERIT_FD}};
+    uv_stdio_container_t stdio[3] = {
+        {.flags = UV_INHERIT_FD}, {.flags = UV_IGNORE}, {.flags = UV_INHERIT_FD}};
     uv_process_options_t opt = {0};
     int sv[2], rc;
 
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-        return -errno;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
     stdio[0].data.fd = sv[1];
     stdio[2].data.fd = 2;
     opt.file = argv[0];
@@ -106,10 +102,8 @@ int sup_reaper_main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     for (;;) {
         r = read(0, buf + len, sizeof(buf) - len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break; /* the supervisor closed its end, or died */
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break; /* the supervisor closed its end, or died */
         len += (size_t)r;
         char *line = buf, *nl;
         while ((nl = memchr(line, '\n', len - (size_t)(line - buf)))) {
@@ -141,8 +135,7 @@ int sup_reaper_main(int argc, char **argv)
         }
         len -= (size_t)(line - buf);
         memmove(buf, line, len);
-        if (len == sizeof(buf))
-            len = 0; /* a line this long is not ours: drop it */
+        if (len == sizeof(buf)) len = 0; /* a line this long is not ours: drop it */
     }
     for (size_t i = 0; i < n; i++)
         kill(-groups[i], SIGKILL);

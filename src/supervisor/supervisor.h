@@ -47,7 +47,6 @@ SH_MUST_CHECK int manifest_read_file(const char *path, struct sh_doc **out, stru
 SH_MUST_CHECK int manifest_read_buf(const char *name, const char *text, size_t len,
                                     struct sh_doc **out, struct sh_diag *d);
 
-
 /* ------------------------------------------------------------------------------------------
  * Manifest schema (manifest_schema.c): the `shoal up` manifest (shoal.yaml) read from a
  * document tree into a struct manifest, with every error as "file:line:col" plus
@@ -93,74 +92,74 @@ struct manifest_kv {
 
 struct manifest_health {
     enum manifest_health_kind kind;
-    const char *http_path;         /* HTTP: "/health"; NULL otherwise */
-    uint32_t interval_ms;          /* default 5000 */
-    uint32_t timeout_ms;           /* default 2000; at most interval_ms */
-    uint32_t healthy_threshold;    /* passes in a row to become healthy; default 1 */
-    uint32_t unhealthy_threshold;  /* failures in a row to become unhealthy; default 3 */
-    uint32_t start_period_ms;      /* failures after a start do not count this long; default 0 */
+    const char *http_path;        /* HTTP: "/health"; NULL otherwise */
+    uint32_t interval_ms;         /* default 5000 */
+    uint32_t timeout_ms;          /* default 2000; at most interval_ms */
+    uint32_t healthy_threshold;   /* passes in a row to become healthy; default 1 */
+    uint32_t unhealthy_threshold; /* failures in a row to become unhealthy; default 3 */
+    uint32_t start_period_ms;     /* failures after a start do not count this long; default 0 */
 };
 
 struct manifest_autoscale {
-    bool is_set;                    /* false: fields below are zero and replicas is fixed */
-    uint32_t min, max;              /* min <= max <= MANIFEST_MAX_REPLICAS, max >= 1 */
+    bool is_set;       /* false: fields below are zero and replicas is fixed */
+    uint32_t min, max; /* min <= max <= MANIFEST_MAX_REPLICAS, max >= 1 */
     enum manifest_target_kind target_kind;
-    uint64_t target;                /* per instance: in flight, req/s, or p99 in ms */
-    uint32_t up_cooldown_ms;        /* default 30000 */
-    uint32_t down_cooldown_ms;      /* default 300000 */
+    uint64_t target;           /* per instance: in flight, req/s, or p99 in ms */
+    uint32_t up_cooldown_ms;   /* default 30000 */
+    uint32_t down_cooldown_ms; /* default 300000 */
 };
 
 struct manifest_service {
-    const char *name;               /* a DNS label: [a-z0-9-], 1..63, no '-' at either end */
-    const char *const *argv;        /* argc >= 1 items, argv[argc] == NULL; "$PORT", "${X}" and
-                                     * "$$" are kept as written, for expansion at spawn time */
+    const char *name;        /* a DNS label: [a-z0-9-], 1..63, no '-' at either end */
+    const char *const *argv; /* argc >= 1 items, argv[argc] == NULL; "$PORT", "${X}" and
+                              * "$$" are kept as written, for expansion at spawn time */
     size_t argc;
-    const struct manifest_kv *env;  /* env_count pairs */
+    const struct manifest_kv *env; /* env_count pairs */
     size_t env_count;
-    const char *working_dir;        /* NULL: the manifest's directory */
-    uint32_t replicas;              /* 0..MANIFEST_MAX_REPLICAS; default 1 (autoscale: min, at
-                                     * least 1) */
-    bool is_port_auto;              /* port: auto (assigned per instance) */
-    uint16_t port;                  /* port: N; 0 with !is_port_auto means no port */
+    const char *working_dir; /* NULL: the manifest's directory */
+    uint32_t replicas;       /* 0..MANIFEST_MAX_REPLICAS; default 1 (autoscale: min, at
+                              * least 1) */
+    bool is_port_auto;       /* port: auto (assigned per instance) */
+    uint16_t port;           /* port: N; 0 with !is_port_auto means no port */
     struct manifest_health health;
-    const char *const *depends_on;  /* names of other services, depends_count of them */
-    const uint32_t *depends_idx;    /* the same as indexes into manifest.services */
+    const char *const *depends_on; /* names of other services, depends_count of them */
+    const uint32_t *depends_idx;   /* the same as indexes into manifest.services */
     size_t depends_count;
     enum manifest_restart restart;
-    uint32_t stop_grace_ms;         /* SIGTERM, then SIGKILL after this; default 10000 */
-    const char *version;            /* NULL when not given */
+    uint32_t stop_grace_ms; /* SIGTERM, then SIGKILL after this; default 10000 */
+    const char *version;    /* NULL when not given */
     struct manifest_autoscale autoscale;
     const struct sh_node *resilience; /* borrowed MAP in the gateway's cluster syntax, or NULL */
     const struct manifest_kv *config; /* default config keys, config_count pairs */
     size_t config_count;
-    const struct sh_node *node;     /* borrowed: the service's MAP, for positions */
+    const struct sh_node *node; /* borrowed: the service's MAP, for positions */
 };
 
 struct manifest_gateway {
-    bool is_set;                    /* false when the manifest has no gateway section */
-    const char *listen;             /* default MANIFEST_DEFAULT_GATEWAY_LISTEN */
-    const char *admin;              /* NULL: no admin listener */
+    bool is_set;        /* false when the manifest has no gateway section */
+    const char *listen; /* default MANIFEST_DEFAULT_GATEWAY_LISTEN */
+    const char *admin;  /* NULL: no admin listener */
     size_t route_count;
-    const struct sh_node *routes;   /* borrowed SEQ of route MAPs in the gateway's syntax with
-                                     * "service: NAME" for "cluster:" (see manifest_gateway_doc) */
-    const struct sh_node *node;     /* borrowed: the gateway MAP */
+    const struct sh_node *routes; /* borrowed SEQ of route MAPs in the gateway's syntax with
+                                   * "service: NAME" for "cluster:" (see manifest_gateway_doc) */
+    const struct sh_node *node;   /* borrowed: the gateway MAP */
 };
 
 struct manifest {
-    const char *file;                 /* the doc's file name */
-    const char *name;                 /* NULL when not given */
-    const char *control_plane_listen; /* default MANIFEST_DEFAULT_CONTROL_PLANE */
-    const char *mesh_listen;          /* default MANIFEST_DEFAULT_MESH_LISTEN */
-    const char *mesh_admin;           /* the mesh's /metrics, /ready, /config; NULL: none */
-    const char *data_dir;             /* as written (relative to the manifest's directory);
-                                       * default MANIFEST_DEFAULT_DATA_DIR */
+    const char *file;                  /* the doc's file name */
+    const char *name;                  /* NULL when not given */
+    const char *control_plane_listen;  /* default MANIFEST_DEFAULT_CONTROL_PLANE */
+    const char *mesh_listen;           /* default MANIFEST_DEFAULT_MESH_LISTEN */
+    const char *mesh_admin;            /* the mesh's /metrics, /ready, /config; NULL: none */
+    const char *data_dir;              /* as written (relative to the manifest's directory);
+                                        * default MANIFEST_DEFAULT_DATA_DIR */
     struct manifest_service *services; /* service_count, in the order written */
     size_t service_count;
-    uint32_t *start_order;            /* service indexes, each after all it depends on */
+    uint32_t *start_order; /* service indexes, each after all it depends on */
     struct manifest_gateway gateway;
-    const struct sh_doc *doc;         /* the doc read from (owned only via load_file) */
-    struct sh_doc *owned_doc;         /* private */
-    struct arena arena;               /* private */
+    const struct sh_doc *doc; /* the doc read from (owned only via load_file) */
+    struct sh_doc *owned_doc; /* private */
+    struct arena arena;       /* private */
 };
 
 /* Validates <doc> as a manifest. Returns 0 and sets *out (free with manifest_free; doc must
@@ -328,9 +327,9 @@ struct sup_procs_config {
      * (the trampoline's PDEATHSIG reaches only the main process), unless they left the group
      * (setsid, setpgid). NULL: no reaper. */
     const char *const *reaper;
-    sup_line_fn *on_line;   /* NULL drops output */
-    sup_event_fn *on_event; /* NULL: events are logged with SH_LOG under "supervisor" */
-    void *data;             /* passed to on_line and on_event */
+    sup_line_fn *on_line;          /* NULL drops output */
+    sup_event_fn *on_event;        /* NULL: events are logged with SH_LOG under "supervisor" */
+    void *data;                    /* passed to on_line and on_event */
     uint32_t start_period_ms;      /* STARTING -> RUNNING after this uptime; 0 = 1000 */
     uint32_t backoff_initial_ms;   /* first restart delay, doubled each time; 0 = 100 */
     uint32_t backoff_max_ms;       /* cap of the delay, and the crash-loop delay; 0 = 30000 */
@@ -343,11 +342,11 @@ struct sup_procs_config {
 
 /* What an instance runs. Everything is copied by sup_instance_start. */
 struct sup_instance_spec {
-    const char *service;      /* the service's name, for status and events; NULL = "" */
-    const char *const *argv;  /* NULL-terminated, at least argv[0] (looked up in PATH) */
-    const char *const *env;   /* NULL-terminated "NAME=value" added to shoal's own
-                                 environment (replacing a variable of the same name); may be
-                                 NULL */
+    const char *service;              /* the service's name, for status and events; NULL = "" */
+    const char *const *argv;          /* NULL-terminated, at least argv[0] (looked up in PATH) */
+    const char *const *env;           /* NULL-terminated "NAME=value" added to shoal's own
+                                         environment (replacing a variable of the same name); may be
+                                         NULL */
     const char *const *env_templates; /* NULL-terminated "NAME=value" added after env, each
                                  value expanded by sup_env_expand against: PORT and SHOAL_PORT
                                  (when there is a port), SHOAL_DATA_DIR (data_dir),
@@ -355,13 +354,13 @@ struct sup_instance_spec {
                                  environment. An unknown variable, a syntax error or a value
                                  past SUP_ENV_VALUE_MAX fails the start (sup_procs_errmsg says
                                  which variable and why); may be NULL */
-    const char *data_dir;     /* non-NULL: the instance's own directory, created (mode 0700,
-                                 missing parents too) before the start and passed as
-                                 SHOAL_DATA_DIR; an absolute path, so the instance may change
-                                 its working directory */
-    const char *cwd;          /* working directory; NULL = shoal's */
-    uint16_t port;            /* non-zero: passed as PORT and SHOAL_PORT */
-    bool is_port_auto;        /* pick a free loopback TCP port instead (kept across restarts) */
+    const char *data_dir;             /* non-NULL: the instance's own directory, created (mode 0700,
+                                         missing parents too) before the start and passed as
+                                         SHOAL_DATA_DIR; an absolute path, so the instance may change
+                                         its working directory */
+    const char *cwd;                  /* working directory; NULL = shoal's */
+    uint16_t port;                    /* non-zero: passed as PORT and SHOAL_PORT */
+    bool is_port_auto; /* pick a free loopback TCP port instead (kept across restarts) */
     enum sup_restart restart;
 };
 
@@ -372,11 +371,11 @@ struct sup_instance_status {
     int pid;             /* 0 when no process runs */
     uint16_t port;       /* 0 when none */
     enum sup_state state;
-    bool is_crash_loop;  /* a crash loop was detected and no run has lasted backoff_reset_ms */
+    bool is_crash_loop; /* a crash loop was detected and no run has lasted backoff_reset_ms */
     uint32_t restarts;
-    bool has_exited;            /* last_exit is set */
+    bool has_exited; /* last_exit is set */
     struct sup_exit last_exit;
-    uint64_t started_wall_ms;   /* when the current (or last) process was spawned, Unix ms */
+    uint64_t started_wall_ms; /* when the current (or last) process was spawned, Unix ms */
 };
 
 /* Creates the process layer on <loop>, which must outlive it.
@@ -416,8 +415,7 @@ SH_MUST_CHECK int sup_instance_status(const struct sup_procs *procs, uint64_t id
                                       struct sup_instance_status *out);
 /* Fills out[0..cap) with the instances in start order and returns how many there are (which
  * may be more than cap: call again with a larger array). out may be NULL when cap is 0. */
-size_t sup_procs_status(const struct sup_procs *procs, struct sup_instance_status *out,
-                        size_t cap);
+size_t sup_procs_status(const struct sup_procs *procs, struct sup_instance_status *out, size_t cap);
 
 /* The trampoline: `shoal __child [--] CMD [ARG...]` (argv[0] is the command name). Sets
  * PR_SET_PDEATHSIG to SIGKILL, checks that the parent is still the supervisor that spawned it

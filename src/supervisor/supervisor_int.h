@@ -56,7 +56,7 @@ struct sup_instance {
     struct sup_exit last_exit;
     uint64_t started_ms; /* monotonic */
     uint64_t started_wall_ms;
-    uint32_t backoff_ms; /* the next delay */
+    uint32_t backoff_ms;                 /* the next delay */
     uint64_t restart_at[CRASH_RING_MAX]; /* ring of recent restart times (monotonic) */
     size_t ring_pos, ring_len;
 
@@ -70,21 +70,21 @@ struct sup_procs {
     uv_loop_t *loop;
     char **trampoline;
     size_t trampoline_count;
-    uv_process_t reaper;  /* cfg.reaper's process, when one runs */
-    int reaper_fd;        /* our end of its stdin (a stream socket), or -1 */
+    uv_process_t reaper;         /* cfg.reaper's process, when one runs */
+    int reaper_fd;               /* our end of its stdin (a stream socket), or -1 */
     struct sup_procs_config cfg; /* defaults filled in; trampoline points to ours */
     struct sup_instance **items;
     size_t count, cap;
     uint64_t next_id;
     int open_handles;
     bool is_freeing;
-    char errmsg[256];     /* sup_procs_errmsg: why the last start failed, or "" */
+    char errmsg[256]; /* sup_procs_errmsg: why the last start failed, or "" */
     char read_buf[READ_BUF_BYTES];
 };
 
 /* process.c */
-void sup__handle_closed(struct sup_procs *procs);  /* one of procs' handles closed */
-void sup__run_handle_closed(uv_handle_t *h);       /* a run's process or pipe closed */
+void sup__handle_closed(struct sup_procs *procs); /* one of procs' handles closed */
+void sup__run_handle_closed(uv_handle_t *h);      /* a run's process or pipe closed */
 
 /* output.c: a run's stdout/stderr, delivered line by line to cfg.on_line */
 void sup__stream_start(struct out_stream *os);

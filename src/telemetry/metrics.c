@@ -370,8 +370,7 @@ static int reserve_cells(struct metrics *m, uint32_t n)
 
     assert(n <= METRICS_CHUNK_CELLS);
     if (m->cur_used + n <= METRICS_CHUNK_CELLS) return 0;
-    if (sh_array_reserve(&m->blocks, &m->capblocks, m->nblocks + m->shards,
-                         sizeof(*m->blocks)) < 0)
+    if (sh_array_reserve(&m->blocks, &m->capblocks, m->nblocks + m->shards, sizeof(*m->blocks)) < 0)
         return SH_ENOMEM;
     for (uint32_t s = 0; s < m->shards; s++) {
         void *raw = sh_calloc(1, bytes);
@@ -482,8 +481,7 @@ static int series_get(struct metric_family *fam, enum metric_type type, const st
         goto fail;
     }
     rc = SH_ENOMEM;
-    if (sh_array_reserve(&fam->series, &fam->capseries, fam->nseries + 1,
-                         sizeof(*fam->series)) < 0)
+    if (sh_array_reserve(&fam->series, &fam->capseries, fam->nseries + 1, sizeof(*fam->series)) < 0)
         goto fail;
     if (index_reserve(fam) < 0 || reserve_cells(m, fam->ncells) < 0) goto fail;
     s = sh_calloc(1, sizeof(*s) + m->shards * sizeof(s->cells[0]));

@@ -26,8 +26,9 @@
  *   - metrics_new / metrics_free: the owning (control) thread; free only after every thread
  *     that records has stopped.
  *   - Control calls: metrics_family_add, metric_*_get, metric_*_retire, metrics_render. Any
- *     thread; they serialise on one internal mutex, which the hot path never takes. Creating a series is cheap (a hash lookup, one small allocation, and one block per
- *     shard every METRICS_CHUNK_CELLS cells) and may happen while workers record.
+ *     thread; they serialise on one internal mutex, which the hot path never takes. Creating a
+ * series is cheap (a hash lookup, one small allocation, and one block per shard every
+ * METRICS_CHUNK_CELLS cells) and may happen while workers record.
  *   - Hot path: metric_counter_add/_inc, metric_gauge_add, metric_histogram_observe: the thread
  *     that owns the shard index. metric_gauge_set: any thread (one atomic store). Lock-free and
  *     allocation-free; they never fail.

@@ -34,10 +34,10 @@ static void sync_now(void *data)
     struct control_plane *cp = data;
     int rc = cp->store ? store_sync(cp->store) : 0;
 
-    if (rc == 0)
-        return;
-    SH_LOG(SH_ERROR, "store", "commit failed: stopping (the store keeps every write acknowledged "
-                              "before this one)",
+    if (rc == 0) return;
+    SH_LOG(SH_ERROR, "store",
+           "commit failed: stopping (the store keeps every write acknowledged "
+           "before this one)",
            LF_ERR("err", rc), LF_STR("detail", store_errmsg(cp->store)));
     fprintf(stderr, "shoal: the store's commit failed (%s: %s); stopping.\n", sh_strerror(rc),
             store_errmsg(cp->store));
@@ -47,14 +47,12 @@ static void sync_now(void *data)
 
 static void sync_io_cb(uv_check_t *h)
 {
-    if (is_unsynced(h->data))
-        sync_now(h->data);
+    if (is_unsynced(h->data)) sync_now(h->data);
 }
 
 static void sync_late_cb(uv_prepare_t *h)
 {
-    if (is_unsynced(h->data))
-        sync_now(h->data);
+    if (is_unsynced(h->data)) sync_now(h->data);
 }
 
 /* Frees what runs on the loop (not the store). */
@@ -88,8 +86,9 @@ static void publish(struct control_plane *cp, const struct control_plane_config 
              (unsigned)admin_port(cp->admin));
     rc = cli_runtime_publish(addr, cfg->data_dir, cp->runtime_file, sizeof(cp->runtime_file));
     if (rc < 0)
-        SH_LOG(SH_WARN, "admin", "the CLI will need the token (--token, --data-dir): cannot "
-                                 "publish the data directory in the runtime directory",
+        SH_LOG(SH_WARN, "admin",
+               "the CLI will need the token (--token, --data-dir): cannot "
+               "publish the data directory in the runtime directory",
                LF_STR("addr", addr), LF_ERR("err", rc));
 }
 
@@ -109,11 +108,11 @@ int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
         snprintf(cp->token, sizeof(cp->token), "%s", cfg->token);
     } else {
         rc = admin_token_load(cfg->data_dir, cp->token, sizeof(cp->token), &created, d);
-        if (rc < 0)
-            return rc;
+        if (rc < 0) return rc;
         if (created)
-            fprintf(stderr, "%s: a new API token was written to %s/token (shown once):\n"
-                            "  export SHOAL_TOKEN=%s\n",
+            fprintf(stderr,
+                    "%s: a new API token was written to %s/token (shown once):\n"
+                    "  export SHOAL_TOKEN=%s\n",
                     cfg->who, cfg->data_dir, cp->token);
     }
     rc = cfgkv_new(&(struct cfgkv_config){0}, loop, cp->store, &cp->kv);
@@ -124,16 +123,17 @@ int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
         rc = registry_new(&(struct registry_config){0}, loop, cp->store, cp->client, &cp->reg);
     if (rc == 0)
         rc = admin_new(loop,
-                       &(struct admin_config){.listen = cfg->listen, .token = cp->token,
-                                              .store = cp->store, .kv = cp->kv,
-                                              .registry = cp->reg,
-                                              .supervisor = cfg->supervisor,
-                                              .barrier = {.pending = is_unsynced,
-                                                          .sync = sync_now, .data = cp}},
+                       &(struct admin_config){
+                           .listen = cfg->listen,
+                           .token = cp->token,
+                           .store = cp->store,
+                           .kv = cp->kv,
+                           .registry = cp->reg,
+                           .supervisor = cfg->supervisor,
+                           .barrier = {.pending = is_unsynced, .sync = sync_now, .data = cp}},
                        &cp->admin, d);
     if (rc < 0) {
-        if (!d->what[0])
-            sh_diag_set(d, "control plane", "cannot start: %s", sh_strerror(rc));
+        if (!d->what[0]) sh_diag_set(d, "control plane", "cannot start: %s", sh_strerror(rc));
         release(cp);
         return rc;
     }
@@ -158,8 +158,7 @@ static void admin_stopped(void *data)
     struct control_plane *cp = data;
 
     release(cp);
-    if (cp->stopped)
-        cp->stopped(cp->stopped_data);
+    if (cp->stopped) cp->stopped(cp->stopped_data);
 }
 
 void control_plane_stop(struct control_plane *cp, uint32_t deadline_ms, void (*done)(void *),
@@ -167,8 +166,7 @@ void control_plane_stop(struct control_plane *cp, uint32_t deadline_ms, void (*d
 {
     cp->stopped = done;
     cp->stopped_data = data;
-    if (cp->has_tick)
-        uv_timer_stop(&cp->tick);
+    if (cp->has_tick) uv_timer_stop(&cp->tick);
     if (cp->admin)
         admin_stop(cp->admin, deadline_ms, admin_stopped, cp);
     else

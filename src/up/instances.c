@@ -25,8 +25,7 @@ static uint16_t free_port(void)
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     uint16_t port = 0;
 
-    if (fd < 0)
-        return 0;
+    if (fd < 0) return 0;
     if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
         getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
         port = ntohs(sin.sin_port);
@@ -78,8 +77,7 @@ static enum sup_restart restart_of(enum manifest_restart r)
 struct up_instance *up_instance_find(struct up *u, uint32_t service, uint32_t ordinal)
 {
     for (size_t i = 0; i < u->ninst; i++) {
-        if (u->inst[i]->service == service && u->inst[i]->ordinal == ordinal)
-            return u->inst[i];
+        if (u->inst[i]->service == service && u->inst[i]->ordinal == ordinal) return u->inst[i];
     }
     return NULL;
 }
@@ -89,11 +87,9 @@ static struct up_instance *add_instance(struct up *u, uint32_t service)
 {
     struct up_instance *in;
 
-    if (sh_array_reserve(&u->inst, &u->inst_cap, u->ninst + 1, sizeof(*u->inst)) < 0)
-        return NULL;
+    if (sh_array_reserve(&u->inst, &u->inst_cap, u->ninst + 1, sizeof(*u->inst)) < 0) return NULL;
     in = sh_calloc(1, sizeof(*in));
-    if (!in)
-        return NULL;
+    if (!in) return NULL;
     in->u = u;
     in->service = service;
     in->ordinal = u->svc[service].next_ordinal++;
@@ -122,15 +118,13 @@ static void remove_instance(struct up *u, struct up_instance *in)
 int up_instances_init(struct up *u)
 {
     u->svc = sh_calloc(u->m->service_count + 1, sizeof(*u->svc));
-    if (!u->svc)
-        return SH_ENOMEM;
+    if (!u->svc) return SH_ENOMEM;
     for (size_t o = 0; o < u->m->service_count; o++) {
         uint32_t si = u->m->start_order[o];
         u->svc[si].next_ordinal = 1;
         u->svc[si].want = u->m->services[si].replicas;
         for (uint32_t r = 0; r < u->svc[si].want; r++) {
-            if (!add_instance(u, si))
-                return SH_ENOMEM;
+            if (!add_instance(u, si)) return SH_ENOMEM;
         }
     }
     return 0;
@@ -157,8 +151,7 @@ static struct registry_check check_of(const struct manifest_service *s)
 {
     struct registry_check c = {0};
 
-    if (s->health.kind == MANIFEST_HEALTH_NONE)
-        return c;
+    if (s->health.kind == MANIFEST_HEALTH_NONE) return c;
     c.kind = s->health.kind == MANIFEST_HEALTH_TCP ? REGISTRY_CHECK_TCP : REGISTRY_CHECK_HTTP;
     c.path = s->health.http_path;
     c.interval_ms = SH_MAX(s->health.interval_ms, 1000u);
@@ -215,11 +208,10 @@ static void probed(void *data, enum registry_health health, const char *note)
     in->probing = false;
     in->next_probe_ms = uv_now(&u->loop) + SH_MIN(s->health.interval_ms, (uint32_t)UP_PROBE_MS);
     in->probe_ok = health == REGISTRY_PASSING ? in->probe_ok + 1 : 0;
-    if (in->probe_ok < s->health.healthy_threshold || u->stopping || in->retiring ||
-        in->replacing)
+    if (in->probe_ok < s->health.healthy_threshold || u->stopping || in->retiring || in->replacing)
         return;
-    SH_LOG(SH_INFO, "supervisor", "instance passed its check; registering it",
-           LF_STR("id", in->id), LF_STR("check", note));
+    SH_LOG(SH_INFO, "supervisor", "instance passed its check; registering it", LF_STR("id", in->id),
+           LF_STR("check", note));
     if (register_instance(u, in) < 0) {
         /* logged; probed again, then registered */
     }
@@ -237,10 +229,8 @@ static void probe(struct up *u, struct up_instance *in)
         !in->port || c.kind == REGISTRY_CHECK_NONE || uv_now(&u->loop) < in->next_probe_ms)
         return;
     pr = sh_malloc(sizeof(*pr));
-    if (!pr)
-        return;
-    *pr = (struct up_probe){.u = u, .service = in->service, .ordinal = in->ordinal,
-                            .gen = in->gen};
+    if (!pr) return;
+    *pr = (struct up_probe){.u = u, .service = in->service, .ordinal = in->ordinal, .gen = in->gen};
     in->probing = true;
     rc = registry_probe(u->cp.reg, &c, "127.0.0.1", in->port, probed, pr);
     if (rc < 0) {
@@ -264,8 +254,7 @@ static const struct {
 static bool service_sets(const struct manifest_service *s, const char *name)
 {
     for (size_t i = 0; i < s->env_count; i++) {
-        if (!strcmp(s->env[i].name, name))
-            return true;
+        if (!strcmp(s->env[i].name, name)) return true;
     }
     return false;
 }
@@ -276,8 +265,7 @@ static const char *env_pair(struct arena *a, const char *name, const char *value
     size_t len = strlen(name) + strlen(value) + 2;
     char *kv = arena_alloc(a, len);
 
-    if (kv)
-        snprintf(kv, len, "%s=%s", name, value);
+    if (kv) snprintf(kv, len, "%s=%s", name, value);
     return kv;
 }
 
@@ -293,26 +281,21 @@ static int instance_env(struct up *u, const struct manifest_service *s,
     const char **tmpl = arena_alloc(a, (s->env_count + 1) * sizeof(*tmpl));
     size_t n = 0;
 
-    if (!lit || !tmpl)
-        return SH_ENOMEM;
+    if (!lit || !tmpl) return SH_ENOMEM;
     for (size_t i = 0; i < s->env_count; i++) {
         tmpl[i] = env_pair(a, s->env[i].name, s->env[i].value);
-        if (!tmpl[i])
-            return SH_ENOMEM;
+        if (!tmpl[i]) return SH_ENOMEM;
     }
     tmpl[s->env_count] = NULL;
     lit[n++] = env_pair(a, "SHOAL_SERVICE", s->name);
     lit[n++] = env_pair(a, "SHOAL_INSTANCE", in->id);
-    if (!lit[0] || !lit[1])
-        return SH_ENOMEM;
+    if (!lit[0] || !lit[1]) return SH_ENOMEM;
     /* the mesh, for clients that honour a proxy (curl reads only the lower-case http_proxy);
      * loopback stays direct. A service's own env wins. */
     for (size_t i = 0; u->mesh && i < SH_ARRAY_LEN(mesh_env); i++) {
-        if (service_sets(s, mesh_env[i].name))
-            continue;
+        if (service_sets(s, mesh_env[i].name)) continue;
         lit[n] = env_pair(a, mesh_env[i].name, mesh_env[i].value ? mesh_env[i].value : u->mesh_url);
-        if (!lit[n++])
-            return SH_ENOMEM;
+        if (!lit[n++]) return SH_ENOMEM;
     }
     lit[n] = NULL;
     *env = lit;
@@ -335,8 +318,7 @@ static int start_instance(struct up *u, struct up_instance *in)
     rc = argv ? instance_env(u, s, in, &a, &env, &templates) : SH_ENOMEM;
     for (size_t i = 0; rc == 0 && i < s->argc; i++) {
         argv[i] = expand(&a, s->argv[i], in->port);
-        if (!argv[i])
-            rc = SH_ENOMEM;
+        if (!argv[i]) rc = SH_ENOMEM;
     }
     if (rc < 0) {
         arena_release(&a);
@@ -372,8 +354,7 @@ static int start_instance(struct up *u, struct up_instance *in)
     arena_release(&a);
     if (rc < 0) {
         SH_LOG(SH_ERROR, "supervisor", "cannot start an instance; trying again in 1 s",
-               LF_STR("id", in->id), LF_ERR("err", rc),
-               LF_STR("why", sup_procs_errmsg(u->procs)));
+               LF_STR("id", in->id), LF_ERR("err", rc), LF_STR("why", sup_procs_errmsg(u->procs)));
         return rc;
     }
     in->started = true;
@@ -383,8 +364,7 @@ static int start_instance(struct up *u, struct up_instance *in)
     in->registered = in->probing = false;
     in->probe_ok = 0;
     in->next_probe_ms = uv_now(&u->loop) + 20; /* a moment to bind its port */
-    if (in->port && s->health.kind == MANIFEST_HEALTH_NONE)
-        rc = register_instance(u, in);
+    if (in->port && s->health.kind == MANIFEST_HEALTH_NONE) rc = register_instance(u, in);
     SH_LOG(SH_INFO, "supervisor", "instance started", LF_STR("id", in->id),
            LF_UINT("port", in->port));
     return rc;
@@ -400,14 +380,11 @@ void up_instance_event(struct up *u, const struct sup_event *ev)
 {
     struct up_instance *in = NULL;
 
-    if (ev->kind != SUP_EV_EXITED && ev->kind != SUP_EV_STARTED)
-        return;
+    if (ev->kind != SUP_EV_EXITED && ev->kind != SUP_EV_STARTED) return;
     for (size_t i = 0; i < u->ninst && !in; i++) {
-        if (u->inst[i]->started && u->inst[i]->proc_id == ev->id)
-            in = u->inst[i];
+        if (u->inst[i]->started && u->inst[i]->proc_id == ev->id) in = u->inst[i];
     }
-    if (!in || in->retiring || in->replacing || u->stopping)
-        return;
+    if (!in || in->retiring || in->replacing || u->stopping) return;
     if (ev->kind == SUP_EV_EXITED) {
         if (in->registered && registry_deregister(u->cp.reg, in->id, NULL) < 0) {
             /* gone already: nothing to undo */
@@ -436,10 +413,8 @@ bool up_instance_ready(struct up *u, const struct up_instance *in)
     if (!in->started || in->retiring || in->replacing ||
         sup_instance_status(u->procs, in->proc_id, &st) < 0 || st.pid == 0)
         return false;
-    if (!in->port || s->health.kind == MANIFEST_HEALTH_NONE)
-        return st.state == SUP_RUNNING;
-    if (registry_instance_get(u->cp.reg, in->id, &res) < 0)
-        return false;
+    if (!in->port || s->health.kind == MANIFEST_HEALTH_NONE) return st.state == SUP_RUNNING;
+    if (registry_instance_get(u->cp.reg, in->id, &res) < 0) return false;
     ok = res.instances[0].status == REGISTRY_PASSING;
     registry_result_release(&res);
     return ok;
@@ -451,14 +426,12 @@ uint32_t up_service_live(struct up *u, uint32_t service, uint32_t *ready)
 
     for (size_t i = 0; i < u->ninst; i++) {
         const struct up_instance *in = u->inst[i];
-        if (in->service != service || in->retiring)
-            continue;
+        if (in->service != service || in->retiring) continue;
         live++;
         if (ready) /* a registry lookup each: only when asked */
             ok += up_instance_ready(u, in);
     }
-    if (ready)
-        *ready = ok;
+    if (ready) *ready = ok;
     return live;
 }
 
@@ -470,17 +443,14 @@ int up_instance_info(struct up *u, const struct up_instance *in, struct up_insta
     uint64_t now = (uint64_t)sh_wall_ms();
 
     *out = (struct up_instance_info){.state = "waiting", .health = "-"};
-    if (!in->started)
-        return 0;
-    if (sup_instance_status(u->procs, in->proc_id, &st) < 0)
-        return SH_ENOENT;
+    if (!in->started) return 0;
+    if (sup_instance_status(u->procs, in->proc_id, &st) < 0) return SH_ENOENT;
     out->health = "none";
     if (s->health.kind != MANIFEST_HEALTH_NONE && in->port && !in->registered) {
         out->health = in->retiring || in->replacing ? "unregistered" : "pending";
     } else if (s->health.kind != MANIFEST_HEALTH_NONE && in->port) {
         int rc = registry_instance_get(u->cp.reg, in->id, &res);
-        if (rc == SH_ENOMEM)
-            return rc;
+        if (rc == SH_ENOMEM) return rc;
         out->health = rc == 0 ? registry_health_name(res.instances[0].status) : "unregistered";
         registry_result_release(&res);
     }
@@ -488,9 +458,8 @@ int up_instance_info(struct up *u, const struct up_instance *in, struct up_insta
     out->pid = st.pid;
     out->restarts = st.restarts + in->replaced;
     out->crash_loop = st.is_crash_loop;
-    out->uptime_ms = st.pid && st.started_wall_ms && now > st.started_wall_ms
-                         ? now - st.started_wall_ms
-                         : 0;
+    out->uptime_ms =
+        st.pid && st.started_wall_ms && now > st.started_wall_ms ? now - st.started_wall_ms : 0;
     return 0;
 }
 
@@ -501,8 +470,7 @@ int up_instance_info(struct up *u, const struct up_instance *in, struct up_insta
  * their callbacks report here. */
 static void stop_counted(struct up *u)
 {
-    if (u->stopping)
-        up_instance_stop_done(u);
+    if (u->stopping) up_instance_stop_done(u);
 }
 
 static void retired_stopped(void *data, uint64_t id, const struct sup_exit *ex)
@@ -511,8 +479,7 @@ static void retired_stopped(void *data, uint64_t id, const struct sup_exit *ex)
     struct up *u = in->u;
 
     (void)ex;
-    if (sup_instance_forget(u->procs, id) == 0)
-        remove_instance(u, in);
+    if (sup_instance_forget(u->procs, id) == 0) remove_instance(u, in);
     stop_counted(u);
 }
 
@@ -556,8 +523,7 @@ static void check_health(struct up *u, struct up_instance *in)
         in->pid_passed = st.pid;
         return;
     }
-    if (h != REGISTRY_CRITICAL || in->pid_passed != st.pid)
-        return;
+    if (h != REGISTRY_CRITICAL || in->pid_passed != st.pid) return;
     SH_LOG(SH_WARN, "supervisor", "instance failed its health check; replacing it",
            LF_STR("id", in->id), LF_INT("pid", st.pid));
     in->replacing = true;
@@ -572,8 +538,7 @@ static void check_health(struct up *u, struct up_instance *in)
 /* The instance leaves for good: deregistered now, stopped once drained (drain()). */
 static void retire(struct up *u, struct up_instance *in, const char *why)
 {
-    if (in->retiring)
-        return;
+    if (in->retiring) return;
     in->retiring = true;
     in->retire_ms = uv_now(&u->loop);
     SH_LOG(SH_INFO, "supervisor", "instance retiring", LF_STR("id", in->id), LF_STR("why", why));
@@ -602,11 +567,9 @@ static void drain(struct up *u, struct up_instance *in)
     struct sup_instance_status st;
     bool idle; /* nothing to drain: no port, or no process running (backoff, crash loop) */
 
-    if (!in->retiring || in->stop_sent || in->replacing)
-        return;
+    if (!in->retiring || in->stop_sent || in->replacing) return;
     idle = !in->port || sup_instance_status(u->procs, in->proc_id, &st) < 0 || st.pid == 0;
-    if (!in->left_ms && (idle || !proxies_list(u, in)))
-        in->left_ms = now;
+    if (!in->left_ms && (idle || !proxies_list(u, in))) in->left_ms = now;
     if (!(in->left_ms && (now - in->left_ms >= UP_DRAIN_SETTLE_MS || idle)) &&
         now - in->retire_ms < UP_DRAIN_MAX_MS)
         return;
@@ -631,16 +594,15 @@ static struct up_instance *victim(struct up *u, uint32_t service)
 
     for (size_t i = 0; m && who && i < u->ninst; i++) {
         struct up_instance *in = u->inst[i];
-        if (in->service != service)
-            continue;
-        m[n] = (struct up_member){.ordinal = in->ordinal, .is_started = in->started,
+        if (in->service != service) continue;
+        m[n] = (struct up_member){.ordinal = in->ordinal,
+                                  .is_started = in->started,
                                   .is_ready = in->started && up_instance_ready(u, in),
                                   .is_retiring = in->retiring};
         who[n++] = in;
     }
     k = m && who ? up_policy_victim(m, n) : SIZE_MAX;
-    if (k != SIZE_MAX)
-        out = who[k];
+    if (k != SIZE_MAX) out = who[k];
     sh_free(m);
     sh_free(who);
     return out;
@@ -653,13 +615,11 @@ static void reconcile(struct up *u, uint32_t service)
                                         sv->roll == UP_ROLL_RUNNING);
 
     for (; delta > 0; delta--) {
-        if (!add_instance(u, service))
-            return;
+        if (!add_instance(u, service)) return;
     }
     for (; delta < 0; delta++) {
         struct up_instance *in = victim(u, service);
-        if (!in)
-            return;
+        if (!in) return;
         retire(u, in, "scaled down");
     }
 }
@@ -682,12 +642,10 @@ int up_service_restart(struct up *u, uint32_t service, uint32_t *count)
     struct up_service *sv = &u->svc[service];
     uint32_t n = 0;
 
-    if (sv->roll == UP_ROLL_RUNNING)
-        return SH_EBUSY;
+    if (sv->roll == UP_ROLL_RUNNING) return SH_EBUSY;
     sh_free(sv->roll_old);
     sv->roll_old = sh_calloc(u->ninst + 1, sizeof(*sv->roll_old));
-    if (!sv->roll_old)
-        return SH_ENOMEM;
+    if (!sv->roll_old) return SH_ENOMEM;
     for (size_t i = 0; i < u->ninst; i++) {
         if (u->inst[i]->service == service && !u->inst[i]->retiring)
             sv->roll_old[n++] = u->inst[i]->ordinal;
@@ -718,12 +676,13 @@ static void roll(struct up *u, uint32_t service)
     uint64_t now = uv_now(&u->loop);
     struct up_instance *nw = NULL, *old;
     struct sup_instance_status st = {0};
-    struct up_roll_view v = {.has_new = sv->roll_new != 0, .done = sv->roll_done,
-                             .total = sv->roll_total, .waited_ms = now - sv->roll_step_ms,
+    struct up_roll_view v = {.has_new = sv->roll_new != 0,
+                             .done = sv->roll_done,
+                             .total = sv->roll_total,
+                             .waited_ms = now - sv->roll_step_ms,
                              .limit_ms = up_policy_roll_step_limit(s)};
 
-    if (sv->roll != UP_ROLL_RUNNING)
-        return;
+    if (sv->roll != UP_ROLL_RUNNING) return;
     if (v.has_new) {
         nw = up_instance_find(u, service, sv->roll_new);
         v.is_new_gone = !nw;
@@ -735,8 +694,7 @@ static void roll(struct up *u, uint32_t service)
         /* skip the old ones that left meanwhile: nothing to replace */
         for (; sv->roll_done < sv->roll_total; sv->roll_done++) {
             old = up_instance_find(u, service, sv->roll_old[sv->roll_done]);
-            if (old && !old->retiring)
-                break;
+            if (old && !old->retiring) break;
         }
         v.done = sv->roll_done;
     }
@@ -745,8 +703,7 @@ static void roll(struct up *u, uint32_t service)
         return;
     case UP_ROLL_PROMOTE:
         old = up_instance_find(u, service, sv->roll_cur);
-        if (old)
-            retire(u, old, "restart");
+        if (old) retire(u, old, "restart");
         sv->roll_done++;
         sv->roll_new = sv->roll_cur = 0;
         snprintf(sv->roll_msg, sizeof(sv->roll_msg), "replaced %u of %u", sv->roll_done,
@@ -754,11 +711,10 @@ static void roll(struct up *u, uint32_t service)
         return;
     case UP_ROLL_ABORT:
         snprintf(sv->roll_msg, sizeof(sv->roll_msg),
-                 "stopped after %u of %u: %s %s; the other instances keep running",
-                 sv->roll_done, sv->roll_total, nw ? nw->id : "the new instance",
+                 "stopped after %u of %u: %s %s; the other instances keep running", sv->roll_done,
+                 sv->roll_total, nw ? nw->id : "the new instance",
                  st.is_crash_loop ? "is crash-looping" : "did not become ready in time");
-        if (nw)
-            retire(u, nw, "restart failed");
+        if (nw) retire(u, nw, "restart failed");
         roll_end(u, service, UP_ROLL_ABORTED);
         return;
     case UP_ROLL_FINISHED:
@@ -780,8 +736,7 @@ static void roll(struct up *u, uint32_t service)
     sv->roll_cur = old->ordinal;
     sv->roll_step_ms = now;
     if (s->port && !s->is_port_auto) { /* one fixed port: the old one goes first */
-        if (old->started)
-            nw->waits_for = old->ordinal;
+        if (old->started) nw->waits_for = old->ordinal;
         retire(u, old, "restart"); /* frees it when it never started: not used after this */
     }
 }
@@ -795,8 +750,7 @@ static bool deps_ready(struct up *u, const struct manifest_service *s)
 {
     for (size_t k = 0; k < s->depends_count; k++) {
         uint32_t dep = s->depends_idx[k], ready, live = up_service_live(u, dep, &ready);
-        if (u->svc[dep].want && (live == 0 || ready < live))
-            return false;
+        if (u->svc[dep].want && (live == 0 || ready < live)) return false;
     }
     return true;
 }
@@ -812,9 +766,8 @@ void up_instances_tick(struct up *u)
     for (size_t i = 0; i < u->ninst; i++) {
         struct up_instance *in = u->inst[i];
         if (!in->started && !in->retiring && !in->waits_for &&
-            uv_now(&u->loop) >= in->start_after_ms &&
-            deps_ready(u, &u->m->services[in->service]) && start_instance(u, in) < 0 &&
-            !in->started)
+            uv_now(&u->loop) >= in->start_after_ms && deps_ready(u, &u->m->services[in->service]) &&
+            start_instance(u, in) < 0 && !in->started)
             in->start_after_ms = uv_now(&u->loop) + 1000;
     }
     for (size_t i = 0; i < u->ninst; i++)
@@ -828,8 +781,7 @@ void up_instances_tick(struct up *u)
         drain(u, u->inst[i]);
     for (size_t i = 0; i < u->ninst && !u->all_healthy_logged; i++) {
         const struct up_instance *in = u->inst[i];
-        if (!in->retiring && (!in->started || (in->port && !up_instance_ready(u, in))))
-            all = false;
+        if (!in->retiring && (!in->started || (in->port && !up_instance_ready(u, in)))) all = false;
     }
     if (all && !u->all_healthy_logged) {
         u->all_healthy_logged = true;
@@ -844,8 +796,7 @@ uint32_t up_instances_stop_all(struct up *u, sup_stop_fn *cb, void *data)
 
     for (size_t i = 0; i < u->ninst; i++) {
         struct up_instance *in = u->inst[i];
-        if (!in->started)
-            continue;
+        if (!in->started) continue;
         if (in->replacing || (in->retiring && in->stop_sent)) {
             n++; /* its stop is under way: its callback reports (stop_counted) */
             continue;
@@ -854,8 +805,8 @@ uint32_t up_instances_stop_all(struct up *u, sup_stop_fn *cb, void *data)
             /* already gone: nothing to drain */
         }
         in->registered = false;
-        if (sup_instance_stop(u->procs, in->proc_id, u->m->services[in->service].stop_grace_ms,
-                              cb, data) == 0)
+        if (sup_instance_stop(u->procs, in->proc_id, u->m->services[in->service].stop_grace_ms, cb,
+                              data) == 0)
             n++;
     }
     return n;

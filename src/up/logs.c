@@ -21,8 +21,11 @@ static void utf8_sanitize(unsigned char *s, size_t n)
 
     while (i < n) {
         unsigned char c = s[i];
-        size_t len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
-                                 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+        size_t len = c < 0x80                 ? 1
+                     : c >= 0xC2 && c <= 0xDF ? 2
+                     : c >= 0xE0 && c <= 0xEF ? 3
+                     : c >= 0xF0 && c <= 0xF4 ? 4
+                                              : 0;
         unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
         unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
         bool ok = len > 0 && i + len <= n;
@@ -55,7 +58,7 @@ static void logline_json(const struct up *u, const struct up_logline *l, struct 
 }
 
 int up_render_logs(void *data, const char *service, uint64_t since_ms, uint64_t after_seq,
-                       const char *grep, struct buf *b)
+                   const char *grep, struct buf *b)
 {
     struct up *u = data;
     size_t start = (u->log_next + UP_LOG_LINES - u->log_count) % UP_LOG_LINES;
@@ -68,8 +71,7 @@ int up_render_logs(void *data, const char *service, uint64_t since_ms, uint64_t 
             (service && strcmp(service, u->m->services[l->service].name)) ||
             (grep && !strstr(l->text, grep)))
             continue;
-        if (!first)
-            buf_appendc(b, ',');
+        if (!first) buf_appendc(b, ',');
         first = false;
         logline_json(u, l, b);
     }
@@ -90,27 +92,28 @@ void up_logfile_open(struct up *u)
         !up_join_path(path, sizeof(path), dir, "services.log"))
         return;
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-        SH_LOG(SH_WARN, "supervisor", "services' output not kept on disk",
-               LF_STR("dir", dir), LF_ERR("err", -errno));
+        SH_LOG(SH_WARN, "supervisor", "services' output not kept on disk", LF_STR("dir", dir),
+               LF_ERR("err", -errno));
         return;
     }
     u->logfile = fopen(path, "ae");
     if (!u->logfile)
-        SH_LOG(SH_WARN, "supervisor", "services' output not kept on disk",
-               LF_STR("file", path), LF_ERR("err", -errno));
+        SH_LOG(SH_WARN, "supervisor", "services' output not kept on disk", LF_STR("file", path),
+               LF_ERR("err", -errno));
 }
 
 static void logfile_write(struct up *u, const struct up_logline *l)
 {
     struct buf b = BUF_INIT(UP_LOG_LINE_MAX * 8);
 
-    if (!u->logfile)
-        return;
+    if (!u->logfile) return;
     logline_json(u, l, &b);
     buf_appendc(&b, '\n');
     if (!b.err && fwrite(b.data, 1, b.len, u->logfile) != b.len) {
-        SH_LOG(SH_WARN, "supervisor", "cannot write the services' output to disk; stopped "
-                                      "keeping it", LF_ERR("err", -errno));
+        SH_LOG(SH_WARN, "supervisor",
+               "cannot write the services' output to disk; stopped "
+               "keeping it",
+               LF_ERR("err", -errno));
         fclose(u->logfile);
         u->logfile = NULL;
     }
@@ -122,12 +125,10 @@ void up_logfile_flush(struct up *u)
     char path[PATH_MAX + 32], old[PATH_MAX + 40];
     long size;
 
-    if (!u->logfile)
-        return;
+    if (!u->logfile) return;
     fflush(u->logfile);
     size = ftell(u->logfile);
-    if (size < UP_LOGFILE_MAX)
-        return;
+    if (size < UP_LOGFILE_MAX) return;
     fclose(u->logfile);
     u->logfile = NULL;
     snprintf(path, sizeof(path), "%s/logs/services.log", u->data_dir);
@@ -142,8 +143,7 @@ void up_logfile_flush(struct up *u)
  * UP_LOG_LINE_MAX bytes (between two characters) and made valid UTF-8 (both outputs are JSON;
  * what is not UTF-8 becomes '?'). Control characters stay: the JSON escapes them, and the live
  * view and `shoal logs` show them escaped (buf_append_term_str). */
-void up_on_line(void *data, uint64_t id, enum sup_stream stream, struct slice line,
-                    bool is_cut)
+void up_on_line(void *data, uint64_t id, enum sup_stream stream, struct slice line, bool is_cut)
 {
     struct up *u = data;
     const struct up_instance *in = NULL;
@@ -155,17 +155,14 @@ void up_on_line(void *data, uint64_t id, enum sup_stream stream, struct slice li
     (void)is_cut;
     /* Cut before a character, not inside it (at most 3 continuation bytes to step back). */
     for (size_t k = 0; k < 3 && n > 0 && n < line.len; k++) {
-        if (((unsigned char)line.ptr[n] & 0xC0) != 0x80)
-            break;
+        if (((unsigned char)line.ptr[n] & 0xC0) != 0x80) break;
         n--;
     }
     text = sh_malloc(n + 1);
     for (size_t i = 0; i < u->ninst && !in; i++) {
-        if (u->inst[i]->proc_id == id)
-            in = u->inst[i];
+        if (u->inst[i]->proc_id == id) in = u->inst[i];
     }
-    if (in)
-        who = in->id;
+    if (in) who = in->id;
     if (!text) {
         SH_LOG(SH_WARN, "service", "output line dropped: out of memory", LF_STR("instance", who));
         return;
@@ -181,11 +178,13 @@ void up_on_line(void *data, uint64_t id, enum sup_stream stream, struct slice li
     }
     l = &u->log[u->log_next];
     sh_free(l->text);
-    *l = (struct up_logline){.seq = ++u->log_seq, .ms = sh_wall_ms(), .service = in->service,
-                             .ordinal = in->ordinal, .is_stderr = stream == SUP_STDERR, .text = text};
+    *l = (struct up_logline){.seq = ++u->log_seq,
+                             .ms = sh_wall_ms(),
+                             .service = in->service,
+                             .ordinal = in->ordinal,
+                             .is_stderr = stream == SUP_STDERR,
+                             .text = text};
     logfile_write(u, l);
     u->log_next = (u->log_next + 1) % UP_LOG_LINES;
-    if (u->log_count < UP_LOG_LINES)
-        u->log_count++;
+    if (u->log_count < UP_LOG_LINES) u->log_count++;
 }
-

@@ -16,8 +16,7 @@ size_t up_policy_victim(const struct up_member *m, size_t n)
 
     for (size_t i = 0; i < n; i++) {
         int rank;
-        if (m[i].is_retiring)
-            continue;
+        if (m[i].is_retiring) continue;
         rank = !m[i].is_started ? 2 : !m[i].is_ready ? 1 : 0;
         if (rank > best_rank || (rank == best_rank && m[i].ordinal > m[best].ordinal)) {
             best = i;
@@ -29,18 +28,15 @@ size_t up_policy_victim(const struct up_member *m, size_t n)
 
 int64_t up_policy_reconcile(uint32_t live, uint32_t want, bool is_rolling)
 {
-    if (is_rolling)
-        return 0; /* the restart owns the count until it ends */
+    if (is_rolling) return 0; /* the restart owns the count until it ends */
     return (int64_t)want - (int64_t)live;
 }
 
 enum up_roll_action up_policy_roll(const struct up_roll_view *v)
 {
     if (v->has_new) {
-        if (!v->is_new_gone && v->is_new_ready)
-            return UP_ROLL_PROMOTE;
-        if (!v->is_new_gone && !v->is_crash_loop && v->waited_ms < v->limit_ms)
-            return UP_ROLL_WAIT;
+        if (!v->is_new_gone && v->is_new_ready) return UP_ROLL_PROMOTE;
+        if (!v->is_new_gone && !v->is_crash_loop && v->waited_ms < v->limit_ms) return UP_ROLL_WAIT;
         return UP_ROLL_ABORT;
     }
     return v->done >= v->total ? UP_ROLL_FINISHED : UP_ROLL_NEXT;
@@ -52,8 +48,7 @@ uint64_t up_policy_roll_step_limit(const struct manifest_service *s)
                   3ull * SH_MAX(s->health.interval_ms, 1000u) * (s->health.healthy_threshold + 1);
     uint64_t limit = SH_MAX((uint64_t)UP_ROLL_STEP_MS, hc);
 
-    if (s->port && !s->is_port_auto)
-        limit += UP_DRAIN_MAX_MS + (uint64_t)s->stop_grace_ms;
+    if (s->port && !s->is_port_auto) limit += UP_DRAIN_MAX_MS + (uint64_t)s->stop_grace_ms;
     return limit;
 }
 
@@ -76,8 +71,7 @@ uint32_t up_policy_desired(const struct manifest_autoscale *as, uint32_t cur,
     } else {
         total = as->target_kind == MANIFEST_TARGET_RPS ? load->rps : load->in_flight;
         d = (uint32_t)SH_MIN(ceil(total / target), (double)MANIFEST_MAX_REPLICAS);
-        if (cur && fabs(total / target / cur - 1.0) <= 0.1)
-            d = cur;
+        if (cur && fabs(total / target / cur - 1.0) <= 0.1) d = cur;
     }
     return SH_MIN(SH_MAX(d, lo), as->max);
 }
@@ -88,8 +82,7 @@ uint32_t up_policy_autoscale(const struct manifest_autoscale *as, struct up_scal
     *why = NULL;
     if (desired > want) {
         st->low_since_ms = 0;
-        if (!st->high_since_ms)
-            st->high_since_ms = now_ms;
+        if (!st->high_since_ms) st->high_since_ms = now_ms;
         if (now_ms - st->high_since_ms < UP_SCALE_SUSTAIN_MS ||
             (st->last_up_ms && now_ms - st->last_up_ms < as->up_cooldown_ms))
             return want;
@@ -105,8 +98,7 @@ uint32_t up_policy_autoscale(const struct manifest_autoscale *as, struct up_scal
             st->low_max = desired;
         }
         st->low_max = SH_MAX(st->low_max, desired);
-        if (now_ms - st->low_since_ms < as->down_cooldown_ms)
-            return want;
+        if (now_ms - st->low_since_ms < as->down_cooldown_ms) return want;
         *why = "scaling down";
         st->high_since_ms = st->low_since_ms = 0;
         return st->low_max;

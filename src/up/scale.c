@@ -41,8 +41,7 @@ static void load_of(struct up *u, const char *service, struct proxy_cluster_load
     memset(sum, 0, sizeof(*sum));
     for (size_t g = 0; g < 2; g++) {
         struct proxy_cluster_load l;
-        if (!gws[g] || proxy_gateway_cluster_load(gws[g], service, &l) < 0)
-            continue;
+        if (!gws[g] || proxy_gateway_cluster_load(gws[g], service, &l) < 0) continue;
         sum->attempts += l.attempts;
         sum->in_flight += l.in_flight;
         for (size_t i = 0; i < SH_ARRAY_LEN(l.le); i++)
@@ -58,8 +57,7 @@ static double p99_between(const uint64_t *old, const uint64_t *now)
     uint64_t total = now[nb] - old[nb];
     double rank = 0.99 * (double)total;
 
-    if (total == 0)
-        return 0;
+    if (total == 0) return 0;
     for (size_t i = 0; i < nb; i++) {
         uint64_t below = i ? now[i - 1] - old[i - 1] : 0, upto = now[i] - old[i];
         if ((double)upto >= rank) {
@@ -93,31 +91,27 @@ void up_load_tick(struct up *u)
         load_of(u, u->m->services[s].name, &l);
         sv->in_flight_sum += l.in_flight;
         sv->in_flight_n++;
-        if (!sample)
-            continue;
-        sv->rps = !first && l.attempts >= sv->attempts ? (double)(l.attempts - sv->attempts) / dt
-                                                       : 0;
+        if (!sample) continue;
+        sv->rps =
+            !first && l.attempts >= sv->attempts ? (double)(l.attempts - sv->attempts) / dt : 0;
         sv->attempts = l.attempts;
         sv->in_flight = sv->in_flight_sum / sv->in_flight_n;
         sv->in_flight_sum = 0;
         sv->in_flight_n = 0;
         memcpy(sv->le[sv->le_next], l.le, sizeof(l.le));
         sv->le_next = (sv->le_next + 1) % UP_LOAD_WINDOW;
-        if (sv->le_count < UP_LOAD_WINDOW)
-            sv->le_count++;
+        if (sv->le_count < UP_LOAD_WINDOW) sv->le_count++;
         oldest = (sv->le_next + UP_LOAD_WINDOW - sv->le_count) % UP_LOAD_WINDOW;
         /* a cluster made afresh restarts its counts: then the window starts again */
         if (l.le[SH_ARRAY_LEN(l.le) - 1] < sv->le[oldest][SH_ARRAY_LEN(l.le) - 1])
             memcpy(sv->le[oldest], l.le, sizeof(l.le));
         sv->p99_ms = p99_between(sv->le[oldest], l.le);
     }
-    if (!sample)
-        return;
+    if (!sample) return;
     for (size_t i = 0; i < u->ninst; i++) {
         struct up_instance *in = u->inst[i];
         uint64_t a;
-        if (!in->started || !in->port)
-            continue;
+        if (!in->started || !in->port) continue;
         a = endpoint_attempts(u, in);
         /* 0 after a restart or while unlisted: start counting again from the next sample */
         in->rps = !first && in->attempts && a >= in->attempts ? (double)(a - in->attempts) / dt : 0;
@@ -134,16 +128,15 @@ void up_autoscale(struct up *u)
     for (uint32_t s = 0; s < u->m->service_count && !u->stopping; s++) {
         const struct manifest_autoscale *as = &u->m->services[s].autoscale;
         struct up_service *sv = &u->svc[s];
-        struct up_load_view load = {.rps = sv->rps, .in_flight = sv->in_flight,
-                                    .p99_ms = sv->p99_ms};
+        struct up_load_view load = {
+            .rps = sv->rps, .in_flight = sv->in_flight, .p99_ms = sv->p99_ms};
         const char *why;
         uint32_t n;
         if (!as->is_set || sv->roll == UP_ROLL_RUNNING || sv->want == 0)
             continue; /* `shoal scale S 0` stands until someone scales it up again */
         sv->desired = up_policy_desired(as, sv->want, &load);
         n = up_policy_autoscale(as, &sv->scale, sv->want, sv->desired, now, &why);
-        if (!why)
-            continue;
+        if (!why) continue;
         SH_LOG(SH_INFO, "autoscaler", why, LF_STR("service", u->m->services[s].name),
                LF_UINT("from", sv->want), LF_UINT("to", n),
                LF_STR("metric", up_target_name(as->target_kind)),

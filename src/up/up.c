@@ -21,8 +21,7 @@ bool up_join_path(char *out, size_t n, const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
 
-    if (la + 1 + lb + 1 > n)
-        return false;
+    if (la + 1 + lb + 1 > n) return false;
     memcpy(out, a, la);
     out[la] = '/';
     memcpy(out + la + 1, b, lb + 1);
@@ -78,8 +77,7 @@ static void instance_stopped(void *data, uint64_t id, const struct sup_exit *ex)
 
     (void)id;
     (void)ex;
-    if (--u->stops_pending)
-        return;
+    if (--u->stops_pending) return;
     if (u->mesh)
         proxy_gateway_stop(u->mesh, 2000, mesh_stopped, u);
     else
@@ -111,13 +109,11 @@ static void gateway_stopped(void *data)
  * control plane stop in that order. */
 static void stop_all(struct up *u, const char *why)
 {
-    if (u->stopping)
-        return;
+    if (u->stopping) return;
     u->stopping = true;
     if (u->view) {
         up_view_stop(u);
-        fprintf(stderr, "shoal up: stopping (%s): gateway, instances, mesh, control plane\n",
-                why);
+        fprintf(stderr, "shoal up: stopping (%s): gateway, instances, mesh, control plane\n", why);
     }
     SH_LOG(SH_INFO, "supervisor", "stopping", LF_STR("by", why));
     uv_timer_stop(&u->tick);
@@ -132,8 +128,7 @@ static void tick(uv_timer_t *t)
     struct up *u = t->data;
     uint64_t sampled = u->sampled_ms;
 
-    if (u->stopping)
-        return;
+    if (u->stopping) return;
     up_instances_tick(u);
     up_load_tick(u);
     up_logfile_flush(u);
@@ -171,10 +166,8 @@ static int render_instances(void *data, struct buf *b)
         const struct up_instance *in = u->inst[i];
         struct up_instance_info info;
         int rc = up_instance_info(u, in, &info);
-        if (rc == SH_ENOENT)
-            continue;
-        if (rc < 0)
-            return rc;
+        if (rc == SH_ENOENT) continue;
+        if (rc < 0) return rc;
         buf_appends(b, first ? SLICE("{\"id\":\"") : SLICE(",{\"id\":\""));
         first = false;
         buf_append_json_str(b, slice_from_cstr(in->id));
@@ -217,12 +210,14 @@ static int render_stack(void *data, struct buf *b)
             retiring += u->inst[k]->service == i && u->inst[k]->retiring;
         buf_appends(b, i ? SLICE(",{\"name\":\"") : SLICE("{\"name\":\""));
         buf_append_json_str(b, slice_from_cstr(s->name));
-        buf_appendf(b, "\",\"replicas\":%u,\"instances\":%u,\"ready\":%u,\"retiring\":%u,"
-                       "\"rps\":%.1f,\"in_flight\":%.2f,\"p99_ms\":%.1f,\"autoscale\":",
+        buf_appendf(b,
+                    "\",\"replicas\":%u,\"instances\":%u,\"ready\":%u,\"retiring\":%u,"
+                    "\"rps\":%.1f,\"in_flight\":%.2f,\"p99_ms\":%.1f,\"autoscale\":",
                     sv->want, live, ready, retiring, sv->rps, sv->in_flight, sv->p99_ms);
         if (s->autoscale.is_set)
-            buf_appendf(b, "{\"min\":%u,\"max\":%u,\"metric\":\"%s\",\"target\":%llu,"
-                           "\"desired\":%u}",
+            buf_appendf(b,
+                        "{\"min\":%u,\"max\":%u,\"metric\":\"%s\",\"target\":%llu,"
+                        "\"desired\":%u}",
                         s->autoscale.min, s->autoscale.max,
                         up_target_name(s->autoscale.target_kind),
                         (unsigned long long)s->autoscale.target, sv->desired);
@@ -241,8 +236,7 @@ static int service_of(struct up *u, const char *name, struct sh_diag *d)
 {
     int i = manifest_service_index(u->m, name);
 
-    if (i < 0)
-        sh_diag_set(d, "service", "no service named '%s' in %s", name, u->m->file);
+    if (i < 0) sh_diag_set(d, "service", "no service named '%s' in %s", name, u->m->file);
     return i;
 }
 
@@ -253,15 +247,14 @@ static int on_api_scale(void *data, const char *service, uint32_t replicas, uint
     struct up *u = data;
     int i = service_of(u, service, d);
 
-    if (i < 0)
-        return SH_ENOENT;
+    if (i < 0) return SH_ENOENT;
     if (u->stopping) {
         sh_diag_set(d, "service", "shoal up is stopping");
         return SH_EBUSY;
     }
     if (replicas > 1 && u->m->services[i].port && !u->m->services[i].is_port_auto) {
-        sh_diag_set(d, "replicas", "'%s' has a fixed port (%u): it can run one instance",
-                    service, u->m->services[i].port);
+        sh_diag_set(d, "replicas", "'%s' has a fixed port (%u): it can run one instance", service,
+                    u->m->services[i].port);
         return SH_EINVAL;
     }
     *was = u->svc[i].want;
@@ -277,8 +270,7 @@ static int on_api_restart(void *data, const char *service, uint32_t *count, stru
     struct up *u = data;
     int i = service_of(u, service, d), rc;
 
-    if (i < 0)
-        return SH_ENOENT;
+    if (i < 0) return SH_ENOENT;
     if (u->stopping) {
         sh_diag_set(d, "service", "shoal up is stopping");
         return SH_EBUSY;
@@ -296,8 +288,8 @@ static int on_api_restart(void *data, const char *service, uint32_t *count, stru
 /* ------------------------------------------------------------------------------------------
  * Starting
  * ------------------------------------------------------------------------------------------ */
-static int endpoints(void *data, const char *service, struct arena *a,
-                     struct proxy_endpoint **out, uint32_t *count)
+static int endpoints(void *data, const char *service, struct arena *a, struct proxy_endpoint **out,
+                     uint32_t *count)
 {
     struct up *u = data;
 
@@ -310,8 +302,7 @@ static void reload(struct up *u, struct proxy_gateway *gw, const struct sh_doc *
     struct proxy_config *cfg;
     struct sh_diag d = {{0}, {0}};
 
-    if (!gw || u->stopping)
-        return;
+    if (!gw || u->stopping) return;
     if (proxy_config_from_doc(doc, &res, &cfg, &d) == 0 && proxy_gateway_reload(gw, cfg, &d) == 0)
         return;
     SH_LOG(SH_ERROR, "proxy", "cannot apply new endpoints", LF_STR("where", d.where),
@@ -356,11 +347,11 @@ static int start_proxies(struct up *u, struct sh_diag *d)
     SH_TRY(sh_listen_parse(listen, &ss, d));
     sh_addr_loopback_for(&ss);
     sh_addr_set_port(&ss, proxy_gateway_port(u->mesh));
-    snprintf(u->mesh_url, sizeof(u->mesh_url), "http://%s", sh_addr_format(&ss, addr, sizeof(addr)));
+    snprintf(u->mesh_url, sizeof(u->mesh_url), "http://%s",
+             sh_addr_format(&ss, addr, sizeof(addr)));
     SH_LOG(SH_INFO, "proxy", "mesh listening", LF_STR("listen", listen),
            LF_STR("url", u->mesh_url));
-    if (!u->m->gateway.is_set)
-        return 0;
+    if (!u->m->gateway.is_set) return 0;
     SH_TRY(manifest_gateway_doc(u->m, &u->gw_doc));
     SH_TRY(start_proxy(u, u->gw_doc, &u->gw, d));
     SH_LOG(SH_INFO, "proxy", "gateway listening", LF_STR("listen", u->m->gateway.listen),
@@ -373,25 +364,27 @@ static int start_all(struct up *u, struct sh_diag *d)
     const char *token = getenv("SHOAL_TOKEN");
     int rc;
 
-    u->sup = (struct admin_supervisor){.instances = render_instances, .stop = on_api_stop,
-                                       .logs = up_render_logs, .stack = render_stack,
-                                       .scale = on_api_scale, .restart = on_api_restart,
+    u->sup = (struct admin_supervisor){.instances = render_instances,
+                                       .stop = on_api_stop,
+                                       .logs = up_render_logs,
+                                       .stack = render_stack,
+                                       .scale = on_api_scale,
+                                       .restart = on_api_restart,
                                        .data = u};
-    SH_TRY(control_plane_open(&u->loop,
-                              &(struct control_plane_config){
-                                  .data_dir = u->data_dir,
-                                  .listen = u->m->control_plane_listen,
-                                  .token = token && *token ? token : NULL,
-                                  .who = "shoal up",
-                                  .supervisor = &u->sup},
-                              &u->cp, d));
+    SH_TRY(
+        control_plane_open(&u->loop,
+                           &(struct control_plane_config){.data_dir = u->data_dir,
+                                                          .listen = u->m->control_plane_listen,
+                                                          .token = token && *token ? token : NULL,
+                                                          .who = "shoal up",
+                                                          .supervisor = &u->sup},
+                           &u->cp, d));
     u->cp_open = true;
     if (u->want_view && (rc = up_view_start(u)) < 0) /* before any thread starts */
         SH_LOG(SH_WARN, "supervisor", "no live view: cannot open the log file",
                LF_STR("data_dir", u->data_dir), LF_ERR("err", rc));
     u->log = sh_calloc(UP_LOG_LINES, sizeof(*u->log));
-    if (!u->log)
-        return SH_ENOMEM;
+    if (!u->log) return SH_ENOMEM;
     up_logfile_open(u);
     /* default config keys: written only when absent, so operators' changes survive */
     for (size_t i = 0; i < u->m->service_count; i++) {
@@ -406,15 +399,15 @@ static int start_all(struct up *u, struct sh_diag *d)
         }
     }
     const char *tramp[] = {u->self, "__child", "--", NULL}, *reaper[] = {u->self, "__reaper", NULL};
-    rc = sup_procs_new(&(struct sup_procs_config){.trampoline = tramp, .reaper = reaper,
-                                                  .on_line = up_on_line, .on_event = on_event,
+    rc = sup_procs_new(&(struct sup_procs_config){.trampoline = tramp,
+                                                  .reaper = reaper,
+                                                  .on_line = up_on_line,
+                                                  .on_event = on_event,
                                                   .data = u},
                        &u->loop, &u->procs);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     rc = up_instances_init(u);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     return start_proxies(u, d);
 }
 
@@ -427,8 +420,7 @@ int up_run(const struct up_options *opt)
     int rc;
 
     u = sh_calloc(1, sizeof(*u));
-    if (!u)
-        return 1;
+    if (!u) return 1;
     u->log_fd = -1;
     u->want_view = !opt->is_plain && up_view_wanted();
     rc = manifest_load_file(file, &u->m, &d);
@@ -437,8 +429,7 @@ int up_run(const struct up_options *opt)
         sh_free(u);
         return 1;
     }
-    if (!realpath(file, real))
-        snprintf(real, sizeof(real), "%s", file);
+    if (!realpath(file, real)) snprintf(real, sizeof(real), "%s", file);
     snprintf(u->dir, sizeof(u->dir), "%s", real);
     *strrchr(u->dir, '/') = '\0';
     /* Absolute, so that SHOAL_DATA_DIR (DATA_DIR/services/NAME) holds in any working_dir. */
@@ -489,8 +480,7 @@ int up_run(const struct up_options *opt)
         rc = 0;
     }
     up_view_stop(u);
-    if (uv_loop_close(&u->loop) != 0)
-        rc = 1;
+    if (uv_loop_close(&u->loop) != 0) rc = 1;
     if (u->log_fd >= 0) { /* every thread has ended: the log may move back to stderr */
         sh_log_setup((enum sh_log_level)sh_log_min_level, SH_LOG_AUTO, 2);
         close(u->log_fd);
@@ -504,8 +494,7 @@ int up_run(const struct up_options *opt)
     for (size_t i = 0; u->log && i < UP_LOG_LINES; i++)
         sh_free(u->log[i].text);
     sh_free(u->log);
-    if (u->logfile)
-        fclose(u->logfile);
+    if (u->logfile) fclose(u->logfile);
     sh_free(u);
     return rc;
 }

@@ -50,21 +50,21 @@ int64_t up_policy_reconcile(uint32_t live, uint32_t want, bool is_rolling);
 
 /* A rolling restart step: what the instance started to replace an old one has done so far. */
 struct up_roll_view {
-    bool has_new;        /* a replacement is under way */
-    bool is_new_ready;   /* it passes its check (or has none and runs) */
-    bool is_new_gone;    /* it left the table (removed) */
-    bool is_crash_loop;  /* the process layer calls it a crash loop */
-    uint64_t waited_ms;  /* since the step began */
-    uint64_t limit_ms;   /* up_policy_roll_step_limit */
+    bool has_new;       /* a replacement is under way */
+    bool is_new_ready;  /* it passes its check (or has none and runs) */
+    bool is_new_gone;   /* it left the table (removed) */
+    bool is_crash_loop; /* the process layer calls it a crash loop */
+    uint64_t waited_ms; /* since the step began */
+    uint64_t limit_ms;  /* up_policy_roll_step_limit */
     uint32_t done, total;
 };
 enum up_roll_action {
-    UP_ROLL_WAIT = 0,  /* the replacement is not ready yet: wait */
-    UP_ROLL_PROMOTE,   /* it is ready: the old one retires, the step is done */
-    UP_ROLL_ABORT,     /* it failed (crash loop, never ready in time, gone): stop the restart,
-                        * the instances not yet replaced keep running */
-    UP_ROLL_NEXT,      /* no step under way: start the next replacement */
-    UP_ROLL_FINISHED,  /* every instance was replaced */
+    UP_ROLL_WAIT = 0, /* the replacement is not ready yet: wait */
+    UP_ROLL_PROMOTE,  /* it is ready: the old one retires, the step is done */
+    UP_ROLL_ABORT,    /* it failed (crash loop, never ready in time, gone): stop the restart,
+                       * the instances not yet replaced keep running */
+    UP_ROLL_NEXT,     /* no step under way: start the next replacement */
+    UP_ROLL_FINISHED, /* every instance was replaced */
 };
 enum up_roll_action up_policy_roll(const struct up_roll_view *v);
 /* How long a replacement may take to become ready: its health check's worst case, and at
@@ -131,8 +131,9 @@ struct control_plane_config {
 
 /* Opens everything on <loop> into *cp (zeroed first). A token made now is printed once on
  * stderr. Once the admin API listens, publishes the runtime file of its address (cli.h), so
- * that `shoal ps` and the others find the token without flags; a failure there is a warning. Returns 0, or a negative code with d filled; then whatever was opened is closed
- * again and only control_plane_close is left to call, after running the loop. */
+ * that `shoal ps` and the others find the token without flags; a failure there is a warning.
+ * Returns 0, or a negative code with d filled; then whatever was opened is closed again and only
+ * control_plane_close is left to call, after running the loop. */
 SH_MUST_CHECK int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
                                      struct control_plane *cp, struct sh_diag *d);
 /* Stops the admin API (in-flight requests get deadline_ms), then frees the KV, the registry,

@@ -32,12 +32,12 @@ enum { UP_LOAD_WINDOW = 10 };
 
 struct up_instance {
     struct up *u;
-    uint32_t service;   /* index into manifest services */
-    uint32_t ordinal;   /* the N of "<service>-N"; never reused within one run */
-    uint64_t proc_id;   /* 0 until started */
+    uint32_t service; /* index into manifest services */
+    uint32_t ordinal; /* the N of "<service>-N"; never reused within one run */
+    uint64_t proc_id; /* 0 until started */
     uint16_t port;
     char id[96];
-    char endpoint[32];  /* "127.0.0.1:<port>", as the proxies name it */
+    char endpoint[32]; /* "127.0.0.1:<port>", as the proxies name it */
     bool started;
     bool replacing;     /* failed its health check: being stopped, to be started afresh */
     bool retiring;      /* leaving for good (scale down, restart): deregistered, draining */
@@ -53,34 +53,34 @@ struct up_instance {
     uint32_t gen;       /* starts so far: a probe's answer for an older start is dropped */
     uint64_t next_probe_ms;
     uint64_t start_after_ms; /* not started before (a failed start waits a second) */
-    int pid_passed;     /* the process that last passed its check (0: none yet) */
-    uint32_t replaced;  /* times replaced for failing health (ps adds it to restarts) */
-    uint64_t attempts;  /* proxies' attempts to it at the last load sample */
-    double rps;         /* requests/s it got over the last second */
+    int pid_passed;          /* the process that last passed its check (0: none yet) */
+    uint32_t replaced;       /* times replaced for failing health (ps adds it to restarts) */
+    uint64_t attempts;       /* proxies' attempts to it at the last load sample */
+    double rps;              /* requests/s it got over the last second */
 };
 
 enum up_roll_state { UP_ROLL_IDLE = 0, UP_ROLL_RUNNING, UP_ROLL_DONE, UP_ROLL_ABORTED };
 
 /* Per service, beside its manifest entry. */
 struct up_service {
-    uint32_t want;           /* replicas wanted: manifest, then `shoal scale` or the autoscaler */
-    uint32_t next_ordinal;   /* the next instance's N */
+    uint32_t want;         /* replicas wanted: manifest, then `shoal scale` or the autoscaler */
+    uint32_t next_ordinal; /* the next instance's N */
     /* rolling restart (`shoal restart`) */
     enum up_roll_state roll;
-    uint32_t *roll_old;      /* ordinals to replace, roll_total of them */
+    uint32_t *roll_old; /* ordinals to replace, roll_total of them */
     uint32_t roll_total, roll_done;
     uint32_t roll_new, roll_cur; /* the replacement being started, and what it replaces */
     uint64_t roll_step_ms, roll_started_ms;
     char roll_msg[256];
     /* load (up_scale.c) */
-    uint64_t attempts;       /* both proxies' attempts to the service at the last sample */
+    uint64_t attempts;               /* both proxies' attempts to the service at the last sample */
     uint64_t le[UP_LOAD_WINDOW][15]; /* cumulative duration buckets, one row per second */
     uint32_t le_next, le_count;
-    double in_flight_sum;    /* in-flight samples since the last second, and their count */
+    double in_flight_sum; /* in-flight samples since the last second, and their count */
     uint32_t in_flight_n;
     double rps, in_flight, p99_ms;
     /* autoscaler */
-    uint32_t desired;        /* what the last evaluation asked for */
+    uint32_t desired; /* what the last evaluation asked for */
     struct up_scale_state scale;
 };
 
@@ -93,36 +93,36 @@ struct up_logline {
     uint32_t service; /* index into manifest services */
     uint32_t ordinal;
     bool is_stderr;
-    char *text;       /* sh_malloc'd, NUL-terminated */
+    char *text; /* sh_malloc'd, NUL-terminated */
 };
 
 struct up {
     uv_loop_t loop;
     struct manifest *m;
     char dir[PATH_MAX], data_dir[PATH_MAX], self[PATH_MAX];
-    struct control_plane cp;         /* store, KV, registry, admin API (control_plane.c) */
+    struct control_plane cp; /* store, KV, registry, admin API (control_plane.c) */
     bool cp_open;
     struct sup_procs *procs;
     struct proxy_gateway *gw, *mesh; /* the edge gateway (NULL without one) and the mesh */
     struct proxy_discovery *disc;
     struct sh_doc *gw_doc, *mesh_doc;
-    struct admin_supervisor sup;     /* what the admin API may ask of us */
-    char mesh_url[80];               /* SHOAL_MESH, HTTP_PROXY: http://127.0.0.1:<mesh port> */
-    struct up_service *svc;          /* one per manifest service */
-    struct up_instance **inst;       /* ninst of them, each its own allocation */
+    struct admin_supervisor sup; /* what the admin API may ask of us */
+    char mesh_url[80];           /* SHOAL_MESH, HTTP_PROXY: http://127.0.0.1:<mesh port> */
+    struct up_service *svc;      /* one per manifest service */
+    struct up_instance **inst;   /* ninst of them, each its own allocation */
     size_t ninst, inst_cap;
     uv_timer_t tick;
     uv_signal_t sigint, sigterm;
     uint64_t started_ms, health_checked_ms, sampled_ms;
     bool all_healthy_logged, stopping;
-    bool want_view;                  /* a terminal, and no --plain */
-    bool view;                       /* the live status view is on (up_view.c) */
-    int log_fd;                      /* <data_dir>/shoal.log while the view is on, else -1 */
+    bool want_view; /* a terminal, and no --plain */
+    bool view;      /* the live status view is on (up_view.c) */
+    int log_fd;     /* <data_dir>/shoal.log while the view is on, else -1 */
     uint32_t stops_pending;
     struct up_logline *log; /* UP_LOG_LINES slots; log_next is the oldest once full */
     size_t log_next, log_count;
     uint64_t log_seq;
-    FILE *logfile;          /* DATA_DIR/logs/services.log, or NULL */
+    FILE *logfile; /* DATA_DIR/logs/services.log, or NULL */
 };
 
 /* up.c */
@@ -139,19 +139,19 @@ int up_render_logs(void *data, const char *service, uint64_t since_ms, uint64_t 
                    const char *grep, struct buf *b);
 
 /* instances.c */
-int up_instances_init(struct up *u);             /* the manifest's replicas; 0 or SH_ENOMEM */
-void up_instances_free(struct up *u);            /* at exit, after the loop has ended */
-void up_instances_tick(struct up *u);            /* every 100 ms: start, check, drain, scale */
+int up_instances_init(struct up *u);  /* the manifest's replicas; 0 or SH_ENOMEM */
+void up_instances_free(struct up *u); /* at exit, after the loop has ended */
+void up_instances_tick(struct up *u); /* every 100 ms: start, check, drain, scale */
 struct up_instance *up_instance_find(struct up *u, uint32_t service, uint32_t ordinal);
 bool up_instance_ready(struct up *u, const struct up_instance *in); /* serving, or could */
-void up_instance_event(struct up *u, const struct sup_event *ev); /* the process layer's news */
+void up_instance_event(struct up *u, const struct sup_event *ev);   /* the process layer's news */
 uint32_t up_service_live(struct up *u, uint32_t service, uint32_t *ready); /* not retiring */
 /* What ps and the live view show of an instance. Strings are static. */
 struct up_instance_info {
     const char *state;  /* "waiting", "starting", "running", "draining", "backoff", ... */
     const char *health; /* "passing", "warning", "critical", "none", "unregistered", "-" */
     int pid;
-    uint32_t restarts;  /* crashes restarted + health replacements */
+    uint32_t restarts; /* crashes restarted + health replacements */
     bool crash_loop;
     uint64_t uptime_ms;
 };
@@ -165,14 +165,14 @@ int up_service_restart(struct up *u, uint32_t service, uint32_t *count);
 uint32_t up_instances_stop_all(struct up *u, sup_stop_fn *cb, void *data);
 
 /* view.c: the live status view, when stdout is a terminal (see up_view_wanted) */
-bool up_view_wanted(void);               /* stdout and stderr are terminals, TERM is not dumb */
-int up_view_start(struct up *u);         /* log to <data_dir>/shoal.log, enter the view */
-void up_view_draw(struct up *u);         /* once a second */
-void up_view_stop(struct up *u);         /* leave it (idempotent) */
+bool up_view_wanted(void);       /* stdout and stderr are terminals, TERM is not dumb */
+int up_view_start(struct up *u); /* log to <data_dir>/shoal.log, enter the view */
+void up_view_draw(struct up *u); /* once a second */
+void up_view_stop(struct up *u); /* leave it (idempotent) */
 
 /* scale.c */
-void up_load_tick(struct up *u);     /* every 100 ms: in-flight samples; every 1 s: the rest */
-void up_autoscale(struct up *u);     /* every 1 s, after the load sample */
+void up_load_tick(struct up *u); /* every 100 ms: in-flight samples; every 1 s: the rest */
+void up_autoscale(struct up *u); /* every 1 s, after the load sample */
 const char *up_target_name(enum manifest_target_kind k); /* "in_flight", "rps", "p99_ms" */
 
 #endif

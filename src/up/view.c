@@ -39,13 +39,13 @@ int up_view_start(struct up *u)
     char path[PATH_MAX + 16];
     int fd;
 
-    if (!up_join_path(path, sizeof(path), u->data_dir, "shoal.log"))
-        return SH_ETOOBIG;
+    if (!up_join_path(path, sizeof(path), u->data_dir, "shoal.log")) return SH_ETOOBIG;
     fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    fprintf(stderr, "shoal up: the live view is on; shoal's own log goes to %s (--plain: no "
-                    "view)\n", path);
+    if (fd < 0) return -errno;
+    fprintf(stderr,
+            "shoal up: the live view is on; shoal's own log goes to %s (--plain: no "
+            "view)\n",
+            path);
     sh_log_setup((enum sh_log_level)sh_log_min_level, SH_LOG_JSON, fd);
     u->log_fd = fd;
     u->view = true;
@@ -56,8 +56,7 @@ int up_view_start(struct up *u)
 
 void up_view_stop(struct up *u)
 {
-    if (!u->view)
-        return;
+    if (!u->view) return;
     u->view = false;
     fputs(ESC "?25h" ESC "?1049l", stdout);
     fflush(stdout);
@@ -79,17 +78,14 @@ static void line(struct frame *f, const char *col, const char *fmt, ...)
     struct buf text = BUF_INIT(64 * 1024);
     va_list ap;
 
-    if (f->used >= f->rows)
-        return;
+    if (f->used >= f->rows) return;
     va_start(ap, fmt);
     buf_vappendf(&text, fmt, ap);
     va_end(ap);
-    if (col && f->colour)
-        buf_appends(&f->b, slice_from_cstr(col));
+    if (col && f->colour) buf_appends(&f->b, slice_from_cstr(col));
     buf_append_term_str(&f->b, buf_slice(&text), (size_t)SH_MAX(f->cols, 1), 0);
     buf_release(&text);
-    if (col && f->colour)
-        buf_appends(&f->b, SLICE(ESC "0m"));
+    if (col && f->colour) buf_appends(&f->b, SLICE(ESC "0m"));
     buf_appends(&f->b, SLICE(ESC "K\r\n"));
     f->used++;
 }
@@ -104,8 +100,8 @@ static const char *health_colour(const char *h)
 
 static void services(struct up *u, struct frame *f)
 {
-    line(f, ESC "1m", "%-16s %-7s %-8s %-9s %-9s %-24s %s", "SERVICE", "READY", "RPS",
-         "IN-FLIGHT", "P99", "AUTOSCALE", "RESTART");
+    line(f, ESC "1m", "%-16s %-7s %-8s %-9s %-9s %-24s %s", "SERVICE", "READY", "RPS", "IN-FLIGHT",
+         "P99", "AUTOSCALE", "RESTART");
     for (uint32_t i = 0; i < u->m->service_count; i++) {
         const struct manifest_service *s = &u->m->services[i];
         const struct up_service *sv = &u->svc[i];
@@ -113,14 +109,13 @@ static void services(struct up *u, struct frame *f)
         uint32_t ok, live = up_service_live(u, i, &ok);
         (void)live;
         snprintf(ready, sizeof(ready), "%u/%u", ok, sv->want);
-        if (sv->p99_ms > 0)
-            snprintf(p99, sizeof(p99), "%.1fms", sv->p99_ms);
+        if (sv->p99_ms > 0) snprintf(p99, sizeof(p99), "%.1fms", sv->p99_ms);
         if (s->autoscale.is_set)
             snprintf(as, sizeof(as), "%u..%u %s=%llu", s->autoscale.min, s->autoscale.max,
                      up_target_name(s->autoscale.target_kind),
                      (unsigned long long)s->autoscale.target);
-        line(f, ok < sv->want ? ESC "33m" : NULL, "%-16s %-7s %-8.1f %-9.1f %-9s %-24s %s",
-             s->name, ready, sv->rps, sv->in_flight, p99, as,
+        line(f, ok < sv->want ? ESC "33m" : NULL, "%-16s %-7s %-8.1f %-9.1f %-9s %-24s %s", s->name,
+             ready, sv->rps, sv->in_flight, p99, as,
              sv->roll == UP_ROLL_RUNNING || sv->roll_msg[0] ? sv->roll_msg : "-");
     }
 }
@@ -135,8 +130,7 @@ static void instances(struct up *u, struct frame *f, int room)
         const struct up_instance *in = u->inst[i];
         struct up_instance_info info;
         char up[24];
-        if (up_instance_info(u, in, &info) < 0)
-            continue;
+        if (up_instance_info(u, in, &info) < 0) continue;
         if (shown == room - 1 && i + 1 < u->ninst) {
             line(f, NULL, "... %zu more (shoal ps)", u->ninst - i);
             return;
@@ -174,8 +168,7 @@ void up_view_draw(struct up *u)
     char up[24];
     int room;
 
-    if (!u->view)
-        return;
+    if (!u->view) return;
     if (ioctl(1, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 4 && ws.ws_col > 20) {
         f.rows = ws.ws_row;
         f.cols = ws.ws_col;
@@ -197,7 +190,8 @@ void up_view_draw(struct up *u)
     output(u, &f, f.rows - f.used - 1);
     while (f.used < f.rows - 1)
         line(&f, NULL, "%s", "");
-    line(&f, ESC "2m", "%s", "Ctrl-C stops everything  ·  shoal ps, shoal logs, shoal scale in another terminal");
+    line(&f, ESC "2m", "%s",
+         "Ctrl-C stops everything  ·  shoal ps, shoal logs, shoal scale in another terminal");
     buf_appends(&f.b, SLICE(ESC "J"));
     if (!f.b.err) {
         fwrite(f.b.data, 1, f.b.len, stdout);

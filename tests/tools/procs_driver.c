@@ -39,10 +39,8 @@ int main(int argc, char **argv)
                                                             .argv = (const char *const *)argv + 3,
                                                             .restart = SUP_RESTART_ALWAYS},
                                 &id);
-        if (rc == 0)
-            rc = sup_instance_status(procs, id, &st);
-        if (rc == 0)
-            printf("%d\n", st.pid);
+        if (rc == 0) rc = sup_instance_status(procs, id, &st);
+        if (rc == 0) printf("%d\n", st.pid);
     }
     if (rc != 0) {
         fprintf(stderr, "procs_driver: %s\n", sh_strerror(rc));

@@ -62,8 +62,7 @@ int main(int argc, char **argv)
             snprintf(key, sizeof(key), "k%llu", (unsigned long long)i);
             int n = value_for(key, val, sizeof(val));
             rc = store_put(st, slice_from_cstr(key), (struct slice){val, (size_t)n}, 0, NULL);
-            if (rc < 0)
-                return fail("put", st, rc);
+            if (rc < 0) return fail("put", st, rc);
             /* Acknowledged: the put returned after its commit. */
             printf("%s\n", key);
             fflush(stdout);
@@ -75,8 +74,7 @@ int main(int argc, char **argv)
     FILE *f = fopen(argv[3], "r");
     char line[64];
     long checked = 0;
-    if (!f)
-        return fail("cannot open the acknowledged list", st, SH_ENOENT);
+    if (!f) return fail("cannot open the acknowledged list", st, SH_ENOENT);
     while (fgets(line, sizeof(line), f)) {
         size_t len = strlen(line);
         struct store_result res;

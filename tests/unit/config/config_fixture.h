@@ -17,8 +17,7 @@ static inline int fx_open(const struct cfgkv_config *cfg)
 {
     int rc = store_open(&(struct store_config){.data_dir = dir}, &st, NULL);
 
-    if (rc == 0)
-        rc = cfgkv_new(cfg, &loop, st, &kv);
+    if (rc == 0) rc = cfgkv_new(cfg, &loop, st, &kv);
     return rc;
 }
 

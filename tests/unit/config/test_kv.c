@@ -437,18 +437,15 @@ static int torture_once(void)
     int rc;
 
     rc = fx_open(&(struct cfgkv_config){0});
-    if (rc == 0)
-        rc = cfgkv_set(kv, S("t/a"), S("one"), NULL, &wr);
+    if (rc == 0) rc = cfgkv_set(kv, S("t/a"), S("one"), NULL, &wr);
     if (rc == 0)
         rc = cfgkv_set(kv, S("t/a"), S("two"),
                        &(struct cfgkv_write_opts){.has_cas = true, .cas = wr.index, .flags = 1},
                        NULL);
-    if (rc == 0)
-        rc = cfgkv_set(kv, S("t/b/c"), S("three"), NULL, NULL);
+    if (rc == 0) rc = cfgkv_set(kv, S("t/b/c"), S("three"), NULL, NULL);
     if (rc == 0) {
         rc = cfgkv_get(kv, S("t/a"), &res);
-        if (rc == 0 && (res.count != 1 || !slice_eq(res.entries[0].value, S("two"))))
-            rc = SH_EIO;
+        if (rc == 0 && (res.count != 1 || !slice_eq(res.entries[0].value, S("two")))) rc = SH_EIO;
         cfgkv_result_release(&res);
     }
     if (rc == 0) {
@@ -463,8 +460,7 @@ static int torture_once(void)
         rc = cfgkv_history(kv, S("t/a"), &res);
         cfgkv_result_release(&res);
     }
-    if (rc == 0)
-        rc = cfgkv_rollback(kv, S("t/a"), wr.index, NULL, NULL);
+    if (rc == 0) rc = cfgkv_rollback(kv, S("t/a"), wr.index, NULL, NULL);
     if (rc == 0)
         rc = cfgkv_delete(kv, S("t/"), &(struct cfgkv_write_opts){.is_recurse = true}, NULL);
     fx_close();

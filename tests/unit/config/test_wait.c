@@ -260,8 +260,7 @@ static void on_event(void *data, struct cfgkv_sub *sub, const struct cfgkv_event
              ev->entry.value.ptr);
     s->index[i] = ev->entry.modify_index;
     s->is_end[i] = ev->is_index_end;
-    if (ev->type == CFGKV_EVENT_ERROR)
-        s->err = ev->err;
+    if (ev->type == CFGKV_EVENT_ERROR) s->err = ev->err;
     if (s->cancel_after && s->count == s->cancel_after) {
         cfgkv_sub_cancel(sub);
         s->sub = NULL;
@@ -382,8 +381,7 @@ static int torture_once(void)
     int rc;
 
     rc = fx_open(&(struct cfgkv_config){0});
-    if (rc == 0)
-        rc = cfgkv_set(kv, S("t/a"), S("one"), NULL, NULL);
+    if (rc == 0) rc = cfgkv_set(kv, S("t/a"), S("one"), NULL, NULL);
     if (rc == 0)
         rc = cfgkv_subscribe(kv, &(struct cfgkv_sub_config){.key = S("t/"), .is_prefix = true},
                              on_event, &s, &s.sub);
@@ -394,16 +392,11 @@ static int torture_once(void)
                             on_wait, &got, &w);
         cfgkv_result_release(&res);
     }
-    if (rc == 0)
-        rc = cfgkv_set(kv, S("t/a"), S("two"), NULL, NULL);
-    if (rc == 0 && got.calls == 1 && got.status < 0)
-        rc = got.status;
-    if (rc == 0 && s.err)
-        rc = s.err;
-    if (rc == 0 && (got.calls != 1 || s.count != 1))
-        rc = SH_EIO;
-    if (got.calls == 0)
-        cfgkv_wait_cancel(w);
+    if (rc == 0) rc = cfgkv_set(kv, S("t/a"), S("two"), NULL, NULL);
+    if (rc == 0 && got.calls == 1 && got.status < 0) rc = got.status;
+    if (rc == 0 && s.err) rc = s.err;
+    if (rc == 0 && (got.calls != 1 || s.count != 1)) rc = SH_EIO;
+    if (got.calls == 0) cfgkv_wait_cancel(w);
     cfgkv_sub_cancel(s.sub);
     fx_close();
     return rc;

@@ -26,8 +26,7 @@ static void check_ok(const struct ok_case *c, size_t n, bool is_listen)
         struct sh_diag d = {{0}, {0}};
         char text[64];
         int rc = is_listen ? sh_listen_parse(c[i].in, &ss, &d) : sh_addr_parse(c[i].in, &ss, &d);
-        if (rc != 0)
-            fail_msg("'%s': rc %s (%s)", c[i].in, sh_errname(rc), d.what);
+        if (rc != 0) fail_msg("'%s': rc %s (%s)", c[i].in, sh_errname(rc), d.what);
         if (strcmp(sh_addr_format(&ss, text, sizeof(text)), c[i].want) != 0)
             fail_msg("'%s': got %s, want %s", c[i].in, text, c[i].want);
     }
@@ -40,8 +39,7 @@ static void check_err(const struct err_case *c, size_t n, bool is_listen)
         struct sh_diag d = {{0}, {0}};
         int rc = is_listen ? sh_listen_parse(c[i].in, &ss, &d) : sh_addr_parse(c[i].in, &ss, &d);
         if (rc != SH_EPARSE)
-            fail_msg("'%s': rc %s, want SH_EPARSE", c[i].in ? c[i].in : "(null)",
-                     sh_errname(rc));
+            fail_msg("'%s': rc %s, want SH_EPARSE", c[i].in ? c[i].in : "(null)", sh_errname(rc));
         if (!strstr(d.what, c[i].what))
             fail_msg("'%s': message '%s' lacks '%s'", c[i].in ? c[i].in : "(null)", d.what,
                      c[i].what);
@@ -133,19 +131,14 @@ static void test_addr__listen_errors_name_the_text(void **state)
 static void test_addr__connect_forms_and_errors(void **state)
 {
     static const struct ok_case ok[] = {
-        {"127.0.0.1:8080", "127.0.0.1:8080"},
-        {"[::1]:8080", "[::1]:8080"},
+        {"127.0.0.1:8080", "127.0.0.1:8080"}, {"[::1]:8080", "[::1]:8080"},
         {":8080", "127.0.0.1:8080"}, /* to connect, ":PORT" is this machine */
-        {"8080", "127.0.0.1:8080"},
-        {"localhost:80", "127.0.0.1:80"},
+        {"8080", "127.0.0.1:8080"},           {"localhost:80", "127.0.0.1:80"},
     };
     static const struct err_case bad[] = {
-        {"127.0.0.1:0", "port 0"},
-        {"*:80", "'*'"},
-        {"0.0.0.0:80", "wildcard"},
-        {"[::]:80", "wildcard"},
-        {"127.0.0.1:", "port is missing"},
-        {"127.0.0.1:70000", "from 1 to 65535"},
+        {"127.0.0.1:0", "port 0"},         {"*:80", "'*'"},
+        {"0.0.0.0:80", "wildcard"},        {"[::]:80", "wildcard"},
+        {"127.0.0.1:", "port is missing"}, {"127.0.0.1:70000", "from 1 to 65535"},
     };
 
     (void)state;

@@ -141,8 +141,7 @@ static void test_arena__max_bytes_caps_held_memory(void **state)
     /* 520 bytes leave a 496-byte tail in each block: the cap must count whole blocks. */
     for (;;) {
         void *p = arena_alloc(&a, 520);
-        if (!p)
-            break;
+        if (!p) break;
         granted += 520;
         count++;
         assert_true(count < 100);
@@ -260,12 +259,10 @@ static int request_work(struct arena *a)
     for (int round = 0; round < 3; round++) {
         for (size_t i = 0; i < SH_ARRAY_LEN(sizes); i++) {
             char *p = arena_alloc(a, sizes[i]);
-            if (!p)
-                return SH_ENOMEM;
+            if (!p) return SH_ENOMEM;
             memset(p, 0x5a, sizes[i]);
         }
-        if (!arena_strndup(a, "header-value", 12))
-            return SH_ENOMEM;
+        if (!arena_strndup(a, "header-value", 12)) return SH_ENOMEM;
         arena_reset(a);
     }
     return 0;

@@ -20,8 +20,7 @@ static void check_sane(const struct buf *b)
         assert_true(b->len < b->cap);
         assert_int_equal(b->data[b->len], '\0');
     }
-    if (b->max)
-        assert_true(b->len <= b->max);
+    if (b->max) assert_true(b->len <= b->max);
 }
 
 /* ---- slices ---- */
@@ -156,8 +155,9 @@ static void test_slice__to_u64_rejects_overflow(void **state)
 
 static void test_slice__to_u64_rejects_empty_signs_and_spaces(void **state)
 {
-    static const char *const bad[] = {"", "+1", "-1", " 1", "1 ", "1\t", "0x10", "1e3",
-                                      "1.0", "1,000", "abc", "\xd9\xa1" /* Arabic-Indic one */};
+    static const char *const bad[] = {
+        "",     "+1",  "-1",  " 1",    "1 ",  "1\t",
+        "0x10", "1e3", "1.0", "1,000", "abc", "\xd9\xa1" /* Arabic-Indic one */};
     uint64_t v;
 
     (void)state;
@@ -514,17 +514,13 @@ static int render(struct buf *b)
         if (rc == 0)
             rc = buf_append_json_str(b, SLICE("quote \" and \n newline, and some padding"));
         check_sane(b);
-        if (rc == 0)
-            rc = buf_appendc(b, '\n');
+        if (rc == 0) rc = buf_appendc(b, '\n');
         check_sane(b);
-        if (rc)
-            break;
+        if (rc) break;
     }
-    if (rc == 0)
-        rc = buf_reserve(b, 100000);
+    if (rc == 0) rc = buf_reserve(b, 100000);
     check_sane(b);
-    if (rc == 0)
-        rc = buf_appends(b, SLICE("end"));
+    if (rc == 0) rc = buf_appends(b, SLICE("end"));
     check_sane(b);
     return rc ? rc : b->err;
 }
@@ -550,8 +546,7 @@ static void test_buf__oom_torture_fails_cleanly(void **state)
         assert_int_equal(b.err, SH_ENOMEM);
         /* Whatever was rendered before the failure is intact. */
         assert_true(b.len <= ref.len);
-        if (b.len)
-            assert_memory_equal(b.data, ref.data, b.len);
+        if (b.len) assert_memory_equal(b.data, ref.data, b.len);
         buf_release(&b);
         sh_alloc_fail_after(0);
         assert_int_equal(sh_alloc_live(), live); /* only ref's block */
@@ -597,26 +592,32 @@ static void test_buf__term_escapes_c0_del_and_c1_controls(void **state)
     (void)state;
     TERM("plain text, caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x9f", 0, 0,
          "plain text, caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x9f");
-    TERM("\x1b[2Jcleared", 0, 0, "\\u001b[2Jcleared");          /* ESC: the screen stays */
-    TERM("a\rb\nc\bd\x07" "e\x7f", 0, 0, "a\\u000db\\u000ac\\u0008d\\u0007e\\u007f");
+    TERM("\x1b[2Jcleared", 0, 0, "\\u001b[2Jcleared"); /* ESC: the screen stays */
+    TERM("a\rb\nc\bd\x07"
+         "e\x7f",
+         0, 0, "a\\u000db\\u000ac\\u0008d\\u0007e\\u007f");
     TERM("nul\0here", 0, 0, "nul\\u0000here");
-    TERM("csi \xc2\x9b" "2J, \xc2\x80, \xc2\x9f, \xc2\xa0", 0, 0, /* U+009B is CSI */
+    TERM("csi \xc2\x9b"
+         "2J, \xc2\x80, \xc2\x9f, \xc2\xa0",
+         0, 0, /* U+009B is CSI */
          "csi \\u009b2J, \\u0080, \\u009f, \xc2\xa0");
     TERM("a\tb", 0, 0, "a\\u0009b");
     TERM("a\tb", 0, SH_TERM_KEEP_TAB, "a\tb");
-    TERM("back\\slash", 0, 0, "back\\slash");                 /* not escaped (documented) */
+    TERM("back\\slash", 0, 0, "back\\slash"); /* not escaped (documented) */
 }
 
 static void test_buf__term_escapes_bytes_that_are_not_utf8(void **state)
 {
     (void)state;
-    TERM("raw \x9b csi", 0, 0, "raw \\x9b csi");                /* a lone C1 byte */
+    TERM("raw \x9b csi", 0, 0, "raw \\x9b csi"); /* a lone C1 byte */
     TERM("\xff\xfe", 0, 0, "\\xff\\xfe");
-    TERM("\xc0\xaf", 0, 0, "\\xc0\\xaf");                         /* overlong '/' */
-    TERM("\xed\xa0\x80", 0, 0, "\\xed\\xa0\\x80");                /* a surrogate */
-    TERM("\xf4\x90\x80\x80", 0, 0, "\\xf4\\x90\\x80\\x80");       /* past U+10FFFF */
-    TERM("cut \xe2\x82", 0, 0, "cut \\xe2\\x82");                 /* cut short at the end */
-    TERM("\xe2\x82" "A", 0, 0, "\\xe2\\x82A");
+    TERM("\xc0\xaf", 0, 0, "\\xc0\\xaf");                   /* overlong '/' */
+    TERM("\xed\xa0\x80", 0, 0, "\\xed\\xa0\\x80");          /* a surrogate */
+    TERM("\xf4\x90\x80\x80", 0, 0, "\\xf4\\x90\\x80\\x80"); /* past U+10FFFF */
+    TERM("cut \xe2\x82", 0, 0, "cut \\xe2\\x82");           /* cut short at the end */
+    TERM("\xe2\x82"
+         "A",
+         0, 0, "\\xe2\\x82A");
 }
 
 static void test_buf__term_cuts_between_characters_only(void **state)
@@ -625,12 +626,22 @@ static void test_buf__term_cuts_between_characters_only(void **state)
     TERM("abcdef", 4, 0, "abcd");
     /* "é" is 2 bytes, one character: 3 characters fit, never half of one */
     TERM("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 3, 0, "\xc3\xa9\xc3\xa9\xc3\xa9");
-    TERM("ab\xf0\x9f\x90\x9f" "cd", 3, 0, "ab\xf0\x9f\x90\x9f");
+    TERM("ab\xf0\x9f\x90\x9f"
+         "cd",
+         3, 0, "ab\xf0\x9f\x90\x9f");
     /* an escape is written whole or not at all */
-    TERM("ab\x1b" "cd", 7, 0, "ab");
-    TERM("ab\x1b" "cd", 8, 0, "ab\\u001b");
-    TERM("ab\x9b" "cd", 5, 0, "ab");
-    TERM("ab\x9b" "cd", 6, 0, "ab\\x9b");
+    TERM("ab\x1b"
+         "cd",
+         7, 0, "ab");
+    TERM("ab\x1b"
+         "cd",
+         8, 0, "ab\\u001b");
+    TERM("ab\x9b"
+         "cd",
+         5, 0, "ab");
+    TERM("ab\x9b"
+         "cd",
+         6, 0, "ab\\x9b");
     TERM("", 5, 0, "");
 }
 
@@ -640,7 +651,11 @@ static void test_buf__term_past_max_keeps_content(void **state)
     (void)state;
 
     assert_int_equal(buf_append(&b, "12", 2), 0);
-    assert_int_equal(buf_append_term_str(&b, SLICE("a\x1b" "b"), 0, 0), SH_ETOOBIG);
+    assert_int_equal(buf_append_term_str(&b,
+                                         SLICE("a\x1b"
+                                               "b"),
+                                         0, 0),
+                     SH_ETOOBIG);
     check_sane(&b);
     assert_string_equal(b.data, "12");
     buf_release(&b);

@@ -18,16 +18,15 @@ struct fixture {
     struct sh_node *root, *gateway, *routes, *route;
 };
 
-static struct sh_node *scalar(struct sh_doc *doc, const char *text, bool is_quoted,
-                              uint32_t line, uint32_t col)
+static struct sh_node *scalar(struct sh_doc *doc, const char *text, bool is_quoted, uint32_t line,
+                              uint32_t col)
 {
     struct sh_node *n = sh_node_new_scalar(doc, slice_from_cstr(text), is_quoted, line, col);
     assert_non_null(n);
     return n;
 }
 
-static void put(struct sh_doc *doc, struct sh_node *map, struct sh_node *key,
-                struct sh_node *value)
+static void put(struct sh_doc *doc, struct sh_node *map, struct sh_node *key, struct sh_node *value)
 {
     assert_int_equal(sh_node_map_append(doc, map, key, value), 0);
 }
@@ -192,14 +191,14 @@ static void test_doc__typed_readers_accept_good_values(void **state)
     assert_int_equal(sh_node_u64(scalar(doc, "8080", false, 1, 1), "port", 1, 65535, &v, &d), 0);
     assert_int_equal(v, 8080);
     assert_int_equal(sh_node_u64(scalar(doc, "1", false, 1, 1), "n", 1, 1, &v, &d), 0);
-    assert_int_equal(sh_node_u64(scalar(doc, "18446744073709551615", false, 1, 1), "n", 0,
-                                 UINT64_MAX, &v, &d),
-                     0);
+    assert_int_equal(
+        sh_node_u64(scalar(doc, "18446744073709551615", false, 1, 1), "n", 0, UINT64_MAX, &v, &d),
+        0);
     assert_true(v == UINT64_MAX);
     static const struct {
         const char *text;
         bool want;
-    } bools[] = {{"true", true}, {"false", false}, {"yes", true}, {"no", false},
+    } bools[] = {{"true", true}, {"false", false}, {"yes", true},  {"no", false},
                  {"on", true},   {"off", false},   {"True", true}, {"OFF", false}};
     for (size_t i = 0; i < SH_ARRAY_LEN(bools); i++) {
         b = !bools[i].want;
@@ -234,8 +233,9 @@ struct err_case {
 static void test_doc__typed_readers_explain_bad_values(void **state)
 {
     static const struct err_case u64s[] = {
-        {"10", true, SH_EPARSE, "port: expected a number, found the quoted string '10' "
-                                "(remove the quotes)"},
+        {"10", true, SH_EPARSE,
+         "port: expected a number, found the quoted string '10' "
+         "(remove the quotes)"},
         {"-1", false, SH_EPARSE, "port: expected a whole number, found '-1'"},
         {"8080.5", false, SH_EPARSE, "port: expected a whole number, found '8080.5'"},
         {"0x10", false, SH_EPARSE, "port: expected a whole number, found '0x10'"},
@@ -246,15 +246,17 @@ static void test_doc__typed_readers_explain_bad_values(void **state)
          "port: number '99999999999999999999' is too large (at most 65535)"},
     };
     static const struct err_case bools[] = {
-        {"true", true, SH_EPARSE, "debug: expected true or false, found the quoted string "
-                                  "'true' (remove the quotes)"},
+        {"true", true, SH_EPARSE,
+         "debug: expected true or false, found the quoted string "
+         "'true' (remove the quotes)"},
         {"1", false, SH_EPARSE, "debug: expected true or false, found '1'"},
         {"y", false, SH_EPARSE, "debug: expected true or false, found 'y'"},
     };
     static const struct err_case durations[] = {
         {"5", false, SH_EPARSE, "timeout: duration '5': missing unit (use e.g. 250ms, 2s, 1m)"},
-        {"1.5s", true, SH_EPARSE, "timeout: duration '1.5s': fractions are not supported "
-                                  "(use a smaller unit)"},
+        {"1.5s", true, SH_EPARSE,
+         "timeout: duration '1.5s': fractions are not supported "
+         "(use a smaller unit)"},
     };
     static const struct err_case sizes[] = {
         {"10 MiB", false, SH_EPARSE, "max_body: size '10 MiB': spaces are not allowed"},
@@ -270,33 +272,32 @@ static void test_doc__typed_readers_explain_bad_values(void **state)
     for (size_t i = 0; i < SH_ARRAY_LEN(u64s); i++) {
         memset(&d, 0, sizeof(d));
         v = 1;
-        assert_int_equal(
-            sh_node_u64(scalar(doc, u64s[i].text, u64s[i].is_quoted, 7, 9), "port", 1, 65535,
-                        &v, &d),
-            u64s[i].rc);
+        assert_int_equal(sh_node_u64(scalar(doc, u64s[i].text, u64s[i].is_quoted, 7, 9), "port", 1,
+                                     65535, &v, &d),
+                         u64s[i].rc);
         assert_int_equal(v, 0);
         expect_diag(&d, "gw.yaml:7:9", u64s[i].what);
     }
     for (size_t i = 0; i < SH_ARRAY_LEN(bools); i++) {
         memset(&d, 0, sizeof(d));
-        assert_int_equal(sh_node_bool(scalar(doc, bools[i].text, bools[i].is_quoted, 2, 10),
-                                      "debug", &b, &d),
-                         bools[i].rc);
+        assert_int_equal(
+            sh_node_bool(scalar(doc, bools[i].text, bools[i].is_quoted, 2, 10), "debug", &b, &d),
+            bools[i].rc);
         expect_diag(&d, "gw.yaml:2:10", bools[i].what);
     }
     for (size_t i = 0; i < SH_ARRAY_LEN(durations); i++) {
         memset(&d, 0, sizeof(d));
-        assert_int_equal(sh_node_duration_ms(scalar(doc, durations[i].text,
-                                                    durations[i].is_quoted, 3, 12),
-                                             "timeout", &v, &d),
-                         durations[i].rc);
+        assert_int_equal(
+            sh_node_duration_ms(scalar(doc, durations[i].text, durations[i].is_quoted, 3, 12),
+                                "timeout", &v, &d),
+            durations[i].rc);
         expect_diag(&d, "gw.yaml:3:12", durations[i].what);
     }
     for (size_t i = 0; i < SH_ARRAY_LEN(sizes); i++) {
         memset(&d, 0, sizeof(d));
-        assert_int_equal(sh_node_size(scalar(doc, sizes[i].text, sizes[i].is_quoted, 4, 13),
-                                      "max_body", &v, &d),
-                         sizes[i].rc);
+        assert_int_equal(
+            sh_node_size(scalar(doc, sizes[i].text, sizes[i].is_quoted, 4, 13), "max_body", &v, &d),
+            sizes[i].rc);
         expect_diag(&d, "gw.yaml:4:13", sizes[i].what);
     }
     /* A NULL diag is allowed everywhere. */
@@ -320,9 +321,9 @@ static void test_doc__readers_name_the_wrong_kind(void **state)
     expect_diag(&d, "gateway.yaml:5:5", "routes: expected a single value, found a list");
     assert_int_equal(sh_node_expect(f.gateway, SH_NODE_SEQ, "gateway", &d), SH_EPARSE);
     expect_diag(&d, "gateway.yaml:2:3", "gateway: expected a list, found a map");
-    assert_int_equal(sh_node_expect(sh_node_get(f.gateway, "debug"), SH_NODE_MAP, "gateway.debug",
-                                    &d),
-                     SH_EPARSE);
+    assert_int_equal(
+        sh_node_expect(sh_node_get(f.gateway, "debug"), SH_NODE_MAP, "gateway.debug", &d),
+        SH_EPARSE);
     expect_diag(&d, "gateway.yaml:3:10",
                 "gateway.debug: expected a map, found the quoted string 'true'");
     assert_int_equal(sh_node_expect(f.gateway, SH_NODE_MAP, "gateway", &d), 0);
@@ -338,8 +339,8 @@ static void test_doc__readers_name_the_wrong_kind(void **state)
     assert_int_equal(sh_node_expect(f.root, SH_NODE_SEQ, "", &d), SH_EPARSE);
     expect_diag(&d, "gateway.yaml:1:1", "expected a list, found a map");
     /* Long values are cut in messages. */
-    long_node = scalar(f.doc, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false,
-                       1, 2);
+    long_node =
+        scalar(f.doc, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false, 1, 2);
     assert_int_equal(sh_node_expect(long_node, SH_NODE_MAP, "x", &d), SH_EPARSE);
     expect_diag(&d, "gateway.yaml:1:2",
                 "x: expected a map, found 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...'");
@@ -382,8 +383,7 @@ static void test_doc__unknown_key_names_it_and_the_allowed_ones(void **state)
     assert_int_equal(sh_node_check_keys(f.route, route_keys, "routes[0]", &d), 0);
     /* "debug" is far from every allowed key: the list is given. */
     assert_int_equal(sh_node_check_keys(f.gateway, other_keys, "gateway", &d), SH_EPARSE);
-    expect_diag(&d, "gateway.yaml:3:3",
-                "gateway: unknown key 'debug' (allowed: listen, workers)");
+    expect_diag(&d, "gateway.yaml:3:3", "gateway: unknown key 'debug' (allowed: listen, workers)");
     /* A typo gets a suggestion. */
     put(f.doc, f.route, scalar(f.doc, "tmeout", false, 6, 7), scalar(f.doc, "1s", false, 6, 15));
     assert_int_equal(sh_node_check_keys(f.route, route_keys, "routes[0]", &d), SH_EPARSE);
@@ -399,10 +399,11 @@ static void test_doc__unknown_key_names_it_and_the_allowed_ones(void **state)
 
 static void test_doc__unknown_key_list_is_cut_to_fit(void **state)
 {
-    static const char *const many[] = {
-        "alpha_long_key_name", "bravo_long_key_name", "charlie_long_key_name",
-        "delta_long_key_name", "echo_long_key_name",  "foxtrot_long_key_name",
-        "golf_long_key_name",  "hotel_long_key_name", "india_long_key_name", NULL};
+    static const char *const many[] = {"alpha_long_key_name",   "bravo_long_key_name",
+                                       "charlie_long_key_name", "delta_long_key_name",
+                                       "echo_long_key_name",    "foxtrot_long_key_name",
+                                       "golf_long_key_name",    "hotel_long_key_name",
+                                       "india_long_key_name",   NULL};
     struct sh_doc *doc;
     struct sh_node *map;
     struct sh_diag d = {{0}, {0}};
@@ -447,8 +448,7 @@ static void test_doc__builders_fail_cleanly_when_out_of_memory(void **state)
         }
         sh_doc_free(doc);
         sh_alloc_fail_after(0);
-        if (rc == 0)
-            break;
+        if (rc == 0) break;
         assert_int_equal(rc, SH_ENOMEM);
         assert_int_equal(sh_alloc_live(), test_live_at_start);
     }

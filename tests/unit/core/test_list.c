@@ -15,7 +15,8 @@ static void assert_values(const struct sh_list *head, const int *values, size_t 
     const struct sh_list *node;
     size_t k = 0;
 
-    SH_LIST_FOREACH(node, head) {
+    SH_LIST_FOREACH(node, head)
+    {
         const struct item *it = SH_CONTAINER_OF(node, const struct item, link);
         assert_true(k < n);
         assert_int_equal(it->value, values[k]);
@@ -93,14 +94,14 @@ static void test_list__safe_iteration_may_remove_the_current_node(void **state)
         it[k].value = k;
         sh_list_insert_tail(&head, &it[k].link);
     }
-    SH_LIST_FOREACH_SAFE(node, next, &head) {
+    SH_LIST_FOREACH_SAFE(node, next, &head)
+    {
         struct item *cur = SH_CONTAINER_OF(node, struct item, link);
-        if (cur->value % 2 == 0)
-            sh_list_remove(node);
+        if (cur->value % 2 == 0) sh_list_remove(node);
     }
     assert_values(&head, (const int[]){1, 3, 5}, 3);
     SH_LIST_FOREACH_SAFE(node, next, &head)
-        sh_list_remove(node);
+    sh_list_remove(node);
     assert_true(sh_list_empty(&head));
 }
 
@@ -119,7 +120,8 @@ static void test_list__item_in_two_lists(void **state)
     }
     sh_list_remove(&it[1].link); /* leaves b alone */
     assert_values(&a, (const int[]){0, 2}, 2);
-    SH_LIST_FOREACH(node, &b) {
+    SH_LIST_FOREACH(node, &b)
+    {
         const struct item *cur = SH_CONTAINER_OF(node, struct item, other);
         assert_int_equal(cur->value, 2 - seen);
         seen++;

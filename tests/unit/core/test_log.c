@@ -58,12 +58,10 @@ static const char *json_value(const char *p, int depth);
 
 static const char *json_string(const char *p)
 {
-    if (*p++ != '"')
-        return NULL;
+    if (*p++ != '"') return NULL;
     for (;;) {
         unsigned char c = (unsigned char)*p++;
-        if (c == '"')
-            return p;
+        if (c == '"') return p;
         if (c < 0x20) /* raw controls (and the end of the text) are not allowed */
             return NULL;
         if (c == '\\') {
@@ -85,8 +83,7 @@ static const char *json_number(const char *p)
 {
     const char *start;
 
-    if (*p == '-')
-        p++;
+    if (*p == '-') p++;
     if (*p == '0') {
         p++;
     } else if (*p >= '1' && *p <= '9') {
@@ -99,18 +96,15 @@ static const char *json_number(const char *p)
         start = ++p;
         while (*p >= '0' && *p <= '9')
             p++;
-        if (p == start)
-            return NULL;
+        if (p == start) return NULL;
     }
     if (*p == 'e' || *p == 'E') {
         p++;
-        if (*p == '+' || *p == '-')
-            p++;
+        if (*p == '+' || *p == '-') p++;
         start = p;
         while (*p >= '0' && *p <= '9')
             p++;
-        if (p == start)
-            return NULL;
+        if (p == start) return NULL;
     }
     return p;
 }
@@ -118,32 +112,25 @@ static const char *json_number(const char *p)
 static const char *json_container(const char *p, int depth, char close, bool is_object)
 {
     p = skip_ws(p + 1);
-    if (*p == close)
-        return p + 1;
+    if (*p == close) return p + 1;
     for (;;) {
         if (is_object) {
             p = json_string(skip_ws(p));
-            if (!p)
-                return NULL;
+            if (!p) return NULL;
             p = skip_ws(p);
-            if (*p++ != ':')
-                return NULL;
+            if (*p++ != ':') return NULL;
         }
         p = json_value(p, depth + 1);
-        if (!p)
-            return NULL;
+        if (!p) return NULL;
         p = skip_ws(p);
-        if (*p == close)
-            return p + 1;
-        if (*p++ != ',')
-            return NULL;
+        if (*p == close) return p + 1;
+        if (*p++ != ',') return NULL;
     }
 }
 
 static const char *json_value(const char *p, int depth)
 {
-    if (depth > 32)
-        return NULL;
+    if (depth > 32) return NULL;
     p = skip_ws(p);
     switch (*p) {
     case '{':
@@ -169,12 +156,10 @@ static bool is_json_object(const char *line, size_t len)
     char tmp[16384];
     const char *end;
 
-    if (len >= sizeof(tmp))
-        return false;
+    if (len >= sizeof(tmp)) return false;
     memcpy(tmp, line, len);
     tmp[len] = '\0';
-    if (skip_ws(tmp)[0] != '{')
-        return false;
+    if (skip_ws(tmp)[0] != '{') return false;
     end = json_value(tmp, 0);
     return end && *skip_ws(end) == '\0';
 }
@@ -198,7 +183,8 @@ static size_t check_json_lines(const char *s)
 static void test_log__json_validator_rejects_broken_lines(void **state)
 {
     (void)state;
-    assert_true(is_json_object("{\"a\":1,\"b\":[true,null,\"x\\u00e9\"],\"c\":{}}", strlen("{\"a\":1,\"b\":[true,null,\"x\\u00e9\"],\"c\":{}}")));
+    assert_true(is_json_object("{\"a\":1,\"b\":[true,null,\"x\\u00e9\"],\"c\":{}}",
+                               strlen("{\"a\":1,\"b\":[true,null,\"x\\u00e9\"],\"c\":{}}")));
     assert_false(is_json_object("{\"a\":1", strlen("{\"a\":1")));
     assert_false(is_json_object("{\"a\":\"x\ny\"}", strlen("{\"a\":\"x\ny\"}")));
     assert_false(is_json_object("{\"a\":nan}", strlen("{\"a\":nan}")));
@@ -366,9 +352,9 @@ static void test_log__text_record_is_level_comp_msg_fields(void **state)
 
     (void)state;
     cap_start(SH_INFO, SH_LOG_TEXT);
-    SH_LOG(SH_WARN, "proxy", "upstream connect failed", LF_STR("cluster", "api"),
-           LF_INT("n", 42), LF_ERR("err", SH_ENOMEM), LF_STR("spaced", "a b"),
-           LF_STR("nl", "x\ny"), LF_STR("empty", ""));
+    SH_LOG(SH_WARN, "proxy", "upstream connect failed", LF_STR("cluster", "api"), LF_INT("n", 42),
+           LF_ERR("err", SH_ENOMEM), LF_STR("spaced", "a b"), LF_STR("nl", "x\ny"),
+           LF_STR("empty", ""));
     SH_LOG(SH_INFO, "core", "plain");
     out = cap_end();
     assert_int_equal(count_lines(out), 2);

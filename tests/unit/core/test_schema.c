@@ -27,8 +27,7 @@ static int read_custom(const struct sh_node *n, const char *path, void *field, v
 
     (void)ctx;
     SH_TRY(sh_node_str(n, path, &s, d));
-    if (strcmp(s, "yes") != 0)
-        return sh_node_fail(d, n, path, "'%s' is not yes", s);
+    if (strcmp(s, "yes") != 0) return sh_node_fail(d, n, path, "'%s' is not yes", s);
     *(int *)field = 1;
     return 0;
 }
@@ -39,8 +38,7 @@ static int check_outer(const struct sh_node *map, const char *path, void *obj, v
     const struct outer *o = obj;
 
     (void)ctx;
-    if (o->count > 5 && !o->on)
-        return sh_node_fail(d, map, path, "count above 5 needs on: true");
+    if (o->count > 5 && !o->on) return sh_node_fail(d, map, path, "count above 5 needs on: true");
     return 0;
 }
 
@@ -129,8 +127,7 @@ static void test_schema__reads_every_kind(void **state)
 }
 
 /* Each failure names the key's full path and the value's position. */
-static void expect_error(const char *key, const char *value, const char *where,
-                         const char *what)
+static void expect_error(const char *key, const char *value, const char *where, const char *what)
 {
     struct outer o = {0};
     struct sh_diag d = {{0}, {0}};

@@ -23,8 +23,8 @@ struct obj {
 /* Bookkeeping the free function keeps; it runs only on the publishing thread. */
 struct tracker {
     long frees;
-    long bad_frees;         /* freed twice, or not live when freed */
-    unsigned char *freed;   /* freed[counter] = times freed */
+    long bad_frees;       /* freed twice, or not live when freed */
+    unsigned char *freed; /* freed[counter] = times freed */
     size_t max_counter;
     struct obj **graveyard; /* poisoned objects kept readable until the end */
     size_t ngraveyard;
@@ -35,10 +35,8 @@ static void obj_free(void *p, void *data)
     struct obj *o = p;
     struct tracker *t = data;
 
-    if (o->magic != MAGIC_LIVE)
-        t->bad_frees++;
-    if (o->counter <= t->max_counter && t->freed[o->counter]++ != 0)
-        t->bad_frees++;
+    if (o->magic != MAGIC_LIVE) t->bad_frees++;
+    if (o->counter <= t->max_counter && t->freed[o->counter]++ != 0) t->bad_frees++;
     o->magic = MAGIC_DEAD;
     memset(o->payload, 0xee, sizeof(o->payload));
     t->frees++;
@@ -52,8 +50,7 @@ static struct obj *obj_new(uint64_t counter)
 {
     struct obj *o = sh_malloc(sizeof(*o));
 
-    if (!o)
-        return NULL;
+    if (!o) return NULL;
     o->magic = MAGIC_LIVE;
     o->counter = counter;
     for (size_t i = 0; i < SH_ARRAY_LEN(o->payload); i++)
@@ -65,11 +62,9 @@ static bool obj_intact(const struct snap *s)
 {
     const struct obj *o = s->obj;
 
-    if (o->magic != MAGIC_LIVE || o->counter != s->version)
-        return false;
+    if (o->magic != MAGIC_LIVE || o->counter != s->version) return false;
     for (size_t i = 0; i < SH_ARRAY_LEN(o->payload); i++) {
-        if (o->payload[i] != o->counter * 31 + i)
-            return false;
+        if (o->payload[i] != o->counter * 31 + i) return false;
     }
     return true;
 }
@@ -288,10 +283,8 @@ static void test_snapshot__oom_torture_of_setup(void **state)
 
         sh_alloc_fail_after(n);
         rc = snap_domain_new(NULL, NULL, &dom);
-        if (rc == 0)
-            rc = snap_reader_register(dom, &r);
-        if (rc == 0)
-            rc = snap_reader_register(dom, &r);
+        if (rc == 0) rc = snap_reader_register(dom, &r);
+        if (rc == 0) rc = snap_reader_register(dom, &r);
         if (rc == 0) {
             o = obj_new(1);
             rc = o ? snap_publish(dom, o) : SH_ENOMEM;
@@ -300,8 +293,7 @@ static void test_snapshot__oom_torture_of_setup(void **state)
         sh_alloc_fail_after(0);
         snap_domain_free(dom);
         sh_free(o); /* free_fn is NULL: the object stays ours, published or not */
-        if (rc == 0)
-            break;
+        if (rc == 0) break;
         assert_int_equal(rc, SH_ENOMEM);
         assert_true(n < 100);
     }
@@ -344,23 +336,19 @@ static void *reader_main(void *arg)
             continue;
         }
         c->acquired++;
-        if (!obj_intact(s))
-            c->poisoned++;
-        if (s->version < last)
-            c->backwards++;
+        if (!obj_intact(s)) c->poisoned++;
+        if (s->version < last) c->backwards++;
         last = s->version;
         if (c->holds) {
             /* Hold this one for a while: swap it into a slot, release what was there. */
             size_t k = (it / 7) % HOLD_SLOTS;
-            if (held[k] && !obj_intact(held[k]))
-                c->poisoned++;
+            if (held[k] && !obj_intact(held[k])) c->poisoned++;
             snap_release(held[k]);
             held[k] = s;
             /* Check every held reference now and then: none may have been freed. */
             if (it % 64 == 0) {
                 for (size_t j = 0; j < HOLD_SLOTS; j++) {
-                    if (held[j] && !obj_intact(held[j]))
-                        c->poisoned++;
+                    if (held[j] && !obj_intact(held[j])) c->poisoned++;
                 }
             }
         } else {
@@ -368,8 +356,7 @@ static void *reader_main(void *arg)
         }
     }
     for (size_t j = 0; j < HOLD_SLOTS; j++) {
-        if (held[j] && !obj_intact(held[j]))
-            c->poisoned++;
+        if (held[j] && !obj_intact(held[j])) c->poisoned++;
         snap_release(held[j]);
     }
     return NULL;
@@ -404,16 +391,13 @@ static void test_snapshot__hammer_readers_never_see_freed_objects(void **state)
     deadline = start_ms + HAMMER_MS;
     for (uint64_t v = 1; v <= PUBLISHES; v++) {
         struct obj *o = v % 1000 == 0 ? NULL : obj_new(v);
-        if (v % 1000 != 0)
-            assert_non_null(o);
+        if (v % 1000 != 0) assert_non_null(o);
         assert_int_equal(snap_publish(h.dom, o), 0);
         published += o != NULL;
-        if (v % 16 == 0)
-            (void)snap_domain_collect(h.dom);
+        if (v % 16 == 0) (void)snap_domain_collect(h.dom);
         if (v % 256 == 0) {
             sched_yield(); /* let readers catch up and hold old versions */
-            if (v >= MIN_PUBLISHES && sh_now_ms() > deadline)
-                break;
+            if (v >= MIN_PUBLISHES && sh_now_ms() > deadline) break;
         }
     }
     atomic_store(&h.stop, true);

@@ -19,11 +19,24 @@ struct err_case {
 static void test_time__duration_parses_units(void **state)
 {
     static const struct ok_case cases[] = {
-        {"250ms", 250},     {"2s", 2000},          {"1m", 60000},     {"1h", 3600000},
-        {"1m30s", 90000},   {"1500us", 2},         {"1000us", 1},     {"1us", 1},
-        {"0s", 0},          {"0us", 0},            {"0ms", 0},        {"1h1m1s1ms", 3661001},
-        {"90s", 90000},     {"007s", 7000},        {"1s500ms", 1500}, {"1999us", 2},
-        {"2000us", 2},      {"5124095576h", 18446744073600000ull},
+        {"250ms", 250},
+        {"2s", 2000},
+        {"1m", 60000},
+        {"1h", 3600000},
+        {"1m30s", 90000},
+        {"1500us", 2},
+        {"1000us", 1},
+        {"1us", 1},
+        {"0s", 0},
+        {"0us", 0},
+        {"0ms", 0},
+        {"1h1m1s1ms", 3661001},
+        {"90s", 90000},
+        {"007s", 7000},
+        {"1s500ms", 1500},
+        {"1999us", 2},
+        {"2000us", 2},
+        {"5124095576h", 18446744073600000ull},
         {"18446744073709551615us", 18446744073709552ull}, /* rounds up, no wrap */
     };
     uint64_t ms;
@@ -34,9 +47,8 @@ static void test_time__duration_parses_units(void **state)
         ms = 12345;
         int rc = sh_parse_duration_ms(slice_from_cstr(cases[i].in), &ms, &d);
         if (rc != 0 || ms != cases[i].want)
-            fail_msg("duration '%s': rc %s, got %llu, want %llu (%s)", cases[i].in,
-                     sh_errname(rc), (unsigned long long)ms, (unsigned long long)cases[i].want,
-                     d.what);
+            fail_msg("duration '%s': rc %s, got %llu, want %llu (%s)", cases[i].in, sh_errname(rc),
+                     (unsigned long long)ms, (unsigned long long)cases[i].want, d.what);
     }
     /* A NULL diag is allowed. */
     assert_int_equal(sh_parse_duration_ms(SLICE("3s"), &ms, NULL), 0);
@@ -78,8 +90,7 @@ static void test_time__duration_errors_explain_themselves(void **state)
         assert_non_null(memchr(d.what, '\0', sizeof(d.what)));
         assert_non_null(memchr(d.where, '\0', sizeof(d.where)));
         if (!strstr(d.what, cases[i].what))
-            fail_msg("duration '%s': message '%s' lacks '%s'", cases[i].in, d.what,
-                     cases[i].what);
+            fail_msg("duration '%s': message '%s' lacks '%s'", cases[i].in, d.what, cases[i].what);
         /* The message quotes the input so the user sees what was rejected. */
         if (cases[i].in[0] && !strstr(d.what, cases[i].in))
             fail_msg("duration '%s': message '%s' does not quote the input", cases[i].in, d.what);
@@ -170,9 +181,12 @@ static void test_time__format_duration_renders_components(void **state)
         uint64_t ms;
         const char *want;
     } cases[] = {
-        {0, "0ms"},         {1, "1ms"},          {999, "999ms"},      {1000, "1s"},
-        {1500, "1s500ms"},  {60000, "1m"},       {90000, "1m30s"},    {3600000, "1h"},
-        {3601000, "1h1s"},  {3661001, "1h1m1s1ms"}, {86400000, "24h"},
+        {0, "0ms"},        {1, "1ms"},
+        {999, "999ms"},    {1000, "1s"},
+        {1500, "1s500ms"}, {60000, "1m"},
+        {90000, "1m30s"},  {3600000, "1h"},
+        {3601000, "1h1s"}, {3661001, "1h1m1s1ms"},
+        {86400000, "24h"},
     };
     char out[32];
 
@@ -202,8 +216,7 @@ static void test_time__format_duration_round_trips(void **state)
         sh_format_duration(ms, out, sizeof(out));
         assert_int_equal(sh_parse_duration_ms(slice_from_cstr(out), &back, NULL), 0);
         if (back != ms)
-            fail_msg("%llu -> '%s' -> %llu", (unsigned long long)ms, out,
-                     (unsigned long long)back);
+            fail_msg("%llu -> '%s' -> %llu", (unsigned long long)ms, out, (unsigned long long)back);
     }
 }
 

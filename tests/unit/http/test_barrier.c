@@ -27,8 +27,8 @@ struct fixture {
     uv_loop_t loop;
     uv_timer_t guard, reader, later;
     struct http_server *srv;
-    int fd;                 /* the raw client socket */
-    bool unsynced;          /* the fake store: a write waits for its sync */
+    int fd;        /* the raw client socket */
+    bool unsynced; /* the fake store: a write waits for its sync */
     int syncs;
     size_t read;            /* bytes the client has read */
     size_t visible_at_sync; /* bytes read or readable at the client when sync ran */
@@ -113,14 +113,11 @@ static void reader_fire(uv_timer_t *t)
 
     for (;;) {
         ssize_t n = recv(f->fd, buf, sizeof(buf), MSG_DONTWAIT);
-        if (n <= 0)
-            break;
+        if (n <= 0) break;
         f->read += (size_t)n;
-        if (n >= 12)
-            memcpy(f->tail, buf + n - 12, 12);
+        if (n >= 12) memcpy(f->tail, buf + n - 12, 12);
     }
-    if (f->read >= f->expect || strcmp(f->tail, "small answer") == 0)
-        uv_stop(&f->loop);
+    if (f->read >= f->expect || strcmp(f->tail, "small answer") == 0) uv_stop(&f->loop);
 }
 
 static void guard_fire(uv_timer_t *t)
@@ -181,8 +178,7 @@ static void run(struct fixture *f, size_t expect)
 static void fixture_free(struct fixture *f)
 {
     close(f->fd);
-    if (f->parked)
-        http_exchange_abort(f->parked);
+    if (f->parked) http_exchange_abort(f->parked);
     http_server_free(f->srv);
     uv_close((uv_handle_t *)&f->guard, NULL);
     uv_close((uv_handle_t *)&f->reader, NULL);

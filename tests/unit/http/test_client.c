@@ -21,8 +21,8 @@ struct fixture {
     struct http_client *cl;
     struct sockaddr_storage addr;
     enum mode mode;
-    int seen;                  /* requests the server saw */
-    char peers[8][64];         /* for M_CLOSE_SECOND: peers that already got an answer */
+    int seen;          /* requests the server saw */
+    char peers[8][64]; /* for M_CLOSE_SECOND: peers that already got an answer */
     int npeers;
     struct http_exchange *held; /* M_NEVER */
     bool guard_fired;
@@ -84,8 +84,7 @@ static void on_request(struct http_exchange *ex, void *data)
 
     f->seen++;
     http_server_stats(f->srv, &st);
-    if (st.active_conns > f->max_active)
-        f->max_active = (uint32_t)st.active_conns;
+    if (st.active_conns > f->max_active) f->max_active = (uint32_t)st.active_conns;
     switch (f->mode) {
     case M_OK: {
         const struct http_head *h = http_exchange_head(ex);
@@ -105,8 +104,7 @@ static void on_request(struct http_exchange *ex, void *data)
                 return;
             }
         }
-        if (f->npeers < 8)
-            snprintf(f->peers[f->npeers++], sizeof(f->peers[0]), "%s", peer);
+        if (f->npeers < 8) snprintf(f->peers[f->npeers++], sizeof(f->peers[0]), "%s", peer);
         http_exchange_respond(ex, 200, SLICE("text/plain"), SLICE("first"));
         return;
     }
@@ -123,8 +121,7 @@ static void on_request(struct http_exchange *ex, void *data)
     case M_ECHO: {
         struct http_response_head rh = {.status = 200, .content_length = -1};
         http_exchange_set_handlers(
-            ex, &(struct http_exchange_handlers){.on_body = echo_body, .on_body_end = echo_end},
-            f);
+            ex, &(struct http_exchange_handlers){.on_body = echo_body, .on_body_end = echo_end}, f);
         http_exchange_start(ex, &rh);
         http_exchange_resume(ex);
         return;
@@ -166,8 +163,7 @@ static struct fixture *fixture_new(enum mode mode, const struct http_server_conf
 
 static void fixture_free(struct fixture *f)
 {
-    if (f->held)
-        http_exchange_abort(f->held);
+    if (f->held) http_exchange_abort(f->held);
     http_client_free(f->cl);
     http_server_free(f->srv);
     uv_close((uv_handle_t *)&f->guard, NULL);
@@ -231,8 +227,7 @@ static void run_until(struct fixture *f, struct result *rs, size_t n)
         size_t done = 0;
         for (size_t i = 0; i < n; i++)
             done += rs[i].done;
-        if (done == n || f->guard_fired)
-            break;
+        if (done == n || f->guard_fired) break;
         uv_run(&f->loop, UV_RUN_ONCE);
     }
     assert_false(f->guard_fired);
@@ -250,13 +245,12 @@ static void run_for(struct fixture *f, uint64_t ms)
 }
 
 /* Runs the loop until expr holds, for at most TEST_WAIT_MS; fails the test otherwise. */
-#define RUN_UNTIL(f, expr)                                                                      \
-    do {                                                                                        \
-        uint64_t end_ = uv_now(&(f)->loop) + TEST_WAIT_MS;                                      \
-        while (!(expr) && uv_now(&(f)->loop) < end_)                                            \
-            run_for((f), 5);                                                                    \
-        if (!(expr))                                                                            \
-            fail_msg("timed out waiting for: %s", #expr);                                       \
+#define RUN_UNTIL(f, expr)                                                                         \
+    do {                                                                                           \
+        uint64_t end_ = uv_now(&(f)->loop) + TEST_WAIT_MS;                                         \
+        while (!(expr) && uv_now(&(f)->loop) < end_)                                               \
+            run_for((f), 5);                                                                       \
+        if (!(expr)) fail_msg("timed out waiting for: %s", #expr);                                 \
     } while (0)
 
 /* ---------------- tests ---------------- */

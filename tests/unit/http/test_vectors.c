@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* test_vectors.c: runs every case of the .vec files in tests/vectors/http/ through the HTTP/1.1 parser.
+/* test_vectors.c: runs every case of the .vec files in tests/vectors/http/ through the HTTP/1.1
+ * parser.
  *
  * Each case is fed three ways: whole, one byte at a time and in 7-byte steps, always from one
  * contiguous input buffer (the zero-copy head contract). Every run is rendered to a canonical
@@ -23,13 +24,13 @@
 /* One case of a vector file. Expected lines are canonical "key: value\n" text. */
 struct vcase {
     char name[96];
-    char where[160];            /* file:line of the "===" line */
+    char where[160]; /* file:line of the "===" line */
     enum http_kind kind;
     enum http_method req_method; /* responses: the request they answer */
     bool is_eof;                 /* call http_parser_finish after the input */
     struct http_limits lim;
-    struct buf input;            /* decoded bytes */
-    struct buf expect_case;      /* verdict, error, messages */
+    struct buf input;       /* decoded bytes */
+    struct buf expect_case; /* verdict, error, messages */
     struct buf expect_msg[MAX_GROUPS];
     int ngroups;
 };
@@ -39,12 +40,9 @@ struct vcase {
  * ------------------------------------------------------------------------------------------ */
 static int hexval(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
@@ -54,14 +52,12 @@ static int unescape_at(struct slice s, size_t *i, struct buf *out, bool in_repea
 {
     for (; *i < s.len; (*i)++) {
         char c = s.ptr[*i];
-        if (in_repeat && c == '}')
-            return 0;
+        if (in_repeat && c == '}') return 0;
         if (c != '\\') {
             (void)buf_appendc(out, c);
             continue;
         }
-        if (*i + 1 >= s.len)
-            return -1;
+        if (*i + 1 >= s.len) return -1;
         c = s.ptr[++*i];
         if (c == 'r') {
             (void)buf_appendc(out, '\r');
@@ -82,8 +78,7 @@ static int unescape_at(struct slice s, size_t *i, struct buf *out, bool in_repea
             (*i)++;
             while (*i < s.len && s.ptr[*i] >= '0' && s.ptr[*i] <= '9' && count < 1000000)
                 count = count * 10 + (size_t)(s.ptr[(*i)++] - '0');
-            if (*i >= s.len || s.ptr[*i] != ':')
-                return -1;
+            if (*i >= s.len || s.ptr[*i] != ':') return -1;
             (*i)++;
             if (unescape_at(s, i, &text, true) != 0 || *i >= s.len) {
                 buf_release(&text);
@@ -148,16 +143,15 @@ static void put_kvs(struct buf *out, const char *key, const char *value)
  * ------------------------------------------------------------------------------------------ */
 static const char *const case_keys[] = {"verdict", "error", "messages"};
 static const char *const msg_keys[] = {
-    "method", "target", "form", "version", "status", "reason", "host", "body_kind",
-    "content_length", "body", "keep_alive", "conn_close", "upgrade", "expect_continue",
-    "fields", "field", "done",
+    "method",  "target",          "form",           "version", "status",     "reason",
+    "host",    "body_kind",       "content_length", "body",    "keep_alive", "conn_close",
+    "upgrade", "expect_continue", "fields",         "field",   "done",
 };
 
 static bool in_list(struct slice key, const char *const *list, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (slice_eq(key, slice_from_cstr(list[i])))
-            return true;
+        if (slice_eq(key, slice_from_cstr(list[i]))) return true;
     }
     return false;
 }
@@ -212,18 +206,13 @@ static bool set_directive(struct vcase *vc, struct slice key, struct slice v)
         vc->req_method = http_method_from(v);
         return true;
     }
-    if (slice_eq(key, SLICE("lenient_lf")))
-        return parse_bool(v, &vc->lim.lenient_lf);
-    if (slice_eq(key, SLICE("eof")))
-        return parse_bool(v, &vc->is_eof);
-    if (slice_eq(key, SLICE("llhttp")))
-        return true; /* read by llhttp_diff.js only */
-    if (slice_eq(key, SLICE("max_body")))
-        return parse_u64(v, &vc->lim.max_body);
+    if (slice_eq(key, SLICE("lenient_lf"))) return parse_bool(v, &vc->lim.lenient_lf);
+    if (slice_eq(key, SLICE("eof"))) return parse_bool(v, &vc->is_eof);
+    if (slice_eq(key, SLICE("llhttp"))) return true; /* read by llhttp_diff.js only */
+    if (slice_eq(key, SLICE("max_body"))) return parse_u64(v, &vc->lim.max_body);
     for (size_t i = 0; i < SH_ARRAY_LEN(u32_limits); i++) {
         if (slice_eq(key, slice_from_cstr(u32_limits[i].name))) {
-            if (!parse_u64(v, &n) || n > UINT32_MAX)
-                return false;
+            if (!parse_u64(v, &n) || n > UINT32_MAX) return false;
             uint32_t n32 = (uint32_t)n;
             memcpy((char *)&vc->lim + u32_limits[i].off, &n32, sizeof(n32));
             return true;
@@ -241,8 +230,7 @@ static bool add_expect(struct vcase *vc, struct slice key, struct slice v)
 
     v = slice_trim(v);
     if (slice_eq(key, SLICE("message"))) {
-        if (vc->ngroups == MAX_GROUPS)
-            return false;
+        if (vc->ngroups == MAX_GROUPS) return false;
         vc->ngroups++;
         return true;
     }
@@ -339,8 +327,7 @@ static int load_file(const char *path, const char *fname, case_fn *fn, void *dat
             continue;
         }
         struct slice t = slice_trim(line);
-        if (t.len == 0 || t.ptr[0] == '#')
-            continue;
+        if (t.len == 0 || t.ptr[0] == '#') continue;
         if (sec == SEC_NONE) {
             print_error("%s:%d: text outside a case\n", fname, lineno);
             errors++;
@@ -363,8 +350,7 @@ static int load_file(const char *path, const char *fname, case_fn *fn, void *dat
             errors++;
         }
     }
-    if (sec != SEC_NONE)
-        errors += finish_case(&vc, sec, &in_raw, fn, data);
+    if (sec != SEC_NONE) errors += finish_case(&vc, sec, &in_raw, fn, data);
     buf_release(&text);
     buf_release(&in_raw);
     return errors;
@@ -449,17 +435,14 @@ static void run_case(const struct vcase *vc, size_t step, struct buf *out)
         (void)buf_appendf(out, "verdict: init failed\n");
         return;
     }
-    if (vc->kind == HTTP_RESPONSE)
-        http_parser_set_request_method(&p, vc->req_method);
+    if (vc->kind == HTTP_RESPONSE) http_parser_set_request_method(&p, vc->req_method);
     r.rc = 0;
     while (guard-- > 0) {
         size_t n = total - off, used = 0;
-        if (step && n > step)
-            n = step;
+        if (step && n > step) n = step;
         int rc = http_parser_feed(&p, in + off, n, &used);
         if (rc == HTTP_AGAIN && used != n) {
-            snprintf(r.head_changed, sizeof(r.head_changed), "AGAIN with used %zu != %zu", used,
-                     n);
+            snprintf(r.head_changed, sizeof(r.head_changed), "AGAIN with used %zu != %zu", used, n);
         }
         off += used;
         if (rc < 0) {
@@ -475,8 +458,7 @@ static void run_case(const struct vcase *vc, size_t step, struct buf *out)
             render_head(&p.head, &r.msg[cur]);
             last_status = p.head.status;
         } else if (rc == HTTP_BODY) {
-            if (cur >= 0)
-                (void)buf_appends(&r.body[cur], p.body);
+            if (cur >= 0) (void)buf_appends(&r.body[cur], p.body);
         } else if (rc == HTTP_DONE) {
             if (cur >= 0) {
                 struct buf again = BUF_INIT(0);
@@ -515,8 +497,7 @@ static void run_case(const struct vcase *vc, size_t step, struct buf *out)
     else
         (void)buf_appendf(out, "verdict: ok\n");
     (void)buf_appendf(out, "messages: %d\n", r.ndone);
-    if (r.head_changed[0])
-        (void)buf_appendf(out, "contract: %s\n", r.head_changed);
+    if (r.head_changed[0]) (void)buf_appendf(out, "contract: %s\n", r.head_changed);
     for (int i = 0; i < r.nmsgs && i <= MAX_GROUPS; i++) {
         (void)buf_appendf(out, "message: %d\n", i + 1);
         (void)buf_appends(out, buf_slice(&r.msg[i]));
@@ -543,8 +524,7 @@ static struct slice message_block(struct slice got, int n)
             break;
         }
     }
-    if (!start)
-        return SLICE_NULL;
+    if (!start) return SLICE_NULL;
     const char *end = got.ptr + got.len;
     for (const char *q = start; q + 9 <= end; q++) {
         if ((q == start || q[-1] == '\n') && memcmp(q, "message: ", 9) == 0) {
@@ -592,8 +572,7 @@ static void compare_block(struct slice expect, struct slice block, const char *w
 
     while (rest.ptr) {
         rest = slice_split(rest, '\n', &line);
-        if (line.len == 0)
-            continue;
+        if (line.len == 0) continue;
         if (slice_starts_with(line, SLICE("field: "))) {
             (void)buf_appends(&want_fields, slice_trim(line));
             (void)buf_appendc(&want_fields, '\n');
@@ -608,8 +587,7 @@ static void compare_block(struct slice expect, struct slice block, const char *w
                               got.ptr ? got.ptr : "(absent)");
     }
     if (want_fields.len) {
-        if (block.ptr)
-            field_lines(block, &got_fields);
+        if (block.ptr) field_lines(block, &got_fields);
         if (!slice_eq(buf_slice(&want_fields), buf_slice(&got_fields)))
             (void)buf_appendf(diff, "    %s fields: expected\n%s      got\n%s", what,
                               want_fields.data, got_fields.data ? got_fields.data : "");
@@ -634,8 +612,7 @@ static int check_case(struct vcase *vc, void *data)
         run_case(vc, steps[s], &got[s]);
     struct slice whole = buf_slice(&got[0]);
 
-    if (vc->expect_case.len == 0)
-        (void)buf_appendf(&diff, "    the case expects no verdict\n");
+    if (vc->expect_case.len == 0) (void)buf_appendf(&diff, "    the case expects no verdict\n");
     compare_block(buf_slice(&vc->expect_case), whole, "case", &diff);
     for (int g = 0; g < vc->ngroups; g++) {
         char what[32];
@@ -648,8 +625,10 @@ static int check_case(struct vcase *vc, void *data)
                           find_key(whole, SLICE("contract")).ptr);
     for (size_t s = 1; s < SH_ARRAY_LEN(steps); s++) {
         if (!slice_eq(buf_slice(&got[s]), whole))
-            (void)buf_appendf(&diff, "    fed in %zu-byte steps the result differs:\n%s"
-                                     "    --- whole:\n%s", steps[s], got[s].data, whole.ptr);
+            (void)buf_appendf(&diff,
+                              "    fed in %zu-byte steps the result differs:\n%s"
+                              "    --- whole:\n%s",
+                              steps[s], got[s].data, whole.ptr);
     }
     if (diff.len) {
         t->failed++;
@@ -694,8 +673,7 @@ static void test_vectors__every_case_matches_at_every_split(void **state)
                   nnames, t.failed, t.format_errors);
     assert_true(nnames > 0);
     assert_int_equal(t.format_errors, 0);
-    if (t.failed)
-        fail_msg("%d of %d vector cases failed", t.failed, t.cases);
+    if (t.failed) fail_msg("%d of %d vector cases failed", t.failed, t.cases);
     assert_true(t.cases >= 120);
 }
 

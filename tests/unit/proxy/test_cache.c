@@ -24,16 +24,13 @@ static const struct http_head *parse(struct parsed *ps, enum http_kind kind, con
 
     snprintf(ps->text, sizeof(ps->text), "%s", text);
     assert_int_equal(http_parser_init(&ps->p, kind, NULL), 0);
-    if (kind == HTTP_RESPONSE)
-        http_parser_set_request_method(&ps->p, HTTP_M_GET);
+    if (kind == HTTP_RESPONSE) http_parser_set_request_method(&ps->p, HTTP_M_GET);
     assert_int_equal(http_parser_feed(&ps->p, ps->text, strlen(ps->text), &used), HTTP_HEAD);
     return &ps->p.head;
 }
 
-static const struct proxy_fallback FB = {.enabled = true,
-                                         .max_entry_bytes = 1024,
-                                         .max_total_bytes = 1 << 20,
-                                         .max_age_ms = 60000};
+static const struct proxy_fallback FB = {
+    .enabled = true, .max_entry_bytes = 1024, .max_total_bytes = 1 << 20, .max_age_ms = 60000};
 
 /* Stores <body> as the answer to <req_text> (a 200 with Content-Length) at now. */
 static void store(struct gw_cache *c, const struct proxy_fallback *fb, const char *req_text,
@@ -64,8 +61,7 @@ static const char *find(struct gw_cache *c, const struct proxy_fallback *fb, con
 
     e = proxy__cache_find(c, fb, parse(&rq, HTTP_REQUEST, req_text), now);
     http_parser_release(&rq.p);
-    if (!e)
-        return NULL;
+    if (!e) return NULL;
     snprintf(out, out_len, "%.*s", (int)e->body_len, proxy__cache_entry_body(e));
     assert_string_equal(proxy__cache_entry_ctype(e), "text/plain");
     assert_int_equal(e->status, 200);
@@ -108,8 +104,8 @@ static void test_cache__credentials_are_not_shared(void **state)
         parse(&rs, HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n")));
     http_parser_release(&rq.p);
     assert_null(cap.data);
-    assert_false(proxy__cache_request_ok(
-        &FB, parse(&rq, HTTP_REQUEST, GET("/me", "x", "cookie: s=1\r\n"))));
+    assert_false(
+        proxy__cache_request_ok(&FB, parse(&rq, HTTP_REQUEST, GET("/me", "x", "cookie: s=1\r\n"))));
     http_parser_release(&rq.p);
     store(&c, &FB, GET("/me", "x", ""), "anonymous", 0);
     assert_null(find(&c, &FB, GET("/me", "x", "Authorization: Bearer b\r\n"), 1, got, sizeof(got)));
@@ -126,13 +122,13 @@ static void test_cache__credentials_are_not_shared(void **state)
         find(&c, &pc, GET("/me", "x", "authorization: Bearer a\r\n"), 1, got, sizeof(got)),
         "for a");
     assert_string_equal(
-        find(&c, &pc, GET("/me", "x", "Authorization: Bearer b\r\n"), 1, got, sizeof(got)), "for b");
+        find(&c, &pc, GET("/me", "x", "Authorization: Bearer b\r\n"), 1, got, sizeof(got)),
+        "for b");
     assert_string_equal(find(&c, &pc, GET("/me", "x", "Cookie: s=c\r\n"), 1, got, sizeof(got)),
                         "for c");
-    assert_string_equal(
-        find(&c, &pc, GET("/me", "x", "Authorization: Bearer a\r\nCookie: s=c\r\n"), 1, got,
-             sizeof(got)),
-        "a and c");
+    assert_string_equal(find(&c, &pc, GET("/me", "x", "Authorization: Bearer a\r\nCookie: s=c\r\n"),
+                             1, got, sizeof(got)),
+                        "a and c");
     assert_string_equal(find(&c, &pc, GET("/me", "x", ""), 1, got, sizeof(got)), "anonymous");
     assert_null(find(&c, &pc, GET("/me", "x", "Authorization: Bearer d\r\n"), 1, got, sizeof(got)));
     /* a value that is a prefix of another's is not the same key */
@@ -170,8 +166,7 @@ static void test_cache__private_answers_are_never_kept(void **state)
     for (size_t i = 0; i < SH_ARRAY_LEN(cases); i++) {
         bool ok = proxy__cache_capture_begin(&cap, &FB, parse(&rq, HTTP_REQUEST, GET("/", "x", "")),
                                              parse(&rs, HTTP_RESPONSE, cases[i].resp));
-        if (ok != cases[i].ok)
-            fail_msg("case %zu: capture %d, want %d", i, ok, cases[i].ok);
+        if (ok != cases[i].ok) fail_msg("case %zu: capture %d, want %d", i, ok, cases[i].ok);
         buf_release(&cap);
         http_parser_release(&rq.p);
         http_parser_release(&rs.p);

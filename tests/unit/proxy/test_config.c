@@ -12,8 +12,7 @@ static int load(const char *yaml, struct proxy_config **cfg, struct sh_diag *d)
     struct sh_doc *doc;
     int rc = manifest_read_buf("gw.yaml", yaml, strlen(yaml), &doc, d);
 
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     rc = proxy_config_from_doc(doc, NULL, cfg, d);
     sh_doc_free(doc);
     return rc;
@@ -91,8 +90,8 @@ static void test_config__errors_name_the_place_and_problem(void **state)
         int rc = load(cases[i].yaml, &cfg, &d);
         if ((rc != SH_EPARSE && rc != SH_ETOOBIG) || strcmp(d.where, cases[i].where) != 0 ||
             !strstr(d.what, cases[i].what))
-            fail_msg("case %zu: rc %d, got '%s: %s', want '%s: ...%s...'", i, rc, d.where,
-                     d.what, cases[i].where, cases[i].what);
+            fail_msg("case %zu: rc %d, got '%s: %s', want '%s: ...%s...'", i, rc, d.where, d.what,
+                     cases[i].where, cases[i].what);
         assert_null(cfg);
     }
 }

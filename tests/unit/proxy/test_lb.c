@@ -111,8 +111,8 @@ static void test_lb__least_request_prefers_idle(void **state)
 static uint32_t pick_key(struct fixture *fx, struct proxy_lb_state *st, const char *key,
                          const bool *excluded)
 {
-    struct proxy_pick_ctx ctx = {.excluded = excluded, .hash_key = slice_from_cstr(key),
-                                 .avoid = UINT32_MAX};
+    struct proxy_pick_ctx ctx = {
+        .excluded = excluded, .hash_key = slice_from_cstr(key), .avoid = UINT32_MAX};
     return proxy_lb_pick(fx->cl, st, &ctx);
 }
 
@@ -140,8 +140,7 @@ static void hash_behaviour(enum proxy_lb lb)
         snprintf(key, sizeof(key), "user-%d", i);
         uint32_t now = pick_key(&fx, &st, key, excluded);
         assert_int_not_equal(now, 3);
-        if (before[i] != 3 && now != before[i])
-            moved++;
+        if (before[i] != 3 && now != before[i]) moved++;
     }
     assert_int_equal(moved, 0);
     proxy_lb_state_release(&st);

@@ -25,8 +25,7 @@ static struct proxy_outlier outlier_cfg(void)
 
 /* One request through the breaker at now; returns the change its outcome made. */
 static enum proxy_breaker_change request(struct proxy_breaker_state *s,
-                                         const struct proxy_breaker *cfg, bool failed,
-                                         uint64_t now)
+                                         const struct proxy_breaker *cfg, bool failed, uint64_t now)
 {
     enum proxy_breaker_verdict v = proxy_breaker_admit(s, cfg, now);
 
@@ -269,7 +268,7 @@ static void test_resilience__bucket_limits_and_says_when(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(proxy_bucket_take(&b, 42, 2.0, 3.0, 1000), 0);
     assert_int_equal(proxy_bucket_take(&b, 42, 2.0, 3.0, 1000), 1);
-    assert_int_equal(proxy_bucket_take(&b, 42, 2.0, 3.0, 1500), 0); /* one token in 500 ms */
+    assert_int_equal(proxy_bucket_take(&b, 42, 2.0, 3.0, 1500), 0);  /* one token in 500 ms */
     assert_int_equal(proxy_bucket_take(&b, 42, 0.1, 3.0, 1500), 10); /* 0.1/s: wait 10 s */
     /* another key taking the slot starts full */
     assert_int_equal(proxy_bucket_take(&b, 7, 2.0, 3.0, 1500), 0);

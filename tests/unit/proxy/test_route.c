@@ -23,8 +23,7 @@ static struct proxy_config *load(const char *yaml)
     struct sh_diag d;
 
     assert_int_equal(manifest_read_buf("t.yaml", yaml, strlen(yaml), &doc, &d), 0);
-    if (proxy_config_from_doc(doc, NULL, &cfg, &d) != 0)
-        fail_msg("%s: %s", d.where, d.what);
+    if (proxy_config_from_doc(doc, NULL, &cfg, &d) != 0) fail_msg("%s: %s", d.where, d.what);
     sh_doc_free(doc);
     return cfg;
 }
@@ -58,15 +57,15 @@ static void test_route__glob_semantics(void **state)
 
 static void test_route__first_match_wins_in_order(void **state)
 {
-    struct proxy_config *cfg = load(
-        "clusters: [{name: c, endpoints: [127.0.0.1:1]}]\n"
-        "routes:\n"
-        "  - {name: exact, match: {path: /a}, cluster: c}\n"
-        "  - {name: post, match: {prefix: /a, methods: [POST]}, cluster: c}\n"
-        "  - {name: host, match: {prefix: /, host: '*.example.com'}, cluster: c}\n"
-        "  - {name: hdr, match: {prefix: /h, headers: {X-A: '1', X-B: ~}}, cluster: c}\n"
-        "  - {name: glob, match: {glob: /g/*/z}, cluster: c}\n"
-        "  - {name: any, cluster: c}\n");
+    struct proxy_config *cfg =
+        load("clusters: [{name: c, endpoints: [127.0.0.1:1]}]\n"
+             "routes:\n"
+             "  - {name: exact, match: {path: /a}, cluster: c}\n"
+             "  - {name: post, match: {prefix: /a, methods: [POST]}, cluster: c}\n"
+             "  - {name: host, match: {prefix: /, host: '*.example.com'}, cluster: c}\n"
+             "  - {name: hdr, match: {prefix: /h, headers: {X-A: '1', X-B: ~}}, cluster: c}\n"
+             "  - {name: glob, match: {glob: /g/*/z}, cluster: c}\n"
+             "  - {name: any, cluster: c}\n");
 
     (void)state;
     assert_string_equal(route_for(cfg, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"), "exact");

@@ -38,8 +38,7 @@ static inline void fx_open_store(struct fx *f)
     struct sh_diag d = {{0}, {0}};
     int rc = store_open(&(struct store_config){.data_dir = dir}, &f->st, &d);
 
-    if (rc != 0)
-        print_error("store_open: %s: %s\n", sh_errname(rc), d.what);
+    if (rc != 0) print_error("store_open: %s: %s\n", sh_errname(rc), d.what);
     assert_int_equal(rc, 0);
 }
 
@@ -84,13 +83,12 @@ static inline void fx_run(struct fx *f, uint64_t ms)
 }
 
 /* Runs the loop until expr holds, for at most max_ms; fails the test otherwise. */
-#define FX_RUN_UNTIL(f, expr, max_ms)                                                           \
-    do {                                                                                        \
-        uint64_t fx_end_ = uv_now(&(f)->loop) + (max_ms);                                       \
-        while (!(expr) && uv_now(&(f)->loop) < fx_end_)                                         \
-            fx_run((f), 5);                                                                     \
-        if (!(expr))                                                                            \
-            fail_msg("timed out waiting for: %s", #expr);                                       \
+#define FX_RUN_UNTIL(f, expr, max_ms)                                                              \
+    do {                                                                                           \
+        uint64_t fx_end_ = uv_now(&(f)->loop) + (max_ms);                                          \
+        while (!(expr) && uv_now(&(f)->loop) < fx_end_)                                            \
+            fx_run((f), 5);                                                                        \
+        if (!(expr)) fail_msg("timed out waiting for: %s", #expr);                                 \
     } while (0)
 
 /* Frees the registry and reopens it (and the store) on the same data dir: a restart. */
@@ -122,8 +120,7 @@ static inline enum registry_health fx_status(struct fx *f, const char *id)
     struct registry_result res;
     enum registry_health h = 0;
 
-    if (registry_instance_get(f->reg, id, &res) == 0)
-        h = res.instances[0].status;
+    if (registry_instance_get(f->reg, id, &res) == 0) h = res.instances[0].status;
     registry_result_release(&res);
     return h;
 }
@@ -135,8 +132,8 @@ static inline struct registry_instance fx_inst(const char *id, const char *servi
         .id = id, .service = service, .address = "127.0.0.1", .port = port};
 }
 
-#define FX_INST(id_, service_, port_)                                                          \
-    (&(struct registry_instance){                                                               \
+#define FX_INST(id_, service_, port_)                                                              \
+    (&(struct registry_instance){                                                                  \
         .id = (id_), .service = (service_), .address = "127.0.0.1", .port = (port_)})
 
 #define REG_TEST(fn) cmocka_unit_test_setup_teardown(fn, dir_setup, dir_teardown)

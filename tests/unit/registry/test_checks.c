@@ -23,10 +23,8 @@ static void on_flip(void *data, const struct registry_event *ev)
 {
     struct flips *fl = data;
 
-    if (ev->type == REGISTRY_EVENT_DEREGISTER)
-        fl->deregistered++;
-    if (ev->type != REGISTRY_EVENT_HEALTH || fl->n == 16)
-        return;
+    if (ev->type == REGISTRY_EVENT_DEREGISTER) fl->deregistered++;
+    if (ev->type != REGISTRY_EVENT_HEALTH || fl->n == 16) return;
     fl->status[fl->n] = ev->instance->status;
     fl->hits[fl->n] = fl->f->hits;
     fl->at[fl->n] = uv_now(&fl->f->loop);
@@ -38,8 +36,7 @@ static const char *note_of(struct fx *f, const char *id, char *out, size_t n)
     struct registry_result res;
 
     out[0] = '\0';
-    if (registry_instance_get(f->reg, id, &res) == 0)
-        snprintf(out, n, "%s", res.instances[0].note);
+    if (registry_instance_get(f->reg, id, &res) == 0) snprintf(out, n, "%s", res.instances[0].note);
     registry_result_release(&res);
     return out;
 }
@@ -53,8 +50,7 @@ static bool no_flip_before_the_ttl(const struct flips *fl, const uint64_t *beats
     for (int i = 0; i < fl->n; i++) {
         uint64_t last = 0;
 
-        if (fl->status[i] != REGISTRY_CRITICAL)
-            continue;
+        if (fl->status[i] != REGISTRY_CRITICAL) continue;
         for (int b = 0; b < nbeats && beats[b] <= fl->at[i]; b++)
             last = beats[b];
         if (fl->at[i] - last < ttl_ms) {
@@ -100,8 +96,7 @@ static void test_checks__ttl_expiry_goes_critical_and_heartbeat_passes(void **st
     assert_int_equal(registry_heartbeat(f->reg, "web-1", REGISTRY_WARNING, "slow"), 0);
     assert_int_equal(fx_status(f, "web-1"), REGISTRY_WARNING);
     assert_int_equal(registry_heartbeat(f->reg, "nope", REGISTRY_PASSING, NULL), SH_ENOENT);
-    assert_int_equal(registry_heartbeat(f->reg, "web-1", REGISTRY_HEALTH_DEFAULT, NULL),
-                     SH_EINVAL);
+    assert_int_equal(registry_heartbeat(f->reg, "web-1", REGISTRY_HEALTH_DEFAULT, NULL), SH_EINVAL);
     fx_free(f);
 }
 
@@ -145,8 +140,10 @@ static void test_checks__http_check_flips_after_its_thresholds(void **state)
     int h0;
 
     (void)state;
-    in.check = (struct registry_check){.kind = REGISTRY_CHECK_HTTP, .path = "/health",
-                                       .interval_ms = 20, .timeout_ms = 500,
+    in.check = (struct registry_check){.kind = REGISTRY_CHECK_HTTP,
+                                       .path = "/health",
+                                       .interval_ms = 20,
+                                       .timeout_ms = 500,
                                        .failures_before_critical = 2,
                                        .successes_before_passing = 2};
     assert_int_equal(registry_subscribe(f->reg, NULL, on_flip, &fl, &sub), 0);
@@ -218,8 +215,8 @@ static void test_checks__tcp_check_open_and_closed_port(void **state)
     char note[256];
 
     (void)state;
-    up.check = (struct registry_check){.kind = REGISTRY_CHECK_TCP, .interval_ms = 20,
-                                       .timeout_ms = 500};
+    up.check =
+        (struct registry_check){.kind = REGISTRY_CHECK_TCP, .interval_ms = 20, .timeout_ms = 500};
     down.check = up.check;
     down.status = REGISTRY_PASSING; /* starts passing, so the flip is visible */
     assert_int_equal(registry_register(f->reg, &up, NULL, NULL), 0);
@@ -246,10 +243,10 @@ static void test_checks__critical_instances_are_deregistered_after_the_set_time(
 
     (void)state;
     f->answer = 503;
-    ttl.check = (struct registry_check){.kind = REGISTRY_CHECK_TTL, .ttl_ms = 50,
-                                        .deregister_after_ms = 100};
-    http.check = (struct registry_check){.kind = REGISTRY_CHECK_HTTP, .interval_ms = 20,
-                                         .deregister_after_ms = 150};
+    ttl.check = (struct registry_check){
+        .kind = REGISTRY_CHECK_TTL, .ttl_ms = 50, .deregister_after_ms = 100};
+    http.check = (struct registry_check){
+        .kind = REGISTRY_CHECK_HTTP, .interval_ms = 20, .deregister_after_ms = 150};
     keep.check = (struct registry_check){.kind = REGISTRY_CHECK_HTTP, .interval_ms = 20};
     assert_int_equal(registry_subscribe(f->reg, "web", on_flip, &fl, &sub), 0);
     t0 = uv_now(&f->loop);
@@ -316,8 +313,8 @@ static void test_checks__probe_runs_once_without_registering(void **state)
     struct fx *f = fx_new();
     uint16_t dead;
     int fd = closed_port(&dead);
-    struct registry_check http = {.kind = REGISTRY_CHECK_HTTP, .path = "/health",
-                                  .timeout_ms = 500};
+    struct registry_check http = {
+        .kind = REGISTRY_CHECK_HTTP, .path = "/health", .timeout_ms = 500};
     struct registry_check tcp = {.kind = REGISTRY_CHECK_TCP, .timeout_ms = 500};
     struct probe_result ok = {0}, bad = {0}, refused = {0}, open_ = {0};
     struct registry_result res;

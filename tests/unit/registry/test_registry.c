@@ -146,8 +146,7 @@ static void check_bad(struct fx *f, const struct registry_instance *in, int rc, 
 
     assert_int_equal(registry_register(f->reg, in, &d, NULL), rc);
     assert_string_equal(d.where, where);
-    if (strstr(d.what, what) == NULL)
-        fail_msg("diag '%s' lacks '%s'", d.what, what);
+    if (strstr(d.what, what) == NULL) fail_msg("diag '%s' lacks '%s'", d.what, what);
 }
 
 static void test_registry__validation_names_the_field(void **state)
@@ -202,13 +201,13 @@ static void test_registry__validation_names_the_field(void **state)
     in.weight = 0;
     in.check = (struct registry_check){.kind = REGISTRY_CHECK_HTTP, .interval_ms = 5};
     check_bad(f, &in, SH_EINVAL, "check.interval", "at least 10 ms");
-    in.check = (struct registry_check){.kind = REGISTRY_CHECK_HTTP, .interval_ms = 50,
-                                       .path = "health"};
+    in.check =
+        (struct registry_check){.kind = REGISTRY_CHECK_HTTP, .interval_ms = 50, .path = "health"};
     check_bad(f, &in, SH_EINVAL, "check.path", "must start with '/'");
     in.check = (struct registry_check){.kind = REGISTRY_CHECK_TTL};
     check_bad(f, &in, SH_EINVAL, "check.ttl", "at least");
-    in.check = (struct registry_check){.kind = REGISTRY_CHECK_TTL, .ttl_ms = 100,
-                                       .deregister_after_ms = 5};
+    in.check = (struct registry_check){
+        .kind = REGISTRY_CHECK_TTL, .ttl_ms = 100, .deregister_after_ms = 5};
     check_bad(f, &in, SH_EINVAL, "check.deregister_after", "at least 10 ms");
     in.check = (struct registry_check){.kind = 9};
     check_bad(f, &in, SH_EINVAL, "check.kind", "none, ttl, http or tcp");
@@ -240,8 +239,10 @@ static void test_registry__registrations_survive_a_restart(void **state)
     a.meta_count = 1;
     a.version = "7";
     a.weight = 3;
-    a.check = (struct registry_check){.kind = REGISTRY_CHECK_HTTP, .interval_ms = 100000,
-                                      .path = "/ready", .expect_status = 204,
+    a.check = (struct registry_check){.kind = REGISTRY_CHECK_HTTP,
+                                      .interval_ms = 100000,
+                                      .path = "/ready",
+                                      .expect_status = 204,
                                       .failures_before_critical = 3};
     assert_int_equal(registry_register(f->reg, &a, NULL, NULL), 0);
     assert_int_equal(registry_register(f->reg, FX_INST("api-1", "api", 9001), NULL, &idx), 0);
@@ -274,9 +275,8 @@ static void test_registry__undecodable_stored_value_is_skipped(void **state)
 
     (void)state;
     assert_int_equal(registry_register(f->reg, FX_INST("web-1", "web", 8001), NULL, NULL), 0);
-    assert_int_equal(store_put(f->st, SLICE("registry/instances/web/web-2"), SLICE("R1garbage"),
-                               0, NULL),
-                     0);
+    assert_int_equal(
+        store_put(f->st, SLICE("registry/instances/web/web-2"), SLICE("R1garbage"), 0, NULL), 0);
     fx_restart(f);
     assert_int_equal(registry_instances(f->reg, "web", REGISTRY_FILTER_ALL, &res), 0);
     assert_int_equal(res.count, 1);
@@ -333,13 +333,12 @@ static void test_registry__wait_wakes_on_a_change_of_its_service_only(void **sta
     (void)state;
     assert_int_equal(registry_register(f->reg, FX_INST("web-1", "web", 8001), NULL, &idx), 0);
     assert_int_equal(registry_wait(f->reg, "web", idx, 5000, on_wait, &web, NULL), 0);
-    assert_int_equal(registry_wait(f->reg, "api", registry_index(f->reg, "api"), 5000, on_wait,
-                                   &api, &wa),
-                     0);
+    assert_int_equal(
+        registry_wait(f->reg, "api", registry_index(f->reg, "api"), 5000, on_wait, &api, &wa), 0);
     assert_int_equal(registry_wait(f->reg, NULL, idx, 5000, on_wait, &any, NULL), 0);
-    assert_int_equal(registry_wait(f->reg, "new", registry_index(f->reg, "new"), 5000, on_wait,
-                                   &fresh, NULL),
-                     0);
+    assert_int_equal(
+        registry_wait(f->reg, "new", registry_index(f->reg, "new"), 5000, on_wait, &fresh, NULL),
+        0);
     fx_run(f, 50);
     assert_int_equal(web.calls + api.calls + any.calls + fresh.calls, 0);
     assert_int_equal(registry_register(f->reg, FX_INST("web-2", "web", 8002), NULL, &idx2), 0);
@@ -488,19 +487,14 @@ static int torture_once(struct fx *f, const char *prefix, long n)
     cfg.key_prefix = prefix;
     sh_alloc_fail_after(n);
     rc = registry_new(&cfg, &f->loop, f->st, f->cl, &reg);
-    if (rc < 0)
-        goto out;
+    if (rc < 0) goto out;
     rc = registry_subscribe(reg, NULL, on_event, &s, &sub);
-    if (rc == 0)
-        rc = registry_register(reg, &a, NULL, NULL);
-    if (rc == 0)
-        rc = registry_heartbeat(reg, "web-1", REGISTRY_PASSING, "fine");
-    if (rc == 0)
-        rc = registry_wait(reg, "web", 0, 1000, on_wait, &w, NULL);
+    if (rc == 0) rc = registry_register(reg, &a, NULL, NULL);
+    if (rc == 0) rc = registry_heartbeat(reg, "web-1", REGISTRY_PASSING, "fine");
+    if (rc == 0) rc = registry_wait(reg, "web", 0, 1000, on_wait, &w, NULL);
     if (rc == 0) {
         rc = registry_instances(reg, "web", REGISTRY_FILTER_PASSING, &res);
-        if (rc == 0 && res.count != 1)
-            rc = SH_EIO;
+        if (rc == 0 && res.count != 1) rc = SH_EIO;
         registry_result_release(&res);
     }
     if (rc == 0) {
@@ -511,8 +505,7 @@ static int torture_once(struct fx *f, const char *prefix, long n)
         rc = registry_instance_get(reg, "web-1", &res);
         registry_result_release(&res);
     }
-    if (rc == 0)
-        rc = registry_deregister(reg, "web-1", NULL);
+    if (rc == 0) rc = registry_deregister(reg, "web-1", NULL);
     sh_alloc_fail_after(0);
     /* whatever failed, the registry still answers consistently */
     if (registry_instance_get(reg, "web-1", &res) == 0)
@@ -537,11 +530,9 @@ static void test_registry__oom_torture_register_and_query(void **state)
     for (n = 1; n < 2000; n++) {
         snprintf(prefix, sizeof(prefix), "t%ld/", n);
         rc = torture_once(f, prefix, n);
-        if (rc != SH_ENOMEM && rc != 0)
-            fail_msg("allocation %ld: %s", n, sh_errname(rc));
+        if (rc != SH_ENOMEM && rc != 0) fail_msg("allocation %ld: %s", n, sh_errname(rc));
         assert_int_equal(sh_alloc_live(), live);
-        if (rc == 0)
-            break;
+        if (rc == 0) break;
     }
     assert_int_equal(rc, 0);
     assert_true(n > 10);

@@ -23,11 +23,9 @@ static inline void rm_dir(const char *path)
     struct dirent *e;
     char p[1024];
 
-    if (!d)
-        return;
+    if (!d) return;
     while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
+        if (e->d_name[0] == '.') continue;
         snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
         unlink(p);
     }

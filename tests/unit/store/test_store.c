@@ -12,16 +12,14 @@
 
 #include <sqlite3.h>
 
-
 static struct store *open_store(uint32_t history, uint32_t window)
 {
     struct store *st = NULL;
     struct sh_diag d = {{0}, {0}};
-    int rc = store_open(&(struct store_config){.data_dir = dir, .history = history,
-                                               .watch_window = window},
-                        &st, &d);
-    if (rc != 0)
-        print_error("store_open: %s: %s: %s\n", sh_errname(rc), d.where, d.what);
+    int rc = store_open(
+        &(struct store_config){.data_dir = dir, .history = history, .watch_window = window}, &st,
+        &d);
+    if (rc != 0) print_error("store_open: %s: %s: %s\n", sh_errname(rc), d.where, d.what);
     assert_int_equal(rc, 0);
     return st;
 }
@@ -204,15 +202,19 @@ static void test_store__txn_compares_pick_a_branch(void **state)
     };
     struct store_op yes = {.type = STORE_OP_PUT, .span = STORE_KEY(S("branch")), .value = S("yes")};
     struct store_op no = {.type = STORE_OP_PUT, .span = STORE_KEY(S("branch")), .value = S("no")};
-    struct store_txn txn = {.cmps = cmps, .cmp_count = SH_ARRAY_LEN(cmps), .success = &yes,
-                            .success_count = 1, .failure = &no, .failure_count = 1};
+    struct store_txn txn = {.cmps = cmps,
+                            .cmp_count = SH_ARRAY_LEN(cmps),
+                            .success = &yes,
+                            .success_count = 1,
+                            .failure = &no,
+                            .failure_count = 1};
     assert_int_equal(store_txn(st, &txn, &tr), 0);
     assert_true(tr.is_succeeded);
     assert_kv(st, "branch", "yes", 2, 2, 1);
 
     /* A value compare on an absent key is false, whatever the operator. */
-    struct store_cmp absent = {.key = S("nope"), .target = STORE_CMP_VALUE, .op = STORE_NE,
-                               .value = S("x")};
+    struct store_cmp absent = {
+        .key = S("nope"), .target = STORE_CMP_VALUE, .op = STORE_NE, .value = S("x")};
     txn.cmps = &absent;
     txn.cmp_count = 1;
     assert_int_equal(store_txn(st, &txn, &tr), 0);
@@ -296,10 +298,10 @@ static void test_store__limits(void **state)
     for (size_t i = 0; i < SH_ARRAY_LEN(many); i++)
         many[i] = (struct store_op){.type = STORE_OP_DELETE, .span = STORE_KEY(S("x"))};
     struct store_txn_result tr;
-    assert_int_equal(store_txn(st, &(struct store_txn){.success = many,
-                                                       .success_count = SH_ARRAY_LEN(many)},
-                               &tr),
-                     SH_ETOOBIG);
+    assert_int_equal(
+        store_txn(st, &(struct store_txn){.success = many, .success_count = SH_ARRAY_LEN(many)},
+                  &tr),
+        SH_ETOOBIG);
     free(big);
     store_close(st);
 }
@@ -374,9 +376,8 @@ static struct store *open_group(void)
     struct store *st = NULL;
     struct sh_diag d = {{0}, {0}};
 
-    assert_int_equal(store_open(&(struct store_config){.data_dir = dir, .is_group_commit = true},
-                                &st, &d),
-                     0);
+    assert_int_equal(
+        store_open(&(struct store_config){.data_dir = dir, .is_group_commit = true}, &st, &d), 0);
     return st;
 }
 
@@ -427,8 +428,8 @@ static void test_store__group_commit_failed_write_undoes_only_itself(void **stat
     (void)state;
 
     /* The batch's first write fails: nothing is lost, the batch goes on. */
-    struct store_op bad = {.type = STORE_OP_PUT, .span = STORE_KEY(S("x")), .value = S("1"),
-                           .lease = 42};
+    struct store_op bad = {
+        .type = STORE_OP_PUT, .span = STORE_KEY(S("x")), .value = S("1"), .lease = 42};
     assert_int_equal(store_txn(st, &(struct store_txn){.success = &bad, .success_count = 1}, &tr),
                      SH_ENOENT);
     assert_int_equal(store_put(st, S("keep"), S("1"), 0, NULL), 0);
@@ -481,10 +482,9 @@ static void test_store__data_dir_is_created_and_locked(void **state)
     rm_dir(sub);
 
     assert_int_equal(store_open(&(struct store_config){.data_dir = NULL}, &st, &d), SH_EINVAL);
-    assert_int_equal(store_open(&(struct store_config){.data_dir = dir,
-                                                       .backend = STORE_BACKEND_ETCD},
-                                &st, &d),
-                     SH_ENOTSUP);
+    assert_int_equal(
+        store_open(&(struct store_config){.data_dir = dir, .backend = STORE_BACKEND_ETCD}, &st, &d),
+        SH_ENOTSUP);
     assert_null(st);
     store_close(NULL);
 }
@@ -493,8 +493,7 @@ static void sql(sqlite3 *db, const char *text)
 {
     char *err = NULL;
 
-    if (sqlite3_exec(db, text, NULL, NULL, &err) != SQLITE_OK)
-        fail_msg("sql: %s: %s", text, err);
+    if (sqlite3_exec(db, text, NULL, NULL, &err) != SQLITE_OK) fail_msg("sql: %s: %s", text, err);
 }
 
 static void test_store__migrates_a_v1_database(void **state)
@@ -577,8 +576,7 @@ static void torture_on_event(void *data, struct store_watch *w, const struct sto
     int *err = data;
     (void)w;
 
-    if (ev->type == STORE_EVENT_ERROR)
-        *err = ev->err;
+    if (ev->type == STORE_EVENT_ERROR) *err = ev->err;
 }
 
 /* Open, write, read, watch and close with the Nth allocation failing, for every N. */
@@ -590,17 +588,14 @@ static int torture_once(void)
     int rc;
 
     rc = store_open(&(struct store_config){.data_dir = dir}, &st, NULL);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     rc = store_put(st, S("/a/1"), S("one"), 0, NULL);
-    if (rc == 0)
-        rc = store_put(st, S("/a/2"), S("two"), 0, NULL);
+    if (rc == 0) rc = store_put(st, S("/a/2"), S("two"), 0, NULL);
     if (rc == 0) {
         struct store_op op = {.type = STORE_OP_DELETE, .span = STORE_PREFIX(S("/a/"))};
         rc = store_txn(st, &(struct store_txn){.success = &op, .success_count = 1}, &tr);
     }
-    if (rc == 0)
-        rc = store_put(st, S("/a/1"), S("again"), 0, NULL);
+    if (rc == 0) rc = store_put(st, S("/a/1"), S("again"), 0, NULL);
     if (rc == 0) {
         rc = store_get(st, S("/a/1"), &res);
         store_result_release(&res);
@@ -617,13 +612,11 @@ static int torture_once(void)
         /* Replays from the log, then sees one live put; a failed replay is an ERROR event. */
         struct store_watch *w = NULL;
         int err = 0;
-        rc = store_watch(st, &(struct store_watch_config){.span = STORE_PREFIX(S("/a/")),
-                                                           .from_revision = 1},
-                         torture_on_event, &err, &w);
-        if (rc == 0)
-            rc = store_put(st, S("/a/3"), S("three"), 0, NULL);
-        if (rc == 0 && err)
-            rc = err;
+        rc = store_watch(
+            st, &(struct store_watch_config){.span = STORE_PREFIX(S("/a/")), .from_revision = 1},
+            torture_on_event, &err, &w);
+        if (rc == 0) rc = store_put(st, S("/a/3"), S("three"), 0, NULL);
+        if (rc == 0 && err) rc = err;
         store_watch_cancel(w);
     }
     store_close(st);

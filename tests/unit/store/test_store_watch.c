@@ -18,11 +18,12 @@ static struct store *open_at(uint32_t window, uint64_t grace_ms)
 {
     struct store *st = NULL;
     struct sh_diag d = {{0}, {0}};
-    int rc = store_open(&(struct store_config){.data_dir = dir, .watch_window = window,
-                                               .lease_grace_ms = grace_ms, .clock = fake_clock},
+    int rc = store_open(&(struct store_config){.data_dir = dir,
+                                               .watch_window = window,
+                                               .lease_grace_ms = grace_ms,
+                                               .clock = fake_clock},
                         &st, &d);
-    if (rc != 0)
-        print_error("store_open: %s: %s\n", d.where, d.what);
+    if (rc != 0) print_error("store_open: %s: %s\n", d.where, d.what);
     assert_int_equal(rc, 0);
     return st;
 }
@@ -184,8 +185,8 @@ struct seen {
     char keys[64][16];
     bool ends[64];
     int err;
-    int cancel_at;   /* cancel the watch on this event (1-based); 0 = never */
-    int write_at;    /* put "/w/nested" on this event */
+    int cancel_at; /* cancel the watch on this event (1-based); 0 = never */
+    int write_at;  /* put "/w/nested" on this event */
     struct store *st;
     struct store_watch *w;
 };
@@ -206,8 +207,7 @@ static void on_event(void *data, struct store_watch *w, const struct store_event
     s->count++;
     if (s->count == s->write_at)
         assert_int_equal(store_put(s->st, S("/w/nested"), S("n"), 0, NULL), 0);
-    if (s->count == s->cancel_at)
-        store_watch_cancel(w);
+    if (s->count == s->cancel_at) store_watch_cancel(w);
 }
 
 static void test_watch__replays_from_a_revision_then_goes_live(void **state)
@@ -217,13 +217,14 @@ static void test_watch__replays_from_a_revision_then_goes_live(void **state)
     struct store_watch *w;
     (void)state;
 
-    assert_int_equal(store_put(st, S("/w/a"), S("1"), 0, NULL), 0);     /* 1 */
-    assert_int_equal(store_put(st, S("/x"), S("1"), 0, NULL), 0);       /* 2: not watched */
-    assert_int_equal(store_put(st, S("/w/a"), S("2"), 0, NULL), 0);     /* 3 */
+    assert_int_equal(store_put(st, S("/w/a"), S("1"), 0, NULL), 0);          /* 1 */
+    assert_int_equal(store_put(st, S("/x"), S("1"), 0, NULL), 0);            /* 2: not watched */
+    assert_int_equal(store_put(st, S("/w/a"), S("2"), 0, NULL), 0);          /* 3 */
     assert_int_equal(store_delete(st, STORE_KEY(S("/w/a")), NULL, NULL), 0); /* 4 */
 
-    assert_int_equal(store_watch(st, &(struct store_watch_config){.span = STORE_PREFIX(S("/w/")),
-                                                                   .from_revision = 2},
+    assert_int_equal(store_watch(st,
+                                 &(struct store_watch_config){.span = STORE_PREFIX(S("/w/")),
+                                                              .from_revision = 2},
                                  on_event, &s, &w),
                      0);
     assert_non_null(w);
@@ -264,9 +265,9 @@ static void test_watch__from_zero_sees_only_new_changes_on_one_key(void **state)
     (void)state;
 
     assert_int_equal(store_put(st, S("k"), S("1"), 0, NULL), 0);
-    assert_int_equal(store_watch(st, &(struct store_watch_config){.span = STORE_KEY(S("k"))},
-                                 on_event, &s, &w),
-                     0);
+    assert_int_equal(
+        store_watch(st, &(struct store_watch_config){.span = STORE_KEY(S("k"))}, on_event, &s, &w),
+        0);
     assert_int_equal(s.count, 0);
     assert_int_equal(store_put(st, S("k2"), S("1"), 0, NULL), 0); /* a longer key: not k */
     assert_int_equal(store_lease_grant(st, 100, &lease), 0);
@@ -291,17 +292,19 @@ static void test_watch__compacted_revision_is_refused(void **state)
     for (int i = 0; i < 10; i++)
         assert_int_equal(store_put(st, S("k"), S("v"), 0, NULL), 0);
     assert_int_equal(store_compact_revision(st), 7);
-    assert_int_equal(store_watch(st, &(struct store_watch_config){.span = STORE_PREFIX(S("")),
-                                                                   .from_revision = 7},
-                                 on_event, &s, &w),
-                     SH_ECOMPACTED);
+    assert_int_equal(
+        store_watch(st,
+                    &(struct store_watch_config){.span = STORE_PREFIX(S("")), .from_revision = 7},
+                    on_event, &s, &w),
+        SH_ECOMPACTED);
     assert_null(w);
     assert_int_equal(s.count, 0);
     assert_non_null(strstr(store_errmsg(st), "compacted"));
-    assert_int_equal(store_watch(st, &(struct store_watch_config){.span = STORE_PREFIX(S("")),
-                                                                   .from_revision = 8},
-                                 on_event, &s, &w),
-                     0);
+    assert_int_equal(
+        store_watch(st,
+                    &(struct store_watch_config){.span = STORE_PREFIX(S("")), .from_revision = 8},
+                    on_event, &s, &w),
+        0);
     assert_int_equal(s.count, 3);
     store_watch_cancel(w);
     store_close(st);
@@ -317,21 +320,21 @@ static void test_watch__cancel_inside_callback_is_safe(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(store_put(st, S("k"), S("v"), 0, NULL), 0);
     /* Canceled during its replay: no handle comes back, nothing more is delivered. */
-    assert_int_equal(store_watch(st, &(struct store_watch_config){.span = STORE_KEY(S("k")),
-                                                                   .from_revision = 1},
-                                 on_event, &a, &wa),
-                     0);
+    assert_int_equal(
+        store_watch(st, &(struct store_watch_config){.span = STORE_KEY(S("k")), .from_revision = 1},
+                    on_event, &a, &wa),
+        0);
     assert_null(wa);
     assert_int_equal(a.count, 1);
 
     /* Canceled live, with another watch still running. */
     a = (struct seen){.st = st, .cancel_at = 1};
-    assert_int_equal(store_watch(st, &(struct store_watch_config){.span = STORE_KEY(S("k"))},
-                                 on_event, &a, &wa),
-                     0);
-    assert_int_equal(store_watch(st, &(struct store_watch_config){.span = STORE_KEY(S("k"))},
-                                 on_event, &b, &wb),
-                     0);
+    assert_int_equal(
+        store_watch(st, &(struct store_watch_config){.span = STORE_KEY(S("k"))}, on_event, &a, &wa),
+        0);
+    assert_int_equal(
+        store_watch(st, &(struct store_watch_config){.span = STORE_KEY(S("k"))}, on_event, &b, &wb),
+        0);
     assert_int_equal(store_put(st, S("k"), S("v"), 0, NULL), 0);
     assert_int_equal(store_put(st, S("k"), S("v"), 0, NULL), 0);
     assert_int_equal(a.count, 1);
@@ -365,8 +368,9 @@ static void test_watch__writes_inside_callbacks_keep_order(void **state)
     /* A replaying watch whose callback writes sees its own write exactly once. */
     struct seen c = {.st = st, .write_at = 1};
     struct store_watch *wc;
-    assert_int_equal(store_watch(st, &(struct store_watch_config){.span = STORE_PREFIX(S("/w/")),
-                                                                   .from_revision = 1},
+    assert_int_equal(store_watch(st,
+                                 &(struct store_watch_config){.span = STORE_PREFIX(S("/w/")),
+                                                              .from_revision = 1},
                                  on_event, &c, &wc),
                      0);
     assert_int_equal(c.count, 3);
@@ -392,10 +396,11 @@ static void test_watch__long_replay_spans_pages(void **state)
         snprintf(key, sizeof(key), "k%d", i % 7);
         assert_int_equal(store_put(st, slice_from_cstr(key), S("v"), 0, NULL), 0);
     }
-    assert_int_equal(store_watch(st, &(struct store_watch_config){.span = STORE_KEY(S("k3")),
-                                                                   .from_revision = 1},
-                                 on_event, &s, &w),
-                     0);
+    assert_int_equal(
+        store_watch(st,
+                    &(struct store_watch_config){.span = STORE_KEY(S("k3")), .from_revision = 1},
+                    on_event, &s, &w),
+        0);
     assert_int_equal(s.count, 29); /* i = 3, 10, ..., 199 */
     for (int i = 0; i < s.count; i++) {
         assert_int_equal(s.revs[i], 4 + 7 * i);

@@ -17,8 +17,7 @@ static int read_str(const char *text, struct sh_doc **out, struct sh_diag *d)
     return manifest_read_buf("t.yaml", text, strlen(text), out, d);
 }
 
-static void expect_pos(const struct sh_node *n, enum sh_node_kind kind, uint32_t line,
-                       uint32_t col)
+static void expect_pos(const struct sh_node *n, enum sh_node_kind kind, uint32_t line, uint32_t col)
 {
     assert_non_null(n);
     if (n->kind != kind || n->line != line || n->col != col)
@@ -143,9 +142,8 @@ static void test_manifest__flow_style_and_crlf(void **state)
     assert_int_equal(read_str(text, &doc, &d), 0);
     web = sh_node_get(sh_node_get(doc->root, "services"), "web");
     expect_pos(web, SH_NODE_MAP, 1, 18);
-    assert_int_equal(sh_node_u64(sh_node_get(web, "port"), "services.web.port", 1, 65535, &port,
-                                 &d),
-                     0);
+    assert_int_equal(
+        sh_node_u64(sh_node_get(web, "port"), "services.web.port", 1, 65535, &port, &d), 0);
     assert_int_equal(port, 8080);
     assert_int_equal(sh_node_get(web, "tags")->count, 2);
     assert_int_equal(sh_node_get(doc->root, "n")->kind, SH_NODE_SEQ);
@@ -197,9 +195,9 @@ static void run_errors(const struct err_case *cases, size_t count)
         assert_null(doc);
         if (rc != cases[i].rc || strcmp(d.where, cases[i].where) != 0 ||
             strcmp(d.what, cases[i].what) != 0)
-            fail_msg("case %zu:\n%s\ngot      %s '%s: %s'\nexpected %s '%s: %s'", i,
-                     cases[i].text, sh_errname(rc), d.where, d.what, sh_errname(cases[i].rc),
-                     cases[i].where, cases[i].what);
+            fail_msg("case %zu:\n%s\ngot      %s '%s: %s'\nexpected %s '%s: %s'", i, cases[i].text,
+                     sh_errname(rc), d.where, d.what, sh_errname(cases[i].rc), cases[i].where,
+                     cases[i].what);
     }
 }
 
@@ -441,8 +439,8 @@ static void test_manifest__reads_files(void **state)
     close(fd);
     assert_int_equal(manifest_read_file(path, &doc, &d), 0);
     assert_string_equal(doc->file, path);
-    expect_scalar(sh_node_get(sh_node_get(sh_node_get(doc->root, "services"), "web"), "port"),
-                  "80", false);
+    expect_scalar(sh_node_get(sh_node_get(sh_node_get(doc->root, "services"), "web"), "port"), "80",
+                  false);
     sh_doc_free(doc);
 
     /* Over the limit, found from the file's size before reading. */
@@ -502,8 +500,7 @@ static void test_manifest__out_of_memory_torture(void **state)
         }
         failures++;
         if (rc != SH_ENOMEM)
-            fail_msg("allocation %ld failed: got %s (%s: %s)", n, sh_errname(rc), d.where,
-                     d.what);
+            fail_msg("allocation %ld failed: got %s (%s: %s)", n, sh_errname(rc), d.where, d.what);
         assert_null(doc);
         assert_string_equal(d.where, "oom.yaml");
         assert_string_equal(d.what, "out of memory while reading the file");

@@ -12,47 +12,46 @@
 #include <unistd.h>
 
 static const char full[] =
-    "name: shop\n"                                                     /* 1 */
-    "services:\n"                                                      /* 2 */
-    "  api:\n"                                                         /* 3 */
-    "    command: ./api --port $PORT 'two words' \"x \\\"y\\\"\"\n"    /* 4 */
-    "    env: {LOG: debug, N: 3}\n"                                    /* 5 */
-    "    working_dir: /srv/api\n"                                      /* 6 */
-    "    replicas: 3\n"                                                /* 7 */
-    "    port: auto\n"                                                 /* 8 */
+    "name: shop\n"                                                  /* 1 */
+    "services:\n"                                                   /* 2 */
+    "  api:\n"                                                      /* 3 */
+    "    command: ./api --port $PORT 'two words' \"x \\\"y\\\"\"\n" /* 4 */
+    "    env: {LOG: debug, N: 3}\n"                                 /* 5 */
+    "    working_dir: /srv/api\n"                                   /* 6 */
+    "    replicas: 3\n"                                             /* 7 */
+    "    port: auto\n"                                              /* 8 */
     "    health: {http: /health, interval: 2s, timeout: 500ms, healthy_threshold: 2,\n"
-    "             unhealthy_threshold: 4, start_period: 10s}\n"        /* 10 */
-    "    depends_on: [db, cache]\n"                                    /* 11 */
-    "    restart: on-failure\n"                                        /* 12 */
-    "    stop_grace: 20s\n"                                            /* 13 */
-    "    version: 1.2.0\n"                                             /* 14 */
+    "             unhealthy_threshold: 4, start_period: 10s}\n" /* 10 */
+    "    depends_on: [db, cache]\n"                             /* 11 */
+    "    restart: on-failure\n"                                 /* 12 */
+    "    stop_grace: 20s\n"                                     /* 13 */
+    "    version: 1.2.0\n"                                      /* 14 */
     "    autoscale: {min: 2, max: 8, target: {p99: 200ms}, up_cooldown: 1m, down_cooldown: 10m}\n"
     "    resilience: {retry: {max: 2}, timeouts: {connect: 1s, per_try: 2s, request: 5s}}\n"
-    "    config: {feature/x: on, limit: 10}\n"                         /* 17 */
-    "  db:\n"                                                          /* 18 */
-    "    command: [postgres, -D, data]\n"                              /* 19 */
-    "    port: 5432\n"                                                 /* 20 */
-    "    health: {tcp: true}\n"                                        /* 21 */
-    "    restart: never\n"                                             /* 22 */
-    "  cache:\n"                                                       /* 23 */
-    "    command: redis-server\n"                                      /* 24 */
-    "    replicas: 0\n"                                                /* 25 */
-    "gateway:\n"                                                       /* 26 */
-    "  listen: 127.0.0.1:9090\n"                                       /* 27 */
-    "  admin: 127.0.0.1:9091\n"                                        /* 28 */
-    "  routes:\n"                                                      /* 29 */
-    "    - {match: {prefix: /api}, service: api}\n"                    /* 30 */
+    "    config: {feature/x: on, limit: 10}\n"      /* 17 */
+    "  db:\n"                                       /* 18 */
+    "    command: [postgres, -D, data]\n"           /* 19 */
+    "    port: 5432\n"                              /* 20 */
+    "    health: {tcp: true}\n"                     /* 21 */
+    "    restart: never\n"                          /* 22 */
+    "  cache:\n"                                    /* 23 */
+    "    command: redis-server\n"                   /* 24 */
+    "    replicas: 0\n"                             /* 25 */
+    "gateway:\n"                                    /* 26 */
+    "  listen: 127.0.0.1:9090\n"                    /* 27 */
+    "  admin: 127.0.0.1:9091\n"                     /* 28 */
+    "  routes:\n"                                   /* 29 */
+    "    - {match: {prefix: /api}, service: api}\n" /* 30 */
     "    - {match: {prefix: /db}, split: [{service: api, weight: 1}, {service: db, weight: 1}]}\n"
-    "control_plane: {listen: 127.0.0.1:7800}\n"                        /* 32 */
-    "data_dir: state\n";                                               /* 33 */
+    "control_plane: {listen: 127.0.0.1:7800}\n" /* 32 */
+    "data_dir: state\n";                        /* 33 */
 
 static int load(const char *text, struct sh_doc **doc, struct manifest **m, struct sh_diag *d)
 {
     int rc = manifest_read_buf("shoal.yaml", text, strlen(text), doc, d);
 
     *m = NULL;
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     rc = manifest_from_doc(*doc, m, d);
     if (rc < 0) {
         sh_doc_free(*doc);
@@ -185,7 +184,8 @@ struct bad {
 static const struct bad bads[] = {
     {"services:\n  api:\n    comand: x\n", "shoal.yaml:3:5",
      "services.api: unknown key 'comand' (did you mean 'command'?)"},
-    {"servics: {}\n", "shoal.yaml:1:1", "top level: unknown key 'servics' (did you mean 'services'?)"},
+    {"servics: {}\n", "shoal.yaml:1:1",
+     "top level: unknown key 'servics' (did you mean 'services'?)"},
     {"services:\n  api:\n    command: x\n    replicas: 1001\n", "shoal.yaml:4:15",
      "services.api.replicas: expected a number from 0 to 1000"},
     {"services:\n  api:\n    command: x\n    replicas: three\n", "shoal.yaml:4:15",
@@ -225,9 +225,11 @@ static const struct bad bads[] = {
      "shoal.yaml:7:52", "gateway.routes[0].split[1].service: no service named 'nope'"},
     {"services:\n  api:\n    command: x\n    port: auto\ngateway:\n  routes:\n"
      "    - {cluster: api}\n",
-     "shoal.yaml:7:17", "gateway.routes[0].cluster: routes name services here (write service: NAME)"},
+     "shoal.yaml:7:17",
+     "gateway.routes[0].cluster: routes name services here (write service: NAME)"},
     {"services:\n  api:\n    command: x\ngateway:\n  routes:\n    - {service: api}\n",
-     "shoal.yaml:6:17", "gateway.routes[0].service: service 'api' has no port (give it port: auto)"},
+     "shoal.yaml:6:17",
+     "gateway.routes[0].service: service 'api' has no port (give it port: auto)"},
     {"services:\n  api:\n    command: \"a 'b\"\n", "shoal.yaml:3:14",
      "services.api.command: unterminated single quote"},
     {"services:\n  api:\n    command: a && b\n", "shoal.yaml:3:14",
@@ -248,14 +250,14 @@ static const struct bad bads[] = {
     {"services:\n  api:\n    command: x\n    port: auto\n    env: {PORT: 1}\n", "shoal.yaml:5:11",
      "services.api.env.PORT: set by shoal from port; remove it"},
     {"services:\n  api:\n    command: x\n    env:\n      DB: ${NO_SUCH_VAR_FOR_SHOAL}/db\n",
-     "shoal.yaml:5:11", "services.api.env.DB: unknown variable 'NO_SUCH_VAR_FOR_SHOAL' (neither "
+     "shoal.yaml:5:11",
+     "services.api.env.DB: unknown variable 'NO_SUCH_VAR_FOR_SHOAL' (neither "
      "shoal's nor in its environment; $$ for a '$')"},
     {"services:\n  api:\n    command: x\n    env: {DB: \"${SHOAL_DATA_DIR/db\"}\n",
      "shoal.yaml:4:15", "services.api.env.DB: '${SHOAL_DATA_DIR' without its closing '}'"},
     {"services:\n  api:\n    command: x\n    env: {PRICE: 5$}\n", "shoal.yaml:4:18",
      "services.api.env.PRICE: '$' must start a variable (${NAME} or $NAME); write $$ for a '$'"},
-    {"services:\n  api:\n    command: x\n    env: {URL: \"http://h:${PORT}\"}\n",
-     "shoal.yaml:4:16",
+    {"services:\n  api:\n    command: x\n    env: {URL: \"http://h:${PORT}\"}\n", "shoal.yaml:4:16",
      "services.api.env.URL: unknown variable 'PORT': the service has no port (port: auto)"},
     {"services:\n  api:\n    command: x\n    env: {SHOAL_DATA_DIR: /x}\n", "shoal.yaml:4:11",
      "services.api.env.SHOAL_DATA_DIR: set by shoal (DATA_DIR/services/api); remove it"},
@@ -292,8 +294,7 @@ static void test_manifest_schema__errors_name_where_and_what(void **state)
         struct manifest *m = NULL;
         struct sh_diag d = {{0}, {0}};
         int rc = load(bads[i].text, &doc, &m, &d);
-        if (rc != SH_EPARSE || strcmp(d.where, bads[i].where) || strcmp(d.what, bads[i].what))
-        {
+        if (rc != SH_EPARSE || strcmp(d.where, bads[i].where) || strcmp(d.what, bads[i].what)) {
             print_error("case %zu: rc %s\n  got  %s: %s\n  want %s: %s\n", i, sh_errname(rc),
                         d.where, d.what, bads[i].where, bads[i].what);
             failures++;
@@ -467,12 +468,10 @@ static void test_manifest_schema__oom_torture(void **state)
         int rc;
         sh_alloc_fail_after(n);
         rc = load(full, &doc, &m, &d);
-        if (rc == 0)
-            rc = manifest_gateway_doc(m, &g);
+        if (rc == 0) rc = manifest_gateway_doc(m, &g);
         sh_doc_free(g);
         g = NULL;
-        if (rc == 0)
-            rc = manifest_mesh_doc(m, &g);
+        if (rc == 0) rc = manifest_mesh_doc(m, &g);
         sh_alloc_fail_after(0);
         if (rc != SH_ENOMEM)
             fail_msg("failing allocation %ld of %ld: %s (%s: %s)", n, total, sh_errname(rc),

@@ -42,14 +42,12 @@ struct fx {
 
 static char self_exe[PATH_MAX];
 
-static void on_line(void *data, uint64_t id, enum sup_stream stream, struct slice line,
-                    bool is_cut)
+static void on_line(void *data, uint64_t id, enum sup_stream stream, struct slice line, bool is_cut)
 {
     struct fx *f = data;
     struct line *l;
 
-    if (f->nlines == MAX_LINES)
-        return;
+    if (f->nlines == MAX_LINES) return;
     l = &f->lines[f->nlines++];
     l->id = id;
     l->stream = stream;
@@ -63,8 +61,7 @@ static void on_event(void *data, const struct sup_event *ev)
 {
     struct fx *f = data;
 
-    if (f->nevents == MAX_EVENTS)
-        return;
+    if (f->nevents == MAX_EVENTS) return;
     f->event_ms[f->nevents] = sh_now_ms();
     f->events[f->nevents] = *ev;
     f->events[f->nevents].service = NULL; /* borrowed for the call only */
@@ -165,8 +162,7 @@ static bool has_two_lines(struct fx *f)
 static const struct line *nth_line(const struct fx *f, enum sup_stream stream, size_t n)
 {
     for (size_t i = 0; i < f->nlines; i++) {
-        if (f->lines[i].stream == stream && n-- == 0)
-            return &f->lines[i];
+        if (f->lines[i].stream == stream && n-- == 0) return &f->lines[i];
     }
     fail_msg("no line %zu on stream %d", n, (int)stream);
     return NULL;
@@ -177,12 +173,11 @@ static uint64_t start_sh(struct fx *f, const char *script, enum sup_restart rest
     const char *argv[] = {"/bin/sh", "-c", script, NULL};
     uint64_t id = 0;
 
-    assert_int_equal(sup_instance_start(f->procs,
-                                        &(struct sup_instance_spec){.service = "svc",
-                                                                    .argv = argv,
-                                                                    .restart = restart},
-                                        &id),
-                     0);
+    assert_int_equal(
+        sup_instance_start(
+            f->procs,
+            &(struct sup_instance_spec){.service = "svc", .argv = argv, .restart = restart}, &id),
+        0);
     assert_true(id != 0);
     return id;
 }
@@ -197,8 +192,7 @@ static bool pid_alive(long pid)
 
     snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
     fp = fopen(path, "r");
-    if (!fp)
-        return false;
+    if (!fp) return false;
     if (fgets(buf, sizeof(buf), fp)) {
         paren = strrchr(buf, ')');
         alive = paren && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
@@ -211,8 +205,7 @@ static long line_pid(const struct line *l)
 {
     uint64_t v = 0;
 
-    assert_int_equal(slice_to_u64((struct slice){.ptr = l->text, .len = strlen(l->text)}, &v),
-                     0);
+    assert_int_equal(slice_to_u64((struct slice){.ptr = l->text, .len = strlen(l->text)}, &v), 0);
     return (long)v;
 }
 
@@ -221,8 +214,7 @@ static bool wait_dead(long pid, uint64_t timeout_ms)
     uint64_t end = sh_now_ms() + timeout_ms;
 
     while (pid_alive(pid)) {
-        if (sh_now_ms() > end)
-            return false;
+        if (sh_now_ms() > end) return false;
         usleep(10000);
     }
     return true;
@@ -285,9 +277,9 @@ static void test_process__long_lines_are_cut_and_memory_stays_bounded(void **sta
 
 static void test_process__port_auto_env_and_cwd_reach_the_child(void **state)
 {
-    const char *argv[] = {"/bin/sh", "-c",
-                          "echo \"$PORT $SHOAL_PORT $FOO $HOME\"; pwd; echo \"[$SHOAL_SUPERVISOR_PID]\"",
-                          NULL};
+    const char *argv[] = {
+        "/bin/sh", "-c",
+        "echo \"$PORT $SHOAL_PORT $FOO $HOME\"; pwd; echo \"[$SHOAL_SUPERVISOR_PID]\"", NULL};
     const char *env[] = {"FOO=bar", "HOME=/nowhere", NULL};
     struct sup_instance_status st;
     char want[64];
@@ -296,14 +288,13 @@ static void test_process__port_auto_env_and_cwd_reach_the_child(void **state)
     (void)state;
 
     fx_init(&f, (struct sup_procs_config){0});
-    assert_int_equal(sup_instance_start(f.procs,
-                                        &(struct sup_instance_spec){.service = "api",
-                                                                    .argv = argv,
-                                                                    .env = env,
-                                                                    .cwd = "/tmp",
-                                                                    .is_port_auto = true},
-                                        &id),
-                     0);
+    assert_int_equal(
+        sup_instance_start(
+            f.procs,
+            &(struct sup_instance_spec){
+                .service = "api", .argv = argv, .env = env, .cwd = "/tmp", .is_port_auto = true},
+            &id),
+        0);
     assert_int_equal(sup_instance_status(f.procs, id, &st), 0);
     assert_true(st.port > 0);
     assert_true(run_until(&f, has_exited, TEST_WAIT_MS));
@@ -386,25 +377,22 @@ static void test_process__bad_env_templates_fail_the_start_naming_the_variable(v
     big[SUP_ENV_VALUE_MAX + 8] = '\0';
     setenv("HOME", "/home/someone", 0);
     fx_init(&f, (struct sup_procs_config){0});
-    assert_int_equal(sup_instance_start(f.procs,
-                                        &(struct sup_instance_spec){.argv = argv,
-                                                                    .env_templates = unknown},
-                                        &id),
-                     SH_ENOENT);
+    assert_int_equal(
+        sup_instance_start(
+            f.procs, &(struct sup_instance_spec){.argv = argv, .env_templates = unknown}, &id),
+        SH_ENOENT);
     assert_int_equal(id, 0);
     assert_string_equal(sup_procs_errmsg(f.procs),
                         "env DB: unknown variable 'NO_SUCH_VAR_FOR_SHOAL'");
-    assert_int_equal(sup_instance_start(f.procs,
-                                        &(struct sup_instance_spec){.argv = argv,
-                                                                    .env_templates = no_port},
-                                        &id),
-                     SH_ENOENT);
+    assert_int_equal(
+        sup_instance_start(
+            f.procs, &(struct sup_instance_spec){.argv = argv, .env_templates = no_port}, &id),
+        SH_ENOENT);
     assert_string_equal(sup_procs_errmsg(f.procs), "env URL: unknown variable 'PORT'");
-    assert_int_equal(sup_instance_start(f.procs,
-                                        &(struct sup_instance_spec){.argv = argv,
-                                                                    .env_templates = too_long},
-                                        &id),
-                     SH_ETOOBIG);
+    assert_int_equal(
+        sup_instance_start(
+            f.procs, &(struct sup_instance_spec){.argv = argv, .env_templates = too_long}, &id),
+        SH_ETOOBIG);
     assert_non_null(strstr(sup_procs_errmsg(f.procs), "env HUGE: longer than"));
     assert_int_equal(sup_procs_status(f.procs, NULL, 0), 0); /* nothing was started */
     fx_done(&f);
@@ -431,10 +419,10 @@ static void test_process__out_of_memory_in_env_templates_fails_the_start(void **
 
         fx_init(&f, (struct sup_procs_config){0});
         sh_alloc_fail_after(n);
-        rc = sup_instance_start(f.procs,
-                                &(struct sup_instance_spec){.service = "svc", .argv = argv,
-                                                            .env_templates = templates},
-                                &id);
+        rc = sup_instance_start(
+            f.procs,
+            &(struct sup_instance_spec){.service = "svc", .argv = argv, .env_templates = templates},
+            &id);
         sh_alloc_fail_after(0);
         if (rc != 0) {
             assert_int_equal(rc, SH_ENOMEM);
@@ -491,7 +479,7 @@ static void test_process__sigkill_after_the_grace_when_term_is_ignored(void **st
     t0 = sh_now_ms();
     assert_int_equal(sup_instance_stop(f.procs, id, 300, on_stop, &f), 0);
     assert_true(run_until(&f, has_stopped, TEST_WAIT_MS));
-    assert_true(f.stop_ms - t0 >= 290); /* the grace first, */
+    assert_true(f.stop_ms - t0 >= 290);            /* the grace first, */
     assert_int_equal(f.stop_exit.signal, SIGKILL); /* then SIGKILL */
     fx_done(&f);
 }
@@ -544,18 +532,14 @@ static void test_process__restarts_on_failure_with_growing_backoff(void **state)
     struct fx f;
     (void)state;
 
-    fx_init(&f, (struct sup_procs_config){.backoff_initial_ms = 40,
-                                          .backoff_max_ms = 1000,
-                                          .crash_loop_restarts = 64});
+    fx_init(&f, (struct sup_procs_config){
+                    .backoff_initial_ms = 40, .backoff_max_ms = 1000, .crash_loop_restarts = 64});
     id = start_sh(&f, "echo run; exit 3", SUP_RESTART_ON_FAILURE);
     assert_true(run_until(&f, four_backoffs, TEST_WAIT_MS));
     for (size_t i = 0; i < f.nevents; i++) {
-        if (f.events[i].kind == SUP_EV_BACKOFF && nb < 4)
-            delays[nb++] = f.events[i].delay_ms;
-        if (f.events[i].kind == SUP_EV_STARTED && ns < 5)
-            started[ns++] = f.event_ms[i];
-        if (f.events[i].kind == SUP_EV_EXITED)
-            assert_int_equal(f.events[i].exit.status, 3);
+        if (f.events[i].kind == SUP_EV_BACKOFF && nb < 4) delays[nb++] = f.events[i].delay_ms;
+        if (f.events[i].kind == SUP_EV_STARTED && ns < 5) started[ns++] = f.event_ms[i];
+        if (f.events[i].kind == SUP_EV_EXITED) assert_int_equal(f.events[i].exit.status, 3);
     }
     assert_int_equal(delays[0], 40);
     assert_int_equal(delays[1], 80);
@@ -595,8 +579,7 @@ static void test_process__backoff_resets_after_a_long_enough_run(void **state)
     start_sh(&f, "sleep 0.25; exit 1", SUP_RESTART_ALWAYS);
     assert_true(run_until(&f, three_backoffs, TEST_WAIT_MS));
     for (size_t i = 0; i < f.nevents; i++) {
-        if (f.events[i].kind == SUP_EV_BACKOFF)
-            assert_int_equal(f.events[i].delay_ms, 20);
+        if (f.events[i].kind == SUP_EV_BACKOFF) assert_int_equal(f.events[i].delay_ms, 20);
     }
     fx_done(&f);
 }
@@ -628,8 +611,7 @@ static void test_process__long_runs_never_make_a_crash_loop(void **state)
     assert_true(run_until(&f, four_restarts, 5000));
     assert_int_equal(count_events(&f, SUP_EV_CRASH_LOOP), 0);
     for (size_t i = 0; i < f.nevents; i++) {
-        if (f.events[i].kind == SUP_EV_BACKOFF)
-            assert_int_equal(f.events[i].delay_ms, 20);
+        if (f.events[i].kind == SUP_EV_BACKOFF) assert_int_equal(f.events[i].delay_ms, 20);
     }
     fx_done(&f);
 }
@@ -672,8 +654,8 @@ static bool two_exits(struct fx *f)
     return count_events(f, SUP_EV_EXITED) >= 2;
 }
 
-static void test_process__never_restarts_for_never_and_not_after_success_for_on_failure(
-    void **state)
+static void
+test_process__never_restarts_for_never_and_not_after_success_for_on_failure(void **state)
 {
     struct sup_instance_status st[2];
     struct fx f;
@@ -736,8 +718,8 @@ static void test_process__free_kills_running_children(void **state)
     pids[0] = line_pid(&f.lines[0]);
     pids[1] = line_pid(&f.lines[1]);
     t0 = sh_now_ms();
-    fx_done(&f); /* free, run the loop dry, close it */
-    assert_true(sh_now_ms() - t0 < TEST_WAIT_MS); /* killed, not waited for (sleep 30) */
+    fx_done(&f);                                          /* free, run the loop dry, close it */
+    assert_true(sh_now_ms() - t0 < TEST_WAIT_MS);         /* killed, not waited for (sleep 30) */
     assert_int_equal(count_events(&f, SUP_EV_EXITED), 0); /* no callback after free */
     assert_false(pid_alive(pids[0]));
     assert_false(pid_alive(pids[1]));
@@ -757,13 +739,12 @@ static void test_process__runs_children_through_the_trampoline(void **state)
     id = start_sh(&f, "echo \"[$SHOAL_SUPERVISOR_PID]\"; echo $$", SUP_RESTART_NEVER);
     assert_int_equal(sup_instance_status(f.procs, id, &st), 0);
     assert_true(run_until(&f, has_exited, TEST_WAIT_MS));
-    assert_string_equal(f.lines[0].text, "[]"); /* the trampoline removes its variable */
+    assert_string_equal(f.lines[0].text, "[]");      /* the trampoline removes its variable */
     assert_int_equal(line_pid(&f.lines[1]), st.pid); /* it execs: same pid, same group */
     f.nevents = 0;
     f.nlines = 0;
     /* With a trampoline a missing program is an exit 127 with a message, not a start error. */
-    assert_int_equal(sup_instance_start(f.procs, &(struct sup_instance_spec){.argv = missing},
-                                        &id),
+    assert_int_equal(sup_instance_start(f.procs, &(struct sup_instance_spec){.argv = missing}, &id),
                      0);
     assert_true(run_until(&f, has_exited, TEST_WAIT_MS));
     assert_int_equal(sup_instance_status(f.procs, id, &st), 0);
@@ -782,17 +763,16 @@ static void test_process__bad_calls_are_errors(void **state)
     struct fx f;
     (void)state;
 
-    assert_int_equal(sup_procs_new(&(struct sup_procs_config){.crash_loop_restarts = 65},
-                                   &f.loop, &procs),
-                     SH_EINVAL);
+    assert_int_equal(
+        sup_procs_new(&(struct sup_procs_config){.crash_loop_restarts = 65}, &f.loop, &procs),
+        SH_EINVAL);
     assert_null(procs);
     fx_init(&f, (struct sup_procs_config){0});
     assert_int_equal(sup_instance_start(f.procs, &(struct sup_instance_spec){.argv = empty}, &id),
                      SH_EINVAL);
     assert_int_equal(id, 0);
-    assert_int_equal(
-        sup_instance_start(f.procs, &(struct sup_instance_spec){.argv = missing}, &id),
-        SH_ENOENT);
+    assert_int_equal(sup_instance_start(f.procs, &(struct sup_instance_spec){.argv = missing}, &id),
+                     SH_ENOENT);
     assert_int_equal(id, 0);
     assert_int_equal(sup_procs_status(f.procs, NULL, 0), 0);
     assert_int_equal(sup_instance_stop(f.procs, 12345, 0, NULL, NULL), SH_ENOENT);
@@ -821,14 +801,12 @@ static void test_process__out_of_memory_torture(void **state)
         memset(&f, 0, sizeof(f));
         assert_int_equal(uv_loop_init(&f.loop), 0);
         sh_alloc_fail_after(n);
-        rc = sup_procs_new(&(struct sup_procs_config){.trampoline = tramp, .data = &f},
-                           &f.loop, &f.procs);
+        rc = sup_procs_new(&(struct sup_procs_config){.trampoline = tramp, .data = &f}, &f.loop,
+                           &f.procs);
         if (rc == 0)
-            rc = sup_instance_start(f.procs,
-                                    &(struct sup_instance_spec){.argv = argv,
-                                                                .env = env,
-                                                                .is_port_auto = true},
-                                    &id);
+            rc = sup_instance_start(
+                f.procs,
+                &(struct sup_instance_spec){.argv = argv, .env = env, .is_port_auto = true}, &id);
         sh_alloc_fail_after(0);
         if (rc != 0) {
             assert_int_equal(rc, SH_ENOMEM);
@@ -868,11 +846,9 @@ int main(int argc, char **argv)
     };
     ssize_t n;
 
-    if (argc > 1 && strcmp(argv[1], "__child") == 0)
-        return sup_child_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "__child") == 0) return sup_child_main(argc - 1, argv + 1);
     n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
-    if (n <= 0)
-        return 1;
+    if (n <= 0) return 1;
     self_exe[n] = '\0';
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,11 +18,11 @@ static void test_policy__victim_order(void **state)
     };
     (void)state;
 
-    assert_int_equal(up_policy_victim(m, 5), 3);     /* not started first */
+    assert_int_equal(up_policy_victim(m, 5), 3); /* not started first */
     m[3].is_retiring = true;
-    assert_int_equal(up_policy_victim(m, 5), 1);     /* then not ready */
+    assert_int_equal(up_policy_victim(m, 5), 1); /* then not ready */
     m[1].is_retiring = true;
-    assert_int_equal(up_policy_victim(m, 5), 2);     /* then the newest */
+    assert_int_equal(up_policy_victim(m, 5), 2); /* then the newest */
     assert_int_equal(up_policy_victim(m, 0), SIZE_MAX);
     for (size_t i = 0; i < 5; i++)
         m[i].is_retiring = true;
@@ -81,32 +81,32 @@ static void test_policy__roll_step_limit(void **state)
 
 static void test_policy__desired_by_target(void **state)
 {
-    struct manifest_autoscale as = {.is_set = true, .min = 1, .max = 8,
-                                    .target_kind = MANIFEST_TARGET_IN_FLIGHT, .target = 50};
+    struct manifest_autoscale as = {
+        .is_set = true, .min = 1, .max = 8, .target_kind = MANIFEST_TARGET_IN_FLIGHT, .target = 50};
     struct up_load_view load = {.in_flight = 240};
     (void)state;
 
-    assert_int_equal(up_policy_desired(&as, 2, &load), 5);  /* ceil(240 / 50) */
+    assert_int_equal(up_policy_desired(&as, 2, &load), 5); /* ceil(240 / 50) */
     load.in_flight = 105;
-    assert_int_equal(up_policy_desired(&as, 2, &load), 2);  /* within 10%: hold */
+    assert_int_equal(up_policy_desired(&as, 2, &load), 2); /* within 10%: hold */
     load.in_flight = 5000;
-    assert_int_equal(up_policy_desired(&as, 2, &load), 8);  /* max */
+    assert_int_equal(up_policy_desired(&as, 2, &load), 8); /* max */
     load.in_flight = 0;
-    assert_int_equal(up_policy_desired(&as, 2, &load), 1);  /* min, never 0 */
+    assert_int_equal(up_policy_desired(&as, 2, &load), 1); /* min, never 0 */
     as.target_kind = MANIFEST_TARGET_P99_MS;
     as.target = 100;
     load = (struct up_load_view){.rps = 10, .p99_ms = 250};
-    assert_int_equal(up_policy_desired(&as, 4, &load), 6);  /* up by half */
+    assert_int_equal(up_policy_desired(&as, 4, &load), 6); /* up by half */
     load.p99_ms = 20;
-    assert_int_equal(up_policy_desired(&as, 4, &load), 3);  /* well under: down by one */
+    assert_int_equal(up_policy_desired(&as, 4, &load), 3); /* well under: down by one */
     load.p99_ms = 80;
     assert_int_equal(up_policy_desired(&as, 4, &load), 4);
 }
 
 static void test_policy__autoscale_timing(void **state)
 {
-    struct manifest_autoscale as = {.is_set = true, .min = 1, .max = 8, .up_cooldown_ms = 30000,
-                                    .down_cooldown_ms = 300000};
+    struct manifest_autoscale as = {
+        .is_set = true, .min = 1, .max = 8, .up_cooldown_ms = 30000, .down_cooldown_ms = 300000};
     struct up_scale_state st = {0};
     const char *why;
     uint64_t t = 1000;
@@ -139,12 +139,9 @@ static void test_policy__autoscale_timing(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        SH_TEST(test_policy__victim_order),
-        SH_TEST(test_policy__reconcile),
-        SH_TEST(test_policy__rolling_restart_steps),
-        SH_TEST(test_policy__roll_step_limit),
-        SH_TEST(test_policy__desired_by_target),
-        SH_TEST(test_policy__autoscale_timing),
+        SH_TEST(test_policy__victim_order),          SH_TEST(test_policy__reconcile),
+        SH_TEST(test_policy__rolling_restart_steps), SH_TEST(test_policy__roll_step_limit),
+        SH_TEST(test_policy__desired_by_target),     SH_TEST(test_policy__autoscale_timing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
