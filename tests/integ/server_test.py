@@ -530,6 +530,66 @@ scrape_configs:
 
 
 @test
+def a_re_registered_instance_is_not_held_ejected(_):
+    """Issue 10: an instance killed and restarted on its port stayed outlier-ejected. The
+    restart alone changes nothing the proxy can see (same address, same registration: still
+    ejected, there is no active check here); registering it again (what shoal up does once the
+    restarted process passes its check) is a new registration, with a new generation in the
+    proxies' feed, and it takes traffic at once."""
+    srv = Server()
+    e1, e2 = Echo("--name", "e1"), Echo("--name", "e2")
+    gw_dir = tempfile.mkdtemp(prefix="shoal-gwgen-")
+    gw_port = lib.free_port()
+    with open(os.path.join(gw_dir, "gw.yaml"), "w") as f:
+        f.write(f"listen: 127.0.0.1:{gw_port}\nworkers: 1\naccess_log: off\n"
+                f"control_plane: {{address: 127.0.0.1:{srv.port}}}\n"
+                "clusters:\n  - {name: api, service: api, retry: {max: 2},\n"
+                "     outlier: {consecutive_errors: 1, base_ejection: 120s}}\n"
+                "routes:\n  - {match: {prefix: /}, cluster: api}\n")
+    gw = subprocess.Popen([SHOAL, "gateway", "-c", os.path.join(gw_dir, "gw.yaml")],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert "gateway listening" in gw.stderr.readline()
+    threading.Thread(target=lambda: [None for _ in gw.stderr], daemon=True).start()
+
+    def who():
+        with urllib.request.urlopen(f"http://127.0.0.1:{gw_port}/x", timeout=5) as r:
+            return json.loads(r.read())["served_by"]
+
+    try:
+        register(srv, {"ID": "a1", "Name": "api", "Port": e1.port, "Address": "127.0.0.1"})
+        register(srv, {"ID": "a2", "Name": "api", "Port": e2.port, "Address": "127.0.0.1"})
+        lib.wait_until(lambda: {who() for _ in range(8)} == {"e1", "e2"}, what="both serve")
+        port = e1.port
+        e1.proc.kill()
+        e1.proc.wait(timeout=10)
+        assert all(who() == "e2" for _ in range(20))  # e1's failures retried, e1 ejected
+        e1 = Echo("--name", "e1", listen=f"127.0.0.1:{port}")  # back on its port
+        assert all(who() == "e2" for _ in range(20))  # same registration: still ejected
+        def generation():
+            st, _, body = srv.call("GET", "/v1/sd/endpoints/api")
+            assert st == 200, (st, body)
+            lines = [ln.split() for ln in body.decode().splitlines()]
+            return {ln[0]: ln[2] for ln in lines if len(ln) == 3}[f"127.0.0.1:{port}"]
+        before = generation()
+        # deregistered and registered again at once: the feed's line for the address is the
+        # same but for the generation, which is what tells the proxies it is a new instance
+        srv.call("PUT", "/v1/agent/service/deregister/a1")
+        register(srv, {"ID": "a1", "Name": "api", "Port": port, "Address": "127.0.0.1"})
+        assert generation() != before
+        t0 = time.monotonic()
+        lib.wait_until(lambda: "e1" in {who() for _ in range(8)},
+                       what="the re-registered instance takes traffic (ejection is 120 s)")
+        print(f"    the re-registered instance took traffic {time.monotonic() - t0:.2f}s after "
+              "its registration")
+    finally:
+        gw.terminate()
+        gw.wait(timeout=10)
+        e1.stop()
+        e2.stop()
+        srv.stop()
+
+
+@test
 def gateway_fed_by_the_registry_follows_it_within_a_second(_):
     srv = Server()
     e1, e2 = Echo("--name", "e1"), Echo("--name", "e2")

@@ -124,6 +124,16 @@ mesh: {{listen: 127.0.0.1:{mesh}, admin: 127.0.0.1:{mesh_adm}}}
     def traffic():
         assert all(get() == "front" for _ in range(10))
 
+    def generation(service, port):
+        """The generation the proxies' feed gives the instance on <port> (None: not listed)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{cp}/v1/sd/endpoints/{service}",
+                                    timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                addr, _, gen = line.split()
+                if addr == f"127.0.0.1:{port}":
+                    return gen
+        return None
+
     def instances():
         """The supervisor's instances, as `shoal ps --json` shows them, by id."""
         with urllib.request.urlopen(f"http://127.0.0.1:{cp}/v1/instances", timeout=5) as r:
@@ -135,6 +145,7 @@ mesh: {{listen: 127.0.0.1:{mesh}, admin: 127.0.0.1:{mesh_adm}}}
             lib.wait_until(lambda: load.done >= 20 or load.failures,
                            what="the load to be running")
             victim = instances()["front-1"]
+            before = generation("front", victim["port"])
             os.kill(victim["pid"], signal.SIGKILL)
             lib.wait_until(lambda: len(spawns("front")) >= 3,
                            what="the killed instance to be restarted")
@@ -142,6 +153,10 @@ mesh: {{listen: 127.0.0.1:{mesh}, admin: 127.0.0.1:{mesh_adm}}}
             lib.wait_until(lambda: (lambda r: r["pid"] not in (0, victim["pid"]) and
                                     r["health"] == "passing")(instances()[victim["id"]]),
                            what=f"{victim['id']} to pass its health check again")
+            # it left the registry when its process died and came back as a new registration
+            # (a new generation in the proxies' feed: no ejection of the old process holds)
+            lib.wait_until(lambda: generation("front", victim["port"]) not in (None, before),
+                           what="front-1 registered again, as a new registration")
             done = load.done
             lib.wait_until(lambda: load.done >= done + 20 or load.failures,
                            what="more GETs after the restart")
