@@ -515,10 +515,14 @@ scrape_configs:
         assert target["labels"]["instance"] == f"127.0.0.1:{admin_port}", target
         d = target["discoveredLabels"]
         assert d["__meta_shoal_service"] == "gateway-admin" and d["__meta_shoal_meta_role"] == "edge", d
-        # and the scraped series are there: the gateway's own metrics
-        q = urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/api/v1/query?query="
-                                   "shoal_gateway_requests_total", timeout=5)
-        assert json.loads(q.read())["data"]["result"], "no scraped series"
+        # and the scraped series are there: the gateway's own metrics (a target is "up" as
+        # its scrape ends; the samples become queryable a moment later: wait for them)
+        def scraped():
+            with urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/api/v1/query?query="
+                                        "shoal_gateway_requests_total", timeout=5) as q:
+                return json.loads(q.read())["data"]["result"]
+        lib.wait_until(scraped, what="scraped series of the gateway in prometheus",
+                       retry_on=(urllib.error.URLError, ConnectionError))
         print("    prometheus scraped the gateway's /metrics, found through shoal's http_sd")
     finally:
         p.terminate()
