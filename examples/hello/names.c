@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* PORT as a number from 1 to 65535, or 0. */
 static uint16_t port_of(const char *s)
@@ -165,34 +166,52 @@ static void on_request(struct http_exchange *ex, void *data)
     }
 }
 
-static int open_db(struct names *n, const char *path)
+/* The schema and the seed rows, once. SQLITE_BUSY when another process holds the file. */
+static int setup_db(sqlite3 *db, const char *path)
 {
     static const char *const seed[] = {"Ada", "Grace", "Barbara", "Margaret", "Linus"};
-    char *err = NULL;
+    char *err = NULL, sql[128];
+    int rc = sqlite3_exec(db,
+                          "PRAGMA journal_mode=WAL;"
+                          "CREATE TABLE IF NOT EXISTS names(name TEXT PRIMARY KEY);",
+                          NULL, NULL, &err);
+
+    for (size_t i = 0; rc == SQLITE_OK && i < SH_ARRAY_LEN(seed); i++) {
+        snprintf(sql, sizeof(sql), "INSERT OR IGNORE INTO names(name) VALUES ('%s')", seed[i]);
+        rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+    }
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+        fprintf(stderr, "names: %s: %s\n", path, err ? err : sqlite3_errstr(rc));
+    sqlite3_free(err);
+    return rc;
+}
+
+/* Both replicas share one file: the first start of two at once may find it locked while the
+ * other switches it to WAL (the busy handler does not cover that), so the setup is tried
+ * again for a few seconds. */
+static int open_db(struct names *n, const char *path)
+{
+    int rc = SQLITE_BUSY;
 
     if (sqlite3_open(path, &n->db) != SQLITE_OK) {
         fprintf(stderr, "names: %s: %s\n", path, sqlite3_errmsg(n->db));
+        sqlite3_close(n->db);
+        n->db = NULL;
         return -1;
     }
     sqlite3_busy_timeout(n->db, 2000);
-    if (sqlite3_exec(n->db,
-                     "PRAGMA journal_mode=WAL;"
-                     "CREATE TABLE IF NOT EXISTS names(name TEXT PRIMARY KEY);",
-                     NULL, NULL, &err) != SQLITE_OK) {
-        fprintf(stderr, "names: %s: %s\n", path, err);
-        sqlite3_free(err);
-        return -1;
+    for (int i = 0; i < 100 && (rc == SQLITE_BUSY || rc == SQLITE_LOCKED); i++) {
+        if (i)
+            usleep(20000);
+        rc = setup_db(n->db, path);
     }
-    for (size_t i = 0; i < SH_ARRAY_LEN(seed); i++) {
-        char sql[128];
-        snprintf(sql, sizeof(sql), "INSERT OR IGNORE INTO names(name) VALUES ('%s')", seed[i]);
-        if (sqlite3_exec(n->db, sql, NULL, NULL, &err) != SQLITE_OK) {
-            fprintf(stderr, "names: %s: %s\n", path, err);
-            sqlite3_free(err);
-            return -1;
-        }
-    }
-    return 0;
+    if (rc == SQLITE_OK)
+        return 0;
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        fprintf(stderr, "names: %s: still locked after 2 s\n", path);
+    sqlite3_close(n->db);
+    n->db = NULL;
+    return -1;
 }
 
 static void stopped(void *data)
