@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* up.c: `shoal up`, a whole stack from one manifest, in one process: the control plane
  * (store, config KV, registry, admin API), every service instance as a supervised child
- * process registered with an active health check (up_instances.c), the mesh and the gateway
- * fed by the registry, and the autoscaler (up_scale.c). The admin API's supervisor routes
+ * process registered with an active health check (instances.c), the mesh and the gateway
+ * fed by the registry, and the autoscaler (scale.c). The admin API's supervisor routes
  * (ps, logs, scale, restart, down) are answered here.
  * Ctrl-C or SIGTERM stops the gateway, the instances (SIGTERM, then SIGKILL after their grace),
  * the mesh and the control plane, in that order. Thread: main. */

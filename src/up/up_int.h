@@ -47,7 +47,7 @@ struct up_instance {
     uint32_t waits_for; /* ordinal of an instance that must be gone before this starts (the
                          * same fixed port); 0: none */
     bool registered;    /* in the registry: at once without a check, else once the probes
-                         * before registration have passed (up_instances.c) */
+                         * before registration have passed (instances.c) */
     bool probing;       /* a probe before registration is under way */
     uint32_t probe_ok;  /* passes in a row of those probes */
     uint32_t gen;       /* starts so far: a probe's answer for an older start is dropped */
@@ -72,7 +72,7 @@ struct up_service {
     uint32_t roll_new, roll_cur; /* the replacement being started, and what it replaces */
     uint64_t roll_step_ms, roll_started_ms;
     char roll_msg[256];
-    /* load (up_scale.c) */
+    /* load (scale.c) */
     uint64_t attempts;               /* both proxies' attempts to the service at the last sample */
     uint64_t le[UP_LOAD_WINDOW][15]; /* cumulative duration buckets, one row per second */
     uint32_t le_next, le_count;

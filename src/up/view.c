@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* up_view.c: the live status view of `shoal up` on a terminal. When stdout and stderr are
+/* view.c: the live status view of `shoal up` on a terminal. When stdout and stderr are
  * terminals (and --plain is not given), shoal's own log goes to <data_dir>/shoal.log and the
  * terminal shows, redrawn once a second on the alternate screen: the stack's addresses, one
  * line per service (ready/wanted, requests/s, in flight, p99, autoscaler, restart), one line
