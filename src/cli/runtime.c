@@ -2,7 +2,8 @@
 /* runtime.c: how the CLI finds the token of a stack it did not start: `shoal up` and `shoal
  * server` publish, in the user's runtime directory, one file per admin address whose content
  * is the absolute path of their data directory (where the token is); the CLI reads the file of
- * the address it talks to. The directory is $XDG_RUNTIME_DIR/shoal, or /tmp/shoal-UID without
+ * the address it talks to (a file whose pid no longer runs is stale: removed, not used). The
+ * directory is $XDG_RUNTIME_DIR/shoal, or /tmp/shoal-UID without
  * XDG_RUNTIME_DIR, mode 0700 and checked to be ours (not a symlink, owned by us, no access
  * for others) before anything is written to or read from it; files are 0600 and written whole
  * (a temporary file renamed). Main thread only. */
@@ -11,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +65,11 @@ int cli_runtime_file(const char *addr, char *out, size_t n, bool is_create)
         key[k++] = keep ? c : '_';
     }
     key[k] = '\0';
-    if (strlen(colon ? colon + 1 : addr) > 5) return SH_EINVAL;
+    {
+        const char *port = colon ? colon + 1 : addr;
+        size_t plen = strlen(port);
+        if (plen == 0 || plen > 5 || strspn(port, "0123456789") != plen) return SH_EINVAL;
+    }
     snprintf(key + k, sizeof(key) - k, "_%s", colon ? colon + 1 : addr);
     rc = cli_runtime_dir(dir, sizeof(dir), is_create);
     if (rc < 0) return rc;
@@ -80,10 +86,13 @@ int cli_runtime_publish(const char *addr, const char *data_dir, char *out, size_
     if (rc < 0) return rc;
     if (!realpath(data_dir, real)) return -errno;
     len = strlen(real);
-    real[len++] = '\n';
+    /* the data dir, then the pid that listens: a file left by a kill -9 is known stale */
+    len += (size_t)snprintf(real + len, sizeof(real) - len, "\n%ld\n", (long)getpid());
+    if (len >= sizeof(real)) return SH_ETOOBIG;
     snprintf(tmp, sizeof(tmp), "%s.%ld", out, (long)getpid());
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return -errno;
+    errno = 0;
     rc = write(fd, real, len) == (ssize_t)len ? 0 : errno ? -errno : SH_EIO;
     if (close(fd) < 0 && rc == 0) rc = -errno;
     if (rc == 0 && rename(tmp, out) < 0) rc = -errno;
@@ -116,8 +125,25 @@ int cli_runtime_lookup(const char *addr, char *data_dir, size_t n)
     got = read(fd, data_dir, n - 1);
     close(fd);
     if (got <= 0) return SH_ENOENT;
-    while (got > 0 && (data_dir[got - 1] == '\n' || data_dir[got - 1] == '\r'))
-        got--;
     data_dir[got] = '\0';
+    {
+        /* "DATA_DIR\nPID\n": a pid that no longer runs means shoal went away without
+         * removing the file (kill -9); its token is not sent to whoever listens there now */
+        char *nl = strchr(data_dir, '\n');
+        uint64_t pid = 0;
+        if (nl) {
+            *nl = '\0';
+            char *end = strchr(nl + 1, '\n');
+            if (end) *end = '\0';
+            if (slice_to_u64(slice_from_cstr(nl + 1), &pid) == 0 && pid > 0 && pid < INT32_MAX &&
+                kill((pid_t)pid, 0) < 0 && errno == ESRCH) {
+                unlink(path);
+                return SH_ENOENT;
+            }
+        }
+        got = (ssize_t)strlen(data_dir);
+        while (got > 0 && data_dir[got - 1] == '\r')
+            data_dir[--got] = '\0';
+    }
     return got > 0 ? 0 : SH_ENOENT;
 }

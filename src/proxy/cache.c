@@ -6,7 +6,7 @@
  * with fallback.per_credential it also holds every Authorization and Cookie value, so each
  * credential has its own copy. On other routes a request carrying Authorization or Cookie is
  * neither stored nor served: one user's answer never reaches another. An answer carrying
- * Set-Cookie or Cache-Control private / no-store is never stored.
+ * Set-Cookie, Cache-Control private / no-store, a Content-Encoding or a Vary is never stored.
  *
  * Shape: a chained hash table (O(1) lookup, doubled when it holds more entries than buckets)
  * and an LRU list; max_total_bytes bounds the bytes of every entry together, the least
@@ -171,6 +171,12 @@ bool proxy__cache_response_ok(const struct http_head *resp)
         if (slice_eq_nocase(n, SLICE("cache-control")) &&
             (has_directive(v, SLICE("private")) || has_directive(v, SLICE("no-store"))))
             return false;
+        /* the copy is served with its Content-Type only, to whoever asks: an encoded body
+         * (gzip for a client that accepted it) or one that varies by request is not kept */
+        if (slice_eq_nocase(n, SLICE("content-encoding")) &&
+            !slice_eq_nocase(slice_trim(v), SLICE("identity")))
+            return false;
+        if (slice_eq_nocase(n, SLICE("vary"))) return false;
     }
     return true;
 }

@@ -129,3 +129,20 @@ int proxy__endpoint_index(const struct proxy_cluster *cl, const struct proxy_end
     }
     return -1;
 }
+
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool proxy__route_state_carries(const struct proxy_route *a, const struct proxy_route *b)
+{
+    const struct proxy_fallback *fa = &a->fallback, *fb = &b->fallback;
+    const struct proxy_ratelimit *ra = &a->ratelimit, *rb = &b->ratelimit;
+
+    return same_str(a->name, b->name) && fa->enabled == fb->enabled &&
+           fa->per_credential == fb->per_credential && fa->max_entry_bytes == fb->max_entry_bytes &&
+           fa->max_total_bytes == fb->max_total_bytes && fa->max_age_ms == fb->max_age_ms &&
+           ra->rate_per_s == rb->rate_per_s && ra->burst == rb->burst && ra->key == rb->key &&
+           same_str(ra->header, rb->header);
+}

@@ -112,21 +112,38 @@ static uint64_t now_ms(const struct fwd *f)
     return uv_now(&f->w->loop);
 }
 
+/* The worker's current runtime of f's cluster. A request keeps the config generation it started
+ * under, but what it teaches (the breaker, ejections, the retry budget) goes to the current
+ * one, which carried that state over by name when it was built and would otherwise miss what
+ * requests in flight at a reload learn (and two breakers would move one gauge). NULL when the
+ * current config has no such cluster any more. */
+static struct gw_cluster_rt *live_cluster(struct fwd *f)
+{
+    const struct gw_state *cur = f->w->state;
+    int i;
+
+    if (!cur || cur == f->st) return f->crt;
+    i = proxy_cluster_index(cur->cfg, f->crt->cfg->name);
+    return i < 0 ? NULL : &cur->clusters[i];
+}
+
 /* A request admitted by the breaker ended with an outcome (or none, when the client left): the
  * breaker learns from requests, after their retries; outlier detection learns from attempts. */
 static void breaker_outcome(struct fwd *f)
 {
-    struct gw_cluster_rt *c = f->crt;
+    struct gw_cluster_rt *c = live_cluster(f);
     const struct gw_mh *mh = MH(f);
+    bool probe = f->probe && c == f->crt; /* a probe of an older generation is a request */
 
     if (!f->admitted) return;
     f->admitted = false;
+    if (!c) return;
     if (f->outcome == FWD_OUTCOME_NONE) {
-        if (f->probe) proxy_breaker_probe_abandoned(&c->breaker);
+        if (probe) proxy_breaker_probe_abandoned(&c->breaker);
         return;
     }
     switch (proxy_breaker_record(&c->breaker, &c->cfg->breaker, f->outcome == FWD_OUTCOME_FAILED,
-                                 f->probe, now_ms(f))) {
+                                 probe, now_ms(f))) {
     case PROXY_BREAKER_OPENED:
         metric_gauge_add(mh->breaker_open[CI(f)], f->w->index, 1);
         metric_counter_inc(mh->breaker_opens[CI(f)], f->w->index);
@@ -147,11 +164,19 @@ static void breaker_outcome(struct fwd *f)
 
 static void outlier_record(struct fwd *f, uint32_t ep, bool failed, uint64_t now)
 {
-    struct gw_cluster_rt *c = f->crt;
-    uint32_t revival = atomic_load_explicit(&c->revival[ep], memory_order_relaxed);
-    uint64_t span = proxy_outlier_record(c->eps, c->cfg->nendpoints, ep, &c->cfg->outlier, failed,
-                                         revival, now);
+    struct gw_cluster_rt *c = live_cluster(f);
+    uint32_t revival;
+    uint64_t span;
 
+    if (c && c != f->crt) { /* the same endpoint (name and generation) in the current config */
+        int e = proxy__endpoint_index(c->cfg, &f->crt->cfg->endpoints[ep]);
+        c = e < 0 ? NULL : c;
+        ep = e < 0 ? ep : (uint32_t)e;
+    }
+    if (!c) return;
+    revival = atomic_load_explicit(&c->revival[ep], memory_order_relaxed);
+    span = proxy_outlier_record(c->eps, c->cfg->nendpoints, ep, &c->cfg->outlier, failed, revival,
+                                now);
     if (!span) return;
     metric_counter_inc(MH(f)->ejections[CI(f)], f->w->index);
     SH_LOG(SH_WARN, "proxy", "endpoint ejected", LF_STR("cluster", c->cfg->name),
@@ -201,6 +226,20 @@ static struct gw_route_rt *route_rt(struct fwd *f)
     return &f->st->routes[f->route - f->st->cfg->routes];
 }
 
+/* The worker's current runtime of f's route when the route carried over to it unchanged
+ * (state.c moved its stale copies there), else f's own: a request in flight at a reload
+ * stores and finds its stale copies where the next requests will. */
+static struct gw_route_rt *live_route_rt(struct fwd *f)
+{
+    struct gw_state *cur = f->w->state;
+
+    if (!cur || cur == f->st) return route_rt(f);
+    for (uint32_t i = 0; i < cur->cfg->nroutes; i++) {
+        if (proxy__route_state_carries(&cur->cfg->routes[i], f->route)) return &cur->routes[i];
+    }
+    return route_rt(f);
+}
+
 static bool serve_stale(struct fwd *f)
 {
     const struct proxy_fallback *fb = &f->route->fallback;
@@ -208,7 +247,7 @@ static bool serve_stale(struct fwd *f)
     char age[24];
 
     if (!fb->enabled || !f->ex) return false;
-    e = proxy__cache_find(&route_rt(f)->cache, fb, http_exchange_head(f->ex), now_ms(f));
+    e = proxy__cache_find(&live_route_rt(f)->cache, fb, http_exchange_head(f->ex), now_ms(f));
     if (!e) return false;
     snprintf(age, sizeof(age), "%llu", (unsigned long long)((now_ms(f) - e->stored_ms) / 1000));
     struct http_out_field fl[4] = {
@@ -260,10 +299,18 @@ static bool idempotent(enum http_method m)
            m == HTTP_M_DELETE || m == HTTP_M_TRACE;
 }
 
-static bool retry_allowed(struct fwd *f, uint32_t reason)
+/* The retry budget of f's cluster, in the worker's current config (live_cluster). */
+static struct proxy_budget *budget_of(struct fwd *f)
+{
+    struct gw_cluster_rt *c = live_cluster(f);
+
+    return c ? &c->budget : &f->crt->budget;
+}
+
+/* Whether f may be tried again for <reason>, budget included (without taking from it). */
+static bool retry_possible(struct fwd *f, uint32_t reason)
 {
     const struct proxy_retry *rp = f->rp;
-    struct gw_cluster_rt *c = f->crt;
     uint64_t now = now_ms(f);
 
     if (!f->ex || f->resp_started || f->attempts > rp->max_retries || !(rp->on & reason))
@@ -271,7 +318,13 @@ static bool retry_allowed(struct fwd *f, uint32_t reason)
     if (!idempotent(http_exchange_head(f->ex)->method) && !rp->non_idempotent) return false;
     if (!f->body_kept) return false;
     if (now >= f->deadline_ms) return false;
-    return proxy_budget_spend(&c->budget, rp, now);
+    return proxy_budget_available(budget_of(f), rp, now);
+}
+
+/* retry_possible, and a retry taken from the budget. */
+static bool retry_allowed(struct fwd *f, uint32_t reason)
+{
+    return retry_possible(f, reason) && proxy_budget_spend(budget_of(f), f->rp, now_ms(f));
 }
 
 static void retry_cb(uv_timer_t *t)
@@ -343,9 +396,11 @@ static void up_head(struct http_creq *cr, const struct http_head *h, void *data)
     (void)cr;
     f->upstream_status = h->status;
     if (!f->ex) return;
-    if (status_retryable(f->rp, h->status) && f->attempts <= f->rp->max_retries &&
-        (f->rp->on & (PROXY_RETRY_5XX | PROXY_RETRY_STATUS))) {
-        /* decide at on_done, when the connection is free; the body is dropped meanwhile */
+    if (status_retryable(f->rp, h->status) &&
+        retry_possible(f, f->rp->on & (PROXY_RETRY_5XX | PROXY_RETRY_STATUS))) {
+        /* retried at on_done, when the connection is free; the body is dropped meanwhile. An
+         * answer that cannot be retried (method, body, deadline, budget) goes to the client
+         * as the upstream gave it. */
         f->retry_pending = true;
         return;
     }
@@ -426,7 +481,6 @@ static void attempt_active(struct fwd *f, int delta)
 static void up_done(struct http_creq *cr, int rc, void *data)
 {
     struct fwd *f = data;
-    struct gw_cluster_rt *c = f->crt;
     uint64_t now = now_ms(f);
     bool failed = rc < 0 || f->upstream_status >= 500;
 
@@ -452,19 +506,24 @@ static void up_done(struct http_creq *cr, int rc, void *data)
         snprintf(what, sizeof(what), "upstream answered %u", f->upstream_status);
         if (retry_allowed(f, f->rp->on & (PROXY_RETRY_5XX | PROXY_RETRY_STATUS))) {
             /* give the budget token back: retry_or_fail takes it again */
-            proxy_budget_refund(&c->budget);
+            proxy_budget_refund(budget_of(f));
             retry_or_fail(f, f->rp->on & (PROXY_RETRY_5XX | PROXY_RETRY_STATUS), 502, what);
             return;
         }
-        /* no retry left: the upstream's own answer is what the client should see, but its
-         * body is gone; answer with the same status */
-        fail_request(f, f->upstream_status, what, NULL, NULL);
+        /* the budget went to other requests since the head came: the upstream's own answer is
+         * what the client should see, but its body is gone; answer with the same status (a
+         * real answer: no stale copy instead of it, and a failure only when it is a 5xx) */
+        f->outcome = f->upstream_status >= 500 ? FWD_OUTCOME_FAILED : FWD_OUTCOME_OK;
+        if (f->upstream_status >= 500) metric_counter_inc(MH(f)->upstream_errors, f->w->index);
+        respond_error(f, f->upstream_status, what, NULL, NULL);
+        fwd_end(f);
         return;
     }
     if (rc == 0) {
         f->outcome = f->upstream_status >= 500 ? FWD_OUTCOME_FAILED : FWD_OUTCOME_OK;
         if (f->capture && f->captured.err == 0)
-            proxy__cache_store(&route_rt(f)->cache, &f->route->fallback, &f->captured, now_ms(f));
+            proxy__cache_store(&live_route_rt(f)->cache, &f->route->fallback, &f->captured,
+                               now_ms(f));
         if (http_exchange_finish(f->ex) < 0) http_exchange_abort(f->ex);
         f->ex = NULL;
         fwd_end(f);
@@ -994,7 +1053,7 @@ void proxy__on_request(struct http_exchange *ex, void *data)
     f->to = f->route->has_timeouts ? &f->route->timeouts : &f->crt->cfg->timeouts;
     f->rp = f->route->has_retry ? &f->route->retry : &f->crt->cfg->retry;
     f->deadline_ms = now_ms(f) + f->to->request_ms;
-    proxy_budget_earn(&f->crt->budget, f->rp, now_ms(f));
+    proxy_budget_earn(budget_of(f), f->rp, now_ms(f));
     f->req_cl = h->body == HTTP_BODY_LENGTH    ? (int64_t)h->content_length
                 : h->body == HTTP_BODY_CHUNKED ? -1
                                                : 0;

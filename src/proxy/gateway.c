@@ -290,27 +290,50 @@ static void hc_done(struct http_creq *cr, int rc, void *data)
 
 static const struct http_creq_handlers hc_handlers = {.on_head = hc_head, .on_done = hc_done};
 
+static void hc_table_free(struct gw_hc_state **hc, uint32_t n)
+{
+    for (uint32_t i = 0; hc && i < n; i++)
+        sh_free(hc[i]);
+    sh_free(hc);
+}
+
 static void hc_free_state(struct proxy_gateway *gw)
 {
-    for (uint32_t i = 0; gw->hc && i < gw->hc_nclusters; i++)
-        sh_free(gw->hc[i]);
-    sh_free(gw->hc);
+    hc_table_free(gw->hc, gw->hc_nclusters);
     gw->hc = NULL;
     gw->hc_nclusters = 0;
 }
 
-static int hc_alloc_state(struct proxy_gateway *gw)
+/* The check state (passes and failures in a row, the next probe) for cfg, carried over from the
+ * config in force (gw->current) by cluster, endpoint name and generation, so a config that
+ * changes often (a registry-fed cluster) does not keep the thresholds from ever being reached.
+ * A probe in flight belongs to the old generation (its answer is dropped): none is in flight
+ * for the new one. Before cfg is published; *out is swapped in after. */
+static int hc_table_new(const struct proxy_gateway *gw, const struct proxy_config *cfg,
+                        struct gw_hc_state ***out)
 {
-    const struct proxy_config *cfg = gw->current->cfg;
+    const struct proxy_config *old = gw->current ? gw->current->cfg : NULL;
+    struct gw_hc_state **hc = sh_calloc(cfg->nclusters + 1, sizeof(*hc));
 
-    hc_free_state(gw);
-    gw->hc = sh_calloc(cfg->nclusters + 1, sizeof(*gw->hc));
-    if (!gw->hc) return SH_ENOMEM;
-    gw->hc_nclusters = cfg->nclusters;
+    *out = NULL;
+    if (!hc) return SH_ENOMEM;
     for (uint32_t i = 0; i < cfg->nclusters; i++) {
-        gw->hc[i] = sh_calloc(cfg->clusters[i].nendpoints + 1, sizeof(**gw->hc));
-        if (!gw->hc[i]) return SH_ENOMEM;
+        const struct proxy_cluster *cl = &cfg->clusters[i];
+        int oc = old && gw->hc ? proxy_cluster_index(old, cl->name) : -1;
+        hc[i] = sh_calloc(cl->nendpoints + 1, sizeof(**hc));
+        if (!hc[i]) {
+            hc_table_free(hc, cfg->nclusters);
+            return SH_ENOMEM;
+        }
+        for (uint32_t e = 0; oc >= 0 && (uint32_t)oc < gw->hc_nclusters && e < cl->nendpoints;
+             e++) {
+            int oe = proxy__endpoint_index(&old->clusters[oc], &cl->endpoints[e]);
+            if (oe < 0) continue;
+            hc[i][e] = gw->hc[oc][oe];
+            hc[i][e].in_flight = false;
+        }
     }
+    *out = hc;
     return 0;
 }
 
@@ -411,10 +434,12 @@ static void admin_down(void *data)
 static int publish(struct proxy_gateway *gw, struct proxy_config *cfg)
 {
     struct gw_snapshot *gs = gw_snapshot_new(cfg, gw->current);
+    struct gw_hc_state **hc = NULL;
     int rc;
 
     if (!gs) return SH_ENOMEM;
-    rc = proxy__metrics_build(gw, gw->current ? &gw->current->mh : NULL, &gs->mh, cfg);
+    rc = hc_table_new(gw, cfg, &hc);
+    if (rc == 0) rc = proxy__metrics_build(gw, gw->current ? &gw->current->mh : NULL, &gs->mh, cfg);
     if (rc == 0) {
         for (uint32_t c = 0; c < cfg->nclusters; c++)
             for (uint32_t e = 0; e < cfg->clusters[c].nendpoints; e++)
@@ -425,11 +450,14 @@ static int publish(struct proxy_gateway *gw, struct proxy_config *cfg)
     if (rc < 0) {
         gs->cfg = NULL;
         gw_snapshot_free(gs, NULL);
+        hc_table_free(hc, cfg->nclusters);
         return rc;
     }
     gw->current = gs;
     gw->generation++;
-    rc = hc_alloc_state(gw);
+    hc_free_state(gw);
+    gw->hc = hc;
+    gw->hc_nclusters = cfg->nclusters;
     for (uint32_t i = 0; i < gw->nworkers; i++) {
         if (gw->workers[i].handles_ready) uv_async_send(&gw->workers[i].wake);
     }

@@ -333,6 +333,9 @@ void proxy_budget_earn(struct proxy_budget *b, const struct proxy_retry *rp, uin
 /* Takes one retry from the budget: true, or false when it is spent. */
 bool proxy_budget_spend(struct proxy_budget *b, const struct proxy_retry *rp, uint64_t now_ms);
 void proxy_budget_refund(struct proxy_budget *b); /* a retry taken and not made */
+/* Whether a retry could be taken now, without taking it. */
+bool proxy_budget_available(const struct proxy_budget *b, const struct proxy_retry *rp,
+                            uint64_t now_ms);
 
 /* A rate limit's token bucket for one key (by hash). */
 struct proxy_bucket {

@@ -13,6 +13,9 @@ int proxy__lb_build(struct proxy_cluster *cl, struct arena *a);
 /* The index of the endpoint of cl with ep's name and generation (the same registration), or
  * -1. */
 int proxy__endpoint_index(const struct proxy_cluster *cl, const struct proxy_endpoint *ep);
+/* Whether a route's runtime (stale copies, rate-limit buckets) may pass from route a of one
+ * config to route b of the next: the same name and the same fallback and rate-limit settings. */
+bool proxy__route_state_carries(const struct proxy_route *a, const struct proxy_route *b);
 
 /* Active health results for every endpoint of every cluster of one config: 1 healthy,
  * 0 unhealthy; and each endpoint's revival count, which the control thread bumps when an

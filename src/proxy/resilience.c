@@ -257,6 +257,15 @@ bool proxy_budget_spend(struct proxy_budget *b, const struct proxy_retry *rp, ui
     return true;
 }
 
+bool proxy_budget_available(const struct proxy_budget *b, const struct proxy_retry *rp,
+                            uint64_t now_ms)
+{
+    struct proxy_budget t = *b;
+
+    budget_refill(&t, rp, now_ms);
+    return t.tokens >= 1.0;
+}
+
 void proxy_budget_refund(struct proxy_budget *b)
 {
     b->tokens += 1.0;

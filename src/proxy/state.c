@@ -45,8 +45,7 @@ static const struct gw_cluster_rt *old_cluster(const struct gw_state *old, const
     return NULL;
 }
 
-static struct gw_state *state_build(struct gw_worker *w, struct snap *snap,
-                                    const struct gw_state *old)
+static struct gw_state *state_build(struct gw_worker *w, struct snap *snap, struct gw_state *old)
 {
     const struct gw_snapshot *gs = snap->obj;
     const struct proxy_config *cfg = gs->cfg;
@@ -95,6 +94,20 @@ static struct gw_state *state_build(struct gw_worker *w, struct snap *snap,
             st->routes[i].nbuckets = 4096;
             st->routes[i].buckets = sh_calloc(4096, sizeof(struct proxy_bucket));
             if (!st->routes[i].buckets) goto fail;
+        }
+    }
+    /* what routes kept passes on when the route stayed as it was: the stale copies (a
+     * registry-fed cluster's config changes each time an instance comes or goes, which is
+     * when they are needed) and the rate-limit buckets (no fresh burst for every client);
+     * swapped, so the old generation keeps a valid empty table for its requests in flight */
+    for (uint32_t i = 0; old && i < cfg->nroutes; i++) {
+        for (uint32_t j = 0; j < old->cfg->nroutes; j++) {
+            struct gw_route_rt tmp;
+            if (!proxy__route_state_carries(&cfg->routes[i], &old->cfg->routes[j])) continue;
+            tmp = st->routes[i];
+            st->routes[i] = old->routes[j];
+            old->routes[j] = tmp;
+            break;
         }
     }
     return st;

@@ -448,6 +448,29 @@ routes:
 
 
 @test
+def an_answer_that_cannot_be_retried_reaches_the_client_whole(_):
+    """A retryable status (here 503 with on: [5xx]) on a request that may not be retried (a
+    POST) is the upstream's own answer: its body reaches the client (it used to be replaced by
+    the gateway's own JSON error)."""
+    ups = Upstreams(1, "--status", "503")
+    gw = Gateway(f"""
+clusters:
+  - name: up
+    endpoints: {ups.endpoints()}
+    retry: {{max: 2, on: [5xx, 409]}}
+routes:
+  - {{match: {{prefix: /}}, cluster: up}}
+""", workers=1)
+    try:
+        st, h, body = gw.request("/x", method="POST", body=b"hello")
+        assert st == 503 and served_by(body) == "e0", (st, body)  # echo's body, not ours
+        assert gw.metrics()["shoal_gateway_retries_total"] == 0
+    finally:
+        gw.stop()
+        ups.stop()
+
+
+@test
 def retry_budget_caps_amplification(_):
     ups = Upstreams(2, "--status", "503")
     gw = Gateway(f"""
@@ -774,6 +797,37 @@ routes:
         assert st == 200 and h.get("x-shoal-fallback") == "stale", (st, h)
         assert stale == fresh
         assert gw.request("/other")[0] == 502  # nothing kept for it
+    finally:
+        gw.stop()
+        ups.stop()
+
+
+@test
+def stale_copies_survive_a_reload(_):
+    """A registry-fed cluster's config is rebuilt each time an instance comes or goes, which is
+    when the stale copies are needed: a reload that leaves the route as it was keeps them (it
+    used to start every route afresh)."""
+    ups = Upstreams(1)
+    base = f"""
+clusters:
+  - name: up
+    endpoints: {ups.endpoints()}
+    retry: {{max: 0}}
+routes:
+  - match: {{prefix: /catalog}}
+    cluster: up
+    fallback: {{max_entry: 64KiB, max_age: 1m}}
+"""
+    gw = Gateway(base, workers=1)
+    try:
+        st, h, fresh = gw.request("/catalog")
+        assert st == 200 and "x-shoal-fallback" not in h
+        gw.write(base + "  - {match: {prefix: /ping}, respond: {status: 200, body: pong}}\n")
+        lib.wait_until(lambda: gw.request("/ping")[0] == 200, what="the reload")
+        ups.kill9(0)
+        st, h, stale = gw.request("/catalog")
+        assert st == 200 and h.get("x-shoal-fallback") == "stale", (st, h)
+        assert stale == fresh
     finally:
         gw.stop()
         ups.stop()

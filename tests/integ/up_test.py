@@ -403,8 +403,9 @@ mesh: {{listen: 127.0.0.1:{mesh4}}}
         try:
             assert healthy4.wait(20), "never healthy"
             published = os.path.join(rt, "shoal", f"127.0.0.1_{cp4}")
-            with open(published) as f:
-                assert f.read().strip() == os.path.realpath(os.path.join(d4, ".shoal"))
+            with open(published) as f:  # the data dir, and the pid that publishes it
+                assert f.read().split("\n")[:2] == [os.path.realpath(os.path.join(d4, ".shoal")),
+                                                     str(p4.pid)], published
             assert os.stat(published).st_mode & 0o777 == 0o600
             assert os.stat(os.path.join(rt, "shoal")).st_mode & 0o777 == 0o700
             ps = cli("ps", "--addr", addr)
@@ -422,6 +423,12 @@ mesh: {{listen: 127.0.0.1:{mesh4}}}
             assert down.returncode == 0 and "stopped" in down.stderr, down
             assert p4.wait(timeout=20) == 0
             assert not os.path.exists(published), "the runtime file outlived a clean stop"
+            # a file left by a kill -9 names a pid that no longer runs: stale, removed, unused
+            with open(published, "w") as f:
+                f.write(f"{os.path.realpath(os.path.join(d4, '.shoal'))}\n{p4.pid}\n")
+            os.chmod(published, 0o600)
+            cli("ps", "--addr", addr)  # nothing listens: it fails, after looking for a token
+            assert not os.path.exists(published), "a stale runtime file was used"
         finally:
             if p4.poll() is None:
                 p4.kill()

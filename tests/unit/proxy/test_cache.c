@@ -155,6 +155,9 @@ static void test_cache__private_answers_are_never_kept(void **state)
         {"HTTP/1.1 200 OK\r\nCache-Control: public\r\nCache-Control: NO-STORE\r\n"
          "Content-Length: 0\r\n\r\n",
          false},
+        {"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 0\r\n\r\n", false},
+        {"HTTP/1.1 200 OK\r\nContent-Encoding: identity\r\nContent-Length: 0\r\n\r\n", true},
+        {"HTTP/1.1 200 OK\r\nVary: Accept-Language\r\nContent-Length: 0\r\n\r\n", false},
         {"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", false},
         {"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n", false}, /* over max_entry */
     };
