@@ -533,6 +533,23 @@ scrape_configs:
         shutil.rmtree(gw_dir, ignore_errors=True)
 
 
+def registry_gateway(srv, cluster, workers=1):
+    """A `shoal gateway` whose cluster <cluster> (YAML flow map, named api) is fed by srv's
+    registry, routing every path to it. Returns (process, port, dir)."""
+    gw_dir = tempfile.mkdtemp(prefix="shoal-gwreg-")
+    gw_port = lib.free_port()
+    with open(os.path.join(gw_dir, "gw.yaml"), "w") as f:
+        f.write(f"listen: 127.0.0.1:{gw_port}\nworkers: {workers}\naccess_log: off\n"
+                f"control_plane: {{address: 127.0.0.1:{srv.port}}}\n"
+                f"clusters:\n  - {cluster}\n"
+                "routes:\n  - {match: {prefix: /}, cluster: api}\n")
+    gw = subprocess.Popen([SHOAL, "gateway", "-c", os.path.join(gw_dir, "gw.yaml")],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert "gateway listening" in gw.stderr.readline()
+    threading.Thread(target=lambda: [None for _ in gw.stderr], daemon=True).start()
+    return gw, gw_port, gw_dir
+
+
 @test
 def a_re_registered_instance_is_not_held_ejected(_):
     """Issue 10: an instance killed and restarted on its port stayed outlier-ejected. The
@@ -542,18 +559,9 @@ def a_re_registered_instance_is_not_held_ejected(_):
     proxies' feed, and it takes traffic at once."""
     srv = Server()
     e1, e2 = Echo("--name", "e1"), Echo("--name", "e2")
-    gw_dir = tempfile.mkdtemp(prefix="shoal-gwgen-")
-    gw_port = lib.free_port()
-    with open(os.path.join(gw_dir, "gw.yaml"), "w") as f:
-        f.write(f"listen: 127.0.0.1:{gw_port}\nworkers: 1\naccess_log: off\n"
-                f"control_plane: {{address: 127.0.0.1:{srv.port}}}\n"
-                "clusters:\n  - {name: api, service: api, retry: {max: 2},\n"
-                "     outlier: {consecutive_errors: 1, base_ejection: 120s}}\n"
-                "routes:\n  - {match: {prefix: /}, cluster: api}\n")
-    gw = subprocess.Popen([SHOAL, "gateway", "-c", os.path.join(gw_dir, "gw.yaml")],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    assert "gateway listening" in gw.stderr.readline()
-    threading.Thread(target=lambda: [None for _ in gw.stderr], daemon=True).start()
+    gw, gw_port, gw_dir = registry_gateway(
+        srv, "{name: api, service: api, retry: {max: 2}, "
+             "outlier: {consecutive_errors: 1, base_ejection: 120s}}")
 
     def who():
         with urllib.request.urlopen(f"http://127.0.0.1:{gw_port}/x", timeout=5) as r:
@@ -591,23 +599,15 @@ def a_re_registered_instance_is_not_held_ejected(_):
         e1.stop()
         e2.stop()
         srv.stop()
+        shutil.rmtree(gw_dir, ignore_errors=True)
 
 
 @test
 def gateway_fed_by_the_registry_follows_it_within_a_second(_):
     srv = Server()
     e1, e2 = Echo("--name", "e1"), Echo("--name", "e2")
-    gw_dir = tempfile.mkdtemp(prefix="shoal-gwreg-")
-    gw_port = lib.free_port()
-    with open(os.path.join(gw_dir, "gw.yaml"), "w") as f:
-        f.write(f"listen: 127.0.0.1:{gw_port}\nworkers: 2\naccess_log: off\n"
-                f"control_plane: {{address: 127.0.0.1:{srv.port}}}\n"
-                "clusters:\n  - {name: api, service: api, retry: {max: 0}}\n"
-                "routes:\n  - {match: {prefix: /}, cluster: api}\n")
-    gw = subprocess.Popen([SHOAL, "gateway", "-c", os.path.join(gw_dir, "gw.yaml")],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    assert "gateway listening" in gw.stderr.readline()
-    threading.Thread(target=lambda: [None for _ in gw.stderr], daemon=True).start()
+    gw, gw_port, gw_dir = registry_gateway(srv, "{name: api, service: api, retry: {max: 0}}",
+                                           workers=2)
 
     def who():
         try:
