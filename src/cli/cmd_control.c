@@ -101,7 +101,9 @@ static bool read_token_file(const char *data_dir)
     if (!f) return false;
     n = fread(conn.token_buf, 1, sizeof(conn.token_buf) - 1, f);
     fclose(f);
-    while (n && (conn.token_buf[n - 1] == '\n' || conn.token_buf[n - 1] == '\r'))
+    /* trimmed as the server trims it when it loads the file (admin_token_load) */
+    while (n && (conn.token_buf[n - 1] == '\n' || conn.token_buf[n - 1] == '\r' ||
+                 conn.token_buf[n - 1] == ' '))
         n--;
     conn.token_buf[n] = '\0';
     return n > 0;
