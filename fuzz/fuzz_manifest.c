@@ -7,6 +7,7 @@
 #include "supervisor/supervisor.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -19,6 +20,32 @@ static void check(int rc, const struct sh_diag *d)
     (void)rc;
     (void)d;
 }
+
+/* A struct and a schema for sh_schema_read on every map of the input. */
+struct fz_obj {
+    uint32_t count, ms, size, pct;
+    double ratio;
+    bool on;
+    const char *name;
+    struct fz_inner {
+        uint32_t max;
+    } inner;
+};
+static const struct sh_field fz_inner_fields[] = {
+    {"max", SH_FIELD_U32, offsetof(struct fz_inner, max), 0, 10, NULL, NULL},
+};
+SH_SCHEMA(fz_inner_schema, fz_inner_fields, NULL);
+static const struct sh_field fz_fields[] = {
+    {"count", SH_FIELD_U32, offsetof(struct fz_obj, count), 1, 100, NULL, NULL},
+    {"timeout", SH_FIELD_MS, offsetof(struct fz_obj, ms), 1, 60000, NULL, NULL},
+    {"max_body", SH_FIELD_SIZE, offsetof(struct fz_obj, size), 0, 1 << 20, NULL, NULL},
+    {"share", SH_FIELD_PERCENT, offsetof(struct fz_obj, pct), 0, 0, NULL, NULL},
+    {"budget", SH_FIELD_RATIO, offsetof(struct fz_obj, ratio), 0, 0, NULL, NULL},
+    {"on", SH_FIELD_BOOL, offsetof(struct fz_obj, on), 0, 0, NULL, NULL},
+    {"name", SH_FIELD_STR, offsetof(struct fz_obj, name), 0, 0, NULL, NULL},
+    {"retry", SH_FIELD_MAP, offsetof(struct fz_obj, inner), 0, 0, &fz_inner_schema, NULL},
+};
+SH_SCHEMA(fz_schema, fz_fields, NULL);
 
 static void try_readers(const struct sh_node *n)
 {
@@ -37,6 +64,20 @@ static void try_readers(const struct sh_node *n)
     check(sh_node_duration_ms(n, "x", &v, &d), &d);
     check(sh_node_size(n, "x", &v, &d), &d);
     check(sh_node_check_keys(n, allowed, "routes[0]", &d), &d);
+    {
+        double r;
+        struct fz_obj o = {0};
+        struct sockaddr_storage ss;
+        check(sh_node_ratio(n, "x", &r, &d), &d);
+        if (n->kind == SH_NODE_MAP) check(sh_schema_read(&fz_schema, n, "fz", &o, NULL, &d), &d);
+        /* the address parsers take any text: 0 or a negative code with the reason */
+        if (n->kind == SH_NODE_SCALAR) {
+            int la = sh_listen_parse(n->text, &ss, &d), ca = sh_addr_parse(n->text, &ss, &d);
+            assert(la <= 0 && ca <= 0);
+            (void)la;
+            (void)ca;
+        }
+    }
 }
 
 static void walk(const struct sh_node *n, size_t depth)
