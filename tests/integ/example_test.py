@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -25,7 +24,7 @@ SEED = {"Ada", "Grace", "Barbara", "Margaret", "Linus"}
 
 
 def main():
-    d = tempfile.mkdtemp(prefix="shoal-example-")
+    d = lib.tempdir("shoal-example-")
     ports = {p: lib.free_port() for p in ("8080", "8081", "7700", "7701")}
     with open(os.path.join(ROOT, "examples/hello/shoal.yaml")) as f:
         text = f.read()
@@ -183,10 +182,10 @@ def main():
         # `shoal up -f DIR/shoal.yaml --data-dir NEW` from elsewhere: nothing exists yet next
         # to the manifest or in NEW, and names finds its database through ${SHOAL_DATA_DIR}
         # (it used to open .shoal/names.sqlite relative to its working directory, and crash-loop)
-        d2, cwd = tempfile.mkdtemp(prefix="shoal-example-m-"), tempfile.mkdtemp(prefix="shoal-cwd-")
+        d2, cwd = lib.tempdir("shoal-example-m-"), lib.tempdir("shoal-cwd-")
         with open(os.path.join(d2, "shoal.yaml"), "w") as f:
             f.write(text)
-        data = os.path.join(tempfile.mkdtemp(prefix="shoal-example-data-"), "data")
+        data = os.path.join(lib.tempdir("shoal-example-data-"), "data")
         p, log, healthy = lib.start_up(SHOAL, os.path.join(d2, "shoal.yaml"), env, cwd=cwd,
                                        args=("--data-dir", data))
         state["logs"].append(log)

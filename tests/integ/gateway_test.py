@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -27,7 +26,7 @@ class Gateway:
     """A `shoal gateway` process with a config written to a temp dir."""
 
     def __init__(self, config, workers=2, expect_fail=False):
-        self.dir = tempfile.mkdtemp(prefix="shoal-gw-")
+        self.dir = lib.tempdir("shoal-gw-")
         self.path = os.path.join(self.dir, "gateway.yaml")
         self.port = lib.free_port()
         self.admin = lib.free_port()

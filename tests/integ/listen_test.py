@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -118,7 +117,7 @@ def test(fn):
 
 @test
 def server_on_ipv6_wildcard(_):
-    d = tempfile.mkdtemp(prefix="shoal-listen-")
+    d = lib.tempdir("shoal-listen-")
     port = free_port6()
     env = dict(os.environ)
     env.pop("SHOAL_TOKEN", None)
@@ -139,7 +138,7 @@ def server_on_ipv6_wildcard(_):
 
 @test
 def gateway_listener_and_admin_on_ipv6_wildcard(_):
-    d = tempfile.mkdtemp(prefix="shoal-listen-")
+    d = lib.tempdir("shoal-listen-")
     port, admin = free_port6(), free_port6()
     path = os.path.join(d, "gateway.yaml")
     with open(path, "w") as f:

@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import shoal_testlib as lib  # noqa: E402
@@ -32,7 +31,7 @@ def promtool(text):
 def main():
     up, bad = lib.Echo("--name", "up"), lib.Echo("--name", "bad", "--status", "503")
     port, admin = lib.free_port(), lib.free_port()
-    d = tempfile.mkdtemp(prefix="shoal-promtool-")
+    d = lib.tempdir("shoal-promtool-")
     with open(os.path.join(d, "gateway.yaml"), "w") as f:
         f.write(f"""listen: 127.0.0.1:{port}
 workers: 1

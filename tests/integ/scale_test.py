@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -23,7 +22,7 @@ SHOAL = os.path.abspath(sys.argv[1])
 
 
 def main():
-    d = tempfile.mkdtemp(prefix="shoal-scale-")
+    d = lib.tempdir("shoal-scale-")
     gw, cp, mesh, solo = lib.free_port(), lib.free_port(), lib.free_port(), lib.free_port()
     echo = f"[{SHOAL}, echo, --listen, \"127.0.0.1:$PORT\""
     with open(os.path.join(d, "shoal.yaml"), "w") as f:
@@ -335,7 +334,7 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
 
     def restart_of_an_instance_waiting_on_a_dependency():
         cp2, mesh2, port2 = lib.free_port(), lib.free_port(), lib.free_port()
-        d2 = tempfile.mkdtemp(prefix="shoal-scale-wait-")
+        d2 = lib.tempdir("shoal-scale-wait-")
         with open(os.path.join(d2, "shoal.yaml"), "w") as f:
             f.write(f"""
 services:

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -28,7 +27,7 @@ TOKEN = "integration-token-0123456789"
 
 class Server:
     def __init__(self, data_dir=None, token=TOKEN, max_file_bytes=None):
-        self.dir = data_dir or tempfile.mkdtemp(prefix="shoal-srv-")
+        self.dir = data_dir or lib.tempdir("shoal-srv-")
         self.port = lib.free_port()
         env = dict(os.environ)
         env.pop("SHOAL_TOKEN", None)
@@ -320,7 +319,7 @@ def long_tokens_work_whole_or_are_refused(_):
     finally:
         srv.stop()
     # a server token past the limit is refused at start
-    d = tempfile.mkdtemp(prefix="shoal-srv-")
+    d = lib.tempdir("shoal-srv-")
     env = dict(os.environ)
     env.pop("SHOAL_TOKEN", None)
     p = subprocess.run([SHOAL, "server", "--data-dir", d, "--listen", "127.0.0.1:0", "--token",
@@ -364,7 +363,7 @@ def acknowledged_writes_survive_kill9(_):
     # Concurrent writers (config keys and registrations), so that the control plane's group
     # commit puts several writes in one transaction: an answer must not leave before its
     # transaction is durable, whichever writer's request opened it.
-    data = tempfile.mkdtemp(prefix="shoal-srv-")
+    data = lib.tempdir("shoal-srv-")
     acked_kv, acked_reg = [], []
     lock = threading.Lock()
     for rnd in range(3):
@@ -473,7 +472,7 @@ def prometheus_discovers_and_scrapes_through_http_sd(_):
     prom = shutil.which("prometheus")
     assert prom, "the prometheus server is not installed (scripts/install-deps.sh installs it)"
     srv = Server()
-    gw_dir = tempfile.mkdtemp(prefix="shoal-prom-")
+    gw_dir = lib.tempdir("shoal-prom-")
     gw_port, admin_port, prom_port = lib.free_port(), lib.free_port(), lib.free_port()
     with open(os.path.join(gw_dir, "gw.yaml"), "w") as f:
         f.write(f"listen: 127.0.0.1:{gw_port}\nworkers: 1\nadmin: 127.0.0.1:{admin_port}\n"
@@ -536,7 +535,7 @@ scrape_configs:
 def registry_gateway(srv, cluster, workers=1):
     """A `shoal gateway` whose cluster <cluster> (YAML flow map, named api) is fed by srv's
     registry, routing every path to it. Returns (process, port, dir)."""
-    gw_dir = tempfile.mkdtemp(prefix="shoal-gwreg-")
+    gw_dir = lib.tempdir("shoal-gwreg-")
     gw_port = lib.free_port()
     with open(os.path.join(gw_dir, "gw.yaml"), "w") as f:
         f.write(f"listen: 127.0.0.1:{gw_port}\nworkers: {workers}\naccess_log: off\n"
@@ -807,7 +806,7 @@ def failed_commit_stops_the_server_and_loses_no_acknowledged_write(_):
     # writes and a commit fails. The server must stop (exit 70, saying why) rather than go on
     # with writes in memory that are not on disk, and a restart without the limit must find
     # every write that was acknowledged.
-    data = tempfile.mkdtemp(prefix="shoal-srv-")
+    data = lib.tempdir("shoal-srv-")
     srv = Server(data_dir=data, max_file_bytes=2 * 1024 * 1024)
     acked = []
     try:

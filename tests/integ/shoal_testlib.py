@@ -1,17 +1,33 @@
 """Shared pieces of shoal's integration tests: processes on 127.0.0.1 and a raw HTTP reader.
 Everything is bounded in time; only processes started here are stopped, by PID."""
+import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 SHOAL = None  # set by the test script: path of the shoal binary
 TIMEOUT = 10.0
 WAIT = 20.0  # deadline of wait_until: generous, CI is a busy 2-core machine running ASan
+
+
+_TEMP_DIRS = []
+
+
+def tempdir(prefix):
+    """A new temporary directory, removed when the test program exits (pass or fail)."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    _TEMP_DIRS.append(d)
+    return d
+
+
+atexit.register(lambda: [shutil.rmtree(d, ignore_errors=True) for d in _TEMP_DIRS])
 
 
 def wait_until(fn, timeout=WAIT, what=None, interval=0.02, retry_on=()):

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -56,7 +55,7 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
 
 
 def main():
-    d = tempfile.mkdtemp(prefix="shoal-up-")
+    d = lib.tempdir("shoal-up-")
     gw, adm, cp, mesh = lib.free_port(), lib.free_port(), lib.free_port(), lib.free_port()
     mesh_adm = lib.free_port()
     with open(os.path.join(d, "caller.py"), "w") as f:
@@ -303,7 +302,7 @@ mesh: {{listen: 127.0.0.1:{mesh}, admin: 127.0.0.1:{mesh_adm}}}
         p.kill()
     def crash_loop_is_detected_and_backed_off():
         cp2, mesh2 = lib.free_port(), lib.free_port()
-        d2 = tempfile.mkdtemp(prefix="shoal-up-crash-")
+        d2 = lib.tempdir("shoal-up-crash-")
         with open(os.path.join(d2, "shoal.yaml"), "w") as f:
             f.write(f"""
 services:
@@ -342,7 +341,7 @@ mesh: {{listen: 127.0.0.1:{mesh2}}}
 
     def kill9_of_shoal_takes_what_instances_started():
         cp3, mesh3 = lib.free_port(), lib.free_port()
-        d3 = tempfile.mkdtemp(prefix="shoal-up-kill9-")
+        d3 = lib.tempdir("shoal-up-kill9-")
         with open(os.path.join(d3, "shoal.yaml"), "w") as f:
             f.write(f"""
 services:
@@ -379,9 +378,9 @@ mesh: {{listen: 127.0.0.1:{mesh3}}}
         # shoal up publishes DATA_DIR for its admin address in $XDG_RUNTIME_DIR/shoal; the CLI,
         # run from another directory with no token, reads the token there (shoal down used to
         # answer 401 unless run next to the manifest)
-        rt, other = tempfile.mkdtemp(prefix="shoal-xdg-"), tempfile.mkdtemp(prefix="shoal-cwd-")
+        rt, other = lib.tempdir("shoal-xdg-"), lib.tempdir("shoal-cwd-")
         cp4, mesh4 = lib.free_port(), lib.free_port()
-        d4 = tempfile.mkdtemp(prefix="shoal-up-cli-")
+        d4 = lib.tempdir("shoal-up-cli-")
         with open(os.path.join(d4, "shoal.yaml"), "w") as f:
             f.write(f"""
 services:

@@ -12,7 +12,6 @@ import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import termios
 import time
 
@@ -63,7 +62,7 @@ def run_on_pty(args, seconds, cwd):
 
 
 def main():
-    d = tempfile.mkdtemp(prefix="shoal-view-")
+    d = lib.tempdir("shoal-view-")
     cp, mesh = lib.free_port(), lib.free_port()
     with open(os.path.join(d, "shoal.yaml"), "w") as f:
         f.write(f"""
