@@ -371,16 +371,6 @@ def gateway_counters(admin_port):
     return out
 
 
-def wait_for(cond, timeout, what, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = cond()
-        if got:
-            return got
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-
-
 class Sampler:
     """Samples RSS (KiB), open fds, sockets among them and CPU seconds of one pid every <every>
     seconds."""
@@ -477,22 +467,19 @@ class GatewayScenario:
         self.errlog = os.path.join(self.tmp, "gateway.stderr")
         self.gw = subprocess.Popen([self.args.shoal, "gateway", "-c", path, "--grace", "2s"],
                                    stdout=subprocess.DEVNULL, stderr=open(self.errlog, "w"))
-        wait_for(lambda: self.gw.poll() is not None or self._logged("gateway listening"), 10,
-                 "the gateway to listen")
+        lib.wait_until(lambda: self.gw.poll() is not None or self._logged("gateway listening"),
+                       10, "the gateway to listen")
         assert self.gw.poll() is None, f"gateway exited {self.gw.returncode}: {self._tail()}"
-        wait_for(lambda: self._get_ok(), 10, "a first 200 through the gateway")
+        lib.wait_until(lambda: self._get_ok(), 10, "a first 200 through the gateway")
         log(f"gateway pid {self.gw.pid} on :{self.port} (admin :{self.admin}), "
             f"echo upstreams on {self.ports}")
 
     def _echo(self, i):
-        last = None
-        for _ in range(40):  # the port may need a moment to be free again
-            try:
-                return lib.Echo("--name", f"e{i}", listen=f"127.0.0.1:{self.ports[i]}")
-            except (AssertionError, ValueError) as e:
-                last = e
-                time.sleep(0.05)
-        raise AssertionError(f"echo e{i} could not listen on {self.ports[i]} again: {last}")
+        # the port may need a moment to be free again
+        echo = lambda: lib.Echo("--name", f"e{i}", listen=f"127.0.0.1:{self.ports[i]}")  # noqa: E731
+        return lib.wait_until(echo,
+                              2, f"echo e{i} listening on {self.ports[i]} again",
+                              interval=0.05, retry_on=(AssertionError, ValueError))
 
     def _logged(self, text):
         with open(self.errlog) as f:
@@ -603,7 +590,7 @@ class UpScenario:
                 f"shoal up exited {self.proc.returncode}: {''.join(self.log[-10:])}"
             assert time.monotonic() < end, \
                 f"not all instances healthy within 60 s: {''.join(self.log[-10:])}"
-        wait_for(lambda: self._get_ok(), 10, "a first 200 from /hello")
+        lib.wait_until(lambda: self._get_ok(), 10, "a first 200 from /hello")
         log(f"shoal up pid {self.proc.pid}: gateway :{self.ports['8080']} "
             f"(admin :{self.ports['8081']}), control plane :{self.ports['7700']}")
 
@@ -681,7 +668,7 @@ class UpScenario:
                               for i in insts)
         t0 = time.monotonic()
         try:
-            wait_for(all_back, self.args.recover_deadline, "every instance back", step=0.2)
+            lib.wait_until(all_back, self.args.recover_deadline, "every instance back", interval=0.2)
             log(f"every instance running and passing {time.monotonic() - t0:.1f} s after the "
                 "last kill window")
         except AssertionError as e:

@@ -7,12 +7,10 @@ no IPv6 loopback. Usage: listen_test.py PATH/TO/shoal [TEST...]"""
 import http.client
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import shoal_testlib as lib  # noqa: E402
@@ -65,12 +63,7 @@ LOOPBACK = "00000000000000000000000001000000"  # ::1 as /proc/net/tcp6 prints it
 
 def assert_wildcard(port, what):
     """<what> listens on [::]:port, the wildcard, and not on ::1 alone."""
-    deadline = time.monotonic() + 5
-    socks = listeners6(port)
-    while not socks and time.monotonic() < deadline:
-        time.sleep(0.02)
-        socks = listeners6(port)
-    assert socks, f"{what}: nothing listens on IPv6 port {port}"
+    socks = lib.wait_until(lambda: listeners6(port), what=f"{what} listening on IPv6 port {port}")
     assert LOOPBACK not in socks, f"{what}: listens on ::1 instead of :: ({socks})"
     assert all(a == WILDCARD for a in socks), f"{what}: listens on {socks}, want only ::"
 
@@ -85,14 +78,7 @@ def http_get(host, port, path, headers=None):
 
 
 def stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise AssertionError("did not stop within 10s of SIGTERM")
+    assert lib.terminate(proc), "did not stop within 10s of SIGTERM"
     assert proc.returncode == 0, f"exited {proc.returncode}"
 
 

@@ -8,7 +8,6 @@ Usage: promtool_test.py PATH/TO/shoal PATH/TO/promtool"""
 import http.client
 import os
 import shutil
-import signal
 import subprocess
 import sys
 
@@ -106,13 +105,7 @@ routes:
             failures.append("promtool accepted a planted bad exposition; the check proves nothing")
         samples = sum(1 for l in text.splitlines() if l and not l.startswith("#"))
     finally:
-        if gw.poll() is None:
-            gw.send_signal(signal.SIGTERM)
-            try:
-                gw.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                gw.kill()
-                gw.wait()
+        lib.terminate(gw)
         up.stop()
         bad.stop()
     if gw.returncode != 0:

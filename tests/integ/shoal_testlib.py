@@ -166,6 +166,21 @@ class Load:
         return self
 
 
+def terminate(proc, timeout=10):
+    """SIGTERM to a Popen we started, waited for <timeout> s, then SIGKILL. Returns True when it
+    stopped on SIGTERM (or had already exited)."""
+    if proc.poll() is not None:
+        return True
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return False
+
+
 def alive(pid):
     """Whether process <pid> exists and is not a zombie."""
     try:
@@ -227,13 +242,7 @@ class Echo:
         return proc_status_kib(self.proc.pid, "VmRSS")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
 
 class Reader:
