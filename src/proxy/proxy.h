@@ -294,7 +294,7 @@ enum proxy_breaker_change proxy_breaker_record(struct proxy_breaker_state *s,
                                                bool was_probe, uint64_t now_ms);
 /* A probe ended without an outcome (the client left before an attempt): let another probe. */
 void proxy_breaker_probe_abandoned(struct proxy_breaker_state *s);
-/* Requests and errors in the current window (for tests and /metrics). */
+/* Requests and errors in the current window (what the ratio is judged on). */
 void proxy_breaker_window(const struct proxy_breaker_state *s, const struct proxy_breaker *cfg,
                           uint64_t now_ms, uint32_t *requests, uint32_t *errors);
 

@@ -390,6 +390,48 @@ routes:
 
 
 @test
+def panic_threshold_routes_to_all_when_too_few_are_left(_):
+    """Three of four upstreams die. Ejection takes them out one by one; with the default
+    panic_threshold (50%) the third ejection would leave 25%, so the cluster routes to all four
+    again (the dead ones keep getting attempts, retried elsewhere); with panic_threshold: 0
+    only the live one gets traffic once all three are out. No GET fails either way."""
+    def dead_attempts(gw, ports):
+        m = gw.metrics()
+        return sum(m.get(f'shoal_endpoint_requests_total{{cluster="up",endpoint="127.0.0.1:{p}",'
+                         f'class="error"}}', 0) for p in ports)
+
+    for panic, keeps_trying in (("50", True), ("0", False)):
+        ups = Upstreams(4)
+        gw = Gateway(f"""
+clusters:
+  - name: up
+    endpoints: {ups.endpoints()}
+    retry: {{max: 3, budget: 100%, min_per_second: 1000, backoff: 1ms, backoff_max: 2ms}}
+    outlier: {{consecutive_errors: 1, base_ejection: 120s, max_ejection_percent: 100,
+              panic_threshold: {panic}}}
+routes:
+  - {{match: {{prefix: /}}, cluster: up}}
+""", workers=1)
+        try:
+            for i in (1, 2, 3):
+                ups.kill9(i)
+            dead = ups.ports[1:]
+            c = gw.conn()
+            for _ in range(40):  # ejects the three, whatever the order
+                st, _, body = gw.request("/x", conn=c)
+                assert st == 200, (panic, st, body)
+            before = dead_attempts(gw, dead)
+            for _ in range(40):
+                st, _, body = gw.request("/x", conn=c)
+                assert st == 200, (panic, st, body)
+            after = dead_attempts(gw, dead)
+            assert (after > before) == keeps_trying, (panic, before, after)
+        finally:
+            gw.stop()
+            ups.stop()
+
+
+@test
 def breaker_opens_fails_fast_half_opens_and_closes(_):
     ups = Upstreams(1, "--status", "503")
     gw = Gateway(f"""
