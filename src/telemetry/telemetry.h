@@ -231,4 +231,82 @@ size_t trace_request_id(struct trace_rng *rng, char *out, size_t out_len);
 SH_MUST_CHECK int trace_state_build(struct slice in, struct slice own_key, struct slice own_value,
                                     char *out, size_t out_len, size_t *out_used);
 
+/* ==========================================================================================
+ * Spans: a finished span (the Zipkin v2 model, which OTLP maps onto), and the queue that
+ * carries the proxy workers' spans to the span store (src/observe) off the request path.
+ *
+ * A struct trace_span is a plain value whose slices point wherever its builder likes (a
+ * request's arena); trace_queue_push copies it into one allocation, so the builder's memory may
+ * go as soon as push returns.
+ * Threads: push belongs to the worker owning <shard> (lock-free, single producer per shard);
+ * drain belongs to one consumer thread; new/free to the owner, free after producers stopped.
+ * ========================================================================================== */
+
+enum trace_span_kind {
+    TRACE_KIND_NONE = 0,
+    TRACE_KIND_CLIENT, /* the caller's side of a hop (mesh out) */
+    TRACE_KIND_SERVER, /* the receiver's side (gateway in, mesh in) */
+    TRACE_KIND_PRODUCER,
+    TRACE_KIND_CONSUMER,
+};
+
+enum {
+    TRACE_SPAN_MAX_TAGS = 32,
+    TRACE_SPAN_MAX_ANNOTATIONS = 16,
+    TRACE_SPAN_MAX_BYTES = 64 * 1024, /* a pushed span's strings together; longer: refused */
+};
+
+struct trace_endpoint {
+    struct slice service; /* Zipkin serviceName: "greeter", "gateway"; may be empty */
+    struct slice ip;      /* "127.0.0.1" or "::1"; may be empty */
+    uint16_t port;        /* 0 = unknown */
+};
+
+struct trace_tag {
+    struct slice key, value;
+};
+
+struct trace_annotation {
+    uint64_t timestamp_us; /* Unix microseconds */
+    struct slice value;    /* "retry", "breaker open", "ejected 127.0.0.1:9001"... */
+};
+
+struct trace_span {
+    uint8_t trace_id[TRACE_ID_BYTES]; /* 128-bit; a 64-bit Zipkin id has the high half zero */
+    uint8_t span_id[TRACE_SPAN_ID_BYTES];
+    uint8_t parent_id[TRACE_SPAN_ID_BYTES]; /* all zero: a root span */
+    enum trace_span_kind kind;
+    struct slice name;     /* "get /hello": Zipkin lower-cases span names */
+    uint64_t timestamp_us; /* start, Unix microseconds */
+    uint64_t duration_us;
+    struct trace_endpoint local, remote;
+    struct trace_tag tags[TRACE_SPAN_MAX_TAGS];
+    size_t tag_count;
+    struct trace_annotation annotations[TRACE_SPAN_MAX_ANNOTATIONS];
+    size_t annotation_count;
+    bool is_error; /* status >= 500, or a transport failure: always kept (tail rule) */
+    bool debug;    /* Zipkin's debug flag: kept whatever the sampling */
+    bool shared;   /* Zipkin's shared flag (a server span sharing the client's id) */
+};
+
+/* The queue (span.c): one single-producer ring of span pointers per shard (worker). */
+struct trace_queue;
+struct trace_queue_config {
+    uint32_t shards;   /* producers; 1..METRICS_MAX_SHARDS */
+    uint32_t capacity; /* spans per shard, rounded up to a power of two; 0 = 8192 */
+};
+SH_MUST_CHECK int trace_queue_new(const struct trace_queue_config *cfg, struct trace_queue **out);
+/* Frees the queue and every span still in it. NULL is a no-op. */
+void trace_queue_free(struct trace_queue *q);
+/* Copies <s> into one allocation and enqueues it. 0, or SH_ELIMIT (the shard's ring is full:
+ * the span is dropped and counted), SH_ETOOBIG (over TRACE_SPAN_MAX_BYTES), SH_ENOMEM. Never
+ * blocks. */
+SH_MUST_CHECK int trace_queue_push(struct trace_queue *q, uint32_t shard, const struct trace_span *s);
+/* Hands at most <max> queued spans (0 = all there are now) to fn, oldest first per shard, and
+ * frees each after fn returns (fn copies what it keeps). Returns how many. */
+typedef void trace_span_fn(void *data, const struct trace_span *s);
+size_t trace_queue_drain(struct trace_queue *q, size_t max, trace_span_fn *fn, void *data);
+/* Spans dropped because a ring was full, since trace_queue_new. Any thread. */
+uint64_t trace_queue_dropped(const struct trace_queue *q);
+
 #endif
