@@ -40,7 +40,7 @@ declare -A owner=(
     ["openssl/"]="security http"
     ["sqlite3.h"]="store"
     ["yaml.h"]="supervisor"
-    ["jansson.h"]="admin cli events store"
+    ["jansson.h"]="admin cli events store security"
 )
 
 fail=0

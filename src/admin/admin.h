@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* admin.h: the control plane's HTTP API (JSON, versioned under /v1): status, the registry, the
  * config KV, the Consul-compatible subset existing clients use, and Prometheus service
- * discovery. One route table (admin_routes in routes.c); bearer-token auth on every write and
- * on reads from other hosts.
+ * discovery, API tokens and the audit log. One route table (admin_routes in routes.c); every
+ * route but GET /v1/status needs a token whose scope covers it (security.h).
  * Prefixes: admin_.
  * Threads: the control thread's loop only. */
 #ifndef SHOAL_ADMIN_H
@@ -14,6 +14,8 @@
 #include <uv.h>
 
 struct store;
+struct sec_tokens;
+struct sec_audit;
 struct registry;
 struct cfgkv;
 struct admin;
@@ -44,12 +46,13 @@ struct admin_supervisor {
 };
 
 struct admin_config {
-    const char *listen;     /* "127.0.0.1:7700" when NULL */
-    const char *token;      /* required for writes (and remote reads); NULL = none set */
-    const char *datacenter; /* "dc1" when NULL (Consul answers carry it) */
-    const char *node;       /* this node's name; the host name when NULL */
-    size_t max_body_bytes;  /* 413 above it; 0 = 1 MiB */
-    struct store *store;    /* borrowed; may be NULL while a component is not running */
+    const char *listen;        /* "127.0.0.1:7700" when NULL */
+    struct sec_tokens *tokens; /* borrowed: every route but GET /v1/status needs one of them */
+    struct sec_audit *audit;   /* borrowed: every write is logged there; NULL = none */
+    const char *datacenter;    /* "dc1" when NULL (Consul answers carry it) */
+    const char *node;          /* this node's name; the host name when NULL */
+    size_t max_body_bytes;     /* 413 above it; 0 = 1 MiB */
+    struct store *store;       /* borrowed; may be NULL while a component is not running */
     struct registry *registry;
     struct cfgkv *kv;
     const struct admin_supervisor *supervisor; /* borrowed; NULL: none here (404s) */

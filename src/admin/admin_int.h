@@ -8,15 +8,22 @@
 
 #include "admin/admin.h"
 #include "http/http.h"
+#include "security/security.h"
 
 #include <jansson.h>
 
 struct admin_req;
 typedef void admin_handler_fn(struct admin_req *r);
 
+/* What a route needs of the caller's token (security.h's sec_need), and whether it names config
+ * keys (a token limited to a prefix may use only those routes, on keys under its prefix). */
 enum admin_auth {
-    ADMIN_AUTH_READ = 0, /* token needed only from other hosts */
-    ADMIN_AUTH_WRITE,    /* token always needed */
+    ADMIN_AUTH_NONE = SEC_NEED_NONE, /* open: GET /v1/status */
+    ADMIN_AUTH_READ = SEC_NEED_READ,
+    ADMIN_AUTH_WRITE = SEC_NEED_WRITE,
+    ADMIN_AUTH_ADMIN = SEC_NEED_ADMIN,
+    ADMIN_AUTH_NEED = 0x0f,  /* mask of the above */
+    ADMIN_AUTH_KEYED = 0x10, /* r->rest is a config key (or a prefix: see admin__route_key) */
 };
 
 struct admin_route {
@@ -24,7 +31,7 @@ struct admin_route {
     const char *path; /* exact, or a prefix when it ends in '/' and is_prefix */
     bool is_prefix;   /* the rest of the path is r->rest (URL-decoded) */
     bool is_consul;   /* accepts X-Consul-Token; answers carry X-Consul-* headers */
-    enum admin_auth auth;
+    unsigned auth;    /* enum admin_auth: a need, | ADMIN_AUTH_KEYED */
     admin_handler_fn *fn;
 };
 
@@ -46,7 +53,6 @@ struct admin {
     uv_loop_t *loop;
     struct admin_config cfg;
     struct http_server *srv;
-    char token[SH_TOKEN_MAX_LEN + 1];
     char node[64];
     uint64_t started_ms;
     struct admin_req *waiting; /* blocking queries, for shutdown */
@@ -63,6 +69,7 @@ struct admin_req {
     struct http_exchange *ex;
     const struct http_head *h;
     const struct admin_route *route;
+    const struct sec_token *token; /* the caller's valid token, or NULL; for this request only */
     struct slice path, query;
     char *rest;      /* URL-decoded path after a prefix route, NUL-terminated */
     struct buf body; /* the request body, capped at max_body_bytes */
@@ -107,6 +114,8 @@ admin_handler_fn admin__service_register, admin__service_deregister, admin__chec
     admin__check_warn, admin__check_fail, admin__catalog_services, admin__catalog_service,
     admin__health_service, admin__prometheus_sd, admin__sd_endpoints;
 admin_handler_fn admin__events_services, admin__events_kv;
+admin_handler_fn admin__tokens_list, admin__tokens_create, admin__tokens_revoke, admin__token_self,
+    admin__audit;
 
 /* The render cache. The key is the path and the query without index, wait, stale and token
  * (what does not change the answer). cache_reply answers from it and returns true on a hit. */

@@ -166,21 +166,23 @@ static void stop(struct admin_req *r)
 }
 
 const struct admin_route admin_routes[] = {
-    {HTTP_M_GET, "/v1/status", false, false, ADMIN_AUTH_READ, status},
+    {HTTP_M_GET, "/v1/status", false, false, ADMIN_AUTH_NONE, status},
     {HTTP_M_GET, "/v1/agent/self", false, true, ADMIN_AUTH_READ, agent_self},
     {HTTP_M_GET, "/v1/catalog/datacenters", false, true, ADMIN_AUTH_READ, datacenters},
     {HTTP_M_GET, "/v1/instances", false, false, ADMIN_AUTH_READ, instances},
-    {HTTP_M_POST, "/v1/stop", false, false, ADMIN_AUTH_WRITE, stop},
+    {HTTP_M_POST, "/v1/stop", false, false, ADMIN_AUTH_ADMIN, stop},
     {HTTP_M_GET, "/v1/logs", false, false, ADMIN_AUTH_READ, logs},
     {HTTP_M_GET, "/v1/stack", false, false, ADMIN_AUTH_READ, stack},
     {HTTP_M_POST, "/v1/scale/", true, false, ADMIN_AUTH_WRITE, scale},
     {HTTP_M_POST, "/v1/restart/", true, false, ADMIN_AUTH_WRITE, restart},
     /* config KV (Consul's shape) and shoal's history / rollback */
-    {HTTP_M_GET, "/v1/kv/", true, true, ADMIN_AUTH_READ, admin__kv_get},
-    {HTTP_M_PUT, "/v1/kv/", true, true, ADMIN_AUTH_WRITE, admin__kv_put},
-    {HTTP_M_DELETE, "/v1/kv/", true, true, ADMIN_AUTH_WRITE, admin__kv_delete},
-    {HTTP_M_GET, "/v1/config/history/", true, false, ADMIN_AUTH_READ, admin__kv_history},
-    {HTTP_M_POST, "/v1/config/rollback/", true, false, ADMIN_AUTH_WRITE, admin__kv_rollback},
+    {HTTP_M_GET, "/v1/kv/", true, true, ADMIN_AUTH_READ | ADMIN_AUTH_KEYED, admin__kv_get},
+    {HTTP_M_PUT, "/v1/kv/", true, true, ADMIN_AUTH_WRITE | ADMIN_AUTH_KEYED, admin__kv_put},
+    {HTTP_M_DELETE, "/v1/kv/", true, true, ADMIN_AUTH_WRITE | ADMIN_AUTH_KEYED, admin__kv_delete},
+    {HTTP_M_GET, "/v1/config/history/", true, false, ADMIN_AUTH_READ | ADMIN_AUTH_KEYED,
+     admin__kv_history},
+    {HTTP_M_POST, "/v1/config/rollback/", true, false, ADMIN_AUTH_WRITE | ADMIN_AUTH_KEYED,
+     admin__kv_rollback},
     /* registry (Consul's agent, catalog and health shapes) */
     {HTTP_M_PUT, "/v1/agent/service/register", false, true, ADMIN_AUTH_WRITE,
      admin__service_register},
@@ -196,6 +198,13 @@ const struct admin_route admin_routes[] = {
     {HTTP_M_GET, "/v1/sd/endpoints/", true, false, ADMIN_AUTH_READ, admin__sd_endpoints},
     /* Server-Sent Events streams of changes */
     {HTTP_M_GET, "/v1/events/services", false, false, ADMIN_AUTH_READ, admin__events_services},
-    {HTTP_M_GET, "/v1/events/kv/", true, false, ADMIN_AUTH_READ, admin__events_kv},
+    {HTTP_M_GET, "/v1/events/kv/", true, false, ADMIN_AUTH_READ | ADMIN_AUTH_KEYED,
+     admin__events_kv},
+    /* API tokens and the audit log */
+    {HTTP_M_GET, "/v1/token/self", false, false, ADMIN_AUTH_READ, admin__token_self},
+    {HTTP_M_GET, "/v1/tokens", false, false, ADMIN_AUTH_ADMIN, admin__tokens_list},
+    {HTTP_M_POST, "/v1/tokens", false, false, ADMIN_AUTH_ADMIN, admin__tokens_create},
+    {HTTP_M_DELETE, "/v1/tokens/", true, false, ADMIN_AUTH_ADMIN, admin__tokens_revoke},
+    {HTTP_M_GET, "/v1/audit", false, false, ADMIN_AUTH_ADMIN, admin__audit},
 };
 const size_t admin_nroutes = SH_ARRAY_LEN(admin_routes);

@@ -14,6 +14,24 @@
 /* ------------------------------------------------------------------------------------------
  * Replies
  * ------------------------------------------------------------------------------------------ */
+/* Every request to a write or admin route, allowed or not, goes to the audit log. */
+static void audit(struct admin_req *r, int status)
+{
+    if (!r->a->cfg.audit || !r->route || (r->route->auth & ADMIN_AUTH_NEED) < ADMIN_AUTH_WRITE)
+        return;
+    struct sec_audit_entry e = {
+        .time_ms = sh_wall_ms(),
+        .token_id = r->token ? r->token->id : "",
+        .token_name = r->token ? r->token->name : "",
+        .method = http_head_method(r->h),
+        .path = r->path,
+        .status = status,
+        .peer = http_exchange_peer(r->ex),
+    };
+    if (sec_audit_write(r->a->cfg.audit, &e) < 0)
+        SH_LOG(SH_WARN, "admin", "cannot write the audit log", LF_SLICE("path", r->path));
+}
+
 static void reply(struct admin_req *r, int status, const char *ctype, struct slice body,
                   bool consul, uint64_t index)
 {
@@ -24,6 +42,7 @@ static void reply(struct admin_req *r, int status, const char *ctype, struct sli
     if (r->answered) return;
     r->answered = true;
     admin__unpark(r);
+    audit(r, status);
     f[n++] = (struct http_out_field){SLICE("Content-Type"), slice_from_cstr(ctype)};
     if (consul) {
         snprintf(idx, sizeof(idx), "%llu", (unsigned long long)(index ? index : 1));
@@ -306,13 +325,19 @@ static void cancel_parked(struct admin_req *r)
 /* ------------------------------------------------------------------------------------------
  * Dispatch
  * ------------------------------------------------------------------------------------------ */
-static bool from_loopback(struct admin_req *r)
+/* The key a keyed route names, and whether it is a prefix: a recursive read, a key listing, a
+ * recursive delete or a watch of a prefix. */
+static struct sec_request route_request(struct admin_req *r)
 {
-    const char *peer = http_exchange_peer(r->ex);
+    unsigned auth = r->route->auth;
+    struct sec_request rq = {.need = (enum sec_need)(auth & ADMIN_AUTH_NEED)};
 
-    /* an IPv4 client of a "[::]" (dual-stack) listener shows as [::ffff:127.x.y.z] */
-    return strncmp(peer, "127.", 4) == 0 || strncmp(peer, "[::1]", 5) == 0 ||
-           strncmp(peer, "[::ffff:127.", 12) == 0;
+    if (!(auth & ADMIN_AUTH_KEYED)) return rq;
+    rq.is_keyed = true;
+    rq.key = slice_from_cstr(r->rest ? r->rest : "");
+    rq.is_prefix = admin__query(r, "recurse") != NULL || admin__query(r, "keys") != NULL ||
+                   slice_starts_with(r->path, SLICE("/v1/events/"));
+    return rq;
 }
 
 /* 0 when the request may go on; otherwise the reply was sent. */
@@ -320,36 +345,36 @@ static int check_token(struct admin_req *r)
 {
     struct slice got = SLICE_NULL, v;
     const char *q;
+    struct sec_decision dec;
+    struct sec_request rq = route_request(r);
 
-    if (!r->a->token[0]) return 0;
-    if (r->route->auth == ADMIN_AUTH_READ && from_loopback(r)) return 0;
+    if (rq.need == SEC_NEED_NONE) return 0;
     if (http_head_get(r->h, SLICE("authorization"), &v) && slice_starts_with(v, SLICE("Bearer ")))
         got = slice_trim((struct slice){v.ptr + 7, v.len - 7});
-    else if (r->route->is_consul && http_head_get(r->h, SLICE("x-consul-token"), &v))
-        got = v;
+    else if (http_head_get(r->h, SLICE("authorization"), &v) && !memchr(v.ptr, ' ', v.len))
+        got = v; /* a bare token: Prometheus 2.42's http_sd sends `credentials` so without type */
+    else if (http_head_get(r->h, SLICE("x-consul-token"), &v))
+        got = slice_trim(v);
     else if (r->route->is_consul && (q = admin__query(r, "token")) != NULL)
         got = slice_from_cstr(q);
-    if (!got.ptr || got.len == 0) {
-        admin__reply_error(r, 401, "token",
-                           "a token is required: send 'Authorization: Bearer <token>'");
-        return -1;
+    if (got.ptr && got.len) {
+        if (got.len > SH_TOKEN_MAX_LEN) {
+            char what[96];
+            snprintf(what, sizeof(what), "the token is longer than %d characters",
+                     SH_TOKEN_MAX_LEN);
+            admin__reply_error(r, 401, "token", what);
+            return -1;
+        }
+        r->token = sec_tokens_verify(r->a->cfg.tokens, got);
+        if (!r->token) { /* 403, as Consul answers an unknown ACL token */
+            admin__reply_error(r, 403, "token", "the token is not valid (unknown or revoked)");
+            return -1;
+        }
     }
-    if (got.len > SH_TOKEN_MAX_LEN) {
-        char what[96];
-        snprintf(what, sizeof(what), "the token is longer than %d characters", SH_TOKEN_MAX_LEN);
-        admin__reply_error(r, 401, "token", what);
-        return -1;
-    }
-    /* compare in constant time: the token guards every write */
-    struct slice want = slice_from_cstr(r->a->token);
-    unsigned char diff = got.len != want.len;
-    for (size_t i = 0; i < want.len; i++)
-        diff |= (unsigned char)(want.ptr[i] ^ (i < got.len ? got.ptr[i] : 0));
-    if (diff) {
-        admin__reply_error(r, 403, "token", "the token is not valid");
-        return -1;
-    }
-    return 0;
+    sec_authorize(r->token, &rq, sh_wall_ms(), &dec);
+    if (dec.allow) return 0;
+    admin__reply_error(r, dec.status, "token", dec.why);
+    return -1;
 }
 
 /* Consul's ?dc=: only our own datacenter is reachable. Consul answers any other with a 500 and
@@ -480,12 +505,11 @@ int admin_new(uv_loop_t *loop, const struct admin_config *cfg, struct admin **ou
     if (!a->cfg.listen) a->cfg.listen = "127.0.0.1:7700";
     if (!a->cfg.datacenter) a->cfg.datacenter = "dc1";
     if (!a->cfg.max_body_bytes) a->cfg.max_body_bytes = 1 << 20;
-    if (cfg->token && strlen(cfg->token) > SH_TOKEN_MAX_LEN) {
-        sh_diag_set(d, "token", "the token is longer than %d characters", SH_TOKEN_MAX_LEN);
+    if (!cfg->tokens) {
+        sh_diag_set(d, "tokens", "the admin API needs a token table");
         sh_free(a);
-        return SH_ETOOBIG;
+        return SH_EINVAL;
     }
-    if (cfg->token) snprintf(a->token, sizeof(a->token), "%s", cfg->token);
     if (cfg->node)
         snprintf(a->node, sizeof(a->node), "%s", cfg->node);
     else if (gethostname(a->node, sizeof(a->node) - 1) != 0)

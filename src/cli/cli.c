@@ -111,6 +111,32 @@ static const struct cli_command commands[] = {
      "  history KEY           the last versions, newest first\n"
      "  rollback KEY INDEX    write the value the key had at INDEX again\n" CONNECT_HELP,
      CLI_F_CONNECT},
+    {"token", cli_cmd_token, "create, list and revoke API tokens",
+     "shoal token create --scope read|write|admin [--prefix PREFIX] [--ttl DURATION]\n"
+     "       [--name NAME] [--json] | list [--json] | revoke ID   [--addr ADDR] [--token TOKEN]\n"
+     "       [--data-dir DIR]",
+     "Manages the control plane's API tokens (needs an admin token, such as the stack's own\n"
+     "in DATA_DIR/token). Every API route but GET /v1/status needs a token.\n\n"
+     "  create              make a token and print it on stdout, once (only its hash is kept)\n"
+     "    --scope SCOPE     read: every read; write: reads and writes (config, registry,\n"
+     "                      scale, restart); admin: everything, tokens and the audit log too\n"
+     "    --prefix PREFIX   only config keys under PREFIX (e.g. config/web/), nothing else\n"
+     "    --ttl DURATION    it stops working after DURATION (e.g. 24h); default: never\n"
+     "    --name NAME       what it is for (shown in lists and the audit log)\n"
+     "  list                the tokens: id, scope, created, expires, prefix, name\n"
+     "  revoke ID           it stops working at once\n" CONNECT_HELP,
+     CLI_F_CONNECT},
+    {"audit", cli_cmd_audit, "show the audit log of API writes",
+     "shoal audit [--since DURATION] [--token-id ID] [--limit N] [--json] [--addr ADDR]\n"
+     "       [--token TOKEN] [--data-dir DIR]",
+     "Prints the control plane's audit log, oldest first: every request to a route that\n"
+     "writes (allowed or refused), with the time, the token's id, the status, the method,\n"
+     "the path and the peer (needs an admin token). Never holds a token or a body.\n\n"
+     "  --since DURATION    only the last DURATION (e.g. 1h)\n"
+     "  --token-id ID       only requests made with this token (\"\" for none)\n"
+     "  --limit N           at most the N newest (default and maximum 10000)\n"
+     "  --json              the entries as a JSON array\n" CONNECT_HELP,
+     CLI_F_CONNECT},
     {"fetch", cli_cmd_fetch, "make an HTTP request and print the response",
      "shoal fetch [-X METHOD] [-H 'Name: value']... [-d DATA | -T FILE] [-i] [-n COUNT] URL",
      "Sends an HTTP/1.1 request with shoal's own client and prints the response body.\n\n"

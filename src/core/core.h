@@ -60,7 +60,8 @@
     XX(EIO, -EIO, "input/output error")                                                            \
     XX(ENOSPC, -ENOSPC, "no space left on device")                                                 \
     XX(ECOMPACTED, -4007, "revision compacted")                                                    \
-    XX(ECORRUPT, -4008, "stored data is corrupt")
+    XX(ECORRUPT, -4008, "stored data is corrupt")                                                  \
+    XX(EPERM, -EPERM, "operation not permitted")
 
 enum sh_err {
 #define XX(name, value, msg) SH_##name = (value),

@@ -66,6 +66,10 @@ static void release(struct control_plane *cp)
     cp->client = NULL;
     cfgkv_free(cp->kv);
     cp->kv = NULL;
+    sec_tokens_free(cp->tokens);
+    cp->tokens = NULL;
+    sec_audit_close(cp->audit);
+    cp->audit = NULL;
     if (cp->has_tick) {
         uv_close((uv_handle_t *)&cp->tick, NULL);
         uv_close((uv_handle_t *)&cp->sync_io, NULL);
@@ -115,7 +119,9 @@ int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
                     "  export SHOAL_TOKEN=%s\n",
                     cfg->who, cfg->data_dir, cp->token);
     }
-    rc = cfgkv_new(&(struct cfgkv_config){0}, loop, cp->store, &cp->kv);
+    rc = sec_tokens_open(cp->store, cp->token, &cp->tokens, d);
+    if (rc == 0) rc = sec_audit_open(cfg->data_dir, 0, &cp->audit, d);
+    if (rc == 0) rc = cfgkv_new(&(struct cfgkv_config){0}, loop, cp->store, &cp->kv);
     if (rc == 0)
         rc = http_client_new(loop, &(struct http_client_config){.max_idle_per_host = 2},
                              &cp->client);
@@ -125,7 +131,8 @@ int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
         rc = admin_new(loop,
                        &(struct admin_config){
                            .listen = cfg->listen,
-                           .token = cp->token,
+                           .tokens = cp->tokens,
+                           .audit = cp->audit,
                            .store = cp->store,
                            .kv = cp->kv,
                            .registry = cp->reg,

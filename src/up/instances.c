@@ -98,6 +98,35 @@ static struct up_instance *add_instance(struct up *u, uint32_t service)
     return in;
 }
 
+static void revoke_token(struct up *u, struct up_instance *in)
+{
+    if (in->token_id[0] && u->cp.tokens && sec_token_revoke(u->cp.tokens, in->token_id) < 0) {
+        /* gone already */
+    }
+    in->token_id[0] = '\0';
+}
+
+/* The instance's own API token, made afresh at each start (the old one revoked): it reads its
+ * service's config keys, config/<service>/..., and nothing else. Into text. */
+static int instance_token(struct up *u, struct up_instance *in, char *text, size_t len)
+{
+    const char *svc = u->m->services[in->service].name;
+    char prefix[SEC_PREFIX_MAX + 1], name[SEC_NAME_MAX + 1];
+    struct sec_token t;
+    struct sh_diag d = {0};
+
+    revoke_token(u, in);
+    snprintf(prefix, sizeof(prefix), "config/%s/", svc);
+    snprintf(name, sizeof(name), "instance %s", in->id);
+    SH_TRY(sec_token_create(
+        u->cp.tokens,
+        &(struct sec_token_spec){
+            .scope = SEC_SCOPE_READ, .prefix = prefix, .name = name, .is_ephemeral = true},
+        sh_wall_ms(), &t, text, len, &d));
+    snprintf(in->token_id, sizeof(in->token_id), "%s", t.id);
+    return 0;
+}
+
 static void remove_instance(struct up *u, struct up_instance *in)
 {
     for (size_t i = 0; i < u->ninst; i++) {
@@ -112,6 +141,7 @@ static void remove_instance(struct up *u, struct up_instance *in)
             u->inst[i]->waits_for = 0;
     }
     SH_LOG(SH_INFO, "supervisor", "instance removed", LF_STR("id", in->id));
+    revoke_token(u, in);
     sh_free(in);
 }
 
@@ -273,11 +303,11 @@ static const char *env_pair(struct arena *a, const char *name, const char *value
  * the mesh's variables (literal), *templates the manifest's env as written, for the process
  * layer to expand (${SHOAL_DATA_DIR}, ${PORT}, ...: sup_env_expand). Both NULL-terminated.
  * 0, or SH_ENOMEM: a variable is never dropped. */
-static int instance_env(struct up *u, const struct manifest_service *s,
-                        const struct up_instance *in, struct arena *a, const char ***env,
-                        const char ***templates)
+static int instance_env(struct up *u, const struct manifest_service *s, struct up_instance *in,
+                        struct arena *a, const char ***env, const char ***templates)
 {
-    const char **lit = arena_alloc(a, (3 + SH_ARRAY_LEN(mesh_env)) * sizeof(*lit));
+    const char **lit = arena_alloc(a, (5 + SH_ARRAY_LEN(mesh_env)) * sizeof(*lit));
+    char token[SEC_TOKEN_TEXT_LEN + 1];
     const char **tmpl = arena_alloc(a, (s->env_count + 1) * sizeof(*tmpl));
     size_t n = 0;
 
@@ -290,6 +320,17 @@ static int instance_env(struct up *u, const struct manifest_service *s,
     lit[n++] = env_pair(a, "SHOAL_SERVICE", s->name);
     lit[n++] = env_pair(a, "SHOAL_INSTANCE", in->id);
     if (!lit[0] || !lit[1]) return SH_ENOMEM;
+    /* the control plane, and a token that reads this service's config keys */
+    if (!service_sets(s, "SHOAL_ADDR") && u->admin_addr[0]) {
+        lit[n] = env_pair(a, "SHOAL_ADDR", u->admin_addr);
+        if (!lit[n++]) return SH_ENOMEM;
+    }
+    if (!service_sets(s, "SHOAL_TOKEN")) {
+        SH_TRY(instance_token(u, in, token, sizeof(token)));
+        lit[n] = env_pair(a, "SHOAL_TOKEN", token);
+        explicit_bzero(token, sizeof(token));
+        if (!lit[n++]) return SH_ENOMEM;
+    }
     /* the mesh, for clients that honour a proxy (curl reads only the lower-case http_proxy);
      * loopback stays direct. A service's own env wins. */
     for (size_t i = 0; u->mesh && i < SH_ARRAY_LEN(mesh_env); i++) {

@@ -338,6 +338,10 @@ static int start_proxies(struct up *u, struct sh_diag *d)
      * this machine's loopback */
     SH_TRY(sh_listen_parse(u->m->control_plane_listen, &ss, d));
     sh_addr_loopback_for(&ss);
+    sh_addr_set_port(&ss, admin_port(u->cp.admin));
+    sh_addr_format(&ss, u->admin_addr, sizeof(u->admin_addr));
+    SH_TRY(sh_listen_parse(u->m->control_plane_listen, &ss, d));
+    sh_addr_loopback_for(&ss);
     SH_TRY(proxy_discovery_new(&u->loop, sh_addr_format(&ss, addr, sizeof(addr)), u->cp.token,
                                discovery_changed, u, &u->disc, d));
     for (size_t i = 0; i < u->m->service_count; i++)
@@ -386,16 +390,19 @@ static int start_all(struct up *u, struct sh_diag *d)
     u->log = sh_calloc(UP_LOG_LINES, sizeof(*u->log));
     if (!u->log) return SH_ENOMEM;
     up_logfile_open(u);
-    /* default config keys: written only when absent, so operators' changes survive */
+    /* default config keys, config/<service>/<key> (the keys the instances' tokens read):
+     * written only when absent, so operators' changes survive */
     for (size_t i = 0; i < u->m->service_count; i++) {
         const struct manifest_service *s = &u->m->services[i];
         for (size_t k = 0; k < s->config_count; k++) {
             struct cfgkv_write_opts o = {.has_cas = true, .cas = 0};
-            int wr = cfgkv_set(u->cp.kv, slice_from_cstr(s->config[k].name),
-                               slice_from_cstr(s->config[k].value), &o, NULL);
+            char key[1024];
+            snprintf(key, sizeof(key), "config/%s/%s", s->name, s->config[k].name);
+            int wr = cfgkv_set(u->cp.kv, slice_from_cstr(key), slice_from_cstr(s->config[k].value),
+                               &o, NULL);
             if (wr < 0)
                 SH_LOG(SH_WARN, "supervisor", "cannot write a default config key",
-                       LF_STR("key", s->config[k].name), LF_ERR("err", wr));
+                       LF_STR("key", key), LF_ERR("err", wr));
         }
     }
     const char *tramp[] = {u->self, "__child", "--", NULL}, *reaper[] = {u->self, "__reaper", NULL};

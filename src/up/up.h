@@ -17,6 +17,7 @@
 #include "admin/admin.h"
 #include "config/config.h"
 #include "registry/registry.h"
+#include "security/security.h"
 #include "store/store.h"
 #include "supervisor/supervisor.h"
 
@@ -110,8 +111,10 @@ struct control_plane {
     struct http_client *client; /* the registry's active checks */
     struct registry *reg;
     struct admin *admin;
-    char token[SH_TOKEN_MAX_LEN + 1];
-    char runtime_file[4096]; /* published for the CLI (cli_runtime_publish), or "" */
+    struct sec_tokens *tokens;        /* the root token and the stored and instances' ones */
+    struct sec_audit *audit;          /* DATA_DIR/audit.log */
+    char token[SH_TOKEN_MAX_LEN + 1]; /* the root token's text */
+    char runtime_file[4096];          /* published for the CLI (cli_runtime_publish), or "" */
     /* private */
     uv_timer_t tick;
     uv_check_t sync_io;     /* commit the store's batch: after the I/O phase, */

@@ -37,7 +37,8 @@ struct up_instance {
     uint64_t proc_id; /* 0 until started */
     uint16_t port;
     char id[96];
-    char endpoint[32]; /* "127.0.0.1:<port>", as the proxies name it */
+    char endpoint[32];                   /* "127.0.0.1:<port>", as the proxies name it */
+    char token_id[SEC_TOKEN_ID_LEN + 1]; /* its API token (SHOAL_TOKEN), or "" */
     bool started;
     bool replacing;     /* failed its health check: being stopped, to be started afresh */
     bool retiring;      /* leaving for good (scale down, restart): deregistered, draining */
@@ -108,6 +109,7 @@ struct up {
     struct sh_doc *gw_doc, *mesh_doc;
     struct admin_supervisor sup; /* what the admin API may ask of us */
     char mesh_url[80];           /* SHOAL_MESH, HTTP_PROXY: http://127.0.0.1:<mesh port> */
+    char admin_addr[64];         /* SHOAL_ADDR: the admin API, "127.0.0.1:<port>" */
     struct up_service *svc;      /* one per manifest service */
     struct up_instance **inst;   /* ninst of them, each its own allocation */
     size_t ninst, inst_cap;

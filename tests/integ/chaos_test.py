@@ -348,8 +348,9 @@ def parent_of(pid):
         return -1
 
 
-def http_get(port, path, timeout=5.0):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+def http_get(port, path, timeout=5.0, data_dir=None):
+    """GET; with data_dir, as the admin API wants it (the stack's token)."""
+    with lib.api_open(f"http://127.0.0.1:{port}{path}", data_dir, timeout=timeout) as r:
         return r.status, r.read()
 
 
@@ -601,11 +602,13 @@ class UpScenario:
             return False
 
     def instances(self):
-        _, body = http_get(self.ports["7700"], "/v1/instances")
+        _, body = http_get(self.ports["7700"], "/v1/instances",
+                           data_dir=os.path.join(self.tmp, ".shoal"))
         return json.loads(body)
 
     def stack(self):
-        _, body = http_get(self.ports["7700"], "/v1/stack")
+        _, body = http_get(self.ports["7700"], "/v1/stack",
+                           data_dir=os.path.join(self.tmp, ".shoal"))
         return json.loads(body)
 
     def main_pid(self):

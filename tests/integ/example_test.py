@@ -93,8 +93,8 @@ def main():
 
     def instances():
         """The supervisor's instances, as `shoal ps --json` shows them, by id."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{ports['7700']}/v1/instances",
-                                    timeout=5) as r:
+        with lib.api_open(f"http://127.0.0.1:{ports['7700']}/v1/instances",
+                          os.path.join(d, ".shoal")) as r:
             return {row["id"]: row for row in json.loads(r.read())}
 
     def kill9_of_names_under_load():
@@ -134,8 +134,8 @@ def main():
         assert table.returncode == 0 and "greeter-1" in table.stdout, table
         assert "names-1" not in table.stdout, table.stdout
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{ports['7700']}/v1/logs?since=soon",
-                                   timeout=5)
+            lib.api_open(f"http://127.0.0.1:{ports['7700']}/v1/logs?since=soon",
+                         os.path.join(d, ".shoal"))
             raise AssertionError("since=soon was accepted")
         except urllib.error.HTTPError as e:
             assert e.code == 400 and json.loads(e.read())["field"] == "since", e.code

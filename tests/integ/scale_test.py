@@ -98,7 +98,7 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         return [r for r in json.loads(out.stdout) if service is None or r["service"] == service]
 
     def stack(service):
-        with urllib.request.urlopen(f"http://127.0.0.1:{cp}/v1/stack", timeout=5) as r:
+        with lib.api_open(f"http://127.0.0.1:{cp}/v1/stack", data_dir) as r:
             return [s for s in json.loads(r.read())["services"] if s["name"] == service][0]
 
     def get(path="/api"):
@@ -117,14 +117,13 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
             time.sleep(0.1)
         time.sleep(1)  # late's probes keep failing meanwhile
         assert rows("late")[0]["health"] == "pending", rows("late")
-        with urllib.request.urlopen(f"http://127.0.0.1:{cp}/v1/catalog/service/late",
-                                    timeout=5) as r:
+        with lib.api_open(f"http://127.0.0.1:{cp}/v1/catalog/service/late", data_dir) as r:
             assert json.loads(r.read()) == [], "registered before its check passed"
         t0 = time.monotonic()
         open(os.path.join(d, "ready"), "w").close()
         assert healthy.wait(20), "never all healthy"
-        with urllib.request.urlopen(f"http://127.0.0.1:{cp}/v1/health/service/late?passing",
-                                    timeout=5) as r:
+        with lib.api_open(f"http://127.0.0.1:{cp}/v1/health/service/late?passing",
+                          data_dir) as r:
             assert len(json.loads(r.read())) == 1
         assert rows("late")[0]["health"] == "passing"
         assert [r["id"] for r in rows("api")] == ["api-1", "api-2"]

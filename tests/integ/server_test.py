@@ -106,9 +106,11 @@ def tokens_guard_every_write(_):
             assert st == 401 and json.loads(b)["field"] == "token", (path, st, b)
             st, _, b = srv.call(method, path, body, token="wrong-token-000000000000")
             assert st == 403, (path, st, b)
-        # Consul clients send X-Consul-Token; reads from loopback need no token
+        # Consul clients send X-Consul-Token; reads need a token too (loopback or not), all
+        # but the status
         assert srv.call("PUT", "/v1/kv/k", b"v", header="X-Consul-Token")[0] == 200
-        assert srv.call("GET", "/v1/kv/k", token=None)[0] == 200
+        assert srv.call("GET", "/v1/kv/k", token=None)[0] == 401
+        assert srv.call("GET", "/v1/kv/k", header="X-Consul-Token")[0] == 200
         assert srv.call("GET", "/v1/status", token=None)[0] == 200
     finally:
         srv.stop()
@@ -221,7 +223,8 @@ def blocking_queries_answer_on_change_and_at_the_deadline(_):
         for path in (f"/v1/catalog/services?index={idx}&wait=30s",
                      f"/v1/health/service/late?index={idx}&wait=30s", "/v1/kv/a/b?index=999&wait=30s"):
             s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+                      f"\r\n".encode())
             lib.wait_until(parked(1), what=f"{path} to be parked")
             s.close()
             lib.wait_until(parked(0), what=f"{path} to be dropped when its client left")
@@ -265,7 +268,7 @@ def blocking_wait_is_clamped_and_garbage_is_400(_):
             s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
             try:
                 s.sendall(f"GET /v1/kv/w/k?index={i}&wait={wait} HTTP/1.1\r\nHost: x\r\n"
-                          f"\r\n".encode())
+                          f"Authorization: Bearer {TOKEN}\r\n\r\n".encode())
                 s.settimeout(1.5)
                 try:
                     early = s.recv(4096)
@@ -302,7 +305,7 @@ def long_tokens_work_whole_or_are_refused(_):
         # a presented token past the limit is refused saying so
         st, _, b = srv.call("PUT", "/v1/kv/t", b"2", token="y" * 1025)
         assert st == 401 and "1024" in json.loads(b)["error"], (st, b)
-        assert srv.call("GET", "/v1/kv/t?raw", token=None)[2] == b"1"
+        assert srv.call("GET", "/v1/kv/t?raw", token=LONG_TOKEN)[2] == b"1"
         # the CLI sends the whole token, and refuses one past the limit
         env = dict(os.environ, SHOAL_ADDR=f"127.0.0.1:{srv.port}", SHOAL_TOKEN=LONG_TOKEN)
         p = subprocess.run([SHOAL, "config", "set", "t", "3"], capture_output=True, env=env,
@@ -315,7 +318,7 @@ def long_tokens_work_whole_or_are_refused(_):
                            env=dict(env, SHOAL_TOKEN="z" * 1025))
         assert p.returncode != 0 and b"SHOAL_TOKEN" in p.stderr and b"1024" in p.stderr, \
             p.stderr
-        assert srv.call("GET", "/v1/kv/t?raw", token=None)[2] == b"3"
+        assert srv.call("GET", "/v1/kv/t?raw", token=LONG_TOKEN)[2] == b"3"
     finally:
         srv.stop()
     # a server token past the limit is refused at start
@@ -479,6 +482,10 @@ def prometheus_discovers_and_scrapes_through_http_sd(_):
                 "routes:\n  - {respond: {status: 200, body: ok}}\n")
     gw = subprocess.Popen([SHOAL, "gateway", "-c", os.path.join(gw_dir, "gw.yaml")],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Prometheus reads the targets with a read token of its own (docs/security.md)
+    st, _, b = srv.call("POST", "/v1/tokens", {"scope": "read", "name": "prometheus"})
+    assert st == 201, b
+    read_token = json.loads(b)["token"]
     with open(os.path.join(gw_dir, "prometheus.yml"), "w") as f:
         f.write(f"""
 global: {{scrape_interval: 1s, scrape_timeout: 1s}}
@@ -487,6 +494,7 @@ scrape_configs:
     http_sd_configs:
       - url: http://127.0.0.1:{srv.port}/v1/sd/prometheus
         refresh_interval: 1s
+        authorization: {{credentials: {read_token}}}
 """)
     p = subprocess.Popen([prom, f"--config.file={gw_dir}/prometheus.yml",
                           f"--storage.tsdb.path={gw_dir}/data",
@@ -510,7 +518,9 @@ scrape_configs:
             except (urllib.error.URLError, ConnectionError, KeyError):
                 pass
             time.sleep(0.5)
-        assert target, "prometheus found no healthy target: " + (p.stderr.read() if p.poll() is not None else "")
+        if not target:
+            p.terminate()
+        assert target, "prometheus found no healthy target: " + p.stderr.read()[-3000:]
         assert target["labels"]["instance"] == f"127.0.0.1:{admin_port}", target
         d = target["discoveredLabels"]
         assert d["__meta_shoal_service"] == "gateway-admin" and d["__meta_shoal_meta_role"] == "edge", d
@@ -539,7 +549,7 @@ def registry_gateway(srv, cluster, workers=1):
     gw_port = lib.free_port()
     with open(os.path.join(gw_dir, "gw.yaml"), "w") as f:
         f.write(f"listen: 127.0.0.1:{gw_port}\nworkers: {workers}\naccess_log: off\n"
-                f"control_plane: {{address: 127.0.0.1:{srv.port}}}\n"
+                f"control_plane: {{address: 127.0.0.1:{srv.port}, token: {TOKEN}}}\n"
                 f"clusters:\n  - {cluster}\n"
                 "routes:\n  - {match: {prefix: /}, cluster: api}\n")
     gw = subprocess.Popen([SHOAL, "gateway", "-c", os.path.join(gw_dir, "gw.yaml")],
@@ -712,7 +722,8 @@ def server_sent_events_stream_changes(_):
 
         def read(path, n, ev):
             s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+                      f"\r\n".encode())
             buf = b""
             while b": shoal events" not in buf:  # the stream is open: changes will be seen
                 buf += s.recv(65536)

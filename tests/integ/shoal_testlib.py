@@ -3,6 +3,7 @@ Everything is bounded in time; only processes started here are stopped, by PID."
 import atexit
 import json
 import os
+import urllib.request
 import shutil
 import signal
 import socket
@@ -188,6 +189,22 @@ def alive(pid):
             return f.read().split()[2] != "Z"
     except (FileNotFoundError, ProcessLookupError):
         return False
+
+
+def token_of(data_dir):
+    """The root API token `shoal up`/`shoal server` keeps in DATA_DIR/token."""
+    with open(os.path.join(data_dir, "token")) as f:
+        return f.read().strip()
+
+
+def api_open(url, data_dir=None, token=None, data=None, method=None, timeout=5):
+    """urllib.request.urlopen of an admin API URL with 'Authorization: Bearer' (every route but
+    GET /v1/status needs a token): <token>, or the root token of <data_dir>."""
+    req = urllib.request.Request(url, data=data, method=method)
+    tok = token if token is not None else token_of(data_dir) if data_dir else None
+    if tok:
+        req.add_header("Authorization", f"Bearer {tok}")
+    return urllib.request.urlopen(req, timeout=timeout)
 
 
 def start_up(shoal, manifest, env, cwd=None, args=()):

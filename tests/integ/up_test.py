@@ -125,8 +125,8 @@ mesh: {{listen: 127.0.0.1:{mesh}, admin: 127.0.0.1:{mesh_adm}}}
 
     def generation(service, port):
         """The generation the proxies' feed gives the instance on <port> (None: not listed)."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{cp}/v1/sd/endpoints/{service}",
-                                    timeout=5) as r:
+        with lib.api_open(f"http://127.0.0.1:{cp}/v1/sd/endpoints/{service}",
+                          os.path.join(d, ".shoal")) as r:
             for line in r.read().decode().splitlines():
                 addr, _, gen = line.split()
                 if addr == f"127.0.0.1:{port}":
@@ -135,7 +135,7 @@ mesh: {{listen: 127.0.0.1:{mesh}, admin: 127.0.0.1:{mesh_adm}}}
 
     def instances():
         """The supervisor's instances, as `shoal ps --json` shows them, by id."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{cp}/v1/instances", timeout=5) as r:
+        with lib.api_open(f"http://127.0.0.1:{cp}/v1/instances", os.path.join(d, ".shoal")) as r:
             return {row["id"]: row for row in json.loads(r.read())}
 
     def kill9_under_load():
