@@ -16,6 +16,7 @@
 struct store;
 struct registry;
 struct cfgkv;
+struct obs_logs;
 struct admin;
 
 /* What a supervisor in the same process (shoal up) offers the API. */
@@ -53,6 +54,9 @@ struct admin_config {
     struct registry *registry;
     struct cfgkv *kv;
     const struct admin_supervisor *supervisor; /* borrowed; NULL: none here (404s) */
+    /* GET /v1/logs searches it (borrowed; the caller's thread owns it); NULL: the
+     * supervisor's in-memory lines answer, as before the store */
+    struct obs_logs *logs;
     /* Holds answers until the store's group commit is synced; zeroed = none. */
     struct http_barrier barrier;
 };
