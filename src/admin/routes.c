@@ -82,6 +82,7 @@ static void logs(struct admin_req *r)
     struct buf b = BUF_INIT(64u << 20);
     uint64_t since_ms, after;
 
+    if (!grep || !*grep) grep = admin__query(r, "q"); /* no store: words as a substring */
     if (r->a->cfg.logs) {
         admin__logs_search(r, r->a->cfg.logs);
         return;
