@@ -57,6 +57,7 @@ struct obs_logs {
     bool stopping, flush_wanted;
     /* the writer's */
     uint64_t last_retain_ms;
+    bool is_failing; /* the last batch failed: the next failure is not logged again */
     struct obs_log_fields fields;
     /* any thread */
     _Atomic uint64_t inserted, deleted, dropped;
@@ -173,10 +174,14 @@ static int write_batch(struct obs_logs *st, struct pend *list)
     if (rc < 0) {
         (void)exec(st->wdb, "ROLLBACK", NULL);
         atomic_fetch_add(&st->dropped, total);
-        SH_LOG(SH_WARN, "observe", "log lines lost: the log store's write failed",
-               LF_UINT("lines", total), LF_ERR("err", rc),
-               LF_STR("detail", sqlite3_errmsg(st->wdb)));
+        if (!st->is_failing) /* once per run of failures: a full disk fails every batch */
+            SH_LOG(SH_WARN, "observe", "log lines lost: the log store's write failed",
+                   LF_UINT("lines", total), LF_ERR("err", rc),
+                   LF_STR("detail", sqlite3_errmsg(st->wdb)));
+        st->is_failing = true;
     } else {
+        if (st->is_failing) SH_LOG(SH_INFO, "observe", "the log store writes again");
+        st->is_failing = false;
         atomic_fetch_add(&st->inserted, n);
     }
     while (list) {
