@@ -18,6 +18,7 @@ struct sec_tokens;
 struct sec_audit;
 struct registry;
 struct cfgkv;
+struct obs_logs;
 struct admin;
 
 /* What a supervisor in the same process (shoal up) offers the API. */
@@ -56,6 +57,9 @@ struct admin_config {
     struct registry *registry;
     struct cfgkv *kv;
     const struct admin_supervisor *supervisor; /* borrowed; NULL: none here (404s) */
+    /* GET /v1/logs searches it (borrowed; the caller's thread owns it); NULL: the
+     * supervisor's in-memory lines answer, as before the store */
+    struct obs_logs *logs;
     /* Holds answers until the store's group commit is synced; zeroed = none. */
     struct http_barrier barrier;
 };

@@ -116,6 +116,9 @@ admin_handler_fn admin__service_register, admin__service_deregister, admin__chec
 admin_handler_fn admin__events_services, admin__events_kv;
 admin_handler_fn admin__tokens_list, admin__tokens_create, admin__tokens_revoke, admin__token_self,
     admin__audit;
+/* GET /v1/logs from the log store (routes_logs.c). */
+struct obs_logs;
+void admin__logs_search(struct admin_req *r, struct obs_logs *logs);
 
 /* The render cache. The key is the path and the query without index, wait, stale and token
  * (what does not change the answer). cache_reply answers from it and returns true on a hit. */

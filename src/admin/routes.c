@@ -74,13 +74,19 @@ static bool query_u64(struct admin_req *r, const char *name, const char *what, u
     return false;
 }
 
-/* `shoal logs`: ?service=NAME&since=UNIX_MS&after=SEQ&grep=TEXT, all optional. */
+/* `shoal logs`: from the log store when there is one (routes_logs.c: q, level, trace...);
+ * else the supervisor's last lines: ?service=NAME&since=UNIX_MS&after=SEQ&grep=TEXT. */
 static void logs(struct admin_req *r)
 {
     const char *service = admin__query(r, "service"), *grep = admin__query(r, "grep");
     struct buf b = BUF_INIT(64u << 20);
     uint64_t since_ms, after;
 
+    if (!grep || !*grep) grep = admin__query(r, "q"); /* no store: words as a substring */
+    if (r->a->cfg.logs) {
+        admin__logs_search(r, r->a->cfg.logs);
+        return;
+    }
     if (!has_supervisor(r) ||
         !query_u64(r, "since", "expected milliseconds since the Unix epoch", &since_ms) ||
         !query_u64(r, "after", "expected a line sequence number", &after))

@@ -55,19 +55,29 @@ static const struct cli_command commands[] = {
      "critical, ...), restarts, requests/s through the gateway and the mesh over the last\n"
      "second, and uptime. --json prints the same as a JSON array.\n" CONNECT_HELP,
      CLI_F_CONNECT},
-    {"logs", cli_cmd_logs, "show the output of the services `shoal up` runs",
-     "shoal logs [SERVICE] [-f] [--since DURATION] [--grep TEXT] [--json] [--addr ADDR]\n"
-     "       [--token TOKEN] [--data-dir DIR]",
-     "Prints the lines the instances wrote (stdout, and stderr marked '!'), oldest first, from\n"
-     "the `shoal up` behind ADDR, which keeps the last 10,000. Control characters are shown,\n"
-     "not obeyed: ESC as \\u001b, other C0 and C1 controls as \\u00XX (a tab stays); --json\n"
+    {"logs", cli_cmd_logs, "search the services' output and the access logs `shoal up` keeps",
+     "shoal logs [SERVICE] [-f] [--grep TEXT] [--level LEVEL] [--trace ID] [--since DURATION]\n"
+     "       [--until MS] [--instance ID] [--limit N] [--json] [--addr ADDR] [--token TOKEN]\n"
+     "       [--data-dir DIR]",
+     "Prints the lines the instances wrote (stdout, and stderr marked '!') and the access lines\n"
+     "of the gateway and the mesh (service 'gateway' / 'mesh'), oldest first, from the log\n"
+     "store of the `shoal up` behind ADDR (DATA_DIR/logs.sqlite, bounded by size and age):\n"
+     "the newest --limit lines that match every option. Control characters are shown, not\n"
+     "obeyed: ESC as \\u001b, other C0 and C1 controls as \\u00XX (a tab stays); --json\n"
      "gives the lines as they were.\n\n"
-     "  SERVICE             only this service's instances\n"
+     "  SERVICE             only this service's lines ('gateway', 'mesh': access lines)\n"
      "  -f, --follow        keep printing new lines until Ctrl-C\n"
-     "  --since DURATION    only lines from the last DURATION (e.g. 5m)\n"
-     "  --grep TEXT         only lines containing TEXT\n"
+     "  --grep TEXT         full-text search: lines with every word of TEXT (\"a phrase\",\n"
+     "                      pre* for a prefix; case does not matter)\n"
+     "  --level LEVEL       lines at LEVEL or above (trace, debug, info, warn, error, fatal);\n"
+     "                      a line's level comes from its JSON, or a leading ERROR/WARN...\n"
+     "  --trace ID          lines that carry this trace id (32 hex digits)\n"
+     "  --since DURATION    only lines from the last DURATION (e.g. 10m)\n"
+     "  --until MS          only lines up to this time (Unix ms, or a duration ago)\n"
+     "  --instance ID       only this instance's lines (e.g. api-2)\n"
+     "  --limit N           at most N lines (default 1000, at most 10000)\n"
      "  --json              one JSON object per line: seq, ms, service, instance, stream,\n"
-     "                      line\n" CONNECT_HELP,
+     "                      line, level, message, trace_id, span_id\n" CONNECT_HELP,
      CLI_F_CONNECT},
     {"scale", cli_cmd_scale, "change how many instances of a service `shoal up` runs",
      "shoal scale SERVICE N [--wait] [--timeout DURATION] [--addr ADDR] [--token TOKEN]\n"

@@ -216,9 +216,10 @@ int cli__api_error(const char *what, struct cli_call *c)
 {
     json_t *j = json_loadb(c->body.data ? c->body.data : "", c->body.len, 0, NULL);
     const char *msg = j ? json_string_value(json_object_get(j, "error")) : NULL;
+    const char *field = j ? json_string_value(json_object_get(j, "field")) : NULL;
 
-    fprintf(stderr, "shoal: %s: %d %s%s%s\n", what, c->status, http_reason(c->status),
-            msg ? ": " : "", msg ? msg : "");
+    fprintf(stderr, "shoal: %s: %d %s%s%s%s%s\n", what, c->status, http_reason(c->status),
+            msg ? ": " : "", field ? field : "", field ? ": " : "", msg ? msg : "");
     if (c->status == 401)
         fprintf(stderr, "  (give the control plane's token: --token TOKEN, SHOAL_TOKEN, or "
                         "--data-dir DIR of the stack)\n");
@@ -451,10 +452,19 @@ static int print_logs(const struct cli_call *c, bool json_out, uint64_t *last_se
     return 0;
 }
 
+/* The options of `shoal logs` that become query parameters as they are (the server checks
+ * them: a bad one is its 400, naming the parameter). */
+static const struct {
+    const char *opt, *param;
+} logs_params[] = {
+    {"--grep", "q"},      {"--level", "level"},       {"--trace", "trace"},
+    {"--until", "until"}, {"--instance", "instance"}, {"--limit", "limit"},
+};
+
 int cli_cmd_logs(int argc, char **argv)
 {
     const struct cli_command *cmd = cli_find("logs");
-    const char *service = NULL, *grep = NULL;
+    const char *service = NULL, *values[SH_ARRAY_LEN(logs_params)] = {0};
     bool follow = false, json_out = false;
     uint64_t since_ms = 0, after = 0, ago;
     struct sh_diag d = {{0}, {0}};
@@ -463,19 +473,22 @@ int cli_cmd_logs(int argc, char **argv)
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        size_t k = 0;
+        while (k < SH_ARRAY_LEN(logs_params) && strcmp(a, logs_params[k].opt))
+            k++;
         if (!strcmp(a, "-f") || !strcmp(a, "--follow")) {
             follow = true;
         } else if (!strcmp(a, "--json")) {
             json_out = true;
-        } else if (!strcmp(a, "--since") || !strcmp(a, "--grep")) {
+        } else if (k < SH_ARRAY_LEN(logs_params)) {
+            if (!v || !*v) return cli_usage_error(cmd, "option '%s' needs a value", a);
+            values[k] = argv[++i];
+        } else if (!strcmp(a, "--since")) {
             if (!v) return cli_usage_error(cmd, "option '%s' needs a value", a);
             i++;
-            if (!strcmp(a, "--grep"))
-                grep = v;
-            else if (sh_parse_duration_ms(slice_from_cstr(v), &ago, &d) < 0)
+            if (sh_parse_duration_ms(slice_from_cstr(v), &ago, &d) < 0)
                 return cli_usage_error(cmd, "--since: %s", d.what);
-            else
-                since_ms = sh_wall_ms() > ago ? sh_wall_ms() - ago : 0;
+            since_ms = sh_wall_ms() > ago ? sh_wall_ms() - ago : 0;
         } else if (a[0] == '-' || service) {
             return cli_usage_error(cmd, "unexpected argument '%s'", a);
         } else {
@@ -492,9 +505,10 @@ int cli_cmd_logs(int argc, char **argv)
             buf_appends(&path, SLICE("&service="));
             cli__escape(&path, service);
         }
-        if (grep) {
-            buf_appends(&path, SLICE("&grep="));
-            cli__escape(&path, grep);
+        for (size_t k = 0; k < SH_ARRAY_LEN(logs_params); k++) {
+            if (!values[k]) continue;
+            buf_appendf(&path, "&%s=", logs_params[k].param);
+            cli__escape(&path, values[k]);
         }
         rc = path.err ? 1 : cli__api("GET", path.data, SLICE(""), 10000, &c);
         buf_release(&path);

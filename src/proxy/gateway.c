@@ -626,9 +626,62 @@ static void worker_release_unstarted(struct gw_worker *w)
     uv_loop_close(&w->loop);
 }
 
+/* ------------------------------------------------------------------------------------------
+ * Access lines to the control thread (see proxy.h)
+ * ------------------------------------------------------------------------------------------ */
+void proxy_gateway_access_capture(struct proxy_gateway *gw)
+{
+    atomic_store(&gw->access_capture, true);
+}
+
+/* Takes a worker's list (newest first) and returns it oldest first. */
+static struct gw_log_chunk *access_take(struct gw_worker *w)
+{
+    struct gw_log_chunk *c = atomic_exchange_explicit(&w->access_out, NULL, memory_order_acquire),
+                        *prev = NULL;
+
+    while (c) {
+        struct gw_log_chunk *next = c->next;
+        c->next = prev;
+        prev = c;
+        c = next;
+    }
+    return prev;
+}
+
+size_t proxy_gateway_access_drain(struct proxy_gateway *gw, proxy_access_line_fn *fn, void *data)
+{
+    size_t lines = 0;
+
+    for (uint32_t i = 0; gw->workers && i < gw->nworkers; i++) {
+        struct gw_log_chunk *c = access_take(&gw->workers[i]);
+        while (c) {
+            struct gw_log_chunk *next = c->next;
+            struct slice rest = {c->data, c->len}, line;
+            while (rest.len) {
+                rest = slice_split(rest, '\n', &line);
+                if (line.len && fn) {
+                    fn(data, line);
+                    lines++;
+                }
+            }
+            atomic_fetch_sub_explicit(&gw->access_pending, c->len, memory_order_relaxed);
+            sh_free(c);
+            c = next;
+        }
+    }
+    return lines;
+}
+
+uint64_t proxy_gateway_access_dropped(const struct proxy_gateway *gw)
+{
+    return atomic_load_explicit(&gw->access_dropped, memory_order_relaxed);
+}
+
 void proxy_gateway_free(struct proxy_gateway *gw)
 {
     if (!gw) return;
+    (void)proxy_gateway_access_drain(gw, NULL, NULL); /* what was not drained goes */
     for (uint32_t i = 0; gw->workers && i < gw->nworkers; i++) {
         if (!gw->workers[i].thread_started) worker_release_unstarted(&gw->workers[i]);
     }

@@ -394,6 +394,20 @@ uint64_t proxy_gateway_endpoint_attempts(const struct proxy_gateway *gw, const c
 bool proxy_gateway_has_endpoint(const struct proxy_gateway *gw, const char *cluster,
                                 const char *endpoint);
 
+/* Access lines for the control thread instead of stdout (`shoal up` keeps them in its log
+ * store). Once capture is on, each worker hands the lines of a loop turn over as one chunk,
+ * pushed onto its own lock-free list (a compare-and-swap; no lock on the request path); the
+ * control thread takes a worker's whole list with one atomic exchange in drain. Past
+ * PROXY_ACCESS_PENDING_MAX bytes not yet drained, lines are dropped and counted.
+ * Control thread: capture, drain, dropped. Drain before proxy_gateway_free (free drops what
+ * was not drained); after the stop's done, drain has every line the workers wrote. */
+enum { PROXY_ACCESS_PENDING_MAX = 16u << 20 };
+void proxy_gateway_access_capture(struct proxy_gateway *gw);
+typedef void proxy_access_line_fn(void *data, struct slice line); /* without its newline */
+/* Hands every line handed over so far to fn, oldest first per worker; returns how many. */
+size_t proxy_gateway_access_drain(struct proxy_gateway *gw, proxy_access_line_fn *fn, void *data);
+uint64_t proxy_gateway_access_dropped(const struct proxy_gateway *gw); /* lines, since start */
+
 /* ==========================================================================================
  * Discovery (discovery.c): registry-fed clusters, kept fresh by long polls on the control
  * plane; the last known endpoints stay when it is unreachable. Control thread only.

@@ -158,6 +158,13 @@ struct gw_state {
     uint32_t refs;
 };
 
+/* One loop turn's access lines, handed to the control thread (proxy_gateway_access_drain). */
+struct gw_log_chunk {
+    struct gw_log_chunk *next;
+    size_t len;
+    char data[];
+};
+
 struct gw_worker {
     struct proxy_gateway *gw;
     uint32_t index;
@@ -171,6 +178,7 @@ struct gw_worker {
     uint64_t version;
     struct gw_state *state;
     struct buf access_log;
+    _Atomic(struct gw_log_chunk *) access_out; /* newest first; the control thread takes all */
     struct metric_gauge *connections;
     struct fwd *dead, *pool; /* ended requests to release; released ones to reuse */
     uint32_t npool;
@@ -209,6 +217,9 @@ struct proxy_gateway {
     void (*stop_done)(void *);
     void *stop_data;
     bool stopping, admin_down, free_requested;
+    _Atomic bool access_capture;   /* access lines go to access_out, not stdout */
+    _Atomic size_t access_pending; /* bytes handed over, not yet drained */
+    _Atomic uint64_t access_dropped;
 };
 
 /* metrics.c */

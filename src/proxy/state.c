@@ -135,11 +135,45 @@ struct gw_state *proxy__worker_state(struct gw_worker *w)
     return w->state;
 }
 
-/* Writes the buffered access log lines to stdout (one write per loop turn, usually). */
+/* The buffered lines as one chunk onto the worker's list for the control thread: a
+ * compare-and-swap push (the consumer takes the whole list at once, so no ABA). */
+static void log_hand_over(struct gw_worker *w)
+{
+    struct proxy_gateway *gw = w->gw;
+    size_t n = w->access_log.len;
+    struct gw_log_chunk *c = NULL;
+
+    if (atomic_load_explicit(&gw->access_pending, memory_order_relaxed) + n <=
+        PROXY_ACCESS_PENDING_MAX)
+        c = sh_malloc(sizeof(*c) + n);
+    if (!c) { /* the control thread is behind, or no memory: drop, and count the lines */
+        uint64_t lines = 0;
+        for (size_t i = 0; i < n; i++)
+            lines += w->access_log.data[i] == '\n';
+        atomic_fetch_add_explicit(&gw->access_dropped, lines, memory_order_relaxed);
+        buf_reset(&w->access_log);
+        return;
+    }
+    memcpy(c->data, w->access_log.data, n);
+    c->len = n;
+    atomic_fetch_add_explicit(&gw->access_pending, n, memory_order_relaxed);
+    c->next = atomic_load_explicit(&w->access_out, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&w->access_out, &c->next, c, memory_order_release,
+                                                  memory_order_relaxed))
+        ;
+    buf_reset(&w->access_log);
+}
+
+/* Writes the buffered access log lines to stdout (one write per loop turn, usually), or hands
+ * them to the control thread when it captures them. */
 void proxy__log_flush(struct gw_worker *w)
 {
     size_t off = 0;
 
+    if (w->access_log.len && atomic_load_explicit(&w->gw->access_capture, memory_order_relaxed)) {
+        log_hand_over(w);
+        return;
+    }
     while (off < w->access_log.len) {
         ssize_t n = write(1, w->access_log.data + off, w->access_log.len - off);
         if (n <= 0) {

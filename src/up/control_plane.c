@@ -3,6 +3,7 @@
 #include "up/up.h"
 
 #include "cli/cli.h"
+#include "observe/observe.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -78,6 +79,22 @@ static void release(struct control_plane *cp)
     }
 }
 
+/* DATA_DIR/logs.sqlite (the store made the directory). Without it, a warning: GET /v1/logs
+ * answers from the supervisor's last lines. */
+static void open_logs(struct control_plane *cp, const char *data_dir)
+{
+    char path[4096];
+    struct sh_diag d = {{0}, {0}};
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/logs.sqlite", data_dir);
+    rc = obs_logs_open(&(struct obs_logs_config){.path = path}, &cp->logs, &d);
+    if (rc < 0)
+        SH_LOG(SH_WARN, "observe",
+               "no log store: shoal logs shows the last 10,000 lines, without search",
+               LF_STR("file", path), LF_STR("error", d.what), LF_ERR("err", rc));
+}
+
 /* The runtime file of the admin address (its actual port: "127.0.0.1:0" works too). */
 static void publish(struct control_plane *cp, const struct control_plane_config *cfg)
 {
@@ -119,6 +136,7 @@ int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
                     "  export SHOAL_TOKEN=%s\n",
                     cfg->who, cfg->data_dir, cp->token);
     }
+    if (cfg->has_logs) open_logs(cp, cfg->data_dir);
     rc = sec_tokens_open(cp->store, cp->token, &cp->tokens, d);
     if (rc == 0) rc = sec_audit_open(cfg->data_dir, 0, &cp->audit, d);
     if (rc == 0) rc = cfgkv_new(&(struct cfgkv_config){0}, loop, cp->store, &cp->kv);
@@ -137,6 +155,7 @@ int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
                            .kv = cp->kv,
                            .registry = cp->reg,
                            .supervisor = cfg->supervisor,
+                           .logs = cp->logs,
                            .barrier = {.pending = is_unsynced, .sync = sync_now, .data = cp}},
                        &cp->admin, d);
     if (rc < 0) {
@@ -186,4 +205,6 @@ void control_plane_close(struct control_plane *cp)
     cp->runtime_file[0] = '\0';
     store_close(cp->store);
     cp->store = NULL;
+    obs_logs_close(cp->logs);
+    cp->logs = NULL;
 }

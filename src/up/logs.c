@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* logs.c: the services' output. Each line an instance writes goes into shoal's own log, into
- * the ring `shoal logs` (GET /v1/logs) reads, and into DATA_DIR/logs/services.log (JSON lines,
- * rotated), made valid UTF-8 and cut between characters. Thread: main. */
+ * the log store (DATA_DIR/logs.sqlite, which GET /v1/logs and `shoal logs` search), into the
+ * ring of the last lines (what GET /v1/logs answers from when the store could not open), and
+ * into DATA_DIR/logs/services.log (JSON lines, rotated), made valid UTF-8 and cut between
+ * characters. The gateway's and the mesh's access lines go into the store too (service
+ * "gateway" / "mesh", stream "access"). Thread: main. */
 #include "up/up_int.h"
 
 #include <errno.h>
@@ -139,6 +142,47 @@ void up_logfile_flush(struct up *u)
     up_logfile_open(u);
 }
 
+/* ------------------------------------------------------------------------------------------
+ * The log store
+ * ------------------------------------------------------------------------------------------ */
+/* A line into the store; the first refusal of a run is logged (the count is in the store's
+ * stats). */
+static void logstore_add(struct up *u, const struct obs_log_entry *e)
+{
+    int rc = obs_logs_add(u->logs, e);
+
+    if (rc < 0 && !u->logs_warned) {
+        u->logs_warned = true;
+        SH_LOG(SH_WARN, "supervisor", "log lines dropped: the log store's writer is behind",
+               LF_ERR("err", rc));
+    }
+}
+
+struct access_ctx {
+    struct up *u;
+    const char *name;
+    uint64_t ms;
+};
+
+static void access_line(void *data, struct slice line)
+{
+    struct access_ctx *c = data;
+    struct obs_log_entry e = {.ms = c->ms,
+                              .service = slice_from_cstr(c->name),
+                              .instance = slice_from_cstr(c->name),
+                              .stream = OBS_STREAM_ACCESS,
+                              .line = line};
+
+    logstore_add(c->u, &e);
+}
+
+void up_access_drain(struct up *u, struct proxy_gateway *gw, const char *name)
+{
+    struct access_ctx c = {.u = u, .name = name, .ms = sh_wall_ms()};
+
+    if (gw && u->logs) (void)proxy_gateway_access_drain(gw, access_line, &c);
+}
+
 /* One line an instance wrote: into shoal's log and the ring `shoal logs` reads, cut at
  * UP_LOG_LINE_MAX bytes (between two characters) and made valid UTF-8 (both outputs are JSON;
  * what is not UTF-8 becomes '?'). Control characters stay: the JSON escapes them, and the live
@@ -172,6 +216,16 @@ void up_on_line(void *data, uint64_t id, enum sup_stream stream, struct slice li
     utf8_sanitize((unsigned char *)text, n);
     SH_LOG(SH_INFO, "service", stream == SUP_STDERR ? "stderr" : "stdout", LF_STR("instance", who),
            LF_STR("line", text));
+    if (in && u->logs) {
+        struct obs_log_entry e = {
+            .ms = sh_wall_ms(),
+            .service = slice_from_cstr(u->m->services[in->service].name),
+            .instance = slice_from_cstr(in->id),
+            .stream = stream == SUP_STDERR ? OBS_STREAM_STDERR : OBS_STREAM_STDOUT,
+            .line = (struct slice){text, n},
+        };
+        logstore_add(u, &e);
+    }
     if (!in || !u->log) {
         sh_free(text);
         return;

@@ -64,6 +64,7 @@ static void mesh_stopped(void *data)
 {
     struct up *u = data;
 
+    up_access_drain(u, u->mesh, "mesh");
     proxy_gateway_free(u->mesh);
     u->mesh = NULL;
     stop_control_plane(u);
@@ -100,6 +101,7 @@ static void gateway_stopped(void *data)
 {
     struct up *u = data;
 
+    up_access_drain(u, u->gw, "gateway");
     proxy_gateway_free(u->gw);
     u->gw = NULL;
     stop_instances(u);
@@ -132,6 +134,8 @@ static void tick(uv_timer_t *t)
     up_instances_tick(u);
     up_load_tick(u);
     up_logfile_flush(u);
+    up_access_drain(u, u->gw, "gateway");
+    up_access_drain(u, u->mesh, "mesh");
     if (u->sampled_ms != sampled) /* once a second, with fresh load figures */
         up_view_draw(u);
 }
@@ -348,6 +352,7 @@ static int start_proxies(struct up *u, struct sh_diag *d)
         SH_TRY(proxy_discovery_watch(u->disc, u->m->services[i].name));
     SH_TRY(manifest_mesh_doc(u->m, &u->mesh_doc));
     SH_TRY(start_proxy(u, u->mesh_doc, &u->mesh, d));
+    if (u->logs) proxy_gateway_access_capture(u->mesh);
     SH_TRY(sh_listen_parse(listen, &ss, d));
     sh_addr_loopback_for(&ss);
     sh_addr_set_port(&ss, proxy_gateway_port(u->mesh));
@@ -358,6 +363,7 @@ static int start_proxies(struct up *u, struct sh_diag *d)
     if (!u->m->gateway.is_set) return 0;
     SH_TRY(manifest_gateway_doc(u->m, &u->gw_doc));
     SH_TRY(start_proxy(u, u->gw_doc, &u->gw, d));
+    if (u->logs) proxy_gateway_access_capture(u->gw);
     SH_LOG(SH_INFO, "proxy", "gateway listening", LF_STR("listen", u->m->gateway.listen),
            LF_UINT("port", proxy_gateway_port(u->gw)));
     return 0;
@@ -381,9 +387,11 @@ static int start_all(struct up *u, struct sh_diag *d)
                                                           .listen = u->m->control_plane_listen,
                                                           .token = token && *token ? token : NULL,
                                                           .who = "shoal up",
-                                                          .supervisor = &u->sup},
+                                                          .supervisor = &u->sup,
+                                                          .has_logs = true},
                            &u->cp, d));
     u->cp_open = true;
+    u->logs = u->cp.logs;
     if (u->want_view && (rc = up_view_start(u)) < 0) /* before any thread starts */
         SH_LOG(SH_WARN, "supervisor", "no live view: cannot open the log file",
                LF_STR("data_dir", u->data_dir), LF_ERR("err", rc));
@@ -493,7 +501,8 @@ int up_run(const struct up_options *opt)
         close(u->log_fd);
         fprintf(stderr, "shoal up: %s\n", rc ? "stopped, with errors (see shoal.log)" : "stopped");
     }
-    control_plane_close(&u->cp);
+    u->logs = NULL;
+    control_plane_close(&u->cp); /* the log store too, after the last lines were added */
     sh_doc_free(u->gw_doc);
     sh_doc_free(u->mesh_doc);
     up_instances_free(u); /* reads the manifest */

@@ -111,8 +111,9 @@ struct control_plane {
     struct http_client *client; /* the registry's active checks */
     struct registry *reg;
     struct admin *admin;
-    struct sec_tokens *tokens;        /* the root token and the stored and instances' ones */
-    struct sec_audit *audit;          /* DATA_DIR/audit.log */
+    struct obs_logs *logs;     /* with has_logs, unless it could not open (a warning); else NULL */
+    struct sec_tokens *tokens; /* the root token and the stored and instances' ones */
+    struct sec_audit *audit;   /* DATA_DIR/audit.log */
     char token[SH_TOKEN_MAX_LEN + 1]; /* the root token's text */
     char runtime_file[4096];          /* published for the CLI (cli_runtime_publish), or "" */
     /* private */
@@ -130,6 +131,7 @@ struct control_plane_config {
     const char *token;                         /* NULL: read DATA_DIR/token, or make one */
     const char *who;                           /* "shoal server": names the token message */
     const struct admin_supervisor *supervisor; /* shoal up's hooks; NULL under shoal server */
+    bool has_logs; /* open the log store DATA_DIR/logs.sqlite (cp->logs) for GET /v1/logs */
 };
 
 /* Opens everything on <loop> into *cp (zeroed first). A token made now is printed once on
@@ -143,7 +145,8 @@ SH_MUST_CHECK int control_plane_open(uv_loop_t *loop, const struct control_plane
  * its client and the API, and calls done(data). The store stays open for control_plane_close. */
 void control_plane_stop(struct control_plane *cp, uint32_t deadline_ms, void (*done)(void *),
                         void *data);
-/* After the loop has ended: closes the store and removes the runtime file that lets the CLI
+/* After the loop has ended: closes the store (and the log store, writing what is pending) and
+ * removes the runtime file that lets the CLI
  * find this data directory (and so the token) from the admin address. Idempotent. */
 void control_plane_close(struct control_plane *cp);
 

@@ -13,6 +13,7 @@
 
 #include "up/up.h"
 
+#include "observe/observe.h"
 #include "proxy/proxy.h"
 #include "supervisor/supervisor.h"
 
@@ -124,7 +125,9 @@ struct up {
     struct up_logline *log; /* UP_LOG_LINES slots; log_next is the oldest once full */
     size_t log_next, log_count;
     uint64_t log_seq;
-    FILE *logfile; /* DATA_DIR/logs/services.log, or NULL */
+    FILE *logfile;         /* DATA_DIR/logs/services.log, or NULL */
+    struct obs_logs *logs; /* cp.logs: output and access lines, searchable; may be NULL */
+    bool logs_warned;      /* a refused line was logged once */
 };
 
 /* up.c */
@@ -134,6 +137,8 @@ bool up_join_path(char *out, size_t n, const char *a, const char *b); /* a/b; fa
 /* logs.c */
 void up_logfile_open(struct up *u);  /* DATA_DIR/logs/services.log; a warning when it cannot */
 void up_logfile_flush(struct up *u); /* every tick: flush, rotate past its size limit */
+/* every tick, and once each proxy has stopped: their access lines into the store */
+void up_access_drain(struct up *u, struct proxy_gateway *gw, const char *name);
 /* sup_procs_config.on_line: one line of an instance's output */
 void up_on_line(void *data, uint64_t id, enum sup_stream stream, struct slice line, bool is_cut);
 /* admin_supervisor.logs: GET /v1/logs */
