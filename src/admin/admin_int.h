@@ -69,7 +69,7 @@ struct admin_req {
     struct http_exchange *ex;
     const struct http_head *h;
     const struct admin_route *route;
-    const struct sec_token *token; /* the caller's valid token, or NULL; for this request only */
+    const struct sec_token *token; /* the caller's valid token (a copy in the arena), or NULL */
     struct slice path, query;
     char *rest;      /* URL-decoded path after a prefix route, NUL-terminated */
     struct buf body; /* the request body, capped at max_body_bytes */

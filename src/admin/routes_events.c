@@ -119,7 +119,9 @@ static void kv_event(void *data, struct cfgkv_sub *sub, const struct cfgkv_event
     }
     json_t *o = json_pack("{s:s%, s:I}", "key", ev->entry.key.ptr, ev->entry.key.len, "index",
                           (json_int_t)ev->entry.modify_index);
-    if (ev->type == CFGKV_EVENT_SET)
+    if (ev->type == CFGKV_EVENT_SET && ev->entry.is_secret)
+        json_object_set_new(o, "secret", json_true());
+    if (ev->type == CFGKV_EVENT_SET && (!ev->entry.is_secret || sec_may_read_secrets(r->token)))
         json_object_set_new(o, "value", json_stringn(ev->entry.value.ptr, ev->entry.value.len));
     send_event(r, ev->type == CFGKV_EVENT_SET ? "set" : "delete", o);
 }

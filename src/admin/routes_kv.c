@@ -43,11 +43,14 @@ static json_t *entry_json(struct admin_req *r, const struct cfgkv_entry *e)
 {
     json_t *o = json_object();
     /* Consul stores an empty value as nil and answers "Value": null for it */
-    char *b64 =
-        e->is_deleted || e->value.len == 0 ? NULL : base64(http_exchange_arena(r->ex), e->value);
+    bool hidden = e->is_secret && !sec_may_read_secrets(r->token);
+    char *b64 = e->is_deleted || e->value.len == 0 || hidden
+                    ? NULL
+                    : base64(http_exchange_arena(r->ex), e->value);
 
     json_object_set_new(o, "Key", json_stringn(e->key.ptr, e->key.len));
     json_object_set_new(o, "Value", b64 ? json_string(b64) : json_null());
+    if (e->is_secret) json_object_set_new(o, "Secret", json_true()); /* shoal's, not Consul's */
     json_object_set_new(o, "Flags", json_integer((json_int_t)e->flags));
     json_object_set_new(o, "CreateIndex", json_integer((json_int_t)e->create_index));
     json_object_set_new(o, "ModifyIndex", json_integer((json_int_t)e->modify_index));
@@ -130,6 +133,14 @@ static void kv_read(struct admin_req *r)
         admin__reply_raw(r, 404, "application/json", SLICE(""), idx);
         return;
     }
+    if (admin__query(r, "raw") && !recurse && !keys && res.entries[0].is_secret &&
+        !sec_may_read_secrets(r->token)) {
+        cfgkv_result_release(&res);
+        admin__reply_error(r, 403, "token",
+                           "the value is a secret: it needs a write or admin token, or one "
+                           "limited to a prefix the key is under");
+        return;
+    }
     if (admin__query(r, "raw") && !recurse && !keys) {
         uint64_t idx = res.index;
         struct slice v = res.entries[0].value;
@@ -178,6 +189,7 @@ static int write_opts(struct admin_req *r, struct cfgkv_write_opts *o)
         return -1;
     }
     o->is_recurse = admin__query(r, "recurse") != NULL;
+    o->is_secret = admin__query(r, "secret") != NULL;
     return 0;
 }
 

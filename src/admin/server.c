@@ -365,7 +365,16 @@ static int check_token(struct admin_req *r)
             admin__reply_error(r, 401, "token", what);
             return -1;
         }
-        r->token = sec_tokens_verify(r->a->cfg.tokens, got);
+        const struct sec_token *t = sec_tokens_verify(r->a->cfg.tokens, got);
+        /* a copy: the table moves when tokens are made or revoked, and a parked request (a
+         * blocking query, an event stream, the audit at its answer) outlives this call */
+        struct sec_token *copy = t ? arena_alloc(http_exchange_arena(r->ex), sizeof(*copy)) : NULL;
+        if (copy) *copy = *t;
+        r->token = copy;
+        if (t && !copy) {
+            admin__reply_error(r, 500, NULL, "out of memory");
+            return -1;
+        }
         if (!r->token) { /* 403, as Consul answers an unknown ACL token */
             admin__reply_error(r, 403, "token", "the token is not valid (unknown or revoked)");
             return -1;

@@ -107,13 +107,15 @@ static const struct cli_command commands[] = {
      "60s).\n" CONNECT_HELP,
      CLI_F_CONNECT},
     {"config", cli_cmd_config, "read and change configuration in the control plane",
-     "shoal config get KEY | set KEY VALUE|- [--cas INDEX] | del KEY [--recurse] |\n"
+     "shoal config get KEY | set KEY VALUE|- [--cas INDEX] [--secret] | del KEY [--recurse] |\n"
      "       ls [PREFIX] [--json] | watch KEY [--count N] | history KEY [--json] |\n"
      "       rollback KEY INDEX    [--addr ADDR] [--token TOKEN] [--data-dir DIR]",
      "Reads and writes the control plane's configuration keys (writes need the token).\n\n"
      "  get KEY               print the value\n"
      "  set KEY VALUE         write it ('-' reads stdin); --cas INDEX writes only if the key's\n"
-     "                        index is still INDEX (0: only if absent); exit 1 on a conflict\n"
+     "                        index is still INDEX (0: only if absent); exit 1 on a conflict;\n"
+     "                        --secret marks the value secret: read tokens see that it exists,\n"
+     "                        not its value (write/admin tokens and prefix tokens do)\n"
      "  del KEY               delete it; --recurse deletes everything under KEY\n"
      "  ls [PREFIX]           list keys (with --json: values, base64, and indexes)\n"
      "  watch KEY             print the value, then each new one as it changes\n"

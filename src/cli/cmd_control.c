@@ -745,7 +745,7 @@ int cli_cmd_config(int argc, char **argv)
 {
     const struct cli_command *cmd = cli_find("config");
     const char *sub = argc > 1 ? argv[1] : NULL, *cas = NULL;
-    bool json_out = false, recurse = false;
+    bool json_out = false, recurse = false, secret = false;
     long count = 0;
     const char *pos[3] = {NULL, NULL, NULL};
     int npos = 0;
@@ -758,6 +758,8 @@ int cli_cmd_config(int argc, char **argv)
             json_out = true;
         } else if (!strcmp(argv[i], "--recurse")) {
             recurse = true;
+        } else if (!strcmp(argv[i], "--secret")) {
+            secret = true;
         } else if (!strcmp(argv[i], "--cas") || !strcmp(argv[i], "--count")) {
             if (i + 1 >= argc) return cli_usage_error(cmd, "option '%s' needs a value", argv[i]);
             uint64_t n;
@@ -793,6 +795,9 @@ int cli_cmd_config(int argc, char **argv)
             v = (struct slice){data, len};
         }
         if (cas) snprintf(query, sizeof(query), "?cas=%s", cas);
+        if (secret)
+            snprintf(query + strlen(query), sizeof(query) - strlen(query), "%csecret",
+                     cas ? '&' : '?');
         int rc = config_write("PUT", pos[0], v, query[0] ? query : NULL);
         sh_free(data);
         return rc;

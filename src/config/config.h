@@ -113,6 +113,8 @@ struct cfgkv_entry {
     uint64_t modify_index; /* the write's index (the delete's, in history); 0 for a folder */
     uint64_t lock_index;   /* always 0: there are no sessions or locks yet */
     uint64_t version;      /* 1 = created; 0 for a delete or folder */
+    bool is_secret;        /* written as a secret: the API shows it only to tokens that may
+                            * read secrets (security.h); history and events likewise */
     bool is_deleted;       /* cfgkv_history: this version is a delete */
     bool is_folder;        /* cfgkv_keys: a "dir/" grouping of keys, not a key */
 };
@@ -153,6 +155,8 @@ struct cfgkv_write_opts {
     uint64_t cas;    /* the modify_index expected; 0 = the key must be absent (set only) */
     uint64_t flags;  /* set, rollback: stored with the value (Consul's ?flags=N) */
     bool is_recurse; /* delete: every key under the prefix (Consul's ?recurse); no cas then */
+    bool is_secret;  /* set: the value is a secret (shoal's ?secret); rollback keeps the old
+                      * version's mark */
 };
 
 struct cfgkv_write_result {

@@ -8,8 +8,9 @@
 #include "config/config.h"
 
 /* Store layout under CFGKV_STORE_PREFIX:
- *   config/kv/<key>             a key: 1 byte format (CFGKV__FORMAT), 8 bytes flags big-endian,
- *                               then the value's bytes
+ *   config/kv/<key>             a key: 1 byte format (CFGKV__FORMAT, or CFGKV__FORMAT_SECRET
+ *                               for a value marked secret), 8 bytes flags big-endian, then
+ *                               the value's bytes
  *   config/meta/last-delete     rewritten (empty) in the same transaction as every delete, so
  *                               its mod_revision is the index of the last delete: a prefix's
  *                               index takes it into account and never goes backwards when the
@@ -21,6 +22,7 @@ enum {
     CFGKV__SKEY_BUF = CFGKV__DATA_LEN + CFGKV_MAX_KEY_BYTES,
     CFGKV__HDR_BYTES = 9,
     CFGKV__FORMAT = 1,
+    CFGKV__FORMAT_SECRET = 2,
 };
 
 struct cfgkv {

@@ -124,7 +124,10 @@ int cfgkv__entry_from(const struct store_kv *skv, struct cfgkv_entry *e)
         e->is_deleted = true;
         return 0;
     }
-    if (skv->value.len < CFGKV__HDR_BYTES || h[0] != CFGKV__FORMAT) return SH_ECORRUPT;
+    if (skv->value.len < CFGKV__HDR_BYTES ||
+        (h[0] != CFGKV__FORMAT && h[0] != CFGKV__FORMAT_SECRET))
+        return SH_ECORRUPT;
+    e->is_secret = h[0] == CFGKV__FORMAT_SECRET;
     for (int i = 1; i < CFGKV__HDR_BYTES; i++)
         e->flags = e->flags << 8 | h[i];
     e->value = (struct slice){.ptr = skv->value.ptr + CFGKV__HDR_BYTES,

@@ -334,7 +334,7 @@ int cfgkv_set(struct cfgkv *kv, struct slice key, struct slice value,
     }
     stored = sh_malloc(CFGKV__HDR_BYTES + value.len);
     if (!stored) return SH_ENOMEM;
-    stored[0] = CFGKV__FORMAT;
+    stored[0] = opts->is_secret ? CFGKV__FORMAT_SECRET : CFGKV__FORMAT;
     for (int i = 0; i < 8; i++)
         stored[1 + i] = (unsigned char)(opts->flags >> (56 - 8 * i));
     if (value.len) memcpy(stored + CFGKV__HDR_BYTES, value.ptr, value.len);
@@ -428,12 +428,13 @@ int cfgkv_rollback(struct cfgkv *kv, struct slice key, uint64_t modify_index,
                           (int)key.len, key.ptr, (unsigned long long)modify_index, kv->history);
         rc = SH_ENOENT;
     } else if (found->value.len < CFGKV__HDR_BYTES ||
-               (unsigned char)found->value.ptr[0] != CFGKV__FORMAT) {
+               ((unsigned char)found->value.ptr[0] != CFGKV__FORMAT &&
+                (unsigned char)found->value.ptr[0] != CFGKV__FORMAT_SECRET)) {
         cfgkv__set_errmsg(kv, "stored record of '%.*s' is not a config value", (int)key.len,
                           key.ptr);
         rc = SH_ECORRUPT;
     } else {
-        /* The stored form carries the old flags too: write it back as it was. */
+        /* The stored form carries the old flags and secret mark too: write it back as it was. */
         rc = put_stored(kv, key, found->value, opts, out);
     }
     store_result_release(&h);

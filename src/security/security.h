@@ -83,6 +83,12 @@ struct sec_decision {
 void sec_authorize(const struct sec_token *t, const struct sec_request *rq, uint64_t now_ms,
                    struct sec_decision *out);
 
+/* May <t> see config values marked secret? Admin and write tokens may, and so may a token
+ * limited to a prefix (it reaches only its own keys: an instance reads its service's secrets);
+ * a read token over everything (Prometheus, a read-only dashboard) sees that they exist, not
+ * their values. NULL: no. */
+bool sec_may_read_secrets(const struct sec_token *t);
+
 /* The token table: every token in memory (the stored ones loaded at open), looked up by id. */
 struct sec_tokens;
 

@@ -91,6 +91,11 @@ void sec_authorize(const struct sec_token *t, const struct sec_request *rq, uint
     }
 }
 
+bool sec_may_read_secrets(const struct sec_token *t)
+{
+    return t && (t->scope >= SEC_SCOPE_WRITE || t->prefix[0]);
+}
+
 /* ------------------------------------------------------------------------------------------
  * Hashing and text
  * ------------------------------------------------------------------------------------------ */

@@ -170,6 +170,36 @@ def audit_log(srv):
     assert tok not in text and ROOT not in text and "secret-value-123" not in text
 
 
+def secret_values(srv):
+    out = srv.cli("config", "set", "config/db/password", "hunter2-secret", "--secret")
+    assert out.returncode == 0, out
+    reader = srv.cli("token", "create", "--scope", "read").stdout.strip()
+    own = srv.cli("token", "create", "--scope", "read", "--prefix", "config/db/").stdout.strip()
+    # a read token sees that it exists, not the value; raw is refused
+    st, b = srv.call("GET", "/v1/kv/config/db/password", token=reader)
+    row = json.loads(b)[0]
+    assert st == 200 and row["Value"] is None and row["Secret"] is True, (st, b)
+    st, b = srv.call("GET", "/v1/kv/config/db/password?raw", token=reader)
+    assert st == 403 and "secret" in json.loads(b)["error"], (st, b)
+    st, b = srv.call("GET", "/v1/config/history/config/db/password", token=reader)
+    assert st == 200 and b"hunter2" not in b and b"aHVudGVy" not in b, b  # nor base64 of it
+    # the service's own prefix token, and write/admin tokens, read it
+    assert srv.call("GET", "/v1/kv/config/db/password?raw", token=own) == (200, b"hunter2-secret")
+    assert srv.call("GET", "/v1/kv/config/db/password?raw", token=ROOT)[1] == b"hunter2-secret"
+    got = srv.cli("config", "get", "config/db/password", token=reader)
+    assert got.returncode == 1 and "secret" in got.stderr, got
+    # a rollback keeps the mark
+    srv.cli("config", "set", "config/db/password", "plain-now")
+    hist = json.loads(srv.call("GET", "/v1/config/history/config/db/password", token=ROOT)[1])
+    old = [h for h in hist if h.get("Secret")][0]["ModifyIndex"]
+    assert srv.cli("config", "rollback", "config/db/password", str(old)).returncode == 0
+    assert json.loads(srv.call("GET", "/v1/kv/config/db/password", token=reader)[1])[0]["Value"] \
+        is None
+    # and it is in no log the server keeps
+    with open(os.path.join(srv.dir, "audit.log")) as f:
+        assert "hunter2" not in f.read()
+
+
 CONFIG_READER = r"""
 import http.server, os, urllib.request, urllib.error
 
@@ -249,7 +279,8 @@ def main():
     checks = lib.Checks()
     srv = Server()
     try:
-        for fn in (every_route_needs_a_token, scoped_tokens, expiring_token, audit_log):
+        for fn in (every_route_needs_a_token, scoped_tokens, expiring_token, audit_log,
+                   secret_values):
             if not only or only == fn.__name__:
                 checks.run(fn.__name__, lambda fn=fn: fn(srv))
     finally:

@@ -490,6 +490,39 @@ static void test_kv__oom_torture(void **state)
     assert_int_equal(fx_open(&(struct cfgkv_config){0}), 0); /* for the teardown */
 }
 
+/* A value marked secret keeps its mark through reads, history, a rollback and a reopen; an
+ * unmarked write over it clears it. */
+static void test_kv__secret_mark(void **state)
+{
+    struct cfgkv_result res = {0};
+    struct cfgkv_write_result wr;
+    uint64_t secret_index;
+    (void)state;
+
+    assert_int_equal(cfgkv_set(kv, S("db/password"), S("hunter2"),
+                               &(struct cfgkv_write_opts){.is_secret = true}, &wr),
+                     0);
+    secret_index = wr.index;
+    assert_int_equal(cfgkv_get(kv, S("db/password"), &res), 0);
+    assert_true(res.entries[0].is_secret);
+    assert_slice(res.entries[0].value, "hunter2");
+    cfgkv_result_release(&res);
+    put("db/password", "plain");
+    assert_int_equal(cfgkv_get(kv, S("db/password"), &res), 0);
+    assert_false(res.entries[0].is_secret);
+    cfgkv_result_release(&res);
+    assert_int_equal(cfgkv_history(kv, S("db/password"), &res), 0);
+    assert_int_equal(res.count, 2);
+    assert_false(res.entries[0].is_secret);
+    assert_true(res.entries[1].is_secret);
+    cfgkv_result_release(&res);
+    assert_int_equal(cfgkv_rollback(kv, S("db/password"), secret_index, NULL, &wr), 0);
+    assert_int_equal(cfgkv_get(kv, S("db/password"), &res), 0);
+    assert_true(res.entries[0].is_secret);
+    assert_slice(res.entries[0].value, "hunter2");
+    cfgkv_result_release(&res);
+}
+
 int main(void)
 {
     sh_log_setup(SH_WARN, SH_LOG_AUTO, 2);
@@ -498,6 +531,7 @@ int main(void)
         CFG_TEST(test_kv__recursive_reads_and_key_listing),
         CFG_TEST(test_kv__cas),
         CFG_TEST(test_kv__history_limit_and_rollback),
+        CFG_TEST(test_kv__secret_mark),
         CFG_TEST(test_kv__invalid_keys_and_values),
         CFG_TEST(test_kv__index_never_decreases),
         CFG_TEST(test_kv__reopen_keeps_everything),

@@ -88,6 +88,19 @@ static void test_authorize__table(void **state)
     }
 }
 
+static void test_authorize__secrets(void **state)
+{
+    struct sec_token r = tok(SEC_SCOPE_READ, "", 0), w = tok(SEC_SCOPE_WRITE, "", 0),
+                     a = tok(SEC_SCOPE_ADMIN, "", 0), pr = tok(SEC_SCOPE_READ, "config/db/", 0);
+    (void)state;
+
+    assert_false(sec_may_read_secrets(NULL));
+    assert_false(sec_may_read_secrets(&r));
+    assert_true(sec_may_read_secrets(&w));
+    assert_true(sec_may_read_secrets(&a));
+    assert_true(sec_may_read_secrets(&pr));
+}
+
 static void test_tokens__create_verify_revoke(void **state)
 {
     struct store *st;
@@ -218,6 +231,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         SH_TEST(test_authorize__table),
+        SH_TEST(test_authorize__secrets),
         STORE_TEST(test_tokens__create_verify_revoke),
         STORE_TEST(test_audit__lines_filters_rotation),
     };
