@@ -16,6 +16,7 @@
 struct store;
 struct sec_tokens;
 struct sec_audit;
+struct sec_itable;
 struct registry;
 struct cfgkv;
 struct obs_logs;
@@ -47,13 +48,14 @@ struct admin_supervisor {
 };
 
 struct admin_config {
-    const char *listen;        /* "127.0.0.1:7700" when NULL */
-    struct sec_tokens *tokens; /* borrowed: every route but GET /v1/status needs one of them */
-    struct sec_audit *audit;   /* borrowed: every write is logged there; NULL = none */
-    const char *datacenter;    /* "dc1" when NULL (Consul answers carry it) */
-    const char *node;          /* this node's name; the host name when NULL */
-    size_t max_body_bytes;     /* 413 above it; 0 = 1 MiB */
-    struct store *store;       /* borrowed; may be NULL while a component is not running */
+    const char *listen;            /* "127.0.0.1:7700" when NULL */
+    struct sec_tokens *tokens;     /* borrowed: every route but GET /v1/status needs one of them */
+    struct sec_audit *audit;       /* borrowed: every write is logged there; NULL = none */
+    struct sec_itable *intentions; /* borrowed: /v1/intentions; NULL = none (404) */
+    const char *datacenter;        /* "dc1" when NULL (Consul answers carry it) */
+    const char *node;              /* this node's name; the host name when NULL */
+    size_t max_body_bytes;         /* 413 above it; 0 = 1 MiB */
+    struct store *store;           /* borrowed; may be NULL while a component is not running */
     struct registry *registry;
     struct cfgkv *kv;
     const struct admin_supervisor *supervisor; /* borrowed; NULL: none here (404s) */

@@ -114,6 +114,8 @@ admin_handler_fn admin__service_register, admin__service_deregister, admin__chec
     admin__check_warn, admin__check_fail, admin__catalog_services, admin__catalog_service,
     admin__health_service, admin__prometheus_sd, admin__sd_endpoints;
 admin_handler_fn admin__events_services, admin__events_kv;
+admin_handler_fn admin__intentions_list, admin__intentions_add, admin__intentions_remove,
+    admin__intentions_check;
 admin_handler_fn admin__tokens_list, admin__tokens_create, admin__tokens_revoke, admin__token_self,
     admin__audit;
 /* GET /v1/logs from the log store (routes_logs.c). */

@@ -212,5 +212,10 @@ const struct admin_route admin_routes[] = {
     {HTTP_M_POST, "/v1/tokens", false, false, ADMIN_AUTH_ADMIN, admin__tokens_create},
     {HTTP_M_DELETE, "/v1/tokens/", true, false, ADMIN_AUTH_ADMIN, admin__tokens_revoke},
     {HTTP_M_GET, "/v1/audit", false, false, ADMIN_AUTH_ADMIN, admin__audit},
+    /* intentions: which service may call which */
+    {HTTP_M_GET, "/v1/intentions/check", false, false, ADMIN_AUTH_READ, admin__intentions_check},
+    {HTTP_M_GET, "/v1/intentions", false, false, ADMIN_AUTH_READ, admin__intentions_list},
+    {HTTP_M_POST, "/v1/intentions", false, false, ADMIN_AUTH_ADMIN, admin__intentions_add},
+    {HTTP_M_DELETE, "/v1/intentions/", true, false, ADMIN_AUTH_ADMIN, admin__intentions_remove},
 };
 const size_t admin_nroutes = SH_ARRAY_LEN(admin_routes);

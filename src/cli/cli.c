@@ -138,6 +138,25 @@ static const struct cli_command commands[] = {
      "  list                the tokens: id, scope, created, expires, prefix, name\n"
      "  revoke ID           it stops working at once\n" CONNECT_HELP,
      CLI_F_CONNECT},
+    {"intention", cli_cmd_intention, "allow or deny calls between services",
+     "shoal intention allow|deny FROM TO [--method M]... [--path PREFIX]... [--json] |\n"
+     "       delete ID | check FROM TO [--method M] [--path P]   [--addr ADDR] [--token TOKEN]\n"
+     "       [--data-dir DIR]",
+     "Manages intentions: which service (FROM: a service, '*', or 'gateway') may call which\n"
+     "(TO: a service or '*'), enforced by the mesh for new requests within a second; a refusal\n"
+     "is 403 naming the rule. The most specific rule wins (an exact FROM before '*', an exact\n"
+     "TO before '*', rules with methods or paths before those without, deny before allow);\n"
+     "none: the manifest's security.default. Changes need an admin token.\n\n"
+     "  allow|deny FROM TO  add a rule; --method and --path (a prefix) narrow it (repeatable)\n"
+     "  delete ID           remove a rule made here (manifest rules: change the manifest)\n"
+     "  check FROM TO       what the mesh would decide for one call, and which rule decides\n"
+     "                      (exit 0 allowed, 1 denied)\n" CONNECT_HELP,
+     CLI_F_CONNECT},
+    {"intentions", cli_cmd_intentions, "list the intentions in force",
+     "shoal intentions [--json] [--addr ADDR] [--token TOKEN] [--data-dir DIR]",
+     "Lists the intentions in the order they are tried, with their id, action, caller,\n"
+     "destination, methods, paths and source (manifest or api), and the default.\n" CONNECT_HELP,
+     CLI_F_CONNECT},
     {"audit", cli_cmd_audit, "show the audit log of API writes",
      "shoal audit [--since DURATION] [--token-id ID] [--limit N] [--json] [--addr ADDR]\n"
      "       [--token TOKEN] [--data-dir DIR]",

@@ -153,4 +153,95 @@ SH_MUST_CHECK int sec_audit_write(struct sec_audit *a, const struct sec_audit_en
 SH_MUST_CHECK int sec_audit_query(struct sec_audit *a, uint64_t since_ms, const char *token_id,
                                   size_t limit, struct buf *out);
 
+/* ==========================================================================================
+ * Intentions: which service may call which (Consul's word). A rule names a caller and a
+ * destination (a service name, or "*"; the caller may also be "gateway"), an action, and
+ * optionally methods and path prefixes. The decision is a plain function over an immutable
+ * set; the control plane keeps the rules (the manifest's and the API's) in the store and
+ * publishes a new set to the proxies on every change.
+ * ========================================================================================== */
+enum {
+    SEC_INTENTION_NAME_MAX = 64, /* a service name, "*", "gateway" */
+    SEC_INTENTION_PATHS = 4,     /* path prefixes per rule */
+    SEC_INTENTION_PATH_MAX = 128,
+    SEC_MAX_INTENTIONS = 4096,
+};
+
+enum sec_intention_source { SEC_SOURCE_API = 0, SEC_SOURCE_MANIFEST = 1 };
+
+struct sec_intention {
+    char id[SEC_TOKEN_ID_LEN + 1]; /* 16 hex */
+    char from[SEC_INTENTION_NAME_MAX + 1];
+    char to[SEC_INTENTION_NAME_MAX + 1];
+    bool allow;
+    uint32_t methods; /* bit per method (sec_method_bit); 0 = every method */
+    char paths[SEC_INTENTION_PATHS][SEC_INTENTION_PATH_MAX + 1]; /* prefixes; none = all */
+    uint32_t npaths;
+    enum sec_intention_source source;
+    uint64_t created_ms;
+};
+
+/* An immutable set, shared by readers on any thread once built. */
+struct sec_intentions {
+    bool default_allow;
+    size_t count;
+    struct sec_intention items[]; /* in precedence order (sec_intentions_build sorts them) */
+};
+
+/* "GET" -> its bit, for methods masks; 0 for a method outside the list (GET HEAD POST PUT
+ * PATCH DELETE OPTIONS CONNECT TRACE). */
+uint32_t sec_method_bit(struct slice method);
+
+/* A rule from its parts, checked: names are [a-z0-9-_.]{1,64} or "*" (from: also "gateway");
+ * methods are names above; paths start with '/'. 0, or SH_EINVAL with d naming the field. */
+SH_MUST_CHECK int sec_intention_make(const char *from, const char *to, const char *action,
+                                     const char *const *methods, size_t nmethods,
+                                     const char *const *paths, size_t npaths,
+                                     struct sec_intention *out, struct sh_diag *d);
+
+/* Builds a set (sh_free it) from n rules, sorted by precedence: an exact caller before "*",
+ * then an exact destination before "*", then rules with methods or paths before those
+ * without, then deny before allow. 0 and *out, or SH_ENOMEM / SH_ELIMIT. */
+SH_MUST_CHECK int sec_intentions_build(bool default_allow, const struct sec_intention *rules,
+                                       size_t n, struct sec_intentions **out);
+
+struct sec_intention_decision {
+    bool allow;
+    int rule;      /* index into the set's items of the deciding rule; -1: the default */
+    char why[192]; /* "intention 1a2b...: deny greeter -> names", "default: deny" */
+};
+
+/* The first rule in precedence order that matches (caller, destination, method, path) decides;
+ * none: the set's default. A NULL set allows everything. Any thread. */
+void sec_intentions_decide(const struct sec_intentions *set, struct slice from, struct slice to,
+                           struct slice method, struct slice path,
+                           struct sec_intention_decision *out);
+
+/* Stored rules (API-made ones survive restarts; the manifest's are replaced at every start).
+ * JSON records under "security/intentions/<id>". */
+SH_MUST_CHECK int sec_intentions_load(struct store *st, struct sec_intention **out, size_t *n);
+SH_MUST_CHECK int sec_intention_save(struct store *st, const struct sec_intention *it);
+SH_MUST_CHECK int sec_intention_delete(struct store *st, const char *id);
+/* A fresh random id into it->id. */
+SH_MUST_CHECK int sec_intention_new_id(struct sec_intention *it);
+
+/* The control plane's rules: the manifest's (replaced at every start, ids derived from their
+ * content) and the API's (kept in the store). Every change builds a new set and hands it to
+ * on_change (which copies what it keeps). Control thread. */
+struct sec_itable;
+typedef void sec_intentions_fn(void *data, const struct sec_intentions *set);
+SH_MUST_CHECK int sec_itable_open(struct store *st, bool default_allow,
+                                  const struct sec_intention *manifest, size_t n,
+                                  sec_intentions_fn *on_change, void *data, struct sec_itable **out,
+                                  struct sh_diag *d);
+void sec_itable_free(struct sec_itable *t); /* NULL is a no-op */
+/* Adds an API rule (its id and time are set here; *out gets the stored rule). 0, SH_EEXIST (an
+ * equal rule exists: *out gets it), SH_ELIMIT, or SH_E* of the store. */
+SH_MUST_CHECK int sec_itable_add(struct sec_itable *t, const struct sec_intention *rule,
+                                 uint64_t now_ms, struct sec_intention *out);
+/* Removes rule <id>: 0, SH_ENOENT, SH_EPERM (a manifest rule: change the manifest), SH_E*. */
+SH_MUST_CHECK int sec_itable_remove(struct sec_itable *t, const char *id);
+/* The current set (borrowed until the next change). */
+const struct sec_intentions *sec_itable_current(const struct sec_itable *t);
+
 #endif

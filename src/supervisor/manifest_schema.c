@@ -752,12 +752,116 @@ static int read_gateway(struct rd *r, const struct sh_node *g)
 }
 
 /* ------------------------------------------------------------------------------------------
+ * The security section
+ * ------------------------------------------------------------------------------------------ */
+/* A caller or destination of an intention: one of this manifest's services, "*", or (a
+ * caller) "gateway". */
+static int intention_end(struct rd *r, const struct sh_node *v, const char *path, bool is_from,
+                         const char **out)
+{
+    SH_TRY(get_str(r, v, path, out));
+    if (!strcmp(*out, "*") || (is_from && !strcmp(*out, "gateway"))) return 0;
+    if (manifest_service_index(r->m, *out) < 0)
+        return fail_at(r, v, "%s: no service named '%s' (a service, '*'%s)", path, *out,
+                       is_from ? " or 'gateway'" : "");
+    return 0;
+}
+
+/* The strings of an optional SEQ, at most max of them. */
+static int str_list(struct rd *r, const struct sh_node *seq, const char *path, const char **out,
+                    size_t max, size_t *n)
+{
+    *n = 0;
+    if (!seq) return 0;
+    SH_TRY(sh_node_expect(seq, SH_NODE_SEQ, path, r->d));
+    if (seq->count > max) return fail_at(r, seq, "%s: at most %zu", path, max);
+    for (size_t i = 0; i < seq->count; i++) {
+        char ip[192];
+        snprintf(ip, sizeof(ip), "%s[%zu]", path, i);
+        SH_TRY(get_str(r, seq->items[i], ip, &out[i]));
+        *n = i + 1;
+    }
+    return 0;
+}
+
+static int read_security(struct rd *r, const struct sh_node *sec)
+{
+    static const char *const keys[] = {"default", "intentions", NULL};
+    static const char *const ikeys[] = {"from", "to", "action", "methods", "paths", NULL};
+    static const char *const methods[] = {"GET",    "HEAD",    "POST",    "PUT",  "PATCH",
+                                          "DELETE", "OPTIONS", "CONNECT", "TRACE"};
+    struct manifest_security *ms = &r->m->security;
+    const struct sh_node *v, *list;
+    const char *s;
+
+    SH_TRY(sh_node_expect(sec, SH_NODE_MAP, "security", r->d));
+    SH_TRY(sh_node_check_keys(sec, keys, "security", r->d));
+    if ((v = sh_node_get(sec, "default"))) {
+        SH_TRY(get_str(r, v, "security.default", &s));
+        if (strcmp(s, "allow") && strcmp(s, "deny"))
+            return fail_at(r, v, "security.default: '%s' is not allow or deny", s);
+        ms->default_deny = !strcmp(s, "deny");
+    }
+    if (!(list = sh_node_get(sec, "intentions"))) return 0;
+    SH_TRY(sh_node_expect(list, SH_NODE_SEQ, "security.intentions", r->d));
+    if (list->count > MANIFEST_MAX_INTENTIONS)
+        return fail_at(r, list, "security.intentions: at most %d", MANIFEST_MAX_INTENTIONS);
+    ms->intentions = alloc0(r, list->count * sizeof(*ms->intentions));
+    if (!ms->intentions) return SH_ENOMEM;
+    for (size_t i = 0; i < list->count; i++) {
+        struct manifest_intention *it = &ms->intentions[i];
+        const struct sh_node *item = list->items[i], *x;
+        char p[96], fp[128];
+        snprintf(p, sizeof(p), "security.intentions[%zu]", i);
+        SH_TRY(sh_node_check_keys(item, ikeys, p, r->d));
+        SH_TRY(sh_node_require(item, "from", p, &x, r->d));
+        SH_TRY(intention_end(r, x, sh_fmt(fp, sizeof(fp), "%s.from", p), true, &it->from));
+        SH_TRY(sh_node_require(item, "to", p, &x, r->d));
+        SH_TRY(intention_end(r, x, sh_fmt(fp, sizeof(fp), "%s.to", p), false, &it->to));
+        SH_TRY(sh_node_require(item, "action", p, &x, r->d));
+        SH_TRY(get_str(r, x, sh_fmt(fp, sizeof(fp), "%s.action", p), &s));
+        if (strcmp(s, "allow") && strcmp(s, "deny"))
+            return fail_at(r, x, "%s.action: '%s' is not allow or deny", p, s);
+        it->allow = !strcmp(s, "allow");
+        x = sh_node_get(item, "methods");
+        SH_TRY(str_list(r, x, sh_fmt(fp, sizeof(fp), "%s.methods", p), it->methods,
+                        MANIFEST_INTENTION_METHODS, &it->method_count));
+        for (size_t k = 0; k < it->method_count; k++) {
+            bool known = false;
+            for (size_t m = 0; m < SH_ARRAY_LEN(methods) && !known; m++)
+                known = !strcmp(it->methods[k], methods[m]);
+            if (!known)
+                return fail_at(r, x->items[k],
+                               "%s.methods[%zu]: '%s' is not a method (GET, HEAD, POST, PUT, "
+                               "PATCH, DELETE, OPTIONS, CONNECT, TRACE)",
+                               p, k, it->methods[k]);
+        }
+        x = sh_node_get(item, "paths");
+        SH_TRY(str_list(r, x, sh_fmt(fp, sizeof(fp), "%s.paths", p), it->paths,
+                        MANIFEST_INTENTION_PATHS, &it->path_count));
+        for (size_t k = 0; k < it->path_count; k++) {
+            const char *q = it->paths[k];
+            bool ok = q[0] == '/' && strlen(q) <= 128;
+            for (; ok && *q; q++)
+                ok = (unsigned char)*q > 0x20 && *q != 0x7f;
+            if (!ok)
+                return fail_at(r, x->items[k],
+                               "%s.paths[%zu]: a path prefix starts with '/', has no spaces "
+                               "and at most 128 bytes",
+                               p, k);
+        }
+        ms->intention_count = i + 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
  * The top level
  * ------------------------------------------------------------------------------------------ */
 static int read_top(struct rd *r, const struct sh_node *root)
 {
-    static const char *const keys[] = {"name", "services", "gateway", "control_plane",
-                                       "mesh", "data_dir", NULL};
+    static const char *const keys[] = {"name", "services", "gateway",  "control_plane",
+                                       "mesh", "data_dir", "security", NULL};
     struct manifest *m = r->m;
     const struct sh_node *v, *svcs;
 
@@ -804,6 +908,7 @@ static int read_top(struct rd *r, const struct sh_node *root)
     }
     SH_TRY(resolve_depends(r));
     if ((v = sh_node_get(root, "gateway"))) SH_TRY(read_gateway(r, v));
+    if ((v = sh_node_get(root, "security"))) SH_TRY(read_security(r, v));
     return 0;
 }
 

@@ -145,6 +145,28 @@ struct manifest_gateway {
     const struct sh_node *node;   /* borrowed: the gateway MAP */
 };
 
+/* security: {default: allow|deny, intentions: [{from, to, action, methods, paths}]}: checked
+ * here (names of this manifest's services, "*", "gateway" as a caller; methods; paths start
+ * with '/'); up makes them security.h's rules. */
+enum {
+    MANIFEST_MAX_INTENTIONS = 1024,
+    MANIFEST_INTENTION_METHODS = 9,
+    MANIFEST_INTENTION_PATHS = 4
+};
+struct manifest_intention {
+    const char *from, *to;
+    bool allow;
+    const char *methods[MANIFEST_INTENTION_METHODS];
+    size_t method_count;
+    const char *paths[MANIFEST_INTENTION_PATHS];
+    size_t path_count;
+};
+struct manifest_security {
+    bool default_deny; /* default: deny */
+    struct manifest_intention *intentions;
+    size_t intention_count;
+};
+
 struct manifest {
     const char *file;                  /* the doc's file name */
     const char *name;                  /* NULL when not given */
@@ -157,6 +179,7 @@ struct manifest {
     size_t service_count;
     uint32_t *start_order; /* service indexes, each after all it depends on */
     struct manifest_gateway gateway;
+    struct manifest_security security;
     const struct sh_doc *doc; /* the doc read from (owned only via load_file) */
     struct sh_doc *owned_doc; /* private */
     struct arena arena;       /* private */

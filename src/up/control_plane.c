@@ -71,6 +71,8 @@ static void release(struct control_plane *cp)
     cp->tokens = NULL;
     sec_audit_close(cp->audit);
     cp->audit = NULL;
+    sec_itable_free(cp->intentions);
+    cp->intentions = NULL;
     if (cp->has_tick) {
         uv_close((uv_handle_t *)&cp->tick, NULL);
         uv_close((uv_handle_t *)&cp->sync_io, NULL);
@@ -139,6 +141,9 @@ int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
     if (cfg->has_logs) open_logs(cp, cfg->data_dir);
     rc = sec_tokens_open(cp->store, cp->token, &cp->tokens, d);
     if (rc == 0) rc = sec_audit_open(cfg->data_dir, 0, &cp->audit, d);
+    if (rc == 0)
+        rc = sec_itable_open(cp->store, !cfg->default_deny, cfg->intentions, cfg->intention_count,
+                             cfg->intentions_changed, cfg->intentions_data, &cp->intentions, d);
     if (rc == 0) rc = cfgkv_new(&(struct cfgkv_config){0}, loop, cp->store, &cp->kv);
     if (rc == 0)
         rc = http_client_new(loop, &(struct http_client_config){.max_idle_per_host = 2},
@@ -151,6 +156,7 @@ int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
                            .listen = cfg->listen,
                            .tokens = cp->tokens,
                            .audit = cp->audit,
+                           .intentions = cp->intentions,
                            .store = cp->store,
                            .kv = cp->kv,
                            .registry = cp->reg,

@@ -369,9 +369,44 @@ static int start_proxies(struct up *u, struct sh_diag *d)
     return 0;
 }
 
+void up_publish_intentions(struct up *u, const struct sec_intentions *set)
+{
+    (void)u;
+    (void)set; /* the mesh enforces them once it knows its callers (caller identity) */
+}
+
+/* The set of intentions changed (at open, and on every API change): the mesh enforces it for
+ * new requests. */
+static void intentions_changed(void *data, const struct sec_intentions *set)
+{
+    struct up *u = data;
+
+    SH_LOG(SH_INFO, "security", "intentions in force", LF_UINT("rules", set->count),
+           LF_STR("default", set->default_allow ? "allow" : "deny"));
+    if (u->mesh) up_publish_intentions(u, set);
+}
+
+/* The manifest's intentions as security.h's rules (checked by the manifest reader already). */
+static int manifest_intentions(struct up *u, struct sec_intention **out, struct sh_diag *d)
+{
+    const struct manifest_security *ms = &u->m->security;
+    struct sec_intention *v = sh_calloc(ms->intention_count ? ms->intention_count : 1, sizeof(*v));
+
+    *out = v;
+    if (!v) return SH_ENOMEM;
+    for (size_t i = 0; i < ms->intention_count; i++) {
+        const struct manifest_intention *it = &ms->intentions[i];
+        int rc = sec_intention_make(it->from, it->to, it->allow ? "allow" : "deny", it->methods,
+                                    it->method_count, it->paths, it->path_count, &v[i], d);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
 static int start_all(struct up *u, struct sh_diag *d)
 {
     const char *token = getenv("SHOAL_TOKEN");
+    struct sec_intention *rules = NULL;
     int rc;
 
     u->sup = (struct admin_supervisor){.instances = render_instances,
@@ -381,15 +416,24 @@ static int start_all(struct up *u, struct sh_diag *d)
                                        .scale = on_api_scale,
                                        .restart = on_api_restart,
                                        .data = u};
-    SH_TRY(
-        control_plane_open(&u->loop,
-                           &(struct control_plane_config){.data_dir = u->data_dir,
-                                                          .listen = u->m->control_plane_listen,
-                                                          .token = token && *token ? token : NULL,
-                                                          .who = "shoal up",
-                                                          .supervisor = &u->sup,
-                                                          .has_logs = true},
-                           &u->cp, d));
+    rc = manifest_intentions(u, &rules, d);
+    if (rc == 0)
+        rc = control_plane_open(
+            &u->loop,
+            &(struct control_plane_config){.data_dir = u->data_dir,
+                                           .listen = u->m->control_plane_listen,
+                                           .token = token && *token ? token : NULL,
+                                           .who = "shoal up",
+                                           .supervisor = &u->sup,
+                                           .has_logs = true,
+                                           .default_deny = u->m->security.default_deny,
+                                           .intentions = rules,
+                                           .intention_count = u->m->security.intention_count,
+                                           .intentions_changed = intentions_changed,
+                                           .intentions_data = u},
+            &u->cp, d);
+    sh_free(rules);
+    SH_TRY(rc);
     u->cp_open = true;
     u->logs = u->cp.logs;
     if (u->want_view && (rc = up_view_start(u)) < 0) /* before any thread starts */

@@ -114,6 +114,7 @@ struct control_plane {
     struct obs_logs *logs;     /* with has_logs, unless it could not open (a warning); else NULL */
     struct sec_tokens *tokens; /* the root token and the stored and instances' ones */
     struct sec_audit *audit;   /* DATA_DIR/audit.log */
+    struct sec_itable *intentions;    /* which service may call which */
     char token[SH_TOKEN_MAX_LEN + 1]; /* the root token's text */
     char runtime_file[4096];          /* published for the CLI (cli_runtime_publish), or "" */
     /* private */
@@ -131,6 +132,13 @@ struct control_plane_config {
     const char *token;                         /* NULL: read DATA_DIR/token, or make one */
     const char *who;                           /* "shoal server": names the token message */
     const struct admin_supervisor *supervisor; /* shoal up's hooks; NULL under shoal server */
+    /* intentions: the manifest's default and rules (shoal up); every change of the set goes to
+     * intentions_changed (the mesh), also once at open */
+    bool default_deny;
+    const struct sec_intention *intentions;
+    size_t intention_count;
+    sec_intentions_fn *intentions_changed;
+    void *intentions_data;
     bool has_logs; /* open the log store DATA_DIR/logs.sqlite (cp->logs) for GET /v1/logs */
 };
 

@@ -151,7 +151,11 @@ void up_instances_free(struct up *u); /* at exit, after the loop has ended */
 void up_instances_tick(struct up *u); /* every 100 ms: start, check, drain, scale */
 struct up_instance *up_instance_find(struct up *u, uint32_t service, uint32_t ordinal);
 bool up_instance_ready(struct up *u, const struct up_instance *in); /* serving, or could */
-void up_instance_event(struct up *u, const struct sup_event *ev);   /* the process layer's news */
+/* Hands the mesh a copy of the intentions in force (up.c). */
+void up_publish_intentions(struct up *u, const struct sec_intentions *set);
+/* Hands the mesh a copy of the intentions in force (up.c). */
+void up_publish_intentions(struct up *u, const struct sec_intentions *set);
+void up_instance_event(struct up *u, const struct sup_event *ev); /* the process layer's news */
 uint32_t up_service_live(struct up *u, uint32_t service, uint32_t *ready); /* not retiring */
 /* What ps and the live view show of an instance. Strings are static. */
 struct up_instance_info {

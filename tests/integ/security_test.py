@@ -32,7 +32,8 @@ ROUTES = [
     ("GET", "/v1/health/service/x"), ("GET", "/v1/sd/prometheus"), ("GET", "/v1/sd/endpoints/x"),
     ("GET", "/v1/events/services"), ("GET", "/v1/events/kv/a"), ("GET", "/v1/token/self"),
     ("GET", "/v1/tokens"), ("POST", "/v1/tokens"), ("DELETE", "/v1/tokens/x"),
-    ("GET", "/v1/audit"),
+    ("GET", "/v1/audit"), ("GET", "/v1/intentions"), ("POST", "/v1/intentions"),
+    ("DELETE", "/v1/intentions/x"), ("GET", "/v1/intentions/check?from=a&to=b"),
 ]
 
 
@@ -200,6 +201,48 @@ def secret_values(srv):
         assert "hunter2" not in f.read()
 
 
+def intentions_api_and_cli(srv):
+    out = srv.cli("intentions", "--json")
+    data = json.loads(out.stdout)
+    assert data == {"default": "allow", "intentions": []}, data
+    add = srv.cli("intention", "deny", "*", "names", "--method", "DELETE", "--json")
+    assert add.returncode == 0, add
+    rule = json.loads(add.stdout)
+    assert rule["action"] == "deny" and rule["methods"] == ["DELETE"], rule
+    assert srv.cli("intention", "allow", "greeter", "names").returncode == 0
+    again = srv.cli("intention", "allow", "greeter", "names")
+    assert again.returncode == 1 and "409" in again.stderr, again
+    chk = srv.cli("intention", "check", "other", "names", "--method", "DELETE")
+    assert chk.returncode == 1 and "denied" in chk.stdout and rule["id"] in chk.stdout, chk
+    # an exact caller goes before '*' (Consul's precedence): greeter's allow decides
+    chk = srv.cli("intention", "check", "greeter", "names", "--method", "DELETE")
+    assert chk.returncode == 0 and "allow greeter -> names" in chk.stdout, chk
+    chk = srv.cli("intention", "check", "greeter", "names")
+    assert chk.returncode == 0 and "allow greeter -> names" in chk.stdout, chk
+    table = srv.cli("intentions")
+    assert "default: allow" in table.stdout and "DELETE" in table.stdout, table
+    # bad input names the field, changes nothing
+    for body, field in (({"from": "Bad!", "to": "x", "action": "allow"}, "from"),
+                        ({"from": "a", "to": "b", "action": "maybe"}, "action"),
+                        ({"from": "a", "to": "b", "action": "deny", "methods": ["FETCH"]},
+                         "methods"),
+                        ({"from": "a", "to": "b", "action": "deny", "paths": ["x"]}, "paths"),
+                        ({"from": "a", "to": "b", "action": "deny", "why": "x"}, "why")):
+        st, b = srv.call("POST", "/v1/intentions", body, token=ROOT)
+        assert st == 400 and json.loads(b)["field"] == field, (body, st, b)
+    assert len(json.loads(srv.cli("intentions", "--json").stdout)["intentions"]) == 2
+    # a read token reads them, cannot change them
+    reader = srv.cli("token", "create", "--scope", "read").stdout.strip()
+    assert srv.call("GET", "/v1/intentions", token=reader)[0] == 200
+    assert srv.call("POST", "/v1/intentions", {"from": "a", "to": "b", "action": "deny"},
+                    token=reader)[0] == 403
+    assert srv.cli("intention", "delete", rule["id"]).returncode == 0
+    assert srv.cli("intention", "delete", rule["id"]).returncode == 1
+    # they survive a restart of the server (API rules are stored)
+    ids = {r["id"] for r in json.loads(srv.cli("intentions", "--json").stdout)["intentions"]}
+    assert len(ids) == 1
+
+
 CONFIG_READER = r"""
 import http.server, os, urllib.request, urllib.error
 
@@ -280,7 +323,7 @@ def main():
     srv = Server()
     try:
         for fn in (every_route_needs_a_token, scoped_tokens, expiring_token, audit_log,
-                   secret_values):
+                   secret_values, intentions_api_and_cli):
             if not only or only == fn.__name__:
                 checks.run(fn.__name__, lambda fn=fn: fn(srv))
     finally:

@@ -282,6 +282,19 @@ static const struct bad bads[] = {
      "mesh.listen: '127.0.0.1': the port is missing (write HOST:PORT, e.g. 127.0.0.1:8080)"},
     {"services:\n  a:\n    command: x\nmesh: {port: 1}\n", "shoal.yaml:4:8",
      "mesh: unknown key 'port' (allowed: listen, admin)"},
+    {"services:\n  a:\n    command: x\nsecurity: {default: block}\n", "shoal.yaml:4:21",
+     "security.default: 'block' is not allow or deny"},
+    {"services:\n  a:\n    command: x\nsecurity:\n  intentions:\n"
+     "    - {from: a, to: b, action: allow}\n",
+     "shoal.yaml:6:21", "security.intentions[0].to: no service named 'b' (a service, '*')"},
+    {"services:\n  a:\n    command: x\nsecurity:\n  intentions:\n"
+     "    - {from: a, to: '*', action: allow, methods: [FETCH]}\n",
+     "shoal.yaml:6:51",
+     "security.intentions[0].methods[0]: 'FETCH' is not a method (GET, HEAD, POST, PUT, PATCH, "
+     "DELETE, OPTIONS, CONNECT, TRACE)"},
+    {"services:\n  a:\n    command: x\nsecurity:\n  intentions:\n"
+     "    - {from: gateway, to: a, action: permit}\n",
+     "shoal.yaml:6:38", "security.intentions[0].action: 'permit' is not allow or deny"},
 };
 
 static void test_manifest_schema__errors_name_where_and_what(void **state)
