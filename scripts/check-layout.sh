@@ -38,9 +38,9 @@ done < <(tr '\n' ' ' <"$cmake" | grep -o -E 'target_link_libraries\([^)]*\)' |
 # third-party header prefix -> components allowed to include it
 declare -A owner=(
     ["openssl/"]="security http"
-    ["sqlite3.h"]="store"
+    ["sqlite3.h"]="store observe"
     ["yaml.h"]="supervisor"
-    ["jansson.h"]="admin cli events store"
+    ["jansson.h"]="admin cli events store observe"
 )
 
 fail=0

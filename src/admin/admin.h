@@ -16,6 +16,7 @@
 struct store;
 struct registry;
 struct cfgkv;
+struct obs_spans;
 struct admin;
 
 /* What a supervisor in the same process (shoal up) offers the API. */
@@ -53,6 +54,7 @@ struct admin_config {
     struct registry *registry;
     struct cfgkv *kv;
     const struct admin_supervisor *supervisor; /* borrowed; NULL: none here (404s) */
+    struct obs_spans *spans;                   /* the span store (Zipkin/OTLP routes); NULL: 503 */
     /* Holds answers until the store's group commit is synced; zeroed = none. */
     struct http_barrier barrier;
 };
