@@ -158,7 +158,8 @@ int obs_spans_open(const struct obs_spans_config *cfg, struct obs_spans **out, s
     }
     sqlite3_busy_timeout(st->db, 1000);
     rc = exec(st, "PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF;"
-                  "PRAGMA journal_size_limit = 16777216; PRAGMA temp_store = MEMORY;");
+                  "PRAGMA journal_size_limit = 16777216; PRAGMA temp_store = MEMORY;"
+                  "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4096;");
     if (rc == 0) rc = exec(st, schema_sql);
     for (int i = 0; rc == 0 && i < S_COUNT; i++) {
         int src = sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
