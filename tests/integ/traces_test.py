@@ -20,7 +20,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import shoal_testlib as lib  # noqa: E402
 
-SHOAL = sys.argv[1]
+SHOAL = os.path.abspath(sys.argv[1])
 ONLY = sys.argv[2:]
 lib.set_binary(SHOAL)
 TOKEN = "traces-test-token-0123456789"
@@ -400,9 +400,59 @@ def test_client_otel_and_zipkin_js(srv):
     assert [tr[0]["traceId"] for tr in errs] == [sent["otel_proto"]["traceId"]], errs
 
 
+# ---- shoal up runs the same store ----------------------------------------------------------
+def test_up_stores_spans(_srv):
+    d = lib.tempdir("shoal-up-traces-")
+    cp, mesh = lib.free_port(), lib.free_port()
+    with open(os.path.join(d, "shoal.yaml"), "w") as f:
+        f.write(f"""
+services:
+  web:
+    command: [{SHOAL}, echo, --listen, "127.0.0.1:$PORT"]
+    port: auto
+    health: {{http: /health, interval: 1s}}
+control_plane: {{listen: 127.0.0.1:{cp}}}
+mesh: {{listen: 127.0.0.1:{mesh}}}
+""")
+    env = {k: v for k, v in os.environ.items() if k not in ("SHOAL_ADDR", "SHOAL_TOKEN")}
+    p, log, healthy = lib.start_up(SHOAL, os.path.join(d, "shoal.yaml"), env)
+    data = os.path.join(d, ".shoal")
+    try:
+        assert healthy.wait(20), "never healthy: " + "".join(log[-5:])
+        with open(os.path.join(data, "token")) as f:
+            token = f.read().strip()
+        t, spans = gateway_trace(slow_ms=3)
+        req = urllib.request.Request(f"http://127.0.0.1:{cp}/api/v2/spans",
+                                     data=json.dumps(spans).encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {token}",
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 202
+        out = subprocess.run([SHOAL, "trace", t, "--addr", f"127.0.0.1:{cp}", "--data-dir", data],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0 and out.stdout.count("get /") == 5, out
+        # spans sent right before the stop are written by the store's close
+        t2, spans2 = gateway_trace(slow_ms=1)
+        req = urllib.request.Request(f"http://127.0.0.1:{cp}/api/v2/spans",
+                                     data=json.dumps(spans2).encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {token}",
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 202
+    finally:
+        assert lib.terminate(p, timeout=20), "shoal up did not stop on SIGTERM"
+    assert p.returncode == 0, "".join(log[-5:])
+    import sqlite3
+    db = sqlite3.connect(f"file:{data}/traces.sqlite?mode=ro", uri=True)
+    n = db.execute("SELECT count(*) FROM traces WHERE trace_id IN (?, ?)",
+                   (bytes.fromhex(t), bytes.fromhex(t2))).fetchone()[0]
+    db.close()
+    assert n == 2, n
+
+
 TESTS = [test_zipkin_ingest_and_query, test_query_errors, test_ingest_needs_the_token,
          test_bad_input_stores_nothing, test_otlp_hand_written, test_cli_traces_and_waterfall,
-         test_client_otel_and_zipkin_js]
+         test_up_stores_spans, test_client_otel_and_zipkin_js]
 
 if __name__ == "__main__":
     if not ONLY:
