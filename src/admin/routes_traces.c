@@ -97,7 +97,7 @@ void admin__zipkin_ingest(struct admin_req *r)
                            d.what[0] ? d.what : sh_strerror(rc));
         return;
     }
-    if (!obs_spans_has_room(st, b.count)) {
+    if (!obs_spans_has_room(st, b.spans, b.count)) {
         obs_batch_release(&b);
         admin__reply_error(r, 503, NULL, "the span store is busy; retry later");
         return;
@@ -174,7 +174,7 @@ void admin__otlp_ingest(struct admin_req *r)
                    d.what[0] ? d.what : sh_strerror(rc));
         return;
     }
-    if (!obs_spans_has_room(st, b.count)) {
+    if (!obs_spans_has_room(st, b.spans, b.count)) {
         obs_batch_release(&b);
         otlp_error(r, proto, 503, NULL, "the span store is busy; retry later");
         return;

@@ -137,9 +137,9 @@ void obs_spans_close(struct obs_spans *st);
 /* Copies <s> into the buffer. 0, SH_ELIMIT (buffer full: dropped and counted), SH_ETOOBIG
  * (its strings exceed TRACE_SPAN_MAX_BYTES), SH_ENOMEM. Never touches the disk. */
 SH_MUST_CHECK int obs_spans_add(struct obs_spans *st, const struct trace_span *s);
-/* Whether <n> more spans fit in the buffer (an ingest request checks before adding any, so
- * that a request is stored whole or not at all). */
-bool obs_spans_has_room(const struct obs_spans *st, size_t n);
+/* Whether the <n> spans fit in the buffer, by count and by bytes (an ingest request checks
+ * before adding any, so that it is stored whole or not at all). */
+bool obs_spans_has_room(const struct obs_spans *st, const struct trace_span *spans, size_t n);
 /* A trace_span_fn for trace_queue_drain(q, max, obs_spans_drain_fn, st): obs_spans_add,
  * counting refusals. */
 void obs_spans_drain_fn(void *data, const struct trace_span *s);

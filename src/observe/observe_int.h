@@ -12,6 +12,8 @@
 enum { OBS_PACK_VERSION = 1 };
 /* Appends the packed form of <s> to <b>. The buffer's error (0, SH_ETOOBIG, SH_ENOMEM). */
 int obs__span_pack(struct buf *b, const struct trace_span *s);
+/* The bytes obs__span_pack appends for <s>. */
+size_t obs__span_packed_len(const struct trace_span *s);
 /* Reads a packed span; the slices in *out point into <p>, valid while it is. 0 or
  * SH_ECORRUPT. */
 SH_MUST_CHECK int obs__span_unpack(const uint8_t *p, size_t len, struct trace_span *out);

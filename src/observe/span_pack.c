@@ -75,6 +75,21 @@ int obs__span_pack(struct buf *b, const struct trace_span *s)
     return b->err;
 }
 
+size_t obs__span_packed_len(const struct trace_span *s)
+{
+    size_t tags = SH_MIN(s->tag_count, (size_t)TRACE_SPAN_MAX_TAGS);
+    size_t anns = SH_MIN(s->annotation_count, (size_t)TRACE_SPAN_MAX_ANNOTATIONS);
+    size_t n = 1 + TRACE_ID_BYTES + 2 * TRACE_SPAN_ID_BYTES + 2 + 16 + 4 + 5 * 4 + 2 + 2;
+
+    n += s->name.len + s->local.service.len + s->local.ip.len + s->remote.service.len +
+         s->remote.ip.len;
+    for (size_t i = 0; i < tags; i++)
+        n += 8 + s->tags[i].key.len + s->tags[i].value.len;
+    for (size_t i = 0; i < anns; i++)
+        n += 12 + s->annotations[i].value.len;
+    return n;
+}
+
 struct rd {
     const uint8_t *p;
     size_t len, off;

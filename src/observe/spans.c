@@ -58,7 +58,7 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_REMOTES] = "SELECT value FROM names WHERE service = ?1 AND kind = 1 AND value <> '' "
                   "ORDER BY 1",
     [S_TRACE_BY_ID] = "SELECT s.data FROM traces t JOIN spans s ON s.trace_seq = t.seq "
-                      "WHERE t.trace_id = ?1 ORDER BY s.ts, s.rowid",
+                      "WHERE t.trace_id = ?1 ORDER BY s.ts, s.rowid LIMIT ?2",
     [S_CANDIDATES] = "SELECT t.seq FROM traces t WHERE t.ts BETWEEN ?1 AND ?2 AND (?3 IS NULL "
                      "OR EXISTS(SELECT 1 FROM spans s WHERE s.trace_seq = t.seq AND "
                      "s.service = ?3)) ORDER BY t.ts DESC LIMIT ?4",
@@ -87,6 +87,7 @@ enum {
     SPAN_ROW_OVERHEAD = 64,  /* row header and index entries, roughly, per span */
     NAME_SEEN_SLOTS = 1024,  /* per-flush dedupe of names rows */
     MAX_PENDING_BYTES = 256u << 20,
+    LOADED_MAX_BYTES = 256u << 20, /* the spans of one trace a query holds */
 };
 
 struct obs_spans {
@@ -202,9 +203,14 @@ size_t obs_spans_pending(const struct obs_spans *st)
     return st->pending_count;
 }
 
-bool obs_spans_has_room(const struct obs_spans *st, size_t n)
+bool obs_spans_has_room(const struct obs_spans *st, const struct trace_span *spans, size_t n)
 {
-    return st->pending_count + n <= st->cfg.max_buffered;
+    size_t bytes = 0;
+
+    if (st->pending_count + n > st->cfg.max_buffered) return false;
+    for (size_t i = 0; i < n; i++)
+        bytes += 4 + obs__span_packed_len(&spans[i]);
+    return st->pending.len + bytes <= st->pending.max;
 }
 
 int obs_spans_add(struct obs_spans *st, const struct trace_span *s)
@@ -509,12 +515,13 @@ static int render_trace(struct buf *out, const struct trace_span *spans, size_t 
 int obs_spans_trace(struct obs_spans *st, const uint8_t id[TRACE_ID_BYTES], struct buf *out)
 {
     sqlite3_stmt *s = st->stmt[S_TRACE_BY_ID];
-    struct loaded l = {.blobs = BUF_INIT(0)};
+    struct loaded l = {.blobs = BUF_INIT(LOADED_MAX_BYTES)};
     size_t n = 0;
     int rc, src;
 
     flush_first(st);
     sqlite3_bind_blob(s, 1, id, TRACE_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, MAX_TRACE_SPANS);
     rc = 0;
     while ((src = sqlite3_step(s)) == SQLITE_ROW && rc == 0)
         rc = loaded_add(&l, sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0));
@@ -545,7 +552,7 @@ static int load_trace(struct obs_spans *st, int64_t seq, struct loaded *l, size_
 int obs_spans_traces(struct obs_spans *st, const struct obs_query *q, struct buf *out)
 {
     sqlite3_stmt *s = st->stmt[S_CANDIDATES];
-    struct loaded l = {.blobs = BUF_INIT(0)};
+    struct loaded l = {.blobs = BUF_INIT(LOADED_MAX_BYTES)};
     int64_t *seqs = NULL;
     size_t nseq = 0, cap = 0, found = 0, limit = q->limit ? q->limit : 10;
     uint64_t end_us = q->end_ms * 1000;
@@ -585,7 +592,7 @@ int obs_spans_dependencies(struct obs_spans *st, uint64_t end_ms, uint64_t lookb
                            struct buf *out)
 {
     sqlite3_stmt *s = st->stmt[S_WINDOW_SPANS];
-    struct loaded l = {.blobs = BUF_INIT(0)};
+    struct loaded l = {.blobs = BUF_INIT(LOADED_MAX_BYTES)};
     struct obs_links links = {0};
     uint64_t end_us = end_ms * 1000;
     uint64_t lo_us = lookback_ms * 1000 < end_us ? end_us - lookback_ms * 1000 : 0;

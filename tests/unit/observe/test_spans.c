@@ -260,8 +260,11 @@ static void test_spans__buffer_is_bounded(void **state)
     fx_open(&fx);
     assert_int_equal(
         obs_spans_open(&(struct obs_spans_config){.path = fx.path, .max_buffered = 3}, &st, &d), 0);
-    assert_true(obs_spans_has_room(st, 3));
-    assert_false(obs_spans_has_room(st, 4));
+    struct trace_span four[4];
+    for (uint32_t n = 0; n < 4; n++)
+        make_span(&four[n], n + 1, 0, 1, 1, "a");
+    assert_true(obs_spans_has_room(st, four, 3));
+    assert_false(obs_spans_has_room(st, four, 4));
     for (uint32_t n = 1; n <= 3; n++) {
         make_span(&s, n, 0, 1, 1, "a");
         assert_int_equal(obs_spans_add(st, &s), 0);
