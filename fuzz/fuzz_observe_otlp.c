@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* fuzz/fuzz_observe_otlp.c: the first byte picks the decoder (even: protobuf, odd: JSON), the
- * rest is a POST /v1/traces body. Either the decoder succeeds and every span is valid (ids not
- * all zero, strings within the limits, encodable as Zipkin JSON), or it fails with where and
- * what and an empty batch. Deterministic, no I/O, frees everything. */
+/* fuzz/fuzz_observe_otlp.c: the first byte picks the decoder (bit 0: JSON, else protobuf) and
+ * whether the body is gzip'd first (bit 1: obs_gunzip, capped at 1 MiB, must succeed or say
+ * why); the rest is a POST /v1/traces body. Either the decoder succeeds and every span is valid
+ * (ids not all zero, strings within the limits, encodable as Zipkin JSON), or it fails with where
+ * and what and an empty batch. Deterministic, no I/O, frees everything. */
 #include "observe/observe.h"
 
 #include <stddef.h>
@@ -33,14 +34,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct slice body;
     int rc;
 
+    struct buf inflated = BUF_INIT(1 << 20);
+
     if (size < 1) return 0;
     body = (struct slice){(const char *)data + 1, size - 1};
+    if (data[0] & 2) {
+        rc = obs_gunzip(body, &inflated, &d);
+        CHECK(rc == 0 || rc == SH_EPARSE || rc == SH_ETOOBIG);
+        CHECK(rc == 0 || (d.what[0] && inflated.len == 0));
+        CHECK(inflated.len <= inflated.max);
+        if (rc < 0) {
+            buf_release(&inflated);
+            buf_release(&out);
+            return 0;
+        }
+        body = buf_slice(&inflated);
+    }
     rc = data[0] & 1 ? obs_otlp_decode_json(body, &lim, &b, &d)
                      : obs_otlp_decode_proto(body, &lim, &b, &d);
     CHECK(rc == 0 || rc == SH_EPARSE || rc == SH_ETOOBIG);
     if (rc < 0) {
         CHECK(d.where[0] && d.what[0]);
         CHECK(b.count == 0 && b.spans == NULL);
+        buf_release(&inflated);
+        buf_release(&out);
         return 0;
     }
     CHECK(b.count <= lim.max_spans);
@@ -55,5 +72,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     obs_batch_release(&b);
     buf_release(&out);
+    buf_release(&inflated);
     return 0;
 }

@@ -9,6 +9,7 @@ pkgs=(
     libyaml-dev                        # manifest and gateway config (supervisor)
     libsqlite3-dev                     # embedded store (store)
     libjansson-dev                     # JSON at the API edges (admin, cli)
+    zlib1g-dev                         # gzip span ingest bodies (observe)
     libcmocka-dev                      # unit tests
     curl nodejs                        # integration tests; llhttp differential test
     python3                            # integration test drivers

@@ -9,6 +9,7 @@
  *   GET  /api/v2/trace/{traceId}       404 when none
  *   GET  /api/v2/dependencies?endTs&lookback
  *   GET  /api/v2/autocompleteKeys, /api/v2/autocompleteValues   [] (the Zipkin UI asks)
+ * Ingest bodies may be gzip-compressed (Content-Encoding: gzip), inflated up to 64 MiB.
  * A request's spans are stored whole or not at all: bad input (400 naming the field) and a
  * full buffer (503, retryable) store nothing. */
 #include "admin/admin.h"
@@ -41,12 +42,33 @@ static bool content_type_is(struct admin_req *r, const char *want)
     return slice_eq_nocase(slice_trim(v), slice_from_cstr(want));
 }
 
-static bool is_compressed(struct admin_req *r)
+/* The request body, inflated when Content-Encoding is gzip: 0 and *body (pointing into
+ * r->body or into *inflated, which the caller releases), or a negative code with d saying
+ * why and *status the answer (415 for another encoding, 413 past the cap, 400 corrupt). */
+enum { INFLATED_MAX_BYTES = 64u << 20 };
+static int request_body(struct admin_req *r, struct buf *inflated, struct slice *body, int *status,
+                        struct sh_diag *d)
 {
     struct slice v;
+    int rc;
 
-    return http_head_get(r->h, SLICE("content-encoding"), &v) &&
-           !slice_eq_nocase(slice_trim(v), SLICE("identity"));
+    *body = buf_slice(&r->body);
+    if (!http_head_get(r->h, SLICE("content-encoding"), &v) ||
+        slice_eq_nocase(slice_trim(v), SLICE("identity")))
+        return 0;
+    if (!slice_eq_nocase(slice_trim(v), SLICE("gzip"))) {
+        sh_diag_set(d, "Content-Encoding", "only gzip (or no encoding) is accepted");
+        *status = 415;
+        return SH_ENOTSUP;
+    }
+    *inflated = BUF_INIT(INFLATED_MAX_BYTES);
+    rc = obs_gunzip(buf_slice(&r->body), inflated, d);
+    if (rc < 0) {
+        *status = rc == SH_ETOOBIG ? 413 : rc == SH_ENOMEM ? 503 : 400;
+        return rc;
+    }
+    *body = buf_slice(inflated);
+    return 0;
 }
 
 /* Span ingest bodies: OTLP recommends accepting batches up to 20 MiB; exporters send 512 spans
@@ -77,21 +99,23 @@ void admin__zipkin_ingest(struct admin_req *r)
     struct obs_spans *st = span_store(r);
     struct obs_batch b = {0};
     struct sh_diag d = {{0}, {0}};
-    int rc;
+    struct buf inflated = BUF_INIT(0);
+    struct slice body;
+    int rc, status = 400;
 
     if (!st) return;
-    if (is_compressed(r)) {
-        admin__reply_error(r, 415, "Content-Encoding",
-                           "compressed bodies are not accepted: send the spans uncompressed");
-        return;
-    }
     if (content_type_is(r, "application/x-protobuf") ||
         content_type_is(r, "application/x-thrift")) {
         admin__reply_error(r, 415, "Content-Type",
                            "only Zipkin v2 JSON is accepted (Content-Type: application/json)");
         return;
     }
-    rc = obs_zipkin_decode(buf_slice(&r->body), NULL, &b, &d);
+    if (request_body(r, &inflated, &body, &status, &d) < 0) {
+        admin__reply_error(r, status, d.where, d.what);
+        return;
+    }
+    rc = obs_zipkin_decode(body, NULL, &b, &d);
+    buf_release(&inflated);
     if (rc < 0) {
         admin__reply_error(r, rc == SH_ENOMEM ? 503 : 400, d.where[0] ? d.where : "body",
                            d.what[0] ? d.what : sh_strerror(rc));
@@ -128,12 +152,13 @@ static void reply_status_proto(struct admin_req *r, int http_status, int code, c
     buf_release(&b);
 }
 
-/* An OTLP error: google.rpc.Status (code 3 INVALID_ARGUMENT, 8 RESOURCE_EXHAUSTED, 14
- * UNAVAILABLE), with our {"error","field"} beside it in the JSON form. */
+/* An OTLP error: google.rpc.Status (code 3 INVALID_ARGUMENT for 400 and 415, 8
+ * RESOURCE_EXHAUSTED for 413, 14 UNAVAILABLE for 503), with our {"error","field"} beside it
+ * in the JSON form. */
 static void otlp_error(struct admin_req *r, bool proto, int http_status, const char *field,
                        const char *what)
 {
-    int code = http_status == 400 ? 3 : http_status == 413 ? 8 : 14;
+    int code = http_status == 413 ? 8 : http_status == 503 ? 14 : 3;
     char msg[300];
 
     snprintf(msg, sizeof(msg), "%s%s%s", field ? field : "", field ? ": " : "", what);
@@ -153,7 +178,9 @@ void admin__otlp_ingest(struct admin_req *r)
     struct obs_batch b = {0};
     struct sh_diag d = {{0}, {0}};
     bool proto = content_type_is(r, "application/x-protobuf");
-    int rc;
+    struct buf inflated = BUF_INIT(0);
+    struct slice body;
+    int rc, status = 400;
 
     if (!st) return;
     if (!proto && !content_type_is(r, "application/json")) {
@@ -161,14 +188,13 @@ void admin__otlp_ingest(struct admin_req *r)
                    "expected application/json or application/x-protobuf");
         return;
     }
-    if (is_compressed(r)) {
-        otlp_error(r, proto, 415, "Content-Encoding",
-                   "compressed bodies are not accepted: configure the exporter without "
-                   "compression");
+    if (request_body(r, &inflated, &body, &status, &d) < 0) {
+        otlp_error(r, proto, status, d.where, d.what);
         return;
     }
-    rc = proto ? obs_otlp_decode_proto(buf_slice(&r->body), NULL, &b, &d)
-               : obs_otlp_decode_json(buf_slice(&r->body), NULL, &b, &d);
+    rc = proto ? obs_otlp_decode_proto(body, NULL, &b, &d)
+               : obs_otlp_decode_json(body, NULL, &b, &d);
+    buf_release(&inflated);
     if (rc < 0) {
         otlp_error(r, proto, rc == SH_ENOMEM ? 503 : 400, d.where[0] ? d.where : "body",
                    d.what[0] ? d.what : sh_strerror(rc));

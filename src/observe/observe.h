@@ -7,7 +7,8 @@
  *
  * Files: spans.c (the span store), span_pack.c (a span's stored form), query.c (annotation
  * queries, the Zipkin trace test, dependency links), zipkin.c (Zipkin v2 JSON), otlp.c (OTLP
- * JSON and protobuf). Third-party: SQLite (the store's own file), jansson (the JSON decoders). */
+ * JSON and protobuf), gzip.c (compressed bodies). Third-party: SQLite (the store's own file),
+ * jansson (the JSON decoders), zlib (gzip). */
 #ifndef SHOAL_OBSERVE_H
 #define SHOAL_OBSERVE_H
 
@@ -66,6 +67,12 @@ SH_MUST_CHECK int obs_otlp_decode_json(struct slice body, const struct obs_limit
                                        struct obs_batch *out, struct sh_diag *d);
 SH_MUST_CHECK int obs_otlp_decode_proto(struct slice body, const struct obs_limits *lim,
                                         struct obs_batch *out, struct sh_diag *d);
+
+/* Inflates a gzip body (Content-Encoding: gzip; several members are one body) into <out>,
+ * whose max caps what it may grow to (set it: a small body can inflate to gigabytes). 0, or
+ * SH_ETOOBIG (past out->max), SH_EPARSE (not gzip, corrupt, cut short), SH_ENOMEM, with d
+ * saying why; then out is empty. (gzip.c, zlib.) */
+SH_MUST_CHECK int obs_gunzip(struct slice in, struct buf *out, struct sh_diag *d);
 
 /* ---- Queries: plain decisions over spans (query.c) ---------------------------------------- */
 enum { OBS_QUERY_MAX_TERMS = 16 };

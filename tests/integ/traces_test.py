@@ -65,6 +65,17 @@ class Server:
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), e.read()
 
+    def call_enc(self, method, path, body, ctype, encoding):
+        req = urllib.request.Request(f"http://{self.addr}{path}", data=body, method=method,
+                                     headers={"Authorization": f"Bearer {TOKEN}",
+                                              "Content-Type": ctype,
+                                              "Content-Encoding": encoding})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
     def get_json(self, path):
         st, _, body = self.call("GET", path)
         assert st == 200, f"GET {path}: {st} {body[:300]!r}"
@@ -304,6 +315,35 @@ def test_bad_input_stores_nothing(srv):
     assert srv.get_json("/api/v2/traces?serviceName=bad-input-svc") == []
 
 
+def test_gzip_bodies(srv):
+    import gzip
+    t, spans = gateway_trace()
+    st, _, body = srv.call_enc("POST", "/api/v2/spans", gzip.compress(json.dumps(spans).encode()),
+                               "application/json", "gzip")
+    assert st == 202, (st, body)
+    assert len(srv.get_json(f"/api/v2/trace/{t}")) == 5
+    tr, sp = os.urandom(16), os.urandom(8)
+    st, hdrs, body = srv.call_enc("POST", "/v1/traces", gzip.compress(otlp_proto(tr, sp)),
+                                  "application/x-protobuf", "gzip")
+    assert st == 200 and body == b"", (st, body)
+    assert srv.get_json(f"/api/v2/trace/{tr.hex()}")[0]["id"] == sp.hex()
+    before = set(services(srv))
+    # a bomb: 200 MiB of zeros in about 200 KiB; refused at the 64 MiB cap
+    bomb = gzip.compress(b"\0" * (200 << 20), compresslevel=9)
+    st, _, body = srv.call_enc("POST", "/api/v2/spans", bomb, "application/json", "gzip")
+    assert st == 413 and json.loads(body)["field"] == "body", (st, body)
+    bad = gzip.compress(json.dumps(spans).encode())
+    bad = bad[:20] + bytes([bad[20] ^ 0xFF]) + bad[21:]
+    st, _, body = srv.call_enc("POST", "/api/v2/spans", bad, "application/json", "gzip")
+    assert st == 400 and json.loads(body)["field"] == "body", (st, body)
+    st, hdrs, body = srv.call_enc("POST", "/v1/traces", b"not gzip", "application/x-protobuf",
+                                  "gzip")
+    assert st == 400 and body[:2] == b"\x08\x03", (st, body)
+    st, _, body = srv.call_enc("POST", "/api/v2/spans", b"[]", "application/json", "br")
+    assert st == 415 and json.loads(body)["field"] == "Content-Encoding", (st, body)
+    assert set(services(srv)) == before
+
+
 # ---- OTLP written by hand (the real SDKs are in test_client_*) ---------------------------------
 def test_otlp_hand_written(srv):
     tr, sp = hexid(32), hexid(16)
@@ -451,7 +491,7 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
 
 
 TESTS = [test_zipkin_ingest_and_query, test_query_errors, test_ingest_needs_the_token,
-         test_bad_input_stores_nothing, test_otlp_hand_written, test_cli_traces_and_waterfall,
+         test_bad_input_stores_nothing, test_gzip_bodies, test_otlp_hand_written, test_cli_traces_and_waterfall,
          test_up_stores_spans, test_client_otel_and_zipkin_js]
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // SPDX-License-Identifier: MIT
 // send_traces.js: real tracers send spans to a running shoal admin API, as an application
-// would: the OpenTelemetry JS SDK with its OTLP/HTTP exporters (JSON and protobuf) and
+// would: the OpenTelemetry JS SDK with its OTLP/HTTP exporters (JSON, and gzip'd protobuf) and
 // zipkin-js with zipkin-transport-http (Zipkin v2 JSON). Each tracer records one small trace:
 // a SERVER span of ~30 ms with a CLIENT child (to a remote service) and, for OTel, a child
 // that fails (status ERROR, an event). Waits until every export was answered, then prints
@@ -43,9 +43,11 @@ async function otel(kind) {
   const service = kind === "json" ? "otel-json-svc" : "otel-proto-svc";
   const Exporter = kind === "json" ? OTLPHttpExporter : OTLPProtoExporter;
   const results = [];
+  // the protobuf exporter compresses (gzip), as the OTel Collector's otlphttp exporter does
   const exporter = new Exporter({
     url: `${BASE}/v1/traces`,
     headers: { Authorization: `Bearer ${TOKEN}` },
+    compression: kind === "json" ? "none" : "gzip",
   });
   const provider = new TracerProvider({
     resource: resourceFromAttributes({ "service.name": service, "deployment.environment": "test" }),

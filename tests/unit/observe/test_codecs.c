@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <zlib.h>
 
 #define TID "4bf92f3577b34da6a3ce929d0e0e4736"
 #define SID "00f067aa0ba902b7"
@@ -492,6 +493,52 @@ static void test_otlp__protobuf_nesting_is_bounded(void **state)
     buf_release(&arr);
 }
 
+/* ---- gzip ---- */
+static void gz(struct buf *out, const void *p, size_t n)
+{
+    z_stream zs = {0};
+    assert_int_equal(deflateInit2(&zs, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    assert_int_equal(buf_reserve(out, deflateBound(&zs, (uLong)n) + 1), 0);
+    zs.next_in = (Bytef *)(uintptr_t)p;
+    zs.avail_in = (uInt)n;
+    zs.next_out = (Bytef *)out->data + out->len;
+    zs.avail_out = (uInt)(out->cap - out->len - 1);
+    assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
+    out->len += zs.total_out;
+    deflateEnd(&zs);
+}
+
+static void test_gzip__inflates_capped(void **state)
+{
+    struct buf z = BUF_INIT(0), out = BUF_INIT(1 << 20);
+    struct sh_diag d = {{0}, {0}};
+    static char zeros[4 << 20];
+    (void)state;
+
+    gz(&z, "hello ", 6);
+    gz(&z, "world", 5); /* two members are one body */
+    assert_int_equal(obs_gunzip(buf_slice(&z), &out, &d), 0);
+    assert_string_equal(out.data, "hello world");
+    /* a bomb: 4 MiB of zeros is a few KiB compressed; the cap stops it */
+    buf_reset(&z);
+    buf_reset(&out);
+    gz(&z, zeros, sizeof(zeros));
+    assert_true(z.len < 64 * 1024);
+    assert_int_equal(obs_gunzip(buf_slice(&z), &out, &d), SH_ETOOBIG);
+    assert_int_equal(out.len, 0);
+    assert_string_equal(d.where, "body");
+    /* cut short, corrupt, not gzip */
+    buf_reset(&z);
+    gz(&z, "hello world", 11);
+    assert_int_equal(obs_gunzip((struct slice){z.data, z.len - 4}, &out, &d), SH_EPARSE);
+    z.data[12] ^= 0x55;
+    assert_int_equal(obs_gunzip(buf_slice(&z), &out, &d), SH_EPARSE);
+    assert_int_equal(obs_gunzip(SLICE("[{\"plain\": 1}]"), &out, &d), SH_EPARSE);
+    assert_int_equal(obs_gunzip(SLICE(""), &out, &d), SH_EPARSE);
+    buf_release(&z);
+    buf_release(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -505,6 +552,7 @@ int main(void)
         SH_TEST(test_otlp__protobuf_maps_onto_zipkin),
         SH_TEST(test_otlp__protobuf_refusals),
         SH_TEST(test_otlp__protobuf_nesting_is_bounded),
+        SH_TEST(test_gzip__inflates_capped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
