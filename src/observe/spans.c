@@ -31,6 +31,7 @@ enum stmt_id {
     S_REMOTES,
     S_TRACE_BY_ID,
     S_CANDIDATES,
+    S_SERVICE_CANDIDATES,
     S_TRACE_SPANS,
     S_WINDOW_SPANS,
     S_STATS,
@@ -59,9 +60,12 @@ static const char *const stmt_sql[S_COUNT] = {
                   "ORDER BY 1",
     [S_TRACE_BY_ID] = "SELECT s.data FROM traces t JOIN spans s ON s.trace_seq = t.seq "
                       "WHERE t.trace_id = ?1 ORDER BY s.ts, s.rowid LIMIT ?2",
-    [S_CANDIDATES] = "SELECT t.seq FROM traces t WHERE t.ts BETWEEN ?1 AND ?2 AND (?3 IS NULL "
-                     "OR EXISTS(SELECT 1 FROM spans s WHERE s.trace_seq = t.seq AND "
-                     "s.service = ?3)) ORDER BY t.ts DESC LIMIT ?4",
+    [S_CANDIDATES] = "SELECT seq FROM traces WHERE ts BETWEEN ?1 AND ?2 ORDER BY ts DESC "
+                     "LIMIT ?3",
+    /* a service's spans, newest first, through spans_service: a rare service's traces are
+     * found however many others share the window */
+    [S_SERVICE_CANDIDATES] = "SELECT trace_seq FROM spans WHERE service = ?3 AND ts BETWEEN ?1 "
+                             "AND ?2 ORDER BY ts DESC LIMIT ?4",
     [S_TRACE_SPANS] = "SELECT data FROM spans WHERE trace_seq = ?1 ORDER BY ts, rowid LIMIT ?2",
     [S_WINDOW_SPANS] = "SELECT s.trace_seq, s.data FROM traces t JOIN spans s ON "
                        "s.trace_seq = t.seq WHERE t.seq IN (SELECT seq FROM traces WHERE ts "
@@ -77,6 +81,7 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS spans(trace_seq INTEGER NOT NULL, service TEXT NOT NULL,"
     " ts INTEGER NOT NULL, data BLOB NOT NULL);"
     "CREATE INDEX IF NOT EXISTS spans_trace ON spans(trace_seq, ts);"
+    "CREATE INDEX IF NOT EXISTS spans_service ON spans(service, ts);"
     "CREATE TABLE IF NOT EXISTS names(service TEXT NOT NULL, kind INTEGER NOT NULL,"
     " value TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(service, kind, value))"
     " WITHOUT ROWID;"
@@ -549,31 +554,57 @@ static int load_trace(struct obs_spans *st, int64_t seq, struct loaded *l, size_
     return rc;
 }
 
+/* Adds seq to the candidates unless there already (an open-addressing set of cap slots, a
+ * power of two). */
+static int add_candidate(int64_t *set, size_t cap, int64_t seq, int64_t **seqs, size_t *n,
+                         size_t *seqs_cap)
+{
+    size_t h = (size_t)((uint64_t)seq * 0x9E3779B97F4A7C15ull) & (cap - 1);
+
+    while (set[h]) {
+        if (set[h] == seq) return 0;
+        h = (h + 1) & (cap - 1);
+    }
+    set[h] = seq;
+    SH_TRY(sh_array_reserve(seqs, seqs_cap, *n + 1, sizeof(**seqs)));
+    (*seqs)[(*n)++] = seq;
+    return 0;
+}
+
 int obs_spans_traces(struct obs_spans *st, const struct obs_query *q, struct buf *out)
 {
-    sqlite3_stmt *s = st->stmt[S_CANDIDATES];
+    bool by_service = q->service && *q->service;
+    sqlite3_stmt *s = st->stmt[by_service ? S_SERVICE_CANDIDATES : S_CANDIDATES];
     struct loaded l = {.blobs = BUF_INIT(LOADED_MAX_BYTES)};
-    int64_t *seqs = NULL;
-    size_t nseq = 0, cap = 0, found = 0, limit = q->limit ? q->limit : 10;
+    int64_t *seqs = NULL, *set = NULL;
+    size_t nseq = 0, cap = 0, found = 0, limit = q->limit ? q->limit : 10, set_cap = 1;
     uint64_t end_us = q->end_ms * 1000;
     uint64_t lo_us = q->lookback_ms * 1000 < end_us ? end_us - q->lookback_ms * 1000 : 0;
+    /* a service's spans start after its trace's root and end before the trace: a span's
+     * window is the trace window widened by an hour (obs_query_test has the last word) */
+    const uint64_t slack = 3600ull * 1000 * 1000;
     int rc = 0, src;
 
     flush_first(st);
-    sqlite3_bind_int64(s, 1, i64(lo_us));
-    sqlite3_bind_int64(s, 2, i64(end_us));
-    if (q->service && *q->service)
+    while (set_cap < 2 * (size_t)st->cfg.max_scan)
+        set_cap <<= 1;
+    if (!(set = sh_calloc(set_cap, sizeof(*set)))) return SH_ENOMEM;
+    if (by_service) {
+        sqlite3_bind_int64(s, 1, i64(lo_us > slack ? lo_us - slack : 0));
+        sqlite3_bind_int64(s, 2, i64(end_us + slack));
         sqlite3_bind_text(s, 3, q->service, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(s, 3);
-    sqlite3_bind_int64(s, 4, st->cfg.max_scan);
-    /* the candidates first: the per-trace reads below use another statement */
-    while ((src = sqlite3_step(s)) == SQLITE_ROW && rc == 0) {
-        rc = sh_array_reserve(&seqs, &cap, nseq + 1, sizeof(*seqs));
-        if (rc == 0) seqs[nseq++] = sqlite3_column_int64(s, 0);
+        sqlite3_bind_int64(s, 4, (int64_t)st->cfg.max_scan * 8);
+    } else {
+        sqlite3_bind_int64(s, 1, i64(lo_us));
+        sqlite3_bind_int64(s, 2, i64(end_us));
+        sqlite3_bind_int64(s, 3, st->cfg.max_scan);
     }
+    /* the candidates first, newest first: the per-trace reads below use another statement */
+    while (rc == 0 && nseq < st->cfg.max_scan && (src = sqlite3_step(s)) == SQLITE_ROW)
+        rc = add_candidate(set, set_cap, sqlite3_column_int64(s, 0), &seqs, &nseq, &cap);
+    if (rc == 0 && nseq < st->cfg.max_scan && src != SQLITE_DONE) rc = from_sqlite(st, src);
     done(s);
-    if (rc == 0 && src != SQLITE_DONE && src != SQLITE_ROW) rc = from_sqlite(st, src);
+    sh_free(set);
     buf_appendc(out, '[');
     for (size_t i = 0; rc == 0 && i < nseq && found < limit; i++) {
         size_t n = 0;

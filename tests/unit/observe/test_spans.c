@@ -282,6 +282,44 @@ static void test_spans__buffer_is_bounded(void **state)
     fx_close(&fx);
 }
 
+static void test_spans__a_rare_service_is_found_among_many(void **state)
+{
+    struct fixture fx;
+    struct obs_spans *st;
+    struct sh_diag d = {{0}, {0}};
+    struct trace_span s;
+    struct buf out = BUF_INIT(0);
+    uint64_t t0 = 1700000000000000ull;
+    (void)state;
+
+    fx_open(&fx);
+    assert_int_equal(
+        obs_spans_open(&(struct obs_spans_config){.path = fx.path, .max_scan = 100}, &st, &d), 0);
+    make_span(&s, 1, 0, t0, 10, "rare"); /* the oldest of the window */
+    assert_int_equal(obs_spans_add(st, &s), 0);
+    for (uint32_t n = 2; n <= 2000; n++) {
+        make_span(&s, n, 0, t0 + n, 10, "busy");
+        assert_int_equal(obs_spans_add(st, &s), 0);
+    }
+    assert_int_equal(obs_spans_flush(st, 1), 0);
+    struct obs_query q = {.service = "rare", .end_ms = t0 / 1000 + 10000, .lookback_ms = 60000};
+    assert_int_equal(obs_spans_traces(st, &q, &out), 0);
+    assert_non_null(strstr(out.data, "\"serviceName\":\"rare\""));
+    /* without a service, a query examines the max_scan newest traces of its window */
+    q.service = NULL;
+    q.limit = 1000;
+    buf_reset(&out);
+    assert_int_equal(obs_spans_traces(st, &q, &out), 0);
+    assert_null(strstr(out.data, "\"serviceName\":\"rare\""));
+    size_t traces = 0;
+    for (const char *p = out.data; (p = strstr(p, "\"kind\":\"SERVER\"")); p++)
+        traces++;
+    assert_int_equal(traces, 100);
+    obs_spans_close(st);
+    buf_release(&out);
+    fx_close(&fx);
+}
+
 static void test_spans__open_fails_with_where(void **state)
 {
     struct obs_spans *st;
@@ -301,6 +339,7 @@ int main(void)
         SH_TEST(test_spans__size_bound_drops_oldest_first),
         SH_TEST(test_spans__age_bound),
         SH_TEST(test_spans__buffer_is_bounded),
+        SH_TEST(test_spans__a_rare_service_is_found_among_many),
         SH_TEST(test_spans__open_fails_with_where),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
