@@ -111,6 +111,7 @@ void admin__zipkin_ingest(struct admin_req *r)
         return;
     }
     if (request_body(r, &inflated, &body, &status, &d) < 0) {
+        buf_release(&inflated);
         admin__reply_error(r, status, d.where, d.what);
         return;
     }
@@ -189,6 +190,7 @@ void admin__otlp_ingest(struct admin_req *r)
         return;
     }
     if (request_body(r, &inflated, &body, &status, &d) < 0) {
+        buf_release(&inflated);
         otlp_error(r, proto, status, d.where, d.what);
         return;
     }

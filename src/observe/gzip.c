@@ -72,6 +72,6 @@ int obs_gunzip(struct slice in, struct buf *out, struct sh_diag *d)
         break;
     }
     inflateEnd(&zs);
-    if (rc < 0) buf_reset(out);
+    if (rc < 0) buf_release(out); /* empty, and nothing held */
     return rc;
 }

@@ -71,7 +71,7 @@ SH_MUST_CHECK int obs_otlp_decode_proto(struct slice body, const struct obs_limi
 /* Inflates a gzip body (Content-Encoding: gzip; several members are one body) into <out>,
  * whose max caps what it may grow to (set it: a small body can inflate to gigabytes). 0, or
  * SH_ETOOBIG (past out->max), SH_EPARSE (not gzip, corrupt, cut short), SH_ENOMEM, with d
- * saying why; then out is empty. (gzip.c, zlib.) */
+ * saying why; then out is released (empty, holding no memory). (gzip.c, zlib.) */
 SH_MUST_CHECK int obs_gunzip(struct slice in, struct buf *out, struct sh_diag *d);
 
 /* ---- Queries: plain decisions over spans (query.c) ---------------------------------------- */
