@@ -10,6 +10,7 @@ pkgs=(
     libsqlite3-dev                     # embedded store (store)
     libjansson-dev                     # JSON at the API edges (admin, cli)
     libssl-dev                         # OpenSSL 3: token hashes, later TLS (security)
+    zlib1g-dev                         # gzip span ingest bodies (observe)
     libcmocka-dev                      # unit tests
     curl nodejs                        # integration tests; llhttp differential test
     python3                            # integration test drivers

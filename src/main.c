@@ -541,7 +541,9 @@ static const struct cli_command roles[] = {
     {"server", cmd_server, "run the control plane (registry, config, admin API)",
      "shoal server [--data-dir DIR] [--listen ADDR] [--token TOKEN] [--log-level LEVEL]",
      "Runs the control plane alone: the admin API (JSON over HTTP under /v1, with a\n"
-     "Consul-compatible subset) on its durable store. `shoal up` embeds the same.\n\n"
+     "Consul-compatible subset) on its durable store, and the span store (DIR/traces.sqlite:\n"
+     "Zipkin and OTLP/HTTP ingest, Zipkin's query API; docs/observability.md). `shoal up`\n"
+     "embeds the same.\n\n"
      "  --data-dir DIR     where state lives (default ./.shoal)\n"
      "  --listen ADDR      the API's address (default 127.0.0.1:7700)\n"
      "  --token TOKEN      the API token (default: SHOAL_TOKEN, else DIR/token, created and\n"

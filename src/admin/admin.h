@@ -20,6 +20,7 @@ struct sec_itable;
 struct registry;
 struct cfgkv;
 struct obs_logs;
+struct obs_spans;
 struct admin;
 
 /* What a supervisor in the same process (shoal up) offers the API. */
@@ -62,6 +63,7 @@ struct admin_config {
     /* GET /v1/logs searches it (borrowed; the caller's thread owns it); NULL: the
      * supervisor's in-memory lines answer, as before the store */
     struct obs_logs *logs;
+    struct obs_spans *spans; /* the span store (Zipkin/OTLP routes); NULL: 503 */
     /* Holds answers until the store's group commit is synced; zeroed = none. */
     struct http_barrier barrier;
 };

@@ -121,6 +121,11 @@ admin_handler_fn admin__tokens_list, admin__tokens_create, admin__tokens_revoke,
 /* GET /v1/logs from the log store (routes_logs.c). */
 struct obs_logs;
 void admin__logs_search(struct admin_req *r, struct obs_logs *logs);
+admin_handler_fn admin__zipkin_ingest, admin__otlp_ingest, admin__zipkin_services,
+    admin__zipkin_span_names, admin__zipkin_remote_services, admin__zipkin_traces,
+    admin__zipkin_trace, admin__zipkin_dependencies, admin__zipkin_autocomplete;
+/* The body cap of span ingest routes (larger than the admin's), or 0 for any other request. */
+size_t admin__traces_body_limit(struct slice path, enum http_method method);
 
 /* The render cache. The key is the path and the query without index, wait, stale and token
  * (what does not change the answer). cache_reply answers from it and returns true on a hit. */

@@ -469,6 +469,14 @@ static void on_abort(struct http_exchange *ex, int err, void *data)
 static const struct http_exchange_handlers req_handlers = {
     .on_body = on_body, .on_body_end = on_body_end, .on_abort = on_abort};
 
+/* The body cap of the route a request goes to: span ingest has its own, else the admin's. */
+static size_t body_limit(const struct admin *a, struct slice path, enum http_method method)
+{
+    size_t n = admin__traces_body_limit(path, method);
+
+    return n ? n : a->cfg.max_body_bytes;
+}
+
 static void on_request(struct http_exchange *ex, void *data)
 {
     struct admin *a = data;
@@ -485,8 +493,9 @@ static void on_request(struct http_exchange *ex, void *data)
     r->ex = ex;
     r->h = h;
     r->query = slice_split(t, '?', &r->path);
-    r->body = BUF_INIT(a->cfg.max_body_bytes);
-    if (h->body == HTTP_BODY_LENGTH && h->content_length > a->cfg.max_body_bytes) {
+    size_t max_body = body_limit(a, r->path, h->method);
+    r->body = BUF_INIT(max_body);
+    if (h->body == HTTP_BODY_LENGTH && h->content_length > max_body) {
         admin__reply_error(r, 413, "body", "the body is larger than the limit");
         return;
     }

@@ -79,6 +79,28 @@ static const struct cli_command commands[] = {
      "  --json              one JSON object per line: seq, ms, service, instance, stream,\n"
      "                      line, level, message, trace_id, span_id\n" CONNECT_HELP,
      CLI_F_CONNECT},
+    {"traces", cli_cmd_traces, "list recent traces from the span store",
+     "shoal traces [--service S] [--min DURATION] [--limit N] [--lookback DURATION] [--json]\n"
+     "       [--addr ADDR] [--token TOKEN] [--data-dir DIR]",
+     "Lists the most recent traces the control plane stores (Zipkin's /api/v2/traces), newest\n"
+     "first: trace id, start, duration (first start to last end), span count, whether a span\n"
+     "failed, and the root span's service and name.\n\n"
+     "  --service S         only traces with a span of service S\n"
+     "  --min DURATION      only traces with a span of S (any service without --service)\n"
+     "                      lasting at least DURATION (e.g. 100ms)\n"
+     "  --limit N           at most N traces (default 20, at most 1000)\n"
+     "  --lookback DURATION traces that started in the last DURATION (default 1h)\n"
+     "  --json              a JSON array: trace_id, root_service, root_name, start_us,\n"
+     "                      duration_us, spans, error\n" CONNECT_HELP,
+     CLI_F_CONNECT},
+    {"trace", cli_cmd_trace, "show one trace as a waterfall",
+     "shoal trace ID [--json] [--addr ADDR] [--token TOKEN] [--data-dir DIR]",
+     "Prints the spans of trace ID (16 or 32 hex digits) as a waterfall: one line per span,\n"
+     "indented under its parent, with a bar placed and scaled on the trace's duration, the\n"
+     "span's duration, and its kind; failed spans are marked ERROR (red on a terminal).\n"
+     "--json prints the spans as the Zipkin v2 JSON the API returns. Exit 1 when the trace is\n"
+     "not stored.\n" CONNECT_HELP,
+     CLI_F_CONNECT},
     {"scale", cli_cmd_scale, "change how many instances of a service `shoal up` runs",
      "shoal scale SERVICE N [--wait] [--timeout DURATION] [--addr ADDR] [--token TOKEN]\n"
      "       [--data-dir DIR]",

@@ -16,6 +16,7 @@
 
 #include "admin/admin.h"
 #include "config/config.h"
+#include "observe/observe.h"
 #include "registry/registry.h"
 #include "security/security.h"
 #include "store/store.h"
@@ -96,7 +97,8 @@ enum { UP_DRAIN_SETTLE_MS = 1000, UP_DRAIN_MAX_MS = 5000 };
 /* ==========================================================================================
  * The control plane as one unit (control_plane.c), as `shoal server` and `shoal up` both run
  * it: the store, the config KV, the registry (with the HTTP client its checks use), the admin
- * API, the API token, and the store's lease expiry once a second.
+ * API, the API token, the store's lease expiry once a second, and the span store (its own
+ * file, DATA_DIR/traces.sqlite, written every 200 ms from the loop, no fsync).
  * Group commit: every write of one loop iteration goes into one store transaction, committed
  * (one fsync) before the admin API's answers of that iteration leave (http_barrier): in the
  * check phase, right after the I/O callbacks that wrote, so that blocking queries woken by the
@@ -112,6 +114,7 @@ struct control_plane {
     struct registry *reg;
     struct admin *admin;
     struct obs_logs *logs;     /* with has_logs, unless it could not open (a warning); else NULL */
+    struct obs_spans *spans;   /* DATA_DIR/traces.sqlite, flushed by a timer on the loop */
     struct sec_tokens *tokens; /* the root token and the stored and instances' ones */
     struct sec_audit *audit;   /* DATA_DIR/audit.log */
     struct sec_itable *intentions;    /* which service may call which */
@@ -119,6 +122,7 @@ struct control_plane {
     char runtime_file[4096];          /* published for the CLI (cli_runtime_publish), or "" */
     /* private */
     uv_timer_t tick;
+    uv_timer_t span_flush;  /* writes the span store's buffer every CP_SPAN_FLUSH_MS */
     uv_check_t sync_io;     /* commit the store's batch: after the I/O phase, */
     uv_prepare_t sync_late; /* and before polling (writes made by timers) */
     bool has_tick;
@@ -153,8 +157,8 @@ SH_MUST_CHECK int control_plane_open(uv_loop_t *loop, const struct control_plane
  * its client and the API, and calls done(data). The store stays open for control_plane_close. */
 void control_plane_stop(struct control_plane *cp, uint32_t deadline_ms, void (*done)(void *),
                         void *data);
-/* After the loop has ended: closes the store (and the log store, writing what is pending) and
- * removes the runtime file that lets the CLI
+/* After the loop has ended: closes the store (and the log and span stores, writing what is
+ * pending) and removes the runtime file that lets the CLI
  * find this data directory (and so the token) from the admin address. Idempotent. */
 void control_plane_close(struct control_plane *cp);
 
