@@ -60,6 +60,9 @@ struct fwd {
     char method[16]; /* for the access log, which outlives the exchange */
     char log_target[160];
     char clientip[64];
+    uint32_t caller; /* the caller label's index in this generation's series (gw_mh) */
+    char caller_service[PROXY_CALLER_MAX_NAME_BYTES + 1];  /* "gateway", "unknown", "greeter" */
+    char caller_instance[PROXY_CALLER_MAX_NAME_BYTES + 1]; /* "greeter-1", or "" */
 };
 
 struct fwd;
@@ -90,6 +93,10 @@ static void access_log(struct fwd *f)
     buf_appends(b, SLICE("\",\"endpoint\":\""));
     if (f->crt && f->ep < f->crt->cfg->nendpoints)
         buf_append_json_str(b, slice_from_cstr(f->crt->cfg->endpoints[f->ep].name));
+    buf_appends(b, SLICE("\",\"caller\":\""));
+    buf_append_json_str(b, slice_from_cstr(f->caller_service));
+    buf_appends(b, SLICE("\",\"caller_instance\":\""));
+    buf_append_json_str(b, slice_from_cstr(f->caller_instance));
     buf_appendf(b,
                 "\",\"status\":%d,\"upstream_status\":%u,\"bytes\":%llu,"
                 "\"duration_ms\":%.3f,\"attempts\":%u,\"client\":\"%s\","
@@ -789,9 +796,11 @@ static void fwd_end(struct fwd *f)
         metric_counter_inc(mh->responses[k], w->index);
         if (f->route) {
             uint32_t ri = (uint32_t)(f->route - f->st->cfg->routes);
-            metric_counter_inc(mh->route_requests[ri * GW_CLASSES + (uint32_t)k], w->index);
-            metric_histogram_observe(mh->route_duration[ri], w->index,
-                                     (double)(sh_now_us() - f->start_us) / 1e6);
+            struct metric_counter *c = proxy__route_counter(w->gw, mh, ri, f->caller, (uint32_t)k);
+            struct metric_histogram *hg = proxy__route_histogram(w->gw, mh, ri, f->caller);
+            if (c) metric_counter_inc(c, w->index);
+            if (hg)
+                metric_histogram_observe(hg, w->index, (double)(sh_now_us() - f->start_us) / 1e6);
         }
     }
     if (f->ex) http_exchange_abort(f->ex);
@@ -972,6 +981,51 @@ static void peer_ip(const char *peer, char *out, size_t n)
     copy_text(out, n, (struct slice){peer, len});
 }
 
+/* The credentials table in force for this worker, taken again when a new one was published. */
+static const struct proxy_callers *worker_callers(struct gw_worker *w)
+{
+    uint64_t v = snap_version(w->gw->callers_dom);
+
+    if (v != w->callers_version) {
+        snap_release(w->callers);
+        w->callers = snap_acquire(w->callers_reader);
+        w->callers_version = v;
+    }
+    return w->callers ? w->callers->obj : NULL;
+}
+
+/* Who sent this request (the mesh; docs/observability.md, "Caller identity"): fills f's caller
+ * fields. false when the request was answered with 407. */
+static bool identify_caller(struct fwd *f, const struct http_head *h)
+{
+    struct proxy_identity_input in = {.mode = f->st->cfg->identity};
+    struct proxy_identity_decision dec;
+
+    if (in.mode == PROXY_IDENTITY_OFF) {
+        copy_text(f->caller_service, sizeof(f->caller_service), SLICE("gateway"));
+        f->caller = 0;
+        return true;
+    }
+    for (uint32_t i = 0; i < h->nfields; i++) {
+        if (!slice_eq_nocase(http_field_name(h, i), SLICE("proxy-authorization"))) continue;
+        if (in.nfields++ == 0) in.value = http_field_value(h, i);
+    }
+    in.callers = worker_callers(f->w);
+    proxy_identity_decide(&in, &dec);
+    if (dec.verdict == PROXY_CALLER_KNOWN) {
+        copy_text(f->caller_service, sizeof(f->caller_service), slice_from_cstr(dec.who->service));
+        copy_text(f->caller_instance, sizeof(f->caller_instance),
+                  slice_from_cstr(dec.who->instance));
+        f->caller = proxy__caller_index(MH(f), dec.who->service);
+        return true;
+    }
+    copy_text(f->caller_service, sizeof(f->caller_service), SLICE("unknown"));
+    f->caller = 0;
+    if (dec.serve) return true;
+    respond_error(f, 407, dec.problem, "Proxy-Authenticate", "Basic realm=\"shoal-mesh\"");
+    return false;
+}
+
 void proxy__on_request(struct http_exchange *ex, void *data)
 {
     struct gw_worker *w = data;
@@ -1017,6 +1071,7 @@ void proxy__on_request(struct http_exchange *ex, void *data)
         memcpy(f->trace_id, f->traceparent + 3, 32);
         f->trace_id[32] = '\0';
     }
+    if (!identify_caller(f, h)) goto done;
     f->route = proxy_route_match(st->cfg, h);
     if (!f->route) {
         respond_error(f, 404, "no route matches", NULL, NULL);

@@ -182,6 +182,24 @@ struct proxy_route {
     struct proxy_fallback fallback;
 };
 
+/* Who may call through this proxy (the mesh; docs/observability.md, "Caller identity").
+ * OFF: callers are not asked who they are (the gateway: its own requests carry the caller
+ * "gateway"). OPTIONAL: a valid credential names the caller, a request without one (or with a
+ * bad one) is served as the caller "unknown". REQUIRED: such a request gets 407. */
+enum proxy_identity_mode {
+    PROXY_IDENTITY_OFF = 0,
+    PROXY_IDENTITY_OPTIONAL,
+    PROXY_IDENTITY_REQUIRED,
+};
+
+/* Spans per hop (docs/observability.md, "Spans per hop"): which finished requests become spans
+ * (proxy_span_keep). */
+struct proxy_tracing {
+    double sample;    /* head rate for new traces and for callers that sampled; default 1.0 */
+    uint32_t slow_ms; /* requests at least this long are kept whatever the rate; default 1000;
+                       * 0 = off */
+};
+
 struct proxy_config {
     const char *listen;              /* "127.0.0.1:8080" */
     const char *control_plane;       /* admin API address for registry-fed clusters, or NULL */
@@ -189,6 +207,8 @@ struct proxy_config {
     const char *admin;               /* NULL = no admin listener */
     uint32_t workers;                /* 0 = one per core */
     bool access_log;
+    enum proxy_identity_mode identity; /* default OFF (the mesh's document sets it) */
+    struct proxy_tracing tracing;
     struct proxy_route *routes;
     uint32_t nroutes;
     struct proxy_cluster *clusters;
@@ -349,6 +369,63 @@ uint32_t proxy_bucket_take(struct proxy_bucket *b, uint32_t key_hash, double rat
                            double burst, uint64_t now_ms);
 
 /* ==========================================================================================
+ * Caller identity (identity.c): who sent a request to the mesh. Each instance gets its own
+ * credential in its proxy URL (http://<user>:<secret>@127.0.0.1:<mesh port>), which unmodified
+ * clients send as "Proxy-Authorization: Basic base64(user:secret)". The mesh checks it against
+ * the table of the live instances' credentials (proxy_gateway_set_callers) and never believes
+ * anything else a caller says about itself.
+ * ========================================================================================== */
+enum {
+    PROXY_CALLER_MAX_AUTH_BYTES = 512, /* a longer Proxy-Authorization is malformed */
+    PROXY_CALLER_MAX_USER_BYTES = 160,
+    PROXY_CALLER_MAX_SECRET_BYTES = 128,
+    PROXY_CALLER_MAX_NAME_BYTES = 95, /* service and instance names */
+};
+
+/* One live instance's credential. */
+struct proxy_caller {
+    const char *user;     /* "greeter.1": the user part of its proxy URL; unique in a table */
+    const char *secret;   /* the password part (shoal up: 32 hex digits, 128 random bits) */
+    const char *service;  /* "greeter" */
+    const char *instance; /* "greeter-1" */
+};
+
+/* An immutable table of credentials (service object): built once, then read by any thread. */
+struct proxy_callers;
+/* Copies <n> callers into one table sorted by user. 0 and *out, or SH_EINVAL (a missing or
+ * overlong field, or a user listed twice), SH_ENOMEM; then *out is NULL. */
+SH_MUST_CHECK int proxy_callers_new(const struct proxy_caller *list, size_t n,
+                                    struct proxy_callers **out);
+void proxy_callers_free(struct proxy_callers *t); /* NULL is a no-op */
+size_t proxy_callers_count(const struct proxy_callers *t);
+
+enum proxy_caller_verdict {
+    PROXY_CALLER_KNOWN = 0,    /* a valid credential of a live instance: who is set */
+    PROXY_CALLER_NONE,         /* no Proxy-Authorization */
+    PROXY_CALLER_MALFORMED,    /* not "Basic <base64 of user:secret>", too long, or sent twice */
+    PROXY_CALLER_UNKNOWN_USER, /* no live instance has that user (it exited, or never was) */
+    PROXY_CALLER_BAD_SECRET,   /* the user exists; the secret is not its current one */
+};
+
+/* What the mesh does with a request, decided from its Proxy-Authorization fields alone. */
+struct proxy_identity_input {
+    enum proxy_identity_mode mode;
+    const struct proxy_callers *callers; /* NULL: none published yet (every user is unknown) */
+    uint32_t nfields;                    /* Proxy-Authorization fields the request carried */
+    struct slice value;                  /* the first one's value */
+};
+struct proxy_identity_decision {
+    enum proxy_caller_verdict verdict;
+    const struct proxy_caller *who; /* KNOWN: borrowed from callers; else NULL */
+    bool serve;                     /* false: answer 407 (REQUIRED and not KNOWN) */
+    const char *problem;            /* not KNOWN: a constant phrase for the 407 body and logs */
+};
+/* Pure: no clock, no sockets. With mode OFF the verdict is NONE and serve is true (nothing is
+ * looked at). The secret is compared in constant time (for its length). */
+void proxy_identity_decide(const struct proxy_identity_input *in,
+                           struct proxy_identity_decision *out);
+
+/* ==========================================================================================
  * Gateway (gateway.c, forward.c)
  * ========================================================================================== */
 struct proxy_gateway;
@@ -369,6 +446,10 @@ SH_MUST_CHECK int proxy_gateway_reload(struct proxy_gateway *gw, struct proxy_co
                                        struct sh_diag *d);
 /* The config in force (borrowed; valid until the next reload on this thread). */
 const struct proxy_config *proxy_gateway_config(const struct proxy_gateway *gw);
+/* Publishes the credentials of the live callers (taken, also on failure; NULL = none) for
+ * new requests: a caller missing from the table is unknown from the next request on. Control
+ * thread. 0 or SH_ENOMEM. */
+SH_MUST_CHECK int proxy_gateway_set_callers(struct proxy_gateway *gw, struct proxy_callers *t);
 /* Graceful stop: listeners close, in-flight requests get deadline_ms, then done(data). */
 void proxy_gateway_stop(struct proxy_gateway *gw, uint32_t deadline_ms, void (*done)(void *),
                         void *data);

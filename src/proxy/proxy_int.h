@@ -40,13 +40,20 @@ struct gw_families {
     struct metric_family *endpoint_requests, *endpoint_healthy;
 };
 
-/* The series handles of one config generation (indexes follow the config's arrays). */
+/* The series handles of one config generation (indexes follow the config's arrays).
+ * Per route and caller (the label "caller"): caller 0 is "gateway" when the config's identity
+ * is OFF (then it is the only one) and "unknown" otherwise; caller 1 + i is the service of
+ * cluster i (the mesh's callers are its services). Caller 0's series are made with the
+ * generation; the others when a worker first records one (proxy__route_series): their slots
+ * start NULL and are filled with an atomic store (two workers racing store the same handle). */
 struct gw_mh {
-    uint32_t nroutes, nclusters, *nendpoints;
+    uint32_t nroutes, nclusters, *nendpoints, ncallers;
+    const struct proxy_config *cfg; /* the generation's (route and cluster names) */
     struct metric_counter *requests, *responses[GW_CLASSES], *retries, *fast_fails;
     struct metric_counter *upstream_errors;
-    struct metric_counter **route_requests; /* [route * GW_CLASSES + class] */
-    struct metric_histogram **route_duration;
+    struct metric_counter *_Atomic *route_requests;   /* [(route * ncallers + caller) *
+                                                       * GW_CLASSES + class] */
+    struct metric_histogram *_Atomic *route_duration; /* [route * ncallers + caller] */
     struct metric_counter **route_ratelimited, **route_fallbacks;
     struct metric_counter **cluster_requests; /* [cluster * GW_CLASSES + class] */
     struct metric_histogram **cluster_duration;
@@ -160,6 +167,9 @@ struct gw_state {
 
 struct gw_worker {
     struct proxy_gateway *gw;
+    struct snap_reader *callers_reader;
+    struct snap *callers; /* the credentials table this worker last took (obj may be NULL) */
+    uint64_t callers_version;
     uint32_t index;
     uv_thread_t thread;
     uv_loop_t loop;
@@ -203,6 +213,7 @@ struct proxy_gateway {
     uv_async_t worker_done;
     struct metrics *metrics;
     struct gw_families fam;
+    struct snap_domain *callers_dom; /* struct proxy_callers, proxy_gateway_set_callers */
     int open_handles;
     char listen[96];
     _Atomic uint32_t stop_deadline_ms;
@@ -218,6 +229,15 @@ int proxy__metrics_build(struct proxy_gateway *gw, const struct gw_mh *prev, str
                          const struct proxy_config *cfg);
 void proxy__metrics_release(struct gw_mh *mh);
 int proxy__status_class(int status);
+/* The route/caller series of mh for the request (worker thread): made on first use (the
+ * registry's mutex, once per series and generation). NULL when the registry refuses it
+ * (max_series): the request is then not counted there. */
+struct metric_counter *proxy__route_counter(struct proxy_gateway *gw, const struct gw_mh *mh,
+                                            uint32_t route, uint32_t caller, uint32_t cls);
+struct metric_histogram *proxy__route_histogram(struct proxy_gateway *gw, const struct gw_mh *mh,
+                                                uint32_t route, uint32_t caller);
+/* The caller label index of a service for mh (0 when it has no cluster). */
+uint32_t proxy__caller_index(const struct gw_mh *mh, const char *service);
 
 /* forward.c */
 void proxy__on_request(struct http_exchange *ex, void *data); /* data: struct gw_worker */

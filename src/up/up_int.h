@@ -38,6 +38,9 @@ struct up_instance {
     uint16_t port;
     char id[96];
     char endpoint[32]; /* "127.0.0.1:<port>", as the proxies name it */
+    char secret[33];   /* its mesh credential's password: 128 random bits in hex, new for every
+                        * process (a restart gets another) */
+    bool cred_live;    /* its process runs: the mesh accepts the credential */
     bool started;
     bool replacing;     /* failed its health check: being stopped, to be started afresh */
     bool retiring;      /* leaving for good (scale down, restart): deregistered, draining */
@@ -145,6 +148,8 @@ void up_instances_tick(struct up *u); /* every 100 ms: start, check, drain, scal
 struct up_instance *up_instance_find(struct up *u, uint32_t service, uint32_t ordinal);
 bool up_instance_ready(struct up *u, const struct up_instance *in); /* serving, or could */
 void up_instance_event(struct up *u, const struct sup_event *ev);   /* the process layer's news */
+/* The mesh's table of caller credentials, from the instances whose process runs. */
+void up_callers_publish(struct up *u);
 uint32_t up_service_live(struct up *u, uint32_t service, uint32_t *ready); /* not retiring */
 /* What ps and the live view show of an instance. Strings are static. */
 struct up_instance_info {
