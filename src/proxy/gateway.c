@@ -600,6 +600,17 @@ const struct proxy_config *proxy_gateway_config(const struct proxy_gateway *gw)
     return gw->current->cfg;
 }
 
+void proxy_gateway_set_spans(struct proxy_gateway *gw, struct trace_queue *q, uint32_t first_shard)
+{
+    gw->span_shard = first_shard; /* before the pointer: workers read it after theirs */
+    atomic_store_explicit(&gw->spans, q, memory_order_release);
+}
+
+uint32_t proxy_gateway_workers(const struct proxy_gateway *gw)
+{
+    return gw->nworkers;
+}
+
 uint16_t proxy_gateway_port(const struct proxy_gateway *gw)
 {
     return gw->port;

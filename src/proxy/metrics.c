@@ -86,6 +86,14 @@ static const struct family_def families[] = {
         METRIC_COUNTER, l_cluster),
     FAM(endpoint_requests, "shoal_endpoint_requests_total",
         "Upstream attempts per endpoint and outcome.", METRIC_COUNTER, l_endpoint_class),
+    {offsetof(struct gw_families, spans_recorded),
+     {.name = "shoal_spans_recorded_total",
+      .help = "Spans this proxy put on the span queue (sampled, or kept as errors or slow).",
+      .type = METRIC_COUNTER}},
+    {offsetof(struct gw_families, spans_dropped),
+     {.name = "shoal_spans_dropped_total",
+      .help = "Spans kept by sampling but lost: the span queue was full (or out of memory).",
+      .type = METRIC_COUNTER}},
     FAM(endpoint_healthy, "shoal_endpoint_healthy",
         "1 when active health checks pass (or none are configured), else 0.", METRIC_GAUGE,
         l_endpoint),
@@ -183,6 +191,8 @@ int proxy__metrics_build(struct proxy_gateway *gw, const struct gw_mh *prev, str
     SH_TRY(metric_counter_get(f->retries, NULL, 0, &mh->retries));
     SH_TRY(metric_counter_get(f->fast_fails, NULL, 0, &mh->fast_fails));
     SH_TRY(metric_counter_get(f->upstream_errors, NULL, 0, &mh->upstream_errors));
+    SH_TRY(metric_counter_get(f->spans_recorded, NULL, 0, &mh->spans_recorded));
+    SH_TRY(metric_counter_get(f->spans_dropped, NULL, 0, &mh->spans_dropped));
     for (int k = 0; k < GW_CLASSES; k++) {
         struct slice v = slice_from_cstr(class_names[k]);
         SH_TRY(metric_counter_get(f->responses, &v, 1, &mh->responses[k]));

@@ -219,6 +219,7 @@ struct proxy_config {
 };
 
 struct sh_doc;
+struct trace_queue; /* telemetry.h */
 /* Where registry-fed clusters get their endpoints when a config is built: fill *out (in the
  * arena) and *count with the service's passing instances (0 when none known yet). */
 struct proxy_resolver {
@@ -426,6 +427,24 @@ void proxy_identity_decide(const struct proxy_identity_input *in,
                            struct proxy_identity_decision *out);
 
 /* ==========================================================================================
+ * Spans per hop (span.c): the sampling decisions, plain functions.
+ * ========================================================================================== */
+/* The head decision for a trace this proxy starts (no valid traceparent came in): true when
+ * <random> (uniform over 64 bits) falls under <rate> (0..1). A trace that came in keeps the
+ * caller's sampled flag instead. */
+bool proxy_span_head_sampled(double rate, uint64_t random);
+
+struct proxy_keep_input {
+    bool is_sampled;      /* the head decision (ours, or the caller's flag) */
+    bool is_error;        /* status >= 500, or no answer from the upstream */
+    uint64_t duration_us; /* the whole request at this hop */
+    uint32_t slow_ms;     /* tracing.slow; 0 = off */
+};
+/* Decided when the response is complete: sampled, or an error, or slow (errors and slow
+ * requests are kept whatever the head rate). */
+bool proxy_span_keep(const struct proxy_keep_input *in);
+
+/* ==========================================================================================
  * Gateway (gateway.c, forward.c)
  * ========================================================================================== */
 struct proxy_gateway;
@@ -450,6 +469,13 @@ const struct proxy_config *proxy_gateway_config(const struct proxy_gateway *gw);
  * new requests: a caller missing from the table is unknown from the next request on. Control
  * thread. 0 or SH_ENOMEM. */
 SH_MUST_CHECK int proxy_gateway_set_callers(struct proxy_gateway *gw, struct proxy_callers *t);
+/* Every request this gateway serves from now on records a span into <q> (borrowed: it must
+ * outlive the gateway's workers; NULL = tracing off), worker i pushing into shard
+ * first_shard + i, which must be below the queue's shard count. Control thread; call once,
+ * after proxy_gateway_start. */
+void proxy_gateway_set_spans(struct proxy_gateway *gw, struct trace_queue *q, uint32_t first_shard);
+/* The number of worker threads (span shards it needs). */
+uint32_t proxy_gateway_workers(const struct proxy_gateway *gw);
 /* Graceful stop: listeners close, in-flight requests get deadline_ms, then done(data). */
 void proxy_gateway_stop(struct proxy_gateway *gw, uint32_t deadline_ms, void (*done)(void *),
                         void *data);

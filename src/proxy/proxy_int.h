@@ -38,6 +38,7 @@ struct gw_families {
     struct metric_family *cluster_requests, *cluster_duration, *cluster_retries;
     struct metric_family *breaker_open, *breaker_opens, *ejections, *cluster_in_flight;
     struct metric_family *endpoint_requests, *endpoint_healthy;
+    struct metric_family *spans_recorded, *spans_dropped;
 };
 
 /* The series handles of one config generation (indexes follow the config's arrays).
@@ -50,7 +51,7 @@ struct gw_mh {
     uint32_t nroutes, nclusters, *nendpoints, ncallers;
     const struct proxy_config *cfg; /* the generation's (route and cluster names) */
     struct metric_counter *requests, *responses[GW_CLASSES], *retries, *fast_fails;
-    struct metric_counter *upstream_errors;
+    struct metric_counter *upstream_errors, *spans_recorded, *spans_dropped;
     struct metric_counter *_Atomic *route_requests;   /* [(route * ncallers + caller) *
                                                        * GW_CLASSES + class] */
     struct metric_histogram *_Atomic *route_duration; /* [route * ncallers + caller] */
@@ -213,7 +214,9 @@ struct proxy_gateway {
     uv_async_t worker_done;
     struct metrics *metrics;
     struct gw_families fam;
-    struct snap_domain *callers_dom; /* struct proxy_callers, proxy_gateway_set_callers */
+    struct snap_domain *callers_dom;   /* struct proxy_callers, proxy_gateway_set_callers */
+    struct trace_queue *_Atomic spans; /* proxy_gateway_set_spans; NULL: tracing off */
+    uint32_t span_shard;               /* worker i pushes into span_shard + i */
     int open_handles;
     char listen[96];
     _Atomic uint32_t stop_deadline_ms;
@@ -221,6 +224,45 @@ struct proxy_gateway {
     void *stop_data;
     bool stopping, admin_down, free_requested;
 };
+
+/* span.c: one hop's span from the plain record of how its request went. */
+enum proxy_span_event_kind {
+    PROXY_EV_RETRY = 0,    /* detail: why (the failure retried) */
+    PROXY_EV_BREAKER_OPEN, /* failed fast: the cluster's breaker is open */
+    PROXY_EV_EJECTED,      /* detail: the endpoint this request's failure ejected */
+    PROXY_EV_STALE,        /* answered with the route's stale copy */
+    PROXY_EV_BUDGET,       /* a retry was due and the retry budget said no */
+};
+struct proxy_span_event {
+    uint64_t at_us; /* Unix microseconds */
+    enum proxy_span_event_kind kind;
+    const char *detail; /* borrowed (a constant, or a name in the request's config); may be NULL */
+};
+enum { PROXY_SPAN_MAX_EVENTS = 12, PROXY_SPAN_SCRATCH = 2048 };
+struct proxy_span_input {
+    const uint8_t *trace_id;  /* TRACE_ID_BYTES */
+    const uint8_t *span_id;   /* TRACE_SPAN_ID_BYTES: the id sent downstream */
+    const uint8_t *parent_id; /* the caller's span, or NULL (a trace this hop started) */
+    uint64_t start_us;        /* Unix microseconds */
+    uint64_t duration_us;
+    struct slice local_service;  /* "gateway", or the caller ("greeter", "unknown") */
+    struct slice remote_service; /* the service called; empty when no cluster was chosen */
+    struct slice method, target; /* the target's query is left out of http.path */
+    struct slice route, cluster, endpoint, caller_instance;
+    int status;            /* what the client got (499: it left first) */
+    bool transport_failed; /* no answer from the upstream (refused, reset, timed out) */
+    uint32_t attempts;
+    bool has_upstream;              /* an attempt got a response head: upstream_us is set */
+    uint64_t queue_us, upstream_us; /* head -> first attempt; last attempt -> response head */
+    const struct proxy_span_event *events;
+    uint32_t nevents;
+};
+/* Fills *out: CLIENT kind, named "<method> <route>" in lower case, the tags and annotations of
+ * docs/observability.md; slices point into <in>'s strings and into scratch. Events past
+ * TRACE_SPAN_MAX_ANNOTATIONS are left out. 0, or SH_ETOOBIG when scratch is too small (use
+ * PROXY_SPAN_SCRATCH). */
+int proxy__span_build(const struct proxy_span_input *in, char *scratch, size_t scratch_len,
+                      struct trace_span *out);
 
 /* metrics.c */
 int proxy__metrics_init(struct proxy_gateway *gw);

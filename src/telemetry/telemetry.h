@@ -301,7 +301,8 @@ void trace_queue_free(struct trace_queue *q);
 /* Copies <s> into one allocation and enqueues it. 0, or SH_ELIMIT (the shard's ring is full:
  * the span is dropped and counted), SH_ETOOBIG (over TRACE_SPAN_MAX_BYTES), SH_ENOMEM. Never
  * blocks. */
-SH_MUST_CHECK int trace_queue_push(struct trace_queue *q, uint32_t shard, const struct trace_span *s);
+SH_MUST_CHECK int trace_queue_push(struct trace_queue *q, uint32_t shard,
+                                   const struct trace_span *s);
 /* Hands at most <max> queued spans (0 = all there are now) to fn, oldest first per shard, and
  * frees each after fn returns (fn copies what it keeps). Returns how many. */
 typedef void trace_span_fn(void *data, const struct trace_span *s);

@@ -47,6 +47,7 @@ static void finish(void *data)
     proxy_discovery_free(u->disc);
     u->disc = NULL;
     uv_close((uv_handle_t *)&u->tick, NULL);
+    uv_close((uv_handle_t *)&u->span_timer, NULL);
     uv_close((uv_handle_t *)&u->sigint, NULL);
     uv_close((uv_handle_t *)&u->sigterm, NULL);
     SH_LOG(SH_INFO, "supervisor", "stopped");
@@ -327,6 +328,41 @@ static int start_proxy(struct up *u, const struct sh_doc *doc, struct proxy_gate
     return proxy_gateway_start(&u->loop, cfg, gw, d);
 }
 
+/* ------------------------------------------------------------------------------------------
+ * Spans per hop: one queue for both proxies, drained on this loop
+ * ------------------------------------------------------------------------------------------ */
+/* The sink until the span store takes them: counted. */
+static void count_span(void *data, const struct trace_span *s)
+{
+    struct up *u = data;
+
+    (void)s;
+    u->spans_drained++;
+}
+
+static void drain_spans(uv_timer_t *t)
+{
+    struct up *u = t->data;
+
+    trace_queue_drain(u->spans, 0, u->span_sink, u->span_sink_data);
+}
+
+static int start_spans(struct up *u)
+{
+    uint32_t mesh_n = proxy_gateway_workers(u->mesh),
+             gw_n = u->gw ? proxy_gateway_workers(u->gw) : 0;
+
+    SH_TRY(trace_queue_new(&(struct trace_queue_config){.shards = mesh_n + gw_n}, &u->spans));
+    if (!u->span_sink) {
+        u->span_sink = count_span;
+        u->span_sink_data = u;
+    }
+    proxy_gateway_set_spans(u->mesh, u->spans, 0);
+    if (u->gw) proxy_gateway_set_spans(u->gw, u->spans, mesh_n);
+    uv_timer_start(&u->span_timer, drain_spans, UP_SPAN_DRAIN_MS, UP_SPAN_DRAIN_MS);
+    return 0;
+}
+
 /* Discovery of every service, then the mesh (instances need its URL) and the gateway. */
 static int start_proxies(struct up *u, struct sh_diag *d)
 {
@@ -351,12 +387,13 @@ static int start_proxies(struct up *u, struct sh_diag *d)
              sh_addr_format(&ss, addr, sizeof(addr)));
     SH_LOG(SH_INFO, "proxy", "mesh listening", LF_STR("listen", listen),
            LF_STR("url", u->mesh_url));
-    if (!u->m->gateway.is_set) return 0;
-    SH_TRY(manifest_gateway_doc(u->m, &u->gw_doc));
-    SH_TRY(start_proxy(u, u->gw_doc, &u->gw, d));
-    SH_LOG(SH_INFO, "proxy", "gateway listening", LF_STR("listen", u->m->gateway.listen),
-           LF_UINT("port", proxy_gateway_port(u->gw)));
-    return 0;
+    if (u->m->gateway.is_set) {
+        SH_TRY(manifest_gateway_doc(u->m, &u->gw_doc));
+        SH_TRY(start_proxy(u, u->gw_doc, &u->gw, d));
+        SH_LOG(SH_INFO, "proxy", "gateway listening", LF_STR("listen", u->m->gateway.listen),
+               LF_UINT("port", proxy_gateway_port(u->gw)));
+    }
+    return start_spans(u);
 }
 
 static int start_all(struct up *u, struct sh_diag *d)
@@ -456,6 +493,8 @@ int up_run(const struct up_options *opt)
     uv_signal_start(&u->sigterm, on_signal, SIGTERM);
     uv_timer_init(&u->loop, &u->tick);
     u->tick.data = u;
+    uv_timer_init(&u->loop, &u->span_timer);
+    u->span_timer.data = u;
     u->started_ms = uv_now(&u->loop);
     rc = start_all(u, &d);
     if (rc < 0) {
@@ -487,6 +526,7 @@ int up_run(const struct up_options *opt)
         fprintf(stderr, "shoal up: %s\n", rc ? "stopped, with errors (see shoal.log)" : "stopped");
     }
     control_plane_close(&u->cp);
+    trace_queue_free(u->spans); /* both proxies' workers have ended */
     sh_doc_free(u->gw_doc);
     sh_doc_free(u->mesh_doc);
     up_instances_free(u); /* reads the manifest */

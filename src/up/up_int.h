@@ -15,6 +15,7 @@
 
 #include "proxy/proxy.h"
 #include "supervisor/supervisor.h"
+#include "telemetry/telemetry.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -126,7 +127,17 @@ struct up {
     size_t log_next, log_count;
     uint64_t log_seq;
     FILE *logfile; /* DATA_DIR/logs/services.log, or NULL */
+    /* spans per hop: both proxies push into one queue (a shard per worker), drained every
+     * UP_SPAN_DRAIN_MS on this loop into span_sink (the span store's ingest, once there is
+     * one; until then it counts them) */
+    struct trace_queue *spans;
+    uv_timer_t span_timer;
+    trace_span_fn *span_sink;
+    void *span_sink_data;
+    uint64_t spans_drained;
 };
+
+enum { UP_SPAN_DRAIN_MS = 200 };
 
 /* up.c */
 void up_instance_stop_done(struct up *u); /* one stop counted by up_instances_stop_all ended */

@@ -75,6 +75,7 @@ def main():
     names = os.path.join(BINDIR, "examples", "hello-names")
     d = lib.tempdir("shoal-identity-")
     gw, cp, mesh, mesh_adm = lib.free_port(), lib.free_port(), lib.free_port(), lib.free_port()
+    gw_adm = lib.free_port()
     with open(os.path.join(d, "caller.py"), "w") as f:
         f.write(CALLER)
     with open(os.path.join(d, "shoal.yaml"), "w") as f:
@@ -103,11 +104,16 @@ services:
     depends_on: [names]
 gateway:
   listen: 127.0.0.1:{gw}
+  admin: 127.0.0.1:{gw_adm}
   routes:
     - {{name: caller, match: {{prefix: /caller}}, service: caller, rewrite_prefix: /}}
     - {{name: hello, match: {{prefix: /hello}}, service: greeter}}
 control_plane: {{listen: 127.0.0.1:{cp}}}
-mesh: {{listen: 127.0.0.1:{mesh}, admin: 127.0.0.1:{mesh_adm}, identity: required}}
+mesh:
+  listen: 127.0.0.1:{mesh}
+  admin: 127.0.0.1:{mesh_adm}
+  identity: required
+  tracing: {{sample: 0, slow: 10s}}   # only traces a caller sampled, and errors
 """)
     env = dict(os.environ)
     env.pop("SHOAL_TOKEN", None)
@@ -139,9 +145,10 @@ mesh: {{listen: 127.0.0.1:{mesh}, admin: 127.0.0.1:{mesh_adm}, identity: require
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), e.read().decode()
 
-    def metric(name, labels):
-        _, _, text = fetch(f"http://127.0.0.1:{mesh_adm}/metrics")
-        want = name + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+    def metric(name, labels, port=mesh_adm):
+        _, _, text = fetch(f"http://127.0.0.1:{port}/metrics")
+        want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+                       if labels else "")
         for line in text.splitlines():
             if line.startswith(want + " "):
                 return float(line.split()[-1])
@@ -238,6 +245,31 @@ mesh: {{listen: 127.0.0.1:{mesh}, admin: 127.0.0.1:{mesh_adm}, identity: require
         assert status == 200 and json.loads(body)["status"] == 200, body
     check("restart_gets_a_new_credential_and_the_old_one_dies",
           restart_gets_a_new_credential_and_the_old_one_dies)
+
+    def spans_per_hop():
+        def spans(port):
+            return metric("shoal_spans_recorded_total", {}, port)
+        g0, m0 = spans(gw_adm), spans(mesh_adm)
+        # the gateway samples every trace it starts (default 1.0); greeter passes the gateway's
+        # traceparent on, so the mesh keeps its greeter -> names span at a 0 head rate
+        status, _, _ = fetch(f"http://127.0.0.1:{gw}/hello")
+        assert status == 200
+        assert spans(gw_adm) >= g0 + 1, "no gateway span"
+        assert spans(mesh_adm) == m0 + 1, (m0, spans(mesh_adm))
+        # the caller does not pass traceparent on: its call starts a trace at the mesh, which
+        # a 0 head rate does not keep...
+        status, _, body = fetch(f"http://127.0.0.1:{gw}/caller/call?via=urllib")
+        assert status == 200 and json.loads(body)["status"] == 200, body
+        assert spans(mesh_adm) == m0 + 1, (m0, spans(mesh_adm))
+        # ...but an error is kept whatever the rate
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({"http": caller_env()["http_proxy"]}))
+        status, _, body = fetch("http://nosuch/x", opener=opener)
+        assert status == 503, (status, body)
+        assert spans(mesh_adm) == m0 + 2, (m0, spans(mesh_adm))
+        assert metric("shoal_spans_dropped_total", {}, mesh_adm) == 0
+        assert metric("shoal_spans_dropped_total", {}, gw_adm) == 0
+    check("spans_per_hop_sampled_errors_kept", spans_per_hop)
 
     def stop():
         assert lib.terminate(p, timeout=15), "shoal up did not stop"
