@@ -833,8 +833,10 @@ static int read_top(struct rd *r, const struct sh_node *root)
     if ((v = sh_node_get(root, "access_log")))
         SH_TRY(sh_node_bool(v, "access_log", &cfg->access_log, r->d));
     if ((v = sh_node_get(root, "identity"))) SH_TRY(read_identity(r, v, &cfg->identity));
-    if ((v = sh_node_get(root, "tracing")))
+    if ((v = sh_node_get(root, "tracing"))) {
         SH_TRY(sh_schema_read(&tracing_schema, v, "tracing", &cfg->tracing, r, r->d));
+        cfg->tracing.is_set = true;
+    }
     if ((v = sh_node_get(root, "limits"))) {
         const struct sh_node *x;
         uint64_t sz;

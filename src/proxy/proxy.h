@@ -195,7 +195,9 @@ enum proxy_identity_mode {
 /* Spans per hop (docs/observability.md, "Spans per hop"): which finished requests become spans
  * (proxy_span_keep). */
 struct proxy_tracing {
-    double sample;    /* head rate for new traces and for callers that sampled; default 1.0 */
+    bool is_set;      /* the document has a tracing section (`shoal gateway` records spans
+                       * only then; `shoal up` always does) */
+    double sample;    /* head rate for the traces this proxy starts; default 1.0 */
     uint32_t slow_ms; /* requests at least this long are kept whatever the rate; default 1000;
                        * 0 = off */
 };

@@ -51,15 +51,46 @@ static struct slice put(struct scratch *s, const char *fmt, ...)
     return out;
 }
 
+/* A decimal number, without printf (this runs for every request kept). */
+static struct slice num(struct scratch *s, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (n >= s->left) {
+        s->full = true;
+        return SLICE("");
+    }
+    for (size_t i = 0; i < n; i++)
+        s->p[i] = tmp[n - 1 - i];
+    struct slice out = {s->p, n};
+    s->p += n;
+    s->left -= n;
+    return out;
+}
+
 static struct slice lower(struct scratch *s, struct slice a, struct slice b)
 {
-    struct slice out = put(s, "%.*s %.*s", (int)a.len, a.ptr, (int)b.len, b.ptr);
+    size_t n = a.len + 1 + b.len;
+    char *p = s->p;
 
-    for (size_t i = 0; i < out.len; i++) {
-        char c = out.ptr[i];
-        if (c >= 'A' && c <= 'Z') ((char *)out.ptr)[i] = (char)(c - 'A' + 'a');
+    if (n >= s->left) {
+        s->full = true;
+        return SLICE("");
     }
-    return out;
+    memcpy(p, a.ptr, a.len);
+    p[a.len] = ' ';
+    memcpy(p + a.len + 1, b.ptr, b.len);
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] >= 'A' && p[i] <= 'Z') p[i] = (char)(p[i] - 'A' + 'a');
+    }
+    s->p += n;
+    s->left -= n;
+    return (struct slice){p, n};
 }
 
 static void tag(struct trace_span *sp, const char *key, struct slice value)
@@ -120,20 +151,19 @@ int proxy__span_build(const struct proxy_span_input *in, char *scratch, size_t s
     }
     tag(out, "http.method", in->method);
     tag(out, "http.path", path);
-    tag(out, "http.status_code", put(&s, "%d", in->status));
+    tag(out, "http.status_code", num(&s, (uint64_t)(in->status > 0 ? in->status : 0)));
     if (in->route.len) tag(out, "shoal.route", in->route);
     if (in->cluster.len) tag(out, "shoal.cluster", in->cluster);
     if (in->endpoint.len) tag(out, "shoal.endpoint", in->endpoint);
     if (in->caller_instance.len) tag(out, "shoal.caller.instance", in->caller_instance);
-    tag(out, "shoal.attempts", put(&s, "%u", in->attempts));
-    tag(out, "shoal.retries", put(&s, "%u", in->attempts ? in->attempts - 1 : 0));
-    if (in->attempts) tag(out, "shoal.queue_us", put(&s, "%llu", (unsigned long long)in->queue_us));
-    if (in->has_upstream)
-        tag(out, "shoal.upstream_us", put(&s, "%llu", (unsigned long long)in->upstream_us));
+    tag(out, "shoal.attempts", num(&s, in->attempts));
+    tag(out, "shoal.retries", num(&s, in->attempts ? in->attempts - 1 : 0));
+    if (in->attempts) tag(out, "shoal.queue_us", num(&s, in->queue_us));
+    if (in->has_upstream) tag(out, "shoal.upstream_us", num(&s, in->upstream_us));
     if (is_error)
         tag(out, "error",
             in->transport_failed ? SLICE("no answer from the upstream")
-                                 : put(&s, "%d", in->status));
+                                 : num(&s, (uint64_t)(in->status > 0 ? in->status : 0)));
     for (uint32_t i = 0; i < in->nevents && out->annotation_count < TRACE_SPAN_MAX_ANNOTATIONS;
          i++) {
         const struct proxy_span_event *e = &in->events[i];

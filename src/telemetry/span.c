@@ -10,15 +10,28 @@
 #include "telemetry/telemetry.h"
 
 #include <stdalign.h>
+#include <stddef.h>
 #include <string.h>
 
 enum { SPAN_DEFAULT_CAPACITY = 8192, SPAN_MAX_CAPACITY = 1u << 20 };
+
+/* A queued span is one block: this header, the span's fields before its tag array, the tags
+ * and annotations in use, then the strings they point to. Only what is used is copied (the
+ * arrays of struct trace_span are mostly room), which keeps the block small; the drain
+ * rebuilds a struct trace_span on its own stack for the callback. */
+struct span_block {
+    uint32_t tag_count, annotation_count;
+    bool is_error, debug, shared;
+};
+#define SPAN_FIXED offsetof(struct trace_span, tags)
+#define BLOCK_FIXED                                                                                \
+    (((sizeof(struct span_block) + 7) & ~(size_t)7) + ((SPAN_FIXED + 7) & ~(size_t)7))
 
 struct trace_ring {
     alignas(64) _Atomic uint64_t head; /* next slot the producer writes */
     _Atomic uint64_t dropped;          /* written by the producer only */
     alignas(64) _Atomic uint64_t tail; /* next slot the consumer reads */
-    alignas(64) struct trace_span **slots;
+    alignas(64) struct span_block **slots;
 };
 
 struct trace_queue {
@@ -92,11 +105,29 @@ static void move_into(char **at, struct slice *s)
     *at += s->len;
 }
 
+static struct trace_span *block_span(struct span_block *b)
+{
+    return (struct trace_span *)(void *)((char *)b + ((sizeof(*b) + 7) & ~(size_t)7));
+}
+
+static struct trace_tag *block_tags(struct span_block *b)
+{
+    return (struct trace_tag *)(void *)((char *)b + BLOCK_FIXED);
+}
+
+static struct trace_annotation *block_annotations(struct span_block *b)
+{
+    return (struct trace_annotation *)(void *)(block_tags(b) + b->tag_count);
+}
+
 int trace_queue_push(struct trace_queue *q, uint32_t shard, const struct trace_span *s)
 {
     struct trace_ring *r;
+    struct span_block *b;
     struct trace_span *c;
-    size_t strings = 0;
+    struct trace_tag *tags;
+    struct trace_annotation *anns;
+    size_t strings = 0, arrays;
     uint64_t head, tail;
     char *at;
     bool ok;
@@ -121,22 +152,33 @@ int trace_queue_push(struct trace_queue *q, uint32_t shard, const struct trace_s
     for (size_t i = 0; ok && i < s->annotation_count; i++)
         ok = add_len(&strings, s->annotations[i].value);
     if (!ok) return SH_ETOOBIG;
-    c = sh_malloc(sizeof(*c) + strings);
-    if (!c) return SH_ENOMEM;
-    *c = *s;
-    at = (char *)(c + 1);
+    arrays = s->tag_count * sizeof(s->tags[0]) + s->annotation_count * sizeof(s->annotations[0]);
+    b = sh_malloc(BLOCK_FIXED + arrays + strings);
+    if (!b) return SH_ENOMEM;
+    *b = (struct span_block){.tag_count = (uint32_t)s->tag_count,
+                             .annotation_count = (uint32_t)s->annotation_count,
+                             .is_error = s->is_error,
+                             .debug = s->debug,
+                             .shared = s->shared};
+    c = block_span(b); /* its fields before the tag array only */
+    memcpy(c, s, SPAN_FIXED);
+    tags = block_tags(b);
+    anns = block_annotations(b);
+    memcpy(tags, s->tags, s->tag_count * sizeof(s->tags[0]));
+    memcpy(anns, s->annotations, s->annotation_count * sizeof(s->annotations[0]));
+    at = (char *)b + BLOCK_FIXED + arrays;
     move_into(&at, &c->name);
     move_into(&at, &c->local.service);
     move_into(&at, &c->local.ip);
     move_into(&at, &c->remote.service);
     move_into(&at, &c->remote.ip);
-    for (size_t i = 0; i < c->tag_count; i++) {
-        move_into(&at, &c->tags[i].key);
-        move_into(&at, &c->tags[i].value);
+    for (size_t i = 0; i < s->tag_count; i++) {
+        move_into(&at, &tags[i].key);
+        move_into(&at, &tags[i].value);
     }
-    for (size_t i = 0; i < c->annotation_count; i++)
-        move_into(&at, &c->annotations[i].value);
-    r->slots[head & (q->capacity - 1)] = c;
+    for (size_t i = 0; i < s->annotation_count; i++)
+        move_into(&at, &anns[i].value);
+    r->slots[head & (q->capacity - 1)] = b;
     atomic_store_explicit(&r->head, head + 1, memory_order_release);
     return 0;
 }
@@ -150,9 +192,19 @@ size_t trace_queue_drain(struct trace_queue *q, size_t max, trace_span_fn *fn, v
         uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
         uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
         for (; tail < head && (max == 0 || n < max); tail++, n++) {
-            struct trace_span **slot = &r->slots[tail & (q->capacity - 1)];
-            fn(data, *slot);
-            sh_free(*slot);
+            struct span_block **slot = &r->slots[tail & (q->capacity - 1)], *b = *slot;
+            struct trace_span sp;
+            memcpy(&sp, block_span(b), SPAN_FIXED);
+            memcpy(sp.tags, block_tags(b), b->tag_count * sizeof(sp.tags[0]));
+            sp.tag_count = b->tag_count;
+            memcpy(sp.annotations, block_annotations(b),
+                   b->annotation_count * sizeof(sp.annotations[0]));
+            sp.annotation_count = b->annotation_count;
+            sp.is_error = b->is_error;
+            sp.debug = b->debug;
+            sp.shared = b->shared;
+            fn(data, &sp);
+            sh_free(b);
             *slot = NULL;
             atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
         }

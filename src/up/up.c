@@ -352,7 +352,9 @@ static int start_spans(struct up *u)
     uint32_t mesh_n = proxy_gateway_workers(u->mesh),
              gw_n = u->gw ? proxy_gateway_workers(u->gw) : 0;
 
-    SH_TRY(trace_queue_new(&(struct trace_queue_config){.shards = mesh_n + gw_n}, &u->spans));
+    SH_TRY(trace_queue_new(
+        &(struct trace_queue_config){.shards = mesh_n + gw_n, .capacity = UP_SPAN_RING},
+        &u->spans));
     if (!u->span_sink) {
         u->span_sink = count_span;
         u->span_sink_data = u;

@@ -137,7 +137,7 @@ struct up {
     uint64_t spans_drained;
 };
 
-enum { UP_SPAN_DRAIN_MS = 200 };
+enum { UP_SPAN_DRAIN_MS = 50, UP_SPAN_RING = 16384 }; /* 60k spans/s per worker fit */
 
 /* up.c */
 void up_instance_stop_done(struct up *u); /* one stop counted by up_instances_stop_all ended */
