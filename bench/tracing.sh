@@ -112,9 +112,21 @@ for ((i = 1; i <= ROUNDS; i++)); do
     done
 done
 
-python3 - "$TMP/rows" "$OUT_DIR" "$DURATION" "$CONNECTIONS" "$WORKERS" "$ROUNDS" "$NCPU" <<'PY'
+# The span's own cost, apart from the noise of a whole request: bench_span builds and pushes a
+# gateway hop's span on one thread and drains it on another (median of 3 runs, ns/span).
+BENCH_SPAN=${BENCH_SPAN:-$(dirname "$SHOAL")/bench/bench_span}
+: >"$TMP/span"
+if [ -x "$BENCH_SPAN" ]; then
+    for ((i = 0; i < 3; i++)); do
+        taskset -c "$GW_CPUS" "$BENCH_SPAN" 600000 0 1 1048576 |
+            awk '/total/ {gsub(/[^0-9 ]/, " "); print $1, $2, $3}' >>"$TMP/span"
+    done
+fi
+
+python3 - "$TMP/rows" "$OUT_DIR" "$DURATION" "$CONNECTIONS" "$WORKERS" "$ROUNDS" "$NCPU" "$TMP/span" <<'PY'
 import json, os, statistics, subprocess, sys, time
-rows, out_dir, duration, conns, workers, rounds, ncpu = sys.argv[1:]
+rows, out_dir, duration, conns, workers, rounds, ncpu, span_rows = sys.argv[1:]
+span_ns = [list(map(float, l.split())) for l in open(span_rows) if l.strip()]
 by = {"off": [], "on": []}
 for line in open(rows):
     mode, cpu, rps, spans = line.split()
@@ -128,6 +140,10 @@ res = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": com
        "nproc": int(ncpu), "duration": duration, "connections": int(conns),
        "workers": int(workers), "rounds": int(rounds),
        "cpu_us_per_req": med, "rps": rps, "ratio_on_off": ratio, "runs": by}
+if span_ns:
+    worker = statistics.median(r[0] for r in span_ns)
+    drain = statistics.median(r[1] for r in span_ns)
+    res["span_ns"] = {"worker": worker, "drain": drain, "runs": span_ns}
 os.makedirs(out_dir, exist_ok=True)
 json.dump(res, open(os.path.join(out_dir, "tracing.json"), "w"), indent=1)
 with open(os.path.join(out_dir, "tracing.md"), "w") as f:
@@ -145,8 +161,23 @@ with open(os.path.join(out_dir, "tracing.md"), "w") as f:
         f.write(f"| {label} | {med[m]:.2f} | {rps[m]:.0f} | {runs} |\n")
     f.write(f"\nCPU per request with tracing on / off: **x{ratio:.3f}** "
             f"({(ratio - 1) * 100:+.1f}%; the goal is under +5%).\n")
+    spread = (max(r["cpu_us_per_req"] for r in by["off"]) -
+              min(r["cpu_us_per_req"] for r in by["off"])) / med["off"]
+    if spread > 0.10:
+        f.write(f"\n**Noisy run**: the tracing-off runs alone spread over {spread * 100:.0f}% of "
+                f"their median (load average at the end: {os.getloadavg()[0]:.1f}), more than "
+                "the difference being measured: the ratio above says nothing either way; read "
+                "the `bench_span` figure below.\n")
     f.write("\nWith tracing on every request builds one CLIENT span (about 14 tags), copies it "
             "into one allocation on the worker's ring, and the control loop drains and frees "
             "it every 50 ms; that drain runs on the same pinned cpu and is included.\n")
+    if span_ns:
+        total = worker + drain
+        f.write(f"\n`bench_span` (the span alone, median of {len(span_ns)} runs): the worker builds "
+                f"and pushes a span in {worker:.0f} ns, the drain hands it over and frees it in "
+                f"{drain:.0f} ns: {total:.0f} ns per request, {total / 10 / med['off']:.1f}% of "
+                f"the {med['off']:.2f} µs/req measured here with tracing off "
+                f"({total / 10 / 14.65:.1f}% of the 14.65 µs/req bench/results/proxy.md "
+                f"recorded on a quiet machine).\n")
 print(f"off {med['off']:.3f} µs/req, on {med['on']:.3f} µs/req, ratio {ratio:.3f}")
 PY
