@@ -87,7 +87,8 @@ static void *producer(void *arg)
             trace_queue_push(r->q, 0, &sp) == 0)
             r->pushed++;
         if (r->rate && (i & 63) == 63) { /* pace: sleep when ahead of the rate */
-            uint64_t due = start + (i + 1) * 1000000000ull / r->rate, now = clock_ns(CLOCK_MONOTONIC);
+            uint64_t due = start + (i + 1) * 1000000000ull / r->rate,
+                     now = clock_ns(CLOCK_MONOTONIC);
             if (due > now) {
                 struct timespec nap = {(time_t)((due - now) / 1000000000u),
                                        (long)((due - now) % 1000000000u)};
