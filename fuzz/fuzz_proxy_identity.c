@@ -12,7 +12,9 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const struct proxy_caller callers[] = {
-    {.user = "greeter.1", .secret = "0123456789abcdef0123456789abcdef", .service = "greeter",
+    {.user = "greeter.1",
+     .secret = "0123456789abcdef0123456789abcdef",
+     .service = "greeter",
      .instance = "greeter-1"},
     {.user = "names.2", .secret = "s3cret", .service = "names", .instance = "names-2"},
     {.user = "a", .secret = "b", .service = "a", .instance = "a-1"},
