@@ -10,6 +10,7 @@
 #include "registry/registry.h"
 #include "store/store.h"
 #include "supervisor/supervisor.h"
+#include "telemetry/telemetry.h"
 #include "up/up.h"
 
 #include <signal.h>
@@ -35,6 +36,9 @@ struct gateway_run {
     const char *kv_key;           /* --from-kv: the config lives in the control plane */
     struct sh_doc *doc;           /* the file in force, kept to rebuild on registry changes */
     struct proxy_discovery *disc; /* registry-fed clusters; NULL without control_plane */
+    struct trace_queue *spans;    /* with a tracing section: the workers' spans */
+    uv_timer_t span_timer;        /* drains them (no exporter yet: they are counted) */
+    uint64_t spans_drained;
 };
 
 static int resolve_endpoints(void *data, const char *service, struct arena *a,
@@ -216,6 +220,7 @@ static void gateway_stopped(void *data)
 
     proxy_gateway_free(g->gw);
     g->gw = NULL;
+    if (g->spans) uv_close((uv_handle_t *)&g->span_timer, NULL);
     uv_close((uv_handle_t *)&g->sighup, NULL);
     uv_close((uv_handle_t *)&g->sigint, NULL);
     uv_close((uv_handle_t *)&g->sigterm, NULL);
@@ -249,12 +254,43 @@ static void on_stop_signal(uv_signal_t *s, int signum)
     proxy_gateway_stop(g->gw, g->grace_ms, gateway_stopped, g);
 }
 
-/* Starts the gateway with cfg (taken), and the signals; the file watch in file mode. */
+static void count_span(void *data, const struct trace_span *s)
+{
+    struct gateway_run *g = data;
+
+    (void)s;
+    g->spans_drained++;
+}
+
+static void drain_spans(uv_timer_t *t)
+{
+    struct gateway_run *g = t->data;
+
+    trace_queue_drain(g->spans, 0, count_span, g);
+}
+
+/* Starts the gateway with cfg (taken), and the signals; the file watch in file mode. With a
+ * tracing section, every request records a span (docs/observability.md); until there is an
+ * exporter the control loop drains and counts them (shoal_spans_recorded_total). */
 static int gateway_start_with(struct gateway_run *g, struct proxy_config *cfg, struct sh_diag *d)
 {
+    bool tracing = cfg->tracing.is_set;
     int rc = proxy_gateway_start(g->loop, cfg, &g->gw, d);
 
     if (rc < 0) return rc;
+    if (tracing) {
+        rc = trace_queue_new(
+            &(struct trace_queue_config){.shards = proxy_gateway_workers(g->gw), .capacity = 16384},
+            &g->spans);
+        if (rc < 0) {
+            SH_LOG(SH_ERROR, "proxy", "no spans: cannot make the span queue", LF_ERR("err", rc));
+        } else {
+            proxy_gateway_set_spans(g->gw, g->spans, 0);
+            uv_timer_init(g->loop, &g->span_timer);
+            g->span_timer.data = g;
+            uv_timer_start(&g->span_timer, drain_spans, 50, 50); /* as shoal up */
+        }
+    }
     uv_signal_start(&g->sighup, on_sighup, SIGHUP);
     if (g->path) gateway_watch(g);
     /* Logged last: once this line is out, a change of the file is seen (tests rely on it). */
@@ -372,6 +408,7 @@ static int cmd_gateway(int argc, char **argv)
     }
     uv_run(&loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(&loop);
+    trace_queue_free(g.spans); /* the workers have ended */
     return rc == 0 ? 0 : 1;
 }
 

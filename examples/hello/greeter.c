@@ -25,6 +25,7 @@ struct greeter {
     struct http_server *srv;
     struct http_client *cl;
     struct sockaddr_storage mesh;
+    char proxy_auth[256]; /* "Basic base64(user:secret)" from SHOAL_MESH's userinfo, or "" */
     const char *greeting, *port;
     uv_signal_t sigterm, sigint;
 };
@@ -141,11 +142,22 @@ static void on_request(struct http_exchange *ex, void *data)
     }
     *r = (struct hello){.g = g, .ex = ex, .body = BUF_INIT(4096)};
     http_exchange_set_handlers(ex, &hello_handlers, r);
+    /* who we are (the credential of our proxy URL), and the trace we are part of */
+    struct http_out_field fl[2];
+    size_t nfl = 0;
+    struct slice tp;
+    if (g->proxy_auth[0])
+        fl[nfl++] = (struct http_out_field){SLICE("Proxy-Authorization"),
+                                            slice_from_cstr(g->proxy_auth)};
+    if (http_head_get(h, SLICE("traceparent"), &tp))
+        fl[nfl++] = (struct http_out_field){SLICE("traceparent"), tp};
     struct http_request_desc desc = {
         .addr = (struct sockaddr *)&g->mesh,
         .method = SLICE("GET"),
         .target = SLICE("/names/random"),
         .host = SLICE("names"),
+        .fields = fl,
+        .nfields = nfl,
         .total_timeout_ms = 5000,
     };
     if (http_client_request(g->cl, &desc, &call_handlers, r, &r->cr) < 0)
@@ -175,6 +187,47 @@ static void on_signal(uv_signal_t *s, int signum)
     http_server_shutdown(g->srv, 5000, stopped, g);
 }
 
+/* "Basic " and the base64 of user:secret (RFC 7617), as curl and Python send a proxy URL's
+ * credential; false when out does not have room. */
+static bool basic_auth(const char *userinfo, size_t len, char *out, size_t n)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *p = (const unsigned char *)userinfo;
+    size_t o = 6;
+
+    if (n < 6 + (len + 2) / 3 * 4 + 1) return false;
+    memcpy(out, "Basic ", 6);
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < len) v |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < len) v |= p[i + 2];
+        out[o++] = b64[v >> 18 & 63];
+        out[o++] = b64[v >> 12 & 63];
+        out[o++] = i + 1 < len ? b64[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < len ? b64[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return true;
+}
+
+/* SHOAL_MESH is http://[user:secret@]HOST:PORT: the address into g->mesh and the credential
+ * into g->proxy_auth; *hostport points past the credential (never print the secret). */
+static bool read_mesh(struct greeter *g, const char *mesh, const char **hostport)
+{
+    const char *at, *hp;
+    struct sh_diag d = {{0}, {0}};
+
+    if (!mesh || strncmp(mesh, "http://", 7)) return false;
+    hp = mesh + 7;
+    at = strrchr(hp, '@');
+    if (at) {
+        if (!basic_auth(hp, (size_t)(at - hp), g->proxy_auth, sizeof(g->proxy_auth))) return false;
+        hp = at + 1;
+    }
+    *hostport = hp;
+    return http_parse_addr(hp, &g->mesh, &d) == 0;
+}
+
 int main(void)
 {
     const char *port = getenv("PORT"), *mesh = getenv("SHOAL_MESH"), *word = getenv("GREETING");
@@ -187,9 +240,10 @@ int main(void)
         fprintf(stderr, "greeter: PORT must be set to a port number (shoal sets it)\n");
         return 2;
     }
-    if (!mesh || strncmp(mesh, "http://", 7) || http_parse_addr(mesh + 7, &g.mesh, &d) < 0) {
-        fprintf(stderr, "greeter: SHOAL_MESH must be http://HOST:PORT (shoal up sets it), got "
-                        "'%s'\n", mesh ? mesh : "");
+    const char *mesh_addr = "";
+    if (!read_mesh(&g, mesh, &mesh_addr)) {
+        fprintf(stderr, "greeter: SHOAL_MESH must be http://[USER:SECRET@]HOST:PORT (shoal up "
+                        "sets it), got '%s'\n", mesh_addr[0] ? mesh_addr : "(not that)");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -212,7 +266,8 @@ int main(void)
     g.sigterm.data = g.sigint.data = &g;
     uv_signal_start(&g.sigterm, on_signal, SIGTERM);
     uv_signal_start(&g.sigint, on_signal, SIGINT);
-    printf("greeter: listening on 127.0.0.1:%s, calling names through %s\n", port, mesh);
+    printf("greeter: listening on 127.0.0.1:%s, calling names through the mesh at %s%s\n", port,
+           mesh_addr, g.proxy_auth[0] ? " (with this instance's credential)" : "");
     fflush(stdout);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);

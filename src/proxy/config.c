@@ -59,6 +59,8 @@ int proxy_config_new(struct proxy_config **out)
     cfg->workers = 0;
     cfg->access_log = true;
     cfg->limits = HTTP_LIMITS_DEFAULT;
+    cfg->tracing.sample = 1.0;
+    cfg->tracing.slow_ms = 1000;
     *out = cfg;
     return 0;
 }

@@ -703,8 +703,14 @@ static int render_json(struct proxy_config *cfg)
     buf_appendc(&b, '{');
     json_str(&b, "listen", cfg->listen, false);
     json_str(&b, "admin", cfg->admin, true);
-    buf_appendf(&b, ",\"workers\":%u,\"access_log\":%s,\"clusters\":[", cfg->workers,
-                cfg->access_log ? "true" : "false");
+    buf_appendf(&b,
+                ",\"workers\":%u,\"access_log\":%s,\"identity\":\"%s\","
+                "\"tracing\":{\"sample\":%g,\"slow_ms\":%u},\"clusters\":[",
+                cfg->workers, cfg->access_log ? "true" : "false",
+                cfg->identity == PROXY_IDENTITY_OFF        ? "off"
+                : cfg->identity == PROXY_IDENTITY_OPTIONAL ? "optional"
+                                                           : "required",
+                cfg->tracing.sample, cfg->tracing.slow_ms);
     for (uint32_t i = 0; i < cfg->nclusters; i++) {
         const struct proxy_cluster *cl = &cfg->clusters[i];
         buf_appends(&b, i ? SLICE(",{") : SLICE("{"));
@@ -769,11 +775,32 @@ static int render_json(struct proxy_config *cfg)
 /* ------------------------------------------------------------------------------------------
  * The top level
  * ------------------------------------------------------------------------------------------ */
+static const struct sh_field tracing_fields[] = {
+    {"sample", SH_FIELD_RATIO, offsetof(struct proxy_tracing, sample), 0, 0, NULL, NULL},
+    {"slow", SH_FIELD_MS, offsetof(struct proxy_tracing, slow_ms), 0, 0, NULL, NULL},
+};
+SH_SCHEMA(tracing_schema, tracing_fields, NULL);
+
+static int read_identity(struct rd *r, const struct sh_node *v, enum proxy_identity_mode *out)
+{
+    static const char *const names[] = {"off", "optional", "required"};
+    const char *s;
+
+    SH_TRY(sh_node_str(v, "identity", &s, r->d));
+    for (size_t i = 0; i < SH_ARRAY_LEN(names); i++) {
+        if (!strcmp(s, names[i])) {
+            *out = (enum proxy_identity_mode)i;
+            return 0;
+        }
+    }
+    return fail_at(r, v, "identity: '%s' is not one of off, optional, required", s);
+}
+
 static int read_top(struct rd *r, const struct sh_node *root)
 {
-    static const char *const keys[] = {"listen",     "workers", "admin",
-                                       "access_log", "limits",  "control_plane",
-                                       "clusters",   "routes",  NULL};
+    static const char *const keys[] = {"listen",   "workers",       "admin",    "access_log",
+                                       "limits",   "control_plane", "clusters", "routes",
+                                       "identity", "tracing",       NULL};
     static const char *const lkeys[] = {"max_request_line", "max_field_line", "max_head",
                                         "max_fields",       "max_body",       NULL};
     struct proxy_config *cfg = r->cfg;
@@ -805,6 +832,11 @@ static int read_top(struct rd *r, const struct sh_node *root)
     if ((v = sh_node_get(root, "workers"))) SH_TRY(get_u32(r, v, "workers", 0, 256, &cfg->workers));
     if ((v = sh_node_get(root, "access_log")))
         SH_TRY(sh_node_bool(v, "access_log", &cfg->access_log, r->d));
+    if ((v = sh_node_get(root, "identity"))) SH_TRY(read_identity(r, v, &cfg->identity));
+    if ((v = sh_node_get(root, "tracing"))) {
+        SH_TRY(sh_schema_read(&tracing_schema, v, "tracing", &cfg->tracing, r, r->d));
+        cfg->tracing.is_set = true;
+    }
     if ((v = sh_node_get(root, "limits"))) {
         const struct sh_node *x;
         uint64_t sz;

@@ -17,6 +17,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 enum {
@@ -60,11 +61,37 @@ struct fwd {
     char method[16]; /* for the access log, which outlives the exchange */
     char log_target[160];
     char clientip[64];
+    uint32_t caller; /* the caller label's index in this generation's series (gw_mh) */
+    char caller_service[PROXY_CALLER_MAX_NAME_BYTES + 1];  /* "gateway", "unknown", "greeter" */
+    char caller_instance[PROXY_CALLER_MAX_NAME_BYTES + 1]; /* "greeter-1", or "" */
+    /* its span (tracing on: spans is the gateway's queue) */
+    struct trace_queue *spans;
+    struct trace_context tc; /* ours: the trace, and the span id sent downstream */
+    uint8_t parent_span[TRACE_SPAN_ID_BYTES];
+    bool has_parent, sampled, transport_failed;
+    uint64_t start_wall_us, first_attempt_us, head_us;
+    struct proxy_span_event ev[PROXY_SPAN_MAX_EVENTS];
+    uint32_t nev;
 };
 
 struct fwd;
 static void fwd_start_attempt(struct fwd *f);
 static void fwd_end(struct fwd *f);
+
+static uint64_t wall_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Something the span of f tells (an annotation): detail is a constant or a name in f's config. */
+static void span_event(struct fwd *f, enum proxy_span_event_kind kind, const char *detail)
+{
+    if (!f->spans || f->nev >= PROXY_SPAN_MAX_EVENTS) return;
+    f->ev[f->nev++] = (struct proxy_span_event){.at_us = wall_us(), .kind = kind, .detail = detail};
+}
 
 /* The series of this request's config generation, and its cluster's index. */
 #define MH(f) (&(f)->st->gs->mh)
@@ -90,6 +117,10 @@ static void access_log(struct fwd *f)
     buf_appends(b, SLICE("\",\"endpoint\":\""));
     if (f->crt && f->ep < f->crt->cfg->nendpoints)
         buf_append_json_str(b, slice_from_cstr(f->crt->cfg->endpoints[f->ep].name));
+    buf_appends(b, SLICE("\",\"caller\":\""));
+    buf_append_json_str(b, slice_from_cstr(f->caller_service));
+    buf_appends(b, SLICE("\",\"caller_instance\":\""));
+    buf_append_json_str(b, slice_from_cstr(f->caller_instance));
     buf_appendf(b,
                 "\",\"status\":%d,\"upstream_status\":%u,\"bytes\":%llu,"
                 "\"duration_ms\":%.3f,\"attempts\":%u,\"client\":\"%s\","
@@ -165,6 +196,7 @@ static void breaker_outcome(struct fwd *f)
 static void outlier_record(struct fwd *f, uint32_t ep, bool failed, uint64_t now)
 {
     struct gw_cluster_rt *c = live_cluster(f);
+    const char *ep_name = f->crt->cfg->endpoints[ep].name; /* in f's own generation */
     uint32_t revival;
     uint64_t span;
 
@@ -179,6 +211,7 @@ static void outlier_record(struct fwd *f, uint32_t ep, bool failed, uint64_t now
                                 now);
     if (!span) return;
     metric_counter_inc(MH(f)->ejections[CI(f)], f->w->index);
+    span_event(f, PROXY_EV_EJECTED, ep_name);
     SH_LOG(SH_WARN, "proxy", "endpoint ejected", LF_STR("cluster", c->cfg->name),
            LF_STR("endpoint", c->cfg->endpoints[ep].name), LF_UINT("for_ms", span));
 }
@@ -260,6 +293,7 @@ static bool serve_stale(struct fwd *f)
         .status = e->status, .fields = fl, .nfields = 4, .content_length = (int64_t)e->body_len};
     f->status = e->status;
     f->bytes_out = e->body_len;
+    span_event(f, PROXY_EV_STALE, NULL);
     metric_counter_inc(MH(f)->route_fallbacks[f->route - f->st->cfg->routes], f->w->index);
     if (http_exchange_start(f->ex, &rh) < 0 ||
         http_exchange_write(f->ex, proxy__cache_entry_body(e), e->body_len) < 0 ||
@@ -307,24 +341,43 @@ static struct proxy_budget *budget_of(struct fwd *f)
     return c ? &c->budget : &f->crt->budget;
 }
 
-/* Whether f may be tried again for <reason>, budget included (without taking from it). */
-static bool retry_possible(struct fwd *f, uint32_t reason)
+/* Whether f may be tried again for <reason>, the budget left aside. */
+static bool retry_wanted(struct fwd *f, uint32_t reason)
 {
     const struct proxy_retry *rp = f->rp;
-    uint64_t now = now_ms(f);
 
     if (!f->ex || f->resp_started || f->attempts > rp->max_retries || !(rp->on & reason))
         return false;
     if (!idempotent(http_exchange_head(f->ex)->method) && !rp->non_idempotent) return false;
     if (!f->body_kept) return false;
-    if (now >= f->deadline_ms) return false;
-    return proxy_budget_available(budget_of(f), rp, now);
+    return now_ms(f) < f->deadline_ms;
+}
+
+/* Whether f may be tried again for <reason>, budget included (without taking from it). A retry
+ * wanted that the budget refuses is told in the span. */
+static bool retry_possible(struct fwd *f, uint32_t reason)
+{
+    if (!retry_wanted(f, reason)) return false;
+    if (proxy_budget_available(budget_of(f), f->rp, now_ms(f))) return true;
+    span_event(f, PROXY_EV_BUDGET, NULL);
+    return false;
 }
 
 /* retry_possible, and a retry taken from the budget. */
 static bool retry_allowed(struct fwd *f, uint32_t reason)
 {
-    return retry_possible(f, reason) && proxy_budget_spend(budget_of(f), f->rp, now_ms(f));
+    if (!retry_possible(f, reason)) return false;
+    if (proxy_budget_spend(budget_of(f), f->rp, now_ms(f))) return true;
+    span_event(f, PROXY_EV_BUDGET, NULL);
+    return false;
+}
+
+static const char *retry_why(uint32_t reason)
+{
+    return reason & PROXY_RETRY_CONNECT   ? "connection refused"
+           : reason & PROXY_RETRY_TIMEOUT ? "timed out"
+           : reason & PROXY_RETRY_RESET   ? "connection failed"
+                                          : "retryable status";
 }
 
 static void retry_cb(uv_timer_t *t)
@@ -347,6 +400,7 @@ static void retry_or_fail(struct fwd *f, uint32_t reason, int status, const char
         if (cap > f->rp->backoff_max_ms) cap = f->rp->backoff_max_ms;
         delay = cap ? proxy_rand(&f->w->rng) % (cap + 1) : 0; /* full jitter */
         if (now_ms(f) + delay < f->deadline_ms) {
+            span_event(f, PROXY_EV_RETRY, retry_why(reason));
             metric_counter_inc(MH(f)->retries, f->w->index);
             metric_counter_inc(MH(f)->cluster_retries[CI(f)], f->w->index);
             f->prev_ep = f->ep;
@@ -395,6 +449,7 @@ static void up_head(struct http_creq *cr, const struct http_head *h, void *data)
 
     (void)cr;
     f->upstream_status = h->status;
+    f->head_us = sh_now_us();
     if (!f->ex) return;
     if (status_retryable(f->rp, h->status) &&
         retry_possible(f, f->rp->on & (PROXY_RETRY_5XX | PROXY_RETRY_STATUS))) {
@@ -486,6 +541,7 @@ static void up_done(struct http_creq *cr, int rc, void *data)
 
     (void)cr;
     f->cr = NULL;
+    f->transport_failed = rc < 0;
     attempt_active(f, -1);
     outlier_record(f, f->ep, failed, now);
     {
@@ -579,6 +635,7 @@ static void fwd_start_attempt(struct fwd *f)
     if (f->attempts == 0) { /* the breaker admits requests; their retries go with them */
         enum proxy_breaker_verdict v = proxy_breaker_admit(&c->breaker, &cl->breaker, now);
         if (v == PROXY_BREAKER_REJECT) {
+            span_event(f, PROXY_EV_BREAKER_OPEN, NULL);
             metric_counter_inc(MH(f)->fast_fails, f->w->index);
             fail_request(f, 503, "circuit breaker open", "X-Shoal-Breaker", "open");
             return;
@@ -622,6 +679,8 @@ static void fwd_start_attempt(struct fwd *f)
     if (d.host.len == 0) d.host = SLICE("localhost");
     f->attempts++;
     f->attempt_us = sh_now_us();
+    if (f->attempts == 1) f->first_attempt_us = f->attempt_us;
+    f->head_us = 0;
     f->upstream_status = 0;
     rc = http_client_request(f->w->client, &d, &up_handlers, f, &f->cr);
     if (rc < 0) {
@@ -776,6 +835,54 @@ static struct fwd *fwd_new(struct gw_worker *w)
     return sh_calloc(1, sizeof(*f));
 }
 
+/* The request's span, when the sampling decision keeps it (errors and slow requests always). */
+static void record_span(struct fwd *f)
+{
+    uint64_t now = sh_now_us();
+    const struct gw_mh *mh = MH(f);
+    bool has_ep = f->crt && f->ep < f->crt->cfg->nendpoints;
+    struct proxy_keep_input keep = {
+        .is_sampled = f->sampled,
+        .is_error = f->transport_failed || f->status >= 500,
+        .duration_us = now - f->start_us,
+        .slow_ms = f->st->cfg->tracing.slow_ms,
+    };
+    struct proxy_span_input in = {
+        .trace_id = f->tc.trace_id,
+        .span_id = f->tc.span_id,
+        .parent_id = f->has_parent ? f->parent_span : NULL,
+        .start_us = f->start_wall_us,
+        .duration_us = keep.duration_us,
+        .local_service = slice_from_cstr(f->caller_service),
+        .remote_service = f->crt ? slice_from_cstr(f->crt->cfg->service ? f->crt->cfg->service
+                                                                        : f->crt->cfg->name)
+                                 : SLICE(""),
+        .method = slice_from_cstr(f->method),
+        .target = slice_from_cstr(f->log_target),
+        .route = f->route ? slice_from_cstr(f->route->name) : SLICE(""),
+        .cluster = f->crt ? slice_from_cstr(f->crt->cfg->name) : SLICE(""),
+        .endpoint = has_ep ? slice_from_cstr(f->crt->cfg->endpoints[f->ep].name) : SLICE(""),
+        .caller_instance = slice_from_cstr(f->caller_instance),
+        .status = f->status,
+        .transport_failed = f->transport_failed,
+        .attempts = f->attempts,
+        .has_upstream = f->head_us != 0,
+        .queue_us = f->first_attempt_us ? f->first_attempt_us - f->start_us : 0,
+        .upstream_us = f->head_us ? f->head_us - f->attempt_us : 0,
+        .events = f->ev,
+        .nevents = f->nev,
+    };
+    struct trace_span sp;
+    char scratch[PROXY_SPAN_SCRATCH];
+
+    if (!proxy_span_keep(&keep)) return;
+    if (proxy__span_build(&in, scratch, sizeof(scratch), &sp) == 0 &&
+        trace_queue_push(f->spans, f->w->gw->span_shard + f->w->index, &sp) == 0)
+        metric_counter_inc(mh->spans_recorded, f->w->index);
+    else
+        metric_counter_inc(mh->spans_dropped, f->w->index);
+}
+
 static void fwd_end(struct fwd *f)
 {
     struct gw_worker *w = f->w;
@@ -789,13 +896,16 @@ static void fwd_end(struct fwd *f)
         metric_counter_inc(mh->responses[k], w->index);
         if (f->route) {
             uint32_t ri = (uint32_t)(f->route - f->st->cfg->routes);
-            metric_counter_inc(mh->route_requests[ri * GW_CLASSES + (uint32_t)k], w->index);
-            metric_histogram_observe(mh->route_duration[ri], w->index,
-                                     (double)(sh_now_us() - f->start_us) / 1e6);
+            struct metric_counter *c = proxy__route_counter(w->gw, mh, ri, f->caller, (uint32_t)k);
+            struct metric_histogram *hg = proxy__route_histogram(w->gw, mh, ri, f->caller);
+            if (c) metric_counter_inc(c, w->index);
+            if (hg)
+                metric_histogram_observe(hg, w->index, (double)(sh_now_us() - f->start_us) / 1e6);
         }
     }
     if (f->ex) http_exchange_abort(f->ex);
     if (f->st->cfg->access_log) access_log(f);
+    if (f->spans) record_span(f);
     proxy__state_unref(f->st);
     f->st = NULL;
     if (f->timer) {
@@ -972,6 +1082,51 @@ static void peer_ip(const char *peer, char *out, size_t n)
     copy_text(out, n, (struct slice){peer, len});
 }
 
+/* The credentials table in force for this worker, taken again when a new one was published. */
+static const struct proxy_callers *worker_callers(struct gw_worker *w)
+{
+    uint64_t v = snap_version(w->gw->callers_dom);
+
+    if (v != w->callers_version) {
+        snap_release(w->callers);
+        w->callers = snap_acquire(w->callers_reader);
+        w->callers_version = v;
+    }
+    return w->callers ? w->callers->obj : NULL;
+}
+
+/* Who sent this request (the mesh; docs/observability.md, "Caller identity"): fills f's caller
+ * fields. false when the request was answered with 407. */
+static bool identify_caller(struct fwd *f, const struct http_head *h)
+{
+    struct proxy_identity_input in = {.mode = f->st->cfg->identity};
+    struct proxy_identity_decision dec;
+
+    if (in.mode == PROXY_IDENTITY_OFF) {
+        copy_text(f->caller_service, sizeof(f->caller_service), SLICE("gateway"));
+        f->caller = 0;
+        return true;
+    }
+    for (uint32_t i = 0; i < h->nfields; i++) {
+        if (!slice_eq_nocase(http_field_name(h, i), SLICE("proxy-authorization"))) continue;
+        if (in.nfields++ == 0) in.value = http_field_value(h, i);
+    }
+    in.callers = worker_callers(f->w);
+    proxy_identity_decide(&in, &dec);
+    if (dec.verdict == PROXY_CALLER_KNOWN) {
+        copy_text(f->caller_service, sizeof(f->caller_service), slice_from_cstr(dec.who->service));
+        copy_text(f->caller_instance, sizeof(f->caller_instance),
+                  slice_from_cstr(dec.who->instance));
+        f->caller = proxy__caller_index(MH(f), dec.who->service);
+        return true;
+    }
+    copy_text(f->caller_service, sizeof(f->caller_service), SLICE("unknown"));
+    f->caller = 0;
+    if (dec.serve) return true;
+    respond_error(f, 407, dec.problem, "Proxy-Authenticate", "Basic realm=\"shoal-mesh\"");
+    return false;
+}
+
 void proxy__on_request(struct http_exchange *ex, void *data)
 {
     struct gw_worker *w = data;
@@ -1004,19 +1159,28 @@ void proxy__on_request(struct http_exchange *ex, void *data)
     } else {
         trace_request_id(&w->trng, f->reqid, sizeof(f->reqid));
     }
+    f->spans = atomic_load_explicit(&w->gw->spans, memory_order_acquire);
     {
-        /* W3C trace context: continue the caller's trace with a new span for this hop, or
-         * start one */
-        struct trace_context parent, tc;
+        /* W3C trace context: continue the caller's trace with a new span for this hop (its
+         * sampled flag is the head decision), or start one (the head rate decides) */
+        struct trace_context parent;
         struct slice tp;
-        if (http_head_get(h, SLICE("traceparent"), &tp) && trace_context_parse(tp, &parent) == 0)
-            trace_context_child(&parent, &w->trng, &tc);
-        else
-            trace_context_new_root(&w->trng, TRACE_F_SAMPLED, &tc);
-        trace_context_format(&tc, f->traceparent, sizeof(f->traceparent));
+        if (http_head_get(h, SLICE("traceparent"), &tp) && trace_context_parse(tp, &parent) == 0) {
+            trace_context_child(&parent, &w->trng, &f->tc);
+            memcpy(f->parent_span, parent.span_id, sizeof(f->parent_span));
+            f->has_parent = true;
+        } else {
+            bool head = !f->spans ||
+                        proxy_span_head_sampled(st->cfg->tracing.sample, trace_rng_next(&w->trng));
+            trace_context_new_root(&w->trng, head ? TRACE_F_SAMPLED : 0, &f->tc);
+        }
+        f->sampled = f->tc.flags & TRACE_F_SAMPLED;
+        trace_context_format(&f->tc, f->traceparent, sizeof(f->traceparent));
         memcpy(f->trace_id, f->traceparent + 3, 32);
         f->trace_id[32] = '\0';
+        if (f->spans) f->start_wall_us = wall_us();
     }
+    if (!identify_caller(f, h)) goto done;
     f->route = proxy_route_match(st->cfg, h);
     if (!f->route) {
         respond_error(f, 404, "no route matches", NULL, NULL);

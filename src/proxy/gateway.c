@@ -130,6 +130,8 @@ static void worker_main(void *arg)
     proxy__fwd_pool_free(w);
     proxy__state_unref(w->state);
     w->state = NULL;
+    snap_release(w->callers);
+    w->callers = NULL;
     buf_release(&w->access_log);
     uv_loop_close(&w->loop);
     atomic_store(&w->exited, true);
@@ -150,6 +152,8 @@ static int worker_init(struct proxy_gateway *gw, struct gw_worker *w, uint32_t i
     if (rc < 0) return rc;
     w->loop_ready = true;
     rc = snap_reader_register(gw->dom, &w->reader);
+    if (rc < 0) return rc;
+    rc = snap_reader_register(gw->callers_dom, &w->callers_reader);
     if (rc < 0) return rc;
     rc = sh_listen_parse(cfg->listen, &ss, d);
     if (rc < 0) return rc;
@@ -385,6 +389,21 @@ static void collect_tick(uv_timer_t *t)
     struct proxy_gateway *gw = t->data;
 
     snap_domain_collect(gw->dom);
+    snap_domain_collect(gw->callers_dom);
+}
+
+static void callers_free(void *obj, void *data)
+{
+    (void)data;
+    proxy_callers_free(obj);
+}
+
+int proxy_gateway_set_callers(struct proxy_gateway *gw, struct proxy_callers *t)
+{
+    int rc = snap_publish(gw->callers_dom, t);
+
+    if (rc < 0) proxy_callers_free(t);
+    return rc;
 }
 
 static void gw_handle_closed(uv_handle_t *h)
@@ -484,7 +503,9 @@ int proxy_gateway_start(uv_loop_t *loop, struct proxy_config *cfg, struct proxy_
     gw->nworkers = n;
     snprintf(gw->listen, sizeof(gw->listen), "%s", cfg->listen);
     rc = snap_domain_new(gw_snapshot_free, NULL, &gw->dom);
+    if (rc == 0) rc = snap_domain_new(callers_free, NULL, &gw->callers_dom);
     if (rc < 0) {
+        snap_domain_free(gw->dom);
         proxy_config_free(cfg);
         sh_free(gw);
         return rc;
@@ -579,6 +600,17 @@ const struct proxy_config *proxy_gateway_config(const struct proxy_gateway *gw)
     return gw->current->cfg;
 }
 
+void proxy_gateway_set_spans(struct proxy_gateway *gw, struct trace_queue *q, uint32_t first_shard)
+{
+    gw->span_shard = first_shard; /* before the pointer: workers read it after theirs */
+    atomic_store_explicit(&gw->spans, q, memory_order_release);
+}
+
+uint32_t proxy_gateway_workers(const struct proxy_gateway *gw)
+{
+    return gw->nworkers;
+}
+
 uint16_t proxy_gateway_port(const struct proxy_gateway *gw)
 {
     return gw->port;
@@ -622,6 +654,7 @@ static void worker_release_unstarted(struct gw_worker *w)
     uv_run(&w->loop, UV_RUN_DEFAULT);
     proxy__fwd_pool_free(w);
     proxy__state_unref(w->state);
+    snap_release(w->callers);
     buf_release(&w->access_log);
     uv_loop_close(&w->loop);
 }
@@ -689,6 +722,7 @@ void proxy_gateway_free(struct proxy_gateway *gw)
     http_client_free(gw->health_client);
     hc_free_state(gw);
     snap_domain_free(gw->dom);
+    snap_domain_free(gw->callers_dom);
     metrics_free(gw->metrics);
     sh_free(gw->workers);
     gw->free_requested = true;

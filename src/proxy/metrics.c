@@ -18,7 +18,8 @@ struct family_def {
 };
 
 static const char *const l_class[] = {"class"};
-static const char *const l_route_class[] = {"route", "class"};
+static const char *const l_route_caller_class[] = {"route", "caller", "class"};
+static const char *const l_route_caller[] = {"route", "caller"};
 static const char *const l_route[] = {"route"};
 static const char *const l_cluster_class[] = {"cluster", "class"};
 static const char *const l_cluster[] = {"cluster"};
@@ -56,11 +57,13 @@ static const struct family_def families[] = {
       .type = METRIC_COUNTER}},
     FAM(connections, "shoal_gateway_connections", "Open client connections, per worker.",
         METRIC_GAUGE, l_worker),
-    FAM(route_requests, "shoal_route_requests_total", "Requests per route and status class.",
-        METRIC_COUNTER, l_route_class),
+    FAM(route_requests, "shoal_route_requests_total",
+        "Requests per route, caller (the calling service, \"unknown\", or \"gateway\") and "
+        "status class.",
+        METRIC_COUNTER, l_route_caller_class),
     FAM(route_duration, "shoal_route_request_duration_seconds",
-        "Time from the request head to the end of the response, per route.", METRIC_HISTOGRAM,
-        l_route),
+        "Time from the request head to the end of the response, per route and caller.",
+        METRIC_HISTOGRAM, l_route_caller),
     FAM(route_ratelimited, "shoal_route_ratelimited_total",
         "Requests refused with 429 by the route's rate limit.", METRIC_COUNTER, l_route),
     FAM(route_fallbacks, "shoal_route_fallbacks_total",
@@ -83,6 +86,14 @@ static const struct family_def families[] = {
         METRIC_COUNTER, l_cluster),
     FAM(endpoint_requests, "shoal_endpoint_requests_total",
         "Upstream attempts per endpoint and outcome.", METRIC_COUNTER, l_endpoint_class),
+    {offsetof(struct gw_families, spans_recorded),
+     {.name = "shoal_spans_recorded_total",
+      .help = "Spans this proxy put on the span queue (sampled, or kept as errors or slow).",
+      .type = METRIC_COUNTER}},
+    {offsetof(struct gw_families, spans_dropped),
+     {.name = "shoal_spans_dropped_total",
+      .help = "Spans kept by sampling but lost: the span queue was full (or out of memory).",
+      .type = METRIC_COUNTER}},
     FAM(endpoint_healthy, "shoal_endpoint_healthy",
         "1 when active health checks pass (or none are configured), else 0.", METRIC_GAUGE,
         l_endpoint),
@@ -113,9 +124,12 @@ int proxy__metrics_worker_init(struct proxy_gateway *gw, struct gw_worker *w)
 static void retire_all(struct gw_mh *mh)
 {
     for (uint32_t r = 0; r < mh->nroutes; r++) {
-        for (int k = 0; k < GW_CLASSES; k++)
-            metric_counter_retire(mh->route_requests[r * GW_CLASSES + (uint32_t)k]);
-        metric_histogram_retire(mh->route_duration[r]);
+        for (uint32_t c = 0; c < mh->ncallers; c++) {
+            uint32_t rc = r * mh->ncallers + c;
+            for (uint32_t k = 0; k < GW_CLASSES; k++)
+                metric_counter_retire(atomic_load(&mh->route_requests[rc * GW_CLASSES + k]));
+            metric_histogram_retire(atomic_load(&mh->route_duration[rc]));
+        }
         metric_counter_retire(mh->route_ratelimited[r]);
         metric_counter_retire(mh->route_fallbacks[r]);
     }
@@ -177,22 +191,24 @@ int proxy__metrics_build(struct proxy_gateway *gw, const struct gw_mh *prev, str
     SH_TRY(metric_counter_get(f->retries, NULL, 0, &mh->retries));
     SH_TRY(metric_counter_get(f->fast_fails, NULL, 0, &mh->fast_fails));
     SH_TRY(metric_counter_get(f->upstream_errors, NULL, 0, &mh->upstream_errors));
+    SH_TRY(metric_counter_get(f->spans_recorded, NULL, 0, &mh->spans_recorded));
+    SH_TRY(metric_counter_get(f->spans_dropped, NULL, 0, &mh->spans_dropped));
     for (int k = 0; k < GW_CLASSES; k++) {
         struct slice v = slice_from_cstr(class_names[k]);
         SH_TRY(metric_counter_get(f->responses, &v, 1, &mh->responses[k]));
     }
-    ALLOC(mh->route_requests, cfg->nroutes * GW_CLASSES);
-    ALLOC(mh->route_duration, cfg->nroutes);
+    mh->cfg = cfg;
+    mh->ncallers = cfg->identity == PROXY_IDENTITY_OFF ? 1 : 1 + cfg->nclusters;
+    ALLOC(mh->route_requests, cfg->nroutes * mh->ncallers * GW_CLASSES);
+    ALLOC(mh->route_duration, cfg->nroutes * mh->ncallers);
     ALLOC(mh->route_ratelimited, cfg->nroutes);
     ALLOC(mh->route_fallbacks, cfg->nroutes);
     for (uint32_t r = 0; r < cfg->nroutes; r++) {
-        struct slice v[2] = {slice_from_cstr(cfg->routes[r].name)};
-        for (int k = 0; k < GW_CLASSES; k++) {
-            v[1] = slice_from_cstr(class_names[k]);
-            SH_TRY(metric_counter_get(f->route_requests, v, 2,
-                                      &mh->route_requests[r * GW_CLASSES + (uint32_t)k]));
+        struct slice v[1] = {slice_from_cstr(cfg->routes[r].name)};
+        for (uint32_t k = 0; k < GW_CLASSES; k++) { /* caller 0's series exist from the start */
+            if (!proxy__route_counter(gw, mh, r, 0, k)) return SH_ENOMEM;
         }
-        SH_TRY(metric_histogram_get(f->route_duration, v, 1, &mh->route_duration[r]));
+        if (!proxy__route_histogram(gw, mh, r, 0)) return SH_ENOMEM;
         SH_TRY(metric_counter_get(f->route_ratelimited, v, 1, &mh->route_ratelimited[r]));
         SH_TRY(metric_counter_get(f->route_fallbacks, v, 1, &mh->route_fallbacks[r]));
     }
@@ -286,6 +302,54 @@ bool proxy_gateway_has_endpoint(const struct proxy_gateway *gw, const char *clus
     uint32_t c, e;
 
     return find_endpoint(gw->current, cluster, endpoint, &c, &e);
+}
+
+static struct slice caller_name(const struct gw_mh *mh, uint32_t caller)
+{
+    if (caller == 0)
+        return mh->cfg->identity == PROXY_IDENTITY_OFF ? SLICE("gateway") : SLICE("unknown");
+    return slice_from_cstr(mh->cfg->clusters[caller - 1].name);
+}
+
+struct metric_counter *proxy__route_counter(struct proxy_gateway *gw, const struct gw_mh *mh,
+                                            uint32_t route, uint32_t caller, uint32_t cls)
+{
+    struct metric_counter *_Atomic *slot =
+        &mh->route_requests[(route * mh->ncallers + caller) * GW_CLASSES + cls];
+    struct metric_counter *c = atomic_load_explicit(slot, memory_order_acquire);
+    struct slice v[3];
+
+    if (c) return c;
+    v[0] = slice_from_cstr(mh->cfg->routes[route].name);
+    v[1] = caller_name(mh, caller);
+    v[2] = slice_from_cstr(class_names[cls]);
+    if (metric_counter_get(gw->fam.route_requests, v, 3, &c) < 0) return NULL;
+    atomic_store_explicit(slot, c, memory_order_release);
+    return c;
+}
+
+struct metric_histogram *proxy__route_histogram(struct proxy_gateway *gw, const struct gw_mh *mh,
+                                                uint32_t route, uint32_t caller)
+{
+    struct metric_histogram *_Atomic *slot = &mh->route_duration[route * mh->ncallers + caller];
+    struct metric_histogram *h = atomic_load_explicit(slot, memory_order_acquire);
+    struct slice v[2];
+
+    if (h) return h;
+    v[0] = slice_from_cstr(mh->cfg->routes[route].name);
+    v[1] = caller_name(mh, caller);
+    if (metric_histogram_get(gw->fam.route_duration, v, 2, &h) < 0) return NULL;
+    atomic_store_explicit(slot, h, memory_order_release);
+    return h;
+}
+
+uint32_t proxy__caller_index(const struct gw_mh *mh, const char *service)
+{
+    int i;
+
+    if (mh->ncallers == 1 || !service) return 0;
+    i = proxy_cluster_index(mh->cfg, service);
+    return i < 0 ? 0 : (uint32_t)i + 1;
 }
 
 int proxy__status_class(int status)

@@ -182,6 +182,26 @@ struct proxy_route {
     struct proxy_fallback fallback;
 };
 
+/* Who may call through this proxy (the mesh; docs/observability.md, "Caller identity").
+ * OFF: callers are not asked who they are (the gateway: its own requests carry the caller
+ * "gateway"). OPTIONAL: a valid credential names the caller, a request without one (or with a
+ * bad one) is served as the caller "unknown". REQUIRED: such a request gets 407. */
+enum proxy_identity_mode {
+    PROXY_IDENTITY_OFF = 0,
+    PROXY_IDENTITY_OPTIONAL,
+    PROXY_IDENTITY_REQUIRED,
+};
+
+/* Spans per hop (docs/observability.md, "Spans per hop"): which finished requests become spans
+ * (proxy_span_keep). */
+struct proxy_tracing {
+    bool is_set;      /* the document has a tracing section (`shoal gateway` records spans
+                       * only then; `shoal up` always does) */
+    double sample;    /* head rate for the traces this proxy starts; default 1.0 */
+    uint32_t slow_ms; /* requests at least this long are kept whatever the rate; default 1000;
+                       * 0 = off */
+};
+
 struct proxy_config {
     const char *listen;              /* "127.0.0.1:8080" */
     const char *control_plane;       /* admin API address for registry-fed clusters, or NULL */
@@ -189,6 +209,8 @@ struct proxy_config {
     const char *admin;               /* NULL = no admin listener */
     uint32_t workers;                /* 0 = one per core */
     bool access_log;
+    enum proxy_identity_mode identity; /* default OFF (the mesh's document sets it) */
+    struct proxy_tracing tracing;
     struct proxy_route *routes;
     uint32_t nroutes;
     struct proxy_cluster *clusters;
@@ -199,6 +221,7 @@ struct proxy_config {
 };
 
 struct sh_doc;
+struct trace_queue; /* telemetry.h */
 /* Where registry-fed clusters get their endpoints when a config is built: fill *out (in the
  * arena) and *count with the service's passing instances (0 when none known yet). */
 struct proxy_resolver {
@@ -349,6 +372,81 @@ uint32_t proxy_bucket_take(struct proxy_bucket *b, uint32_t key_hash, double rat
                            double burst, uint64_t now_ms);
 
 /* ==========================================================================================
+ * Caller identity (identity.c): who sent a request to the mesh. Each instance gets its own
+ * credential in its proxy URL (http://<user>:<secret>@127.0.0.1:<mesh port>), which unmodified
+ * clients send as "Proxy-Authorization: Basic base64(user:secret)". The mesh checks it against
+ * the table of the live instances' credentials (proxy_gateway_set_callers) and never believes
+ * anything else a caller says about itself.
+ * ========================================================================================== */
+enum {
+    PROXY_CALLER_MAX_AUTH_BYTES = 512, /* a longer Proxy-Authorization is malformed */
+    PROXY_CALLER_MAX_USER_BYTES = 160,
+    PROXY_CALLER_MAX_SECRET_BYTES = 128,
+    PROXY_CALLER_MAX_NAME_BYTES = 95, /* service and instance names */
+};
+
+/* One live instance's credential. */
+struct proxy_caller {
+    const char *user;     /* "greeter.1": the user part of its proxy URL; unique in a table */
+    const char *secret;   /* the password part (shoal up: 32 hex digits, 128 random bits) */
+    const char *service;  /* "greeter" */
+    const char *instance; /* "greeter-1" */
+};
+
+/* An immutable table of credentials (service object): built once, then read by any thread. */
+struct proxy_callers;
+/* Copies <n> callers into one table sorted by user. 0 and *out, or SH_EINVAL (a missing or
+ * overlong field, or a user listed twice), SH_ENOMEM; then *out is NULL. */
+SH_MUST_CHECK int proxy_callers_new(const struct proxy_caller *list, size_t n,
+                                    struct proxy_callers **out);
+void proxy_callers_free(struct proxy_callers *t); /* NULL is a no-op */
+size_t proxy_callers_count(const struct proxy_callers *t);
+
+enum proxy_caller_verdict {
+    PROXY_CALLER_KNOWN = 0,    /* a valid credential of a live instance: who is set */
+    PROXY_CALLER_NONE,         /* no Proxy-Authorization */
+    PROXY_CALLER_MALFORMED,    /* not "Basic <base64 of user:secret>", too long, or sent twice */
+    PROXY_CALLER_UNKNOWN_USER, /* no live instance has that user (it exited, or never was) */
+    PROXY_CALLER_BAD_SECRET,   /* the user exists; the secret is not its current one */
+};
+
+/* What the mesh does with a request, decided from its Proxy-Authorization fields alone. */
+struct proxy_identity_input {
+    enum proxy_identity_mode mode;
+    const struct proxy_callers *callers; /* NULL: none published yet (every user is unknown) */
+    uint32_t nfields;                    /* Proxy-Authorization fields the request carried */
+    struct slice value;                  /* the first one's value */
+};
+struct proxy_identity_decision {
+    enum proxy_caller_verdict verdict;
+    const struct proxy_caller *who; /* KNOWN: borrowed from callers; else NULL */
+    bool serve;                     /* false: answer 407 (REQUIRED and not KNOWN) */
+    const char *problem;            /* not KNOWN: a constant phrase for the 407 body and logs */
+};
+/* Pure: no clock, no sockets. With mode OFF the verdict is NONE and serve is true (nothing is
+ * looked at). The secret is compared in constant time (for its length). */
+void proxy_identity_decide(const struct proxy_identity_input *in,
+                           struct proxy_identity_decision *out);
+
+/* ==========================================================================================
+ * Spans per hop (span.c): the sampling decisions, plain functions.
+ * ========================================================================================== */
+/* The head decision for a trace this proxy starts (no valid traceparent came in): true when
+ * <random> (uniform over 64 bits) falls under <rate> (0..1). A trace that came in keeps the
+ * caller's sampled flag instead. */
+bool proxy_span_head_sampled(double rate, uint64_t random);
+
+struct proxy_keep_input {
+    bool is_sampled;      /* the head decision (ours, or the caller's flag) */
+    bool is_error;        /* status >= 500, or no answer from the upstream */
+    uint64_t duration_us; /* the whole request at this hop */
+    uint32_t slow_ms;     /* tracing.slow; 0 = off */
+};
+/* Decided when the response is complete: sampled, or an error, or slow (errors and slow
+ * requests are kept whatever the head rate). */
+bool proxy_span_keep(const struct proxy_keep_input *in);
+
+/* ==========================================================================================
  * Gateway (gateway.c, forward.c)
  * ========================================================================================== */
 struct proxy_gateway;
@@ -369,6 +467,17 @@ SH_MUST_CHECK int proxy_gateway_reload(struct proxy_gateway *gw, struct proxy_co
                                        struct sh_diag *d);
 /* The config in force (borrowed; valid until the next reload on this thread). */
 const struct proxy_config *proxy_gateway_config(const struct proxy_gateway *gw);
+/* Publishes the credentials of the live callers (taken, also on failure; NULL = none) for
+ * new requests: a caller missing from the table is unknown from the next request on. Control
+ * thread. 0 or SH_ENOMEM. */
+SH_MUST_CHECK int proxy_gateway_set_callers(struct proxy_gateway *gw, struct proxy_callers *t);
+/* Every request this gateway serves from now on records a span into <q> (borrowed: it must
+ * outlive the gateway's workers; NULL = tracing off), worker i pushing into shard
+ * first_shard + i, which must be below the queue's shard count. Control thread; call once,
+ * after proxy_gateway_start. */
+void proxy_gateway_set_spans(struct proxy_gateway *gw, struct trace_queue *q, uint32_t first_shard);
+/* The number of worker threads (span shards it needs). */
+uint32_t proxy_gateway_workers(const struct proxy_gateway *gw);
 /* Graceful stop: listeners close, in-flight requests get deadline_ms, then done(data). */
 void proxy_gateway_stop(struct proxy_gateway *gw, uint32_t deadline_ms, void (*done)(void *),
                         void *data);

@@ -38,15 +38,23 @@ struct gw_families {
     struct metric_family *cluster_requests, *cluster_duration, *cluster_retries;
     struct metric_family *breaker_open, *breaker_opens, *ejections, *cluster_in_flight;
     struct metric_family *endpoint_requests, *endpoint_healthy;
+    struct metric_family *spans_recorded, *spans_dropped;
 };
 
-/* The series handles of one config generation (indexes follow the config's arrays). */
+/* The series handles of one config generation (indexes follow the config's arrays).
+ * Per route and caller (the label "caller"): caller 0 is "gateway" when the config's identity
+ * is OFF (then it is the only one) and "unknown" otherwise; caller 1 + i is the service of
+ * cluster i (the mesh's callers are its services). Caller 0's series are made with the
+ * generation; the others when a worker first records one (proxy__route_series): their slots
+ * start NULL and are filled with an atomic store (two workers racing store the same handle). */
 struct gw_mh {
-    uint32_t nroutes, nclusters, *nendpoints;
+    uint32_t nroutes, nclusters, *nendpoints, ncallers;
+    const struct proxy_config *cfg; /* the generation's (route and cluster names) */
     struct metric_counter *requests, *responses[GW_CLASSES], *retries, *fast_fails;
-    struct metric_counter *upstream_errors;
-    struct metric_counter **route_requests; /* [route * GW_CLASSES + class] */
-    struct metric_histogram **route_duration;
+    struct metric_counter *upstream_errors, *spans_recorded, *spans_dropped;
+    struct metric_counter *_Atomic *route_requests;   /* [(route * ncallers + caller) *
+                                                       * GW_CLASSES + class] */
+    struct metric_histogram *_Atomic *route_duration; /* [route * ncallers + caller] */
     struct metric_counter **route_ratelimited, **route_fallbacks;
     struct metric_counter **cluster_requests; /* [cluster * GW_CLASSES + class] */
     struct metric_histogram **cluster_duration;
@@ -167,6 +175,9 @@ struct gw_log_chunk {
 
 struct gw_worker {
     struct proxy_gateway *gw;
+    struct snap_reader *callers_reader;
+    struct snap *callers; /* the credentials table this worker last took (obj may be NULL) */
+    uint64_t callers_version;
     uint32_t index;
     uv_thread_t thread;
     uv_loop_t loop;
@@ -211,6 +222,9 @@ struct proxy_gateway {
     uv_async_t worker_done;
     struct metrics *metrics;
     struct gw_families fam;
+    struct snap_domain *callers_dom;   /* struct proxy_callers, proxy_gateway_set_callers */
+    struct trace_queue *_Atomic spans; /* proxy_gateway_set_spans; NULL: tracing off */
+    uint32_t span_shard;               /* worker i pushes into span_shard + i */
     int open_handles;
     char listen[96];
     _Atomic uint32_t stop_deadline_ms;
@@ -222,6 +236,45 @@ struct proxy_gateway {
     _Atomic uint64_t access_dropped;
 };
 
+/* span.c: one hop's span from the plain record of how its request went. */
+enum proxy_span_event_kind {
+    PROXY_EV_RETRY = 0,    /* detail: why (the failure retried) */
+    PROXY_EV_BREAKER_OPEN, /* failed fast: the cluster's breaker is open */
+    PROXY_EV_EJECTED,      /* detail: the endpoint this request's failure ejected */
+    PROXY_EV_STALE,        /* answered with the route's stale copy */
+    PROXY_EV_BUDGET,       /* a retry was due and the retry budget said no */
+};
+struct proxy_span_event {
+    uint64_t at_us; /* Unix microseconds */
+    enum proxy_span_event_kind kind;
+    const char *detail; /* borrowed (a constant, or a name in the request's config); may be NULL */
+};
+enum { PROXY_SPAN_MAX_EVENTS = 12, PROXY_SPAN_SCRATCH = 2048 };
+struct proxy_span_input {
+    const uint8_t *trace_id;  /* TRACE_ID_BYTES */
+    const uint8_t *span_id;   /* TRACE_SPAN_ID_BYTES: the id sent downstream */
+    const uint8_t *parent_id; /* the caller's span, or NULL (a trace this hop started) */
+    uint64_t start_us;        /* Unix microseconds */
+    uint64_t duration_us;
+    struct slice local_service;  /* "gateway", or the caller ("greeter", "unknown") */
+    struct slice remote_service; /* the service called; empty when no cluster was chosen */
+    struct slice method, target; /* the target's query is left out of http.path */
+    struct slice route, cluster, endpoint, caller_instance;
+    int status;            /* what the client got (499: it left first) */
+    bool transport_failed; /* no answer from the upstream (refused, reset, timed out) */
+    uint32_t attempts;
+    bool has_upstream;              /* an attempt got a response head: upstream_us is set */
+    uint64_t queue_us, upstream_us; /* head -> first attempt; last attempt -> response head */
+    const struct proxy_span_event *events;
+    uint32_t nevents;
+};
+/* Fills *out: CLIENT kind, named "<method> <route>" in lower case, the tags and annotations of
+ * docs/observability.md; slices point into <in>'s strings and into scratch. Events past
+ * TRACE_SPAN_MAX_ANNOTATIONS are left out. 0, or SH_ETOOBIG when scratch is too small (use
+ * PROXY_SPAN_SCRATCH). */
+int proxy__span_build(const struct proxy_span_input *in, char *scratch, size_t scratch_len,
+                      struct trace_span *out);
+
 /* metrics.c */
 int proxy__metrics_init(struct proxy_gateway *gw);
 int proxy__metrics_worker_init(struct proxy_gateway *gw, struct gw_worker *w);
@@ -229,6 +282,15 @@ int proxy__metrics_build(struct proxy_gateway *gw, const struct gw_mh *prev, str
                          const struct proxy_config *cfg);
 void proxy__metrics_release(struct gw_mh *mh);
 int proxy__status_class(int status);
+/* The route/caller series of mh for the request (worker thread): made on first use (the
+ * registry's mutex, once per series and generation). NULL when the registry refuses it
+ * (max_series): the request is then not counted there. */
+struct metric_counter *proxy__route_counter(struct proxy_gateway *gw, const struct gw_mh *mh,
+                                            uint32_t route, uint32_t caller, uint32_t cls);
+struct metric_histogram *proxy__route_histogram(struct proxy_gateway *gw, const struct gw_mh *mh,
+                                                uint32_t route, uint32_t caller);
+/* The caller label index of a service for mh (0 when it has no cluster). */
+uint32_t proxy__caller_index(const struct gw_mh *mh, const char *service);
 
 /* forward.c */
 void proxy__on_request(struct http_exchange *ex, void *data); /* data: struct gw_worker */

@@ -94,7 +94,8 @@ static int put_clusters(const struct manifest *m, struct sh_doc *doc, struct sh_
 
 static int build_gateway_doc(const struct manifest *m, struct sh_doc *doc)
 {
-    static const char *const pass[] = {"listen", "admin", "workers", "access_log", "limits"};
+    static const char *const pass[] = {"listen",     "admin",  "workers",
+                                       "access_log", "limits", "tracing"};
     const struct sh_node *root = m->doc->root, *g = m->gateway.node;
     struct sh_node *top, *routes;
 
@@ -147,6 +148,14 @@ static int build_mesh_doc(const struct manifest *m, struct sh_doc *doc)
     if (m->mesh_admin) {
         const struct sh_node *adm = sh_node_get(sh_node_get(root, "mesh"), "admin");
         SH_TRY(put(doc, top, "admin", adm, scalar_at(doc, m->mesh_admin, adm)));
+    }
+    {
+        const struct sh_node *mesh = sh_node_get(root, "mesh");
+        const struct sh_node *idn = sh_node_get(mesh, "identity"),
+                             *tr = sh_node_get(mesh, "tracing");
+        SH_TRY(put(doc, top, "identity", idn ? idn : at,
+                   scalar_at(doc, m->mesh_identity, idn ? idn : at)));
+        if (tr) SH_TRY(put(doc, top, "tracing", tr, (struct sh_node *)tr));
     }
     SH_TRY(put_clusters(m, doc, top));
     routes = sh_node_new(doc, SH_NODE_SEQ, at->line, at->col);

@@ -698,7 +698,7 @@ static int service_ref(struct rd *r, const struct sh_node *v, const char *path)
 static int read_gateway(struct rd *r, const struct sh_node *g)
 {
     static const char *const keys[] = {"listen", "admin",  "workers", "access_log",
-                                       "limits", "routes", NULL};
+                                       "limits", "routes", "tracing", NULL};
     static const char *const rkeys[] = {"name",
                                         "match",
                                         "service",
@@ -877,9 +877,15 @@ static int read_top(struct rd *r, const struct sh_node *root)
             SH_TRY(get_addr(r, x, "control_plane.listen", false, &m->control_plane_listen));
     }
     if ((v = sh_node_get(root, "mesh"))) {
-        static const char *const mk[] = {"listen", "admin", NULL};
+        static const char *const mk[] = {"listen", "admin", "identity", "tracing", NULL};
         const struct sh_node *x;
         SH_TRY(sh_node_check_keys(v, mk, "mesh", r->d));
+        if ((x = sh_node_get(v, "identity"))) {
+            SH_TRY(get_str(r, x, "mesh.identity", &m->mesh_identity));
+            if (strcmp(m->mesh_identity, "optional") && strcmp(m->mesh_identity, "required"))
+                return fail_at(r, x, "mesh.identity: '%s' is not optional or required",
+                               m->mesh_identity);
+        }
         if ((x = sh_node_get(v, "listen")))
             SH_TRY(get_addr(r, x, "mesh.listen", true, &m->mesh_listen));
         if ((x = sh_node_get(v, "admin")) && x->kind != SH_NODE_NULL)
@@ -931,6 +937,7 @@ int manifest_from_doc(const struct sh_doc *doc, struct manifest **out, struct sh
     m->file = doc->file;
     m->control_plane_listen = MANIFEST_DEFAULT_CONTROL_PLANE;
     m->mesh_listen = MANIFEST_DEFAULT_MESH_LISTEN;
+    m->mesh_identity = "optional";
     m->data_dir = MANIFEST_DEFAULT_DATA_DIR;
     m->gateway.listen = MANIFEST_DEFAULT_GATEWAY_LISTEN;
     r = (struct rd){.m = m, .d = d};

@@ -669,6 +669,36 @@ static int make_data_dir(struct sup_procs *procs, const char *path)
     return 0;
 }
 
+int sup_instance_setenv(struct sup_procs *procs, uint64_t id, const char *name, const char *value)
+{
+    struct sup_instance *inst = find(procs, id, NULL);
+    size_t nlen = strlen(name), vlen = strlen(value), n;
+    char *kv, **grown;
+
+    if (!inst) return SH_ENOENT;
+    kv = sh_malloc(nlen + vlen + 2);
+    if (!kv) return SH_ENOMEM;
+    memcpy(kv, name, nlen);
+    kv[nlen] = '=';
+    memcpy(kv + nlen + 1, value, vlen + 1);
+    for (n = 0; inst->env[n]; n++) {
+        if (!strncmp(inst->env[n], name, nlen) && inst->env[n][nlen] == '=') {
+            sh_free(inst->env[n]);
+            inst->env[n] = kv;
+            return 0;
+        }
+    }
+    grown = sh_realloc(inst->env, (n + 2) * sizeof(*grown));
+    if (!grown) {
+        sh_free(kv);
+        return SH_ENOMEM;
+    }
+    grown[n] = kv;
+    grown[n + 1] = NULL;
+    inst->env = grown;
+    return 0;
+}
+
 int sup_instance_start(struct sup_procs *procs, const struct sup_instance_spec *spec,
                        uint64_t *out_id)
 {

@@ -173,6 +173,8 @@ struct manifest {
     const char *control_plane_listen;  /* default MANIFEST_DEFAULT_CONTROL_PLANE */
     const char *mesh_listen;           /* default MANIFEST_DEFAULT_MESH_LISTEN */
     const char *mesh_admin;            /* the mesh's /metrics, /ready, /config; NULL: none */
+    const char *mesh_identity;         /* "optional" (default) or "required": a caller without a
+                                        * valid credential is served as "unknown", or gets 407 */
     const char *data_dir;              /* as written (relative to the manifest's directory);
                                         * default MANIFEST_DEFAULT_DATA_DIR */
     struct manifest_service *services; /* service_count, in the order written */
@@ -202,7 +204,7 @@ uint64_t manifest_instance_count(const struct manifest *m);
 /* Builds the gateway's configuration for this manifest as a document tree in the gateway's
  * own syntax (docs/gateway.md), for the proxy to read with proxy_config_from_doc (the
  * supervisor may not import the proxy; main.c and `shoal up` may):
- *   listen/admin/workers/access_log/limits    as in the manifest's gateway section;
+ *   listen/admin/workers/access_log/limits/tracing    as in the manifest's gateway section;
  *   control_plane: {address: control_plane_listen};
  *   clusters: one per service, {name: S, service: S, <the service's resilience keys>};
  *   routes: the manifest's routes with each "service:" key renamed "cluster:".
@@ -212,7 +214,7 @@ uint64_t manifest_instance_count(const struct manifest *m);
 SH_MUST_CHECK int manifest_gateway_doc(const struct manifest *m, struct sh_doc **out);
 
 /* The mesh listener's configuration, in the same syntax: listen: mesh_listen (and admin:
- * mesh_admin when set); the same
+ * mesh_admin when set), identity: mesh_identity, tracing: as the manifest's mesh.tracing; the same
  * control_plane and clusters as manifest_gateway_doc; one route per service matching
  * "host: S" (so "Host: S" and absolute-form "http://S/..." requests reach S), and a last
  * route answering 503 with a message that names the services of this manifest. Returns as
@@ -419,6 +421,11 @@ void sup_procs_free(struct sup_procs *procs);
  * case is an exit with status 127 and the message on stderr). */
 SH_MUST_CHECK int sup_instance_start(struct sup_procs *procs, const struct sup_instance_spec *spec,
                                      uint64_t *out_id);
+/* Sets variable <name> to <value> in the environment instance <id>'s next runs get (the
+ * restarts after an exit); the process running now keeps its own. Values the templates were
+ * expanded from at the start are not expanded again. 0, SH_ENOENT (no such id), SH_ENOMEM. */
+SH_MUST_CHECK int sup_instance_setenv(struct sup_procs *procs, uint64_t id, const char *name,
+                                      const char *value);
 /* Why the last sup_instance_start failed when the reason is more than its code: the variable
  * that could not be expanded, the data directory that could not be created ("env NAMES_DB:
  * unknown variable 'X'"). "" after a start that succeeded or failed otherwise. Valid until the

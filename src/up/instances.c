@@ -11,9 +11,11 @@
  * fewer ready instances than before. Thread: main. */
 #include "up/up_int.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <unistd.h>
@@ -270,7 +272,69 @@ static void probe(struct up *u, struct up_instance *in)
     }
 }
 
-/* What every instance gets about the mesh; a NULL value is the mesh's URL. */
+/* ------------------------------------------------------------------------------------------
+ * Caller identity: every process of an instance gets its own credential in its proxy URL,
+ * http://<service>.<ordinal>:<secret>@<mesh>; the mesh knows the credentials of the processes
+ * that run (docs/observability.md, "Caller identity").
+ * ------------------------------------------------------------------------------------------ */
+/* A fresh secret for the instance's next process: 0, or -errno when the kernel has no entropy
+ * to give (the start is then tried again later). */
+static int new_secret(struct up_instance *in)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char raw[16];
+    ssize_t got = getrandom(raw, sizeof(raw), 0);
+
+    if (got != (ssize_t)sizeof(raw)) return got < 0 ? -errno : -EAGAIN;
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        in->secret[2 * i] = hex[raw[i] >> 4];
+        in->secret[2 * i + 1] = hex[raw[i] & 15];
+    }
+    in->secret[2 * sizeof(raw)] = '\0';
+    return 0;
+}
+
+/* The instance's proxy URL, "http://greeter.1:<secret>@127.0.0.1:7701". */
+static void proxy_url(const struct up *u, const struct up_instance *in, char *out, size_t n)
+{
+    snprintf(out, n, "http://%s.%u:%s@%s", u->m->services[in->service].name, in->ordinal,
+             in->secret, u->mesh_url + strlen("http://"));
+}
+
+void up_callers_publish(struct up *u)
+{
+    struct proxy_caller *list;
+    struct proxy_callers *t = NULL;
+    char(*users)[112];
+    size_t n = 0;
+    int rc = SH_ENOMEM;
+
+    if (!u->mesh) return;
+    list = sh_calloc(u->ninst + 1, sizeof(*list));
+    users = sh_calloc(u->ninst + 1, sizeof(*users));
+    if (list && users) {
+        for (size_t i = 0; i < u->ninst; i++) {
+            const struct up_instance *in = u->inst[i];
+            if (!in->cred_live) continue;
+            snprintf(users[n], sizeof(users[n]), "%s.%u", u->m->services[in->service].name,
+                     in->ordinal);
+            list[n] = (struct proxy_caller){.user = users[n],
+                                            .secret = in->secret,
+                                            .service = u->m->services[in->service].name,
+                                            .instance = in->id};
+            n++;
+        }
+        rc = proxy_callers_new(list, n, &t);
+    }
+    if (rc == 0) rc = proxy_gateway_set_callers(u->mesh, t);
+    sh_free(list);
+    sh_free(users);
+    if (rc < 0)
+        SH_LOG(SH_ERROR, "proxy", "cannot publish the mesh's caller credentials",
+               LF_ERR("err", rc));
+}
+
+/* What every instance gets about the mesh; a NULL value is its own proxy URL. */
 static const struct {
     const char *name, *value;
 } mesh_env[] = {
@@ -308,6 +372,7 @@ static int instance_env(struct up *u, const struct manifest_service *s, struct u
 {
     const char **lit = arena_alloc(a, (5 + SH_ARRAY_LEN(mesh_env)) * sizeof(*lit));
     char token[SEC_TOKEN_TEXT_LEN + 1];
+    char url[256];
     const char **tmpl = arena_alloc(a, (s->env_count + 1) * sizeof(*tmpl));
     size_t n = 0;
 
@@ -333,9 +398,10 @@ static int instance_env(struct up *u, const struct manifest_service *s, struct u
     }
     /* the mesh, for clients that honour a proxy (curl reads only the lower-case http_proxy);
      * loopback stays direct. A service's own env wins. */
+    if (u->mesh) proxy_url(u, in, url, sizeof(url));
     for (size_t i = 0; u->mesh && i < SH_ARRAY_LEN(mesh_env); i++) {
         if (service_sets(s, mesh_env[i].name)) continue;
-        lit[n] = env_pair(a, mesh_env[i].name, mesh_env[i].value ? mesh_env[i].value : u->mesh_url);
+        lit[n] = env_pair(a, mesh_env[i].name, mesh_env[i].value ? mesh_env[i].value : url);
         if (!lit[n++]) return SH_ENOMEM;
     }
     lit[n] = NULL;
@@ -352,6 +418,12 @@ static int start_instance(struct up *u, struct up_instance *in)
     char cwd[PATH_MAX], services[PATH_MAX], data_dir[PATH_MAX];
     int rc;
 
+    rc = new_secret(in);
+    if (rc < 0) {
+        SH_LOG(SH_ERROR, "supervisor", "cannot make a mesh credential; trying again in 1 s",
+               LF_STR("id", in->id), LF_ERR("err", rc));
+        return rc;
+    }
     arena_init(&a, 4096, 0);
     in->port = s->is_port_auto ? free_port() : s->port;
     snprintf(in->endpoint, sizeof(in->endpoint), "127.0.0.1:%u", in->port);
@@ -399,6 +471,8 @@ static int start_instance(struct up *u, struct up_instance *in)
         return rc;
     }
     in->started = true;
+    in->cred_live = true;
+    up_callers_publish(u);
     in->attempts = 0;
     in->rps = 0;
     in->gen++;
@@ -409,6 +483,33 @@ static int start_instance(struct up *u, struct up_instance *in)
     SH_LOG(SH_INFO, "supervisor", "instance started", LF_STR("id", in->id),
            LF_UINT("port", in->port));
     return rc;
+}
+
+/* A process of <in> started (is_started) or exited. An exited process's credential stops
+ * working at once, and the process layer's restart (if any) gets a new one: the variables that
+ * carry it are replaced in the environment of the next run before the mesh learns it. */
+static void rotate_credential(struct up *u, struct up_instance *in, bool is_started)
+{
+    const struct manifest_service *s = &u->m->services[in->service];
+    char url[256];
+    int rc = 0;
+
+    if (is_started) {
+        in->cred_live = true;
+        up_callers_publish(u);
+        return;
+    }
+    in->cred_live = false;
+    up_callers_publish(u);
+    if (!u->mesh || new_secret(in) < 0) return; /* the next run keeps the old (dead) one */
+    proxy_url(u, in, url, sizeof(url));
+    for (size_t i = 0; rc == 0 && i < SH_ARRAY_LEN(mesh_env); i++) {
+        if (mesh_env[i].value || service_sets(s, mesh_env[i].name)) continue;
+        rc = sup_instance_setenv(u->procs, in->proc_id, mesh_env[i].name, url);
+    }
+    if (rc < 0 && rc != SH_ENOENT)
+        SH_LOG(SH_WARN, "supervisor", "cannot renew the mesh credential of the next run",
+               LF_STR("id", in->id), LF_ERR("err", rc));
 }
 
 /* The process layer restarts a crashed process by itself; this keeps the registry true to it.
@@ -425,6 +526,7 @@ void up_instance_event(struct up *u, const struct sup_event *ev)
     for (size_t i = 0; i < u->ninst && !in; i++) {
         if (u->inst[i]->started && u->inst[i]->proc_id == ev->id) in = u->inst[i];
     }
+    if (in) rotate_credential(u, in, ev->kind == SUP_EV_STARTED);
     if (!in || in->retiring || in->replacing || u->stopping) return;
     if (ev->kind == SUP_EV_EXITED) {
         if (in->registered && registry_deregister(u->cp.reg, in->id, NULL) < 0) {

@@ -47,6 +47,7 @@ static void finish(void *data)
     proxy_discovery_free(u->disc);
     u->disc = NULL;
     uv_close((uv_handle_t *)&u->tick, NULL);
+    uv_close((uv_handle_t *)&u->span_timer, NULL);
     uv_close((uv_handle_t *)&u->sigint, NULL);
     uv_close((uv_handle_t *)&u->sigterm, NULL);
     SH_LOG(SH_INFO, "supervisor", "stopped");
@@ -331,6 +332,44 @@ static int start_proxy(struct up *u, const struct sh_doc *doc, struct proxy_gate
     return proxy_gateway_start(&u->loop, cfg, gw, d);
 }
 
+/* ------------------------------------------------------------------------------------------
+ * Spans per hop: one queue for both proxies, drained on this loop
+ * ------------------------------------------------------------------------------------------ */
+/* Each span goes to the control plane's span store (what the Zipkin API and `shoal trace`
+ * read); counted either way. */
+static void store_span(void *data, const struct trace_span *s)
+{
+    struct up *u = data;
+
+    u->spans_drained++;
+    if (u->cp.spans) obs_spans_drain_fn(u->cp.spans, s);
+}
+
+static void drain_spans(uv_timer_t *t)
+{
+    struct up *u = t->data;
+
+    trace_queue_drain(u->spans, 0, u->span_sink, u->span_sink_data);
+}
+
+static int start_spans(struct up *u)
+{
+    uint32_t mesh_n = proxy_gateway_workers(u->mesh),
+             gw_n = u->gw ? proxy_gateway_workers(u->gw) : 0;
+
+    SH_TRY(trace_queue_new(
+        &(struct trace_queue_config){.shards = mesh_n + gw_n, .capacity = UP_SPAN_RING},
+        &u->spans));
+    if (!u->span_sink) {
+        u->span_sink = store_span;
+        u->span_sink_data = u;
+    }
+    proxy_gateway_set_spans(u->mesh, u->spans, 0);
+    if (u->gw) proxy_gateway_set_spans(u->gw, u->spans, mesh_n);
+    uv_timer_start(&u->span_timer, drain_spans, UP_SPAN_DRAIN_MS, UP_SPAN_DRAIN_MS);
+    return 0;
+}
+
 /* Discovery of every service, then the mesh (instances need its URL) and the gateway. */
 static int start_proxies(struct up *u, struct sh_diag *d)
 {
@@ -360,13 +399,14 @@ static int start_proxies(struct up *u, struct sh_diag *d)
              sh_addr_format(&ss, addr, sizeof(addr)));
     SH_LOG(SH_INFO, "proxy", "mesh listening", LF_STR("listen", listen),
            LF_STR("url", u->mesh_url));
-    if (!u->m->gateway.is_set) return 0;
-    SH_TRY(manifest_gateway_doc(u->m, &u->gw_doc));
-    SH_TRY(start_proxy(u, u->gw_doc, &u->gw, d));
-    if (u->logs) proxy_gateway_access_capture(u->gw);
-    SH_LOG(SH_INFO, "proxy", "gateway listening", LF_STR("listen", u->m->gateway.listen),
-           LF_UINT("port", proxy_gateway_port(u->gw)));
-    return 0;
+    if (u->m->gateway.is_set) {
+        SH_TRY(manifest_gateway_doc(u->m, &u->gw_doc));
+        SH_TRY(start_proxy(u, u->gw_doc, &u->gw, d));
+        if (u->logs) proxy_gateway_access_capture(u->gw);
+        SH_LOG(SH_INFO, "proxy", "gateway listening", LF_STR("listen", u->m->gateway.listen),
+               LF_UINT("port", proxy_gateway_port(u->gw)));
+    }
+    return start_spans(u);
 }
 
 void up_publish_intentions(struct up *u, const struct sec_intentions *set)
@@ -515,6 +555,8 @@ int up_run(const struct up_options *opt)
     uv_signal_start(&u->sigterm, on_signal, SIGTERM);
     uv_timer_init(&u->loop, &u->tick);
     u->tick.data = u;
+    uv_timer_init(&u->loop, &u->span_timer);
+    u->span_timer.data = u;
     u->started_ms = uv_now(&u->loop);
     rc = start_all(u, &d);
     if (rc < 0) {
@@ -546,7 +588,10 @@ int up_run(const struct up_options *opt)
         fprintf(stderr, "shoal up: %s\n", rc ? "stopped, with errors (see shoal.log)" : "stopped");
     }
     u->logs = NULL;
-    control_plane_close(&u->cp); /* the log store too, after the last lines were added */
+    /* both proxies' workers have ended: their last spans go to the store before it closes */
+    if (u->spans && u->span_sink) trace_queue_drain(u->spans, 0, u->span_sink, u->span_sink_data);
+    control_plane_close(&u->cp); /* the log and span stores too, after the last lines */
+    trace_queue_free(u->spans);
     sh_doc_free(u->gw_doc);
     sh_doc_free(u->mesh_doc);
     up_instances_free(u); /* reads the manifest */

@@ -16,6 +16,7 @@
 #include "observe/observe.h"
 #include "proxy/proxy.h"
 #include "supervisor/supervisor.h"
+#include "telemetry/telemetry.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -40,6 +41,9 @@ struct up_instance {
     char id[96];
     char endpoint[32];                   /* "127.0.0.1:<port>", as the proxies name it */
     char token_id[SEC_TOKEN_ID_LEN + 1]; /* its API token (SHOAL_TOKEN), or "" */
+    char secret[33]; /* its mesh credential's password: 128 random bits in hex, new for every
+                      * process (a restart gets another) */
+    bool cred_live;  /* its process runs: the mesh accepts the credential */
     bool started;
     bool replacing;     /* failed its health check: being stopped, to be started afresh */
     bool retiring;      /* leaving for good (scale down, restart): deregistered, draining */
@@ -128,7 +132,17 @@ struct up {
     FILE *logfile;         /* DATA_DIR/logs/services.log, or NULL */
     struct obs_logs *logs; /* cp.logs: output and access lines, searchable; may be NULL */
     bool logs_warned;      /* a refused line was logged once */
+    /* spans per hop: both proxies push into one queue (a shard per worker), drained every
+     * UP_SPAN_DRAIN_MS on this loop into span_sink (the span store's ingest, once there is
+     * one; until then it counts them) */
+    struct trace_queue *spans;
+    uv_timer_t span_timer;
+    trace_span_fn *span_sink;
+    void *span_sink_data;
+    uint64_t spans_drained;
 };
+
+enum { UP_SPAN_DRAIN_MS = 50, UP_SPAN_RING = 16384 }; /* 60k spans/s per worker fit */
 
 /* up.c */
 void up_instance_stop_done(struct up *u); /* one stop counted by up_instances_stop_all ended */
@@ -153,9 +167,9 @@ struct up_instance *up_instance_find(struct up *u, uint32_t service, uint32_t or
 bool up_instance_ready(struct up *u, const struct up_instance *in); /* serving, or could */
 /* Hands the mesh a copy of the intentions in force (up.c). */
 void up_publish_intentions(struct up *u, const struct sec_intentions *set);
-/* Hands the mesh a copy of the intentions in force (up.c). */
-void up_publish_intentions(struct up *u, const struct sec_intentions *set);
 void up_instance_event(struct up *u, const struct sup_event *ev); /* the process layer's news */
+/* The mesh's table of caller credentials, from the instances whose process runs. */
+void up_callers_publish(struct up *u);
 uint32_t up_service_live(struct up *u, uint32_t service, uint32_t *ready); /* not retiring */
 /* What ps and the live view show of an instance. Strings are static. */
 struct up_instance_info {

@@ -1138,11 +1138,11 @@ routes:
         m = gw.metrics()
         assert m["shoal_gateway_requests_total"] >= 1
         assert m['shoal_gateway_responses_total{class="2xx"}'] >= 1
-        assert m['shoal_route_requests_total{route="route-0",class="2xx"}'] >= 1
+        assert m['shoal_route_requests_total{route="route-0",caller="gateway",class="2xx"}'] >= 1
         assert m['shoal_cluster_requests_total{cluster="up",class="2xx"}'] >= 1
         ep = f"127.0.0.1:{ups.ports[0]}"
         assert m[f'shoal_endpoint_requests_total{{cluster="up",endpoint="{ep}",class="2xx"}}'] >= 1
-        assert m['shoal_route_request_duration_seconds_count{route="route-0"}'] >= 1
+        assert m['shoal_route_request_duration_seconds_count{route="route-0",caller="gateway"}'] >= 1
         assert m[f'shoal_endpoint_healthy{{cluster="up",endpoint="{ep}"}}'] == 1
         # the exposition passes promtool's checks
         promtool = os.environ.get("SHOAL_PROMTOOL") or "promtool"

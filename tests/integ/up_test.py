@@ -4,6 +4,7 @@ healthy, traffic through the gateway, kill -9 of an instance under a bounded loa
 no failed GET), SIGTERM leaves no child. Usage: up_test.py PATH/TO/shoal"""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -279,7 +280,9 @@ mesh: {{listen: 127.0.0.1:{mesh}, admin: 127.0.0.1:{mesh_adm}}}
         with urllib.request.urlopen(f"http://127.0.0.1:{gw}/caller/z", timeout=5) as r:
             got = json.loads(r.read())
         assert got["served_by"] == "back", got
-        assert got["env_mesh"] == f"http://127.0.0.1:{mesh}", got
+        # its own credential in the proxy URL (docs/observability.md, "Caller identity")
+        assert re.fullmatch(rf"http://caller\.\d+:[0-9a-f]{{32}}@127\.0\.0\.1:{mesh}",
+                            got["env_mesh"]), got
     check("service_calls_another_by_name_through_the_mesh", service_calls_service_by_name)
 
     def mesh_metrics_on_its_admin_listener():

@@ -47,6 +47,17 @@ static void test_config__defaults_and_overrides(void **state)
     assert_int_equal(cfg->routes[0].timeouts.request_ms, 30000); /* inherited */
     assert_string_equal(cfg->routes[0].name, "route-0");
     assert_non_null(strstr(cfg->source_json, "\"name\":\"a\""));
+    /* identity and tracing: off and 100% (slow: 1 s) unless set */
+    assert_int_equal(cfg->identity, PROXY_IDENTITY_OFF);
+    assert_true(cfg->tracing.sample == 1.0);
+    assert_int_equal(cfg->tracing.slow_ms, 1000);
+    proxy_config_free(cfg);
+    assert_int_equal(
+        load("identity: required\ntracing: {sample: 10%, slow: 250ms}\nroutes: []\n", &cfg, &d), 0);
+    assert_int_equal(cfg->identity, PROXY_IDENTITY_REQUIRED);
+    assert_true(cfg->tracing.sample > 0.099 && cfg->tracing.sample < 0.101);
+    assert_int_equal(cfg->tracing.slow_ms, 250);
+    assert_non_null(strstr(cfg->source_json, "\"identity\":\"required\""));
     proxy_config_free(cfg);
 }
 
@@ -74,6 +85,10 @@ static void test_config__errors_name_the_place_and_problem(void **state)
         {"routes:\n  - {redirect: {location: \"a\\nb\"}}\n", "gw.yaml:2:27", "line breaks"},
         {"clusters: []\n", "gw.yaml:1:1", "missing required key 'routes'"},
         {"routes: []\ntimeout: 1s\n", "gw.yaml:2:1", "unknown key 'timeout'"},
+        {"routes: []\nidentity: strict\n", "gw.yaml:2:11",
+         "identity: 'strict' is not one of off, optional, required"},
+        {"routes: []\ntracing: {sample: 2}\n", "gw.yaml:2:19", "tracing.sample"},
+        {"routes: []\ntracing: {rate: 1}\n", "gw.yaml:2:11", "unknown key 'rate'"},
         /* nested paths name every level (they once overlapped in one buffer) */
         {"routes:\n  - {match: {prefix: x}, respond: {status: 200}}\n", "gw.yaml:2:13",
          "routes[0].match: a path must start with '/'"},

@@ -281,7 +281,9 @@ static const struct bad bads[] = {
     {"services:\n  a:\n    command: x\nmesh: {listen: 127.0.0.1}\n", "shoal.yaml:4:16",
      "mesh.listen: '127.0.0.1': the port is missing (write HOST:PORT, e.g. 127.0.0.1:8080)"},
     {"services:\n  a:\n    command: x\nmesh: {port: 1}\n", "shoal.yaml:4:8",
-     "mesh: unknown key 'port' (allowed: listen, admin)"},
+     "mesh: unknown key 'port' (allowed: listen, admin, identity, tracing)"},
+    {"services:\n  a:\n    command: x\nmesh: {identity: strict}\n", "shoal.yaml:4:18",
+     "mesh.identity: 'strict' is not optional or required"},
     {"services:\n  a:\n    command: x\nsecurity: {default: block}\n", "shoal.yaml:4:21",
      "security.default: 'block' is not allow or deny"},
     {"services:\n  a:\n    command: x\nsecurity:\n  intentions:\n"
