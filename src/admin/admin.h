@@ -19,6 +19,7 @@ struct sec_audit;
 struct registry;
 struct cfgkv;
 struct obs_logs;
+struct obs_history;
 struct admin;
 
 /* What a supervisor in the same process (shoal up) offers the API. */
@@ -60,6 +61,9 @@ struct admin_config {
     /* GET /v1/logs searches it (borrowed; the caller's thread owns it); NULL: the
      * supervisor's in-memory lines answer, as before the store */
     struct obs_logs *logs;
+    /* GET /v1/metrics/history, /v1/topology and /v1/slo read it (borrowed; the caller's thread
+     * owns and fills it); NULL: those routes answer 404 */
+    struct obs_history *history;
     /* Holds answers until the store's group commit is synced; zeroed = none. */
     struct http_barrier barrier;
 };

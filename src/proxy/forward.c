@@ -776,6 +776,14 @@ static struct fwd *fwd_new(struct gw_worker *w)
     return sh_calloc(1, sizeof(*f));
 }
 
+/* The caller slot of f's edge series (proxy_int.h): the caller not known until the mesh knows
+ * who calls. IDENTITY: return 1 + the caller's cluster index here (and see GW_EDGE_CALLERS). */
+static uint32_t edge_caller_slot(const struct fwd *f)
+{
+    (void)f;
+    return GW_EDGE_CALLER_UNKNOWN;
+}
+
 static void fwd_end(struct fwd *f)
 {
     struct gw_worker *w = f->w;
@@ -787,11 +795,20 @@ static void fwd_end(struct fwd *f)
         const struct gw_mh *mh = MH(f);
         int k = proxy__status_class(f->status);
         metric_counter_inc(mh->responses[k], w->index);
+        double took_s = (double)(sh_now_us() - f->start_us) / 1e6;
         if (f->route) {
             uint32_t ri = (uint32_t)(f->route - f->st->cfg->routes);
             metric_counter_inc(mh->route_requests[ri * GW_CLASSES + (uint32_t)k], w->index);
-            metric_histogram_observe(mh->route_duration[ri], w->index,
-                                     (double)(sh_now_us() - f->start_us) / 1e6);
+            metric_histogram_observe(mh->route_duration[ri], w->index, took_s);
+            metric_sketch_observe(mh->route_sketch[ri], w->index, took_s);
+        }
+        if (f->crt) {
+            uint32_t slot = edge_caller_slot(f), ei;
+            if (slot >= mh->ncallers) slot = GW_EDGE_CALLER_UNKNOWN;
+            ei = slot * mh->nclusters + CI(f);
+            metric_counter_inc(mh->edge_requests[ei], w->index);
+            if (k == 0 || k == 5) metric_counter_inc(mh->edge_errors[ei], w->index);
+            metric_sketch_observe(mh->edge_sketch[ei], w->index, took_s);
         }
     }
     if (f->ex) http_exchange_abort(f->ex);

@@ -25,6 +25,7 @@ static const char *const l_cluster[] = {"cluster"};
 static const char *const l_endpoint_class[] = {"cluster", "endpoint", "class"};
 static const char *const l_endpoint[] = {"cluster", "endpoint"};
 static const char *const l_worker[] = {"worker"};
+static const char *const l_edge[] = {"caller", "cluster"};
 
 #define FAM(field, n, h, t, labels)                                                                \
     {                                                                                              \
@@ -86,7 +87,38 @@ static const struct family_def families[] = {
     FAM(endpoint_healthy, "shoal_endpoint_healthy",
         "1 when active health checks pass (or none are configured), else 0.", METRIC_GAUGE,
         l_endpoint),
+    /* The metrics history's series (proxy_gateway_traffic): internal, not in /metrics. */
+    FAM(route_sketch, "shoal_route_request_duration_sketch",
+        "Request durations per route, for quantiles.", METRIC_SKETCH, l_route),
+    {offsetof(struct gw_families, edge_requests),
+     {.name = "shoal_edge_requests_total",
+      .help = "Requests per caller and cluster.",
+      .type = METRIC_COUNTER,
+      .label_names = l_edge,
+      .label_count = 2,
+      .is_internal = true}},
+    {offsetof(struct gw_families, edge_errors),
+     {.name = "shoal_edge_errors_total",
+      .help = "Requests per caller and cluster answered 5xx or without a response.",
+      .type = METRIC_COUNTER,
+      .label_names = l_edge,
+      .label_count = 2,
+      .is_internal = true}},
+    FAM(edge_sketch, "shoal_edge_request_duration_sketch",
+        "Request durations per caller and cluster, for quantiles.", METRIC_SKETCH, l_edge),
 };
+
+/* Caller slots of the per-edge series: 1 (slot 0, the caller not known) until the mesh knows
+ * who calls. IDENTITY: make it 1 + cfg->nclusters (slot 1 + i = the service of cluster i, as
+ * edge_caller_name says) together with edge_caller_slot() in forward.c. */
+#define GW_EDGE_CALLERS(cfg) (1u)
+
+/* The caller label of slot <slot>: "" for the unknown caller, else the cluster's service. */
+static const char *edge_caller_name(const struct proxy_config *cfg, uint32_t slot)
+{
+    return slot == GW_EDGE_CALLER_UNKNOWN || slot > cfg->nclusters ? ""
+                                                                   : cfg->clusters[slot - 1].name;
+}
 
 int proxy__metrics_init(struct proxy_gateway *gw)
 {
@@ -118,6 +150,12 @@ static void retire_all(struct gw_mh *mh)
         metric_histogram_retire(mh->route_duration[r]);
         metric_counter_retire(mh->route_ratelimited[r]);
         metric_counter_retire(mh->route_fallbacks[r]);
+        metric_sketch_retire(mh->route_sketch[r]);
+    }
+    for (uint32_t i = 0; mh->edge_requests && i < mh->ncallers * mh->nclusters; i++) {
+        metric_counter_retire(mh->edge_requests[i]);
+        metric_counter_retire(mh->edge_errors[i]);
+        metric_sketch_retire(mh->edge_sketch[i]);
     }
     for (uint32_t c = 0; c < mh->nclusters; c++) {
         for (int k = 0; k < GW_CLASSES; k++)
@@ -156,6 +194,10 @@ void proxy__metrics_release(struct gw_mh *mh)
     sh_free(mh->endpoint_requests);
     sh_free(mh->endpoint_healthy);
     sh_free(mh->nendpoints);
+    sh_free(mh->route_sketch);
+    sh_free(mh->edge_requests);
+    sh_free(mh->edge_errors);
+    sh_free(mh->edge_sketch);
     memset(mh, 0, sizeof(*mh));
 }
 
@@ -185,6 +227,7 @@ int proxy__metrics_build(struct proxy_gateway *gw, const struct gw_mh *prev, str
     ALLOC(mh->route_duration, cfg->nroutes);
     ALLOC(mh->route_ratelimited, cfg->nroutes);
     ALLOC(mh->route_fallbacks, cfg->nroutes);
+    ALLOC(mh->route_sketch, cfg->nroutes);
     for (uint32_t r = 0; r < cfg->nroutes; r++) {
         struct slice v[2] = {slice_from_cstr(cfg->routes[r].name)};
         for (int k = 0; k < GW_CLASSES; k++) {
@@ -195,6 +238,21 @@ int proxy__metrics_build(struct proxy_gateway *gw, const struct gw_mh *prev, str
         SH_TRY(metric_histogram_get(f->route_duration, v, 1, &mh->route_duration[r]));
         SH_TRY(metric_counter_get(f->route_ratelimited, v, 1, &mh->route_ratelimited[r]));
         SH_TRY(metric_counter_get(f->route_fallbacks, v, 1, &mh->route_fallbacks[r]));
+        SH_TRY(metric_sketch_get(f->route_sketch, v, 1, &mh->route_sketch[r]));
+    }
+    mh->ncallers = GW_EDGE_CALLERS(cfg);
+    ALLOC(mh->edge_requests, mh->ncallers * cfg->nclusters);
+    ALLOC(mh->edge_errors, mh->ncallers * cfg->nclusters);
+    ALLOC(mh->edge_sketch, mh->ncallers * cfg->nclusters);
+    for (uint32_t s = 0; s < mh->ncallers; s++) {
+        for (uint32_t c = 0; c < cfg->nclusters; c++) {
+            struct slice v[2] = {slice_from_cstr(edge_caller_name(cfg, s)),
+                                 slice_from_cstr(cfg->clusters[c].name)};
+            uint32_t i = s * cfg->nclusters + c;
+            SH_TRY(metric_counter_get(f->edge_requests, v, 2, &mh->edge_requests[i]));
+            SH_TRY(metric_counter_get(f->edge_errors, v, 2, &mh->edge_errors[i]));
+            SH_TRY(metric_sketch_get(f->edge_sketch, v, 2, &mh->edge_sketch[i]));
+        }
     }
     ALLOC(mh->cluster_requests, cfg->nclusters * GW_CLASSES);
     ALLOC(mh->cluster_duration, cfg->nclusters);
@@ -249,6 +307,35 @@ int proxy_gateway_cluster_load(const struct proxy_gateway *gw, const char *clust
     out->in_flight = metric_gauge_read(gs->mh.cluster_in_flight[c]);
     metric_histogram_read(gs->mh.cluster_duration[c], out->le, SH_ARRAY_LEN(out->le), NULL, NULL);
     return 0;
+}
+
+void proxy_gateway_traffic(const struct proxy_gateway *gw, proxy_traffic_fn *fn, void *data)
+{
+    const struct gw_snapshot *gs = gw->current;
+    const struct gw_mh *mh;
+
+    if (!gs) return;
+    mh = &gs->mh;
+    for (uint32_t r = 0; r < mh->nroutes; r++) {
+        struct proxy_traffic t = {.route = gs->cfg->routes[r].name, .sketch = mh->route_sketch[r]};
+        for (uint32_t k = 0; k < GW_CLASSES; k++) {
+            uint64_t n = metric_counter_read(mh->route_requests[r * GW_CLASSES + k]);
+            t.requests += n;
+            if (k == 0 || k == 5) t.errors += n;
+        }
+        fn(data, &t);
+    }
+    for (uint32_t s = 0; s < mh->ncallers; s++) {
+        for (uint32_t c = 0; c < mh->nclusters; c++) {
+            uint32_t i = s * mh->nclusters + c;
+            struct proxy_traffic t = {.caller = edge_caller_name(gs->cfg, s),
+                                      .cluster = gs->cfg->clusters[c].name,
+                                      .requests = metric_counter_read(mh->edge_requests[i]),
+                                      .errors = metric_counter_read(mh->edge_errors[i]),
+                                      .sketch = mh->edge_sketch[i]};
+            fn(data, &t);
+        }
+    }
 }
 
 /* Endpoint <name> of <cluster> in the config in force: true with *c and *e set. */

@@ -38,7 +38,14 @@ struct gw_families {
     struct metric_family *cluster_requests, *cluster_duration, *cluster_retries;
     struct metric_family *breaker_open, *breaker_opens, *ejections, *cluster_in_flight;
     struct metric_family *endpoint_requests, *endpoint_healthy;
+    /* the metrics history's (internal: not in /metrics) */
+    struct metric_family *route_sketch, *edge_requests, *edge_errors, *edge_sketch;
 };
+
+/* The per-edge series are [caller slot * nclusters + cluster]. Slot 0 is the caller not known
+ * (label caller=""), the only slot until the mesh knows who calls: see edge_caller_slot() in
+ * forward.c and GW_EDGE_CALLERS in metrics.c, the two lines that plug the caller in. */
+enum { GW_EDGE_CALLER_UNKNOWN = 0 };
 
 /* The series handles of one config generation (indexes follow the config's arrays). */
 struct gw_mh {
@@ -54,6 +61,10 @@ struct gw_mh {
     struct metric_gauge **breaker_open, **cluster_in_flight;
     struct metric_counter ***endpoint_requests; /* [cluster][endpoint * GW_CLASSES + class] */
     struct metric_gauge ***endpoint_healthy;    /* [cluster][endpoint] */
+    struct metric_sketch **route_sketch;        /* [route]: request durations */
+    uint32_t ncallers;                          /* caller slots of the edge series */
+    struct metric_counter **edge_requests, **edge_errors; /* [slot * nclusters + cluster] */
+    struct metric_sketch **edge_sketch;                   /* idem: request durations */
 };
 
 /* What workers read through the snapshot: the config, its health table, its metric series. */

@@ -137,6 +137,11 @@ int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
                     cfg->who, cfg->data_dir, cp->token);
     }
     if (cfg->has_logs) open_logs(cp, cfg->data_dir);
+    rc = cfg->has_history ? obs_history_new(NULL, &cp->history) : 0;
+    if (rc < 0) {
+        sh_diag_set(d, "metrics history", "cannot make it: %s", sh_strerror(rc));
+        return rc;
+    }
     rc = sec_tokens_open(cp->store, cp->token, &cp->tokens, d);
     if (rc == 0) rc = sec_audit_open(cfg->data_dir, 0, &cp->audit, d);
     if (rc == 0) rc = cfgkv_new(&(struct cfgkv_config){0}, loop, cp->store, &cp->kv);
@@ -156,6 +161,7 @@ int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
                            .registry = cp->reg,
                            .supervisor = cfg->supervisor,
                            .logs = cp->logs,
+                           .history = cp->history,
                            .barrier = {.pending = is_unsynced, .sync = sync_now, .data = cp}},
                        &cp->admin, d);
     if (rc < 0) {
@@ -207,4 +213,6 @@ void control_plane_close(struct control_plane *cp)
     cp->store = NULL;
     obs_logs_close(cp->logs);
     cp->logs = NULL;
+    obs_history_free(cp->history);
+    cp->history = NULL;
 }

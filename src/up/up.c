@@ -388,10 +388,12 @@ static int start_all(struct up *u, struct sh_diag *d)
                                                           .token = token && *token ? token : NULL,
                                                           .who = "shoal up",
                                                           .supervisor = &u->sup,
-                                                          .has_logs = true},
+                                                          .has_logs = true,
+                                                          .has_history = true},
                            &u->cp, d));
     u->cp_open = true;
     u->logs = u->cp.logs;
+    up_history_slos(u);
     if (u->want_view && (rc = up_view_start(u)) < 0) /* before any thread starts */
         SH_LOG(SH_WARN, "supervisor", "no live view: cannot open the log file",
                LF_STR("data_dir", u->data_dir), LF_ERR("err", rc));
@@ -503,6 +505,7 @@ int up_run(const struct up_options *opt)
     }
     u->logs = NULL;
     control_plane_close(&u->cp); /* the log store too, after the last lines were added */
+    up_history_release(u);
     sh_doc_free(u->gw_doc);
     sh_doc_free(u->mesh_doc);
     up_instances_free(u); /* reads the manifest */

@@ -125,10 +125,18 @@ struct up {
     struct up_logline *log; /* UP_LOG_LINES slots; log_next is the oldest once full */
     size_t log_next, log_count;
     uint64_t log_seq;
-    FILE *logfile;         /* DATA_DIR/logs/services.log, or NULL */
-    struct obs_logs *logs; /* cp.logs: output and access lines, searchable; may be NULL */
-    bool logs_warned;      /* a refused line was logged once */
+    FILE *logfile;           /* DATA_DIR/logs/services.log, or NULL */
+    struct obs_logs *logs;   /* cp.logs: output and access lines, searchable; may be NULL */
+    bool logs_warned;        /* a refused line was logged once */
+    struct up_hsample *hist; /* history.c: this second's samples, nhist of them */
+    size_t nhist, hist_cap;
+    bool hist_warned;
 };
+
+/* history.c: the metrics history's sampler (cp.history) */
+void up_history_tick(struct up *u);    /* after each load sample (once a second) */
+void up_history_slos(struct up *u);    /* the manifest's SLOs into the history */
+void up_history_release(struct up *u); /* frees the samples' scratch */
 
 /* up.c */
 void up_instance_stop_done(struct up *u); /* one stop counted by up_instances_stop_all ended */
