@@ -42,15 +42,14 @@ static json_t *slo_json(struct obs_history *h, const char *service, int64_t now)
     o = json_object();
     json_object_set_new(o, "window_s", json_integer(slo.window_s));
     if (slo.availability > 0) {
-        json_object_set_new(o, "availability",
-                            json_pack("{s:f,s:o}", "objective", slo.availability, "actual",
-                                      num(st.availability)));
+        json_object_set_new(
+            o, "availability",
+            json_pack("{s:f,s:o}", "objective", slo.availability, "actual", num(st.availability)));
     }
     if (slo.latency_ms > 0) {
         json_object_set_new(o, "latency",
-                            json_pack("{s:f,s:f,s:o}", "threshold_ms", slo.latency_ms,
-                                      "objective", slo.latency_percent, "actual",
-                                      num(st.latency_good)));
+                            json_pack("{s:f,s:f,s:o}", "threshold_ms", slo.latency_ms, "objective",
+                                      slo.latency_percent, "actual", num(st.latency_good)));
     }
     json_object_set_new(o, "budget_left", num(st.budget_left));
     json_object_set_new(o, "burn_1h", num(st.burn_1h));
@@ -118,8 +117,7 @@ void admin__metrics_history(struct admin_req *r)
         json_array_append_new(arr, json_pack("{s:I,s:o,s:o,s:o,s:o,s:o}", "t", (json_int_t)pts[i].t,
                                              "rps", num(pts[i].rps), "error_ratio",
                                              num(pts[i].error_ratio), "p50", num(pts[i].p50_ms),
-                                             "p95", num(pts[i].p95_ms), "p99",
-                                             num(pts[i].p99_ms)));
+                                             "p95", num(pts[i].p95_ms), "p99", num(pts[i].p99_ms)));
     }
     sh_free(pts);
     body = json_pack("{s:s,s:s,s:I,s:I,s:o}", "kind", obs_series_kind_name(kind), "name", name,
@@ -165,9 +163,10 @@ static void add_node(struct topo *t, const char *id, const char *kind)
 
 static const char *node_kind(const char *id)
 {
-    return !strcmp(id, "gateway") ? "gateway" : !strcmp(id, "external") ? "external"
-                                            : !strcmp(id, "unknown")    ? "unknown"
-                                                                        : "service";
+    return !strcmp(id, "gateway")    ? "gateway"
+           : !strcmp(id, "external") ? "external"
+           : !strcmp(id, "unknown")  ? "unknown"
+                                     : "service";
 }
 
 static void topo_series(void *data, enum obs_series_kind kind, const char *name)
@@ -193,9 +192,8 @@ static void topo_series(void *data, enum obs_series_kind kind, const char *name)
     if (obs_history_recent(t->h, kind, name, &p) < 0) return;
     json_array_append_new(t->edges,
                           json_pack("{s:s,s:s,s:o,s:o,s:o,s:o}", "source", caller, "target",
-                                    arrow + 2, "rps", num(p.rps), "error_ratio",
-                                    num(p.error_ratio), "p50", num(p.p50_ms), "p99",
-                                    num(p.p99_ms)));
+                                    arrow + 2, "rps", num(p.rps), "error_ratio", num(p.error_ratio),
+                                    "p50", num(p.p50_ms), "p99", num(p.p99_ms)));
 }
 
 /* GET /v1/topology: nodes (services, "gateway", "external", "unknown" callers) and the edges

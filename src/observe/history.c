@@ -37,9 +37,9 @@ struct hseries {
     enum obs_series_kind kind;
     char *name;
     bool has_prev;
-    struct cum prev;   /* the previous sample */
-    struct cum mbase;  /* the last sample before the current minute */
-    int64_t minute;    /* the current minute (t / 60) */
+    struct cum prev;         /* the previous sample */
+    struct cum mbase;        /* the last sample before the current minute */
+    int64_t minute;          /* the current minute (t / 60) */
     struct cum marks[MARKS]; /* ten-second marks, ring; nmarks used, mnext the next slot */
     uint32_t nmarks, mnext;
     struct ring sec, min;
@@ -127,8 +127,7 @@ static int series_add(struct obs_history *h, enum obs_series_kind kind, const ch
 
     *out = NULL;
     if (h->n >= h->max) return SH_ELIMIT;
-    if (sh_array_reserve(&h->series, &h->cap, h->n + 1, sizeof(*h->series)) < 0)
-        return SH_ENOMEM;
+    if (sh_array_reserve(&h->series, &h->cap, h->n + 1, sizeof(*h->series)) < 0) return SH_ENOMEM;
     s = sh_calloc(1, sizeof(*s));
     if (!s) return SH_ENOMEM;
     s->kind = kind;
@@ -311,8 +310,7 @@ int obs_history_points(struct obs_history *h, enum obs_series_kind kind, const c
     for (int64_t i = 0; i < count; i++) {
         int64_t k = last - count + 1 + i;
         /* a second's point is stamped with its sample's time, a minute's with its end */
-        point_out(ring_get(r, k), r->step_s > 1 ? (k + 1) * r->step_s : k, r->step_s,
-                  &(*out)[i]);
+        point_out(ring_get(r, k), r->step_s > 1 ? (k + 1) * r->step_s : k, r->step_s, &(*out)[i]);
     }
     *n = (size_t)count;
     *step_s = r->step_s;

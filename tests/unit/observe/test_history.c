@@ -57,9 +57,8 @@ static void test_history__second_points_from_cumulative_counts(void **state)
         add(&f, 100, i == 5 ? 10 : 0, i <= 5 ? 0.010 : 0.060);
         record(h, T0 + i, &f, 0);
     }
-    assert_int_equal(obs_history_points(h, OBS_SERIES_EDGE, "gateway->api", T0 + 10, 300, &pts,
-                                        &n, &step),
-                     0);
+    assert_int_equal(
+        obs_history_points(h, OBS_SERIES_EDGE, "gateway->api", T0 + 10, 300, &pts, &n, &step), 0);
     assert_int_equal(n, 300);
     assert_int_equal(step, 1);
     assert_int_equal(pts[299].t, T0 + 10);
@@ -71,15 +70,14 @@ static void test_history__second_points_from_cumulative_counts(void **state)
     assert_true(isnan(pts[289].rps)); /* T0: the first sample, no point */
     assert_true(isnan(pts[0].p99_ms) && pts[0].requests == 0);
     sh_free(pts);
-    assert_int_equal(obs_history_points(h, OBS_SERIES_EDGE, "nope", T0 + 10, 300, &pts, &n,
-                                        &step),
+    assert_int_equal(obs_history_points(h, OBS_SERIES_EDGE, "nope", T0 + 10, 300, &pts, &n, &step),
                      SH_ENOENT);
-    assert_int_equal(obs_history_points(h, OBS_SERIES_EDGE, "gateway->api", T0 + 10, 0, &pts,
-                                        &n, &step),
-                     SH_EINVAL);
-    assert_int_equal(obs_history_points(h, OBS_SERIES_EDGE, "gateway->api", T0 + 10, 86401,
-                                        &pts, &n, &step),
-                     SH_EINVAL);
+    assert_int_equal(
+        obs_history_points(h, OBS_SERIES_EDGE, "gateway->api", T0 + 10, 0, &pts, &n, &step),
+        SH_EINVAL);
+    assert_int_equal(
+        obs_history_points(h, OBS_SERIES_EDGE, "gateway->api", T0 + 10, 86401, &pts, &n, &step),
+        SH_EINVAL);
     obs_history_free(h);
 }
 
@@ -105,9 +103,8 @@ static void test_history__minute_points_merge_the_minute(void **state)
         record(h, T0 + i, &f, 0);
     }
     record(h, T0 + 121, &f, 0); /* the second minute ends with a one-second gap */
-    assert_int_equal(obs_history_points(h, OBS_SERIES_EDGE, "gateway->api", T0 + 125, 7200,
-                                        &pts, &n, &step),
-                     0);
+    assert_int_equal(
+        obs_history_points(h, OBS_SERIES_EDGE, "gateway->api", T0 + 125, 7200, &pts, &n, &step), 0);
     assert_int_equal(step, 60);
     assert_int_equal(n, 120);
     /* pts[n-1] is the minute T0+60..T0+119, pts[n-2] the minute T0..T0+59 */
@@ -142,13 +139,13 @@ static void test_history__rings_wrap_and_gaps_are_no_data(void **state)
         add(&f, 1, 0, 0.001);
         if (i % 1000 != 500) record(h, T0 + i, &f, 0); /* a few missed samples */
     }
-    assert_int_equal(obs_history_points(h, OBS_SERIES_EDGE, "gateway->api", T0 + 4000, 3600,
-                                        &pts, &n, &step),
-                     0);
+    assert_int_equal(
+        obs_history_points(h, OBS_SERIES_EDGE, "gateway->api", T0 + 4000, 3600, &pts, &n, &step),
+        0);
     assert_int_equal(n, 3600);
     assert_int_equal(pts[0].t, T0 + 401);
     assert_true(near(pts[0].rps, 1, 1e-9));
-    assert_true(isnan(pts[3500 - 401].rps));        /* T0 + 3500 was not sampled */
+    assert_true(isnan(pts[3500 - 401].rps));              /* T0 + 3500 was not sampled */
     assert_true(near(pts[3501 - 401].requests, 2, 1e-9)); /* the next sample carries it */
     sh_free(pts);
     assert_int_equal(obs_history_totals(h, OBS_SERIES_EDGE, "gateway->api", T0 + 4000, 3600, &tot),
@@ -188,9 +185,9 @@ static void test_history__recent_window_and_restart(void **state)
         struct obs_point *pts = NULL;
         size_t n = 0;
         uint32_t step = 0;
-        assert_int_equal(obs_history_points(h, OBS_SERIES_EDGE, "gateway->api", T0 + 201, 5,
-                                            &pts, &n, &step),
-                         0);
+        assert_int_equal(
+            obs_history_points(h, OBS_SERIES_EDGE, "gateway->api", T0 + 201, 5, &pts, &n, &step),
+            0);
         assert_true(near(pts[n - 1].requests, 5, 1e-9));
         sh_free(pts);
     }

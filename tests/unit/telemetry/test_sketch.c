@@ -59,20 +59,27 @@ static double normal01(void)
 }
 
 enum dist { D_CONSTANT, D_UNIFORM, D_EXPONENTIAL, D_LOGNORMAL, D_BIMODAL, D_PARETO, D_COUNT };
-static const char *const dist_names[D_COUNT] = {"constant 60ms", "uniform 1-100ms",
+static const char *const dist_names[D_COUNT] = {"constant 60ms",         "uniform 1-100ms",
                                                 "exponential mean 60ms", "lognormal 60ms s=1",
-                                                "bimodal 5ms/300ms", "pareto 1ms a=1.5"};
+                                                "bimodal 5ms/300ms",     "pareto 1ms a=1.5"};
 
 static double draw(enum dist d)
 {
     switch (d) {
-    case D_CONSTANT: return 0.060;
-    case D_UNIFORM: return 0.001 + 0.099 * uniform01();
-    case D_EXPONENTIAL: return -0.060 * log(1 - uniform01());
-    case D_LOGNORMAL: return 0.060 * exp(normal01());
-    case D_BIMODAL: return uniform01() < 0.9 ? 0.005 * (1 + 0.1 * normal01()) : 0.300;
-    case D_PARETO: return 0.001 / pow(1 - uniform01(), 1 / 1.5);
-    default: return 0;
+    case D_CONSTANT:
+        return 0.060;
+    case D_UNIFORM:
+        return 0.001 + 0.099 * uniform01();
+    case D_EXPONENTIAL:
+        return -0.060 * log(1 - uniform01());
+    case D_LOGNORMAL:
+        return 0.060 * exp(normal01());
+    case D_BIMODAL:
+        return uniform01() < 0.9 ? 0.005 * (1 + 0.1 * normal01()) : 0.300;
+    case D_PARETO:
+        return 0.001 / pow(1 - uniform01(), 1 / 1.5);
+    default:
+        return 0;
     }
 }
 
@@ -124,8 +131,8 @@ static void test_sketch__quantiles_within_5_percent(void **state)
             double err = fabs(est - exact) / exact;
             if (err > worst) worst = err;
             if (err > 0.05)
-                fail_msg("%s q=%g: exact %g, sketch %g (%.2f%%)", dist_names[d], qs[i], exact,
-                         est, err * 100);
+                fail_msg("%s q=%g: exact %g, sketch %g (%.2f%%)", dist_names[d], qs[i], exact, est,
+                         err * 100);
         }
         assert_int_equal(n, SAMPLES);
         metrics_free(m);
