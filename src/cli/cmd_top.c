@@ -83,10 +83,9 @@ static json_t *snapshot(void)
         json_array_append_new(
             arr, json_pack("{s:s,s:O,s:O,s:O,s:o,s:o,s:o,s:o,s:o}", "service", name, "ready",
                            json_object_get(s, "ready"), "wanted", json_object_get(s, "replicas"),
-                           "instances", json_object_get(s, "instances"), "rps",
-                           copy_num(n, "rps"), "error_ratio", copy_num(n, "error_ratio"), "p50",
-                           copy_num(n, "p50"), "p99", copy_num(n, "p99"), "budget_left",
-                           copy_num(slo, "budget_left")));
+                           "instances", json_object_get(s, "instances"), "rps", copy_num(n, "rps"),
+                           "error_ratio", copy_num(n, "error_ratio"), "p50", copy_num(n, "p50"),
+                           "p99", copy_num(n, "p99"), "budget_left", copy_num(slo, "budget_left")));
     }
     out = json_pack("{s:O,s:o}", "t", json_object_get(topo, "t"), "services", arr);
     json_decref(stack);

@@ -527,8 +527,9 @@ static int read_slo_latency(const struct sh_node *m, const char *path, void *fie
 
     SH_TRY(sh_node_expect(m, SH_NODE_MAP, path, d));
     SH_TRY(sh_node_check_keys(m, keys, path, d));
-    if (m->count != 1 &&
-        !(m->count == 2 && sh_node_get(m, "threshold") && sh_node_get(m, "objective")))
+    bool has_pair = sh_node_get(m, "threshold") && sh_node_get(m, "objective");
+    bool has_half = sh_node_get(m, "threshold") || sh_node_get(m, "objective");
+    if (has_pair ? m->count != 2 : (has_half || m->count != 1))
         return fail_at(r, m, "%s: give one of p50..p999 (p99: 300ms), or threshold and objective",
                        path);
     for (size_t i = 0; i < SH_ARRAY_LEN(ps); i++) {
@@ -558,7 +559,7 @@ static int read_slo_window(const struct sh_node *n, const char *path, void *fiel
 
     (void)d;
     if (len > 1 && n->text[len - 1] == 'd' &&
-        slice_to_u64((struct slice){.ptr = n->text, .len = len - 1}, &v) == 0 && v <= 90) {
+        slice_to_u64((struct slice){.ptr = n->text, .len = len - 1}, &v) == 0 && v <= 36500) {
         v *= 86400000u;
     } else {
         SH_TRY(sh_node_duration_ms(n, path, &v, r->d));
