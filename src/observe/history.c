@@ -219,7 +219,17 @@ static void record_one(struct hseries *s, int64_t t, const struct obs_sample *sm
         return;
     }
     point_between(&s->prev, &cur, smp->slow_s, &p);
-    ring_put(&s->sec, t, &p);
+    {
+        /* a late sample (the timer slipped past a second) covers several seconds: each gets
+         * its share, so no second reads twice its rate; after a long stall, only the last */
+        int64_t dt = t - s->prev.t, from = dt <= 60 ? s->prev.t + 1 : t;
+        float share = (float)(t - from + 1);
+        p.requests /= share;
+        p.errors /= share;
+        p.slow /= share;
+        for (int64_t k = from; k <= t; k++)
+            ring_put(&s->sec, k, &p);
+    }
     if (t / 60 != s->minute) {
         /* the minute is over: its point is what its samples added (prev is its last) */
         point_between(&s->mbase, &s->prev, smp->slow_s, &p);

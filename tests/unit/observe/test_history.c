@@ -137,7 +137,8 @@ static void test_history__rings_wrap_and_gaps_are_no_data(void **state)
     record(h, T0, &f, 0);
     for (int i = 1; i <= 4000; i++) {
         add(&f, 1, 0, 0.001);
-        if (i % 1000 != 500) record(h, T0 + i, &f, 0); /* a few missed samples */
+        /* a few missed samples, and a stall of 100 s */
+        if (i % 1000 != 500 && (i < 3700 || i >= 3800)) record(h, T0 + i, &f, 0);
     }
     assert_int_equal(
         obs_history_points(h, OBS_SERIES_EDGE, "gateway->api", T0 + 4000, 3600, &pts, &n, &step),
@@ -145,8 +146,13 @@ static void test_history__rings_wrap_and_gaps_are_no_data(void **state)
     assert_int_equal(n, 3600);
     assert_int_equal(pts[0].t, T0 + 401);
     assert_true(near(pts[0].rps, 1, 1e-9));
-    assert_true(isnan(pts[3500 - 401].rps));              /* T0 + 3500 was not sampled */
-    assert_true(near(pts[3501 - 401].requests, 2, 1e-9)); /* the next sample carries it */
+    /* T0 + 3500 was not sampled: the next sample's two seconds share what it saw */
+    assert_true(near(pts[3500 - 401].rps, 1, 1e-9));
+    assert_true(near(pts[3501 - 401].rps, 1, 1e-9));
+    /* after a stall of over a minute, the seconds it covered are gaps and the sample after it
+     * carries everything */
+    assert_true(isnan(pts[3750 - 401].rps) && pts[3750 - 401].requests == 0);
+    assert_true(near(pts[3800 - 401].requests, 101, 1e-9));
     sh_free(pts);
     assert_int_equal(obs_history_totals(h, OBS_SERIES_EDGE, "gateway->api", T0 + 4000, 3600, &tot),
                      0);
