@@ -21,6 +21,7 @@ struct registry;
 struct cfgkv;
 struct obs_logs;
 struct obs_spans;
+struct obs_history;
 struct admin;
 
 /* What a supervisor in the same process (shoal up) offers the API. */
@@ -64,6 +65,9 @@ struct admin_config {
      * supervisor's in-memory lines answer, as before the store */
     struct obs_logs *logs;
     struct obs_spans *spans; /* the span store (Zipkin/OTLP routes); NULL: 503 */
+    /* GET /v1/metrics/history, /v1/topology and /v1/slo read it (borrowed; the caller's thread
+     * owns and fills it); NULL: those routes answer 404 */
+    struct obs_history *history;
     /* Holds answers until the store's group commit is synced; zeroed = none. */
     struct http_barrier barrier;
 };

@@ -119,6 +119,8 @@ admin_handler_fn admin__intentions_list, admin__intentions_add, admin__intention
 admin_handler_fn admin__tokens_list, admin__tokens_create, admin__tokens_revoke, admin__token_self,
     admin__audit;
 /* GET /v1/logs from the log store (routes_logs.c). */
+/* The metrics history (routes_metrics.c). */
+admin_handler_fn admin__metrics_history, admin__topology, admin__slo;
 struct obs_logs;
 void admin__logs_search(struct admin_req *r, struct obs_logs *logs);
 admin_handler_fn admin__zipkin_ingest, admin__otlp_ingest, admin__zipkin_services,

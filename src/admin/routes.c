@@ -179,6 +179,9 @@ const struct admin_route admin_routes[] = {
     {HTTP_M_POST, "/v1/stop", false, false, ADMIN_AUTH_ADMIN, stop},
     {HTTP_M_GET, "/v1/logs", false, false, ADMIN_AUTH_READ, logs},
     {HTTP_M_GET, "/v1/stack", false, false, ADMIN_AUTH_READ, stack},
+    {HTTP_M_GET, "/v1/metrics/history", false, false, ADMIN_AUTH_READ, admin__metrics_history},
+    {HTTP_M_GET, "/v1/topology", false, false, ADMIN_AUTH_READ, admin__topology},
+    {HTTP_M_GET, "/v1/slo", false, false, ADMIN_AUTH_READ, admin__slo},
     {HTTP_M_POST, "/v1/scale/", true, false, ADMIN_AUTH_WRITE, scale},
     {HTTP_M_POST, "/v1/restart/", true, false, ADMIN_AUTH_WRITE, restart},
     /* config KV (Consul's shape) and shoal's history / rollback */

@@ -55,6 +55,16 @@ static const struct cli_command commands[] = {
      "critical, ...), restarts, requests/s through the gateway and the mesh over the last\n"
      "second, and uptime. --json prints the same as a JSON array.\n" CONNECT_HELP,
      CLI_F_CONNECT},
+    {"top", cli_cmd_top, "a live table of the services' traffic, latency and SLO budget",
+     "shoal top [--once] [--json] [--interval DURATION] [--addr ADDR] [--token TOKEN]\n"
+     "       [--data-dir DIR]",
+     "Shows, per service of the `shoal up` behind ADDR: instances ready/wanted, and over the\n"
+     "last minute (the metrics history): requests/s, error % (5xx and requests without a\n"
+     "response), p50 and p99 latency, and the error budget left of its SLO (manifest slo).\n"
+     "Redrawn every --interval (default 1s) on a terminal until Ctrl-C; one snapshot with\n"
+     "--once or when stdout is not a terminal. --json prints snapshots as JSON "
+     "lines.\n" CONNECT_HELP,
+     CLI_F_CONNECT},
     {"logs", cli_cmd_logs, "search the services' output and the access logs `shoal up` keeps",
      "shoal logs [SERVICE] [-f] [--grep TEXT] [--level LEVEL] [--trace ID] [--since DURATION]\n"
      "       [--until MS] [--instance ID] [--limit N] [--json] [--addr ADDR] [--token TOKEN]\n"

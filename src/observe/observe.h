@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* observe.h: what the control plane keeps to look back at a running system: the services'
  * output and the proxies' access logs in one searchable store (Logs), the span store and the
- * trace codecs (Zipkin v2 JSON, OTLP/HTTP JSON and protobuf) (Traces), each in its own section.
- * Each store is its own SQLite file in the data directory, written off the request path in
- * batches, without an fsync per write, and bounded by size and age.
+ * trace codecs (Zipkin v2 JSON, OTLP/HTTP JSON and protobuf) (Traces); requests/s, errors and
+ * latency quantiles per service, route and edge over the last 24 h, and SLOs (Metrics history, in
+ * memory), each in its own section. Each store is its own SQLite file in the data directory,
+ * written off the request path in batches, without an fsync per write, and bounded by size and age.
  * Prefixes: obs_, OBS_.
  * Threads: each section says; the codecs and the decisions (query test, dependency links) are
  * plain functions callable from any thread.
@@ -353,5 +354,142 @@ SH_MUST_CHECK int obs_spans_traces(struct obs_spans *st, const struct obs_query 
 /* Links of the traces that started in [end_ms - lookback_ms, end_ms]. */
 SH_MUST_CHECK int obs_spans_dependencies(struct obs_spans *st, uint64_t end_ms,
                                          uint64_t lookback_ms, struct buf *out);
+
+/* ==========================================================================================
+ * Metrics history
+ *
+ * Per series (a service, a route, or an edge "CALLER->CALLEE"): requests/s, error ratio (5xx
+ * and requests without a response), the share of requests slower than the series' SLO latency
+ * threshold, and p50/p95/p99 from the proxies' latency sketches (telemetry.h, "Latency
+ * sketch"). Two rings a series, in memory: 3600 points of 1 s (the last hour) and 1440 of 1 min
+ * (the last day), 24 bytes a point; plus what sampling needs: the cumulative counts and sketch
+ * at the previous sample, at the start of the current minute, and at the last 7 ten-second
+ * marks (the "last minute" window of the service map). About 136 KiB a series.
+ *
+ * The caller samples once a second: obs_history_record with every series' cumulative counts
+ * (they only grow); a point is the difference from the previous sample, so its quantiles are
+ * those of the requests that ended in that second, and a minute's are those of its requests
+ * (merged sketch), not an average of the seconds'. Seconds with no sample are gaps (no data).
+ * Plain code over plain structs (no clock inside: now is passed in); unit-tested in
+ * tests/unit/observe/test_history.c.
+ * Threads: one thread at a time (shoal up's control thread samples and the admin API reads).
+ * ========================================================================================== */
+enum obs_series_kind { OBS_SERIES_SERVICE = 0, OBS_SERIES_ROUTE, OBS_SERIES_EDGE };
+
+enum {
+    OBS_HISTORY_SECONDS = 3600,    /* 1 s points kept */
+    OBS_HISTORY_MINUTES = 1440,    /* 1 min points kept */
+    OBS_HISTORY_MAX_SERIES = 4096, /* default cap; past it new series are refused */
+    OBS_HISTORY_NAME_MAX = 256,    /* bytes of a series name */
+    OBS_HISTORY_RECENT_S = 60,     /* the service map's window */
+};
+
+/* One series' cumulative counts at one sample. */
+struct obs_sample {
+    enum obs_series_kind kind;
+    const char *name;
+    uint64_t requests, errors; /* ended requests; those answered 5xx or without a response */
+    const uint64_t *sketch;    /* METRIC_SKETCH_BUCKETS cumulative counts of durations, or NULL */
+    double slow_s;             /* the SLO latency threshold: requests over it count as slow;
+                                * 0 = none */
+};
+
+/* One point (or a window's totals). NaN in a quantile: no request; everything NaN (and
+ * requests 0): no data for that interval. */
+struct obs_point {
+    int64_t t;          /* Unix seconds: the end of the interval */
+    double requests;    /* ended in the interval */
+    double rps;         /* requests / interval length */
+    double error_ratio; /* errors / requests; 0 without requests */
+    double slow_ratio;  /* over slow_s / requests; 0 without requests or threshold */
+    double p50_ms, p95_ms, p99_ms;
+};
+
+struct obs_history;
+struct obs_history_config {
+    uint32_t max_series; /* 0 = OBS_HISTORY_MAX_SERIES */
+};
+SH_MUST_CHECK int obs_history_new(const struct obs_history_config *cfg, struct obs_history **out);
+void obs_history_free(struct obs_history *h); /* NULL is a no-op */
+
+/* Records the samples taken at now_s (Unix seconds, one call a second with every series).
+ * A series is made on its first sample (which gives no point: there is nothing to subtract
+ * yet). A sample not after the series' previous one is ignored; counts that went down start
+ * the series over (its cumulative base is taken as 0). Returns 0, or SH_ELIMIT / SH_ENOMEM /
+ * SH_EINVAL (a name empty or too long) after recording the samples it could. */
+SH_MUST_CHECK int obs_history_record(struct obs_history *h, int64_t now_s,
+                                     const struct obs_sample *s, size_t n);
+
+/* The points of a series over the last window_s seconds up to now_s, oldest first: 1 s points
+ * when window_s <= OBS_HISTORY_SECONDS, else 1 min points (window_s at most 24 h).
+ * *out (caller frees with sh_free) gets one point per step, gaps included; *step_s the step.
+ * Returns 0, SH_ENOENT (no such series), SH_EINVAL (window 0 or over 24 h), SH_ENOMEM. */
+SH_MUST_CHECK int obs_history_points(struct obs_history *h, enum obs_series_kind kind,
+                                     const char *name, int64_t now_s, uint32_t window_s,
+                                     struct obs_point **out, size_t *n, uint32_t *step_s);
+
+/* Totals over the last window_s seconds up to now_s, from the rings (1 s points up to an
+ * hour, else 1 min points): requests, rps over the window, error and slow ratios; quantiles
+ * are NaN (the rings keep quantiles, not sketches). 0 or SH_ENOENT / SH_EINVAL. */
+SH_MUST_CHECK int obs_history_totals(struct obs_history *h, enum obs_series_kind kind,
+                                     const char *name, int64_t now_s, uint32_t window_s,
+                                     struct obs_point *out);
+
+/* The last OBS_HISTORY_RECENT_S seconds (from the newest ten-second mark at least that old;
+ * less while the series is younger), quantiles included (merged sketch). 0 or SH_ENOENT. */
+SH_MUST_CHECK int obs_history_recent(struct obs_history *h, enum obs_series_kind kind,
+                                     const char *name, struct obs_point *out);
+
+/* The requests a series has counted since it was made (0 when there is no such series). */
+uint64_t obs_history_requests(struct obs_history *h, enum obs_series_kind kind, const char *name);
+
+/* Calls fn for every series, in the order they were made. */
+typedef void obs_series_fn(void *data, enum obs_series_kind kind, const char *name);
+void obs_history_each(struct obs_history *h, obs_series_fn *fn, void *data);
+
+/* "service", "route", "edge". */
+const char *obs_series_kind_name(enum obs_series_kind kind);
+
+/* ---- SLOs: error budget and burn rate (plain functions) ----
+ * An SLO is an availability objective (requests not failed, in percent) and/or a latency
+ * objective (latency_percent of the requests under latency_ms), over window_s. A request is
+ * bad when it failed (availability) or was slower (latency); each objective's budget is the
+ * share of bad requests it allows (100 - objective)%. */
+struct obs_slo {
+    double availability;    /* percent, e.g. 99.9; 0 = none */
+    double latency_ms;      /* threshold; 0 = none */
+    double latency_percent; /* e.g. 99 (a p99 objective); with latency_ms */
+    uint32_t window_s;      /* e.g. 30 days */
+};
+
+struct obs_slo_status {
+    double budget_left;      /* fraction of the window's budget not spent (1 = all, < 0 when
+                              * overspent), the smaller of the two objectives' */
+    double burn_1h, burn_6h; /* bad share over the last hour / six hours divided by the budget
+                              * share (1 = spending exactly the budget over the window); the
+                              * larger of the two objectives' */
+    double availability;     /* measured over the window, percent; NaN without requests */
+    double latency_good;     /* percent of requests under latency_ms; NaN without */
+    double window_requests;  /* requests the window's figures rest on */
+};
+
+/* From three totals (obs_history_totals over the SLO's window, 1 h and 6 h): fills *out.
+ * With no requests the budget is whole and the burn rates 0. */
+void obs_slo_eval(const struct obs_slo *slo, const struct obs_point *window,
+                  const struct obs_point *last_1h, const struct obs_point *last_6h,
+                  struct obs_slo_status *out);
+
+/* The SLO of a service, kept in the history so readers find it beside the data: a copy is
+ * made (replacing the one set before; NULL or an SLO with no objective removes it). 0 or
+ * SH_ENOMEM / SH_ELIMIT (as many SLOs as max_series). */
+SH_MUST_CHECK int obs_history_set_slo(struct obs_history *h, const char *service,
+                                      const struct obs_slo *slo);
+/* The SLO set for <service>: true and *out, or false. */
+bool obs_history_slo(struct obs_history *h, const char *service, struct obs_slo *out);
+/* The service's SLO status at now_s: the window is what the rings keep (at most 24 h, until
+ * the minute ring is kept on disk), the burn rates over 1 h and 6 h. 0, or SH_ENOENT (no SLO
+ * set for it; a service with an SLO and no traffic yet has a whole budget). */
+SH_MUST_CHECK int obs_history_slo_status(struct obs_history *h, const char *service, int64_t now_s,
+                                         struct obs_slo_status *out);
 
 #endif

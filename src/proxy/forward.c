@@ -883,6 +883,13 @@ static void record_span(struct fwd *f)
         metric_counter_inc(mh->spans_dropped, f->w->index);
 }
 
+/* The caller slot of f's edge series (proxy_int.h): the caller label's index, 0 for the
+ * gateway's own requests or an unknown caller at the mesh, 1 + i for cluster i's service. */
+static uint32_t edge_caller_slot(const struct fwd *f)
+{
+    return f->caller;
+}
+
 static void fwd_end(struct fwd *f)
 {
     struct gw_worker *w = f->w;
@@ -894,13 +901,24 @@ static void fwd_end(struct fwd *f)
         const struct gw_mh *mh = MH(f);
         int k = proxy__status_class(f->status);
         metric_counter_inc(mh->responses[k], w->index);
+        double took_s = (double)(sh_now_us() - f->start_us) / 1e6;
         if (f->route) {
             uint32_t ri = (uint32_t)(f->route - f->st->cfg->routes);
             struct metric_counter *c = proxy__route_counter(w->gw, mh, ri, f->caller, (uint32_t)k);
             struct metric_histogram *hg = proxy__route_histogram(w->gw, mh, ri, f->caller);
             if (c) metric_counter_inc(c, w->index);
-            if (hg)
-                metric_histogram_observe(hg, w->index, (double)(sh_now_us() - f->start_us) / 1e6);
+            if (hg) metric_histogram_observe(hg, w->index, took_s);
+            metric_sketch_observe(mh->route_sketch[ri], w->index, took_s);
+        }
+        if (f->crt) {
+            uint32_t slot = edge_caller_slot(f);
+            struct proxy_edge_series e;
+            if (slot >= mh->ncallers) slot = GW_EDGE_CALLER_UNKNOWN;
+            if (proxy__edge_series(w->gw, mh, slot, CI(f), &e)) {
+                metric_counter_inc(e.requests, w->index);
+                if (k == 0 || k == 5) metric_counter_inc(e.errors, w->index);
+                metric_sketch_observe(e.sketch, w->index, took_s);
+            }
         }
     }
     if (f->ex) http_exchange_abort(f->ex);

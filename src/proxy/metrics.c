@@ -26,6 +26,7 @@ static const char *const l_cluster[] = {"cluster"};
 static const char *const l_endpoint_class[] = {"cluster", "endpoint", "class"};
 static const char *const l_endpoint[] = {"cluster", "endpoint"};
 static const char *const l_worker[] = {"worker"};
+static const char *const l_edge[] = {"caller", "cluster"};
 
 #define FAM(field, n, h, t, labels)                                                                \
     {                                                                                              \
@@ -97,7 +98,33 @@ static const struct family_def families[] = {
     FAM(endpoint_healthy, "shoal_endpoint_healthy",
         "1 when active health checks pass (or none are configured), else 0.", METRIC_GAUGE,
         l_endpoint),
+    /* The metrics history's series (proxy_gateway_traffic): internal, not in /metrics. */
+    FAM(route_sketch, "shoal_route_request_duration_sketch",
+        "Request durations per route, for quantiles.", METRIC_SKETCH, l_route),
+    {offsetof(struct gw_families, edge_requests),
+     {.name = "shoal_edge_requests_total",
+      .help = "Requests per caller and cluster.",
+      .type = METRIC_COUNTER,
+      .label_names = l_edge,
+      .label_count = 2,
+      .is_internal = true}},
+    {offsetof(struct gw_families, edge_errors),
+     {.name = "shoal_edge_errors_total",
+      .help = "Requests per caller and cluster answered 5xx or without a response.",
+      .type = METRIC_COUNTER,
+      .label_names = l_edge,
+      .label_count = 2,
+      .is_internal = true}},
+    FAM(edge_sketch, "shoal_edge_request_duration_sketch",
+        "Request durations per caller and cluster, for quantiles.", METRIC_SKETCH, l_edge),
 };
+
+/* The caller label of slot <slot>: "" for the unknown caller, else the cluster's service. */
+static const char *edge_caller_name(const struct proxy_config *cfg, uint32_t slot)
+{
+    return slot == GW_EDGE_CALLER_UNKNOWN || slot > cfg->nclusters ? ""
+                                                                   : cfg->clusters[slot - 1].name;
+}
 
 int proxy__metrics_init(struct proxy_gateway *gw)
 {
@@ -132,6 +159,12 @@ static void retire_all(struct gw_mh *mh)
         }
         metric_counter_retire(mh->route_ratelimited[r]);
         metric_counter_retire(mh->route_fallbacks[r]);
+        metric_sketch_retire(mh->route_sketch[r]);
+    }
+    for (uint32_t i = 0; mh->edge_requests && i < mh->ncallers * mh->nclusters; i++) {
+        metric_counter_retire(atomic_load(&mh->edge_requests[i]));
+        metric_counter_retire(atomic_load(&mh->edge_errors[i]));
+        metric_sketch_retire(atomic_load(&mh->edge_sketch[i]));
     }
     for (uint32_t c = 0; c < mh->nclusters; c++) {
         for (int k = 0; k < GW_CLASSES; k++)
@@ -170,6 +203,10 @@ void proxy__metrics_release(struct gw_mh *mh)
     sh_free(mh->endpoint_requests);
     sh_free(mh->endpoint_healthy);
     sh_free(mh->nendpoints);
+    sh_free(mh->route_sketch);
+    sh_free(mh->edge_requests);
+    sh_free(mh->edge_errors);
+    sh_free(mh->edge_sketch);
     memset(mh, 0, sizeof(*mh));
 }
 
@@ -203,6 +240,7 @@ int proxy__metrics_build(struct proxy_gateway *gw, const struct gw_mh *prev, str
     ALLOC(mh->route_duration, cfg->nroutes * mh->ncallers);
     ALLOC(mh->route_ratelimited, cfg->nroutes);
     ALLOC(mh->route_fallbacks, cfg->nroutes);
+    ALLOC(mh->route_sketch, cfg->nroutes);
     for (uint32_t r = 0; r < cfg->nroutes; r++) {
         struct slice v[1] = {slice_from_cstr(cfg->routes[r].name)};
         for (uint32_t k = 0; k < GW_CLASSES; k++) { /* caller 0's series exist from the start */
@@ -211,6 +249,14 @@ int proxy__metrics_build(struct proxy_gateway *gw, const struct gw_mh *prev, str
         if (!proxy__route_histogram(gw, mh, r, 0)) return SH_ENOMEM;
         SH_TRY(metric_counter_get(f->route_ratelimited, v, 1, &mh->route_ratelimited[r]));
         SH_TRY(metric_counter_get(f->route_fallbacks, v, 1, &mh->route_fallbacks[r]));
+        SH_TRY(metric_sketch_get(f->route_sketch, v, 1, &mh->route_sketch[r]));
+    }
+    ALLOC(mh->edge_requests, mh->ncallers * cfg->nclusters);
+    ALLOC(mh->edge_errors, mh->ncallers * cfg->nclusters);
+    ALLOC(mh->edge_sketch, mh->ncallers * cfg->nclusters);
+    for (uint32_t c = 0; c < cfg->nclusters; c++) { /* slot 0's exist from the start */
+        struct proxy_edge_series e;
+        if (!proxy__edge_series(gw, mh, GW_EDGE_CALLER_UNKNOWN, c, &e)) return SH_ENOMEM;
     }
     ALLOC(mh->cluster_requests, cfg->nclusters * GW_CLASSES);
     ALLOC(mh->cluster_duration, cfg->nclusters);
@@ -265,6 +311,47 @@ int proxy_gateway_cluster_load(const struct proxy_gateway *gw, const char *clust
     out->in_flight = metric_gauge_read(gs->mh.cluster_in_flight[c]);
     metric_histogram_read(gs->mh.cluster_duration[c], out->le, SH_ARRAY_LEN(out->le), NULL, NULL);
     return 0;
+}
+
+void proxy_gateway_traffic(const struct proxy_gateway *gw, proxy_traffic_fn *fn, void *data)
+{
+    const struct gw_snapshot *gs = gw->current;
+    const struct gw_mh *mh;
+
+    if (!gs) return;
+    mh = &gs->mh;
+    for (uint32_t r = 0; r < mh->nroutes; r++) {
+        struct proxy_traffic t = {.route = gs->cfg->routes[r].name, .sketch = mh->route_sketch[r]};
+        for (uint32_t c = 0; c < mh->ncallers; c++) {
+            for (uint32_t k = 0; k < GW_CLASSES; k++) {
+                struct metric_counter *ctr = atomic_load_explicit(
+                    &mh->route_requests[(r * mh->ncallers + c) * GW_CLASSES + k],
+                    memory_order_acquire);
+                uint64_t n = ctr ? metric_counter_read(ctr) : 0;
+                t.requests += n;
+                if (k == 0 || k == 5) t.errors += n;
+            }
+        }
+        fn(data, &t);
+    }
+    for (uint32_t s = 0; s < mh->ncallers; s++) {
+        for (uint32_t c = 0; c < mh->nclusters; c++) {
+            uint32_t i = s * mh->nclusters + c;
+            struct metric_counter *req =
+                atomic_load_explicit(&mh->edge_requests[i], memory_order_acquire);
+            struct metric_counter *err =
+                atomic_load_explicit(&mh->edge_errors[i], memory_order_acquire);
+            struct metric_sketch *sk =
+                atomic_load_explicit(&mh->edge_sketch[i], memory_order_acquire);
+            if (!req || !err || !sk) continue; /* that caller never called that cluster */
+            struct proxy_traffic t = {.caller = edge_caller_name(gs->cfg, s),
+                                      .cluster = gs->cfg->clusters[c].name,
+                                      .requests = metric_counter_read(req),
+                                      .errors = metric_counter_read(err),
+                                      .sketch = sk};
+            fn(data, &t);
+        }
+    }
 }
 
 /* Endpoint <name> of <cluster> in the config in force: true with *c and *e set. */
@@ -326,6 +413,29 @@ struct metric_counter *proxy__route_counter(struct proxy_gateway *gw, const stru
     if (metric_counter_get(gw->fam.route_requests, v, 3, &c) < 0) return NULL;
     atomic_store_explicit(slot, c, memory_order_release);
     return c;
+}
+
+bool proxy__edge_series(struct proxy_gateway *gw, const struct gw_mh *mh, uint32_t slot,
+                        uint32_t cluster, struct proxy_edge_series *out)
+{
+    uint32_t i = slot * mh->nclusters + cluster;
+    struct slice v[2];
+
+    out->requests = atomic_load_explicit(&mh->edge_requests[i], memory_order_acquire);
+    out->errors = atomic_load_explicit(&mh->edge_errors[i], memory_order_acquire);
+    out->sketch = atomic_load_explicit(&mh->edge_sketch[i], memory_order_acquire);
+    if (out->requests && out->errors && out->sketch) return true;
+    /* first use: find-or-create, so two workers racing store the same handles */
+    v[0] = slice_from_cstr(edge_caller_name(mh->cfg, slot));
+    v[1] = slice_from_cstr(mh->cfg->clusters[cluster].name);
+    if (metric_counter_get(gw->fam.edge_requests, v, 2, &out->requests) < 0 ||
+        metric_counter_get(gw->fam.edge_errors, v, 2, &out->errors) < 0 ||
+        metric_sketch_get(gw->fam.edge_sketch, v, 2, &out->sketch) < 0)
+        return false;
+    atomic_store_explicit(&mh->edge_sketch[i], out->sketch, memory_order_release);
+    atomic_store_explicit(&mh->edge_errors[i], out->errors, memory_order_release);
+    atomic_store_explicit(&mh->edge_requests[i], out->requests, memory_order_release);
+    return true;
 }
 
 struct metric_histogram *proxy__route_histogram(struct proxy_gateway *gw, const struct gw_mh *mh,

@@ -503,6 +503,22 @@ uint64_t proxy_gateway_endpoint_attempts(const struct proxy_gateway *gw, const c
 bool proxy_gateway_has_endpoint(const struct proxy_gateway *gw, const char *cluster,
                                 const char *endpoint);
 
+/* The traffic of one route or one edge (caller -> cluster) in the config in force, for the
+ * metrics history (src/observe). Counts are cumulative over the proxy's life (series revive
+ * across reloads). A request counts once, when it ends, with its whole duration (retries
+ * included); an error is a request answered 5xx or without a response. */
+struct metric_sketch; /* telemetry.h: read with metric_sketch_read */
+struct proxy_traffic {
+    const char *route;   /* a route's series: its name; NULL for an edge */
+    const char *caller;  /* an edge's caller service; "" while the mesh does not know it */
+    const char *cluster; /* an edge's callee: the cluster (named after its service) */
+    uint64_t requests, errors;
+    struct metric_sketch *sketch; /* durations in seconds; valid until the gateway is freed */
+};
+typedef void proxy_traffic_fn(void *data, const struct proxy_traffic *t);
+/* Calls fn for every route, then every edge, synchronously. Control thread. */
+void proxy_gateway_traffic(const struct proxy_gateway *gw, proxy_traffic_fn *fn, void *data);
+
 /* Access lines for the control thread instead of stdout (`shoal up` keeps them in its log
  * store). Once capture is on, each worker hands the lines of a loop turn over as one chunk,
  * pushed onto its own lock-free list (a compare-and-swap; no lock on the request path); the

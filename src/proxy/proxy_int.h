@@ -39,7 +39,14 @@ struct gw_families {
     struct metric_family *breaker_open, *breaker_opens, *ejections, *cluster_in_flight;
     struct metric_family *endpoint_requests, *endpoint_healthy;
     struct metric_family *spans_recorded, *spans_dropped;
+    /* the metrics history's (internal: not in /metrics) */
+    struct metric_family *route_sketch, *edge_requests, *edge_errors, *edge_sketch;
 };
+
+/* The per-edge series are [caller slot * nclusters + cluster], the slots of the caller label
+ * below (slot 0: the gateway's own requests, or the caller not known at the mesh). Slot 0's are
+ * made with the generation, the others on first use (proxy__edge_series), as route series. */
+enum { GW_EDGE_CALLER_UNKNOWN = 0 };
 
 /* The series handles of one config generation (indexes follow the config's arrays).
  * Per route and caller (the label "caller"): caller 0 is "gateway" when the config's identity
@@ -62,6 +69,10 @@ struct gw_mh {
     struct metric_gauge **breaker_open, **cluster_in_flight;
     struct metric_counter ***endpoint_requests; /* [cluster][endpoint * GW_CLASSES + class] */
     struct metric_gauge ***endpoint_healthy;    /* [cluster][endpoint] */
+    struct metric_sketch **route_sketch;        /* [route]: request durations */
+    /* [slot * nclusters + cluster], slots as the caller label's (ncallers); NULL until made */
+    struct metric_counter *_Atomic *edge_requests, *_Atomic *edge_errors;
+    struct metric_sketch *_Atomic *edge_sketch; /* idem: request durations */
 };
 
 /* What workers read through the snapshot: the config, its health table, its metric series. */
@@ -287,6 +298,14 @@ int proxy__status_class(int status);
  * (max_series): the request is then not counted there. */
 struct metric_counter *proxy__route_counter(struct proxy_gateway *gw, const struct gw_mh *mh,
                                             uint32_t route, uint32_t caller, uint32_t cls);
+/* The edge series of (caller slot, cluster), made on first use as the route series are. false
+ * when they cannot be made (the registry's series limit, no memory). */
+struct proxy_edge_series {
+    struct metric_counter *requests, *errors;
+    struct metric_sketch *sketch;
+};
+bool proxy__edge_series(struct proxy_gateway *gw, const struct gw_mh *mh, uint32_t slot,
+                        uint32_t cluster, struct proxy_edge_series *out);
 struct metric_histogram *proxy__route_histogram(struct proxy_gateway *gw, const struct gw_mh *mh,
                                                 uint32_t route, uint32_t caller);
 /* The caller label index of a service for mh (0 when it has no cluster). */

@@ -487,6 +487,115 @@ static int read_autoscale(struct rd *r, const struct sh_node *m, const char *bas
     return sh_schema_read(&autoscale_schema, m, base, a, r, r->d);
 }
 
+/* A percent in (0, 100): "99.9%" or 99.9. */
+static int get_percent(struct rd *r, const struct sh_node *n, const char *path, double *out)
+{
+    char num[32], *end = NULL;
+    size_t len;
+
+    if (n->kind != SH_NODE_SCALAR || (len = strlen(n->text)) == 0 || len >= sizeof(num))
+        return fail_at(r, n, "%s: expected a percent such as 99.9%%", path);
+    memcpy(num, n->text, len + 1);
+    if (num[len - 1] == '%') num[--len] = '\0';
+    *out = len ? strtod(num, &end) : 0;
+    if (!end || *end || !(*out > 0 && *out < 100))
+        return fail_at(r, n, "%s: expected a percent above 0 and below 100, such as 99.9%%", path);
+    return 0;
+}
+
+static int read_slo_availability(const struct sh_node *n, const char *path, void *field, void *ctx,
+                                 struct sh_diag *d)
+{
+    (void)d;
+    return get_percent(ctx, n, path, &((struct manifest_slo *)field)->availability);
+}
+
+/* latency: {pNN: 300ms} (NN in 50, 75, 90, 95, 99, 99.9), or {threshold: 300ms, objective: 99%} */
+static int read_slo_latency(const struct sh_node *m, const char *path, void *field, void *ctx,
+                            struct sh_diag *d)
+{
+    static const struct {
+        const char *key;
+        double percent;
+    } ps[] = {{"p50", 50}, {"p75", 75}, {"p90", 90}, {"p95", 95}, {"p99", 99}, {"p999", 99.9}};
+    static const char *const keys[] = {"p50",  "p75",       "p90",       "p95", "p99",
+                                       "p999", "threshold", "objective", NULL};
+    struct manifest_slo *slo = field;
+    struct rd *r = ctx;
+    const struct sh_node *v;
+    char p[192];
+
+    SH_TRY(sh_node_expect(m, SH_NODE_MAP, path, d));
+    SH_TRY(sh_node_check_keys(m, keys, path, d));
+    bool has_pair = sh_node_get(m, "threshold") && sh_node_get(m, "objective");
+    bool has_half = sh_node_get(m, "threshold") || sh_node_get(m, "objective");
+    if (has_pair ? m->count != 2 : (has_half || m->count != 1))
+        return fail_at(r, m, "%s: give one of p50..p999 (p99: 300ms), or threshold and objective",
+                       path);
+    for (size_t i = 0; i < SH_ARRAY_LEN(ps); i++) {
+        if (!(v = sh_node_get(m, ps[i].key))) continue;
+        snprintf(p, sizeof(p), "%s.%s", path, ps[i].key);
+        SH_TRY(get_ms(r, v, p, &slo->latency_ms));
+        slo->latency_percent = ps[i].percent;
+    }
+    if ((v = sh_node_get(m, "threshold"))) {
+        snprintf(p, sizeof(p), "%s.threshold", path);
+        SH_TRY(get_ms(r, v, p, &slo->latency_ms));
+        snprintf(p, sizeof(p), "%s.objective", path);
+        SH_TRY(get_percent(r, sh_node_get(m, "objective"), p, &slo->latency_percent));
+    }
+    if (slo->latency_ms == 0) return fail_at(r, m, "%s: the threshold must be above 0", path);
+    return 0;
+}
+
+/* window: a duration, or whole days ("30d"); 1 minute to 90 days. */
+static int read_slo_window(const struct sh_node *n, const char *path, void *field, void *ctx,
+                           struct sh_diag *d)
+{
+    struct manifest_slo *slo = field;
+    struct rd *r = ctx;
+    uint64_t v = 0;
+    size_t len = n->kind == SH_NODE_SCALAR ? strlen(n->text) : 0;
+
+    (void)d;
+    if (len > 1 && n->text[len - 1] == 'd' &&
+        slice_to_u64((struct slice){.ptr = n->text, .len = len - 1}, &v) == 0 && v <= 36500) {
+        v *= 86400000u;
+    } else {
+        SH_TRY(sh_node_duration_ms(n, path, &v, r->d));
+    }
+    if (v < 60000 || v > 90 * 86400000ull)
+        return fail_at(r, n, "%s: expected from 1m to 90d, such as 30d", path);
+    slo->window_s = (uint32_t)(v / 1000);
+    return 0;
+}
+
+static int check_slo(const struct sh_node *m, const char *path, void *obj, void *ctx,
+                     struct sh_diag *d)
+{
+    const struct manifest_slo *slo = obj;
+
+    (void)ctx;
+    if (slo->availability <= 0 && slo->latency_ms == 0)
+        return sh_node_fail(d, m, NULL, "%s: give availability, latency or both", path);
+    return 0;
+}
+
+static const struct sh_field slo_fields[] = {
+    {"availability", SH_FIELD_FN, 0, 0, 0, NULL, read_slo_availability},
+    {"latency", SH_FIELD_FN, 0, 0, 0, NULL, read_slo_latency},
+    {"window", SH_FIELD_FN, 0, 0, 0, NULL, read_slo_window},
+};
+SH_SCHEMA(slo_schema, slo_fields, check_slo);
+
+static int read_slo(struct rd *r, const struct sh_node *m, const char *base,
+                    struct manifest_slo *slo)
+{
+    slo->is_set = true;
+    slo->window_s = 30 * 86400;
+    return sh_schema_read(&slo_schema, m, base, slo, r, r->d);
+}
+
 /* The keys of the gateway's cluster that are policies; their insides are the proxy's to read
  * (manifest_gateway_doc), so only their shape is checked here. */
 static int read_resilience(struct rd *r, const struct sh_node *m, const char *base)
@@ -521,9 +630,10 @@ static const struct {
 static int read_service(struct rd *r, const struct sh_node *key, const struct sh_node *m,
                         struct manifest_service *svc)
 {
-    static const char *const keys[] = {
-        "command", "env",        "working_dir", "replicas",  "port",       "health", "depends_on",
-        "restart", "stop_grace", "version",     "autoscale", "resilience", "config", NULL};
+    static const char *const keys[] = {"command",    "env",     "working_dir", "replicas",
+                                       "port",       "health",  "depends_on",  "restart",
+                                       "stop_grace", "version", "autoscale",   "resilience",
+                                       "config",     "slo",     NULL};
     const struct sh_node *v;
     char p[96];
 
@@ -553,6 +663,7 @@ static int read_service(struct rd *r, const struct sh_node *key, const struct sh
             svc->port = (uint16_t)port;
         }
     }
+    if ((v = sh_node_get(m, "slo"))) SH_TRY(read_slo(r, v, pathf(r, "%s.slo", p), &svc->slo));
     if ((v = sh_node_get(m, "autoscale"))) {
         SH_TRY(read_autoscale(r, v, pathf(r, "%s.autoscale", p), &svc->autoscale));
         svc->replicas = SH_MAX(svc->autoscale.min, 1);

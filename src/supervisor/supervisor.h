@@ -109,6 +109,15 @@ struct manifest_autoscale {
     uint32_t down_cooldown_ms; /* default 300000 */
 };
 
+/* slo: {availability: 99.9%, latency: {p99: 300ms}, window: 30d} (docs/manifest.md). */
+struct manifest_slo {
+    bool is_set;
+    double availability;    /* percent of requests not failed, in (0, 100); 0 = none */
+    uint32_t latency_ms;    /* threshold; 0 = none */
+    double latency_percent; /* percent of requests under latency_ms, in (0, 100) */
+    uint32_t window_s;      /* 60 s .. 90 days; default 30 days */
+};
+
 struct manifest_service {
     const char *name;        /* a DNS label: [a-z0-9-], 1..63, no '-' at either end */
     const char *const *argv; /* argc >= 1 items, argv[argc] == NULL; "$PORT", "${X}" and
@@ -129,6 +138,7 @@ struct manifest_service {
     uint32_t stop_grace_ms; /* SIGTERM, then SIGKILL after this; default 10000 */
     const char *version;    /* NULL when not given */
     struct manifest_autoscale autoscale;
+    struct manifest_slo slo;
     const struct sh_node *resilience; /* borrowed MAP in the gateway's cluster syntax, or NULL */
     const struct manifest_kv *config; /* default config keys, config_count pairs */
     size_t config_count;

@@ -2,7 +2,8 @@
 /* metrics.c: the metrics registry, per-shard cells and the Prometheus text exposition.
  *
  * Memory: every series owns <ncells> consecutive 8-byte cells in every shard (1 for counters
- * and gauges; buckets + 1 counts and 1 sum for histograms). Cells are carved from blocks of
+ * and gauges; buckets + 1 counts and 1 sum for histograms; METRIC_SKETCH_BUCKETS counts for
+ * sketches). Cells are carved from blocks of
  * METRICS_CHUNK_CELLS cells, allocated one per shard at a time and 64-byte aligned, so a cache
  * line holds cells of one shard only: workers never false-share, whatever series they touch.
  * A series never spans blocks. Blocks and series are freed only by metrics_free, which is what
@@ -53,6 +54,7 @@ struct metric_family {
     char *name;
     char *help;
     enum metric_type type;
+    bool is_internal; /* never rendered */
     char **label_names;
     size_t label_count;
     double *bounds;
@@ -271,7 +273,8 @@ static int family_check(const struct metrics *m, const struct metric_family_conf
 {
     if (!is_name(cfg->name, false) || !cfg->help || strlen(cfg->help) > METRICS_MAX_HELP_BYTES)
         return SH_EINVAL;
-    if (cfg->type != METRIC_COUNTER && cfg->type != METRIC_GAUGE && cfg->type != METRIC_HISTOGRAM)
+    if (cfg->type != METRIC_COUNTER && cfg->type != METRIC_GAUGE && cfg->type != METRIC_HISTOGRAM &&
+        cfg->type != METRIC_SKETCH)
         return SH_EINVAL;
     /* promtool's lint: counters end in _total and nothing else does; a histogram's own series
      * end in _bucket/_sum/_count, which other families must then not claim. */
@@ -317,6 +320,7 @@ int metrics_family_add(struct metrics *m, const struct metric_family_config *cfg
     if (!f) goto fail;
     f->m = m;
     f->type = cfg->type;
+    f->is_internal = cfg->is_internal || cfg->type == METRIC_SKETCH;
     f->name = sh_strdup(cfg->name);
     f->help = sh_strdup(cfg->help);
     if (!f->name || !f->help) goto fail;
@@ -349,6 +353,7 @@ int metrics_family_add(struct metrics *m, const struct metric_family_config *cfg
         }
         f->ncells = f->nbounds + 2; /* finite buckets, +Inf, sum */
     }
+    if (cfg->type == METRIC_SKETCH) f->ncells = METRIC_SKETCH_BUCKETS;
     m->fams[m->nfams++] = f;
     pthread_mutex_unlock(&m->lock);
     *out = f;
@@ -540,6 +545,16 @@ int metric_histogram_get(struct metric_family *fam, const struct slice *values, 
     return rc;
 }
 
+int metric_sketch_get(struct metric_family *fam, const struct slice *values, size_t count,
+                      struct metric_sketch **out)
+{
+    struct metric_series *s;
+    int rc = series_get(fam, METRIC_SKETCH, values, count, &s);
+
+    *out = (struct metric_sketch *)(void *)s;
+    return rc;
+}
+
 static void series_retire(struct metric_series *s)
 {
     if (!s) return;
@@ -561,6 +576,11 @@ void metric_gauge_retire(struct metric_gauge *g)
 void metric_histogram_retire(struct metric_histogram *h)
 {
     series_retire(S(h));
+}
+
+void metric_sketch_retire(struct metric_sketch *k)
+{
+    series_retire(S(k));
 }
 
 /* ---- hot path ---- */
@@ -615,6 +635,73 @@ void metric_histogram_observe(struct metric_histogram *h, uint32_t shard, double
     atomic_store_explicit(&cells[s->nbounds + 1],
                           double_to_bits(bits_to_double(cell_get(&cells[s->nbounds + 1])) + value),
                           memory_order_relaxed);
+}
+
+/* ln(g) for g = (1 + a) / (1 - a), a = METRIC_SKETCH_ALPHA = 0.02: one log() per observation
+ * instead of two. */
+static const double sketch_ln_gamma = 0.040005334613699206; /* log(1.02 / 0.98) */
+
+uint32_t metric_sketch_index(double value_s)
+{
+    double i;
+
+    if (!(value_s > METRIC_SKETCH_MIN_S)) return 0; /* also NaN */
+    i = ceil(log(value_s / METRIC_SKETCH_MIN_S) / sketch_ln_gamma);
+    if (i < 1) return 1;
+    if (i > METRIC_SKETCH_BUCKETS - 1) return METRIC_SKETCH_BUCKETS - 1;
+    return (uint32_t)i;
+}
+
+double metric_sketch_value(uint32_t index)
+{
+    const double g = (1 + METRIC_SKETCH_ALPHA) / (1 - METRIC_SKETCH_ALPHA);
+
+    if (index == 0) return METRIC_SKETCH_MIN_S;
+    if (index > METRIC_SKETCH_BUCKETS - 1) index = METRIC_SKETCH_BUCKETS - 1;
+    return METRIC_SKETCH_MIN_S * exp((double)index * sketch_ln_gamma) * 2.0 / (g + 1.0);
+}
+
+void metric_sketch_observe(struct metric_sketch *k, uint32_t shard, double value_s)
+{
+    struct metric_series *s = S(k);
+
+    if (SH_NEVER(!s || shard >= s->nshards) || isnan(value_s) || value_s < 0) return;
+    cell_add(&s->cells[shard][metric_sketch_index(value_s)], 1);
+}
+
+void metric_sketch_read(struct metric_sketch *k, uint64_t *counts)
+{
+    struct metric_series *s = S(k);
+
+    memset(counts, 0, METRIC_SKETCH_BUCKETS * sizeof(*counts));
+    for (uint32_t i = 0; i < s->nshards; i++) {
+        _Atomic uint64_t *cells = s->cells[i];
+        for (uint32_t b = 0; b < METRIC_SKETCH_BUCKETS; b++)
+            counts[b] += cell_get(&cells[b]);
+    }
+}
+
+double metric_sketch_quantile(const uint64_t *counts, double q, uint64_t *total)
+{
+    uint64_t n = 0, rank, acc = 0;
+
+    for (uint32_t b = 0; b < METRIC_SKETCH_BUCKETS; b++)
+        n += counts[b];
+    if (total) *total = n;
+    if (n == 0) return NAN;
+    if (!(q > 0)) q = 0;
+    if (q > 1) q = 1;
+    rank = (uint64_t)(q * (double)(n - 1));
+    for (uint32_t b = 0; b < METRIC_SKETCH_BUCKETS; b++) {
+        acc += counts[b];
+        if (acc > rank) return metric_sketch_value(b);
+    }
+    return metric_sketch_value(METRIC_SKETCH_BUCKETS - 1);
+}
+
+size_t metric_sketch_series_bytes(const struct metrics *m)
+{
+    return (size_t)m->shards * METRIC_SKETCH_BUCKETS * sizeof(uint64_t);
 }
 
 /* ---- reading ---- */
@@ -746,6 +833,7 @@ static const char *const type_names[] = {
     [METRIC_COUNTER] = "counter",
     [METRIC_GAUGE] = "gauge",
     [METRIC_HISTOGRAM] = "histogram",
+    [METRIC_SKETCH] = "untyped", /* never rendered */
 };
 
 int metrics_render(struct metrics *m, struct buf *out)
@@ -755,6 +843,7 @@ int metrics_render(struct metrics *m, struct buf *out)
         const struct metric_family *f = m->fams[i];
         bool has_live = false;
 
+        if (f->is_internal) continue;
         for (size_t k = 0; k < f->nseries && !has_live; k++)
             has_live = !f->series[k]->is_retired;
         if (!has_live) continue;

@@ -46,6 +46,7 @@ enum metric_type {
     METRIC_COUNTER = 0,   /* monotonic uint64; the family name must end in "_total" */
     METRIC_GAUGE = 1,     /* double: the last metric_gauge_set value plus every shard's adds */
     METRIC_HISTOGRAM = 2, /* cumulative buckets with fixed upper bounds, _sum and _count */
+    METRIC_SKETCH = 3,    /* latency sketch for quantiles (see "Latency sketch"); never rendered */
 };
 
 enum {
@@ -69,6 +70,7 @@ struct metric_family;  /* opaque; owned by the registry */
 struct metric_counter; /* opaque series handles; owned by the registry, see "Lifetime" */
 struct metric_gauge;
 struct metric_histogram;
+struct metric_sketch;
 
 struct metrics_config {
     uint32_t shards;     /* recording threads; 0 = METRICS_DEFAULT_SHARDS; max METRICS_MAX_SHARDS */
@@ -95,6 +97,8 @@ struct metric_family_config {
     const double *buckets;          /* histograms: strictly increasing finite upper bounds;
                                        NULL = metrics_latency_buckets_s; ignored otherwise */
     size_t bucket_count;            /* 1..METRICS_MAX_BUCKETS when buckets is set */
+    bool is_internal; /* kept out of metrics_render (series read by shoal itself, such as the
+                         per-edge counters of the metrics history); sketches always are */
 };
 
 /* Registers a family; strings and arrays are copied. Families render in registration order.
@@ -115,12 +119,15 @@ SH_MUST_CHECK int metric_gauge_get(struct metric_family *fam, const struct slice
                                    size_t count, struct metric_gauge **out);
 SH_MUST_CHECK int metric_histogram_get(struct metric_family *fam, const struct slice *values,
                                        size_t count, struct metric_histogram **out);
+SH_MUST_CHECK int metric_sketch_get(struct metric_family *fam, const struct slice *values,
+                                    size_t count, struct metric_sketch **out);
 
 /* Hides the series from the exposition; the handle stays valid (see "Lifetime"). Idempotent;
  * NULL is a no-op. Control call. */
 void metric_counter_retire(struct metric_counter *c);
 void metric_gauge_retire(struct metric_gauge *g);
 void metric_histogram_retire(struct metric_histogram *h);
+void metric_sketch_retire(struct metric_sketch *k);
 
 /* Hot path (the thread owning <shard>). A shard out of range is ignored (a programming error
  * that must not corrupt memory). */
@@ -144,6 +151,43 @@ double metric_gauge_read(struct metric_gauge *g);
  * last being +Inf (== *count). *sum and *count may be NULL. */
 void metric_histogram_read(struct metric_histogram *h, uint64_t *cumulative, size_t n, double *sum,
                            uint64_t *count);
+
+/* ==========================================================================================
+ * Latency sketch (a METRIC_SKETCH series): quantiles with a bounded relative error.
+ *
+ * DDSketch's logarithmic mapping: bucket i >= 1 holds the values in
+ * (METRIC_SKETCH_MIN_S * g^(i-1), METRIC_SKETCH_MIN_S * g^i] with g = (1 + a) / (1 - a),
+ * a = METRIC_SKETCH_ALPHA; bucket 0 holds everything up to METRIC_SKETCH_MIN_S and the last
+ * bucket everything above its lower bound (about 12 minutes). A bucket's representative value,
+ * 2 g^i / (g + 1) * MIN, is within a of every value in it, so a quantile read from the counts is
+ * within a (2%) of a value of the exact rank: tests/unit/telemetry/test_sketch.c measures it.
+ *
+ * Memory: METRIC_SKETCH_BUCKETS 8-byte cells per series per shard (4 KiB; with the gateway's
+ * workers + 1 shards, 12 KiB a series on a two-core machine). Fixed, whatever the traffic.
+ * Recording is one log() and a relaxed load and store into the recording thread's own shard
+ * (the same rule as the histograms); reading sums the shards, so shards merge by addition, and
+ * so do sketches of different series (a service's callers) and the difference of two reads of
+ * one series is the sketch of what happened between them.
+ * ========================================================================================== */
+enum { METRIC_SKETCH_BUCKETS = 512 };
+#define METRIC_SKETCH_ALPHA 0.02
+#define METRIC_SKETCH_MIN_S 1e-6
+
+/* Counts <value_s> (seconds; NaN and negatives are ignored) in its bucket. Hot path: the
+ * thread owning <shard>; lock-free, allocation-free. */
+void metric_sketch_observe(struct metric_sketch *k, uint32_t shard, double value_s);
+/* counts[i] = the series' bucket i summed over the shards (METRIC_SKETCH_BUCKETS entries).
+ * Any thread, lock-free. */
+void metric_sketch_read(struct metric_sketch *k, uint64_t *counts);
+/* Plain functions over count arrays of METRIC_SKETCH_BUCKETS entries. */
+uint32_t metric_sketch_index(double value_s); /* the bucket of a value */
+double metric_sketch_value(uint32_t index);   /* the bucket's representative value, seconds */
+/* The q-quantile (0 <= q <= 1) of the counts, in seconds: the representative value of the
+ * bucket holding the value of rank floor(q * (n - 1)) (0-based) of the n counted; NaN when n
+ * is 0. *total, when not NULL, gets n. */
+double metric_sketch_quantile(const uint64_t *counts, double q, uint64_t *total);
+/* Bytes one sketch series takes in <m> (cells of every shard), for the docs and the tests. */
+size_t metric_sketch_series_bytes(const struct metrics *m);
 
 /* Appends the Prometheus text format 0.0.4 (Content-Type: METRICS_CONTENT_TYPE) of every
  * family with at least one live series: "# HELP", "# TYPE", then one line per series (label

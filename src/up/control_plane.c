@@ -157,6 +157,11 @@ int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
     snprintf(path, sizeof(path), "%s/traces.sqlite", cfg->data_dir);
     SH_TRY(obs_spans_open(&(struct obs_spans_config){.path = path}, &cp->spans, d));
     if (cfg->has_logs) open_logs(cp, cfg->data_dir);
+    rc = cfg->has_history ? obs_history_new(NULL, &cp->history) : 0;
+    if (rc < 0) {
+        sh_diag_set(d, "metrics history", "cannot make it: %s", sh_strerror(rc));
+        return rc;
+    }
     rc = sec_tokens_open(cp->store, cp->token, &cp->tokens, d);
     if (rc == 0) rc = sec_audit_open(cfg->data_dir, 0, &cp->audit, d);
     if (rc == 0)
@@ -181,6 +186,7 @@ int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
                            .supervisor = cfg->supervisor,
                            .logs = cp->logs,
                            .spans = cp->spans,
+                           .history = cp->history,
                            .barrier = {.pending = is_unsynced, .sync = sync_now, .data = cp}},
                        &cp->admin, d);
     if (rc < 0) {
@@ -240,4 +246,6 @@ void control_plane_close(struct control_plane *cp)
     cp->store = NULL;
     obs_logs_close(cp->logs);
     cp->logs = NULL;
+    obs_history_free(cp->history);
+    cp->history = NULL;
 }

@@ -118,6 +118,7 @@ void up_load_tick(struct up *u)
         in->attempts = a;
     }
     u->sampled_ms = now;
+    up_history_tick(u);
     up_autoscale(u);
 }
 

@@ -466,6 +466,7 @@ static int start_all(struct up *u, struct sh_diag *d)
                                            .who = "shoal up",
                                            .supervisor = &u->sup,
                                            .has_logs = true,
+                                           .has_history = true,
                                            .default_deny = u->m->security.default_deny,
                                            .intentions = rules,
                                            .intention_count = u->m->security.intention_count,
@@ -476,6 +477,7 @@ static int start_all(struct up *u, struct sh_diag *d)
     SH_TRY(rc);
     u->cp_open = true;
     u->logs = u->cp.logs;
+    up_history_slos(u);
     if (u->want_view && (rc = up_view_start(u)) < 0) /* before any thread starts */
         SH_LOG(SH_WARN, "supervisor", "no live view: cannot open the log file",
                LF_STR("data_dir", u->data_dir), LF_ERR("err", rc));
@@ -592,6 +594,7 @@ int up_run(const struct up_options *opt)
     if (u->spans && u->span_sink) trace_queue_drain(u->spans, 0, u->span_sink, u->span_sink_data);
     control_plane_close(&u->cp); /* the log and span stores too, after the last lines */
     trace_queue_free(u->spans);
+    up_history_release(u);
     sh_doc_free(u->gw_doc);
     sh_doc_free(u->mesh_doc);
     up_instances_free(u); /* reads the manifest */

@@ -113,10 +113,12 @@ struct control_plane {
     struct http_client *client; /* the registry's active checks */
     struct registry *reg;
     struct admin *admin;
-    struct obs_logs *logs;     /* with has_logs, unless it could not open (a warning); else NULL */
-    struct obs_spans *spans;   /* DATA_DIR/traces.sqlite, flushed by a timer on the loop */
-    struct sec_tokens *tokens; /* the root token and the stored and instances' ones */
-    struct sec_audit *audit;   /* DATA_DIR/audit.log */
+    struct obs_logs *logs;   /* with has_logs, unless it could not open (a warning); else NULL */
+    struct obs_spans *spans; /* DATA_DIR/traces.sqlite, flushed by a timer on the loop */
+    struct obs_history *history;      /* with has_history: the metrics history shoal up samples into
+                                       * and GET /v1/metrics/history, /v1/topology, /v1/slo read */
+    struct sec_tokens *tokens;        /* the root token and the stored and instances' ones */
+    struct sec_audit *audit;          /* DATA_DIR/audit.log */
     struct sec_itable *intentions;    /* which service may call which */
     char token[SH_TOKEN_MAX_LEN + 1]; /* the root token's text */
     char runtime_file[4096];          /* published for the CLI (cli_runtime_publish), or "" */
@@ -143,7 +145,8 @@ struct control_plane_config {
     size_t intention_count;
     sec_intentions_fn *intentions_changed;
     void *intentions_data;
-    bool has_logs; /* open the log store DATA_DIR/logs.sqlite (cp->logs) for GET /v1/logs */
+    bool has_logs;    /* open the log store DATA_DIR/logs.sqlite (cp->logs) for GET /v1/logs */
+    bool has_history; /* make the metrics history (cp->history; in memory) */
 };
 
 /* Opens everything on <loop> into *cp (zeroed first). A token made now is printed once on

@@ -140,9 +140,17 @@ struct up {
     trace_span_fn *span_sink;
     void *span_sink_data;
     uint64_t spans_drained;
+    struct up_hsample *hist; /* history.c: this second's samples, nhist of them */
+    size_t nhist, hist_cap;
+    bool hist_warned;
 };
 
 enum { UP_SPAN_DRAIN_MS = 50, UP_SPAN_RING = 16384 }; /* 60k spans/s per worker fit */
+
+/* history.c: the metrics history's sampler (cp.history) */
+void up_history_tick(struct up *u);    /* after each load sample (once a second) */
+void up_history_slos(struct up *u);    /* the manifest's SLOs into the history */
+void up_history_release(struct up *u); /* frees the samples' scratch */
 
 /* up.c */
 void up_instance_stop_done(struct up *u); /* one stop counted by up_instances_stop_all ended */

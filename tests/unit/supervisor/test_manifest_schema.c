@@ -297,6 +297,25 @@ static const struct bad bads[] = {
     {"services:\n  a:\n    command: x\nsecurity:\n  intentions:\n"
      "    - {from: gateway, to: a, action: permit}\n",
      "shoal.yaml:6:38", "security.intentions[0].action: 'permit' is not allow or deny"},
+    {"services:\n  a:\n    command: x\n    slo: {availability: 100%}\n", "shoal.yaml:4:25",
+     "services.a.slo.availability: expected a percent above 0 and below 100, such as 99.9%"},
+    {"services:\n  a:\n    command: x\n    slo: {availability: high}\n", "shoal.yaml:4:25",
+     "services.a.slo.availability: expected a percent above 0 and below 100, such as 99.9%"},
+    {"services:\n  a:\n    command: x\n    slo: {window: 30d}\n", "shoal.yaml:4:10",
+     "services.a.slo: give availability, latency or both"},
+    {"services:\n  a:\n    command: x\n    slo: {availability: 99, window: 91d}\n",
+     "shoal.yaml:4:37", "services.a.slo.window: expected from 1m to 90d, such as 30d"},
+    {"services:\n  a:\n    command: x\n    slo: {latency: {p98: 1s}}\n", "shoal.yaml:4:21",
+     "services.a.slo.latency: unknown key 'p98' (did you mean 'p90'?)"},
+    {"services:\n  a:\n    command: x\n    slo: {latency: {p99: 1s, p50: 1ms}}\n",
+     "shoal.yaml:4:20",
+     "services.a.slo.latency: give one of p50..p999 (p99: 300ms), or threshold and objective"},
+    {"services:\n  a:\n    command: x\n    slo: {latency: {threshold: 1s}}\n", "shoal.yaml:4:20",
+     "services.a.slo.latency: give one of p50..p999 (p99: 300ms), or threshold and objective"},
+    {"services:\n  a:\n    command: x\n    slo: {latency: {p99: 0ms}}\n", "shoal.yaml:4:20",
+     "services.a.slo.latency: the threshold must be above 0"},
+    {"services:\n  a:\n    command: x\n    slo: {availabilty: 99}\n", "shoal.yaml:4:11",
+     "services.a.slo: unknown key 'availabilty' (did you mean 'availability'?)"},
 };
 
 static void test_manifest_schema__errors_name_where_and_what(void **state)
@@ -322,6 +341,39 @@ static void test_manifest_schema__errors_name_where_and_what(void **state)
 
 /* Env values may refer to shoal's variables and shoal's environment, and be long (up to
  * SUP_ENV_VALUE_MAX); one byte more is an error at the value. */
+/* slo: availability as "99.9%" or 99.9, latency as {pNN: D} or {threshold, objective}, window
+ * as a duration or days; 30 days by default. */
+static void test_manifest_schema__slo(void **state)
+{
+    static const char text[] =
+        "services:\n"
+        "  a:\n    command: x\n    slo: {availability: 99.9%, latency: {p99: 300ms}, window: 7d}\n"
+        "  b:\n    command: x\n    slo: {availability: 99.5}\n"
+        "  c:\n    command: x\n    slo: {latency: {threshold: 1s, objective: 95%}, window: 1h}\n"
+        "  d:\n    command: x\n";
+    struct sh_doc *doc;
+    struct manifest *m;
+    struct sh_diag d = {{0}, {0}};
+    (void)state;
+
+    assert_int_equal(load(text, &doc, &m, &d), 0);
+    assert_true(m->services[0].slo.is_set);
+    assert_true(m->services[0].slo.availability == 99.9);
+    assert_int_equal(m->services[0].slo.latency_ms, 300);
+    assert_true(m->services[0].slo.latency_percent == 99);
+    assert_int_equal(m->services[0].slo.window_s, 7 * 86400);
+    assert_true(m->services[1].slo.availability == 99.5);
+    assert_int_equal(m->services[1].slo.latency_ms, 0);
+    assert_int_equal(m->services[1].slo.window_s, 30 * 86400);
+    assert_int_equal(m->services[2].slo.latency_ms, 1000);
+    assert_true(m->services[2].slo.latency_percent == 95);
+    assert_true(m->services[2].slo.availability == 0);
+    assert_int_equal(m->services[2].slo.window_s, 3600);
+    assert_false(m->services[3].slo.is_set);
+    manifest_free(m);
+    sh_doc_free(doc);
+}
+
 static void test_manifest_schema__env_references_and_long_values(void **state)
 {
     struct buf text = BUF_INIT(0);
@@ -504,6 +556,7 @@ int main(void)
         SH_TEST(test_manifest_schema__full_manifest_reads_back),
         SH_TEST(test_manifest_schema__defaults),
         SH_TEST(test_manifest_schema__errors_name_where_and_what),
+        SH_TEST(test_manifest_schema__slo),
         SH_TEST(test_manifest_schema__env_references_and_long_values),
         SH_TEST(test_manifest_schema__gateway_doc_renames_service_to_cluster),
         SH_TEST(test_manifest_schema__mesh_doc_routes_each_service_by_host),
