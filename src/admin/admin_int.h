@@ -116,6 +116,7 @@ admin_handler_fn admin__service_register, admin__service_deregister, admin__chec
 admin_handler_fn admin__events_services, admin__events_kv;
 admin_handler_fn admin__tokens_list, admin__tokens_create, admin__tokens_revoke, admin__token_self,
     admin__audit;
+admin_handler_fn admin__ca_get, admin__ca_rotate, admin__ca_sign;
 /* GET /v1/logs from the log store (routes_logs.c). */
 struct obs_logs;
 void admin__logs_search(struct admin_req *r, struct obs_logs *logs);

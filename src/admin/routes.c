@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* routes.c: the one table of admin API routes, and the status handlers. The KV handlers live
- * in routes_kv.c, the registry's in routes_registry.c. */
+ * in routes_kv.c, the registry's in routes_registry.c, the CA's in routes_ca.c. */
 #include "admin/admin.h"
 #include "admin/admin_int.h"
 
@@ -212,5 +212,9 @@ const struct admin_route admin_routes[] = {
     {HTTP_M_POST, "/v1/tokens", false, false, ADMIN_AUTH_ADMIN, admin__tokens_create},
     {HTTP_M_DELETE, "/v1/tokens/", true, false, ADMIN_AUTH_ADMIN, admin__tokens_revoke},
     {HTTP_M_GET, "/v1/audit", false, false, ADMIN_AUTH_ADMIN, admin__audit},
+    /* the CA (routes_ca.c): a signed leaf carries its private key, so sign is admin */
+    {HTTP_M_GET, "/v1/ca", false, false, ADMIN_AUTH_READ, admin__ca_get},
+    {HTTP_M_POST, "/v1/ca/rotate", false, false, ADMIN_AUTH_ADMIN, admin__ca_rotate},
+    {HTTP_M_POST, "/v1/ca/sign", false, false, ADMIN_AUTH_ADMIN, admin__ca_sign},
 };
 const size_t admin_nroutes = SH_ARRAY_LEN(admin_routes);

@@ -752,12 +752,69 @@ static int read_gateway(struct rd *r, const struct sh_node *g)
 }
 
 /* ------------------------------------------------------------------------------------------
+ * The security section: the CA and the instances' certificates
+ * ------------------------------------------------------------------------------------------ */
+
+/* A SPIFFE trust domain: 1 to 255 of a-z, 0-9, '.', '-', '_', no '.' at either end (the same
+ * rule as security.h's sec_trust_domain_check, which the supervisor may not import). */
+static bool trust_domain_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 255 || s[0] == '.' || s[n - 1] == '.') return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+static int read_security(struct rd *r, const struct sh_node *sec)
+{
+    static const char *const keys[] = {"trust_domain", "cert_ttl", "ca_overlap", "ca", NULL};
+    static const char *const ca_keys[] = {"cert", "key", NULL};
+    struct manifest_security *s = &r->m->security;
+    const struct sh_node *v, *x;
+
+    SH_TRY(sh_node_check_keys(sec, keys, "security", r->d));
+    if ((v = sh_node_get(sec, "trust_domain"))) {
+        SH_TRY(get_str(r, v, "security.trust_domain", &s->trust_domain));
+        if (!trust_domain_ok(s->trust_domain))
+            return fail_at(r, v,
+                           "security.trust_domain: '%s' is not a trust domain (1 to 255 of a-z, "
+                           "0-9, '.', '-', '_'; no '.' at either end)",
+                           s->trust_domain);
+    }
+    if ((v = sh_node_get(sec, "cert_ttl"))) {
+        SH_TRY(get_ms(r, v, "security.cert_ttl", &s->cert_ttl_ms));
+        if (s->cert_ttl_ms < 2000 || s->cert_ttl_ms > 30u * 24 * 3600 * 1000)
+            return fail_at(r, v, "security.cert_ttl: expected a duration from 2s to 30 days");
+    }
+    if ((v = sh_node_get(sec, "ca_overlap"))) {
+        SH_TRY(get_ms(r, v, "security.ca_overlap", &s->ca_overlap_ms));
+        if (s->ca_overlap_ms == 0)
+            return fail_at(r, v,
+                           "security.ca_overlap: must be above 0 (leave it out for the "
+                           "default: until the last certificate expires)");
+    }
+    if ((v = sh_node_get(sec, "ca"))) {
+        SH_TRY(sh_node_check_keys(v, ca_keys, "security.ca", r->d));
+        SH_TRY(sh_node_require(v, "cert", "security.ca", &x, r->d));
+        SH_TRY(get_str(r, x, "security.ca.cert", &s->ca_cert));
+        SH_TRY(sh_node_require(v, "key", "security.ca", &x, r->d));
+        SH_TRY(get_str(r, x, "security.ca.key", &s->ca_key));
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
  * The top level
  * ------------------------------------------------------------------------------------------ */
 static int read_top(struct rd *r, const struct sh_node *root)
 {
-    static const char *const keys[] = {"name", "services", "gateway", "control_plane",
-                                       "mesh", "data_dir", NULL};
+    static const char *const keys[] = {"name", "services", "gateway",  "control_plane",
+                                       "mesh", "data_dir", "security", NULL};
     struct manifest *m = r->m;
     const struct sh_node *v, *svcs;
 
@@ -804,6 +861,7 @@ static int read_top(struct rd *r, const struct sh_node *root)
     }
     SH_TRY(resolve_depends(r));
     if ((v = sh_node_get(root, "gateway"))) SH_TRY(read_gateway(r, v));
+    if ((v = sh_node_get(root, "security"))) SH_TRY(read_security(r, v));
     return 0;
 }
 

@@ -145,6 +145,15 @@ struct manifest_gateway {
     const struct sh_node *node;   /* borrowed: the gateway MAP */
 };
 
+/* security: the CA and the services' certificates (docs/security.md). */
+struct manifest_security {
+    const char *trust_domain; /* NULL: the default (security.h's SEC_TRUST_DOMAIN_DEFAULT) */
+    uint32_t cert_ttl_ms;     /* an instance certificate's lifetime; 0: the default (24 h) */
+    uint32_t ca_overlap_ms;   /* a rotated-out CA's time in the bundle; 0: its last leaf's end */
+    const char *ca_cert;      /* with ca_key: an external CA, paths as written (relative to */
+    const char *ca_key;       /* the manifest's directory); NULL: shoal makes its own */
+};
+
 struct manifest {
     const char *file;                  /* the doc's file name */
     const char *name;                  /* NULL when not given */
@@ -157,6 +166,7 @@ struct manifest {
     size_t service_count;
     uint32_t *start_order; /* service indexes, each after all it depends on */
     struct manifest_gateway gateway;
+    struct manifest_security security;
     const struct sh_doc *doc; /* the doc read from (owned only via load_file) */
     struct sh_doc *owned_doc; /* private */
     struct arena arena;       /* private */

@@ -32,7 +32,7 @@ ROUTES = [
     ("GET", "/v1/health/service/x"), ("GET", "/v1/sd/prometheus"), ("GET", "/v1/sd/endpoints/x"),
     ("GET", "/v1/events/services"), ("GET", "/v1/events/kv/a"), ("GET", "/v1/token/self"),
     ("GET", "/v1/tokens"), ("POST", "/v1/tokens"), ("DELETE", "/v1/tokens/x"),
-    ("GET", "/v1/audit"),
+    ("GET", "/v1/audit"), ("GET", "/v1/ca"), ("POST", "/v1/ca/rotate"), ("POST", "/v1/ca/sign"),
 ]
 
 
