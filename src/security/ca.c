@@ -23,15 +23,20 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { CA_STATE_MAX_BYTES = 64 * 1024, CA_PEM_MAX_BYTES = 1 << 20 };
+enum { CA_STATE_MAX_BYTES = 64 * 1024 };
+/* ca.json records the last leaf's end this much later than it is, so that issuing many leaves
+ * (every instance at a start) writes the file once, not once each; only after a restart does
+ * a rotation keep the old CA in the bundle up to this much longer than needed. */
+#define CA_LEAF_SLACK_MS (10ull * 60 * 1000)
 
 struct ca_gen {
     uint32_t gen;
     X509 *cert;
     EVP_PKEY *key;
     uint64_t not_before_ms, not_after_ms;
-    uint64_t retire_at_ms; /* 0 while active */
-    uint64_t last_leaf_ms; /* the latest notAfter of the leaves it signed */
+    uint64_t retire_at_ms;  /* 0 while active */
+    uint64_t last_leaf_ms;  /* the latest notAfter of the leaves it signed */
+    uint64_t saved_leaf_ms; /* what ca.json says of it: last_leaf_ms or later (CA_LEAF_SLACK) */
     char subject[256], fingerprint[SEC_FINGERPRINT_LEN + 1], serial[SEC_SERIAL_HEX_MAX + 1];
 };
 
@@ -366,7 +371,7 @@ static int save_state(const struct sec_ca *ca, struct sh_diag *d)
         const struct ca_gen *g = &ca->gens[i];
         json_array_append_new(arr, json_pack("{s:I, s:I, s:I}", "gen", (json_int_t)g->gen,
                                              "retire_at_ms", (json_int_t)g->retire_at_ms,
-                                             "last_leaf_ms", (json_int_t)g->last_leaf_ms));
+                                             "last_leaf_ms", (json_int_t)g->saved_leaf_ms));
     }
     text = json_dumps(o, JSON_INDENT(2));
     json_decref(o);
@@ -509,7 +514,7 @@ static int load_dir(struct sec_ca *ca, struct sh_diag *d)
         struct ca_gen *g = &ca->gens[ca->ngens++];
         g->gen = (uint32_t)gen;
         g->retire_at_ms = (uint64_t)ra;
-        g->last_leaf_ms = (uint64_t)ll;
+        g->last_leaf_ms = g->saved_leaf_ms = (uint64_t)ll;
         rc = gen_load(ca, g, d);
         if (rc < 0) {
             json_decref(o);
@@ -809,9 +814,10 @@ int sec_ca_issue(struct sec_ca *ca, const char *service, uint64_t ttl_ms, uint64
     if (!out->cert_pem || !out->key_pem) goto fail;
     X509_free(x);
     EVP_PKEY_free(key);
-    if (!ca->is_external && out->not_after_ms > g->last_leaf_ms) {
+    g->last_leaf_ms = SH_MAX(g->last_leaf_ms, out->not_after_ms);
+    if (!ca->is_external && g->last_leaf_ms > g->saved_leaf_ms) {
         struct sh_diag sd = {{0}, {0}};
-        g->last_leaf_ms = out->not_after_ms;
+        g->saved_leaf_ms = SH_MIN(g->last_leaf_ms + CA_LEAF_SLACK_MS, g->not_after_ms);
         /* a lost record only shortens a later rotation's overlap; the leaf is still good */
         if (save_state(ca, &sd) < 0)
             SH_LOG(SH_WARN, "security", "cannot save the CA's state", LF_STR("where", sd.where),
