@@ -9,11 +9,12 @@ pkgs=(
     libyaml-dev                        # manifest and gateway config (supervisor)
     libsqlite3-dev                     # embedded store (store)
     libjansson-dev                     # JSON at the API edges (admin, cli)
-    libssl-dev                         # OpenSSL 3: token hashes, later TLS (security)
+    libssl-dev                         # OpenSSL 3: token hashes, the CA, later TLS (security)
     zlib1g-dev                         # gzip span ingest bodies (observe)
     libcmocka-dev                      # unit tests
     curl nodejs                        # integration tests; llhttp differential test
     python3                            # integration test drivers
+    openssl                            # the openssl command: checks the CA's certificates (integ)
     prometheus                         # promtool: checks our metrics exposition (integ)
     clang-format                       # the C style is checked (check/format)
 )

@@ -8,6 +8,7 @@
 #include "config/config.h"
 #include "proxy/proxy.h"
 #include "registry/registry.h"
+#include "security/security.h"
 #include "store/store.h"
 #include "supervisor/supervisor.h"
 #include "telemetry/telemetry.h"
@@ -445,29 +446,40 @@ static int cmd_server(int argc, char **argv)
     const struct cli_command *cmd = cli_find("server");
     const char *data_dir = ".shoal", *listen = "127.0.0.1:7700", *token = getenv("SHOAL_TOKEN");
     struct server_run s = {.grace_ms = 5000};
+    struct sec_ca_config ca = {0};
     struct sh_diag d = {{0}, {0}};
     uv_loop_t loop;
     int rc;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--data-dir") && strcmp(a, "--listen") && strcmp(a, "--token") &&
-            strcmp(a, "--log-level"))
+        const char **slot = !strcmp(a, "--data-dir")       ? &data_dir
+                            : !strcmp(a, "--listen")       ? &listen
+                            : !strcmp(a, "--token")        ? &token
+                            : !strcmp(a, "--trust-domain") ? &ca.trust_domain
+                            : !strcmp(a, "--ca-cert")      ? &ca.cert_file
+                            : !strcmp(a, "--ca-key")       ? &ca.key_file
+                                                           : NULL;
+        if (!slot && strcmp(a, "--log-level") && strcmp(a, "--cert-ttl"))
             return cli_usage_error(cmd, "unknown option '%s'", a);
         if (!v) return cli_usage_error(cmd, "option '%s' needs a value", a);
         i++;
-        if (!strcmp(a, "--data-dir")) {
-            data_dir = v;
-        } else if (!strcmp(a, "--listen")) {
-            listen = v;
-        } else if (!strcmp(a, "--token")) {
-            token = v;
+        if (slot) {
+            *slot = v;
+        } else if (!strcmp(a, "--cert-ttl")) {
+            if (sh_parse_duration_ms(slice_from_cstr(v), &ca.leaf_ttl_ms, &d) < 0 ||
+                ca.leaf_ttl_ms < SEC_LEAF_TTL_MIN_MS || ca.leaf_ttl_ms > SEC_LEAF_TTL_MAX_MS)
+                return cli_usage_error(cmd, "--cert-ttl: '%s' is not a duration from 2s to 30d", v);
         } else {
             int lvl = sh_log_level_parse(slice_from_cstr(v));
             if (lvl < 0) return cli_usage_error(cmd, "--log-level: unknown level '%s'", v);
             sh_log_setup((enum sh_log_level)lvl, SH_LOG_AUTO, 2);
         }
     }
+    if (!ca.cert_file != !ca.key_file)
+        return cli_usage_error(cmd, "--ca-cert and --ca-key go together");
+    if (ca.trust_domain && sec_trust_domain_check(ca.trust_domain, &d) < 0)
+        return cli_usage_error(cmd, "--trust-domain: %s", d.what);
     if (token && *token && strlen(token) < 16)
         return cli_usage_error(cmd, "the token must be at least 16 characters");
     if (token && strlen(token) > SH_TOKEN_MAX_LEN)
@@ -480,7 +492,8 @@ static int cmd_server(int argc, char **argv)
                             &(struct control_plane_config){.data_dir = data_dir,
                                                            .listen = listen,
                                                            .token = token && *token ? token : NULL,
-                                                           .who = "shoal server"},
+                                                           .who = "shoal server",
+                                                           .ca = &ca},
                             &s.cp, &d);
     if (rc < 0) {
         fprintf(stderr, "shoal server: %s: %s\n", d.where, d.what[0] ? d.what : sh_strerror(rc));
@@ -576,7 +589,8 @@ static int role_up(int argc, char **argv)
 
 static const struct cli_command roles[] = {
     {"server", cmd_server, "run the control plane (registry, config, admin API)",
-     "shoal server [--data-dir DIR] [--listen ADDR] [--token TOKEN] [--log-level LEVEL]",
+     "shoal server [--data-dir DIR] [--listen ADDR] [--token TOKEN] [--log-level LEVEL]\n"
+     "       [--trust-domain TD] [--cert-ttl DURATION] [--ca-cert FILE --ca-key FILE]",
      "Runs the control plane alone: the admin API (JSON over HTTP under /v1, with a\n"
      "Consul-compatible subset) on its durable store, and the span store (DIR/traces.sqlite:\n"
      "Zipkin and OTLP/HTTP ingest, Zipkin's query API; docs/observability.md). `shoal up`\n"
@@ -586,7 +600,12 @@ static const struct cli_command roles[] = {
      "  --token TOKEN      the API token (default: SHOAL_TOKEN, else DIR/token, created and\n"
      "                     printed once on first start); writes always need it, reads need\n"
      "                     it from other hosts\n"
-     "  --log-level LEVEL  debug, info, warn, error (default info)\n",
+     "  --log-level LEVEL  debug, info, warn, error (default info)\n"
+     "  --trust-domain TD  the CA's trust domain: identities are spiffe://TD/service/NAME\n"
+     "                     (default shoal.local)\n"
+     "  --cert-ttl D       lifetime of the certificates POST /v1/ca/sign makes (default 24h)\n"
+     "  --ca-cert FILE, --ca-key FILE\n"
+     "                     sign with this CA (PEM) instead of the one shoal makes in DIR/ca\n",
      0},
     {"up", role_up, "run a whole stack from shoal.yaml (control plane, services, gateway)",
      "shoal up [-f FILE] [--data-dir DIR] [--plain] [--log-level LEVEL]",

@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* admin.h: the control plane's HTTP API (JSON, versioned under /v1): status, the registry, the
  * config KV, the Consul-compatible subset existing clients use, and Prometheus service
- * discovery, API tokens and the audit log. One route table (admin_routes in routes.c); every
- * route but GET /v1/status needs a token whose scope covers it (security.h).
- * Prefixes: admin_.
- * Threads: the control thread's loop only. */
+ * discovery, API tokens and the audit log, the CA. One route table (admin_routes in routes.c);
+ * every route but GET /v1/status needs a token whose scope covers it (security.h). Prefixes:
+ * admin_. Threads: the control thread's loop only. */
 #ifndef SHOAL_ADMIN_H
 #define SHOAL_ADMIN_H
 
@@ -17,6 +16,7 @@ struct store;
 struct sec_tokens;
 struct sec_audit;
 struct sec_itable;
+struct sec_ca;
 struct registry;
 struct cfgkv;
 struct obs_logs;
@@ -54,6 +54,7 @@ struct admin_config {
     struct sec_tokens *tokens;     /* borrowed: every route but GET /v1/status needs one of them */
     struct sec_audit *audit;       /* borrowed: every write is logged there; NULL = none */
     struct sec_itable *intentions; /* borrowed: /v1/intentions; NULL = none (404) */
+    struct sec_ca *ca;             /* borrowed: GET /v1/ca, rotate, sign; NULL = none (404) */
     const char *datacenter;        /* "dc1" when NULL (Consul answers carry it) */
     const char *node;              /* this node's name; the host name when NULL */
     size_t max_body_bytes;         /* 413 above it; 0 = 1 MiB */

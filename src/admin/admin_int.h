@@ -118,6 +118,7 @@ admin_handler_fn admin__intentions_list, admin__intentions_add, admin__intention
     admin__intentions_check;
 admin_handler_fn admin__tokens_list, admin__tokens_create, admin__tokens_revoke, admin__token_self,
     admin__audit;
+admin_handler_fn admin__ca_get, admin__ca_rotate, admin__ca_sign;
 /* GET /v1/logs from the log store (routes_logs.c). */
 /* The metrics history (routes_metrics.c). */
 admin_handler_fn admin__metrics_history, admin__topology, admin__slo;

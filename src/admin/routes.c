@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* routes.c: the one table of admin API routes, and the status handlers. The KV handlers live
- * in routes_kv.c, the registry's in routes_registry.c. */
+ * in routes_kv.c, the registry's in routes_registry.c, the CA's in routes_ca.c. */
 #include "admin/admin.h"
 #include "admin/admin_int.h"
 
@@ -234,5 +234,9 @@ const struct admin_route admin_routes[] = {
      admin__zipkin_autocomplete},
     {HTTP_M_GET, "/api/v2/autocompleteValues", false, false, ADMIN_AUTH_READ,
      admin__zipkin_autocomplete},
+    /* the CA (routes_ca.c): a signed leaf carries its private key, so sign is admin */
+    {HTTP_M_GET, "/v1/ca", false, false, ADMIN_AUTH_READ, admin__ca_get},
+    {HTTP_M_POST, "/v1/ca/rotate", false, false, ADMIN_AUTH_ADMIN, admin__ca_rotate},
+    {HTTP_M_POST, "/v1/ca/sign", false, false, ADMIN_AUTH_ADMIN, admin__ca_sign},
 };
 const size_t admin_nroutes = SH_ARRAY_LEN(admin_routes);

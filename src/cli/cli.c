@@ -189,6 +189,18 @@ static const struct cli_command commands[] = {
      "Lists the intentions in the order they are tried, with their id, action, caller,\n"
      "destination, methods, paths and source (manifest or api), and the default.\n" CONNECT_HELP,
      CLI_F_CONNECT},
+    {"ca", cli_cmd_ca, "show or rotate the control plane's CA",
+     "shoal ca show [--json] | rotate [--json]   [--addr ADDR] [--token TOKEN] [--data-dir DIR]",
+     "The control plane's CA, which signs the services' certificates (identities\n"
+     "spiffe://<trust domain>/service/<name>; docs/security.md).\n\n"
+     "  show      the trust domain and every CA in the bundle, newest first: state (active:\n"
+     "            signs new certificates; retiring: trusted until its last certificate\n"
+     "            expires), subject, validity, serial and SHA-256 fingerprint (needs a read\n"
+     "            token); --json: the API's answer, with the bundle's PEM\n"
+     "  rotate    make a new CA that signs from now on; the old one retires (needs an admin\n"
+     "            token). Instances under `shoal up` get new certificates within a "
+     "second\n" CONNECT_HELP,
+     CLI_F_CONNECT},
     {"audit", cli_cmd_audit, "show the audit log of API writes",
      "shoal audit [--since DURATION] [--token-id ID] [--limit N] [--json] [--addr ADDR]\n"
      "       [--token TOKEN] [--data-dir DIR]",

@@ -36,6 +36,6 @@ const char *cli__str_of(const struct json_t *o, const char *key);
 cli_run_fn cli_cmd_version, cli_cmd_help, cli_cmd_echo, cli_cmd_fetch, cli_cmd_services, cli_cmd_ps,
     cli_cmd_down, cli_cmd_logs, cli_cmd_scale, cli_cmd_restart, cli_cmd_config, cli_cmd_token,
     cli_cmd_audit, cli_cmd_intention, cli_cmd_intentions, cli_cmd_traces, cli_cmd_trace,
-    cli_cmd_top;
+    cli_cmd_top, cli_cmd_ca;
 
 #endif

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* security.h: who may call the control plane. Scoped API tokens (read, write, admin; optionally
  * limited to config keys under a prefix; optionally expiring), kept hashed in the store; the
- * decision whether a token may make a request (a plain function); and the audit log of writes.
- * Later: the CA, identities, intentions, JWT.
+ * decision whether a token may make a request (a plain function); the audit log of writes; the
+ * CA and the services' identities (SPIFFE-style certificates). Later: intentions, JWT.
  * Prefixes: sec_, SEC_.
  * Threads: the control thread only (the token table and the audit log belong to its loop). */
 #ifndef SHOAL_SECURITY_H
@@ -243,5 +243,158 @@ SH_MUST_CHECK int sec_itable_add(struct sec_itable *t, const struct sec_intentio
 SH_MUST_CHECK int sec_itable_remove(struct sec_itable *t, const char *id);
 /* The current set (borrowed until the next change). */
 const struct sec_intentions *sec_itable_current(const struct sec_itable *t);
+
+/* ==========================================================================================
+ * CA and identities (ca.c)
+ *
+ * The control plane's CA signs short-lived leaf certificates that name a service by a
+ * SPIFFE-style identity, spiffe://<trust domain>/service/<name>, as the certificate's one URI
+ * SAN. Keys are ECDSA P-256, signatures ECDSA with SHA-256.
+ *
+ * A CA made by shoal lives in a directory (DATA_DIR/ca, 0700): ca-<gen>.key (PKCS#8 PEM, 0600)
+ * and ca-<gen>.pem (a self-signed root, valid SEC_CA_TTL_MS) per generation, and ca.json (which
+ * generations exist, when a retiring one leaves the bundle, the trust domain). Generation N+1
+ * is made by a rotation: from then on it signs every new leaf (it is "active"); generation N
+ * is "retiring": it stays in the bundle (the CA certificates a peer trusts) until the last leaf
+ * it signed has expired (or a configured overlap has passed), then it is "retired": out of the
+ * bundle, its files removed. An external CA (a certificate and key given by path) is used as
+ * it is and never rotated by shoal.
+ *
+ * The decisions (when to renew a leaf, what state a CA is in) are plain functions over plain
+ * structs; the CA object carries them out.
+ * ========================================================================================== */
+#define SEC_TRUST_DOMAIN_DEFAULT "shoal.local"
+#define SEC_LEAF_TTL_DEFAULT_MS (24ull * 3600 * 1000)  /* 24 h, as Linkerd's */
+#define SEC_LEAF_TTL_MIN_MS 2000ull                    /* 2 s: tests */
+#define SEC_LEAF_TTL_MAX_MS (30ull * 24 * 3600 * 1000) /* 30 days */
+#define SEC_CA_TTL_MS (10ull * 365 * 24 * 3600 * 1000) /* a CA made by shoal: 10 years */
+#define SEC_CERT_BACKDATE_MS 60000ull /* notBefore is this much before the issue (clock skew) */
+
+enum {
+    SEC_TRUST_DOMAIN_MAX = 255,
+    SEC_SERVICE_NAME_MAX = 63, /* a DNS label, as the manifest's service names */
+    SEC_IDENTITY_MAX = 9 + SEC_TRUST_DOMAIN_MAX + 9 + SEC_SERVICE_NAME_MAX, /* with "spiffe://" */
+    SEC_SERIAL_HEX_MAX = 40,  /* a serial number in hex (20 bytes at most, RFC 5280) */
+    SEC_FINGERPRINT_LEN = 95, /* SHA-256 as "AB:CD:...", as `openssl x509 -fingerprint` */
+    SEC_CA_MAX = 8,           /* generations at once (the active one and retiring ones) */
+};
+
+/* A leaf as the renewal decision sees it. */
+struct sec_leaf_view {
+    uint64_t issued_ms;    /* when it was issued (Unix ms); 0: none issued yet */
+    uint64_t not_after_ms; /* when it expires */
+    uint32_t ca_gen;       /* the CA generation that signed it */
+};
+/* When a leaf is due for renewal: at 2/3 of its life from its issue. */
+uint64_t sec_leaf_renew_at(const struct sec_leaf_view *l);
+/* Renew now? Yes when none was issued, at or past sec_leaf_renew_at, or when it was signed by a
+ * generation other than the active one (after a rotation: new leaves come from the new CA). */
+bool sec_leaf_should_renew(const struct sec_leaf_view *l, uint32_t active_gen, uint64_t now_ms);
+
+/* A CA generation as the bundle decision sees it. */
+struct sec_ca_view {
+    uint32_t gen;
+    uint64_t not_after_ms; /* its certificate's end */
+    uint64_t retire_at_ms; /* set when a newer generation took over: it leaves the bundle then */
+};
+enum sec_ca_state {
+    SEC_CA_ACTIVE = 0, /* signs new leaves; in the bundle */
+    SEC_CA_RETIRING,   /* signs nothing; in the bundle until retire_at_ms */
+    SEC_CA_RETIRED,    /* out of the bundle */
+};
+/* The state of <v> when <active_gen> is the newest generation: the active one is active (until
+ * its own certificate expires: then retired); an older one is retiring before its retire_at_ms
+ * and before its certificate's end, else retired. */
+enum sec_ca_state sec_ca_state_of(const struct sec_ca_view *v, uint32_t active_gen,
+                                  uint64_t now_ms);
+/* When the generation active until a rotation at <now_ms> leaves the bundle: <overlap_ms>
+ * after the rotation when that is set (not 0); else when the last leaf it signed expires
+ * (<last_leaf_not_after_ms>), and not before now_ms. */
+uint64_t sec_ca_retire_at(uint64_t now_ms, uint64_t last_leaf_not_after_ms, uint64_t overlap_ms);
+const char *sec_ca_state_name(enum sec_ca_state s); /* "active", "retiring", "retired" */
+
+/* Checks a trust domain: 1 to SEC_TRUST_DOMAIN_MAX of a-z, 0-9, '.', '-', '_' (SPIFFE's
+ * characters), not starting or ending with '.'. 0, or SH_EINVAL with d. */
+SH_MUST_CHECK int sec_trust_domain_check(const char *td, struct sh_diag *d);
+/* spiffe://<td>/service/<service> into out (SEC_IDENTITY_MAX + 1 bytes). The service name must
+ * be a DNS label (1 to 63 of a-z, 0-9, '-', not starting or ending with '-'). 0, or SH_EINVAL
+ * (d->where "service") / SH_ETOOBIG. */
+SH_MUST_CHECK int sec_identity(const char *td, const char *service, char *out, size_t len,
+                               struct sh_diag *d);
+
+struct sec_ca;
+
+struct sec_ca_config {
+    const char *dir;          /* where a CA made by shoal lives (DATA_DIR/ca); made 0700 */
+    const char *trust_domain; /* NULL: SEC_TRUST_DOMAIN_DEFAULT */
+    const char *cert_file;    /* with key_file: an external CA (PEM), used as it is */
+    const char *key_file;
+    uint64_t leaf_ttl_ms; /* a leaf's lifetime when the caller asks none; 0: 24 h */
+    uint64_t overlap_ms;  /* a retiring CA's time in the bundle; 0: until its last leaf expires */
+};
+
+/* Opens the CA: the external one of cfg, or the one in cfg->dir (made now, generation 1, when
+ * the directory has none). A CA directory made for another trust domain is refused (SH_EINVAL:
+ * remove the directory to start afresh). Retired generations are dropped. 0 and *out, or SH_E*
+ * with d naming the file and the problem. */
+SH_MUST_CHECK int sec_ca_open(const struct sec_ca_config *cfg, uint64_t now_ms, struct sec_ca **out,
+                              struct sh_diag *d);
+void sec_ca_free(struct sec_ca *ca); /* NULL is a no-op */
+
+const char *sec_ca_trust_domain(const struct sec_ca *ca);
+uint64_t sec_ca_leaf_ttl(const struct sec_ca *ca); /* the default leaf lifetime */
+uint32_t sec_ca_active_gen(const struct sec_ca *ca);
+bool sec_ca_is_external(const struct sec_ca *ca);
+/* A value that changes whenever the bundle does at <now_ms> (a rotation, a retirement): a
+ * holder of a copy of the bundle writes it again when it moved. */
+uint64_t sec_ca_bundle_version(const struct sec_ca *ca, uint64_t now_ms);
+/* Drops the generations retired at <now_ms> (their files too). Once a second is plenty. */
+void sec_ca_tick(struct sec_ca *ca, uint64_t now_ms);
+
+/* Makes generation active+1 (key, self-signed certificate) and makes it the active one; the
+ * previous one retires (sec_ca_retire_at). Durable when it returns 0. SH_ENOTSUP for an
+ * external CA, SH_ELIMIT with SEC_CA_MAX generations still in the bundle, SH_EIO (d). */
+SH_MUST_CHECK int sec_ca_rotate(struct sec_ca *ca, uint64_t now_ms, struct sh_diag *d);
+
+/* The bundle at <now_ms>: the PEM certificates of the active and retiring generations, newest
+ * first, appended to out. 0 or out's error. */
+SH_MUST_CHECK int sec_ca_bundle_pem(const struct sec_ca *ca, uint64_t now_ms, struct buf *out);
+
+struct sec_ca_info {
+    uint32_t gen;
+    enum sec_ca_state state;
+    bool is_external;
+    char subject[256];                         /* RFC 2253: "CN=shoal CA 1,O=shoal.local" */
+    char fingerprint[SEC_FINGERPRINT_LEN + 1]; /* SHA-256 of the DER certificate */
+    char serial[SEC_SERIAL_HEX_MAX + 1];
+    uint64_t not_before_ms, not_after_ms;
+    uint64_t retire_at_ms; /* 0 unless retiring */
+};
+/* The generations in the bundle at <now_ms>, newest first, at most <max>; returns how many. */
+size_t sec_ca_list(const struct sec_ca *ca, uint64_t now_ms, struct sec_ca_info *out, size_t max);
+
+/* A leaf certificate and its key, issued by sec_ca_issue. Release with sec_leaf_release. */
+struct sec_leaf {
+    char *cert_pem; /* sh_malloc'd PEM, NUL-terminated */
+    char *key_pem;  /* sh_malloc'd PKCS#8 PEM (a secret: never logged); wiped at release */
+    char identity[SEC_IDENTITY_MAX + 1];
+    char serial[SEC_SERIAL_HEX_MAX + 1]; /* upper-case hex, as `openssl x509 -serial` */
+    uint64_t issued_ms, not_after_ms;    /* notBefore is issued_ms - SEC_CERT_BACKDATE_MS */
+    uint32_t ca_gen;
+};
+/* Issues a leaf for <service> (a DNS label) with a fresh P-256 key, valid <ttl_ms> from
+ * <now_ms> (0: the CA's default; SEC_LEAF_TTL_MIN_MS..SEC_LEAF_TTL_MAX_MS), never past the
+ * CA's own end, signed by the active generation. Extensions: CA:FALSE, digitalSignature,
+ * serverAuth + clientAuth, the identity as URI SAN. 0 and *out, or SH_EINVAL (d->where
+ * "service" or "ttl"), SH_ENOMEM, SH_EIO (d). */
+SH_MUST_CHECK int sec_ca_issue(struct sec_ca *ca, const char *service, uint64_t ttl_ms,
+                               uint64_t now_ms, struct sec_leaf *out, struct sh_diag *d);
+void sec_leaf_release(struct sec_leaf *l); /* zeroes *l; a zeroed one is fine */
+
+/* Writes into <dir> (made 0700 when missing) cert.pem and key.pem (0600) of <leaf> when it is
+ * not NULL, and ca.pem (<bundle>) when it is not NULL; each by a temporary file and a rename,
+ * so a reader sees the old file or the new one, never a part. 0 or SH_EIO/SH_ETOOBIG (d). */
+SH_MUST_CHECK int sec_tls_files_write(const char *dir, const struct sec_leaf *leaf,
+                                      struct slice bundle, bool has_bundle, struct sh_diag *d);
 
 #endif

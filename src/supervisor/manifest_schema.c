@@ -863,7 +863,7 @@ static int read_gateway(struct rd *r, const struct sh_node *g)
 }
 
 /* ------------------------------------------------------------------------------------------
- * The security section
+ * The security section: the CA and the instances' certificates; intentions
  * ------------------------------------------------------------------------------------------ */
 /* A caller or destination of an intention: one of this manifest's services, "*", or (a
  * caller) "gateway". */
@@ -895,18 +895,62 @@ static int str_list(struct rd *r, const struct sh_node *seq, const char *path, c
     return 0;
 }
 
+/* A SPIFFE trust domain: 1 to 255 of a-z, 0-9, '.', '-', '_', no '.' at either end (the same
+ * rule as security.h's sec_trust_domain_check, which the supervisor may not import). */
+static bool trust_domain_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 255 || s[0] == '.' || s[n - 1] == '.') return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
 static int read_security(struct rd *r, const struct sh_node *sec)
 {
-    static const char *const keys[] = {"default", "intentions", NULL};
+    static const char *const keys[] = {"trust_domain", "cert_ttl",   "ca_overlap", "ca",
+                                       "default",      "intentions", NULL};
+    static const char *const ca_keys[] = {"cert", "key", NULL};
     static const char *const ikeys[] = {"from", "to", "action", "methods", "paths", NULL};
     static const char *const methods[] = {"GET",    "HEAD",    "POST",    "PUT",  "PATCH",
                                           "DELETE", "OPTIONS", "CONNECT", "TRACE"};
     struct manifest_security *ms = &r->m->security;
-    const struct sh_node *v, *list;
+    const struct sh_node *v, *c, *list;
     const char *s;
 
     SH_TRY(sh_node_expect(sec, SH_NODE_MAP, "security", r->d));
     SH_TRY(sh_node_check_keys(sec, keys, "security", r->d));
+    if ((v = sh_node_get(sec, "trust_domain"))) {
+        SH_TRY(get_str(r, v, "security.trust_domain", &ms->trust_domain));
+        if (!trust_domain_ok(ms->trust_domain))
+            return fail_at(r, v,
+                           "security.trust_domain: '%s' is not a trust domain (1 to 255 of a-z, "
+                           "0-9, '.', '-', '_'; no '.' at either end)",
+                           ms->trust_domain);
+    }
+    if ((v = sh_node_get(sec, "cert_ttl"))) {
+        SH_TRY(get_ms(r, v, "security.cert_ttl", &ms->cert_ttl_ms));
+        if (ms->cert_ttl_ms < 2000 || ms->cert_ttl_ms > 30u * 24 * 3600 * 1000)
+            return fail_at(r, v, "security.cert_ttl: expected a duration from 2s to 30 days");
+    }
+    if ((v = sh_node_get(sec, "ca_overlap"))) {
+        SH_TRY(get_ms(r, v, "security.ca_overlap", &ms->ca_overlap_ms));
+        if (ms->ca_overlap_ms == 0)
+            return fail_at(r, v,
+                           "security.ca_overlap: must be above 0 (leave it out for the "
+                           "default: until the last certificate expires)");
+    }
+    if ((v = sh_node_get(sec, "ca"))) {
+        SH_TRY(sh_node_check_keys(v, ca_keys, "security.ca", r->d));
+        SH_TRY(sh_node_require(v, "cert", "security.ca", &c, r->d));
+        SH_TRY(get_str(r, c, "security.ca.cert", &ms->ca_cert));
+        SH_TRY(sh_node_require(v, "key", "security.ca", &c, r->d));
+        SH_TRY(get_str(r, c, "security.ca.key", &ms->ca_key));
+    }
     if ((v = sh_node_get(sec, "default"))) {
         SH_TRY(get_str(r, v, "security.default", &s));
         if (strcmp(s, "allow") && strcmp(s, "deny"))

@@ -171,8 +171,14 @@ struct manifest_intention {
     const char *paths[MANIFEST_INTENTION_PATHS];
     size_t path_count;
 };
+/* security: the CA and the services' certificates, and intentions (docs/security.md). */
 struct manifest_security {
-    bool default_deny; /* default: deny */
+    const char *trust_domain; /* NULL: the default (security.h's SEC_TRUST_DOMAIN_DEFAULT) */
+    uint32_t cert_ttl_ms;     /* an instance certificate's lifetime; 0: the default (24 h) */
+    uint32_t ca_overlap_ms;   /* a rotated-out CA's time in the bundle; 0: its last leaf's end */
+    const char *ca_cert;      /* with ca_key: an external CA, paths as written (relative to */
+    const char *ca_key;       /* the manifest's directory); NULL: shoal makes its own */
+    bool default_deny;        /* default: deny */
     struct manifest_intention *intentions;
     size_t intention_count;
 };

@@ -17,6 +17,7 @@ static void tick(uv_timer_t *t)
     if (rc < 0)
         SH_LOG(SH_ERROR, "store", "lease expiry failed", LF_ERR("err", rc),
                LF_STR("detail", store_errmsg(cp->store)));
+    if (cp->ca) sec_ca_tick(cp->ca, sh_wall_ms());
 }
 
 static bool is_unsynced(void *data)
@@ -87,6 +88,8 @@ static void release(struct control_plane *cp)
     cp->audit = NULL;
     sec_itable_free(cp->intentions);
     cp->intentions = NULL;
+    sec_ca_free(cp->ca);
+    cp->ca = NULL;
     if (cp->has_tick) {
         uv_close((uv_handle_t *)&cp->tick, NULL);
         uv_close((uv_handle_t *)&cp->span_flush, NULL);
@@ -110,6 +113,21 @@ static void open_logs(struct control_plane *cp, const char *data_dir)
         SH_LOG(SH_WARN, "observe",
                "no log store: shoal logs shows the last 10,000 lines, without search",
                LF_STR("file", path), LF_STR("error", d.what), LF_ERR("err", rc));
+}
+
+/* The CA: DATA_DIR/ca (made on first start), or the external one the config names. */
+static int open_ca(struct control_plane *cp, const struct control_plane_config *cfg,
+                   struct sh_diag *d)
+{
+    struct sec_ca_config c = cfg->ca ? *cfg->ca : (struct sec_ca_config){0};
+    char dir[4096];
+
+    if ((size_t)snprintf(dir, sizeof(dir), "%s/ca", cfg->data_dir) >= sizeof(dir)) {
+        sh_diag_set(d, "data_dir", "the path is too long");
+        return SH_ETOOBIG;
+    }
+    c.dir = dir;
+    return sec_ca_open(&c, sh_wall_ms(), &cp->ca, d);
 }
 
 /* The runtime file of the admin address (its actual port: "127.0.0.1:0" works too). */
@@ -167,6 +185,7 @@ int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
     if (rc == 0)
         rc = sec_itable_open(cp->store, !cfg->default_deny, cfg->intentions, cfg->intention_count,
                              cfg->intentions_changed, cfg->intentions_data, &cp->intentions, d);
+    if (rc == 0) rc = open_ca(cp, cfg, d);
     if (rc == 0) rc = cfgkv_new(&(struct cfgkv_config){0}, loop, cp->store, &cp->kv);
     if (rc == 0)
         rc = http_client_new(loop, &(struct http_client_config){.max_idle_per_host = 2},
@@ -180,6 +199,7 @@ int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
                            .tokens = cp->tokens,
                            .audit = cp->audit,
                            .intentions = cp->intentions,
+                           .ca = cp->ca,
                            .store = cp->store,
                            .kv = cp->kv,
                            .registry = cp->reg,

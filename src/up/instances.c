@@ -144,6 +144,7 @@ static void remove_instance(struct up *u, struct up_instance *in)
     }
     SH_LOG(SH_INFO, "supervisor", "instance removed", LF_STR("id", in->id));
     revoke_token(u, in);
+    up_tls_forget(u, in);
     sh_free(in);
 }
 
@@ -164,8 +165,10 @@ int up_instances_init(struct up *u)
 
 void up_instances_free(struct up *u)
 {
-    for (size_t i = 0; i < u->ninst; i++)
+    for (size_t i = 0; i < u->ninst; i++) {
+        up_tls_forget(u, u->inst[i]);
         sh_free(u->inst[i]);
+    }
     sh_free(u->inst);
     u->inst = NULL;
     u->ninst = u->inst_cap = 0;
@@ -363,6 +366,25 @@ static const char *env_pair(struct arena *a, const char *name, const char *value
     return kv;
 }
 
+/* Its certificate, key and the CA bundle (tls.c), as SHOAL_TLS_CERT, SHOAL_TLS_KEY and
+ * SHOAL_TLS_CA (at most 3 more in lit). Without a certificate (logged) it starts without them. */
+static int tls_env(struct up *u, const struct manifest_service *s, struct up_instance *in,
+                   struct arena *a, const char **lit, size_t *n)
+{
+    static const char *const vars[][2] = {
+        {"SHOAL_TLS_CERT", "cert.pem"}, {"SHOAL_TLS_KEY", "key.pem"}, {"SHOAL_TLS_CA", "ca.pem"}};
+    char dir[PATH_MAX], path[PATH_MAX + 16];
+
+    if (up_tls_issue(u, in, dir) < 0) return 0;
+    for (size_t i = 0; i < SH_ARRAY_LEN(vars); i++) {
+        if (service_sets(s, vars[i][0])) continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, vars[i][1]);
+        lit[*n] = env_pair(a, vars[i][0], path);
+        if (!lit[(*n)++]) return SH_ENOMEM;
+    }
+    return 0;
+}
+
 /* The environment of an instance of <s>, in <a>: *env gets SHOAL_SERVICE, SHOAL_INSTANCE and
  * the mesh's variables (literal), *templates the manifest's env as written, for the process
  * layer to expand (${SHOAL_DATA_DIR}, ${PORT}, ...: sup_env_expand). Both NULL-terminated.
@@ -370,7 +392,7 @@ static const char *env_pair(struct arena *a, const char *name, const char *value
 static int instance_env(struct up *u, const struct manifest_service *s, struct up_instance *in,
                         struct arena *a, const char ***env, const char ***templates)
 {
-    const char **lit = arena_alloc(a, (5 + SH_ARRAY_LEN(mesh_env)) * sizeof(*lit));
+    const char **lit = arena_alloc(a, (8 + SH_ARRAY_LEN(mesh_env)) * sizeof(*lit));
     char token[SEC_TOKEN_TEXT_LEN + 1];
     char url[256];
     const char **tmpl = arena_alloc(a, (s->env_count + 1) * sizeof(*tmpl));
@@ -396,6 +418,7 @@ static int instance_env(struct up *u, const struct manifest_service *s, struct u
         explicit_bzero(token, sizeof(token));
         if (!lit[n++]) return SH_ENOMEM;
     }
+    SH_TRY(tls_env(u, s, in, a, lit, &n));
     /* the mesh, for clients that honour a proxy (curl reads only the lower-case http_proxy);
      * loopback stays direct. A service's own env wins. */
     if (u->mesh) proxy_url(u, in, url, sizeof(url));

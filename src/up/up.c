@@ -133,6 +133,7 @@ static void tick(uv_timer_t *t)
 
     if (u->stopping) return;
     up_instances_tick(u);
+    up_tls_tick(u);
     up_load_tick(u);
     up_logfile_flush(u);
     up_access_drain(u, u->gw, "gateway");
@@ -182,8 +183,10 @@ static int render_instances(void *data, struct buf *b)
         json_field_str(b, "health", info.health);
         buf_appendf(b, ",\"pid\":%d,\"port\":%u,\"restarts\":%u,\"crash_loop\":%s", info.pid,
                     in->port, info.restarts, info.crash_loop ? "true" : "false");
-        buf_appendf(b, ",\"rps\":%.1f,\"retiring\":%s,\"uptime_ms\":%llu}", in->rps,
+        buf_appendf(b, ",\"rps\":%.1f,\"retiring\":%s,\"uptime_ms\":%llu", in->rps,
                     in->retiring ? "true" : "false", (unsigned long long)info.uptime_ms);
+        up_tls_render(u, in, b);
+        buf_appendc(b, '}');
     }
     buf_appends(b, SLICE("]\n"));
     return b->err;
@@ -443,11 +446,31 @@ static int manifest_intentions(struct up *u, struct sec_intention **out, struct 
     return 0;
 }
 
+/* A path the manifest gives, relative to its directory unless absolute. false: too long. */
+static bool manifest_path(const struct up *u, const char *p, char *out, size_t n)
+{
+    if (p[0] == '/') return (size_t)snprintf(out, n, "%s", p) < n;
+    return up_join_path(out, n, u->dir, p);
+}
+
 static int start_all(struct up *u, struct sh_diag *d)
 {
     const char *token = getenv("SHOAL_TOKEN");
     struct sec_intention *rules = NULL;
+    const struct manifest_security *sec = &u->m->security;
+    char ca_cert[PATH_MAX], ca_key[PATH_MAX];
     int rc;
+
+    if (sec->ca_cert && (!manifest_path(u, sec->ca_cert, ca_cert, sizeof(ca_cert)) ||
+                         !manifest_path(u, sec->ca_key, ca_key, sizeof(ca_key)))) {
+        sh_diag_set(d, "security.ca", "the path is too long");
+        return SH_ETOOBIG;
+    }
+    struct sec_ca_config ca = {.trust_domain = sec->trust_domain,
+                               .cert_file = sec->ca_cert ? ca_cert : NULL,
+                               .key_file = sec->ca_key ? ca_key : NULL,
+                               .leaf_ttl_ms = sec->cert_ttl_ms,
+                               .overlap_ms = sec->ca_overlap_ms};
 
     u->sup = (struct admin_supervisor){.instances = render_instances,
                                        .stop = on_api_stop,
@@ -467,6 +490,7 @@ static int start_all(struct up *u, struct sh_diag *d)
                                            .supervisor = &u->sup,
                                            .has_logs = true,
                                            .has_history = true,
+                                           .ca = &ca,
                                            .default_deny = u->m->security.default_deny,
                                            .intentions = rules,
                                            .intention_count = u->m->security.intention_count,

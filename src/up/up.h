@@ -97,8 +97,9 @@ enum { UP_DRAIN_SETTLE_MS = 1000, UP_DRAIN_MAX_MS = 5000 };
 /* ==========================================================================================
  * The control plane as one unit (control_plane.c), as `shoal server` and `shoal up` both run
  * it: the store, the config KV, the registry (with the HTTP client its checks use), the admin
- * API, the API token, the store's lease expiry once a second, and the span store (its own
- * file, DATA_DIR/traces.sqlite, written every 200 ms from the loop, no fsync).
+ * API, the API token, the CA, the store's lease expiry and the CA's retirement of rotated-out
+ * generations once a second, and the span store (its own file, DATA_DIR/traces.sqlite, written
+ * every 200 ms from the loop, no fsync).
  * Group commit: every write of one loop iteration goes into one store transaction, committed
  * (one fsync) before the admin API's answers of that iteration leave (http_barrier): in the
  * check phase, right after the I/O callbacks that wrote, so that blocking queries woken by the
@@ -120,6 +121,7 @@ struct control_plane {
     struct sec_tokens *tokens;        /* the root token and the stored and instances' ones */
     struct sec_audit *audit;          /* DATA_DIR/audit.log */
     struct sec_itable *intentions;    /* which service may call which */
+    struct sec_ca *ca;                /* the CA (DATA_DIR/ca, or an external one) */
     char token[SH_TOKEN_MAX_LEN + 1]; /* the root token's text */
     char runtime_file[4096];          /* published for the CLI (cli_runtime_publish), or "" */
     /* private */
@@ -147,6 +149,9 @@ struct control_plane_config {
     void *intentions_data;
     bool has_logs;    /* open the log store DATA_DIR/logs.sqlite (cp->logs) for GET /v1/logs */
     bool has_history; /* make the metrics history (cp->history; in memory) */
+    /* The CA: trust domain, external files, lifetimes (security.h); its dir is always
+     * DATA_DIR/ca. NULL: the defaults. */
+    const struct sec_ca_config *ca;
 };
 
 /* Opens everything on <loop> into *cp (zeroed first). A token made now is printed once on

@@ -32,6 +32,15 @@ enum { UP_PROBE_MS = 250 };
 /* Load samples kept per service (one per second): the p99 window. */
 enum { UP_LOAD_WINDOW = 10 };
 
+/* An instance's certificate, key and CA bundle, as files in DATA_DIR/services/NAME/tls/ID/
+ * (tls.c): what was last written there. */
+struct up_tls {
+    struct sec_leaf_view leaf;           /* issued_ms 0: none yet */
+    char serial[SEC_SERIAL_HEX_MAX + 1]; /* of the certificate in the files */
+    uint64_t bundle_version;             /* sec_ca_bundle_version of the ca.pem written */
+    bool has_files;
+};
+
 struct up_instance {
     struct up *u;
     uint32_t service; /* index into manifest services */
@@ -63,6 +72,7 @@ struct up_instance {
     uint32_t replaced;       /* times replaced for failing health (ps adds it to restarts) */
     uint64_t attempts;       /* proxies' attempts to it at the last load sample */
     double rps;              /* requests/s it got over the last second */
+    struct up_tls tls;       /* its certificate (SHOAL_TLS_*: tls.c) */
 };
 
 enum up_roll_state { UP_ROLL_IDLE = 0, UP_ROLL_RUNNING, UP_ROLL_DONE, UP_ROLL_ABORTED };
@@ -120,7 +130,7 @@ struct up {
     size_t ninst, inst_cap;
     uv_timer_t tick;
     uv_signal_t sigint, sigterm;
-    uint64_t started_ms, health_checked_ms, sampled_ms;
+    uint64_t started_ms, health_checked_ms, sampled_ms, tls_checked_ms;
     bool all_healthy_logged, stopping;
     bool want_view; /* a terminal, and no --plain */
     bool view;      /* the live status view is on (up_view.c) */
@@ -196,6 +206,20 @@ int up_service_restart(struct up *u, uint32_t service, uint32_t *count);
  * is already under way (retiring, replaced) reports through up_instance_stop_done instead.
  * Returns how many stops to wait for. */
 uint32_t up_instances_stop_all(struct up *u, sup_stop_fn *cb, void *data);
+
+/* tls.c: the instances' certificates (SHOAL_TLS_CERT, SHOAL_TLS_KEY, SHOAL_TLS_CA) */
+/* Issues the instance's certificate and writes its files (cert.pem, key.pem 0600, ca.pem) into
+ * DATA_DIR/services/NAME/tls/ID/; *dir gets that directory (PATH_MAX bytes). 0 or SH_E*
+ * (logged here). */
+int up_tls_issue(struct up *u, struct up_instance *in, char *dir);
+/* Twice a second: renews the certificates due (sec_leaf_should_renew: at 2/3 of their life, or
+ * signed by a rotated-out CA) and rewrites the bundles that changed, atomically. */
+void up_tls_tick(struct up *u);
+/* The instance left: its files are removed. */
+void up_tls_forget(struct up *u, struct up_instance *in);
+/* ,"cert":{"identity","serial","not_after_ms","ca_gen"} for GET /v1/instances (nothing when
+ * it has none). */
+void up_tls_render(struct up *u, const struct up_instance *in, struct buf *b);
 
 /* view.c: the live status view, when stdout is a terminal (see up_view_wanted) */
 bool up_view_wanted(void);       /* stdout and stderr are terminals, TERM is not dumb */

@@ -34,6 +34,7 @@ ROUTES = [
     ("GET", "/v1/tokens"), ("POST", "/v1/tokens"), ("DELETE", "/v1/tokens/x"),
     ("GET", "/v1/audit"), ("GET", "/v1/intentions"), ("POST", "/v1/intentions"),
     ("DELETE", "/v1/intentions/x"), ("GET", "/v1/intentions/check?from=a&to=b"),
+    ("GET", "/v1/ca"), ("POST", "/v1/ca/rotate"), ("POST", "/v1/ca/sign"),
 ]
 
 
