@@ -9,7 +9,8 @@ pkgs=(
     libyaml-dev                        # manifest and gateway config (supervisor)
     libsqlite3-dev                     # embedded store (store)
     libjansson-dev                     # JSON at the API edges (admin, cli)
-    libssl-dev                         # OpenSSL 3: token hashes, later TLS (security)
+    libssl-dev                         # OpenSSL 3: token hashes, JWT, later TLS (security)
+    openssl                            # the openssl command: keys and JWT signatures (integ)
     libcmocka-dev                      # unit tests
     curl nodejs                        # integration tests; llhttp differential test
     python3                            # integration test drivers
