@@ -188,13 +188,17 @@ routes:
 """)
         env = dict(os.environ, JWT_TEST_SECRET=HS_SECRET.decode())
         self.proc = subprocess.Popen([SHOAL, "gateway", "-c", self.cfg, "--grace", "1s"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env=env)
+        self.access = []
+        threading.Thread(target=lambda: [self.access.append(json.loads(x))
+                                         for x in self.proc.stdout], daemon=True).start()
         line = self.proc.stderr.readline()
         assert line and json.loads(line)["msg"] == "gateway listening", line
         self.log = []
-        threading.Thread(target=lambda: [self.log.append(x) for x in self.proc.stderr],
-                         daemon=True).start()
+        self.drain = threading.Thread(
+            target=lambda: [self.log.append(x) for x in self.proc.stderr], daemon=True)
+        self.drain.start()
 
     def get(self, path, tok=None, headers=None):
         import http.client
@@ -212,6 +216,11 @@ routes:
         lib.terminate(self.proc)
         self.echo.stop()
         self.jwks.stop()
+        self.drain.join(timeout=10)  # it ends with the pipe: every line is in
+        bad = [x for x in self.log if "Sanitizer" in x or "runtime error" in x]
+        if bad:  # a sanitizer build's report at exit fails the run
+            print("FAIL sanitizer report from the gateway:\n" + "".join(self.log[-40:]))
+            sys.exit(1)
 
 
 def expect_refused(fx, path, tok, reason, headers=None, status=401):
@@ -365,7 +374,35 @@ def test_bad_config_names_the_path(fx):
         assert want in r.stderr and "routes[0].jwt" in r.stderr, (body, r.stderr)
 
 
+def test_verified_tokens_are_cached_per_worker(fx):
+    tok = token(fx.ec, claims(sub="dave"))
+    for _ in range(6):  # two workers: at least three requests meet the same one
+        st, _, body = fx.get("/api/cache", tok)
+        assert st == 200 and b'"dave"' in body, body
+
+    def verdicts():
+        got = [a.get("auth") for a in list(fx.access) if a["target"] == "/api/cache"]
+        return got if len(got) == 6 else None
+    got = lib.wait_until(verdicts, what="six access lines")
+    assert got[0] == "ok" and "cached" in got, got
+    # a route with cache: 0 verifies every time
+    ok = token(fx.ec, claims(scope="admin"))
+    for _ in range(4):
+        assert fx.get("/strict/nocache", headers={"Cookie": "session=" + ok})[0] == 200
+
+    def strict():
+        got = [a.get("auth") for a in list(fx.access) if a["target"] == "/strict/nocache"]
+        return got if len(got) == 4 else None
+    assert lib.wait_until(strict, what="four access lines") == ["ok"] * 4
+    # refusals are logged with their reason
+    fx.get("/api/refused", token(fx.rsa, claims(exp=NOW - 600)))
+    lib.wait_until(lambda: [a for a in list(fx.access) if a["target"] == "/api/refused"
+                            and a.get("auth") == "expired" and a["status"] == 401],
+                   what="the refusal's access line")
+
+
 TESTS = [
+    test_verified_tokens_are_cached_per_worker,
     test_valid_tokens_pass_with_the_claim_as_a_header,
     test_missing_token_401_with_realm,
     test_refusals,
