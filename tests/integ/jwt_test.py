@@ -401,7 +401,29 @@ def test_verified_tokens_are_cached_per_worker(fx):
                    what="the refusal's access line")
 
 
+def test_manifest_gateway_route_takes_jwt(fx):
+    """`shoal up`'s manifest: a gateway route's jwt reaches the gateway's reader (shoal check
+    reads the routes as the gateway does), jwks_file relative to the manifest."""
+    man = os.path.join(fx.dir, "shoal.yaml")
+    for jwks, want_rc, want in [("jwks.json", 0, "ok"),
+                                ("missing.json", 1, "gateway.routes[0].jwt.jwks_file: cannot open")]:
+        with open(man, "w") as f:
+            f.write(f"""name: demo
+services:
+  api: {{command: [sleep, "100"], port: auto}}
+gateway:
+  routes:
+    - match: {{prefix: /api}}
+      service: api
+      jwt: {{issuer: https://idp.test, jwks_file: {jwks}, claims_to_headers: {{sub: X-User}}}}
+""")
+        r = subprocess.run([SHOAL, "check", "-f", man], capture_output=True, text=True, timeout=20,
+                           cwd="/")
+        assert r.returncode == want_rc and want in r.stdout + r.stderr, (jwks, r.stdout, r.stderr)
+
+
 TESTS = [
+    test_manifest_gateway_route_takes_jwt,
     test_verified_tokens_are_cached_per_worker,
     test_valid_tokens_pass_with_the_claim_as_a_header,
     test_missing_token_401_with_realm,
