@@ -83,7 +83,8 @@ static void jwks_of(const char *alg, EVP_PKEY *k, char *out, size_t n)
         size_t len = sizeof(pub);
         EVP_PKEY_get_raw_public_key(k, pub, &len);
         b64url(pub, len, a);
-        snprintf(out, n, "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"kid\":\"k1\",\"x\":\"%s\"}]}",
+        snprintf(out, n,
+                 "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"kid\":\"k1\",\"x\":\"%s\"}]}",
                  a);
     } else {
         b64url(hs_secret, sizeof(hs_secret) - 1, a);
