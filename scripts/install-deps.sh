@@ -9,7 +9,7 @@ pkgs=(
     libyaml-dev                        # manifest and gateway config (supervisor)
     libsqlite3-dev                     # embedded store (store)
     libjansson-dev                     # JSON at the API edges (admin, cli)
-    libssl-dev                         # OpenSSL 3: token hashes, the CA, later TLS (security)
+    libssl-dev                         # OpenSSL 3: token hashes, the CA, JWT, later TLS (security)
     zlib1g-dev                         # gzip span ingest bodies (observe)
     libcmocka-dev                      # unit tests
     curl nodejs                        # integration tests; llhttp differential test

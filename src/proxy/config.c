@@ -68,6 +68,9 @@ int proxy_config_new(struct proxy_config **out)
 void proxy_config_free(struct proxy_config *cfg)
 {
     if (!cfg) return;
+    for (uint32_t i = 0; i < cfg->nkeysets; i++)
+        sec_jwks_free(cfg->keysets[i]);
+    sh_free(cfg->keysets);
     arena_release(&cfg->arena);
     sh_free(cfg);
 }

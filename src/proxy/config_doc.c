@@ -5,10 +5,13 @@
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Reading context: the config being filled and where errors go. */
 struct rd {
@@ -457,6 +460,292 @@ static int read_match(struct rd *r, const struct sh_node *m, const char *path,
     return 0;
 }
 
+/* ------------------------------------------------------------------------------------------
+ * JWT (a route's `jwt`): read with a schema table; keys from a file or an environment variable
+ * are loaded here, so a bad key set fails the load with its path; a URL's are the gateway's
+ * to fetch.
+ * ------------------------------------------------------------------------------------------ */
+/* A list of strings (or one string) into const char ** + count (field: the struct proxy_jwt). */
+static int read_audiences(const struct sh_node *v, const char *path, void *field, void *ctx,
+                          struct sh_diag *d)
+{
+    struct proxy_jwt *j = field;
+    struct rd *r = ctx;
+    char ip[192];
+
+    if (v->kind == SH_NODE_SCALAR) {
+        j->audiences = arena_alloc(&r->cfg->arena, sizeof(char *));
+        if (!j->audiences) return SH_ENOMEM;
+        j->naudiences = 1;
+        return read_owned_str(v, path, (void *)&j->audiences[0], ctx, d);
+    }
+    SH_TRY(sh_node_expect(v, SH_NODE_SEQ, path, d));
+    if (v->count == 0) return sh_node_fail(d, v, path, "list at least one audience");
+    j->audiences = arena_alloc(&r->cfg->arena, v->count * sizeof(char *));
+    if (!j->audiences) return SH_ENOMEM;
+    for (size_t i = 0; i < v->count; i++)
+        SH_TRY(read_owned_str(v->items[i], sh_fmt(ip, sizeof(ip), "%s[%zu]", path, i),
+                              (void *)&j->audiences[i], ctx, d));
+    j->naudiences = (uint32_t)v->count;
+    return 0;
+}
+
+/* required_claims: a map claim -> value (a null value: present with any value), or a list of
+ * claims that must be present. */
+static int read_required(const struct sh_node *v, const char *path, void *field, void *ctx,
+                         struct sh_diag *d)
+{
+    struct proxy_jwt *j = field;
+    struct rd *r = ctx;
+    char ip[192];
+
+    if (v->kind != SH_NODE_MAP) SH_TRY(sh_node_expect(v, SH_NODE_SEQ, path, d));
+    j->required = arena_alloc(&r->cfg->arena, (v->count + 1) * sizeof(*j->required));
+    if (!j->required) return SH_ENOMEM;
+    for (size_t i = 0; i < v->count; i++) {
+        struct sec_jwt_claim_rule *c = &j->required[i];
+        c->value = NULL;
+        SH_TRY(read_owned_str(v->items[i], sh_fmt(ip, sizeof(ip), "%s[%zu]", path, i),
+                              (void *)&c->name, ctx, d));
+        if (v->kind == SH_NODE_MAP && v->values[i]->kind != SH_NODE_NULL)
+            SH_TRY(read_owned_str(v->values[i], sh_fmt(ip, sizeof(ip), "%s.%s", path, c->name),
+                                  (void *)&c->value, ctx, d));
+    }
+    j->nrequired = (uint32_t)v->count;
+    return 0;
+}
+
+static bool header_name_ok(const char *s)
+{
+    if (!*s) return false;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c <= 0x20 || c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", c)) return false;
+    }
+    return true;
+}
+
+static int read_claims_to_headers(const struct sh_node *v, const char *path, void *field, void *ctx,
+                                  struct sh_diag *d)
+{
+    struct proxy_jwt *j = field;
+    struct rd *r = ctx;
+    char ip[192];
+
+    SH_TRY(read_kv_map(r, v, path, &j->claims_to_headers, &j->nclaims_to_headers));
+    if (j->nclaims_to_headers > SEC_JWT_MAX_EXTRACT)
+        return sh_node_fail(d, v, path, "at most %d claims", SEC_JWT_MAX_EXTRACT);
+    j->extract = arena_alloc(&r->cfg->arena, (j->nclaims_to_headers + 1) * sizeof(char *));
+    if (!j->extract) return SH_ENOMEM;
+    for (uint32_t i = 0; i < j->nclaims_to_headers; i++) {
+        const char *h = j->claims_to_headers[i].value;
+        if (!header_name_ok(h) || slice_eq_nocase(slice_from_cstr(h), SLICE("host")) ||
+            slice_eq_nocase(slice_from_cstr(h), SLICE("content-length")) ||
+            slice_eq_nocase(slice_from_cstr(h), SLICE("transfer-encoding")))
+            return sh_node_fail(d, v->values[i],
+                                sh_fmt(ip, sizeof(ip), "%s.%s", path, j->claims_to_headers[i].name),
+                                "'%s' is not a header a claim may set", h);
+        j->extract[i] = j->claims_to_headers[i].name;
+    }
+    return 0;
+}
+
+/* from: header (Authorization: Bearer), header:NAME, cookie:NAME */
+static int read_from(const struct sh_node *v, const char *path, void *field, void *ctx,
+                     struct sh_diag *d)
+{
+    struct proxy_jwt *j = field;
+    struct rd *r = ctx;
+    const char *s;
+
+    SH_TRY(sh_node_str(v, path, &s, d));
+    if (strcmp(s, "header") == 0 || strcmp(s, "authorization") == 0) {
+        j->from = PROXY_JWT_FROM_BEARER;
+        return 0;
+    }
+    if (strncmp(s, "header:", 7) == 0 && header_name_ok(s + 7)) {
+        j->from = PROXY_JWT_FROM_HEADER;
+    } else if (strncmp(s, "cookie:", 7) == 0 && s[7] && !strpbrk(s + 7, " \t;=,\"")) {
+        j->from = PROXY_JWT_FROM_COOKIE;
+    } else {
+        return sh_node_fail(d, v, path, "'%s' (write header, header:NAME or cookie:NAME)", s);
+    }
+    j->from_name = cfg_dup(r, s + 7);
+    return j->from_name ? 0 : SH_ENOMEM;
+}
+
+static const struct sh_field jwt_fields[] = {
+    {"issuer", SH_FIELD_FN, offsetof(struct proxy_jwt, issuer), 0, 0, NULL, read_owned_str},
+    {"audiences", SH_FIELD_FN, 0, 0, 0, NULL, read_audiences},
+    {"jwks_file", SH_FIELD_FN, offsetof(struct proxy_jwt, jwks_file), 0, 0, NULL, read_owned_str},
+    {"jwks_url", SH_FIELD_FN, offsetof(struct proxy_jwt, jwks_url), 0, 0, NULL, read_owned_str},
+    {"hs256_secret_env", SH_FIELD_FN, offsetof(struct proxy_jwt, hs256_secret_env), 0, 0, NULL,
+     read_owned_str},
+    {"leeway", SH_FIELD_MS, offsetof(struct proxy_jwt, leeway_ms), 0, 3600000, NULL, NULL},
+    {"required_claims", SH_FIELD_FN, 0, 0, 0, NULL, read_required},
+    {"claims_to_headers", SH_FIELD_FN, 0, 0, 0, NULL, read_claims_to_headers},
+    {"from", SH_FIELD_FN, 0, 0, 0, NULL, read_from},
+    {"realm", SH_FIELD_FN, offsetof(struct proxy_jwt, realm), 0, 0, NULL, read_owned_str},
+    {"forward_token", SH_FIELD_BOOL, offsetof(struct proxy_jwt, forward_token), 0, 0, NULL, NULL},
+    {"jwks_refresh", SH_FIELD_MS, offsetof(struct proxy_jwt, refresh_ms), 1000, 0, NULL, NULL},
+    {"jwks_min_refresh", SH_FIELD_MS, offsetof(struct proxy_jwt, min_refresh_ms), 100, 0, NULL,
+     NULL},
+    {"cache", SH_FIELD_U32, offsetof(struct proxy_jwt, cache_entries), 0, 100000, NULL, NULL},
+};
+
+/* The config keeps the key set (freed with it). */
+static int keep_keyset(struct rd *r, struct sec_jwks *ks)
+{
+    struct proxy_config *cfg = r->cfg;
+
+    if (sh_array_reserve(&cfg->keysets, &cfg->keysets_cap, cfg->nkeysets + 1,
+                         sizeof(*cfg->keysets)) < 0) {
+        sec_jwks_free(ks);
+        return SH_ENOMEM;
+    }
+    cfg->keysets[cfg->nkeysets++] = ks;
+    return 0;
+}
+
+/* A JWKS file, relative to the directory of the document that names it. */
+static int load_jwks_file(struct rd *r, const struct sh_node *at, const char *path,
+                          const char *file, struct sec_jwks **out)
+{
+    char full[1024], *buf = NULL;
+    const char *doc = at->doc ? at->doc->file : NULL, *slash = doc ? strrchr(doc, '/') : NULL;
+    struct sh_diag kd;
+    size_t len = 0;
+    ssize_t n;
+    int fd, rc;
+
+    if (file[0] != '/' && slash)
+        snprintf(full, sizeof(full), "%.*s/%s", (int)(slash - doc), doc, file);
+    else
+        snprintf(full, sizeof(full), "%s", file);
+    fd = open(full, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail_at(r, at, "%s: cannot open %s: %s", path, full, strerror(errno));
+    buf = sh_malloc(SEC_JWKS_MAX_BYTES + 2);
+    if (!buf) {
+        close(fd);
+        return SH_ENOMEM;
+    }
+    while (len <= SEC_JWKS_MAX_BYTES &&
+           (n = read(fd, buf + len, SEC_JWKS_MAX_BYTES + 1 - len)) != 0) {
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            rc = errno;
+            close(fd);
+            sh_free(buf);
+            return fail_at(r, at, "%s: cannot read %s: %s", path, full, strerror(rc));
+        }
+        len += (size_t)n;
+    }
+    close(fd);
+    rc = sec_jwks_parse((struct slice){buf, len}, out, &kd);
+    sh_free(buf);
+    if (rc == SH_ENOMEM) return rc;
+    if (rc < 0) return fail_at(r, at, "%s: %s: %s: %s", path, full, kd.where, kd.what);
+    return keep_keyset(r, *out);
+}
+
+/* "http://HOST[:PORT]/path" with a numeric host (or localhost): no resolver, no TLS client yet. */
+static int parse_jwks_url(struct rd *r, const struct sh_node *at, const char *path,
+                          struct proxy_jwt *j)
+{
+    const char *u = j->jwks_url, *auth, *slash;
+    char hostport[128];
+    struct sh_diag ad;
+
+    if (strncmp(u, "https://", 8) == 0)
+        return fail_at(r, at,
+                       "%s: https is not supported yet (serve the JWKS over http on a "
+                       "trusted network, or use jwks_file)",
+                       path);
+    if (strncmp(u, "http://", 7) != 0)
+        return fail_at(r, at, "%s: '%s' is not an http:// URL", path, u);
+    auth = u + 7;
+    slash = strchr(auth, '/');
+    if (!slash) slash = auth + strlen(auth);
+    if (slash == auth || (size_t)(slash - auth) >= sizeof(hostport) - 4)
+        return fail_at(r, at, "%s: '%s' has no host", path, u);
+    snprintf(hostport, sizeof(hostport), "%.*s", (int)(slash - auth), auth);
+    if (!strchr(hostport, ':') || hostport[strlen(hostport) - 1] == ']')
+        snprintf(hostport, sizeof(hostport), "%.*s:80", (int)(slash - auth), auth);
+    if (sh_addr_parse(hostport, &j->url_addr, &ad) < 0)
+        return fail_at(r, at, "%s: %s (a numeric address or localhost)", path, ad.what);
+    j->url_host = arena_strndup(&r->cfg->arena, auth, (size_t)(slash - auth));
+    j->url_path = cfg_dup(r, *slash ? slash : "/");
+    if (strpbrk(j->url_path, " \r\n\t"))
+        return fail_at(r, at, "%s: the path may not hold spaces or line breaks", path);
+    return j->url_host && j->url_path ? 0 : SH_ENOMEM;
+}
+
+static int check_jwt(const struct sh_node *m, const char *path, void *obj, void *ctx,
+                     struct sh_diag *d)
+{
+    struct proxy_jwt *j = obj;
+    struct rd *r = ctx;
+    char kp[192];
+
+    (void)d;
+    if (!j->jwks_file && !j->jwks_url && !j->hs256_secret_env)
+        return fail_at(r, m, "%s: give jwks_file, jwks_url or hs256_secret_env", path);
+    if (j->jwks_file && j->jwks_url)
+        return fail_at(r, m, "%s: give either jwks_file or jwks_url, not both", path);
+    if (j->jwks_file)
+        SH_TRY(load_jwks_file(r, sh_node_get(m, "jwks_file"),
+                              sh_fmt(kp, sizeof(kp), "%s.jwks_file", path), j->jwks_file,
+                              &j->file_keys));
+    if (j->jwks_url)
+        SH_TRY(parse_jwks_url(r, sh_node_get(m, "jwks_url"),
+                              sh_fmt(kp, sizeof(kp), "%s.jwks_url", path), j));
+    if (j->hs256_secret_env) {
+        const char *sec = getenv(j->hs256_secret_env);
+        struct sh_diag kd;
+        int rc;
+        if (!sec)
+            return fail_at(r, sh_node_get(m, "hs256_secret_env"),
+                           "%s.hs256_secret_env: the environment has no %s", path,
+                           j->hs256_secret_env);
+        rc = sec_jwks_from_secret(slice_from_cstr(sec), NULL, &j->secret_keys, &kd);
+        if (rc == SH_ENOMEM) return rc;
+        if (rc < 0)
+            return fail_at(r, sh_node_get(m, "hs256_secret_env"), "%s.hs256_secret_env: %s: %s",
+                           path, j->hs256_secret_env, kd.what);
+        SH_TRY(keep_keyset(r, j->secret_keys));
+    }
+    j->policy = (struct sec_jwt_policy){
+        .issuer = j->issuer,
+        .audiences = j->audiences,
+        .naudiences = j->naudiences,
+        .leeway_s = j->leeway_ms / 1000,
+        .required = j->required,
+        .nrequired = j->nrequired,
+        .extract = j->extract,
+        .nextract = j->nclaims_to_headers,
+    };
+    return 0;
+}
+SH_SCHEMA(jwt_schema, jwt_fields, check_jwt);
+
+static int read_jwt(struct rd *r, const struct sh_node *v, const char *path, struct proxy_route *rt)
+{
+    struct proxy_jwt *j = arena_alloc(&r->cfg->arena, sizeof(*j));
+
+    if (!j) return SH_ENOMEM;
+    *j = (struct proxy_jwt){
+        .leeway_ms = 60000,
+        .forward_token = true,
+        .refresh_ms = 300000,
+        .min_refresh_ms = 5000,
+        .cache_entries = 1024,
+        .realm = rt->name,
+    };
+    SH_TRY(sh_schema_read(&jwt_schema, v, path, j, r, r->d));
+    rt->jwt = j;
+    return 0;
+}
+
 static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct proxy_route *rt)
 {
     static const char *const keys[] = {"name",
@@ -472,6 +761,7 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
                                        "retry",
                                        "rate_limit",
                                        "fallback",
+                                       "jwt",
                                        NULL};
     const struct sh_node *v;
     char p[160];
@@ -623,6 +913,7 @@ static int read_route(struct rd *r, const struct sh_node *m, size_t idx, struct 
             }
         }
     }
+    if ((v = sh_node_get(m, "jwt"))) SH_TRY(read_jwt(r, v, pathf(r, "%s.jwt", p), rt));
     if ((v = sh_node_get(m, "fallback"))) {
         static const char *const fk[] = {"max_entry", "max_total", "max_age", "per_credential",
                                          NULL};
@@ -756,6 +1047,14 @@ static int render_json(struct proxy_config *cfg)
         if (r->ratelimit.rate_per_s > 0)
             buf_appendf(&b, ",\"rate_limit\":{\"rate\":%g,\"burst\":%u}", r->ratelimit.rate_per_s,
                         r->ratelimit.burst);
+        if (r->jwt) {
+            buf_appends(&b, SLICE(",\"jwt\":{"));
+            json_str(&b, "issuer", r->jwt->issuer, false);
+            json_str(&b, "jwks_file", r->jwt->jwks_file, true);
+            json_str(&b, "jwks_url", r->jwt->jwks_url, true);
+            buf_appendf(&b, ",\"audiences\":%u,\"leeway_ms\":%u,\"cache\":%u}", r->jwt->naudiences,
+                        r->jwt->leeway_ms, r->jwt->cache_entries);
+        }
         buf_appendf(&b, ",\"fallback\":%s}",
                     !r->fallback.enabled         ? "false"
                     : r->fallback.per_credential ? "{\"per_credential\":true}"

@@ -41,6 +41,9 @@ struct fwd {
     uint32_t ep, prev_ep;
     struct http_out_field *fields;
     size_t nfields;
+    struct http_out_field *jwt_fields; /* claims to headers, in the exchange arena */
+    uint32_t njwt_fields;
+    const char *auth; /* a JWT route's verdict for the access log: "ok", "cached", a reason */
     struct slice target, hash_key;
     struct buf body;     /* request body kept for retries */
     struct buf captured; /* response body kept for the stale copy */
@@ -124,10 +127,12 @@ static void access_log(struct fwd *f)
     buf_appendf(b,
                 "\",\"status\":%d,\"upstream_status\":%u,\"bytes\":%llu,"
                 "\"duration_ms\":%.3f,\"attempts\":%u,\"client\":\"%s\","
-                "\"trace_id\":\"%s\"}\n",
+                "\"trace_id\":\"%s\"",
                 f->status, f->upstream_status, (unsigned long long)f->bytes_out,
                 (double)(sh_now_us() - f->start_us) / 1000.0, f->attempts, f->clientip,
                 f->trace_id);
+    if (f->auth) buf_appendf(b, ",\"auth\":\"%s\"", f->auth);
+    buf_appends(b, SLICE("}\n"));
     if (b->err) {
         b->len = before;
         b->err = 0;
@@ -953,7 +958,7 @@ static int build_fields(struct fwd *f, const struct http_head *h)
 {
     const struct proxy_route *r = f->route;
     struct arena *a = http_exchange_arena(f->ex);
-    size_t cap = h->nfields + r->nadd_request_headers + 5, n = 0;
+    size_t cap = h->nfields + r->nadd_request_headers + f->njwt_fields + 5, n = 0;
     struct http_out_field *fl = arena_alloc(a, cap * sizeof(*fl));
     struct slice xff = SLICE_NULL;
 
@@ -971,6 +976,8 @@ static int build_fields(struct fwd *f, const struct http_head *h)
         }
         for (uint32_t k = 0; !drop && k < r->nremove_request_headers; k++)
             drop = slice_eq_nocase(name, slice_from_cstr(r->remove_request_headers[k]));
+        /* a JWT route's claim headers come only from the verified token */
+        if (!drop && r->jwt) drop = proxy__jwt_strips(r->jwt, name);
         if (!drop) fl[n++] = (struct http_out_field){name, http_field_value(h, i)};
     }
     /* X-Forwarded-For: what came in, plus this client */
@@ -989,6 +996,8 @@ static int build_fields(struct fwd *f, const struct http_head *h)
     for (uint32_t i = 0; i < r->nadd_request_headers; i++)
         fl[n++] = (struct http_out_field){slice_from_cstr(r->add_request_headers[i].name),
                                           slice_from_cstr(r->add_request_headers[i].value)};
+    for (uint32_t i = 0; i < f->njwt_fields; i++)
+        fl[n++] = f->jwt_fields[i];
     f->fields = fl;
     f->nfields = n;
     return 0;
@@ -1076,6 +1085,38 @@ static bool rate_limited(struct fwd *f, const struct http_head *h, uint32_t *ret
     *retry_after_s = proxy_bucket_take(&rr->buckets[kh % rr->nbuckets], kh, rate, burst, now_ms(f));
     if (*retry_after_s == 0) return false;
     metric_counter_inc(MH(f)->route_ratelimited[f->route - f->st->cfg->routes], f->w->index);
+    return true;
+}
+
+/* A JWT route's check (jwtauth.c): true when the request may go on (its claim headers are in
+ * f), else the refusal has been answered. */
+static bool jwt_passes(struct fwd *f, const struct http_head *h)
+{
+    struct gw_jwt_outcome jo;
+    struct arena *a = http_exchange_arena(f->ex);
+
+    proxy__jwt_check(f->w, route_rt(f), f->route, h, a, sh_wall_ms() / 1000, &jo);
+    if (jo.status) {
+        f->auth = jo.why != SEC_JWT_OK ? sec_jwt_status_name(jo.why)
+                  : jo.status == 503   ? "no_keys"
+                  : jo.status == 400   ? "invalid_request"
+                                       : "missing_token";
+        respond(f, jo.status, "application/json",
+                jo.status == 503 ? "Retry-After" : "WWW-Authenticate",
+                jo.status == 503 ? "1" : jo.www_authenticate, slice_from_cstr(jo.body));
+        return false;
+    }
+    f->auth = jo.cache_hit ? "cached" : "ok";
+    f->njwt_fields = 0;
+    if (jo.nfields) {
+        f->jwt_fields = arena_alloc(a, jo.nfields * sizeof(*f->jwt_fields));
+        if (!f->jwt_fields) {
+            respond_error(f, 503, "out of memory", NULL, NULL);
+            return false;
+        }
+        memcpy(f->jwt_fields, jo.fields, jo.nfields * sizeof(*f->jwt_fields));
+        f->njwt_fields = jo.nfields;
+    }
     return true;
 }
 
@@ -1210,6 +1251,7 @@ void proxy__on_request(struct http_exchange *ex, void *data)
         respond_error(f, 429, "rate limit exceeded", "Retry-After", ra);
         goto done;
     }
+    if (f->route->jwt && !jwt_passes(f, h)) goto done;
     switch (f->route->action) {
     case PROXY_ACT_RESPOND:
         respond(f, f->route->status, f->route->content_type, NULL, NULL,

@@ -132,6 +132,8 @@ static void worker_main(void *arg)
     w->state = NULL;
     snap_release(w->callers);
     w->callers = NULL;
+    snap_release(w->keys_snap);
+    w->keys_snap = NULL;
     buf_release(&w->access_log);
     uv_loop_close(&w->loop);
     atomic_store(&w->exited, true);
@@ -154,6 +156,7 @@ static int worker_init(struct proxy_gateway *gw, struct gw_worker *w, uint32_t i
     rc = snap_reader_register(gw->dom, &w->reader);
     if (rc < 0) return rc;
     rc = snap_reader_register(gw->callers_dom, &w->callers_reader);
+    if (rc == 0) rc = snap_reader_register(gw->keys_dom, &w->keys_reader);
     if (rc < 0) return rc;
     rc = sh_listen_parse(cfg->listen, &ss, d);
     if (rc < 0) return rc;
@@ -389,6 +392,7 @@ static void collect_tick(uv_timer_t *t)
     struct proxy_gateway *gw = t->data;
 
     snap_domain_collect(gw->dom);
+    snap_domain_collect(gw->keys_dom);
     snap_domain_collect(gw->callers_dom);
 }
 
@@ -474,6 +478,7 @@ static int publish(struct proxy_gateway *gw, struct proxy_config *cfg)
     }
     gw->current = gs;
     gw->generation++;
+    proxy__jwks_sync(gw, cfg);
     hc_free_state(gw);
     gw->hc = hc;
     gw->hc_nclusters = cfg->nclusters;
@@ -504,7 +509,9 @@ int proxy_gateway_start(uv_loop_t *loop, struct proxy_config *cfg, struct proxy_
     snprintf(gw->listen, sizeof(gw->listen), "%s", cfg->listen);
     rc = snap_domain_new(gw_snapshot_free, NULL, &gw->dom);
     if (rc == 0) rc = snap_domain_new(callers_free, NULL, &gw->callers_dom);
+    if (rc == 0) rc = proxy__jwks_init(gw);
     if (rc < 0) {
+        snap_domain_free(gw->callers_dom);
         snap_domain_free(gw->dom);
         proxy_config_free(cfg);
         sh_free(gw);
@@ -524,7 +531,8 @@ int proxy_gateway_start(uv_loop_t *loop, struct proxy_config *cfg, struct proxy_
     gw->health_timer.data = gw;
     uv_timer_init(loop, &gw->collect_timer);
     gw->collect_timer.data = gw;
-    gw->open_handles = 3;
+    proxy__jwks_handles_init(gw);
+    gw->open_handles = 5;
     for (uint32_t i = 0; i < n; i++) {
         rc = worker_init(gw, &gw->workers[i], i, gw->current->cfg, d);
         if (rc < 0) goto fail;
@@ -558,6 +566,7 @@ int proxy_gateway_start(uv_loop_t *loop, struct proxy_config *cfg, struct proxy_
     uv_timer_start(&gw->health_timer, hc_tick, 100, 100);
     uv_timer_start(&gw->collect_timer, collect_tick, 1000, 1000);
     uv_unref((uv_handle_t *)&gw->collect_timer);
+    proxy__jwks_start(gw);
     *out = gw;
     return 0;
 fail:
@@ -630,6 +639,8 @@ void proxy_gateway_stop(struct proxy_gateway *gw, uint32_t deadline_ms, void (*d
     gw->stop_data = data;
     atomic_store(&gw->stop_deadline_ms, deadline_ms);
     uv_timer_stop(&gw->health_timer);
+    uv_timer_stop(&gw->jwks_timer);
+    proxy__jwks_stop(gw);
     for (uint32_t i = 0; i < gw->nworkers; i++) {
         struct gw_worker *w = &gw->workers[i];
         w->stopping = true;
@@ -719,6 +730,7 @@ void proxy_gateway_free(struct proxy_gateway *gw)
         if (!gw->workers[i].thread_started) worker_release_unstarted(&gw->workers[i]);
     }
     if (gw->admin) http_server_free(gw->admin);
+    proxy__jwks_free(gw); /* cancels its fetches first: no callback after this */
     http_client_free(gw->health_client);
     hc_free_state(gw);
     snap_domain_free(gw->dom);
@@ -733,4 +745,6 @@ void proxy_gateway_free(struct proxy_gateway *gw)
     uv_close((uv_handle_t *)&gw->worker_done, gw_handle_closed);
     uv_close((uv_handle_t *)&gw->health_timer, gw_handle_closed);
     uv_close((uv_handle_t *)&gw->collect_timer, gw_handle_closed);
+    uv_close((uv_handle_t *)&gw->jwks_timer, gw_handle_closed);
+    uv_close((uv_handle_t *)&gw->jwks_wake, gw_handle_closed);
 }

@@ -12,6 +12,7 @@
 
 #include "core/core.h"
 #include "http/http.h"
+#include "security/security.h"
 
 /* ==========================================================================================
  * Configuration (config.c). Everything a config points to lives in its arena.
@@ -153,6 +154,43 @@ struct proxy_fallback {
     uint32_t max_age_ms;      /* default 5m */
 };
 
+/* JWT at the edge (a route's `jwt`): requests need a token verified against the route's keys
+ * (security.h's JWT section); forward.c refuses the others with 401 and WWW-Authenticate. */
+enum proxy_jwt_from {
+    PROXY_JWT_FROM_BEARER = 0, /* Authorization: Bearer <token> */
+    PROXY_JWT_FROM_HEADER,     /* the field from_name holds the token ("Bearer " optional) */
+    PROXY_JWT_FROM_COOKIE,     /* the cookie from_name */
+};
+
+struct proxy_jwt {
+    const char *issuer;     /* NULL: any */
+    const char **audiences; /* naudiences; 0: any */
+    uint32_t naudiences;
+    const char *jwks_file;        /* read when the config is built (relative to its file) */
+    const char *jwks_url;         /* "http://127.0.0.1:9000/jwks.json": fetched by the gateway */
+    const char *hs256_secret_env; /* an environment variable holding an HS256 secret */
+    uint32_t leeway_ms;           /* on exp and nbf; default 60s */
+    struct sec_jwt_claim_rule *required;
+    uint32_t nrequired;
+    struct proxy_kv *claims_to_headers; /* name: the claim, value: the header; these headers
+                                         * are always removed from the incoming request */
+    uint32_t nclaims_to_headers;
+    enum proxy_jwt_from from;
+    const char *from_name;   /* FROM_HEADER / FROM_COOKIE */
+    const char *realm;       /* WWW-Authenticate's realm; default the route's name */
+    bool forward_token;      /* pass the token on to the upstream; default true */
+    uint32_t refresh_ms;     /* jwks_url: refetched this often; default 5m */
+    uint32_t min_refresh_ms; /* jwks_url: at most one fetch per this (an unknown kid asks for
+                              * one); default 5s */
+    uint32_t cache_entries;  /* verified tokens kept per worker; default 1024; 0: none */
+    /* derived at build time */
+    struct sec_jwks *file_keys, *secret_keys; /* owned by the config (NULL when not given) */
+    struct sockaddr_storage url_addr;         /* jwks_url's */
+    const char *url_host, *url_path;
+    const char **extract; /* the claims of claims_to_headers, for policy.extract */
+    struct sec_jwt_policy policy;
+};
+
 struct proxy_route {
     const char *name;
     /* match */
@@ -180,6 +218,7 @@ struct proxy_route {
     struct proxy_retry retry;
     struct proxy_ratelimit ratelimit;
     struct proxy_fallback fallback;
+    const struct proxy_jwt *jwt; /* NULL: no token needed */
 };
 
 /* Who may call through this proxy (the mesh; docs/observability.md, "Caller identity").
@@ -216,7 +255,10 @@ struct proxy_config {
     struct proxy_cluster *clusters;
     uint32_t nclusters;
     struct http_limits limits;
-    char *source_json; /* the config as JSON with secrets redacted, for /config */
+    char *source_json;         /* the config as JSON with secrets redacted, for /config */
+    struct sec_jwks **keysets; /* JWT keys the routes hold (freed with the config) */
+    uint32_t nkeysets;
+    size_t keysets_cap;
     struct arena arena;
 };
 

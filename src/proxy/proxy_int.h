@@ -156,12 +156,84 @@ void proxy__cache_store(struct gw_cache *c, const struct proxy_fallback *fb, str
                         uint64_t now_ms);
 void proxy__cache_release(struct gw_cache *c); /* frees every copy; c is left empty */
 
+/* Verified tokens of one JWT route on one worker (jwtauth.c): a hash table keyed by the token
+ * (a seeded 64-bit hash, then the whole token compared), least recently used out first, bounded
+ * by the route's cache_entries and GW_JWT_CACHE_BYTES. An entry holds the claim values for the
+ * headers and expires at the token's exp + leeway (GW_JWT_CACHE_NO_EXP_S after it was verified
+ * when the token has no exp), or when the key set it was verified with is replaced. Zeroed =
+ * empty. */
+enum { GW_JWT_CACHE_BYTES = 4 << 20, GW_JWT_CACHE_NO_EXP_S = 300 };
+struct gw_jwt_entry;
+struct gw_jwt_cache {
+    struct gw_jwt_entry **buckets; /* nbuckets, a power of two (0 before the first insert) */
+    uint32_t nbuckets, count;
+    struct gw_jwt_entry *newest, *oldest;
+    size_t bytes;
+    uint64_t seed;
+    uint64_t hits, misses;
+};
+void proxy__jwt_cache_release(struct gw_jwt_cache *c);
+
 struct gw_route_rt {
     struct proxy_bucket *buckets; /* rate limiting, fixed table */
     uint32_t nbuckets;
     struct gw_cache cache; /* stale fallback */
+    struct gw_jwt_cache jwt_cache;
     uint64_t ratelimited, fallbacks;
 };
+
+struct gw_worker;
+struct proxy_gateway;
+
+/* What a JWT route decided about one request (proxy__jwt_check). */
+struct gw_jwt_outcome {
+    int status;              /* 0: pass; else 400, 401 or 503 to answer */
+    enum sec_jwt_status why; /* the verifier's reason (SEC_JWT_OK when the token was missing
+                              * or the keys were) */
+    char www_authenticate[400];
+    char body[400];                                    /* JSON */
+    struct http_out_field fields[SEC_JWT_MAX_EXTRACT]; /* pass: claims to headers, in the arena */
+    uint32_t nfields;
+    bool cache_hit;
+};
+/* Checks the token of request h on route rt (whose runtime on this worker is rr) at now_s (Unix
+ * seconds); header values are copied into a. Worker thread. */
+void proxy__jwt_check(struct gw_worker *w, struct gw_route_rt *rr, const struct proxy_route *rt,
+                      const struct http_head *h, struct arena *a, uint64_t now_s,
+                      struct gw_jwt_outcome *out);
+/* Whether the incoming field name is one a JWT route removes before forwarding: a header of
+ * claims_to_headers (always: a client must not forge it), or the token's own field when
+ * forward_token is off. */
+bool proxy__jwt_strips(const struct proxy_jwt *j, struct slice name);
+
+/* JWKS fetched from URLs: one source per distinct URL, kept for the gateway's life (workers may
+ * hold pointers to it). The control thread fetches each (at start, every refresh_ms, and when a
+ * worker met an unknown kid, at most once per min_refresh_ms) and publishes every source's
+ * current key set as one snapshot (struct gw_keys) that workers read like the config. */
+struct gw_keyset;
+struct gw_jwks_source {
+    struct gw_jwks_source *next;
+    struct proxy_gateway *gw;
+    char *url, *host, *path;
+    struct sockaddr_storage addr;
+    uint32_t refresh_ms, min_refresh_ms;
+    struct gw_keyset *set; /* the current key set (NULL before the first good fetch) */
+    uint64_t last_fetch_ms, next_fetch_ms;
+    struct http_creq *cr; /* the fetch in flight */
+    struct buf body;
+    uint16_t status;
+    _Atomic bool want; /* a worker met an unknown kid, or found no keys */
+    uint64_t fetches, failures;
+};
+int proxy__jwks_init(struct proxy_gateway *gw);
+/* Adds a source for each jwks_url of cfg not known yet (its first fetch starts at once). */
+void proxy__jwks_sync(struct proxy_gateway *gw, const struct proxy_config *cfg);
+/* The timer and the wake-up on the control loop (gateway.c counts and closes them); start
+ * arms the timer once the gateway's HTTP client exists. */
+void proxy__jwks_handles_init(struct proxy_gateway *gw);
+void proxy__jwks_start(struct proxy_gateway *gw);
+void proxy__jwks_stop(struct proxy_gateway *gw); /* cancels fetches in flight */
+void proxy__jwks_free(struct proxy_gateway *gw); /* before the handles are closed */
 
 struct gw_worker;
 struct fwd;
@@ -206,6 +278,9 @@ struct gw_worker {
     uint32_t npool;
     uv_timer_t stats_timer;
     struct trace_rng trng;
+    struct snap_reader *keys_reader; /* the JWKS fetched from URLs (gw->keys_dom) */
+    struct snap *keys_snap;
+    uint64_t keys_version;
     uint64_t rng;
     bool stopping, loop_ready, handles_ready, thread_started, joined;
     _Atomic bool exited;
@@ -231,6 +306,12 @@ struct proxy_gateway {
     uint32_t hc_nclusters;
     uv_timer_t health_timer, collect_timer;
     uv_async_t worker_done;
+    /* JWKS from URLs (jwtauth.c) */
+    struct snap_domain *keys_dom;
+    struct gw_jwks_source *jwks_sources;
+    uint64_t jwks_next_id;
+    uv_timer_t jwks_timer;
+    uv_async_t jwks_wake;
     struct metrics *metrics;
     struct gw_families fam;
     struct snap_domain *callers_dom;   /* struct proxy_callers, proxy_gateway_set_callers */

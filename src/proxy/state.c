@@ -22,6 +22,7 @@ static void route_rt_release(struct gw_route_rt *r)
 {
     sh_free(r->buckets);
     proxy__cache_release(&r->cache);
+    proxy__jwt_cache_release(&r->jwt_cache);
 }
 
 void proxy__state_unref(struct gw_state *st)
@@ -107,6 +108,8 @@ static struct gw_state *state_build(struct gw_worker *w, struct snap *snap, stru
             tmp = st->routes[i];
             st->routes[i] = old->routes[j];
             old->routes[j] = tmp;
+            /* verified tokens do not carry: the route's jwt settings may have changed */
+            proxy__jwt_cache_release(&st->routes[i].jwt_cache);
             break;
         }
     }

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* security.h: who may call the control plane. Scoped API tokens (read, write, admin; optionally
  * limited to config keys under a prefix; optionally expiring), kept hashed in the store; the
- * decision whether a token may make a request (a plain function); the audit log of writes; the
- * CA and the services' identities (SPIFFE-style certificates). Later: intentions, JWT.
+ * decision whether a token may make a request (a plain function); the audit log of writes;
+ * intentions (which service may call which); the CA and the services' identities (SPIFFE-style
+ * certificates); and JSON Web Token verification for the gateway's routes (plain functions over
+ * a key set).
  * Prefixes: sec_, SEC_.
- * Threads: the control thread only (the token table and the audit log belong to its loop). */
+ * Threads: tokens and the audit log: the control thread only (they belong to its loop). JWT: a
+ * key set is immutable once built and any thread may verify with it (see that section). */
 #ifndef SHOAL_SECURITY_H
 #define SHOAL_SECURITY_H
 
@@ -396,5 +399,138 @@ void sec_leaf_release(struct sec_leaf *l); /* zeroes *l; a zeroed one is fine */
  * so a reader sees the old file or the new one, never a part. 0 or SH_EIO/SH_ETOOBIG (d). */
 SH_MUST_CHECK int sec_tls_files_write(const char *dir, const struct sec_leaf *leaf,
                                       struct slice bundle, bool has_bundle, struct sh_diag *d);
+
+/* ==========================================================================================
+ * JWT (jwt.c): compact JWS tokens (RFC 7515, 7519) verified against a key set (JWKS, RFC 7517).
+ *
+ * Algorithms: RS256 (RSA keys of at least 2048 bits), ES256 (P-256; the JOSE signature r||s),
+ * EdDSA (Ed25519), HS256 (a shared secret of at least 32 bytes). "none" and every other alg are
+ * refused. A key is bound to the one algorithm its type allows (RSA -> RS256, EC P-256 ->
+ * ES256, OKP Ed25519 -> EdDSA, oct -> HS256); a token is checked only with a key whose
+ * algorithm is the token's, so an RSA public key can never serve as an HMAC secret (algorithm
+ * confusion). A token with a kid uses the key with that kid (or, when no key has it, a key
+ * without a kid of the token's algorithm: a configured HS256 secret); one without a kid tries
+ * the keys of its algorithm (at most SEC_JWT_MAX_TRIES).
+ *
+ * Parsing is strict: exactly three dot-separated parts, base64url without padding and with
+ * zero trailing bits, JSON objects without duplicate members, at most SEC_JWT_MAX_TOKEN bytes;
+ * a header with "crit" is refused (no extension is understood).
+ *
+ * Threads: a struct sec_jwks is immutable once built: any number of threads may verify with
+ * it at once. Build and free it on one thread. The verifier keeps no state.
+ * ========================================================================================== */
+enum sec_jwt_alg {
+    SEC_JWT_ALG_INVALID = 0, /* unknown or refused */
+    SEC_JWT_RS256,
+    SEC_JWT_ES256,
+    SEC_JWT_EDDSA,
+    SEC_JWT_HS256,
+};
+
+enum {
+    SEC_JWT_MAX_TOKEN = 8192,       /* bytes of a compact token */
+    SEC_JWKS_MAX_BYTES = 64 * 1024, /* bytes of a JWKS document */
+    SEC_JWKS_MAX_KEYS = 64,         /* keys in one JWKS (skipped ones included) */
+    SEC_JWT_KID_MAX = 128,          /* bytes of a kid */
+    SEC_JWT_MAX_TRIES = 8,          /* keys tried for a token without a kid */
+    SEC_JWT_MAX_EXTRACT = 16,       /* claims whose values a caller may ask for */
+    SEC_JWT_VALUE_MAX = 1024,       /* bytes of one extracted claim value */
+    SEC_JWT_HS_MIN_SECRET = 32,     /* bytes (RFC 7518 3.2: at least the hash's size) */
+    SEC_JWT_RSA_MIN_BITS = 2048,
+};
+
+/* "RS256", "ES256", "EdDSA", "HS256"; "none" for SEC_JWT_ALG_INVALID. */
+const char *sec_jwt_alg_name(enum sec_jwt_alg alg);
+
+/* Decodes base64url (RFC 4648 5) without padding: out gets the bytes (at most cap), *len how
+ * many. Refuses '=' and any byte outside the alphabet, a length of 1 mod 4, and non-zero
+ * trailing bits (one text per byte string). 0, SH_EPARSE, or SH_ETOOBIG (cap too small). */
+SH_MUST_CHECK int sec_base64url_decode(struct slice in, uint8_t *out, size_t cap, size_t *len);
+
+struct sec_jwks; /* opaque; immutable once built */
+
+/* Parses a JWKS document ({"keys": [...]}) or a single JWK. Supported keys become usable keys;
+ * a key of another type or curve, with "use" other than "sig", or with an "alg" other than
+ * the one its type allows, is skipped (counted: sec_jwks_skipped). Refused (SH_EPARSE, with d
+ * naming the member, e.g. where "keys[1].x"): not JSON, no "keys" array, a supported key with
+ * a missing or malformed member (base64url, a length, a point off the curve, an RSA key under
+ * SEC_JWT_RSA_MIN_BITS, an oct key under SEC_JWT_HS_MIN_SECRET bytes), a kid over
+ * SEC_JWT_KID_MAX, no usable key at all. SH_ETOOBIG: over SEC_JWKS_MAX_BYTES or
+ * SEC_JWKS_MAX_KEYS. 0 and *out (free with sec_jwks_free), or SH_E* and *out NULL. */
+SH_MUST_CHECK int sec_jwks_parse(struct slice json, struct sec_jwks **out, struct sh_diag *d);
+/* A key set of one HS256 secret (raw bytes, at least SEC_JWT_HS_MIN_SECRET), with kid (NULL:
+ * none). 0, SH_EINVAL (too short, with d), SH_ENOMEM. */
+SH_MUST_CHECK int sec_jwks_from_secret(struct slice secret, const char *kid, struct sec_jwks **out,
+                                       struct sh_diag *d);
+void sec_jwks_free(struct sec_jwks *ks);            /* NULL is a no-op */
+size_t sec_jwks_count(const struct sec_jwks *ks);   /* usable keys */
+size_t sec_jwks_skipped(const struct sec_jwks *ks); /* keys skipped at parse */
+
+/* Why a token was refused; SEC_JWT_OK = 0 when it was not. */
+enum sec_jwt_status {
+    SEC_JWT_OK = 0,
+    SEC_JWT_MALFORMED,       /* not three base64url parts of JSON objects; a claim of a wrong
+                              * type (exp not a number, iss not a string...) */
+    SEC_JWT_TOO_BIG,         /* over SEC_JWT_MAX_TOKEN */
+    SEC_JWT_ALG_NONE,        /* alg "none" */
+    SEC_JWT_ALG_UNSUPPORTED, /* another alg, or "crit" */
+    SEC_JWT_UNKNOWN_KID,     /* no key with the token's kid (or for its alg, without a kid) */
+    SEC_JWT_ALG_MISMATCH,    /* the kid's key is bound to another algorithm */
+    SEC_JWT_BAD_SIGNATURE,
+    SEC_JWT_EXPIRED,       /* now >= exp + leeway */
+    SEC_JWT_NOT_YET_VALID, /* now + leeway < nbf */
+    SEC_JWT_WRONG_ISSUER,
+    SEC_JWT_WRONG_AUDIENCE,
+    SEC_JWT_MISSING_CLAIM,  /* a required claim is absent */
+    SEC_JWT_CLAIM_MISMATCH, /* a required claim has another value */
+    SEC_JWT_BAD_CLAIM,      /* a claim asked for (extract) cannot be a header value */
+};
+/* "expired", "bad_signature", ...: the reason as a word, for JSON bodies and logs. */
+const char *sec_jwt_status_name(enum sec_jwt_status s);
+
+/* A required claim: present (value NULL), or with this value: a string claim equal to it, an
+ * array claim containing it, a number or boolean whose JSON text is it ("true", "42"). */
+struct sec_jwt_claim_rule {
+    const char *name;
+    const char *value;
+};
+
+/* What a verified token must also satisfy. Borrowed by sec_jwt_verify for the call. */
+struct sec_jwt_policy {
+    const char *issuer;           /* NULL: any iss */
+    const char *const *audiences; /* the token's aud (a string or an array) must hold one */
+    size_t naudiences;            /* 0: any aud */
+    uint32_t leeway_s;            /* on exp and nbf */
+    const struct sec_jwt_claim_rule *required;
+    size_t nrequired;
+    const char *const *extract; /* claims whose values the caller wants (claims to headers) */
+    size_t nextract;            /* at most SEC_JWT_MAX_EXTRACT */
+};
+
+struct sec_jwt_result {
+    enum sec_jwt_status status;
+    char why[160];        /* a sentence for the caller: printable ASCII without quotes or
+                           * backslashes (fits a quoted header value); never token bytes but
+                           * a sanitised kid or claim name */
+    enum sec_jwt_alg alg; /* the token's, when its header parsed */
+    bool has_exp;
+    int64_t exp_s; /* Unix seconds, when has_exp */
+    /* values[i]: extract[i]'s value (a string as is; numbers, booleans, arrays and objects as
+     * compact JSON), or NULL when the token has no such claim; points into text. A value with
+     * control characters or over SEC_JWT_VALUE_MAX bytes makes the token SEC_JWT_BAD_CLAIM. */
+    const char *values[SEC_JWT_MAX_EXTRACT];
+    char text[SEC_JWT_MAX_EXTRACT * 256];
+};
+
+/* Verifies <token> against the key sets keys[0..nkeys) (looked up in order) and <pol> at
+ * <now_s> (Unix seconds), in that order: size, form, header (alg, kid), key, signature, then
+ * the claims (exp, nbf, iss, aud, required, extract). Fills *out and returns out->status. */
+enum sec_jwt_status sec_jwt_verify(const struct sec_jwks *const *keys, size_t nkeys,
+                                   struct slice token, const struct sec_jwt_policy *pol,
+                                   int64_t now_s, struct sec_jwt_result *out);
+/* The same checks without the key and signature steps: for tests, fuzzing and diagnostics,
+ * never to let a request through. */
+enum sec_jwt_status sec_jwt_inspect(struct slice token, const struct sec_jwt_policy *pol,
+                                    int64_t now_s, struct sec_jwt_result *out);
 
 #endif

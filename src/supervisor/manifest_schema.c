@@ -823,6 +823,7 @@ static int read_gateway(struct rd *r, const struct sh_node *g)
                                         "retry",
                                         "rate_limit",
                                         "fallback",
+                                        "jwt",
                                         NULL};
     struct manifest_gateway *gw = &r->m->gateway;
     const struct sh_node *v, *routes;
