@@ -14,6 +14,7 @@
  * generation) it started under, so a reload never changes a request in flight. */
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
+#include "security/security.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -44,6 +45,7 @@ struct fwd {
     struct http_out_field *jwt_fields; /* claims to headers, in the exchange arena */
     uint32_t njwt_fields;
     const char *auth; /* a JWT route's verdict for the access log: "ok", "cached", a reason */
+    char *denied_by;  /* the intention that refused the request (in the arena), or NULL */
     struct slice target, hash_key;
     struct buf body;     /* request body kept for retries */
     struct buf captured; /* response body kept for the stale copy */
@@ -132,6 +134,11 @@ static void access_log(struct fwd *f)
                 (double)(sh_now_us() - f->start_us) / 1000.0, f->attempts, f->clientip,
                 f->trace_id);
     if (f->auth) buf_appendf(b, ",\"auth\":\"%s\"", f->auth);
+    if (f->denied_by) {
+        buf_appends(b, SLICE(",\"denied_by\":\""));
+        buf_append_json_str(b, slice_from_cstr(f->denied_by));
+        buf_appendc(b, '"');
+    }
     buf_appends(b, SLICE("}\n"));
     if (b->err) {
         b->len = before;
@@ -1154,6 +1161,39 @@ static const struct proxy_callers *worker_callers(struct gw_worker *w)
     return w->callers ? w->callers->obj : NULL;
 }
 
+/* The intentions in force for this worker (proxy_gateway_set_intentions), or NULL. */
+static const struct sec_intentions *worker_intentions(struct gw_worker *w)
+{
+    uint64_t v = snap_version(w->gw->intentions_dom);
+
+    if (v != w->intentions_version) {
+        snap_release(w->intentions);
+        w->intentions = snap_acquire(w->intentions_reader);
+        w->intentions_version = v;
+    }
+    return w->intentions ? w->intentions->obj : NULL;
+}
+
+/* May this request's caller call the service of its cluster (docs/security.md, "Intentions")?
+ * false when the 403 was sent. */
+static bool intention_allows(struct fwd *f, const struct http_head *h)
+{
+    const struct sec_intentions *set = worker_intentions(f->w);
+    const struct proxy_cluster *cl = f->crt->cfg;
+    struct sec_intention_decision dec;
+    struct slice path;
+
+    if (!set) return true;
+    slice_split(http_head_target(h), '?', &path);
+    sec_intentions_decide(set, slice_from_cstr(f->caller_service),
+                          slice_from_cstr(cl->service ? cl->service : cl->name),
+                          http_head_method(h), path, &dec);
+    if (dec.allow) return true;
+    f->denied_by = arena_strndup(http_exchange_arena(f->ex), dec.why, strlen(dec.why));
+    respond_error(f, 403, dec.why, "X-Shoal-Denied-By", dec.why);
+    return false;
+}
+
 /* Who sent this request (the mesh; docs/observability.md, "Caller identity"): fills f's caller
  * fields. false when the request was answered with 407. */
 static bool identify_caller(struct fwd *f, const struct http_head *h)
@@ -1274,6 +1314,7 @@ void proxy__on_request(struct http_exchange *ex, void *data)
         break;
     }
     }
+    if (!intention_allows(f, h)) goto done;
     f->to = f->route->has_timeouts ? &f->route->timeouts : &f->crt->cfg->timeouts;
     f->rp = f->route->has_retry ? &f->route->retry : &f->crt->cfg->retry;
     f->deadline_ms = now_ms(f) + f->to->request_ms;

@@ -132,6 +132,8 @@ static void worker_main(void *arg)
     w->state = NULL;
     snap_release(w->callers);
     w->callers = NULL;
+    snap_release(w->intentions);
+    w->intentions = NULL;
     snap_release(w->keys_snap);
     w->keys_snap = NULL;
     buf_release(&w->access_log);
@@ -157,6 +159,7 @@ static int worker_init(struct proxy_gateway *gw, struct gw_worker *w, uint32_t i
     if (rc < 0) return rc;
     rc = snap_reader_register(gw->callers_dom, &w->callers_reader);
     if (rc == 0) rc = snap_reader_register(gw->keys_dom, &w->keys_reader);
+    if (rc == 0) rc = snap_reader_register(gw->intentions_dom, &w->intentions_reader);
     if (rc < 0) return rc;
     rc = sh_listen_parse(cfg->listen, &ss, d);
     if (rc < 0) return rc;
@@ -394,12 +397,27 @@ static void collect_tick(uv_timer_t *t)
     snap_domain_collect(gw->dom);
     snap_domain_collect(gw->keys_dom);
     snap_domain_collect(gw->callers_dom);
+    snap_domain_collect(gw->intentions_dom);
 }
 
 static void callers_free(void *obj, void *data)
 {
     (void)data;
     proxy_callers_free(obj);
+}
+
+static void intentions_free(void *obj, void *data)
+{
+    (void)data;
+    sh_free(obj);
+}
+
+int proxy_gateway_set_intentions(struct proxy_gateway *gw, struct sec_intentions *set)
+{
+    int rc = snap_publish(gw->intentions_dom, set);
+
+    if (rc < 0) sh_free(set);
+    return rc;
 }
 
 int proxy_gateway_set_callers(struct proxy_gateway *gw, struct proxy_callers *t)
@@ -509,8 +527,10 @@ int proxy_gateway_start(uv_loop_t *loop, struct proxy_config *cfg, struct proxy_
     snprintf(gw->listen, sizeof(gw->listen), "%s", cfg->listen);
     rc = snap_domain_new(gw_snapshot_free, NULL, &gw->dom);
     if (rc == 0) rc = snap_domain_new(callers_free, NULL, &gw->callers_dom);
+    if (rc == 0) rc = snap_domain_new(intentions_free, NULL, &gw->intentions_dom);
     if (rc == 0) rc = proxy__jwks_init(gw);
     if (rc < 0) {
+        snap_domain_free(gw->intentions_dom);
         snap_domain_free(gw->callers_dom);
         snap_domain_free(gw->dom);
         proxy_config_free(cfg);
@@ -666,6 +686,7 @@ static void worker_release_unstarted(struct gw_worker *w)
     proxy__fwd_pool_free(w);
     proxy__state_unref(w->state);
     snap_release(w->callers);
+    snap_release(w->intentions);
     buf_release(&w->access_log);
     uv_loop_close(&w->loop);
 }
@@ -735,6 +756,7 @@ void proxy_gateway_free(struct proxy_gateway *gw)
     hc_free_state(gw);
     snap_domain_free(gw->dom);
     snap_domain_free(gw->callers_dom);
+    snap_domain_free(gw->intentions_dom);
     metrics_free(gw->metrics);
     sh_free(gw->workers);
     gw->free_requested = true;

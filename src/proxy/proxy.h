@@ -513,6 +513,14 @@ const struct proxy_config *proxy_gateway_config(const struct proxy_gateway *gw);
  * new requests: a caller missing from the table is unknown from the next request on. Control
  * thread. 0 or SH_ENOMEM. */
 SH_MUST_CHECK int proxy_gateway_set_callers(struct proxy_gateway *gw, struct proxy_callers *t);
+/* Publishes the intentions in force (security.h; taken, sh_free'd when no worker uses it any
+ * more, also on failure; NULL = none: everything allowed) for new requests: each request's
+ * caller (its identity at the mesh, "gateway" at the gateway) and destination service are
+ * decided by sec_intentions_decide once its cluster is chosen; a refusal is 403 with
+ * X-Shoal-Denied-By naming the rule, and "denied_by" in the access log. Control thread. */
+struct sec_intentions;
+SH_MUST_CHECK int proxy_gateway_set_intentions(struct proxy_gateway *gw,
+                                               struct sec_intentions *set);
 /* Every request this gateway serves from now on records a span into <q> (borrowed: it must
  * outlive the gateway's workers; NULL = tracing off), worker i pushing into shard
  * first_shard + i, which must be below the queue's shard count. Control thread; call once,

@@ -261,6 +261,9 @@ struct gw_worker {
     struct snap_reader *callers_reader;
     struct snap *callers; /* the credentials table this worker last took (obj may be NULL) */
     uint64_t callers_version;
+    struct snap_reader *intentions_reader;
+    struct snap *intentions; /* the intentions this worker last took (obj may be NULL) */
+    uint64_t intentions_version;
     uint32_t index;
     uv_thread_t thread;
     uv_loop_t loop;
@@ -314,9 +317,10 @@ struct proxy_gateway {
     uv_async_t jwks_wake;
     struct metrics *metrics;
     struct gw_families fam;
-    struct snap_domain *callers_dom;   /* struct proxy_callers, proxy_gateway_set_callers */
-    struct trace_queue *_Atomic spans; /* proxy_gateway_set_spans; NULL: tracing off */
-    uint32_t span_shard;               /* worker i pushes into span_shard + i */
+    struct snap_domain *callers_dom;    /* struct proxy_callers, proxy_gateway_set_callers */
+    struct snap_domain *intentions_dom; /* struct sec_intentions, proxy_gateway_set_intentions */
+    struct trace_queue *_Atomic spans;  /* proxy_gateway_set_spans; NULL: tracing off */
+    uint32_t span_shard;                /* worker i pushes into span_shard + i */
     int open_handles;
     char listen[96];
     _Atomic uint32_t stop_deadline_ms;

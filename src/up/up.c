@@ -409,13 +409,31 @@ static int start_proxies(struct up *u, struct sh_diag *d)
         SH_LOG(SH_INFO, "proxy", "gateway listening", LF_STR("listen", u->m->gateway.listen),
                LF_UINT("port", proxy_gateway_port(u->gw)));
     }
+    up_publish_intentions(u, sec_itable_current(u->cp.intentions));
     return start_spans(u);
+}
+
+/* A copy of <set> for one proxy (each frees its own when its workers are done with it). */
+static struct sec_intentions *intentions_copy(const struct sec_intentions *set)
+{
+    size_t n = sizeof(*set) + set->count * sizeof(set->items[0]);
+    struct sec_intentions *c = sh_malloc(n);
+
+    if (c) memcpy(c, set, n);
+    return c;
 }
 
 void up_publish_intentions(struct up *u, const struct sec_intentions *set)
 {
-    (void)u;
-    (void)set; /* the mesh enforces them once it knows its callers (caller identity) */
+    struct proxy_gateway *gws[] = {u->mesh, u->gw};
+
+    for (size_t i = 0; set && i < SH_ARRAY_LEN(gws); i++) {
+        struct sec_intentions *c;
+        if (!gws[i]) continue;
+        c = intentions_copy(set);
+        if (!c || proxy_gateway_set_intentions(gws[i], c) < 0)
+            SH_LOG(SH_ERROR, "security", "cannot hand the intentions to a proxy: out of memory");
+    }
 }
 
 /* The set of intentions changed (at open, and on every API change): the mesh enforces it for
@@ -426,7 +444,7 @@ static void intentions_changed(void *data, const struct sec_intentions *set)
 
     SH_LOG(SH_INFO, "security", "intentions in force", LF_UINT("rules", set->count),
            LF_STR("default", set->default_allow ? "allow" : "deny"));
-    if (u->mesh) up_publish_intentions(u, set);
+    up_publish_intentions(u, set); /* the proxies, once they run (start_proxies) */
 }
 
 /* The manifest's intentions as security.h's rules (checked by the manifest reader already). */
