@@ -114,18 +114,26 @@ static void failed(struct tls_conn *tc)
     } else if (reason == SSL_R_UNSUPPORTED_PROTOCOL || reason == SSL_R_VERSION_TOO_LOW ||
                reason == SSL_R_NO_PROTOCOLS_AVAILABLE || reason == SSL_R_NO_SHARED_CIPHER) {
         tc->failure = TLS_FAIL_PROTOCOL;
-        tc->reason = reason == SSL_R_NO_SHARED_CIPHER ? "no shared cipher"
-                                                      : "protocol version refused";
+        tc->reason =
+            reason == SSL_R_NO_SHARED_CIPHER ? "no shared cipher" : "protocol version refused";
     } else {
         tc->failure = TLS_FAIL_OTHER;
         tc->reason = "TLS handshake or record failed";
     }
     if (!tc->established) {
         switch (tc->failure) {
-        case TLS_FAIL_SNI: count(&n->fail_sni); break;
-        case TLS_FAIL_PLAINTEXT: count(&n->fail_plaintext); break;
-        case TLS_FAIL_PROTOCOL: count(&n->fail_protocol); break;
-        default: count(&n->fail_other); break;
+        case TLS_FAIL_SNI:
+            count(&n->fail_sni);
+            break;
+        case TLS_FAIL_PLAINTEXT:
+            count(&n->fail_plaintext);
+            break;
+        case TLS_FAIL_PROTOCOL:
+            count(&n->fail_protocol);
+            break;
+        default:
+            count(&n->fail_other);
+            break;
         }
     }
 out:

@@ -199,8 +199,8 @@ static SSL_CTX *ctx_new(const struct tls_server_config *cfg, const struct tls_ce
         *rc = fail_ssl(d, f->cert, "cannot make a TLS context", SH_ENOMEM);
         return NULL;
     }
-    SSL_CTX_set_min_proto_version(ctx, cfg->min_version == TLS_V1_3 ? TLS1_3_VERSION
-                                                                    : TLS1_2_VERSION);
+    SSL_CTX_set_min_proto_version(ctx,
+                                  cfg->min_version == TLS_V1_3 ? TLS1_3_VERSION : TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
@@ -258,8 +258,8 @@ static int gen_new(struct tls_server *ts, const struct tls_server_config *cfg,
     /* the ticket keys of the first load carry over to every later one */
     if (ts->have_keys) {
         SSL_CTX_set_tlsext_ticket_keys(g->certs[0].ctx, ts->ticket_keys, TICKET_KEYS_LEN);
-    } else if (SSL_CTX_get_tlsext_ticket_keys(g->certs[0].ctx, ts->ticket_keys,
-                                              TICKET_KEYS_LEN) == 1) {
+    } else if (SSL_CTX_get_tlsext_ticket_keys(g->certs[0].ctx, ts->ticket_keys, TICKET_KEYS_LEN) ==
+               1) {
         ts->have_keys = true;
     }
     *out = g;
@@ -348,8 +348,7 @@ static int check_config(const struct tls_server_config *cfg, struct sh_diag *d)
     return 0;
 }
 
-int tls_server_new(const struct tls_server_config *cfg, struct tls_server **out,
-                   struct sh_diag *d)
+int tls_server_new(const struct tls_server_config *cfg, struct tls_server **out, struct sh_diag *d)
 {
     struct tls_server *ts;
     int rc;
@@ -407,8 +406,7 @@ static void publish(struct tls_server *ts, struct tls__gen *g)
     atomic_fetch_add_explicit(&ts->n.reloads, 1, memory_order_relaxed);
 }
 
-int tls_server_reload(struct tls_server *ts, const struct tls_server_config *cfg,
-                      struct sh_diag *d)
+int tls_server_reload(struct tls_server *ts, const struct tls_server_config *cfg, struct sh_diag *d)
 {
     struct tls__gen *g;
     struct tls_server tmp;

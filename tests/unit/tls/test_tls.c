@@ -111,11 +111,11 @@ static struct tls_server *three(bool strict)
     certs[0] = (struct tls_cert_files){p("default", "crt"), p("default", "key")};
     certs[1] = (struct tls_cert_files){p("wild", "crt"), p("wild", "key")};
     certs[2] = (struct tls_cert_files){p("api", "crt"), p("api", "key")};
-    assert_int_equal(tls_server_new(&(struct tls_server_config){.certs = certs,
-                                                                .ncerts = 3,
-                                                                .sni_strict = strict},
-                                    &ts, &d),
-                     0);
+    assert_int_equal(
+        tls_server_new(
+            &(struct tls_server_config){.certs = certs, .ncerts = 3, .sni_strict = strict}, &ts,
+            &d),
+        0);
     return ts;
 }
 
@@ -381,11 +381,11 @@ static void test_server__min_13_and_reload(void **state)
     (void)state;
     make_cert("one", "one", "DNS:svc.test");
     f = (struct tls_cert_files){p("one", "crt"), p("one", "key")};
-    assert_int_equal(tls_server_new(&(struct tls_server_config){.certs = &f,
-                                                                .ncerts = 1,
-                                                                .min_version = TLS_V1_3},
-                                    &ts, &d),
-                     0);
+    assert_int_equal(
+        tls_server_new(
+            &(struct tls_server_config){.certs = &f, .ncerts = 1, .min_version = TLS_V1_3}, &ts,
+            &d),
+        0);
     assert_int_equal(tls_conn_new(ts, &tc), 0);
     client_init(&c, "svc.test", TLS1_2_VERSION, NULL);
     assert_int_equal(pump(&c, tc, plain, sizeof(plain), &got), SH_EPROTO);
@@ -425,8 +425,8 @@ static void test_server__min_13_and_reload(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_sni__match_table),     T(test_server__pick),
-        T(test_server__bad_files),    T(test_conn__sni_data_resume),
+        T(test_sni__match_table),       T(test_server__pick),
+        T(test_server__bad_files),      T(test_conn__sni_data_resume),
         T(test_conn__refusals_counted), T(test_server__min_13_and_reload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
