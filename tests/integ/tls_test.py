@@ -155,12 +155,17 @@ def test_python_ssl_keep_alive(fx):
 
 def test_session_resumption(fx):
     sess = os.path.join(fx.dir, "sess.pem")
-    for v in ("-tls1_2", "-tls1_3"):
+
+    def resumes(v):
         rc, out = fx.s_client(v, "-servername", "a.test", "-sess_out", sess,
                               data=b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
         assert rc == 0, out
         rc, out = fx.s_client(v, "-servername", "a.test", "-sess_in", sess, data=b"Q\n")
-        assert "Reused" in out, (v, out)
+        return "Reused" in out
+    assert resumes("-tls1_2")
+    # TLS 1.3: the ticket comes after the handshake, and s_client sometimes saves its session
+    # before processing it (seen under ASan): retried under the deadline (docs: known doubt)
+    lib.wait_until(lambda: resumes("-tls1_3"), what="a TLS 1.3 session resumed")
 
 
 def test_plain_http_to_tls_port(fx):
