@@ -37,7 +37,7 @@ done < <(tr '\n' ' ' <"$cmake" | grep -o -E 'target_link_libraries\([^)]*\)' |
          done)
 # third-party header prefix -> components allowed to include it
 declare -A owner=(
-    ["openssl/"]="security http"
+    ["openssl/"]="security tls"
     ["sqlite3.h"]="store observe"
     ["yaml.h"]="supervisor"
     ["jansson.h"]="admin cli events store security observe"

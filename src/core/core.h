@@ -61,7 +61,8 @@
     XX(ENOSPC, -ENOSPC, "no space left on device")                                                 \
     XX(ECOMPACTED, -4007, "revision compacted")                                                    \
     XX(ECORRUPT, -4008, "stored data is corrupt")                                                  \
-    XX(EPERM, -EPERM, "operation not permitted")
+    XX(EPERM, -EPERM, "operation not permitted")                                                   \
+    XX(EPROTO, -EPROTO, "protocol error")
 
 enum sh_err {
 #define XX(name, value, msg) SH_##name = (value),

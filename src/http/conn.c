@@ -44,6 +44,42 @@ static bool held(const struct http__wq *wq)
 
 static void wq_write(struct http__wq *wq);
 
+int http__wq_seal(struct http__wq *wq)
+{
+    struct buf *out = &wq->out;
+    size_t n;
+    int rc = 0;
+
+    if (!wq->tls || wq->dead) return 0;
+    if (out->len > wq->sealed) {
+        rc = tls_conn_write(wq->tls, out->data + wq->sealed, out->len - wq->sealed);
+        out->len = wq->sealed; /* the plaintext now lives in the TLS connection's records */
+        if (out->data) out->data[out->len] = '\0';
+    }
+    while (rc == 0 && (n = tls_conn_pending(wq->tls)) > 0) {
+        rc = buf_reserve(out, n);
+        if (rc) {
+            out->err = 0;
+            break;
+        }
+        out->len += tls_conn_take(wq->tls, out->data + out->len, n);
+        out->data[out->len] = '\0';
+    }
+    wq->sealed = out->len;
+    return rc;
+}
+
+/* A seal that fails leaves a stream that cannot be framed: it ends like a failed write. */
+static bool seal_or_die(struct http__wq *wq)
+{
+    int rc = http__wq_seal(wq);
+
+    if (rc == 0) return true;
+    http__wq_kill(wq);
+    if (wq->on_written) wq->on_written(wq, rc);
+    return false;
+}
+
 /* Offers the socket what is queued followed by p[0..n) in one uv_try_write (nothing may be in
  * flight: the callers check). What the kernel takes leaves the queue; returns how many bytes
  * it took in all, queue first. */
@@ -51,9 +87,10 @@ static size_t try_send(struct http__wq *wq, const void *p, size_t n)
 {
     uv_buf_t bufs[2];
     unsigned nb = 0;
-    size_t queued = wq->out.len, done;
+    size_t queued, done;
     int w;
 
+    queued = wq->out.len;
     if (queued) bufs[nb++] = uv_buf_init(wq->out.data, (unsigned)queued);
     if (n) bufs[nb++] = uv_buf_init((char *)p, (unsigned)n);
     w = nb ? uv_try_write(wq->stream, bufs, nb) : 0;
@@ -63,6 +100,7 @@ static size_t try_send(struct http__wq *wq, const void *p, size_t n)
     done = SH_MIN((size_t)w, queued);
     if (done < queued) memmove(wq->out.data, wq->out.data + done, queued - done);
     wq->out.len = queued - done;
+    wq->sealed -= SH_MIN(wq->sealed, done);
     return (size_t)w;
 }
 
@@ -75,6 +113,7 @@ static size_t try_send(struct http__wq *wq, const void *p, size_t n)
 static void flush_now(struct http__wq *wq)
 {
     if (held(wq)) wq->fl->barrier->sync(wq->fl->barrier->data);
+    if (wq->tls && !seal_or_die(wq)) return;
     if (!wq->writing && !wq->dead && wq->out.len && !wq->want_drain) {
         try_send(wq, NULL, 0);
         if (wq->out.len == 0) {
@@ -144,6 +183,7 @@ void http__wq_kill(struct http__wq *wq)
     unlink_dirty(wq);
     wq->dead = true;
     buf_release(&wq->out);
+    wq->sealed = 0;
 }
 
 void http__wq_release(struct http__wq *wq)
@@ -190,7 +230,7 @@ int http__wq_append_direct(struct http__wq *wq, const void *p, size_t n)
     int rc;
 
     if (wq->dead) return SH_ECLOSED;
-    if (n < HTTP_DIRECT_MIN || wq->writing || held(wq)) return http__wq_append(wq, p, n);
+    if (n < HTTP_DIRECT_MIN || wq->writing || held(wq) || wq->tls) return http__wq_append(wq, p, n);
     /* Nothing in flight: the kernel gets what is queued and these bytes in one call, so a
      * large answer the socket can take is never copied into (nor grows) the queue. */
     sent = try_send(wq, p, n);
@@ -255,12 +295,15 @@ static void wq_write(struct http__wq *wq)
     uv_buf_t ub;
     int rc;
 
-    if (wq->writing || wq->dead || wq->out.len == 0) return;
+    if (wq->writing || wq->dead) return;
+    if (wq->tls && !seal_or_die(wq)) return;
+    if (wq->out.len == 0) return;
     unlink_dirty(wq);
     tmp = wq->inflight;
     wq->inflight = wq->out;
     wq->out = tmp;
     wq->out.len = 0;
+    wq->sealed = 0;
     ub = uv_buf_init(wq->inflight.data, (unsigned)wq->inflight.len);
     wq->req.data = wq;
     wq->writing = true;
@@ -286,6 +329,7 @@ void http__read_space(struct buf *in, size_t chunk, uv_buf_t *out)
 void http__wq_trim(struct http__wq *wq)
 {
     if (!wq->writing && wq->out.len == 0) {
+        wq->sealed = 0;
         buf_release(&wq->out);
         buf_release(&wq->inflight);
     }

@@ -260,6 +260,7 @@ const char *http_date_now(void);
  * after the response instead (no body is ever read as the next request).
  * ========================================================================================== */
 struct http_server;
+struct tls_server;    /* tls/tls.h */
 struct http_exchange; /* one request and its response */
 
 /* Called once per request, when its head is complete. The handler answers now or later. */
@@ -311,6 +312,12 @@ struct http_server_config {
     http_request_fn *on_request;
     void *data;
     struct http_barrier barrier; /* zeroed = none: answers leave as soon as they can */
+    /* TLS: every connection is TLS on this server's certificates (tls/tls.h; borrowed, must
+     * outlive the server). NULL = plain HTTP, and no TLS code runs. */
+    struct tls_server *tls;
+    uint32_t handshake_timeout_ms; /* a TLS handshake must finish within this; 0 = 10s */
+    const char *response_fields;   /* "Name: value\r\n" lines added to every response made
+                                      with http_exchange_start (HSTS); borrowed; NULL = none */
 };
 
 /* Binds and listens on loop. Returns 0 and *out, or a negative code (SH_E*, -errno from
@@ -321,6 +328,7 @@ uint16_t http_server_port(const struct http_server *srv);
 /* Counters for metrics and tests (this server only). */
 struct http_server_stats {
     uint64_t accepted, requests, active_conns, parse_errors, timeouts;
+    uint64_t tls_failures; /* handshakes that failed or timed out (tls_server_stats: why) */
 };
 void http_server_stats(const struct http_server *srv, struct http_server_stats *out);
 /* Graceful stop: closes the listener at once, closes idle connections, lets in-flight

@@ -7,6 +7,7 @@
 #define SHOAL_HTTP_INT_H
 
 #include "http/http.h"
+#include "tls/tls.h"
 
 #define HTTP__CONTAINER_OF(ptr, type, member)                                                      \
     ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
@@ -32,6 +33,10 @@ struct http__wq {
     bool writing, dirty, want_drain, dead;
     size_t high, low;
     uint64_t progress_ms; /* loop time of the last write progress */
+    /* TLS (NULL: plain, and nothing below costs anything): out[0..sealed) is ciphertext, the
+     * rest plaintext the next write seals first (http__wq_seal). */
+    struct tls_conn *tls;
+    size_t sealed;
     /* Queue fell to <= low after a producer was told HTTP_AGAIN. */
     void (*on_drain)(struct http__wq *wq);
     /* A uv_write finished: status 0 or a negative libuv code. Everything may be flushed. */
@@ -63,6 +68,9 @@ size_t http__wq_pending(const struct http__wq *wq);
 /* Starts writing now instead of at the end of the loop iteration (while the owner's barrier
  * holds, the flusher writes it after the sync). */
 void http__wq_flush(struct http__wq *wq);
+/* TLS: seals the plaintext queued in out and appends the ciphertext the TLS connection has
+ * pending (handshake records, alerts, tickets), then schedules the write. 0 or SH_E*. */
+int http__wq_seal(struct http__wq *wq);
 /* Frees the buffers when nothing is pending (idle connections hold no buffer memory). */
 void http__wq_trim(struct http__wq *wq);
 

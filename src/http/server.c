@@ -52,9 +52,11 @@ struct srv_conn {
     size_t in_off;
     enum conn_state state;
     bool reading, close_after, closing, processing, reprocess, timer_armed;
-    bool eof; /* the client half-closed: no more reading, answer and close */
+    bool eof;             /* the client half-closed: no more reading, answer and close */
+    bool tls_off;         /* TLS failed: the socket carries plain bytes (a 400) or nothing more */
+    struct tls_conn *tls; /* NULL: plain HTTP */
     int open_handles;
-    uint64_t since_ms, last_read_ms, armed_deadline;
+    uint64_t since_ms, last_read_ms, armed_deadline, accepted_ms;
     uint32_t nrequests;
     struct http_exchange ex;
     char peer[64];
@@ -72,6 +74,7 @@ struct http_server {
     bool shutting_down, listener_closed, freeing;
     int open_handles;
     uint32_t conns_allocated; /* until their close callbacks ran */
+    char *tls_scratch;        /* ciphertext lands here, straight into the TLS connection */
     void (*done)(void *data);
     void *done_data;
 };
@@ -86,7 +89,10 @@ static void shutdown_check(struct http_server *srv);
  * ------------------------------------------------------------------------------------------ */
 static void server_maybe_free(struct http_server *srv)
 {
-    if (srv->freeing && srv->open_handles == 0 && srv->conns_allocated == 0) sh_free(srv);
+    if (srv->freeing && srv->open_handles == 0 && srv->conns_allocated == 0) {
+        sh_free(srv->tls_scratch);
+        sh_free(srv);
+    }
 }
 
 static void conn_handle_closed(uv_handle_t *h)
@@ -99,6 +105,7 @@ static void conn_handle_closed(uv_handle_t *h)
     http__wq_release(&c->wq);
     buf_release(&c->in);
     arena_release(&c->ex.arena);
+    tls_conn_free(c->tls);
     sh_free(c);
     srv->conns_allocated--;
     shutdown_check(srv);
@@ -229,6 +236,8 @@ static uint64_t conn_deadline(const struct srv_conn *c)
 
     if (c->state == C_LINGER) return c->since_ms + LINGER_MS;
     if (http__wq_pending(&c->wq) > 0) d = c->wq.progress_ms + cfg->send_timeout_ms;
+    if (c->tls && !c->tls_off && !tls_conn_is_established(c->tls))
+        d = SH_MIN(d, c->accepted_ms + cfg->handshake_timeout_ms);
     switch (c->state) {
     case C_IDLE:
         /* waiting for a next request; an answer that closes is covered by the send timeout */
@@ -259,6 +268,12 @@ static void timer_cb(uv_timer_t *t)
     d = conn_deadline(c);
     if (d > now) {
         conn_update(c);
+        return;
+    }
+    if (c->tls && !c->tls_off && !tls_conn_is_established(c->tls)) {
+        tls_conn_timed_out(c->tls);
+        c->srv->stats.tls_failures++;
+        conn_close(c);
         return;
     }
     if (c->state == C_LINGER || c->state == C_IDLE) {
@@ -300,10 +315,11 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
     http__read_space(&c->in, READ_CHUNK, b);
 }
 
+static void read_end(struct srv_conn *c, ssize_t nread);
+
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     struct srv_conn *c = s->data;
-    struct http_exchange *ex = &c->ex;
 
     (void)b;
     if (nread > 0) {
@@ -314,6 +330,105 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         return;
     }
     if (nread == 0) return;
+    read_end(c, nread);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * TLS: ciphertext from the socket goes into the TLS connection, plaintext comes out into in,
+ * where the parser reads it as from a plain socket; what we write is sealed by the write
+ * queue (http__wq_seal). Only connections of a TLS server come here.
+ * ------------------------------------------------------------------------------------------ */
+static void tls_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    struct srv_conn *c = h->data;
+
+    (void)hint;
+    *b = uv_buf_init(c->srv->tls_scratch, READ_CHUNK);
+}
+
+/* The handshake or a record failed: plain HTTP gets a plain 400 (as nginx's 497 does), any
+ * other failure the alert OpenSSL queued, then the connection closes. */
+static void tls_failed(struct srv_conn *c)
+{
+    c->srv->stats.tls_failures++;
+    if (tls_conn_failure(c->tls) == TLS_FAIL_PLAINTEXT && c->in.len == 0 &&
+        !tls_conn_is_established(c->tls)) {
+        c->tls_off = true;
+        c->wq.tls = NULL;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+        respond_error(c, 400, "tls", "plain HTTP sent to the HTTPS port: use https://");
+        return;
+    }
+    c->tls_off = true;
+    abort_exchange(c, SH_EPROTO);
+    (void)http__wq_seal(&c->wq); /* the alert */
+    c->wq.tls = NULL;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+    c->close_after = true;
+    if (http__wq_pending(&c->wq) == 0) {
+        conn_close(c);
+        return;
+    }
+    http__wq_mark(&c->wq);
+}
+
+static void tls_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct srv_conn *c = s->data;
+    bool eof = false;
+    int rc = 0;
+
+    if (nread <= 0) {
+        if (nread < 0) read_end(c, nread);
+        return;
+    }
+    if (c->tls_off) return;
+    c->last_read_ms = uv_now(c->srv->loop);
+    if (tls_conn_feed(c->tls, b->base, (size_t)nread) < 0) {
+        conn_close(c);
+        return;
+    }
+    for (;;) {
+        uv_buf_t room;
+        size_t n;
+        http__read_space(&c->in, READ_CHUNK, &room);
+        if (!room.base) {
+            rc = SH_ENOMEM;
+            break;
+        }
+        rc = tls_conn_read(c->tls, room.base, room.len, &n);
+        if (rc == 0) {
+            c->in.len += n;
+            c->in.data[c->in.len] = '\0';
+            continue;
+        }
+        eof = rc == TLS_EOF;
+        break;
+    }
+    if (rc < 0 && rc != SH_ENOMEM) {
+        tls_failed(c);
+        return;
+    }
+    if (rc == SH_ENOMEM) {
+        conn_close(c);
+        return;
+    }
+    if (http__wq_seal(&c->wq) < 0) { /* handshake records, tickets */
+        conn_close(c);
+        return;
+    }
+    http__wq_mark(&c->wq);
+    conn_process(c);
+    if (eof && !c->closing) read_end(c, UV_EOF);
+}
+
+static void read_end(struct srv_conn *c, ssize_t nread)
+{
+    struct http_exchange *ex = &c->ex;
+    uv_stream_t *s = (uv_stream_t *)&c->tcp;
+
     /* EOF or error. An exchange still reading its body, or waiting for its answer, dies.
      * After a clean EOF (a client that half-closed after its request), an answer already
      * finished is still delivered: stop reading, flush, then close. */
@@ -356,7 +471,10 @@ static void conn_update(struct srv_conn *c)
     if (c->closing) return;
     want = conn_wants_read(c);
     if (want && !c->reading && c->state != C_LINGER) {
-        if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0) c->reading = true;
+        bool tls = c->tls && !c->tls_off;
+        if (uv_read_start((uv_stream_t *)&c->tcp, tls ? tls_alloc_cb : alloc_cb,
+                          tls ? tls_read_cb : read_cb) == 0)
+            c->reading = true;
     } else if (!want && c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
@@ -612,8 +730,15 @@ static void on_connection(uv_stream_t *listener, int status)
                   srv->cfg.write_low_bytes);
     c->wq.on_drain = conn_drained;
     c->wq.on_written = conn_after_write;
+    if (srv->cfg.tls) {
+        if (tls_conn_new(srv->cfg.tls, &c->tls) < 0) {
+            conn_close(c);
+            return;
+        }
+        c->wq.tls = c->tls;
+    }
     c->state = C_IDLE;
-    c->since_ms = c->last_read_ms = uv_now(srv->loop);
+    c->since_ms = c->last_read_ms = c->accepted_ms = uv_now(srv->loop);
     conn_update(c);
 }
 
@@ -662,9 +787,15 @@ int http_server_new(uv_loop_t *loop, const struct http_server_config *cfg, struc
     SH_DEFAULT(srv->cfg.idle_timeout_ms, 60000);
     SH_DEFAULT(srv->cfg.send_timeout_ms, 60000);
     SH_DEFAULT(srv->cfg.max_connections, 10000);
+    SH_DEFAULT(srv->cfg.handshake_timeout_ms, 10000);
+    if (srv->cfg.tls && !(srv->tls_scratch = sh_malloc(READ_CHUNK))) {
+        sh_free(srv);
+        return SH_ENOMEM;
+    }
     fd = http__listen_socket((struct sockaddr *)&ss, cfg->reuseport, BACKLOG);
     if (fd < 0) {
         sh_diag_set(diag, addr, "cannot listen: %s", sh_strerror(fd));
+        sh_free(srv->tls_scratch);
         sh_free(srv);
         return fd;
     }
@@ -847,6 +978,7 @@ int http_exchange_start(struct http_exchange *ex, const struct http_response_hea
     buf_appends(out, SLICE("Date: "));
     buf_appends(out, slice_from_cstr(http_date_now()));
     buf_append(out, "\r\n", 2);
+    if (c->srv->cfg.response_fields) buf_appends(out, slice_from_cstr(c->srv->cfg.response_fields));
     if (st == 204 || st == 304) {
         ex->resp_remaining = -1;
     } else if (rh->content_length >= 0) {

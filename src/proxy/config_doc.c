@@ -1095,11 +1095,112 @@ static int read_identity(struct rd *r, const struct sh_node *v, enum proxy_ident
     return fail_at(r, v, "identity: '%s' is not one of off, optional, required", s);
 }
 
+/* HSTS max_age: "1y", "180d", a duration ("12h"), or seconds. */
+static int read_max_age(struct rd *r, const struct sh_node *v, uint64_t *out_s)
+{
+    const char *s;
+    size_t n;
+    uint64_t num = 0, unit = 0, ms;
+
+    if (v->kind == SH_NODE_SCALAR && (s = v->text) != NULL && (n = strlen(s)) >= 2 &&
+        (s[n - 1] == 'y' || s[n - 1] == 'd')) {
+        unit = s[n - 1] == 'y' ? 365ull * 86400 : 86400;
+        for (size_t i = 0; i + 1 < n; i++) {
+            if (s[i] < '0' || s[i] > '9' || num > 1000000)
+                return fail_at(r, v, "tls.hsts.max_age: '%s' is not a duration (1y, 180d, 12h)", s);
+            num = num * 10 + (uint64_t)(s[i] - '0');
+        }
+        *out_s = num * unit;
+        return 0;
+    }
+    if (sh_node_u64(v, "tls.hsts.max_age", 0, 1000000000ull, out_s, NULL) == 0) return 0;
+    SH_TRY(sh_node_duration_ms(v, "tls.hsts.max_age", &ms, r->d));
+    *out_s = ms / 1000;
+    return 0;
+}
+
+static int read_tls(struct rd *r, const struct sh_node *v)
+{
+    static const char *const keys[] = {"certs", "min_version",       "sni_strict", "redirect_http",
+                                       "hsts",  "handshake_timeout", NULL};
+    static const char *const ckeys[] = {"cert", "key", NULL};
+    static const char *const hkeys[] = {"max_age", "include_subdomains", NULL};
+    struct proxy_tls *t = &r->cfg->tls;
+    const struct sh_node *x, *certs;
+    struct sockaddr_storage ss;
+    struct sh_diag ad;
+    char path[64];
+
+    if (v->kind == SH_NODE_SCALAR && !strcmp(v->text, "auto"))
+        return fail_at(r, v,
+                       "tls: 'auto' (a certificate from the CA) is not supported yet: "
+                       "give tls.certs");
+    SH_TRY(sh_node_expect(v, SH_NODE_MAP, "tls", r->d));
+    SH_TRY(sh_node_check_keys(v, keys, "tls", r->d));
+    SH_TRY(sh_node_require(v, "certs", "tls", &certs, r->d));
+    SH_TRY(sh_node_expect(certs, SH_NODE_SEQ, "tls.certs", r->d));
+    if (certs->count == 0 || certs->count > TLS_MAX_CERTS)
+        return fail_at(r, certs, "tls.certs: give 1 to %d certificates", TLS_MAX_CERTS);
+    t->certs = arena_alloc(&r->cfg->arena, certs->count * sizeof(*t->certs));
+    if (!t->certs) return SH_ENOMEM;
+    for (size_t i = 0; i < certs->count; i++) {
+        const struct sh_node *c = certs->items[i];
+        sh_fmt(path, sizeof(path), "tls.certs[%zu]", i);
+        SH_TRY(sh_node_expect(c, SH_NODE_MAP, path, r->d));
+        SH_TRY(sh_node_check_keys(c, ckeys, path, r->d));
+        SH_TRY(sh_node_require(c, "cert", path, &x, r->d));
+        SH_TRY(
+            get_str(r, x, sh_fmt(path, sizeof(path), "tls.certs[%zu].cert", i), &t->certs[i].cert));
+        SH_TRY(sh_node_require(c, "key", path, &x, r->d));
+        SH_TRY(
+            get_str(r, x, sh_fmt(path, sizeof(path), "tls.certs[%zu].key", i), &t->certs[i].key));
+        t->ncerts = (uint32_t)i + 1;
+    }
+    if ((x = sh_node_get(v, "min_version"))) {
+        const char *s;
+        SH_TRY(sh_node_str(x, "tls.min_version", &s, r->d));
+        if (!strcmp(s, "1.2"))
+            t->min_version = TLS_V1_2;
+        else if (!strcmp(s, "1.3"))
+            t->min_version = TLS_V1_3;
+        else
+            return fail_at(r, x, "tls.min_version: '%s' is not one of 1.2, 1.3", s);
+    }
+    if ((x = sh_node_get(v, "sni_strict")))
+        SH_TRY(sh_node_bool(x, "tls.sni_strict", &t->sni_strict, r->d));
+    if ((x = sh_node_get(v, "handshake_timeout"))) {
+        uint64_t ms;
+        SH_TRY(sh_node_duration_ms(x, "tls.handshake_timeout", &ms, r->d));
+        if (ms == 0 || ms > 600000) return fail_at(r, x, "tls.handshake_timeout: give 1ms to 10m");
+        t->handshake_timeout_ms = (uint32_t)ms;
+    }
+    if ((x = sh_node_get(v, "redirect_http")) && x->kind != SH_NODE_NULL) {
+        SH_TRY(get_str(r, x, "tls.redirect_http", &t->redirect_http));
+        if (sh_listen_parse(t->redirect_http, &ss, &ad) < 0)
+            return fail_at(r, x, "tls.redirect_http: %s", ad.what);
+    }
+    if ((x = sh_node_get(v, "hsts"))) {
+        const struct sh_node *y;
+        SH_TRY(sh_node_expect(x, SH_NODE_MAP, "tls.hsts", r->d));
+        SH_TRY(sh_node_check_keys(x, hkeys, "tls.hsts", r->d));
+        t->hsts_max_age_s = 365ull * 86400;
+        if ((y = sh_node_get(x, "max_age"))) SH_TRY(read_max_age(r, y, &t->hsts_max_age_s));
+        if ((y = sh_node_get(x, "include_subdomains")))
+            SH_TRY(
+                sh_node_bool(y, "tls.hsts.include_subdomains", &t->hsts_include_subdomains, r->d));
+        snprintf(t->hsts_field, sizeof(t->hsts_field), "max-age=%llu%s",
+                 (unsigned long long)t->hsts_max_age_s,
+                 t->hsts_include_subdomains ? "; includeSubDomains" : "");
+    }
+    t->is_set = true;
+    return 0;
+}
+
 static int read_top(struct rd *r, const struct sh_node *root)
 {
     static const char *const keys[] = {"listen",   "workers",       "admin",    "access_log",
                                        "limits",   "control_plane", "clusters", "routes",
-                                       "identity", "tracing",       NULL};
+                                       "identity", "tracing",       "tls",      NULL};
     static const char *const lkeys[] = {"max_request_line", "max_field_line", "max_head",
                                         "max_fields",       "max_body",       NULL};
     struct proxy_config *cfg = r->cfg;
@@ -1132,6 +1233,7 @@ static int read_top(struct rd *r, const struct sh_node *root)
     if ((v = sh_node_get(root, "access_log")))
         SH_TRY(sh_node_bool(v, "access_log", &cfg->access_log, r->d));
     if ((v = sh_node_get(root, "identity"))) SH_TRY(read_identity(r, v, &cfg->identity));
+    if ((v = sh_node_get(root, "tls"))) SH_TRY(read_tls(r, v));
     if ((v = sh_node_get(root, "tracing"))) {
         SH_TRY(sh_schema_read(&tracing_schema, v, "tracing", &cfg->tracing, r, r->d));
         cfg->tracing.is_set = true;

@@ -171,6 +171,9 @@ static int worker_init(struct proxy_gateway *gw, struct gw_worker *w, uint32_t i
         .limits = cfg->limits,
         .on_request = proxy__on_request,
         .data = w,
+        .tls = gw->tls,
+        .handshake_timeout_ms = cfg->tls.handshake_timeout_ms,
+        .response_fields = gw->hsts_line[0] ? gw->hsts_line : NULL,
     };
     rc = http_server_new(&w->loop, &scfg, &w->srv, d);
     if (rc < 0) return rc;
@@ -394,6 +397,17 @@ static void collect_tick(uv_timer_t *t)
 {
     struct proxy_gateway *gw = t->data;
 
+    if (gw->tls) { /* certificate files replaced: new handshakes get the new ones */
+        struct sh_diag d = {0};
+        int rc = tls_server_check_files(gw->tls, &d);
+        if (rc > 0)
+            SH_LOG(SH_INFO, "proxy", "TLS certificates reloaded (files changed)");
+        else if (rc < 0)
+            SH_LOG(SH_WARN, "proxy",
+                   "TLS certificate files changed but do not load; keeping the old",
+                   LF_STR("where", d.where), LF_STR("what", d.what));
+    }
+
     snap_domain_collect(gw->dom);
     snap_domain_collect(gw->keys_dom);
     snap_domain_collect(gw->callers_dom);
@@ -506,6 +520,54 @@ static int publish(struct proxy_gateway *gw, struct proxy_config *cfg)
     return rc;
 }
 
+static struct tls_server_config tls_config_of(const struct proxy_tls *t)
+{
+    return (struct tls_server_config){
+        .certs = t->certs,
+        .ncerts = t->ncerts,
+        .min_version = t->min_version,
+        .sni_strict = t->sni_strict,
+    };
+}
+
+/* tls.redirect_http: every request gets 308 to https://HOST[:PORT]/TARGET. */
+static void redirect_request(struct http_exchange *ex, void *data)
+{
+    struct proxy_gateway *gw = data;
+    const struct http_head *h = http_exchange_head(ex);
+    struct slice host = http_head_host(h), target = http_head_target(h);
+    struct buf loc = BUF_INIT(8192);
+    const char *colon;
+
+    /* the Host's name without its port (an IPv6 literal keeps its brackets) */
+    if (host.len && host.ptr[0] == '[') {
+        colon = memchr(host.ptr, ']', host.len);
+        if (colon) host.len = (size_t)(colon - host.ptr) + 1;
+    } else if ((colon = memchr(host.ptr, ':', host.len)) != NULL) {
+        host.len = (size_t)(colon - host.ptr);
+    }
+    if (host.len == 0 || target.len == 0 || target.ptr[0] != '/') {
+        http_exchange_respond(
+            ex, 400, SLICE("text/plain"),
+            SLICE("a redirect to https:// needs a Host and an origin-form target\n"));
+        return;
+    }
+    buf_appends(&loc, SLICE("https://"));
+    buf_append(&loc, host.ptr, host.len);
+    if (gw->port != 443) buf_appendf(&loc, ":%u", gw->port);
+    buf_append(&loc, target.ptr, target.len);
+    if (loc.err) {
+        buf_release(&loc);
+        http_exchange_respond(ex, 414, SLICE("text/plain"), SLICE("target too long\n"));
+        return;
+    }
+    struct http_out_field f[2] = {{SLICE("Location"), {loc.data, loc.len}},
+                                  {SLICE("Content-Type"), SLICE("text/plain")}};
+    struct http_response_head rh = {.status = 308, .fields = f, .nfields = 2, .content_length = 0};
+    if (http_exchange_start(ex, &rh) == 0) (void)http_exchange_finish(ex);
+    buf_release(&loc);
+}
+
 int proxy_gateway_start(uv_loop_t *loop, struct proxy_config *cfg, struct proxy_gateway **out,
                         struct sh_diag *d)
 {
@@ -543,6 +605,17 @@ int proxy_gateway_start(uv_loop_t *loop, struct proxy_config *cfg, struct proxy_
         rc = SH_ENOMEM;
         goto fail;
     }
+    if (cfg->tls.is_set) {
+        struct tls_server_config tc = tls_config_of(&cfg->tls);
+        rc = tls_server_new(&tc, &gw->tls, d);
+        if (rc < 0) {
+            proxy_config_free(cfg);
+            goto fail;
+        }
+        if (cfg->tls.hsts_max_age_s)
+            snprintf(gw->hsts_line, sizeof(gw->hsts_line), "Strict-Transport-Security: %s\r\n",
+                     cfg->tls.hsts_field);
+    }
     rc = publish(gw, cfg); /* takes cfg, also on failure */
     if (rc < 0) goto fail;
     uv_async_init(loop, &gw->worker_done, worker_done_cb);
@@ -571,6 +644,19 @@ int proxy_gateway_start(uv_loop_t *loop, struct proxy_config *cfg, struct proxy_
         gw->admin_port = http_server_port(gw->admin);
     } else {
         gw->admin_down = true;
+    }
+    if (gw->current->cfg->tls.redirect_http) {
+        struct sockaddr_storage ss;
+        rc = sh_listen_parse(gw->current->cfg->tls.redirect_http, &ss, d);
+        if (rc < 0) goto fail;
+        struct http_server_config rcfg = {
+            .addr = &ss,
+            .on_request = redirect_request,
+            .data = gw,
+            .max_requests_per_conn = 1,
+        };
+        rc = http_server_new(loop, &rcfg, &gw->redirect, d);
+        if (rc < 0) goto fail;
     }
     rc = http_client_new(loop, NULL, &gw->health_client);
     if (rc < 0) goto fail;
@@ -621,6 +707,27 @@ int proxy_gateway_reload(struct proxy_gateway *gw, struct proxy_config *cfg, str
         proxy_config_free(cfg);
         return SH_ENOTSUP;
     }
+    {
+        const struct proxy_tls *a = &gw->current->cfg->tls, *b = &cfg->tls;
+        if (a->is_set != b->is_set || strcmp(a->hsts_field, b->hsts_field) != 0 ||
+            a->handshake_timeout_ms != b->handshake_timeout_ms ||
+            (a->redirect_http == NULL) != (b->redirect_http == NULL) ||
+            (a->redirect_http && strcmp(a->redirect_http, b->redirect_http) != 0)) {
+            sh_diag_set(d, "tls",
+                        "turning TLS on or off, HSTS, redirect_http and handshake_timeout need a "
+                        "restart (certificates and min_version reload)");
+            proxy_config_free(cfg);
+            return SH_ENOTSUP;
+        }
+        if (b->is_set) { /* re-read the files (SIGHUP): new handshakes use them */
+            struct tls_server_config tc = tls_config_of(b);
+            int rc = tls_server_reload(gw->tls, &tc, d);
+            if (rc < 0) {
+                proxy_config_free(cfg);
+                return rc;
+            }
+        }
+    }
     return publish(gw, cfg);
 }
 
@@ -665,6 +772,10 @@ void proxy_gateway_stop(struct proxy_gateway *gw, uint32_t deadline_ms, void (*d
         struct gw_worker *w = &gw->workers[i];
         w->stopping = true;
         if (w->thread_started) uv_async_send(&w->wake);
+    }
+    if (gw->redirect) { /* answers are one-shot: nothing to drain */
+        http_server_free(gw->redirect);
+        gw->redirect = NULL;
     }
     if (gw->admin) http_server_shutdown(gw->admin, deadline_ms, admin_down, gw);
     gw->admin_down = gw->admin == NULL;
@@ -751,6 +862,9 @@ void proxy_gateway_free(struct proxy_gateway *gw)
         if (!gw->workers[i].thread_started) worker_release_unstarted(&gw->workers[i]);
     }
     if (gw->admin) http_server_free(gw->admin);
+    if (gw->redirect) http_server_free(gw->redirect);
+    tls_server_free(gw->tls); /* connections still open hold their own references */
+    gw->tls = NULL;
     proxy__jwks_free(gw); /* cancels its fetches first: no callback after this */
     http_client_free(gw->health_client);
     hc_free_state(gw);

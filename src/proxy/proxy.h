@@ -13,6 +13,7 @@
 #include "core/core.h"
 #include "http/http.h"
 #include "security/security.h"
+#include "tls/tls.h"
 
 /* ==========================================================================================
  * Configuration (config.c). Everything a config points to lives in its arena.
@@ -241,8 +242,24 @@ struct proxy_tracing {
                        * 0 = off */
 };
 
+/* TLS on the gateway's listener (tls: in the config). Certificates and min_version reload with
+ * the config (and the files when they change); the rest needs a restart. */
+struct proxy_tls {
+    bool is_set;
+    struct tls_cert_files *certs; /* in the config's arena */
+    uint32_t ncerts;
+    enum tls_version min_version; /* default TLS 1.2 */
+    bool sni_strict;
+    uint32_t handshake_timeout_ms; /* 0 = 10s */
+    const char *redirect_http;     /* a plain listener answering 308 to https://, or NULL */
+    uint64_t hsts_max_age_s;       /* 0 = no Strict-Transport-Security */
+    bool hsts_include_subdomains;
+    char hsts_field[128]; /* the field line, made from the two above */
+};
+
 struct proxy_config {
-    const char *listen;              /* "127.0.0.1:8080" */
+    const char *listen; /* "127.0.0.1:8080" */
+    struct proxy_tls tls;
     const char *control_plane;       /* admin API address for registry-fed clusters, or NULL */
     const char *control_plane_token; /* NULL = none (reads from loopback need none) */
     const char *admin;               /* NULL = no admin listener */

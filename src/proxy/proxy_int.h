@@ -304,6 +304,9 @@ struct proxy_gateway {
     uint32_t nworkers, workers_running;
     uint16_t port, admin_port;
     struct http_server *admin;
+    struct http_server *redirect; /* tls.redirect_http: 308 to https:// (control loop) */
+    struct tls_server *tls;       /* tls: the workers' listeners terminate TLS with it */
+    char hsts_line[160];          /* "Strict-Transport-Security: ...\r\n" or "" */
     struct http_client *health_client;
     struct gw_hc_state **hc; /* [cluster][endpoint], for the current generation */
     uint32_t hc_nclusters;

@@ -94,8 +94,8 @@ static int put_clusters(const struct manifest *m, struct sh_doc *doc, struct sh_
 
 static int build_gateway_doc(const struct manifest *m, struct sh_doc *doc)
 {
-    static const char *const pass[] = {"listen",     "admin",  "workers",
-                                       "access_log", "limits", "tracing"};
+    static const char *const pass[] = {"listen", "admin",   "workers", "access_log",
+                                       "limits", "tracing", "tls"};
     const struct sh_node *root = m->doc->root, *g = m->gateway.node;
     struct sh_node *top, *routes;
 

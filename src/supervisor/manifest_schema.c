@@ -808,8 +808,8 @@ static int service_ref(struct rd *r, const struct sh_node *v, const char *path)
 
 static int read_gateway(struct rd *r, const struct sh_node *g)
 {
-    static const char *const keys[] = {"listen", "admin",  "workers", "access_log",
-                                       "limits", "routes", "tracing", NULL};
+    static const char *const keys[] = {"listen", "admin",   "workers", "access_log", "limits",
+                                       "routes", "tracing", "tls",     NULL};
     static const char *const rkeys[] = {"name",
                                         "match",
                                         "service",
