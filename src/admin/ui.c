@@ -165,8 +165,9 @@ void admin__ui_login(struct admin_req *r)
     sh_free(text);
 }
 
-/* The live session the request's cookie names, or NULL after answering 401. */
-static const struct admin_session *cookie_session(struct admin_req *r, struct slice *sid)
+/* The live session the request's cookie names, or NULL (after answering 401 unless quiet). */
+static const struct admin_session *cookie_session(struct admin_req *r, struct slice *sid,
+                                                  bool is_quiet)
 {
     struct slice v;
     const struct admin_session *s = NULL;
@@ -175,20 +176,24 @@ static const struct admin_session *cookie_session(struct admin_req *r, struct sl
     if (http_head_get(r->h, SLICE("cookie"), &v) &&
         admin__cookie_get(v, SLICE("shoal_session"), sid))
         s = admin__session_find(&r->a->sessions, *sid, sh_wall_ms());
-    if (!s) admin__reply_error(r, 401, "session", "no dashboard session; log in");
+    if (!s && !is_quiet) admin__reply_error(r, 401, "session", "no dashboard session; log in");
     return s;
 }
 
 /* GET /ui/session: what the page needs after a reload (the cookie is HttpOnly): the token's
- * description and the CSRF value. Another site's page cannot read this answer. */
+ * description and the CSRF value; {"logged_in": false} without a live session. Another site's
+ * page cannot read this answer. */
 void admin__ui_session(struct admin_req *r)
 {
     struct slice sid;
-    const struct admin_session *s = cookie_session(r, &sid);
+    const struct admin_session *s = cookie_session(r, &sid, true);
     size_t count = 0;
     const struct sec_token *all;
 
-    if (!s) return;
+    if (!s) { /* not an error for the page: it shows the login form (and no console error) */
+        admin__reply_raw(r, 200, "application/json", SLICE("{\"logged_in\":false}\n"), 0);
+        return;
+    }
     all = sec_tokens_list(r->a->cfg.tokens, &count);
     for (size_t i = 0; i < count; i++)
         if (strcmp(all[i].id, s->token_id) == 0) {
@@ -213,7 +218,7 @@ void admin__ui_session(struct admin_req *r)
 void admin__ui_logout(struct admin_req *r)
 {
     struct slice sid, csrf = SLICE_NULL;
-    const struct admin_session *s = cookie_session(r, &sid);
+    const struct admin_session *s = cookie_session(r, &sid, false);
 
     if (!s) return;
     if (!http_head_get(r->h, SLICE("x-shoal-csrf"), &csrf) ||

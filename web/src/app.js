@@ -269,7 +269,7 @@ function viewMap(root) {
         const nodes = topo.nodes || [];
         const edges = topo.edges || [];
         const { pos, ncols, nrows } = layout(nodes, edges);
-        const W = 200, H = 90, NW = 130, NH = 40;
+        const W = 280, H = 100, NW = 130, NH = 40;
         const width = Math.max(1, ncols) * W + 40, height = nrows * H + 40;
         const at = (id) => {
             const p = pos.get(id);
@@ -286,7 +286,9 @@ function viewMap(root) {
             const mx = (x1 + x2) / 2;
             svg.append(s('path', { class: cls, d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`, 'marker-end': 'url(#arrow)' },
                 s('title', {}, `${e.source} → ${e.target}`)));
-            svg.append(s('text', { class: 'elabel', x: mx, y: (y1 + y2) / 2 - 6, 'text-anchor': 'middle' }, `${num(e.rps)} rps · ${pct(e.error_ratio)} · p99 ${ms(e.p99)}`));
+            const ly = (y1 + y2) / 2;
+            svg.append(s('text', { class: 'elabel', x: mx, y: ly - 22, 'text-anchor': 'middle' }, `${num(e.rps)} rps`));
+            svg.append(s('text', { class: 'elabel', x: mx, y: ly - 8, 'text-anchor': 'middle' }, `${pct(e.error_ratio)} · p99 ${ms(e.p99)}`));
         }
         for (const n of nodes) {
             const p = at(n.id);
@@ -368,7 +370,7 @@ function chart(el, title, t, series, fmt) {
     return new uPlot({
         title, width, height: 200,
         scales: { x: { time: true } },
-        axes: [{}, { values: (u, vals) => vals.map(fmt) }],
+        axes: [{}, { size: 64, values: (u, vals) => vals.map(fmt) }],
         series: [{}, ...series.map((sr) => ({ label: sr.label, stroke: sr.color, width: 2, spanGaps: false }))],
     }, [t, ...series.map((sr) => sr.data)], el);
 }
@@ -402,7 +404,7 @@ function viewService(root, name) {
             parts.push(h('div', { class: 'charts' }, c1, c2, c3));
             box.replaceChildren(...parts);
             plots.push(chart(c1, 'Requests/s', t, [{ label: 'rps', color: '#0550ae', data: col('rps') }], (v) => num(v)));
-            plots.push(chart(c2, 'Error ratio', t, [{ label: 'errors', color: '#cf222e', data: col('error_ratio') }], (v) => pct(v)));
+            plots.push(chart(c2, 'Error ratio', t, [{ label: 'errors', color: '#cf222e', data: col('error_ratio') }], (v) => (v === null ? '–' : (100 * v).toFixed(1) + '%')));
             plots.push(chart(c3, 'Latency (ms)', t, [
                 { label: 'p50', color: '#1a7f37', data: col('p50') },
                 { label: 'p95', color: '#9a6700', data: col('p95') },
@@ -642,7 +644,9 @@ function viewConfig(root, q) {
 window.addEventListener('hashchange', route);
 document.addEventListener('DOMContentLoaded', async () => {
     try {
-        session = await api('/ui/session');
+        const me = await api('/ui/session');
+        if (!me || me.logged_in === false) throw new Error('no session');
+        session = me;
         start();
     } catch {
         showLogin('');
