@@ -22,8 +22,8 @@ if [ -z "$chromium" ]; then
     echo "SKIP: chromium not found (scripts/install-deps.sh installs Debian's chromium)"
     exit 77
 fi
-if [ ! -f "$bindir/web/index.html" ]; then
-    echo "SKIP: this build has no dashboard ($bindir/web/index.html is missing: node/npm were missing at build time)"
+if [ ! -f "$bindir/web/app.js" ]; then
+    echo "SKIP: this build has no dashboard ($bindir/web/app.js is missing: node/npm were missing at build time)"
     exit 77
 fi
 cd "$dir"
