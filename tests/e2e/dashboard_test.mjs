@@ -159,6 +159,25 @@ await check('log out', async () => {
     await page.waitForSelector('#token');
 });
 
+await check('a read token gets a read-only page', async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    const p = await ctx.newPage();
+    p.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(`read: ${p.url()}: ${m.text()}`); });
+    p.on('pageerror', (e) => consoleErrors.push(`read: ${p.url()}: ${e.message}`));
+    await p.goto(admin + '/ui/');
+    await p.fill('#token', process.env.SHOAL_READ_TOKEN);
+    await p.press('#token', 'Enter');
+    await p.waitForSelector('#logout');
+    assert((await p.textContent('#who')).includes('read-only'), 'the header says read-only');
+    await p.goto(admin + '/ui/#/services');
+    await p.waitForSelector('tr[data-service="greeter"]');
+    assert((await p.locator('button[data-action]').count()) === 0, 'no scale or restart button');
+    await p.goto(admin + '/ui/#/config?prefix=config%2Fgreeter%2F&key=config%2Fgreeter%2Fgreeting');
+    await p.waitForSelector('#cf-value');
+    assert((await p.locator('button[data-action="rollback"], #cf-save').count()) === 0, 'no save or rollback button');
+    await ctx.close();
+});
+
 await check('no console errors', async () => {
     assert(consoleErrors.length === 0, consoleErrors.join('\n'));
 });

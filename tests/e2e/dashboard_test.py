@@ -142,7 +142,10 @@ def main():
         checks.run("traffic through the gateway; two config versions", traffic)
 
         def browser():
+            st, _, b = api("/v1/tokens", "POST", b'{"scope": "read", "name": "e2e-ui-read"}')
+            assert st == 201, (st, b)
             benv = dict(env, SHOAL_ADMIN=admin, SHOAL_TOKEN_TEXT=token, SHOAL_BIN=SHOAL,
+                        SHOAL_READ_TOKEN=json.loads(b)["token"],
                         SHOAL_ADDR=f"127.0.0.1:{ports['7700']}", SHOAL_GW=gw)
             r = subprocess.run(["node", os.path.join(HERE, "dashboard_test.mjs")], env=benv,
                                timeout=240, capture_output=True, text=True)
