@@ -12,7 +12,8 @@ pkgs=(
     libssl-dev                         # OpenSSL 3: token hashes, the CA, JWT, later TLS (security)
     zlib1g-dev                         # gzip span ingest bodies (observe)
     libcmocka-dev                      # unit tests
-    curl nodejs                        # integration tests; llhttp differential test
+    curl nodejs                        # integration tests; llhttp differential test; the dashboard build (web/)
+    chromium                           # the dashboard's end-to-end test (tests/e2e, playwright-core)
     python3                            # integration test drivers
     openssl                            # the openssl command: checks the CA's certificates (integ)
     prometheus                         # promtool: checks our metrics exposition (integ)

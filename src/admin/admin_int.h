@@ -49,6 +49,54 @@ struct admin_cached {
     struct buf body;
 };
 
+/* The dashboard's sessions (ui_session.c): a random id (the shoal_session cookie, HttpOnly,
+ * SameSite=Strict) maps to a token id and a CSRF value that writes must echo in X-Shoal-CSRF.
+ * Bounded: a full table drops expired entries, then the oldest. Never a token's text. */
+enum {
+    ADMIN_SESSIONS_MAX = 64,
+    ADMIN_SESSION_ID_BYTES = 24,                             /* 48 hex characters */
+    ADMIN_SESSION_RANDOM_BYTES = 2 * ADMIN_SESSION_ID_BYTES, /* the id, then the CSRF value */
+};
+#define ADMIN_SESSION_TTL_MS (8ull * 3600 * 1000)
+struct admin_session {
+    char sid[2 * ADMIN_SESSION_ID_BYTES + 1]; /* "" = a free slot */
+    char csrf[2 * ADMIN_SESSION_ID_BYTES + 1];
+    char token_id[SEC_TOKEN_ID_LEN + 1]; /* resolved at each use: revoking ends it */
+    uint64_t created_ms, expires_ms;     /* Unix ms */
+};
+struct admin_sessions {
+    struct admin_session s[ADMIN_SESSIONS_MAX];
+};
+/* A new session for token_id from <rnd> (fresh random bytes), expiring after
+ * ADMIN_SESSION_TTL_MS or with the token, whichever is first. Never NULL (a full table reuses
+ * an expired slot, else the oldest). */
+const struct admin_session *admin__session_add(struct admin_sessions *t, const char *token_id,
+                                               uint64_t token_expires_ms,
+                                               const uint8_t rnd[ADMIN_SESSION_RANDOM_BYTES],
+                                               uint64_t now_ms);
+/* The live session with this id (compared in constant time), or NULL. */
+const struct admin_session *admin__session_find(const struct admin_sessions *t, struct slice sid,
+                                                uint64_t now_ms);
+bool admin__session_remove(struct admin_sessions *t, struct slice sid); /* false: unknown */
+bool admin__session_csrf_ok(const struct admin_session *s, struct slice csrf);
+/* The value of cookie <name> in a Cookie header's value; false (and SLICE_NULL) when absent. */
+bool admin__cookie_get(struct slice header, struct slice name, struct slice *out);
+
+/* The dashboard's assets, generated at build time (scripts/embed-ui.cmake writes ui_assets.c
+ * from the esbuild output in web/, or a page saying the dashboard was not built). */
+struct admin_ui_asset {
+    const char *name;  /* "index.html", "app.js", "app.css" */
+    const char *ctype; /* Content-Type */
+    const unsigned char *data;
+    size_t len;
+    const unsigned char *gz; /* the same, gzipped; NULL when not made */
+    size_t gz_len;
+    const char *etag; /* "\"<sha256 prefix>\"" */
+};
+extern const struct admin_ui_asset admin_ui_assets[];
+extern const size_t admin_ui_nassets;
+extern const bool admin_ui_built; /* false: the fallback page only */
+
 struct admin {
     uv_loop_t *loop;
     struct admin_config cfg;
@@ -58,6 +106,7 @@ struct admin {
     struct admin_req *waiting; /* blocking queries, for shutdown */
     struct admin_cached cache[ADMIN_CACHE_SLOTS];
     uint32_t cache_next;
+    struct admin_sessions sessions; /* the dashboard's (ui.c) */
     bool stopping;
     void (*stop_done)(void *);
     void *stop_data;
@@ -70,6 +119,7 @@ struct admin_req {
     const struct http_head *h;
     const struct admin_route *route;
     const struct sec_token *token; /* the caller's valid token (a copy in the arena), or NULL */
+    const struct admin_session *session; /* when the token came from the dashboard's cookie */
     struct slice path, query;
     char *rest;      /* URL-decoded path after a prefix route, NUL-terminated */
     struct buf body; /* the request body, capped at max_body_bytes */
@@ -92,6 +142,9 @@ enum { ADMIN_WAIT_MAX_MS = 10 * 60 * 1000 };
 SH_MUST_CHECK int admin__blocking_params(struct admin_req *r, uint64_t *index, uint64_t *wait_ms);
 
 /* Replies (each ends the request). */
+/* As admin__reply_raw with extra header fields (at most 8). */
+void admin__reply_fields(struct admin_req *r, int status, const char *content_type,
+                         const struct http_out_field *extra, size_t nextra, struct slice body);
 void admin__reply_json(struct admin_req *r, int status, json_t *body); /* steals body */
 void admin__reply_json_index(struct admin_req *r, int status, json_t *body, uint64_t index);
 void admin__reply_raw(struct admin_req *r, int status, const char *content_type, struct slice body,
@@ -119,6 +172,9 @@ admin_handler_fn admin__intentions_list, admin__intentions_add, admin__intention
 admin_handler_fn admin__tokens_list, admin__tokens_create, admin__tokens_revoke, admin__token_self,
     admin__audit;
 admin_handler_fn admin__ca_get, admin__ca_rotate, admin__ca_sign;
+/* The dashboard (ui.c): assets, login, logout, the session's CSRF value. */
+admin_handler_fn admin__ui_asset, admin__ui_login, admin__ui_logout, admin__ui_session,
+    admin__ui_redirect;
 /* GET /v1/logs from the log store (routes_logs.c). */
 /* The metrics history (routes_metrics.c). */
 admin_handler_fn admin__metrics_history, admin__topology, admin__slo;

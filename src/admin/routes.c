@@ -238,5 +238,12 @@ const struct admin_route admin_routes[] = {
     {HTTP_M_GET, "/v1/ca", false, false, ADMIN_AUTH_READ, admin__ca_get},
     {HTTP_M_POST, "/v1/ca/rotate", false, false, ADMIN_AUTH_ADMIN, admin__ca_rotate},
     {HTTP_M_POST, "/v1/ca/sign", false, false, ADMIN_AUTH_ADMIN, admin__ca_sign},
+    /* the dashboard (ui.c): open routes; login checks the token itself, the session routes
+     * the cookie (and logout its CSRF value) */
+    {HTTP_M_POST, "/ui/login", false, false, ADMIN_AUTH_NONE, admin__ui_login},
+    {HTTP_M_POST, "/ui/logout", false, false, ADMIN_AUTH_NONE, admin__ui_logout},
+    {HTTP_M_GET, "/ui/session", false, false, ADMIN_AUTH_NONE, admin__ui_session},
+    {HTTP_M_GET, "/ui", false, false, ADMIN_AUTH_NONE, admin__ui_redirect},
+    {HTTP_M_GET, "/ui/", true, false, ADMIN_AUTH_NONE, admin__ui_asset},
 };
 const size_t admin_nroutes = SH_ARRAY_LEN(admin_routes);

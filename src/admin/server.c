@@ -32,10 +32,11 @@ static void audit(struct admin_req *r, int status)
         SH_LOG(SH_WARN, "admin", "cannot write the audit log", LF_SLICE("path", r->path));
 }
 
-static void reply(struct admin_req *r, int status, const char *ctype, struct slice body,
-                  bool consul, uint64_t index)
+static void reply_with(struct admin_req *r, int status, const char *ctype, struct slice body,
+                       bool consul, uint64_t index, const struct http_out_field *extra,
+                       size_t nextra)
 {
-    struct http_out_field f[5];
+    struct http_out_field f[14];
     size_t n = 0;
     char idx[24];
 
@@ -50,12 +51,26 @@ static void reply(struct admin_req *r, int status, const char *ctype, struct sli
         f[n++] = (struct http_out_field){SLICE("X-Consul-LastContact"), SLICE("0")};
         f[n++] = (struct http_out_field){SLICE("X-Consul-KnownLeader"), SLICE("true")};
     }
+    for (size_t i = 0; i < nextra && n < SH_ARRAY_LEN(f); i++)
+        f[n++] = extra[i];
     struct http_response_head rh = {
         .status = status, .fields = f, .nfields = n, .content_length = (int64_t)body.len};
     if (http_exchange_start(r->ex, &rh) < 0 || http_exchange_write(r->ex, body.ptr, body.len) < 0 ||
         http_exchange_finish(r->ex) < 0)
         http_exchange_abort(r->ex);
     buf_release(&r->body);
+}
+
+static void reply(struct admin_req *r, int status, const char *ctype, struct slice body,
+                  bool consul, uint64_t index)
+{
+    reply_with(r, status, ctype, body, consul, index, NULL, 0);
+}
+
+void admin__reply_fields(struct admin_req *r, int status, const char *content_type,
+                         const struct http_out_field *extra, size_t nextra, struct slice body)
+{
+    reply_with(r, status, content_type, body, false, 0, extra, SH_MIN(nextra, (size_t)8));
 }
 
 void admin__reply_raw(struct admin_req *r, int status, const char *content_type, struct slice body,
@@ -340,6 +355,57 @@ static struct sec_request route_request(struct admin_req *r)
     return rq;
 }
 
+/* The token a session stands for, copied into the request's arena; NULL when it is gone. */
+static const struct sec_token *session_token(struct admin_req *r, const struct admin_session *s)
+{
+    size_t count = 0;
+    const struct sec_token *all = sec_tokens_list(r->a->cfg.tokens, &count);
+    struct sec_token *copy;
+
+    for (size_t i = 0; i < count; i++) {
+        if (strcmp(all[i].id, s->token_id) != 0) continue;
+        copy = arena_alloc(http_exchange_arena(r->ex), sizeof(*copy));
+        if (copy) *copy = all[i];
+        return copy;
+    }
+    return NULL;
+}
+
+/* The dashboard's cookie: a live session whose token still exists; a request that is not a
+ * GET or HEAD must also carry the session's CSRF value in X-Shoal-CSRF (a page of another
+ * site cannot read it, so it cannot forge a write even where a browser sends the cookie). */
+static int check_session(struct admin_req *r, struct slice sid, const struct sec_request *rq)
+{
+    const struct admin_session *s = admin__session_find(&r->a->sessions, sid, sh_wall_ms());
+    enum http_method m = r->h->method;
+    struct sec_decision dec;
+    struct slice csrf = SLICE_NULL;
+
+    if (!s) {
+        admin__reply_error(r, 401, "session",
+                           "the dashboard session is unknown or has expired; log in again");
+        return -1;
+    }
+    if (m != HTTP_M_GET && m != HTTP_M_HEAD &&
+        (!http_head_get(r->h, SLICE("x-shoal-csrf"), &csrf) ||
+         !admin__session_csrf_ok(s, slice_trim(csrf)))) {
+        admin__reply_error(r, 403, "X-Shoal-CSRF",
+                           "a write with the session cookie needs the session's X-Shoal-CSRF "
+                           "header");
+        return -1;
+    }
+    r->session = s;
+    r->token = session_token(r, s);
+    if (!r->token) {
+        admin__reply_error(r, 401, "session", "the session's token was revoked; log in again");
+        return -1;
+    }
+    sec_authorize(r->token, rq, sh_wall_ms(), &dec);
+    if (dec.allow) return 0;
+    admin__reply_error(r, dec.status, "token", dec.why);
+    return -1;
+}
+
 /* 0 when the request may go on; otherwise the reply was sent. */
 static int check_token(struct admin_req *r)
 {
@@ -357,6 +423,9 @@ static int check_token(struct admin_req *r)
         got = slice_trim(v);
     else if (r->route->is_consul && (q = admin__query(r, "token")) != NULL)
         got = slice_from_cstr(q);
+    else if (http_head_get(r->h, SLICE("cookie"), &v) &&
+             admin__cookie_get(v, SLICE("shoal_session"), &v))
+        return check_session(r, v, &rq);
     if (got.ptr && got.len) {
         if (got.len > SH_TOKEN_MAX_LEN) {
             char what[96];
