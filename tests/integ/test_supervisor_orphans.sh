@@ -53,8 +53,14 @@ run_case() {
             echo "child $p is not running before the kill" >&2
             exit 1
         fi
-        # The trampoline execs, so the child is CMD in its own group, its parent the driver.
-        c=$(cat "/proc/$p/comm")
+        # The trampoline execs, so the child is CMD in its own group, its parent the driver. The
+        # driver prints the pid at the spawn: the exec may not have happened yet on a busy
+        # machine (CI saw comm=shoal, the trampoline): wait for it, 20 s at most.
+        for _ in $(seq 1 1000); do
+            c=$(cat "/proc/$p/comm" 2>/dev/null || true)
+            [ "$c" = "$comm" ] && break
+            sleep 0.02
+        done
         local ppid pgid
         ppid=$(awk '{print $4}' "/proc/$p/stat")
         pgid=$(awk '{print $5}' "/proc/$p/stat")
