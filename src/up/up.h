@@ -126,7 +126,6 @@ struct control_plane {
     char runtime_file[4096];          /* published for the CLI (cli_runtime_publish), or "" */
     /* private */
     uv_timer_t tick;
-    uv_timer_t span_flush;  /* writes the span store's buffer every CP_SPAN_FLUSH_MS */
     uv_check_t sync_io;     /* commit the store's batch: after the I/O phase, */
     uv_prepare_t sync_late; /* and before polling (writes made by timers) */
     bool has_tick;
