@@ -14,11 +14,14 @@
 /* ------------------------------------------------------------------------------------------
  * Replies
  * ------------------------------------------------------------------------------------------ */
-/* Every request to a write or admin route, allowed or not, goes to the audit log. */
+/* Every request to a write or admin route, allowed or not, goes to the audit log; but for the
+ * spans accepted by an ingest route (telemetry every few seconds from every instance, not a
+ * change to the system: refusals are still written). */
 static void audit(struct admin_req *r, int status)
 {
     if (!r->a->cfg.audit || !r->route || (r->route->auth & ADMIN_AUTH_NEED) < ADMIN_AUTH_WRITE)
         return;
+    if ((r->route->auth & ADMIN_AUTH_INGEST) && status < 400) return;
     struct sec_audit_entry e = {
         .time_ms = sh_wall_ms(),
         .token_id = r->token ? r->token->id : "",
@@ -330,7 +333,8 @@ static void cancel_parked(struct admin_req *r)
 static struct sec_request route_request(struct admin_req *r)
 {
     unsigned auth = r->route->auth;
-    struct sec_request rq = {.need = (enum sec_need)(auth & ADMIN_AUTH_NEED)};
+    struct sec_request rq = {.need = (enum sec_need)(auth & ADMIN_AUTH_NEED),
+                             .is_ingest = (auth & ADMIN_AUTH_INGEST) != 0};
 
     if (!(auth & ADMIN_AUTH_KEYED)) return rq;
     rq.is_keyed = true;
