@@ -54,6 +54,8 @@ struct admin {
     uv_loop_t *loop;
     struct admin_config cfg;
     struct http_server *srv;
+    struct http_server *zipkin_srv; /* cfg.zipkin_listen's, or NULL */
+    int stop_pending;               /* servers not yet shut down */
     char node[64];
     uint64_t started_ms;
     struct admin_req *waiting; /* blocking queries, for shutdown */

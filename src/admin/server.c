@@ -507,6 +507,24 @@ static void on_request(struct http_exchange *ex, void *data)
     http_exchange_resume(ex);
 }
 
+/* The Zipkin listener: Zipkin's API only (what the Zipkin UI, Grafana's Zipkin data source and
+ * Zipkin reporters expect on port 9411), with the same tokens; anything else is 404. */
+static void on_zipkin_request(struct http_exchange *ex, void *data)
+{
+    struct slice path, t = http_head_target(http_exchange_head(ex));
+
+    (void)slice_split(t, '?', &path);
+    if (!slice_starts_with(path, SLICE("/api/v2/"))) {
+        static const char body[] = "{\"error\":\"not found: this listener serves Zipkin's API "
+                                   "(/api/v2/...) only\"}\n";
+        if (http_exchange_respond(ex, 404, SLICE("application/json"),
+                                  (struct slice){body, sizeof(body) - 1}) < 0)
+            http_exchange_abort(ex);
+        return;
+    }
+    on_request(ex, data);
+}
+
 /* ------------------------------------------------------------------------------------------
  * Lifecycle
  * ------------------------------------------------------------------------------------------ */
@@ -555,6 +573,16 @@ int admin_new(uv_loop_t *loop, const struct admin_config *cfg, struct admin **ou
         sh_free(a);
         return rc;
     }
+    if (cfg->zipkin_listen) {
+        rc = sh_listen_parse(cfg->zipkin_listen, &ss, d);
+        scfg.on_request = on_zipkin_request;
+        if (rc == 0) rc = http_server_new(loop, &scfg, &a->zipkin_srv, d);
+        if (rc < 0) {
+            http_server_free(a->srv);
+            sh_free(a);
+            return rc;
+        }
+    }
     *out = a;
     return 0;
 }
@@ -568,6 +596,7 @@ static void stopped(void *data)
 {
     struct admin *a = data;
 
+    if (--a->stop_pending > 0) return;
     if (a->stop_done) a->stop_done(a->stop_data);
 }
 
@@ -587,7 +616,9 @@ void admin_stop(struct admin *a, uint32_t deadline_ms, void (*done)(void *), voi
             admin__reply_error(r, 503, NULL, "shutting down");
         }
     }
+    a->stop_pending = a->zipkin_srv ? 2 : 1;
     http_server_shutdown(a->srv, deadline_ms, stopped, a);
+    if (a->zipkin_srv) http_server_shutdown(a->zipkin_srv, deadline_ms, stopped, a);
 }
 
 void admin_free(struct admin *a)
@@ -596,6 +627,7 @@ void admin_free(struct admin *a)
     for (size_t i = 0; i < ADMIN_CACHE_SLOTS; i++)
         buf_release(&a->cache[i].body);
     http_server_free(a->srv);
+    http_server_free(a->zipkin_srv);
     sh_free(a);
 }
 

@@ -181,6 +181,7 @@ int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
         rc = admin_new(loop,
                        &(struct admin_config){
                            .listen = cfg->listen,
+                           .zipkin_listen = cfg->zipkin_listen,
                            .tokens = cp->tokens,
                            .audit = cp->audit,
                            .intentions = cp->intentions,

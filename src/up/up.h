@@ -134,10 +134,11 @@ struct control_plane {
 };
 
 struct control_plane_config {
-    const char *data_dir;                      /* the store and the token file */
-    const char *listen;                        /* the admin API's address */
-    const char *token;                         /* NULL: read DATA_DIR/token, or make one */
-    const char *who;                           /* "shoal server": names the token message */
+    const char *data_dir;      /* the store and the token file */
+    const char *listen;        /* the admin API's address */
+    const char *zipkin_listen; /* Zipkin's API (/api/v2/ only) also there; NULL: not */
+    const char *token;         /* NULL: read DATA_DIR/token, or make one */
+    const char *who;           /* "shoal server": names the token message */
     const struct admin_supervisor *supervisor; /* shoal up's hooks; NULL under shoal server */
     /* intentions: the manifest's default and rules (shoal up); every change of the set goes to
      * intentions_changed (the mesh), also once at open */

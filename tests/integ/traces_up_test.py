@@ -37,7 +37,7 @@ class Stack:
 
     def __init__(self, with_worker=False):
         self.dir = lib.tempdir("shoal-traces-up-")
-        self.cp, self.gw = lib.free_port(), lib.free_port()
+        self.cp, self.gw, self.zipkin = lib.free_port(), lib.free_port(), lib.free_port()
         mesh, gwadmin = lib.free_port(), lib.free_port()
         worker = ""
         routes = ""
@@ -78,6 +78,7 @@ gateway:
       service: greeter
 {routes}
 control_plane: {{listen: 127.0.0.1:{self.cp}}}
+observe: {{zipkin_port: {self.zipkin}}}
 mesh: {{listen: 127.0.0.1:{mesh}}}
 """)
         env = {k: v for k, v in os.environ.items() if k not in ("SHOAL_ADDR", "SHOAL_TOKEN")}
@@ -87,8 +88,9 @@ mesh: {{listen: 127.0.0.1:{mesh}}}
         assert healthy.wait(60), "never healthy: " + "".join(self.log[-10:])
         self.token = lib.token_of(self.data)
 
-    def get_json(self, path):
-        with lib.api_open(f"http://127.0.0.1:{self.cp}{path}", token=self.token, timeout=20) as r:
+    def get_json(self, path, port=None):
+        with lib.api_open(f"http://127.0.0.1:{port or self.cp}{path}", token=self.token,
+                          timeout=20) as r:
             assert r.status == 200, (path, r.status)
             return json.loads(r.read())
 
@@ -140,6 +142,19 @@ def test_hello_one_trace_and_dependencies(_):
                 for d in st.get_json("/api/v2/dependencies?lookback=600000")}
         assert deps.get(("gateway", "greeter"), 0) >= 1, deps
         assert deps.get(("greeter", "names"), 0) >= 1, deps
+        # observe.zipkin_port: Zipkin's API on a port of its own, with the same tokens, and
+        # nothing else there
+        zdeps = {(d["parent"], d["child"]): d["callCount"]
+                 for d in st.get_json("/api/v2/dependencies?lookback=600000", port=st.zipkin)}
+        assert zdeps == deps, (zdeps, deps)
+        assert len(st.get_json(f"/api/v2/trace/{trace}", port=st.zipkin)) == 2
+        for path, token, code in (("/api/v2/services", "", 401), ("/v1/status", st.token, 404),
+                                  ("/v1/instances", st.token, 404)):
+            try:
+                lib.api_open(f"http://127.0.0.1:{st.zipkin}{path}", token=token).close()
+                raise AssertionError(f"{path}: answered on the Zipkin port")
+            except urllib.error.HTTPError as e:
+                assert e.code == code, (path, e.code)
         p = subprocess.run([SHOAL, "trace", trace, "--addr", f"127.0.0.1:{st.cp}", "--token",
                             st.token], capture_output=True, text=True, timeout=30)
         assert p.returncode == 0, p
