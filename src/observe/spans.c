@@ -99,6 +99,7 @@ enum {
     MAX_TRACE_SPANS = 10000, /* spans of one trace a query reads */
     SPAN_ROW_OVERHEAD = 64,  /* row header and index entries, roughly, per span */
     NAME_SEEN_SLOTS = 1024,  /* per-flush dedupe of names rows */
+    WRITE_CHUNK = 4096,      /* spans a transaction */
     MAX_PENDING_BYTES = 256u << 20,
     LOADED_MAX_BYTES = 256u << 20, /* the spans of one trace a query holds */
 };
@@ -494,35 +495,42 @@ static int evict(struct obs_spans *st, uint64_t now_ms)
     return 0;
 }
 
-/* One transaction for <count> packed spans of <batch>, then the bounds. A failure loses the
- * batch (counted), never the file. The writer's (or, manual, the opener's). */
+/* <count> packed spans of <batch>, in transactions of WRITE_CHUNK spans, each followed by the
+ * bounds (a transaction larger than SQLite's page cache spills pages mid-way and costs about
+ * twice as much a span). A failure loses the rest of the batch (counted), never the file. The
+ * writer's (or, manual, the opener's). */
 static int write_batch(struct obs_spans *st, const struct buf *batch, size_t count, uint64_t now_ms)
 {
     uint32_t seen[NAME_SEEN_SLOTS] = {0};
-    size_t off = 0;
-    int rc;
+    size_t off = 0, written = 0;
+    int rc = 0;
 
-    if (!count) return 0;
-    rc = exec(st, "BEGIN IMMEDIATE");
-    while (rc == 0 && off + 4 <= batch->len) {
-        const uint8_t *p = (const uint8_t *)batch->data + off;
-        size_t n = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 | (size_t)p[3] << 24;
-        rc = store_one(st, p + 4, n, now_ms, seen);
-        off += 4 + n;
+    while (rc == 0 && written < count && off + 4 <= batch->len) {
+        size_t n = 0;
+        rc = exec(st, "BEGIN IMMEDIATE");
+        while (rc == 0 && n < WRITE_CHUNK && off + 4 <= batch->len) {
+            const uint8_t *p = (const uint8_t *)batch->data + off;
+            size_t len = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 | (size_t)p[3] << 24;
+            rc = store_one(st, p + 4, len, now_ms, seen);
+            off += 4 + len;
+            n++;
+        }
+        if (rc == 0) rc = evict(st, now_ms);
+        if (rc == 0) rc = exec(st, "COMMIT");
+        if (rc == 0) written += n;
     }
-    if (rc == 0) rc = evict(st, now_ms);
-    if (rc == 0) rc = exec(st, "COMMIT");
     if (rc < 0) {
         char keep[sizeof(st->werr)];
         struct obs_spans_stats stats;
         memcpy(keep, st->werr, sizeof(keep));
         (void)exec(st, "ROLLBACK");
         memcpy(st->werr, keep, sizeof(keep));
-        atomic_fetch_add(&st->refused, count);
+        atomic_fetch_add(&st->refused, count - written);
         if (stats_of(st->wstmt[S_STATS], &stats) == SQLITE_ROW) st->stored_bytes = stats.bytes;
         if (!st->is_failing) /* once per run of failures: a full disk fails every batch */
-            SH_LOG(SH_ERROR, "observe", "writing spans failed; this batch is lost",
-                   LF_UINT("spans", count), LF_ERR("err", rc), LF_STR("detail", st->werr));
+            SH_LOG(SH_ERROR, "observe", "writing spans failed; the rest of this batch is lost",
+                   LF_UINT("spans", count - written), LF_ERR("err", rc),
+                   LF_STR("detail", st->werr));
         st->is_failing = true;
     } else {
         if (st->is_failing) SH_LOG(SH_INFO, "observe", "the span store writes again");
