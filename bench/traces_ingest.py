@@ -228,11 +228,13 @@ def main():
                 f"CONC={a.conc}).\n\n")
         f.write("Each request is one ExportTraceServiceRequest of SPANS spans with their own ids "
                 "(an HTTP server span's attributes, 1 in 50 with an error status and an event); "
-                "`POST /v1/traces` over CONC keep-alive connections; the store writes from the "
-                "control loop every 200 ms (one transaction a flush, no fsync). The server is one "
-                "thread for all of this (decode, buffer, SQLite), so spans per CPU-second is its "
-                "throughput on one core; wall-clock spans/s also includes the Python client "
-                "sharing the 2 cores.\n\n")
+                "`POST /v1/traces` over CONC keep-alive connections; the control loop decodes "
+                "and buffers, the span store's writer thread writes every 200 ms (one "
+                "transaction a batch, no fsync). Server CPU is the process's (both threads), so "
+                "spans per CPU-second is its throughput per core; wall-clock spans/s also "
+                "includes the Python client sharing the 2 cores. Errors are 503s: the buffer "
+                "(100,000 spans, written or being written) was full, the request stored nothing "
+                "(a client retries).\n\n")
         f.write("| encoding | body (avg) | spans | errors | wall | spans/s | server CPU | "
                 "CPU per span | spans per CPU-second | stored | file | server VmHWM |\n")
         f.write("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "

@@ -51,6 +51,8 @@ struct admin_supervisor {
 
 struct admin_config {
     const char *listen;            /* "127.0.0.1:7700" when NULL */
+    const char *zipkin_listen;     /* a second listener with only Zipkin's API (/api/v2/...,
+                                    * same tokens), e.g. "127.0.0.1:9411"; NULL: none */
     struct sec_tokens *tokens;     /* borrowed: every route but GET /v1/status needs one of them */
     struct sec_audit *audit;       /* borrowed: every write is logged there; NULL = none */
     struct sec_itable *intentions; /* borrowed: /v1/intentions; NULL = none (404) */

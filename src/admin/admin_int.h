@@ -22,8 +22,9 @@ enum admin_auth {
     ADMIN_AUTH_READ = SEC_NEED_READ,
     ADMIN_AUTH_WRITE = SEC_NEED_WRITE,
     ADMIN_AUTH_ADMIN = SEC_NEED_ADMIN,
-    ADMIN_AUTH_NEED = 0x0f,  /* mask of the above */
-    ADMIN_AUTH_KEYED = 0x10, /* r->rest is a config key (or a prefix: see admin__route_key) */
+    ADMIN_AUTH_NEED = 0x0f,   /* mask of the above */
+    ADMIN_AUTH_KEYED = 0x10,  /* r->rest is a config key (or a prefix: see admin__route_key) */
+    ADMIN_AUTH_INGEST = 0x20, /* span ingest: also open to tokens that may_ingest (instances) */
 };
 
 struct admin_route {
@@ -101,6 +102,8 @@ struct admin {
     uv_loop_t *loop;
     struct admin_config cfg;
     struct http_server *srv;
+    struct http_server *zipkin_srv; /* cfg.zipkin_listen's, or NULL */
+    int stop_pending;               /* servers not yet shut down */
     char node[64];
     uint64_t started_ms;
     struct admin_req *waiting; /* blocking queries, for shutdown */

@@ -221,8 +221,10 @@ const struct admin_route admin_routes[] = {
     {HTTP_M_POST, "/v1/intentions", false, false, ADMIN_AUTH_ADMIN, admin__intentions_add},
     {HTTP_M_DELETE, "/v1/intentions/", true, false, ADMIN_AUTH_ADMIN, admin__intentions_remove},
     /* traces: Zipkin v2 and OTLP/HTTP ingest, Zipkin's query API (routes_traces.c) */
-    {HTTP_M_POST, "/api/v2/spans", false, false, ADMIN_AUTH_WRITE, admin__zipkin_ingest},
-    {HTTP_M_POST, "/v1/traces", false, false, ADMIN_AUTH_WRITE, admin__otlp_ingest},
+    {HTTP_M_POST, "/api/v2/spans", false, false, ADMIN_AUTH_WRITE | ADMIN_AUTH_INGEST,
+     admin__zipkin_ingest},
+    {HTTP_M_POST, "/v1/traces", false, false, ADMIN_AUTH_WRITE | ADMIN_AUTH_INGEST,
+     admin__otlp_ingest},
     {HTTP_M_GET, "/api/v2/services", false, false, ADMIN_AUTH_READ, admin__zipkin_services},
     {HTTP_M_GET, "/api/v2/spans", false, false, ADMIN_AUTH_READ, admin__zipkin_span_names},
     {HTTP_M_GET, "/api/v2/remoteServices", false, false, ADMIN_AUTH_READ,

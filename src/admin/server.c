@@ -14,11 +14,14 @@
 /* ------------------------------------------------------------------------------------------
  * Replies
  * ------------------------------------------------------------------------------------------ */
-/* Every request to a write or admin route, allowed or not, goes to the audit log. */
+/* Every request to a write or admin route, allowed or not, goes to the audit log; but for the
+ * spans accepted by an ingest route (telemetry every few seconds from every instance, not a
+ * change to the system: refusals are still written). */
 static void audit(struct admin_req *r, int status)
 {
     if (!r->a->cfg.audit || !r->route || (r->route->auth & ADMIN_AUTH_NEED) < ADMIN_AUTH_WRITE)
         return;
+    if ((r->route->auth & ADMIN_AUTH_INGEST) && status < 400) return;
     struct sec_audit_entry e = {
         .time_ms = sh_wall_ms(),
         .token_id = r->token ? r->token->id : "",
@@ -345,7 +348,8 @@ static void cancel_parked(struct admin_req *r)
 static struct sec_request route_request(struct admin_req *r)
 {
     unsigned auth = r->route->auth;
-    struct sec_request rq = {.need = (enum sec_need)(auth & ADMIN_AUTH_NEED)};
+    struct sec_request rq = {.need = (enum sec_need)(auth & ADMIN_AUTH_NEED),
+                             .is_ingest = (auth & ADMIN_AUTH_INGEST) != 0};
 
     if (!(auth & ADMIN_AUTH_KEYED)) return rq;
     rq.is_keyed = true;
@@ -572,6 +576,24 @@ static void on_request(struct http_exchange *ex, void *data)
     http_exchange_resume(ex);
 }
 
+/* The Zipkin listener: Zipkin's API only (what the Zipkin UI, Grafana's Zipkin data source and
+ * Zipkin reporters expect on port 9411), with the same tokens; anything else is 404. */
+static void on_zipkin_request(struct http_exchange *ex, void *data)
+{
+    struct slice path, t = http_head_target(http_exchange_head(ex));
+
+    (void)slice_split(t, '?', &path);
+    if (!slice_starts_with(path, SLICE("/api/v2/"))) {
+        static const char body[] = "{\"error\":\"not found: this listener serves Zipkin's API "
+                                   "(/api/v2/...) only\"}\n";
+        if (http_exchange_respond(ex, 404, SLICE("application/json"),
+                                  (struct slice){body, sizeof(body) - 1}) < 0)
+            http_exchange_abort(ex);
+        return;
+    }
+    on_request(ex, data);
+}
+
 /* ------------------------------------------------------------------------------------------
  * Lifecycle
  * ------------------------------------------------------------------------------------------ */
@@ -620,6 +642,16 @@ int admin_new(uv_loop_t *loop, const struct admin_config *cfg, struct admin **ou
         sh_free(a);
         return rc;
     }
+    if (cfg->zipkin_listen) {
+        rc = sh_listen_parse(cfg->zipkin_listen, &ss, d);
+        scfg.on_request = on_zipkin_request;
+        if (rc == 0) rc = http_server_new(loop, &scfg, &a->zipkin_srv, d);
+        if (rc < 0) {
+            http_server_free(a->srv);
+            sh_free(a);
+            return rc;
+        }
+    }
     *out = a;
     return 0;
 }
@@ -633,6 +665,7 @@ static void stopped(void *data)
 {
     struct admin *a = data;
 
+    if (--a->stop_pending > 0) return;
     if (a->stop_done) a->stop_done(a->stop_data);
 }
 
@@ -652,7 +685,9 @@ void admin_stop(struct admin *a, uint32_t deadline_ms, void (*done)(void *), voi
             admin__reply_error(r, 503, NULL, "shutting down");
         }
     }
+    a->stop_pending = a->zipkin_srv ? 2 : 1;
     http_server_shutdown(a->srv, deadline_ms, stopped, a);
+    if (a->zipkin_srv) http_server_shutdown(a->zipkin_srv, deadline_ms, stopped, a);
 }
 
 void admin_free(struct admin *a)
@@ -661,6 +696,7 @@ void admin_free(struct admin *a)
     for (size_t i = 0; i < ADMIN_CACHE_SLOTS; i++)
         buf_release(&a->cache[i].body);
     http_server_free(a->srv);
+    http_server_free(a->zipkin_srv);
     sh_free(a);
 }
 

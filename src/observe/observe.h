@@ -299,19 +299,22 @@ void obs_links_release(struct obs_links *l); /* idempotent */
 /* ---- The span store (spans.c) -------------------------------------------------------------
  * Its own SQLite file (WAL, synchronous=OFF: nothing on the request path waits for a disk;
  * a crash may lose the last seconds of spans, never the file). Spans are buffered in memory by
- * obs_spans_add and written by obs_spans_flush in one transaction; the caller runs flush from
- * a timer (the control loop's), never from a proxy worker (workers push to a trace_queue, the
- * control loop drains it into obs_spans_add).
+ * obs_spans_add and written in one transaction every flush_ms by the store's own writer thread
+ * (so a large batch never holds the caller's loop), never by a proxy worker (workers push to a
+ * trace_queue, the control loop drains it into obs_spans_add). Every query first waits until
+ * each span added before it is committed (obs_spans_flush), so it sees them all.
  * Bounds: after each flush, the oldest traces (first stored first dropped) go until the stored
  * bytes are at most max_bytes and none was first stored more than max_age_ms ago. Service
- * object; thread: the opener's. */
+ * object; add/flush/queries/close belong to the opener's thread. */
 struct obs_spans;
 struct obs_spans_config {
     const char *path;      /* e.g. DATA_DIR/traces.sqlite; created when missing */
     uint64_t max_bytes;    /* stored spans' bytes; 0 = 256 MiB */
     uint64_t max_age_ms;   /* 0 = 7 days */
-    uint32_t max_buffered; /* spans held between flushes; 0 = 100000; then add refuses */
+    uint32_t max_buffered; /* spans added and not yet committed; 0 = 100000; then add refuses */
     uint32_t max_scan;     /* traces a query may examine; 0 = 20000 */
+    uint32_t flush_ms;     /* the writer's period; 0 = 200 */
+    bool is_manual;        /* tests: no thread; obs_spans_flush writes on the caller's thread */
 };
 SH_MUST_CHECK int obs_spans_open(const struct obs_spans_config *cfg, struct obs_spans **out,
                                  struct sh_diag *d);
@@ -322,15 +325,18 @@ void obs_spans_close(struct obs_spans *st);
 SH_MUST_CHECK int obs_spans_add(struct obs_spans *st, const struct trace_span *s);
 /* Whether the <n> spans fit in the buffer, by count and by bytes (an ingest request checks
  * before adding any, so that it is stored whole or not at all). */
-bool obs_spans_has_room(const struct obs_spans *st, const struct trace_span *spans, size_t n);
+bool obs_spans_has_room(struct obs_spans *st, const struct trace_span *spans, size_t n);
 /* A trace_span_fn for trace_queue_drain(q, max, obs_spans_drain_fn, st): obs_spans_add,
  * counting refusals. */
 void obs_spans_drain_fn(void *data, const struct trace_span *s);
-/* Writes the buffer in one transaction, then enforces the bounds at <now_ms> (wall clock,
- * Unix ms). 0 or SH_E* (then the buffered spans are dropped and counted, the store stays
- * usable; the detail is in obs_spans_errmsg). */
+/* Has the writer write the buffer in one transaction, then enforce the bounds at <now_ms> (wall
+ * clock, Unix ms), and waits until it did (the writer does so by itself every flush_ms; call
+ * this only to see the spans stored now). 0 or SH_E* (then the buffered spans are dropped and
+ * counted, the store stays usable; the detail is in obs_spans_errmsg). */
 SH_MUST_CHECK int obs_spans_flush(struct obs_spans *st, uint64_t now_ms);
-size_t obs_spans_pending(const struct obs_spans *st);
+/* Has the writer start writing the buffer now, without waiting (no-op when manual). */
+void obs_spans_kick(struct obs_spans *st);
+size_t obs_spans_pending(struct obs_spans *st); /* added, not yet committed */
 const char *obs_spans_errmsg(const struct obs_spans *st);
 struct obs_spans_stats {
     uint64_t traces, spans, bytes; /* stored now */

@@ -10,13 +10,21 @@
  *     what /api/v2/services, /spans and /remoteServices list (rows older than the oldest
  *     stored trace go with it).
  * The buffer holds packed spans (u32 length, bytes) between flushes.
- * Thread: the opener's. */
+ * Threads: a writer thread owns `wdb` and writes the buffer every flush_ms (200) in one
+ * transaction, bounds included, so a burst of ingest never holds the control loop for the
+ * length of a big transaction. Everything else runs on the opener's thread, queries on `rdb`
+ * (WAL: readers never wait for the writer). The buffer, the counters added/committed and the
+ * last error are the only state both touch, under `mu`, for as long as a pack or a swap. A
+ * query first waits until every span added before it is committed. */
 #include "observe/observe.h"
 #include "observe/observe_int.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 enum stmt_id {
     S_TRACE_UPSERT,
@@ -91,25 +99,42 @@ enum {
     MAX_TRACE_SPANS = 10000, /* spans of one trace a query reads */
     SPAN_ROW_OVERHEAD = 64,  /* row header and index entries, roughly, per span */
     NAME_SEEN_SLOTS = 1024,  /* per-flush dedupe of names rows */
+    WRITE_CHUNK = 4096,      /* spans a transaction */
     MAX_PENDING_BYTES = 256u << 20,
     LOADED_MAX_BYTES = 256u << 20, /* the spans of one trace a query holds */
 };
 
 struct obs_spans {
-    sqlite3 *db;
-    sqlite3_stmt *stmt[S_COUNT];
+    sqlite3 *wdb, *rdb;
+    sqlite3_stmt *wstmt[S_COUNT], *rstmt[S_COUNT];
     struct obs_spans_config cfg;
+    pthread_t thread;
+    bool has_thread, has_sync;
+    pthread_mutex_t mu;
+    pthread_cond_t wake, done;
+    /* under mu */
     struct buf pending; /* packed spans, each after its u32 length */
-    size_t pending_count;
+    size_t pending_count, inflight_count;
+    uint64_t added, committed; /* spans added; spans the writer is done with */
+    uint64_t flush_now_ms;     /* the time a waited-for flush asked for (0: the clock's) */
+    bool flush_wanted, stopping;
+    int last_rc;       /* of the last batch */
+    char lasterr[256]; /* its detail */
+    /* the writer's */
+    struct buf batch;
     uint64_t stored_bytes; /* sum of traces.bytes */
-    uint64_t evicted, refused;
+    bool is_failing;
+    char werr[256];
+    /* the opener's */
     char errmsg[256];
+    /* any thread */
+    _Atomic uint64_t evicted, refused;
 };
 
-static int from_sqlite(struct obs_spans *st, int rc)
+/* A SQLite error of <db> as ours, its detail into <msg> (each thread its own). */
+static int from_sqlite_db(sqlite3 *db, char *msg, size_t size, int rc)
 {
-    snprintf(st->errmsg, sizeof(st->errmsg), "sqlite: %s (%d)",
-             st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc), rc);
+    snprintf(msg, size, "sqlite: %s (%d)", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), rc);
     switch (rc & 0xff) {
     case SQLITE_NOMEM:
         return SH_ENOMEM;
@@ -126,10 +151,21 @@ static int from_sqlite(struct obs_spans *st, int rc)
     }
 }
 
+/* The writer's (wdb) and the opener's (rdb). */
+static int werr(struct obs_spans *st, int rc)
+{
+    return from_sqlite_db(st->wdb, st->werr, sizeof(st->werr), rc);
+}
+
+static int rerr(struct obs_spans *st, int rc)
+{
+    return from_sqlite_db(st->rdb, st->errmsg, sizeof(st->errmsg), rc);
+}
+
 static int exec(struct obs_spans *st, const char *sql)
 {
-    int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? 0 : from_sqlite(st, rc);
+    int rc = sqlite3_exec(st->wdb, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : werr(st, rc);
 }
 
 static void done(sqlite3_stmt *s)
@@ -143,9 +179,44 @@ static int64_t i64(uint64_t v)
     return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
 }
 
+static void *writer_main(void *arg);
+
+static int prepare_all(sqlite3 *db, sqlite3_stmt **stmt)
+{
+    for (int i = 0; i < S_COUNT; i++) {
+        int src =
+            sqlite3_prepare_v3(db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &stmt[i], NULL);
+        if (src != SQLITE_OK) return src;
+    }
+    return SQLITE_OK;
+}
+
+static int open_db(const char *path, sqlite3 **db)
+{
+    int rc = sqlite3_open_v2(
+        path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) sqlite3_busy_timeout(*db, 1000);
+    return rc;
+}
+
+static int stats_of(sqlite3_stmt *s, struct obs_spans_stats *out)
+{
+    int rc = sqlite3_step(s);
+
+    if (rc == SQLITE_ROW) {
+        out->traces = (uint64_t)sqlite3_column_int64(s, 0);
+        out->spans = (uint64_t)sqlite3_column_int64(s, 1);
+        out->bytes = (uint64_t)sqlite3_column_int64(s, 2);
+    }
+    done(s);
+    return rc;
+}
+
 int obs_spans_open(const struct obs_spans_config *cfg, struct obs_spans **out, struct sh_diag *d)
 {
     struct obs_spans *st = sh_calloc(1, sizeof(*st));
+    struct obs_spans_stats stats = {0};
+    pthread_condattr_t ca;
     int rc;
 
     *out = NULL;
@@ -155,46 +226,88 @@ int obs_spans_open(const struct obs_spans_config *cfg, struct obs_spans **out, s
     if (!st->cfg.max_age_ms) st->cfg.max_age_ms = 7ull * 24 * 3600 * 1000;
     if (!st->cfg.max_buffered) st->cfg.max_buffered = 100000;
     if (!st->cfg.max_scan) st->cfg.max_scan = 20000;
+    if (!st->cfg.flush_ms) st->cfg.flush_ms = 200;
+    st->cfg.path = NULL; /* not kept */
     st->pending = BUF_INIT(MAX_PENDING_BYTES);
-    rc = sqlite3_open_v2(cfg->path, &st->db,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    st->batch = BUF_INIT(MAX_PENDING_BYTES);
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&st->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&st->done, NULL);
+    st->has_sync = true;
+    rc = open_db(cfg->path, &st->wdb);
     if (rc != SQLITE_OK) {
-        rc = from_sqlite(st, rc);
+        rc = werr(st, rc);
         goto fail;
     }
-    sqlite3_busy_timeout(st->db, 1000);
     rc = exec(st, "PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF;"
                   "PRAGMA journal_size_limit = 16777216; PRAGMA temp_store = MEMORY;"
                   "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4096;");
     if (rc == 0) rc = exec(st, schema_sql);
-    for (int i = 0; rc == 0 && i < S_COUNT; i++) {
-        int src = sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                                     &st->stmt[i], NULL);
-        if (src != SQLITE_OK) rc = from_sqlite(st, src);
-    }
+    if (rc == 0 && (rc = prepare_all(st->wdb, st->wstmt)) != SQLITE_OK) rc = werr(st, rc);
+    if (rc == 0 && (rc = open_db(cfg->path, &st->rdb)) != SQLITE_OK) rc = werr(st, rc);
+    if (rc == 0 && sqlite3_exec(st->rdb, "PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;",
+                                NULL, NULL, NULL) != SQLITE_OK)
+        rc = rerr(st, SQLITE_ERROR);
+    if (rc == 0 && (rc = prepare_all(st->rdb, st->rstmt)) != SQLITE_OK) rc = rerr(st, rc);
+    if (rc == 0 && (rc = stats_of(st->wstmt[S_STATS], &stats)) != SQLITE_ROW)
+        rc = werr(st, rc);
+    else if (rc == SQLITE_ROW)
+        rc = 0;
     if (rc < 0) goto fail;
-    struct obs_spans_stats stats;
-    if ((rc = obs_spans_stats(st, &stats)) < 0) goto fail;
     st->stored_bytes = stats.bytes;
+    if (!cfg->is_manual) {
+        int prc = pthread_create(&st->thread, NULL, writer_main, st);
+        if (prc != 0) {
+            snprintf(st->werr, sizeof(st->werr), "cannot start the span writer thread: %s",
+                     strerror(prc));
+            rc = -prc;
+            goto fail;
+        }
+        st->has_thread = true;
+    }
     *out = st;
     return 0;
 fail:
     sh_diag_set(d, cfg->path, "cannot open the span store: %s",
-                st->errmsg[0] ? st->errmsg : sh_strerror(rc));
+                st->werr[0]     ? st->werr
+                : st->errmsg[0] ? st->errmsg
+                                : sh_strerror(rc));
     obs_spans_close(st);
     return rc;
 }
 
+static int write_batch(struct obs_spans *st, const struct buf *batch, size_t count,
+                       uint64_t now_ms);
+
 void obs_spans_close(struct obs_spans *st)
 {
     if (!st) return;
-    if (st->db && st->pending_count && obs_spans_flush(st, sh_wall_ms()) < 0) {
+    if (st->has_thread) {
+        pthread_mutex_lock(&st->mu);
+        st->stopping = true;
+        pthread_cond_signal(&st->wake);
+        pthread_mutex_unlock(&st->mu);
+        pthread_join(st->thread, NULL); /* it writes what is buffered first */
+    } else if (st->wdb && st->pending_count &&
+               write_batch(st, &st->pending, st->pending_count, sh_wall_ms()) < 0) {
         /* lost and counted: the store is going away */
     }
-    for (int i = 0; i < S_COUNT; i++)
-        sqlite3_finalize(st->stmt[i]);
-    sqlite3_close_v2(st->db);
+    for (int i = 0; i < S_COUNT; i++) {
+        sqlite3_finalize(st->wstmt[i]);
+        sqlite3_finalize(st->rstmt[i]);
+    }
+    sqlite3_close_v2(st->rdb);
+    sqlite3_close_v2(st->wdb);
     buf_release(&st->pending);
+    buf_release(&st->batch);
+    if (st->has_sync) {
+        pthread_mutex_destroy(&st->mu);
+        pthread_cond_destroy(&st->wake);
+        pthread_cond_destroy(&st->done);
+    }
     sh_free(st);
 }
 
@@ -203,49 +316,65 @@ const char *obs_spans_errmsg(const struct obs_spans *st)
     return st->errmsg;
 }
 
-size_t obs_spans_pending(const struct obs_spans *st)
+size_t obs_spans_pending(struct obs_spans *st)
 {
-    return st->pending_count;
+    size_t n;
+
+    pthread_mutex_lock(&st->mu);
+    n = (size_t)(st->added - st->committed);
+    pthread_mutex_unlock(&st->mu);
+    return n;
 }
 
-bool obs_spans_has_room(const struct obs_spans *st, const struct trace_span *spans, size_t n)
+bool obs_spans_has_room(struct obs_spans *st, const struct trace_span *spans, size_t n)
 {
     size_t bytes = 0;
+    bool room;
 
-    if (st->pending_count + n > st->cfg.max_buffered) return false;
     for (size_t i = 0; i < n; i++)
         bytes += 4 + obs__span_packed_len(&spans[i]);
-    return st->pending.len + bytes <= st->pending.max;
+    pthread_mutex_lock(&st->mu);
+    room = st->pending_count + st->inflight_count + n <= st->cfg.max_buffered &&
+           st->pending.len + bytes <= st->pending.max;
+    pthread_mutex_unlock(&st->mu);
+    return room;
 }
 
 int obs_spans_add(struct obs_spans *st, const struct trace_span *s)
 {
-    size_t start = st->pending.len, bytes = s->name.len + s->local.service.len + s->local.ip.len +
-                                            s->remote.service.len + s->remote.ip.len;
+    size_t start, bytes = s->name.len + s->local.service.len + s->local.ip.len +
+                          s->remote.service.len + s->remote.ip.len;
     uint8_t len[4] = {0};
+    int rc;
 
     for (size_t i = 0; i < SH_MIN(s->tag_count, (size_t)TRACE_SPAN_MAX_TAGS); i++)
         bytes += s->tags[i].key.len + s->tags[i].value.len;
     for (size_t i = 0; i < SH_MIN(s->annotation_count, (size_t)TRACE_SPAN_MAX_ANNOTATIONS); i++)
         bytes += s->annotations[i].value.len;
     if (bytes > TRACE_SPAN_MAX_BYTES) return SH_ETOOBIG;
-    if (st->pending_count >= st->cfg.max_buffered) {
-        st->refused++;
+    pthread_mutex_lock(&st->mu); /* the writer holds it only to swap the buffer */
+    if (st->pending_count + st->inflight_count >= st->cfg.max_buffered) {
+        pthread_mutex_unlock(&st->mu);
+        atomic_fetch_add(&st->refused, 1);
         return SH_ELIMIT;
     }
+    start = st->pending.len;
     buf_append(&st->pending, len, sizeof(len));
-    int rc = obs__span_pack(&st->pending, s);
+    rc = obs__span_pack(&st->pending, s);
     if (rc < 0) {
         st->pending.len = start; /* drop the partial entry; the sticky error goes too */
         st->pending.err = 0;
         if (st->pending.data) st->pending.data[start] = '\0';
-        st->refused++;
+        pthread_mutex_unlock(&st->mu);
+        atomic_fetch_add(&st->refused, 1);
         return rc == SH_ETOOBIG ? SH_ELIMIT : rc;
     }
     size_t n = st->pending.len - start - 4;
     for (int i = 0; i < 4; i++)
         st->pending.data[start + (size_t)i] = (char)(uint8_t)(n >> (8 * i));
     st->pending_count++;
+    st->added++;
+    pthread_mutex_unlock(&st->mu);
     return 0;
 }
 
@@ -272,7 +401,7 @@ static int upsert_name(struct obs_spans *st, uint32_t *seen, struct slice svc, i
                        struct slice value, int64_t seq)
 {
     uint32_t h = name_hash(svc, kind, value);
-    sqlite3_stmt *s = st->stmt[S_NAME_UPSERT];
+    sqlite3_stmt *s = st->wstmt[S_NAME_UPSERT];
     int rc;
 
     /* a hash seen in this flush was written already (two names with one 32-bit hash in one
@@ -285,7 +414,7 @@ static int upsert_name(struct obs_spans *st, uint32_t *seen, struct slice svc, i
     sqlite3_bind_int64(s, 4, seq);
     rc = sqlite3_step(s);
     done(s);
-    return rc == SQLITE_DONE ? 0 : from_sqlite(st, rc);
+    return rc == SQLITE_DONE ? 0 : werr(st, rc);
 }
 
 static int store_one(struct obs_spans *st, const uint8_t *p, size_t len, uint64_t now_ms,
@@ -299,7 +428,7 @@ static int store_one(struct obs_spans *st, const uint8_t *p, size_t len, uint64_
 
     if (obs__span_unpack(p, len, &sp) < 0) return 0; /* cannot happen: we packed it */
     bytes += sp.local.service.len;
-    s = st->stmt[S_TRACE_UPSERT];
+    s = st->wstmt[S_TRACE_UPSERT];
     sqlite3_bind_blob(s, 1, sp.trace_id, TRACE_ID_BYTES, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, i64(now_ms));
     sqlite3_bind_int64(s, 3, i64(sp.timestamp_us));
@@ -307,13 +436,13 @@ static int store_one(struct obs_spans *st, const uint8_t *p, size_t len, uint64_
     sqlite3_bind_int64(s, 5, i64(bytes));
     rc = sqlite3_step(s);
     if (rc != SQLITE_ROW) {
-        rc = from_sqlite(st, rc);
+        rc = werr(st, rc);
         done(s);
         return rc;
     }
     seq = sqlite3_column_int64(s, 0);
     done(s);
-    s = st->stmt[S_SPAN_INSERT];
+    s = st->wstmt[S_SPAN_INSERT];
     sqlite3_bind_int64(s, 1, seq);
     sqlite3_bind_text(s, 2, sp.local.service.ptr ? sp.local.service.ptr : "",
                       (int)sp.local.service.len, SQLITE_STATIC);
@@ -321,7 +450,7 @@ static int store_one(struct obs_spans *st, const uint8_t *p, size_t len, uint64_
     sqlite3_bind_blob(s, 4, p, (int)len, SQLITE_STATIC);
     rc = sqlite3_step(s);
     done(s);
-    if (rc != SQLITE_DONE) return from_sqlite(st, rc);
+    if (rc != SQLITE_DONE) return werr(st, rc);
     st->stored_bytes += bytes;
     if (sp.local.service.len) {
         SH_TRY(upsert_name(st, seen, sp.local.service, 0, sp.name, seq));
@@ -338,7 +467,7 @@ static int evict(struct obs_spans *st, uint64_t now_ms)
     int rc;
 
     while (st->stored_bytes > st->cfg.max_bytes || min_seen) {
-        sqlite3_stmt *s = st->stmt[S_OLDEST];
+        sqlite3_stmt *s = st->wstmt[S_OLDEST];
         int64_t upto = -1;
         uint64_t freed = 0, traces = 0;
         bool more = false;
@@ -351,66 +480,160 @@ static int evict(struct obs_spans *st, uint64_t now_ms)
             more = true;
         }
         done(s);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE) return from_sqlite(st, rc);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) return werr(st, rc);
         if (!more) break;
         for (int id = S_DEL_SPANS; id <= S_DEL_NAMES; id++) {
-            s = st->stmt[id];
+            s = st->wstmt[id];
             sqlite3_bind_int64(s, 1, upto);
             rc = sqlite3_step(s);
             done(s);
-            if (rc != SQLITE_DONE) return from_sqlite(st, rc);
+            if (rc != SQLITE_DONE) return werr(st, rc);
         }
         st->stored_bytes = freed > st->stored_bytes ? 0 : st->stored_bytes - freed;
-        st->evicted += traces;
+        atomic_fetch_add(&st->evicted, traces);
     }
     return 0;
 }
 
-int obs_spans_flush(struct obs_spans *st, uint64_t now_ms)
+/* <count> packed spans of <batch>, in transactions of WRITE_CHUNK spans, each followed by the
+ * bounds (a transaction larger than SQLite's page cache spills pages mid-way and costs about
+ * twice as much a span). A failure loses the rest of the batch (counted), never the file. The
+ * writer's (or, manual, the opener's). */
+static int write_batch(struct obs_spans *st, const struct buf *batch, size_t count, uint64_t now_ms)
 {
     uint32_t seen[NAME_SEEN_SLOTS] = {0};
-    size_t off = 0;
+    size_t off = 0, written = 0;
+    int rc = 0;
+
+    while (rc == 0 && written < count && off + 4 <= batch->len) {
+        size_t n = 0;
+        rc = exec(st, "BEGIN IMMEDIATE");
+        while (rc == 0 && n < WRITE_CHUNK && off + 4 <= batch->len) {
+            const uint8_t *p = (const uint8_t *)batch->data + off;
+            size_t len = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 | (size_t)p[3] << 24;
+            rc = store_one(st, p + 4, len, now_ms, seen);
+            off += 4 + len;
+            n++;
+        }
+        if (rc == 0) rc = evict(st, now_ms);
+        if (rc == 0) rc = exec(st, "COMMIT");
+        if (rc == 0) written += n;
+    }
+    if (rc < 0) {
+        char keep[sizeof(st->werr)];
+        struct obs_spans_stats stats;
+        memcpy(keep, st->werr, sizeof(keep));
+        (void)exec(st, "ROLLBACK");
+        memcpy(st->werr, keep, sizeof(keep));
+        atomic_fetch_add(&st->refused, count - written);
+        if (stats_of(st->wstmt[S_STATS], &stats) == SQLITE_ROW) st->stored_bytes = stats.bytes;
+        if (!st->is_failing) /* once per run of failures: a full disk fails every batch */
+            SH_LOG(SH_ERROR, "observe", "writing spans failed; the rest of this batch is lost",
+                   LF_UINT("spans", count - written), LF_ERR("err", rc),
+                   LF_STR("detail", st->werr));
+        st->is_failing = true;
+    } else {
+        if (st->is_failing) SH_LOG(SH_INFO, "observe", "the span store writes again");
+        st->is_failing = false;
+    }
+    return rc;
+}
+
+static void *writer_main(void *arg)
+{
+    struct obs_spans *st = arg;
+
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        struct buf tmp;
+        uint64_t upto, now_ms;
+        size_t count;
+        bool stop;
+        int rc;
+        if (!st->stopping && !st->flush_wanted) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_nsec += (long)(st->cfg.flush_ms % 1000) * 1000000L;
+            ts.tv_sec += (time_t)(st->cfg.flush_ms / 1000) + ts.tv_nsec / 1000000000L;
+            ts.tv_nsec %= 1000000000L;
+            pthread_cond_timedwait(&st->wake, &st->mu, &ts);
+        }
+        /* take the buffer: the empty batch buffer becomes the one add appends to */
+        tmp = st->batch;
+        st->batch = st->pending;
+        st->pending = tmp;
+        count = st->inflight_count = st->pending_count;
+        st->pending_count = 0;
+        upto = st->added;
+        now_ms = st->flush_now_ms ? st->flush_now_ms : sh_wall_ms();
+        st->flush_now_ms = 0;
+        st->flush_wanted = false;
+        stop = st->stopping;
+        pthread_mutex_unlock(&st->mu);
+        rc = write_batch(st, &st->batch, count, now_ms);
+        buf_reset(&st->batch);
+        pthread_mutex_lock(&st->mu);
+        st->inflight_count = 0;
+        st->committed = upto;
+        if (count) {
+            st->last_rc = rc;
+            memcpy(st->lasterr, st->werr, sizeof(st->lasterr));
+        }
+        pthread_cond_broadcast(&st->done);
+        if (stop && !st->pending_count) break;
+    }
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
+}
+
+void obs_spans_kick(struct obs_spans *st)
+{
+    if (!st->has_thread) return;
+    pthread_mutex_lock(&st->mu);
+    st->flush_wanted = true;
+    pthread_cond_signal(&st->wake);
+    pthread_mutex_unlock(&st->mu);
+}
+
+int obs_spans_flush(struct obs_spans *st, uint64_t now_ms)
+{
+    uint64_t target;
     int rc;
 
-    if (!st->pending_count) return 0;
-    rc = exec(st, "BEGIN IMMEDIATE");
-    while (rc == 0 && off + 4 <= st->pending.len) {
-        const uint8_t *p = (const uint8_t *)st->pending.data + off;
-        size_t n = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 | (size_t)p[3] << 24;
-        rc = store_one(st, p + 4, n, now_ms, seen);
-        off += 4 + n;
+    if (!st->has_thread) {
+        rc = write_batch(st, &st->pending, st->pending_count, now_ms);
+        if (rc < 0) memcpy(st->errmsg, st->werr, sizeof(st->errmsg));
+        buf_reset(&st->pending);
+        st->committed = st->added;
+        st->pending_count = 0;
+        return rc;
     }
-    if (rc == 0) rc = evict(st, now_ms);
-    if (rc == 0) rc = exec(st, "COMMIT");
-    if (rc < 0) {
-        char keep[sizeof(st->errmsg)];
-        memcpy(keep, st->errmsg, sizeof(keep));
-        (void)exec(st, "ROLLBACK");
-        memcpy(st->errmsg, keep, sizeof(keep));
-        st->refused += st->pending_count;
-        struct obs_spans_stats stats;
-        if (obs_spans_stats(st, &stats) == 0) st->stored_bytes = stats.bytes;
+    pthread_mutex_lock(&st->mu);
+    target = st->added;
+    if (st->committed >= target) {
+        pthread_mutex_unlock(&st->mu);
+        return 0;
     }
-    buf_reset(&st->pending);
-    st->pending_count = 0;
+    st->flush_wanted = true;
+    st->flush_now_ms = now_ms;
+    pthread_cond_signal(&st->wake);
+    while (st->committed < target)
+        pthread_cond_wait(&st->done, &st->mu);
+    rc = st->last_rc;
+    if (rc < 0) memcpy(st->errmsg, st->lasterr, sizeof(st->errmsg));
+    pthread_mutex_unlock(&st->mu);
     return rc;
 }
 
 int obs_spans_stats(struct obs_spans *st, struct obs_spans_stats *out)
 {
-    sqlite3_stmt *s = st->stmt[S_STATS];
-    int rc = sqlite3_step(s);
+    int rc;
 
     memset(out, 0, sizeof(*out));
-    if (rc == SQLITE_ROW) {
-        out->traces = (uint64_t)sqlite3_column_int64(s, 0);
-        out->spans = (uint64_t)sqlite3_column_int64(s, 1);
-        out->bytes = (uint64_t)sqlite3_column_int64(s, 2);
-    }
-    done(s);
-    out->evicted_traces = st->evicted;
-    out->refused_spans = st->refused;
-    return rc == SQLITE_ROW ? 0 : from_sqlite(st, rc);
+    rc = stats_of(st->rstmt[S_STATS], out);
+    out->evicted_traces = atomic_load(&st->evicted);
+    out->refused_spans = atomic_load(&st->refused);
+    return rc == SQLITE_ROW ? 0 : rerr(st, rc);
 }
 
 /* ---- queries ------------------------------------------------------------------------------ */
@@ -418,14 +641,14 @@ int obs_spans_stats(struct obs_spans *st, struct obs_spans_stats *out)
  * flush is not the query's failure (it counted the loss); the query answers from the rest. */
 static void flush_first(struct obs_spans *st)
 {
-    if (st->pending_count && obs_spans_flush(st, sh_wall_ms()) < 0) {
+    if (obs_spans_flush(st, sh_wall_ms()) < 0) {
         /* counted in refused_spans; the query answers from what is stored */
     }
 }
 
 static int string_list(struct obs_spans *st, int id, const char *service, struct buf *out)
 {
-    sqlite3_stmt *s = st->stmt[id];
+    sqlite3_stmt *s = st->rstmt[id];
     bool first = true;
     int rc;
 
@@ -441,7 +664,7 @@ static int string_list(struct obs_spans *st, int id, const char *service, struct
     }
     done(s);
     buf_appendc(out, ']');
-    if (rc != SQLITE_DONE) return from_sqlite(st, rc);
+    if (rc != SQLITE_DONE) return rerr(st, rc);
     return out->err;
 }
 
@@ -519,7 +742,7 @@ static int render_trace(struct buf *out, const struct trace_span *spans, size_t 
 
 int obs_spans_trace(struct obs_spans *st, const uint8_t id[TRACE_ID_BYTES], struct buf *out)
 {
-    sqlite3_stmt *s = st->stmt[S_TRACE_BY_ID];
+    sqlite3_stmt *s = st->rstmt[S_TRACE_BY_ID];
     struct loaded l = {.blobs = BUF_INIT(LOADED_MAX_BYTES)};
     size_t n = 0;
     int rc, src;
@@ -531,7 +754,7 @@ int obs_spans_trace(struct obs_spans *st, const uint8_t id[TRACE_ID_BYTES], stru
     while ((src = sqlite3_step(s)) == SQLITE_ROW && rc == 0)
         rc = loaded_add(&l, sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0));
     done(s);
-    if (rc == 0 && src != SQLITE_DONE && src != SQLITE_ROW) rc = from_sqlite(st, src);
+    if (rc == 0 && src != SQLITE_DONE && src != SQLITE_ROW) rc = rerr(st, src);
     if (rc == 0) rc = loaded_unpack(&l, &n);
     if (rc == 0) rc = n ? render_trace(out, l.spans, n) : SH_ENOENT;
     loaded_release(&l);
@@ -540,7 +763,7 @@ int obs_spans_trace(struct obs_spans *st, const uint8_t id[TRACE_ID_BYTES], stru
 
 static int load_trace(struct obs_spans *st, int64_t seq, struct loaded *l, size_t *n)
 {
-    sqlite3_stmt *s = st->stmt[S_TRACE_SPANS];
+    sqlite3_stmt *s = st->rstmt[S_TRACE_SPANS];
     int rc = 0, src;
 
     loaded_reset(l);
@@ -549,7 +772,7 @@ static int load_trace(struct obs_spans *st, int64_t seq, struct loaded *l, size_
     while ((src = sqlite3_step(s)) == SQLITE_ROW && rc == 0)
         rc = loaded_add(l, sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0));
     done(s);
-    if (rc == 0 && src != SQLITE_DONE && src != SQLITE_ROW) rc = from_sqlite(st, src);
+    if (rc == 0 && src != SQLITE_DONE && src != SQLITE_ROW) rc = rerr(st, src);
     if (rc == 0) rc = loaded_unpack(l, n);
     return rc;
 }
@@ -574,7 +797,7 @@ static int add_candidate(int64_t *set, size_t cap, int64_t seq, int64_t **seqs, 
 int obs_spans_traces(struct obs_spans *st, const struct obs_query *q, struct buf *out)
 {
     bool by_service = q->service && *q->service;
-    sqlite3_stmt *s = st->stmt[by_service ? S_SERVICE_CANDIDATES : S_CANDIDATES];
+    sqlite3_stmt *s = st->rstmt[by_service ? S_SERVICE_CANDIDATES : S_CANDIDATES];
     struct loaded l = {.blobs = BUF_INIT(LOADED_MAX_BYTES)};
     int64_t *seqs = NULL, *set = NULL;
     size_t nseq = 0, cap = 0, found = 0, limit = q->limit ? q->limit : 10, set_cap = 1;
@@ -602,7 +825,7 @@ int obs_spans_traces(struct obs_spans *st, const struct obs_query *q, struct buf
     /* the candidates first, newest first: the per-trace reads below use another statement */
     while (rc == 0 && nseq < st->cfg.max_scan && (src = sqlite3_step(s)) == SQLITE_ROW)
         rc = add_candidate(set, set_cap, sqlite3_column_int64(s, 0), &seqs, &nseq, &cap);
-    if (rc == 0 && nseq < st->cfg.max_scan && src != SQLITE_DONE) rc = from_sqlite(st, src);
+    if (rc == 0 && nseq < st->cfg.max_scan && src != SQLITE_DONE) rc = rerr(st, src);
     done(s);
     sh_free(set);
     buf_appendc(out, '[');
@@ -622,7 +845,7 @@ int obs_spans_traces(struct obs_spans *st, const struct obs_query *q, struct buf
 int obs_spans_dependencies(struct obs_spans *st, uint64_t end_ms, uint64_t lookback_ms,
                            struct buf *out)
 {
-    sqlite3_stmt *s = st->stmt[S_WINDOW_SPANS];
+    sqlite3_stmt *s = st->rstmt[S_WINDOW_SPANS];
     struct loaded l = {.blobs = BUF_INIT(LOADED_MAX_BYTES)};
     struct obs_links links = {0};
     uint64_t end_us = end_ms * 1000;
@@ -647,7 +870,7 @@ int obs_spans_dependencies(struct obs_spans *st, uint64_t end_ms, uint64_t lookb
             rc = loaded_add(&l, sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1));
     }
     done(s);
-    if (rc == 0 && src != SQLITE_DONE) rc = from_sqlite(st, src);
+    if (rc == 0 && src != SQLITE_DONE) rc = rerr(st, src);
     if (rc == 0 && l.count) {
         rc = loaded_unpack(&l, &n);
         if (rc == 0) rc = obs_links_add_trace(&links, l.spans, n);

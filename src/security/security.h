@@ -58,7 +58,9 @@ struct sec_token {
     uint64_t created_ms;             /* Unix ms */
     uint64_t expires_ms;             /* Unix ms; 0 = never */
     bool is_ephemeral;               /* in memory only: an instance's token under shoal up */
-    uint8_t hash[SEC_HASH_BYTES];    /* SHA-256 of the text */
+    bool may_ingest; /* may also send spans (SEC_REQUEST's is_ingest routes: /v1/traces,
+                      * /api/v2/spans) whatever its scope and prefix: an instance's token */
+    uint8_t hash[SEC_HASH_BYTES]; /* SHA-256 of the text */
 };
 
 /* "read", "write", "admin" (also for parsing: 0 and *out, or SH_EINVAL). */
@@ -71,6 +73,7 @@ struct sec_request {
     bool is_keyed;    /* a config-key route: key is the key or the prefix it reads */
     bool is_prefix;   /* key is a prefix (?recurse, ?keys, a watch, a recursive delete) */
     struct slice key; /* user key ("config/web/x"), not the store's */
+    bool is_ingest;   /* a span ingest route: a token that may_ingest may use it */
 };
 
 struct sec_decision {
@@ -108,6 +111,7 @@ struct sec_token_spec {
     const char *name;   /* NULL: "" */
     uint64_t ttl_ms;    /* 0: never expires */
     bool is_ephemeral;  /* not written to the store */
+    bool may_ingest;    /* see sec_token; only for ephemeral tokens (it is not stored) */
 };
 
 /* Makes a token: *out gets its record, text (>= SEC_TOKEN_TEXT_LEN + 1 bytes) its text. A

@@ -72,6 +72,9 @@ void sec_authorize(const struct sec_token *t, const struct sec_request *rq, uint
         refuse(out, 401, "the token %s has expired", t->id);
         return;
     }
+    /* an instance sends its own spans with the token it reads its config with: that is all
+     * this grants (spans are what a service says about itself, never an authority) */
+    if (rq->is_ingest && t->may_ingest) return;
     if ((int)t->scope < (int)rq->need) {
         refuse(out, 403, "the token %s has scope '%s'; this route needs '%s'", t->id,
                sec_scope_name(t->scope), need_names[rq->need]);
@@ -277,8 +280,10 @@ void sec_tokens_free(struct sec_tokens *ts)
 int sec_token_create(struct sec_tokens *ts, const struct sec_token_spec *spec, uint64_t now_ms,
                      struct sec_token *out, char *text, size_t text_len, struct sh_diag *d)
 {
-    struct sec_token t = {
-        .scope = spec->scope, .created_ms = now_ms, .is_ephemeral = spec->is_ephemeral};
+    struct sec_token t = {.scope = spec->scope,
+                          .created_ms = now_ms,
+                          .is_ephemeral = spec->is_ephemeral,
+                          .may_ingest = spec->may_ingest && spec->is_ephemeral};
     uint8_t raw[8 + 24];
     char secret[SEC_TOKEN_SECRET_LEN + 1];
     const char *prefix = spec->prefix ? spec->prefix : "";

@@ -1016,8 +1016,9 @@ static int read_security(struct rd *r, const struct sh_node *sec)
  * ------------------------------------------------------------------------------------------ */
 static int read_top(struct rd *r, const struct sh_node *root)
 {
-    static const char *const keys[] = {"name", "services", "gateway",  "control_plane",
-                                       "mesh", "data_dir", "security", NULL};
+    static const char *const keys[] = {"name",          "services", "gateway",
+                                       "control_plane", "mesh",     "data_dir",
+                                       "security",      "observe",  NULL};
     struct manifest *m = r->m;
     const struct sh_node *v, *svcs;
 
@@ -1031,6 +1032,13 @@ static int read_top(struct rd *r, const struct sh_node *root)
         SH_TRY(sh_node_check_keys(v, ck, "control_plane", r->d));
         if ((x = sh_node_get(v, "listen")))
             SH_TRY(get_addr(r, x, "control_plane.listen", false, &m->control_plane_listen));
+    }
+    if ((v = sh_node_get(root, "observe"))) {
+        static const char *const ok[] = {"zipkin_port", NULL};
+        const struct sh_node *x;
+        SH_TRY(sh_node_check_keys(v, ok, "observe", r->d));
+        if ((x = sh_node_get(v, "zipkin_port")))
+            SH_TRY(get_u32(r, x, "observe.zipkin_port", 1, 65535, &m->zipkin_port));
     }
     if ((v = sh_node_get(root, "mesh"))) {
         static const char *const mk[] = {"listen", "admin", "identity", "tracing", NULL};

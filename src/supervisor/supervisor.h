@@ -184,15 +184,17 @@ struct manifest_security {
 };
 
 struct manifest {
-    const char *file;                  /* the doc's file name */
-    const char *name;                  /* NULL when not given */
-    const char *control_plane_listen;  /* default MANIFEST_DEFAULT_CONTROL_PLANE */
-    const char *mesh_listen;           /* default MANIFEST_DEFAULT_MESH_LISTEN */
-    const char *mesh_admin;            /* the mesh's /metrics, /ready, /config; NULL: none */
-    const char *mesh_identity;         /* "optional" (default) or "required": a caller without a
-                                        * valid credential is served as "unknown", or gets 407 */
-    const char *data_dir;              /* as written (relative to the manifest's directory);
-                                        * default MANIFEST_DEFAULT_DATA_DIR */
+    const char *file;                 /* the doc's file name */
+    const char *name;                 /* NULL when not given */
+    const char *control_plane_listen; /* default MANIFEST_DEFAULT_CONTROL_PLANE */
+    uint32_t zipkin_port;      /* observe.zipkin_port: Zipkin's API (/api/v2/) also on this port of
+                                * the control plane's host (9411 is Zipkin's); 0 = not */
+    const char *mesh_listen;   /* default MANIFEST_DEFAULT_MESH_LISTEN */
+    const char *mesh_admin;    /* the mesh's /metrics, /ready, /config; NULL: none */
+    const char *mesh_identity; /* "optional" (default) or "required": a caller without a
+                                * valid credential is served as "unknown", or gets 407 */
+    const char *data_dir;      /* as written (relative to the manifest's directory);
+                                * default MANIFEST_DEFAULT_DATA_DIR */
     struct manifest_service *services; /* service_count, in the order written */
     size_t service_count;
     uint32_t *start_order; /* service indexes, each after all it depends on */

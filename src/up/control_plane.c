@@ -57,20 +57,6 @@ static void sync_late_cb(uv_prepare_t *h)
     if (is_unsynced(h->data)) sync_now(h->data);
 }
 
-enum { CP_SPAN_FLUSH_MS = 200 };
-
-/* The span store's buffer goes to its file off the request path: spans wait at most
- * CP_SPAN_FLUSH_MS. A failed write loses that buffer (counted), never the file. */
-static void span_flush(uv_timer_t *t)
-{
-    struct control_plane *cp = t->data;
-    int rc = obs_spans_flush(cp->spans, sh_wall_ms());
-
-    if (rc < 0)
-        SH_LOG(SH_ERROR, "observe", "writing spans failed; this batch is lost", LF_ERR("err", rc),
-               LF_STR("detail", obs_spans_errmsg(cp->spans)));
-}
-
 /* Frees what runs on the loop (not the store). */
 static void release(struct control_plane *cp)
 {
@@ -92,7 +78,6 @@ static void release(struct control_plane *cp)
     cp->ca = NULL;
     if (cp->has_tick) {
         uv_close((uv_handle_t *)&cp->tick, NULL);
-        uv_close((uv_handle_t *)&cp->span_flush, NULL);
         uv_close((uv_handle_t *)&cp->sync_io, NULL);
         uv_close((uv_handle_t *)&cp->sync_late, NULL);
         cp->has_tick = false;
@@ -196,6 +181,7 @@ int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
         rc = admin_new(loop,
                        &(struct admin_config){
                            .listen = cfg->listen,
+                           .zipkin_listen = cfg->zipkin_listen,
                            .tokens = cp->tokens,
                            .audit = cp->audit,
                            .intentions = cp->intentions,
@@ -218,9 +204,6 @@ int control_plane_open(uv_loop_t *loop, const struct control_plane_config *cfg,
     uv_timer_init(loop, &cp->tick);
     cp->tick.data = cp;
     uv_timer_start(&cp->tick, tick, 1000, 1000);
-    uv_timer_init(loop, &cp->span_flush);
-    cp->span_flush.data = cp;
-    uv_timer_start(&cp->span_flush, span_flush, CP_SPAN_FLUSH_MS, CP_SPAN_FLUSH_MS);
     uv_check_init(loop, &cp->sync_io);
     cp->sync_io.data = cp;
     uv_check_start(&cp->sync_io, sync_io_cb);
@@ -246,10 +229,7 @@ void control_plane_stop(struct control_plane *cp, uint32_t deadline_ms, void (*d
 {
     cp->stopped = done;
     cp->stopped_data = data;
-    if (cp->has_tick) {
-        uv_timer_stop(&cp->tick);
-        uv_timer_stop(&cp->span_flush);
-    }
+    if (cp->has_tick) uv_timer_stop(&cp->tick);
     if (cp->admin)
         admin_stop(cp->admin, deadline_ms, admin_stopped, cp);
     else

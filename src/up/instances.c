@@ -109,7 +109,8 @@ static void revoke_token(struct up *u, struct up_instance *in)
 }
 
 /* The instance's own API token, made afresh at each start (the old one revoked): it reads its
- * service's config keys, config/<service>/..., and nothing else. Into text. */
+ * service's config keys, config/<service>/..., and sends spans (/v1/traces, /api/v2/spans),
+ * nothing else. Into text. */
 static int instance_token(struct up *u, struct up_instance *in, char *text, size_t len)
 {
     const char *svc = u->m->services[in->service].name;
@@ -120,11 +121,13 @@ static int instance_token(struct up *u, struct up_instance *in, char *text, size
     revoke_token(u, in);
     snprintf(prefix, sizeof(prefix), "config/%s/", svc);
     snprintf(name, sizeof(name), "instance %s", in->id);
-    SH_TRY(sec_token_create(
-        u->cp.tokens,
-        &(struct sec_token_spec){
-            .scope = SEC_SCOPE_READ, .prefix = prefix, .name = name, .is_ephemeral = true},
-        sh_wall_ms(), &t, text, len, &d));
+    SH_TRY(sec_token_create(u->cp.tokens,
+                            &(struct sec_token_spec){.scope = SEC_SCOPE_READ,
+                                                     .prefix = prefix,
+                                                     .name = name,
+                                                     .is_ephemeral = true,
+                                                     .may_ingest = true},
+                            sh_wall_ms(), &t, text, len, &d));
     snprintf(in->token_id, sizeof(in->token_id), "%s", t.id);
     return 0;
 }

@@ -498,11 +498,19 @@ static int start_all(struct up *u, struct sh_diag *d)
                                        .restart = on_api_restart,
                                        .data = u};
     rc = manifest_intentions(u, &rules, d);
+    /* observe.zipkin_port: on the control plane's host ("127.0.0.1", "[::1]") */
+    char zipkin[300] = "";
+    if (u->m->zipkin_port) {
+        const char *cpl = u->m->control_plane_listen, *colon = strrchr(cpl, ':');
+        int host_len = colon ? (int)(colon - cpl) : (int)strlen(cpl);
+        snprintf(zipkin, sizeof(zipkin), "%.*s:%u", host_len, cpl, (unsigned)u->m->zipkin_port);
+    }
     if (rc == 0)
         rc = control_plane_open(
             &u->loop,
             &(struct control_plane_config){.data_dir = u->data_dir,
                                            .listen = u->m->control_plane_listen,
+                                           .zipkin_listen = zipkin[0] ? zipkin : NULL,
                                            .token = token && *token ? token : NULL,
                                            .who = "shoal up",
                                            .supervisor = &u->sup,

@@ -126,7 +126,6 @@ struct control_plane {
     char runtime_file[4096];          /* published for the CLI (cli_runtime_publish), or "" */
     /* private */
     uv_timer_t tick;
-    uv_timer_t span_flush;  /* writes the span store's buffer every CP_SPAN_FLUSH_MS */
     uv_check_t sync_io;     /* commit the store's batch: after the I/O phase, */
     uv_prepare_t sync_late; /* and before polling (writes made by timers) */
     bool has_tick;
@@ -135,10 +134,11 @@ struct control_plane {
 };
 
 struct control_plane_config {
-    const char *data_dir;                      /* the store and the token file */
-    const char *listen;                        /* the admin API's address */
-    const char *token;                         /* NULL: read DATA_DIR/token, or make one */
-    const char *who;                           /* "shoal server": names the token message */
+    const char *data_dir;      /* the store and the token file */
+    const char *listen;        /* the admin API's address */
+    const char *zipkin_listen; /* Zipkin's API (/api/v2/ only) also there; NULL: not */
+    const char *token;         /* NULL: read DATA_DIR/token, or make one */
+    const char *who;           /* "shoal server": names the token message */
     const struct admin_supervisor *supervisor; /* shoal up's hooks; NULL under shoal server */
     /* intentions: the manifest's default and rules (shoal up); every change of the set goes to
      * intentions_changed (the mesh), also once at open */

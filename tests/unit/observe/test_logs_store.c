@@ -7,6 +7,7 @@
 
 #include "observe/observe.h"
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,9 +309,114 @@ static void test_store__invalid_utf8_and_long_lines(void **state)
     fx_close(&fx);
 }
 
+/* Full text with ?service= and ?level=: the service and the level are tag tokens of the index
+ * (any name, whatever its characters); a word the user types never matches a tag. */
+static void test_store__words_with_service_and_level(void **state)
+{
+    struct fixture fx = {0};
+    struct found f = {0};
+    struct buf fts = BUF_INIT(1024);
+    struct sh_diag d = {{0}, {0}};
+    (void)state;
+
+    fx_open(&fx, &(struct obs_logs_config){.is_manual = true});
+    add(fx.st, 1000, "my-svc.v2", "a-1", OBS_STREAM_STDOUT, "WARN disk almost full");
+    add(fx.st, 2000, "my-svc.v2", "a-1", OBS_STREAM_STDOUT, "INFO disk fine");
+    add(fx.st, 3000, "my-svc", "b-1", OBS_STREAM_STDOUT, "ERROR disk gone");
+    add(fx.st, 4000, "other", "c-1", OBS_STREAM_STDOUT, "FATAL disk on fire g4");
+    assert_int_equal(obs_logs_flush(fx.st), 0);
+    assert_int_equal(obs_log_fts_query(SLICE("disk"), &fts, &d), 0);
+    struct obs_logs_query q = {.fts = fts.data, .service = "my-svc.v2"};
+    assert_int_equal(search(fx.st, &q, &f), 2);
+    q.min_level = OBS_LEVEL_WARN;
+    assert_int_equal(search(fx.st, &q, &f), 1);
+    assert_non_null(strstr(f.b.data, "almost full"));
+    q.service = "my-svc";
+    assert_int_equal(search(fx.st, &q, &f), 1);
+    assert_non_null(strstr(f.b.data, "gone"));
+    q.service = NULL;
+    q.min_level = OBS_LEVEL_ERROR;
+    assert_int_equal(search(fx.st, &q, &f), 2);
+    q.min_level = OBS_LEVEL_FATAL;
+    assert_int_equal(search(fx.st, &q, &f), 1);
+    q.service = "nobody";
+    assert_int_equal(search(fx.st, &q, &f), 0);
+    /* the tags are not words: "g4" is found in the one line that says it */
+    assert_int_equal(search_text(fx.st, "g4", &f), 1);
+    assert_int_equal(search_text(fx.st, "s6F74686572", &f), 0); /* "other" as a tag */
+    /* rows dropped by the bounds leave the index in step */
+    assert_int_equal(obs_logs_retain(fx.st, 4000 + 7ull * 24 * 3600 * 1000 - 1500), 0);
+    buf_reset(&fts);
+    assert_int_equal(obs_log_fts_query(SLICE("disk"), &fts, &d), 0);
+    q = (struct obs_logs_query){.fts = fts.data, .min_level = OBS_LEVEL_WARN};
+    assert_int_equal(search(fx.st, &q, &f), 2);
+    buf_release(&fts);
+    buf_release(&f.b);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(fx.path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "INSERT INTO logs_fts(logs_fts) VALUES ('integrity-check')", 0, 0, 0),
+        SQLITE_OK);
+    sqlite3_close(db);
+    fx_close(&fx);
+}
+
+/* A store of version 1 (no tags in the index) is migrated when opened: its lines are found
+ * by word, service and level. */
+static void test_store__migrates_version_1(void **state)
+{
+    struct fixture fx = {0};
+    struct found f = {0};
+    struct buf fts = BUF_INIT(1024);
+    struct sh_diag d = {{0}, {0}};
+    sqlite3 *db;
+    (void)state;
+
+    fx_open(&fx, &(struct obs_logs_config){.is_manual = true});
+    obs_logs_close(fx.st);
+    unlink(fx.path);
+    assert_int_equal(sqlite3_open(fx.path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(
+            db,
+            "CREATE TABLE logs(id INTEGER PRIMARY KEY AUTOINCREMENT, ms INTEGER NOT NULL,"
+            " service TEXT NOT NULL, instance TEXT NOT NULL, stream INTEGER NOT NULL,"
+            " level INTEGER NOT NULL, trace_id TEXT, span_id TEXT, message TEXT NOT NULL, raw "
+            "TEXT);"
+            "CREATE VIRTUAL TABLE logs_fts USING fts5(message, raw, content='logs',"
+            " content_rowid='id', tokenize='unicode61');"
+            "CREATE TRIGGER logs_ai AFTER INSERT ON logs BEGIN"
+            " INSERT INTO logs_fts(rowid, message, raw) VALUES (new.id, new.message, new.raw); END;"
+            "INSERT INTO logs(ms, service, instance, stream, level, message) VALUES"
+            " (1, 'api', 'api-1', 0, 5, 'ERROR old line kept'),"
+            " (2, 'web', 'web-1', 0, 3, 'INFO old line too');"
+            "PRAGMA user_version = 1;",
+            0, 0, 0),
+        SQLITE_OK);
+    sqlite3_close(db);
+    if (obs_logs_open(&(struct obs_logs_config){.path = fx.path, .is_manual = true}, &fx.st, &d))
+        fail_msg("open: %s: %s", d.where, d.what);
+    assert_int_equal(obs_log_fts_query(SLICE("old"), &fts, &d), 0);
+    assert_int_equal(search(fx.st, &(struct obs_logs_query){.fts = fts.data}, &f), 2);
+    assert_int_equal(search(fx.st, &(struct obs_logs_query){.fts = fts.data, .service = "api"}, &f),
+                     1);
+    assert_int_equal(
+        search(fx.st, &(struct obs_logs_query){.fts = fts.data, .min_level = OBS_LEVEL_ERROR}, &f),
+        1);
+    add(fx.st, 3, "api", "api-1", OBS_STREAM_STDOUT, "WARN new old line");
+    assert_int_equal(obs_logs_flush(fx.st), 0);
+    assert_int_equal(search(fx.st, &(struct obs_logs_query){.fts = fts.data, .service = "api"}, &f),
+                     2);
+    buf_release(&fts);
+    buf_release(&f.b);
+    fx_close(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        SH_TEST(test_store__words_with_service_and_level),
+        SH_TEST(test_store__migrates_version_1),
         SH_TEST(test_store__search_by_word_trace_and_filters),
         SH_TEST(test_store__newest_limit_oldest_first_and_follow),
         SH_TEST(test_store__bad_fts_expression_is_eparse_on_q),

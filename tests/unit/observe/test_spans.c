@@ -86,7 +86,9 @@ static void test_spans__flush_writes_and_queries_read(void **state)
     (void)state;
 
     fx_open(&fx);
-    assert_int_equal(obs_spans_open(&(struct obs_spans_config){.path = fx.path}, &st, &d), 0);
+    assert_int_equal(
+        obs_spans_open(&(struct obs_spans_config){.path = fx.path, .flush_ms = 3600000}, &st, &d),
+        0);
     make_span(&s, 1, 0, now_us, 5000, "api");
     assert_int_equal(obs_spans_add(st, &s), 0);
     make_span(&s, 1, 1, now_us + 10, 3000, "api");
@@ -223,7 +225,9 @@ static void test_spans__age_bound(void **state)
 
     fx_open(&fx);
     assert_int_equal(
-        obs_spans_open(&(struct obs_spans_config){.path = fx.path, .max_age_ms = 60000}, &st, &d),
+        obs_spans_open(
+            &(struct obs_spans_config){.path = fx.path, .max_age_ms = 60000, .is_manual = true},
+            &st, &d),
         0);
     make_span(&s, 1, 0, 1, 1, "old");
     assert_int_equal(obs_spans_add(st, &s), 0);
@@ -259,7 +263,10 @@ static void test_spans__buffer_is_bounded(void **state)
 
     fx_open(&fx);
     assert_int_equal(
-        obs_spans_open(&(struct obs_spans_config){.path = fx.path, .max_buffered = 3}, &st, &d), 0);
+        obs_spans_open(
+            &(struct obs_spans_config){.path = fx.path, .max_buffered = 3, .flush_ms = 3600000},
+            &st, &d),
+        0);
     struct trace_span four[4];
     for (uint32_t n = 0; n < 4; n++)
         make_span(&four[n], n + 1, 0, 1, 1, "a");
@@ -320,6 +327,60 @@ static void test_spans__a_rare_service_is_found_among_many(void **state)
     fx_close(&fx);
 }
 
+/* The writer thread writes a large batch while its opener goes on adding spans: an add never
+ * waits for the batch's transaction (it takes the lock only for as long as the writer swaps
+ * buffers), and a query then sees every span added before it. */
+static void test_spans__a_large_flush_does_not_block_adds(void **state)
+{
+    struct fixture fx;
+    struct obs_spans *st;
+    struct sh_diag d = {{0}, {0}};
+    struct trace_span s;
+    struct obs_spans_stats stats;
+    const uint32_t batch = 40000;
+    uint64_t t0, t1, worst = 0, adds = 0;
+    (void)state;
+
+    fx_open(&fx);
+    assert_int_equal(
+        obs_spans_open(&(struct obs_spans_config){.path = fx.path, .flush_ms = 3600000}, &st, &d),
+        0);
+    for (uint32_t n = 1; n <= batch; n++) {
+        make_span(&s, n, 0, 1700000000000000ull + n, 100, "bulk");
+        assert_int_equal(obs_spans_add(st, &s), 0);
+    }
+    t0 = sh_now_us();
+    obs_spans_kick(st);
+    /* while the batch is written (pending counts it until it is committed) */
+    while (obs_spans_pending(st) > adds) {
+        if (adds == 20000) continue; /* enough: the buffer is bounded */
+        uint64_t a = sh_now_us();
+        make_span(&s, batch + 1 + (uint32_t)adds, 0, 1700000000000000ull, 100, "live");
+        assert_int_equal(obs_spans_add(st, &s), 0);
+        uint64_t took = sh_now_us() - a;
+        if (took > worst) worst = took;
+        adds++;
+    }
+    t1 = sh_now_us();
+    print_message("a %u-span batch written in %.1f ms; %llu adds meanwhile, the slowest %.3f ms\n",
+                  batch, (double)(t1 - t0) / 1000.0, (unsigned long long)adds,
+                  (double)worst / 1000.0);
+    assert_true(t1 - t0 > 20000);     /* the batch took a while ... */
+    assert_true(adds > 100);          /* ... adds went on meanwhile ... */
+    assert_true(worst * 4 < t1 - t0); /* ... and none of them waited for it */
+    /* a query sees everything added before it, the adds made during the batch too */
+    assert_int_equal(obs_spans_stats(st, &stats), 0);
+    struct buf out = BUF_INIT(0);
+    assert_int_equal(obs_spans_services(st, &out), 0);
+    assert_string_equal(out.data, "[\"bulk\",\"live\"]");
+    assert_int_equal(obs_spans_stats(st, &stats), 0);
+    assert_int_equal(stats.spans, batch + adds);
+    assert_int_equal(obs_spans_pending(st), 0);
+    buf_release(&out);
+    obs_spans_close(st);
+    fx_close(&fx);
+}
+
 static void test_spans__open_fails_with_where(void **state)
 {
     struct obs_spans *st;
@@ -340,6 +401,7 @@ int main(void)
         SH_TEST(test_spans__age_bound),
         SH_TEST(test_spans__buffer_is_bounded),
         SH_TEST(test_spans__a_rare_service_is_found_among_many),
+        SH_TEST(test_spans__a_large_flush_does_not_block_adds),
         SH_TEST(test_spans__open_fails_with_where),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,7 +24,10 @@ static void test_authorize__table(void **state)
 {
     struct sec_token r = tok(SEC_SCOPE_READ, "", 0), w = tok(SEC_SCOPE_WRITE, "", 0),
                      a = tok(SEC_SCOPE_ADMIN, "", 0), exp = tok(SEC_SCOPE_ADMIN, "", 1000),
-                     pr = tok(SEC_SCOPE_READ, "config/greeter/", 0);
+                     pr = tok(SEC_SCOPE_READ, "config/greeter/", 0),
+                     inst = tok(SEC_SCOPE_READ, "config/greeter/", 0),
+                     inst_exp = tok(SEC_SCOPE_READ, "config/greeter/", 1000);
+    inst.may_ingest = inst_exp.may_ingest = true;
     struct {
         const struct sec_token *t;
         struct sec_request rq;
@@ -75,6 +78,15 @@ static void test_authorize__table(void **state)
          false,
          403,
          "scope 'read'"},
+        /* span ingest: an instance's token may, a prefix or read token without it may not */
+        {&inst, {.need = SEC_NEED_WRITE, .is_ingest = true}, true, 0, NULL},
+        {&pr, {.need = SEC_NEED_WRITE, .is_ingest = true}, false, 403, "scope 'read'"},
+        {&r, {.need = SEC_NEED_WRITE, .is_ingest = true}, false, 403, "scope 'read'"},
+        {&w, {.need = SEC_NEED_WRITE, .is_ingest = true}, true, 0, NULL},
+        {&inst_exp, {.need = SEC_NEED_WRITE, .is_ingest = true}, false, 401, "has expired"},
+        /* ... and nothing else beyond its keys */
+        {&inst, {.need = SEC_NEED_WRITE}, false, 403, "scope 'read'"},
+        {&inst, {.need = SEC_NEED_READ}, false, 403, "only use config keys"},
     };
     (void)state;
 

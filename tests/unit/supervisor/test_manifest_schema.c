@@ -284,6 +284,10 @@ static const struct bad bads[] = {
      "mesh: unknown key 'port' (allowed: listen, admin, identity, tracing)"},
     {"services:\n  a:\n    command: x\nmesh: {identity: strict}\n", "shoal.yaml:4:18",
      "mesh.identity: 'strict' is not optional or required"},
+    {"services:\n  a:\n    command: x\nobserve: {zipkin_port: 0}\n", "shoal.yaml:4:24",
+     "observe.zipkin_port: expected a number from 1 to 65535"},
+    {"services:\n  a:\n    command: x\nobserve: {zipkin: 9411}\n", "shoal.yaml:4:11",
+     "observe: unknown key 'zipkin' (allowed: zipkin_port)"},
     {"services:\n  a:\n    command: x\nsecurity: {default: block}\n", "shoal.yaml:4:21",
      "security.default: 'block' is not allow or deny"},
     {"services:\n  a:\n    command: x\nsecurity:\n  intentions:\n"
