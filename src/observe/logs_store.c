@@ -178,6 +178,8 @@ static int insert_one(struct obs_logs *st, const struct pend *p)
 }
 
 /* One transaction for the whole list; frees it. Lines of a failed batch are counted dropped. */
+static void pend_sanitize(struct pend *p);
+
 static int write_batch(struct obs_logs *st, struct pend *list)
 {
     uint64_t n = 0, total = 0;
@@ -186,6 +188,7 @@ static int write_batch(struct obs_logs *st, struct pend *list)
     for (struct pend *p = list; p; p = p->next) {
         total++;
         if (rc == 0) {
+            pend_sanitize(p); /* here, on the writer's thread, not on the caller's */
             rc = insert_one(st, p);
             n += rc == 0;
         }
@@ -467,6 +470,10 @@ static void utf8_sanitize(char *s, size_t n)
     size_t i = 0;
 
     while (i < n) {
+        if ((unsigned char)s[i] - 1u < 0x7fu) { /* ASCII but NUL: most bytes, no call */
+            i++;
+            continue;
+        }
         size_t k = sh_utf8_len((struct slice){s + i, n - i});
         if (k == 0 || s[i] == '\0') {
             s[i++] = '?';
@@ -477,6 +484,14 @@ static void utf8_sanitize(char *s, size_t n)
 }
 
 /* s cut at max bytes, between two UTF-8 characters. */
+/* Valid UTF-8 without NULs, each field (what is not becomes '?'). The writer's thread. */
+static void pend_sanitize(struct pend *p)
+{
+    utf8_sanitize(p->data, p->service_len);
+    utf8_sanitize(p->data + p->service_len + 1, p->instance_len);
+    utf8_sanitize(p->data + p->service_len + p->instance_len + 2, p->line_len);
+}
+
 static struct slice cut(struct slice s, size_t max)
 {
     if (s.len <= max) return s;
@@ -517,9 +532,6 @@ int obs_logs_add(struct obs_logs *st, const struct obs_log_entry *e)
     p->data[svc.len + 1 + inst.len] = '\0';
     memcpy(p->data + svc.len + inst.len + 2, line.ptr, line.len);
     p->data[size - sizeof(struct pend) - 1] = '\0';
-    utf8_sanitize(p->data, svc.len);
-    utf8_sanitize(p->data + svc.len + 1, inst.len);
-    utf8_sanitize(p->data + svc.len + inst.len + 2, line.len);
     pthread_mutex_lock(&st->mu);
     if (st->tail)
         st->tail->next = p;

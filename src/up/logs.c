@@ -162,11 +162,24 @@ struct access_ctx {
     struct up *u;
     const char *name;
     uint64_t ms;
+    uint64_t deadline_ns; /* past it, this drain's remaining lines are dropped (counted) */
+    uint32_t n;
+    bool over;
 };
+
+/* At most UP_ACCESS_BUDGET_US of the control loop per drain: past it the lines already taken
+ * from the workers are dropped and counted, so that a flood of requests never delays the
+ * health checks, the registry and the API on this loop. */
+enum { UP_ACCESS_BUDGET_US = 10000 };
 
 static void access_line(void *data, struct slice line)
 {
     struct access_ctx *c = data;
+    if (c->over || (++c->n % 64 == 0 && uv_hrtime() > c->deadline_ns)) {
+        c->over = true;
+        c->u->access_dropped++;
+        return;
+    }
     struct obs_log_entry e = {.ms = c->ms,
                               .service = slice_from_cstr(c->name),
                               .instance = slice_from_cstr(c->name),
@@ -178,7 +191,10 @@ static void access_line(void *data, struct slice line)
 
 void up_access_drain(struct up *u, struct proxy_gateway *gw, const char *name)
 {
-    struct access_ctx c = {.u = u, .name = name, .ms = sh_wall_ms()};
+    struct access_ctx c = {.u = u,
+                           .name = name,
+                           .ms = sh_wall_ms(),
+                           .deadline_ns = uv_hrtime() + UP_ACCESS_BUDGET_US * 1000ull};
 
     if (gw && u->logs) (void)proxy_gateway_access_drain(gw, access_line, &c);
 }

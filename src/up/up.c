@@ -348,11 +348,18 @@ static void store_span(void *data, const struct trace_span *s)
     if (u->cp.spans) obs_spans_drain_fn(u->cp.spans, s);
 }
 
+/* At most UP_SPAN_DRAIN_BUDGET_US of the control loop per tick, in chunks: what is left waits in
+ * the workers' rings for the next tick (full rings drop and count), so that a flood of spans
+ * never delays the health checks, the registry and the API on this loop. */
 static void drain_spans(uv_timer_t *t)
 {
     struct up *u = t->data;
+    uint64_t start = uv_hrtime();
 
-    trace_queue_drain(u->spans, 0, u->span_sink, u->span_sink_data);
+    while (trace_queue_drain(u->spans, UP_SPAN_DRAIN_CHUNK, u->span_sink, u->span_sink_data) ==
+               UP_SPAN_DRAIN_CHUNK &&
+           uv_hrtime() - start < UP_SPAN_DRAIN_BUDGET_US * 1000u)
+        ;
 }
 
 static int start_spans(struct up *u)

@@ -139,9 +139,10 @@ struct up {
     struct up_logline *log; /* UP_LOG_LINES slots; log_next is the oldest once full */
     size_t log_next, log_count;
     uint64_t log_seq;
-    FILE *logfile;         /* DATA_DIR/logs/services.log, or NULL */
-    struct obs_logs *logs; /* cp.logs: output and access lines, searchable; may be NULL */
-    bool logs_warned;      /* a refused line was logged once */
+    FILE *logfile;           /* DATA_DIR/logs/services.log, or NULL */
+    struct obs_logs *logs;   /* cp.logs: output and access lines, searchable; may be NULL */
+    bool logs_warned;        /* a refused line was logged once */
+    uint64_t access_dropped; /* access lines dropped over a drain's time budget (logs.c) */
     /* spans per hop: both proxies push into one queue (a shard per worker), drained every
      * UP_SPAN_DRAIN_MS on this loop into span_sink (the span store's ingest, once there is
      * one; until then it counts them) */
@@ -156,6 +157,7 @@ struct up {
 };
 
 enum { UP_SPAN_DRAIN_MS = 50, UP_SPAN_RING = 16384 }; /* 60k spans/s per worker fit */
+enum { UP_SPAN_DRAIN_CHUNK = 256, UP_SPAN_DRAIN_BUDGET_US = 10000 }; /* 20% of the loop at most */
 
 /* history.c: the metrics history's sampler (cp.history) */
 void up_history_tick(struct up *u);    /* after each load sample (once a second) */
