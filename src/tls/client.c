@@ -59,7 +59,8 @@ int tls_client_new(const struct tls_client_config *cfg, struct tls_client **out,
 
     *out = NULL;
     if ((rc = readable(cfg->cert.cert, "certificate", d)) < 0 ||
-        (rc = readable(cfg->cert.key, "key", d)) < 0 || (rc = readable(cfg->ca, "CA bundle", d)) < 0)
+        (rc = readable(cfg->cert.key, "key", d)) < 0 ||
+        (rc = readable(cfg->ca, "CA bundle", d)) < 0)
         return rc;
     ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) return fail_ssl(d, cfg->cert.cert, "cannot make a TLS context", SH_ENOMEM);
@@ -142,8 +143,8 @@ int tls__cert_spiffe(X509 *x, char *out, size_t cap)
 
 static bool name_byte(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
 }
 
 bool tls_spiffe_service(const char *id, const char *trust_domain, char *out, size_t cap)
