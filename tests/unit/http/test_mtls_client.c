@@ -199,7 +199,8 @@ static void r_done(struct http_creq *cr, int rc, void *data)
 
 static void call(struct fixture *f, struct tls_client *tcl, const char *expect, struct result *r)
 {
-    static const struct http_creq_handlers h = {.on_head = r_head, .on_body = r_body, .on_done = r_done};
+    static const struct http_creq_handlers h = {
+        .on_head = r_head, .on_body = r_body, .on_done = r_done};
     struct http_request_desc d = {
         .addr = (struct sockaddr *)&f->addr,
         .method = SLICE("GET"),
