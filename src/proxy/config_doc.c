@@ -1196,11 +1196,57 @@ static int read_tls(struct rd *r, const struct sh_node *v)
     return 0;
 }
 
+static int read_inbound(struct rd *r, const struct sh_node *v)
+{
+    static const char *const keys[] = {"listen", "certs", "client_ca", "trust_domain", NULL};
+    static const char *const ckeys[] = {"cert", "key", NULL};
+    struct proxy_inbound *t = &r->cfg->inbound;
+    const struct sh_node *x, *certs;
+    struct sockaddr_storage ss;
+    struct sh_diag ad;
+    char path[64];
+
+    SH_TRY(sh_node_expect(v, SH_NODE_MAP, "inbound", r->d));
+    SH_TRY(sh_node_check_keys(v, keys, "inbound", r->d));
+    SH_TRY(sh_node_require(v, "listen", "inbound", &x, r->d));
+    SH_TRY(get_str(r, x, "inbound.listen", &t->listen));
+    if (sh_listen_parse(t->listen, &ss, &ad) < 0)
+        return fail_at(r, x, "inbound.listen: %s", ad.what);
+    SH_TRY(sh_node_require(v, "client_ca", "inbound", &x, r->d));
+    SH_TRY(get_str(r, x, "inbound.client_ca", &t->client_ca));
+    SH_TRY(sh_node_require(v, "trust_domain", "inbound", &x, r->d));
+    SH_TRY(get_str(r, x, "inbound.trust_domain", &t->trust_domain));
+    if (!t->trust_domain[0] || strchr(t->trust_domain, '/'))
+        return fail_at(r, x, "inbound.trust_domain: '%s' is not a trust domain", t->trust_domain);
+    SH_TRY(sh_node_require(v, "certs", "inbound", &certs, r->d));
+    SH_TRY(sh_node_expect(certs, SH_NODE_SEQ, "inbound.certs", r->d));
+    if (certs->count == 0 || certs->count > TLS_MAX_CERTS)
+        return fail_at(r, certs, "inbound.certs: give 1 to %d certificates", TLS_MAX_CERTS);
+    t->certs = arena_alloc(&r->cfg->arena, certs->count * sizeof(*t->certs));
+    if (!t->certs) return SH_ENOMEM;
+    for (size_t i = 0; i < certs->count; i++) {
+        const struct sh_node *c = certs->items[i];
+        sh_fmt(path, sizeof(path), "inbound.certs[%zu]", i);
+        SH_TRY(sh_node_expect(c, SH_NODE_MAP, path, r->d));
+        SH_TRY(sh_node_check_keys(c, ckeys, path, r->d));
+        SH_TRY(sh_node_require(c, "cert", path, &x, r->d));
+        SH_TRY(get_str(r, x, sh_fmt(path, sizeof(path), "inbound.certs[%zu].cert", i),
+                       &t->certs[i].cert));
+        SH_TRY(sh_node_require(c, "key", path, &x, r->d));
+        SH_TRY(get_str(r, x, sh_fmt(path, sizeof(path), "inbound.certs[%zu].key", i),
+                       &t->certs[i].key));
+        t->ncerts = (uint32_t)i + 1;
+    }
+    t->is_set = true;
+    return 0;
+}
+
 static int read_top(struct rd *r, const struct sh_node *root)
 {
     static const char *const keys[] = {"listen",   "workers",       "admin",    "access_log",
                                        "limits",   "control_plane", "clusters", "routes",
-                                       "identity", "tracing",       "tls",      NULL};
+                                       "identity", "tracing",       "tls",      "inbound",
+                                       NULL};
     static const char *const lkeys[] = {"max_request_line", "max_field_line", "max_head",
                                         "max_fields",       "max_body",       NULL};
     struct proxy_config *cfg = r->cfg;
@@ -1234,6 +1280,7 @@ static int read_top(struct rd *r, const struct sh_node *root)
         SH_TRY(sh_node_bool(v, "access_log", &cfg->access_log, r->d));
     if ((v = sh_node_get(root, "identity"))) SH_TRY(read_identity(r, v, &cfg->identity));
     if ((v = sh_node_get(root, "tls"))) SH_TRY(read_tls(r, v));
+    if ((v = sh_node_get(root, "inbound"))) SH_TRY(read_inbound(r, v));
     if ((v = sh_node_get(root, "tracing"))) {
         SH_TRY(sh_schema_read(&tracing_schema, v, "tracing", &cfg->tracing, r, r->d));
         cfg->tracing.is_set = true;

@@ -136,6 +136,19 @@ static int collect_names(struct tls__cert *c, X509 *x)
     if (sans) {
         for (int i = 0; rc == 0 && i < sk_GENERAL_NAME_num(sans); i++) {
             const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
+            if (gn->type == GEN_URI) {
+                /* a SPIFFE leaf (spiffe://td/service/NAME) answers to its service name, so a
+                 * mesh's inbound listener picks the destination service's by SNI */
+                const char *u =
+                    (const char *)ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier);
+                size_t n = (size_t)ASN1_STRING_length(gn->d.uniformResourceIdentifier);
+                const char *svc = n > 9 && !memcmp(u, "spiffe://", 9) && !memchr(u, '\0', n)
+                                      ? strstr(u + 9, "/service/")
+                                      : NULL;
+                if (svc && !strchr(svc + 9, '/'))
+                    rc = add_name(c, svc + 9, n - (size_t)(svc + 9 - u));
+                continue;
+            }
             if (gn->type != GEN_DNS) continue;
             rc = add_name(c, (const char *)ASN1_STRING_get0_data(gn->d.dNSName),
                           (size_t)ASN1_STRING_length(gn->d.dNSName));
