@@ -673,6 +673,18 @@ static void fwd_start_attempt(struct fwd *f)
         return;
     }
     f->tried |= 1ull << (f->ep % 64);
+    struct tls_client *tls = NULL;
+    if (cl->mtls.is_set) {
+        /* another mesh: present the calling service's own certificate (ztunnel-style) */
+        const struct proxy_config *cfg = f->st->cfg;
+        for (uint32_t k = 0; k < cfg->nidentities && !tls; k++)
+            if (strcmp(cfg->identities[k].service, f->caller_service) == 0) tls = cl->mtls.by_id[k];
+        if (!tls) {
+            fail_request(f, 403, "the caller has no identity here to call another mesh with", NULL,
+                         NULL);
+            return;
+        }
+    }
     uint64_t left = f->deadline_ms - now;
     struct http_request_desc d = {
         .addr = (const struct sockaddr *)&cl->endpoints[f->ep].addr,
@@ -689,6 +701,9 @@ static void fwd_start_attempt(struct fwd *f)
         .connect_timeout_ms = cl->timeouts.connect_ms,
         .idle_timeout_ms = cl->timeouts.idle_ms,
         .max_pending = cl->breaker.max_pending,
+        .tls = tls,
+        .tls_name = cl->mtls.server_name,
+        .tls_expect_id = cl->mtls.identity,
     };
     if (d.host.len == 0) d.host = SLICE("localhost");
     f->attempts++;

@@ -100,8 +100,20 @@ struct proxy_endpoint {
                           * carries over); 0 for static endpoints */
 };
 
+/* mTLS to a cluster that lives in another mesh (mtls: in a cluster; docs/security.md, "mTLS
+ * between meshes"): each request presents its caller's certificate (the config's identities)
+ * and the server must prove identity; a caller with no identity here gets 403. */
+struct proxy_mtls {
+    bool is_set;
+    const char *identity;      /* the server's SPIFFE ID, e.g. spiffe://td/service/names */
+    const char *ca;            /* the bundle the server's certificate chains to */
+    const char *server_name;   /* SNI; default the identity's service name */
+    struct tls_client **by_id; /* derived: one per config identity (owned by the config) */
+};
+
 struct proxy_cluster {
     const char *name;
+    struct proxy_mtls mtls;
     const char *service; /* registry-fed: endpoints come from this service (else static) */
     struct proxy_endpoint *endpoints;
     uint32_t nendpoints;
@@ -270,8 +282,17 @@ struct proxy_inbound {
     const char *trust_domain;
 };
 
+/* A certificate the node proxy holds for one of its services (identities: in the config). */
+struct proxy_identity_cert {
+    const char *service, *cert, *key;
+};
+
 struct proxy_config {
     const char *listen; /* "127.0.0.1:8080" */
+    struct proxy_identity_cert *identities;
+    uint32_t nidentities;
+    struct tls_client **tls_clients; /* every cluster's by_id entries, freed with the config */
+    uint32_t ntls_clients;
     struct proxy_tls tls;
     struct proxy_inbound inbound;
     const char *control_plane;       /* admin API address for registry-fed clusters, or NULL */

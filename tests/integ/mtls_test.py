@@ -36,6 +36,7 @@ class Fixture:
         self.leaf("names", "caA", "spiffe://a.test/service/names")
         self.leaf("caller", "caA", "spiffe://a.test/service/caller")
         self.leaf("intruder", "caB", "spiffe://b.test/service/caller")
+        self.leaf("gateway", "caA", "spiffe://a.test/service/gateway")
         self.echo = lib.Echo("--name", "names")
         self.port, self.inbound = lib.free_port(), lib.free_port()
         cfg = f"{d}/mesh.yaml"
@@ -66,6 +67,34 @@ routes:
         threading.Thread(target=lambda: [self.log.append(x) for x in self.proc.stderr],
                          daemon=True).start()
         threading.Thread(target=lambda: [self.lines.append(x) for x in self.proc.stdout],
+                         daemon=True).start()
+        # the other side: a gateway (caller "gateway") that calls names over mTLS with its
+        # own certificate, and a cluster that expects another identity from the same listener
+        self.front = lib.free_port()
+        cfg = f"{d}/front.yaml"
+        with open(cfg, "w") as f:
+            f.write(f"""listen: 127.0.0.1:{self.front}
+workers: 1
+identities:
+  - {{service: gateway, cert: {d}/gateway.crt, key: {d}/gateway.key}}
+clusters:
+  - name: names
+    endpoints: ["127.0.0.1:{self.inbound}"]
+    mtls: {{identity: "spiffe://a.test/service/names", ca: {d}/caA.crt}}
+  - name: impostor
+    endpoints: ["127.0.0.1:{self.inbound}"]
+    mtls: {{identity: "spiffe://a.test/service/billing", ca: {d}/caA.crt, server_name: names}}
+routes:
+  - {{name: impostor, match: {{prefix: /impostor}}, cluster: impostor}}
+  - {{name: names, match: {{prefix: /}}, cluster: names}}
+""")
+        self.fproc = subprocess.Popen([SHOAL, "gateway", "-c", cfg, "--grace", "1s"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                      text=True)
+        line = self.fproc.stderr.readline()
+        assert line and json.loads(line)["msg"] == "gateway listening", line
+        self.flog = []
+        threading.Thread(target=lambda: [self.flog.append(x) for x in self.fproc.stderr],
                          daemon=True).start()
 
     def leaf(self, name, ca, uri):
@@ -108,9 +137,10 @@ routes:
         return rows
 
     def stop(self):
+        lib.terminate(self.fproc)
         lib.terminate(self.proc)
         self.echo.stop()
-        bad = [x for x in self.log if "Sanitizer" in x or "runtime error" in x]
+        bad = [x for x in self.log + self.flog if "Sanitizer" in x or "runtime error" in x]
         if bad:
             print("FAIL sanitizer report from the gateway:\n" + "".join(self.log[-40:]))
             sys.exit(1)
@@ -126,6 +156,28 @@ def test_caller_certificate_names_the_caller(fx):
     lib.wait_until(lambda: len([r for r in fx.access() if r["caller"] == "caller"]) >= 2,
                    what="two access log lines with caller=caller")
     assert not [r for r in fx.access() if r["caller"] != "caller"], fx.access()
+
+
+def test_gateway_calls_other_mesh_with_its_certificate(fx):
+    for i in range(3):  # pooled: one handshake serves them all
+        c = http.client.HTTPConnection("127.0.0.1", fx.front, timeout=10)
+        c.request("GET", f"/from-front/{i}", headers={"Host": "names"})
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        assert r.status == 200, (r.status, body)
+    lib.wait_until(lambda: len([r for r in fx.access() if r["caller"] == "gateway"]) >= 3,
+                   what="the inbound side naming the caller 'gateway' from its certificate")
+
+
+def test_wrong_server_identity_refused(fx):
+    c = http.client.HTTPConnection("127.0.0.1", fx.front, timeout=10)
+    c.request("GET", "/impostor", headers={"Host": "names"})
+    r = c.getresponse()
+    r.read()
+    c.close()
+    assert r.status == 502, r.status
+    assert not [x for x in fx.access() if "/impostor" in x.get("path", x.get("target", ""))]
 
 
 def test_sni_picks_service_certificate_and_tls13(fx):
