@@ -428,6 +428,12 @@ static void collect_tick(uv_timer_t *t)
 {
     struct proxy_gateway *gw = t->data;
 
+    if (gw->inbound_tls) { /* the mesh's leaves renewed */
+        struct sh_diag d = {0};
+        if (tls_server_check_files(gw->inbound_tls, &d) < 0)
+            SH_LOG(SH_ERROR, "proxy", "cannot load the inbound listener's new certificates",
+                   LF_STR("where", d.where), LF_STR("error", d.what));
+    }
     if (gw->tls) { /* certificate files replaced: new handshakes get the new ones */
         struct sh_diag d = {0};
         int rc = tls_server_check_files(gw->tls, &d);
