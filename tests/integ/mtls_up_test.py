@@ -177,6 +177,8 @@ security:
         if pb:
             lib.terminate(pb)
         lib.terminate(pa)
+    bad = [x for x in log_a + log_b if "Sanitizer" in x or "runtime error" in x]
+    checks.result("no_sanitizer_report", not bad, "".join(bad[:20]))
     return checks.summary()
 
 
