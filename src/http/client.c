@@ -599,6 +599,7 @@ static void tls_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         c->in.data[c->in.len] = '\0';
     }
     eof = rc == TLS_EOF;
+    if (eof && c->handshaking) rc = SH_EPROTO; /* close_notify before the handshake ended */
     if (rc < 0) {
         tls_fail(c, rc == SH_ENOMEM ? SH_ENOMEM : SH_EPROTO);
         return;

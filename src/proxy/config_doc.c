@@ -284,8 +284,9 @@ static int read_mtls(struct rd *r, const struct sh_node *v, const char *p, struc
     static const char *const keys[] = {"identity", "ca", "server_name", NULL};
     struct proxy_mtls *t = &cl->mtls;
     const struct sh_node *x;
-    const char *path = pathf(r, "%s.mtls", p);
-    char svc[64];
+    char path[192], svc[64];
+
+    snprintf(path, sizeof(path), "%s.mtls", p);
 
     SH_TRY(sh_node_expect(v, SH_NODE_MAP, path, r->d));
     SH_TRY(sh_node_check_keys(v, keys, path, r->d));
