@@ -8,14 +8,60 @@
 #include "tls/tls_int.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <sys/stat.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
 
+/* Clients are shared: a config rebuilt from the same files (the mesh rebuilds its config on
+ * every discovery change) gets the same tls_client, so the HTTP client's pools, keyed by it,
+ * keep their connections. A file that changed (size, mtime, inode) makes a new one. */
 struct tls_client {
     SSL_CTX *ctx;
+    uint32_t refs;  /* under cache_mu */
+    char *files[3]; /* cert, key, ca */
+    struct stat st[3];
+    struct tls_client *next;
 };
+
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct tls_client *cache;
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* A live client for these files as they are now (with a reference), or NULL. */
+static struct tls_client *cache_find(const char *const files[3], const struct stat st[3])
+{
+    struct tls_client *c;
+
+    pthread_mutex_lock(&cache_mu);
+    for (c = cache; c; c = c->next) {
+        bool same = true;
+        for (int i = 0; i < 3 && same; i++)
+            same = !strcmp(c->files[i], files[i]) && same_file(&c->st[i], &st[i]);
+        if (same) {
+            c->refs++;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&cache_mu);
+    return c;
+}
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s);
+    char *p = sh_malloc(n + 1);
+
+    if (p) memcpy(p, s, n + 1);
+    return p;
+}
 
 static int fail_ssl(struct sh_diag *d, const char *file, const char *what, int rc)
 {
@@ -53,6 +99,8 @@ static int readable(const char *file, const char *what, struct sh_diag *d)
 
 int tls_client_new(const struct tls_client_config *cfg, struct tls_client **out, struct sh_diag *d)
 {
+    const char *const files[3] = {cfg->cert.cert, cfg->cert.key, cfg->ca};
+    struct stat st[3];
     struct tls_client *tcl;
     SSL_CTX *ctx;
     int rc;
@@ -62,6 +110,9 @@ int tls_client_new(const struct tls_client_config *cfg, struct tls_client **out,
         (rc = readable(cfg->cert.key, "key", d)) < 0 ||
         (rc = readable(cfg->ca, "CA bundle", d)) < 0)
         return rc;
+    for (int i = 0; i < 3; i++)
+        if (stat(files[i], &st[i]) != 0) memset(&st[i], 0, sizeof(st[i]));
+    if ((*out = cache_find(files, st)) != NULL) return 0;
     ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) return fail_ssl(d, cfg->cert.cert, "cannot make a TLS context", SH_ENOMEM);
     SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
@@ -92,6 +143,22 @@ int tls_client_new(const struct tls_client_config *cfg, struct tls_client **out,
         goto fail;
     }
     tcl->ctx = ctx;
+    tcl->refs = 1;
+    for (int i = 0; i < 3; i++) {
+        tcl->files[i] = dup_str(files[i]);
+        tcl->st[i] = st[i];
+        if (!tcl->files[i]) {
+            for (int k = 0; k < i; k++)
+                sh_free(tcl->files[k]);
+            sh_free(tcl);
+            rc = SH_ENOMEM;
+            goto fail;
+        }
+    }
+    pthread_mutex_lock(&cache_mu);
+    tcl->next = cache;
+    cache = tcl;
+    pthread_mutex_unlock(&cache_mu);
     *out = tcl;
     return 0;
 fail:
@@ -102,8 +169,24 @@ fail:
 
 void tls_client_free(struct tls_client *tcl)
 {
+    struct tls_client **link;
+
     if (!tcl) return;
+    pthread_mutex_lock(&cache_mu);
+    if (--tcl->refs > 0) {
+        pthread_mutex_unlock(&cache_mu);
+        return;
+    }
+    for (link = &cache; *link; link = &(*link)->next) {
+        if (*link == tcl) {
+            *link = tcl->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&cache_mu);
     SSL_CTX_free(tcl->ctx);
+    for (int i = 0; i < 3; i++)
+        sh_free(tcl->files[i]);
     sh_free(tcl);
 }
 

@@ -132,7 +132,9 @@ struct tls_client_config {
 };
 struct tls_client;
 /* 0 and *out, or SH_ENOENT/SH_EPERM/SH_EPARSE/SH_EINVAL/SH_ENOMEM with d naming the file.
- * Threads: shared; free it while connections run (they keep what they use). */
+ * The same three files, unchanged (inode, size, mtime), give the same client (counted), so
+ * connection pools keyed by it survive a rebuilt config; a changed file gives a new one.
+ * Threads: any; free it while connections run (they keep what they use). */
 SH_MUST_CHECK int tls_client_new(const struct tls_client_config *cfg, struct tls_client **out,
                                  struct sh_diag *d);
 void tls_client_free(struct tls_client *tcl); /* NULL: no-op */

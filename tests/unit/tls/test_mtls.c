@@ -312,6 +312,23 @@ static void test_mtls__client_bad_files(void **state)
     ERR_clear_error();
 }
 
+static void test_mtls__clients_shared_until_files_change(void **state)
+{
+    struct tls_client *a = client("caller", "caA"), *b = client("caller", "caA"), *c, *o;
+
+    (void)state;
+    assert_ptr_equal(a, b); /* a rebuilt config keeps its pools */
+    o = client("names", "caA");
+    assert_ptr_not_equal(a, o);
+    make("caller", "caA", "URI:spiffe://a.test/service/caller"); /* renewed: new files */
+    c = client("caller", "caA");
+    assert_ptr_not_equal(a, c);
+    tls_client_free(a);
+    tls_client_free(b); /* the last reference: gone */
+    tls_client_free(c);
+    tls_client_free(o);
+}
+
 static void test_spiffe__service_table(void **state)
 {
     char n[16];
@@ -337,6 +354,7 @@ int main(void)
         T(test_mtls__wrong_server_identity),
         T(test_mtls__server_refuses_untrusted_and_anonymous),
         T(test_mtls__client_bad_files),
+        T(test_mtls__clients_shared_until_files_change),
         T(test_spiffe__service_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
