@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* fuzz/fuzz_manifest.c: the whole input is YAML for manifest_read_buf. On success the tree is
+/* fuzz/fuzz_manifest.c: the whole input is YAML for manifest_read_buf, then the manifest's
+ * schema (manifest_from_doc) and the mesh's config doc over what parses. On success the tree is
  * walked and its invariants checked (positions are 1-based, text is terminated, map keys are
  * non-empty scalars, nesting stays within the limit), and every typed reader runs on every
  * node, so their messages are built from arbitrary text too. On failure the diagnostic must
@@ -111,6 +112,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         assert(doc && doc->root);
         assert(doc->node_count <= MANIFEST_MAX_NODES);
         walk(doc->root, 0);
+        {
+            /* the schema over arbitrary trees (mesh.inbound, remote_services...), and the
+             * mesh's config built from what it accepts */
+            struct manifest *m = NULL;
+            struct sh_diag md = {{0}, {0}};
+            int mrc = manifest_from_doc(doc, &m, &md);
+            assert(mrc == 0 || mrc == SH_EPARSE || mrc == SH_ETOOBIG || mrc == SH_ENOMEM);
+            assert(mrc == 0 || mrc == SH_ENOMEM || md.what[0] != '\0');
+            if (mrc == 0) {
+                struct sh_doc *mesh = NULL;
+                if (manifest_mesh_doc(m, &mesh) == 0) sh_doc_free(mesh);
+                manifest_free(m);
+            }
+        }
         sh_doc_free(doc);
     } else {
         assert(!doc);

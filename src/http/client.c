@@ -55,6 +55,8 @@ struct cl_conn {
     uint64_t since_ms, armed_deadline;
     int open_handles;
     bool connecting, closing, reading, idle, used_before, timer_armed;
+    struct tls_conn *tls; /* mTLS pools: NULL until connected */
+    bool handshaking;     /* connected, TLS handshake running */
 };
 
 struct cl_pool {
@@ -66,6 +68,9 @@ struct cl_pool {
     /* per-upstream settings (http_request_desc; 0 = the client's): part of the pool's key,
      * so two callers with different settings for one address get a pool each */
     uint32_t connect_timeout_ms, idle_timeout_ms, max_pending;
+    /* mTLS (part of the key too): the caller's context, SNI, the server's expected ID */
+    struct tls_client *tls;
+    char tls_name[256], tls_expect[TLS_ID_MAX];
 };
 
 struct http_client {
@@ -78,6 +83,7 @@ struct http_client {
     uint32_t npool;
     int open_handles;
     bool freeing;
+    char *tls_scratch; /* ciphertext read buffer (mTLS pools), made on first use */
 };
 
 static void conn_close(struct cl_conn *c);
@@ -193,6 +199,7 @@ static void client_maybe_free(struct http_client *cl)
         next = p->next;
         sh_free(p);
     }
+    sh_free(cl->tls_scratch);
     sh_free(cl);
 }
 
@@ -205,6 +212,7 @@ static void conn_handle_closed(uv_handle_t *h)
     http_parser_release(&c->parser);
     http__wq_release(&c->wq);
     buf_release(&c->in);
+    tls_conn_free(c->tls);
     sh_free(c);
     cl->open_handles--;
     client_maybe_free(cl);
@@ -272,7 +280,7 @@ static uint64_t conn_deadline(const struct cl_conn *c)
     const struct http_creq *cr = c->cr;
     uint64_t d = UINT64_MAX;
 
-    if (c->connecting)
+    if (c->connecting || c->handshaking)
         d = c->since_ms +
             (c->pool->connect_timeout_ms ? c->pool->connect_timeout_ms : cfg->connect_timeout_ms);
     if (c->idle)
@@ -317,6 +325,9 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
 }
 
 static void conn_release_to_pool(struct cl_conn *c);
+static void conn_got(struct cl_conn *c, ssize_t nread);
+static void tls_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b);
+static void tls_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
 
 /* Feeds the buffered response bytes to the parser and the handlers. */
 static void conn_process(struct cl_conn *c)
@@ -384,6 +395,14 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (nread > 0) {
         c->in.len += (size_t)nread;
         c->in.data[c->in.len] = '\0';
+    }
+    conn_got(c, nread);
+}
+
+/* n > 0: plaintext was appended to c->in; else the stream ended (a libuv code). */
+static void conn_got(struct cl_conn *c, ssize_t nread)
+{
+    if (nread > 0) {
         conn_process(c);
         if (!c->closing && c->cr) {
             /* keep an incomplete head in place: the parser needs it contiguous */
@@ -417,9 +436,11 @@ static void conn_update(struct cl_conn *c)
     bool want;
 
     if (c->closing) return;
-    want = !c->connecting && (c->idle || (c->cr && !c->cr->paused));
+    want = !c->connecting && (c->handshaking || c->idle || (c->cr && !c->cr->paused));
     if (want && !c->reading) {
-        if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0) c->reading = true;
+        if (uv_read_start((uv_stream_t *)&c->tcp, c->tls ? tls_alloc_cb : alloc_cb,
+                          c->tls ? tls_read_cb : read_cb) == 0)
+            c->reading = true;
     } else if (!want && c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
@@ -502,6 +523,141 @@ static void conn_release_to_pool(struct cl_conn *c)
     conn_update(c);
 }
 
+static void connected(struct cl_conn *c);
+
+/* ------------------------------------------------------------------------------------------
+ * mTLS: ciphertext from the socket goes into the TLS connection, plaintext into in; the write
+ * queue seals what we write (http__wq_seal). Requests are assigned once the handshake is done.
+ * ------------------------------------------------------------------------------------------ */
+static void tls_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    struct cl_conn *c = h->data;
+
+    (void)hint;
+    if (!c->cl->tls_scratch) c->cl->tls_scratch = sh_malloc(READ_CHUNK);
+    *b = uv_buf_init(c->cl->tls_scratch, c->cl->tls_scratch ? READ_CHUNK : 0);
+}
+
+/* The TLS connection failed (or memory ran out): the request ends, never retried. */
+static void tls_fail(struct cl_conn *c, int rc)
+{
+    if (c->tls && tls_conn_failure(c->tls) != TLS_FAIL_NONE) {
+        c->cl->stats.tls_failures++;
+        (void)http__wq_seal(&c->wq); /* the alert, if the socket still takes it */
+    }
+    c->wq.tls = NULL;
+    if (c->handshaking) {
+        struct http_creq *cr = c->cr;
+        c->handshaking = false;
+        c->cr = NULL;
+        conn_close(c);
+        if (cr) {
+            cr->conn = NULL;
+            creq_done(cr, rc);
+        }
+        return;
+    }
+    conn_fail(c, rc);
+}
+
+static void tls_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct cl_conn *c = s->data;
+    size_t before = c->in.len;
+    bool eof = false;
+    int rc = 0;
+
+    if (nread == 0) return;
+    if (nread < 0) {
+        if (c->handshaking) {
+            tls_fail(c, SH_EPROTO);
+            return;
+        }
+        if (c->idle || !c->cr) {
+            c->cl->stats.idle_closed_by_peer++;
+            conn_close(c);
+            return;
+        }
+        conn_got(c, nread);
+        return;
+    }
+    if (tls_conn_feed(c->tls, b->base, (size_t)nread) < 0) {
+        tls_fail(c, SH_ENOMEM);
+        return;
+    }
+    for (;;) {
+        uv_buf_t room;
+        size_t n;
+        http__read_space(&c->in, READ_CHUNK, &room);
+        if (!room.base) {
+            rc = SH_ENOMEM;
+            break;
+        }
+        rc = tls_conn_read(c->tls, room.base, room.len, &n);
+        if (rc != 0) break;
+        c->in.len += n;
+        c->in.data[c->in.len] = '\0';
+    }
+    eof = rc == TLS_EOF;
+    if (eof && c->handshaking) rc = SH_EPROTO; /* close_notify before the handshake ended */
+    if (rc < 0) {
+        tls_fail(c, rc == SH_ENOMEM ? SH_ENOMEM : SH_EPROTO);
+        return;
+    }
+    if (http__wq_seal(&c->wq) < 0) { /* handshake records */
+        tls_fail(c, SH_ENOMEM);
+        return;
+    }
+    http__wq_mark(&c->wq);
+    if (c->handshaking && tls_conn_is_established(c->tls)) {
+        c->handshaking = false;
+        c->cl->stats.tls_handshakes++;
+        connected(c);
+        if (c->closing) return;
+    }
+    if (c->in.len > before) {
+        if (c->idle || !c->cr) { /* plaintext nobody asked for: not reusable */
+            c->cl->stats.idle_closed_by_peer++;
+            conn_close(c);
+            return;
+        }
+        conn_got(c, (ssize_t)(c->in.len - before));
+        if (c->closing) return;
+    }
+    if (eof && !c->handshaking) {
+        if (c->idle || !c->cr) {
+            conn_close(c);
+            return;
+        }
+        conn_got(c, UV_EOF);
+    }
+}
+
+/* TCP is up: starts the handshake (the ClientHello goes out with the next flush). */
+static void tls_start(struct cl_conn *c)
+{
+    struct cl_pool *pool = c->pool;
+    char none[1];
+    size_t n;
+    int rc;
+
+    rc = tls_client_conn_new(pool->tls, pool->tls_name[0] ? pool->tls_name : NULL,
+                             pool->tls_expect[0] ? pool->tls_expect : NULL, &c->tls);
+    if (rc < 0) {
+        tls_fail(c, rc);
+        return;
+    }
+    c->handshaking = true;
+    c->wq.tls = c->tls;
+    rc = tls_conn_read(c->tls, none, sizeof(none), &n); /* no plaintext before the handshake */
+    if (rc < 0 || http__wq_seal(&c->wq) < 0) {
+        tls_fail(c, SH_EPROTO);
+        return;
+    }
+    http__wq_mark(&c->wq);
+    conn_update(c);
+}
+
 static void connect_cb(uv_connect_t *req, int status)
 {
     struct cl_conn *c = req->data;
@@ -520,6 +676,16 @@ static void connect_cb(uv_connect_t *req, int status)
     }
     c->cl->stats.connects++;
     uv_tcp_nodelay(&c->tcp, 1);
+    if (c->pool->tls) {
+        tls_start(c);
+        return;
+    }
+    connected(c);
+}
+
+/* The connection is ready for requests (TCP, and TLS when the pool wants it). */
+static void connected(struct cl_conn *c)
+{
     if (c->cr) {
         struct http_creq *cr = c->cr;
         c->cr = NULL;
@@ -715,7 +881,10 @@ static struct cl_pool *pool_get(struct http_client *cl, const struct http_reques
 
     for (p = cl->pools; p; p = p->next) {
         if (addr_eq(&p->addr, d->addr) && p->connect_timeout_ms == d->connect_timeout_ms &&
-            p->idle_timeout_ms == d->idle_timeout_ms && p->max_pending == d->max_pending)
+            p->idle_timeout_ms == d->idle_timeout_ms && p->max_pending == d->max_pending &&
+            p->tls == d->tls &&
+            (!d->tls || (strcmp(p->tls_name, d->tls_name ? d->tls_name : "") == 0 &&
+                         strcmp(p->tls_expect, d->tls_expect_id ? d->tls_expect_id : "") == 0)))
             return p;
     }
     p = sh_calloc(1, sizeof(*p));
@@ -726,6 +895,12 @@ static struct cl_pool *pool_get(struct http_client *cl, const struct http_reques
     p->connect_timeout_ms = d->connect_timeout_ms;
     p->idle_timeout_ms = d->idle_timeout_ms;
     p->max_pending = d->max_pending;
+    p->tls = d->tls;
+    if (d->tls) {
+        snprintf(p->tls_name, sizeof(p->tls_name), "%s", d->tls_name ? d->tls_name : "");
+        snprintf(p->tls_expect, sizeof(p->tls_expect), "%s",
+                 d->tls_expect_id ? d->tls_expect_id : "");
+    }
     sh_list_init(&p->conns);
     p->next = cl->pools;
     cl->pools = p;
@@ -755,6 +930,10 @@ int http_client_request(struct http_client *cl, const struct http_request_desc *
     if (!d->addr || (d->addr->sa_family != AF_INET && d->addr->sa_family != AF_INET6) ||
         d->method.len == 0 || d->target.len == 0 || has_ctl(d->method) || has_ctl(d->target) ||
         has_ctl(d->host) || memchr(d->target.ptr, ' ', d->target.len))
+        return SH_EINVAL;
+    if (d->tls &&
+        ((d->tls_name && strlen(d->tls_name) >= sizeof(((struct cl_pool *)0)->tls_name)) ||
+         (d->tls_expect_id && strlen(d->tls_expect_id) >= TLS_ID_MAX)))
         return SH_EINVAL;
     for (size_t i = 0; i < d->nfields && !d->fields_checked; i++) {
         if (has_ctl(d->fields[i].name) || has_ctl(d->fields[i].value) || d->fields[i].name.len == 0)

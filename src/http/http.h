@@ -261,6 +261,7 @@ const char *http_date_now(void);
  * ========================================================================================== */
 struct http_server;
 struct tls_server;    /* tls/tls.h */
+struct tls_client;    /* tls/tls.h */
 struct http_exchange; /* one request and its response */
 
 /* Called once per request, when its head is complete. The handler answers now or later. */
@@ -346,6 +347,9 @@ const struct http_head *http_exchange_head(const struct http_exchange *ex); /* v
 struct arena *http_exchange_arena(struct http_exchange *ex);
 /* The peer's address as text ("127.0.0.1:5555"); valid while ex lives. */
 const char *http_exchange_peer(const struct http_exchange *ex);
+/* mTLS (a server with tls_server_config.client_ca): the SPIFFE ID of the client's verified
+ * certificate into out; 0, SH_ENOENT (plain, or no such SAN), SH_ELIMIT. */
+SH_MUST_CHECK int http_exchange_peer_id(const struct http_exchange *ex, char *out, size_t cap);
 void http_exchange_set_handlers(struct http_exchange *ex, const struct http_exchange_handlers *h,
                                 void *data);
 /* Start (or restart) delivering the request body; sends 100 Continue when expected. */
@@ -429,6 +433,14 @@ struct http_request_desc {
      * connect_timeout_ms, idle_timeout_ms, max_pending_per_host. Connections are pooled per
      * address and settings: requests with other settings never share a connection. */
     uint32_t connect_timeout_ms, idle_timeout_ms, max_pending;
+    /* mTLS to the upstream (docs/security.md, "mTLS between meshes"): NULL = plain. The
+     * connection presents tls's certificate, sends tls_name as SNI (NULL: none) and refuses a
+     * server whose certificate's SPIFFE ID is not tls_expect_id (NULL: any the bundle signs).
+     * Part of the pool's key (so connections are pooled per caller identity and destination);
+     * tls must outlive the requests made with it. A failed handshake ends the request with
+     * SH_EPROTO. */
+    struct tls_client *tls;
+    const char *tls_name, *tls_expect_id;
 };
 
 SH_MUST_CHECK int http_client_new(uv_loop_t *loop, const struct http_client_config *cfg,
@@ -439,6 +451,7 @@ SH_MUST_CHECK int http_client_new(uv_loop_t *loop, const struct http_client_conf
 void http_client_free(struct http_client *cl);
 struct http_client_stats {
     uint64_t connects, reuses, requests, retries, errors, idle_closed_by_peer;
+    uint64_t tls_handshakes, tls_failures; /* mTLS upstreams */
     uint32_t open_conns, idle_conns;
 };
 void http_client_stats(const struct http_client *cl, struct http_client_stats *out);

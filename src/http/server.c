@@ -927,6 +927,13 @@ const char *http_exchange_peer(const struct http_exchange *ex)
     return ex->conn->peer;
 }
 
+int http_exchange_peer_id(const struct http_exchange *ex, char *out, size_t cap)
+{
+    if (cap) out[0] = '\0';
+    if (!ex->conn->tls || ex->conn->tls_off) return SH_ENOENT;
+    return tls_conn_peer_id(ex->conn->tls, out, cap);
+}
+
 void http_exchange_set_handlers(struct http_exchange *ex, const struct http_exchange_handlers *h,
                                 void *data)
 {

@@ -3,6 +3,7 @@
  * reading of a document tree (YAML) into it. Every string and array of a config lives in its
  * arena, so freeing a config is one call. */
 #include "proxy/proxy.h"
+#include "tls/tls.h"
 #include "proxy/proxy_int.h"
 
 #include <stdio.h>
@@ -71,6 +72,9 @@ void proxy_config_free(struct proxy_config *cfg)
     for (uint32_t i = 0; i < cfg->nkeysets; i++)
         sec_jwks_free(cfg->keysets[i]);
     sh_free(cfg->keysets);
+    for (uint32_t i = 0; i < cfg->ntls_clients; i++)
+        tls_client_free(cfg->tls_clients[i]);
+    sh_free(cfg->tls_clients);
     arena_release(&cfg->arena);
     sh_free(cfg);
 }

@@ -4,6 +4,7 @@
  * reference for these keys; keep the two in step. */
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
+#include "tls/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -278,11 +279,51 @@ static int read_endpoint(struct rd *r, const struct sh_node *n, const char *path
     return ep->name ? 0 : SH_ENOMEM;
 }
 
+static int read_mtls(struct rd *r, const struct sh_node *v, const char *p, struct proxy_cluster *cl)
+{
+    static const char *const keys[] = {"identity", "ca", "server_name", NULL};
+    struct proxy_mtls *t = &cl->mtls;
+    const struct sh_node *x;
+    char path[192], svc[64];
+
+    snprintf(path, sizeof(path), "%s.mtls", p);
+
+    SH_TRY(sh_node_expect(v, SH_NODE_MAP, path, r->d));
+    SH_TRY(sh_node_check_keys(v, keys, path, r->d));
+    SH_TRY(sh_node_require(v, "identity", path, &x, r->d));
+    SH_TRY(get_str(r, x, pathf(r, "%s.mtls.identity", p), &t->identity));
+    {
+        /* the trust domain is what precedes /service/ */
+        const char *slash =
+            strncmp(t->identity, "spiffe://", 9) == 0 ? strstr(t->identity + 9, "/service/") : NULL;
+        size_t n = slash ? (size_t)(slash - (t->identity + 9)) : 0;
+        char td[TLS_ID_MAX];
+        if (n > 0 && n < sizeof(td)) {
+            memcpy(td, t->identity + 9, n);
+            td[n] = '\0';
+        }
+        if (n == 0 || n >= sizeof(td) || strlen(t->identity) >= TLS_ID_MAX ||
+            !tls_spiffe_service(t->identity, td, svc, sizeof(svc)))
+            return fail_at(r, x, "%s.mtls.identity: '%s' is not spiffe://TD/service/NAME", p,
+                           t->identity);
+    }
+    SH_TRY(sh_node_require(v, "ca", path, &x, r->d));
+    SH_TRY(get_str(r, x, pathf(r, "%s.mtls.ca", p), &t->ca));
+    if ((x = sh_node_get(v, "server_name"))) {
+        SH_TRY(get_str(r, x, pathf(r, "%s.mtls.server_name", p), &t->server_name));
+    } else {
+        t->server_name = arena_strndup(&r->cfg->arena, svc, strlen(svc));
+        if (!t->server_name) return SH_ENOMEM;
+    }
+    t->is_set = true;
+    return 0;
+}
+
 static int read_cluster(struct rd *r, const struct sh_node *m, size_t idx, struct proxy_cluster *cl)
 {
     static const char *const keys[] = {"name",    "endpoints", "service", "lb",
                                        "hash_on", "timeouts",  "retry",   "breaker",
-                                       "outlier", "health",    NULL};
+                                       "outlier", "health",    "mtls",    NULL};
     const struct sh_node *v;
     char p[160];
 
@@ -365,6 +406,7 @@ static int read_cluster(struct rd *r, const struct sh_node *m, size_t idx, struc
             sh_schema_read(&outlier_schema, v, pathf(r, "%s.outlier", p), &cl->outlier, r, r->d));
     if ((v = sh_node_get(m, "health")))
         SH_TRY(sh_schema_read(&health_schema, v, pathf(r, "%s.health", p), &cl->health, r, r->d));
+    if ((v = sh_node_get(m, "mtls"))) SH_TRY(read_mtls(r, v, p, cl));
     return 0;
 }
 
@@ -1196,11 +1238,113 @@ static int read_tls(struct rd *r, const struct sh_node *v)
     return 0;
 }
 
+static int read_inbound(struct rd *r, const struct sh_node *v)
+{
+    static const char *const keys[] = {"listen", "certs", "client_ca", "trust_domain", NULL};
+    static const char *const ckeys[] = {"cert", "key", NULL};
+    struct proxy_inbound *t = &r->cfg->inbound;
+    const struct sh_node *x, *certs;
+    struct sockaddr_storage ss;
+    struct sh_diag ad;
+    char path[64];
+
+    SH_TRY(sh_node_expect(v, SH_NODE_MAP, "inbound", r->d));
+    SH_TRY(sh_node_check_keys(v, keys, "inbound", r->d));
+    SH_TRY(sh_node_require(v, "listen", "inbound", &x, r->d));
+    SH_TRY(get_str(r, x, "inbound.listen", &t->listen));
+    if (sh_listen_parse(t->listen, &ss, &ad) < 0)
+        return fail_at(r, x, "inbound.listen: %s", ad.what);
+    SH_TRY(sh_node_require(v, "client_ca", "inbound", &x, r->d));
+    SH_TRY(get_str(r, x, "inbound.client_ca", &t->client_ca));
+    SH_TRY(sh_node_require(v, "trust_domain", "inbound", &x, r->d));
+    SH_TRY(get_str(r, x, "inbound.trust_domain", &t->trust_domain));
+    if (!t->trust_domain[0] || strchr(t->trust_domain, '/'))
+        return fail_at(r, x, "inbound.trust_domain: '%s' is not a trust domain", t->trust_domain);
+    SH_TRY(sh_node_require(v, "certs", "inbound", &certs, r->d));
+    SH_TRY(sh_node_expect(certs, SH_NODE_SEQ, "inbound.certs", r->d));
+    if (certs->count == 0 || certs->count > TLS_MAX_CERTS)
+        return fail_at(r, certs, "inbound.certs: give 1 to %d certificates", TLS_MAX_CERTS);
+    t->certs = arena_alloc(&r->cfg->arena, certs->count * sizeof(*t->certs));
+    if (!t->certs) return SH_ENOMEM;
+    for (size_t i = 0; i < certs->count; i++) {
+        const struct sh_node *c = certs->items[i];
+        sh_fmt(path, sizeof(path), "inbound.certs[%zu]", i);
+        SH_TRY(sh_node_expect(c, SH_NODE_MAP, path, r->d));
+        SH_TRY(sh_node_check_keys(c, ckeys, path, r->d));
+        SH_TRY(sh_node_require(c, "cert", path, &x, r->d));
+        SH_TRY(get_str(r, x, sh_fmt(path, sizeof(path), "inbound.certs[%zu].cert", i),
+                       &t->certs[i].cert));
+        SH_TRY(sh_node_require(c, "key", path, &x, r->d));
+        SH_TRY(get_str(r, x, sh_fmt(path, sizeof(path), "inbound.certs[%zu].key", i),
+                       &t->certs[i].key));
+        t->ncerts = (uint32_t)i + 1;
+    }
+    t->is_set = true;
+    return 0;
+}
+
+static int read_identities(struct rd *r, const struct sh_node *v)
+{
+    static const char *const keys[] = {"service", "cert", "key", NULL};
+    struct proxy_config *cfg = r->cfg;
+    const struct sh_node *x;
+    char path[64];
+
+    SH_TRY(sh_node_expect(v, SH_NODE_SEQ, "identities", r->d));
+    if (v->count > 4096) return fail_at(r, v, "identities: at most 4096");
+    cfg->identities = arena_alloc(&cfg->arena, (v->count + 1) * sizeof(*cfg->identities));
+    if (!cfg->identities) return SH_ENOMEM;
+    for (size_t i = 0; i < v->count; i++) {
+        const struct sh_node *c = v->items[i];
+        struct proxy_identity_cert *id = &cfg->identities[i];
+        sh_fmt(path, sizeof(path), "identities[%zu]", i);
+        SH_TRY(sh_node_expect(c, SH_NODE_MAP, path, r->d));
+        SH_TRY(sh_node_check_keys(c, keys, path, r->d));
+        SH_TRY(sh_node_require(c, "service", path, &x, r->d));
+        SH_TRY(
+            get_str(r, x, sh_fmt(path, sizeof(path), "identities[%zu].service", i), &id->service));
+        SH_TRY(sh_node_require(c, "cert", path, &x, r->d));
+        SH_TRY(get_str(r, x, sh_fmt(path, sizeof(path), "identities[%zu].cert", i), &id->cert));
+        SH_TRY(sh_node_require(c, "key", path, &x, r->d));
+        SH_TRY(get_str(r, x, sh_fmt(path, sizeof(path), "identities[%zu].key", i), &id->key));
+        for (size_t k = 0; k < i; k++)
+            if (!strcmp(cfg->identities[k].service, id->service))
+                return fail_at(r, x, "identities[%zu]: '%s' is given twice", i, id->service);
+        cfg->nidentities = (uint32_t)i + 1;
+    }
+    return 0;
+}
+
+/* mTLS clusters: a client context per (cluster, identity), the files loaded now. */
+static int build_mtls(struct rd *r)
+{
+    struct proxy_config *cfg = r->cfg;
+    uint32_t need = 0;
+
+    for (uint32_t i = 0; i < cfg->nclusters; i++)
+        if (cfg->clusters[i].mtls.is_set) need += cfg->nidentities;
+    if (need == 0) return 0;
+    cfg->tls_clients = sh_calloc(need, sizeof(*cfg->tls_clients));
+    if (!cfg->tls_clients) return SH_ENOMEM;
+    for (uint32_t i = 0; i < cfg->nclusters; i++) {
+        struct proxy_mtls *t = &cfg->clusters[i].mtls;
+        if (!t->is_set) continue;
+        t->by_id = &cfg->tls_clients[cfg->ntls_clients];
+        for (uint32_t k = 0; k < cfg->nidentities; k++) {
+            const struct proxy_identity_cert *id = &cfg->identities[k];
+            struct tls_client_config tc = {.cert = {id->cert, id->key}, .ca = t->ca};
+            SH_TRY(tls_client_new(&tc, &cfg->tls_clients[cfg->ntls_clients], r->d));
+            cfg->ntls_clients++;
+        }
+    }
+    return 0;
+}
+
 static int read_top(struct rd *r, const struct sh_node *root)
 {
-    static const char *const keys[] = {"listen",   "workers",       "admin",    "access_log",
-                                       "limits",   "control_plane", "clusters", "routes",
-                                       "identity", "tracing",       "tls",      NULL};
+    static const char *const keys[] = {
+        "listen", "workers",  "admin",   "access_log", "limits",  "control_plane", "clusters",
+        "routes", "identity", "tracing", "tls",        "inbound", "identities",    NULL};
     static const char *const lkeys[] = {"max_request_line", "max_field_line", "max_head",
                                         "max_fields",       "max_body",       NULL};
     struct proxy_config *cfg = r->cfg;
@@ -1234,6 +1378,8 @@ static int read_top(struct rd *r, const struct sh_node *root)
         SH_TRY(sh_node_bool(v, "access_log", &cfg->access_log, r->d));
     if ((v = sh_node_get(root, "identity"))) SH_TRY(read_identity(r, v, &cfg->identity));
     if ((v = sh_node_get(root, "tls"))) SH_TRY(read_tls(r, v));
+    if ((v = sh_node_get(root, "inbound"))) SH_TRY(read_inbound(r, v));
+    if ((v = sh_node_get(root, "identities"))) SH_TRY(read_identities(r, v));
     if ((v = sh_node_get(root, "tracing"))) {
         SH_TRY(sh_schema_read(&tracing_schema, v, "tracing", &cfg->tracing, r, r->d));
         cfg->tracing.is_set = true;
@@ -1298,6 +1444,7 @@ int proxy_config_from_doc(const struct sh_doc *doc, const struct proxy_resolver 
     if (rc < 0) return rc;
     r = (struct rd){.cfg = cfg, .res = res, .d = d};
     rc = read_top(&r, doc->root);
+    if (rc == 0) rc = build_mtls(&r);
     if (rc == 0) rc = proxy_config_finish(cfg, d);
     if (rc == 0) rc = render_json(cfg);
     if (rc < 0) {

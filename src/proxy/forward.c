@@ -15,6 +15,7 @@
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
 #include "security/security.h"
+#include "tls/tls.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -30,6 +31,7 @@ enum fwd_outcome { FWD_OUTCOME_NONE = 0, FWD_OUTCOME_OK, FWD_OUTCOME_FAILED };
 
 struct fwd {
     struct gw_worker *w;
+    bool inbound; /* came in on the mTLS listener: the caller is the certificate's */
     struct gw_state *st;
     const struct proxy_route *route;
     struct gw_cluster_rt *crt;
@@ -671,6 +673,18 @@ static void fwd_start_attempt(struct fwd *f)
         return;
     }
     f->tried |= 1ull << (f->ep % 64);
+    struct tls_client *tls = NULL;
+    if (cl->mtls.is_set) {
+        /* another mesh: present the calling service's own certificate (ztunnel-style) */
+        const struct proxy_config *cfg = f->st->cfg;
+        for (uint32_t k = 0; k < cfg->nidentities && !tls; k++)
+            if (strcmp(cfg->identities[k].service, f->caller_service) == 0) tls = cl->mtls.by_id[k];
+        if (!tls) {
+            fail_request(f, 403, "the caller has no identity here to call another mesh with", NULL,
+                         NULL);
+            return;
+        }
+    }
     uint64_t left = f->deadline_ms - now;
     struct http_request_desc d = {
         .addr = (const struct sockaddr *)&cl->endpoints[f->ep].addr,
@@ -687,6 +701,9 @@ static void fwd_start_attempt(struct fwd *f)
         .connect_timeout_ms = cl->timeouts.connect_ms,
         .idle_timeout_ms = cl->timeouts.idle_ms,
         .max_pending = cl->breaker.max_pending,
+        .tls = tls,
+        .tls_name = cl->mtls.server_name,
+        .tls_expect_id = cl->mtls.identity,
     };
     if (d.host.len == 0) d.host = SLICE("localhost");
     f->attempts++;
@@ -1201,6 +1218,20 @@ static bool identify_caller(struct fwd *f, const struct http_head *h)
     struct proxy_identity_input in = {.mode = f->st->cfg->identity};
     struct proxy_identity_decision dec;
 
+    if (f->inbound) {
+        /* mTLS: the verified certificate says who calls; nothing the request says counts */
+        const struct proxy_inbound *ib = &f->st->cfg->inbound;
+        char id[TLS_ID_MAX], name[PROXY_CALLER_MAX_NAME_BYTES + 1];
+        if (http_exchange_peer_id(f->ex, id, sizeof(id)) != 0 ||
+            !tls_spiffe_service(id, ib->trust_domain, name, sizeof(name))) {
+            respond_error(f, 403, "the client certificate names no service of this trust domain",
+                          NULL, NULL);
+            return false;
+        }
+        copy_text(f->caller_service, sizeof(f->caller_service), slice_from_cstr(name));
+        f->caller = proxy__caller_index(MH(f), name);
+        return true;
+    }
     if (in.mode == PROXY_IDENTITY_OFF) {
         copy_text(f->caller_service, sizeof(f->caller_service), SLICE("gateway"));
         f->caller = 0;
@@ -1226,9 +1257,20 @@ static bool identify_caller(struct fwd *f, const struct http_head *h)
     return false;
 }
 
+static void on_request(struct http_exchange *ex, struct gw_worker *w, bool inbound);
+
 void proxy__on_request(struct http_exchange *ex, void *data)
 {
-    struct gw_worker *w = data;
+    on_request(ex, data, false);
+}
+
+void proxy__on_inbound_request(struct http_exchange *ex, void *data)
+{
+    on_request(ex, data, true);
+}
+
+static void on_request(struct http_exchange *ex, struct gw_worker *w, bool inbound)
+{
     const struct http_head *h = http_exchange_head(ex);
     struct gw_state *st = proxy__worker_state(w);
     struct fwd *f;
@@ -1243,6 +1285,7 @@ void proxy__on_request(struct http_exchange *ex, void *data)
         return;
     }
     f->w = w;
+    f->inbound = inbound;
     f->st = st;
     st->refs++;
     metric_counter_inc(st->gs->mh.requests, w->index);

@@ -79,6 +79,8 @@ static void worker_server_down(void *data)
 {
     struct gw_worker *w = data;
 
+    http_server_free(w->inbound);
+    w->inbound = NULL;
     uv_close((uv_handle_t *)&w->stats_timer, NULL);
     http_server_free(w->srv);
     w->srv = NULL;
@@ -89,13 +91,26 @@ static void worker_server_down(void *data)
     uv_close((uv_handle_t *)&w->log_flush, NULL);
 }
 
+/* The inbound listener is down: then the main one. */
+static void worker_inbound_down(void *data)
+{
+    struct gw_worker *w = data;
+
+    http_server_shutdown(w->srv, atomic_load(&w->gw->stop_deadline_ms), worker_server_down, w);
+}
+
 static void worker_wake(uv_async_t *a)
 {
     struct gw_worker *w = a->data;
 
     if (w->stopping && w->srv) {
         uint32_t deadline = atomic_load(&w->gw->stop_deadline_ms);
-        http_server_shutdown(w->srv, deadline, worker_server_down, w);
+        if (w->shutting) return;
+        w->shutting = true;
+        if (w->inbound)
+            http_server_shutdown(w->inbound, deadline, worker_inbound_down, w);
+        else
+            http_server_shutdown(w->srv, deadline, worker_server_down, w);
         return;
     }
     proxy__worker_state(w); /* a new config: move to it now, release the old one */
@@ -178,6 +193,22 @@ static int worker_init(struct proxy_gateway *gw, struct gw_worker *w, uint32_t i
     rc = http_server_new(&w->loop, &scfg, &w->srv, d);
     if (rc < 0) return rc;
     gw->port = http_server_port(w->srv); /* workers after the first join the same port */
+    if (gw->inbound_tls) {
+        rc = sh_listen_parse(cfg->inbound.listen, &ss, d);
+        if (rc < 0) return rc;
+        if (gw->inbound_port) sh_addr_set_port(&ss, gw->inbound_port);
+        struct http_server_config icfg = {
+            .addr = &ss,
+            .reuseport = true,
+            .limits = cfg->limits,
+            .on_request = proxy__on_inbound_request,
+            .data = w,
+            .tls = gw->inbound_tls,
+        };
+        rc = http_server_new(&w->loop, &icfg, &w->inbound, d);
+        if (rc < 0) return rc;
+        gw->inbound_port = http_server_port(w->inbound);
+    }
     struct http_client_config ccfg = {
         /* each request passes its cluster's own settings */
         .idle_timeout_ms = 60000,
@@ -397,6 +428,12 @@ static void collect_tick(uv_timer_t *t)
 {
     struct proxy_gateway *gw = t->data;
 
+    if (gw->inbound_tls) { /* the mesh's leaves renewed */
+        struct sh_diag d = {0};
+        if (tls_server_check_files(gw->inbound_tls, &d) < 0)
+            SH_LOG(SH_ERROR, "proxy", "cannot load the inbound listener's new certificates",
+                   LF_STR("where", d.where), LF_STR("error", d.what));
+    }
     if (gw->tls) { /* certificate files replaced: new handshakes get the new ones */
         struct sh_diag d = {0};
         int rc = tls_server_check_files(gw->tls, &d);
@@ -616,6 +653,17 @@ int proxy_gateway_start(uv_loop_t *loop, struct proxy_config *cfg, struct proxy_
             snprintf(gw->hsts_line, sizeof(gw->hsts_line), "Strict-Transport-Security: %s\r\n",
                      cfg->tls.hsts_field);
     }
+    if (cfg->inbound.is_set) {
+        struct tls_server_config ic = {.certs = cfg->inbound.certs,
+                                       .ncerts = cfg->inbound.ncerts,
+                                       .min_version = TLS_V1_3,
+                                       .client_ca = cfg->inbound.client_ca};
+        rc = tls_server_new(&ic, &gw->inbound_tls, d);
+        if (rc < 0) {
+            proxy_config_free(cfg);
+            goto fail;
+        }
+    }
     rc = publish(gw, cfg); /* takes cfg, also on failure */
     if (rc < 0) goto fail;
     uv_async_init(loop, &gw->worker_done, worker_done_cb);
@@ -747,6 +795,11 @@ uint32_t proxy_gateway_workers(const struct proxy_gateway *gw)
     return gw->nworkers;
 }
 
+uint16_t proxy_gateway_inbound_port(const struct proxy_gateway *gw)
+{
+    return gw->inbound_port;
+}
+
 uint16_t proxy_gateway_port(const struct proxy_gateway *gw)
 {
     return gw->port;
@@ -787,6 +840,7 @@ static void worker_release_unstarted(struct gw_worker *w)
     /* a worker whose thread never ran: close its handles on its own loop here */
     if (!w->loop_ready) return;
     if (w->srv) http_server_free(w->srv);
+    if (w->inbound) http_server_free(w->inbound);
     if (w->client) http_client_free(w->client);
     if (w->handles_ready) {
         uv_close((uv_handle_t *)&w->wake, NULL);
@@ -865,6 +919,8 @@ void proxy_gateway_free(struct proxy_gateway *gw)
     if (gw->redirect) http_server_free(gw->redirect);
     tls_server_free(gw->tls); /* connections still open hold their own references */
     gw->tls = NULL;
+    tls_server_free(gw->inbound_tls);
+    gw->inbound_tls = NULL;
     proxy__jwks_free(gw); /* cancels its fetches first: no callback after this */
     http_client_free(gw->health_client);
     hc_free_state(gw);

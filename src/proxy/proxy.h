@@ -100,8 +100,20 @@ struct proxy_endpoint {
                           * carries over); 0 for static endpoints */
 };
 
+/* mTLS to a cluster that lives in another mesh (mtls: in a cluster; docs/security.md, "mTLS
+ * between meshes"): each request presents its caller's certificate (the config's identities)
+ * and the server must prove identity; a caller with no identity here gets 403. */
+struct proxy_mtls {
+    bool is_set;
+    const char *identity;      /* the server's SPIFFE ID, e.g. spiffe://td/service/names */
+    const char *ca;            /* the bundle the server's certificate chains to */
+    const char *server_name;   /* SNI; default the identity's service name */
+    struct tls_client **by_id; /* derived: one per config identity (owned by the config) */
+};
+
 struct proxy_cluster {
     const char *name;
+    struct proxy_mtls mtls;
     const char *service; /* registry-fed: endpoints come from this service (else static) */
     struct proxy_endpoint *endpoints;
     uint32_t nendpoints;
@@ -257,9 +269,32 @@ struct proxy_tls {
     char hsts_field[128]; /* the field line, made from the two above */
 };
 
+/* The mesh's inbound mTLS listener (inbound: in the config; docs/security.md, "mTLS between
+ * meshes"): TLS 1.3, a client certificate from client_ca required; the caller of each request
+ * is the service named by the certificate's spiffe://<trust_domain>/service/<name> (never a
+ * header), and the request is routed as on the main listener. Fixed at start. */
+struct proxy_inbound {
+    bool is_set;
+    const char *listen;
+    struct tls_cert_files *certs; /* one per local service; SNI = the service name picks it */
+    uint32_t ncerts;
+    const char *client_ca;
+    const char *trust_domain;
+};
+
+/* A certificate the node proxy holds for one of its services (identities: in the config). */
+struct proxy_identity_cert {
+    const char *service, *cert, *key;
+};
+
 struct proxy_config {
     const char *listen; /* "127.0.0.1:8080" */
+    struct proxy_identity_cert *identities;
+    uint32_t nidentities;
+    struct tls_client **tls_clients; /* every cluster's by_id entries, freed with the config */
+    uint32_t ntls_clients;
     struct proxy_tls tls;
+    struct proxy_inbound inbound;
     const char *control_plane;       /* admin API address for registry-fed clusters, or NULL */
     const char *control_plane_token; /* NULL = none (reads from loopback need none) */
     const char *admin;               /* NULL = no admin listener */
@@ -550,6 +585,8 @@ void proxy_gateway_stop(struct proxy_gateway *gw, uint32_t deadline_ms, void (*d
                         void *data);
 void proxy_gateway_free(struct proxy_gateway *gw); /* after done; NULL is a no-op */
 uint16_t proxy_gateway_port(const struct proxy_gateway *gw);
+/* The inbound mTLS listener's port (0: none). */
+uint16_t proxy_gateway_inbound_port(const struct proxy_gateway *gw);
 
 /* The load of one cluster, summed over the workers, from the gateway's own metrics (for the
  * autoscaler and `shoal ps`). Control thread; counts survive reloads that keep the cluster. */

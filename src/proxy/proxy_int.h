@@ -270,6 +270,8 @@ struct gw_worker {
     uv_async_t wake;
     uv_prepare_t log_flush;
     struct http_server *srv;
+    struct http_server *inbound; /* the mesh's mTLS listener, or NULL */
+    bool shutting;
     struct http_client *client;
     struct snap_reader *reader;
     uint64_t version;
@@ -302,7 +304,8 @@ struct proxy_gateway {
     uint64_t generation;         /* publishes so far; health probes of older ones are ignored */
     struct gw_worker *workers;
     uint32_t nworkers, workers_running;
-    uint16_t port, admin_port;
+    uint16_t port, admin_port, inbound_port;
+    struct tls_server *inbound_tls; /* inbound: the mTLS listeners' certificates */
     struct http_server *admin;
     struct http_server *redirect; /* tls.redirect_http: 308 to https:// (control loop) */
     struct tls_server *tls;       /* tls: the workers' listeners terminate TLS with it */
@@ -401,6 +404,8 @@ uint32_t proxy__caller_index(const struct gw_mh *mh, const char *service);
 
 /* forward.c */
 void proxy__on_request(struct http_exchange *ex, void *data); /* data: struct gw_worker */
+/* The same for the inbound mTLS listener: the caller is the client certificate's service. */
+void proxy__on_inbound_request(struct http_exchange *ex, void *data);
 struct gw_state *proxy__worker_state(struct gw_worker *w);
 void proxy__state_unref(struct gw_state *st);
 void proxy__log_flush(struct gw_worker *w);

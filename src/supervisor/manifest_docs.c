@@ -132,6 +132,41 @@ static struct sh_node *pair_at(struct sh_doc *doc, const char *key, const char *
     return map;
 }
 
+/* A path as written in the manifest: relative ones are relative to the manifest's directory. */
+static const char *manifest_relative(const struct manifest *m, const char *p, char *out, size_t cap)
+{
+    const char *slash = strrchr(m->file, '/');
+
+    if (p[0] == '/' || !slash) return p;
+    if ((size_t)snprintf(out, cap, "%.*s/%s", (int)(slash - m->file), m->file, p) >= cap) return p;
+    return out;
+}
+
+/* remote_services: one cluster each, its endpoint the other mesh's inbound listener, mTLS. */
+static int put_remotes(const struct manifest *m, struct sh_doc *doc, struct sh_node *top)
+{
+    struct sh_node *clusters = (struct sh_node *)sh_node_get(top, "clusters");
+
+    for (size_t i = 0; i < m->remote_count; i++) {
+        const struct manifest_remote *s = &m->remotes[i];
+        const struct sh_node *at = s->node;
+        struct sh_node *cl = sh_node_new(doc, SH_NODE_MAP, at->line, at->col);
+        struct sh_node *eps = sh_node_new(doc, SH_NODE_SEQ, at->line, at->col);
+        struct sh_node *mt = sh_node_new(doc, SH_NODE_MAP, at->line, at->col);
+        char ca[4096];
+        if (!cl || !eps || !mt) return SH_ENOMEM;
+        SH_TRY(put(doc, cl, "name", at, scalar_at(doc, s->name, at)));
+        SH_TRY(sh_node_seq_append(doc, eps, scalar_at(doc, s->address, at)));
+        SH_TRY(put(doc, cl, "endpoints", at, eps));
+        SH_TRY(put(doc, mt, "identity", at, scalar_at(doc, s->identity, at)));
+        SH_TRY(put(doc, mt, "ca", at,
+                   scalar_at(doc, manifest_relative(m, s->ca, ca, sizeof(ca)), at)));
+        SH_TRY(put(doc, cl, "mtls", at, mt));
+        SH_TRY(sh_node_seq_append(doc, clusters, cl));
+    }
+    return 0;
+}
+
 static int build_mesh_doc(const struct manifest *m, struct sh_doc *doc)
 {
     const struct sh_node *root = m->doc->root, *at;
@@ -158,8 +193,18 @@ static int build_mesh_doc(const struct manifest *m, struct sh_doc *doc)
         if (tr) SH_TRY(put(doc, top, "tracing", tr, (struct sh_node *)tr));
     }
     SH_TRY(put_clusters(m, doc, top));
+    SH_TRY(put_remotes(m, doc, top));
     routes = sh_node_new(doc, SH_NODE_SEQ, at->line, at->col);
     if (!routes) return SH_ENOMEM;
+    for (size_t i = 0; i < m->remote_count; i++) {
+        const struct manifest_remote *s = &m->remotes[i];
+        rt = sh_node_new(doc, SH_NODE_MAP, s->node->line, s->node->col);
+        if (!rt) return SH_ENOMEM;
+        SH_TRY(put(doc, rt, "name", s->node, scalar_at(doc, s->name, s->node)));
+        SH_TRY(put(doc, rt, "match", s->node, pair_at(doc, "host", s->name, s->node)));
+        SH_TRY(put(doc, rt, "cluster", s->node, scalar_at(doc, s->name, s->node)));
+        SH_TRY(sh_node_seq_append(doc, routes, rt));
+    }
     for (size_t i = 0; i < m->service_count; i++) {
         const struct manifest_service *s = &m->services[i];
         rt = sh_node_new(doc, SH_NODE_MAP, s->node->line, s->node->col);

@@ -873,6 +873,10 @@ static int intention_end(struct rd *r, const struct sh_node *v, const char *path
 {
     SH_TRY(get_str(r, v, path, out));
     if (!strcmp(*out, "*") || (is_from && !strcmp(*out, "gateway"))) return 0;
+    /* with an inbound mTLS listener, callers may be services of other stacks */
+    if (is_from && r->m->mesh_inbound && **out && strlen(*out) <= 63 &&
+        strspn(*out, "abcdefghijklmnopqrstuvwxyz0123456789-") == strlen(*out))
+        return 0;
     if (manifest_service_index(r->m, *out) < 0)
         return fail_at(r, v, "%s: no service named '%s' (a service, '*'%s)", path, *out,
                        is_from ? " or 'gateway'" : "");
@@ -1014,11 +1018,65 @@ static int read_security(struct rd *r, const struct sh_node *sec)
 /* ------------------------------------------------------------------------------------------
  * The top level
  * ------------------------------------------------------------------------------------------ */
+/* remote_services: {NAME: {address, identity, ca}} (after services: a name may not be both). */
+static int read_remotes(struct rd *r, const struct sh_node *v)
+{
+    static const char *const keys[] = {"address", "identity", "ca", NULL};
+    struct manifest *m = r->m;
+
+    SH_TRY(sh_node_expect(v, SH_NODE_MAP, "remote_services", r->d));
+    if (v->count > MANIFEST_MAX_REMOTES) {
+        fail_at(r, v, "remote_services: at most %d", MANIFEST_MAX_REMOTES);
+        return SH_ETOOBIG;
+    }
+    m->remotes = alloc0(r, (v->count + 1) * sizeof(*m->remotes));
+    if (!m->remotes) return SH_ENOMEM;
+    for (size_t i = 0; i < v->count; i++) {
+        struct manifest_remote *rs = &m->remotes[i];
+        const struct sh_node *item = v->values[i], *x;
+        char p[128], fp[160];
+        const char *id;
+        size_t nl;
+        SH_TRY(get_str(r, v->items[i], "remote_services", &rs->name));
+        snprintf(p, sizeof(p), "remote_services.%.63s", rs->name);
+        nl = strlen(rs->name);
+        if (nl == 0 || nl > 63 || strspn(rs->name, "abcdefghijklmnopqrstuvwxyz0123456789-") != nl ||
+            rs->name[0] == '-' || rs->name[nl - 1] == '-')
+            return fail_at(r, v->items[i],
+                           "%s: '%s' is not a service name (a DNS label: 1 to 63 of a-z, 0-9 "
+                           "and '-')",
+                           p, rs->name);
+        if (manifest_service_index(m, rs->name) >= 0)
+            return fail_at(r, v->items[i], "%s: '%s' is also a service of this manifest", p,
+                           rs->name);
+        for (size_t k = 0; k < i; k++)
+            if (!strcmp(m->remotes[k].name, rs->name))
+                return fail_at(r, v->items[i], "%s: given twice", p);
+        rs->node = item;
+        SH_TRY(sh_node_expect(item, SH_NODE_MAP, p, r->d));
+        SH_TRY(sh_node_check_keys(item, keys, p, r->d));
+        SH_TRY(sh_node_require(item, "address", p, &x, r->d));
+        SH_TRY(get_addr(r, x, sh_fmt(fp, sizeof(fp), "%s.address", p), false, &rs->address));
+        SH_TRY(sh_node_require(item, "identity", p, &x, r->d));
+        SH_TRY(get_str(r, x, sh_fmt(fp, sizeof(fp), "%s.identity", p), &id));
+        {
+            const char *svc = strncmp(id, "spiffe://", 9) == 0 ? strstr(id + 9, "/service/") : NULL;
+            if (!svc || svc == id + 9 || strlen(id) > 255 || !svc[9] || strchr(svc + 9, '/'))
+                return fail_at(r, x, "%s.identity: '%s' is not spiffe://TD/service/NAME", p, id);
+        }
+        rs->identity = id;
+        SH_TRY(sh_node_require(item, "ca", p, &x, r->d));
+        SH_TRY(get_str(r, x, sh_fmt(fp, sizeof(fp), "%s.ca", p), &rs->ca));
+        if (!rs->ca[0]) return fail_at(r, x, "%s.ca: give the trust bundle's file", p);
+        m->remote_count = i + 1;
+    }
+    return 0;
+}
+
 static int read_top(struct rd *r, const struct sh_node *root)
 {
-    static const char *const keys[] = {"name",          "services", "gateway",
-                                       "control_plane", "mesh",     "data_dir",
-                                       "security",      "observe",  NULL};
+    static const char *const keys[] = {"name",     "services", "gateway", "control_plane",   "mesh",
+                                       "data_dir", "security", "observe", "remote_services", NULL};
     struct manifest *m = r->m;
     const struct sh_node *v, *svcs;
 
@@ -1041,7 +1099,7 @@ static int read_top(struct rd *r, const struct sh_node *root)
             SH_TRY(get_u32(r, x, "observe.zipkin_port", 1, 65535, &m->zipkin_port));
     }
     if ((v = sh_node_get(root, "mesh"))) {
-        static const char *const mk[] = {"listen", "admin", "identity", "tracing", NULL};
+        static const char *const mk[] = {"listen", "admin", "identity", "tracing", "inbound", NULL};
         const struct sh_node *x;
         SH_TRY(sh_node_check_keys(v, mk, "mesh", r->d));
         if ((x = sh_node_get(v, "identity"))) {
@@ -1054,6 +1112,8 @@ static int read_top(struct rd *r, const struct sh_node *root)
             SH_TRY(get_addr(r, x, "mesh.listen", true, &m->mesh_listen));
         if ((x = sh_node_get(v, "admin")) && x->kind != SH_NODE_NULL)
             SH_TRY(get_addr(r, x, "mesh.admin", true, &m->mesh_admin));
+        if ((x = sh_node_get(v, "inbound")) && x->kind != SH_NODE_NULL)
+            SH_TRY(get_addr(r, x, "mesh.inbound", true, &m->mesh_inbound));
     }
     SH_TRY(sh_node_require(root, "services", "top level", &svcs, r->d));
     SH_TRY(sh_node_expect(svcs, SH_NODE_MAP, "services", r->d));
@@ -1078,6 +1138,7 @@ static int read_top(struct rd *r, const struct sh_node *root)
     }
     SH_TRY(resolve_depends(r));
     if ((v = sh_node_get(root, "gateway"))) SH_TRY(read_gateway(r, v));
+    if ((v = sh_node_get(root, "remote_services"))) SH_TRY(read_remotes(r, v));
     if ((v = sh_node_get(root, "security"))) SH_TRY(read_security(r, v));
     return 0;
 }

@@ -183,8 +183,22 @@ struct manifest_security {
     size_t intention_count;
 };
 
+/* remote_services: NAME: {address, identity, ca}: a service that lives in another stack's
+ * mesh, called by name from this one over mTLS (docs/security.md, "mTLS between meshes"). */
+enum { MANIFEST_MAX_REMOTES = 256 };
+struct manifest_remote {
+    const char *name;     /* a DNS label, not a service of this manifest */
+    const char *address;  /* the other mesh's inbound listener, "127.0.0.1:7443" */
+    const char *identity; /* spiffe://TD/service/NAME the other side must prove */
+    const char *ca;       /* its trust bundle (PEM), as written (relative to the manifest) */
+    const struct sh_node *node;
+};
+
 struct manifest {
-    const char *file;                 /* the doc's file name */
+    const char *file;                /* the doc's file name */
+    const char *mesh_inbound;        /* mesh.inbound: the mTLS listener; NULL: none */
+    struct manifest_remote *remotes; /* remote_services, remote_count of them */
+    size_t remote_count;
     const char *name;                 /* NULL when not given */
     const char *control_plane_listen; /* default MANIFEST_DEFAULT_CONTROL_PLANE */
     uint32_t zipkin_port;      /* observe.zipkin_port: Zipkin's API (/api/v2/) also on this port of

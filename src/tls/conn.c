@@ -6,6 +6,8 @@
 #include "tls/tls_int.h"
 
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <string.h>
 
 struct tls_conn {
     SSL *ssl;
@@ -15,6 +17,8 @@ struct tls_conn {
     enum tls_failure failure;
     const char *reason;
     bool established, sni_refused, timed_out;
+    bool peer_mismatch;      /* client: the server's identity is not expect */
+    char expect[TLS_ID_MAX]; /* client: the server's SPIFFE ID ("" = any the CA signed) */
 };
 
 int tls_conn_new(struct tls_server *ts, struct tls_conn **out)
@@ -82,9 +86,80 @@ static void count(_Atomic uint64_t *c)
     atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
 
+/* Client connections have no server: nothing is counted for them. */
+static struct tls__counters *counters_of(struct tls_conn *tc)
+{
+    static struct tls__counters none;
+
+    return tc->ts ? tls__counters(tc->ts) : &none;
+}
+
+int tls__client_conn_new(SSL_CTX *ctx, const char *server_name, const char *expect_id,
+                         struct tls_conn **out)
+{
+    struct tls_conn *tc;
+
+    *out = NULL;
+    if (expect_id && strlen(expect_id) >= TLS_ID_MAX) return SH_EINVAL;
+    tc = sh_calloc(1, sizeof(*tc));
+    if (!tc) return SH_ENOMEM;
+    tc->reason = "";
+    if (expect_id) memcpy(tc->expect, expect_id, strlen(expect_id) + 1);
+    tc->ssl = SSL_new(ctx);
+    tc->rbio = BIO_new(BIO_s_mem());
+    tc->wbio = BIO_new(BIO_s_mem());
+    if (!tc->ssl || !tc->rbio || !tc->wbio) {
+        BIO_free(tc->rbio);
+        BIO_free(tc->wbio);
+        tc->rbio = tc->wbio = NULL;
+        goto fail;
+    }
+    BIO_set_mem_eof_return(tc->rbio, -1);
+    SSL_set_bio(tc->ssl, tc->rbio, tc->wbio);
+    SSL_set_app_data(tc->ssl, tc);
+    SSL_set_connect_state(tc->ssl);
+    if (server_name && *server_name && !SSL_set_tlsext_host_name(tc->ssl, server_name)) goto fail;
+    *out = tc;
+    return 0;
+fail:
+    tls_conn_free(tc);
+    ERR_clear_error();
+    return SH_ENOMEM;
+}
+
+int tls__verify_cb(int preverify_ok, X509_STORE_CTX *x)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct tls_conn *tc = ssl ? SSL_get_app_data(ssl) : NULL;
+    char id[TLS_ID_MAX];
+
+    if (!preverify_ok || !tc || X509_STORE_CTX_get_error_depth(x) != 0 || !tc->expect[0])
+        return preverify_ok;
+    if (tls__cert_spiffe(X509_STORE_CTX_get_current_cert(x), id, sizeof(id)) != 0 ||
+        strcmp(id, tc->expect) != 0) {
+        tc->peer_mismatch = true;
+        X509_STORE_CTX_set_error(x, X509_V_ERR_APPLICATION_VERIFICATION);
+        return 0;
+    }
+    return 1;
+}
+
+int tls_conn_peer_id(const struct tls_conn *tc, char *out, size_t cap)
+{
+    X509 *x;
+    int rc;
+
+    if (cap) out[0] = '\0';
+    if (!tc->established || SSL_get_verify_result(tc->ssl) != X509_V_OK) return SH_ENOENT;
+    x = SSL_get0_peer_certificate(tc->ssl);
+    if (!x) return SH_ENOENT;
+    rc = tls__cert_spiffe(x, out, cap);
+    return rc;
+}
+
 static void handshake_done(struct tls_conn *tc)
 {
-    struct tls__counters *n = tls__counters(tc->ts);
+    struct tls__counters *n = counters_of(tc);
 
     tc->established = true;
     count(&n->handshakes);
@@ -96,7 +171,7 @@ static void handshake_done(struct tls_conn *tc)
 /* Names a failed handshake or record and counts it (once per connection). */
 static void failed(struct tls_conn *tc)
 {
-    struct tls__counters *n = tls__counters(tc->ts);
+    struct tls__counters *n = counters_of(tc);
     unsigned long e = ERR_peek_last_error();
     int reason = ERR_GET_REASON(e);
 
@@ -104,6 +179,21 @@ static void failed(struct tls_conn *tc)
     if (tc->sni_refused) {
         tc->failure = TLS_FAIL_SNI;
         tc->reason = "unknown server name (SNI)";
+    } else if (tc->peer_mismatch) {
+        tc->failure = TLS_FAIL_PEER;
+        tc->reason = "the peer's certificate is not the identity expected";
+    } else if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+        tc->failure = TLS_FAIL_PEER;
+        tc->reason = "no client certificate";
+    } else if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+        tc->failure = TLS_FAIL_PEER;
+        tc->reason = "the peer's certificate is not signed by the trust bundle";
+    } else if (reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED ||
+               reason == SSL_R_TLSV1_ALERT_UNKNOWN_CA ||
+               reason == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE ||
+               reason == SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN) {
+        tc->failure = TLS_FAIL_PEER;
+        tc->reason = "the peer refused our certificate";
     } else if (reason == SSL_R_HTTP_REQUEST || reason == SSL_R_HTTPS_PROXY_REQUEST) {
         tc->failure = TLS_FAIL_PLAINTEXT;
         tc->reason = "plain HTTP sent to a TLS port";
@@ -130,6 +220,9 @@ static void failed(struct tls_conn *tc)
             break;
         case TLS_FAIL_PROTOCOL:
             count(&n->fail_protocol);
+            break;
+        case TLS_FAIL_PEER:
+            count(&n->fail_peer);
             break;
         default:
             count(&n->fail_other);
@@ -235,7 +328,7 @@ void tls_conn_timed_out(struct tls_conn *tc)
 {
     if (tc->timed_out || tc->established) return;
     tc->timed_out = true;
-    count(&tls__counters(tc->ts)->timeouts);
+    count(&counters_of(tc)->timeouts);
 }
 
 void tls_conn_shutdown(struct tls_conn *tc)

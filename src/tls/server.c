@@ -136,6 +136,19 @@ static int collect_names(struct tls__cert *c, X509 *x)
     if (sans) {
         for (int i = 0; rc == 0 && i < sk_GENERAL_NAME_num(sans); i++) {
             const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
+            if (gn->type == GEN_URI) {
+                /* a SPIFFE leaf (spiffe://td/service/NAME) answers to its service name, so a
+                 * mesh's inbound listener picks the destination service's by SNI */
+                const char *u =
+                    (const char *)ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier);
+                size_t n = (size_t)ASN1_STRING_length(gn->d.uniformResourceIdentifier);
+                const char *svc = n > 9 && !memcmp(u, "spiffe://", 9) && !memchr(u, '\0', n)
+                                      ? strstr(u + 9, "/service/")
+                                      : NULL;
+                if (svc && !strchr(svc + 9, '/'))
+                    rc = add_name(c, svc + 9, n - (size_t)(svc + 9 - u));
+                continue;
+            }
             if (gn->type != GEN_DNS) continue;
             rc = add_name(c, (const char *)ASN1_STRING_get0_data(gn->d.dNSName),
                           (size_t)ASN1_STRING_length(gn->d.dNSName));
@@ -228,6 +241,16 @@ static SSL_CTX *ctx_new(const struct tls_server_config *cfg, const struct tls_ce
     SSL_CTX_set_timeout(ctx, cfg->session_timeout_s ? cfg->session_timeout_s : 7200);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"shoal", 5);
     SSL_CTX_set_tlsext_servername_callback(ctx, tls__servername_cb);
+    if (cfg->client_ca) {
+        *rc = check_readable(cfg->client_ca, "client CA bundle", d);
+        if (*rc < 0) goto fail;
+        if (SSL_CTX_load_verify_locations(ctx, cfg->client_ca, NULL) != 1) {
+            *rc = fail_ssl(d, cfg->client_ca, "not a PEM CA bundle", SH_EPARSE);
+            goto fail;
+        }
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, tls__verify_cb);
+        SSL_CTX_set_verify_depth(ctx, 4);
+    }
     *rc = 0;
     return ctx;
 fail:
@@ -312,9 +335,13 @@ static int take_config(struct tls_server *ts, const struct tls_server_config *cf
         f[i].key = dup_str(cfg->certs[i].key);
         if (!f[i].cert || !f[i].key) goto fail;
     }
+    char *ca = cfg->client_ca ? dup_str(cfg->client_ca) : NULL;
+    if (cfg->client_ca && !ca) goto fail;
     files_free(ts->files, ts->cfg.ncerts);
     sh_free(ts->stamps);
+    sh_free((char *)ts->cfg.client_ca);
     ts->cfg = *cfg;
+    ts->cfg.client_ca = ca;
     ts->cfg.certs = ts->files = f;
     ts->stamps = st;
     return 0;
@@ -384,6 +411,7 @@ void tls__server_unref(struct tls_server *ts)
     tls__gen_unref(ts->cur);
     files_free(ts->files, ts->cfg.ncerts);
     sh_free(ts->stamps);
+    sh_free((char *)ts->cfg.client_ca);
     pthread_mutex_destroy(&ts->mu);
     OPENSSL_cleanse(ts->ticket_keys, sizeof(ts->ticket_keys));
     sh_free(ts);
@@ -476,4 +504,5 @@ void tls_server_stats(struct tls_server *ts, struct tls_server_stats *out)
     out->fail_other = atomic_load_explicit(&n->fail_other, memory_order_relaxed);
     out->timeouts = atomic_load_explicit(&n->timeouts, memory_order_relaxed);
     out->reloads = atomic_load_explicit(&n->reloads, memory_order_relaxed);
+    out->fail_peer = atomic_load_explicit(&n->fail_peer, memory_order_relaxed);
 }

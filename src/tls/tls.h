@@ -34,6 +34,9 @@ struct tls_server_config {
                                            (no SNI at all still gets the default certificate) */
     uint32_t session_cache;             /* sessions kept for resumption; 0 = 20480 */
     uint32_t session_timeout_s;         /* 0 = 7200 (tickets and cache) */
+    /* mTLS (the mesh's inbound listener): a PEM bundle; when set, every client must present
+     * a certificate that chains to it (none, or another CA's, fails the handshake). */
+    const char *client_ca;
 };
 
 /* Service object. The files are read here; every certificate must match its key.
@@ -66,6 +69,7 @@ struct tls_server_stats {
     uint64_t fail_sni;       /* unknown server name with sni_strict */
     uint64_t fail_other;     /* any other handshake failure */
     uint64_t timeouts;       /* handshakes not done in time (tls_conn_timed_out) */
+    uint64_t fail_peer;      /* client_ca: no client certificate, or not one the bundle trusts */
     uint64_t reloads;        /* generations loaded after the first */
 };
 void tls_server_stats(struct tls_server *ts, struct tls_server_stats *out);
@@ -90,6 +94,8 @@ enum tls_failure {
     TLS_FAIL_PLAINTEXT,
     TLS_FAIL_SNI,
     TLS_FAIL_OTHER,
+    TLS_FAIL_PEER, /* mTLS: the peer's certificate is missing, untrusted, or not the identity
+                      expected (or the peer refused ours) */
 };
 /* A connection on the server's current generation. 0 and *out (free with tls_conn_free),
  * SH_ENOMEM. */
@@ -114,5 +120,35 @@ const char *tls_conn_reason(const struct tls_conn *tc);
 void tls_conn_timed_out(struct tls_conn *tc);
 /* Queues close_notify (take and send it before closing). */
 void tls_conn_shutdown(struct tls_conn *tc);
+
+/* --- mTLS: the client side and identities (docs/security.md, "mTLS between meshes") ---
+ * A tls_client is a client context: the certificate we present (a SPIFFE leaf), the bundle
+ * the server's certificate must chain to, TLS 1.3 only. Its connections are tls_conns as
+ * above (feed/read/write/take); the first tls_conn_read makes the ClientHello. */
+enum { TLS_ID_MAX = 256 }; /* bytes of a SPIFFE ID we accept, NUL included */
+struct tls_client_config {
+    struct tls_cert_files cert; /* presented to the server */
+    const char *ca;             /* PEM bundle the server's certificate must chain to */
+};
+struct tls_client;
+/* 0 and *out, or SH_ENOENT/SH_EPERM/SH_EPARSE/SH_EINVAL/SH_ENOMEM with d naming the file.
+ * The same three files, unchanged (inode, size, mtime), give the same client (counted), so
+ * connection pools keyed by it survive a rebuilt config; a changed file gives a new one.
+ * Threads: any; free it while connections run (they keep what they use). */
+SH_MUST_CHECK int tls_client_new(const struct tls_client_config *cfg, struct tls_client **out,
+                                 struct sh_diag *d);
+void tls_client_free(struct tls_client *tcl); /* NULL: no-op */
+/* A client connection: server_name goes in SNI (NULL: none); expect_id, when not NULL, is the
+ * SPIFFE ID the server's certificate must carry as its URI SAN (else the handshake fails with
+ * TLS_FAIL_PEER). 0 and *out, SH_EINVAL (expect_id too long), SH_ENOMEM. */
+SH_MUST_CHECK int tls_client_conn_new(struct tls_client *tcl, const char *server_name,
+                                      const char *expect_id, struct tls_conn **out);
+/* The SPIFFE ID (URI SAN "spiffe://...") of the peer's verified certificate, into out (cap
+ * bytes): 0, or SH_ENOENT (no verified certificate, or no such SAN), SH_ELIMIT (too long). */
+SH_MUST_CHECK int tls_conn_peer_id(const struct tls_conn *tc, char *out, size_t cap);
+/* "spiffe://<td>/service/<name>" with td equal to trust_domain: the name into out (cap bytes)
+ * and true; anything else (another trust domain, another path, an empty or too long name, a
+ * name with '/' or bytes outside [A-Za-z0-9._-]) false. Plain function. */
+bool tls_spiffe_service(const char *id, const char *trust_domain, char *out, size_t cap);
 
 #endif

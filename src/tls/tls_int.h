@@ -26,7 +26,7 @@ struct tls__gen {
 
 struct tls__counters {
     _Atomic uint64_t handshakes, resumed, fail_protocol, fail_plaintext, fail_sni, fail_other,
-        timeouts, reloads;
+        timeouts, reloads, fail_peer;
 };
 
 /* The generation new connections use, with a reference (drop with tls__gen_unref). */
@@ -41,5 +41,15 @@ int tls__gen_pick(const struct tls__gen *g, const char *name);
 /* The SNI callback every SSL_CTX of a generation carries (conn.c): picks the certificate of
  * the connection's generation (SSL_set_SSL_CTX) or refuses the name. */
 int tls__servername_cb(SSL *ssl, int *alert, void *arg);
+
+/* The verify callback of client contexts and of servers with client_ca (conn.c): OpenSSL's
+ * chain verdict, and for a client connection with an expected identity, the leaf's SPIFFE ID. */
+int tls__verify_cb(int preverify_ok, X509_STORE_CTX *x);
+/* The first URI SAN of x that starts with "spiffe://", into out: 0, SH_ENOENT, SH_ELIMIT
+ * (client.c). */
+int tls__cert_spiffe(X509 *x, char *out, size_t cap);
+/* A client connection on ctx (the SSL takes its own reference to ctx). */
+int tls__client_conn_new(SSL_CTX *ctx, const char *server_name, const char *expect_id,
+                         struct tls_conn **out);
 
 #endif

@@ -317,6 +317,11 @@ static void reload(struct up *u, struct proxy_gateway *gw, const struct sh_doc *
            LF_STR("error", d.what));
 }
 
+void up_mesh_reload(struct up *u)
+{
+    reload(u, u->mesh, u->mesh_doc);
+}
+
 static void discovery_changed(void *data)
 {
     struct up *u = data;
@@ -400,6 +405,7 @@ static int start_proxies(struct up *u, struct sh_diag *d)
     for (size_t i = 0; i < u->m->service_count; i++)
         SH_TRY(proxy_discovery_watch(u->disc, u->m->services[i].name));
     SH_TRY(manifest_mesh_doc(u->m, &u->mesh_doc));
+    SH_TRY(up_mesh_identities(u, u->mesh_doc, d));
     SH_TRY(start_proxy(u, u->mesh_doc, &u->mesh, d));
     if (u->logs) proxy_gateway_access_capture(u->mesh);
     SH_TRY(sh_listen_parse(listen, &ss, d));

@@ -131,6 +131,11 @@ struct up {
     uv_timer_t tick;
     uv_signal_t sigint, sigterm;
     uint64_t started_ms, health_checked_ms, sampled_ms, tls_checked_ms;
+    /* mTLS between meshes (tls.c): the mesh holds a leaf per local service in
+     * DATA_DIR/mesh/NAME/ (all issued together, renewed together) */
+    bool mesh_ids;
+    struct sec_leaf_view mesh_leaf;
+    uint64_t mesh_bundle_version;
     bool all_healthy_logged, stopping;
     bool want_view; /* a terminal, and no --plain */
     bool view;      /* the live status view is on (up_view.c) */
@@ -217,6 +222,11 @@ int up_tls_issue(struct up *u, struct up_instance *in, char *dir);
 /* Twice a second: renews the certificates due (sec_leaf_should_renew: at 2/3 of their life, or
  * signed by a rotated-out CA) and rewrites the bundles that changed, atomically. */
 void up_tls_tick(struct up *u);
+/* mesh.inbound or remote_services: issues the mesh's leaf per local service and adds
+ * `identities:` (and `inbound:`) to the mesh's config doc. 0 or SH_E* (d). */
+int up_mesh_identities(struct up *u, struct sh_doc *doc, struct sh_diag *d);
+/* The mesh's files changed: rebuild its config (new client contexts) (up.c). */
+void up_mesh_reload(struct up *u);
 /* The instance left: its files are removed. */
 void up_tls_forget(struct up *u, struct up_instance *in);
 /* ,"cert":{"identity","serial","not_after_ms","ca_gen"} for GET /v1/instances (nothing when

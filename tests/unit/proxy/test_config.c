@@ -95,6 +95,19 @@ static void test_config__errors_name_the_place_and_problem(void **state)
         {"clusters:\n  - {name: a, endpoints: [{address: 127.0.0.1:1, weight: 5000}]}\n"
          "routes: []\n",
          "gw.yaml:2:58", "clusters[a].endpoints[0].weight:"},
+        /* mTLS between meshes */
+        {"clusters:\n  - {name: a, endpoints: [127.0.0.1:1], mtls: {identity: x, ca: c.pem}}\n"
+         "routes: []\n",
+         "gw.yaml:2:58", "clusters[a].mtls.identity: 'x' is not spiffe://TD/service/NAME"},
+        {"clusters:\n  - {name: a, endpoints: [127.0.0.1:1], mtls: {identity: "
+         "'spiffe://t/service/a'}}\nroutes: []\n",
+         "gw.yaml:2:47", "clusters[a].mtls: missing required key 'ca'"},
+        {"routes: []\ninbound: {listen: 127.0.0.1:1, trust_domain: t, certs: []}\n", "gw.yaml:2:10",
+         "missing required key 'client_ca'"},
+        {"routes: []\ninbound: {listen: 127.0.0.1:1, trust_domain: t, client_ca: c, certs: []}\n",
+         "gw.yaml:2:70", "inbound.certs: give 1 to"},
+        {"routes: []\nidentities: [{service: a, cert: c, key: k}, {service: a, cert: c, key: k}]\n",
+         "gw.yaml:2:72", "identities[1]: 'a' is given twice"},
     };
     struct proxy_config *cfg;
     struct sh_diag d;

@@ -281,7 +281,20 @@ static const struct bad bads[] = {
     {"services:\n  a:\n    command: x\nmesh: {listen: 127.0.0.1}\n", "shoal.yaml:4:16",
      "mesh.listen: '127.0.0.1': the port is missing (write HOST:PORT, e.g. 127.0.0.1:8080)"},
     {"services:\n  a:\n    command: x\nmesh: {port: 1}\n", "shoal.yaml:4:8",
-     "mesh: unknown key 'port' (allowed: listen, admin, identity, tracing)"},
+     "mesh: unknown key 'port' (allowed: listen, admin, identity, tracing, inbound)"},
+    {"services:\n  a:\n    command: x\nmesh: {inbound: 127.0.0.1}\n", "shoal.yaml:4:17",
+     "mesh.inbound: '127.0.0.1': the port is missing (write HOST:PORT, e.g. 127.0.0.1:8080)"},
+    {"services:\n  a:\n    command: x\nremote_services:\n  a: {address: 127.0.0.1:1, "
+     "identity: 'spiffe://t/service/a', ca: c.pem}\n",
+     "shoal.yaml:5:3", "remote_services.a: 'a' is also a service of this manifest"},
+    {"services:\n  a:\n    command: x\nremote_services:\n  b: {address: 127.0.0.1:1, "
+     "identity: 'https://t/service/b', ca: c.pem}\n",
+     "shoal.yaml:5:39",
+     "remote_services.b.identity: 'https://t/service/b' is not "
+     "spiffe://TD/service/NAME"},
+    {"services:\n  a:\n    command: x\nremote_services:\n  b: {address: 127.0.0.1:1, "
+     "identity: 'spiffe://t/service/b'}\n",
+     "shoal.yaml:5:6", "remote_services.b: missing required key 'ca'"},
     {"services:\n  a:\n    command: x\nmesh: {identity: strict}\n", "shoal.yaml:4:18",
      "mesh.identity: 'strict' is not optional or required"},
     {"services:\n  a:\n    command: x\nobserve: {zipkin_port: 0}\n", "shoal.yaml:4:24",
