@@ -3,8 +3,9 @@
  * struct manifest, every error reported as "file:line:col: path: problem". The gateway's and
  * the mesh's documents derived from it are manifest_docs.c's, `shoal check` is
  * manifest_check.c's. docs/manifest.md is the user's reference for these keys; keep the two in
- * step. Keeps no state; any thread. */
+ * step. The security section is manifest_security.c's. Keeps no state; any thread. */
 #include "supervisor/supervisor.h"
+#include "supervisor/supervisor_int.h"
 
 #include "config/config.h"
 
@@ -14,20 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-/* Reading context: the manifest being filled and where errors go. */
-struct rd {
-    struct manifest *m;
-    struct sh_diag *d;
-    char path[160];
-};
-
-/* The path of a key, for messages, in the reader's buffer. */
-#define pathf(r, ...) sh_fmt((r)->path, sizeof((r)->path), __VA_ARGS__)
-
-/* An error at node n of this reader's document (the path is part of the message). */
-#define fail_at(r, n, ...) sh_node_fail((r)->d, (n), NULL, __VA_ARGS__)
-
-static void *alloc0(struct rd *r, size_t n)
+void *sup__alloc0(struct rd *r, size_t n)
 {
     void *p = arena_alloc(&r->m->arena, n ? n : 1);
 
@@ -35,13 +23,23 @@ static void *alloc0(struct rd *r, size_t n)
     return p;
 }
 
-static int get_str(struct rd *r, const struct sh_node *n, const char *path, const char **out)
+int sup__get_str(struct rd *r, const struct sh_node *n, const char *path, const char **out)
 {
     const char *s;
 
     SH_TRY(sh_node_str(n, path, &s, r->d));
     *out = arena_strndup(&r->m->arena, s, strlen(s));
     return *out ? 0 : SH_ENOMEM;
+}
+
+int sup__get_ms(struct rd *r, const struct sh_node *n, const char *path, uint32_t *out)
+{
+    uint64_t v;
+
+    SH_TRY(sh_node_duration_ms(n, path, &v, r->d));
+    if (v > UINT32_MAX) return fail_at(r, n, "%s: duration too long (at most about 49 days)", path);
+    *out = (uint32_t)v;
+    return 0;
 }
 
 static int get_u32(struct rd *r, const struct sh_node *n, const char *path, uint64_t min,
@@ -55,16 +53,6 @@ static int get_u32(struct rd *r, const struct sh_node *n, const char *path, uint
         return fail_at(r, n, "%s: expected a number from %llu to %llu", path,
                        (unsigned long long)min, (unsigned long long)max);
     SH_TRY(rc);
-    *out = (uint32_t)v;
-    return 0;
-}
-
-static int get_ms(struct rd *r, const struct sh_node *n, const char *path, uint32_t *out)
-{
-    uint64_t v;
-
-    SH_TRY(sh_node_duration_ms(n, path, &v, r->d));
-    if (v > UINT32_MAX) return fail_at(r, n, "%s: duration too long (at most about 49 days)", path);
     *out = (uint32_t)v;
     return 0;
 }
@@ -84,7 +72,7 @@ static bool dns_label(const char *s)
 
 static int get_label(struct rd *r, const struct sh_node *n, const char *path, const char **out)
 {
-    SH_TRY(get_str(r, n, path, out));
+    SH_TRY(sup__get_str(r, n, path, out));
     if (!dns_label(*out))
         return fail_at(r, n,
                        "%s: '%s' is not a valid name (a DNS label: 1 to 63 of a-z, 0-9 and "
@@ -101,7 +89,7 @@ static int get_addr(struct rd *r, const struct sh_node *n, const char *path, boo
     struct sockaddr_storage ss;
     struct sh_diag ad;
 
-    SH_TRY(get_str(r, n, path, out));
+    SH_TRY(sup__get_str(r, n, path, out));
     if (sh_listen_parse(*out, &ss, &ad) < 0) return fail_at(r, n, "%s: %s", path, ad.what);
     if (!is_any_port_ok && sh_addr_port(&ss) == 0)
         return fail_at(r, n, "%s: '%s': port 0 is not allowed here (others connect to it)", path,
@@ -200,10 +188,10 @@ static int read_command(struct rd *r, const struct sh_node *n, const char *base,
     snprintf(p, sizeof(p), "%s", base);
     if (n->kind == SH_NODE_SEQ) {
         if (n->count == 0) return fail_at(r, n, "%s: expected at least the program", p);
-        argv = alloc0(r, (n->count + 1) * sizeof(*argv));
+        argv = sup__alloc0(r, (n->count + 1) * sizeof(*argv));
         if (!argv) return SH_ENOMEM;
         for (size_t i = 0; i < n->count; i++) {
-            SH_TRY(get_str(r, n->items[i], pathf(r, "%s[%zu]", p, i), &argv[i]));
+            SH_TRY(sup__get_str(r, n->items[i], pathf(r, "%s[%zu]", p, i), &argv[i]));
             SH_TRY(check_refs(r, n->items[i], r->path, argv[i]));
         }
         svc->argc = n->count;
@@ -220,7 +208,7 @@ static int read_command(struct rd *r, const struct sh_node *n, const char *base,
         if (!words) return SH_ENOMEM;
         SH_TRY(split_words(r, n, p, s, words, &count));
         if (count == 0) return fail_at(r, n, "%s: expected at least the program", p);
-        argv = alloc0(r, (count + 1) * sizeof(*argv));
+        argv = sup__alloc0(r, (count + 1) * sizeof(*argv));
         if (!argv) return SH_ENOMEM;
         for (size_t i = 0; i < count; i++) {
             argv[i] = words;
@@ -255,11 +243,11 @@ static int read_kvs(struct rd *r, const struct sh_node *m, const char *base, boo
 
     snprintf(p, sizeof(p), "%s", base);
     SH_TRY(sh_node_expect(m, SH_NODE_MAP, p, r->d));
-    kv = alloc0(r, (m->count + 1) * sizeof(*kv));
+    kv = sup__alloc0(r, (m->count + 1) * sizeof(*kv));
     if (!kv) return SH_ENOMEM;
     for (size_t i = 0; i < m->count; i++) {
         const struct sh_node *v = m->values[i];
-        SH_TRY(get_str(r, m->items[i], p, &kv[i].name));
+        SH_TRY(sup__get_str(r, m->items[i], p, &kv[i].name));
         pathf(r, "%s.%s", p, kv[i].name);
         if (is_env && !env_name(kv[i].name))
             return fail_at(r, m->items[i],
@@ -278,7 +266,7 @@ static int read_kvs(struct rd *r, const struct sh_node *m, const char *base, boo
         if (v->kind != SH_NODE_SCALAR)
             return fail_at(r, v, "%s: expected a single value, found %s", r->path,
                            sh_node_kind_name(v->kind));
-        SH_TRY(get_str(r, v, r->path, &kv[i].value));
+        SH_TRY(sup__get_str(r, v, r->path, &kv[i].value));
     }
     *out = kv;
     *count = m->count;
@@ -356,7 +344,7 @@ static int read_health_http(const struct sh_node *v, const char *path, void *fie
 
     (void)d;
     h->kind = MANIFEST_HEALTH_HTTP;
-    SH_TRY(get_str(r, v, path, &h->http_path));
+    SH_TRY(sup__get_str(r, v, path, &h->http_path));
     if (h->http_path[0] != '/' || strpbrk(h->http_path, " \t\r\n"))
         return fail_at(r, v, "%s: expected a path starting with '/', like /health", path);
     return 0;
@@ -442,7 +430,7 @@ static int read_scale_target(const struct sh_node *t, const char *path, void *fi
         v = sh_node_get(t, "p99");
         a->target_kind = MANIFEST_TARGET_P99_MS;
         snprintf(p, sizeof(p), "%s.p99", path);
-        SH_TRY(get_ms(r, v, p, &n));
+        SH_TRY(sup__get_ms(r, v, p, &n));
         if (n == 0) return fail_at(r, v, "%s: expected above 0", p);
         a->target = n;
     }
@@ -535,12 +523,12 @@ static int read_slo_latency(const struct sh_node *m, const char *path, void *fie
     for (size_t i = 0; i < SH_ARRAY_LEN(ps); i++) {
         if (!(v = sh_node_get(m, ps[i].key))) continue;
         snprintf(p, sizeof(p), "%s.%s", path, ps[i].key);
-        SH_TRY(get_ms(r, v, p, &slo->latency_ms));
+        SH_TRY(sup__get_ms(r, v, p, &slo->latency_ms));
         slo->latency_percent = ps[i].percent;
     }
     if ((v = sh_node_get(m, "threshold"))) {
         snprintf(p, sizeof(p), "%s.threshold", path);
-        SH_TRY(get_ms(r, v, p, &slo->latency_ms));
+        SH_TRY(sup__get_ms(r, v, p, &slo->latency_ms));
         snprintf(p, sizeof(p), "%s.objective", path);
         SH_TRY(get_percent(r, sh_node_get(m, "objective"), p, &slo->latency_percent));
     }
@@ -651,7 +639,7 @@ static int read_service(struct rd *r, const struct sh_node *key, const struct sh
     if ((v = sh_node_get(m, "env")))
         SH_TRY(read_kvs(r, v, pathf(r, "%s.env", p), true, &svc->env, &svc->env_count));
     if ((v = sh_node_get(m, "working_dir")))
-        SH_TRY(get_str(r, v, pathf(r, "%s.working_dir", p), &svc->working_dir));
+        SH_TRY(sup__get_str(r, v, pathf(r, "%s.working_dir", p), &svc->working_dir));
     if ((v = sh_node_get(m, "port"))) {
         if (v->kind == SH_NODE_SCALAR && !v->is_quoted && !strcmp(v->text, "auto")) {
             svc->is_port_auto = true;
@@ -693,10 +681,10 @@ static int read_service(struct rd *r, const struct sh_node *key, const struct sh
     if ((v = sh_node_get(m, "depends_on"))) {
         const char **names;
         SH_TRY(sh_node_expect(v, SH_NODE_SEQ, pathf(r, "%s.depends_on", p), r->d));
-        names = alloc0(r, (v->count + 1) * sizeof(*names));
+        names = sup__alloc0(r, (v->count + 1) * sizeof(*names));
         if (!names) return SH_ENOMEM;
         for (size_t i = 0; i < v->count; i++)
-            SH_TRY(get_str(r, v->items[i], pathf(r, "%s.depends_on[%zu]", p, i), &names[i]));
+            SH_TRY(sup__get_str(r, v->items[i], pathf(r, "%s.depends_on[%zu]", p, i), &names[i]));
         svc->depends_on = names;
         svc->depends_count = v->count;
     }
@@ -714,9 +702,9 @@ static int read_service(struct rd *r, const struct sh_node *key, const struct sh
             return fail_at(r, v, "%s.restart: '%s' (expected always, on-failure or never)", p, s);
     }
     if ((v = sh_node_get(m, "stop_grace")))
-        SH_TRY(get_ms(r, v, pathf(r, "%s.stop_grace", p), &svc->stop_grace_ms));
+        SH_TRY(sup__get_ms(r, v, pathf(r, "%s.stop_grace", p), &svc->stop_grace_ms));
     if ((v = sh_node_get(m, "version")))
-        SH_TRY(get_str(r, v, pathf(r, "%s.version", p), &svc->version));
+        SH_TRY(sup__get_str(r, v, pathf(r, "%s.version", p), &svc->version));
     if ((v = sh_node_get(m, "resilience"))) {
         SH_TRY(read_resilience(r, v, pathf(r, "%s.resilience", p)));
         svc->resilience = v;
@@ -731,14 +719,14 @@ static int resolve_depends(struct rd *r)
 {
     struct manifest *m = r->m;
     size_t n = m->service_count, done = 0;
-    uint8_t *state = alloc0(r, n); /* 0 unvisited, 1 on the stack, 2 finished */
-    uint32_t *stack = alloc0(r, n * sizeof(*stack)), *next = alloc0(r, n * sizeof(*next));
+    uint8_t *state = sup__alloc0(r, n); /* 0 unvisited, 1 on the stack, 2 finished */
+    uint32_t *stack = sup__alloc0(r, n * sizeof(*stack)), *next = sup__alloc0(r, n * sizeof(*next));
 
-    m->start_order = alloc0(r, n * sizeof(*m->start_order));
+    m->start_order = sup__alloc0(r, n * sizeof(*m->start_order));
     if (!state || !stack || !next || !m->start_order) return SH_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         struct manifest_service *svc = &m->services[i];
-        uint32_t *idx = alloc0(r, (svc->depends_count + 1) * sizeof(*idx));
+        uint32_t *idx = sup__alloc0(r, (svc->depends_count + 1) * sizeof(*idx));
         const struct sh_node *dn = sh_node_get(svc->node, "depends_on");
         if (!idx) return SH_ENOMEM;
         for (size_t k = 0; k < svc->depends_count; k++) {
@@ -864,158 +852,6 @@ static int read_gateway(struct rd *r, const struct sh_node *g)
 }
 
 /* ------------------------------------------------------------------------------------------
- * The security section: the CA and the instances' certificates; intentions
- * ------------------------------------------------------------------------------------------ */
-/* A caller or destination of an intention: one of this manifest's services, "*", or (a
- * caller) "gateway". */
-static int intention_end(struct rd *r, const struct sh_node *v, const char *path, bool is_from,
-                         const char **out)
-{
-    SH_TRY(get_str(r, v, path, out));
-    if (!strcmp(*out, "*") || (is_from && !strcmp(*out, "gateway"))) return 0;
-    /* with an inbound mTLS listener, callers may be services of other stacks */
-    if (is_from && r->m->mesh_inbound && **out && strlen(*out) <= 63 &&
-        strspn(*out, "abcdefghijklmnopqrstuvwxyz0123456789-") == strlen(*out))
-        return 0;
-    if (manifest_service_index(r->m, *out) < 0)
-        return fail_at(r, v, "%s: no service named '%s' (a service, '*'%s)", path, *out,
-                       is_from ? " or 'gateway'" : "");
-    return 0;
-}
-
-/* The strings of an optional SEQ, at most max of them. */
-static int str_list(struct rd *r, const struct sh_node *seq, const char *path, const char **out,
-                    size_t max, size_t *n)
-{
-    *n = 0;
-    if (!seq) return 0;
-    SH_TRY(sh_node_expect(seq, SH_NODE_SEQ, path, r->d));
-    if (seq->count > max) return fail_at(r, seq, "%s: at most %zu", path, max);
-    for (size_t i = 0; i < seq->count; i++) {
-        char ip[192];
-        snprintf(ip, sizeof(ip), "%s[%zu]", path, i);
-        SH_TRY(get_str(r, seq->items[i], ip, &out[i]));
-        *n = i + 1;
-    }
-    return 0;
-}
-
-/* A SPIFFE trust domain: 1 to 255 of a-z, 0-9, '.', '-', '_', no '.' at either end (the same
- * rule as security.h's sec_trust_domain_check, which the supervisor may not import). */
-static bool trust_domain_ok(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > 255 || s[0] == '.' || s[n - 1] == '.') return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_'))
-            return false;
-    }
-    return true;
-}
-
-static int read_security(struct rd *r, const struct sh_node *sec)
-{
-    static const char *const keys[] = {"trust_domain", "cert_ttl",   "ca_overlap", "ca",
-                                       "default",      "intentions", NULL};
-    static const char *const ca_keys[] = {"cert", "key", NULL};
-    static const char *const ikeys[] = {"from", "to", "action", "methods", "paths", NULL};
-    static const char *const methods[] = {"GET",    "HEAD",    "POST",    "PUT",  "PATCH",
-                                          "DELETE", "OPTIONS", "CONNECT", "TRACE"};
-    struct manifest_security *ms = &r->m->security;
-    const struct sh_node *v, *c, *list;
-    const char *s;
-
-    SH_TRY(sh_node_expect(sec, SH_NODE_MAP, "security", r->d));
-    SH_TRY(sh_node_check_keys(sec, keys, "security", r->d));
-    if ((v = sh_node_get(sec, "trust_domain"))) {
-        SH_TRY(get_str(r, v, "security.trust_domain", &ms->trust_domain));
-        if (!trust_domain_ok(ms->trust_domain))
-            return fail_at(r, v,
-                           "security.trust_domain: '%s' is not a trust domain (1 to 255 of a-z, "
-                           "0-9, '.', '-', '_'; no '.' at either end)",
-                           ms->trust_domain);
-    }
-    if ((v = sh_node_get(sec, "cert_ttl"))) {
-        SH_TRY(get_ms(r, v, "security.cert_ttl", &ms->cert_ttl_ms));
-        if (ms->cert_ttl_ms < 2000 || ms->cert_ttl_ms > 30u * 24 * 3600 * 1000)
-            return fail_at(r, v, "security.cert_ttl: expected a duration from 2s to 30 days");
-    }
-    if ((v = sh_node_get(sec, "ca_overlap"))) {
-        SH_TRY(get_ms(r, v, "security.ca_overlap", &ms->ca_overlap_ms));
-        if (ms->ca_overlap_ms == 0)
-            return fail_at(r, v,
-                           "security.ca_overlap: must be above 0 (leave it out for the "
-                           "default: until the last certificate expires)");
-    }
-    if ((v = sh_node_get(sec, "ca"))) {
-        SH_TRY(sh_node_check_keys(v, ca_keys, "security.ca", r->d));
-        SH_TRY(sh_node_require(v, "cert", "security.ca", &c, r->d));
-        SH_TRY(get_str(r, c, "security.ca.cert", &ms->ca_cert));
-        SH_TRY(sh_node_require(v, "key", "security.ca", &c, r->d));
-        SH_TRY(get_str(r, c, "security.ca.key", &ms->ca_key));
-    }
-    if ((v = sh_node_get(sec, "default"))) {
-        SH_TRY(get_str(r, v, "security.default", &s));
-        if (strcmp(s, "allow") && strcmp(s, "deny"))
-            return fail_at(r, v, "security.default: '%s' is not allow or deny", s);
-        ms->default_deny = !strcmp(s, "deny");
-    }
-    if (!(list = sh_node_get(sec, "intentions"))) return 0;
-    SH_TRY(sh_node_expect(list, SH_NODE_SEQ, "security.intentions", r->d));
-    if (list->count > MANIFEST_MAX_INTENTIONS)
-        return fail_at(r, list, "security.intentions: at most %d", MANIFEST_MAX_INTENTIONS);
-    ms->intentions = alloc0(r, list->count * sizeof(*ms->intentions));
-    if (!ms->intentions) return SH_ENOMEM;
-    for (size_t i = 0; i < list->count; i++) {
-        struct manifest_intention *it = &ms->intentions[i];
-        const struct sh_node *item = list->items[i], *x;
-        char p[96], fp[128];
-        snprintf(p, sizeof(p), "security.intentions[%zu]", i);
-        SH_TRY(sh_node_check_keys(item, ikeys, p, r->d));
-        SH_TRY(sh_node_require(item, "from", p, &x, r->d));
-        SH_TRY(intention_end(r, x, sh_fmt(fp, sizeof(fp), "%s.from", p), true, &it->from));
-        SH_TRY(sh_node_require(item, "to", p, &x, r->d));
-        SH_TRY(intention_end(r, x, sh_fmt(fp, sizeof(fp), "%s.to", p), false, &it->to));
-        SH_TRY(sh_node_require(item, "action", p, &x, r->d));
-        SH_TRY(get_str(r, x, sh_fmt(fp, sizeof(fp), "%s.action", p), &s));
-        if (strcmp(s, "allow") && strcmp(s, "deny"))
-            return fail_at(r, x, "%s.action: '%s' is not allow or deny", p, s);
-        it->allow = !strcmp(s, "allow");
-        x = sh_node_get(item, "methods");
-        SH_TRY(str_list(r, x, sh_fmt(fp, sizeof(fp), "%s.methods", p), it->methods,
-                        MANIFEST_INTENTION_METHODS, &it->method_count));
-        for (size_t k = 0; k < it->method_count; k++) {
-            bool known = false;
-            for (size_t m = 0; m < SH_ARRAY_LEN(methods) && !known; m++)
-                known = !strcmp(it->methods[k], methods[m]);
-            if (!known)
-                return fail_at(r, x->items[k],
-                               "%s.methods[%zu]: '%s' is not a method (GET, HEAD, POST, PUT, "
-                               "PATCH, DELETE, OPTIONS, CONNECT, TRACE)",
-                               p, k, it->methods[k]);
-        }
-        x = sh_node_get(item, "paths");
-        SH_TRY(str_list(r, x, sh_fmt(fp, sizeof(fp), "%s.paths", p), it->paths,
-                        MANIFEST_INTENTION_PATHS, &it->path_count));
-        for (size_t k = 0; k < it->path_count; k++) {
-            const char *q = it->paths[k];
-            bool ok = q[0] == '/' && strlen(q) <= 128;
-            for (; ok && *q; q++)
-                ok = (unsigned char)*q > 0x20 && *q != 0x7f;
-            if (!ok)
-                return fail_at(r, x->items[k],
-                               "%s.paths[%zu]: a path prefix starts with '/', has no spaces "
-                               "and at most 128 bytes",
-                               p, k);
-        }
-        ms->intention_count = i + 1;
-    }
-    return 0;
-}
-
-/* ------------------------------------------------------------------------------------------
  * The top level
  * ------------------------------------------------------------------------------------------ */
 /* remote_services: {NAME: {address, identity, ca}} (after services: a name may not be both). */
@@ -1029,7 +865,7 @@ static int read_remotes(struct rd *r, const struct sh_node *v)
         fail_at(r, v, "remote_services: at most %d", MANIFEST_MAX_REMOTES);
         return SH_ETOOBIG;
     }
-    m->remotes = alloc0(r, (v->count + 1) * sizeof(*m->remotes));
+    m->remotes = sup__alloc0(r, (v->count + 1) * sizeof(*m->remotes));
     if (!m->remotes) return SH_ENOMEM;
     for (size_t i = 0; i < v->count; i++) {
         struct manifest_remote *rs = &m->remotes[i];
@@ -1037,7 +873,7 @@ static int read_remotes(struct rd *r, const struct sh_node *v)
         char p[128], fp[160];
         const char *id;
         size_t nl;
-        SH_TRY(get_str(r, v->items[i], "remote_services", &rs->name));
+        SH_TRY(sup__get_str(r, v->items[i], "remote_services", &rs->name));
         snprintf(p, sizeof(p), "remote_services.%.63s", rs->name);
         nl = strlen(rs->name);
         if (nl == 0 || nl > 63 || strspn(rs->name, "abcdefghijklmnopqrstuvwxyz0123456789-") != nl ||
@@ -1058,7 +894,7 @@ static int read_remotes(struct rd *r, const struct sh_node *v)
         SH_TRY(sh_node_require(item, "address", p, &x, r->d));
         SH_TRY(get_addr(r, x, sh_fmt(fp, sizeof(fp), "%s.address", p), false, &rs->address));
         SH_TRY(sh_node_require(item, "identity", p, &x, r->d));
-        SH_TRY(get_str(r, x, sh_fmt(fp, sizeof(fp), "%s.identity", p), &id));
+        SH_TRY(sup__get_str(r, x, sh_fmt(fp, sizeof(fp), "%s.identity", p), &id));
         {
             const char *svc = strncmp(id, "spiffe://", 9) == 0 ? strstr(id + 9, "/service/") : NULL;
             if (!svc || svc == id + 9 || strlen(id) > 255 || !svc[9] || strchr(svc + 9, '/'))
@@ -1066,7 +902,7 @@ static int read_remotes(struct rd *r, const struct sh_node *v)
         }
         rs->identity = id;
         SH_TRY(sh_node_require(item, "ca", p, &x, r->d));
-        SH_TRY(get_str(r, x, sh_fmt(fp, sizeof(fp), "%s.ca", p), &rs->ca));
+        SH_TRY(sup__get_str(r, x, sh_fmt(fp, sizeof(fp), "%s.ca", p), &rs->ca));
         if (!rs->ca[0]) return fail_at(r, x, "%s.ca: give the trust bundle's file", p);
         m->remote_count = i + 1;
     }
@@ -1083,7 +919,7 @@ static int read_top(struct rd *r, const struct sh_node *root)
     SH_TRY(sh_node_expect(root, SH_NODE_MAP, "the file", r->d));
     SH_TRY(sh_node_check_keys(root, keys, "top level", r->d));
     if ((v = sh_node_get(root, "name"))) SH_TRY(get_label(r, v, "name", &m->name));
-    if ((v = sh_node_get(root, "data_dir"))) SH_TRY(get_str(r, v, "data_dir", &m->data_dir));
+    if ((v = sh_node_get(root, "data_dir"))) SH_TRY(sup__get_str(r, v, "data_dir", &m->data_dir));
     if ((v = sh_node_get(root, "control_plane"))) {
         static const char *const ck[] = {"listen", NULL};
         const struct sh_node *x;
@@ -1103,7 +939,7 @@ static int read_top(struct rd *r, const struct sh_node *root)
         const struct sh_node *x;
         SH_TRY(sh_node_check_keys(v, mk, "mesh", r->d));
         if ((x = sh_node_get(v, "identity"))) {
-            SH_TRY(get_str(r, x, "mesh.identity", &m->mesh_identity));
+            SH_TRY(sup__get_str(r, x, "mesh.identity", &m->mesh_identity));
             if (strcmp(m->mesh_identity, "optional") && strcmp(m->mesh_identity, "required"))
                 return fail_at(r, x, "mesh.identity: '%s' is not optional or required",
                                m->mesh_identity);
@@ -1122,7 +958,7 @@ static int read_top(struct rd *r, const struct sh_node *root)
         fail_at(r, svcs, "services: at most %d services", MANIFEST_MAX_SERVICES);
         return SH_ETOOBIG;
     }
-    m->services = alloc0(r, svcs->count * sizeof(*m->services));
+    m->services = sup__alloc0(r, svcs->count * sizeof(*m->services));
     if (!m->services) return SH_ENOMEM;
     for (size_t i = 0; i < svcs->count; i++) {
         SH_TRY(read_service(r, svcs->items[i], svcs->values[i], &m->services[i]));
@@ -1139,7 +975,7 @@ static int read_top(struct rd *r, const struct sh_node *root)
     SH_TRY(resolve_depends(r));
     if ((v = sh_node_get(root, "gateway"))) SH_TRY(read_gateway(r, v));
     if ((v = sh_node_get(root, "remote_services"))) SH_TRY(read_remotes(r, v));
-    if ((v = sh_node_get(root, "security"))) SH_TRY(read_security(r, v));
+    if ((v = sh_node_get(root, "security"))) SH_TRY(sup__read_security(r, v));
     return 0;
 }
 

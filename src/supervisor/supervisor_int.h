@@ -96,4 +96,30 @@ int sup__reaper_start(struct sup_procs *procs, const char *const *argv); /* 0 or
 /* Tells the reaper that process group <pgid> began ('+') or ended ('-'). */
 void sup__reaper_note(struct sup_procs *procs, char op, int pgid);
 
+/* ------------------------------------------------------------------------------------------
+ * The manifest reader's shared pieces (manifest_schema.c; manifest_security.c reads the
+ * security section with them)
+ * ------------------------------------------------------------------------------------------ */
+/* Reading context: the manifest being filled and where errors go. */
+struct rd {
+    struct manifest *m;
+    struct sh_diag *d;
+    char path[160];
+};
+
+/* The path of a key, for messages, in the reader's buffer. */
+#define pathf(r, ...) sh_fmt((r)->path, sizeof((r)->path), __VA_ARGS__)
+
+/* An error at node n of this reader's document (the path is part of the message). */
+#define fail_at(r, n, ...) sh_node_fail((r)->d, (n), NULL, __VA_ARGS__)
+
+/* Zeroed memory in the manifest's arena (n 0: one byte). NULL when out of memory. */
+void *sup__alloc0(struct rd *r, size_t n);
+/* A string node, copied into the manifest's arena. 0 or SH_E* with r->d set. */
+int sup__get_str(struct rd *r, const struct sh_node *n, const char *path, const char **out);
+/* A duration in ms that fits in 32 bits. 0 or SH_E* with r->d set. */
+int sup__get_ms(struct rd *r, const struct sh_node *n, const char *path, uint32_t *out);
+/* The security section (manifest_security.c). 0 or SH_E* with r->d set. */
+int sup__read_security(struct rd *r, const struct sh_node *sec);
+
 #endif
